@@ -1,0 +1,722 @@
+/* codec_json.c -- JSON (RFC 8259) between bytes and Lua values.
+ *
+ * A hand-written recursive-descent decoder that builds Lua tables directly, and an
+ * encoder that walks a Lua value into an sl_buf. Conventions are in codec.h; byte
+ * offsets in error messages count from 0 at the start of the record. */
+#include "codec.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Decoder ----------------------------------------------------------------------- */
+
+/* Records in a stream mostly share one shape, so each object or array is created with
+ * room for as many entries as the last one decoded at the same depth had: the table
+ * then never rehashes while it fills (a table grown one key at a time rehashes at 1, 2,
+ * 4, 8... keys). Capped, so that one huge record does not oversize all later ones.
+ * Thread-local so that no two threads share it; being only a hint, it needs no more. */
+#define HINT_CAP 64
+static _Thread_local unsigned char obj_hint[SL_CODEC_MAX_DEPTH + 1];
+static _Thread_local unsigned char arr_hint[SL_CODEC_MAX_DEPTH + 1];
+
+static inline void remember(unsigned char *hint, int depth, int n)
+{
+    hint[depth] = (unsigned char)(n < HINT_CAP ? n : HINT_CAP);
+}
+
+typedef struct dec {
+    lua_State *L;
+    const char *s;      /* start of the record, for error offsets */
+    const char *p;      /* next byte to read */
+    const char *end;    /* one past the last byte; never read */
+    char *err;
+    int depth;
+} dec;
+
+static int fail(dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(dec *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, SL_CODEC_ERRLEN, fmt, ap);
+    va_end(ap);
+    return SL_CODEC_BAD;
+}
+
+static size_t offset(const dec *d, const char *p)
+{
+    return (size_t)(p - d->s);
+}
+
+static int unexpected(dec *d)
+{
+    if (d->p >= d->end)
+        return fail(d, "json: unexpected end of input at byte %zu", offset(d, d->p));
+    unsigned char c = (unsigned char)*d->p;
+    if (c >= 0x20 && c < 0x7f)
+        return fail(d, "json: unexpected character '%c' at byte %zu", c, offset(d, d->p));
+    return fail(d, "json: unexpected byte 0x%02x at byte %zu", c, offset(d, d->p));
+}
+
+static inline void skip_ws(dec *d)
+{
+    const char *p = d->p, *end = d->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    d->p = p;
+}
+
+static const double pow10_exact[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static inline int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Reads a number with the JSON grammar -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?.
+ * Values with at most 19 significant digits and a small decimal exponent are computed
+ * exactly with one IEEE multiplication or division of two exact doubles (correctly
+ * rounded, so the same as strtod); the rest go to strtod on a NUL-terminated copy,
+ * since the input is not NUL-terminated. */
+static int parse_number(dec *d, double *out)
+{
+    const char *start = d->p, *p = d->p, *end = d->end;
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    uint64_t mant = 0;
+    int ndig = 0;       /* digits accumulated in mant, leading zeros included */
+    int exp10 = 0;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && is_digit(*p)) {
+        while (p < end && is_digit(*p)) {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            ndig++;
+            p++;
+        }
+    } else {
+        d->p = p;
+        return unexpected(d);
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || !is_digit(*p)) {
+            d->p = p;
+            return unexpected(d);
+        }
+        while (p < end && is_digit(*p)) {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            ndig++;
+            exp10--;
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p >= end || !is_digit(*p)) {
+            d->p = p;
+            return unexpected(d);
+        }
+        int e = 0;
+        while (p < end && is_digit(*p)) {
+            if (e < 100000)     /* saturate; strtod sees the real digits */
+                e = e * 10 + (*p - '0');
+            p++;
+        }
+        exp10 += eneg ? -e : e;
+    }
+    d->p = p;
+
+    /* mant wrapped if there were more than 19 digits; then ndig says so. */
+    if (ndig <= 19) {
+        double v;
+        if (exp10 == 0) {
+            v = (double)mant;       /* uint64 -> double rounds correctly */
+            *out = neg ? -v : v;
+            return SL_CODEC_OK;
+        }
+        if (mant <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+            v = (double)mant;
+            v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+            *out = neg ? -v : v;
+            return SL_CODEC_OK;
+        }
+    }
+
+    size_t n = (size_t)(p - start);
+    char small[64], *copy = n < sizeof small ? small : malloc(n + 1);
+    if (!copy)
+        return fail(d, "json: out of memory reading a number at byte %zu", offset(d, start));
+    memcpy(copy, start, n);
+    copy[n] = '\0';
+    double v = strtod(copy, NULL);
+    if (copy != small)
+        free(copy);
+    if (isinf(v))
+        return fail(d, "json: number out of range at byte %zu", offset(d, start));
+    *out = v;
+    return SL_CODEC_OK;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* The string holds escapes: unescape into a luaL_Buffer (no malloc; it spills onto the
+ * Lua stack when long). d->p is at the first backslash, start at the first content byte.
+ * Kept out of line so its large buffer is not part of every recursive frame. */
+static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
+{
+    lua_State *L = d->L;
+    const char *p = d->p, *end = d->end;
+    luaL_Buffer b;
+    if (!lua_checkstack(L, LUA_MINSTACK))
+        return fail(d, "json: nested too deep at byte %zu", offset(d, p));
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, start, (size_t)(p - start));
+    for (;;) {
+        const char *run = p;
+        while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            p++;
+        if (p > run)
+            luaL_addlstring(&b, run, (size_t)(p - run));
+        if (p >= end) {
+            d->p = p;
+            return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+        }
+        if (*p == '"')
+            break;
+        if ((unsigned char)*p < 0x20) {
+            d->p = p;
+            return fail(d, "json: control character in string at byte %zu", offset(d, p));
+        }
+        /* A backslash. */
+        const char *esc = p++;
+        if (p >= end) {
+            d->p = p;
+            return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+        }
+        char c = *p++;
+        switch (c) {
+        case '"': luaL_addchar(&b, '"'); break;
+        case '\\': luaL_addchar(&b, '\\'); break;
+        case '/': luaL_addchar(&b, '/'); break;
+        case 'b': luaL_addchar(&b, '\b'); break;
+        case 'f': luaL_addchar(&b, '\f'); break;
+        case 'n': luaL_addchar(&b, '\n'); break;
+        case 'r': luaL_addchar(&b, '\r'); break;
+        case 't': luaL_addchar(&b, '\t'); break;
+        case 'u': {
+            unsigned cp, lo;
+            if (end - p < 4 || hex4(p, &cp) < 0)
+                return fail(d, "json: bad \\u escape at byte %zu", offset(d, esc));
+            p += 4;
+            if (cp >= 0xdc00 && cp <= 0xdfff)
+                return fail(d, "json: lone surrogate in \\u escape at byte %zu",
+                            offset(d, esc));
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                /* A high surrogate must be followed by an escaped low one. */
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0
+                    || lo < 0xdc00 || lo > 0xdfff)
+                    return fail(d, "json: lone surrogate in \\u escape at byte %zu",
+                                offset(d, esc));
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            char u[4];
+            luaL_addlstring(&b, u, (size_t)put_utf8(u, cp));
+            break;
+        }
+        default:
+            return fail(d, "json: bad escape '\\%c' at byte %zu",
+                        (unsigned char)c >= 0x20 && (unsigned char)c < 0x7f ? c : '?',
+                        offset(d, esc));
+        }
+    }
+    d->p = p + 1;
+    luaL_pushresult(&b);
+    return SL_CODEC_OK;
+}
+
+/* Pushes the string whose opening quote is at d->p. Strings without escapes (nearly all
+ * of them) are pushed straight from the input. Bytes >= 0x80 pass through unchecked. */
+static int parse_string(dec *d)
+{
+    const char *start = d->p + 1, *p = start, *end = d->end;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            lua_pushlstring(d->L, start, (size_t)(p - start));
+            d->p = p + 1;
+            return SL_CODEC_OK;
+        }
+        if (c == '\\') {
+            d->p = p;
+            return parse_escaped(d, start);
+        }
+        if (c < 0x20) {
+            d->p = p;
+            return fail(d, "json: control character in string at byte %zu", offset(d, p));
+        }
+        p++;
+    }
+    d->p = p;
+    return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+}
+
+static int parse_value(dec *d);
+
+static int enter(dec *d)
+{
+    if (++d->depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(d->L, 4))
+        return fail(d, "json: nested too deep at byte %zu", offset(d, d->p));
+    d->p++;     /* past the [ or { */
+    return SL_CODEC_OK;
+}
+
+/* Pushes the object at d->p: stack +1 (on BAD the caller restores the stack). */
+static int parse_object(dec *d)
+{
+    lua_State *L = d->L;
+    if (enter(d) != SL_CODEC_OK)
+        return SL_CODEC_BAD;
+    int n = 0;
+    lua_createtable(L, 0, obj_hint[d->depth]);
+    int t = lua_gettop(L);
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+    } else {
+        for (;;) {
+            skip_ws(d);
+            if (d->p >= d->end || *d->p != '"')
+                return unexpected(d);
+            if (parse_string(d) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            skip_ws(d);
+            if (d->p >= d->end || *d->p != ':')
+                return unexpected(d);
+            d->p++;
+            if (parse_value(d) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            lua_rawset(L, t);       /* of duplicate keys, the last wins */
+            n++;
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                continue;
+            }
+            if (d->p < d->end && *d->p == '}') {
+                d->p++;
+                break;
+            }
+            return unexpected(d);
+        }
+    }
+    remember(obj_hint, d->depth, n);
+    d->depth--;
+    return SL_CODEC_OK;
+}
+
+/* Pushes the array at d->p: stack +1 (on BAD the caller restores the stack). */
+static int parse_array(dec *d)
+{
+    lua_State *L = d->L;
+    if (enter(d) != SL_CODEC_OK)
+        return SL_CODEC_BAD;
+    int n = 0;
+    lua_createtable(L, arr_hint[d->depth], 0);
+    int t = lua_gettop(L);
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+    } else {
+        for (;;) {
+            if (parse_value(d) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            lua_rawseti(L, t, ++n);
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                continue;
+            }
+            if (d->p < d->end && *d->p == ']') {
+                d->p++;
+                break;
+            }
+            return unexpected(d);
+        }
+    }
+    remember(arr_hint, d->depth, n);
+    d->depth--;
+    return SL_CODEC_OK;
+}
+
+static int parse_literal(dec *d, const char *word, size_t n)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        return fail(d, "json: bad literal at byte %zu (expected %s)", offset(d, d->p), word);
+    d->p += n;
+    return SL_CODEC_OK;
+}
+
+/* Pushes the value at d->p (after white space): stack +1 on OK. */
+static int parse_value(dec *d)
+{
+    skip_ws(d);
+    if (d->p >= d->end)
+        return unexpected(d);
+    switch (*d->p) {
+    case '{':
+        return parse_object(d);
+    case '[':
+        return parse_array(d);
+    case '"':
+        return parse_string(d);
+    case 't':
+        if (parse_literal(d, "true", 4) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pushboolean(d->L, 1);
+        return SL_CODEC_OK;
+    case 'f':
+        if (parse_literal(d, "false", 5) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pushboolean(d->L, 0);
+        return SL_CODEC_OK;
+    case 'n':
+        if (parse_literal(d, "null", 4) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pushlightuserdata(d->L, SL_NULL);
+        return SL_CODEC_OK;
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9': {
+        double v = 0;
+        if (parse_number(d, &v) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pushnumber(d->L, v);
+        return SL_CODEC_OK;
+    }
+    default:
+        return unexpected(d);
+    }
+}
+
+int sl_json_decode(lua_State *L, const char *s, size_t len, char *err)
+{
+    if (!s)
+        s = "";     /* no pointer arithmetic on NULL */
+    dec d = { L, s, s, s + len, err, 0 };
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 4)) {
+        snprintf(err, SL_CODEC_ERRLEN, "json: out of Lua stack");
+        return SL_CODEC_BAD;
+    }
+    if (parse_value(&d) != SL_CODEC_OK) {
+        lua_settop(L, top);
+        return SL_CODEC_BAD;
+    }
+    skip_ws(&d);
+    if (d.p < d.end) {
+        fail(&d, "json: trailing characters at byte %zu", offset(&d, d.p));
+        lua_settop(L, top);
+        return SL_CODEC_BAD;
+    }
+    return SL_CODEC_OK;
+}
+
+/* ---- Encoder ----------------------------------------------------------------------- */
+
+typedef struct enc {
+    lua_State *L;
+    sl_buf *out;
+    char *err;
+} enc;
+
+static int efail(enc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int efail(enc *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->err, SL_CODEC_ERRLEN, fmt, ap);
+    va_end(ap);
+    return SL_CODEC_BAD;
+}
+
+/* Returns room for n more bytes at the end of b. */
+static inline char *room(sl_buf *b, size_t n)
+{
+    if (b->cap - b->len < n)
+        sl_buf_reserve(b, n);
+    return b->data + b->len;
+}
+
+static inline void put(sl_buf *b, const char *p, size_t n)
+{
+    memcpy(room(b, n), p, n);
+    b->len += n;
+}
+
+/* For each byte: 0 if it is written as is, else the letter of its short escape, or 'u'
+ * for \u00XX. */
+static const char escape_of[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    ['"'] = '"', ['\\'] = '\\',
+};
+
+static void put_escape(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    o[0] = '\\';
+    o[1] = 'u';
+    o[2] = '0';
+    o[3] = '0';
+    o[4] = hex[c >> 4];
+    o[5] = hex[c & 15];
+}
+
+/* Appends s as a quoted JSON string. Short strings (keys, most values) are copied byte
+ * by byte as they are checked; longer ones are scanned for runs to copy with memcpy.
+ * The first reserve covers the string without escapes; each escape reserves room for
+ * itself and the rest. */
+static void put_string(sl_buf *out, const char *s, size_t len)
+{
+    char *o = room(out, len + 2);
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    *o++ = '"';
+    while (p < end) {
+        if (len < 32) {
+            while (p < end && !escape_of[*p])
+                *o++ = (char)*p++;
+        } else {
+            const unsigned char *run = p;
+            while (p < end && !escape_of[*p])
+                p++;
+            memcpy(o, run, (size_t)(p - run));
+            o += p - run;
+        }
+        if (p == end)
+            break;
+        char c = escape_of[*p];
+        out->len = (size_t)(o - out->data);
+        o = room(out, 6 + (size_t)(end - p) + 1);
+        if (c == 'u') {
+            put_escape(o, *p);
+            o += 6;
+        } else {
+            o[0] = '\\';
+            o[1] = c;
+            o += 2;
+        }
+        p++;
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+}
+
+static int put_number(enc *e, double x)
+{
+    char *o = room(e->out, 32);
+    int n = sl_codec_number(x, o);
+    if (n < 0)
+        return efail(e, "json: cannot encode NaN/inf");
+    e->out->len += (size_t)n;
+    return SL_CODEC_OK;
+}
+
+/* Whether the table at idx, with border n >= 1, has exactly the keys 1..n: all keys are
+ * integers in [1, n] (so distinct), and there are n of them. Stack unchanged. */
+static int is_array(lua_State *L, int idx, size_t n)
+{
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        double k = lua_tonumber(L, -1);
+        if (!(k >= 1 && k <= (double)n && k == (double)(size_t)k)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    return count == n;
+}
+
+static int enc_value(enc *e, int idx, int depth);
+
+static int enc_table(enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    sl_buf *out = e->out;
+    if (depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(L, 4))
+        return efail(e, "json: nested too deep (a cycle?)");
+    /* A border of 0 means t[1] == nil, so the table cannot be an array. */
+    size_t n = lua_objlen(L, idx);
+    if (n > 0 && is_array(L, idx, n)) {
+        *room(out, 1) = '[';
+        out->len++;
+        for (size_t i = 1; i <= n; i++) {
+            if (i > 1) {
+                *room(out, 1) = ',';
+                out->len++;
+            }
+            lua_rawgeti(L, idx, (int)i);
+            if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            lua_pop(L, 1);
+        }
+        *room(out, 1) = ']';
+        out->len++;
+        return SL_CODEC_OK;
+    }
+    int first = 1;
+    *room(out, 1) = '{';
+    out->len++;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!first) {
+            *room(out, 1) = ',';
+            out->len++;
+        }
+        first = 0;
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING) {
+            size_t klen;
+            const char *k = lua_tolstring(L, -2, &klen);
+            put_string(out, k, klen);
+        } else if (kt == LUA_TNUMBER) {
+            /* Not lua_tolstring: it would turn the key into a string under lua_next. */
+            char num[32];
+            int nn = sl_codec_number(lua_tonumber(L, -2), num);
+            if (nn < 0)
+                return efail(e, "json: cannot encode NaN/inf");
+            char *o = room(out, (size_t)nn + 2);
+            o[0] = '"';
+            memcpy(o + 1, num, (size_t)nn);
+            o[nn + 1] = '"';
+            out->len += (size_t)nn + 2;
+        } else {
+            return efail(e, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+        }
+        *room(out, 1) = ':';
+        out->len++;
+        if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pop(L, 1);
+    }
+    *room(out, 1) = '}';
+    out->len++;
+    return SL_CODEC_OK;
+}
+
+/* Appends the value at the absolute index idx. May leave the stack above idx dirty on
+ * BAD; sl_json_encode restores it. */
+static int enc_value(enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    int t = lua_type(L, idx);
+    switch (t) {
+    case LUA_TNIL:
+        put(e->out, "null", 4);
+        return SL_CODEC_OK;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx))
+            put(e->out, "true", 4);
+        else
+            put(e->out, "false", 5);
+        return SL_CODEC_OK;
+    case LUA_TNUMBER:
+        return put_number(e, lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        put_string(e->out, s, len);
+        return SL_CODEC_OK;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == SL_NULL) {
+            put(e->out, "null", 4);
+            return SL_CODEC_OK;
+        }
+        break;
+    case LUA_TTABLE:
+        return enc_table(e, idx, depth);
+    default:
+        break;
+    }
+    return efail(e, "json: cannot encode a %s", lua_typename(L, t));
+}
+
+int sl_json_encode(lua_State *L, int idx, sl_buf *out, char *err)
+{
+    int top = lua_gettop(L);
+    if (idx < 0 && idx > LUA_REGISTRYINDEX)
+        idx = top + idx + 1;
+    size_t len0 = out->len;
+    enc e = { L, out, err };
+    if (enc_value(&e, idx, 1) != SL_CODEC_OK) {
+        lua_settop(L, top);
+        out->len = len0;    /* no partial output */
+        return SL_CODEC_BAD;
+    }
+    return SL_CODEC_OK;
+}

@@ -1,0 +1,144 @@
+/* codec_number.c -- sl_codec_number: how every encoder writes a double.
+ *
+ * Integral values print as plain digits (a hand-written itoa for the common int64 case);
+ * other values print with the fewest digits that read back to the same double. Both -0.0
+ * and 0.0 print "0", as JavaScript prints them. */
+#include "codec.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 10^0 .. 10^22 are exactly representable as doubles. */
+static const double pow10_exact[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t pow10_u64[20] = {
+    UINT64_C(1), UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000),
+    UINT64_C(100000), UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000),
+    UINT64_C(1000000000), UINT64_C(10000000000), UINT64_C(100000000000),
+    UINT64_C(1000000000000), UINT64_C(10000000000000), UINT64_C(100000000000000),
+    UINT64_C(1000000000000000), UINT64_C(10000000000000000),
+    UINT64_C(100000000000000000), UINT64_C(1000000000000000000),
+    UINT64_C(10000000000000000000),
+};
+
+/* Decimal digits in u: the bit length times log10(2) (1233/4096) is the count or one
+ * short of it. */
+static inline int count_digits(uint64_t u)
+{
+    if (u == 0)
+        return 1;
+    int d = ((64 - __builtin_clzll(u)) * 1233) >> 12;
+    return d + (u >= pow10_u64[d]);
+}
+
+/* Writes the nd decimal digits of u to o[0, nd), two at a time from the right. */
+static inline void put_digits(uint64_t u, char *o, int nd)
+{
+    char *p = o + nd;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
+}
+
+static int put_int(int64_t i, char *out)
+{
+    char *o = out;
+    uint64_t u = (uint64_t)i;
+    if (i < 0) {
+        *o++ = '-';
+        u = (uint64_t)0 - u;
+    }
+    int nd = count_digits(u);
+    put_digits(u, o, nd);
+    o[nd] = '\0';
+    return (int)(o - out) + nd;
+}
+
+/* The fast path for values with a short decimal form such as 123.5 or 0.25: finds the
+ * least k for which m = x * 10^k is an integer below 10^15 and m / 10^k gives back x.
+ * m and 10^k are exact doubles and IEEE division rounds correctly, so the digits of m
+ * with a point k places from the right read back to x; having at most 15 significant
+ * digits they are also exactly what %.15g prints. Limited to 1e-4 <= |x| < 1e15, where
+ * %g uses fixed notation too. Returns the length, or 0 to take the slow path. */
+static int put_short_decimal(double x, char *out)
+{
+    double a = fabs(x);
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int k = 1; k <= 15; k++) {
+        double m = a * pow10_exact[k];
+        if (m >= 1e15)
+            return 0;
+        int64_t i = (int64_t)(m + 0.5);
+        if ((double)i / pow10_exact[k] != a)
+            continue;
+        int nd = count_digits((uint64_t)i);
+        char *o = out;
+        if (x < 0)
+            *o++ = '-';
+        if (nd > k) {
+            /* ddd.ddd: write the digits, then open the gap for the point. */
+            put_digits((uint64_t)i, o, nd);
+            memmove(o + nd - k + 1, o + nd - k, (size_t)k);
+            o[nd - k] = '.';
+            o += nd + 1;
+        } else {
+            /* 0.000ddd */
+            *o++ = '0';
+            *o++ = '.';
+            memset(o, '0', (size_t)(k - nd));
+            o += k - nd;
+            put_digits((uint64_t)i, o, nd);
+            o += nd;
+        }
+        *o = '\0';
+        return (int)(o - out);
+    }
+    return 0;
+}
+
+int sl_codec_number(double x, char *out)
+{
+    if (!isfinite(x))
+        return -1;
+    /* The range test comes first: converting an out-of-range double to int64 is UB. */
+    if (x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
+        int64_t i = (int64_t)x;
+        if ((double)i == x)
+            return put_int(i, out);     /* -0.0 lands here too and prints "0" */
+    } else if (fabs(x) < 1e21) {
+        /* Every double this large is an integer; %.0f prints its exact digits. */
+        return snprintf(out, 32, "%.0f", x);
+    }
+    int n = put_short_decimal(x, out);
+    if (n > 0)
+        return n;
+    /* The general case: 15 digits are enough for most values, 17 for every value. */
+    static const char *const fmts[] = { "%.15g", "%.16g" };
+    for (int f = 0; f < 2; f++) {
+        n = snprintf(out, 32, fmts[f], x);
+        if (strtod(out, NULL) == x)
+            return n;
+    }
+    return snprintf(out, 32, "%.17g", x);
+}
