@@ -870,14 +870,21 @@ int main(void)
     luaL_openlibs(L);
     lua_pushlightuserdata(L, SL_NULL);
     lua_setglobal(L, "null");
-    test_numbers();
-    test_buf();
-    test_json();
-    test_csv();
-    test_mpack();
-    fuzz();
+    /* Each group counts as one test in the summary; a group fails if any check in it does. */
+    static const struct { const char *name; void (*fn)(void); } groups[] = {
+        { "numbers", test_numbers }, { "buf", test_buf }, { "json", test_json },
+        { "csv", test_csv }, { "msgpack", test_mpack }, { "fuzz", fuzz },
+    };
+    int passed = 0, failed = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        int before = failures;
+        groups[g].fn();
+        int ok = failures == before;
+        printf("codec %-8s %s\n", groups[g].name, ok ? "ok" : "FAILED");
+        ok ? passed++ : failed++;
+    }
     CHECK(lua_gettop(L) == 0, "stack left at %d", lua_gettop(L));
     lua_close(L);
-    printf("codec_test: %d checks, %d failed\n", checks, failures);
+    printf("(%d checks)\n%d passed, %d failed\n", checks, passed, failed);
     return failures ? 1 : 0;
 }

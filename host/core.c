@@ -1,0 +1,120 @@
+/* core.c -- luaopen_sluice_core: the one registration table of the "sluice.core" module.
+ *
+ * The objects live in loop.c, reader.c and writer.c; this file lists them, adds the
+ * constants and the four whole-value codec functions.
+ */
+#include <lauxlib.h>
+
+#include "sl_api.h"
+#include "buf.h"
+#include "codec.h"
+#include "loop.h"
+#include "reader.h"
+#include "vm.h"
+#include "writer.h"
+
+#ifndef SL_VERSION
+#define SL_VERSION "0.0.0"
+#endif
+
+/* Pushes the bytes of b and frees it. */
+static int push_buf(lua_State *L, sl_buf *b)
+{
+    lua_pushlstring(L, b->len > 0 ? b->data : "", b->len);     /* s */
+    sl_buf_free(b);
+    return 1;
+}
+
+/* core.json_encode(v) -> s */
+static int json_encode(lua_State *L)
+{
+    char err[SL_CODEC_ERRLEN];
+    sl_buf b;
+
+    luaL_checkany(L, 1);
+    sl_buf_init(&b);
+    if (sl_json_encode(L, 1, &b, err) != SL_CODEC_OK) {
+        sl_buf_free(&b);
+        return luaL_error(L, "%s", err);
+    }
+    return push_buf(L, &b);
+}
+
+/* core.json_decode(s) -> v */
+static int json_decode(lua_State *L)
+{
+    char err[SL_CODEC_ERRLEN];
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+
+    if (sl_json_decode(L, s, len, err) != SL_CODEC_OK)
+        return luaL_error(L, "%s", err);
+    return 1;                                           /* v */
+}
+
+/* core.msgpack_encode(v) -> s */
+static int msgpack_encode(lua_State *L)
+{
+    char err[SL_CODEC_ERRLEN];
+    sl_buf b;
+
+    luaL_checkany(L, 1);
+    sl_buf_init(&b);
+    if (sl_mpack_encode(L, 1, &b, err) != SL_CODEC_OK) {
+        sl_buf_free(&b);
+        return luaL_error(L, "%s", err);
+    }
+    return push_buf(L, &b);
+}
+
+/* core.msgpack_decode(s) -> v: s must hold exactly one object. */
+static int msgpack_decode(lua_State *L)
+{
+    char err[SL_CODEC_ERRLEN];
+    size_t len, used = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int rc = sl_mpack_decode(L, s, len, &used, err);
+
+    if (rc == SL_CODEC_MORE)
+        return luaL_error(L, "msgpack: incomplete object (%d bytes)", (int)len);
+    if (rc != SL_CODEC_OK)
+        return luaL_error(L, "%s", err);
+    if (used != len)
+        return luaL_error(L, "msgpack: %d bytes after the object", (int)(len - used));
+    return 1;                                           /* v */
+}
+
+static const luaL_Reg core_functions[] = {
+    {"run", sl_loop_run},
+    {"stop", sl_loop_stop},
+    {"idle", sl_idle_new},
+    {"timer", sl_timer_new},
+    {"reader", sl_reader_new},
+    {"writer", sl_writer_new},
+    {"json_encode", json_encode},
+    {"json_decode", json_decode},
+    {"msgpack_encode", msgpack_encode},
+    {"msgpack_decode", msgpack_decode},
+    {NULL, NULL}
+};
+
+int luaopen_sluice_core(lua_State *L)
+{
+    const char *libdir = sl_vm_libdir(L);
+
+    sl_loop_register(L);
+    sl_reader_register(L);
+    sl_writer_register(L);
+    lua_createtable(L, 0, 13);                          /* core */
+    luaL_setfuncs(L, core_functions, 0);
+    lua_pushliteral(L, SL_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    lua_pushlightuserdata(L, SL_NULL);
+    lua_setfield(L, -2, "null");
+    if (libdir != NULL)
+        lua_pushstring(L, libdir);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, "libdir");                      /* core */
+    return 1;
+}

@@ -1,0 +1,44 @@
+/* loop.h -- the process's libuv loop, core.run/core.stop, and idle and timer handles.
+ *
+ * There is one loop per process (uv_default_loop). Callbacks into Lua run on the thread
+ * that called core.run(); the first one that raises stops the loop and core.run()
+ * returns nil and its message.
+ */
+#ifndef SL_LOOP_H
+#define SL_LOOP_H
+
+#include <lua.h>
+#include <uv.h>
+
+#define SL_IDLE_MT  "sluice.idle"    /* metatable of core.idle handles */
+#define SL_TIMER_MT "sluice.timer"   /* metatable of core.timer handles */
+
+/* The loop every host object runs on. */
+uv_loop_t *sl_loop_get(void);
+
+/* Creates the idle and timer metatables. Stack unchanged. */
+void sl_loop_register(lua_State *L);
+
+/* core.run() -> true | nil, msg and core.stop(). */
+int sl_loop_run(lua_State *L);
+int sl_loop_stop(lua_State *L);
+
+/* core.idle(fn) -> handle (started) and core.timer(fn) -> handle (stopped). */
+int sl_idle_new(lua_State *L);
+int sl_timer_new(lua_State *L);
+
+/* The thread inside core.run(), on whose stack callbacks run; NULL outside core.run(). */
+lua_State *sl_loop_lua(void);
+
+/* Calls the function below nargs arguments on L with a traceback handler, for a callback
+ * from the loop; pops them. On an error, records its message as the result of core.run()
+ * (the first error wins), stops the loop and returns -1; else returns 0. */
+int sl_loop_call(lua_State *L, int nargs);
+
+/* At shutdown, after sl_vm_close: lets close callbacks and finished requests run, then
+ * closes the loop. Returns 0, or UV_EBUSY when a request is still in flight (a read
+ * blocked on a terminal or pipe); the process must then end with _exit, since libuv's
+ * exit-time cleanup would wait for that read. */
+int sl_loop_close(void);
+
+#endif

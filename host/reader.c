@@ -1,0 +1,960 @@
+/* reader.c -- core.reader: reads a file or descriptor in chunks through libuv, frames
+ * and decodes records in C, and calls Lua once per batch, never once per record.
+ *
+ * Files are read with uv_fs_read; pipes, terminals and sockets as a libuv stream, so that
+ * stopping or closing never waits on a read blocked for input that has not come. C owns
+ * the reader: it is freed once closed, with no read in flight and its handles closed.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <lauxlib.h>
+
+#include "codec.h"
+#include "loop.h"
+#include "reader.h"
+
+#define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
+
+enum { FMT_LINES, FMT_JSON, FMT_CSV, FMT_MSGPACK };
+static const char *const formats[] = {"lines", "json", "csv", "msgpack", NULL};
+
+/* What framing found at buf[pos]. */
+enum {
+    NEXT_RECORD,    /* a record's value was pushed */
+    NEXT_SKIP,      /* bytes consumed, nothing pushed: blank line, header, bad record */
+    NEXT_WAIT       /* no complete record in the buffer: read more */
+};
+
+typedef struct sl_reader {
+    uv_fs_t req;            /* the uv_fs_read in flight */
+    uv_timer_t kick;        /* zero-delay timer: start() resumes framing from the loop */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+        uv_tcp_t tcp;
+    } s;                    /* the stream, for pipes, terminals and sockets */
+    int is_stream;          /* s is in use; else fd is read with uv_fs_read */
+    int stream_reading;     /* uv_read_start is in effect */
+    int open_handles;       /* handles not yet through their close callback */
+    uv_file fd;             /* what is read */
+    int own_fd;             /* ours to close when the reader is freed */
+    char *path;             /* the path, or "<stdin>" / "<fd N>", for messages */
+    char *errmsg;           /* "read PATH: reason" once a read failed, else NULL */
+    int format;             /* FMT_* */
+    int header;             /* csv: the first record names the columns */
+    int batch_max;          /* most records per on_batch call */
+    size_t max_record;      /* longest record in bytes */
+
+    int on_batch;           /* registry refs of the callbacks, LUA_NOREF when absent */
+    int on_bad;
+    int on_end;
+    int batch_ref;          /* registry ref of the batch table, reused for every batch */
+    int keys_ref;           /* csv header=true: registry ref of the column names */
+    int self_ref;           /* registry ref of the userdata while started */
+
+    char *buf;              /* bytes read and not framed yet are buf[pos, len) */
+    size_t cap, len, pos;
+    int64_t base;           /* stream offset of buf[0] */
+    int64_t line;           /* line of buf[pos], 1-based; msgpack: ordinal of next object */
+    int n;                  /* records in the batch table not delivered yet */
+    int filled;             /* batch[1..filled] may still hold values of earlier batches */
+
+    int reading;            /* started and not stopped */
+    int inflight;           /* a uv_fs_read is pending; req and buf belong to libuv */
+    int eof;                /* a read returned 0 or failed */
+    int ended;              /* on_end was called */
+    int closed;             /* close() was called: waiting for the read and the handles */
+    int pumping;            /* inside pump(): a start() from a callback needs no kick */
+    int bom_done;           /* the start of the stream was checked for a UTF-8 BOM */
+    int skipping;           /* dropping an overlong record without buffering it */
+    uint64_t skip_objs;     /* msgpack: objects still to skip */
+    uint64_t skip_bytes;    /* msgpack: payload bytes still to skip */
+
+    int run_open;           /* msgpack: collecting a run of undecodable bytes */
+    int64_t run_off;        /* where the run started */
+    int64_t run_line;
+    size_t run_rawlen;      /* bytes in run_raw */
+    char run_reason[SL_CODEC_ERRLEN];       /* the decoder's reason at the run's start */
+    char run_raw[SL_READER_RAW_MAX];        /* the run's first bytes */
+} sl_reader;
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void out_of_memory(void)
+{
+    fprintf(stderr, "sluice: reader: out of memory\n");
+    abort();
+}
+
+/* Returns a malloc'd formatted string. */
+static char *strfmt(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+        out_of_memory();
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static int live(const sl_reader *r)
+{
+    return r->reading && !r->closed;
+}
+
+static void unref(lua_State *L, int *ref)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
+}
+
+/* Stops reading: no read is issued and no callback made until start(). */
+static void pause_reader(lua_State *L, sl_reader *r)
+{
+    r->reading = 0;
+    if (!r->closed)
+        uv_timer_stop(&r->kick);
+    if (r->stream_reading) {
+        uv_read_stop(&r->s.stream);
+        r->stream_reading = 0;
+    }
+    unref(L, &r->self_ref);
+}
+
+/* Frees the reader once nothing refers to it any more: not before its read in flight
+ * completes (libuv writes into buf) nor before its handles are closed. */
+static void maybe_free(sl_reader *r)
+{
+    if (r->inflight || r->open_handles > 0)
+        return;
+    if (r->own_fd) {
+        uv_fs_t req;
+        uv_fs_close(NULL, &req, r->fd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    free(r->buf);
+    free(r->path);
+    free(r->errmsg);
+    free(r);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    sl_reader *r = h->data;
+
+    r->open_handles--;
+    maybe_free(r);
+}
+
+/* ---- callbacks into Lua ------------------------------------------------------------- */
+
+/* Calls on_bad{line=, offset=, reason=, raw=}. Stack unchanged. */
+static void report_bad(lua_State *L, sl_reader *r, int64_t line, int64_t off,
+                       const char *reason, const char *raw, size_t rawlen)
+{
+    if (r->on_bad == LUA_NOREF)
+        return;
+    if (rawlen > SL_READER_RAW_MAX)
+        rawlen = SL_READER_RAW_MAX;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_bad);       /* fn */
+    lua_createtable(L, 0, 4);                           /* fn info */
+    lua_pushnumber(L, (lua_Number)line);
+    lua_setfield(L, -2, "line");
+    lua_pushnumber(L, (lua_Number)off);
+    lua_setfield(L, -2, "offset");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushlstring(L, raw, rawlen);
+    lua_setfield(L, -2, "raw");                         /* fn info */
+    if (sl_loop_call(L, 1) != 0)                        /* -- */
+        pause_reader(L, r);
+}
+
+static void report_too_long(lua_State *L, sl_reader *r, int64_t line, int64_t off,
+                            const char *raw, size_t rawlen)
+{
+    char reason[64];
+
+    snprintf(reason, sizeof reason, "record longer than %zu bytes", r->max_record);
+    report_bad(L, r, line, off, reason, raw, rawlen);
+}
+
+/* Calls on_batch(batch, n) with the records collected so far. The batch table at bi is
+ * reused: entries past n left from a longer batch are cleared first. Returns whether
+ * the reader is still live afterwards. */
+static int deliver(lua_State *L, sl_reader *r, int bi)
+{
+    int n = r->n, i;
+
+    if (n == 0 || !live(r))
+        return live(r);
+    for (i = n + 1; i <= r->filled; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, bi, i);
+    }
+    r->filled = n;
+    r->n = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_batch);    /* fn */
+    lua_pushvalue(L, bi);                               /* fn batch */
+    lua_pushinteger(L, n);                              /* fn batch n */
+    if (sl_loop_call(L, 2) != 0)                        /* -- */
+        pause_reader(L, r);
+    return live(r);
+}
+
+/* End of input: calls on_end(nil) or on_end("read PATH: reason"), once. */
+static void finish(lua_State *L, sl_reader *r)
+{
+    r->ended = 1;
+    r->reading = 0;
+    if (r->on_end != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_end);   /* fn */
+        if (r->errmsg != NULL)
+            lua_pushstring(L, r->errmsg);               /* fn err */
+        else
+            lua_pushnil(L);                             /* fn nil */
+        sl_loop_call(L, 1);                             /* -- */
+    }
+    if (!r->closed)
+        pause_reader(L, r);
+}
+
+/* ---- framing ------------------------------------------------------------------------ */
+
+/* Skips a UTF-8 byte order mark at the start of a text stream. Returns 0 when the bytes
+ * so far could still be the start of one. */
+static int skip_bom(sl_reader *r)
+{
+    static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
+    size_t avail = r->len - r->pos;
+
+    if (avail == 0 && !r->eof)
+        return 0;                   /* nothing read yet */
+    if (r->format != FMT_MSGPACK && avail > 0 && memcmp(r->buf + r->pos, bom, avail < 3 ? avail : 3) == 0) {
+        if (avail < 3 && !r->eof)
+            return 0;
+        if (avail >= 3)
+            r->pos += 3;
+    }
+    r->bom_done = 1;
+    return 1;
+}
+
+/* Drops the rest of an overlong text record, through its '\n'. Returns 0 when the
+ * buffer ran out first. */
+static int skip_line(sl_reader *r)
+{
+    const char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+
+    if (nl == NULL) {
+        r->pos = r->len;
+        return 0;
+    }
+    r->pos = (size_t)(nl - r->buf) + 1;
+    r->line++;
+    r->skipping = 0;
+    return 1;
+}
+
+static uint64_t be(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+
+    while (n-- > 0)
+        v = v << 8 | *p++;
+    return v;
+}
+
+/* Reads the msgpack header at p: its size in *hdr, then *payload bytes of data and
+ * *children nested objects follow. Returns 1, 0 when avail is too short, -1 on 0xc1. */
+static int mpack_header(const unsigned char *p, size_t avail, size_t *hdr,
+                        uint64_t *payload, uint64_t *children)
+{
+    unsigned b = p[0];
+    size_t lenbytes = 0;
+    uint64_t n;
+    enum { DATA, EXT, ARRAY, MAP } kind = DATA;
+
+    *hdr = 1;
+    *payload = 0;
+    *children = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return 1;
+    if (b <= 0x8f) { *children = 2 * (uint64_t)(b & 0x0f); return 1; }
+    if (b <= 0x9f) { *children = b & 0x0f; return 1; }
+    if (b <= 0xbf) { *payload = b & 0x1f; return 1; }
+    switch (b) {
+    case 0xca: case 0xce: case 0xd2: *payload = 4; return 1;
+    case 0xcb: case 0xcf: case 0xd3: *payload = 8; return 1;
+    case 0xcc: case 0xd0: *payload = 1; return 1;
+    case 0xcd: case 0xd1: *payload = 2; return 1;
+    case 0xd4: *payload = 2; return 1;                  /* fixext: type byte + data */
+    case 0xd5: *payload = 3; return 1;
+    case 0xd6: *payload = 5; return 1;
+    case 0xd7: *payload = 9; return 1;
+    case 0xd8: *payload = 17; return 1;
+    case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8, str8 */
+    case 0xc5: case 0xda: lenbytes = 2; break;
+    case 0xc6: case 0xdb: lenbytes = 4; break;
+    case 0xc7: lenbytes = 1; kind = EXT; break;
+    case 0xc8: lenbytes = 2; kind = EXT; break;
+    case 0xc9: lenbytes = 4; kind = EXT; break;
+    case 0xdc: lenbytes = 2; kind = ARRAY; break;
+    case 0xdd: lenbytes = 4; kind = ARRAY; break;
+    case 0xde: lenbytes = 2; kind = MAP; break;
+    case 0xdf: lenbytes = 4; kind = MAP; break;
+    default: return -1;                                 /* 0xc1, never used */
+    }
+    if (avail < 1 + lenbytes)
+        return 0;
+    n = be(p + 1, lenbytes);
+    *hdr = 1 + lenbytes;
+    switch (kind) {
+    case DATA: *payload = n; break;
+    case EXT: *payload = n + 1; break;
+    case ARRAY: *children = n; break;
+    case MAP: *children = 2 * n; break;
+    }
+    return 1;
+}
+
+/* Drops an overlong msgpack object by walking its headers, so it is never buffered
+ * whole. Returns 0 when the buffer ran out first. */
+static int skip_mpack(sl_reader *r)
+{
+    while (r->skip_objs > 0 || r->skip_bytes > 0) {
+        size_t avail = r->len - r->pos, hdr;
+        uint64_t payload, children;
+        int rc;
+
+        if (r->skip_bytes > 0) {
+            size_t k = r->skip_bytes < avail ? (size_t)r->skip_bytes : avail;
+            r->pos += k;
+            r->skip_bytes -= k;
+            if (r->skip_bytes > 0)
+                return 0;
+            continue;
+        }
+        if (avail == 0)
+            return 0;
+        rc = mpack_header((const unsigned char *)r->buf + r->pos, avail, &hdr, &payload,
+                          &children);
+        if (rc == 0)
+            return 0;
+        if (rc < 0)
+            break;          /* not msgpack: let the decoder report what follows */
+        r->pos += hdr;
+        r->skip_objs += children - 1;
+        r->skip_bytes = payload;
+    }
+    r->skip_objs = 0;
+    r->skip_bytes = 0;
+    r->skipping = 0;
+    return 1;
+}
+
+/* An overlong record starts at buf[pos] and is not complete in the buffer: report it and
+ * skip it as it arrives. */
+static void too_long_pending(lua_State *L, sl_reader *r)
+{
+    size_t avail = r->len - r->pos;
+    int64_t line = r->line, off = r->base + (int64_t)r->pos;
+
+    r->skipping = 1;
+    if (r->format == FMT_MSGPACK) {
+        r->skip_objs = 1;
+        r->line++;
+    }
+    report_too_long(L, r, line, off, r->buf + r->pos, avail);
+}
+
+/* lines and json: one record per '\n'. */
+static int next_line(lua_State *L, sl_reader *r, char *err)
+{
+    const char *s = r->buf + r->pos, *nl;
+    size_t avail = r->len - r->pos, end, len, i;
+    int64_t line = r->line, off = r->base + (int64_t)r->pos;
+
+    nl = memchr(s, '\n', avail);
+    if (nl != NULL) {
+        end = (size_t)(nl - s);
+        r->pos += end + 1;
+        r->line++;
+    } else if (r->eof && r->errmsg == NULL) {
+        end = avail;                /* the last line has no '\n' */
+        r->pos += end;
+    } else {
+        if (avail <= r->max_record + 1)     /* + 1: a '\r' may end a longest record */
+            return NEXT_WAIT;
+        too_long_pending(L, r);
+        return NEXT_SKIP;
+    }
+    len = end > 0 && s[end - 1] == '\r' ? end - 1 : end;
+    if (len > r->max_record) {
+        report_too_long(L, r, line, off, s, len);
+        return NEXT_SKIP;
+    }
+    if (r->format == FMT_LINES) {
+        lua_pushlstring(L, s, len);                     /* line */
+        return NEXT_RECORD;
+    }
+    for (i = 0; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+        ;
+    if (i == len)
+        return NEXT_SKIP;                               /* blank: no record */
+    if (sl_json_decode(L, s, len, err) == SL_CODEC_OK)  /* value */
+        return NEXT_RECORD;
+    report_bad(L, r, line, off, err, s, len);
+    return NEXT_SKIP;
+}
+
+/* csv: sl_csv_frame finds the record's end, so quoted fields may hold newlines. */
+static int next_csv(lua_State *L, sl_reader *r, int ki, char *err)
+{
+    const char *s = r->buf + r->pos;
+    size_t avail = r->len - r->pos, len = 0, used = 0, i;
+    int64_t line = r->line, off = r->base + (int64_t)r->pos;
+    int at_end = r->eof && r->errmsg == NULL, rc;
+
+    rc = sl_csv_frame(s, avail, at_end, &len, &used);
+    if (rc == SL_CODEC_MORE || used == 0) {
+        if (at_end) {               /* cannot happen by sl_csv_frame's contract */
+            len = used = avail;
+        } else if (avail <= r->max_record + 1) {
+            return NEXT_WAIT;
+        } else {
+            too_long_pending(L, r);
+            return NEXT_SKIP;
+        }
+    }
+    if (used > avail)
+        used = avail;
+    if (len > used)
+        len = used;
+    for (i = 0; i < used; i++)
+        if (s[i] == '\n')
+            r->line++;
+    r->pos += used;
+    if (len > 0 && s[len - 1] == '\r')
+        len--;
+    if (len == 0)
+        return NEXT_SKIP;                               /* blank line: no record */
+    if (len > r->max_record) {
+        report_too_long(L, r, line, off, s, len);
+        return NEXT_SKIP;
+    }
+    if (r->header && r->keys_ref == LUA_NOREF) {
+        if (sl_csv_decode(L, s, len, 0, err) != SL_CODEC_OK) {
+            report_bad(L, r, line, off, err, s, len);
+            return NEXT_SKIP;
+        }                                               /* names */
+        lua_pushvalue(L, -1);                           /* names names */
+        r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* names */
+        lua_replace(L, ki);                             /* -- (keys slot = names) */
+        return NEXT_SKIP;
+    }
+    if (sl_csv_decode(L, s, len, r->header ? ki : 0, err) == SL_CODEC_OK)  /* record */
+        return NEXT_RECORD;
+    report_bad(L, r, line, off, err, s, len);
+    return NEXT_SKIP;
+}
+
+/* Reports the run of undecodable msgpack bytes collected so far, as one bad record. */
+static void close_run(lua_State *L, sl_reader *r)
+{
+    if (!r->run_open)
+        return;
+    r->run_open = 0;
+    report_bad(L, r, r->run_line, r->run_off, r->run_reason, r->run_raw, r->run_rawlen);
+}
+
+/* msgpack: a stream of objects. Bytes the decoder rejects are skipped one by one (as
+ * sl_mpack_decode asks) and reported together as one bad record per run. */
+static int next_mpack(lua_State *L, sl_reader *r, char *err)
+{
+    const char *s = r->buf + r->pos;
+    size_t avail = r->len - r->pos, used = 0;
+    int64_t line = r->line, off = r->base + (int64_t)r->pos;
+    int rc;
+
+    rc = sl_mpack_decode(L, s, avail, &used, err);      /* value | -- */
+    if (rc == SL_CODEC_BAD) {
+        if (used == 0 || used > avail)
+            used = 1;
+        if (!r->run_open) {
+            r->run_open = 1;
+            r->run_off = off;
+            r->run_line = line;
+            r->run_rawlen = 0;
+            snprintf(r->run_reason, sizeof r->run_reason, "%s", err);
+        }
+        if (r->run_rawlen < sizeof r->run_raw) {
+            size_t k = sizeof r->run_raw - r->run_rawlen;
+            memcpy(r->run_raw + r->run_rawlen, s, used < k ? used : k);
+            r->run_rawlen += used < k ? used : k;
+        }
+        r->pos += used;
+        return NEXT_SKIP;
+    }
+    close_run(L, r);
+    if (!live(r)) {                 /* on_bad stopped us: decode this object again later */
+        if (rc == SL_CODEC_OK)
+            lua_pop(L, 1);                              /* -- */
+        return NEXT_SKIP;
+    }
+    if (rc == SL_CODEC_MORE) {
+        if (r->eof && r->errmsg == NULL) {
+            r->pos = r->len;
+            r->line++;
+            report_bad(L, r, line, off, "msgpack: truncated object at end of input", s, avail);
+            return NEXT_SKIP;
+        }
+        if (avail <= r->max_record)
+            return NEXT_WAIT;
+        too_long_pending(L, r);
+        return NEXT_SKIP;
+    }
+    r->pos += used;
+    r->line++;
+    if (used > r->max_record) {
+        lua_pop(L, 1);                                  /* -- */
+        report_too_long(L, r, line, off, s, used);
+        return NEXT_SKIP;
+    }
+    return NEXT_RECORD;                                 /* value */
+}
+
+/* Frames and decodes the records in buf[pos, len) into the batch table at bi, calling
+ * on_batch whenever it is full. Returns 1 when the buffer holds no further complete
+ * record, 0 when a callback stopped, closed or failed the reader. */
+static int frame(lua_State *L, sl_reader *r, int bi, int ki)
+{
+    char err[SL_CODEC_ERRLEN];
+    int next;
+
+    while (live(r)) {
+        if (!r->bom_done && !skip_bom(r))
+            return 1;
+        if (r->skipping && !(r->format == FMT_MSGPACK ? skip_mpack(r) : skip_line(r)))
+            return 1;
+        if (r->pos == r->len) {
+            if (!r->run_open)
+                return 1;
+            close_run(L, r);
+            continue;
+        }
+        err[0] = '\0';
+        if (r->format == FMT_MSGPACK)
+            next = next_mpack(L, r, err);
+        else if (r->format == FMT_CSV)
+            next = next_csv(L, r, ki, err);
+        else
+            next = next_line(L, r, err);
+        if (next == NEXT_WAIT)
+            return 1;
+        if (next == NEXT_RECORD) {                      /* value */
+            lua_rawseti(L, bi, ++r->n);                 /* -- */
+            if (r->n > r->filled)
+                r->filled = r->n;
+            if (r->n >= r->batch_max)
+                deliver(L, r, bi);
+        }
+    }
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static void on_read(uv_fs_t *req);
+static void on_kick(uv_timer_t *timer);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_stream_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b);
+
+/* Moves the unframed tail to the front of the buffer and makes room for a chunk after
+ * it. Only between pumps: framing holds pointers into the buffer. */
+static void make_room(sl_reader *r)
+{
+    if (r->pos > 0) {
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->base += (int64_t)r->pos;
+        r->len -= r->pos;
+        r->pos = 0;
+    }
+    if (r->cap - r->len < SL_READER_CHUNK) {
+        size_t cap = r->len + SL_READER_CHUNK;
+        char *p = realloc(r->buf, cap);
+        if (p == NULL)
+            out_of_memory();
+        r->buf = p;
+        r->cap = cap;
+    }
+}
+
+/* Reads on: asks the thread pool for the next chunk (sequential reads, offset -1), or
+ * starts the stream. A failure to start ends the input from the kick timer. */
+static void read_more(sl_reader *r)
+{
+    uv_buf_t b;
+    int rc;
+
+    if (r->is_stream) {
+        rc = uv_read_start(&r->s.stream, on_alloc, on_stream_read);
+        if (rc == 0) {
+            r->stream_reading = 1;
+            return;
+        }
+    } else {
+        make_room(r);
+        b = uv_buf_init(r->buf + r->len, SL_READER_CHUNK);
+        r->req.data = r;
+        rc = uv_fs_read(sl_loop_get(), &r->req, r->fd, &b, 1, -1, on_read);
+        if (rc == 0) {
+            r->inflight = 1;
+            return;
+        }
+    }
+    r->errmsg = strfmt("read %s: %s", r->path, uv_strerror(rc));
+    r->eof = 1;
+    uv_timer_start(&r->kick, on_kick, 0, 0);
+}
+
+/* Frames what is buffered, hands it to Lua, then either reads on or ends. Runs only from
+ * the loop (a read completed, or the kick timer after start()), never from a Lua call. */
+static void pump(sl_reader *r)
+{
+    lua_State *L = sl_loop_lua();
+    int top;
+
+    if (L == NULL || r->pumping || !live(r) || !lua_checkstack(L, 16))
+        return;
+    r->pumping = 1;
+    top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->batch_ref);    /* batch */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->keys_ref);     /* batch keys|nil */
+    if (frame(L, r, top + 1, top + 2) && deliver(L, r, top + 1)) {
+        if (r->eof)
+            finish(L, r);
+        else if (!r->inflight && !r->stream_reading)
+            read_more(r);
+    }
+    lua_settop(L, top);                                 /* -- */
+    r->pumping = 0;
+}
+
+static void on_read(uv_fs_t *req)
+{
+    sl_reader *r = req->data;
+    ssize_t got = req->result;
+
+    uv_fs_req_cleanup(req);
+    r->inflight = 0;
+    if (r->closed) {
+        maybe_free(r);
+        return;
+    }
+    if (got == UV_EAGAIN) {         /* a non-blocking descriptor: try again shortly */
+        if (r->reading)
+            uv_timer_start(&r->kick, on_kick, EAGAIN_RETRY_MS, 0);
+        return;
+    }
+    if (got < 0) {
+        r->errmsg = strfmt("read %s: %s", r->path, uv_strerror((int)got));
+        r->eof = 1;
+    } else if (got == 0) {
+        r->eof = 1;
+    } else {
+        r->len += (size_t)got;
+    }
+    pump(r);                        /* does nothing while stopped: the bytes wait */
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    sl_reader *r = h->data;
+
+    make_room(r);
+    *b = uv_buf_init(r->buf + r->len, SL_READER_CHUNK);
+}
+
+static void on_stream_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b)
+{
+    sl_reader *r = stream->data;
+
+    if (got == 0)                   /* nothing to read after all (EAGAIN) */
+        return;
+    if (got > 0) {
+        r->len += (size_t)got;
+    } else {
+        if (got != UV_EOF)
+            r->errmsg = strfmt("read %s: %s", r->path, uv_strerror((int)got));
+        r->eof = 1;
+        uv_read_stop(stream);
+        r->stream_reading = 0;
+    }
+    pump(r);
+}
+
+static void on_kick(uv_timer_t *timer)
+{
+    pump(timer->data);
+}
+
+/* Reads a pipe, terminal or socket as a libuv stream; leaves anything else (regular
+ * files, /dev/null, ...) to uv_fs_read. libuv closes the stream's descriptor (never
+ * 0-2), so a descriptor given as fd= is duplicated first. */
+static void open_stream(sl_reader *r)
+{
+    uv_loop_t *loop = sl_loop_get();
+    uv_handle_type type = uv_guess_handle(r->fd);
+    int fd = r->fd, rc;
+
+    if (type != UV_TTY && type != UV_NAMED_PIPE && type != UV_TCP)
+        return;
+    if (!r->own_fd && fd > 2 && (fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        return;
+    if (type == UV_TTY) {
+        rc = uv_tty_init(loop, &r->s.tty, fd, 1);
+    } else if (type == UV_NAMED_PIPE) {
+        if ((rc = uv_pipe_init(loop, &r->s.pipe, 0)) == 0 && uv_pipe_open(&r->s.pipe, fd) != 0)
+            rc = 1;
+    } else {
+        if ((rc = uv_tcp_init(loop, &r->s.tcp)) == 0 && uv_tcp_open(&r->s.tcp, fd) != 0)
+            rc = 1;
+    }
+    if (rc < 0) {                   /* no handle: read with uv_fs_read after all */
+        if (fd != r->fd)
+            close(fd);
+        return;
+    }
+    r->s.handle.data = r;
+    r->open_handles++;
+    if (rc > 0) {                   /* a handle that cannot take the descriptor */
+        uv_close(&r->s.handle, on_handle_closed);
+        if (fd != r->fd)
+            close(fd);
+        return;
+    }
+    r->is_stream = 1;
+    r->own_fd = 0;                  /* the stream closes it now */
+}
+
+/* ---- Lua methods -------------------------------------------------------------------- */
+
+static sl_reader **check_reader(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SL_READER_MT);
+}
+
+/* reader:start(): reads on. The framing resumes from the loop, not inside this call. */
+static int reader_start(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+
+    if (r == NULL)
+        return luaL_error(L, "reader:start(): the reader is closed");
+    if (r->ended || r->reading)
+        return 0;
+    r->reading = 1;
+    if (r->self_ref == LUA_NOREF) {
+        lua_pushvalue(L, 1);                            /* ud */
+        r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
+    }
+    if (!r->pumping)
+        uv_timer_start(&r->kick, on_kick, 0, 0);
+    return 0;
+}
+
+/* reader:stop(): no callback after the current one, no read issued; a read in flight
+ * completes and its bytes wait for start(). */
+static int reader_stop(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+
+    if (r != NULL)
+        pause_reader(L, r);
+    return 0;
+}
+
+/* reader:close() and __gc: stops for good and drops the Lua references at once; the
+ * memory and the descriptor go when the read in flight and the timer are done. Safe
+ * from inside the reader's own callbacks (pump checks closed after each one). */
+static int reader_close(lua_State *L)
+{
+    sl_reader **ud = check_reader(L);
+    sl_reader *r = *ud;
+
+    if (r == NULL)
+        return 0;
+    *ud = NULL;
+    pause_reader(L, r);
+    r->closed = 1;
+    if (r->is_stream)
+        uv_close(&r->s.handle, on_handle_closed);
+    unref(L, &r->on_batch);
+    unref(L, &r->on_bad);
+    unref(L, &r->on_end);
+    unref(L, &r->batch_ref);
+    unref(L, &r->keys_ref);
+    uv_close((uv_handle_t *)&r->kick, on_handle_closed);
+    return 0;
+}
+
+static int reader_tostring(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+
+    if (r == NULL)
+        lua_pushliteral(L, "sluice.reader (closed)");
+    else
+        lua_pushfstring(L, "sluice.reader (%s %s)", formats[r->format], r->path);
+    return 1;
+}
+
+/* Pushes field name of the options table at index 1 if it is of type t; raises if it is
+ * of another type; returns 0 (nothing pushed) if it is nil. */
+static int opt(lua_State *L, const char *name, int t)
+{
+    lua_getfield(L, 1, name);                           /* v */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);                                  /* -- */
+        return 0;
+    }
+    if (lua_type(L, -1) != t)
+        luaL_error(L, "core.reader: %s must be a %s, not a %s", name, lua_typename(L, t),
+                   luaL_typename(L, -1));
+    return 1;
+}
+
+static lua_Integer opt_int(lua_State *L, const char *name, lua_Integer def, lua_Integer max)
+{
+    lua_Number v;
+
+    if (!opt(L, name, LUA_TNUMBER))
+        return def;
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (v != (lua_Number)(lua_Integer)v || v < 1 || v > (lua_Number)max)
+        luaL_error(L, "core.reader: %s must be an integer from 1 to %d", name, (int)max);
+    return (lua_Integer)v;
+}
+
+static int opt_ref(lua_State *L, const char *name, int required)
+{
+    if (!opt(L, name, LUA_TFUNCTION)) {
+        if (required)
+            luaL_error(L, "core.reader: %s must be a function", name);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int sl_reader_new(lua_State *L)
+{
+    const char *path = NULL, *fmt;
+    lua_Integer batch, max_record;
+    int fd = -1, format, header = 0, own_fd = 0;
+    sl_reader **ud, *r;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (opt(L, "path", LUA_TSTRING))
+        path = lua_tostring(L, -1);     /* stays referenced by the options table */
+    if (opt(L, "fd", LUA_TNUMBER))
+        fd = (int)lua_tointeger(L, -1);
+    if ((path == NULL) == (fd < 0))
+        return luaL_error(L, "core.reader: give either path= or fd= (a descriptor >= 0)");
+    if (!opt(L, "format", LUA_TSTRING))
+        return luaL_error(L, "core.reader: format must be lines, json, csv or msgpack");
+    fmt = lua_tostring(L, -1);
+    for (format = 0; formats[format] != NULL && strcmp(formats[format], fmt) != 0; format++)
+        ;
+    if (formats[format] == NULL)
+        return luaL_error(L, "core.reader: unknown format '%s' (lines, json, csv or msgpack)",
+                          fmt);
+    if (opt(L, "header", LUA_TBOOLEAN))
+        header = lua_toboolean(L, -1);
+    batch = opt_int(L, "batch", SL_READER_BATCH, 1 << 20);
+    max_record = opt_int(L, "max_record", SL_READER_MAX_RECORD, 1 << 30);
+    if (!opt(L, "on_batch", LUA_TFUNCTION))
+        return luaL_error(L, "core.reader: on_batch must be a function");
+    opt(L, "on_bad", LUA_TFUNCTION);    /* checks the types before anything is opened */
+    opt(L, "on_end", LUA_TFUNCTION);
+    lua_settop(L, 1);
+
+    if (path != NULL) {
+        uv_fs_t req;
+        fd = uv_fs_open(NULL, &req, path, O_RDONLY, 0, NULL);
+        uv_fs_req_cleanup(&req);
+        if (fd < 0) {
+            /* an I/O error names the path, not a line of the library */
+            lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));
+            return lua_error(L);
+        }
+        own_fd = 1;
+    }
+
+    ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
+    *ud = NULL;
+    luaL_getmetatable(L, SL_READER_MT);                 /* opts ud mt */
+    lua_setmetatable(L, -2);                            /* opts ud */
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        out_of_memory();
+    r->fd = fd;
+    r->own_fd = own_fd;
+    if (path != NULL)
+        r->path = strfmt("%s", path);
+    else if (fd == 0)
+        r->path = strfmt("<stdin>");
+    else
+        r->path = strfmt("<fd %d>", fd);
+    r->format = format;
+    r->header = format == FMT_CSV && header;
+    r->batch_max = (int)batch;
+    r->max_record = (size_t)max_record;
+    r->line = 1;
+    r->self_ref = r->keys_ref = LUA_NOREF;
+    r->on_batch = opt_ref(L, "on_batch", 1);
+    r->on_bad = opt_ref(L, "on_bad", 0);
+    r->on_end = opt_ref(L, "on_end", 0);
+    lua_createtable(L, (int)(batch < 1024 ? batch : 1024), 0);  /* opts ud batch */
+    r->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* opts ud */
+    uv_timer_init(sl_loop_get(), &r->kick);
+    r->kick.data = r;
+    r->open_handles = 1;
+    open_stream(r);
+    *ud = r;
+    return 1;
+}
+
+void sl_reader_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"start", reader_start},
+        {"stop", reader_stop},
+        {"close", reader_close},
+        {NULL, NULL}
+    };
+
+    luaL_newmetatable(L, SL_READER_MT);                 /* mt */
+    lua_createtable(L, 0, 3);                           /* mt methods */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");                     /* mt */
+    lua_pushcfunction(L, reader_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, reader_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);                                      /* -- */
+}

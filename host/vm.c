@@ -1,0 +1,91 @@
+/* vm.c -- creating and closing the LuaJIT state, and protected calls with a traceback.
+ *
+ * The state owns the libdir string (a registry field) that core.libdir reports.
+ */
+#include <stdio.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "sl_api.h"
+#include "vm.h"
+
+/* Runs under lua_cpcall so that a failure while setting up is an error, not a panic. */
+static int setup(lua_State *L)
+{
+    const char *libdir = lua_touserdata(L, 1);
+
+    luaL_openlibs(L);
+    lua_pushstring(L, libdir);
+    lua_setfield(L, LUA_REGISTRYINDEX, SL_VM_LIBDIR_KEY);
+
+    lua_getglobal(L, "package");                        /* package */
+    lua_getfield(L, -1, "preload");                     /* package preload */
+    lua_pushcfunction(L, luaopen_sluice_core);          /* package preload open */
+    lua_setfield(L, -2, "sluice.core");                 /* package preload */
+    lua_pop(L, 1);                                      /* package */
+
+    lua_getfield(L, -1, "path");                        /* package path */
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", libdir, libdir,
+                    lua_tostring(L, -1));               /* package path newpath */
+    lua_setfield(L, -3, "path");                        /* package path */
+    lua_pop(L, 2);                                      /* -- */
+    return 0;
+}
+
+lua_State *sl_vm_open(const char *libdir)
+{
+    lua_State *L = luaL_newstate();
+
+    if (L == NULL) {
+        fprintf(stderr, "sluice: cannot create the Lua state: out of memory\n");
+        return NULL;
+    }
+    if (lua_cpcall(L, setup, (void *)libdir) != 0) {
+        fprintf(stderr, "sluice: cannot set up the Lua state: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    return L;
+}
+
+const char *sl_vm_libdir(lua_State *L)
+{
+    const char *dir;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, SL_VM_LIBDIR_KEY);   /* dir */
+    dir = lua_tostring(L, -1);      /* still referenced from the registry after the pop */
+    lua_pop(L, 1);                                          /* -- */
+    return dir;
+}
+
+int sl_vm_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);                  /* err str */
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);                       /* err ... msg+traceback */
+    return 1;
+}
+
+int sl_vm_pcall(lua_State *L, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;                   /* index of the function */
+    int status;
+
+    lua_pushcfunction(L, sl_vm_traceback);              /* fn args handler */
+    lua_insert(L, base);                                /* handler fn args */
+    status = lua_pcall(L, nargs, nresults, base);       /* handler results|msg */
+    lua_remove(L, base);                                /* results|msg */
+    return status;
+}
+
+void sl_vm_close(lua_State *L)
+{
+    if (L != NULL)
+        lua_close(L);
+}

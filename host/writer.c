@@ -1,0 +1,488 @@
+/* writer.c -- core.writer: encodes batches of Lua values with the codecs into one buffer
+ * and writes it synchronously through libuv when it passes 64 KiB, at flush and at close.
+ *
+ * C owns the writer: the userdata holds a pointer; close flushes, closes the file (not a
+ * descriptor given as fd=) and frees it.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "loop.h"
+#include "writer.h"
+
+enum { FMT_JSON, FMT_LINES, FMT_CSV, FMT_MSGPACK };
+static const char *const formats[] = {"json", "lines", "csv", "msgpack", NULL};
+
+typedef struct sl_writer {
+    uv_file fd;             /* where the bytes go */
+    int own_fd;             /* opened from path=, so closed by close() */
+    char *path;             /* the path, or "<stdout>" / "<stderr>" / "<fd N>" */
+    int format;             /* FMT_* */
+    int header;             /* csv: write a header line */
+    int columns_known;      /* csv: columns_ref is settled (from columns= or a record) */
+    int columns_ref;        /* csv: registry ref of the column names; LUA_NOREF for
+                               array records */
+    int header_done;        /* csv: the header line is in the buffer or written */
+    sl_buf out;             /* encoded bytes not written yet */
+} sl_writer;
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+/* Writes out's bytes, looping on short writes. Returns 0 or a libuv error; the buffer is
+ * emptied either way (after a failed write its bytes cannot be placed reliably). */
+static int flush_out(sl_writer *w)
+{
+    size_t done = 0;
+    int rc = 0;
+
+    while (done < w->out.len) {
+        uv_fs_t req;
+        uv_buf_t b = uv_buf_init(w->out.data + done, (unsigned)(w->out.len - done));
+
+        rc = uv_fs_write(NULL, &req, w->fd, &b, 1, -1, NULL);
+        uv_fs_req_cleanup(&req);
+        if (rc == UV_EAGAIN) {      /* a non-blocking descriptor: wait until writable */
+            struct pollfd p = {.fd = w->fd, .events = POLLOUT};
+            poll(&p, 1, -1);
+            continue;
+        }
+        if (rc <= 0) {
+            if (rc == 0)
+                rc = UV_EIO;
+            break;
+        }
+        done += (size_t)rc;
+        rc = 0;
+    }
+    sl_buf_reset(&w->out);
+    return rc;
+}
+
+static int flush_or_raise(lua_State *L, sl_writer *w)
+{
+    int rc = flush_out(w);
+
+    if (rc < 0) {
+        lua_pushfstring(L, "write %s: %s", w->path, uv_strerror(rc));
+        return lua_error(L);
+    }
+    return 0;
+}
+
+/* ---- encoding ----------------------------------------------------------------------- */
+
+static int cmp_keys(const void *a, const void *b)
+{
+    const char *const *x = a, *const *y = b;
+
+    return strcmp(*x, *y);
+}
+
+/* Settles the csv columns from the first table record at idx: its string keys, sorted.
+ * A record without string keys means array records and no header. Stack unchanged. */
+static void columns_from(lua_State *L, sl_writer *w, int idx)
+{
+    const char **keys = NULL;
+    size_t n = 0, cap = 0, i;
+
+    lua_pushnil(L);                                     /* nil */
+    while (lua_next(L, idx) != 0) {                     /* k v */
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                keys = realloc(keys, cap * sizeof *keys);
+                if (keys == NULL) {
+                    fprintf(stderr, "sluice: writer: out of memory\n");
+                    abort();
+                }
+            }
+            keys[n++] = lua_tostring(L, -2);    /* anchored by the record */
+        }
+        lua_pop(L, 1);                                  /* k */
+    }                                                   /* -- */
+    w->columns_known = 1;
+    if (n > 0) {
+        qsort(keys, n, sizeof *keys, cmp_keys);
+        lua_createtable(L, (int)n, 0);                  /* cols */
+        for (i = 0; i < n; i++) {
+            lua_pushstring(L, keys[i]);                 /* cols key */
+            lua_rawseti(L, -2, (int)i + 1);             /* cols */
+        }
+        w->columns_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* -- */
+    }
+    free(keys);
+}
+
+/* Appends the csv header line once the columns are known. Stack unchanged. */
+static void csv_header(lua_State *L, sl_writer *w)
+{
+    char err[SL_CODEC_ERRLEN];
+
+    w->header_done = 1;
+    if (!w->header || w->columns_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->columns_ref);  /* cols */
+    sl_csv_encode(L, lua_gettop(L), 0, &w->out, err);
+    lua_pop(L, 1);                                      /* -- */
+}
+
+/* Settles the columns from the first table record and writes the header line before
+ * the first record. Stack unchanged. */
+static void csv_prepare(lua_State *L, sl_writer *w, int idx)
+{
+    if (!w->columns_known && lua_istable(L, idx))
+        columns_from(L, w, idx);
+    if (w->columns_known && !w->header_done)
+        csv_header(L, w);
+}
+
+static int encode_csv(lua_State *L, sl_writer *w, int idx, char *err)
+{
+    int rc, ki = 0;
+
+    if (w->columns_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, w->columns_ref);  /* cols */
+        ki = lua_gettop(L);
+    }
+    rc = sl_csv_encode(L, idx, ki, &w->out, err);
+    if (ki != 0)
+        lua_pop(L, 1);                                  /* -- */
+    return rc;
+}
+
+/* lines: strings verbatim, numbers and booleans as text, null as "null", a table with
+ * __tostring through it, any other table as JSON. Stack unchanged. */
+static int encode_line(lua_State *L, sl_writer *w, int idx, char *err)
+{
+    char num[32];
+    int k;
+
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        sl_buf_append(&w->out, s, len);
+        break;
+    }
+    case LUA_TNUMBER:
+        k = sl_codec_number(lua_tonumber(L, idx), num);
+        if (k < 0) {
+            snprintf(err, SL_CODEC_ERRLEN, "lines: cannot write nan or infinity");
+            return SL_CODEC_BAD;
+        }
+        sl_buf_append(&w->out, num, (size_t)k);
+        break;
+    case LUA_TBOOLEAN:
+        sl_buf_append(&w->out, lua_toboolean(L, idx) ? "true" : "false",
+                      lua_toboolean(L, idx) ? 4 : 5);
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) != SL_NULL)
+            goto unwritable;
+        sl_buf_append(&w->out, "null", 4);
+        break;
+    case LUA_TTABLE:
+        if (luaL_getmetafield(L, idx, "__tostring")) {  /* tostring */
+            size_t len;
+            const char *s;
+            lua_pushvalue(L, idx);                      /* tostring rec */
+            if (lua_pcall(L, 1, 1, 0) != 0) {           /* str|msg */
+                snprintf(err, SL_CODEC_ERRLEN, "lines: __tostring failed: %s",
+                         lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+                lua_pop(L, 1);                          /* -- */
+                return SL_CODEC_BAD;
+            }
+            s = lua_tolstring(L, -1, &len);
+            if (lua_type(L, -1) != LUA_TSTRING) {
+                snprintf(err, SL_CODEC_ERRLEN, "lines: __tostring returned a %s",
+                         luaL_typename(L, -1));
+                lua_pop(L, 1);                          /* -- */
+                return SL_CODEC_BAD;
+            }
+            sl_buf_append(&w->out, s, len);
+            lua_pop(L, 1);                              /* -- */
+            break;
+        }
+        if (sl_json_encode(L, idx, &w->out, err) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        break;
+    default:
+    unwritable:
+        snprintf(err, SL_CODEC_ERRLEN, "lines: cannot write a %s value", luaL_typename(L, idx));
+        return SL_CODEC_BAD;
+    }
+    sl_buf_putc(&w->out, '\n');
+    return SL_CODEC_OK;
+}
+
+/* Appends the record at idx in the writer's format. On failure the buffer is left as it
+ * was and err says why. Stack unchanged. */
+static int encode(lua_State *L, sl_writer *w, int idx, char *err)
+{
+    size_t mark;
+    int rc;
+
+    if (w->format == FMT_CSV)
+        csv_prepare(L, w, idx);
+    mark = w->out.len;
+    switch (w->format) {
+    case FMT_JSON:
+        rc = sl_json_encode(L, idx, &w->out, err);
+        if (rc == SL_CODEC_OK)
+            sl_buf_putc(&w->out, '\n');
+        break;
+    case FMT_LINES:
+        rc = encode_line(L, w, idx, err);
+        break;
+    case FMT_CSV:
+        rc = encode_csv(L, w, idx, err);
+        break;
+    default:
+        rc = sl_mpack_encode(L, idx, &w->out, err);
+        break;
+    }
+    if (rc != SL_CODEC_OK) {
+        w->out.len = mark;          /* drop a half-encoded record */
+        return SL_CODEC_BAD;
+    }
+    return SL_CODEC_OK;
+}
+
+/* ---- Lua methods -------------------------------------------------------------------- */
+
+static sl_writer *check_writer(lua_State *L, const char *method)
+{
+    sl_writer *w = *(sl_writer **)luaL_checkudata(L, 1, SL_WRITER_MT);
+
+    if (w == NULL)
+        luaL_error(L, "writer:%s(): the writer is closed", method);
+    return w;
+}
+
+/* writer:write(batch, n) -> nil | {{index=i, reason=msg}, ...} */
+static int writer_write(lua_State *L)
+{
+    sl_writer *w = check_writer(L, "write");
+    char err[SL_CODEC_ERRLEN];
+    lua_Integer n, i;
+    int nbad = 0;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    n = luaL_optinteger(L, 3, (lua_Integer)lua_objlen(L, 2));
+    lua_settop(L, 3);
+    lua_pushnil(L);                                     /* w batch n bad|nil */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, (int)i);                      /* ... rec */
+        err[0] = '\0';
+        if (encode(L, w, 5, err) != SL_CODEC_OK) {
+            if (nbad == 0) {
+                lua_createtable(L, 4, 0);               /* ... rec list */
+                lua_replace(L, 4);                      /* ... rec */
+            }
+            lua_createtable(L, 0, 2);                   /* ... rec info */
+            lua_pushinteger(L, i);
+            lua_setfield(L, -2, "index");
+            lua_pushstring(L, err);
+            lua_setfield(L, -2, "reason");
+            lua_rawseti(L, 4, ++nbad);                  /* ... rec */
+        }
+        lua_pop(L, 1);                                  /* w batch n bad|nil */
+        if (w->out.len > SL_WRITER_FLUSH)
+            flush_or_raise(L, w);
+    }
+    return nbad > 0 ? 1 : 0;
+}
+
+/* writer:flush() */
+static int writer_flush(lua_State *L)
+{
+    return flush_or_raise(L, check_writer(L, "flush"));
+}
+
+/* Flushes (writing a csv header if no record came), closes the file and frees the
+ * writer. Returns 0 or the first libuv error; *what says which step failed. */
+static int close_writer(lua_State *L, sl_writer *w, const char **what)
+{
+    int rc, crc = 0;
+
+    if (w->format == FMT_CSV && w->columns_known && !w->header_done)
+        csv_header(L, w);
+    rc = flush_out(w);
+    *what = "write";
+    if (w->own_fd) {
+        uv_fs_t req;
+        crc = uv_fs_close(NULL, &req, w->fd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    if (rc == 0 && crc < 0) {
+        rc = crc;
+        *what = "close";
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, w->columns_ref);
+    sl_buf_free(&w->out);
+    return rc;
+}
+
+/* writer:close(): flushes, closes, frees; raises "write PATH: reason" on failure (the
+ * writer is closed all the same). Idempotent. */
+static int writer_close(lua_State *L)
+{
+    sl_writer **ud = luaL_checkudata(L, 1, SL_WRITER_MT);
+    sl_writer *w = *ud;
+    const char *what;
+    int rc;
+
+    if (w == NULL)
+        return 0;
+    *ud = NULL;
+    rc = close_writer(L, w, &what);
+    if (rc < 0) {
+        lua_pushfstring(L, "%s %s: %s", what, w->path, uv_strerror(rc));   /* msg */
+        free(w->path);
+        free(w);
+        return luaL_error(L, "%s", lua_tostring(L, -1));
+    }
+    free(w->path);
+    free(w);
+    return 0;
+}
+
+/* __gc: closes without raising; a failure can only be reported on stderr. */
+static int writer_gc(lua_State *L)
+{
+    sl_writer **ud = luaL_checkudata(L, 1, SL_WRITER_MT);
+    sl_writer *w = *ud;
+    const char *what;
+    int rc;
+
+    if (w == NULL)
+        return 0;
+    *ud = NULL;
+    rc = close_writer(L, w, &what);
+    if (rc < 0)
+        fprintf(stderr, "sluice: %s %s: %s\n", what, w->path, uv_strerror(rc));
+    free(w->path);
+    free(w);
+    return 0;
+}
+
+static int writer_tostring(lua_State *L)
+{
+    sl_writer *w = *(sl_writer **)luaL_checkudata(L, 1, SL_WRITER_MT);
+
+    if (w == NULL)
+        lua_pushliteral(L, "sluice.writer (closed)");
+    else
+        lua_pushfstring(L, "sluice.writer (%s %s)", formats[w->format], w->path);
+    return 1;
+}
+
+/* Pushes field name of the options table at index 1 if it is of type t; raises if it is
+ * of another type; returns 0 (nothing pushed) if it is nil. */
+static int opt(lua_State *L, const char *name, int t)
+{
+    lua_getfield(L, 1, name);                           /* v */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);                                  /* -- */
+        return 0;
+    }
+    if (lua_type(L, -1) != t)
+        luaL_error(L, "core.writer: %s must be a %s, not a %s", name, lua_typename(L, t),
+                   luaL_typename(L, -1));
+    return 1;
+}
+
+int sl_writer_new(lua_State *L)
+{
+    const char *path = NULL, *fmt;
+    int fd = -1, format, append = 0, header = 1, columns = 0, own_fd = 0;
+    sl_writer **ud, *w;
+    char name[32];
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (opt(L, "path", LUA_TSTRING))
+        path = lua_tostring(L, -1);     /* stays referenced by the options table */
+    if (opt(L, "fd", LUA_TNUMBER))
+        fd = (int)lua_tointeger(L, -1);
+    if ((path == NULL) == (fd < 0))
+        return luaL_error(L, "core.writer: give either path= or fd= (a descriptor >= 0)");
+    if (!opt(L, "format", LUA_TSTRING))
+        return luaL_error(L, "core.writer: format must be json, lines, csv or msgpack");
+    fmt = lua_tostring(L, -1);
+    for (format = 0; formats[format] != NULL && strcmp(formats[format], fmt) != 0; format++)
+        ;
+    if (formats[format] == NULL)
+        return luaL_error(L, "core.writer: unknown format '%s' (json, lines, csv or msgpack)",
+                          fmt);
+    if (opt(L, "append", LUA_TBOOLEAN))
+        append = lua_toboolean(L, -1);
+    if (opt(L, "header", LUA_TBOOLEAN))
+        header = lua_toboolean(L, -1);
+    columns = opt(L, "columns", LUA_TTABLE);            /* ... [cols] */
+    lua_settop(L, 1);
+
+    if (path != NULL) {
+        uv_fs_t req;
+        int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+        fd = uv_fs_open(NULL, &req, path, flags, 0644, NULL);
+        uv_fs_req_cleanup(&req);
+        if (fd < 0) {
+            /* an I/O error names the path, not a line of the library */
+            lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));
+            return lua_error(L);
+        }
+        own_fd = 1;
+    }
+
+    ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
+    *ud = NULL;
+    luaL_getmetatable(L, SL_WRITER_MT);                 /* opts ud mt */
+    lua_setmetatable(L, -2);                            /* opts ud */
+    w = calloc(1, sizeof *w);
+    if (path == NULL)
+        snprintf(name, sizeof name, fd == 1 ? "<stdout>" : fd == 2 ? "<stderr>" : "<fd %d>",
+                 fd);
+    if (w == NULL || (w->path = strdup(path != NULL ? path : name)) == NULL) {
+        fprintf(stderr, "sluice: writer: out of memory\n");
+        abort();
+    }
+    w->fd = fd;
+    w->own_fd = own_fd;
+    w->format = format;
+    w->header = header;
+    w->columns_ref = LUA_NOREF;
+    sl_buf_init(&w->out);
+    if (format == FMT_CSV && columns) {
+        lua_getfield(L, 1, "columns");                  /* opts ud cols */
+        w->columns_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* opts ud */
+        w->columns_known = 1;
+    }
+    *ud = w;
+    return 1;
+}
+
+void sl_writer_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"write", writer_write},
+        {"flush", writer_flush},
+        {"close", writer_close},
+        {NULL, NULL}
+    };
+
+    luaL_newmetatable(L, SL_WRITER_MT);                 /* mt */
+    lua_createtable(L, 0, 3);                           /* mt methods */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");                     /* mt */
+    lua_pushcfunction(L, writer_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, writer_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);                                      /* -- */
+}

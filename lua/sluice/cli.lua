@@ -1,0 +1,244 @@
+-- cli.lua -- the command line: sluice run | check | graph | repl | test | --version | --help.
+--
+-- host/main.c calls cli.main(args) and exits with the status it returns: 0 done,
+-- 1 runtime failure, 2 bad script or bad arguments.
+local host = require "sluice.host"
+local graph = require "sluice.graph"
+local report = require "sluice.report"
+local runtime = require "sluice.runtime"
+local plan = require "sluice.plan"
+
+local format = string.format
+
+local cli = {}
+
+local USAGE = [[
+usage: sluice COMMAND [ARGS] [OPTIONS]
+
+  run SCRIPT.lua       run the pipeline the script describes
+  check SCRIPT.lua     compile only; report every mistake with its file:line
+  graph SCRIPT.lua     print the operator graph (--format text|dot|mermaid)
+  repl [SCRIPT.lua]    interactive Lua with `sl` bound; the script's globals in scope
+  test [PATH...]       run busted specs inside the host (default: tests/)
+  --version            print the version
+  --help               this text
+
+options for run:
+  --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
+  --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
+
+exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
+]]
+
+local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
+
+-- ---- arguments ------------------------------------------------------------------------
+
+local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
+  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
+local flag_options = { ["--watch"] = true }
+local later = { ["--watch"] = "hot reload", ["--state-dir"] = "checkpoints",
+  ["--checkpoint-every"] = "checkpoints", ["--control"] = "the control socket" }
+
+-- Splits args into positional words and an options table. Returns nil, message on misuse.
+local function parse(args, first)
+  local words, opts = {}, {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    name = name or a
+    if value_options[name] then
+      if not value then
+        i = i + 1
+        value = args[i]
+        if value == nil then return nil, format("%s needs a value", name) end
+      end
+      opts[name:sub(3)] = value
+    elseif flag_options[name] then
+      opts[name:sub(3)] = true
+    elseif a:sub(1, 2) == "--" then
+      return nil, format("unknown option %s (see sluice --help)", a)
+    else
+      words[#words + 1] = a
+    end
+    i = i + 1
+  end
+  for name, what in pairs(later) do
+    if opts[name:sub(3)] then
+      return nil, format("%s (%s) is not implemented in this version of sluice", name, what)
+    end
+  end
+  if opts["batch-size"] then
+    local n = tonumber(opts["batch-size"])
+    if not n or n < 1 or n % 1 ~= 0 then
+      return nil, format("--batch-size: expected a whole number >= 1, got %s", opts["batch-size"])
+    end
+    runtime.options.batch_size = n
+  end
+  if opts["on-error"] then
+    if opts["on-error"] ~= "fail" and opts["on-error"] ~= "dead-letter" then
+      return nil, format("--on-error: expected fail or dead-letter, got %s", opts["on-error"])
+    end
+    runtime.options.on_error = opts["on-error"]
+  end
+  if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
+    return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)
+  end
+  return words, opts
+end
+
+-- ---- compiling a script ---------------------------------------------------------------
+
+-- Streams that lead nowhere: a node (or a partition port) no sink reads.
+local function dead_ends(job)
+  local found = {}
+  for _, node in ipairs(job.nodes) do
+    if node.kind ~= "sink" and not node.detached then
+      local ports = node.kind == "partition" and 2 or 1
+      for port = 1, ports do
+        local used = false
+        for _, c in ipairs(node.consumers) do
+          if c.port == port and not c.node.detached then used = true end
+        end
+        if not used then
+          local what = ports == 2 and (port == 1 and "the first output of partition()"
+            or "the second output of partition()") or "this stream"
+          found[#found + 1] = format("%s: %s reaches no sink (end it with :sink(...))",
+            node.where or "?", what)
+        end
+      end
+    end
+  end
+  return found
+end
+
+-- Loads and runs the script to build its graph. Returns the job and the set of nodes to
+-- run, or nil and the array of every mistake found.
+local function compile(path)
+  local job = graph.begin()
+  local chunk, err = loadfile(path)
+  if not chunk then
+    if not io.open(path, "r") then return nil, { format("%s: cannot open the script", path) } end
+    return nil, { err }
+  end
+  report.collect()
+  local ok, rerr = xpcall(chunk, function(e)
+    if type(e) == "string" and not e:find(path, 1, true) then
+      e = report.where() .. ": " .. e
+    end
+    return e
+  end)
+  local errors = report.collected()
+  if not ok then errors[#errors + 1] = tostring(rerr) end
+  for _, e in ipairs(dead_ends(job)) do errors[#errors + 1] = e end
+  local sinks = {}
+  for _, node in ipairs(job.nodes) do
+    if node.kind == "sink" and not node.detached then sinks[#sinks + 1] = node end
+  end
+  if #errors == 0 and #sinks == 0 then
+    errors[1] = format("%s: the script builds no stream that reaches a sink; nothing to run", path)
+  end
+  if #errors > 0 then return nil, errors end
+  return job, graph.ancestors(sinks)
+end
+
+local function compile_or_report(path)
+  if not path then
+    say("sluice: no script given (see sluice --help)")
+    return nil
+  end
+  local job, set = compile(path)
+  if not job then
+    for _, e in ipairs(set) do say("%s", e) end
+    return nil
+  end
+  return job, set
+end
+
+-- ---- commands -------------------------------------------------------------------------
+
+local commands = {}
+
+function commands.run(words)
+  local job, set = compile_or_report(words[1])
+  if not job then return 2 end
+  -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
+  local profile = os.getenv("SLUICE_PROFILE")
+  if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
+  local ok, err = runtime.run(set, job)
+  if profile then require("jit.p").stop() end
+  if runtime.dead_letters and runtime.dead_letters > 0 then
+    say("sluice: %d record%s dead-lettered", runtime.dead_letters,
+      runtime.dead_letters == 1 and "" or "s")
+  end
+  if not ok then
+    say("sluice: %s", tostring(err))
+    return 1
+  end
+  return 0
+end
+
+function commands.check(words)
+  local job, set = compile_or_report(words[1])
+  if not job then return 2 end
+  local count = 0
+  for _ in pairs(set) do count = count + 1 end
+  local stages = plan.assign_stages(set)
+  print(format("%s: ok (%d operators, %d fused stages)", words[1], count, #stages))
+  return 0
+end
+
+function commands.graph(words, opts)
+  local job, set = compile_or_report(words[1])
+  if not job then return 2 end
+  plan.assign_stages(set)
+  print(graph.render(set, opts.format or "text"))
+  return 0
+end
+
+function commands.repl(words)
+  return require("sluice.repl").main(words[1])
+end
+
+-- Runs busted specs in this process, so they can use the host and its primitives.
+function commands.test(words)
+  local output = require "sluice.busted_output"
+  local busted_args = { "--output=sluice.busted_output" }
+  if #words == 0 then words = { "tests/" } end
+  for _, w in ipairs(words) do busted_args[#busted_args + 1] = w end
+  _G.arg = busted_args
+  local ok, err = pcall(require("busted.runner"), { standalone = false })
+  if not ok and err ~= nil then say("sluice test: %s", tostring(err)) end
+  local result = output.result
+  if not result then return 1 end
+  return (result.failed > 0) and 1 or 0
+end
+
+-- ---- entry ----------------------------------------------------------------------------
+
+function cli.main(args)
+  local cmd = args[1]
+  if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
+    io.stdout:write(USAGE)
+    return cmd == nil and 2 or 0
+  end
+  if cmd == "--version" or cmd == "-v" or cmd == "version" then
+    print("sluice " .. host.version .. " (" .. jit.version .. ")")
+    return 0
+  end
+  local handler = commands[cmd]
+  if not handler then
+    say("sluice: unknown command %q (see sluice --help)", cmd)
+    return 2
+  end
+  if cmd == "test" then return handler({ unpack(args, 2) }) end
+  local words, opts = parse(args, 2)
+  if not words then
+    say("sluice: %s", opts)
+    return 2
+  end
+  return handler(words, opts)
+end
+
+return cli

@@ -1,0 +1,120 @@
+-- init.lua -- require "sluice": the module a pipeline script sees.
+--
+-- Gathers the builder (sources, sinks, assigners, aggregates) and the codecs into one
+-- table. Nothing here runs a job: a script only describes one, and the host runs it.
+local host = require "sluice.host"
+local graph = require "sluice.graph"
+local report = require "sluice.report"
+local duration = require "sluice.duration"
+local stream = require "sluice.stream"
+local source = require "sluice.source"
+local sink = require "sluice.sink"
+
+local core = host.core
+local format, type = string.format, type
+local fail = report.fail
+
+if not graph.current() then graph.begin() end
+
+local function not_yet(name)
+  return function()
+    fail(format("%s: not implemented in this version of sluice", name))
+    return stream.new(graph.node("source", {}, { spec = { type = "values", array = {} },
+      label = name, where = report.where() }), 1)
+  end
+end
+
+local sl = {
+  version = host.version,
+  null = host.null,
+  source = {
+    values = source.values,
+    file = source.file,
+    stdin = source.stdin,
+    generator = source.generator,
+    tcp = not_yet("source.tcp()"),
+    udp = not_yet("source.udp()"),
+    nexmark = not_yet("source.nexmark()"),
+  },
+  sink = {
+    stdout = sink.stdout,
+    file = sink.file,
+    null = sink.null,
+    fn = sink.fn,
+    collect = sink.collect,
+    tcp = sink.tcp,
+  },
+  json = { encode = core.json_encode, decode = core.json_decode, null = host.null },
+  msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },
+}
+
+-- Sends the job's dead letters (bad input, records a function raised on) to `spec`.
+function sl.dead_letter(spec)
+  if type(spec) ~= "table" or not spec.is_sink then
+    fail(format("dead_letter(): expected a sink from sl.sink.*, got %s", type(spec)))
+    return
+  end
+  graph.current().dead_letter = spec
+end
+
+-- Milliseconds for a duration ("10s", 250, ...); raises at the caller's line if bad.
+function sl.duration(d)
+  local ms, err = duration.parse(d)
+  if not ms then fail("duration(): " .. err) end
+  return ms or 0
+end
+
+-- ---- window assigners -----------------------------------------------------------------
+
+local function want_duration(m, d)
+  local ms, err = duration.parse(d)
+  if not ms or ms <= 0 then
+    fail(format("%s: %s", m, err or format("duration must be > 0, got %s", tostring(d))))
+    return 1
+  end
+  return ms
+end
+
+function sl.tumbling(size)
+  return { assigner = "tumbling", size = want_duration("tumbling()", size) }
+end
+
+function sl.sliding(size, slide)
+  return { assigner = "sliding", size = want_duration("sliding()", size),
+    slide = want_duration("sliding()", slide) }
+end
+
+function sl.session(gap)
+  return { assigner = "session", gap = want_duration("session()", gap) }
+end
+
+function sl.count_window(n)
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+    fail(format("count_window(): expected a whole number >= 1, got %s", tostring(n)))
+    n = 1
+  end
+  return { assigner = "count", n = n }
+end
+
+-- ---- aggregates -----------------------------------------------------------------------
+
+local function aggregate(kind, needs_fn)
+  return function(f, q)
+    local fn, field
+    if needs_fn or f ~= nil then fn, field = stream.want_fn(kind .. "()", f, true) end
+    return { aggregate = kind, fn = fn, field = field, q = q }
+  end
+end
+
+sl.count = aggregate("count", false)
+sl.sum = aggregate("sum", true)
+sl.min = aggregate("min", true)
+sl.max = aggregate("max", true)
+sl.avg = aggregate("avg", true)
+sl.first = aggregate("first", true)
+sl.last = aggregate("last", true)
+sl.collect = aggregate("collect", true)
+sl.distinct = aggregate("distinct", true)
+sl.quantile = aggregate("quantile", true)
+
+return sl

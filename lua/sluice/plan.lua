@@ -1,0 +1,125 @@
+-- plan.lua -- from graph to stages: fusing chains of stateless operators into one loop.
+--
+-- A stage is a maximal chain of stateless operators (map, filter, flat_map, peek, take,
+-- key_by, and a partition that ends it) where each operator feeds only the next. The
+-- planner writes one Lua function per stage -- a plain numeric loop over a batch with the
+-- user's functions as upvalues -- and `load`s it, so LuaJIT traces the whole chain, user
+-- code included. C and Lua meet once per batch, never once per record.
+local format, concat = string.format, table.concat
+
+local plan = {}
+
+-- Operators a stage can hold. A partition ends its stage (it has two outputs).
+local fusable = { map = true, filter = true, flat_map = true, peek = true, take = true,
+  key_by = true, partition = true }
+plan.fusable = fusable
+
+local function consumers_in(node, set)
+  local list = {}
+  for _, c in ipairs(node.consumers) do
+    if set[c.node] then list[#list + 1] = c end
+  end
+  return list
+end
+plan.consumers_in = consumers_in
+
+-- Groups the fusable nodes of `set` into stages; sets node.stage to the stage number.
+-- Returns the array of stages, each { id = k, ops = {node, ...} }.
+function plan.assign_stages(set)
+  local graph = require "sluice.graph"
+  local stages = {}
+  for _, node in ipairs(graph.ordered(set)) do
+    node.stage = nil
+    if fusable[node.kind] then
+      local up = #node.inputs == 1 and node.inputs[1].node
+      local stage
+      if up and up.stage and up.kind ~= "partition" and #consumers_in(up, set) == 1 then
+        stage = stages[up.stage]
+        stage.ops[#stage.ops + 1] = node
+      else
+        stage = { id = #stages + 1, ops = { node } }
+        stages[stage.id] = stage
+      end
+      node.stage = stage.id
+    end
+  end
+  return stages
+end
+
+-- Writes the Lua source of a stage's loop. `ops` is an array of { kind =, fn =, n = }.
+-- Returns the source and a map from source line to the index of the op on that line
+-- (so an error can be traced to its operator).
+--
+-- The chunk, called with (fns, emit1, emit2, on_take_done, bad_return), returns
+--   run(inb, s, n)  processes inb[s..n], appending outputs to its out batches;
+--   flush()         hands the out batches to emit1/emit2 and empties them;
+--   cursor()        the index of the record being processed (valid after an error).
+-- The loop index is kept in an upvalue so that, when a user function raises, the caller
+-- knows which record failed and resumes at the next one: no record re-run, none lost.
+function plan.codegen(ops)
+  local src, line_op = {}, {}
+  local depth = 2
+  local function emit(s, op_index)
+    src[#src + 1] = string.rep("  ", depth) .. s
+    if op_index then line_op[#src] = op_index end
+  end
+  local function raw(s) src[#src + 1] = s end
+
+  raw("local fns, emit1, emit2, on_take_done, bad_return = ...")
+  raw("local type = type")
+  for k, op in ipairs(ops) do
+    if op.fn then raw(format("local f%d = fns[%d]", k, k)) end
+    if op.kind == "take" then raw(format("local lim%d, tk%d = %d, 0", k, k, op.n)) end
+  end
+  raw("local out1, m1, out2, m2 = {}, 0, {}, 0")
+  raw("local cur = 0")
+  raw("local function run(inb, s, n)")
+  raw("  for i = s, n do")
+  raw("    cur = i")
+  raw("    local r = inb[i]")
+  local closers = 0
+  local ended = false
+  for k, op in ipairs(ops) do
+    local kind = op.kind
+    if kind == "map" then
+      emit(format("r = f%d(r)", k), k)
+      emit("if r ~= nil then", k); depth = depth + 1; closers = closers + 1
+    elseif kind == "filter" then
+      emit(format("if f%d(r) then", k), k); depth = depth + 1; closers = closers + 1
+    elseif kind == "peek" then
+      emit(format("f%d(r)", k), k)
+    elseif kind == "key_by" then
+      -- a pass-through here: keyed operators read the key themselves
+    elseif kind == "flat_map" then
+      emit(format("local a%d = f%d(r)", k, k), k)
+      emit(format("if a%d ~= nil then", k), k); depth = depth + 1
+      emit(format("if type(a%d) ~= 'table' then bad_return(%d, a%d) end", k, k, k), k)
+      emit(format("for j%d = 1, #a%d do", k, k), k); depth = depth + 1
+      emit(format("local r = a%d[j%d]", k, k), k)
+      closers = closers + 2
+    elseif kind == "take" then
+      emit(format("if tk%d < lim%d then", k, k), k); depth = depth + 1; closers = closers + 1
+      emit(format("tk%d = tk%d + 1", k, k), k)
+      emit(format("if tk%d == lim%d then on_take_done(%d) end", k, k, k), k)
+    elseif kind == "partition" then
+      emit(format("if f%d(r) then m1 = m1 + 1; out1[m1] = r", k), k)
+      emit("else m2 = m2 + 1; out2[m2] = r end", k)
+      ended = true
+    else
+      error("plan.codegen: cannot fuse operator " .. tostring(kind))
+    end
+  end
+  if not ended then emit("m1 = m1 + 1; out1[m1] = r") end
+  for _ = 1, closers do depth = depth - 1; emit("end") end
+  raw("  end")
+  raw("end")
+  raw("local function flush()")
+  raw("  if m1 > 0 then local k = m1; m1 = 0; emit1(out1, k) end")
+  raw("  if m2 > 0 then local k = m2; m2 = 0; emit2(out2, k) end")
+  raw("end")
+  raw("local function cursor() return cur end")
+  raw("return run, flush, cursor")
+  return concat(src, "\n"), line_op
+end
+
+return plan

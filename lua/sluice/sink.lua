@@ -1,0 +1,182 @@
+-- sink.lua -- the sinks of the contract: what a script declares, and how it runs.
+--
+-- sl.sink.X{...} checks its options and returns a sink spec, which stream:sink() attaches
+-- to the graph. At run time sink.open turns a spec into { push(batch, n), close() }:
+-- stdout and file encode whole batches in C (host writer); table buffers rows for people;
+-- null counts; fn calls a user function; collect keeps the records.
+local report = require "sluice.report"
+local host = require "sluice.host"
+
+local core = host.core
+local type, format, pcall = type, string.format, pcall
+local fail, where = report.fail, report.where
+
+local sink = {}
+
+local out_formats = { lines = true, json = true, csv = true, msgpack = true, table = true }
+
+local Sink = {}
+Sink.__index = Sink
+
+local function new_sink(spec)
+  spec.is_sink = true
+  spec.where = where()
+  return setmetatable(spec, Sink)
+end
+
+local function want_format(m, opts)
+  local f = opts.format or "lines"
+  if not out_formats[f] then
+    fail(format("%s: unknown format %q (lines, json, csv, msgpack, table)", m, tostring(f)))
+  end
+  return f
+end
+
+local function want_table(m, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    fail(format("%s: expected an options table, got %s", m, type(opts)))
+    return {}
+  end
+  return opts
+end
+
+-- ---- declarations ---------------------------------------------------------------------
+
+function sink.stdout(opts)
+  opts = want_table("sink.stdout()", opts)
+  return new_sink { type = "stdout", format = want_format("sink.stdout()", opts),
+    columns = opts.columns, label = "sink.stdout" }
+end
+
+function sink.file(opts)
+  opts = want_table("sink.file()", opts)
+  if type(opts.path) ~= "string" then fail("sink.file(): path is required (a string)") end
+  return new_sink { type = "file", path = opts.path, format = want_format("sink.file()", opts),
+    append = opts.append, columns = opts.columns, label = "sink.file " .. tostring(opts.path) }
+end
+
+function sink.null() return new_sink { type = "null", label = "sink.null" } end
+
+function sink.fn(f)
+  if type(f) ~= "function" then
+    fail(format("sink.fn(): expected a function, got %s", type(f)))
+  end
+  return new_sink { type = "fn", fn = f, label = "sink.fn" }
+end
+
+function sink.collect()
+  return new_sink { type = "collect", collected = {}, label = "sink.collect" }
+end
+
+function sink.tcp(opts)
+  fail("sink.tcp(): not implemented in this version of sluice")
+  return new_sink { type = "null", label = "sink.tcp" }
+end
+
+-- The records a collect sink received in its last run.
+function Sink:records()
+  if self.type ~= "collect" then error("records(): only sl.sink.collect() keeps records", 2) end
+  return self.collected
+end
+
+-- ---- running --------------------------------------------------------------------------
+--
+-- sink.open(spec, ctx) returns { push = function(batch, n), close = function() }.
+-- ctx.bad_output(record, reason) dead-letters a record the sink could not encode;
+-- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised.
+
+local open = {}
+
+local function writer_target(spec)
+  if spec.type == "stdout" then return { fd = 1 } end
+  return { path = spec.path, append = spec.append }
+end
+
+-- A sink that encodes in C: one writer call per batch.
+local function open_writer(spec, ctx)
+  local target = writer_target(spec)
+  target.format, target.columns = spec.format, spec.columns
+  local w = core.writer(target)
+  return {
+    push = function(batch, n)
+      local bad = w:write(batch, n)
+      if bad then
+        for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+      end
+    end,
+    close = function() w:close() end,
+  }
+end
+
+-- The `table` format is for people: rows are buffered and printed as aligned columns,
+-- at the end and every `page` rows, so an unbounded job still shows its output.
+local function open_table(spec, ctx)
+  local target = writer_target(spec)
+  target.format = "lines"
+  local w = core.writer(target)
+  local rows, page = {}, 1000
+  local function print_rows()
+    if #rows > 0 then
+      w:write({ require("sluice.format").table(rows, { columns = spec.columns }) }, 1)
+      w:flush()
+      rows = {}
+    end
+  end
+  return {
+    push = function(batch, n)
+      for i = 1, n do rows[#rows + 1] = batch[i] end
+      if #rows >= page then print_rows() end
+    end,
+    close = function() print_rows(); w:close() end,
+  }
+end
+
+function open.stdout(spec, ctx)
+  if spec.format == "table" then return open_table(spec, ctx) end
+  return open_writer(spec, ctx)
+end
+open.file = open.stdout
+
+function open.null()
+  return { push = function() end, close = function() end }
+end
+
+function open.collect(spec)
+  local records = {}
+  spec.collected = records
+  return {
+    push = function(batch, n)
+      local m = #records
+      for i = 1, n do records[m + i] = batch[i] end
+    end,
+    close = function() end,
+  }
+end
+
+-- The user's function runs protected per batch: a record on which it raises is
+-- dead-lettered and the loop resumes with the next record.
+function open.fn(spec, ctx)
+  local f, cur = spec.fn, 0
+  local function loop(batch, s, n)
+    for i = s, n do cur = i; f(batch[i]) end
+  end
+  return {
+    push = function(batch, n)
+      local s = 1
+      while s <= n do
+        local ok, err = pcall(loop, batch, s, n)
+        if ok then break end
+        ctx.user_error(err, batch[cur])
+        s = cur + 1
+      end
+    end,
+    close = function() end,
+  }
+end
+
+function sink.open(spec, ctx)
+  return open[spec.type](spec, ctx)
+end
+
+return sink

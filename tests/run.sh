@@ -1,0 +1,81 @@
+#!/bin/sh
+# tests/run.sh -- runs every spec twice, with ./sluice and with ./sluice-asan (AddressSanitizer
+# and UBSan), and ends with one line: the totals, `N passed, M failed` (`, K skipped` when
+# any were). Exits non-zero when a run failed, timed out or printed no summary line.
+#
+# Usage: sh tests/run.sh [PATH...]   (PATHs go to `sluice test`; default tests/)
+
+cd "$(dirname "$0")/.." || exit 2
+
+# A whole run may take at most this long (seconds) before it is killed and counted as failed.
+LIMIT=${SLUICE_TEST_TIMEOUT:-900}
+
+logdir=$(mktemp -d /tmp/sluice-run.XXXXXX) || exit 2
+trap 'rm -rf "$logdir"' EXIT
+trap 'exit 130' INT TERM
+
+guard=""
+command -v timeout >/dev/null 2>&1 && guard="timeout -k 10 $LIMIT"
+
+status=0
+passed=0
+failed=0
+skipped=0
+report=""
+
+# run LABEL BIN [ENV=VALUE...] -- runs `BIN test "$@"` with SLUICE_BIN=BIN and the given
+# environment, showing its output as it comes, and adds its summary line to the totals.
+# With BIN a C test program (build/*_test) it runs that program alone.
+run() {
+  label=$1 bin=$2
+  shift 2
+  log="$logdir/$label.log"
+  case $bin in *_test) cmd="$bin" ;; *) cmd="$bin test $paths" ;; esac
+  echo "== $label: ${*:+$* }SLUICE_BIN=$bin $cmd"
+  if [ ! -x "$bin" ]; then
+    echo "$label: $bin is missing (build it with make all asan)" | tee "$log"
+    echo 1 >"$logdir/$label.rc"
+  else
+    # A pipeline's status is tee's: the test run's own status goes through a file.
+    # $guard and $cmd are word lists and split on purpose (no path with spaces).
+    # shellcheck disable=SC2086
+    { env SLUICE_BIN="$bin" "$@" $guard $cmd 2>&1
+      echo $? >"$logdir/$label.rc"; } | tee "$log"
+  fi
+  rc=$(cat "$logdir/$label.rc" 2>/dev/null || echo 1)
+  # The summary: the last line that is `N passed, M failed[, K skipped]`, maybe after a word
+  # and a colon.
+  line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?[[:space:]]*$' \
+    "$log" | tail -n 1 | sed -e 's/^[A-Za-z]*: //' -e 's/[[:space:]]*$//')
+  if [ -z "$line" ]; then
+    report="$report
+$label: no summary line (exit $rc), counted as 1 failed"
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
+  p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  s=0
+  case $line in *skipped*) s=$(echo "$line" | sed -E 's/.* ([0-9]+) skipped.*/\1/') ;; esac
+  passed=$((passed + p))
+  failed=$((failed + f))
+  skipped=$((skipped + s))
+  [ "$rc" -eq 0 ] && [ "$f" -eq 0 ] || status=1
+  report="$report
+$label: $line (exit $rc)"
+}
+
+paths="$*"
+if [ -z "$paths" ]; then
+  run codecs build/codec_test ASAN_OPTIONS=detect_leaks=0
+  run primitives build/prims_test
+fi
+run plain ./sluice
+run asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0
+
+printf '%s\n' "$report" | sed '/^$/d'
+total="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && total="$total, $skipped skipped"
+echo "$total"
+exit $status
