@@ -50,13 +50,17 @@ end
 -- Returns the source and a map from source line to the index of the op on that line
 -- (so an error can be traced to its operator).
 --
+-- With `generator` true the stage also holds its source, a generator: records are made
+-- by fns.gen(i) inside the loop instead of read from a batch, so nothing is stored twice.
+--
 -- The chunk, called with (fns, emit1, emit2, on_take_done, bad_return), returns
---   run(inb, s, n)  processes inb[s..n], appending outputs to its out batches;
+--   run(inb, s, n)  processes inb[s..n] (generator: the records gen(s..n)), appending
+--                   outputs to its out batches;
 --   flush()         hands the out batches to emit1/emit2 and empties them;
 --   cursor()        the index of the record being processed (valid after an error).
 -- The loop index is kept in an upvalue so that, when a user function raises, the caller
 -- knows which record failed and resumes at the next one: no record re-run, none lost.
-function plan.codegen(ops)
+function plan.codegen(ops, generator)
   local src, line_op = {}, {}
   local depth = 2
   local function emit(s, op_index)
@@ -73,11 +77,17 @@ function plan.codegen(ops)
   end
   raw("local out1, m1, out2, m2 = {}, 0, {}, 0")
   raw("local cur = 0")
+  raw("local gen = fns.gen")
   raw("local function run(inb, s, n)")
   raw("  for i = s, n do")
   raw("    cur = i")
-  raw("    local r = inb[i]")
   local closers = 0
+  if generator then
+    emit("local r = gen(i)", 0)
+    emit("if r ~= nil then"); depth = depth + 1; closers = closers + 1
+  else
+    raw("    local r = inb[i]")
+  end
   local ended = false
   for k, op in ipairs(ops) do
     local kind = op.kind

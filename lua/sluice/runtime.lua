@@ -83,10 +83,11 @@ local function all_done(receivers)
 end
 
 -- Builds the receiver of a stage: its generated loop, run protected per batch.
-local function new_stage(stage, ports, dl)
+local function new_stage(stage, ports, dl, gen_source)
   local ops, fns = stage.ops, {}
   for k, node in ipairs(ops) do fns[k] = node.fn or false end
-  local src, line_op = plan.codegen(ops)
+  fns.gen = gen_source and gen_source.spec.fn
+  local src, line_op = plan.codegen(ops, gen_source ~= nil)
   local chunkname = format("=sluice stage %d", stage.id)
   local chunk = assert(load(src, chunkname))
   local recv = { done = false, stage = stage }
@@ -105,28 +106,45 @@ local function new_stage(stage, ports, dl)
   local run, flush, cursor = chunk(fns, make_emit(receivers[1]), make_emit(receivers[2]),
     on_take_done, bad_return)
 
-  -- Finds the operator whose code was running when an error was raised.
+  -- Finds the operator whose code was running when an error was raised, and the record
+  -- it was given: the innermost live local `r` of the generated loop (so after a map, the
+  -- mapped record). Runs only on error, so the loop itself pays nothing for it.
   local function handler(e)
     for level = 2, 60 do
       local info = getinfo(level, "Sl")
       if not info then break end
-      if info.source == chunkname then return { err = e, op = line_op[info.currentline] } end
+      if info.source == chunkname then
+        local record, found = nil, false
+        for k = 1, 200 do
+          local name, value = debug.getlocal(level, k)
+          if name == nil then break end
+          if name == "r" then record, found = value, true end
+        end
+        return { err = e, op = line_op[info.currentline], record = record, found = found }
+      end
     end
     return { err = e }
   end
 
-  function recv.push(_, inb, n)
+  function recv.push(_, inb, n, first)
     if recv.done then return end
-    local s = 1
+    local s = first or 1
     while s <= n do
       local ok, e = xpcall(run, handler, inb, s, n)
       if ok then break end
       local i = cursor()
-      local node = ops[e.op or 1]
       local reason = e.err
       if type(reason) ~= "string" then reason = tostring(reason) end
-      dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-        record = inb[i] }
+      if e.op == 0 then
+        -- the fused generator raised: its index is the record
+        dl.write { source = "generator", at = gen_source.where, reason = reason, record = i }
+      else
+        local node = ops[e.op or 1]
+        local record = e.record
+        if not e.found then record = inb and inb[i] or i end
+        dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
+          record = record }
+      end
       s = i + 1
     end
     flush()
@@ -159,6 +177,7 @@ function runtime.run(set, job)
   local nodes = graph.ordered(set)
   local dl = open_dead_letters(job)
   local receiver, sinks, sources = {}, {}, {}
+  local fused = {}              -- generator source node -> the stage that runs it
   local ok, err = pcall(function()
     local function receivers_of(node, port)
       local list = {}
@@ -189,7 +208,12 @@ function runtime.run(set, job)
         local stage = stages[node.stage]
         if stage.ops[1] == node then
           local last = stage.ops[#stage.ops]
-          receiver[node] = new_stage(stage, { receivers_of(last, 1), receivers_of(last, 2) }, dl)
+          local up = node.inputs[1].node
+          local gen = #node.inputs == 1 and up.kind == "source" and up.spec.type == "generator"
+            and #plan.consumers_in(up, set) == 1 and up or nil
+          receiver[node] = new_stage(stage, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
+            gen)
+          if gen then fused[gen] = receiver[node] end
         end
       end
     end
@@ -204,11 +228,17 @@ function runtime.run(set, job)
         local spec = node.spec
         local targets = receivers_of(node, 1)
         local push = make_emit(targets)
+        local stage = fused[node]
         live = live + 1
         local ended = false
         sources[#sources + 1] = source.open(spec, {
           batch_size = runtime.options.batch_size,
           push = function(b, n) push(b, n); return all_done(targets) end,
+          -- a generator fused into its stage: the stage makes records from..to itself
+          run_range = stage and function(from, to)
+            stage:push(nil, to, from)
+            return stage.done
+          end,
           bad = function(info)
             dl.write { source = spec.path or spec.type, at = spec.where, line = info.line,
               offset = info.offset, reason = info.reason, record = info.raw }

@@ -162,6 +162,12 @@ function open.generator(spec, ctx)
       end
     end
     if last < next_i then return false end
+    if ctx.run_range then
+      -- fused: the stage calls fn itself and dead-letters what it raises on
+      local done = ctx.run_range(next_i, last)
+      next_i = last + 1
+      return not done and (not count or next_i <= count)
+    end
     nb = 0
     local s = next_i
     while true do
