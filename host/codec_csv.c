@@ -93,9 +93,11 @@ static inline int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Whether p[0, n) is a whole decimal number, [+-]?\d+(\.\d+)?([eE][+-]?\d+)?, and if so
- * its value. Checking the characters first keeps strtod from accepting "inf", "nan",
- * hex or leading spaces. Short values are computed exactly without strtod (one correctly
+/* Whether p[0, n) is a whole decimal number, -?\d+(\.\d+)?([eE][+-]?\d+)?, and if so
+ * its value. Text that a number would not give back is kept as text: a leading "+", a
+ * leading zero ("02134") and integers of more than 15 digits (ids, phone numbers).
+ * Checking the characters first keeps strtod from accepting "inf", "nan", hex or
+ * leading spaces. Short values are computed exactly without strtod (one correctly
  * rounded IEEE operation on exact operands); a value that overflows to infinity is not
  * taken as a number. */
 static int parse_decimal(const char *p, size_t n, double *out)
@@ -103,14 +105,20 @@ static int parse_decimal(const char *p, size_t n, double *out)
     size_t i = 0;
     int neg = 0, ndig = 0, exp10 = 0, eneg = 0, e = 0;
     uint64_t mant = 0;
-    if (i < n && (p[i] == '+' || p[i] == '-'))
+    if (i < n && p[i] == '-')
         neg = p[i++] == '-';
     if (i >= n || !is_digit(p[i]))
+        return 0;
+    /* A leading zero before more digits ("02134") is a code, not a number: keep it. */
+    if (p[i] == '0' && i + 1 < n && is_digit(p[i + 1]))
         return 0;
     while (i < n && is_digit(p[i])) {
         mant = mant * 10 + (uint64_t)(p[i++] - '0');
         ndig++;
     }
+    /* A whole number of more than 15 digits may not survive a double: keep its text. */
+    if (i == n && ndig > 15)
+        return 0;
     if (i < n && p[i] == '.') {
         i++;
         if (i >= n || !is_digit(p[i]))
@@ -300,9 +308,12 @@ static void put_text(sl_buf *out, const char *s, size_t len)
         else if (c == ',' || c == '\n' || c == '\r')
             special = 1;
     }
+    double ignored;
+    /* An empty string and a string that reads as a number are quoted, so that they come
+     * back as strings (an unquoted empty field is a missing value). */
+    if (len == 0 || parse_decimal(s, len, &ignored))
+        special = 1;
     if (!special && !quotes) {
-        if (len == 0)
-            return;     /* the buffer may still have no memory at all */
         memcpy(room(out, len), s, len);
         out->len += len;
         return;

@@ -628,13 +628,13 @@ static void test_csv(void)
     csv_dec("a,b,c", 0, "return {'a', 'b', 'c'}");
     csv_dec("", 0, "return {''}");
     csv_dec(",", 0, "return {'', ''}");
-    csv_dec("1,-2,+3,4.5,1e3,-1.5E-2,007", 0, "return {1, -2, 3, 4.5, 1000, -0.015, 7}");
+    csv_dec("1,-2,+3,4.5,1e3,-1.5E-2,007", 0, "return {1, -2, '+3', 4.5, 1000, -0.015, '007'}");
     csv_dec("inf,nan,0x10, 5,5 ,1.,.5,-,1e,--1,1e+", 0,
             "return {'inf', 'nan', '0x10', ' 5', '5 ', '1.', '.5', '-', '1e', '--1', '1e+'}");
     csv_dec("\"1\",\"\",\"a,b\",\"say \"\"hi\"\"\",\"x\ny\"", 0,
             "return {'1', '', 'a,b', 'say \"hi\"', 'x\\ny'}");
     csv_dec("5\" screen,a\"b", 0, "return {'5\" screen', 'a\"b'}");
-    csv_dec("1e400,9007199254740993", 0, "return {'1e400', 9007199254740992}");
+    csv_dec("1e400,9007199254740993", 0, "return {'1e400', '9007199254740993'}");
     csv_dec("\"\"\"\"", 0, "return {'\"'}");
 
     eval("return {'id', 'name', 'price'}");
@@ -652,6 +652,8 @@ static void test_csv(void)
     csv_enc("return {'a', 'b,c', 'say \"hi\"', 'x\\ny', 'cr\\r', 1.5, true, null}", 0,
             "a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\",\"cr\r\",1.5,true,\n", NULL);
     csv_enc("return {id = 7, price = 0.1}", 1, "7,,0.1\n", NULL);
+    /* strings that would read back as numbers or as a missing value are quoted */
+    csv_enc("return {'12', '', '007', '-1.5'}", 0, "\"12\",\"\",007,\"-1.5\"\n", NULL);
     csv_enc("return {id = {1, 'two'}, name = {}}", 1, "\"[1,\"\"two\"\"]\",\"{}\",\n", NULL);
     csv_enc("return {id = 0/0}", 1, NULL, "csv: cannot encode NaN/inf");
     csv_enc("return {id = print}", 1, NULL, "csv: cannot encode a function");
