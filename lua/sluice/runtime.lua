@@ -258,8 +258,14 @@ function runtime.run(set, job)
   end)
   if ok then
     running = true
+    -- Stops reading: every source is closed, and what was already read drains through
+    -- the graph before the sinks close (the loop ends once the last source has ended).
+    runtime.shutdown = function()
+      for _, s in ipairs(sources) do s.close() end
+    end
     ok, err = core.run()
     running = false
+    runtime.shutdown = nil
   end
   for _, s in ipairs(sources) do pcall(s.close) end
   for _, s in ipairs(sinks) do
