@@ -164,10 +164,27 @@ function commands.run(words)
   local job, set = compile_or_report(words[1])
   if not job then return 2 end
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
+  -- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; a second
+  -- signal exits at once. (core.signal handles do not keep the loop alive.)
+  local signals = {}
+  if host.core.signal then
+    local received = 0
+    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+      signals[#signals + 1] = host.core.signal(name, function()
+        received = received + 1
+        if received > 1 then
+          say("sluice: second %s, exiting at once", name)
+          os.exit(130)
+        end
+        if runtime.shutdown then runtime.shutdown() end
+      end)
+    end
+  end
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   local ok, err = runtime.run(set, job)
   if profile then require("jit.p").stop() end
+  for _, handle in ipairs(signals) do handle:close() end
   if runtime.dead_letters and runtime.dead_letters > 0 then
     say("sluice: %d record%s dead-lettered", runtime.dead_letters,
       runtime.dead_letters == 1 and "" or "s")

@@ -16,14 +16,6 @@ local fail = report.fail
 
 if not graph.current() then graph.begin() end
 
-local function not_yet(name)
-  return function()
-    fail(format("%s: not implemented in this version of sluice", name))
-    return stream.new(graph.node("source", {}, { spec = { type = "values", array = {} },
-      label = name, where = report.where() }), 1)
-  end
-end
-
 local sl = {
   version = host.version,
   null = host.null,
@@ -32,9 +24,9 @@ local sl = {
     file = source.file,
     stdin = source.stdin,
     generator = source.generator,
-    tcp = not_yet("source.tcp()"),
-    udp = not_yet("source.udp()"),
-    nexmark = not_yet("source.nexmark()"),
+    tcp = source.tcp,
+    udp = source.udp,
+    nexmark = source.nexmark,
   },
   sink = {
     stdout = sink.stdout,

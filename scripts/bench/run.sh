@@ -44,3 +44,8 @@ if [ "${BENCH_BIG:-1}" = 1 ]; then
     env IN="$DIR/big.jsonl" OUT="$DIR/out-big.jsonl" ./sluice run scripts/bench/json_filter_map.lua
   rm -f "$DIR/out-big.jsonl"
 fi
+
+# Further workloads, one script each (windows, network, ...): each prints its own rows.
+for extra in scripts/bench/*.sh; do
+  [ "$extra" = scripts/bench/run.sh ] || sh "$extra"
+done
