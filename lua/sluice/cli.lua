@@ -1,4 +1,5 @@
--- cli.lua -- the command line: sluice run | check | graph | repl | test | --version | --help.
+-- cli.lua -- the command line: sluice run | check | graph | repl | attach | top | test |
+-- --version | --help.
 --
 -- host/main.c calls cli.main(args) and exits with the status it returns: 0 done,
 -- 1 runtime failure, 2 bad script or bad arguments.
@@ -19,6 +20,8 @@ usage: sluice COMMAND [ARGS] [OPTIONS]
   check SCRIPT.lua     compile only; report every mistake with its file:line
   graph SCRIPT.lua     print the operator graph (--format text|dot|mermaid)
   repl [SCRIPT.lua]    interactive Lua with `sl` bound; the script's globals in scope
+  attach [PATH]        a REPL inside a running job, over its control socket
+  top [PATH]           a running job's metrics, refreshed every second (q quits)
   test [PATH...]       run busted specs inside the host (default: tests/)
   --version            print the version
   --help               this text
@@ -26,6 +29,8 @@ usage: sluice COMMAND [ARGS] [OPTIONS]
 options for run:
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
+  --control PATH       the control socket for attach and top (default: a socket in
+                       $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
 
 exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
 ]]
@@ -38,7 +43,7 @@ local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-err
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
 local flag_options = { ["--watch"] = true }
 local later = { ["--watch"] = "hot reload", ["--state-dir"] = "checkpoints",
-  ["--checkpoint-every"] = "checkpoints", ["--control"] = "the control socket" }
+  ["--checkpoint-every"] = "checkpoints" }
 
 -- Splits args into positional words and an options table. Returns nil, message on misuse.
 local function parse(args, first)
@@ -94,7 +99,11 @@ end
 local function dead_ends(job)
   local found = {}
   for _, node in ipairs(job.nodes) do
-    if node.kind ~= "sink" and not node.detached then
+    if node.kind == "window" and not node.computes then
+      found[#found + 1] = format("%s: this window computes nothing (call aggregate, reduce " ..
+        "or apply on it)", node.where or "?")
+    elseif node.kind ~= "sink" and not node.detached then
+      -- a window's second port (late records) may stay unread: they are counted and dropped
       local ports = node.kind == "partition" and 2 or 1
       for port = 1, ports do
         local used = false
@@ -160,9 +169,26 @@ end
 
 local commands = {}
 
-function commands.run(words)
+-- Listens on the job's control socket (--control PATH, else the default path; "none":
+-- no socket). Returns the function that stops it, or nil after saying why it cannot
+-- listen at a PATH given. A default socket that cannot be made only costs a warning.
+local function start_control(script, opts, set)
+  local control = require "sluice.control"
+  if opts.control == "none" then return function() end end
+  local path, err = control.start(opts.control, script, set)
+  if not path then
+    say("sluice: %s", err)
+    if opts.control then return nil end
+    return function() end
+  end
+  return control.stop
+end
+
+function commands.run(words, opts)
   local job, set = compile_or_report(words[1])
   if not job then return 2 end
+  local stop_control = start_control(words[1], opts, set)
+  if not stop_control then return 1 end
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
   -- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; a second
   -- signal exits at once. (core.signal handles do not keep the loop alive.)
@@ -183,6 +209,7 @@ function commands.run(words)
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   local ok, err = runtime.run(set, job)
+  stop_control()
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end
   if runtime.dead_letters and runtime.dead_letters > 0 then
@@ -216,6 +243,29 @@ end
 
 function commands.repl(words)
   return require("sluice.repl").main(words[1])
+end
+
+-- Connects to the control socket at words[1], else to the one running job's default.
+local function connect(words)
+  local control = require "sluice.control"
+  local path, err = words[1], nil
+  if not path then path, err = control.find() end
+  if not path then say("sluice: %s", err); return nil end
+  local client, cerr = host.core.ctl_connect(path)
+  if not client then say("sluice: %s", cerr); return nil end
+  return client, path
+end
+
+function commands.attach(words)
+  local client, path = connect(words)
+  if not client then return 1 end
+  return require("sluice.repl").attach(client, path)
+end
+
+function commands.top(words)
+  local client, path = connect(words)
+  if not client then return 1 end
+  return require("sluice.repl").top(client, path)
 end
 
 -- Runs busted specs in this process, so they can use the host and its primitives.

@@ -26,9 +26,9 @@ function graph.node(kind, inputs, fields)
   node.consumers = {}
   node.id = #job.nodes + 1
   job.nodes[node.id] = node
-  for _, input in ipairs(inputs) do
+  for index, input in ipairs(inputs) do
     local list = input.node.consumers
-    list[#list + 1] = { node = node, port = input.port }
+    list[#list + 1] = { node = node, port = input.port, index = index }
   end
   return node
 end
@@ -37,7 +37,7 @@ end
 function graph.connect(node, input)
   node.inputs[#node.inputs + 1] = input
   local list = input.node.consumers
-  list[#list + 1] = { node = node, port = input.port }
+  list[#list + 1] = { node = node, port = input.port, index = #node.inputs }
 end
 
 -- The set of nodes from which any of `targets` can be reached, targets included.

@@ -11,7 +11,7 @@ local plan = {}
 
 -- Operators a stage can hold. A partition ends its stage (it has two outputs).
 local fusable = { map = true, filter = true, flat_map = true, peek = true, take = true,
-  key_by = true, partition = true }
+  key_by = true, timestamp = true, partition = true }
 plan.fusable = fusable
 
 local function consumers_in(node, set)
@@ -46,21 +46,50 @@ function plan.assign_stages(set)
   return stages
 end
 
--- Writes the Lua source of a stage's loop. `ops` is an array of { kind =, fn =, n = }.
+-- Whether the records leaving `node` carry event time: from a timestamp op on, through
+-- stateless operators, unions whose inputs all have it, and keyed operators.
+function plan.timed(node, memo)
+  memo = memo or {}
+  if memo[node] ~= nil then return memo[node] end
+  local kind, timed = node.kind, false
+  if kind == "timestamp" then
+    timed = true
+  elseif kind == "source" then
+    timed = false
+  elseif kind == "union" then
+    timed = true
+    for _, input in ipairs(node.inputs) do
+      if not plan.timed(input.node, memo) then timed = false end
+    end
+  elseif #node.inputs > 0 then
+    timed = plan.timed(node.inputs[1].node, memo)
+  end
+  memo[node] = timed
+  return timed
+end
+
+-- Writes the Lua source of a stage's loop. `ops` is an array of { kind =, fn =, n =, ...}.
 -- Returns the source and a map from source line to the index of the op on that line
--- (so an error can be traced to its operator).
+-- (so an error can be traced to its operator; index 0 is a fused generator).
 --
--- With `generator` true the stage also holds its source, a generator: records are made
--- by fns.gen(i) inside the loop instead of read from a batch, so nothing is stored twice.
+-- `opts.generator`: the stage also holds its source, a generator: records are made by
+-- fns.gen(i) inside the loop instead of read from a batch, so nothing is stored twice.
+-- `opts.timed_in`: the input batches carry event times and watermarks (arrays t, w);
+-- `opts.timed_out`: so do the outputs (the input is timed, or a timestamp op makes it so).
 --
--- The chunk, called with (fns, emit1, emit2, on_take_done, bad_return), returns
---   run(inb, s, n)  processes inb[s..n] (generator: the records gen(s..n)), appending
---                   outputs to its out batches;
---   flush()         hands the out batches to emit1/emit2 and empties them;
---   cursor()        the index of the record being processed (valid after an error).
+-- The chunk, called with (fns, emit1, emit2, on_take_done, bad_value), returns
+--   run(inb, s, n, int, inw)  processes records s..n, appending outputs to its out batches;
+--   flush(wend)      hands the out batches (with wend, the watermark after them) to
+--                    emit1/emit2 and empties them;
+--   cursor()         the index of the record being processed (valid after an error);
+--   state(new)       the stage's own state (take counts, timestamp watermarks), replaced
+--                    by `new` when given: for snapshots;
+--   watermark()      the watermark of the stage's last timestamp op, or nil.
 -- The loop index is kept in an upvalue so that, when a user function raises, the caller
 -- knows which record failed and resumes at the next one: no record re-run, none lost.
-function plan.codegen(ops, generator)
+function plan.codegen(ops, opts)
+  opts = opts or {}
+  local timed_in, timed_out = opts.timed_in, opts.timed_out
   local src, line_op = {}, {}
   local depth = 2
   local function emit(s, op_index)
@@ -69,25 +98,45 @@ function plan.codegen(ops, generator)
   end
   local function raw(s) src[#src + 1] = s end
 
-  raw("local fns, emit1, emit2, on_take_done, bad_return = ...")
+  local state_names, last_ts = {}, nil
+  raw("local fns, emit1, emit2, on_take_done, bad_value = ...")
   raw("local type = type")
   for k, op in ipairs(ops) do
     if op.fn then raw(format("local f%d = fns[%d]", k, k)) end
-    if op.kind == "take" then raw(format("local lim%d, tk%d = %d, 0", k, k, op.n)) end
+    if op.kind == "take" then
+      raw(format("local lim%d, tk%d = %d, 0", k, k, op.n))
+      state_names[#state_names + 1] = "tk" .. k
+    elseif op.kind == "timestamp" then
+      raw(format("local ooo%d, wm%d = %.17g, -math.huge", k, k, op.ooo or 0))
+      state_names[#state_names + 1] = "wm" .. k
+      last_ts = k
+    end
   end
   raw("local out1, m1, out2, m2 = {}, 0, {}, 0")
+  raw("local ot1, ow1, ot2, ow2 = {}, {}, {}, {}")
   raw("local cur = 0")
   raw("local gen = fns.gen")
-  raw("local function run(inb, s, n)")
+  raw("local function run(inb, s, n, int, inw)")
   raw("  for i = s, n do")
   raw("    cur = i")
   local closers = 0
-  if generator then
+  if opts.generator then
     emit("local r = gen(i)", 0)
     emit("if r ~= nil then"); depth = depth + 1; closers = closers + 1
   else
     raw("    local r = inb[i]")
   end
+  if timed_in then raw("    local t, w = int[i], inw[i]")
+  elseif timed_out then raw("    local t, w") end
+
+  local function put(port)
+    if timed_out then
+      return format("m%d = m%d + 1; out%d[m%d] = r; ot%d[m%d] = t; ow%d[m%d] = w",
+        port, port, port, port, port, port, port, port)
+    end
+    return format("m%d = m%d + 1; out%d[m%d] = r", port, port, port, port)
+  end
+
   local ended = false
   for k, op in ipairs(ops) do
     local kind = op.kind
@@ -100,10 +149,19 @@ function plan.codegen(ops, generator)
       emit(format("f%d(r)", k), k)
     elseif kind == "key_by" then
       -- a pass-through here: keyed operators read the key themselves
+    elseif kind == "timestamp" then
+      if op.field then
+        emit(format("local tv = r[%q]", op.field), k)
+      else
+        emit(format("local tv = f%d(r)", k), k)
+      end
+      emit(format("if type(tv) ~= 'number' or tv ~= tv then bad_value(%d, tv) end", k), k)
+      emit(format("if tv - ooo%d > wm%d then wm%d = tv - ooo%d end", k, k, k, k), k)
+      emit(format("t = tv; w = wm%d", k), k)
     elseif kind == "flat_map" then
       emit(format("local a%d = f%d(r)", k, k), k)
       emit(format("if a%d ~= nil then", k), k); depth = depth + 1
-      emit(format("if type(a%d) ~= 'table' then bad_return(%d, a%d) end", k, k, k), k)
+      emit(format("if type(a%d) ~= 'table' then bad_value(%d, a%d) end", k, k, k), k)
       emit(format("for j%d = 1, #a%d do", k, k), k); depth = depth + 1
       emit(format("local r = a%d[j%d]", k, k), k)
       closers = closers + 2
@@ -112,23 +170,38 @@ function plan.codegen(ops, generator)
       emit(format("tk%d = tk%d + 1", k, k), k)
       emit(format("if tk%d == lim%d then on_take_done(%d) end", k, k, k), k)
     elseif kind == "partition" then
-      emit(format("if f%d(r) then m1 = m1 + 1; out1[m1] = r", k), k)
-      emit("else m2 = m2 + 1; out2[m2] = r end", k)
+      emit(format("if f%d(r) then %s", k, put(1)), k)
+      emit(format("else %s end", put(2)), k)
       ended = true
     else
       error("plan.codegen: cannot fuse operator " .. tostring(kind))
     end
   end
-  if not ended then emit("m1 = m1 + 1; out1[m1] = r") end
+  if not ended then emit(put(1)) end
   for _ = 1, closers do depth = depth - 1; emit("end") end
   raw("  end")
   raw("end")
-  raw("local function flush()")
-  raw("  if m1 > 0 then local k = m1; m1 = 0; emit1(out1, k) end")
-  raw("  if m2 > 0 then local k = m2; m2 = 0; emit2(out2, k) end")
+  raw("local function flush(wend)")
+  if timed_out then
+    raw("  if m1 > 0 or wend then local k = m1; m1 = 0; emit1(out1, k, ot1, ow1, wend) end")
+    raw("  if m2 > 0 or wend then local k = m2; m2 = 0; emit2(out2, k, ot2, ow2, wend) end")
+  else
+    raw("  if m1 > 0 then local k = m1; m1 = 0; emit1(out1, k) end")
+    raw("  if m2 > 0 then local k = m2; m2 = 0; emit2(out2, k) end")
+  end
   raw("end")
   raw("local function cursor() return cur end")
-  raw("return run, flush, cursor")
+  local names = table.concat(state_names, ", ")
+  if #state_names > 0 then
+    raw("local function state(new)")
+    raw(format("  if new then %s = unpack(new) end", names))
+    raw(format("  return { %s }", names))
+    raw("end")
+  else
+    raw("local function state() return {} end")
+  end
+  raw(format("local function watermark() return %s end", last_ts and ("wm" .. last_ts) or "nil"))
+  raw("return run, flush, cursor, state, watermark")
   return concat(src, "\n"), line_op
 end
 

@@ -10,6 +10,7 @@ local plan = require "sluice.plan"
 local host = require "sluice.host"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
+local stage = require "sluice.stage"
 
 local core = host.core
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
@@ -60,163 +61,114 @@ local function open_dead_letters(job)
   return dl
 end
 
--- ---- stages ---------------------------------------------------------------------------
+-- ---- state ids ---------------------------------------------------------------------------
 
-local function make_emit(receivers)
-  local n = #receivers
-  if n == 0 then return function() end end
-  if n == 1 then
-    local r = receivers[1]
-    return function(b, k) return r:push(b, k) end
-  end
-  return function(b, k)
-    for i = 1, n do receivers[i]:push(b, k) end
-  end
-end
-
-local function all_done(receivers)
-  if #receivers == 0 then return false end
-  for i = 1, #receivers do
-    if not receivers[i].done then return false end
-  end
-  return true
-end
-
--- Builds the receiver of a stage: its generated loop, run protected per batch.
-local function new_stage(stage, ports, dl, gen_source)
-  local ops, fns = stage.ops, {}
-  for k, node in ipairs(ops) do fns[k] = node.fn or false end
-  fns.gen = gen_source and gen_source.spec.fn
-  local src, line_op = plan.codegen(ops, gen_source ~= nil)
-  local chunkname = format("=sluice stage %d", stage.id)
-  local chunk = assert(load(src, chunkname))
-  local recv = { done = false, stage = stage }
-  local receivers = {}
-  for p = 1, 2 do receivers[p] = ports[p] or {} end
-  local every = {}
-  for p = 1, 2 do for _, r in ipairs(receivers[p]) do every[#every + 1] = r end end
-  for _, node in ipairs(ops) do
-    if node.kind == "take" and node.n == 0 then recv.done = true end
-  end
-
-  local function bad_return(k, v)
-    error(format("flat_map() must return an array or nil, got %s", type(v)), 0)
-  end
-  local function on_take_done() recv.take_done = true end
-  local run, flush, cursor = chunk(fns, make_emit(receivers[1]), make_emit(receivers[2]),
-    on_take_done, bad_return)
-
-  -- Finds the operator whose code was running when an error was raised, and the record
-  -- it was given: the innermost live local `r` of the generated loop (so after a map, the
-  -- mapped record). Runs only on error, so the loop itself pays nothing for it.
-  local function handler(e)
-    for level = 2, 60 do
-      local info = getinfo(level, "Sl")
-      if not info then break end
-      if info.source == chunkname then
-        local record, found = nil, false
-        for k = 1, 200 do
-          local name, value = debug.getlocal(level, k)
-          if name == nil then break end
-          if name == "r" then record, found = value, true end
-        end
-        return { err = e, op = line_op[info.currentline], record = record, found = found }
+-- The stable id of a node's state: its name(), else a path of kinds from its source
+-- ("source.file in.jsonl/timestamp/key_by/window"), numbered when two paths are equal.
+-- Unnamed ids survive edits that leave the path alone; names survive any edit.
+local function assign_ids(nodes)
+  local used = {}
+  for _, node in ipairs(nodes) do
+    local id = node.name
+    if not id then
+      local up = node.inputs[1] and node.inputs[1].node
+      id = up and ((up.state_id or up.label or up.kind) .. "/" .. node.kind) or (node.label or node.kind)
+      if used[id] then
+        local k = 2
+        while used[id .. "#" .. k] do k = k + 1 end
+        id = id .. "#" .. k
       end
     end
-    return { err = e }
+    used[id] = true
+    node.state_id = id
   end
-
-  function recv.push(_, inb, n, first)
-    if recv.done then return end
-    local s = first or 1
-    while s <= n do
-      local ok, e = xpcall(run, handler, inb, s, n)
-      if ok then break end
-      local i = cursor()
-      local reason = e.err
-      if type(reason) ~= "string" then reason = tostring(reason) end
-      if e.op == 0 then
-        -- the fused generator raised: its index is the record
-        dl.write { source = "generator", at = gen_source.where, reason = reason, record = i }
-      else
-        local node = ops[e.op or 1]
-        local record = e.record
-        if not e.found then record = inb and inb[i] or i end
-        dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-          record = record }
-      end
-      s = i + 1
-    end
-    flush()
-    if recv.take_done or all_done(every) then recv.done = true end
-  end
-  return recv
-end
-
--- A union only merges: whatever reaches it goes on to its consumers.
-local function new_union(receivers)
-  local recv = { done = false }
-  function recv.push(_, b, n)
-    if recv.done then return end
-    for i = 1, #receivers do receivers[i]:push(b, n) end
-    if all_done(receivers) then recv.done = true end
-  end
-  return recv
 end
 
 -- ---- the job --------------------------------------------------------------------------
 
+local current                   -- the running job: receivers, sources, for snapshots
+
+local operator_kinds = { window = true, rolling_aggregate = true, rolling_reduce = true,
+  process = true }
+
 -- Runs the nodes of `set` (every ancestor of the sinks to run) to the end of their input.
--- `job` is the graph.begin() job (for its dead letter sink), or nil. Returns true, or nil
--- and a message.
-function runtime.run(set, job)
+-- `job` is the graph.begin() job (for its dead letter sink), or nil. `opts.restore` is a
+-- snapshot (runtime.snapshot()) to start from. Returns true, or nil and a message.
+function runtime.run(set, job, opts)
+  opts = opts or {}
   if running then
     return nil, "cannot run a stream while a job is running (collect() inside a function?)"
   end
+  local window = require "sluice.window"
   local stages = plan.assign_stages(set)
   local nodes = graph.ordered(set)
+  assign_ids(nodes)
+  local timed_memo = {}
   local dl = open_dead_letters(job)
-  local receiver, sinks, sources = {}, {}, {}
+  local receiver, sinks, sources, closers = {}, {}, {}, {}
+  local stateful = {}           -- state id -> { snapshot = fn, restore = fn }
   local fused = {}              -- generator source node -> the stage that runs it
+  local unions = {}             -- union node -> function(i) giving its input i
   local ok, err = pcall(function()
+    local function receiver_of(c)
+      if c.node.kind == "union" then return unions[c.node](c.index) end
+      return receiver[c.node]
+    end
     local function receivers_of(node, port)
       local list = {}
       for _, c in ipairs(plan.consumers_in(node, set)) do
-        if c.port == port then list[#list + 1] = receiver[c.node] end
+        if c.port == port then list[#list + 1] = receiver_of(c) end
       end
       return list
     end
-    -- Receivers downstream first, so each stage can be wired to what it feeds.
+    -- Receivers downstream first, so each is wired to what it feeds.
     for i = #nodes, 1, -1 do
       local node = nodes[i]
+      local timed_in = node.inputs[1] and plan.timed(node.inputs[1].node, timed_memo)
+      local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
         local spec = node.spec
-        local ctx = {
+        local s = sink.open(spec, {
           bad_output = function(record, reason)
             dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
           end,
           user_error = function(e, record)
             dl.write { operator = "sink.fn", at = spec.where, reason = tostring(e), record = record }
           end,
-        }
-        local s = sink.open(spec, ctx)
+        })
         sinks[#sinks + 1] = s
-        receiver[node] = { done = false, push = function(_, b, n) s.push(b, n) end }
+        receiver[node] = stage.new_sink(s)
       elseif node.kind == "union" then
-        receiver[node] = new_union(receivers_of(node, 1))
+        unions[node] = stage.new_union(receivers_of(node, 1), #node.inputs, timed_out)
+      elseif operator_kinds[node.kind] then
+        local make = node.kind == "window" and window.new or window[node.kind]
+        local r = stage.new_operator(node, make, { receivers_of(node, 1), receivers_of(node, 2) },
+          dl, { timed_in = timed_in, timed_out = timed_out })
+        receiver[node] = r
+        closers[#closers + 1] = r.close
+        stateful[node.state_id] = { snapshot = r.op.snapshot, restore = r.op.restore, node = node }
       elseif plan.fusable[node.kind] then
-        local stage = stages[node.stage]
-        if stage.ops[1] == node then
-          local last = stage.ops[#stage.ops]
+        local st = stages[node.stage]
+        if st.ops[1] == node then
+          local last = st.ops[#st.ops]
           local up = node.inputs[1].node
           local gen = #node.inputs == 1 and up.kind == "source" and up.spec.type == "generator"
             and #plan.consumers_in(up, set) == 1 and up or nil
-          receiver[node] = new_stage(stage, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
-            gen)
-          if gen then fused[gen] = receiver[node] end
+          local ts, idle_ms = false, nil
+          for _, op in ipairs(st.ops) do
+            if op.kind == "timestamp" then ts = true; idle_ms = op.idle end
+          end
+          local r = stage.new_stage(st, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
+            { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
+              idle_ms = idle_ms })
+          receiver[node] = r
+          if r.close then closers[#closers + 1] = r.close end
+          stateful[node.state_id] = { snapshot = r.state, restore = r.state, node = node }
+          if gen then fused[gen] = r end
         end
       end
     end
+    if opts.restore then runtime.restore_into(stateful, opts.restore) end
     local live = 0
     local function finish()
       for _, s in ipairs(sinks) do s.close() end
@@ -227,17 +179,25 @@ function runtime.run(set, job)
       if node.kind == "source" then
         local spec = node.spec
         local targets = receivers_of(node, 1)
-        local push = make_emit(targets)
-        local stage = fused[node]
+        local push = stage.emitter(targets)
+        local st = fused[node]
         live = live + 1
         local ended = false
-        sources[#sources + 1] = source.open(spec, {
+        local position = opts.restore and opts.restore.sources
+          and opts.restore.sources[node.state_id]
+        local src = source.open(spec, {
           batch_size = runtime.options.batch_size,
-          push = function(b, n) push(b, n); return all_done(targets) end,
+          position = position,
+          push = function(b, n)
+            push(b, n)
+            if runtime.options.after_batch then runtime.options.after_batch() end
+            return stage.all_done(targets)
+          end,
           -- a generator fused into its stage: the stage makes records from..to itself
-          run_range = stage and function(from, to)
-            stage:push(nil, to, from)
-            return stage.done
+          run_range = st and function(from, to)
+            st:push(nil, to, nil, nil, nil, from)
+            if runtime.options.after_batch then runtime.options.after_batch() end
+            return st.done
           end,
           bad = function(info)
             dl.write { source = spec.path or spec.type, at = spec.where, line = info.line,
@@ -249,15 +209,19 @@ function runtime.run(set, job)
           ended = function()
             if ended then return end
             ended = true
+            if st then st:finish() else for _, r in ipairs(targets) do r:finish() end end
             live = live - 1
             if live == 0 then finish() end
           end,
         })
+        src.id = node.state_id
+        sources[#sources + 1] = src
       end
     end
   end)
   if ok then
     running = true
+    current = { stateful = stateful, sources = sources }
     -- Stops reading: every source is closed, and what was already read drains through
     -- the graph before the sinks close (the loop ends once the last source has ended).
     runtime.shutdown = function()
@@ -265,17 +229,51 @@ function runtime.run(set, job)
     end
     ok, err = core.run()
     running = false
+    current = nil
     runtime.shutdown = nil
   end
-  for _, s in ipairs(sources) do pcall(s.close) end
+  if not runtime.aborted then
+    for _, s in ipairs(sources) do pcall(s.close) end
+  end
+  runtime.aborted = nil
   for _, s in ipairs(sinks) do
     local closed, cerr = pcall(s.close)
     if ok and not closed then ok, err = nil, cerr end
   end
+  for _, c in ipairs(closers) do pcall(c) end
   pcall(dl.close)
   runtime.dead_letters = dl.count
   if not ok then return nil, err end
   return true
+end
+
+-- The state of the running job, between batches: every stateful operator's state by id,
+-- and each source's position. Plain values msgpack can carry.
+function runtime.snapshot()
+  assert(current, "runtime.snapshot(): no job is running")
+  local snap = { version = 1, operators = {}, sources = {} }
+  for id, s in pairs(current.stateful) do snap.operators[id] = s.snapshot() end
+  for _, src in ipairs(current.sources) do
+    if src.position then snap.sources[src.id] = src.position() end
+  end
+  return snap
+end
+
+-- Restores operator state by id; returns the ids it did not know (state dropped).
+function runtime.restore_into(stateful, snap)
+  local unknown = {}
+  for id, state in pairs(snap.operators or {}) do
+    local s = stateful[id]
+    if s then s.restore(state) else unknown[#unknown + 1] = id end
+  end
+  table.sort(unknown)
+  return unknown
+end
+
+-- Stops the running job where it is, as a crash would: no end of input, nothing fires.
+function runtime.abort()
+  runtime.aborted = true
+  core.stop()
 end
 
 -- Runs the graph that feeds stream `s` and returns the array of the records it carries.

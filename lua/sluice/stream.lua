@@ -16,7 +16,8 @@ Stream.__index = Stream
 
 local stream = { Stream = Stream }
 
--- A new stream on `port` of `node`; `mode` is nil, "keyed" or "windowed".
+-- A new stream on `port` of `node`; `mode` is nil, "keyed" or "windowed". `extra` holds
+-- what the stream carries: timed (records have event time), key_fn/key_field (keyed).
 local function new(node, port, mode, extra)
   local s = setmetatable(extra or {}, Stream)
   s.node, s.port, s.mode = node, port or 1, mode
@@ -39,12 +40,24 @@ local function want_fn(m, f, field_ok)
 end
 stream.want_fn = want_fn
 
--- Adds a node of `kind` reading this stream, and returns the stream it outputs.
-function Stream:_op(kind, fields, mode)
+local function windowed_first(self, m)
+  if self.mode == "windowed" then
+    fail(format("%s(): this is a windowed stream; call aggregate, reduce or apply first", m))
+    return true
+  end
+  return false
+end
+
+-- Adds a node of `kind` reading this stream, and returns the stream it outputs, which
+-- keeps the event time of this one.
+function Stream:_op(kind, fields, mode, extra)
+  windowed_first(self, kind)
   fields = fields or {}
   fields.where = fields.where or where()
   local node = graph.node(kind, { { node = self.node, port = self.port } }, fields)
-  return new(node, 1, mode)
+  extra = extra or {}
+  if extra.timed == nil then extra.timed = self.timed end
+  return new(node, 1, mode, extra)
 end
 
 -- ---- stateless operators -------------------------------------------------------------
@@ -65,7 +78,32 @@ end
 function Stream:key_by(f)
   local fn, field = want_fn("key_by", f, true)
   return self:_op("key_by", { fn = fn, field = field,
-    label = field and format("key_by %s", field) or "key_by" }, "keyed")
+    label = field and format("key_by %s", field) or "key_by" }, "keyed",
+    { key_fn = fn, key_field = field })
+end
+
+-- Event time from `field` (or a function of the record); the watermark is the largest
+-- time seen minus out_of_orderness; an input silent for `idle` stops holding it back.
+function Stream:timestamp(field, opts)
+  local fn, f = want_fn("timestamp", field, true)
+  if opts ~= nil and type(opts) ~= "table" then
+    fail(format("timestamp(): expected an options table, got %s", type(opts)))
+    opts = {}
+  end
+  opts = opts or {}
+  local ooo, idle = 0, nil
+  if opts.out_of_orderness ~= nil then
+    local ms, err = duration.parse(opts.out_of_orderness)
+    if err then fail("timestamp(): out_of_orderness: " .. err) end
+    ooo = ms or 0
+  end
+  if opts.idle ~= nil then
+    local ms, err = duration.parse(opts.idle)
+    if err or ms <= 0 then fail("timestamp(): idle: " .. (err or "must be > 0")) end
+    idle = ms
+  end
+  return self:_op("timestamp", { fn = fn, field = f, ooo = ooo, idle = idle,
+    label = f and format("timestamp %s", f) or "timestamp" }, nil, { timed = true })
 end
 
 -- Names the operator just added: its id for state, metrics, taps and reload.
@@ -94,19 +132,27 @@ function Stream:union(...)
       inputs[#inputs + 1] = { node = other.node, port = other.port }
     end
   end
-  return new(graph.node("union", inputs, { where = where() }))
+  local timed = self.timed
+  for i = 1, select("#", ...) do
+    local other = select(i, ...)
+    if stream.is_stream(other) and not other.timed then timed = false end
+  end
+  windowed_first(self, "union")
+  return new(graph.node("union", inputs, { where = where() }), 1, nil, { timed = timed or nil })
 end
 
 -- Returns two streams: the records for which f(r) is truthy, and the rest.
 function Stream:partition(f)
+  windowed_first(self, "partition")
   local node = graph.node("partition", { { node = self.node, port = self.port } },
     { fn = want_fn("partition", f), where = where() })
-  return new(node, 1), new(node, 2)
+  return new(node, 1, nil, { timed = self.timed }), new(node, 2, nil, { timed = self.timed })
 end
 
 -- Ends the chain in `spec` (a sink from sl.sink.*); returns this stream for more sinks.
 -- Streams that name the same sink object all write to that one sink.
 function Stream:sink(spec)
+  if windowed_first(self, "sink") then return self end
   if type(spec) ~= "table" or not spec.is_sink then
     fail(format("sink(): expected a sink from sl.sink.* (e.g. sl.sink.stdout{}), got %s",
       type(spec)))
@@ -122,7 +168,7 @@ function Stream:sink(spec)
   return self
 end
 
--- ---- keyed and windowed operators: they need a key -------------------------------------
+-- ---- keyed and windowed operators ------------------------------------------------------
 
 local function needs_key(self, m)
   if self.mode ~= "keyed" then
@@ -132,47 +178,145 @@ local function needs_key(self, m)
   return true
 end
 
-local function not_yet(m)
-  fail(format("%s(): not implemented in this version of sluice", m))
+local function needs_window(self, m)
+  if self.mode ~= "windowed" then
+    fail(format("%s(): stream is not windowed; call window or window_all first", m))
+    return false
+  end
+  return true
+end
+
+local assigners = { tumbling = true, sliding = true, session = true, count = true }
+
+-- A window node: the assigner now; aggregate, reduce or apply fills in what it computes.
+local function window_node(self, m, assigner, key_fn, key_field)
+  if type(assigner) ~= "table" or not assigners[assigner.assigner] then
+    fail(format("%s(): expected an assigner (sl.tumbling, sl.sliding, sl.session, " ..
+      "sl.count_window), got %s", m, type(assigner)))
+    assigner = { assigner = "count", n = 1 }
+  end
+  if assigner.assigner ~= "count" and not self.timed then
+    fail(format("%s(): the stream has no event time; call timestamp first", m))
+  end
+  local node = graph.node("window", { { node = self.node, port = self.port } },
+    { assigner = assigner, key_fn = key_fn, key_field = key_field, lateness = 0,
+      where = where(), label = format("%s %s", m, assigner.assigner) })
+  return new(node, 1, "windowed", { timed = self.timed, key_fn = key_fn })
 end
 
 function Stream:window(assigner)
   if not needs_key(self, "window") then return self end
-  not_yet("window")
-  return self
+  return window_node(self, "window", assigner, self.key_fn, self.key_field)
 end
 
 function Stream:window_all(assigner)
-  not_yet("window_all")
-  return self
+  if windowed_first(self, "window_all") then return self end
+  return window_node(self, "window_all", assigner, nil, nil)
 end
 
-function Stream:reduce(f)
-  if not needs_key(self, "reduce") then return self end
-  not_yet("reduce")
-  return self
+-- Checks an aggregate spec {name = sl.count(), ...}; returns the sorted list of entries.
+local function want_aggregates(m, spec)
+  local list = {}
+  if type(spec) ~= "table" then
+    fail(format("%s(): expected a table of aggregates, e.g. { n = sl.count() }, got %s", m,
+      type(spec)))
+    return list
+  end
+  for name, agg in pairs(spec) do
+    if type(name) ~= "string" then
+      fail(format("%s(): aggregate names must be strings, got %s", m, type(name)))
+    elseif type(agg) ~= "table" or not agg.aggregate then
+      fail(format("%s(): %s is not an aggregate (use sl.count(), sl.sum(f), ...)", m, name))
+    else
+      list[#list + 1] = { name = name, agg = agg }
+    end
+  end
+  if #list == 0 and type(spec) == "table" then
+    fail(format("%s(): no aggregates given", m))
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
+end
+
+-- Sets what a window computes; returns the stream of its results.
+local function window_computes(self, m, what, fields)
+  local node = self.node
+  if node.computes then
+    fail(format("%s(): this window already has %s", m, node.computes))
+    return self
+  end
+  node.computes = what
+  for k, v in pairs(fields) do node[k] = v end
+  node.label = format("%s %s", node.label, what)
+  return new(node, 1, nil, { timed = self.timed })
 end
 
 function Stream:aggregate(spec)
+  if self.mode == "windowed" then
+    return window_computes(self, "aggregate", "aggregate",
+      { aggregates = want_aggregates("aggregate", spec) })
+  end
   if not needs_key(self, "aggregate") then return self end
-  not_yet("aggregate")
+  return self:_op("rolling_aggregate", { aggregates = want_aggregates("aggregate", spec),
+    key_fn = self.key_fn, key_field = self.key_field, label = "aggregate" })
+end
+
+function Stream:reduce(f)
+  if self.mode == "windowed" then
+    return window_computes(self, "reduce", "reduce", { fn = want_fn("reduce", f) })
+  end
+  if not needs_key(self, "reduce") then return self end
+  return self:_op("rolling_reduce", { fn = want_fn("reduce", f), key_fn = self.key_fn,
+    key_field = self.key_field, label = "reduce" })
+end
+
+function Stream:apply(f)
+  if not needs_window(self, "apply") then return self end
+  return window_computes(self, "apply", "apply", { fn = want_fn("apply", f) })
+end
+
+function Stream:allowed_lateness(d)
+  if not needs_window(self, "allowed_lateness") then return self end
+  local ms, err = duration.parse(d)
+  if not ms then fail("allowed_lateness(): " .. err) end
+  self.node.lateness = ms or 0
   return self
+end
+
+-- Early results every `every` of processing time, then the final one.
+function Stream:trigger(opts)
+  if not needs_window(self, "trigger") then return self end
+  if type(opts) ~= "table" or opts.every == nil then
+    fail("trigger(): expected { every = duration }")
+    return self
+  end
+  local ms, err = duration.parse(opts.every)
+  if not ms or ms <= 0 then fail("trigger(): every: " .. (err or "must be > 0")) end
+  self.node.early_every = ms
+  return self
+end
+
+-- The records that arrived after their window closed (lateness included).
+function Stream:late()
+  if not needs_window(self, "late") then return self end
+  return new(self.node, 2, nil, { timed = self.timed })
 end
 
 function Stream:process(spec)
   if not needs_key(self, "process") then return self end
-  not_yet("process")
-  return self
-end
-
-function Stream:timestamp(field, opts)
-  want_fn("timestamp", field, true)
-  if opts and opts.out_of_orderness ~= nil then
-    local _, err = duration.parse(opts.out_of_orderness)
-    if err then fail("timestamp(): out_of_orderness: " .. err) end
+  if type(spec) ~= "table" then
+    fail(format("process(): expected { init =, on_record =, on_timer = }, got %s", type(spec)))
+    spec = {}
   end
-  not_yet("timestamp")
-  return self
+  for _, f in ipairs({ "init", "on_record", "on_timer" }) do
+    if spec[f] ~= nil and type(spec[f]) ~= "function" then
+      fail(format("process(): %s must be a function, got %s", f, type(spec[f])))
+    end
+  end
+  if spec.on_record == nil then fail("process(): on_record is required") end
+  return self:_op("process", { init = spec.init, on_record = spec.on_record,
+    on_timer = spec.on_timer, key_fn = self.key_fn, key_field = self.key_field,
+    label = "process" })
 end
 
 -- ---- exploring a bounded stream ----------------------------------------------------------

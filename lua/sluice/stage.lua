@@ -1,0 +1,348 @@
+-- stage.lua -- the receivers a plan is made of: stages, unions, keyed operators, sinks.
+--
+-- Every receiver has push(batch, n, t, w, wend[, first]) and finish(). A batch is records
+-- batch[1..n]; on a stream with event time, t[i] is record i's time and w[i] the watermark
+-- to apply before it (the watermark a record raised goes ahead of it), and wend the
+-- watermark after the batch (nil: unchanged). finish() says the input has ended: the
+-- watermark goes to +infinity, everything pending fires, and the end is passed on.
+-- A receiver that takes no more records (a take() reached its count) sets `done`.
+local plan = require "sluice.plan"
+local host = require "sluice.host"
+
+local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
+  debug.getinfo
+local huge = math.huge
+
+local stage = {}
+
+-- One function that hands a batch to every receiver in the list.
+function stage.emitter(receivers)
+  local n = #receivers
+  if n == 0 then return function() end end
+  if n == 1 then
+    local r = receivers[1]
+    return function(b, k, t, w, wend) return r:push(b, k, t, w, wend) end
+  end
+  return function(b, k, t, w, wend)
+    for i = 1, n do receivers[i]:push(b, k, t, w, wend) end
+  end
+end
+
+local function all_done(receivers)
+  if #receivers == 0 then return false end
+  for i = 1, #receivers do
+    if not receivers[i].done then return false end
+  end
+  return true
+end
+stage.all_done = all_done
+
+local function finish_all(receivers)
+  for i = 1, #receivers do receivers[i]:finish() end
+end
+
+local function idle_all(receivers)
+  for i = 1, #receivers do if receivers[i].idle then receivers[i]:idle() end end
+end
+
+-- Finds, at an error, the generated chunk's frame: which op was running (by line) and
+-- the record it was given (its innermost live local `r`). Runs only on error.
+local function error_finder(chunkname, line_op)
+  return function(e)
+    for level = 2, 60 do
+      local info = getinfo(level, "Sl")
+      if not info then break end
+      if info.source == chunkname then
+        local record, found = nil, false
+        for k = 1, 200 do
+          local name, value = debug.getlocal(level, k)
+          if name == nil then break end
+          if name == "r" then record, found = value, true end
+        end
+        return { err = e, op = line_op[info.currentline], record = record, found = found }
+      end
+    end
+    return { err = e }
+  end
+end
+
+-- ---- stages -------------------------------------------------------------------------------
+
+-- A stage: its generated loop, run protected per batch. opts: gen (a generator source
+-- node fused into it), timed_in, timed_out, ts (the stage holds a timestamp op), idle_ms.
+function stage.new_stage(st, ports, dl, opts)
+  local ops, fns = st.ops, {}
+  for k, node in ipairs(ops) do fns[k] = node.fn or false end
+  fns.gen = opts.gen and opts.gen.spec.fn
+  local src, line_op = plan.codegen(ops, { generator = opts.gen ~= nil,
+    timed_in = opts.timed_in, timed_out = opts.timed_out })
+  local chunkname = format("=sluice stage %d", st.id)
+  local chunk = assert(load(src, chunkname))
+  local recv = { done = false, stage = st, ops = ops }
+  local receivers = { ports[1] or {}, ports[2] or {} }
+  local every = {}
+  for p = 1, 2 do for _, r in ipairs(receivers[p]) do every[#every + 1] = r end end
+  for _, node in ipairs(ops) do
+    if node.kind == "take" and node.n == 0 then recv.done = true end
+  end
+
+  local function bad_value(k, v)
+    local kind = ops[k].kind
+    if kind == "timestamp" then
+      error(format("timestamp(): event time must be a number of ms, got %s", tostring(v)), 0)
+    end
+    error(format("flat_map() must return an array or nil, got %s", type(v)), 0)
+  end
+  local function on_take_done() recv.take_done = true end
+  local run, flush, cursor, state, watermark = chunk(fns, stage.emitter(receivers[1]),
+    stage.emitter(receivers[2]), on_take_done, bad_value)
+  recv.state = state
+  local handler = error_finder(chunkname, line_op)
+  local sent = -huge            -- the watermark last passed downstream
+  local idle_timer, last_activity
+
+  local function pass_wend(wend_in)
+    if not opts.timed_out then return nil end
+    local wend = opts.ts and watermark() or wend_in
+    if wend ~= nil and wend > sent then sent = wend; return wend end
+    return nil
+  end
+
+  function recv.push(_, inb, n, int, inw, wend, first)
+    if recv.done then return end
+    local s = first or 1
+    while s <= n do
+      local ok, e = xpcall(run, handler, inb, s, n, int, inw)
+      if ok then break end
+      local i = cursor()
+      local reason = e.err
+      if type(reason) ~= "string" then reason = tostring(reason) end
+      if e.op == 0 then
+        -- the fused generator raised: its index is the record
+        dl.write { source = "generator", at = opts.gen.where, reason = reason, record = i }
+      else
+        local node = ops[e.op or 1]
+        local record = e.record
+        if not e.found then record = inb and inb[i] or i end
+        dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
+          record = record }
+      end
+      s = i + 1
+    end
+    if idle_timer then last_activity = host.clock(); recv.idle_sent = false end
+    flush(pass_wend(wend))
+    if recv.take_done or all_done(every) then recv.done = true end
+  end
+
+  function recv.finish()
+    if idle_timer then idle_timer:close(); idle_timer = nil end
+    if opts.timed_out then
+      sent = huge
+      flush(huge)
+    else
+      flush()
+    end
+    finish_all(every)
+  end
+
+  function recv.idle()
+    -- an idle input upstream: nothing of ours to hold back, pass it on
+    if not opts.ts then idle_all(every) end
+  end
+
+  -- timestamp{idle = d}: when no record came for d of processing time, say so downstream,
+  -- so that a union stops waiting for this input's watermark
+  if opts.idle_ms then
+    last_activity = host.clock()
+    idle_timer = host.core.timer(function()
+      if not recv.idle_sent and (host.clock() - last_activity) * 1000 >= opts.idle_ms then
+        recv.idle_sent = true
+        idle_all(every)
+      end
+    end)
+    idle_timer:start(opts.idle_ms, math.max(1, math.floor(opts.idle_ms / 4)))
+    recv.close = function() if idle_timer then idle_timer:close(); idle_timer = nil end end
+  end
+  return recv
+end
+
+-- ---- unions -------------------------------------------------------------------------------
+
+-- A union merges its inputs. On streams with event time its watermark is the smallest of
+-- its inputs' (an idle input does not count until it sends again; an ended one is +inf),
+-- and never goes back. Returns a function giving the receiver for input i.
+function stage.new_union(receivers, ninputs, timed)
+  local emit = stage.emitter(receivers)
+  local wms, idle, ended = {}, {}, {}
+  for i = 1, ninputs do wms[i] = -huge end
+  local finished = 0
+  local out_wm = -huge
+  local ow = {}
+  local shared = { done = false }
+
+  local function combined()
+    local m, any = huge, false
+    for i = 1, ninputs do
+      if not idle[i] and not ended[i] then
+        any = true
+        if wms[i] < m then m = wms[i] end
+      end
+    end
+    if not any then
+      -- every input idle or ended: ended ones are +inf; all idle holds the watermark
+      local all_ended = true
+      for i = 1, ninputs do if not ended[i] then all_ended = false end end
+      return all_ended and huge or out_wm
+    end
+    if m > out_wm then out_wm = m end
+    return out_wm
+  end
+
+  local inputs = {}
+  for i = 1, ninputs do
+    local input = { done = false }
+    function input.push(_, b, n, t, w, wend)
+      if shared.done then input.done = true; return end
+      if not timed then
+        emit(b, n)
+      else
+        idle[i] = false
+        for k = 1, n do
+          wms[i] = w[k]
+          ow[k] = combined()
+        end
+        if wend then wms[i] = wend end
+        local before = out_wm
+        local now = combined()
+        emit(b, n, t, ow, now > before and now or nil)
+      end
+      if all_done(receivers) then shared.done = true; input.done = true end
+    end
+    function input.finish()
+      if ended[i] then return end
+      ended[i] = true
+      finished = finished + 1
+      if finished == ninputs then
+        finish_all(receivers)
+      elseif timed then
+        local before = out_wm
+        local now = combined()
+        if now > before then emit({}, 0, {}, {}, now) end
+      end
+    end
+    function input.idle()
+      if not timed or idle[i] then return end
+      idle[i] = true
+      local before = out_wm
+      local now = combined()
+      if now > before and now < huge then emit({}, 0, {}, {}, now) end
+    end
+    inputs[i] = input
+  end
+  return function(i) return inputs[i] end
+end
+
+-- ---- keyed operators ------------------------------------------------------------------------
+
+-- The shell of a stateful operator (window.lua): runs op.step per record after moving the
+-- watermark to the record's, protected per batch like a stage; port 1 carries results,
+-- port 2 (windows) the late records.
+function stage.new_operator(node, make, ports, dl, opts)
+  local receivers = { ports[1] or {}, ports[2] or {} }
+  local every = {}
+  for p = 1, 2 do for _, r in ipairs(receivers[p]) do every[#every + 1] = r end end
+  local emit1, emit2 = stage.emitter(receivers[1]), stage.emitter(receivers[2])
+  local out = { {}, {} }
+  local ot = { {}, {} }
+  local ow = { {}, {} }
+  local m = { 0, 0 }
+  local op
+  local late_dropped = 0
+  local function put(port, r, t)
+    if port == 2 and #receivers[2] == 0 then late_dropped = late_dropped + 1; return end
+    local k = m[port] + 1
+    m[port] = k
+    out[port][k] = r
+    ot[port][k] = t
+    ow[port][k] = op.wm
+  end
+  local ctx = {
+    dead_letter = function(reason, record)
+      dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
+        reason = reason, record = record }
+    end,
+  }
+  op = make(node, put, ctx)
+  local recv = { done = false, op = op, node = node }
+  local cur, seq = 0, 0
+  local timed_in = opts.timed_in
+
+  local function run(b, s, n, t, w)
+    for i = s, n do
+      cur = i
+      local wi = timed_in and w[i]
+      if wi and wi > op.wm then op.advance(wi) end
+      local ti
+      if timed_in then ti = t[i] else seq = seq + 1; ti = nil end
+      op.step(b[i], ti)
+    end
+  end
+
+  local sent = -huge
+  local function flush(wend)
+    local pass = nil
+    if opts.timed_out and wend and wend > sent then sent = wend; pass = wend end
+    if m[1] > 0 or pass then
+      local k = m[1]; m[1] = 0
+      if opts.timed_out then emit1(out[1], k, ot[1], ow[1], pass) else emit1(out[1], k) end
+    end
+    if m[2] > 0 or pass then
+      local k = m[2]; m[2] = 0
+      if opts.timed_out then emit2(out[2], k, ot[2], ow[2], pass) else emit2(out[2], k) end
+    end
+  end
+
+  function recv.push(_, b, n, t, w, wend)
+    local s = 1
+    while s <= n do
+      local ok, err = pcall(run, b, s, n, t, w)
+      if ok then break end
+      ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur])
+      s = cur + 1
+    end
+    if wend and wend > op.wm then op.advance(wend) end
+    flush(op.wm)
+  end
+
+  function recv.finish()
+    op.advance(huge)
+    flush(huge)
+    finish_all(every)
+  end
+
+  function recv.idle() idle_all(every) end
+
+  -- trigger{every = d}: early results on a processing-time timer
+  local early_timer
+  if node.early_every then
+    early_timer = host.core.timer(function()
+      op.early()
+      flush(nil)
+    end)
+    early_timer:start(node.early_every, node.early_every)
+  end
+  function recv.close()
+    if early_timer then early_timer:close(); early_timer = nil end
+    if op.close then op.close() end
+  end
+  function recv.late_dropped() return late_dropped end
+  return recv
+end
+
+-- ---- sinks ------------------------------------------------------------------------------------
+
+function stage.new_sink(s)
+  return { done = false, push = function(_, b, n) s.push(b, n) end, finish = function() end }
+end
+
+return stage

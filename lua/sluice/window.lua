@@ -1,0 +1,614 @@
+-- window.lua -- the stateful keyed operators: windows, rolling reduce/aggregate, process.
+--
+-- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
+-- early() } driven by runtime.lua, which runs step for each record of a batch after
+-- advancing the watermark the record carries, and dead-letters a record whose step raised.
+-- Results go out through out(port, record, time) before the watermark that fired them
+-- passes on, so they can be windowed again downstream.
+--
+-- Tumbling and sliding windows share one mechanism: records are kept in panes of
+-- gcd(size, slide) milliseconds, one accumulator per key and pane; a window's result
+-- merges its panes when it fires, so a record is never copied into every window it belongs
+-- to. A pane is freed when the last window that reads it fires.
+local agg = require "sluice.agg"
+local host = require "sluice.host"
+
+local ffi = require "ffi"
+local C = host.C
+local type, pairs, next, floor, huge = type, pairs, next, math.floor, math.huge
+local format = string.format
+
+local window = {}
+
+local function gcd(a, b)
+  while b ~= 0 do a, b = b, a % b end
+  return a
+end
+
+-- The key function of a keyed operator: a field read, or the user's function. A nil key
+-- is an error on that record (it goes to the dead letters), not a crash.
+local function key_of(node)
+  local field, fn = node.key_field, node.key_fn
+  if not fn then return function() return true end end     -- window_all: one key
+  if field then
+    return function(r)
+      local k = r[field]
+      if k == nil then error(format("key_by: the record has no %q (nil key)", field), 0) end
+      return k
+    end
+  end
+  return function(r)
+    local k = fn(r)
+    if k == nil then error("key_by: the key function returned nil", 0) end
+    return k
+  end
+end
+
+local function shallow_copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- What a window computes: aggregate (accumulators), reduce (f over records) or apply
+-- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
+local function computation(node, ctx)
+  if node.computes == "aggregate" then
+    local a = agg.compile(node.aggregates)
+    return {
+      fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
+      load = a.load,
+      emit = function(acc, key, ws, we, keyed, out_fn, t)
+        local r = {}
+        if keyed then r.key = key end
+        if ws then r.window_start = ws; r.window_end = we end
+        a.result(acc, r)
+        out_fn(r, t)
+      end,
+    }
+  elseif node.computes == "reduce" then
+    local f = node.fn
+    local NONE = {}
+    return {
+      fresh = function() return { NONE } end,
+      add = function(st, r) local acc = st[1]; st[1] = acc == NONE and r or f(acc, r) end,
+      merge = function(d, s)
+        if s[1] == NONE then return end
+        d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
+      end,
+      emit = function(st, key, ws, we, keyed, out_fn, t)
+        if st[1] == NONE then return end
+        local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
+        if keyed then r.key = key end
+        if ws then r.window_start = ws; r.window_end = we end
+        out_fn(r, t)
+      end,
+      save = function(st) return { st[1] == NONE and host.null or st[1] } end,
+      load = function(p) return { p[1] == host.null and NONE or p[1] } end,
+    }
+  else -- apply
+    local f = node.fn
+    return {
+      fresh = function() return {} end,
+      add = function(list, r) list[#list + 1] = r end,
+      merge = function(d, s) for i = 1, #s do d[#d + 1] = s[i] end end,
+      emit = function(list, key, ws, we, keyed, out_fn, t)
+        local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
+        if not ok then
+          ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
+            window_end = we })
+          return
+        end
+        if type(res) ~= "table" then
+          if res ~= nil then out_fn(res, t) end
+        elseif res[1] ~= nil then
+          for i = 1, #res do out_fn(res[i], t) end
+        else
+          out_fn(res, t)
+        end
+      end,
+      save = function(list) return list end,
+      load = function(p) return p end,
+    }
+  end
+end
+
+-- ---- tumbling and sliding windows -----------------------------------------------------
+
+local function pane_window(node, out, ctx)
+  local a = node.assigner
+  local size = a.size
+  local slide = a.assigner == "sliding" and a.slide or size
+  local g = gcd(size, slide)
+  local lateness = node.lateness or 0
+  local keyed = node.key_fn ~= nil
+  local key = key_of(node)
+  local comp = computation(node, ctx)
+  local function result(r, t) return out(1, r, t) end
+  local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+  local panes = {}            -- pane start -> { key -> state }
+  local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
+  local pending = {}           -- window start -> true while registered in `due`
+  local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
+  local op = { wm = -huge }
+
+  -- The last window reading pane p starts at p rounded down to a slide; once it fires,
+  -- a record of pane p is late.
+  local function closes(p) return p - p % slide + size + lateness end
+
+  local function register(p)
+    -- every window containing pane p: starts s with s <= p < s + size, s a multiple of slide
+    local s = p - p % slide
+    while s > p - size do
+      if not pending[s] then
+        pending[s] = true
+        C.sl_timeq_push(due, s + size + lateness, s)
+      end
+      s = s - slide
+    end
+  end
+
+  local function fire(s, final)
+    local e = s + size
+    local t = e - 1
+    if g == size then
+      -- one pane is the whole window (tumbling): no merge
+      local pane = panes[s]
+      if pane then
+        for k, st in pairs(pane) do emit(st, k, s, e, keyed, result, t) end
+      end
+    else
+      local merged = {}
+      for p = s, e - g, g do
+        local pane = panes[p]
+        if pane then
+          for k, st in pairs(pane) do
+            local m = merged[k]
+            if not m then m = fresh(); merged[k] = m end
+            merge(m, st)
+          end
+        end
+      end
+      for k, m in pairs(merged) do
+        emit(m, k, s, e, keyed, result, t)
+        if free then free(m) end
+      end
+    end
+    if final then
+      -- pane s is read by no later window: free it
+      for p = s, s + slide - g, g do
+        if p - p % slide == s then
+          local pane = panes[p]
+          if pane then
+            if free then for _, st in pairs(pane) do free(st) end end
+            panes[p] = nil
+          end
+        end
+      end
+    end
+  end
+
+  function op.step(r, t)
+    local p = t - t % g
+    if closes(p) <= op.wm then return out(2, r, t) end   -- late: to late(), or dropped
+    local pane = panes[p]
+    if pane == nil then
+      pane = {}
+      panes[p] = pane
+      register(p)
+    end
+    local k = key(r)
+    local st = pane[k]
+    if st == nil then st = fresh(); pane[k] = st end
+    add(st, r, t)
+  end
+
+  function op.advance(wm)
+    while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
+      C.sl_timeq_pop(due, pt, pid)
+      local s = tonumber(pid[0])
+      pending[s] = nil
+      fire(s, true)
+    end
+    op.wm = wm
+  end
+
+  -- early results (trigger{every}): every registered window, state kept
+  function op.early()
+    local starts = {}
+    for s in pairs(pending) do starts[#starts + 1] = s end
+    table.sort(starts)
+    for _, s in ipairs(starts) do fire(s, false) end
+  end
+
+  function op.snapshot()
+    local ps = {}
+    for p, pane in pairs(panes) do
+      local entries = {}
+      for k, st in pairs(pane) do entries[#entries + 1] = { k, comp.save(st) } end
+      ps[#ps + 1] = { p, entries }
+    end
+    local starts = {}
+    for s in pairs(pending) do starts[#starts + 1] = s end
+    return { wm = op.wm, panes = ps, pending = starts }
+  end
+
+  function op.restore(snap)
+    op.wm = snap.wm
+    for _, pe in ipairs(snap.panes) do
+      local pane = {}
+      for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
+      panes[pe[1]] = pane
+    end
+    for _, s in ipairs(snap.pending) do
+      pending[s] = true
+      C.sl_timeq_push(due, s + size + lateness, s)
+    end
+  end
+
+  function op.close() C.sl_timeq_free(due); due = nil end
+  return op
+end
+
+-- ---- session windows --------------------------------------------------------------------
+-- Per key, a list of sessions [start, end) with end = last event + gap; a record joins
+-- (and may merge) the sessions it overlaps or touches, as Flink merges them. A session fires when the watermark reaches
+-- its end plus the allowed lateness; a stale entry in the queue (the session grew or merged
+-- since) is skipped when popped.
+
+local function session_window(node, out, ctx)
+  local gap = node.assigner.gap
+  local lateness = node.lateness or 0
+  local keyed = node.key_fn ~= nil
+  local key = key_of(node)
+  local comp = computation(node, ctx)
+  local function result(r, t) return out(1, r, t) end
+  local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+  local sessions = {}          -- key -> array of { start, end, state, id }
+  local by_id = {}             -- queue id -> { key, session }
+  local next_id = 0
+  local due = C.sl_timeq_new()
+  local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
+  local op = { wm = -huge }
+
+  local function schedule(k, sess)
+    next_id = next_id + 1
+    sess[4] = next_id
+    by_id[next_id] = { k, sess }
+    C.sl_timeq_push(due, sess[2] + lateness, next_id)
+  end
+
+  function op.step(r, t)
+    local s, e = t, t + gap
+    local k = key(r)
+    local list = sessions[k]
+    -- late when even the session it would join (merges included) has closed
+    local reach = e
+    if list then
+      for i = 1, #list do
+        local sess = list[i]
+        if sess[1] <= e and s <= sess[2] and sess[2] > reach then reach = sess[2] end
+      end
+    end
+    if reach + lateness <= op.wm then return out(2, r, t) end
+    if not list then list = {}; sessions[k] = list end
+    local joined
+    local i = 1
+    while i <= #list do
+      local sess = list[i]
+      if sess[1] <= e and s <= sess[2] then    -- overlaps or touches (as Flink merges)
+        if not joined then
+          joined = sess
+          if s < sess[1] then sess[1] = s end
+          if e > sess[2] then sess[2] = e end
+          i = i + 1
+        else
+          -- merge sess into joined
+          if sess[1] < joined[1] then joined[1] = sess[1] end
+          if sess[2] > joined[2] then joined[2] = sess[2] end
+          merge(joined[3], sess[3])
+          if free then free(sess[3]) end
+          by_id[sess[4]] = nil
+          table.remove(list, i)
+        end
+      else
+        i = i + 1
+      end
+    end
+    if not joined then
+      joined = { s, e, fresh(), 0 }
+      list[#list + 1] = joined
+    end
+    add(joined[3], r, t)
+    if by_id[joined[4]] == nil or joined[2] + lateness ~= by_id[joined[4]].at then
+      by_id[joined[4]] = nil
+      schedule(k, joined)
+      by_id[joined[4]].at = joined[2] + lateness
+    end
+  end
+
+  function op.advance(wm)
+    while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
+      C.sl_timeq_pop(due, pt, pid)
+      local entry = by_id[tonumber(pid[0])]
+      if entry then
+        local k, sess = entry[1], entry[2]
+        by_id[sess[4]] = nil
+        emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
+        if free then free(sess[3]) end
+        local list = sessions[k]
+        for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
+        if #list == 0 then sessions[k] = nil end
+      end
+    end
+    op.wm = wm
+  end
+
+  function op.early()
+    for k, list in pairs(sessions) do
+      for _, sess in ipairs(list) do emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1) end
+    end
+  end
+
+  function op.snapshot()
+    local all = {}
+    for k, list in pairs(sessions) do
+      for _, sess in ipairs(list) do all[#all + 1] = { k, sess[1], sess[2], comp.save(sess[3]) } end
+    end
+    return { wm = op.wm, sessions = all }
+  end
+
+  function op.restore(snap)
+    op.wm = snap.wm
+    for _, e in ipairs(snap.sessions) do
+      local k = e[1]
+      local list = sessions[k] or {}
+      sessions[k] = list
+      local sess = { e[2], e[3], comp.load(e[4]), 0 }
+      list[#list + 1] = sess
+      schedule(k, sess)
+      by_id[sess[4]].at = sess[2] + lateness
+    end
+  end
+
+  function op.close() C.sl_timeq_free(due); due = nil end
+  return op
+end
+
+-- ---- count windows ------------------------------------------------------------------------
+-- Every n records of a key make one window; at the end of input, a partial window fires.
+-- window_start/window_end are the event times of its first record and last record + 1.
+
+local function count_window(node, out, ctx)
+  local n = node.assigner.n
+  local keyed = node.key_fn ~= nil
+  local key = key_of(node)
+  local comp = computation(node, ctx)
+  local function result(r, t) return out(1, r, t) end
+  local fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
+  local open = {}              -- key -> { count, state, first t, last t, opening seq }
+  local op = { wm = -huge }
+  local seq = 0
+
+  local function fire(k, w)
+    local ws, we = w[3], w[4] and w[4] + 1
+    emit(w[2], k, ws, we, keyed, result, w[4])
+    if free then free(w[2]) end
+    open[k] = nil
+  end
+
+  function op.step(r, t)
+    seq = seq + 1
+    local k = key(r)
+    local w = open[k]
+    if not w then
+      w = { 0, fresh(), t, t, seq }
+      open[k] = w
+    end
+    w[1] = w[1] + 1
+    w[4] = t
+    add(w[2], r, t or seq)
+    if w[1] >= n then fire(k, w) end
+  end
+
+  function op.advance(wm)
+    if wm == huge then
+      -- the partial windows, in the order they opened
+      local keys = {}
+      for k in pairs(open) do keys[#keys + 1] = k end
+      table.sort(keys, function(a, b) return open[a][5] < open[b][5] end)
+      for _, k in ipairs(keys) do fire(k, open[k]) end
+    end
+    op.wm = wm
+  end
+
+  function op.early() end
+
+  function op.snapshot()
+    local all = {}
+    for k, w in pairs(open) do
+      all[#all + 1] = { k, w[1], comp.save(w[2]), w[3] or host.null, w[4] or host.null, w[5] }
+    end
+    return { wm = op.wm, seq = seq, open = all }
+  end
+
+  function op.restore(snap)
+    op.wm, seq = snap.wm, snap.seq
+    for _, e in ipairs(snap.open) do
+      local t1, t2 = e[4], e[5]
+      open[e[1]] = { e[2], comp.load(e[3]), t1 ~= host.null and t1 or nil,
+        t2 ~= host.null and t2 or nil, e[6] }
+    end
+  end
+
+  function op.close() end
+  return op
+end
+
+function window.new(node, out, ctx)
+  local kind = node.assigner.assigner
+  if kind == "session" then return session_window(node, out, ctx) end
+  if kind == "count" then return count_window(node, out, ctx) end
+  return pane_window(node, out, ctx)
+end
+
+-- ---- rolling operators on a keyed stream -----------------------------------------------------
+
+-- aggregate(spec) without a window: for each record, the key's updated aggregates.
+function window.rolling_aggregate(node, out)
+  local a = agg.compile(node.aggregates)
+  local key = key_of(node)
+  local accs = {}
+  local op = { wm = -huge }
+  local seq = 0
+  function op.step(r, t)
+    seq = seq + 1
+    local k = key(r)
+    local acc = accs[k]
+    if not acc then acc = a.fresh(); accs[k] = acc end
+    a.update(acc, r, t or seq)
+    local res = { key = k }
+    a.result(acc, res)
+    out(1, res, t)
+  end
+  function op.advance(wm) op.wm = wm end
+  function op.early() end
+  function op.snapshot()
+    local all = {}
+    for k, acc in pairs(accs) do all[#all + 1] = { k, a.save(acc) } end
+    return { wm = op.wm, seq = seq, accs = all }
+  end
+  function op.restore(snap)
+    op.wm, seq = snap.wm, snap.seq
+    for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
+  end
+  function op.close() end
+  return op
+end
+
+-- reduce(f) without a window: the key's accumulator f(acc, r) for each record (the first
+-- record is the first accumulator). What goes out is a copy, so a function that changes
+-- acc in place does not change records already emitted.
+function window.rolling_reduce(node, out)
+  local f = node.fn
+  local key = key_of(node)
+  local accs = {}
+  local op = { wm = -huge }
+  function op.step(r, t)
+    local k = key(r)
+    local acc = accs[k]
+    if acc == nil then acc = r else acc = f(acc, r) end
+    accs[k] = acc
+    out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
+  end
+  function op.advance(wm) op.wm = wm end
+  function op.early() end
+  function op.snapshot()
+    local all = {}
+    for k, acc in pairs(accs) do all[#all + 1] = { k, acc } end
+    return { wm = op.wm, accs = all }
+  end
+  function op.restore(snap)
+    op.wm = snap.wm
+    for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
+  end
+  function op.close() end
+  return op
+end
+
+-- process{init, on_record, on_timer}: per-key state (a table) and event-time timers, one
+-- per key and time. A timer at t fires once the watermark is >= t, in time order (ties in
+-- the order they were set); what on_timer emits has event time t.
+function window.process(node, out, ctx)
+  local init, on_record, on_timer = node.init, node.on_record, node.on_timer
+  local key = key_of(node)
+  local states = {}            -- key -> state table
+  local timers = {}            -- key -> { [t] = id }
+  local by_id = {}             -- id -> { key, t }
+  local next_id = 0
+  local due = C.sl_timeq_new()
+  local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
+  local op = { wm = -huge }
+  local emit_time
+  local pctx = {}
+  function pctx.emit(_, r) out(1, r, emit_time) end
+  function pctx.timer(_, t)
+    if type(t) ~= "number" or t ~= t then error("ctx:timer(): expected a time in ms", 2) end
+    local k = pctx.key
+    local kt = timers[k]
+    if not kt then kt = {}; timers[k] = kt end
+    if kt[t] then return end
+    next_id = next_id + 1
+    kt[t] = next_id
+    by_id[next_id] = { k, t }
+    C.sl_timeq_push(due, t, next_id)
+  end
+
+  local function enter(k)
+    local st = states[k]
+    pctx.key = k
+    pctx.watermark = op.wm
+    if st == nil then
+      st = {}
+      states[k] = st
+      pctx.state = st
+      if init then init(pctx) end
+    end
+    pctx.state = st
+  end
+
+  function op.step(r, t)
+    local k = key(r)
+    enter(k)
+    emit_time = t
+    on_record(pctx, r)
+  end
+
+  function op.advance(wm)
+    while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
+      C.sl_timeq_pop(due, pt, pid)
+      local id = tonumber(pid[0])
+      local e = by_id[id]
+      by_id[id] = nil
+      if e then
+        local k, t = e[1], e[2]
+        timers[k][t] = nil
+        if next(timers[k]) == nil then timers[k] = nil end
+        if on_timer then
+          enter(k)
+          pctx.watermark = wm
+          emit_time = t
+          local ok, err = pcall(on_timer, pctx, t)
+          if not ok then ctx.dead_letter(tostring(err), { key = k, timer = t }) end
+        end
+      end
+    end
+    op.wm = wm
+  end
+
+  function op.early() end
+
+  function op.snapshot()
+    local st, tm = {}, {}
+    for k, s in pairs(states) do st[#st + 1] = { k, s } end
+    local ids = {}
+    for id in pairs(by_id) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do tm[#tm + 1] = by_id[id] end
+    return { wm = op.wm, states = st, timers = tm }
+  end
+
+  function op.restore(snap)
+    op.wm = snap.wm
+    for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
+    for _, e in ipairs(snap.timers) do
+      pctx.key = e[1]
+      pctx.timer(nil, e[2])
+    end
+  end
+
+  function op.close() C.sl_timeq_free(due); due = nil end
+  return op
+end
+
+return window

@@ -1,0 +1,208 @@
+-- Windows against an obviously-correct reference: all records in memory, the watermark
+-- computed per record from its definition, records grouped by key and window. Inputs are
+-- random (seeded): in order, disordered within the bound, and with stragglers beyond it.
+-- The output must also be identical for batch sizes 1, 7 and 1024.
+local sl = require "sluice"
+local runtime = require "sluice.runtime"
+local graph = require "sluice.graph"
+
+local OOO = 3000
+
+local function gen(mode, n, seed)
+  math.randomseed(seed)
+  local out, t = {}, 1000000
+  for i = 1, n do
+    t = t + math.random(0, 900)
+    local ts = t
+    if mode == "disordered" then ts = t - math.random(0, OOO)
+    elseif mode == "stragglers" then
+      ts = t - math.random(0, OOO)
+      if math.random() < 0.05 then ts = t - math.random(OOO, 40000) end
+    end
+    out[i] = { k = "k" .. math.random(1, 5), v = math.random(-50, 100), ts = ts, i = i }
+  end
+  return out
+end
+
+-- The watermark each record sees (its own raise included): max time so far - OOO.
+local function watermarks(records)
+  local wm, max = {}, -math.huge
+  for i, r in ipairs(records) do
+    if r.ts > max then max = r.ts end
+    wm[i] = max - OOO
+  end
+  return wm
+end
+
+local function canon(list)
+  local keys = {}
+  for _, r in ipairs(list) do
+    keys[#keys + 1] = string.format("%s|%d|%d|%d|%d|%s|%s", tostring(r.key), r.window_start,
+      r.window_end, r.n, r.s, tostring(r.lo), tostring(r.hi))
+  end
+  table.sort(keys)
+  return keys
+end
+
+-- Reference for tumbling/sliding windows of `size`, `slide` with allowed `lateness`.
+local function reference(records, size, slide, lateness)
+  local wm = watermarks(records)
+  local groups, late = {}, {}
+  for i, r in ipairs(records) do
+    local last = r.ts - r.ts % slide          -- the last window start containing ts
+    local any = false
+    local s = last
+    while s > r.ts - size do
+      if wm[i] < s + size + lateness then
+        any = true
+        local id = r.k .. "|" .. s
+        local g = groups[id]
+        if not g then
+          g = { key = r.k, window_start = s, window_end = s + size, n = 0, s = 0 }
+          groups[id] = g
+        end
+        g.n = g.n + 1
+        g.s = g.s + r.v
+        if not g.lo or r.v < g.lo then g.lo = r.v end
+        if not g.hi or r.v > g.hi then g.hi = r.v end
+      end
+      s = s - slide
+    end
+    if not any then late[#late + 1] = r.i end
+  end
+  local list = {}
+  for _, g in pairs(groups) do list[#list + 1] = g end
+  return canon(list), late
+end
+
+-- Runs the window with its results and its late records each into a collect sink.
+local function run_windowed(records, assigner, lateness, batch)
+  runtime.options.batch_size = batch
+  local w = sl.source.values(records)
+    :timestamp("ts", { out_of_orderness = OOO })
+    :key_by("k")
+    :window(assigner)
+  if lateness then w = w:allowed_lateness(lateness) end
+  local late, results = sl.sink.collect(), sl.sink.collect()
+  w:late():sink(late)
+  w:aggregate { n = sl.count(), s = sl.sum "v", lo = sl.min "v", hi = sl.max "v" }:sink(results)
+  assert(runtime.run(graph.ancestors({ late.node, results.node })))
+  runtime.options.batch_size = 1024
+  local late_ids = {}
+  for _, r in ipairs(late:records()) do late_ids[#late_ids + 1] = r.i end
+  return results:records(), late_ids
+end
+
+describe("tumbling and sliding windows", function()
+  local cases = {
+    { "tumbling", sl.tumbling "10s", 10000, 10000, 0 },
+    { "tumbling with lateness", sl.tumbling "10s", 10000, 10000, 5000 },
+    { "sliding", sl.sliding("10s", "2s"), 10000, 2000, 0 },
+    { "sliding, size not a multiple of slide", sl.sliding("10s", "4s"), 10000, 4000, 0 },
+  }
+  for _, mode in ipairs({ "ordered", "disordered", "stragglers" }) do
+    for _, c in ipairs(cases) do
+      it(string.format("%s on %s input equals the reference for batch sizes 1, 7, 1024", c[1], mode), function()
+        local records = gen(mode, 600, #c[1] * 7 + #mode)
+        local want, want_late = reference(records, c[3], c[4], c[5])
+        local first
+        for _, batch in ipairs({ 1, 7, 1024 }) do
+          local got, late = run_windowed(records, c[2], c[5] > 0 and c[5] or nil, batch)
+          assert.same(want, canon(got))
+          table.sort(late)
+          assert.same(want_late, late)
+          if first then assert.same(first, got) else first = got end
+        end
+        if mode == "ordered" then assert.equal(0, #want_late) end
+      end)
+    end
+  end
+end)
+
+describe("session windows", function()
+  local function session_reference(records, gap)
+    local per_key = {}
+    for _, r in ipairs(records) do
+      per_key[r.k] = per_key[r.k] or {}
+      table.insert(per_key[r.k], r)
+    end
+    local list = {}
+    for k, rs in pairs(per_key) do
+      table.sort(rs, function(a, b) return a.ts < b.ts or (a.ts == b.ts and a.i < b.i) end)
+      local cur
+      for _, r in ipairs(rs) do
+        if cur and r.ts <= cur.last + gap then
+          cur.last = r.ts
+        else
+          cur = { key = k, first = r.ts, last = r.ts, n = 0, s = 0 }
+          list[#list + 1] = cur
+        end
+        cur.n = cur.n + 1
+        cur.s = cur.s + r.v
+        if not cur.lo or r.v < cur.lo then cur.lo = r.v end
+        if not cur.hi or r.v > cur.hi then cur.hi = r.v end
+      end
+    end
+    for _, s in ipairs(list) do s.window_start = s.first; s.window_end = s.last + gap end
+    return canon(list)
+  end
+
+  for _, mode in ipairs({ "ordered", "disordered" }) do
+    it("on " .. mode .. " input equal the reference for batch sizes 1, 7, 1024", function()
+      local records = gen(mode, 500, 99 + #mode)
+      local want = session_reference(records, 2000)
+      local first
+      for _, batch in ipairs({ 1, 7, 1024 }) do
+        local got = run_windowed(records, sl.session "2s", nil, batch)
+        assert.same(want, canon(got))
+        if first then assert.same(first, got) else first = got end
+      end
+    end)
+  end
+end)
+
+describe("window results", function()
+  it("carry event time window_end - 1, so they can be windowed again downstream", function()
+    local records = gen("ordered", 400, 5)
+    local per10 = sl.source.values(records)
+      :timestamp("ts")
+      :key_by("k")
+      :window(sl.tumbling "10s")
+      :aggregate { n = sl.count() }
+    local per30 = per10:key_by("key"):window(sl.tumbling "30s"):aggregate { n = sl.sum "n" }:collect()
+    local total = 0
+    for _, r in ipairs(per30) do
+      assert.equal(0, r.window_start % 30000)
+      total = total + r.n
+    end
+    assert.equal(400, total)
+  end)
+
+  it("count windows fire every n records of a key, and the rest at the end", function()
+    local out = sl.source.values { { k = 1 }, { k = 1 }, { k = 2 }, { k = 1 }, { k = 1 }, { k = 1 } }
+      :key_by("k"):window(sl.count_window(2)):aggregate { n = sl.count() }:collect()
+    assert.same({ { key = 1, n = 2 }, { key = 1, n = 2 }, { key = 2, n = 1 }, { key = 1, n = 1 } }, out)
+  end)
+
+  it("window_all has one window set and no key", function()
+    local out = sl.source.values { { ts = 1 }, { ts = 2 }, { ts = 10001 } }
+      :timestamp("ts"):window_all(sl.tumbling "10s"):aggregate { n = sl.count() }:collect()
+    assert.same({ { window_start = 0, window_end = 10000, n = 2 },
+      { window_start = 10000, window_end = 20000, n = 1 } }, out)
+  end)
+
+  it("reduce and apply see the window's records", function()
+    local input = { { k = "a", v = 1, ts = 1 }, { k = "a", v = 2, ts = 2 }, { k = "b", v = 5, ts = 3 } }
+    local red = sl.source.values(input):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")
+      :reduce(function(acc, r) return { v = acc.v + r.v } end):collect()
+    table.sort(red, function(x, y) return x.key < y.key end)
+    -- the first record is the first accumulator: b's window holds only its one record
+    assert.same({ { key = "a", v = 3, window_start = 0, window_end = 1000 },
+      { key = "b", k = "b", v = 5, ts = 3, window_start = 0, window_end = 1000 } }, red)
+    local app = sl.source.values(input):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")
+      :apply(function(key, w, records) return { key = key, count = #records, start = w.window_start } end)
+      :collect()
+    table.sort(app, function(x, y) return x.key < y.key end)
+    assert.same({ { key = "a", count = 2, start = 0 }, { key = "b", count = 1, start = 0 } }, app)
+  end)
+end)
