@@ -208,6 +208,8 @@ function commands.run(words, opts)
   end
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
+  -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
+  if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
   local ok, err = runtime.run(set, job)
   stop_control()
   if profile then require("jit.p").stop() end

@@ -93,7 +93,7 @@ end
 local function aggregate(kind, needs_fn)
   return function(f, q)
     local fn, field
-    if needs_fn or f ~= nil then fn, field = stream.want_fn(kind .. "()", f, true) end
+    if needs_fn or f ~= nil then fn, field = stream.want_fn(kind, f, true) end
     return { aggregate = kind, fn = fn, field = field, q = q }
   end
 end
@@ -107,6 +107,14 @@ sl.first = aggregate("first", true)
 sl.last = aggregate("last", true)
 sl.collect = aggregate("collect", true)
 sl.distinct = aggregate("distinct", true)
-sl.quantile = aggregate("quantile", true)
+local quantile = aggregate("quantile", true)
+function sl.quantile(f, q)
+  if q == nil then q = 0.5 end
+  if type(q) ~= "number" or q < 0 or q > 1 then
+    fail(format("quantile(): q must be a number from 0 to 1, got %s", tostring(q)))
+    q = 0.5
+  end
+  return quantile(f, q)
+end
 
 return sl

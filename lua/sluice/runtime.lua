@@ -207,7 +207,8 @@ function runtime.run(set, job, opts)
             dl.write { source = spec.type, at = spec.where, reason = tostring(e), record = i }
           end,
           ended = function()
-            if ended then return end
+            -- after an abort, a source that closes is not an end of input: nothing fires
+            if ended or runtime.aborted then return end
             ended = true
             if st then st:finish() else for _, r in ipairs(targets) do r:finish() end end
             live = live - 1
@@ -232,9 +233,7 @@ function runtime.run(set, job, opts)
     current = nil
     runtime.shutdown = nil
   end
-  if not runtime.aborted then
-    for _, s in ipairs(sources) do pcall(s.close) end
-  end
+  for _, s in ipairs(sources) do pcall(s.close) end
   runtime.aborted = nil
   for _, s in ipairs(sinks) do
     local closed, cerr = pcall(s.close)
