@@ -1,7 +1,8 @@
 -- plan.lua -- from graph to stages: fusing chains of stateless operators into one loop.
 --
 -- A stage is a maximal chain of stateless operators (map, filter, flat_map, peek, take,
--- key_by, and a partition that ends it) where each operator feeds only the next. The
+-- key_by, timestamp, and a partition or a name()d operator that ends it) where each
+-- operator feeds only the next. The
 -- planner writes one Lua function per stage -- a plain numeric loop over a batch with the
 -- user's functions as upvalues -- and `load`s it, so LuaJIT traces the whole chain, user
 -- code included. C and Lua meet once per batch, never once per record.
@@ -33,7 +34,9 @@ function plan.assign_stages(set)
     if fusable[node.kind] then
       local up = #node.inputs == 1 and node.inputs[1].node
       local stage
-      if up and up.stage and up.kind ~= "partition" and #consumers_in(up, set) == 1 then
+      -- a named operator ends its stage, so its output exists for taps and metrics
+      if up and up.stage and up.kind ~= "partition" and not up.name
+        and #consumers_in(up, set) == 1 then
         stage = stages[up.stage]
         stage.ops[#stage.ops + 1] = node
       else

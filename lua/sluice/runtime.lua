@@ -222,7 +222,8 @@ function runtime.run(set, job, opts)
   end)
   if ok then
     running = true
-    current = { stateful = stateful, sources = sources }
+    current = { stateful = stateful, sources = sources, receiver = receiver, nodes = nodes,
+      started = host.clock() }
     -- Stops reading: every source is closed, and what was already read drains through
     -- the graph before the sinks close (the loop ends once the last source has ended).
     runtime.shutdown = function()
@@ -267,6 +268,63 @@ function runtime.restore_into(stateful, snap)
   end
   table.sort(unknown)
   return unknown
+end
+
+-- ---- looking inside a running job (sluice attach) ------------------------------------------
+
+-- The receiver whose output is operator `name`'s (named operators end their stage).
+local function named(name)
+  assert(current, "no job is running")
+  for _, node in ipairs(current.nodes) do
+    if node.name == name or node.state_id == name then
+      for _, r in pairs(current.receiver) do
+        if r.meter and r.meter.node == node then return r, node end
+      end
+      error(string.format("operator %q has no output of its own to look at", name), 0)
+    end
+  end
+  error(string.format("no operator is named %q (see job:graph())", name), 0)
+end
+
+-- Per operator output: records out, records/s since the start, errors, watermark and its
+-- lag behind the wall clock.
+function runtime.metrics()
+  assert(current, "no job is running")
+  local list, elapsed, now = {}, host.clock() - current.started, host.now_ms()
+  for _, r in pairs(current.receiver) do
+    local m = r.meter
+    if m then
+      list[#list + 1] = { operator = m.node.name or m.node.state_id, kind = m.node.kind,
+        records_out = m.out, rate = elapsed > 0 and math.floor(m.out / elapsed) or 0,
+        errors = m.errors, watermark = m.wm,
+        watermark_lag_ms = m.wm and m.wm > -math.huge and m.wm < math.huge and now - m.wm or nil }
+    end
+  end
+  table.sort(list, function(a, b) return a.operator < b.operator end)
+  return list
+end
+
+-- Calls on_record(r) for the next n records operator `name` emits, then stops tapping.
+function runtime.tap(name, n, on_record)
+  local r = named(name)
+  local left = n or 10
+  r.meter.tap = function(b, k)
+    for i = 1, k do
+      if left <= 0 then break end
+      left = left - 1
+      on_record(b[i])
+    end
+    if left <= 0 then r.meter.tap = nil end
+  end
+end
+
+-- Operator `name`'s state for `key` (a plain value), or nil when the key has none.
+function runtime.state(name, key)
+  local r = named(name)
+  if not (r.op and r.op.inspect) then
+    error(string.format("operator %q keeps no keyed state", name), 0)
+  end
+  return r.op.inspect(key)
 end
 
 -- Stops the running job where it is, as a crash would: no end of input, nothing fires.

@@ -16,16 +16,29 @@ local huge = math.huge
 local stage = {}
 
 -- One function that hands a batch to every receiver in the list.
-function stage.emitter(receivers)
+-- With `meter`, it also counts what passes (meter.out, meter.wm) and shows each batch to
+-- meter.tap when someone taps this output (job:tap): one table read per batch otherwise.
+function stage.emitter(receivers, meter)
   local n = #receivers
-  if n == 0 then return function() end end
-  if n == 1 then
-    local r = receivers[1]
-    return function(b, k, t, w, wend) return r:push(b, k, t, w, wend) end
-  end
-  return function(b, k, t, w, wend)
+  local function deliver(b, k, t, w, wend)
     for i = 1, n do receivers[i]:push(b, k, t, w, wend) end
   end
+  if n == 1 then
+    local r = receivers[1]
+    deliver = function(b, k, t, w, wend) return r:push(b, k, t, w, wend) end
+  end
+  if not meter then return deliver end
+  return function(b, k, t, w, wend)
+    meter.out = meter.out + k
+    if wend then meter.wm = wend end
+    if meter.tap then meter.tap(b, k) end
+    return deliver(b, k, t, w, wend)
+  end
+end
+
+-- A meter: the counts job:metrics() reports for one output.
+function stage.meter(node)
+  return { node = node, out = 0, errors = 0, wm = nil, tap = nil }
 end
 
 local function all_done(receivers)
@@ -94,8 +107,9 @@ function stage.new_stage(st, ports, dl, opts)
     error(format("flat_map() must return an array or nil, got %s", type(v)), 0)
   end
   local function on_take_done() recv.take_done = true end
-  local run, flush, cursor, state, watermark = chunk(fns, stage.emitter(receivers[1]),
-    stage.emitter(receivers[2]), on_take_done, bad_value)
+  recv.meter = stage.meter(ops[#ops])
+  local run, flush, cursor, state, watermark = chunk(fns, stage.emitter(receivers[1], recv.meter),
+    stage.emitter(receivers[2], recv.meter), on_take_done, bad_value)
   recv.state = state
   local handler = error_finder(chunkname, line_op)
   local sent = -huge            -- the watermark last passed downstream
@@ -117,6 +131,7 @@ function stage.new_stage(st, ports, dl, opts)
       local i = cursor()
       local reason = e.err
       if type(reason) ~= "string" then reason = tostring(reason) end
+      recv.meter.errors = recv.meter.errors + 1
       if e.op == 0 then
         -- the fused generator raised: its index is the record
         dl.write { source = "generator", at = opts.gen.where, reason = reason, record = i }
@@ -251,7 +266,8 @@ function stage.new_operator(node, make, ports, dl, opts)
   local receivers = { ports[1] or {}, ports[2] or {} }
   local every = {}
   for p = 1, 2 do for _, r in ipairs(receivers[p]) do every[#every + 1] = r end end
-  local emit1, emit2 = stage.emitter(receivers[1]), stage.emitter(receivers[2])
+  local meter = stage.meter(node)
+  local emit1, emit2 = stage.emitter(receivers[1], meter), stage.emitter(receivers[2])
   local out = { {}, {} }
   local ot = { {}, {} }
   local ow = { {}, {} }
@@ -268,23 +284,37 @@ function stage.new_operator(node, make, ports, dl, opts)
   end
   local ctx = {
     dead_letter = function(reason, record)
+      if meter then meter.errors = meter.errors + 1 end
       dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
         reason = reason, record = record }
     end,
   }
   op = make(node, put, ctx)
-  local recv = { done = false, op = op, node = node }
-  local cur, seq = 0, 0
+  local recv = { done = false, op = op, node = node, meter = meter }
+  local cur = 0
   local timed_in = opts.timed_in
 
-  local function run(b, s, n, t, w)
-    for i = s, n do
-      cur = i
-      local wi = timed_in and w[i]
-      if wi and wi > op.wm then op.advance(wi) end
-      local ti
-      if timed_in then ti = t[i] else seq = seq + 1; ti = nil end
-      op.step(b[i], ti)
+  -- The watermark moves per record, but firing is rare: op.next_due (the earliest time a
+  -- window or timer fires) makes the common case one comparison.
+  local step = op.step
+  local run
+  if timed_in then
+    run = function(b, s, n, t, w)
+      for i = s, n do
+        cur = i
+        local wi = w[i]
+        if wi > op.wm then
+          if wi >= op.next_due then op.advance(wi) else op.wm = wi end
+        end
+        step(b[i], t[i])
+      end
+    end
+  else
+    run = function(b, s, n)
+      for i = s, n do
+        cur = i
+        step(b[i], nil)
+      end
     end
   end
 

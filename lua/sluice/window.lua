@@ -130,11 +130,7 @@ local function pane_window(node, out, ctx)
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
   local pending = {}           -- window start -> true while registered in `due`
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
-  local op = { wm = -huge }
-
-  -- The last window reading pane p starts at p rounded down to a slide; once it fires,
-  -- a record of pane p is late.
-  local function closes(p) return p - p % slide + size + lateness end
+  local op = { wm = -huge, next_due = huge }
 
   local function register(p)
     -- every window containing pane p: starts s with s <= p < s + size, s a multiple of slide
@@ -142,7 +138,9 @@ local function pane_window(node, out, ctx)
     while s > p - size do
       if not pending[s] then
         pending[s] = true
-        C.sl_timeq_push(due, s + size + lateness, s)
+        local at = s + size + lateness
+        C.sl_timeq_push(due, at, s)
+        if at < op.next_due then op.next_due = at end
       end
       s = s - slide
     end
@@ -190,7 +188,8 @@ local function pane_window(node, out, ctx)
 
   function op.step(r, t)
     local p = t - t % g
-    if closes(p) <= op.wm then return out(2, r, t) end   -- late: to late(), or dropped
+    -- late when the last window reading pane p has closed: to late(), or dropped
+    if p - p % slide + size + lateness <= op.wm then return out(2, r, t) end
     local pane = panes[p]
     if pane == nil then
       pane = {}
@@ -210,6 +209,7 @@ local function pane_window(node, out, ctx)
       pending[s] = nil
       fire(s, true)
     end
+    op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
   end
 
@@ -244,6 +244,17 @@ local function pane_window(node, out, ctx)
       pending[s] = true
       C.sl_timeq_push(due, s + size + lateness, s)
     end
+    op.next_due = C.sl_timeq_peek_time(due)
+  end
+
+  -- The key's state in every open pane: { {pane_start, state}, ... }.
+  function op.inspect(k)
+    local list = {}
+    for p, pane in pairs(panes) do
+      if pane[k] ~= nil then list[#list + 1] = { pane_start = p, state = comp.save(pane[k]) } end
+    end
+    table.sort(list, function(a, b) return a.pane_start < b.pane_start end)
+    return #list > 0 and list or nil
   end
 
   function op.close() C.sl_timeq_free(due); due = nil end
@@ -269,13 +280,14 @@ local function session_window(node, out, ctx)
   local next_id = 0
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
-  local op = { wm = -huge }
+  local op = { wm = -huge, next_due = huge }
 
   local function schedule(k, sess)
     next_id = next_id + 1
     sess[4] = next_id
     by_id[next_id] = { k, sess }
     C.sl_timeq_push(due, sess[2] + lateness, next_id)
+    if sess[2] + lateness < op.next_due then op.next_due = sess[2] + lateness end
   end
 
   function op.step(r, t)
@@ -341,6 +353,7 @@ local function session_window(node, out, ctx)
         if #list == 0 then sessions[k] = nil end
       end
     end
+    op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
   end
 
@@ -371,6 +384,14 @@ local function session_window(node, out, ctx)
     end
   end
 
+  function op.inspect(k)
+    local list = {}
+    for _, sess in ipairs(sessions[k] or {}) do
+      list[#list + 1] = { window_start = sess[1], window_end = sess[2], state = comp.save(sess[3]) }
+    end
+    return #list > 0 and list or nil
+  end
+
   function op.close() C.sl_timeq_free(due); due = nil end
   return op
 end
@@ -387,7 +408,7 @@ local function count_window(node, out, ctx)
   local function result(r, t) return out(1, r, t) end
   local fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
   local open = {}              -- key -> { count, state, first t, last t, opening seq }
-  local op = { wm = -huge }
+  local op = { wm = -huge, next_due = huge }
   local seq = 0
 
   local function fire(k, w)
@@ -459,7 +480,7 @@ function window.rolling_aggregate(node, out)
   local a = agg.compile(node.aggregates)
   local key = key_of(node)
   local accs = {}
-  local op = { wm = -huge }
+  local op = { wm = -huge, next_due = huge }
   local seq = 0
   function op.step(r, t)
     seq = seq + 1
@@ -482,6 +503,12 @@ function window.rolling_aggregate(node, out)
     op.wm, seq = snap.wm, snap.seq
     for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
   end
+  function op.inspect(k)
+    if accs[k] == nil then return nil end
+    local res = { key = k }
+    a.result(accs[k], res)
+    return res
+  end
   function op.close() end
   return op
 end
@@ -493,7 +520,7 @@ function window.rolling_reduce(node, out)
   local f = node.fn
   local key = key_of(node)
   local accs = {}
-  local op = { wm = -huge }
+  local op = { wm = -huge, next_due = huge }
   function op.step(r, t)
     local k = key(r)
     local acc = accs[k]
@@ -512,6 +539,7 @@ function window.rolling_reduce(node, out)
     op.wm = snap.wm
     for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
   end
+  function op.inspect(k) return accs[k] end
   function op.close() end
   return op
 end
@@ -528,7 +556,7 @@ function window.process(node, out, ctx)
   local next_id = 0
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
-  local op = { wm = -huge }
+  local op = { wm = -huge, next_due = huge }
   local emit_time
   local pctx = {}
   function pctx.emit(_, r) out(1, r, emit_time) end
@@ -542,6 +570,7 @@ function window.process(node, out, ctx)
     kt[t] = next_id
     by_id[next_id] = { k, t }
     C.sl_timeq_push(due, t, next_id)
+    if t < op.next_due then op.next_due = t end
   end
 
   local function enter(k)
@@ -583,6 +612,7 @@ function window.process(node, out, ctx)
         end
       end
     end
+    op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
   end
 
@@ -597,6 +627,8 @@ function window.process(node, out, ctx)
     for _, id in ipairs(ids) do tm[#tm + 1] = by_id[id] end
     return { wm = op.wm, states = st, timers = tm }
   end
+
+  function op.inspect(k) return states[k] end
 
   function op.restore(snap)
     op.wm = snap.wm

@@ -118,3 +118,33 @@ describe("snapshot and restore", function()
     assert.truthy(#first:records() > 0 and #second:records() > 0)
   end)
 end)
+
+describe("a running job, from the inside", function()
+  it("reports metrics, taps an operator's next records and shows a key's state", function()
+    graph.begin()
+    local input = {}
+    for i = 1, 100 do input[i] = { k = (i % 2 == 0) and "even" or "odd", v = i } end
+    local out = sl.sink.collect()
+    sl.source.values(input):key_by("k"):aggregate { n = sl.count() }:name("counts"):sink(out)
+    runtime.options.batch_size = 10
+    local batches, state, metrics, tapped = 0, nil, nil, {}
+    runtime.options.after_batch = function()
+      batches = batches + 1
+      if batches == 3 then
+        state = runtime.state("counts", "odd")
+        metrics = runtime.metrics()
+        runtime.tap("counts", 2, function(r) tapped[#tapped + 1] = r end)
+      end
+    end
+    assert(runtime.run(graph.ancestors({ out.node })))
+    runtime.options.after_batch = nil
+    runtime.options.batch_size = 1024
+    assert.same({ key = "odd", n = 15 }, state)          -- 30 records seen, half of them odd
+    local counts
+    for _, m in ipairs(metrics) do if m.operator == "counts" then counts = m end end
+    assert.equal(30, counts.records_out)
+    -- the tap saw the two records emitted right after it was set: records 31 and 32
+    assert.same({ { key = "odd", n = 16 }, { key = "even", n = 16 } }, tapped)
+    assert.has_error(function() runtime.state("nope", 1) end)
+  end)
+end)
