@@ -263,9 +263,10 @@ end
 
 -- ---- session windows --------------------------------------------------------------------
 -- Per key, a list of sessions [start, end) with end = last event + gap; a record joins
--- (and may merge) the sessions it overlaps or touches, as Flink merges them. A session fires when the watermark reaches
--- its end plus the allowed lateness; a stale entry in the queue (the session grew or merged
--- since) is skipped when popped.
+-- (and may merge) the sessions it overlaps or touches, as Flink merges them. A session
+-- fires when the watermark reaches its end plus the allowed lateness. Each session has one
+-- entry in the queue, pushed when it opens: when a popped entry finds its session grown,
+-- it goes back in at the new end, so extending a session costs nothing per record.
 
 local function session_window(node, out, ctx)
   local gap = node.assigner.gap
@@ -275,19 +276,24 @@ local function session_window(node, out, ctx)
   local comp = computation(node, ctx)
   local function result(r, t) return out(1, r, t) end
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
-  local sessions = {}          -- key -> array of { start, end, state, id }
-  local by_id = {}             -- queue id -> { key, session }
+  local sessions = {}          -- key -> array of sessions { start, end, state, id, key }
+  local by_id = {}             -- queue id -> session, while it is open
   local next_id = 0
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
   local op = { wm = -huge, next_due = huge }
 
-  local function schedule(k, sess)
+  local function schedule(sess, at)
+    C.sl_timeq_push(due, at, sess[4])
+    if at < op.next_due then op.next_due = at end
+  end
+
+  local function open_session(k, s, e, state)
     next_id = next_id + 1
-    sess[4] = next_id
-    by_id[next_id] = { k, sess }
-    C.sl_timeq_push(due, sess[2] + lateness, next_id)
-    if sess[2] + lateness < op.next_due then op.next_due = sess[2] + lateness end
+    local sess = { s, e, state, next_id, k }
+    by_id[next_id] = sess
+    schedule(sess, e + lateness)
+    return sess
   end
 
   function op.step(r, t)
@@ -315,7 +321,7 @@ local function session_window(node, out, ctx)
           if e > sess[2] then sess[2] = e end
           i = i + 1
         else
-          -- merge sess into joined
+          -- merge sess into joined; its queue entry becomes stale
           if sess[1] < joined[1] then joined[1] = sess[1] end
           if sess[2] > joined[2] then joined[2] = sess[2] end
           merge(joined[3], sess[3])
@@ -328,29 +334,29 @@ local function session_window(node, out, ctx)
       end
     end
     if not joined then
-      joined = { s, e, fresh(), 0 }
+      joined = open_session(k, s, e, fresh())
       list[#list + 1] = joined
     end
     add(joined[3], r, t)
-    if by_id[joined[4]] == nil or joined[2] + lateness ~= by_id[joined[4]].at then
-      by_id[joined[4]] = nil
-      schedule(k, joined)
-      by_id[joined[4]].at = joined[2] + lateness
-    end
   end
 
   function op.advance(wm)
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
-      local entry = by_id[tonumber(pid[0])]
-      if entry then
-        local k, sess = entry[1], entry[2]
-        by_id[sess[4]] = nil
-        emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
-        if free then free(sess[3]) end
-        local list = sessions[k]
-        for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
-        if #list == 0 then sessions[k] = nil end
+      local sess = by_id[tonumber(pid[0])]
+      if sess then
+        local at = sess[2] + lateness
+        if at > pt[0] then
+          schedule(sess, at)                     -- it grew since: wait for its new end
+        else
+          local k = sess[5]
+          by_id[sess[4]] = nil
+          emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
+          if free then free(sess[3]) end
+          local list = sessions[k]
+          for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
+          if #list == 0 then sessions[k] = nil end
+        end
       end
     end
     op.next_due = C.sl_timeq_peek_time(due)
@@ -359,7 +365,9 @@ local function session_window(node, out, ctx)
 
   function op.early()
     for k, list in pairs(sessions) do
-      for _, sess in ipairs(list) do emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1) end
+      for _, sess in ipairs(list) do
+        emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
+      end
     end
   end
 
@@ -377,10 +385,7 @@ local function session_window(node, out, ctx)
       local k = e[1]
       local list = sessions[k] or {}
       sessions[k] = list
-      local sess = { e[2], e[3], comp.load(e[4]), 0 }
-      list[#list + 1] = sess
-      schedule(k, sess)
-      by_id[sess[4]].at = sess[2] + lateness
+      list[#list + 1] = open_session(k, e[2], e[3], comp.load(e[4]))
     end
   end
 
@@ -551,8 +556,8 @@ function window.process(node, out, ctx)
   local init, on_record, on_timer = node.init, node.on_record, node.on_timer
   local key = key_of(node)
   local states = {}            -- key -> state table
-  local timers = {}            -- key -> { [t] = id }
-  local by_id = {}             -- id -> { key, t }
+  local timers = {}            -- key -> { [t] = true } while a timer is set
+  local id_key, id_time = {}, {}   -- queue id -> its key and time
   local next_id = 0
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
@@ -567,8 +572,8 @@ function window.process(node, out, ctx)
     if not kt then kt = {}; timers[k] = kt end
     if kt[t] then return end
     next_id = next_id + 1
-    kt[t] = next_id
-    by_id[next_id] = { k, t }
+    kt[t] = true
+    id_key[next_id], id_time[next_id] = k, t
     C.sl_timeq_push(due, t, next_id)
     if t < op.next_due then op.next_due = t end
   end
@@ -597,10 +602,9 @@ function window.process(node, out, ctx)
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
       local id = tonumber(pid[0])
-      local e = by_id[id]
-      by_id[id] = nil
-      if e then
-        local k, t = e[1], e[2]
+      local k, t = id_key[id], id_time[id]
+      id_key[id], id_time[id] = nil, nil
+      if k ~= nil then
         timers[k][t] = nil
         if next(timers[k]) == nil then timers[k] = nil end
         if on_timer then
@@ -622,9 +626,9 @@ function window.process(node, out, ctx)
     local st, tm = {}, {}
     for k, s in pairs(states) do st[#st + 1] = { k, s } end
     local ids = {}
-    for id in pairs(by_id) do ids[#ids + 1] = id end
+    for id in pairs(id_key) do ids[#ids + 1] = id end
     table.sort(ids)
-    for _, id in ipairs(ids) do tm[#tm + 1] = by_id[id] end
+    for _, id in ipairs(ids) do tm[#tm + 1] = { id_key[id], id_time[id] } end
     return { wm = op.wm, states = st, timers = tm }
   end
 

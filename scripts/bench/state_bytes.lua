@@ -1,0 +1,28 @@
+-- Benchmark: bytes of window state per key. One tumbling window holds KEYS keys (count and
+-- sum each); the Lua heap is measured after a full collection, before the window fires.
+-- Prints one table row on stderr.
+local sl = require "sluice"
+local runtime = require "sluice.runtime"
+local KEYS = tonumber(os.getenv("KEYS")) or 1000000
+local batch = runtime.options.batch_size
+
+local base, last_batch, seen = nil, math.ceil(KEYS / batch), 0
+runtime.options.after_batch = function()
+  seen = seen + 1
+  if seen == 1 or seen == last_batch then
+    collectgarbage("collect")
+    local kb = collectgarbage("count")
+    if seen == 1 then base = kb
+    else
+      io.stderr:write(string.format("| window state: %d keys × count+sum, Lua heap after a full GC | %d | | %.0f bytes/key | |\n",
+        KEYS, KEYS, (kb - base) * 1024 / (KEYS - batch)))
+    end
+  end
+end
+
+sl.source.generator { count = KEYS, fn = function(i) return { k = i, v = i % 100, ts = 1700000000000 } end }
+  :timestamp("ts")
+  :key_by("k")
+  :window(sl.tumbling "10s")
+  :aggregate { n = sl.count(), s = sl.sum "v" }
+  :sink(sl.sink.null())
