@@ -25,7 +25,8 @@ local function value_expr(e, j)
 end
 
 -- Writes the chunk for `entries` (sorted {name=, agg=} from stream.lua) and loads it.
--- Returns { fresh(), update(acc, r, t), merge(dst, src), result(acc, out), free(acc),
+-- Returns { fresh(), update(acc, r, t), merge(dst, src), result(acc, out),
+-- make(acc, key, window_start, window_end) -> a new result record, free(acc),
 -- save(acc) -> plain value, load(plain) -> acc }. `t` orders first/last: event time, or
 -- the arrival count on a stream without event time.
 function agg.compile(entries)
@@ -137,6 +138,34 @@ function agg.compile(entries)
   end
   L("end")
 
+  -- make: a window's result record in one table constructor, sized once (adding fields
+  -- one by one would grow the table's hash part several times per result)
+  local fields = {}
+  local helpers = {}
+  for j, e in ipairs(entries) do
+    local k, s, name = e.agg.aggregate, e.slot, e.name
+    local expr
+    if k == "count" or k == "min" or k == "max" or k == "first" or k == "last" then
+      expr = format("a[%d]", s)
+    elseif k == "sum" then expr = format("a[%d] + a[%d]", s, s + 1)
+    elseif k == "avg" then
+      expr = format("(a[%d] > 0 and (a[%d] + a[%d]) / a[%d] or nil)", s + 2, s, s + 1, s + 2)
+    elseif k == "collect" then
+      helpers[#helpers + 1] = format("local function copy%d(c) local o = {}; for i = 1, #c do o[i] = c[i] end; return o end", j)
+      expr = format("copy%d(a[%d])", j, s)
+    elseif k == "distinct" then
+      expr = format("math.floor(C.sl_hll_estimate(a[%d]) + 0.5)", s)
+    elseif k == "quantile" then
+      helpers[#helpers + 1] = format("local function q%d(sk) local v = C.sl_quantile_query(sk, %.17g); if v == v then return v end end", j, e.agg.q or 0.5)
+      expr = format("q%d(a[%d])", j, s)
+    end
+    fields[#fields + 1] = format("[%q] = %s", name, expr)
+  end
+  for _, h in ipairs(helpers) do L("%s", h) end
+  L("local function make(a, key, ws, we)")
+  L("  return { key = key, window_start = ws, window_end = we, %s }", concat(fields, ", "))
+  L("end")
+
   -- free: the C sketches an accumulator owns
   L("local function free(a)")
   for _, e in ipairs(entries) do
@@ -170,7 +199,7 @@ function agg.compile(entries)
   end
   L("  return a")
   L("end")
-  L("return { fresh = fresh, update = update, merge = merge, result = result, free = free, save = save, load = load }")
+  L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, free = free, save = save, load = load }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null)

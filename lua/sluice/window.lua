@@ -59,11 +59,7 @@ local function computation(node, ctx)
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
       load = a.load,
       emit = function(acc, key, ws, we, keyed, out_fn, t)
-        local r = {}
-        if keyed then r.key = key end
-        if ws then r.window_start = ws; r.window_end = we end
-        a.result(acc, r)
-        out_fn(r, t)
+        out_fn(a.make(acc, keyed and key or nil, ws, we), t)
       end,
     }
   elseif node.computes == "reduce" then
