@@ -1,10 +1,11 @@
 -- runtime.lua -- running a planned graph on the host's event loop.
 --
--- runtime.run(set) instantiates the nodes of `set`: one receiver per stage head, union and
--- sink, each with push(batch, n); each stage's generated loop; the sinks; then starts the
--- sources and runs the libuv loop until every source has ended (bounded input) or the job
--- fails. Bad records never stop a job: they go to the dead letter output with where and
--- why, and the next record flows (unless on_error is "fail").
+-- runtime.run(set) instantiates the nodes of `set` as receivers (stage.lua): one per fused
+-- stage, union, keyed operator and sink; then starts the sources and runs the libuv loop
+-- until every source has ended (bounded input) or the job fails. Bad records never stop a
+-- job: they go to the dead letter output with where and why, and the next record flows
+-- (unless on_error is "fail"). It also snapshots and restores a job's state, and lets a
+-- client look inside a running job (metrics, taps, keyed state).
 local graph = require "sluice.graph"
 local plan = require "sluice.plan"
 local host = require "sluice.host"
@@ -13,8 +14,7 @@ local sink = require "sluice.sink"
 local stage = require "sluice.stage"
 
 local core = host.core
-local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
-  debug.getinfo
+local format, tostring = string.format, tostring
 
 local runtime = {}
 
