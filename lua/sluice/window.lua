@@ -552,8 +552,11 @@ function window.process(node, out, ctx)
   local init, on_record, on_timer = node.init, node.on_record, node.on_timer
   local key = key_of(node)
   local states = {}            -- key -> state table
-  local timers = {}            -- key -> { [t] = true } while a timer is set
-  local id_key, id_time = {}, {}   -- queue id -> its key and time
+  -- One timer per key and time, without a table per key: setting the time a key set last
+  -- is a no-op at once, and any other repeat is skipped when it pops (a key's entries for
+  -- one time pop one after the other's time, since the queue is in time order).
+  local last_set, fired_at = {}, {}    -- key -> time of its last timer set / fired
+  local id_key, id_time = {}, {}       -- queue id -> its key and time (ids in set order)
   local next_id = 0
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
@@ -564,11 +567,9 @@ function window.process(node, out, ctx)
   function pctx.timer(_, t)
     if type(t) ~= "number" or t ~= t then error("ctx:timer(): expected a time in ms", 2) end
     local k = pctx.key
-    local kt = timers[k]
-    if not kt then kt = {}; timers[k] = kt end
-    if kt[t] then return end
+    if last_set[k] == t then return end
+    last_set[k] = t
     next_id = next_id + 1
-    kt[t] = true
     id_key[next_id], id_time[next_id] = k, t
     C.sl_timeq_push(due, t, next_id)
     if t < op.next_due then op.next_due = t end
@@ -600,9 +601,9 @@ function window.process(node, out, ctx)
       local id = tonumber(pid[0])
       local k, t = id_key[id], id_time[id]
       id_key[id], id_time[id] = nil, nil
-      if k ~= nil then
-        timers[k][t] = nil
-        if next(timers[k]) == nil then timers[k] = nil end
+      if k ~= nil and fired_at[k] ~= t then
+        fired_at[k] = t
+        if last_set[k] == t then last_set[k] = nil end
         if on_timer then
           enter(k)
           pctx.watermark = wm
