@@ -22,6 +22,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -MMD -MP \
              -DSL_VERSION='"$(VERSION)"' -DSL_LUADIR='"$(PREFIX)/share/sluice/lua"' \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# GNU readline, for the REPL's line editing (host/lineedit.c); its headers need no flags.
+LIBS    += $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
 # LuaJIT's FFI finds the host's exported sl_* functions in the executable itself.
 LDFLAGS  += -Wl,-E
 
@@ -36,7 +38,7 @@ Q        := @
 say       = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-.PHONY: all run test bench install uninstall asan ctests deps clean
+.PHONY: all run test bench install uninstall asan ctests deps clean fuzz
 
 all: sluice
 
@@ -68,6 +70,38 @@ build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)
 
 ctests: build/codec_test build/prims_test
 
+# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders (clang), each
+# run for FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in tests/fuzz/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_NAMES   := lines json csv mpack reader
+FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_SRC     := host/buf.c $(wildcard host/codec_*.c)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRC)
+	@mkdir -p $(@D)
+	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  -o $@ $< $(FUZZ_SRC) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+# fuzz_reader runs the whole host (minus main.c) to fuzz reader.c's own framing.
+FUZZ_HOST    := $(filter-out host/main.c,$(SRC))
+build/fuzz/fuzz_reader: tests/fuzz/fuzz_reader.c $(FUZZ_HOST)
+	@mkdir -p $(@D)
+	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  -o $@ $< $(FUZZ_HOST) $(LDFLAGS) $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)for n in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== fuzz $$n: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -print_final_stats=0 -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    >build/fuzz/$$n.log 2>&1 || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+	  tail -1 build/fuzz/$$n.log; \
+	done
+
 deps:
 	$(Q)sh scripts/deps.sh
 
@@ -77,6 +111,9 @@ run: deps
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all asan ctests
+	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),10); \
+	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets skipped"; fi
 	$(Q)sh tests/run.sh
 
 bench: deps

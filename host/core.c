@@ -3,13 +3,19 @@
  * The objects live in loop.c, reader.c and writer.c; this file lists them, adds the
  * constants and the four whole-value codec functions.
  */
+#include <unistd.h>
 #include <lauxlib.h>
 
 #include "sl_api.h"
 #include "buf.h"
 #include "codec.h"
+#include "ctl.h"
+#include "lineedit.h"
 #include "loop.h"
+#include "net.h"
+#include "nexmark.h"
 #include "reader.h"
+#include "signals.h"
 #include "vm.h"
 #include "writer.h"
 
@@ -89,12 +95,30 @@ static const luaL_Reg core_functions[] = {
     {"stop", sl_loop_stop},
     {"idle", sl_idle_new},
     {"timer", sl_timer_new},
+    {"signal", sl_signal_new},
     {"reader", sl_reader_new},
+    {"listen", sl_listener_new},
+    {"udp", sl_udp_new},
     {"writer", sl_writer_new},
+    {"nexmark", sl_nexmark_lua_new},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
     {"msgpack_decode", msgpack_decode},
+    {"readline", sl_lineedit_read},
+    {"history_add", sl_lineedit_history_add},
+    {"history_load", sl_lineedit_history_load},
+    {"history_save", sl_lineedit_history_save},
+    {"completer", sl_lineedit_completer},
+    {"interrupts", sl_lineedit_interrupts},
+    {"interrupted", sl_lineedit_interrupted},
+    {"term_width", sl_term_width},
+    {"term_raw", sl_term_raw},
+    {"read_key", sl_term_read_key},
+    {"ctl_listen", sl_ctl_listen},
+    {"ctl_connect", sl_ctl_connect},
+    {"ctl_dir", sl_ctl_dir},
+    {"ctl_sockets", sl_ctl_sockets},
     {NULL, NULL}
 };
 
@@ -105,12 +129,20 @@ int luaopen_sluice_core(lua_State *L)
     sl_loop_register(L);
     sl_reader_register(L);
     sl_writer_register(L);
+    sl_ctl_register(L);
+    sl_signal_register(L);
+    sl_net_register(L);
+    sl_nexmark_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, SL_VERSION);
     lua_setfield(L, -2, "VERSION");
     lua_pushlightuserdata(L, SL_NULL);
     lua_setfield(L, -2, "null");
+    lua_pushinteger(L, (lua_Integer)getpid());
+    lua_setfield(L, -2, "pid");
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    lua_setfield(L, -2, "uid");
     if (libdir != NULL)
         lua_pushstring(L, libdir);
     else

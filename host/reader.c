@@ -5,12 +5,14 @@
  * stopping or closing never waits on a read blocked for input that has not come. C owns
  * the reader: it is freed once closed, with no read in flight and its handles closed.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <lauxlib.h>
 
 #include "codec.h"
@@ -18,6 +20,7 @@
 #include "reader.h"
 
 #define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
+#define FOLLOW_POLL_MS  50      /* follow=true at the end of the file: look again then */
 
 enum { FMT_LINES, FMT_JSON, FMT_CSV, FMT_MSGPACK };
 static const char *const formats[] = {"lines", "json", "csv", "msgpack", NULL};
@@ -47,6 +50,12 @@ typedef struct sl_reader {
     char *path;             /* the path, or "<stdin>" / "<fd N>", for messages */
     char *errmsg;           /* "read PATH: reason" once a read failed, else NULL */
     int format;             /* FMT_* */
+    int partial_bad;        /* an unterminated record at the end is bad (sockets) */
+    int feed;               /* no descriptor: sl_reader_feed hands the bytes in */
+    int draining;           /* drain(): deliver what was read, then end */
+    int follow;             /* a file followed like tail -F: its end is not the end */
+    int64_t file_off;       /* follow: bytes read from the open file */
+    uint64_t ino, dev;      /* follow: identity of the open file, to notice rotation */
     int header;             /* csv: the first record names the columns */
     int batch_max;          /* most records per on_batch call */
     size_t max_record;      /* longest record in bytes */
@@ -113,6 +122,13 @@ static char *strfmt(const char *fmt, ...)
 static int live(const sl_reader *r)
 {
     return r->reading && !r->closed;
+}
+
+/* The input has ended and its unterminated tail is to be framed: as a last record
+ * (files, pipes) or as a bad partial one (partial_bad, even after a read error). */
+static int at_end(const sl_reader *r)
+{
+    return r->eof && (r->errmsg == NULL || r->partial_bad);
 }
 
 static void unref(lua_State *L, int *ref)
@@ -393,9 +409,13 @@ static int next_line(lua_State *L, sl_reader *r, char *err)
         end = (size_t)(nl - s);
         r->pos += end + 1;
         r->line++;
-    } else if (r->eof && r->errmsg == NULL) {
+    } else if (at_end(r)) {
         end = avail;                /* the last line has no '\n' */
         r->pos += end;
+        if (r->partial_bad) {
+            report_bad(L, r, line, off, "partial record at end of input (no newline)", s, end);
+            return NEXT_SKIP;
+        }
     } else {
         if (avail <= r->max_record + 1)     /* + 1: a '\r' may end a longest record */
             return NEXT_WAIT;
@@ -427,11 +447,16 @@ static int next_csv(lua_State *L, sl_reader *r, int ki, char *err)
     const char *s = r->buf + r->pos;
     size_t avail = r->len - r->pos, len = 0, used = 0, i;
     int64_t line = r->line, off = r->base + (int64_t)r->pos;
-    int at_end = r->eof && r->errmsg == NULL, rc;
+    int ended = at_end(r), rc;
 
-    rc = sl_csv_frame(s, avail, at_end, &len, &used);
+    rc = sl_csv_frame(s, avail, ended, &len, &used);
+    if (ended && r->partial_bad && (used == avail ? avail > 0 && s[avail - 1] != '\n' : 0)) {
+        r->pos = r->len;
+        report_bad(L, r, line, off, "partial record at end of input (no newline)", s, avail);
+        return NEXT_SKIP;
+    }
     if (rc == SL_CODEC_MORE || used == 0) {
-        if (at_end) {               /* cannot happen by sl_csv_frame's contract */
+        if (ended) {                /* cannot happen by sl_csv_frame's contract */
             len = used = avail;
         } else if (avail <= r->max_record + 1) {
             return NEXT_WAIT;
@@ -516,7 +541,7 @@ static int next_mpack(lua_State *L, sl_reader *r, char *err)
         return NEXT_SKIP;
     }
     if (rc == SL_CODEC_MORE) {
-        if (r->eof && r->errmsg == NULL) {
+        if (at_end(r)) {
             r->pos = r->len;
             r->line++;
             report_bad(L, r, line, off, "msgpack: truncated object at end of input", s, avail);
@@ -620,7 +645,8 @@ static void read_more(sl_reader *r)
         make_room(r);
         b = uv_buf_init(r->buf + r->len, SL_READER_CHUNK);
         r->req.data = r;
-        rc = uv_fs_read(sl_loop_get(), &r->req, r->fd, &b, 1, -1, on_read);
+        rc = uv_fs_read(sl_loop_get(), &r->req, r->fd, &b, 1, r->follow ? r->file_off : -1,
+                        on_read);
         if (rc == 0) {
             r->inflight = 1;
             return;
@@ -631,8 +657,37 @@ static void read_more(sl_reader *r)
     uv_timer_start(&r->kick, on_kick, 0, 0);
 }
 
+/* A stream being drained: takes in, without waiting, what the kernel already holds for
+ * us, then marks the end of input. Only between framings (it may move the buffer). */
+static void drain_stream(sl_reader *r)
+{
+    uv_os_fd_t fd;
+
+    if (r->stream_reading) {
+        uv_read_stop(&r->s.stream);
+        r->stream_reading = 0;
+    }
+    if (!r->eof && uv_fileno(&r->s.handle, &fd) == 0) {
+        for (;;) {
+            ssize_t got;
+            make_room(r);
+            got = read(fd, r->buf + r->len, SL_READER_CHUNK);
+            if (got > 0) {
+                r->len += (size_t)got;
+                continue;
+            }
+            if (got < 0 && errno == EINTR)
+                continue;
+            break;                  /* 0: the peer closed; EAGAIN: nothing more yet */
+        }
+    }
+    r->eof = 1;
+}
+
 /* Frames what is buffered, hands it to Lua, then either reads on or ends. Runs only from
- * the loop (a read completed, or the kick timer after start()), never from a Lua call. */
+ * the loop (a read completed, or the kick timer after start()), never from a Lua call.
+ * Draining, it ends once what was read is delivered: a stream's tail counts as read (it
+ * is framed, and a partial record there is bad), a file's unterminated tail does not. */
 static void pump(sl_reader *r)
 {
     lua_State *L = sl_loop_lua();
@@ -642,16 +697,62 @@ static void pump(sl_reader *r)
         return;
     r->pumping = 1;
     top = lua_gettop(L);
+    if (r->draining && r->is_stream)
+        drain_stream(r);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->batch_ref);    /* batch */
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->keys_ref);     /* batch keys|nil */
     if (frame(L, r, top + 1, top + 2) && deliver(L, r, top + 1)) {
-        if (r->eof)
+        if (r->eof || (r->draining && !r->inflight))
             finish(L, r);
-        else if (!r->inflight && !r->stream_reading)
+        else if (!r->inflight && !r->stream_reading && !r->feed)
             read_more(r);
     }
     lua_settop(L, top);                                 /* -- */
     r->pumping = 0;
+}
+
+/* Ends the unterminated last line of a file that is left behind (rotated or truncated),
+ * so it is not joined with the first line of what follows. */
+static void end_tail(sl_reader *r)
+{
+    if (r->format == FMT_MSGPACK || r->len == r->pos || r->buf[r->len - 1] == '\n')
+        return;
+    make_room(r);
+    r->buf[r->len++] = '\n';
+}
+
+/* follow=true, at the end of the open file: has the path been rotated (renamed away and
+ * created again: another inode) or truncated (shorter than what was read)? Switches to
+ * the new file, or to the start of the truncated one, and returns 1; else 0. A path that
+ * is missing for a moment (between rename and create) keeps the old file. */
+static int follow_rotated(sl_reader *r)
+{
+    struct stat st, fst;
+
+    if (stat(r->path, &st) != 0)
+        return 0;
+    if ((uint64_t)st.st_ino != r->ino || (uint64_t)st.st_dev != r->dev) {
+        int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return 0;
+        if (fstat(fd, &fst) != 0) {
+            close(fd);
+            return 0;
+        }
+        end_tail(r);
+        close(r->fd);
+        r->fd = fd;
+        r->ino = (uint64_t)fst.st_ino;
+        r->dev = (uint64_t)fst.st_dev;
+        r->file_off = 0;
+        return 1;
+    }
+    if (fstat(r->fd, &fst) == 0 && fst.st_size < r->file_off) {
+        end_tail(r);
+        r->file_off = 0;
+        return 1;
+    }
+    return 0;
 }
 
 static void on_read(uv_fs_t *req)
@@ -673,10 +774,18 @@ static void on_read(uv_fs_t *req)
     if (got < 0) {
         r->errmsg = strfmt("read %s: %s", r->path, uv_strerror((int)got));
         r->eof = 1;
+    } else if (got == 0 && r->follow) {
+        if (!follow_rotated(r)) {   /* nothing new: look again shortly */
+            if (r->reading && !r->draining)
+                uv_timer_start(&r->kick, on_kick, FOLLOW_POLL_MS, 0);
+            if (!r->draining)
+                return;
+        }
     } else if (got == 0) {
         r->eof = 1;
     } else {
         r->len += (size_t)got;
+        r->file_off += got;
     }
     pump(r);                        /* does nothing while stopped: the bytes wait */
 }
@@ -788,6 +897,54 @@ static int reader_stop(lua_State *L)
     return 0;
 }
 
+/* reader:drain(): ends the input where it stands, without waiting for more: the records
+ * already read (and, for a socket, what the kernel already received) are delivered, then
+ * on_end(nil) is called. Resumes a stopped reader to do so. */
+static int reader_drain(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+
+    if (r == NULL || r->ended)
+        return 0;
+    r->draining = 1;
+    if (!r->reading) {
+        r->reading = 1;
+        if (r->self_ref == LUA_NOREF) {
+            lua_pushvalue(L, 1);                        /* ud */
+            r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
+        }
+    }
+    if (!r->pumping)
+        uv_timer_start(&r->kick, on_kick, 0, 0);
+    return 0;
+}
+
+void sl_reader_feed(sl_reader *r, const char *data, size_t len, int truncated)
+{
+    if (r->closed || r->ended)
+        return;
+    if (truncated) {
+        lua_State *L = sl_loop_lua();
+        if (L != NULL)
+            report_bad(L, r, r->line, r->base + (int64_t)r->len,
+                       "datagram larger than the receive buffer", data, len);
+        return;
+    }
+    make_room(r);
+    if (r->cap - r->len < len + 1) {
+        char *p = realloc(r->buf, r->len + len + 1);
+        if (p == NULL)
+            out_of_memory();
+        r->buf = p;
+        r->cap = r->len + len + 1;
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    if (r->format != FMT_MSGPACK && len > 0 && data[len - 1] != '\n')
+        r->buf[r->len++] = '\n';   /* a datagram ends its last line */
+    pump(r);
+}
+
 /* reader:close() and __gc: stops for good and drops the Lua references at once; the
  * memory and the descriptor go when the read in flight and the timer are done. Safe
  * from inside the reader's own callbacks (pump checks closed after each one). */
@@ -863,9 +1020,9 @@ static int opt_ref(lua_State *L, const char *name, int required)
 
 int sl_reader_new(lua_State *L)
 {
-    const char *path = NULL, *fmt;
+    const char *path = NULL, *fmt, *name = NULL;
     lua_Integer batch, max_record;
-    int fd = -1, format, header = 0, own_fd = 0;
+    int fd = -1, format, header = 0, own_fd = 0, feed = 0, partial_bad = 0, follow = 0;
     sl_reader **ud, *r;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -873,8 +1030,19 @@ int sl_reader_new(lua_State *L)
         path = lua_tostring(L, -1);     /* stays referenced by the options table */
     if (opt(L, "fd", LUA_TNUMBER))
         fd = (int)lua_tointeger(L, -1);
-    if ((path == NULL) == (fd < 0))
-        return luaL_error(L, "core.reader: give either path= or fd= (a descriptor >= 0)");
+    if (opt(L, "feed", LUA_TBOOLEAN))
+        feed = lua_toboolean(L, -1);
+    if ((path != NULL) + (fd >= 0) + feed != 1)
+        return luaL_error(L, "core.reader: give one of path=, fd= (a descriptor >= 0) or "
+                          "feed=true");
+    if (fd >= 0 && opt(L, "own", LUA_TBOOLEAN))
+        own_fd = lua_toboolean(L, -1);
+    if (opt(L, "name", LUA_TSTRING))
+        name = lua_tostring(L, -1);     /* stays referenced by the options table */
+    if (opt(L, "partial_bad", LUA_TBOOLEAN))
+        partial_bad = lua_toboolean(L, -1);
+    if (path != NULL && opt(L, "follow", LUA_TBOOLEAN))
+        follow = lua_toboolean(L, -1);
     if (!opt(L, "format", LUA_TSTRING))
         return luaL_error(L, "core.reader: format must be lines, json, csv or msgpack");
     fmt = lua_tostring(L, -1);
@@ -914,13 +1082,25 @@ int sl_reader_new(lua_State *L)
         out_of_memory();
     r->fd = fd;
     r->own_fd = own_fd;
-    if (path != NULL)
+    if (name != NULL)
+        r->path = strfmt("%s", name);
+    else if (path != NULL)
         r->path = strfmt("%s", path);
     else if (fd == 0)
         r->path = strfmt("<stdin>");
     else
         r->path = strfmt("<fd %d>", fd);
     r->format = format;
+    r->feed = feed;
+    if (follow) {
+        struct stat st;
+        r->follow = 1;
+        if (fstat(fd, &st) == 0) {
+            r->ino = (uint64_t)st.st_ino;
+            r->dev = (uint64_t)st.st_dev;
+        }
+    }
+    r->partial_bad = partial_bad;
     r->header = format == FMT_CSV && header;
     r->batch_max = (int)batch;
     r->max_record = (size_t)max_record;
@@ -934,7 +1114,8 @@ int sl_reader_new(lua_State *L)
     uv_timer_init(sl_loop_get(), &r->kick);
     r->kick.data = r;
     r->open_handles = 1;
-    open_stream(r);
+    if (!feed)
+        open_stream(r);
     *ud = r;
     return 1;
 }
@@ -944,6 +1125,7 @@ void sl_reader_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"start", reader_start},
         {"stop", reader_stop},
+        {"drain", reader_drain},
         {"close", reader_close},
         {NULL, NULL}
     };

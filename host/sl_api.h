@@ -36,10 +36,29 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   handle:start(...), handle:stop(), handle:close() (idempotent; garbage collection
  *   closes a handle too, but a started handle is kept alive until it stops or closes).
  *
+ * core.signal(name, fn) -> handle   calls fn(name) from the loop when the process gets
+ *                               signal name ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT",
+ *                               "SIGUSR1", "SIGUSR2", "SIGWINCH"). The handle is unref'd:
+ *                               it never keeps core.run() going by itself. handle:close()
+ *                               restores the default action (idempotent).
+ *
  * core.reader{...}  -> reader   frames and decodes a file or descriptor into batches.
- *   path=string | fd=integer    what to read (fd is not closed at the end). Pipes,
- *                               terminals and sockets are read as libuv streams, anything
- *                               else with uv_fs_read in 256 KiB chunks.
+ *   path=string | fd=integer | feed=true
+ *                               what to read (fd is not closed at the end unless own=true).
+ *                               Pipes, terminals and sockets are read as libuv streams,
+ *                               anything else with uv_fs_read in 256 KiB chunks. feed=true:
+ *                               no descriptor; core.udp hands datagrams in (for lines, json
+ *                               and csv a datagram ends its last line).
+ *   own=boolean                 fd: the reader owns the descriptor and closes it
+ *   name=string                 what messages call the input (default the path, "<stdin>")
+ *   follow=boolean              path: at the end of the file look again every 50 ms, like
+ *                               tail -F: a rename-and-recreate (another inode at the path)
+ *                               or a truncation (shorter than what was read) switches to
+ *                               the new content; an unterminated last line is ended first.
+ *                               The input never ends by itself.
+ *   partial_bad=boolean         an unterminated record at the end of input (or after a read
+ *                               error) goes to on_bad as "partial record at end of input"
+ *                               instead of being a record (sockets)
  *   format="lines"|"json"|"csv"|"msgpack"
  *                               lines, json, csv: one record per line ("\r\n" too; a
  *                               leading UTF-8 BOM is skipped; csv quoted fields may hold
@@ -65,6 +84,23 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   input read so far waits for start()); reader:close() stops for good and frees the
  *   buffers (idempotent, safe inside the reader's own callbacks; garbage collection
  *   closes an unstarted or stopped reader). A callback that raises stops the reader.
+ *   reader:drain() ends the input where it stands (for a shutdown): the complete records
+ *   already read are delivered, a socket's bytes already in the kernel are read first (and
+ *   a partial record there is bad), a file's unterminated tail is left unread; then
+ *   on_end(nil). A stopped reader is resumed to drain.
+ *
+ * core.listen{address="host:port", on_connection=function(fd, peer)} -> listener
+ *                               listens on TCP at once ("host:port", "[v6]:port",
+ *                               "localhost:port"); a bad address or a port in use raises
+ *                               "bad address ..." / "listen tcp ADDR: reason". Each accepted
+ *                               connection is a non-blocking descriptor the callee owns
+ *                               (give it to core.reader{fd=, own=true}); peer is "ip:port".
+ *   listener:stop(), :start()   stop / resume accepting (connections wait in the backlog)
+ *   listener:accept_pending()   accepts now what is waiting (for a shutdown); -> count
+ *   listener:close()            idempotent
+ * core.udp{address=, reader=}   -> udp: binds a UDP socket and feeds each datagram (up to
+ *                               64 KiB) to reader (made with feed=true); :stop(), :start(),
+ *                               :close().
  *
  * core.writer{...}  -> writer   encodes batches and writes them through libuv.
  *   path=string | fd=integer, format="json"|"lines"|"csv"|"msgpack", append=boolean,
@@ -77,6 +113,12 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   writer:write(batch [, n]) -> nil, or an array of {index=i, reason=msg} for the records
  *                               it could not encode (they are skipped, the rest written);
  *                               n defaults to #batch
+ *   connect="host:port" instead of path/fd: a TCP connection (conn.c) that queues what is
+ *   flushed, writes it from the loop, reconnects with backoff (50 ms doubling to 2 s) and
+ *   drops nothing; low=bytes and on_drain=function() (called from the loop when the queue
+ *   falls to low after being above it); linger=ms (default 5000) bounds how long close()
+ *   waits to deliver the rest ("tcp sink tcp ADDR: N bytes not delivered ...").
+ *   writer:pending() -> bytes queued and not yet written (buffer + connection)
  *   writer:flush(), writer:close()   write errors raise "write PATH: reason" (PATH is
  *                               "<stdout>" for fd 1); a descriptor given as fd is not
  *                               closed. Garbage collection closes a writer without raising
@@ -85,6 +127,58 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  * core.json_encode(v) -> s       core.json_decode(s) -> v      (raise on bad input, with
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s
  *                                                               must hold exactly one value)
+ *
+ * core.nexmark{...} -> generator   Nexmark events (nexmark.c), deterministic for a seed.
+ *   events=integer (nil or 0: unbounded), rate=events per second of event time (10000),
+ *   seed=integer (0), first_time=ms of event 0 (1700000000000), people= (active people,
+ *   1000), auctions= (auctions in flight, 100), hot_auction_ratio=2, hot_seller_ratio=4,
+ *   hot_bidder_ratio=4 (as Beam's NexmarkConfiguration)
+ *   gen:fill(batch [, max=1024]) -> n   batch[1..n] = the next n events as new records
+ *                               {type="bid", bid={auction=, ...}} (batch[n+1] = nil);
+ *                               0 when a bounded generator is done
+ *   gen:fill_raw(batch [, max]) -> n   the next n (<= 4096) events as numbers in the raw
+ *                               buffer, 12 per event, strings as their index in the string
+ *                               cache (layout in nexmark.c); lua/sluice/nexmark.lua makes
+ *                               the records from it in a JIT-compiled loop
+ *   gen:raw() -> buffer, strings   the raw buffer (light userdata: doubles, owned by gen;
+ *                               read with ffi.cast) and the cache (an array of strings)
+ *   gen:position() -> next event number; gen:seek(n); gen:time_of(n) -> its event time
+ *
+ * core.pid, core.uid            this process's id and effective user id
+ *
+ * The terminal (lineedit.c; for the REPL, attach and top, never the data path):
+ * core.readline(prompt) -> line | nil at end of input | false on Ctrl-C (GNU readline;
+ *                               only when fd 0 is a terminal)
+ * core.history_add(line), core.history_load(path), core.history_save(path [, max=1000])
+ *                               -> true | nil, msg (a missing file loads as empty)
+ * core.completer(fn | nil)      Tab calls fn(word, line) -> array of words that may
+ *                               replace word ('.' and ':' do not break words)
+ * core.interrupts(on [, on_interrupt])   while on, Ctrl-C only sets a flag (and
+ *                               interrupts a blocking wait); core.interrupted() ->
+ *                               whether it came since the last call. With on_interrupt,
+ *                               Ctrl-C also stops the running Lua code at its next
+ *                               instruction: on_interrupt() is called there, and unless
+ *                               it returns true, "interrupted" is raised; a second
+ *                               Ctrl-C before that ends the process
+ * core.term_width([fd=1]) -> columns | nil (not a terminal)
+ * core.term_raw(on) -> true | nil, msg    keys one at a time, unechoed, Ctrl-C as "\3"
+ * core.read_key(timeout_ms) -> bytes | nil (timeout) | "" (end of input)
+ *
+ * The control socket (ctl.c; frames are a 4-byte big-endian length and that many bytes):
+ * core.ctl_listen(path, on_message, on_close) -> server
+ *                               listens on a Unix socket created with mode 0600 (a stale
+ *                               socket there is replaced; a live one raises). For each
+ *                               frame a client sends: on_message(conn, body); when a
+ *                               client goes away: on_close(conn). conn:send(body) -> true
+ *                               | false (closed); conn:close(). server:close() stops
+ *                               listening and closes every conn (the file stays). Neither
+ *                               keeps the loop alive; errors in the callbacks are printed.
+ * core.ctl_connect(path) -> client | nil, msg    blocking: client:send(body) -> true |
+ *                               nil, msg; client:recv([timeout_ms]) -> body | nil,
+ *                               "closed" | nil, "timeout"; client:close()
+ * core.ctl_dir(path) -> true | nil, msg   makes path (0700) or checks that it is a
+ *                               directory owned by this user that no one else may enter
+ * core.ctl_sockets(dir) -> array of the names in dir ending in ".sock"
  */
 int luaopen_sluice_core(lua_State *L);
 

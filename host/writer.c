@@ -1,5 +1,6 @@
 /* writer.c -- core.writer: encodes batches of Lua values with the codecs into one buffer
- * and writes it synchronously through libuv when it passes 64 KiB, at flush and at close.
+ * and writes it synchronously through libuv when it passes 64 KiB, at flush and at close;
+ * or, for connect=, hands it to an outgoing TCP connection's queue (conn.c).
  *
  * C owns the writer: the userdata holds a pointer; close flushes, closes the file (not a
  * descriptor given as fd=) and frees it.
@@ -13,7 +14,9 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "conn.h"
 #include "loop.h"
+#include "net.h"
 #include "writer.h"
 
 enum { FMT_JSON, FMT_LINES, FMT_CSV, FMT_MSGPACK };
@@ -30,7 +33,24 @@ typedef struct sl_writer {
                                array records */
     int header_done;        /* csv: the header line is in the buffer or written */
     sl_buf out;             /* encoded bytes not written yet */
+    sl_conn *conn;          /* connect=: the connection that takes flushed bytes */
+    int on_drain_ref;       /* connect=: registry ref of on_drain, or LUA_NOREF */
+    int linger_ms;          /* connect=: how long close() may wait to deliver */
 } sl_writer;
+
+#define SL_WRITER_LINGER_MS 5000    /* default linger of a connect= writer */
+
+/* conn.c: the queue fell to the low mark. Calls on_drain() from the loop. */
+static void on_conn_drain(void *arg)
+{
+    sl_writer *w = arg;
+    lua_State *L = sl_loop_lua();
+
+    if (L == NULL || w->on_drain_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->on_drain_ref);    /* fn */
+    sl_loop_call(L, 0);                                     /* -- */
+}
 
 /* ---- writing ------------------------------------------------------------------------ */
 
@@ -41,6 +61,11 @@ static int flush_out(sl_writer *w)
     size_t done = 0;
     int rc = 0;
 
+    if (w->conn != NULL) {          /* queued in order; conn.c writes it from the loop */
+        sl_conn_send(w->conn, w->out.data, w->out.len);
+        sl_buf_reset(&w->out);
+        return 0;
+    }
     while (done < w->out.len) {
         uv_fs_t req;
         uv_buf_t b = uv_buf_init(w->out.data + done, (unsigned)(w->out.len - done));
@@ -299,6 +324,16 @@ static int writer_write(lua_State *L)
     return nbad > 0 ? 1 : 0;
 }
 
+/* writer:pending() -> bytes queued on the connection and not yet written (0 without
+ * connect=) */
+static int writer_pending(lua_State *L)
+{
+    sl_writer *w = check_writer(L, "pending");
+
+    lua_pushnumber(L, (lua_Number)(w->out.len + (w->conn ? sl_conn_pending(w->conn) : 0)));
+    return 1;
+}
+
 /* writer:flush() */
 static int writer_flush(lua_State *L)
 {
@@ -315,6 +350,18 @@ static int close_writer(lua_State *L, sl_writer *w, const char **what)
         csv_header(L, w);
     rc = flush_out(w);
     *what = "write";
+    if (w->conn != NULL) {
+        char err[SL_CONN_ERRLEN];
+        if (sl_conn_close(w->conn, w->linger_ms, err) != 0 && rc == 0) {
+            /* the message names the address, the bytes lost and why */
+            free(w->path);
+            w->path = strdup(err);
+            rc = UV_ETIMEDOUT;
+            *what = NULL;
+        }
+        w->conn = NULL;
+        luaL_unref(L, LUA_REGISTRYINDEX, w->on_drain_ref);
+    }
     if (w->own_fd) {
         uv_fs_t req;
         crc = uv_fs_close(NULL, &req, w->fd, NULL);
@@ -343,9 +390,14 @@ static int writer_close(lua_State *L)
     *ud = NULL;
     rc = close_writer(L, w, &what);
     if (rc < 0) {
-        lua_pushfstring(L, "%s %s: %s", what, w->path, uv_strerror(rc));   /* msg */
+        if (what == NULL)
+            lua_pushfstring(L, "tcp sink: %s", w->path);                    /* msg */
+        else
+            lua_pushfstring(L, "%s %s: %s", what, w->path, uv_strerror(rc));   /* msg */
         free(w->path);
         free(w);
+        if (what == NULL)           /* an I/O failure names the address, not a Lua line */
+            return lua_error(L);
         return luaL_error(L, "%s", lua_tostring(L, -1));
     }
     free(w->path);
@@ -365,7 +417,9 @@ static int writer_gc(lua_State *L)
         return 0;
     *ud = NULL;
     rc = close_writer(L, w, &what);
-    if (rc < 0)
+    if (rc < 0 && what == NULL)
+        fprintf(stderr, "sluice: tcp sink: %s\n", w->path);
+    else if (rc < 0)
         fprintf(stderr, "sluice: %s %s: %s\n", what, w->path, uv_strerror(rc));
     free(w->path);
     free(w);
@@ -400,18 +454,27 @@ static int opt(lua_State *L, const char *name, int t)
 
 int sl_writer_new(lua_State *L)
 {
-    const char *path = NULL, *fmt;
-    int fd = -1, format, append = 0, header = 1, columns = 0, own_fd = 0;
+    const char *path = NULL, *fmt, *connect = NULL;
+    int fd = -1, format, append = 0, header = 1, columns = 0, own_fd = 0, linger = -1;
+    size_t low = 0;
     sl_writer **ud, *w;
-    char name[32];
+    char name[300];
 
     luaL_checktype(L, 1, LUA_TTABLE);
     if (opt(L, "path", LUA_TSTRING))
         path = lua_tostring(L, -1);     /* stays referenced by the options table */
     if (opt(L, "fd", LUA_TNUMBER))
         fd = (int)lua_tointeger(L, -1);
-    if ((path == NULL) == (fd < 0))
-        return luaL_error(L, "core.writer: give either path= or fd= (a descriptor >= 0)");
+    if (opt(L, "connect", LUA_TSTRING))
+        connect = lua_tostring(L, -1);  /* stays referenced by the options table */
+    if ((path != NULL) + (fd >= 0) + (connect != NULL) != 1)
+        return luaL_error(L, "core.writer: give one of path=, fd= (a descriptor >= 0) or "
+                          "connect=");
+    if (opt(L, "low", LUA_TNUMBER))
+        low = (size_t)lua_tonumber(L, -1);
+    if (opt(L, "linger", LUA_TNUMBER))
+        linger = (int)lua_tonumber(L, -1);
+    opt(L, "on_drain", LUA_TFUNCTION);
     if (!opt(L, "format", LUA_TSTRING))
         return luaL_error(L, "core.writer: format must be json, lines, csv or msgpack");
     fmt = lua_tostring(L, -1);
@@ -445,6 +508,26 @@ int sl_writer_new(lua_State *L)
     luaL_getmetatable(L, SL_WRITER_MT);                 /* opts ud mt */
     lua_setmetatable(L, -2);                            /* opts ud */
     w = calloc(1, sizeof *w);
+    if (w != NULL)
+        w->on_drain_ref = LUA_NOREF;
+    if (w != NULL && connect != NULL) {
+        char err[SL_NET_ERRLEN > SL_CONN_ERRLEN ? SL_NET_ERRLEN : SL_CONN_ERRLEN];
+        w->conn = sl_conn_new(connect, low, on_conn_drain, w, err);
+        if (w->conn == NULL) {
+            free(w);
+            lua_pushfstring(L, "tcp sink: %s", err);
+            return lua_error(L);
+        }
+        w->linger_ms = linger >= 0 ? linger : SL_WRITER_LINGER_MS;
+        lua_getfield(L, 1, "on_drain");                 /* opts ud fn|nil */
+        if (lua_isfunction(L, -1))
+            w->on_drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* opts ud */
+        else
+            lua_pop(L, 1);                              /* opts ud */
+        snprintf(name, sizeof name, "tcp %s", connect);
+        path = name;
+        fd = -1;
+    }
     if (path == NULL)
         snprintf(name, sizeof name, fd == 1 ? "<stdout>" : fd == 2 ? "<stderr>" : "<fd %d>",
                  fd);
@@ -472,6 +555,7 @@ void sl_writer_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"write", writer_write},
         {"flush", writer_flush},
+        {"pending", writer_pending},
         {"close", writer_close},
         {NULL, NULL}
     };

@@ -1,13 +1,51 @@
--- format.lua -- records as text for people: the aligned table of `:show()` and the
--- `table` output format, and the one-line rendering of a single value.
+-- format.lua -- values as text for people: the aligned table of `:show()` and the `table`
+-- output format, the REPL's pretty printer, a stream's one-line description and the
+-- indented operator graph of `:graph()` and `job:graph()`.
 local host = require "sluice.host"
 
 local core = host.core
 local type, tostring, concat, rep, sort = type, tostring, table.concat, string.rep, table.sort
+local sformat, floor, min, max = string.format, math.floor, math.min, math.max
 
 local format = {}
 
 local MAX_WIDTH = 40           -- longest cell, in characters, before it is abbreviated
+local MIN_WIDTH = 6            -- a column is never squeezed below this (or its header)
+
+-- ---- text width ----------------------------------------------------------------------
+
+-- The number of characters (UTF-8 code points) in s.
+local function width(s)
+  local _, n = s:gsub("[^\128-\191]", "")
+  return n
+end
+format.width = width
+
+-- s cut to at most n characters, with "..." at the end when it was cut.
+local function abbreviate(s, n)
+  if width(s) <= n then return s end
+  if n <= 3 then return ("..."):sub(1, n) end
+  local keep, count, i = n - 3, 0, 1
+  while i <= #s do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4
+    if count == keep then break end
+    count = count + 1
+    i = i + len
+  end
+  return s:sub(1, i - 1) .. "..."
+end
+format.abbreviate = abbreviate
+
+-- The width of the terminal on stdout: $COLUMNS when set, else the terminal's own, else
+-- nil (stdout is a file or a pipe).
+function format.terminal_width()
+  local cols = tonumber(os.getenv("COLUMNS") or "")
+  if cols and cols > 0 then return floor(cols) end
+  return core.term_width and core.term_width(1) or nil
+end
+
+-- ---- one value on one line -----------------------------------------------------------
 
 -- One value as a short line of text: strings as they are, numbers as JSON writes them,
 -- tables as JSON.
@@ -24,9 +62,13 @@ function format.value(v)
 end
 
 local function cell(v)
-  local s = format.value(v):gsub("[\r\n\t]", " ")
-  if #s > MAX_WIDTH then s = s:sub(1, MAX_WIDTH - 3) .. "..." end
-  return s
+  return (format.value(v):gsub("[\r\n\t]", " "))
+end
+
+-- ---- tables of records ---------------------------------------------------------------
+
+local function is_record(r)
+  return type(r) == "table" and next(r) ~= nil and r[1] == nil
 end
 
 -- The column names of a set of records: the union of their string keys, sorted, or
@@ -34,7 +76,7 @@ end
 local function columns_of(records)
   local seen, cols, plain = {}, {}, false
   for _, r in ipairs(records) do
-    if type(r) == "table" and next(r) ~= nil and r[1] == nil then
+    if is_record(r) then
       for k in pairs(r) do
         if not seen[k] then seen[k] = true; cols[#cols + 1] = k end
       end
@@ -47,29 +89,57 @@ local function columns_of(records)
   return cols, plain
 end
 
--- Renders records as an aligned table with a header line. opts.columns fixes the order.
+-- Narrows the widest columns until the table fits `total` characters (two spaces between
+-- columns); no column goes below MIN_WIDTH or its header, so a table with very many
+-- columns may still overflow.
+local function fit(widths, floors, total)
+  local n = #widths
+  local used = 2 * (n - 1)
+  for c = 1, n do used = used + widths[c] end
+  while used > total do
+    local widest, at = 0, nil
+    for c = 1, n do
+      if widths[c] > floors[c] and widths[c] > widest then widest, at = widths[c], c end
+    end
+    if not at then break end
+    widths[at] = widths[at] - 1
+    used = used - 1
+  end
+end
+
+-- Renders records as an aligned table with a header line. Cells over 40 characters are
+-- abbreviated. opts.columns fixes the columns and their order; opts.width the widest line
+-- (columns narrow to fit). Without opts (`:show()`), the width is the terminal's.
 function format.table(records, opts)
   if #records == 0 then return "(no records)" end
+  local total = opts and opts.width
+  if opts == nil then total = format.terminal_width() end
   local cols, plain = columns_of(records)
   if opts and opts.columns then cols = opts.columns end
-  local rows, widths = {}, {}
-  for c, name in ipairs(cols) do widths[c] = #tostring(name) end
+  local rows, widths, floors = {}, {}, {}
+  for c, name in ipairs(cols) do
+    widths[c] = width(tostring(name))
+    floors[c] = max(min(widths[c], MAX_WIDTH), MIN_WIDTH)
+  end
   for i, r in ipairs(records) do
     local row = {}
     for c, name in ipairs(cols) do
       local v
-      if type(r) == "table" and r[1] == nil and next(r) ~= nil then v = r[name]
+      if is_record(r) then v = r[name]
       elseif plain and name == "value" then v = r end
-      row[c] = cell(v)
-      if #row[c] > widths[c] then widths[c] = #row[c] end
+      row[c] = abbreviate(cell(v), MAX_WIDTH)
+      local w = width(row[c])
+      if w > widths[c] then widths[c] = w end
     end
     rows[i] = row
   end
+  for c = 1, #cols do floors[c] = min(floors[c], widths[c]) end
+  if total then fit(widths, floors, total) end
   local function line(cells)
     local parts = {}
     for c = 1, #cols do
-      local s = cells[c]
-      parts[c] = c < #cols and (s .. rep(" ", widths[c] - #s)) or s
+      local s = abbreviate(cells[c], widths[c])
+      parts[c] = c < #cols and (s .. rep(" ", widths[c] - width(s))) or s
     end
     return (concat(parts, "  "):gsub("%s+$", ""))
   end
@@ -81,52 +151,155 @@ function format.table(records, opts)
   return concat(out, "\n")
 end
 
--- A value as Lua-like text for the REPL: nested tables indented, cycles shown as
--- <cycle>, arrays longer than `max_items` abbreviated.
+-- ---- streams and graphs --------------------------------------------------------------
+
+local function label(node)
+  local text = node.label or node.kind
+  if node.name then text = sformat("%s %q", text, node.name) end
+  return text
+end
+
+-- A stream in one line: the chain of operators that leads to it (through the first input
+-- of a union), e.g. `<stream: source.values -> map -> filter "big" (3 operators)>`.
+function format.stream(s)
+  local chain, node, count, seen = {}, s.node, 0, {}
+  while node and not seen[node] do
+    seen[node] = true
+    count = count + 1
+    local text = label(node)
+    if #node.inputs > 1 then text = sformat("%s of %d", text, #node.inputs) end
+    table.insert(chain, 1, text)
+    node = node.inputs[1] and node.inputs[1].node
+  end
+  if #chain > 6 then
+    chain = { chain[1], chain[2], "...", chain[#chain - 2], chain[#chain - 1], chain[#chain] }
+  end
+  local mode = s.mode and (s.mode .. " ") or ""
+  return sformat("<%sstream: %s (%d operator%s); :show(n), :collect(), :graph()>", mode,
+    concat(chain, " -> "), count, count == 1 and "" or "s")
+end
+
+-- The nodes of `set` (a set of graph nodes) as an indented tree, sources at the left,
+-- each operator under the one it reads. A node with several inputs (union, a shared sink)
+-- is drawn in full under its first input and named under the others.
+function format.graph(set)
+  local nodes = {}
+  for node in pairs(set) do nodes[#nodes + 1] = node end
+  sort(nodes, function(a, b) return a.id < b.id end)
+  local out, drawn = {}, {}
+  local function consumers(node)
+    local list = {}
+    for _, c in ipairs(node.consumers or {}) do
+      if set[c.node] then list[#list + 1] = c end
+    end
+    sort(list, function(a, b)
+      if a.port ~= b.port then return a.port < b.port end
+      return a.node.id < b.node.id
+    end)
+    return list
+  end
+  local function draw(node, prefix, branch, port_note)
+    local where = node.where and ("  " .. node.where) or ""
+    local stage = node.stage and sformat("  [stage %d]", node.stage) or ""
+    if drawn[node] then
+      out[#out + 1] = sformat("%s%s%s#%d %s (above)", prefix, branch, port_note, node.id,
+        label(node))
+      return
+    end
+    drawn[node] = true
+    out[#out + 1] = sformat("%s%s%s#%d %s%s%s", prefix, branch, port_note, node.id,
+      label(node), stage, where)
+    local list = consumers(node)
+    local inner = prefix .. (branch == "" and "" or (branch == "`- " and "   " or "|  "))
+    for i, c in ipairs(list) do
+      local note = node.kind == "partition" and (c.port == 1 and "[true] " or "[rest] ") or ""
+      draw(c.node, inner, i < #list and "|- " or "`- ", note)
+    end
+  end
+  local function is_root(node)
+    for _, input in ipairs(node.inputs) do
+      if set[input.node] then return false end
+    end
+    return true
+  end
+  for _, node in ipairs(nodes) do
+    if is_root(node) then draw(node, "", "", "") end
+  end
+  return concat(out, "\n")
+end
+
+-- ---- the REPL's pretty printer -------------------------------------------------------
+
+local function is_stream(v)
+  local mt = getmetatable(v)
+  return mt ~= nil and type(v) == "table" and v.node ~= nil and mt.show ~= nil
+    and mt.graph ~= nil
+end
+
+local function function_text(f)
+  local info = debug.getinfo(f, "S")
+  if info.what == "C" then return "<function: builtin>" end
+  local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return sformat("<function %s:%d>", src, info.linedefined)
+end
+
+local keywords = {}
+for w in ([[and break do else elseif end false for function goto if in local nil not or
+  repeat return then true until while]]):gmatch("%a+") do keywords[w] = true end
+
+local function key_text(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") and not keywords[k] then return k end
+  return "[" .. (type(k) == "string" and sformat("%q", k) or format.value(k)) .. "]"
+end
+
+local function key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta == "number" end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+-- A value as Lua-like text for the REPL: strings quoted, nested tables indented (a table
+-- that fits on one line stays on one), a table met again inside itself as <cycle>,
+-- arrays longer than `max_items` abbreviated, nesting deeper than 8 as {...}, streams
+-- as their description, functions as where they were defined.
 function format.pretty(v, max_items)
   max_items = max_items or 20
-  local out, seen = {}, {}
-  local function put(s) out[#out + 1] = s end
-  local function key_text(k)
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") then return k end
-    return "[" .. (type(k) == "string" and string.format("%q", k) or tostring(k)) .. "]"
-  end
-  local function walk(x, indent)
+  local line_width = (format.terminal_width() or 100) - 4
+  local seen = {}
+  local function walk(x, indent, depth)
     local t = type(x)
-    if t == "string" then put(string.format("%q", x)); return end
-    if t ~= "table" then put(t == "number" and format.value(x) or tostring(x)); return end
-    if getmetatable(x) and getmetatable(x).__tostring then put(tostring(x)); return end
-    if seen[x] then put("<cycle>"); return end
-    if next(x) == nil then put("{}"); return end
+    if t == "string" then return sformat("%q", x):gsub("\\\n", "\\n") end
+    if t == "number" then return format.value(x) end
+    if t == "function" then return function_text(x) end
+    if x == host.null then return "sl.null" end
+    if t ~= "table" then return tostring(x) end
+    if is_stream(x) then return format.stream(x) end
+    local mt = getmetatable(x)
+    if mt and mt.__tostring then return tostring(x) end
+    if seen[x] then return "<cycle>" end
+    if next(x) == nil then return "{}" end
+    if depth > 8 then return "{...}" end
     seen[x] = true
     local n = #x
     local keys = {}
     for k in pairs(x) do
       if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then keys[#keys + 1] = k end
     end
-    sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    sort(keys, key_less)
     local inner = indent .. "  "
-    local flat = #keys == 0 and n <= max_items
-    if flat then
-      for i = 1, n do if type(x[i]) == "table" then flat = false end end
-    end
-    if flat then
-      put("{ ")
-      for i = 1, n do walk(x[i], inner); if i < n then put(", ") end end
-      put(" }")
-    else
-      put("{\n")
-      for i = 1, math.min(n, max_items) do put(inner); walk(x[i], inner); put(",\n") end
-      if n > max_items then put(inner .. string.format("... (%d more)\n", n - max_items)) end
-      for _, k in ipairs(keys) do
-        put(inner .. key_text(k) .. " = "); walk(x[k], inner); put(",\n")
-      end
-      put(indent .. "}")
+    local items = {}
+    for i = 1, min(n, max_items) do items[#items + 1] = walk(x[i], inner, depth + 1) end
+    if n > max_items then items[#items + 1] = sformat("... (%d more)", n - max_items) end
+    for _, k in ipairs(keys) do
+      items[#items + 1] = key_text(k) .. " = " .. walk(x[k], inner, depth + 1)
     end
     seen[x] = nil
+    local flat = "{ " .. concat(items, ", ") .. " }"
+    if not flat:find("\n", 1, true) and #indent + width(flat) <= line_width then return flat end
+    return "{\n" .. inner .. concat(items, ",\n" .. inner) .. ",\n" .. indent .. "}"
   end
-  walk(v, "")
-  return concat(out)
+  return (walk(v, "", 1))
 end
 
 return format

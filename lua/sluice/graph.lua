@@ -91,7 +91,7 @@ function graph.render(set, fmt)
     out[3] = '  node [shape=box, fontname="Helvetica"];'
     for _, n in ipairs(nodes) do
       out[#out + 1] = format('  n%d [label="%s\\n%s"];', n.id,
-        graph.label(n):gsub('"', '\\"'), n.where or "")
+        (graph.label(n):gsub("\\", "\\\\"):gsub('"', '\\"')), n.where or "")
     end
     for _, n in ipairs(nodes) do
       for _, input in ipairs(n.inputs) do

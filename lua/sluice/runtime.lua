@@ -200,7 +200,9 @@ function runtime.run(set, job, opts)
             return st.done
           end,
           bad = function(info)
-            dl.write { source = spec.path or spec.type, at = spec.where, line = info.line,
+            -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070")
+            dl.write { source = spec.path or (spec.label or spec.type):gsub("^source%.", ""),
+              at = spec.where, line = info.line,
               offset = info.offset, reason = info.reason, record = info.raw }
           end,
           user_error = function(e, i)
@@ -305,17 +307,29 @@ function runtime.metrics()
 end
 
 -- Calls on_record(r) for the next n records operator `name` emits, then stops tapping.
+-- Several taps on one operator each see every record. Returns a function that cancels it.
 function runtime.tap(name, n, on_record)
   local r = named(name)
-  local left = n or 10
-  r.meter.tap = function(b, k)
-    for i = 1, k do
-      if left <= 0 then break end
-      left = left - 1
-      on_record(b[i])
-    end
-    if left <= 0 then r.meter.tap = nil end
+  local meter = r.meter
+  meter.taps = meter.taps or {}
+  local tap = { left = n or 10, fn = on_record }
+  meter.taps[tap] = true
+  local function cancel()
+    meter.taps[tap] = nil
+    if next(meter.taps) == nil then meter.tap = nil end
   end
+  meter.tap = function(b, k)
+    for t in pairs(meter.taps) do
+      for i = 1, k do
+        if t.left <= 0 then break end
+        t.left = t.left - 1
+        t.fn(b[i])
+      end
+      if t.left <= 0 then meter.taps[t] = nil end
+    end
+    if next(meter.taps) == nil then meter.tap = nil end
+  end
+  return cancel
 end
 
 -- Operator `name`'s state for `key` (a plain value), or nil when the key has none.

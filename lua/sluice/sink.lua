@@ -2,10 +2,12 @@
 --
 -- sl.sink.X{...} checks its options and returns a sink spec, which stream:sink() attaches
 -- to the graph. At run time sink.open turns a spec into { push(batch, n), close() }:
--- stdout and file encode whole batches in C (host writer); table buffers rows for people;
+-- stdout and file encode whole batches in C (host writer); tcp too, through a queued
+-- connection that calls flow control when it falls behind; table buffers rows for people;
 -- null counts; fn calls a user function; collect keeps the records.
 local report = require "sluice.report"
 local host = require "sluice.host"
+local flow = require "sluice.flow"
 
 local core = host.core
 local type, format, pcall = type, string.format, pcall
@@ -69,9 +71,25 @@ function sink.collect()
   return new_sink { type = "collect", collected = {}, label = "sink.collect" }
 end
 
+-- tcp{connect="host:port", format, high}: records are queued and written as the peer takes
+-- them; a lost connection is retried with backoff and nothing queued is dropped. When more
+-- than `high` bytes (default 4 MiB) wait, the sources pause until half of it is written.
 function sink.tcp(opts)
-  fail("sink.tcp(): not implemented in this version of sluice")
-  return new_sink { type = "null", label = "sink.tcp" }
+  opts = want_table("sink.tcp()", opts)
+  local connect = opts.connect
+  if type(connect) ~= "string" then
+    fail('sink.tcp(): connect is required (a string "host:port")')
+    connect = "?"
+  end
+  local f = want_format("sink.tcp()", opts)
+  if f == "table" then fail("sink.tcp(): format table is for people; use lines, json, csv or msgpack") end
+  local high = opts.high
+  if high ~= nil and (type(high) ~= "number" or high < 1) then
+    fail(format("sink.tcp(): high must be a number of bytes >= 1, got %s", tostring(high)))
+    high = nil
+  end
+  return new_sink { type = "tcp", connect = connect, format = f, columns = opts.columns,
+    high = high or 4 * 1024 * 1024, label = "sink.tcp " .. connect }
 end
 
 -- The records a collect sink received in its last run.
@@ -104,6 +122,9 @@ local function open_writer(spec, ctx)
       if bad then
         for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
       end
+      -- a batch is written when it arrives: at low rates a record reaches its file or
+      -- stdout at once, at high rates one write carries a whole batch
+      w:flush()
     end,
     close = function() w:close() end,
   }
@@ -137,6 +158,32 @@ function open.stdout(spec, ctx)
   return open_writer(spec, ctx)
 end
 open.file = open.stdout
+
+function open.tcp(spec, ctx)
+  local handle = {}
+  local blocked = false
+  local w = core.writer { connect = spec.connect, format = spec.format, columns = spec.columns,
+    low = spec.high / 2,
+    on_drain = function()
+      if blocked then blocked = false; flow.unblock(handle) end
+    end }
+  handle.push = function(batch, n)
+    local bad = w:write(batch, n)
+    if bad then
+      for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+    end
+    w:flush()           -- queued at once: a record alone goes out without waiting
+    if not blocked and w:pending() > spec.high then
+      blocked = true
+      flow.block(handle)
+    end
+  end
+  handle.close = function()
+    if blocked then blocked = false; flow.unblock(handle) end
+    w:close()
+  end
+  return handle
+end
 
 function open.null()
   return { push = function() end, close = function() end }

@@ -3,11 +3,14 @@
 -- sl.source.X{...} checks its options at the user's line and returns a stream on a new
 -- source node. At run time, source.open turns the node's spec into a running source that
 -- pushes batches downstream: values and generator from a libuv idle handle, file and stdin
--- through the host's reader, which frames and decodes in C.
+-- through the host's reader, which frames and decodes in C; tcp through a listener that
+-- gives each connection its own reader, udp through a socket that feeds one. Every running
+-- source joins flow control (flow.lua) and closes gracefully: the first close() drains.
 local graph = require "sluice.graph"
 local report = require "sluice.report"
 local stream = require "sluice.stream"
 local host = require "sluice.host"
+local flow = require "sluice.flow"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -39,6 +42,27 @@ local function want_format(m, opts)
   return f
 end
 
+-- max_record: the longest record in bytes (default 1 MiB); longer ones are dead-lettered.
+local function want_max_record(m, opts)
+  local n = opts.max_record
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n % 1 ~= 0 or n > 2 ^ 30) then
+    fail(format("%s: max_record must be a whole number of bytes from 1 to 2^30, got %s", m,
+      tostring(n)))
+    return nil
+  end
+  return n
+end
+
+-- An address "host:port": checked for its shape here, resolved when the job starts.
+local function want_address(m, opts, field)
+  local a = opts[field]
+  if type(a) ~= "string" then
+    fail(format('%s: %s is required (a string "host:port")', m, field))
+    return "?"
+  end
+  return a
+end
+
 -- ---- declarations ---------------------------------------------------------------------
 
 function source.values(array)
@@ -54,18 +78,18 @@ function source.file(opts)
   if type(opts.path) ~= "string" then
     fail("source.file(): path is required (a string)")
   end
-  if opts.follow then
-    fail("source.file(): follow=true is not implemented in this version of sluice")
-  end
   return new_source { type = "file", path = opts.path, format = want_format("source.file()", opts),
-    header = opts.header, label = "source.file " .. tostring(opts.path) }
+    header = opts.header, follow = opts.follow and true or nil,
+    max_record = want_max_record("source.file()", opts),
+    label = "source.file " .. tostring(opts.path) }
 end
 
 function source.stdin(opts)
   opts = opts or {}
   opts = want_table("source.stdin()", opts)
   return new_source { type = "stdin", format = want_format("source.stdin()", opts),
-    header = opts.header, label = "source.stdin" }
+    header = opts.header, max_record = want_max_record("source.stdin()", opts),
+    label = "source.stdin" }
 end
 
 function source.generator(opts)
@@ -96,8 +120,24 @@ local function not_yet(name)
     return new_source { type = "values", array = {}, label = name }
   end
 end
-source.tcp = not_yet("source.tcp()")
-source.udp = not_yet("source.udp()")
+
+-- tcp{listen="host:port", format}: every connection is framed on its own; unbounded.
+function source.tcp(opts)
+  opts = want_table("source.tcp()", opts)
+  local listen = want_address("source.tcp()", opts, "listen")
+  return new_source { type = "tcp", listen = listen, format = want_format("source.tcp()", opts),
+    header = opts.header, max_record = want_max_record("source.tcp()", opts),
+    label = "source.tcp " .. listen }
+end
+
+-- udp{listen="host:port", format}: one record per datagram (lines: one per line).
+function source.udp(opts)
+  opts = want_table("source.udp()", opts)
+  local listen = want_address("source.udp()", opts, "listen")
+  return new_source { type = "udp", listen = listen, format = want_format("source.udp()", opts),
+    header = opts.header, max_record = want_max_record("source.udp()", opts),
+    label = "source.udp " .. listen }
+end
 source.nexmark = not_yet("source.nexmark()")
 
 -- ---- running --------------------------------------------------------------------------
@@ -114,12 +154,14 @@ source.nexmark = not_yet("source.nexmark()")
 local open = {}
 
 -- An idle handle that calls produce() once per loop turn until it returns false.
+-- It joins flow control: paused, the handle stops until the sinks catch up.
 local function idle_loop(ctx, produce)
-  local handle
+  local handle, src
   local running = true
   local function stop()
     if running then
       running = false
+      flow.leave(src)
       handle:close()
       ctx.ended()
     end
@@ -127,19 +169,25 @@ local function idle_loop(ctx, produce)
   handle = core.idle(function()
     if not produce() then stop() end
   end)
-  return { close = stop, idle = handle }
+  src = { close = stop, idle = handle,
+    pause = function() if running then handle:stop() end end,
+    resume = function() if running then handle:start() end end }
+  flow.join(src)
+  return src
 end
 
 function open.values(spec, ctx)
-  local array, i, batch, size = spec.array, 1, {}, ctx.batch_size
+  local array, i, batch, size = spec.array, ctx.position or 1, {}, ctx.batch_size
   local total = #array
-  return idle_loop(ctx, function()
+  local handle = idle_loop(ctx, function()
     local n = min(size, total - i + 1)
     if n <= 0 then return false end
     for k = 1, n do batch[k] = array[i + k - 1] end
     i = i + n
     return not ctx.push(batch, n) and i <= total
   end)
+  handle.position = function() return i end    -- the next element to read
+  return handle
 end
 
 -- Generators run user code to make records, so each batch runs protected: if fn raises
@@ -147,7 +195,7 @@ end
 function open.generator(spec, ctx)
   local fn, count, rate, size = spec.fn, spec.count, spec.rate, ctx.batch_size
   local batch, nb, cur = {}, 0, 0
-  local next_i = 1
+  local next_i = ctx.position or 1
   local function fill(from, to)
     for i = from, to do
       cur = i
@@ -196,22 +244,33 @@ function open.generator(spec, ctx)
     if timer then timer:close() end
     close()
   end
+  handle.position = function() return next_i end   -- the next index to generate
   return handle
 end
 
+-- Reader options shared by every reader-based source.
+local function reader_options(spec, ctx, target)
+  target.format = spec.format
+  target.header = spec.header
+  target.batch = ctx.batch_size
+  target.max_record = spec.max_record
+  return target
+end
+
+-- A file or stdin. close() is graceful the first time (a shutdown): the records already
+-- read are delivered before the source ends; a second close() stops at once.
 local function open_reader(spec, ctx, target)
-  local reader
-  local done = false
+  local reader, handle
+  local done, draining = false, false
   local function finish()
     if not done then
       done = true
+      flow.leave(handle)
       reader:close()
       ctx.ended()
     end
   end
-  target.format = spec.format
-  target.header = spec.header
-  target.batch = ctx.batch_size
+  reader_options(spec, ctx, target)
   target.on_batch = function(batch, n)
     if ctx.push(batch, n) then finish() end
   end
@@ -221,12 +280,140 @@ local function open_reader(spec, ctx, target)
     finish()
   end
   reader = core.reader(target)
-  reader:start()
-  return { close = finish }
+  handle = {
+    pause = function() if not draining then reader:stop() end end,
+    resume = function() if not done then reader:start() end end,
+    close = function()
+      if done then return end
+      if draining then return finish() end
+      draining = true
+      reader:drain()
+    end,
+  }
+  flow.join(handle)
+  if not flow.paused() then reader:start() end
+  return handle
 end
 
-function open.file(spec, ctx) return open_reader(spec, ctx, { path = spec.path }) end
+function open.file(spec, ctx)
+  return open_reader(spec, ctx, { path = spec.path, follow = spec.follow })
+end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
+
+-- A TCP listener: each accepted connection gets its own reader (framing never mixes two
+-- connections), which owns the socket. A connection's end is not the source's end: the
+-- source ends only when it is closed. A partial record at a connection's end, and a read
+-- error on a connection, are dead-lettered; the job goes on.
+function open.tcp(spec, ctx)
+  local conns, nconns = {}, 0
+  local listener, handle
+  local closing, done, paused = false, false, false
+  local function finish()
+    if done then return end
+    done = true
+    flow.leave(handle)
+    if listener then listener:close() end
+    for r in pairs(conns) do r:close() end
+    conns = {}
+    ctx.ended()
+  end
+  local function maybe_end()
+    if closing and nconns == 0 then finish() end
+  end
+  local function on_connection(fd, peer)
+    local reader
+    local from = "tcp " .. spec.listen .. " from " .. peer
+    local target = reader_options(spec, ctx, { fd = fd, own = true, name = from,
+      partial_bad = true })
+    target.on_batch = function(batch, n)
+      if ctx.push(batch, n) then finish() end
+    end
+    target.on_bad = function(info)
+      info.reason = from .. ": " .. tostring(info.reason)
+      ctx.bad(info)
+    end
+    target.on_end = function(err)
+      if err then ctx.bad { line = 0, offset = 0, reason = err, raw = "" } end
+      if conns[reader] then
+        conns[reader] = nil
+        nconns = nconns - 1
+      end
+      reader:close()
+      maybe_end()
+    end
+    reader = core.reader(target)
+    if done then return reader:close() end
+    conns[reader] = true
+    nconns = nconns + 1
+    if closing then reader:drain()
+    elseif not paused then reader:start() end
+  end
+  listener = core.listen { address = spec.listen, on_connection = on_connection }
+  handle = {
+    pause = function()
+      paused = true
+      if closing then return end
+      listener:stop()
+      for r in pairs(conns) do r:stop() end
+    end,
+    resume = function()
+      paused = false
+      if closing or done then return end
+      listener:start()
+      for r in pairs(conns) do r:start() end
+    end,
+    close = function()
+      if done then return end
+      if closing then return finish() end
+      closing = true
+      -- connections the kernel completed are accepted input: take them, then drain all
+      listener:accept_pending()
+      listener:close()
+      listener = nil
+      for r in pairs(conns) do r:drain() end
+      maybe_end()
+    end,
+  }
+  flow.join(handle)
+  return handle
+end
+
+-- A UDP socket: each datagram is fed to one reader's framer. UDP has no back-pressure:
+-- while paused the socket is not read and the kernel drops what overflows its buffer.
+function open.udp(spec, ctx)
+  local reader, sock, handle
+  local done, draining = false, false
+  local function finish()
+    if done then return end
+    done = true
+    flow.leave(handle)
+    sock:close()
+    reader:close()
+    ctx.ended()
+  end
+  local target = reader_options(spec, ctx, { feed = true, name = "udp " .. spec.listen })
+  target.on_batch = function(batch, n)
+    if ctx.push(batch, n) then finish() end
+  end
+  target.on_bad = ctx.bad
+  target.on_end = function() finish() end
+  reader = core.reader(target)
+  sock = core.udp { address = spec.listen, reader = reader }
+  handle = {
+    pause = function() if not draining then sock:stop() end end,
+    resume = function() if not done then sock:start() end end,
+    close = function()
+      if done then return end
+      if draining then return finish() end
+      draining = true
+      sock:stop()
+      reader:drain()
+    end,
+  }
+  flow.join(handle)
+  reader:start()
+  return handle
+end
 
 function source.open(spec, ctx)
   return open[spec.type](spec, ctx)

@@ -333,11 +333,13 @@ function Stream:show(n)
   io.stdout:write(require("sluice.format").table(records), "\n")
 end
 
--- The operator graph that feeds this stream, as text.
+-- The operator graph that feeds this stream: an indented tree, or fmt "text" (a table),
+-- "dot" or "mermaid".
 function Stream:graph(fmt)
   local plan = require "sluice.plan"
   local set = graph.ancestors({ self.node })
   plan.assign_stages(set)
+  if fmt == nil then return require("sluice.format").graph(set) end
   return graph.render(set, fmt)
 end
 

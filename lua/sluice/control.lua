@@ -1,0 +1,268 @@
+-- control.lua -- the job's side of the control socket: `sluice attach` and `sluice top`
+-- talk to a running job through it.
+--
+-- control.start listens on a Unix socket (mode 0600, in a directory only the owner may
+-- enter) through core.ctl_listen. Each client sends msgpack frames {id=, op=, ...} and gets
+-- frames {id=, out=, err=, done=true} back. Its chunks run in the job's own Lua state, in
+-- a callback of the job's loop, so between batches: a command sees the job at rest, and an
+-- error in it is only sent back. Each client has its own globals, with `job` and `sl`; a
+-- client that goes away takes its taps with it.
+local host = require "sluice.host"
+local format = require "sluice.format"
+local repl = require "sluice.repl"
+
+local core = host.core
+local type, tostring, pcall = type, tostring, pcall
+local encode, decode = core.msgpack_encode, core.msgpack_decode
+
+local control = {}
+
+local server, socket_path      -- the server while the job runs, and its socket file
+local clients = {}             -- conn -> { env = globals, taps = { handle -> request } }
+local job                      -- the `job` object of this job
+local current                  -- while a chunk runs: { conn =, id =, client = }
+
+-- ---- where sockets live --------------------------------------------------------------
+
+-- The directory of default sockets: $XDG_RUNTIME_DIR/sluice, else /tmp/sluice-UID.
+function control.default_dir()
+  local xdg = os.getenv("XDG_RUNTIME_DIR")
+  if xdg and xdg ~= "" then return xdg .. "/sluice" end
+  return "/tmp/sluice-" .. tostring(core.uid)
+end
+
+-- The default socket of a job running `script`: DIR/NAME-PID.sock. Makes DIR (0700), or
+-- checks that only this user may enter it. Returns the path, or nil and why not.
+function control.default_path(script)
+  local dir = control.default_dir()
+  local ok, err = core.ctl_dir(dir)
+  if not ok then return nil, err end
+  local name = (tostring(script):match("([^/]+)%.lua$") or "job"):gsub("[^%w_.-]", "_")
+  return string.format("%s/%s-%d.sock", dir, name, core.pid)
+end
+
+-- The socket `sluice attach` and `sluice top` use without a PATH: the one live job in the
+-- default directory (sockets left by jobs that died are removed on the way). Returns the
+-- path, or nil and a message (none, or several to choose from).
+function control.find()
+  local dir = control.default_dir()
+  local live = {}
+  for _, name in ipairs(core.ctl_sockets(dir)) do
+    local path = dir .. "/" .. name
+    local c, err = core.ctl_connect(path)
+    if c then live[#live + 1] = path; c:close()
+    elseif tostring(err):find("refused", 1, true) then os.remove(path) end  -- a job that died
+  end
+  table.sort(live)
+  if #live == 1 then return live[1] end
+  if #live == 0 then
+    return nil, string.format("no running job found in %s (start one with sluice run, " ..
+      "or name its socket: sluice attach PATH)", dir)
+  end
+  return nil, "several jobs are running; name one:\n  " .. table.concat(live, "\n  ")
+end
+
+-- ---- the job object ------------------------------------------------------------------
+
+local Job = {}
+Job.__index = Job
+Job.__tostring = function(self)
+  return string.format("<job %s, pid %d; job:graph(), job:metrics(), job:tap(name, n), " ..
+    "job:state(name, key), job:reload()>", tostring(self.script), core.pid)
+end
+
+-- The runtime function `name`, or an error at the user's line saying it is missing.
+local function runtime_fn(name, method)
+  local runtime = require "sluice.runtime"
+  local fn = runtime[name]
+  if type(fn) ~= "function" then
+    error(string.format("job:%s() is not available in this version of sluice", method), 3)
+  end
+  return fn
+end
+
+-- The job's operator graph as an indented tree.
+function Job:graph()
+  return format.graph(self.set)
+end
+
+-- Per operator: records in and out, rate, errors, dead letters, watermark, queue fill.
+function Job:metrics()
+  return runtime_fn("metrics", "metrics")()
+end
+
+-- The state of operator `name` for `key`.
+function Job:state(name, key)
+  return runtime_fn("state", "state")(name, key)
+end
+
+-- Reloads the job's script, keeping the state of operators that kept their name.
+function Job:reload()
+  return runtime_fn("reload", "reload")()
+end
+
+-- Prints the next n records (default 10) operator `name` emits, as they pass. The reply
+-- to the command waits for them; the tap goes when they are in or the client goes away.
+function Job:tap(name, n)
+  local tap = runtime_fn("tap", "tap")
+  n = n or 10
+  if type(n) ~= "number" or n < 1 then error("job:tap(): n must be a number >= 1", 2) end
+  local req = current
+  if not req then error("job:tap() works only from sluice attach", 2) end
+  local seen, finished = 0, false
+  local handle
+  local function finish()
+    if finished then return end
+    finished = true
+    req.client.taps[handle or finish] = nil
+    req.conn:send(encode({ id = req.id, done = true }))
+  end
+  handle = tap(name, n, function(record)
+    if finished then return end
+    seen = seen + 1
+    local ok, text = pcall(format.pretty, record)
+    req.conn:send(encode({ id = req.id, out = ok and text or tostring(record) }))
+    if seen >= n then finish() end
+  end)
+  if not finished then
+    req.client.taps[handle or finish] = req
+    req.pending = true
+  end
+end
+
+-- ---- requests ------------------------------------------------------------------------
+
+local function cancel(handle)
+  if type(handle) == "function" then pcall(handle)
+  elseif type(handle) == "table" then
+    local f = handle.cancel or handle.close
+    if f then pcall(f, handle) end
+  end
+end
+
+local function reply(conn, msg)
+  local ok, body = pcall(encode, msg)
+  if not ok then body = encode({ id = msg.id, err = "reply: " .. tostring(body), done = true }) end
+  conn:send(body)
+end
+
+local function new_client()
+  local client = { taps = {} }
+  local function capture(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    local out = current and current.out
+    if out then out[#out + 1] = table.concat(parts, "\t") end
+  end
+  client.env = setmetatable({ job = job, sl = require "sluice", print = capture },
+    { __index = _G })
+  return client
+end
+
+local ops = {}
+
+function ops.hello(client, msg)
+  return { script = job.script, job = job.script, pid = core.pid }
+end
+
+function ops.complete(client, msg)
+  return { words = repl.complete(client.env, tostring(msg.word or "")) }
+end
+
+-- Runs a chunk in the client's globals; print() inside it is sent back with the values.
+function ops.eval(client, msg, req)
+  local fn, err = repl.compile(tostring(msg.src or ""), client.env)
+  if not fn then
+    return { err = err or "stdin: incomplete chunk" }
+  end
+  local ok, text = repl.run(fn)
+  if ok and text then req.out[#req.out + 1] = text end
+  local out = #req.out > 0 and table.concat(req.out, "\n") or nil
+  if ok then return { out = out } end
+  return { out = out, err = text }
+end
+
+-- Ctrl-C in attach: ends the command `target` that is still streaming (a tap).
+function ops.cancel(client, msg)
+  for handle, req in pairs(client.taps) do
+    if req.id == msg.target then
+      client.taps[handle] = nil
+      cancel(handle)
+      req.conn:send(encode({ id = req.id, err = "interrupted", done = true }))
+    end
+  end
+  return {}
+end
+
+-- The metrics as data, for sluice top.
+function ops.metrics(client, msg)
+  local ok, m = pcall(Job.metrics, job)
+  if not ok then return { err = tostring(m) } end
+  return { metrics = m }
+end
+
+local function on_message(conn, body)
+  local client = clients[conn]
+  if not client then client = new_client(); clients[conn] = client end
+  local ok, msg = pcall(decode, body)
+  if not ok or type(msg) ~= "table" then
+    conn:send(encode({ err = "control: bad request", done = true }))
+    return
+  end
+  local op = ops[msg.op]
+  if not op then
+    reply(conn, { id = msg.id, err = "control: unknown op " .. tostring(msg.op), done = true })
+    return
+  end
+  local req = { conn = conn, id = msg.id, client = client, out = {} }
+  current = req
+  local done, res = pcall(op, client, msg, req)
+  current = nil
+  if not done then res = { err = tostring(res) } end
+  res.id = msg.id
+  if req.pending then
+    -- a tap: its records follow, then the frame that ends the command
+    if res.out or res.err then reply(conn, res) end
+  else
+    res.done = true
+    reply(conn, res)
+  end
+end
+
+-- A client went away, maybe in the middle of a tap: nothing of it stays in the job.
+local function on_close(conn)
+  local client = clients[conn]
+  clients[conn] = nil
+  if client then
+    for handle in pairs(client.taps) do cancel(handle) end
+  end
+end
+
+-- ---- starting and stopping -----------------------------------------------------------
+
+-- Listens at `path` (nil: the default path for the script) for the job whose graph is
+-- `set`. Returns the path, or nil and a message.
+function control.start(path, script, set)
+  if server then return nil, "control: already listening at " .. socket_path end
+  if not path then
+    local err
+    path, err = control.default_path(script)
+    if not path then return nil, "control socket: " .. err end
+  end
+  job = setmetatable({ script = script, set = set, path = path }, Job)
+  local ok, s = pcall(core.ctl_listen, path, on_message, on_close)
+  if not ok then return nil, tostring(s) end
+  server, socket_path = s, path
+  return path
+end
+
+-- Stops listening, ends every client's taps and removes the socket file.
+function control.stop()
+  if not server then return end
+  for conn in pairs(clients) do on_close(conn) end
+  server:close()
+  os.remove(socket_path)
+  server, socket_path, job = nil, nil, nil
+end
+
+return control

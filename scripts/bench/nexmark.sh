@@ -1,0 +1,72 @@
+#!/bin/sh
+# make bench, part 3: Nexmark (run by scripts/bench/run.sh after its own table). For each
+# query: checks that sluice (scripts/nexmark/qN.lua) and its C baseline
+# (scripts/bench/nexmark/qN.c, the same generator linked in) give the same results on
+# CHECK_EVENTS events, then measures both on NEXMARK_EVENTS events, by user CPU time.
+# Knobs: NEXMARK_EVENTS (default 10 M), CHECK_EVENTS (100 k), NEXMARK_QUERIES,
+# NEXMARK_SCALING=0 skips the scaling curves.
+set -e
+cd "$(dirname "$0")/../.."
+DIR=${BENCH_DIR:-/tmp/sluice-bench}/nexmark
+mkdir -p "$DIR"
+N=${NEXMARK_EVENTS:-10000000}
+CHECK=${CHECK_EVENTS:-100000}
+QUERIES=${NEXMARK_QUERIES:-"q0 q1 q2 q5 q7 q11 q14 q21 q22"}
+
+for q in $QUERIES; do
+  cc -O2 -std=c11 -D_GNU_SOURCE -DSL_NEXMARK_NO_LUA -Ihost -Iscripts/bench/nexmark \
+    -o "$DIR/$q" "scripts/bench/nexmark/$q.c" host/nexmark.c -lm
+done
+
+# check Q: sluice's results and the baseline's, as sorted canonical lines, must be equal.
+check() {
+  env EVENTS="$CHECK" OUT="$DIR/$1.jsonl" ./sluice run "scripts/nexmark/$1.lua" 2>"$DIR/stderr" || {
+    echo "bench: nexmark $1 failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
+  env IN="$DIR/$1.jsonl" ./sluice run scripts/bench/nexmark/canon.lua | LC_ALL=C sort > "$DIR/$1.sluice"
+  "$DIR/$1" -p "$CHECK" 2>/dev/null | LC_ALL=C sort > "$DIR/$1.c"
+  cmp -s "$DIR/$1.sluice" "$DIR/$1.c" || {
+    echo "bench: nexmark $1: sluice and the C baseline disagree (diff $DIR/$1.sluice $DIR/$1.c)" >&2
+    exit 1; }
+  wc -l < "$DIR/$1.c"
+}
+
+# cpu CMD...: "user_seconds peak_rss_kb" of CMD.
+cpu() {
+  /usr/bin/time -f "%U %M" -o "$DIR/time" "$@" >/dev/null 2>"$DIR/stderr" || {
+    echo "bench: $* failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
+  cat "$DIR/time"
+}
+
+echo
+echo "Nexmark, $N events (results checked against the C baseline on $CHECK events); events/s"
+echo "per core from user CPU time:"
+echo
+echo "| query | results checked | sluice | C baseline | sluice / C | sluice peak RSS | C peak RSS |"
+echo "|---|---|---|---|---|---|---|"
+for q in $QUERIES; do
+  lines=$(check "$q")
+  set -- $(cpu env EVENTS="$N" ./sluice run "scripts/nexmark/$q.lua") $(cpu "$DIR/$q" "$N")
+  awk -v q="$q" -v l="$lines" -v n="$N" -v s="$1" -v kb="$2" -v cs="$3" -v ckb="$4" 'BEGIN {
+    r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
+    printf "| %s | %d equal | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB | %.0f MB |\n",
+      q, l, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024, ckb / 1024 }'
+done
+
+[ "${NEXMARK_SCALING:-1}" = 1 ] || exit 0
+echo
+echo "Scaling (sluice, events/s per core; q5 at 1 M events/s of event time):"
+echo
+echo "| query | events | auctions in flight | sluice | C baseline | sluice / C | sluice peak RSS |"
+echo "|---|---|---|---|---|---|---|"
+for n in 100000 1000000 ${SCALE_MAX:-10000000}; do
+  set -- $(cpu env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) $(cpu "$DIR/q1" "$n")
+  awk -v n="$n" -v s="$1" -v kb="$2" -v cs="$3" 'BEGIN { r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
+    printf "| q1 | %d | 100 | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n", n, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
+done
+for a in 1000 100000 1000000; do
+  n=${SCALE_Q5_EVENTS:-2000000}
+  set -- $(cpu env EVENTS="$n" RATE=1000000 AUCTIONS="$a" ./sluice run scripts/nexmark/q5.lua) \
+    $(cpu "$DIR/q5" "$n" 0 1000000 "$a")
+  awk -v n="$n" -v a="$a" -v s="$1" -v kb="$2" -v cs="$3" 'BEGIN { r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
+    printf "| q5 | %d | %d | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n", n, a, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
+done

@@ -1,0 +1,29 @@
+-- canon.lua -- sluice's JSON output (env IN) as canonical lines, like the C baselines'
+-- -p output: nested fields flattened ("bid.price"), sorted by name, "name=value", numbers
+-- as integers or %.17g. Used by scripts/bench/nexmark.sh to check that both agree.
+local sl = require "sluice"
+
+local function flatten(t, prefix, into)
+  for k, v in pairs(t) do
+    if type(v) == "table" then flatten(v, prefix .. k .. ".", into)
+    else into[#into + 1] = { prefix .. k, v } end
+  end
+  return into
+end
+
+local function value(v)
+  if type(v) == "number" then
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+    return string.format("%.17g", v)
+  end
+  return tostring(v)
+end
+
+sl.source.file { path = os.getenv("IN"), format = "json" }
+  :map(function(r)
+    local fields = flatten(r, "", {})
+    table.sort(fields, function(a, b) return a[1] < b[1] end)
+    for i, f in ipairs(fields) do fields[i] = f[1] .. "=" .. value(f[2]) end
+    return table.concat(fields, " ")
+  end)
+  :sink(sl.sink.stdout { format = "lines" })

@@ -1,0 +1,19 @@
+-- Nexmark q21, a per-record function: each bid with the id of its channel, known for the
+-- four big ones and read from the url's channel_id parameter for the others (bids with no
+-- channel id are dropped). EVENTS (default 10 M), SEED; OUT=path writes JSON lines.
+local sl = require "sluice"
+
+local known = { apple = "0", google = "1", facebook = "2", baidu = "3" }
+
+local out = os.getenv("OUT")
+sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
+  seed = tonumber(os.getenv("SEED")) or 0 }
+  :filter(function(e) return e.type == "bid" end)
+  :map(function(e)
+    local b = e.bid
+    local id = known[b.channel:lower()] or b.url:match("[?&]channel_id=([^&]*)")
+    if id == nil then return nil end
+    return { auction = b.auction, bidder = b.bidder, price = b.price, channel = b.channel,
+      channel_id = id }
+  end)
+  :sink(out and sl.sink.file { path = out, format = "json" } or sl.sink.null())

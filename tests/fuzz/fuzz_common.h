@@ -1,0 +1,23 @@
+/* fuzz_common.h -- what the fuzz targets share: one Lua state for the decoders to push
+ * into, reset between inputs by clearing its stack. */
+#ifndef FUZZ_COMMON_H
+#define FUZZ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "codec.h"
+
+static lua_State *fuzz_lua(void)
+{
+    static lua_State *L;
+
+    if (L == NULL)
+        L = luaL_newstate();
+    lua_settop(L, 0);
+    return L;
+}
+
+#endif

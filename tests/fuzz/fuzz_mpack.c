@@ -1,0 +1,26 @@
+/* fuzz_mpack.c -- the input as a msgpack stream: decode objects one after another,
+ * skipping a byte at a time over what is malformed, as the reader does; re-encode each. */
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lua_State *L = fuzz_lua();
+    char err[SL_CODEC_ERRLEN];
+    size_t pos = 0;
+
+    while (pos < size) {
+        size_t used = 0;
+        int rc = sl_mpack_decode(L, (const char *)data + pos, size - pos, &used, err);
+        if (rc == SL_CODEC_MORE)
+            break;
+        if (rc == SL_CODEC_OK) {
+            sl_buf b;
+            sl_buf_init(&b);
+            sl_mpack_encode(L, -1, &b, err);
+            sl_buf_free(&b);
+            lua_pop(L, 1);
+        }
+        pos += used > 0 && used <= size - pos ? used : 1;
+    }
+    return 0;
+}

@@ -1,0 +1,148 @@
+-- sluice repl driven through a pipe: expressions print their values, errors print without
+-- a traceback, chunks continue over lines, :show() prints a table, a script's top-level
+-- streams are in scope; and the completion and printing the REPL is built on.
+
+local h = require "tests.helpers"
+
+-- Runs `sluice repl [script]` with `input` on stdin.
+local function repl(input, script)
+  local stdin = h.write(h.path(h.dir(), "input.txt"), input)
+  return h.run("repl" .. (script and (" " .. h.q(script)) or ""), { stdin = stdin })
+end
+
+describe("sluice repl (piped)", function()
+  after_each(h.cleanup)
+
+  it("prints the value of an expression, with no prompt or escape code, and exits 0 at EOF",
+    function()
+      local res = repl("1 + 41\n'text'\n")
+      h.expect_code(res, 0)
+      assert.are.same({ "42", "text" }, h.lines(res.stdout))
+      h.not_contains(res.stdout, "\27", "stdout")
+      h.not_contains(res.stdout, "sl>", "stdout")
+      assert.are.equal("", res.stderr)
+    end)
+
+  it("binds sl and pretty-prints tables, nested and with cycles", function()
+    local res = repl("t = { a = { b = 1 }, list = { 1, 2, 3 } }\nt.self = t\nt\n" ..
+      "sl.version ~= nil\n")
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "a = { b = 1 }", "stdout")
+    h.contains(res.stdout, "list = { 1, 2, 3 }", "stdout")
+    h.contains(res.stdout, "self = <cycle>", "stdout")
+    h.contains(res.stdout, "true", "stdout")
+  end)
+
+  it("abbreviates long arrays", function()
+    local res = repl("local t = {} for i = 1, 500 do t[i] = i end return t\n")
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "(480 more)", "stdout")
+  end)
+
+  it("prints a statement's output and nothing for its lack of values", function()
+    local res = repl("x = 5\nprint('x is', x)\n")
+    h.expect_code(res, 0)
+    assert.are.same({ "x is\t5" }, h.lines(res.stdout))
+  end)
+
+  it("continues an incomplete chunk on the next lines", function()
+    local res = repl("function f(a,\n  b)\n  return a * b\nend\nf(6,\n7)\n")
+    h.expect_code(res, 0)
+    assert.are.same({ "42" }, h.lines(res.stdout))
+    assert.are.equal("", res.stderr)
+  end)
+
+  it("prints an error at the input's line, without a traceback, and goes on", function()
+    local res = repl("error('boom')\nnope()\n1 + 1\n")
+    h.expect_code(res, 0)
+    assert.are.same({ "stdin:1: boom", "stdin:1: attempt to call global 'nope' (a nil value)" },
+      h.lines(res.stderr))
+    assert.are.same({ "2" }, h.lines(res.stdout))
+  end)
+
+  it("reports a syntax error and a mistake in a stream at the input's line", function()
+    local res = repl("1 +* 2\nsl.source.values { 1 }:map(42)\n")
+    h.expect_code(res, 0)
+    local lines = h.lines(res.stderr)
+    assert.are.equal(2, #lines, res.stderr)
+    h.contains(lines[1], "stdin:1:", "stderr")
+    assert.are.equal("stdin:1: map(): expected a function, got number", lines[2])
+    h.not_contains(res.stderr, "traceback", "stderr")
+  end)
+
+  it("prints a stream as a short description of its graph", function()
+    local res = repl("sl.source.values { 1, 2 }:map(function(x) return x end)" ..
+      ":filter(function() return true end):name('keep')\n")
+    h.expect_code(res, 0)
+    h.contains(res.stdout, 'source.values -> map -> filter "keep" (3 operators)', "stdout")
+  end)
+
+  it(":show(n) prints an aligned table with columns from the union of the keys", function()
+    local res = repl("sl.source.values { { a = 1, b = 'x' }, { a = 22, c = true }, { a = 3 } }" ..
+      ":show(2)\n")
+    h.expect_code(res, 0)
+    assert.are.same({ "a   b  c", "--  -  ----", "1   x", "22     true" }, h.lines(res.stdout))
+  end)
+
+  it(":show() abbreviates values to the terminal width ($COLUMNS)", function()
+    local stdin = h.write(h.path(h.dir(), "input.txt"),
+      "sl.source.values { { id = 1, text = string.rep('word ', 30) } }:show()\n")
+    local res = h.run("repl", { stdin = stdin, env = { COLUMNS = "30" } })
+    h.expect_code(res, 0)
+    for _, line in ipairs(h.lines(res.stdout)) do
+      assert.is_true(#line <= 30, line)
+    end
+    h.contains(res.stdout, "...", "stdout")
+  end)
+
+  it(":graph() prints the graph", function()
+    local res = repl("sl.source.values { 1 }:map(function(x) return x end):name('double'):graph()\n")
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "source.values", "stdout")
+    h.contains(res.stdout, 'map "double"', "stdout")
+  end)
+
+  it("has the script's top-level streams in scope", function()
+    local script = h.script([[
+local sl = require "sluice"
+local numbers = sl.source.values { 1, 2, 3 }
+doubled = numbers:map(function(x) return x * 2 end)
+doubled:sink(sl.sink.null())
+]])
+    local res = repl("numbers:collect()\ndoubled:collect()\n", script)
+    h.expect_code(res, 0)
+    assert.are.same({ "{ 1, 2, 3 }", "{ 2, 4, 6 }" }, h.lines(res.stdout))
+  end)
+
+  it("reports a script that fails to load with status 2", function()
+    local script = h.script("local sl = require 'sluice'\nerror('broken script')\n")
+    local res = repl("1\n", script)
+    h.expect_code(res, 2)
+    h.contains(res.stderr, script .. ":2: broken script", "stderr")
+  end)
+end)
+
+describe("repl.complete", function()
+  local repl_mod = require "sluice.repl"
+  local sl = require "sluice"
+  local env = setmetatable({ sl = sl, s = sl.source.values { 1 } }, { __index = _G })
+
+  it("completes sl. names", function()
+    assert.are.same({ "sl.source" }, repl_mod.complete(env, "sl.sou"))
+    local words = repl_mod.complete(env, "sl.source.")
+    assert.truthy(#words >= 4)
+    assert.truthy(table.concat(words, " "):find("sl.source.values", 1, true))
+  end)
+
+  it("completes stream methods, after a name or an expression", function()
+    assert.are.same({ "s:map" }, repl_mod.complete(env, "s:ma"))
+    local words = repl_mod.complete(env, ":fil")
+    assert.are.same({ ":filter" }, words)
+  end)
+
+  it("completes globals and keywords, and nothing for unknown paths", function()
+    assert.are.same({ "print" }, repl_mod.complete(env, "prin"))
+    assert.are.same({ "function" }, repl_mod.complete(env, "functi"))
+    assert.are.same({}, repl_mod.complete(env, "nosuch.thing"))
+  end)
+end)
