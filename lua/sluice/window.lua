@@ -52,13 +52,15 @@ end
 
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
-local function computation(node, ctx)
+local function computation(node, out, ctx)
+  local keyed = node.key_fn ~= nil
+  local function out_fn(r, t) return out(1, r, t) end
   if node.computes == "aggregate" then
     local a = agg.compile(node.aggregates)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
       load = a.load,
-      emit = function(acc, key, ws, we, keyed, out_fn, t)
+      emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
       end,
     }
@@ -72,7 +74,7 @@ local function computation(node, ctx)
         if s[1] == NONE then return end
         d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
       end,
-      emit = function(st, key, ws, we, keyed, out_fn, t)
+      emit = function(st, key, ws, we, t)
         if st[1] == NONE then return end
         local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
         if keyed then r.key = key end
@@ -88,7 +90,7 @@ local function computation(node, ctx)
       fresh = function() return {} end,
       add = function(list, r) list[#list + 1] = r end,
       merge = function(d, s) for i = 1, #s do d[#d + 1] = s[i] end end,
-      emit = function(list, key, ws, we, keyed, out_fn, t)
+      emit = function(list, key, ws, we, t)
         local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
         if not ok then
           ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
@@ -117,10 +119,8 @@ local function pane_window(node, out, ctx)
   local slide = a.assigner == "sliding" and a.slide or size
   local g = gcd(size, slide)
   local lateness = node.lateness or 0
-  local keyed = node.key_fn ~= nil
   local key = key_of(node)
-  local comp = computation(node, ctx)
-  local function result(r, t) return out(1, r, t) end
+  local comp = computation(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
   local panes = {}            -- pane start -> { key -> state }
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
@@ -149,7 +149,7 @@ local function pane_window(node, out, ctx)
       -- one pane is the whole window (tumbling): no merge
       local pane = panes[s]
       if pane then
-        for k, st in pairs(pane) do emit(st, k, s, e, keyed, result, t) end
+        for k, st in pairs(pane) do emit(st, k, s, e, t) end
       end
     else
       local merged = {}
@@ -164,7 +164,7 @@ local function pane_window(node, out, ctx)
         end
       end
       for k, m in pairs(merged) do
-        emit(m, k, s, e, keyed, result, t)
+        emit(m, k, s, e, t)
         if free then free(m) end
       end
     end
@@ -267,10 +267,8 @@ end
 local function session_window(node, out, ctx)
   local gap = node.assigner.gap
   local lateness = node.lateness or 0
-  local keyed = node.key_fn ~= nil
   local key = key_of(node)
-  local comp = computation(node, ctx)
-  local function result(r, t) return out(1, r, t) end
+  local comp = computation(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
   local sessions = {}          -- key -> array of sessions { start, end, state, id, key }
   local by_id = {}             -- queue id -> session, while it is open
@@ -347,7 +345,7 @@ local function session_window(node, out, ctx)
         else
           local k = sess[5]
           by_id[sess[4]] = nil
-          emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
+          emit(sess[3], k, sess[1], sess[2], sess[2] - 1)
           if free then free(sess[3]) end
           local list = sessions[k]
           for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
@@ -362,7 +360,7 @@ local function session_window(node, out, ctx)
   function op.early()
     for k, list in pairs(sessions) do
       for _, sess in ipairs(list) do
-        emit(sess[3], k, sess[1], sess[2], keyed, result, sess[2] - 1)
+        emit(sess[3], k, sess[1], sess[2], sess[2] - 1)
       end
     end
   end
@@ -403,10 +401,8 @@ end
 
 local function count_window(node, out, ctx)
   local n = node.assigner.n
-  local keyed = node.key_fn ~= nil
   local key = key_of(node)
-  local comp = computation(node, ctx)
-  local function result(r, t) return out(1, r, t) end
+  local comp = computation(node, out, ctx)
   local fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
   local open = {}              -- key -> { count, state, first t, last t, opening seq }
   local op = { wm = -huge, next_due = huge }
@@ -414,7 +410,7 @@ local function count_window(node, out, ctx)
 
   local function fire(k, w)
     local ws, we = w[3], w[4] and w[4] + 1
-    emit(w[2], k, ws, we, keyed, result, w[4])
+    emit(w[2], k, ws, we, w[4])
     if free then free(w[2]) end
     open[k] = nil
   end
