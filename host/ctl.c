@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "ctl.h"
 #include "loop.h"
+#include "vm.h"
 
 typedef struct ctl_conn ctl_conn;
 
@@ -549,24 +550,6 @@ int sl_ctl_sockets(lua_State *L)
 
 /* ---- registration ------------------------------------------------------------------- */
 
-static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction gc, lua_CFunction tostring)
-{
-    luaL_newmetatable(L, name);                         /* mt */
-    lua_newtable(L);                                    /* mt methods */
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");                     /* mt */
-    if (gc != NULL) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    if (tostring != NULL) {
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);                                      /* -- */
-}
-
 void sl_ctl_register(lua_State *L)
 {
     static const luaL_Reg server_methods[] = {{"close", server_close}, {NULL, NULL}};
@@ -575,7 +558,7 @@ void sl_ctl_register(lua_State *L)
     static const luaL_Reg client_methods[] = {
         {"send", client_send}, {"recv", client_recv}, {"close", client_close}, {NULL, NULL}};
 
-    new_metatable(L, SL_CTL_SERVER_MT, server_methods, server_close, NULL);
-    new_metatable(L, SL_CTL_CONN_MT, conn_methods, NULL, conn_tostring);
-    new_metatable(L, SL_CTL_CLIENT_MT, client_methods, client_close, NULL);
+    sl_vm_class(L, SL_CTL_SERVER_MT, server_methods, server_close, NULL);
+    sl_vm_class(L, SL_CTL_CONN_MT, conn_methods, NULL, conn_tostring);
+    sl_vm_class(L, SL_CTL_CLIENT_MT, client_methods, client_close, NULL);
 }

@@ -248,31 +248,15 @@ static int handle_tostring(lua_State *L)
     return 1;
 }
 
-static void new_metatable(lua_State *L, const char *name, lua_CFunction start)
-{
-    static const luaL_Reg methods[] = {
-        {"stop", handle_stop},
-        {"close", handle_close},
-        {NULL, NULL}
-    };
-
-    luaL_newmetatable(L, name);                         /* mt */
-    lua_createtable(L, 0, 3);                           /* mt methods */
-    luaL_setfuncs(L, methods, 0);
-    lua_pushcfunction(L, start);                        /* mt methods start */
-    lua_setfield(L, -2, "start");                       /* mt methods */
-    lua_setfield(L, -2, "__index");                     /* mt */
-    lua_pushcfunction(L, handle_close);                 /* mt gc */
-    lua_setfield(L, -2, "__gc");                        /* mt */
-    lua_pushcfunction(L, handle_tostring);              /* mt tostring */
-    lua_setfield(L, -2, "__tostring");                  /* mt */
-    lua_pop(L, 1);                                      /* -- */
-}
-
 void sl_loop_register(lua_State *L)
 {
-    new_metatable(L, SL_IDLE_MT, idle_start);
-    new_metatable(L, SL_TIMER_MT, timer_start);
+    static const luaL_Reg idle_methods[] = {
+        {"start", idle_start}, {"stop", handle_stop}, {"close", handle_close}, {NULL, NULL}};
+    static const luaL_Reg timer_methods[] = {
+        {"start", timer_start}, {"stop", handle_stop}, {"close", handle_close}, {NULL, NULL}};
+
+    sl_vm_class(L, SL_IDLE_MT, idle_methods, handle_close, handle_tostring);
+    sl_vm_class(L, SL_TIMER_MT, timer_methods, handle_close, handle_tostring);
 }
 
 /* ---- shutdown ----------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include "loop.h"
 #include "net.h"
 #include "reader.h"
+#include "vm.h"
 
 /* ---- addresses ---------------------------------------------------------------------- */
 
@@ -397,18 +398,6 @@ static int udp_close(lua_State *L)
 
 /* ---- registration ------------------------------------------------------------------- */
 
-static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction close_fn)
-{
-    luaL_newmetatable(L, name);                         /* mt */
-    lua_newtable(L);                                    /* mt methods */
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");                     /* mt */
-    lua_pushcfunction(L, close_fn);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);                                      /* -- */
-}
-
 void sl_net_register(lua_State *L)
 {
     static const luaL_Reg listener_methods[] = {
@@ -425,6 +414,6 @@ void sl_net_register(lua_State *L)
         {NULL, NULL}
     };
 
-    new_metatable(L, SL_LISTENER_MT, listener_methods, listener_close);
-    new_metatable(L, SL_UDP_MT, udp_methods, udp_close);
+    sl_vm_class(L, SL_LISTENER_MT, listener_methods, listener_close, NULL);
+    sl_vm_class(L, SL_UDP_MT, udp_methods, udp_close, NULL);
 }

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "loop.h"
 #include "reader.h"
+#include "vm.h"
 
 #define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
 #define FOLLOW_POLL_MS  50      /* follow=true at the end of the file: look again then */
@@ -1130,13 +1131,5 @@ void sl_reader_register(lua_State *L)
         {NULL, NULL}
     };
 
-    luaL_newmetatable(L, SL_READER_MT);                 /* mt */
-    lua_createtable(L, 0, 3);                           /* mt methods */
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");                     /* mt */
-    lua_pushcfunction(L, reader_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, reader_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                      /* -- */
+    sl_vm_class(L, SL_READER_MT, methods, reader_close, reader_tostring);
 }

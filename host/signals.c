@@ -11,6 +11,7 @@
 
 #include "loop.h"
 #include "signals.h"
+#include "vm.h"
 
 typedef struct sl_signal {
     uv_signal_t uv;     /* the libuv handle; uv.data points back here */
@@ -114,14 +115,7 @@ static int signal_tostring(lua_State *L)
 
 void sl_signal_register(lua_State *L)
 {
-    luaL_newmetatable(L, SL_SIGNAL_MT);                 /* mt */
-    lua_createtable(L, 0, 1);                           /* mt methods */
-    lua_pushcfunction(L, signal_close);
-    lua_setfield(L, -2, "close");
-    lua_setfield(L, -2, "__index");                     /* mt */
-    lua_pushcfunction(L, signal_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, signal_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                      /* -- */
+    static const luaL_Reg methods[] = {{"close", signal_close}, {NULL, NULL}};
+
+    sl_vm_class(L, SL_SIGNAL_MT, methods, signal_close, signal_tostring);
 }

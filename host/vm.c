@@ -84,6 +84,24 @@ int sl_vm_pcall(lua_State *L, int nargs, int nresults)
     return status;
 }
 
+void sl_vm_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring)
+{
+    luaL_newmetatable(L, name);                         /* mt */
+    lua_newtable(L);                                    /* mt methods */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");                     /* mt */
+    if (gc != NULL) {
+        lua_pushcfunction(L, gc);                       /* mt gc */
+        lua_setfield(L, -2, "__gc");                    /* mt */
+    }
+    if (tostring != NULL) {
+        lua_pushcfunction(L, tostring);                 /* mt tostring */
+        lua_setfield(L, -2, "__tostring");              /* mt */
+    }
+    lua_pop(L, 1);                                      /* -- */
+}
+
 void sl_vm_close(lua_State *L)
 {
     if (L != NULL)

@@ -5,6 +5,7 @@
 #define SL_VM_H
 
 #include <lua.h>
+#include <lauxlib.h>
 
 #define SL_VM_LIBDIR_KEY "sluice.libdir"   /* registry field: the Lua library dir */
 
@@ -24,6 +25,11 @@ int sl_vm_traceback(lua_State *L);
  * are on the stack. Returns 0 with nresults pushed, or the pcall status with the message
  * (traceback included) pushed. */
 int sl_vm_pcall(lua_State *L, int nargs, int nresults);
+
+/* Registers the metatable `name` of a userdata class: methods (NULL-terminated) as its
+ * __index, and gc and tostring (each may be NULL) as __gc and __tostring. Stack unchanged. */
+void sl_vm_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction tostring);
 
 /* Closes the state; every userdata is collected, so handles start closing. Call
  * sl_loop_close afterwards to let their close callbacks run. */

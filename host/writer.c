@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "net.h"
+#include "vm.h"
 #include "writer.h"
 
 enum { FMT_JSON, FMT_LINES, FMT_CSV, FMT_MSGPACK };
@@ -560,13 +561,5 @@ void sl_writer_register(lua_State *L)
         {NULL, NULL}
     };
 
-    luaL_newmetatable(L, SL_WRITER_MT);                 /* mt */
-    lua_createtable(L, 0, 3);                           /* mt methods */
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");                     /* mt */
-    lua_pushcfunction(L, writer_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, writer_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                      /* -- */
+    sl_vm_class(L, SL_WRITER_MT, methods, writer_gc, writer_tostring);
 }
