@@ -56,4 +56,24 @@ end
 
 function report.join(list) return concat(list, "\n") end
 
+-- Checks that method m got an options table (nil allowed when `optional`); after a
+-- reported mistake returns {} so the build goes on and more mistakes can be found.
+function report.want_options(m, opts, optional)
+  if opts == nil and optional then return {} end
+  if type(opts) ~= "table" then
+    report.fail(format("%s: expected an options table, got %s", m, type(opts)))
+    return {}
+  end
+  return opts
+end
+
+-- Checks opts.format (default "lines") against `known` (a set); `names` lists them.
+function report.want_format(m, opts, known, names)
+  local f = opts.format or "lines"
+  if not known[f] then
+    report.fail(format("%s: unknown format %q (%s)", m, tostring(f), names))
+  end
+  return f
+end
+
 return report

@@ -27,21 +27,10 @@ local function new_sink(spec)
 end
 
 local function want_format(m, opts)
-  local f = opts.format or "lines"
-  if not out_formats[f] then
-    fail(format("%s: unknown format %q (lines, json, csv, msgpack, table)", m, tostring(f)))
-  end
-  return f
+  return report.want_format(m, opts, out_formats, "lines, json, csv, msgpack, table")
 end
 
-local function want_table(m, opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    fail(format("%s: expected an options table, got %s", m, type(opts)))
-    return {}
-  end
-  return opts
-end
+local function want_table(m, opts) return report.want_options(m, opts, true) end
 
 -- ---- declarations ---------------------------------------------------------------------
 

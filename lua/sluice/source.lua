@@ -26,20 +26,10 @@ local function new_source(spec)
   return stream.new(node, 1)
 end
 
-local function want_table(m, opts)
-  if type(opts) ~= "table" then
-    fail(format("%s: expected an options table, got %s", m, type(opts)))
-    return {}
-  end
-  return opts
-end
+local function want_table(m, opts) return report.want_options(m, opts) end
 
 local function want_format(m, opts)
-  local f = opts.format or "lines"
-  if not formats[f] then
-    fail(format("%s: unknown format %q (lines, json, csv, msgpack)", m, tostring(f)))
-  end
-  return f
+  return report.want_format(m, opts, formats, "lines, json, csv, msgpack")
 end
 
 -- max_record: the longest record in bytes (default 1 MiB); longer ones are dead-lettered.
