@@ -448,6 +448,8 @@ void sl_nexmark_seek(sl_nexmark *g, int64_t n)
  */
 #include <lauxlib.h>
 
+#include "vm.h"
+
 #define NEXMARK_MT "sluice.nexmark"
 #define RAW_MAX    4096           /* most events per fill_raw */
 #define RAW_STRIDE 12             /* numbers per event in the raw buffer */
@@ -760,12 +762,6 @@ static const luaL_Reg gen_methods[] = {
 
 void sl_nexmark_register(lua_State *L)
 {
-    luaL_newmetatable(L, NEXMARK_MT);                   /* mt */
-    lua_pushcfunction(L, gen_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_newtable(L);
-    luaL_setfuncs(L, gen_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    sl_vm_class(L, NEXMARK_MT, gen_methods, gen_gc, NULL);
 }
 #endif

@@ -28,11 +28,7 @@ end
 -- new_source(spec) makes the source node (source.lua's).
 function nexmark.declare(opts, new_source)
   local m = "source.nexmark()"
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    fail(format("%s: expected an options table, got %s", m, type(opts)))
-    opts = {}
-  end
+  opts = report.want_options(m, opts, true)
   local spec = { type = "nexmark", events = opts.events, rate = opts.rate or 10000,
     seed = opts.seed or 0, pace = opts.pace and true or nil, first_time = opts.first_time,
     people = opts.people, auctions = opts.auctions }

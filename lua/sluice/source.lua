@@ -103,13 +103,6 @@ function source.generator(opts)
     label = count and format("source.generator %d", count) or "source.generator" }
 end
 
--- Sources of later issues: declared, so that a script using them gets a clear message.
-local function not_yet(name)
-  return function()
-    fail(format("%s: not implemented in this version of sluice", name))
-    return new_source { type = "values", array = {}, label = name }
-  end
-end
 
 -- tcp{listen="host:port", format}: every connection is framed on its own; unbounded.
 function source.tcp(opts)
@@ -128,7 +121,9 @@ function source.udp(opts)
     header = opts.header, max_record = want_max_record("source.udp()", opts),
     label = "source.udp " .. listen }
 end
-source.nexmark = not_yet("source.nexmark()")
+
+-- nexmark{events, rate, seed}: the Nexmark benchmark's events, generated in C.
+function source.nexmark(opts) return require("sluice.nexmark").declare(opts, new_source) end
 
 -- ---- running --------------------------------------------------------------------------
 --
@@ -289,6 +284,7 @@ function open.file(spec, ctx)
   return open_reader(spec, ctx, { path = spec.path, follow = spec.follow })
 end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
+function open.nexmark(spec, ctx) return require("sluice.nexmark").open(spec, ctx) end
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the

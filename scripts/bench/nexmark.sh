@@ -20,8 +20,8 @@ done
 
 # check Q: sluice's results and the baseline's, as sorted canonical lines, must be equal.
 check() {
-  env EVENTS="$CHECK" OUT="$DIR/$1.jsonl" ./sluice run "scripts/nexmark/$1.lua" 2>"$DIR/stderr" || {
-    echo "bench: nexmark $1 failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
+  env EVENTS="$CHECK" OUT="$DIR/$1.jsonl" ./sluice run "scripts/nexmark/$1.lua" \
+    2>"$DIR/stderr" || { echo "bench: nexmark $1 failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
   env IN="$DIR/$1.jsonl" ./sluice run scripts/bench/nexmark/canon.lua | LC_ALL=C sort > "$DIR/$1.sluice"
   "$DIR/$1" -p "$CHECK" 2>/dev/null | LC_ALL=C sort > "$DIR/$1.c"
   cmp -s "$DIR/$1.sluice" "$DIR/$1.c" || {
@@ -58,15 +58,19 @@ echo "Scaling (sluice, events/s per core; q5 at 1 M events/s of event time):"
 echo
 echo "| query | events | auctions in flight | sluice | C baseline | sluice / C | sluice peak RSS |"
 echo "|---|---|---|---|---|---|---|"
+# scale QUERY EVENTS AUCTIONS sluice_seconds sluice_kb c_seconds c_kb: one row.
+scale() {
+  awk -v q="$1" -v n="$2" -v a="$3" -v s="$4" -v kb="$5" -v cs="$6" 'BEGIN {
+    r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
+    printf "| %s | %d | %d | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n",
+      q, n, a, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
+}
 for n in 100000 1000000 ${SCALE_MAX:-10000000}; do
-  set -- $(cpu env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) $(cpu "$DIR/q1" "$n")
-  awk -v n="$n" -v s="$1" -v kb="$2" -v cs="$3" 'BEGIN { r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
-    printf "| q1 | %d | 100 | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n", n, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
+  scale q1 "$n" 100 $(cpu env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) \
+    $(cpu "$DIR/q1" "$n")
 done
+n=${SCALE_Q5_EVENTS:-2000000}
 for a in 1000 100000 1000000; do
-  n=${SCALE_Q5_EVENTS:-2000000}
-  set -- $(cpu env EVENTS="$n" RATE=1000000 AUCTIONS="$a" ./sluice run scripts/nexmark/q5.lua) \
-    $(cpu "$DIR/q5" "$n" 0 1000000 "$a")
-  awk -v n="$n" -v a="$a" -v s="$1" -v kb="$2" -v cs="$3" 'BEGIN { r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
-    printf "| q5 | %d | %d | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n", n, a, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
+  scale q5 "$n" "$a" $(cpu env EVENTS="$n" RATE=1000000 AUCTIONS="$a" ./sluice run \
+    scripts/nexmark/q5.lua) $(cpu "$DIR/q5" "$n" 0 1000000 "$a")
 done
