@@ -102,6 +102,19 @@ void sl_vm_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CF
     lua_pop(L, 1);                                      /* -- */
 }
 
+int sl_vm_opt(lua_State *L, const char *who, const char *name, int t)
+{
+    lua_getfield(L, 1, name);                           /* v */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);                                  /* -- */
+        return 0;
+    }
+    if (lua_type(L, -1) != t)
+        luaL_error(L, "%s: %s must be a %s, not a %s", who, name, lua_typename(L, t),
+                   luaL_typename(L, -1));
+    return 1;
+}
+
 void sl_vm_close(lua_State *L)
 {
     if (L != NULL)

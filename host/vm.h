@@ -31,6 +31,11 @@ int sl_vm_pcall(lua_State *L, int nargs, int nresults);
 void sl_vm_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                  lua_CFunction tostring);
 
+/* Reads option `name` of the options table at index 1 for `who` ("core.reader"): pushes
+ * it and returns 1 when it is of type t, returns 0 (nothing pushed) when it is nil, and
+ * raises "who: name must be a T, not a U" otherwise. */
+int sl_vm_opt(lua_State *L, const char *who, const char *name, int t);
+
 /* Closes the state; every userdata is collected, so handles start closing. Call
  * sl_loop_close afterwards to let their close callbacks run. */
 void sl_vm_close(lua_State *L);

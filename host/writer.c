@@ -442,15 +442,7 @@ static int writer_tostring(lua_State *L)
  * of another type; returns 0 (nothing pushed) if it is nil. */
 static int opt(lua_State *L, const char *name, int t)
 {
-    lua_getfield(L, 1, name);                           /* v */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);                                  /* -- */
-        return 0;
-    }
-    if (lua_type(L, -1) != t)
-        luaL_error(L, "core.writer: %s must be a %s, not a %s", name, lua_typename(L, t),
-                   luaL_typename(L, -1));
-    return 1;
+    return sl_vm_opt(L, "core.writer", name, t);
 }
 
 int sl_writer_new(lua_State *L)
