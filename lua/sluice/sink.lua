@@ -105,17 +105,20 @@ local function open_writer(spec, ctx)
   local target = writer_target(spec)
   target.format, target.columns = spec.format, spec.columns
   local w = core.writer(target)
+  -- What a turn of the event loop produced is written at the start of the next turn (a
+  -- 0 ms timer): a record that arrives alone reaches its file or stdout at once, and at
+  -- high rates one write carries all the batches that one read delivered.
+  local pending = false
+  local timer = core.timer(function() pending = false; w:flush() end)
   return {
     push = function(batch, n)
       local bad = w:write(batch, n)
       if bad then
         for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
       end
-      -- a batch is written when it arrives: at low rates a record reaches its file or
-      -- stdout at once, at high rates one write carries a whole batch
-      w:flush()
+      if not pending then pending = true; timer:start(0) end
     end,
-    close = function() w:close() end,
+    close = function() timer:close(); w:close() end,
   }
 end
 
