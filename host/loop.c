@@ -82,6 +82,19 @@ int sl_loop_call(lua_State *L, int nargs)
     return -1;
 }
 
+int sl_loop_open(lua_State *L, const char *path, int flags, int mode)
+{
+    uv_fs_t req;
+    int fd = uv_fs_open(NULL, &req, path, flags, mode, NULL);
+
+    uv_fs_req_cleanup(&req);
+    if (fd < 0) {
+        lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));   /* msg */
+        lua_error(L);
+    }
+    return fd;
+}
+
 /* ---- handles ------------------------------------------------------------------------ */
 
 static void on_closed(uv_handle_t *uvh)

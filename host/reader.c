@@ -1055,14 +1055,7 @@ int sl_reader_new(lua_State *L)
     lua_settop(L, 1);
 
     if (path != NULL) {
-        uv_fs_t req;
-        fd = uv_fs_open(NULL, &req, path, O_RDONLY, 0, NULL);
-        uv_fs_req_cleanup(&req);
-        if (fd < 0) {
-            /* an I/O error names the path, not a line of the library */
-            lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));
-            return lua_error(L);
-        }
+        fd = sl_loop_open(L, path, O_RDONLY, 0);
         own_fd = 1;
     }
 

@@ -484,15 +484,7 @@ int sl_writer_new(lua_State *L)
     lua_settop(L, 1);
 
     if (path != NULL) {
-        uv_fs_t req;
-        int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
-        fd = uv_fs_open(NULL, &req, path, flags, 0644, NULL);
-        uv_fs_req_cleanup(&req);
-        if (fd < 0) {
-            /* an I/O error names the path, not a line of the library */
-            lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));
-            return lua_error(L);
-        }
+        fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
         own_fd = 1;
     }
 
