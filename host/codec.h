@@ -73,5 +73,8 @@ int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char 
 /* Appends the msgpack encoding of the value at idx. Integral doubles in the int64 range
  * are packed as integers, other numbers as float64. Stack unchanged. */
 int sl_mpack_encode(lua_State *L, int idx, sl_buf *out, char *err);
+/* The same for state rather than records (checkpoints): infinities and NaN are packed as
+ * float64 too (a watermark is -inf before the first record). */
+int sl_mpack_encode_state(lua_State *L, int idx, sl_buf *out, char *err);
 
 #endif

@@ -271,6 +271,7 @@ typedef struct enc {
     sl_buf *out;
     msgpack_packer pk;
     char *err;
+    int any_number;     /* state, not records: infinities and NaN are allowed */
 } enc;
 
 static int write_buf(void *data, const char *p, size_t n)
@@ -281,7 +282,7 @@ static int write_buf(void *data, const char *p, size_t n)
 
 static int put_number(enc *e, double x)
 {
-    if (!isfinite(x))
+    if (!isfinite(x) && !e->any_number)
         return fail(e->err, "msgpack: cannot encode NaN/inf");
     /* The range test first: converting an out-of-range double to int64 is UB. */
     if (x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
@@ -434,13 +435,13 @@ static int enc_value(enc *e, int idx, int depth)
     return fail(e->err, "msgpack: cannot encode a %s", lua_typename(L, t));
 }
 
-int sl_mpack_encode(lua_State *L, int idx, sl_buf *out, char *err)
+static int encode(lua_State *L, int idx, sl_buf *out, char *err, int any_number)
 {
     int top = lua_gettop(L);
     if (idx < 0 && idx > LUA_REGISTRYINDEX)
         idx = top + idx + 1;
     size_t len0 = out->len;
-    enc e = { L, out, { 0 }, err };
+    enc e = { L, out, { 0 }, err, any_number };
     msgpack_packer_init(&e.pk, out, write_buf);
     if (enc_value(&e, idx, 1) != SL_CODEC_OK) {
         lua_settop(L, top);
@@ -448,4 +449,14 @@ int sl_mpack_encode(lua_State *L, int idx, sl_buf *out, char *err)
         return SL_CODEC_BAD;
     }
     return SL_CODEC_OK;
+}
+
+int sl_mpack_encode(lua_State *L, int idx, sl_buf *out, char *err)
+{
+    return encode(L, idx, out, err, 0);
+}
+
+int sl_mpack_encode_state(lua_State *L, int idx, sl_buf *out, char *err)
+{
+    return encode(L, idx, out, err, 1);
 }

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "ctl.h"
+#include "durable.h"
 #include "lineedit.h"
 #include "loop.h"
 #include "net.h"
@@ -148,5 +149,9 @@ int luaopen_sluice_core(lua_State *L)
     else
         lua_pushnil(L);
     lua_setfield(L, -2, "libdir");                      /* core */
+    sl_durable_push(L);                                 /* core durable */
+    lua_setfield(L, -2, "durable");                     /* core */
+    sl_child_push(L);                                   /* core child */
+    lua_setfield(L, -2, "child");                       /* core */
     return 1;
 }

@@ -56,7 +56,10 @@ typedef struct sl_reader {
     int draining;           /* drain(): deliver what was read, then end */
     int follow;             /* a file followed like tail -F: its end is not the end */
     int64_t file_off;       /* follow: bytes read from the open file */
-    uint64_t ino, dev;      /* follow: identity of the open file, to notice rotation */
+    uint64_t ino, dev;      /* path: identity of the open file (follow: to notice rotation) */
+    int64_t file_base;      /* stream offset of the open file's byte 0 (0 until a rotation) */
+    int64_t prev_base;      /* follow: the same for the file before the last rotation ... */
+    uint64_t prev_ino, prev_dev;    /* ... and its identity, while its tail is buffered */
     int header;             /* csv: the first record names the columns */
     int batch_max;          /* most records per on_batch call */
     size_t max_record;      /* longest record in bytes */
@@ -73,6 +76,10 @@ typedef struct sl_reader {
     int64_t base;           /* stream offset of buf[0] */
     int64_t line;           /* line of buf[pos], 1-based; msgpack: ordinal of next object */
     int n;                  /* records in the batch table not delivered yet */
+    int64_t pend_off;       /* n > 0: stream offset and line of the first of them */
+    int64_t pend_line;
+    int64_t skip_off;       /* skipping: where the overlong record started, and its line */
+    int64_t skip_line;
     int filled;             /* batch[1..filled] may still hold values of earlier batches */
 
     int reading;            /* started and not stopped */
@@ -391,6 +398,8 @@ static void too_long_pending(lua_State *L, sl_reader *r)
     int64_t line = r->line, off = r->base + (int64_t)r->pos;
 
     r->skipping = 1;
+    r->skip_off = off;
+    r->skip_line = line;
     if (r->format == FMT_MSGPACK) {
         r->skip_objs = 1;
         r->line++;
@@ -569,6 +578,7 @@ static int next_mpack(lua_State *L, sl_reader *r, char *err)
 static int frame(lua_State *L, sl_reader *r, int bi, int ki)
 {
     char err[SL_CODEC_ERRLEN];
+    int64_t off, line;
     int next;
 
     while (live(r)) {
@@ -583,6 +593,8 @@ static int frame(lua_State *L, sl_reader *r, int bi, int ki)
             continue;
         }
         err[0] = '\0';
+        off = r->base + (int64_t)r->pos;
+        line = r->line;
         if (r->format == FMT_MSGPACK)
             next = next_mpack(L, r, err);
         else if (r->format == FMT_CSV)
@@ -592,6 +604,10 @@ static int frame(lua_State *L, sl_reader *r, int bi, int ki)
         if (next == NEXT_WAIT)
             return 1;
         if (next == NEXT_RECORD) {                      /* value */
+            if (r->n == 0) {
+                r->pend_off = off;
+                r->pend_line = line;
+            }
             lua_rawseti(L, bi, ++r->n);                 /* -- */
             if (r->n > r->filled)
                 r->filled = r->n;
@@ -722,6 +738,19 @@ static void end_tail(sl_reader *r)
     r->buf[r->len++] = '\n';
 }
 
+/* Starts a new file (ino, dev) after the bytes buffered so far, which are the tail of the
+ * file before, at its offset 0. */
+static void new_file(sl_reader *r, uint64_t ino, uint64_t dev)
+{
+    r->prev_ino = r->ino;
+    r->prev_dev = r->dev;
+    r->prev_base = r->file_base;
+    r->ino = ino;
+    r->dev = dev;
+    r->file_base = r->base + (int64_t)r->len;
+    r->file_off = 0;
+}
+
 /* follow=true, at the end of the open file: has the path been rotated (renamed away and
  * created again: another inode) or truncated (shorter than what was read)? Switches to
  * the new file, or to the start of the truncated one, and returns 1; else 0. A path that
@@ -743,14 +772,12 @@ static int follow_rotated(sl_reader *r)
         end_tail(r);
         close(r->fd);
         r->fd = fd;
-        r->ino = (uint64_t)fst.st_ino;
-        r->dev = (uint64_t)fst.st_dev;
-        r->file_off = 0;
+        new_file(r, (uint64_t)fst.st_ino, (uint64_t)fst.st_dev);
         return 1;
     }
     if (fstat(r->fd, &fst) == 0 && fst.st_size < r->file_off) {
         end_tail(r);
-        r->file_off = 0;
+        new_file(r, r->ino, r->dev);
         return 1;
     }
     return 0;
@@ -920,6 +947,50 @@ static int reader_drain(lua_State *L)
     return 0;
 }
 
+/* reader:position() -> offset, line, ino, dev [, columns]: where the first record not yet
+ * delivered starts (records framed into a batch that on_batch has not had are not
+ * delivered; nor is an overlong or undecodable record still being skipped): its byte
+ * offset in the file that holds it, its line (msgpack: ordinal), and that file's inode
+ * and device (0 for a descriptor). A followed file rotated since keeps its old identity
+ * until its buffered tail is delivered. columns: csv header=true, once the header is read.
+ * Reopened with path=, offset=, line= and columns=, a reader continues from there. */
+static int reader_position(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+    int64_t at, line;
+
+    if (r == NULL)
+        return luaL_error(L, "reader:position(): the reader is closed");
+    if (r->n > 0) {
+        at = r->pend_off;
+        line = r->pend_line;
+    } else if (r->run_open) {
+        at = r->run_off;
+        line = r->run_line;
+    } else if (r->skipping) {
+        at = r->skip_off;
+        line = r->skip_line;
+    } else {
+        at = r->base + (int64_t)r->pos;
+        line = r->line;
+    }
+    if (at >= r->file_base) {
+        lua_pushnumber(L, (lua_Number)(at - r->file_base));
+        lua_pushnumber(L, (lua_Number)line);
+        lua_pushnumber(L, (lua_Number)r->ino);
+        lua_pushnumber(L, (lua_Number)r->dev);
+    } else {
+        lua_pushnumber(L, (lua_Number)(at - r->prev_base));
+        lua_pushnumber(L, (lua_Number)line);
+        lua_pushnumber(L, (lua_Number)r->prev_ino);
+        lua_pushnumber(L, (lua_Number)r->prev_dev);
+    }
+    if (r->keys_ref == LUA_NOREF)
+        return 4;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->keys_ref);     /* offset line ino dev cols */
+    return 5;
+}
+
 void sl_reader_feed(sl_reader *r, const char *data, size_t len, int truncated)
 {
     if (r->closed || r->ended)
@@ -1015,6 +1086,7 @@ int sl_reader_new(lua_State *L)
 {
     const char *path = NULL, *fmt, *name = NULL;
     lua_Integer batch, max_record;
+    lua_Number offset = 0, line = 1;
     int fd = -1, format, header = 0, own_fd = 0, feed = 0, partial_bad = 0, follow = 0;
     sl_reader **ud, *r;
 
@@ -1046,6 +1118,14 @@ int sl_reader_new(lua_State *L)
                           fmt);
     if (opt(L, "header", LUA_TBOOLEAN))
         header = lua_toboolean(L, -1);
+    if (path != NULL && opt(L, "offset", LUA_TNUMBER))
+        offset = lua_tonumber(L, -1);
+    if (path != NULL && opt(L, "line", LUA_TNUMBER))
+        line = lua_tonumber(L, -1);
+    if (offset < 0 || offset != (lua_Number)(int64_t)offset || line < 1
+        || line != (lua_Number)(int64_t)line)
+        return luaL_error(L, "core.reader: offset must be a whole number >= 0 and line >= 1");
+    opt(L, "columns", LUA_TTABLE);
     batch = opt_int(L, "batch", SL_READER_BATCH, 1 << 20);
     max_record = opt_int(L, "max_record", SL_READER_MAX_RECORD, 1 << 30);
     if (!opt(L, "on_batch", LUA_TFUNCTION))
@@ -1057,6 +1137,13 @@ int sl_reader_new(lua_State *L)
     if (path != NULL) {
         fd = sl_loop_open(L, path, O_RDONLY, 0);
         own_fd = 1;
+        /* a file read from a position: uv_fs_read reads on from the descriptor's offset
+         * (follow reads at file_off instead) */
+        if (offset > 0 && !follow && lseek(fd, (off_t)offset, SEEK_SET) < 0) {
+            int e = errno;
+            close(fd);
+            return luaL_error(L, "seek %s to %f: %s", path, offset, strerror(e));
+        }
     }
 
     ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
@@ -1078,20 +1165,32 @@ int sl_reader_new(lua_State *L)
         r->path = strfmt("<fd %d>", fd);
     r->format = format;
     r->feed = feed;
-    if (follow) {
+    if (path != NULL) {
         struct stat st;
-        r->follow = 1;
+        r->follow = follow;
         if (fstat(fd, &st) == 0) {
             r->ino = (uint64_t)st.st_ino;
             r->dev = (uint64_t)st.st_dev;
         }
     }
+    /* stream offsets are file offsets: a reader opened at an offset starts its count
+     * there, so dead letters and position() name places in the file */
+    r->base = (int64_t)offset;
+    r->file_off = (int64_t)offset;
+    r->bom_done = offset > 0;
     r->partial_bad = partial_bad;
     r->header = format == FMT_CSV && header;
     r->batch_max = (int)batch;
     r->max_record = (size_t)max_record;
-    r->line = 1;
+    r->line = (int64_t)line;
     r->self_ref = r->keys_ref = LUA_NOREF;
+    if (r->header) {
+        lua_getfield(L, 1, "columns");                  /* opts ud cols|nil */
+        if (lua_istable(L, -1))
+            r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* opts ud */
+        else
+            lua_pop(L, 1);                              /* opts ud */
+    }
     r->on_batch = opt_ref(L, "on_batch", 1);
     r->on_bad = opt_ref(L, "on_bad", 0);
     r->on_end = opt_ref(L, "on_end", 0);
@@ -1112,6 +1211,7 @@ void sl_reader_register(lua_State *L)
         {"start", reader_start},
         {"stop", reader_stop},
         {"drain", reader_drain},
+        {"position", reader_position},
         {"close", reader_close},
         {NULL, NULL}
     };

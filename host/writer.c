@@ -5,11 +5,14 @@
  * C owns the writer: the userdata holds a pointer; close flushes, closes the file (not a
  * descriptor given as fd=) and frees it.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <lauxlib.h>
 
 #include "buf.h"
@@ -335,6 +338,20 @@ static int writer_pending(lua_State *L)
     return 1;
 }
 
+/* writer:size() -> bytes in the file once what is buffered is written: its committed
+ * length for a checkpoint (a file sink truncated back to it resumes exactly there). */
+static int writer_size(lua_State *L)
+{
+    sl_writer *w = check_writer(L, "size");
+    struct stat st;
+
+    flush_or_raise(L, w);
+    if (w->conn != NULL || fstat(w->fd, &st) != 0)
+        return luaL_error(L, "writer:size(): %s is not a file", w->path);
+    lua_pushnumber(L, (lua_Number)st.st_size);
+    return 1;
+}
+
 /* writer:flush() */
 static int writer_flush(lua_State *L)
 {
@@ -448,6 +465,7 @@ static int opt(lua_State *L, const char *name, int t)
 int sl_writer_new(lua_State *L)
 {
     const char *path = NULL, *fmt, *connect = NULL;
+    lua_Number truncate_to = -1;
     int fd = -1, format, append = 0, header = 1, columns = 0, own_fd = 0, linger = -1;
     size_t low = 0;
     sl_writer **ud, *w;
@@ -480,10 +498,23 @@ int sl_writer_new(lua_State *L)
         append = lua_toboolean(L, -1);
     if (opt(L, "header", LUA_TBOOLEAN))
         header = lua_toboolean(L, -1);
+    if (path != NULL && opt(L, "truncate_to", LUA_TNUMBER))
+        truncate_to = lua_tonumber(L, -1);
+    if (truncate_to > 0)
+        header = 0;                 /* csv: the file kept its header line */
     columns = opt(L, "columns", LUA_TTABLE);            /* ... [cols] */
     lua_settop(L, 1);
 
-    if (path != NULL) {
+    if (path != NULL && truncate_to >= 0) {
+        /* resuming from a checkpoint: what was written after it goes, the rest stays */
+        fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        own_fd = 1;
+        if (ftruncate(fd, (off_t)truncate_to) != 0) {
+            int e = errno;
+            close(fd);
+            return luaL_error(L, "truncate %s to %f bytes: %s", path, truncate_to, strerror(e));
+        }
+    } else if (path != NULL) {
         fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
         own_fd = 1;
     }
@@ -541,6 +572,7 @@ void sl_writer_register(lua_State *L)
         {"write", writer_write},
         {"flush", writer_flush},
         {"pending", writer_pending},
+        {"size", writer_size},
         {"close", writer_close},
         {NULL, NULL}
     };
