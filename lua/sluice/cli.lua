@@ -31,6 +31,9 @@ options for run:
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --control PATH       the control socket for attach and top (default: a socket in
                        $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+  --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
+                       crash no record is lost and none is written twice to a file sink
+  --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
 
 exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
 ]]
@@ -42,8 +45,7 @@ local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
 local flag_options = { ["--watch"] = true }
-local later = { ["--watch"] = "hot reload", ["--state-dir"] = "checkpoints",
-  ["--checkpoint-every"] = "checkpoints" }
+local later = { ["--watch"] = "hot reload" }
 
 -- Splits args into positional words and an options table. Returns nil, message on misuse.
 local function parse(args, first)
@@ -86,6 +88,18 @@ local function parse(args, first)
       return nil, format("--on-error: expected fail or dead-letter, got %s", opts["on-error"])
     end
     runtime.options.on_error = opts["on-error"]
+  end
+  -- checkpoints
+  if opts["checkpoint-every"] then
+    if not opts["state-dir"] then
+      return nil, "--checkpoint-every needs --state-dir (where the checkpoints go)"
+    end
+    local ms, err = require("sluice.duration").parse(tonumber(opts["checkpoint-every"])
+      or opts["checkpoint-every"])
+    if not ms or ms < 1 then
+      return nil, format("--checkpoint-every: %s", err or "must be at least 1ms")
+    end
+    opts.checkpoint_ms = ms
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
     return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)
@@ -214,7 +228,20 @@ function commands.run(words, opts)
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
-  local ok, err = runtime.run(set, job)
+  local ok, err
+  if opts["state-dir"] then                                          -- checkpoints
+    local ckpt, cerr, status = require("sluice.checkpoint").open(opts["state-dir"],
+      opts.checkpoint_ms or 10000)
+    if not ckpt then
+      stop_control()
+      for _, handle in ipairs(signals) do handle:close() end
+      say("sluice: %s", cerr)
+      return status
+    end
+    ok, err = ckpt:run(set, job)
+  else
+    ok, err = runtime.run(set, job)
+  end
   stop_control()
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end

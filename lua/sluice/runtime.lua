@@ -93,7 +93,10 @@ local operator_kinds = { window = true, rolling_aggregate = true, rolling_reduce
 
 -- Runs the nodes of `set` (every ancestor of the sinks to run) to the end of their input.
 -- `job` is the graph.begin() job (for its dead letter sink), or nil. `opts.restore` is a
--- snapshot (runtime.snapshot()) to start from. Returns true, or nil and a message.
+-- snapshot (runtime.snapshot()) to start from. Checkpoints (checkpoint.lua) add hooks:
+-- opts.restored(unknown ids), opts.started() once the loop is about to run, and
+-- opts.input_ended() when a source's input ends, before that end fires anything.
+-- Returns true, or nil and a message.
 function runtime.run(set, job, opts)
   opts = opts or {}
   if running then
@@ -129,6 +132,9 @@ function runtime.run(set, job, opts)
       if node.kind == "sink" then
         local spec = node.spec
         local s = sink.open(spec, {
+          -- checkpoint: the length of this file sink the restored checkpoint committed
+          committed = opts.restore and opts.restore.sinks and spec.path
+            and opts.restore.sinks[spec.path],
           bad_output = function(record, reason)
             dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
           end,
@@ -168,7 +174,10 @@ function runtime.run(set, job, opts)
         end
       end
     end
-    if opts.restore then runtime.restore_into(stateful, opts.restore) end
+    if opts.restore then
+      local unknown = runtime.restore_into(stateful, opts.restore)
+      if opts.restored then opts.restored(unknown) end       -- checkpoint
+    end
     local live = 0
     local function finish()
       for _, s in ipairs(sinks) do s.close() end
@@ -212,6 +221,7 @@ function runtime.run(set, job, opts)
             -- after an abort, a source that closes is not an end of input: nothing fires
             if ended or runtime.aborted then return end
             ended = true
+            if running and opts.input_ended then opts.input_ended() end     -- checkpoint
             if st then st:finish() else for _, r in ipairs(targets) do r:finish() end end
             live = live - 1
             if live == 0 then finish() end
@@ -225,7 +235,8 @@ function runtime.run(set, job, opts)
   if ok then
     running = true
     current = { stateful = stateful, sources = sources, receiver = receiver, nodes = nodes,
-      started = host.clock() }
+      started = host.clock(), sinks = sinks }
+    if opts.started then opts.started() end                           -- checkpoint
     -- Stops reading: every source is closed, and what was already read drains through
     -- the graph before the sinks close (the loop ends once the last source has ended).
     runtime.shutdown = function()
@@ -259,6 +270,12 @@ function runtime.snapshot()
     if src.position then snap.sources[src.id] = src.position() end
   end
   return snap
+end
+
+-- The running job's open sinks (checkpoint.lua commits the file sinks among them).
+function runtime.sinks()
+  assert(current, "runtime.sinks(): no job is running")
+  return current.sinks
 end
 
 -- Restores operator state by id; returns the ids it did not know (state dropped).

@@ -95,14 +95,31 @@ end
 
 local open = {}
 
-local function writer_target(spec)
+-- A file sink resumed from a checkpoint (ctx.committed bytes) is cut back to that length
+-- and appended to; a file shorter than that was changed outside the job: it is said so,
+-- and appended to where it ends.
+local function resume_length(spec, ctx)
+  local committed = ctx.committed
+  if not committed then return nil end
+  local st = core.durable.stat(spec.path)
+  local size = st and st.size or 0
+  if size < committed then
+    io.stderr:write(format("sluice: sink.file %s: holds %d bytes, fewer than the %d its " ..
+      "checkpoint committed (changed outside the job?); appending where it ends\n",
+      spec.path, size, committed))
+    return size
+  end
+  return committed
+end
+
+local function writer_target(spec, ctx)
   if spec.type == "stdout" then return { fd = 1 } end
-  return { path = spec.path, append = spec.append }
+  return { path = spec.path, append = spec.append, truncate_to = resume_length(spec, ctx) }
 end
 
 -- A sink that encodes in C: one writer call per batch.
 local function open_writer(spec, ctx)
-  local target = writer_target(spec)
+  local target = writer_target(spec, ctx)
   target.format, target.columns = spec.format, spec.columns
   local w = core.writer(target)
   -- What a turn of the event loop produced is written at the start of the next turn (a
@@ -119,13 +136,16 @@ local function open_writer(spec, ctx)
       if not pending then pending = true; timer:start(0) end
     end,
     close = function() timer:close(); w:close() end,
+    -- a file sink's committed length for a checkpoint: everything so far, written out
+    path = spec.type == "file" and spec.path or nil,
+    commit = spec.type == "file" and function() return w:size() end or nil,
   }
 end
 
 -- The `table` format is for people: rows are buffered and printed as aligned columns,
 -- at the end and every `page` rows, so an unbounded job still shows its output.
 local function open_table(spec, ctx)
-  local target = writer_target(spec)
+  local target = writer_target(spec, ctx)
   target.format = "lines"
   local w = core.writer(target)
   local rows, page = {}, 1000

@@ -134,7 +134,9 @@ function source.nexmark(opts) return require("sluice.nexmark").declare(opts, new
 --   ctx.bad(info)            a malformed input record (info as the reader's on_bad)
 --   ctx.user_error(e, i)     fn raised on record i (generator)
 --   ctx.ended()              the source has no more records
--- It returns { close = function() } to stop it early.
+--   ctx.position             optional: where to start, a value its position() returned
+-- It returns { close = function() } to stop it early, and position() when it can replay
+-- from a position (values, generator, file): what a checkpoint records.
 
 local open = {}
 
@@ -247,10 +249,17 @@ end
 local function open_reader(spec, ctx, target)
   local reader, handle
   local done, draining = false, false
+  local last                    -- the position when the reader closed
+  local function position()
+    if last then return last end
+    local offset, line, ino, dev, columns = reader:position()
+    return { offset = offset, line = line, ino = ino, dev = dev, columns = columns }
+  end
   local function finish()
     if not done then
       done = true
       flow.leave(handle)
+      if target.path then last = position() end
       reader:close()
       ctx.ended()
     end
@@ -275,13 +284,37 @@ local function open_reader(spec, ctx, target)
       reader:drain()
     end,
   }
+  if target.path then handle.position = position end
   flow.join(handle)
   if not flow.paused() then reader:start() end
   return handle
 end
 
+-- Where a file source resumes from a checkpoint's position: there, if the path still
+-- holds the same file (inode and device) and it is not shorter; else from the start of
+-- what is there now, after saying why (a followed file rotated while the job was down).
+local function resume_at(spec, target, pos)
+  local st = core.durable.stat(spec.path)
+  if not st then return end                     -- missing: opening reports it
+  local why
+  if st.ino ~= pos.ino or st.dev ~= pos.dev then
+    why = "is another file than at the checkpoint (rotated or replaced)"
+  elseif st.size < pos.offset then
+    why = format("is shorter (%d bytes) than the checkpoint's position %d (truncated)",
+      st.size, pos.offset)
+  end
+  if why then
+    io.stderr:write(format("sluice: source.file %s %s; reading it from the start\n",
+      spec.path, why))
+    return
+  end
+  target.offset, target.line, target.columns = pos.offset, pos.line, pos.columns
+end
+
 function open.file(spec, ctx)
-  return open_reader(spec, ctx, { path = spec.path, follow = spec.follow })
+  local target = { path = spec.path, follow = spec.follow }
+  if type(ctx.position) == "table" then resume_at(spec, target, ctx.position) end
+  return open_reader(spec, ctx, target)
 end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return require("sluice.nexmark").open(spec, ctx) end

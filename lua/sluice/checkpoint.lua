@@ -1,0 +1,299 @@
+-- checkpoint.lua -- a job's state on disk (--state-dir, --checkpoint-every), and the
+-- restart from it after a crash.
+--
+-- Every interval the job takes a consistent checkpoint between two loop callbacks: the file
+-- sinks are flushed and their lengths noted, then a forked child (core.child) snapshots the
+-- operators and source positions as they were at fork(), fsyncs the sink files, writes the
+-- checkpoint with core.durable.replace (tmp file, fsync, rename, fsync of the directory) and
+-- removes all but the last two. The job only pauses for the flush and the fork. At start,
+-- the newest readable checkpoint is restored: sinks are cut back to their committed length
+-- and sources seek to their positions, so output files hold every record exactly once.
+local host = require "sluice.host"
+local runtime = require "sluice.runtime"
+
+local core = host.core
+local durable, child = core.durable, core.child
+local bit = require "bit"
+local format, byte, char = string.format, string.byte, string.char
+
+local checkpoint = {}
+
+-- The layout of a checkpoint file; a reader of another FORMAT refuses the state dir.
+checkpoint.FORMAT = 1
+local MAGIC = "SLUICECP"
+local NAME = "checkpoint-%08d.ckpt"
+local KEEP = 2                          -- checkpoints kept on disk
+
+local function say(fmt, ...) io.stderr:write("sluice: ", format(fmt, ...), "\n") end
+
+-- ---- the file format ------------------------------------------------------------------
+--
+--   "SLUICECP"  u32 format  u8 n  sluice version (n bytes)  u32 crc32 of the four before
+--   u32 body length  u32 crc32 of the body  body = msgpack of the snapshot
+-- All integers big-endian. The header's own checksum tells a torn or scribbled header from
+-- one written by another version of sluice.
+
+local function u32(n)
+  return char(bit.band(bit.rshift(n, 24), 255), bit.band(bit.rshift(n, 16), 255),
+    bit.band(bit.rshift(n, 8), 255), bit.band(n, 255))
+end
+
+local function read_u32(s, i)
+  local a, b, c, d = byte(s, i, i + 3)
+  if not d then return nil end
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- The bytes of a checkpoint file holding snap.
+function checkpoint.encode(snap)
+  local body = durable.encode(snap)
+  local v = host.version
+  local head = u32(checkpoint.FORMAT) .. char(#v) .. v
+  return MAGIC .. head .. u32(durable.crc32(head)) .. u32(#body) .. u32(durable.crc32(body)) .. body
+end
+
+-- Reads checkpoint bytes. Returns snap; or nil and why it is unreadable (torn, corrupt);
+-- or nil, why, and the {format=, version=} of an incompatible writer.
+function checkpoint.decode(bytes)
+  if #bytes < 13 or bytes:sub(1, 8) ~= MAGIC then
+    return nil, "not a sluice checkpoint (no SLUICECP header)"
+  end
+  local n = byte(bytes, 13)
+  local head = bytes:sub(9, 13 + n)
+  local head_crc = read_u32(bytes, 14 + n)
+  if not head_crc then return nil, format("torn: %d bytes, the header is cut short", #bytes) end
+  if head_crc ~= durable.crc32(head) then return nil, "corrupt: header checksum mismatch" end
+  local fmt, version = read_u32(bytes, 9), bytes:sub(14, 13 + n)
+  if fmt ~= checkpoint.FORMAT then
+    return nil, "incompatible", { format = fmt, version = version }
+  end
+  local len, crc = read_u32(bytes, 18 + n), read_u32(bytes, 22 + n)
+  if not crc then return nil, format("torn: %d bytes, the header is cut short", #bytes) end
+  local body = bytes:sub(26 + n)
+  if #body < len then return nil, format("torn: %d of its %d bytes of state", #body, len) end
+  if #body > len then return nil, format("corrupt: %d bytes after its state", #body - len) end
+  if durable.crc32(body) ~= crc then return nil, "corrupt: checksum mismatch" end
+  local ok, snap = pcall(core.msgpack_decode, body)
+  if not ok or type(snap) ~= "table" then return nil, "corrupt: " .. tostring(snap) end
+  if snap.version ~= 1 then
+    return nil, "incompatible", { format = fmt, version = version, snapshot = snap.version }
+  end
+  return snap
+end
+
+-- ---- the state directory ---------------------------------------------------------------
+
+-- Checkpoint files in dir, newest first: { {seq=, path=}, ... }.
+local function list(dir)
+  local names, err = durable.list(dir)
+  if not names then return nil, err end
+  local found = {}
+  for _, name in ipairs(names) do
+    local seq = name:match("^checkpoint%-(%d+)%.ckpt$")
+    if seq then found[#found + 1] = { seq = tonumber(seq), path = dir .. "/" .. name } end
+    if name:match("%.ckpt%.tmp$") then durable.remove(dir .. "/" .. name) end
+  end
+  table.sort(found, function(a, b) return a.seq > b.seq end)
+  return found
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The newest readable checkpoint in dir: snap and the highest sequence number seen (so
+-- new checkpoints sort after the unreadable ones too). A torn or corrupt one is reported
+-- and skipped. Returns nil, message when the newest is from an incompatible sluice.
+function checkpoint.load(dir)
+  local files, err = list(dir)
+  if not files then return nil, err end
+  local top = files[1] and files[1].seq or 0
+  for _, f in ipairs(files) do
+    local bytes, rerr = read_file(f.path)
+    local snap, why, other
+    if bytes then snap, why, other = checkpoint.decode(bytes) else why = rerr end
+    if snap then return { snap = snap, seq = top, path = f.path } end
+    if other then
+      return nil, format("state dir %s: checkpoint %s was written by sluice %s (checkpoint " ..
+        "format %d%s); this sluice %s reads format %d. Use a new --state-dir, or run the " ..
+        "sluice that wrote it.", dir, f.path, other.version ~= "" and other.version or "?",
+        other.format, other.snapshot and format(", snapshot version %s", tostring(other.snapshot)) or "",
+        host.version, checkpoint.FORMAT)
+    end
+    say("state dir %s: skipping checkpoint %s: %s", dir, f.path, why)
+  end
+  return { seq = top }
+end
+
+-- Takes the state dir's lock, waiting a little for a killed job's checkpoint child to die.
+local function lock(dir)
+  local path = dir .. "/lock"
+  for _ = 1, 50 do
+    local ok, err = durable.lock(path)
+    if ok then return true end
+    if ok == nil then return nil, err end
+    os.execute("sleep 0.1")
+  end
+  return nil, format("state dir %s is in use by another running job (it holds %s)", dir, path)
+end
+
+-- ---- taking checkpoints ------------------------------------------------------------------
+
+local Job = {}
+Job.__index = Job
+
+-- Flushes every file sink and returns { [path] = committed length }.
+local function commit_sinks()
+  local lengths = {}
+  for _, s in ipairs(runtime.sinks()) do
+    if s.commit then lengths[s.path] = s.commit() end
+  end
+  return lengths
+end
+
+-- Writes checkpoint seq of the job as it stands (in the child, or at the end of input):
+-- the sinks' data reaches the disk before the checkpoint that commits it. Raises on failure.
+function Job:write(seq, lengths)
+  local snap = runtime.snapshot()
+  snap.sinks, snap.seq, snap.time = lengths, seq, host.now_ms()
+  for path in pairs(lengths) do assert(durable.sync(path)) end
+  local bytes = checkpoint.encode(snap)
+  assert(durable.replace(self.dir .. "/" .. format(NAME, seq), bytes))
+  local files = assert(list(self.dir))
+  for i = KEEP + 1, #files do assert(durable.remove(files[i].path)) end
+  return #bytes
+end
+
+-- Waits for the checkpoint child: blocking, or polled from the reaper timer.
+function Job:reap(block)
+  if not self.pid then return end
+  local status = child.wait(self.pid, block)
+  if status == nil then return end
+  self.pid = nil
+  if self.reaper then self.reaper:stop() end
+  local stats = self.stats
+  if status ~= 0 then
+    stats.failed = stats.failed + 1
+    say("checkpoint %d failed (its process exited with status %d); the job goes on from " ..
+      "checkpoint %s", self.child_seq, status, stats.last_seq or "none")
+    return
+  end
+  stats.taken = stats.taken + 1
+  stats.last_seq = self.child_seq
+  if self.log then
+    local st = durable.stat(self.dir .. "/" .. format(NAME, self.child_seq))
+    say("checkpoint %d: the job paused %.1f ms; written in the background in %.0f ms, %d bytes",
+      self.child_seq, self.child_stall * 1000, (host.clock() - self.child_started) * 1000,
+      st and st.size or -1)
+  end
+end
+
+-- A checkpoint in the background: flush the sinks, fork, and let the child write it.
+function Job:take()
+  if self.pid then return end                 -- one at a time: the last one is still going
+  local started = host.clock()
+  local ok, lengths = pcall(commit_sinks)
+  if not ok then
+    self.stats.failed = self.stats.failed + 1
+    return say("checkpoint not taken: %s", tostring(lengths))
+  end
+  self.seq = self.seq + 1
+  local seq = self.seq
+  local pid, err = child.fork()
+  if pid == 0 then
+    local wrote, werr = pcall(self.write, self, seq, lengths)
+    if not wrote then
+      say("checkpoint %d in %s: %s", seq, self.dir, tostring(werr))
+      io.stderr:flush()
+      child.exit(1)
+    end
+    child.exit(0)
+  end
+  local stall = host.clock() - started
+  self.stats.stall_ms = stall * 1000
+  if stall * 1000 > self.stats.max_stall_ms then self.stats.max_stall_ms = stall * 1000 end
+  if not pid then
+    self.stats.failed = self.stats.failed + 1
+    return say("checkpoint %d not taken: %s", seq, err)
+  end
+  self.pid, self.child_seq, self.child_started, self.child_stall = pid, seq, started, stall
+  self.reaper:start(10, 10)
+end
+
+-- A checkpoint written here and now (end of input, a shutdown): after the one in flight.
+function Job:take_now()
+  self:reap(true)
+  local started = host.clock()
+  local ok, err = pcall(function()
+    local lengths = commit_sinks()
+    self.seq = self.seq + 1
+    local bytes = self:write(self.seq, lengths)
+    self.stats.taken = self.stats.taken + 1
+    self.stats.last_seq = self.seq
+    if self.log then
+      say("checkpoint %d: at the end of input, written by the job itself in %.0f ms, %d bytes",
+        self.seq, (host.clock() - started) * 1000, bytes)
+    end
+  end)
+  if not ok then
+    self.stats.failed = self.stats.failed + 1
+    say("checkpoint %d in %s: %s", self.seq, self.dir, tostring(err))
+  end
+end
+
+-- Runs the graph like runtime.run, checkpointing into the state dir and starting from
+-- its newest checkpoint. Returns true, or nil and a message.
+function Job:run(set, job)
+  local restored = self.restored
+  local opts = {
+    restore = restored and restored.snap,
+    -- ids in the checkpoint that this script has no operator for: their state is dropped
+    restored = function(unknown)
+      for _, id in ipairs(unknown) do
+        say("state dir %s: checkpoint %s has state for operator %q, which this script " ..
+          "does not have; that state is dropped", self.dir, restored.path, id)
+      end
+    end,
+    started = function()
+      self.timer = core.timer(function() self:take() end)
+      self.timer:start(self.every, self.every)
+      self.reaper = core.timer(function() self:reap(false) end)
+    end,
+    -- before a source's end of input fires the last windows: a restart then continues
+    -- from here and writes those results once
+    input_ended = function() self:take_now() end,
+  }
+  local ok, err = runtime.run(set, job, opts)
+  if self.timer then self.timer:close() end
+  self:reap(true)
+  if self.reaper then self.reaper:close() end
+  return ok, err
+end
+
+-- Opens (making it if need be) the state dir and reads its newest checkpoint. Returns the
+-- job's checkpointer; or nil, message, exit status (2: a checkpoint from an incompatible
+-- sluice; 1: the directory cannot be used).
+function checkpoint.open(dir, every_ms)
+  dir = dir:gsub("/+$", "")
+  if dir == "" then dir = "/" end
+  local ok, err = durable.mkdir(dir)
+  if not ok then return nil, format("state dir: %s", err), 1 end
+  ok, err = lock(dir)
+  if not ok then return nil, err, 1 end
+  local found, lerr = checkpoint.load(dir)
+  if not found then return nil, lerr, 2 end
+  local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
+    restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
+    stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Job)
+  if found.snap then
+    say("resuming from checkpoint %s", found.path)
+  end
+  checkpoint.current = self
+  return self
+end
+
+return checkpoint
