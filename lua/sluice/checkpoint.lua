@@ -132,7 +132,7 @@ end
 -- Takes the state dir's lock, waiting a little for a killed job's checkpoint child to die.
 local function lock(dir)
   local path = dir .. "/lock"
-  for _ = 1, 50 do
+  for _ = 1, 20 do
     local ok, err = durable.lock(path)
     if ok then return true end
     if ok == nil then return nil, err end
@@ -263,9 +263,16 @@ function Job:run(set, job)
       self.timer:start(self.every, self.every)
       self.reaper = core.timer(function() self:reap(false) end)
     end,
-    -- before a source's end of input fires the last windows: a restart then continues
-    -- from here and writes those results once
-    input_ended = function() self:take_now() end,
+    -- The first end of input (a bounded source done, or a shutdown) takes the last
+    -- checkpoint, before that end fires any window: a restart continues from there and
+    -- writes those results once. Later ones would hold operators that already saw the
+    -- end (a watermark at +inf), so there are none.
+    input_ended = function()
+      if self.final_taken then return end
+      self.final_taken = true
+      self.timer:stop()
+      self:take_now()
+    end,
   }
   local ok, err = runtime.run(set, job, opts)
   if self.timer then self.timer:close() end

@@ -338,4 +338,65 @@ sl.source.file { path = %q, format = "csv", header = true }
     h.expect_code(res, 2)
     h.contains(res.stderr, '--checkpoint-every: bad duration "soon"')
   end)
+
+  it("takes back the windows a shutdown fired, and fires each window once when it really closes", function()
+    local dir = h.tmpdir()
+    local input, out = h.path(dir, "in.jsonl"), h.path(dir, "out.jsonl")
+    local script = h.write(h.path(dir, "win.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file { path = %q, format = "json", follow = true }
+  :peek(function(r) local f = io.open(%q, "a") f:write(r.k, "\n") f:close() end)
+  :timestamp("ts")
+  :key_by("k")
+  :window(sl.tumbling "10s")
+  :aggregate { n = sl.count() }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], input, h.path(dir, "seen"), out))
+    local function events(list)
+      local t = {}
+      for _, e in ipairs(list) do t[#t + 1] = sl.json.encode { k = e[1], ts = e[2] * 1000 } end
+      return table.concat(t, "\n") .. "\n"
+    end
+    -- waits until the job has seen `seen` records in all, then stops it
+    local function stop_after(job, seen)
+      for _ = 1, 1000 do
+        if #h.lines(h.read(h.path(dir, "seen")) or "") >= seen then break end
+        sleep_ms(10)
+      end
+      job.kill("TERM")
+      assert.are.equal(0, job.wait(), job.stderr())
+    end
+    h.write(input, events { { "a", 1 }, { "b", 2 }, { "a", 3 } })
+    local job = start(dir, script, "--state-dir st")
+    -- the shutdown fires the open window [0, 10s): a = 2, b = 1
+    stop_after(job, 3)
+    assert.are.equal(2, #h.lines(h.read(out)))
+    append(input, events { { "a", 4 }, { "b", 12 } })      -- b at 12 s closes [0, 10s)
+    job = start(dir, script, "--state-dir st")
+    stop_after(job, 5)
+    local got = {}
+    for line in h.read(out):gmatch("[^\n]+") do
+      local r = sl.json.decode(line)
+      got[#got + 1] = string.format("%s@%d=%d", r.key, r.window_start / 1000, r.n)
+    end
+    table.sort(got)
+    -- [0, 10s) once, with a's third record; [10s, 20s) fired by the last shutdown
+    assert.are.same({ "a@0=3", "b@0=1", "b@10=1" }, got)
+  end)
+
+  it("lets one job at a time use a state dir", function()
+    local dir = h.tmpdir()
+    local script = keyed(dir, { follow = true })
+    h.write(h.path(dir, "in.txt"), lines(1, 5))
+    local job = start(dir, script, "--state-dir st")
+    for _ = 1, 1000 do
+      if #h.lines(h.read(h.path(dir, "out.jsonl")) or "") >= 5 then break end
+      sleep_ms(10)
+    end
+    local res = run(dir, script)
+    job.kill("TERM")
+    assert.are.equal(0, job.wait(), job.stderr())
+    h.expect_code(res, 1)
+    h.contains(res.stderr, "state dir " .. h.path(dir, "st") .. " is in use by another running job")
+  end)
 end)
