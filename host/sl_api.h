@@ -88,6 +88,15 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   already read are delivered, a socket's bytes already in the kernel are read first (and
  *   a partial record there is bad), a file's unterminated tail is left unread; then
  *   on_end(nil). A stopped reader is resumed to drain.
+ *   reader:position() -> offset, line, ino, dev [, columns]   where the first record not
+ *                               yet delivered starts (framed records still waiting for
+ *                               on_batch are not delivered): byte offset in the file that
+ *                               holds it and its line, that file's inode and device (a
+ *                               followed file rotated since is named until its buffered
+ *                               tail is delivered), and csv header names once read
+ *   offset=number, line=number, columns=array   path: start reading at byte offset (line
+ *                               numbers from line; csv header=true: columns are the header
+ *                               already read), as position() gave them (checkpoints)
  *
  * core.listen{address="host:port", on_connection=function(fd, peer)} -> listener
  *                               listens on TCP at once ("host:port", "[v6]:port",
@@ -119,6 +128,9 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   falls to low after being above it); linger=ms (default 5000) bounds how long close()
  *   waits to deliver the rest ("tcp sink tcp ADDR: N bytes not delivered ...").
  *   writer:pending() -> bytes queued and not yet written (buffer + connection)
+ *   writer:size() -> the file's length once the buffer is written (path= or a file fd=)
+ *   truncate_to=bytes           path: resume a file at this length (cut back, then append;
+ *                               csv writes no second header)
  *   writer:flush(), writer:close()   write errors raise "write PATH: reason" (PATH is
  *                               "<stdout>" for fd 1); a descriptor given as fd is not
  *                               closed. Garbage collection closes a writer without raising
@@ -145,6 +157,24 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   gen:position() -> next event number; gen:seek(n); gen:time_of(n) -> its event time
  *
  * core.pid, core.uid            this process's id and effective user id
+ *
+ * Checkpoints (durable.c, child.c; plain POSIX, never the loop, so a forked child may call
+ * them). Each returns true (or its value), or nil and "what PATH: reason":
+ * core.durable.replace(path, data)   path.tmp written, fsynced, renamed to path, directory
+ *                               fsynced: after a crash path holds the old or the new data
+ * core.durable.sync(path)       fsync of the file at path
+ * core.durable.stat(path) -> {size=, ino=, dev=}
+ * core.durable.list(dir) -> array of names     core.durable.remove(path) (missing: true)
+ * core.durable.mkdir(path)      with its parents
+ * core.durable.lock(path) -> true | false (held by another process) | nil, msg   an
+ *                               exclusive flock held until this process (and any child
+ *                               forked since) ends
+ * core.durable.crc32(s) -> number     core.durable.encode(v) -> msgpack of state (as
+ *                               core.msgpack_encode, but infinities and NaN are allowed)
+ * core.child.fork() -> pid | 0 in the child | nil, msg   the child's garbage collector is
+ *                               stopped, it dies with the parent (PR_SET_PDEATHSIG) and must
+ *                               not call into libuv; it ends with core.child.exit(status)
+ * core.child.wait(pid [, block]) -> nil (running, block=false) | exit status (128 + signal)
  *
  * The terminal (lineedit.c; for the REPL, attach and top, never the data path):
  * core.readline(prompt) -> line | nil at end of input | false on Ctrl-C (GNU readline;
