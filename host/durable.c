@@ -175,7 +175,7 @@ static int durable_sync(lua_State *L)
     return 1;
 }
 
-/* durable.stat(path) -> {size=, ino=, dev=} | nil, msg */
+/* durable.stat(path) -> {size=, ino=, dev=, regular=} | nil, msg */
 static int durable_stat(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -183,13 +183,15 @@ static int durable_stat(lua_State *L)
 
     if (stat(path, &st) != 0)
         return push_errno(L, "stat", path);
-    lua_createtable(L, 0, 3);                           /* t */
+    lua_createtable(L, 0, 4);                           /* t */
     lua_pushnumber(L, (lua_Number)st.st_size);
     lua_setfield(L, -2, "size");
     lua_pushnumber(L, (lua_Number)st.st_ino);
     lua_setfield(L, -2, "ino");
     lua_pushnumber(L, (lua_Number)st.st_dev);
-    lua_setfield(L, -2, "dev");                         /* t */
+    lua_setfield(L, -2, "dev");
+    lua_pushboolean(L, S_ISREG(st.st_mode));
+    lua_setfield(L, -2, "regular");                     /* t */
     return 1;
 }
 

@@ -163,7 +163,7 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  * core.durable.replace(path, data)   path.tmp written, fsynced, renamed to path, directory
  *                               fsynced: after a crash path holds the old or the new data
  * core.durable.sync(path)       fsync of the file at path
- * core.durable.stat(path) -> {size=, ino=, dev=}
+ * core.durable.stat(path) -> {size=, ino=, dev=, regular=}
  * core.durable.list(dir) -> array of names     core.durable.remove(path) (missing: true)
  * core.durable.mkdir(path)      with its parents
  * core.durable.lock(path) -> true | false (held by another process) | nil, msg   an

@@ -295,7 +295,7 @@ end
 -- what is there now, after saying why (a followed file rotated while the job was down).
 local function resume_at(spec, target, pos)
   local st = core.durable.stat(spec.path)
-  if not st then return end                     -- missing: opening reports it
+  if not st or not st.regular then return end   -- missing (opening says so), or a pipe
   local why
   if st.ino ~= pos.ino or st.dev ~= pos.dev then
     why = "is another file than at the checkpoint (rotated or replaced)"
