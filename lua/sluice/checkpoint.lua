@@ -299,7 +299,15 @@ function Job:run(set, job)
       self:take_now()
     end,
   }
+  -- job:metrics() and sluice top: one row for the checkpoints
+  runtime.checkpoint_metrics = function()
+    local st = self.stats
+    return { operator = "(checkpoints)", kind = "checkpoint", records_out = st.taken,
+      errors = st.failed, last = st.last_seq, pause_ms = st.stall_ms,
+      max_pause_ms = st.max_stall_ms, writing = self.pid ~= nil }
+  end
   local ok, err = runtime.run(set, job, opts)
+  runtime.checkpoint_metrics = nil
   if self.timer then self.timer:close() end
   self:reap(true)
   if self.reaper then self.reaper:close() end

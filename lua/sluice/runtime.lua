@@ -319,6 +319,7 @@ function runtime.metrics()
         watermark_lag_ms = m.wm and m.wm > -math.huge and m.wm < math.huge and now - m.wm or nil }
     end
   end
+  if runtime.checkpoint_metrics then list[#list + 1] = runtime.checkpoint_metrics() end  -- checkpoint
   table.sort(list, function(a, b) return a.operator < b.operator end)
   return list
 end

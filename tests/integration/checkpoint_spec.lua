@@ -151,6 +151,74 @@ describe("--state-dir", function()
     for _, name in ipairs(names) do assert.truthy(name:match("^checkpoint%-%d+%.ckpt$"), name) end
   end)
 
+  it("survives kill -9 of a windowed job: each key's window fires once, with every record counted", function()
+    local dir = h.tmpdir()
+    local input, out = h.path(dir, "in.jsonl"), h.path(dir, "out.jsonl")
+    local script = h.write(h.path(dir, "win.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file { path = %q, format = "json", follow = true }
+  :timestamp("ts")
+  :key_by("k")
+  :window(sl.tumbling "1s")
+  :aggregate { n = sl.count(), lo = sl.min "i", hi = sl.max "i" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], input, out))
+    local seed = os.time() + 1
+    math.randomseed(seed)
+    local context = "random seed " .. seed
+    local next_i = 1
+    local function feed(n)
+      local t = {}
+      for i = next_i, next_i + n - 1 do
+        -- ten records a second of event time, keys 0..4: two per key and window
+        t[#t + 1] = string.format('{"k":%d,"i":%d,"ts":%d}', i % 5, i, 1700000000000 + i * 100)
+      end
+      next_i = next_i + n
+      append(input, table.concat(t, "\n") .. "\n")
+    end
+    h.write(input, "")
+    for round = 1, 8 do
+      feed(math.random(200, 1500))
+      local job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
+      sleep_ms(math.random(20, 300))
+      feed(math.random(100, 1500))
+      sleep_ms(math.random(0, 200))
+      job.kill("KILL")
+      assert(job.wait() == 137, string.format("round %d: the job did not die by SIGKILL\n%s",
+        round, job.stderr()))
+    end
+    feed(100)
+    local total = next_i - 1
+    -- the window before the last record's one fires once everything up to it was read
+    local before_last = math.floor((1700000000000 + total * 100) / 1000) * 1000 - 1000
+    local job = start(dir, script, "--state-dir st")
+    for _ = 1, 3000 do
+      local text = h.read(out) or ""
+      if text:find('"window_start":' .. before_last, 1, true) then break end
+      sleep_ms(10)
+    end
+    sleep_ms(200)
+    job.kill("TERM")
+    assert.are.equal(0, job.wait(), job.stderr())
+    -- every record in exactly one result, each key and window once, each window complete
+    local seen, windows = {}, {}
+    for line in h.read(out):gmatch("[^\n]+") do
+      local r = sl.json.decode(line)
+      local id = r.key .. "@" .. r.window_start
+      assert(not windows[id], "window " .. id .. " fired twice (" .. context .. ")")
+      windows[id] = true
+      local count = 0
+      for i = r.lo, r.hi, 5 do
+        assert(not seen[i], string.format("record %d counted twice (%s)", i, context))
+        seen[i] = true
+        count = count + 1
+      end
+      assert(count == r.n, string.format("window %s counts %d, holds %d..%d (%s)", id, r.n,
+        r.lo, r.hi, context))
+    end
+    for i = 1, total do assert(seen[i], string.format("record %d is missing (%s)", i, context)) end
+  end)
+
   it("resumes a bounded file at its offset; a rerun with nothing new writes nothing again", function()
     local dir = h.tmpdir()
     local input, out = h.path(dir, "in.txt"), h.path(dir, "out.jsonl")
@@ -398,5 +466,46 @@ sl.source.file { path = %q, format = "json", follow = true }
     assert.are.equal(0, job.wait(), job.stderr())
     h.expect_code(res, 1)
     h.contains(res.stderr, "state dir " .. h.path(dir, "st") .. " is in use by another running job")
+  end)
+
+  it("reports a checkpoint that fails, counts it in the metrics, and goes on", function()
+    local dir = h.tmpdir()
+    local input, out = h.path(dir, "in.txt"), h.path(dir, "out.jsonl")
+    local metrics = h.path(dir, "metrics.json")
+    local script = h.write(h.path(dir, "job.lua"), string.format([[
+local sl = require "sluice"
+local runtime = require "sluice.runtime"
+sl.source.file { path = %q, format = "lines", follow = true }
+  :peek(function()
+    for _, m in ipairs(runtime.metrics()) do
+      if m.kind == "checkpoint" then
+        local f = io.open(%q, "w") f:write(sl.json.encode(m)) f:close()
+      end
+    end
+  end)
+  :sink(sl.sink.file { path = %q, format = "lines" })
+]], input, metrics, out))
+    h.write(input, "a\n")
+    local job = start(dir, script, "--state-dir st --checkpoint-every 20ms")
+    for _ = 1, 1000 do
+      if h.exists(metrics) then break end
+      sleep_ms(10)
+    end
+    os.execute("rm -rf " .. h.q(h.path(dir, "st")))   -- every checkpoint from now on fails
+    sleep_ms(300)
+    append(input, "b\n")
+    for _ = 1, 1000 do
+      if #h.lines(h.read(out) or "") >= 2 then break end
+      sleep_ms(10)
+    end
+    local m = sl.json.decode(h.read(metrics))
+    job.kill("TERM")
+    assert.are.equal(0, job.wait(), job.stderr())
+    assert.are.same({ "a", "b" }, h.lines(h.read(out)))
+    h.contains(job.stderr(), "No such file or directory")
+    assert.truthy(job.stderr():match("checkpoint %d+ failed %(its process exited with status 1%)"),
+      job.stderr())
+    assert.are.equal("(checkpoints)", m.operator)
+    assert.truthy(m.errors >= 1, h.read(metrics))
   end)
 end)
