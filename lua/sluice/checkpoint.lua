@@ -143,8 +143,8 @@ end
 
 -- ---- taking checkpoints ------------------------------------------------------------------
 
-local Job = {}
-Job.__index = Job
+local Checkpointer = {}
+Checkpointer.__index = Checkpointer
 
 -- Flushes every file sink and returns { [path] = committed length }.
 local function commit_sinks()
@@ -157,7 +157,7 @@ end
 
 -- Writes checkpoint seq of the job as it stands (in the child, or at the end of input):
 -- the sinks' data reaches the disk before the checkpoint that commits it. Raises on failure.
-function Job:write(seq, lengths)
+function Checkpointer:write(seq, lengths)
   local snap = runtime.snapshot()
   snap.sinks, snap.seq, snap.time = lengths, seq, host.now_ms()
   for path in pairs(lengths) do assert(durable.sync(path)) end
@@ -169,7 +169,7 @@ function Job:write(seq, lengths)
 end
 
 -- Waits for the checkpoint child: blocking, or polled from the reaper timer.
-function Job:reap(block)
+function Checkpointer:reap(block)
   if not self.pid then return end
   local status = child.wait(self.pid, block)
   if status == nil then
@@ -208,7 +208,7 @@ function Job:reap(block)
 end
 
 -- A checkpoint in the background: flush the sinks, fork, and let the child write it.
-function Job:take()
+function Checkpointer:take()
   if self.pid then return end                 -- one at a time: the last one is still going
   local started = host.clock()
   local ok, lengths = pcall(commit_sinks)
@@ -250,7 +250,7 @@ function Job:take()
 end
 
 -- A checkpoint written here and now (end of input, a shutdown): after the one in flight.
-function Job:take_now()
+function Checkpointer:take_now()
   self:reap(true)
   local started = host.clock()
   local ok, err = pcall(function()
@@ -272,7 +272,7 @@ end
 
 -- Runs the graph like runtime.run, checkpointing into the state dir and starting from
 -- its newest checkpoint. Returns true, or nil and a message.
-function Job:run(set, job)
+function Checkpointer:run(set, job)
   local restored = self.restored
   local opts = {
     restore = restored and restored.snap,
@@ -328,7 +328,7 @@ function checkpoint.open(dir, every_ms)
   if not found then return nil, lerr, 2 end
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
-    stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Job)
+    stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)
   if found.snap then
     say("resuming from checkpoint %s", found.path)
   end

@@ -29,13 +29,15 @@ local running = false
 -- ---- dead letters ---------------------------------------------------------------------
 
 -- The dead letter output of one run: one JSON object per record, on stderr unless the
--- script chose a sink with sl.dead_letter(). Counts what it wrote.
-local function open_dead_letters(job)
+-- script chose a sink with sl.dead_letter(). Counts what it wrote. A job resumed from a
+-- checkpoint appends to a dead letter file rather than replacing it.
+local function open_dead_letters(job, resuming)
   local dl = { count = 0 }
   local spec = job and job.dead_letter
   local out
   if spec then
-    out = sink.open(spec, { bad_output = function() end, user_error = function() end })
+    out = sink.open(spec, { bad_output = function() end, user_error = function() end,
+      append = resuming })
   else
     local w = core.writer { fd = 2, format = "json" }
     out = { push = function(b, n) local bad = w:write(b, n); w:flush(); return bad end,
@@ -107,7 +109,7 @@ function runtime.run(set, job, opts)
   local nodes = graph.ordered(set)
   assign_ids(nodes)
   local timed_memo = {}
-  local dl = open_dead_letters(job)
+  local dl = open_dead_letters(job, opts.restore ~= nil)
   local receiver, sinks, sources, closers = {}, {}, {}, {}
   local stateful = {}           -- state id -> { snapshot = fn, restore = fn }
   local fused = {}              -- generator source node -> the stage that runs it

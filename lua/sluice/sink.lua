@@ -91,6 +91,7 @@ end
 --
 -- sink.open(spec, ctx) returns { push = function(batch, n), close = function() }.
 -- ctx.bad_output(record, reason) dead-letters a record the sink could not encode;
+-- ctx.committed (a file's length to cut back to) and ctx.append resume a file sink;
 -- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised.
 
 local open = {}
@@ -114,7 +115,8 @@ end
 
 local function writer_target(spec, ctx)
   if spec.type == "stdout" then return { fd = 1 } end
-  return { path = spec.path, append = spec.append, truncate_to = resume_length(spec, ctx) }
+  return { path = spec.path, append = spec.append or ctx.append,
+    truncate_to = resume_length(spec, ctx) }
 end
 
 -- A sink that encodes in C: one writer call per batch.

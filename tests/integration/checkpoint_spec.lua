@@ -238,22 +238,26 @@ sl.source.file { path = %q, format = "json", follow = true }
     check_exactly_once(out, 200, "after the append")
   end)
 
-  it("keeps dead-letter line numbers and offsets right after resuming", function()
+  it("keeps dead-letter line numbers and offsets right after resuming, and appends to them", function()
     local dir = h.tmpdir()
-    local input = h.path(dir, "in.jsonl")
-    h.write(input, '{"a":1}\n{"a":2}\n')
+    local input, dead = h.path(dir, "in.jsonl"), h.path(dir, "dead.jsonl")
+    h.write(input, '{"a":1}\n{bad1\n{"a":2}\n')
     local script = h.write(h.path(dir, "json.lua"), string.format([[
 local sl = require "sluice"
+sl.dead_letter(sl.sink.file { path = %q, format = "json" })
 sl.source.file { path = %q, format = "json" }
   :sink(sl.sink.file { path = %q, format = "json" })
-]], input, h.path(dir, "out.jsonl")))
+]], dead, input, h.path(dir, "out.jsonl")))
     h.expect_code(run(dir, script), 0)
     append(input, '{"a":3}\n{oops\n')
-    local res = run(dir, script)
-    h.expect_code(res, 0)
-    h.contains(res.stderr, '"line":4')
-    h.contains(res.stderr, '"offset":24')
+    h.expect_code(run(dir, script), 0)
     assert.are.same({ '{"a":1}', '{"a":2}', '{"a":3}' }, h.lines(h.read(h.path(dir, "out.jsonl"))))
+    local got = {}
+    for _, line in ipairs(h.lines(h.read(dead))) do
+      local d = sl.json.decode(line)
+      got[#got + 1] = string.format("%s@%d+%d", d.record, d.line, d.offset)
+    end
+    assert.are.same({ "{bad1@2+8", "{oops@5+30" }, got)
   end)
 
   it("cuts a file sink back to its committed length", function()
