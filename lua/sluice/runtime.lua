@@ -97,7 +97,8 @@ local operator_kinds = { window = true, rolling_aggregate = true, rolling_reduce
 -- `job` is the graph.begin() job (for its dead letter sink), or nil. `opts.restore` is a
 -- snapshot (runtime.snapshot()) to start from. Checkpoints (checkpoint.lua) add hooks:
 -- opts.restored(unknown ids), opts.started() once the loop is about to run, and
--- opts.input_ended() when a source's input ends, before that end fires anything.
+-- opts.input_ended(last) when a source's input ends, before that end fires anything (last:
+-- it is the last source still running).
 -- Returns true, or nil and a message.
 function runtime.run(set, job, opts)
   opts = opts or {}
@@ -223,7 +224,7 @@ function runtime.run(set, job, opts)
             -- after an abort, a source that closes is not an end of input: nothing fires
             if ended or runtime.aborted then return end
             ended = true
-            if running and opts.input_ended then opts.input_ended() end     -- checkpoint
+            if running and opts.input_ended then opts.input_ended(live == 1) end  -- checkpoint
             if st then st:finish() else for _, r in ipairs(targets) do r:finish() end end
             live = live - 1
             if live == 0 then finish() end
@@ -238,12 +239,12 @@ function runtime.run(set, job, opts)
     running = true
     current = { stateful = stateful, sources = sources, receiver = receiver, nodes = nodes,
       started = host.clock(), sinks = sinks }
-    if opts.started then opts.started() end                           -- checkpoint
     -- Stops reading: every source is closed, and what was already read drains through
     -- the graph before the sinks close (the loop ends once the last source has ended).
     runtime.shutdown = function()
       for _, s in ipairs(sources) do s.close() end
     end
+    if opts.started then opts.started() end                           -- checkpoint
     ok, err = core.run()
     running = false
     current = nil

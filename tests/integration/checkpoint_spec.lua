@@ -22,6 +22,15 @@ end
 -- Starts `sluice run script args` in the background; returns a handle with kill(sig) and
 -- wait() -> exit status (nil when it did not end within timeout_s).
 local started = 0
+local jobs = {}         -- every job started, so that a failed spec leaves none running
+
+local function kill_all()
+  for _, job in ipairs(jobs) do
+    if not job.ended() then job.kill("KILL") end
+  end
+  jobs = {}
+end
+
 local function start(dir, script, args)
   started = started + 1
   local n = started
@@ -49,6 +58,8 @@ local function start(dir, script, args)
     return nil
   end
   function p.stderr() return h.read(errfile) or "" end
+  function p.ended() return (h.read(rcfile) or ""):match("%d") ~= nil end
+  jobs[#jobs + 1] = p
   return p
 end
 
@@ -99,7 +110,10 @@ local function check_exactly_once(path, total, context)
 end
 
 describe("--state-dir", function()
-  after_each(h.cleanup)
+  after_each(function()
+    kill_all()
+    h.cleanup()
+  end)
 
   it("survives a dozen kill -9 of a keyed job on a followed file: each record once, counts continuous", function()
     local dir = h.tmpdir()
@@ -511,5 +525,49 @@ sl.source.file { path = %q, format = "lines", follow = true }
       job.stderr())
     assert.are.equal("(checkpoints)", m.operator)
     assert.truthy(m.errors >= 1, h.read(metrics))
+  end)
+
+  it("goes on checkpointing a followed file after a bounded file joined with it has ended", function()
+    local dir = h.tmpdir()
+    local a, b, out = h.path(dir, "a.txt"), h.path(dir, "b.txt"), h.path(dir, "out.jsonl")
+    local script = h.write(h.path(dir, "two.lua"), string.format([[
+local sl = require "sluice"
+local function parse(l) local k, i = l:match("^(%%d+),(%%d+)$"); return { k = tonumber(k), i = tonumber(i) } end
+sl.source.file { path = %q, format = "lines" }:map(parse)
+  :union(sl.source.file { path = %q, format = "lines", follow = true }:map(parse))
+  :key_by("k")
+  :aggregate { n = sl.count(), last = sl.last "i" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], a, b, out))
+    h.write(a, lines(1, 50))
+    h.write(b, lines(51, 80))
+    local function wait_lines(n)
+      for _ = 1, 1000 do
+        if #h.lines(h.read(out) or "") >= n then return end
+        sleep_ms(10)
+      end
+    end
+    local job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
+    wait_lines(80)
+    append(b, lines(81, 90))                -- a has ended by now
+    wait_lines(90)
+    sleep_ms(300)
+    -- the newest checkpoint is from after a's end: it has b's new lines
+    local checkpoint = require "sluice.checkpoint"
+    local newest
+    for _, name in ipairs(assert(require("sluice.host").core.durable.list(h.path(dir, "st")))) do
+      if name:match("%.ckpt$") and (not newest or name > newest) then newest = name end
+    end
+    local snap = assert(checkpoint.decode(assert(h.read(h.path(dir, "st/" .. newest)))))
+    assert.are.equal(#lines(51, 90), snap.sources["source.file " .. b].offset)
+    assert.are.equal(#lines(1, 50), snap.sources["source.file " .. a].offset)
+    job.kill("KILL")
+    job.wait()
+    append(b, lines(91, 100))
+    job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
+    wait_lines(100)
+    job.kill("TERM")
+    assert.are.equal(0, job.wait(), job.stderr())
+    check_exactly_once(out, 100, "two sources")
   end)
 end)
