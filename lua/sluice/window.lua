@@ -9,12 +9,15 @@
 -- Tumbling and sliding windows share one mechanism: records are kept in panes of
 -- gcd(size, slide) milliseconds, one accumulator per key and pane; a window's result
 -- merges its panes when it fires, so a record is never copied into every window it belongs
--- to. A pane is freed when the last window that reads it fires.
+-- to. A pane is freed when the last window that reads it fires. Which pane and windows a
+-- time falls in is C arithmetic (host/window.c); aggregate state is slots of a C pool
+-- (host/agg.c, through agg.lua), freed with their pane or window.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
 
 local ffi = require "ffi"
 local C = host.C
+local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, next, floor, huge = type, pairs, next, math.floor, math.huge
 local format = string.format
 
@@ -59,7 +62,7 @@ local function computation(node, out, ctx)
     local a = agg.compile(node.aggregates)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
-      load = a.load,
+      load = a.load, close = a.close,
       emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
       end,
@@ -130,15 +133,15 @@ local function pane_window(node, out, ctx)
 
   local function register(p)
     -- every window containing pane p: starts s with s <= p < s + size, s a multiple of slide
-    local s = p - p % slide
-    while s > p - size do
+    local s, last = first_ms(p, size, slide), start_ms(p, slide)
+    while s <= last do
       if not pending[s] then
         pending[s] = true
         local at = s + size + lateness
         C.sl_timeq_push(due, at, s)
         if at < op.next_due then op.next_due = at end
       end
-      s = s - slide
+      s = s + slide
     end
   end
 
@@ -183,11 +186,13 @@ local function pane_window(node, out, ctx)
   end
 
   function op.step(r, t)
-    local p = t - t % g
-    -- late when the last window reading pane p has closed: to late(), or dropped
-    if p - p % slide + size + lateness <= op.wm then return out(2, r, t) end
+    local p = start_ms(t, g)
+    if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
     local pane = panes[p]
     if pane == nil then
+      -- late when the last window reading pane p has closed: to late(), or dropped (a pane
+      -- that still exists is read by a window that has not fired, so its records are not)
+      if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
       pane = {}
       panes[p] = pane
       register(p)
@@ -253,7 +258,10 @@ local function pane_window(node, out, ctx)
     return #list > 0 and list or nil
   end
 
-  function op.close() C.sl_timeq_free(due); due = nil end
+  function op.close()
+    C.sl_timeq_free(due); due = nil
+    if comp.close then comp.close() end
+  end
   return op
 end
 
@@ -391,7 +399,10 @@ local function session_window(node, out, ctx)
     return #list > 0 and list or nil
   end
 
-  function op.close() C.sl_timeq_free(due); due = nil end
+  function op.close()
+    C.sl_timeq_free(due); due = nil
+    if comp.close then comp.close() end
+  end
   return op
 end
 
@@ -459,7 +470,7 @@ local function count_window(node, out, ctx)
     end
   end
 
-  function op.close() end
+  function op.close() if comp.close then comp.close() end end
   return op
 end
 
@@ -506,7 +517,7 @@ function window.rolling_aggregate(node, out)
     a.result(accs[k], res)
     return res
   end
-  function op.close() end
+  function op.close() a.close() end
   return op
 end
 
