@@ -25,5 +25,7 @@ row "timestamp → key_by → session(30s) → count" "$((N / 2))" \
 row "process, a timer per record" "$((N / 4))" \
   env N="$((N / 4))" ./sluice run scripts/bench/process_timer.lua
 
-# Bytes per key of window state: 1 M keys in one open tumbling window (count + sum).
+# Bytes per key of window state: 1 M keys in one open tumbling window (count + sum), keyed
+# by integers (a table's array part) and by strings (its hash part, and the strings).
 ./sluice run scripts/bench/state_bytes.lua 2>&1 >/dev/null | grep '^|'
+env KEY_PREFIX=user ./sluice run scripts/bench/state_bytes.lua 2>&1 >/dev/null | grep '^|'
