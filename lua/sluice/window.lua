@@ -18,7 +18,7 @@ local host = require "sluice.host"
 local ffi = require "ffi"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
-local type, pairs, next, floor, huge = type, pairs, next, math.floor, math.huge
+local type, pairs, huge = type, pairs, math.huge
 local format = string.format
 
 local window = {}
@@ -174,7 +174,7 @@ local function pane_window(node, out, ctx)
     if final then
       -- pane s is read by no later window: free it
       for p = s, s + slide - g, g do
-        if p - p % slide == s then
+        if start_ms(p, slide) == s then
           local pane = panes[p]
           if pane then
             if free then for _, st in pairs(pane) do free(st) end end
