@@ -3,6 +3,8 @@
 -- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
 -- early() } driven by runtime.lua, which runs step for each record of a batch after
 -- advancing the watermark the record carries, and dead-letters a record whose step raised.
+-- For hot reload, handover() gives the live state (no copy) to a new operator of the same
+-- kind through adopt(live), and leaves the old one empty.
 -- Results go out through out(port, record, time) before the watermark that fired them
 -- passes on, so they can be windowed again downstream.
 --
@@ -243,6 +245,23 @@ local function pane_window(node, out, ctx)
     op.next_due = C.sl_timeq_peek_time(due)
   end
 
+  -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
+  -- without a copy; this one is left empty, so closing it frees nothing handed over.
+  function op.handover()
+    local live = { wm = op.wm, panes = panes, pending = pending }
+    panes, pending = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    op.wm, panes = live.wm, live.panes
+    for s in pairs(live.pending) do
+      pending[s] = true
+      C.sl_timeq_push(due, s + size + lateness, s)
+    end
+    op.next_due = C.sl_timeq_peek_time(due)
+  end
+
   -- The key's state in every open pane: { {pane_start, state}, ... }.
   function op.inspect(k)
     local list = {}
@@ -383,6 +402,20 @@ local function session_window(node, out, ctx)
     end
   end
 
+  function op.handover()
+    local live = { wm = op.wm, sessions = sessions }
+    sessions, by_id = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    op.wm = live.wm
+    for k, list in pairs(live.sessions) do
+      for i, sess in ipairs(list) do list[i] = open_session(k, sess[1], sess[2], sess[3]) end
+      sessions[k] = list
+    end
+  end
+
   function op.inspect(k)
     local list = {}
     for _, sess in ipairs(sessions[k] or {}) do
@@ -459,6 +492,14 @@ local function count_window(node, out, ctx)
     end
   end
 
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, open = open }
+    open = {}
+    return live
+  end
+
+  function op.adopt(live) op.wm, seq, open = live.wm, live.seq, live.open end
+
   function op.close() end
   return op
 end
@@ -500,6 +541,12 @@ function window.rolling_aggregate(node, out)
     op.wm, seq = snap.wm, snap.seq
     for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
   end
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, accs = accs }
+    accs = {}
+    return live
+  end
+  function op.adopt(live) op.wm, seq, accs = live.wm, live.seq, live.accs end
   function op.inspect(k)
     if accs[k] == nil then return nil end
     local res = { key = k }
@@ -536,6 +583,12 @@ function window.rolling_reduce(node, out)
     op.wm = snap.wm
     for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
   end
+  function op.handover()
+    local live = { wm = op.wm, accs = accs }
+    accs = {}
+    return live
+  end
+  function op.adopt(live) op.wm, accs = live.wm, live.accs end
   function op.inspect(k) return accs[k] end
   function op.close() end
   return op
@@ -631,6 +684,25 @@ function window.process(node, out, ctx)
     op.wm = snap.wm
     for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
     for _, e in ipairs(snap.timers) do
+      pctx.key = e[1]
+      pctx.timer(nil, e[2])
+    end
+  end
+
+  function op.handover()
+    local ids = {}
+    for id in pairs(id_key) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local timers = {}
+    for i, id in ipairs(ids) do timers[i] = { id_key[id], id_time[id] } end
+    local live = { wm = op.wm, states = states, timers = timers }
+    states, id_key, id_time = {}, {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    op.wm, states = live.wm, live.states
+    for _, e in ipairs(live.timers) do
       pctx.key = e[1]
       pctx.timer(nil, e[2])
     end
