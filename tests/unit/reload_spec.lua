@@ -4,6 +4,7 @@
 local sl = require "sluice"
 local graph = require "sluice.graph"
 local runtime = require "sluice.runtime"
+local reload = require "sluice.reload"
 
 -- Builds a job with build(sl) in a graph of its own; returns the job and its set of nodes.
 local function job_of(build)
@@ -64,6 +65,8 @@ describe("reload: which state a new version keeps", function()
     assert.same({ "counts" }, m.dropped)
     assert.same({ "counts" }, m.added)
     assert.same({ from = "aggregate{n=count}", to = "aggregate{n=count,s=sum}" }, m.changed.counts)
+    assert.equal("kept 0, added 1 (counts), dropped 1 (counts: aggregate{n=count} is now " ..
+      "aggregate{n=count,s=sum})", reload.summary(m))
   end)
 
   it("tells windows apart by assigner and what they compute", function()
