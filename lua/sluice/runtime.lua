@@ -1,11 +1,12 @@
 -- runtime.lua -- running a planned graph on the host's event loop.
 --
--- runtime.run(set) instantiates the nodes of `set` as receivers (stage.lua): one per fused
--- stage, union, keyed operator and sink; then starts the sources and runs the libuv loop
--- until every source has ended (bounded input) or the job fails. Bad records never stop a
--- job: they go to the dead letter output with where and why, and the next record flows
--- (unless on_error is "fail"). It also snapshots and restores a job's state, and lets a
--- client look inside a running job (metrics, taps, keyed state).
+-- runtime.run(set) builds the nodes of `set` into a graph of receivers (stage.lua): one
+-- per fused stage, union, keyed operator and sink; then starts the sources and runs the
+-- libuv loop until every source has ended (bounded input) or the job fails. Bad records
+-- never stop a job: they go to the dead letter output with where and why, and the next
+-- record flows (unless on_error is "fail"). It also snapshots and restores a job's state,
+-- swaps a running job to a new graph (runtime.swap, for hot reload: reload.lua), and lets
+-- a client look inside a running job (metrics, taps, keyed state).
 local graph = require "sluice.graph"
 local plan = require "sluice.plan"
 local host = require "sluice.host"
@@ -169,7 +170,7 @@ local function build(set, dl, open_sink)
       local timed_in = node.inputs[1] and plan.timed(node.inputs[1].node, timed_memo)
       local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
-        local key = "sink " .. tostring(node.label or node.spec.type)
+        local key = tostring(node.label or node.spec.type)
         if sink_keys[key] then
           local k = 2
           while sink_keys[key .. "#" .. k] do k = k + 1 end
@@ -346,6 +347,7 @@ function runtime.run(set, job, opts)
     -- Stops reading: every source is closed, and what was already read drains through
     -- the graph before the sinks close (the loop ends once the last source has ended).
     runtime.shutdown = function()
+      j.stopping = true
       for _, route in ipairs(j.sources) do route.handle.close() end
     end
     ok, err = core.run()
@@ -581,6 +583,7 @@ end
 function runtime.swap(set)
   local j = current
   if not j then return nil, "no job is running" end
+  if j.stopping or j.sinks_closed then return nil, "the job is shutting down" end
   local old = j.graph
   local old_sinks, kept_sinks, opened_sinks = {}, {}, {}
   for _, s in ipairs(old.sinks) do old_sinks[s.key] = s end

@@ -169,14 +169,38 @@ describe("hot reload", function()
     assert.equal("v5", out[400].tag)
   end)
 
-  it("SIGHUP reloads a job started without --watch", function()
+  it("SIGHUP reloads a job started without --watch; taps and metrics go on", function()
+    local core = require("sluice.host").core
+    local encode, mdecode = core.msgpack_encode, core.msgpack_decode
     j = start_job(h.tmpdir(), '"v1"')
     start_input(j, 150)
     wait_until("the first outputs", function() return count_lines(j.out) >= 20 end)
+    -- a tap on the named operator, open across the reload
+    local tap
+    wait_until("the control socket", function()
+      tap = core.ctl_connect(j.sock)
+      return tap ~= nil
+    end)
+    assert(tap:send(encode({ op = "eval", id = 1, src = "job:tap('counts', 1000)" })))
+    assert(tap:recv(10000))
     save(j.script, j.version('"v2"'))
     os.execute("kill -HUP " .. j.pid)
     wait_until("the reload", function() return count_in(j.err, "sluice: reloaded") == 1 end)
     local at_v2 = count_lines(j.input)
+    local tapped_after = false
+    while not tapped_after do
+      local frame = mdecode(assert(tap:recv(10000)))
+      assert.is_nil(frame.err)
+      local i = tonumber((frame.out or ""):match("i = (%d+)"))
+      if i and i > at_v2 then tapped_after = true end
+    end
+    tap:close()
+    -- metrics count on: the named operator has emitted once per input, reload or not
+    wait_until("150 outputs", function() return count_lines(j.out) >= 150 end)
+    local stdin = h.write(h.path(j.dir, "metrics.txt"), "for _, m in ipairs(job:metrics()) " ..
+      "do if m.operator == 'counts' then print(m.records_out) end end\n")
+    local res = h.run("attach " .. h.q(j.sock), { stdin = stdin })
+    assert.equal("150", h.lines(res.stdout)[1], h.describe(res))
     local out = finish(j, decode)
     check(out, 150, { "v1", "v2" }, { { from = at_v2, tag = "v2" } })
     assert.equal("v2", out[150].tag)
