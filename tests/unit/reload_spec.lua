@@ -174,24 +174,31 @@ describe("runtime.swap", function()
     end
   end)
 
-  it("leaves the job as it was when the new graph cannot start", function()
-    local job1, set1, out1 = version("v1")
-    local _, set2 = version("v2", function(s)
+  for what, extra in pairs({
+    ["a source cannot open"] = function(s)
       s:union(sl.source.file { path = "/nonexistent/in.log" }):sink(sl.sink.null())
+    end,
+    ["a sink cannot open"] = function(s)
+      s:sink(sl.sink.file { path = "/nonexistent/out.log" })
+    end,
+  }) do
+    it("leaves the job as it was when " .. what, function()
+      local job1, set1, out1 = version("v1")
+      local _, set2 = version("v2", extra)
+      local batches, ok, err = 0, nil, nil
+      runtime.options.after_batch = function()
+        batches = batches + 1
+        if batches == 1 then ok, err = runtime.swap(set2) end
+      end
+      assert(runtime.run(set1, job1))
+      assert.is_nil(ok)
+      assert.truthy(err:find("/nonexistent/", 1, true), err)
+      local records = out1:records()
+      assert.equal(N, #records)
+      for i, r in ipairs(records) do
+        assert.equal(i, r.i)
+        assert.equal("v1", r.tag)
+      end
     end)
-    local batches, ok, err = 0, nil, nil
-    runtime.options.after_batch = function()
-      batches = batches + 1
-      if batches == 1 then ok, err = runtime.swap(set2) end
-    end
-    assert(runtime.run(set1, job1))
-    assert.is_nil(ok)
-    assert.truthy(err:find("/nonexistent/in.log", 1, true), err)
-    local records = out1:records()
-    assert.equal(N, #records)
-    for i, r in ipairs(records) do
-      assert.equal(i, r.i)
-      assert.equal("v1", r.tag)
-    end
-  end)
+  end
 end)
