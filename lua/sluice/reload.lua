@@ -152,7 +152,8 @@ function reload.reload(why)
     say("sluice: reload (%s) of %s failed; the job runs on unchanged", why, script)
     return nil, concat(set, "\n")
   end
-  local match, err = runtime.swap(set)
+  local done, match, err = pcall(runtime.swap, set)
+  if not done then match, err = nil, match end
   if not match then
     say("sluice: reload (%s) of %s failed: %s; the job runs on unchanged", why, script,
       tostring(err))
@@ -163,7 +164,11 @@ function reload.reload(why)
     (host.clock() - started) * 1000, reload.summary(match))
   say("sluice: %s", line)
   warn_unnamed(match)
-  if watcher then reload.watch() end
+  if watcher then
+    -- a module in a directory that cannot be watched must not stop the job
+    local ok, werr = pcall(reload.watch)
+    if not ok then say("sluice: --watch: %s", tostring(werr)) end
+  end
   return true, line
 end
 
