@@ -570,6 +570,71 @@ function runtime.describe_state(set)
   return list
 end
 
+-- The sources of the new graph g of job j: an old source whose id and spec are unchanged
+-- is kept (old route -> its node in g); the others are opened. Returns the routes of g in
+-- order, the kept ones and the opened ones; or nil and why (then what it opened is closed).
+local function keep_or_open_sources(j, g)
+  local old_routes, kept, opened, routes = {}, {}, {}, {}
+  for _, route in ipairs(j.sources) do old_routes[route.id] = route end
+  local ok, err = pcall(function()
+    for _, node in ipairs(g.nodes) do
+      if node.kind == "source" then
+        local o = old_routes[node.state_id]
+        if o and not kept[o] and same_spec(o.spec, node.spec, true) then
+          kept[o] = node
+          routes[#routes + 1] = o
+        else
+          -- the same source changed (a format, say): it goes on where the old one was
+          local position = o and o.spec.type == node.spec.type and o.handle.position
+            and o.handle.position() or nil
+          local route = open_source(j, node, g.routes[node], position)
+          opened[#opened + 1] = route
+          routes[#routes + 1] = route
+        end
+      end
+    end
+  end)
+  if ok then return routes, kept, opened end
+  for _, route in ipairs(opened) do
+    route.removed = true
+    pcall(route.handle.close)
+    pcall(route.handle.close)       -- the second close stops at once, without draining
+  end
+  return nil, err
+end
+
+-- Closes what the new graph no longer uses: sources not kept (what they still deliver
+-- goes nowhere: the script dropped them), sinks not kept (flushed), and the old graph's
+-- timers and C state. Returns the ids of the sources and sinks it closed.
+local function retire(j, old, kept_routes, kept_sinks)
+  local sources, sinks = {}, {}
+  for _, route in ipairs(j.sources) do
+    if not kept_routes[route] then
+      route.removed, route.targets, route.st = true, {}, nil
+      route.push = function() end
+      route.ctx.run_range = nil
+      sources[#sources + 1] = route.id
+      pcall(route.handle.close)
+      pcall(route.handle.close)
+    end
+  end
+  for _, s in ipairs(old.sinks) do
+    if not kept_sinks[s] then
+      sinks[#sinks + 1] = s.key
+      local closed, err = pcall(s.handle.close)
+      if not closed then io.stderr:write("sluice: closing ", s.key, ": ", tostring(err), "\n") end
+    end
+  end
+  for _, c in ipairs(old.closers) do pcall(c) end
+  return sources, sinks
+end
+
+local function count_keys(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
 -- Replaces the running job's graph by the graph of `set`, between two batches (call it
 -- from a loop callback: processing is synchronous, so no batch is in flight and every
 -- source stands at a batch boundary). The new graph is built while the old one runs on
@@ -587,9 +652,6 @@ function runtime.swap(set)
   local old = j.graph
   local old_sinks, kept_sinks, opened_sinks = {}, {}, {}
   for _, s in ipairs(old.sinks) do old_sinks[s.key] = s end
-  local function release_opened()
-    for _, h in ipairs(opened_sinks) do pcall(h.close) end
-  end
   local g, err = build(set, j.dl, function(node, key)
     local o = old_sinks[key]
     if o and not kept_sinks[o] and not fresh_sinks[node.spec.type]
@@ -598,44 +660,21 @@ function runtime.swap(set)
       return o.handle
     end
     local h = open_sink(node, j.dl)
-    opened_sinks[#opened_sinks + 1] = h
+    opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
+      fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
     return h
   end)
-  if not g then
-    release_opened()
-    return nil, err
+  local routes, kept_routes, opened
+  if g then
+    routes, kept_routes, opened = keep_or_open_sources(j, g)
+    if not routes then
+      err = kept_routes
+      for _, c in ipairs(g.closers) do pcall(c) end
+    end
   end
-  -- sources: keep the ones with the same id and spec, open the others
-  local old_routes, kept_routes = {}, {}
-  for _, route in ipairs(j.sources) do old_routes[route.id] = route end
-  local routes, opened = {}, {}
-  local ok, oerr = pcall(function()
-    for _, node in ipairs(g.nodes) do
-      if node.kind == "source" then
-        local o = old_routes[node.state_id]
-        if o and not kept_routes[o] and same_spec(o.spec, node.spec, true) then
-          kept_routes[o] = node
-          routes[#routes + 1] = o
-        else
-          -- the same source changed (a format, say): it goes on where the old one was
-          local position = o and o.spec.type == node.spec.type and o.handle.position
-            and o.handle.position() or nil
-          local route = open_source(j, node, g.routes[node], position)
-          opened[#opened + 1] = route
-          routes[#routes + 1] = route
-        end
-      end
-    end
-  end)
-  if not ok then
-    for _, route in ipairs(opened) do
-      route.removed = true
-      pcall(route.handle.close)
-      pcall(route.handle.close)       -- the second close stops at once, without draining
-    end
-    for _, c in ipairs(g.closers) do pcall(c) end
-    release_opened()
-    return nil, oerr
+  if not routes then
+    for _, s in ipairs(opened_sinks) do pcall(s.handle.close) end
+    return nil, err
   end
 
   -- From here on nothing fails: the job moves to the new graph.
@@ -651,51 +690,30 @@ function runtime.swap(set)
     wire(route)
     g.routes[node] = route
   end
-  local closed_sources = {}
-  for _, route in ipairs(j.sources) do
-    if not kept_routes[route] then
-      -- what it still delivers while it closes goes nowhere: the script dropped it
-      route.removed, route.targets, route.st = true, {}, nil
-      route.push = function() end
-      route.ctx.run_range = nil
-      closed_sources[#closed_sources + 1] = route.id
-      pcall(route.handle.close)
-      pcall(route.handle.close)
-    end
-  end
-  j.sources = routes
-  j.live = 0
+  local closed_sources, closed_sinks = retire(j, old, kept_routes, kept_sinks)
+  j.sources, j.graph, j.live = routes, g, 0
   for _, route in ipairs(routes) do
     if not route.ended then j.live = j.live + 1 end
   end
   carry_meters(old, g)
-  j.graph = g
-  local closed_sinks = {}
-  for _, s in ipairs(old.sinks) do
-    if not kept_sinks[s] then
-      closed_sinks[#closed_sinks + 1] = s.key
-      local closed, cerr = pcall(s.handle.close)
-      if not closed then io.stderr:write("sluice: closing ", s.key, ": ", tostring(cerr), "\n") end
-    end
-  end
-  for _, c in ipairs(old.closers) do pcall(c) end
   -- a kept source that had already ended has ended for the new graph too
   for route in pairs(kept_routes) do
     if route.ended then finish_targets(route) end
   end
-  local opened_sinks_keys = {}
-  for _, s in ipairs(g.sinks) do
-    local was = old_sinks[s.key]
-    if not (was and kept_sinks[was]) then opened_sinks_keys[#opened_sinks_keys + 1] = s.key end
-  end
-  local opened_ids = {}
+  local opened_ids, opened_sink_keys = {}, {}
   for i, route in ipairs(opened) do opened_ids[i] = route.id end
-  local nkept_sources = 0
-  for _ in pairs(kept_routes) do nkept_sources = nkept_sources + 1 end
-  local nkept_sinks = 0
-  for _ in pairs(kept_sinks) do nkept_sinks = nkept_sinks + 1 end
-  match.sources = { kept = nkept_sources, opened = opened_ids, closed = closed_sources }
-  match.sinks = { kept = nkept_sinks, opened = opened_sinks_keys, closed = closed_sinks }
+  -- a fn, collect or null sink made anew in place of the same one is not news
+  local replaced = {}
+  for _, key in ipairs(closed_sinks) do replaced[key] = true end
+  for _, s in ipairs(opened_sinks) do
+    if replaced[s.key] and s.fresh then replaced[s.key] = "fresh"
+    else opened_sink_keys[#opened_sink_keys + 1] = s.key end
+  end
+  for i = #closed_sinks, 1, -1 do
+    if replaced[closed_sinks[i]] == "fresh" then table.remove(closed_sinks, i) end
+  end
+  match.sources = { kept = count_keys(kept_routes), opened = opened_ids, closed = closed_sources }
+  match.sinks = { kept = count_keys(kept_sinks), opened = opened_sink_keys, closed = closed_sinks }
   if j.live == 0 then j.finish() end
   return match
 end
