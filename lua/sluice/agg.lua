@@ -128,7 +128,12 @@ end
 -- save(a) -> plain value, load(plain) -> slot, close() }. `t` orders first/last: event
 -- time, or the arrival count on a stream without event time. A slot is valid from fresh
 -- or load until free; close frees the pool, after which nothing may be called.
-function agg.compile(entries)
+--
+-- Hot reload: handover() gives up the state (the C pool and what Lua holds beside it) and
+-- returns it; agg.compile(entries, storage) with that value makes the new code keep it.
+-- Only specs of the same entries (names and kinds, as runtime.state_kind compares them)
+-- share a layout, so only those may pass state this way.
+function agg.compile(entries, storage)
   local src, fns = {}, {}
   local function L(s, ...) src[#src + 1] = format(s, ...) end
   L("local fns, C, ffi, null, pool, held, side, vt, buf, h = ...")
@@ -148,12 +153,18 @@ function agg.compile(entries)
   end
   local n = pos - 1
 
-  local pool = C.sl_agg_pool_new(ffi.new("int[?]", #entries, kinds), #entries)
-  if pool == nil then error("aggregate: out of memory for the accumulator pool", 0) end
-  pool = ffi.gc(pool, C.sl_agg_pool_free)
+  local pool
+  if storage then
+    pool = storage.pool
+  else
+    pool = C.sl_agg_pool_new(ffi.new("int[?]", #entries, kinds), #entries)
+    if pool == nil then error("aggregate: out of memory for the accumulator pool", 0) end
+    pool = ffi.gc(pool, C.sl_agg_pool_free)
+  end
   pools[pool] = true
   assert(C.sl_agg_pool_saved_width(pool) == n, "aggregate: saved layouts of C and Lua differ")
   local held, side = {}, {}
+  if storage then held, side = storage.held, storage.side end
   local vt = ffi.new("double[2]")
   local buf = ffi.new("double[?]", n > 0 and n or 1)
   local helpers = side_helpers(pool, side, vt, taken)
@@ -339,8 +350,19 @@ function agg.compile(entries)
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)
   compiled.source = code
   compiled.pool = pool
+  function compiled.handover()
+    local given = { pool = pool, held = held, side = side }
+    pool = nil              -- close() now frees nothing: the pool is the new code's
+    return given
+  end
   function compiled.close()
     if pool == nil then return end
+    -- sketches of slots still live (state dropped by a reload, or a job that stopped)
+    if any_held then
+      local live = {}
+      for a in pairs(held) do live[#live + 1] = a end
+      for _, a in ipairs(live) do compiled.free(a) end
+    end
     pools[pool] = nil
     C.sl_agg_pool_free(ffi.gc(pool, nil))
     pool = nil

@@ -185,7 +185,8 @@ end
 
 -- A union merges its inputs. On streams with event time its watermark is the smallest of
 -- its inputs' (an idle input does not count until it sends again; an ended one is +inf),
--- and never goes back. Returns a function giving the receiver for input i.
+-- and never goes back. Returns a function giving the receiver for input i, and the
+-- union's state function (state() reads it, state(s) replaces it).
 function stage.new_union(receivers, ninputs, timed)
   local emit = stage.emitter(receivers)
   local wms, idle, ended = {}, {}, {}
@@ -254,7 +255,22 @@ function stage.new_union(receivers, ninputs, timed)
     end
     inputs[i] = input
   end
-  return function(i) return inputs[i] end
+  -- The union's own state, for snapshots and reload: its inputs' watermarks and ends.
+  local function state(new)
+    if new then
+      finished = 0
+      for i = 1, ninputs do
+        wms[i] = new.wms[i] or -huge
+        ended[i] = new.ended[i] or nil
+        if ended[i] then finished = finished + 1 end
+      end
+      out_wm = new.out_wm
+    end
+    local e = {}
+    for i = 1, ninputs do e[i] = ended[i] == true end
+    return { wms = { unpack(wms, 1, ninputs) }, ended = e, out_wm = out_wm }
+  end
+  return function(i) return inputs[i] end, state
 end
 
 -- ---- keyed operators ------------------------------------------------------------------------

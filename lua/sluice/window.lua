@@ -3,6 +3,8 @@
 -- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
 -- early() } driven by runtime.lua, which runs step for each record of a batch after
 -- advancing the watermark the record carries, and dead-letters a record whose step raised.
+-- For hot reload, handover() gives the live state (no copy) to a new operator of the same
+-- kind through adopt(live), and leaves the old one empty.
 -- Results go out through out(port, record, time) before the watermark that fired them
 -- passes on, so they can be windowed again downstream.
 --
@@ -55,14 +57,15 @@ end
 
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
-local function computation(node, out, ctx)
+-- `storage` is what an old operator's computation handed over (hot reload), or nil.
+local function computation(node, out, ctx, storage)
   local keyed = node.key_fn ~= nil
   local function out_fn(r, t) return out(1, r, t) end
   if node.computes == "aggregate" then
-    local a = agg.compile(node.aggregates)
+    local a = agg.compile(node.aggregates, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
-      load = a.load, close = a.close,
+      load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
       end,
@@ -248,6 +251,29 @@ local function pane_window(node, out, ctx)
     op.next_due = C.sl_timeq_peek_time(due)
   end
 
+  -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
+  -- without a copy; this one is left empty, so closing it frees nothing handed over.
+  function op.handover()
+    local live = { wm = op.wm, panes = panes, pending = pending,
+      storage = comp.handover and comp.handover() }
+    panes, pending = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+    end
+    op.wm, panes = live.wm, live.panes
+    for s in pairs(live.pending) do
+      pending[s] = true
+      C.sl_timeq_push(due, s + size + lateness, s)
+    end
+    op.next_due = C.sl_timeq_peek_time(due)
+  end
+
   -- The key's state in every open pane: { {pane_start, state}, ... }.
   function op.inspect(k)
     local list = {}
@@ -391,6 +417,25 @@ local function session_window(node, out, ctx)
     end
   end
 
+  function op.handover()
+    local live = { wm = op.wm, sessions = sessions, storage = comp.handover and comp.handover() }
+    sessions, by_id = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+    end
+    op.wm = live.wm
+    for k, list in pairs(live.sessions) do
+      for i, sess in ipairs(list) do list[i] = open_session(k, sess[1], sess[2], sess[3]) end
+      sessions[k] = list
+    end
+  end
+
   function op.inspect(k)
     local list = {}
     for _, sess in ipairs(sessions[k] or {}) do
@@ -470,6 +515,21 @@ local function count_window(node, out, ctx)
     end
   end
 
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, open = open, storage = comp.handover and comp.handover() }
+    open = {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
+    end
+    op.wm, seq, open = live.wm, live.seq, live.open
+  end
+
   function op.close() if comp.close then comp.close() end end
   return op
 end
@@ -511,6 +571,17 @@ function window.rolling_aggregate(node, out)
     op.wm, seq = snap.wm, snap.seq
     for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
   end
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, accs = accs, storage = a.handover() }
+    accs = {}
+    return live
+  end
+  function op.adopt(live)
+    -- the slots in accs name records of the old pool: the new code keeps that pool
+    a.close()
+    a = agg.compile(node.aggregates, live.storage)
+    op.wm, seq, accs = live.wm, live.seq, live.accs
+  end
   function op.inspect(k)
     if accs[k] == nil then return nil end
     local res = { key = k }
@@ -547,6 +618,12 @@ function window.rolling_reduce(node, out)
     op.wm = snap.wm
     for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
   end
+  function op.handover()
+    local live = { wm = op.wm, accs = accs }
+    accs = {}
+    return live
+  end
+  function op.adopt(live) op.wm, accs = live.wm, live.accs end
   function op.inspect(k) return accs[k] end
   function op.close() end
   return op
@@ -642,6 +719,25 @@ function window.process(node, out, ctx)
     op.wm = snap.wm
     for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
     for _, e in ipairs(snap.timers) do
+      pctx.key = e[1]
+      pctx.timer(nil, e[2])
+    end
+  end
+
+  function op.handover()
+    local ids = {}
+    for id in pairs(id_key) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local timers = {}
+    for i, id in ipairs(ids) do timers[i] = { id_key[id], id_time[id] } end
+    local live = { wm = op.wm, states = states, timers = timers }
+    states, id_key, id_time = {}, {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    op.wm, states = live.wm, live.states
+    for _, e in ipairs(live.timers) do
       pctx.key = e[1]
       pctx.timer(nil, e[2])
     end
