@@ -107,7 +107,7 @@ function runtime.run(set, job, opts)
   local dl = open_dead_letters(job)
   local receiver, sinks, sources, closers = {}, {}, {}, {}
   local stateful = {}           -- state id -> { snapshot = fn, restore = fn }
-  local fused = {}              -- generator source node -> the stage that runs it
+  local fused = {}              -- generator or nexmark source node -> the stage that runs it
   local unions = {}             -- union node -> function(i) giving its input i
   local ok, err = pcall(function()
     local function receiver_of(c)
@@ -152,7 +152,7 @@ function runtime.run(set, job, opts)
         if st.ops[1] == node then
           local last = st.ops[#st.ops]
           local up = node.inputs[1].node
-          local gen = #node.inputs == 1 and up.kind == "source" and up.spec.type == "generator"
+          local gen = #node.inputs == 1 and up.kind == "source" and source.fusable[up.spec.type]
             and #plan.consumers_in(up, set) == 1 and up or nil
           local ts, idle_ms = false, nil
           for _, op in ipairs(st.ops) do
