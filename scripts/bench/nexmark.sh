@@ -89,7 +89,8 @@ for n in $SIZES; do
     $(cpu_reps "$sr" env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) \
     $(cpu_reps "$cr" "$DIR/q1" "$n")
 done
-for a in ${SCALE_AUCTIONS:-"1000 100000 1000000"}; do
+AUCTIONS_LIST=${SCALE_AUCTIONS:-"1000 100000 1000000"}
+for a in $AUCTIONS_LIST; do
   for n in $SIZES; do
     sr=$(reps "$n" 1000000); cr=$(reps "$n" 10000000)
     scale q5 "$n" "$a" "$sr" "$cr" \
