@@ -275,6 +275,7 @@ function nexmark.open(spec, ctx)
   local function stop()
     if not running then return end
     running = false
+    if spec.typed then typed.closed() end
     flow.leave(src)
     handle:close()
     if timer then timer:close() end
@@ -308,6 +309,7 @@ function nexmark.open(spec, ctx)
   end
 
   handle = core.idle(turn)
+  if spec.typed then typed.opened() end
   src = {
     close = stop, idle = handle,
     pause = function() if running then handle:stop() end end,

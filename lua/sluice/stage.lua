@@ -141,7 +141,7 @@ function stage.new_stage(st, ports, dl, opts)
         local record = e.record
         if not e.found then record = inb and inb[i] or i end
         dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-          record = typed.plain(record) }
+          record = typed.plain_deep(record) }
       end
       s = i + 1
     end
@@ -287,7 +287,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     dead_letter = function(reason, record)
       if meter then meter.errors = meter.errors + 1 end
       dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
-        reason = reason, record = typed.plain(record) }
+        reason = reason, record = typed.plain_deep(record) }
     end,
   }
   op = make(node, put, ctx)

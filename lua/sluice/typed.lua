@@ -32,9 +32,49 @@ local function plain(v)
 end
 typed.plain = plain
 
--- Replaces every typed record of batch[1..n] by its table form, in place.
+-- Typed sources running now (typed.opened/closed): while there is one, a table may hold
+-- a view a user function put there, and plain_batch looks inside tables too.
+typed.running = 0
+function typed.opened() typed.running = typed.running + 1 end
+function typed.closed() typed.running = typed.running - 1 end
+
+-- Replaces, in place, every view among t's values (and its tables' values, 8 deep) by
+-- its table form.
+local function plain_fields(t, depth)
+  for k, v in pairs(t) do
+    local tv = type(v)
+    if tv == "cdata" then
+      local p = plain(v)
+      if p ~= v then t[k] = p end
+    elseif tv == "table" and depth < 8 then
+      plain_fields(v, depth + 1)
+    end
+  end
+end
+
+-- v with every typed record in it in its table form: a view becomes a new table; a table
+-- has the views among its values replaced in place.
+function typed.plain_deep(v)
+  local tv = type(v)
+  if tv == "cdata" then return plain(v) end
+  if tv == "table" and nkinds > 0 then plain_fields(v, 0) end
+  return v
+end
+
+-- Replaces every typed record of batch[1..n] by its table form, in place; while a typed
+-- source runs, also the views that records (tables) hold, so that `return {ev = e}`
+-- keeps its event.
 function typed.plain_batch(batch, n)
   if nkinds == 0 then return end
+  if typed.running > 0 then
+    for i = 1, n do
+      local r = batch[i]
+      local tr = type(r)
+      if tr == "cdata" then batch[i] = plain(r)
+      elseif tr == "table" then plain_fields(r, 0) end
+    end
+    return
+  end
   for i = 1, n do
     local r = batch[i]
     if type(r) == "cdata" then batch[i] = plain(r) end

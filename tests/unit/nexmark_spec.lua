@@ -220,6 +220,15 @@ describe("typed records (typed=true)", function()
       local by_fn = function(b) return b.bidder % 7 end
       assert.same(per_auction({ events = 5000 }, by_fn),
         per_auction({ events = 5000, typed = true }, by_fn))
+      -- a view a function puts inside the record it returns is kept as its table form
+      local wrapped = nexmark_source { events = 200, seed = 2, typed = true }
+        :map(function(e) return { ev = e, deeper = { e.bid } } end)
+        :collect()
+      assert.equal(200, #wrapped)
+      for i, w in ipairs(wrapped) do
+        assert.same(plain[i], w.ev)
+        assert.same({ plain[i].bid }, w.deeper)
+      end
       -- a record a user function fails on goes to the dead letters as its table form
       local dead = sl.sink.collect()
       sl.dead_letter(dead)

@@ -33,6 +33,30 @@ describe("typed.plain", function()
   end)
 end)
 
+describe("typed.plain_deep and a running typed source", function()
+  it("replaces the views a table holds, in place, at any depth up to 8", function()
+    local buf = ffi.new("double[4]", { 1, 2, 3, 4 })
+    local points = ffi.cast(point_ptr, buf)
+    local t = { a = points[0], b = { c = points[1], n = 5 } }
+    assert.equal(t, typed.plain_deep(t))
+    assert.same({ a = { x = 1, y = 2 }, b = { c = { x = 3, y = 4 }, n = 5 } }, t)
+    assert.same({ x = 3, y = 4 }, typed.plain_deep(points[1]))
+    assert.equal(3, typed.plain_deep(3))
+  end)
+
+  it("looks inside the tables of a batch only while a typed source runs", function()
+    local buf = ffi.new("double[2]", { 1, 2 })
+    local p = ffi.cast(point_ptr, buf)[0]
+    local batch = { { v = p } }
+    typed.plain_batch(batch, 1)
+    assert.equal("cdata", type(batch[1].v))       -- no typed source: tables are left as they are
+    typed.opened()
+    typed.plain_batch(batch, 1)
+    typed.closed()
+    assert.same({ v = { x = 1, y = 2 } }, batch[1])
+  end)
+end)
+
 describe("typed.views_safe_in", function()
   local function agg(kind, field, fn)
     return { name = kind, agg = { aggregate = kind, field = field, fn = fn } }
