@@ -3,7 +3,9 @@
 -- declare checks a script's options at its line and makes the source node; open runs it
 -- from a libuv idle handle, a batch per loop turn, each batch filled in C by the host's
 -- generator (core.nexmark, host/nexmark.c). Records are {type="bid", bid={...}} (and
--- "person", "auction"); event n has event time first_time + n * 1000 / rate ms.
+-- "person", "auction"), or with typed=true views of the same fields (typed.lua); event n
+-- has event time first_time + n * 1000 / rate ms. Fed to one stage, the source runs
+-- inside that stage's loop (runtime.lua), which makes each record where it reads it.
 local ffi = require "ffi"
 local host = require "sluice.host"
 local report = require "sluice.report"
