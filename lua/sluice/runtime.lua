@@ -150,7 +150,7 @@ local function build(set, dl, open_sink)
     closers = {} }
   local receiver, stateful, closers = g.receiver, g.stateful, g.closers
   local timed_memo = {}
-  local fused = {}              -- generator source node -> the stage that runs it
+  local fused = {}              -- generator or nexmark source node -> the stage that runs it
   local unions = {}             -- union node -> function(i) giving its input i
   local sink_keys = {}
   local ok, err = pcall(function()
@@ -199,7 +199,7 @@ local function build(set, dl, open_sink)
         if st.ops[1] == node then
           local last = st.ops[#st.ops]
           local up = node.inputs[1].node
-          local gen = #node.inputs == 1 and up.kind == "source" and up.spec.type == "generator"
+          local gen = #node.inputs == 1 and up.kind == "source" and source.fusable[up.spec.type]
             and #plan.consumers_in(up, set) == 1 and up or nil
           local ts, idle_ms = false, nil
           for _, op in ipairs(st.ops) do

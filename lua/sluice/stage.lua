@@ -8,6 +8,7 @@
 -- A receiver that takes no more records (a take() reached its count) sets `done`.
 local plan = require "sluice.plan"
 local host = require "sluice.host"
+local typed = require "sluice.typed"
 
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
   debug.getinfo
@@ -31,7 +32,7 @@ function stage.emitter(receivers, meter)
   return function(b, k, t, w, wend)
     meter.out = meter.out + k
     if wend then meter.wm = wend end
-    if meter.tap then meter.tap(b, k) end
+    if meter.tap then typed.plain_batch(b, k); meter.tap(b, k) end
     return deliver(b, k, t, w, wend)
   end
 end
@@ -140,7 +141,7 @@ function stage.new_stage(st, ports, dl, opts)
         local record = e.record
         if not e.found then record = inb and inb[i] or i end
         dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-          record = record }
+          record = typed.plain_deep(record) }
       end
       s = i + 1
     end
@@ -302,7 +303,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     dead_letter = function(reason, record)
       if meter then meter.errors = meter.errors + 1 end
       dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
-        reason = reason, record = record }
+        reason = reason, record = typed.plain_deep(record) }
     end,
   }
   op = make(node, put, ctx)
@@ -348,7 +349,11 @@ function stage.new_operator(node, make, ports, dl, opts)
     end
   end
 
+  -- typed records (typed.lua) live as long as their batch: an operator that may keep
+  -- one gets its table form
+  local keeps_records = not typed.views_safe_in(node)
   function recv.push(_, b, n, t, w, wend)
+    if keeps_records then typed.plain_batch(b, n) end
     local s = 1
     while s <= n do
       local ok, err = pcall(run, b, s, n, t, w)

@@ -16,6 +16,7 @@
 -- (host/agg.c, through agg.lua), freed with their pane or window.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
+local plain = require("sluice.typed").plain
 
 local ffi = require "ffi"
 local C = host.C
@@ -75,7 +76,8 @@ local function computation(node, out, ctx, storage)
     local NONE = {}
     return {
       fresh = function() return { NONE } end,
-      add = function(st, r) local acc = st[1]; st[1] = acc == NONE and r or f(acc, r) end,
+      -- a typed record lives only as long as its batch: the accumulator keeps a table
+      add = function(st, r) local acc = st[1]; st[1] = plain(acc == NONE and r or f(acc, r)) end,
       merge = function(d, s)
         if s[1] == NONE then return end
         d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
@@ -603,7 +605,7 @@ function window.rolling_reduce(node, out)
   function op.step(r, t)
     local k = key(r)
     local acc = accs[k]
-    if acc == nil then acc = r else acc = f(acc, r) end
+    if acc == nil then acc = plain(r) else acc = plain(f(acc, r)) end
     accs[k] = acc
     out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
   end
