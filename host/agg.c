@@ -1,221 +1,485 @@
-/* agg.c -- the accumulators behind sl.count, sum, min, max, avg, first and last.
+/* agg.c -- the accumulators behind sl.count, sum, avg, min, max, first and last, kept in
+ * a pool of fixed-size records that one window operator owns.
  *
- * Each is a plain struct (see prims.h) that Lua may also read through the FFI. Sums are
- * compensated (Neumaier's variant of Kahan), so a window sum does not depend on how many
- * values it had or in what order they came, beyond the last bit or so.
+ * A pool is made for one aggregate spec: its entries' fields lie side by side in one
+ * record of doubles, laid out once in sl_agg_pool_new. Records live in chunks of
+ * SL_AGG_CHUNK that never move, so a record is named by a small integer, its slot, which
+ * Lua keeps per key and pane instead of a table. A released slot goes on a free list
+ * threaded through the free records, and the next alloc takes it back.
+ *
+ * Sums are compensated (Neumaier's variant of Kahan), so a window sum does not depend on
+ * how many values it had or in what order they came, beyond the last bit or so.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "prims.h"
 
-/* ---- count ---- */
+/* Where one entry's fields start in a record, and how to treat them. */
+typedef struct entry {
+    int kind;                    /* an SL_AGG_* kind */
+    int off;                     /* index of its first field, in doubles */
+} entry;
 
-void sl_agg_count_init(sl_agg_count *a)
+struct sl_agg_pool {
+    double **chunks;             /* chunks[i] holds slots i*SL_AGG_CHUNK ...; owned */
+    int32_t nchunks, chunks_cap; /* chunks in use, and room in the chunks array */
+    int32_t used;                /* slots below this were handed out at least once */
+    int32_t free_head;           /* first free slot, or -1 */
+    size_t live;                 /* slots handed out and not yet released */
+    int width;                   /* doubles per record (at least 1, for the free list) */
+    int nentries;
+    entry entries[];             /* the spec's entries, in the order Lua numbers them */
+};
+
+/* Fields per entry in a record, and values per entry in sl_agg_save's layout. */
+static int fields_of(int kind)
 {
-    a->n = 0;
+    switch (kind) {
+    case SL_AGG_COUNT: return 1;     /* n */
+    case SL_AGG_SUM: return 2;       /* sum, c */
+    case SL_AGG_AVG: return 3;       /* sum, c, n */
+    case SL_AGG_MIN:
+    case SL_AGG_MAX: return 2;       /* v, n */
+    case SL_AGG_FIRST:
+    case SL_AGG_LAST: return 3;      /* v, t, n */
+    case SL_AGG_HELD: return 0;
+    default: return -1;
+    }
 }
 
-void sl_agg_count_add(sl_agg_count *a)
+static int saved_of(int kind)
 {
-    a->n++;
+    switch (kind) {
+    case SL_AGG_COUNT: return 1;     /* n */
+    case SL_AGG_SUM: return 2;       /* sum, c */
+    case SL_AGG_AVG: return 3;       /* sum, c, n */
+    case SL_AGG_MIN:
+    case SL_AGG_MAX: return 1;       /* v, NaN when empty */
+    case SL_AGG_FIRST:
+    case SL_AGG_LAST: return 2;      /* v, t; t NaN when empty */
+    default: return 1;               /* SL_AGG_HELD: a place Lua fills */
+    }
 }
 
-void sl_agg_count_merge(sl_agg_count *dst, const sl_agg_count *src)
+/* The record of a live slot. */
+static double *record(const sl_agg_pool *p, int32_t slot)
 {
-    dst->n += src->n;
+    return p->chunks[slot / SL_AGG_CHUNK] + (size_t)(slot % SL_AGG_CHUNK) * p->width;
 }
 
-int64_t sl_agg_count_result(const sl_agg_count *a)
+/* The fields of entry j of a slot. */
+static double *fields(const sl_agg_pool *p, int32_t slot, int j)
 {
-    return a->n;
+    return record(p, slot) + p->entries[j].off;
 }
 
-/* ---- sum ---- */
+/* ---- one entry's fields ---- */
 
-void sl_agg_sum_init(sl_agg_sum *a)
+static void init_entry(int kind, double *f)
 {
-    a->sum = 0.0;
-    a->c = 0.0;
+    switch (kind) {
+    case SL_AGG_COUNT: f[0] = 0; break;
+    case SL_AGG_SUM: f[0] = 0; f[1] = 0; break;
+    case SL_AGG_AVG: f[0] = 0; f[1] = 0; f[2] = 0; break;
+    case SL_AGG_MIN:
+    case SL_AGG_MAX: f[0] = NAN; f[1] = 0; break;
+    case SL_AGG_FIRST:
+    case SL_AGG_LAST: f[0] = NAN; f[1] = NAN; f[2] = 0; break;
+    default: break;
+    }
 }
 
 /* Neumaier: unlike plain Kahan, also right when x is larger than the running sum. This
- * needs strict IEEE arithmetic: never build this file with -ffast-math. */
-void sl_agg_sum_add(sl_agg_sum *a, double x)
+ * needs strict IEEE arithmetic: never build this file with -ffast-math. f = {sum, c}. */
+static void sum_add(double *f, double x)
 {
-    double t = a->sum + x;
+    double t = f[0] + x;
 
-    if (fabs(a->sum) >= fabs(x))
-        a->c += (a->sum - t) + x;
+    if (fabs(f[0]) >= fabs(x))
+        f[1] += (f[0] - t) + x;
     else
-        a->c += (x - t) + a->sum;
-    a->sum = t;
-}
-
-void sl_agg_sum_merge(sl_agg_sum *dst, const sl_agg_sum *src)
-{
-    sl_agg_sum_add(dst, src->sum);
-    dst->c += src->c;
+        f[1] += (x - t) + f[0];
+    f[0] = t;
 }
 
 /* Once the sum is infinite or NaN the compensation is NaN (inf - inf), and the sum itself
  * is the IEEE answer. */
-double sl_agg_sum_result(const sl_agg_sum *a)
+static double sum_result(const double *f)
 {
-    return isfinite(a->sum) ? a->sum + a->c : a->sum;
+    return isfinite(f[0]) ? f[0] + f[1] : f[0];
 }
 
-/* ---- min and max ----
- * NaN has no order: comparing with it is false, so letting it in would make the result
+/* ---- the pool ---- */
+
+sl_agg_pool *sl_agg_pool_new(const int *kinds, int n)
+{
+    sl_agg_pool *p;
+    int off = 0;
+
+    if (n < 0)
+        return NULL;
+    p = malloc(sizeof *p + (size_t)n * sizeof(entry));
+    if (p == NULL)
+        return NULL;
+    for (int j = 0; j < n; j++) {
+        int w = fields_of(kinds[j]);
+
+        if (w < 0) {
+            free(p);
+            return NULL;
+        }
+        p->entries[j].kind = kinds[j];
+        p->entries[j].off = off;
+        off += w;
+    }
+    p->nentries = n;
+    p->width = off > 0 ? off : 1;
+    p->chunks = NULL;
+    p->nchunks = p->chunks_cap = 0;
+    p->used = 0;
+    p->free_head = -1;
+    p->live = 0;
+    return p;
+}
+
+void sl_agg_pool_free(sl_agg_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (int32_t i = 0; i < p->nchunks; i++)
+        free(p->chunks[i]);
+    free(p->chunks);
+    free(p);
+}
+
+/* Adds one chunk; the chunks array may move, the records never do. */
+static int grow(sl_agg_pool *p)
+{
+    double *chunk;
+
+    if (p->nchunks >= INT32_MAX / SL_AGG_CHUNK)
+        return SL_PRIM_ENOMEM;
+    if (p->nchunks == p->chunks_cap) {
+        int32_t cap = p->chunks_cap ? p->chunks_cap * 2 : 8;
+        double **grown = realloc(p->chunks, (size_t)cap * sizeof *grown);
+
+        if (grown == NULL)
+            return SL_PRIM_ENOMEM;
+        p->chunks = grown;
+        p->chunks_cap = cap;
+    }
+    chunk = malloc((size_t)SL_AGG_CHUNK * p->width * sizeof *chunk);
+    if (chunk == NULL)
+        return SL_PRIM_ENOMEM;
+    p->chunks[p->nchunks++] = chunk;
+    return SL_PRIM_OK;
+}
+
+int32_t sl_agg_pool_alloc(sl_agg_pool *p)
+{
+    int32_t slot;
+    double *r;
+
+    if (p->free_head >= 0) {
+        slot = p->free_head;
+        p->free_head = (int32_t)record(p, slot)[0];
+    } else {
+        if (p->used == p->nchunks * SL_AGG_CHUNK && grow(p) != SL_PRIM_OK)
+            return SL_PRIM_ENOMEM;
+        slot = p->used++;
+    }
+    r = record(p, slot);
+    for (int j = 0; j < p->nentries; j++)
+        init_entry(p->entries[j].kind, r + p->entries[j].off);
+    p->live++;
+    return slot;
+}
+
+/* The free list's link is the record's first double (a slot fits exactly). */
+void sl_agg_pool_release(sl_agg_pool *p, int32_t slot)
+{
+    record(p, slot)[0] = (double)p->free_head;
+    p->free_head = slot;
+    p->live--;
+}
+
+size_t sl_agg_pool_live(const sl_agg_pool *p)
+{
+    return p->live;
+}
+
+size_t sl_agg_pool_bytes(const sl_agg_pool *p)
+{
+    return sizeof *p + (size_t)p->nentries * sizeof(entry) +
+           (size_t)p->chunks_cap * sizeof *p->chunks +
+           (size_t)p->nchunks * SL_AGG_CHUNK * p->width * sizeof(double);
+}
+
+/* ---- updates ---- */
+
+void sl_agg_count_add(sl_agg_pool *p, int32_t slot, int j)
+{
+    fields(p, slot, j)[0] += 1;
+}
+
+void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x)
+{
+    sum_add(fields(p, slot, j), x);
+}
+
+void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x)
+{
+    double *f = fields(p, slot, j);
+
+    sum_add(f, x);
+    f[2] += 1;
+}
+
+/* NaN has no order: comparing with it is false, so letting it in would make the result
  * depend on arrival order. Like SQL's NULL, it is skipped. */
-
-void sl_agg_min_init(sl_agg_min *a)
+int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x)
 {
-    a->v = NAN;
-    a->n = 0;
-}
+    double *f = fields(p, slot, j);
 
-void sl_agg_min_add(sl_agg_min *a, double x)
-{
+    if (f[1] < 0)
+        return 1;
     if (isnan(x))
-        return;
-    if (a->n == 0 || x < a->v)
-        a->v = x;
-    a->n++;
+        return 0;
+    if (f[1] == 0 || x < f[0])
+        f[0] = x;
+    f[1] += 1;
+    return 0;
 }
 
-void sl_agg_min_merge(sl_agg_min *dst, const sl_agg_min *src)
+int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
 {
-    if (src->n == 0)
-        return;
-    if (dst->n == 0 || src->v < dst->v)
-        dst->v = src->v;
-    dst->n += src->n;
-}
+    double *f = fields(p, slot, j);
 
-double sl_agg_min_result(const sl_agg_min *a)
-{
-    return a->n > 0 ? a->v : NAN;
-}
-
-void sl_agg_max_init(sl_agg_max *a)
-{
-    a->v = NAN;
-    a->n = 0;
-}
-
-void sl_agg_max_add(sl_agg_max *a, double x)
-{
+    if (f[1] < 0)
+        return 1;
     if (isnan(x))
-        return;
-    if (a->n == 0 || x > a->v)
-        a->v = x;
-    a->n++;
+        return 0;
+    if (f[1] == 0 || x > f[0])
+        f[0] = x;
+    f[1] += 1;
+    return 0;
 }
 
-void sl_agg_max_merge(sl_agg_max *dst, const sl_agg_max *src)
+/* By event time, not arrival: first keeps the earliest time and, on a tie, the value seen
+ * first; last keeps the latest time and, on a tie, the value seen last. */
+int sl_agg_first_add(sl_agg_pool *p, int32_t slot, int j, double x, double t)
 {
-    if (src->n == 0)
-        return;
-    if (dst->n == 0 || src->v > dst->v)
-        dst->v = src->v;
-    dst->n += src->n;
-}
+    double *f = fields(p, slot, j);
 
-double sl_agg_max_result(const sl_agg_max *a)
-{
-    return a->n > 0 ? a->v : NAN;
-}
-
-/* ---- avg ---- */
-
-void sl_agg_avg_init(sl_agg_avg *a)
-{
-    sl_agg_sum_init(&a->s);
-    a->n = 0;
-}
-
-void sl_agg_avg_add(sl_agg_avg *a, double x)
-{
-    sl_agg_sum_add(&a->s, x);
-    a->n++;
-}
-
-void sl_agg_avg_merge(sl_agg_avg *dst, const sl_agg_avg *src)
-{
-    sl_agg_sum_merge(&dst->s, &src->s);
-    dst->n += src->n;
-}
-
-double sl_agg_avg_result(const sl_agg_avg *a)
-{
-    return a->n > 0 ? sl_agg_sum_result(&a->s) / (double)a->n : NAN;
-}
-
-/* ---- first and last ----
- * By event time, not arrival: first keeps the earliest time and, on a tie, the value seen
- * first; last keeps the latest time and, on a tie, the value seen last. merge treats dst
- * as seen before src. Times must not be NaN. */
-
-void sl_agg_first_init(sl_agg_first *a)
-{
-    a->v = NAN;
-    a->t = INFINITY;
-    a->n = 0;
-}
-
-void sl_agg_first_add(sl_agg_first *a, double x, double t)
-{
-    if (a->n == 0 || t < a->t) {
-        a->v = x;
-        a->t = t;
+    if (f[2] < 0)
+        return 1;
+    if (f[2] == 0 || t < f[1]) {
+        f[0] = x;
+        f[1] = t;
     }
-    a->n++;
+    f[2] += 1;
+    return 0;
 }
 
-void sl_agg_first_merge(sl_agg_first *dst, const sl_agg_first *src)
+int sl_agg_last_add(sl_agg_pool *p, int32_t slot, int j, double x, double t)
 {
-    if (src->n == 0)
-        return;
-    if (dst->n == 0 || src->t < dst->t) {
-        dst->v = src->v;
-        dst->t = src->t;
+    double *f = fields(p, slot, j);
+
+    if (f[2] < 0)
+        return 1;
+    if (f[2] == 0 || t >= f[1]) {
+        f[0] = x;
+        f[1] = t;
     }
-    dst->n += src->n;
+    f[2] += 1;
+    return 0;
 }
 
-double sl_agg_first_result(const sl_agg_first *a)
-{
-    return a->n > 0 ? a->v : NAN;
-}
+/* ---- merge, results, hand-over to Lua ---- */
 
-void sl_agg_last_init(sl_agg_last *a)
+/* dst is treated as seen before src (that decides first/last ties). An entry that Lua
+ * holds in either record is left to Lua. */
+void sl_agg_merge(sl_agg_pool *p, int32_t dst, int32_t src)
 {
-    a->v = NAN;
-    a->t = -INFINITY;
-    a->n = 0;
-}
+    double *d = record(p, dst), *s = record(p, src);
 
-void sl_agg_last_add(sl_agg_last *a, double x, double t)
-{
-    if (a->n == 0 || t >= a->t) {
-        a->v = x;
-        a->t = t;
+    for (int j = 0; j < p->nentries; j++) {
+        int off = p->entries[j].off;
+        double *df = d + off, *sf = s + off;
+
+        switch (p->entries[j].kind) {
+        case SL_AGG_COUNT:
+            df[0] += sf[0];
+            break;
+        case SL_AGG_SUM:
+        case SL_AGG_AVG:
+            sum_add(df, sf[0]);
+            df[1] += sf[1];
+            if (p->entries[j].kind == SL_AGG_AVG)
+                df[2] += sf[2];
+            break;
+        case SL_AGG_MIN:
+        case SL_AGG_MAX:
+            if (df[1] < 0 || sf[1] <= 0)
+                break;
+            if (df[1] == 0 || (p->entries[j].kind == SL_AGG_MIN ? sf[0] < df[0]
+                                                                 : sf[0] > df[0]))
+                df[0] = sf[0];
+            df[1] += sf[1];
+            break;
+        case SL_AGG_FIRST:
+        case SL_AGG_LAST:
+            if (df[2] < 0 || sf[2] <= 0)
+                break;
+            if (df[2] == 0 || (p->entries[j].kind == SL_AGG_FIRST ? sf[1] < df[1]
+                                                                   : sf[1] >= df[1])) {
+                df[0] = sf[0];
+                df[1] = sf[1];
+            }
+            df[2] += sf[2];
+            break;
+        default:
+            break;
+        }
     }
-    a->n++;
 }
 
-void sl_agg_last_merge(sl_agg_last *dst, const sl_agg_last *src)
+int sl_agg_result(const sl_agg_pool *p, int32_t slot, int j, double *out)
 {
-    if (src->n == 0)
-        return;
-    if (dst->n == 0 || src->t >= dst->t) {
-        dst->v = src->v;
-        dst->t = src->t;
+    const double *f = fields(p, slot, j);
+
+    switch (p->entries[j].kind) {
+    case SL_AGG_COUNT:
+        out[0] = f[0];
+        return 1;
+    case SL_AGG_SUM:
+        out[0] = sum_result(f);
+        return 1;
+    case SL_AGG_AVG:
+        if (f[2] == 0)
+            return 0;
+        out[0] = sum_result(f) / f[2];
+        return 1;
+    case SL_AGG_MIN:
+    case SL_AGG_MAX:
+        if (f[1] <= 0)
+            return f[1] < 0 ? -1 : 0;
+        out[0] = f[0];
+        return 1;
+    case SL_AGG_FIRST:
+    case SL_AGG_LAST:
+        if (f[2] <= 0)
+            return f[2] < 0 ? -1 : 0;
+        out[0] = f[0];
+        out[1] = f[1];
+        return 1;
+    default:
+        return -1;
     }
-    dst->n += src->n;
 }
 
-double sl_agg_last_result(const sl_agg_last *a)
+void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j)
 {
-    return a->n > 0 ? a->v : NAN;
+    double *f = fields(p, slot, j);
+
+    switch (p->entries[j].kind) {
+    case SL_AGG_MIN:
+    case SL_AGG_MAX:
+        f[1] = -1;
+        break;
+    case SL_AGG_FIRST:
+    case SL_AGG_LAST:
+        f[2] = -1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- snapshots ---- */
+
+void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out)
+{
+    const double *r = record(p, slot);
+
+    for (int j = 0; j < p->nentries; j++) {
+        const double *f = r + p->entries[j].off;
+
+        switch (p->entries[j].kind) {
+        case SL_AGG_COUNT:
+            *out++ = f[0];
+            break;
+        case SL_AGG_SUM:
+            *out++ = f[0];
+            *out++ = f[1];
+            break;
+        case SL_AGG_AVG:
+            *out++ = f[0];
+            *out++ = f[1];
+            *out++ = f[2];
+            break;
+        case SL_AGG_MIN:
+        case SL_AGG_MAX:
+            *out++ = f[1] > 0 ? f[0] : NAN;
+            break;
+        case SL_AGG_FIRST:
+        case SL_AGG_LAST:
+            *out++ = f[2] > 0 ? f[0] : NAN;
+            *out++ = f[2] > 0 ? f[1] : NAN;
+            break;
+        default:
+            *out++ = NAN;
+            break;
+        }
+    }
+}
+
+/* A loaded min/max/first/last counts as one value seen: the count is not saved, and only
+ * emptiness is ever read from it. */
+void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in)
+{
+    double *r = record(p, slot);
+
+    for (int j = 0; j < p->nentries; j++) {
+        double *f = r + p->entries[j].off;
+
+        switch (p->entries[j].kind) {
+        case SL_AGG_COUNT:
+            f[0] = *in++;
+            break;
+        case SL_AGG_SUM:
+            f[0] = *in++;
+            f[1] = *in++;
+            break;
+        case SL_AGG_AVG:
+            f[0] = *in++;
+            f[1] = *in++;
+            f[2] = *in++;
+            break;
+        case SL_AGG_MIN:
+        case SL_AGG_MAX:
+            f[0] = *in++;
+            f[1] = isnan(f[0]) ? 0 : 1;
+            break;
+        case SL_AGG_FIRST:
+        case SL_AGG_LAST:
+            f[0] = *in++;
+            f[1] = *in++;
+            f[2] = isnan(f[1]) ? 0 : 1;
+            break;
+        default:
+            in++;
+            break;
+        }
+    }
+}
+
+int sl_agg_pool_saved_width(const sl_agg_pool *p)
+{
+    int w = 0;
+
+    for (int j = 0; j < p->nentries; j++)
+        w += saved_of(p->entries[j].kind);
+    return w;
 }

@@ -18,6 +18,7 @@
 #include "reader.h"
 #include "signals.h"
 #include "vm.h"
+#include "watch.h"
 #include "writer.h"
 
 #ifndef SL_VERSION
@@ -97,6 +98,7 @@ static const luaL_Reg core_functions[] = {
     {"idle", sl_idle_new},
     {"timer", sl_timer_new},
     {"signal", sl_signal_new},
+    {"watch", sl_watch_new},
     {"reader", sl_reader_new},
     {"listen", sl_listener_new},
     {"udp", sl_udp_new},
@@ -132,6 +134,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_writer_register(L);
     sl_ctl_register(L);
     sl_signal_register(L);
+    sl_watch_register(L);
     sl_net_register(L);
     sl_nexmark_register(L);
     lua_createtable(L, 0, 13);                          /* core */

@@ -666,8 +666,10 @@ static int gen_fill(lua_State *L)
  *   bid  extra
  *   auc  expires  seller  category  extra
  *   per  state    extra
- * Every string named is in the cache when fill_raw returns. batch is not touched (it is
- * an argument so that a later version may put records there). */
+ * Slot 11 is left to the caller (lua/sluice/nexmark.lua writes there which cache its
+ * typed views read strings from). Every string named is in the cache when fill_raw
+ * returns. batch is not touched (it is an argument so that a later version may put
+ * records there). */
 static int gen_fill_raw(lua_State *L)
 {
     int max, n = 0;

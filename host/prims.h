@@ -1,5 +1,5 @@
 /* prims.h -- the C primitives that window operators call over the FFI: a timer heap,
- * window arithmetic, accumulators, and the distinct-count and quantile sketches.
+ * window arithmetic, a pool of accumulators, and the distinct-count and quantile sketches.
  *
  * Everything between the include lines is plain C that lua/sluice/host.lua may paste into
  * its ffi.cdef as is. None of these functions calls back into Lua or keeps a pointer it was
@@ -19,6 +19,16 @@ enum {
     SL_PRIM_ENOMEM = -1,         /* an allocation failed; nothing was added or merged */
     SL_PRIM_EINVAL = -2,         /* a bad argument (NaN time or value, merge with self) */
 
+    SL_AGG_COUNT = 1,            /* the kinds of an aggregate entry, for sl_agg_pool_new */
+    SL_AGG_SUM = 2,
+    SL_AGG_AVG = 3,
+    SL_AGG_MIN = 4,
+    SL_AGG_MAX = 5,
+    SL_AGG_FIRST = 6,
+    SL_AGG_LAST = 7,
+    SL_AGG_HELD = 8,             /* kept by Lua (collect, distinct, quantile): no fields */
+    SL_AGG_CHUNK = 1024,         /* records per chunk of a pool */
+
     SL_HLL_P = 14,               /* dense precision: 2^14 registers, std. error 0.81% */
     SL_HLL_SPARSE_P = 25,        /* precision of the sparse (index, rank) list */
     SL_HLL_SPARSE_MAX = 3072,    /* sparse entries (4 bytes each) before going dense */
@@ -33,43 +43,9 @@ enum {
 /* A min-heap of (time, id) pairs, e.g. pending window ends and timers. Opaque. */
 typedef struct sl_timeq sl_timeq;
 
-/* Accumulators. Plain structs: the caller embeds or allocates them (ffi.new works), calls
- * init once, and may read the fields directly. None of them allocates. */
-typedef struct sl_agg_count {
-    int64_t n;                   /* values seen */
-} sl_agg_count;
-
-typedef struct sl_agg_sum {
-    double sum;                  /* running sum */
-    double c;                    /* Neumaier compensation: the low-order bits sum lost */
-} sl_agg_sum;
-
-typedef struct sl_agg_min {
-    double v;                    /* smallest value so far; meaningless when n == 0 */
-    int64_t n;                   /* values seen (NaN values are skipped, not counted) */
-} sl_agg_min;
-
-typedef struct sl_agg_max {
-    double v;                    /* largest value so far; meaningless when n == 0 */
-    int64_t n;                   /* values seen (NaN values are skipped, not counted) */
-} sl_agg_max;
-
-typedef struct sl_agg_avg {
-    sl_agg_sum s;                /* compensated sum of the values */
-    int64_t n;                   /* values seen */
-} sl_agg_avg;
-
-typedef struct sl_agg_first {
-    double v;                    /* value of the earliest event time (first seen on ties) */
-    double t;                    /* its event time, ms */
-    int64_t n;                   /* values seen */
-} sl_agg_first;
-
-typedef struct sl_agg_last {
-    double v;                    /* value with the latest event time (last seen on ties) */
-    double t;                    /* its event time, ms */
-    int64_t n;                   /* values seen */
-} sl_agg_last;
+/* The accumulators of one aggregate spec: a pool of fixed-size records, one per key and
+ * pane, named by slot. Opaque. */
+typedef struct sl_agg_pool sl_agg_pool;
 
 /* A HyperLogLog distinct counter, sparse while small. Opaque. */
 typedef struct sl_hll sl_hll;
@@ -94,54 +70,56 @@ int sl_timeq_pop_until(sl_timeq *q, double wm, int64_t *ids_out, double *times_o
 /* ---- Window arithmetic (window.c) -----------------------------------------------------
  * Times are ms since the epoch and may be negative; windows are [start, start + size),
  * aligned to the epoch (offset 0). size and slide must be > 0: otherwise the functions
- * return INT64_MIN (starts) or -1 (count). From Lua: a number passed as int64_t is
- * truncated toward zero, so floor a fractional time first (-0.5 belongs before 0); an
- * int64_t result is a boxed cdata, to be read with tonumber(). */
+ * return INT64_MIN. Lua calls the _ms variants, on doubles. */
 
 int64_t sl_window_tumbling_start(int64_t t, int64_t size);
 /* The earliest start of a sliding window that holds t. The windows that hold t start at
  * first, first + slide, ... up to sl_window_tumbling_start(t, slide), and there are
  * ceil(size/slide) or one fewer of them; first > t when there are none (slide > size). */
 int64_t sl_window_sliding_first(int64_t t, int64_t size, int64_t slide);
-int64_t sl_window_sliding_count(int64_t size, int64_t slide);   /* ceil(size/slide) */
+/* The same on Lua numbers (doubles, exact up to 2^53 ms): t is floored, then as above;
+ * NaN when t is NaN or beyond +-2^53, or size or slide is not a whole number of ms >= 1. */
+double sl_window_tumbling_start_ms(double t, double size);
+double sl_window_sliding_first_ms(double t, double size, double slide);
 
 /* ---- Accumulators (agg.c) -------------------------------------------------------------
- * merge(dst, src) folds src into dst as if dst had seen src's values after its own. */
+ * A pool keeps the count/sum/avg/min/max/first/last state of one aggregate spec, entries
+ * numbered j = 0, 1, ... in the order of kinds[]. A slot is valid from alloc to release;
+ * passing any other slot, or a j out of range or of another kind, is undefined. Records
+ * never move, and released slots are reused. min/max skip NaN; min/max/first/last can
+ * hand an entry to Lua (for values that are not numbers): from then on its add returns 1
+ * and does nothing, merge skips it, and result returns -1, until the slot is released. */
 
-void sl_agg_count_init(sl_agg_count *a);
-void sl_agg_count_add(sl_agg_count *a);
-void sl_agg_count_merge(sl_agg_count *dst, const sl_agg_count *src);
-int64_t sl_agg_count_result(const sl_agg_count *a);
+sl_agg_pool *sl_agg_pool_new(const int *kinds, int n); /* NULL on OOM or a bad kind */
+void sl_agg_pool_free(sl_agg_pool *p);            /* NULL is a no-op */
+int32_t sl_agg_pool_alloc(sl_agg_pool *p);        /* a fresh slot, or ENOMEM */
+void sl_agg_pool_release(sl_agg_pool *p, int32_t slot);
+size_t sl_agg_pool_live(const sl_agg_pool *p);    /* slots allocated and not released */
+size_t sl_agg_pool_bytes(const sl_agg_pool *p);   /* memory the pool holds */
+int sl_agg_pool_saved_width(const sl_agg_pool *p);    /* doubles sl_agg_save writes */
 
-void sl_agg_sum_init(sl_agg_sum *a);
-void sl_agg_sum_add(sl_agg_sum *a, double x);
-void sl_agg_sum_merge(sl_agg_sum *dst, const sl_agg_sum *src);
-double sl_agg_sum_result(const sl_agg_sum *a);    /* 0 when empty */
-
-void sl_agg_min_init(sl_agg_min *a);
-void sl_agg_min_add(sl_agg_min *a, double x);
-void sl_agg_min_merge(sl_agg_min *dst, const sl_agg_min *src);
-double sl_agg_min_result(const sl_agg_min *a);    /* NaN when empty */
-
-void sl_agg_max_init(sl_agg_max *a);
-void sl_agg_max_add(sl_agg_max *a, double x);
-void sl_agg_max_merge(sl_agg_max *dst, const sl_agg_max *src);
-double sl_agg_max_result(const sl_agg_max *a);    /* NaN when empty */
-
-void sl_agg_avg_init(sl_agg_avg *a);
-void sl_agg_avg_add(sl_agg_avg *a, double x);
-void sl_agg_avg_merge(sl_agg_avg *dst, const sl_agg_avg *src);
-double sl_agg_avg_result(const sl_agg_avg *a);    /* NaN when empty */
-
-void sl_agg_first_init(sl_agg_first *a);
-void sl_agg_first_add(sl_agg_first *a, double x, double t);
-void sl_agg_first_merge(sl_agg_first *dst, const sl_agg_first *src);
-double sl_agg_first_result(const sl_agg_first *a);    /* NaN when empty */
-
-void sl_agg_last_init(sl_agg_last *a);
-void sl_agg_last_add(sl_agg_last *a, double x, double t);
-void sl_agg_last_merge(sl_agg_last *dst, const sl_agg_last *src);
-double sl_agg_last_result(const sl_agg_last *a);      /* NaN when empty */
+void sl_agg_count_add(sl_agg_pool *p, int32_t slot, int j);
+void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x);
+void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x);
+int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x);    /* 0, or 1: Lua's */
+int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x);
+/* By event time t: first keeps the earliest (ties: the first seen), last the latest
+ * (ties: the last seen). t must not be NaN. */
+int sl_agg_first_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
+int sl_agg_last_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
+/* Folds every entry of src into dst, as if dst had seen src's values after its own. */
+void sl_agg_merge(sl_agg_pool *p, int32_t dst, int32_t src);
+/* Entry j's result in out[0] (first/last: their time in out[1]). Returns 1, 0 when there
+ * is none (avg/min/max/first/last of no values), or -1 when Lua holds the entry. count
+ * and sum always have one (sum of nothing is 0). */
+int sl_agg_result(const sl_agg_pool *p, int32_t slot, int j, double *out);
+/* Marks entry j (min/max/first/last) as held by Lua; read its result first. */
+void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
+/* A slot's state as sl_agg_pool_saved_width doubles, per entry: count n; sum s, c; avg
+ * s, c, n; min/max v (NaN: empty); first/last v, t (t NaN: empty); held: a NaN for Lua to
+ * fill. load reads the same layout into a fresh slot. */
+void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
+void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
 
 /* ---- Distinct counter (sketch_hll.c) --------------------------------------------------
  * The add functions return 0, or ENOMEM (the value is then not counted). hash must be a

@@ -42,6 +42,15 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               it never keeps core.run() going by itself. handle:close()
  *                               restores the default action (idempotent).
  *
+ * core.watch{paths=, on_change=, debounce=100} -> watcher   (watch.c) calls on_change()
+ *                               from the loop once the files at paths (an array) have
+ *                               changed and no further change came for debounce ms. Each
+ *                               path's directory is watched for its name, so a file
+ *                               replaced by a rename (as editors save) stays watched, and
+ *                               one created later is seen. A directory that cannot be
+ *                               watched raises "watch PATH: reason". Unref'd: it never
+ *                               keeps core.run() going. watcher:close() (idempotent).
+ *
  * core.reader{...}  -> reader   frames and decodes a file or descriptor into batches.
  *   path=string | fd=integer | feed=true
  *                               what to read (fd is not closed at the end unless own=true).

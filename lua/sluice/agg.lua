@@ -1,21 +1,119 @@
 -- agg.lua -- aggregates: from a spec { name = sl.count(), ... } to the code that keeps them.
 --
--- An accumulator is a Lua array with a few slots per aggregate. The planner writes, for
--- each spec, the functions fresh/update/merge/result/free/save/load as one Lua chunk, so
--- the JIT sees straight-line code with field reads inlined. Distinct counts and quantiles
--- live in C sketches (host/sketch_*.c, over the FFI); the accumulator holds their pointers
--- and frees them when the window that owns them fires.
+-- An accumulator is a slot, a small integer naming one record of a C pool (host/agg.c)
+-- that holds the spec's count/sum/avg/min/max/first/last state side by side; the planner
+-- writes, for each spec, fresh/update/merge/result/make/free/save/load as one Lua chunk of
+-- FFI calls on (pool, slot, entry), which the JIT compiles into direct calls. What C does
+-- not keep stays in Lua tables indexed by slot: collect lists and the pointers of the
+-- distinct and quantile sketches (`held`), and min/max/first/last entries that saw a value
+-- that is not a number (`side`: such entries keep Lua's comparisons, strings included).
 local host = require "sluice.host"
 
 local ffi = require "ffi"
 local C = host.C
-local format, concat = string.format, table.concat
+local format, concat, setmetatable = string.format, table.concat, setmetatable
 
 local agg = {}
 
--- Slots each aggregate kind uses.
+-- Values each kind takes in a saved accumulator (the layout of sl_agg_save, and of the
+-- Lua arrays that accumulators were before they moved to C, so snapshots keep their shape).
 local width = { count = 1, sum = 2, min = 1, max = 1, avg = 3, first = 2, last = 2,
   collect = 1, distinct = 1, quantile = 1 }
+
+-- The C kind of each aggregate; the others are held in Lua.
+local c_kind = { count = C.SL_AGG_COUNT, sum = C.SL_AGG_SUM, avg = C.SL_AGG_AVG,
+  min = C.SL_AGG_MIN, max = C.SL_AGG_MAX, first = C.SL_AGG_FIRST, last = C.SL_AGG_LAST }
+
+-- Kinds whose entries Lua takes over when a value is not a number.
+local takes_any = { min = true, max = true, first = true, last = true }
+
+-- Every live pool, for agg.c_bytes(); weak, so a pool's finalizer still frees it.
+local pools = setmetatable({}, { __mode = "k" })
+
+-- Bytes all live accumulator pools hold in C (the state the Lua heap does not show).
+function agg.c_bytes()
+  local n = 0
+  for p in pairs(pools) do n = n + tonumber(C.sl_agg_pool_bytes(p)) end
+  return n
+end
+
+-- The Lua side of min/max/first/last entries that saw a non-number: side[slot][j] =
+-- { value, time }. Returns the helpers the generated chunk calls on that rare path.
+local function side_helpers(pool, side, vt, taken)
+  -- Entry j of slot a as Lua holds it; the first call moves its state so far from C.
+  local function lua_entry(a, j, timed)
+    local o = side[a]
+    if o == nil then o = {}; side[a] = o end
+    local e = o[j]
+    if e == nil then
+      e = {}
+      if C.sl_agg_result(pool, a, j, vt) == 1 then
+        e[1] = vt[0]
+        if timed then e[2] = vt[1] end
+      end
+      C.sl_agg_hand_to_lua(pool, a, j)
+      o[j] = e
+    end
+    return e
+  end
+  local h = { lua_entry = lua_entry }
+  -- The updates, with the semantics the Lua accumulators always had: min/max skip NaN and
+  -- compare as Lua does (a string with a number raises, and the record is dead-lettered).
+  function h.min(a, j, x)
+    local e = lua_entry(a, j, false)
+    if x == x and (e[1] == nil or x < e[1]) then e[1] = x end
+  end
+  function h.max(a, j, x)
+    local e = lua_entry(a, j, false)
+    if x == x and (e[1] == nil or x > e[1]) then e[1] = x end
+  end
+  function h.first(a, j, x, t)
+    local e = lua_entry(a, j, true)
+    if e[2] == nil or t < e[2] then e[1] = x; e[2] = t end
+  end
+  function h.last(a, j, x, t)
+    local e = lua_entry(a, j, true)
+    if e[2] == nil or t >= e[2] then e[1] = x; e[2] = t end
+  end
+  -- After sl_agg_merge(d, s), which skipped the entries Lua holds in either slot.
+  function h.merge(d, s)
+    local od, os = side[d], side[s]
+    for _, en in ipairs(taken) do
+      local j, kind = en[1], en[2]
+      local es = os and os[j]
+      if es or (od and od[j]) then
+        local v, t, has
+        if es then
+          v, t = es[1], es[2]
+          if kind == "min" or kind == "max" then has = v ~= nil else has = t ~= nil end
+        else
+          has = C.sl_agg_result(pool, s, j, vt) == 1
+          v, t = vt[0], vt[1]
+        end
+        if has then
+          local e = lua_entry(d, j, kind == "first" or kind == "last")
+          if kind == "min" then
+            if e[1] == nil or v < e[1] then e[1] = v end
+          elseif kind == "max" then
+            if e[1] == nil or v > e[1] then e[1] = v end
+          elseif kind == "first" then
+            if e[2] == nil or t < e[2] then e[1] = v; e[2] = t end
+          elseif e[2] == nil or t >= e[2] then
+            e[1] = v; e[2] = t
+          end
+        end
+      end
+    end
+  end
+  -- Entry j's result, or nil: from C, or from Lua when Lua holds it.
+  function h.value(a, j)
+    local got = C.sl_agg_result(pool, a, j, vt)
+    if got == 1 then return vt[0] end
+    if got < 0 then return side[a][j][1] end
+    return nil
+  end
+  return h
+end
 
 -- Reads a value of a record for entry j: a field is inlined, a function called.
 local function value_expr(e, j)
@@ -25,185 +123,250 @@ local function value_expr(e, j)
 end
 
 -- Writes the chunk for `entries` (sorted {name=, agg=} from stream.lua) and loads it.
--- Returns { fresh(), update(acc, r, t), merge(dst, src), result(acc, out),
--- make(acc, key, window_start, window_end) -> a new result record, free(acc),
--- save(acc) -> plain value, load(plain) -> acc }. `t` orders first/last: event time, or
--- the arrival count on a stream without event time.
-function agg.compile(entries)
+-- Returns { fresh() -> slot, update(a, r, t), merge(dst, src), result(a, out),
+-- make(a, key, window_start, window_end) -> a new result record, free(a),
+-- save(a) -> plain value, load(plain) -> slot, close() }. `t` orders first/last: event
+-- time, or the arrival count on a stream without event time. A slot is valid from fresh
+-- or load until free; close frees the pool, after which nothing may be called.
+--
+-- Hot reload: handover() gives up the state (the C pool and what Lua holds beside it) and
+-- returns it; agg.compile(entries, storage) with that value makes the new code keep it.
+-- Only specs of the same entries (names and kinds, as runtime.state_kind compares them)
+-- share a layout, so only those may pass state this way.
+function agg.compile(entries, storage)
   local src, fns = {}, {}
   local function L(s, ...) src[#src + 1] = format(s, ...) end
-  L("local fns, C, ffi, null, hll_t, quantile_t = ...")
-  L("local abs, type, tostring = math.abs, type, tostring")
-  local slot = 1
+  L("local fns, C, ffi, null, pool, held, side, vt, buf, h = ...")
+  L("local type, tostring, floor, NaN = type, tostring, math.floor, 0 / 0")
+  L("local value, lua_entry = h.value, h.lua_entry")
+  local pos = 1
+  local kinds, taken, any_held = {}, {}, false
   for j, e in ipairs(entries) do
-    e.slot = slot
-    slot = slot + width[e.agg.aggregate]
+    local k = e.agg.aggregate
+    e.slot = pos                         -- position in the saved layout
+    e.j = j - 1                          -- entry number in C
+    pos = pos + width[k]
+    kinds[j] = c_kind[k] or C.SL_AGG_HELD
+    if takes_any[k] then taken[#taken + 1] = { e.j, k } end
+    if not c_kind[k] then any_held = true end
     if e.agg.fn then fns[j] = e.agg.fn; L("local g%d = fns[%d]", j, j) end
   end
-  local n = slot - 1
+  local n = pos - 1
 
-  -- fresh
+  local pool
+  if storage then
+    pool = storage.pool
+  else
+    pool = C.sl_agg_pool_new(ffi.new("int[?]", #entries, kinds), #entries)
+    if pool == nil then error("aggregate: out of memory for the accumulator pool", 0) end
+    pool = ffi.gc(pool, C.sl_agg_pool_free)
+  end
+  pools[pool] = true
+  assert(C.sl_agg_pool_saved_width(pool) == n, "aggregate: saved layouts of C and Lua differ")
+  local held, side = {}, {}
+  if storage then held, side = storage.held, storage.side end
+  local vt = ffi.new("double[2]")
+  local buf = ffi.new("double[?]", n > 0 and n or 1)
+  local helpers = side_helpers(pool, side, vt, taken)
+  local has_side = #taken > 0
+
+  -- fresh: a slot, its C record zeroed; the Lua-held entries made
   local init = {}
   for _, e in ipairs(entries) do
     local k = e.agg.aggregate
-    if k == "count" then init[#init + 1] = "0"
-    elseif k == "sum" then init[#init + 1] = "0, 0"
-    elseif k == "avg" then init[#init + 1] = "0, 0, 0"
-    elseif k == "min" or k == "max" then init[#init + 1] = "nil"
-    elseif k == "first" or k == "last" then init[#init + 1] = "nil, nil"
-    elseif k == "collect" then init[#init + 1] = "{}"
-    elseif k == "distinct" then init[#init + 1] = "C.sl_hll_new()"
-    elseif k == "quantile" then init[#init + 1] = "C.sl_quantile_new()" end
+    if k == "collect" then init[#init + 1] = format("[%d] = {}", e.j)
+    elseif k == "distinct" then init[#init + 1] = format("[%d] = C.sl_hll_new()", e.j)
+    elseif k == "quantile" then init[#init + 1] = format("[%d] = C.sl_quantile_new()", e.j) end
   end
-  L("local function fresh() return { %s } end", concat(init, ", "))
+  L("local function alloc()")
+  L("  local a = C.sl_agg_pool_alloc(pool)")
+  L("  if a < 0 then error('aggregate: out of memory for accumulator state', 0) end")
+  L("  return a")
+  L("end")
+  L("local function fresh()")
+  L("  local a = alloc()")
+  if any_held then L("  held[a] = { %s }", concat(init, ", ")) end
+  L("  return a")
+  L("end")
 
   -- update: nil and sl.null are skipped, as SQL skips NULL
   L("local function update(a, r, t)")
+  if any_held then L("  local hl = held[a]") end
   for j, e in ipairs(entries) do
-    local k, s = e.agg.aggregate, e.slot
+    local k, cj = e.agg.aggregate, e.j
     if k == "count" then
-      L("  a[%d] = a[%d] + 1", s, s)
+      L("  C.sl_agg_count_add(pool, a, %d)", cj)
     else
       L("  do local x = %s", value_expr(e, j))
-      L("  if x ~= nil and x ~= null then")
       if k == "sum" or k == "avg" then
-        -- Neumaier's compensated sum: the low bits a plain sum would lose go to a[s+1]
-        L("    local s = a[%d]; local u = s + x", s)
-        L("    if abs(s) >= abs(x) then a[%d] = a[%d] + ((s - u) + x)", s + 1, s + 1)
-        L("    else a[%d] = a[%d] + ((x - u) + s) end", s + 1, s + 1)
-        L("    a[%d] = u", s)
-        if k == "avg" then L("    a[%d] = a[%d] + 1", s + 2, s + 2) end
-      elseif k == "min" then
-        L("    if x == x and (a[%d] == nil or x < a[%d]) then a[%d] = x end", s, s, s)
-      elseif k == "max" then
-        L("    if x == x and (a[%d] == nil or x > a[%d]) then a[%d] = x end", s, s, s)
-      elseif k == "first" then
-        L("    if a[%d] == nil or t < a[%d] then a[%d] = x; a[%d] = t end", s + 1, s + 1, s, s + 1)
-      elseif k == "last" then
-        L("    if a[%d] == nil or t >= a[%d] then a[%d] = x; a[%d] = t end", s + 1, s + 1, s, s + 1)
-      elseif k == "collect" then
-        L("    local c = a[%d]; c[#c + 1] = x", s)
-      elseif k == "distinct" then
-        L("    if type(x) == 'number' then C.sl_hll_add_num(a[%d], x)", s)
-        L("    else local v = tostring(x); C.sl_hll_add_str(a[%d], v, #v) end", s)
-      elseif k == "quantile" then
-        L("    C.sl_quantile_add(a[%d], x)", s)
+        -- a numeric string counts as its number, anything else raises, as Lua's + does
+        L("    if type(x) == 'number' then C.sl_agg_%s_add(pool, a, %d, x)", k, cj)
+        L("    elseif x ~= nil and x ~= null then C.sl_agg_%s_add(pool, a, %d, x + 0) end", k, cj)
+      elseif takes_any[k] then
+        local targs = (k == "first" or k == "last") and ", t" or ""
+        L("    if type(x) == 'number' then")
+        L("      if C.sl_agg_%s_add(pool, a, %d, x%s) ~= 0 then h.%s(a, %d, x%s) end",
+          k, cj, targs, k, cj, targs)
+        L("    elseif x ~= nil and x ~= null then h.%s(a, %d, x%s) end", k, cj, targs)
+      else
+        L("    if x ~= nil and x ~= null then")
+        if k == "collect" then
+          L("      local c = hl[%d]; c[#c + 1] = x", cj)
+        elseif k == "distinct" then
+          L("      if type(x) == 'number' then C.sl_hll_add_num(hl[%d], x)", cj)
+          L("      else local v = tostring(x); C.sl_hll_add_str(hl[%d], v, #v) end", cj)
+        elseif k == "quantile" then
+          L("      C.sl_quantile_add(hl[%d], x)", cj)
+        end
+        L("    end")
       end
-      L("  end end")
+      L("  end")
     end
   end
   L("end")
 
-  -- merge src into dst (panes of a sliding window); src is left as it was
+  -- merge src into dst (panes of a sliding window, sessions); src is left as it was
   L("local function merge(d, s)")
+  L("  C.sl_agg_merge(pool, d, s)")
+  if has_side then L("  if side[d] ~= nil or side[s] ~= nil then h.merge(d, s) end") end
+  if any_held then L("  local hd, hs = held[d], held[s]") end
   for _, e in ipairs(entries) do
-    local k, s = e.agg.aggregate, e.slot
-    if k == "count" then L("  d[%d] = d[%d] + s[%d]", s, s, s)
-    elseif k == "sum" or k == "avg" then
-      L("  d[%d] = d[%d] + s[%d]; d[%d] = d[%d] + s[%d]", s, s, s, s + 1, s + 1, s + 1)
-      if k == "avg" then L("  d[%d] = d[%d] + s[%d]", s + 2, s + 2, s + 2) end
-    elseif k == "min" then
-      L("  if s[%d] ~= nil and (d[%d] == nil or s[%d] < d[%d]) then d[%d] = s[%d] end", s, s, s, s, s, s)
-    elseif k == "max" then
-      L("  if s[%d] ~= nil and (d[%d] == nil or s[%d] > d[%d]) then d[%d] = s[%d] end", s, s, s, s, s, s)
-    elseif k == "first" then
-      L("  if s[%d] ~= nil and (d[%d] == nil or s[%d] < d[%d]) then d[%d] = s[%d]; d[%d] = s[%d] end",
-        s + 1, s + 1, s + 1, s + 1, s, s, s + 1, s + 1)
-    elseif k == "last" then
-      L("  if s[%d] ~= nil and (d[%d] == nil or s[%d] >= d[%d]) then d[%d] = s[%d]; d[%d] = s[%d] end",
-        s + 1, s + 1, s + 1, s + 1, s, s, s + 1, s + 1)
-    elseif k == "collect" then
-      L("  do local dc, sc = d[%d], s[%d]; for i = 1, #sc do dc[#dc + 1] = sc[i] end end", s, s)
-    elseif k == "distinct" then L("  C.sl_hll_merge(d[%d], s[%d])", s, s)
-    elseif k == "quantile" then L("  C.sl_quantile_merge(d[%d], s[%d])", s, s) end
+    local k, cj = e.agg.aggregate, e.j
+    if k == "collect" then
+      L("  do local dc, sc = hd[%d], hs[%d]; for i = 1, #sc do dc[#dc + 1] = sc[i] end end", cj, cj)
+    elseif k == "distinct" then L("  C.sl_hll_merge(hd[%d], hs[%d])", cj, cj)
+    elseif k == "quantile" then L("  C.sl_quantile_merge(hd[%d], hs[%d])", cj, cj) end
   end
   L("end")
+
+  -- each aggregate's result as an expression on slot `a`
+  local exprs, fn_helpers = {}, {}
+  for j, e in ipairs(entries) do
+    local k, cj = e.agg.aggregate, e.j
+    if c_kind[k] then
+      exprs[j] = format("value(a, %d)", cj)
+    elseif k == "collect" then
+      fn_helpers[#fn_helpers + 1] = format("local function copy%d(c) local o = {}; for i = 1, #c do o[i] = c[i] end; return o end", j)
+      exprs[j] = format("copy%d(held[a][%d])", j, cj)
+    elseif k == "distinct" then
+      exprs[j] = format("floor(C.sl_hll_estimate(held[a][%d]) + 0.5)", cj)
+    elseif k == "quantile" then
+      fn_helpers[#fn_helpers + 1] = format("local function q%d(sk) local v = C.sl_quantile_query(sk, %.17g); if v == v then return v end end", j, e.agg.q or 0.5)
+      exprs[j] = format("q%d(held[a][%d])", j, cj)
+    end
+  end
+  for _, hf in ipairs(fn_helpers) do L("%s", hf) end
 
   -- result: writes each aggregate's value into out[name]
   L("local function result(a, out)")
-  for _, e in ipairs(entries) do
-    local k, s, name = e.agg.aggregate, e.slot, e.name
-    if k == "count" or k == "min" or k == "max" or k == "first" or k == "last" then
-      L("  out[%q] = a[%d]", name, s)
-    elseif k == "sum" then L("  out[%q] = a[%d] + a[%d]", name, s, s + 1)
-    elseif k == "avg" then
-      L("  if a[%d] > 0 then out[%q] = (a[%d] + a[%d]) / a[%d] end", s + 2, name, s, s + 1, s + 2)
-    elseif k == "collect" then L("  do local c = a[%d]; local copy = {}; for i = 1, #c do copy[i] = c[i] end; out[%q] = copy end", s, name)
-    elseif k == "distinct" then
-      L("  out[%q] = math.floor(C.sl_hll_estimate(a[%d]) + 0.5)", name, s)
-    elseif k == "quantile" then
-      L("  do local v = C.sl_quantile_query(a[%d], %.17g); if v == v then out[%q] = v end end",
-        s, e.agg.q or 0.5, name)
-    end
-  end
+  for j, e in ipairs(entries) do L("  out[%q] = %s", e.name, exprs[j]) end
   L("end")
 
   -- make: a window's result record in one table constructor, sized once (adding fields
   -- one by one would grow the table's hash part several times per result)
   local fields = {}
-  local helpers = {}
-  for j, e in ipairs(entries) do
-    local k, s, name = e.agg.aggregate, e.slot, e.name
-    local expr
-    if k == "count" or k == "min" or k == "max" or k == "first" or k == "last" then
-      expr = format("a[%d]", s)
-    elseif k == "sum" then expr = format("a[%d] + a[%d]", s, s + 1)
-    elseif k == "avg" then
-      expr = format("(a[%d] > 0 and (a[%d] + a[%d]) / a[%d] or nil)", s + 2, s, s + 1, s + 2)
-    elseif k == "collect" then
-      helpers[#helpers + 1] = format("local function copy%d(c) local o = {}; for i = 1, #c do o[i] = c[i] end; return o end", j)
-      expr = format("copy%d(a[%d])", j, s)
-    elseif k == "distinct" then
-      expr = format("math.floor(C.sl_hll_estimate(a[%d]) + 0.5)", s)
-    elseif k == "quantile" then
-      helpers[#helpers + 1] = format("local function q%d(sk) local v = C.sl_quantile_query(sk, %.17g); if v == v then return v end end", j, e.agg.q or 0.5)
-      expr = format("q%d(a[%d])", j, s)
-    end
-    fields[#fields + 1] = format("[%q] = %s", name, expr)
-  end
-  for _, h in ipairs(helpers) do L("%s", h) end
+  for j, e in ipairs(entries) do fields[#fields + 1] = format("[%q] = %s", e.name, exprs[j]) end
   L("local function make(a, key, ws, we)")
   L("  return { key = key, window_start = ws, window_end = we, %s }", concat(fields, ", "))
   L("end")
 
-  -- free: the C sketches an accumulator owns
+  -- free: the slot back to the pool, and what Lua held for it
   L("local function free(a)")
-  for _, e in ipairs(entries) do
-    local k, s = e.agg.aggregate, e.slot
-    if k == "distinct" then L("  C.sl_hll_free(a[%d]); a[%d] = nil", s, s)
-    elseif k == "quantile" then L("  C.sl_quantile_free(a[%d]); a[%d] = nil", s, s) end
+  if any_held then
+    L("  local hl = held[a]")
+    for _, e in ipairs(entries) do
+      local k, cj = e.agg.aggregate, e.j
+      if k == "distinct" then L("  C.sl_hll_free(hl[%d])", cj)
+      elseif k == "quantile" then L("  C.sl_quantile_free(hl[%d])", cj) end
+    end
+    L("  held[a] = nil")
   end
+  if has_side then L("  side[a] = nil") end
+  L("  C.sl_agg_pool_release(pool, a)")
   L("end")
 
-  -- save/load: plain values msgpack can carry (sketches as their saved bytes)
+  -- save/load: plain values msgpack can carry, in the layout of `width` (sketches as
+  -- their saved bytes, empty entries as sl.null)
   L("local function save(a)")
-  L("  local p = {}")
-  L("  for i = 1, %d do p[i] = a[i] == nil and null or a[i] end", n)
+  L("  C.sl_agg_save(pool, a, buf)")
+  local vals = {}
+  for i = 1, n do vals[i] = format("buf[%d]", i - 1) end
+  L("  local p = { %s }", concat(vals, ", "))
+  if has_side then L("  local o = side[a]") end
+  if any_held then L("  local hl = held[a]") end
   for _, e in ipairs(entries) do
-    local k, s = e.agg.aggregate, e.slot
-    if k == "distinct" then
-      L("  do local h = a[%d]; local b = ffi.new('char[?]', C.sl_hll_size(h)); local m = C.sl_hll_save(h, b); p[%d] = ffi.string(b, m) end", s, s)
+    local k, s, cj = e.agg.aggregate, e.slot, e.j
+    if k == "min" or k == "max" then
+      L("  if p[%d] ~= p[%d] then p[%d] = null end", s, s, s)
+      L("  if o and o[%d] then local v = o[%d][1]; if v == nil then v = null end; p[%d] = v end",
+        cj, cj, s)
+    elseif k == "first" or k == "last" then
+      L("  if p[%d] ~= p[%d] then p[%d] = null; p[%d] = null end", s + 1, s + 1, s, s + 1)
+      L("  if o and o[%d] then local e = o[%d]", cj, cj)
+      L("    if e[2] == nil then p[%d] = null; p[%d] = null else p[%d] = e[1]; p[%d] = e[2] end",
+        s, s + 1, s, s + 1)
+      L("  end")
+    elseif k == "collect" then
+      L("  p[%d] = hl[%d]", s, cj)
+    elseif k == "distinct" then
+      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_hll_size(sk)); local m = C.sl_hll_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
     elseif k == "quantile" then
-      L("  do local q = a[%d]; local b = ffi.new('char[?]', C.sl_quantile_size(q)); local m = C.sl_quantile_save(q, b); p[%d] = ffi.string(b, m) end", s, s)
+      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_quantile_size(sk)); local m = C.sl_quantile_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
     end
   end
   L("  return p")
   L("end")
   L("local function load(p)")
-  L("  local a = {}")
-  L("  for i = 1, %d do if p[i] ~= null then a[i] = p[i] end end", n)
+  L("  local a = alloc()")
+  L("  for i = 1, %d do local x = p[i]; buf[i - 1] = type(x) == 'number' and x or NaN end", n)
+  L("  C.sl_agg_load(pool, a, buf)")
   for _, e in ipairs(entries) do
-    local k, s = e.agg.aggregate, e.slot
-    if k == "distinct" then L("  a[%d] = C.sl_hll_load(p[%d], #p[%d])", s, s, s)
-    elseif k == "quantile" then L("  a[%d] = C.sl_quantile_load(p[%d], #p[%d])", s, s, s) end
+    local k, s, cj = e.agg.aggregate, e.slot, e.j
+    if takes_any[k] then
+      L("  do local x = p[%d]", s)
+      L("    if x ~= nil and x ~= null and type(x) ~= 'number' then lua_entry(a, %d, %s)[1] = x end",
+        cj, tostring(k == "first" or k == "last"))
+      L("  end")
+    end
+  end
+  if any_held then
+    local parts = {}
+    for _, e in ipairs(entries) do
+      local k, s, cj = e.agg.aggregate, e.slot, e.j
+      if k == "collect" then parts[#parts + 1] = format("[%d] = p[%d]", cj, s)
+      elseif k == "distinct" then
+        parts[#parts + 1] = format("[%d] = C.sl_hll_load(p[%d], #p[%d])", cj, s, s)
+      elseif k == "quantile" then
+        parts[#parts + 1] = format("[%d] = C.sl_quantile_load(p[%d], #p[%d])", cj, s, s)
+      end
+    end
+    L("  held[a] = { %s }", concat(parts, ", "))
   end
   L("  return a")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, free = free, save = save, load = load }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
-  local compiled = chunk(fns, C, ffi, host.null)
+  local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)
   compiled.source = code
+  compiled.pool = pool
+  function compiled.handover()
+    local given = { pool = pool, held = held, side = side }
+    pool = nil              -- close() now frees nothing: the pool is the new code's
+    return given
+  end
+  function compiled.close()
+    if pool == nil then return end
+    -- sketches of slots still live (state dropped by a reload, or a job that stopped)
+    if any_held then
+      local live = {}
+      for a in pairs(held) do live[#live + 1] = a end
+      for _, a in ipairs(live) do compiled.free(a) end
+    end
+    pools[pool] = nil
+    C.sl_agg_pool_free(ffi.gc(pool, nil))
+    pool = nil
+  end
   return compiled
 end
 

@@ -31,6 +31,8 @@ options for run:
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --control PATH       the control socket for attach and top (default: a socket in
                        $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+  --watch              reload the script when it or a module it requires changes
+                       (SIGHUP and job:reload() reload it too), keeping operator state
   --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
@@ -45,7 +47,7 @@ local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
 local flag_options = { ["--watch"] = true }
-local later = { ["--watch"] = "hot reload" }
+local later = {}                -- options of a later version: refused, not ignored
 
 -- Splits args into positional words and an options table. Returns nil, message on misuse.
 local function parse(args, first)
@@ -136,8 +138,10 @@ local function dead_ends(job)
   return found
 end
 
--- Loads and runs the script to build its graph. Returns the job and the set of nodes to
--- run, or nil and the array of every mistake found.
+-- Loads and runs the script to build its graph, in a fresh global environment (reading
+-- through to _G), so that a reload (reload.lua) starts from the same state as the first
+-- run. Returns the job and the set of nodes to run, or nil and the array of every mistake
+-- found.
 local function compile(path)
   local job = graph.begin()
   local chunk, err = loadfile(path)
@@ -145,6 +149,7 @@ local function compile(path)
     if not io.open(path, "r") then return nil, { format("%s: cannot open the script", path) } end
     return nil, { err }
   end
+  setfenv(chunk, setmetatable({}, { __index = _G }))
   report.collect()
   local ok, rerr = xpcall(chunk, function(e)
     if type(e) == "string" and not e:find(path, 1, true) then
@@ -165,6 +170,7 @@ local function compile(path)
   if #errors > 0 then return nil, errors end
   return job, graph.ancestors(sinks)
 end
+cli.compile = compile
 
 local function compile_or_report(path)
   if not path then
@@ -199,8 +205,16 @@ local function start_control(script, opts, set)
 end
 
 function commands.run(words, opts)
-  local job, set = compile_or_report(words[1])
-  if not job then return 2 end
+  if not words[1] then
+    say("sluice: no script given (see sluice --help)")
+    return 2
+  end
+  local reload = require "sluice.reload"
+  local job, set, required = reload.compile(words[1])
+  if not job then
+    for _, e in ipairs(set) do say("%s", e) end
+    return 2
+  end
   local stop_control = start_control(words[1], opts, set)
   if not stop_control then return 1 end
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
@@ -228,20 +242,25 @@ function commands.run(words, opts)
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
-  local ok, err
-  if opts["state-dir"] then                                          -- checkpoints
-    local ckpt, cerr, status = require("sluice.checkpoint").open(opts["state-dir"],
-      opts.checkpoint_ms or 10000)
-    if not ckpt then
-      stop_control()
-      for _, handle in ipairs(signals) do handle:close() end
-      say("sluice: %s", cerr)
-      return status
+  -- --watch and SIGHUP reload the script while it runs (reload.lua)
+  local ok, err = pcall(reload.start, words[1], required, opts)
+  if ok then
+    if opts["state-dir"] then                                        -- checkpoints
+      local ckpt, cerr, status = require("sluice.checkpoint").open(opts["state-dir"],
+        opts.checkpoint_ms or 10000)
+      if not ckpt then
+        reload.stop()
+        stop_control()
+        for _, handle in ipairs(signals) do handle:close() end
+        say("sluice: %s", cerr)
+        return status
+      end
+      ok, err = ckpt:run(set, job)
+    else
+      ok, err = runtime.run(set, job)
     end
-    ok, err = ckpt:run(set, job)
-  else
-    ok, err = runtime.run(set, job)
   end
+  reload.stop()
   stop_control()
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end

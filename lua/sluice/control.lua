@@ -81,9 +81,10 @@ local function runtime_fn(name, method)
   return fn
 end
 
--- The job's operator graph as an indented tree.
+-- The job's operator graph as an indented tree (the one running now, after a reload).
 function Job:graph()
-  return format.graph(self.set)
+  local set = require("sluice.runtime").running_set()
+  return format.graph(set or self.set)
 end
 
 -- Per operator: records in and out, rate, errors, dead letters, watermark, queue fill.
@@ -96,7 +97,8 @@ function Job:state(name, key)
   return runtime_fn("state", "state")(name, key)
 end
 
--- Reloads the job's script, keeping the state of operators that kept their name.
+-- Reloads the job's script, keeping the state of operators that kept their name and
+-- kind. Returns true and what changed, or nil and why nothing did (the job runs on).
 function Job:reload()
   return runtime_fn("reload", "reload")()
 end

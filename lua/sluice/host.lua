@@ -11,7 +11,7 @@ double sl_time_now_ms(void);
 uint64_t sl_time_hrtime_ns(void);
 int isatty(int fd);
 
-/* host/prims.h: the time and window primitives */
+/* host/prims.h: the time and window primitives, accumulators and sketches */
 typedef struct sl_timeq sl_timeq;
 sl_timeq *sl_timeq_new(void);
 void sl_timeq_free(sl_timeq *q);
@@ -19,8 +19,30 @@ int sl_timeq_push(sl_timeq *q, double t, int64_t id);
 size_t sl_timeq_len(const sl_timeq *q);
 double sl_timeq_peek_time(const sl_timeq *q);
 int sl_timeq_pop(sl_timeq *q, double *t, int64_t *id);
-int64_t sl_window_tumbling_start(int64_t t, int64_t size);
-int64_t sl_window_sliding_first(int64_t t, int64_t size, int64_t slide);
+double sl_window_tumbling_start_ms(double t, double size);
+double sl_window_sliding_first_ms(double t, double size, double slide);
+enum { SL_AGG_COUNT = 1, SL_AGG_SUM = 2, SL_AGG_AVG = 3, SL_AGG_MIN = 4, SL_AGG_MAX = 5,
+  SL_AGG_FIRST = 6, SL_AGG_LAST = 7, SL_AGG_HELD = 8 };
+typedef struct sl_agg_pool sl_agg_pool;
+sl_agg_pool *sl_agg_pool_new(const int *kinds, int n);
+void sl_agg_pool_free(sl_agg_pool *p);
+int32_t sl_agg_pool_alloc(sl_agg_pool *p);
+void sl_agg_pool_release(sl_agg_pool *p, int32_t slot);
+size_t sl_agg_pool_live(const sl_agg_pool *p);
+size_t sl_agg_pool_bytes(const sl_agg_pool *p);
+int sl_agg_pool_saved_width(const sl_agg_pool *p);
+void sl_agg_count_add(sl_agg_pool *p, int32_t slot, int j);
+void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x);
+void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x);
+int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x);
+int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x);
+int sl_agg_first_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
+int sl_agg_last_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
+void sl_agg_merge(sl_agg_pool *p, int32_t dst, int32_t src);
+int sl_agg_result(const sl_agg_pool *p, int32_t slot, int j, double *out);
+void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
+void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
+void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
 typedef struct sl_hll sl_hll;
 sl_hll *sl_hll_new(void);
 void sl_hll_free(sl_hll *h);
@@ -48,7 +70,7 @@ local sl_time_now_ms, sl_time_hrtime_ns = C.sl_time_now_ms, C.sl_time_hrtime_ns
 local tonumber = tonumber
 
 local host = {
-  C = C,                        -- the FFI door: prims (timeq, sketches) are called through it
+  C = C,                        -- the FFI door: prims (timeq, window math, accumulators, sketches)
   core = core,
   null = core.null,
   libdir = core.libdir,

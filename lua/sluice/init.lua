@@ -40,6 +40,10 @@ local sl = {
   msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },
 }
 
+-- The table form of a typed record (a view a typed source fills, see typed.lua): what to
+-- keep beyond the call that got it. Any other value is returned as it is.
+sl.plain = require("sluice.typed").plain
+
 -- Sends the job's dead letters (bad input, records a function raised on) to `spec`.
 function sl.dead_letter(spec)
   if type(spec) ~= "table" or not spec.is_sink then

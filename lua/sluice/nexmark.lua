@@ -3,11 +3,14 @@
 -- declare checks a script's options at its line and makes the source node; open runs it
 -- from a libuv idle handle, a batch per loop turn, each batch filled in C by the host's
 -- generator (core.nexmark, host/nexmark.c). Records are {type="bid", bid={...}} (and
--- "person", "auction"); event n has event time first_time + n * 1000 / rate ms.
+-- "person", "auction"), or with typed=true views of the same fields (typed.lua); event n
+-- has event time first_time + n * 1000 / rate ms. Fed to one stage, the source runs
+-- inside that stage's loop (runtime.lua), which makes each record where it reads it.
 local ffi = require "ffi"
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, floor, max, tostring = type, string.format, math.floor, math.max, tostring
@@ -16,7 +19,7 @@ local fail = report.fail
 local nexmark = {}
 
 local known = { events = true, rate = true, seed = true, pace = true, first_time = true,
-  people = true, auctions = true }
+  people = true, auctions = true, typed = true }
 
 local function whole(v, lo)
   return type(v) == "number" and v >= lo and v % 1 == 0 and v < 2 ^ 53
@@ -31,7 +34,11 @@ function nexmark.declare(opts, new_source)
   opts = report.want_options(m, opts, true)
   local spec = { type = "nexmark", events = opts.events, rate = opts.rate or 10000,
     seed = opts.seed or 0, pace = opts.pace and true or nil, first_time = opts.first_time,
-    people = opts.people, auctions = opts.auctions }
+    people = opts.people, auctions = opts.auctions, typed = opts.typed }
+  if spec.typed ~= nil and type(spec.typed) ~= "boolean" then
+    fail(format("%s: typed must be true or false, got %s", m, tostring(spec.typed)))
+    spec.typed = nil
+  end
   if spec.events ~= nil and not whole(spec.events, 0) then
     fail(format("%s: events must be a whole number >= 0, got %s", m, tostring(spec.events)))
     spec.events = 0
@@ -55,10 +62,13 @@ function nexmark.declare(opts, new_source)
   for k in pairs(opts) do
     if not known[k] then
       fail(format("%s: unknown option %q (events, rate, seed, pace, first_time, people, "
-        .. "auctions)", m, tostring(k)))
+        .. "auctions, typed)", m, tostring(k)))
     end
   end
   spec.label = spec.events and format("source.nexmark %d", spec.events) or "source.nexmark"
+  -- fn makes record i of the last fill inside a fused stage (runtime.lua fuses a source
+  -- with an fn into the stage it feeds alone); bind points it at the running generator
+  spec.fn, spec.bind = nexmark.maker(spec.typed)
   return new_source(spec)
 end
 
@@ -71,38 +81,173 @@ function nexmark.generator(spec, position)
   return g
 end
 
--- fill(batch, max) -> n: batch[1..n] = the next n events as records (batch[n+1] = nil),
--- 0 at the end. C writes each event as numbers to a buffer, its strings as their numbers
--- in a cache of Lua strings (gen:fill_raw, layout in host/nexmark.c), and this loop, which
--- LuaJIT compiles, makes the tables: constant shapes, so each is one template copy.
-function nexmark.filler(g)
+-- The records of the events C wrote to gen's raw buffer (gen:fill_raw, layout in
+-- host/nexmark.c): the bid, auction or person of the event at raw[o..o+11], where num
+-- is the buffer as doubles and str the cache of pooled strings. Constant shapes, so each
+-- table is one template copy.
+local function bid_table(num, str, o)
+  return { auction = num[o + 2], bidder = num[o + 3], price = num[o + 4],
+    channel = str[num[o + 5]], url = str[num[o + 6]], date_time = num[o + 1],
+    extra = str[num[o + 7]] }
+end
+local function auction_table(num, str, o)
+  return { id = num[o + 2], item_name = str[num[o + 3]], description = str[num[o + 4]],
+    initial_bid = num[o + 5], reserve = num[o + 6], date_time = num[o + 1],
+    expires = num[o + 7], seller = num[o + 8], category = num[o + 9],
+    extra = str[num[o + 10]] }
+end
+local function person_table(num, str, o)
+  return { id = num[o + 2], name = str[num[o + 3]], email_address = str[num[o + 4]],
+    credit_card = str[num[o + 5]], city = str[num[o + 6]], state = str[num[o + 7]],
+    date_time = num[o + 1], extra = str[num[o + 8]] }
+end
+
+-- The record {type=..., <type>={...}} of the event at raw[o]. Inside a fused stage loop
+-- (see nexmark.maker) LuaJIT sinks the outer table when the query only reads it.
+local function make(num, str, o)
+  local t = num[o]
+  if t == 3 then return { type = "bid", bid = bid_table(num, str, o) } end
+  if t == 2 then return { type = "auction", auction = auction_table(num, str, o) } end
+  return { type = "person", person = person_table(num, str, o) }
+end
+
+-- ---- typed records ------------------------------------------------------------------
+--
+-- With typed=true a record is a view of its 12 numbers in the raw buffer (typed.lua):
+-- `e.type`, `e.bid.price`, `e.bid.channel` read as they do on tables, but nothing is
+-- allocated for an event a query only reads. The event view is the whole slot; a bid,
+-- auction or person view starts at its date_time (raw[o + 1]), so each struct below
+-- mirrors one row of the layout. A string field holds its number in the string cache,
+-- and slot 11, which no event uses, the number of the generator whose cache it is
+-- (`caches`); its name with a trailing _ is the number, without it the string.
+ffi.cdef [[
+typedef struct sl_nexmark_bid_view {
+  double date_time, auction, bidder, price, channel_, url_, extra_, unused_[3], cache_;
+} sl_nexmark_bid_view;
+typedef struct sl_nexmark_auction_view {
+  double date_time, id, item_name_, description_, initial_bid, reserve, expires, seller,
+    category, extra_, cache_;
+} sl_nexmark_auction_view;
+typedef struct sl_nexmark_person_view {
+  double date_time, id, name_, email_address_, credit_card_, city_, state_, extra_,
+    unused_[2], cache_;
+} sl_nexmark_person_view;
+typedef struct sl_nexmark_event_view {
+  double type_;
+  union {
+    sl_nexmark_bid_view bid_;
+    sl_nexmark_auction_view auction_;
+    sl_nexmark_person_view person_;
+  } u;
+} sl_nexmark_event_view;
+]]
+
+-- generator number -> its cache of pooled strings, for as long as the generator lives
+local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
+local event_names = { "person", "auction", "bid" }
+local double_ptr = ffi.typeof("double *")
+
+ffi.metatype("sl_nexmark_bid_view", { __index = function(b, k)
+  if k == "channel" then return caches[b.cache_][b.channel_] end
+  if k == "url" then return caches[b.cache_][b.url_] end
+  if k == "extra" then return caches[b.cache_][b.extra_] end
+  return nil
+end })
+ffi.metatype("sl_nexmark_auction_view", { __index = function(a, k)
+  if k == "item_name" then return caches[a.cache_][a.item_name_] end
+  if k == "description" then return caches[a.cache_][a.description_] end
+  if k == "extra" then return caches[a.cache_][a.extra_] end
+  return nil
+end })
+ffi.metatype("sl_nexmark_person_view", { __index = function(p, k)
+  local cache = caches[p.cache_]
+  if k == "name" then return cache[p.name_] end
+  if k == "email_address" then return cache[p.email_address_] end
+  if k == "credit_card" then return cache[p.credit_card_] end
+  if k == "city" then return cache[p.city_] end
+  if k == "state" then return cache[p.state_] end
+  if k == "extra" then return cache[p.extra_] end
+  return nil
+end })
+ffi.metatype("sl_nexmark_event_view", { __index = function(e, k)
+  local t = e.type_
+  if k == "type" then return event_names[t] end
+  if k == "bid" then if t == 3 then return e.u.bid_ end return nil end
+  if k == "auction" then if t == 2 then return e.u.auction_ end return nil end
+  if k == "person" then if t == 1 then return e.u.person_ end return nil end
+  return nil
+end })
+
+-- The table forms: a view's numbers, read as the raw buffer they are.
+local function table_of(view, back, to_table)
+  local num = ffi.cast(double_ptr, view) - back
+  return to_table(num, caches[num[11]], 0)
+end
+typed.register(ffi.typeof("sl_nexmark_event_view"),
+  function(e) return table_of(e, 0, make) end)
+typed.register(ffi.typeof("sl_nexmark_bid_view"),
+  function(b) return table_of(b, 1, bid_table) end)
+typed.register(ffi.typeof("sl_nexmark_auction_view"),
+  function(a) return table_of(a, 1, auction_table) end)
+typed.register(ffi.typeof("sl_nexmark_person_view"),
+  function(p) return table_of(p, 1, person_table) end)
+
+local event_ptr = ffi.typeof("sl_nexmark_event_view *")
+
+-- The buffer of g as doubles and as event views, and its cache of strings, which typed
+-- views find by the number this gives it (written in slot 11 by stamp).
+local function buffers(g)
   local raw, str = g:raw()
-  local num = ffi.cast("double *", raw)
+  ncaches = ncaches + 1
+  caches[ncaches] = str
+  return ffi.cast(double_ptr, raw), ffi.cast(event_ptr, raw), str, ncaches
+end
+
+-- Writes the cache number into slot 11 of events 0..n-1: the typed views find their
+-- strings there.
+local function stamp(num, n, id)
+  for i = 0, n - 1 do num[i * 12 + 11] = id end
+end
+
+-- fill(batch, max) -> n: batch[1..n] = the next n events as records (batch[n+1] = nil),
+-- 0 at the end: for a source whose records leave it in batches. typed: views.
+function nexmark.filler(g, typed_records)
+  local num, events, str, id = buffers(g)
   return function(batch, max)
     local n = g:fill_raw(batch, max)
-    for i = 0, n - 1 do
-      local o = i * 12
-      local t = num[o]
-      if t == 3 then
-        batch[i + 1] = { type = "bid", bid = { auction = num[o + 2], bidder = num[o + 3],
-          price = num[o + 4], channel = str[num[o + 5]], url = str[num[o + 6]],
-          date_time = num[o + 1], extra = str[num[o + 7]] } }
-      elseif t == 2 then
-        batch[i + 1] = { type = "auction", auction = { id = num[o + 2],
-          item_name = str[num[o + 3]], description = str[num[o + 4]],
-          initial_bid = num[o + 5], reserve = num[o + 6], date_time = num[o + 1],
-          expires = num[o + 7], seller = num[o + 8], category = num[o + 9],
-          extra = str[num[o + 10]] } }
-      else
-        batch[i + 1] = { type = "person", person = { id = num[o + 2], name = str[num[o + 3]],
-          email_address = str[num[o + 4]], credit_card = str[num[o + 5]],
-          city = str[num[o + 6]], state = str[num[o + 7]], date_time = num[o + 1],
-          extra = str[num[o + 8]] } }
-      end
+    if typed_records then
+      stamp(num, n, id)
+      for i = 0, n - 1 do batch[i + 1] = events[i] end
+    else
+      for i = 0, n - 1 do batch[i + 1] = make(num, str, i * 12) end
     end
     batch[n + 1] = nil
     return n
   end
+end
+
+-- For a source fused into the stage that reads it (runtime.lua): the stage's loop calls
+-- record(i) for i = 1..n after the source filled n events, so a record is made where it
+-- is used and a record that does not outlive the loop costs no allocation. bind(g)
+-- points record at g's buffer and returns fill(batch, max) -> n, which fills the buffer
+-- only; the source calls it when it opens.
+function nexmark.maker(typed_records)
+  local num, events, str, id
+  local record
+  if typed_records then
+    record = function(i) return events[i - 1] end
+  else
+    record = function(i) return make(num, str, (i - 1) * 12) end
+  end
+  local function bind(g)
+    num, events, str, id = buffers(g)
+    return function(batch, max)
+      local n = g:fill_raw(batch, max)
+      if typed_records then stamp(num, n, id) end
+      return n
+    end
+  end
+  return record, bind
 end
 
 -- Runs the source (ctx as source.open's): one batch per turn of the loop, from an idle
@@ -110,7 +255,19 @@ end
 function nexmark.open(spec, ctx)
   local events, rate, size = spec.events, spec.rate, ctx.batch_size
   local g = nexmark.generator(spec, ctx.position)
-  local fill = nexmark.filler(g)
+  local fused = ctx.run_range
+  local fill
+  if fused then
+    -- the stage makes the records itself (spec.fn): fill only the raw buffer
+    local fill_raw = spec.bind(g)
+    fill = function(b, want)
+      local n = fill_raw(b, want)
+      if n > 0 and fused(1, n) then return -n end
+      return n
+    end
+  else
+    fill = nexmark.filler(g, spec.typed)
+  end
   local batch = {}
   local running = true
   local handle, timer, src
@@ -120,6 +277,7 @@ function nexmark.open(spec, ctx)
   local function stop()
     if not running then return end
     running = false
+    if spec.typed then typed.closed() end
     flow.leave(src)
     handle:close()
     if timer then timer:close() end
@@ -149,10 +307,11 @@ function nexmark.open(spec, ctx)
     end
     local n = fill(batch, want)
     if n == 0 then return stop() end
-    if ctx.push(batch, n) then return stop() end
+    if n < 0 or not fused and ctx.push(batch, n) then return stop() end
   end
 
   handle = core.idle(turn)
+  if spec.typed then typed.opened() end
   src = {
     close = stop, idle = handle,
     pause = function() if running then handle:stop() end end,

@@ -8,6 +8,7 @@
 local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
+local plain_batch = require("sluice.typed").plain_batch
 
 local core = host.core
 local type, format, pcall = type, string.format, pcall
@@ -236,8 +237,18 @@ function open.fn(spec, ctx)
   }
 end
 
+-- Every sink but null keeps or encodes what it gets, so typed records (typed.lua) reach
+-- it in their table form.
 function sink.open(spec, ctx)
-  return open[spec.type](spec, ctx)
+  local s = open[spec.type](spec, ctx)
+  if spec.type ~= "null" then
+    local push = s.push
+    s.push = function(batch, n)
+      plain_batch(batch, n)
+      return push(batch, n)
+    end
+  end
+  return s
 end
 
 return sink

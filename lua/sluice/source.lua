@@ -122,6 +122,10 @@ function source.udp(opts)
     label = "source.udp " .. listen }
 end
 
+-- Sources a stage may run inside its own loop (runtime.lua): their spec.fn(i) makes
+-- record i, so a record the stage only reads is never stored in a batch.
+source.fusable = { generator = true, nexmark = true }
+
 -- nexmark{events, rate, seed}: the Nexmark benchmark's events, generated in C.
 function source.nexmark(opts) return require("sluice.nexmark").declare(opts, new_source) end
 

@@ -8,6 +8,7 @@
 -- A receiver that takes no more records (a take() reached its count) sets `done`.
 local plan = require "sluice.plan"
 local host = require "sluice.host"
+local typed = require "sluice.typed"
 
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
   debug.getinfo
@@ -31,7 +32,7 @@ function stage.emitter(receivers, meter)
   return function(b, k, t, w, wend)
     meter.out = meter.out + k
     if wend then meter.wm = wend end
-    if meter.tap then meter.tap(b, k) end
+    if meter.tap then typed.plain_batch(b, k); meter.tap(b, k) end
     return deliver(b, k, t, w, wend)
   end
 end
@@ -140,7 +141,7 @@ function stage.new_stage(st, ports, dl, opts)
         local record = e.record
         if not e.found then record = inb and inb[i] or i end
         dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-          record = record }
+          record = typed.plain_deep(record) }
       end
       s = i + 1
     end
@@ -185,7 +186,8 @@ end
 
 -- A union merges its inputs. On streams with event time its watermark is the smallest of
 -- its inputs' (an idle input does not count until it sends again; an ended one is +inf),
--- and never goes back. Returns a function giving the receiver for input i.
+-- and never goes back. Returns a function giving the receiver for input i, and the
+-- union's state function (state() reads it, state(s) replaces it).
 function stage.new_union(receivers, ninputs, timed)
   local emit = stage.emitter(receivers)
   local wms, idle, ended = {}, {}, {}
@@ -254,7 +256,22 @@ function stage.new_union(receivers, ninputs, timed)
     end
     inputs[i] = input
   end
-  return function(i) return inputs[i] end
+  -- The union's own state, for snapshots and reload: its inputs' watermarks and ends.
+  local function state(new)
+    if new then
+      finished = 0
+      for i = 1, ninputs do
+        wms[i] = new.wms[i] or -huge
+        ended[i] = new.ended[i] or nil
+        if ended[i] then finished = finished + 1 end
+      end
+      out_wm = new.out_wm
+    end
+    local e = {}
+    for i = 1, ninputs do e[i] = ended[i] == true end
+    return { wms = { unpack(wms, 1, ninputs) }, ended = e, out_wm = out_wm }
+  end
+  return function(i) return inputs[i] end, state
 end
 
 -- ---- keyed operators ------------------------------------------------------------------------
@@ -286,7 +303,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     dead_letter = function(reason, record)
       if meter then meter.errors = meter.errors + 1 end
       dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
-        reason = reason, record = record }
+        reason = reason, record = typed.plain_deep(record) }
     end,
   }
   op = make(node, put, ctx)
@@ -332,7 +349,11 @@ function stage.new_operator(node, make, ports, dl, opts)
     end
   end
 
+  -- typed records (typed.lua) live as long as their batch: an operator that may keep
+  -- one gets its table form
+  local keeps_records = not typed.views_safe_in(node)
   function recv.push(_, b, n, t, w, wend)
+    if keeps_records then typed.plain_batch(b, n) end
     local s = 1
     while s <= n do
       local ok, err = pcall(run, b, s, n, t, w)

@@ -3,19 +3,25 @@
 -- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
 -- early() } driven by runtime.lua, which runs step for each record of a batch after
 -- advancing the watermark the record carries, and dead-letters a record whose step raised.
+-- For hot reload, handover() gives the live state (no copy) to a new operator of the same
+-- kind through adopt(live), and leaves the old one empty.
 -- Results go out through out(port, record, time) before the watermark that fired them
 -- passes on, so they can be windowed again downstream.
 --
 -- Tumbling and sliding windows share one mechanism: records are kept in panes of
 -- gcd(size, slide) milliseconds, one accumulator per key and pane; a window's result
 -- merges its panes when it fires, so a record is never copied into every window it belongs
--- to. A pane is freed when the last window that reads it fires.
+-- to. A pane is freed when the last window that reads it fires. Which pane and windows a
+-- time falls in is C arithmetic (host/window.c); aggregate state is slots of a C pool
+-- (host/agg.c, through agg.lua), freed with their pane or window.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
+local plain = require("sluice.typed").plain
 
 local ffi = require "ffi"
 local C = host.C
-local type, pairs, next, floor, huge = type, pairs, next, math.floor, math.huge
+local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
+local type, pairs, huge = type, pairs, math.huge
 local format = string.format
 
 local window = {}
@@ -52,14 +58,15 @@ end
 
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
-local function computation(node, out, ctx)
+-- `storage` is what an old operator's computation handed over (hot reload), or nil.
+local function computation(node, out, ctx, storage)
   local keyed = node.key_fn ~= nil
   local function out_fn(r, t) return out(1, r, t) end
   if node.computes == "aggregate" then
-    local a = agg.compile(node.aggregates)
+    local a = agg.compile(node.aggregates, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
-      load = a.load,
+      load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
       end,
@@ -69,7 +76,8 @@ local function computation(node, out, ctx)
     local NONE = {}
     return {
       fresh = function() return { NONE } end,
-      add = function(st, r) local acc = st[1]; st[1] = acc == NONE and r or f(acc, r) end,
+      -- a typed record lives only as long as its batch: the accumulator keeps a table
+      add = function(st, r) local acc = st[1]; st[1] = plain(acc == NONE and r or f(acc, r)) end,
       merge = function(d, s)
         if s[1] == NONE then return end
         d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
@@ -130,15 +138,15 @@ local function pane_window(node, out, ctx)
 
   local function register(p)
     -- every window containing pane p: starts s with s <= p < s + size, s a multiple of slide
-    local s = p - p % slide
-    while s > p - size do
+    local s, last = first_ms(p, size, slide), start_ms(p, slide)
+    while s <= last do
       if not pending[s] then
         pending[s] = true
         local at = s + size + lateness
         C.sl_timeq_push(due, at, s)
         if at < op.next_due then op.next_due = at end
       end
-      s = s - slide
+      s = s + slide
     end
   end
 
@@ -171,7 +179,7 @@ local function pane_window(node, out, ctx)
     if final then
       -- pane s is read by no later window: free it
       for p = s, s + slide - g, g do
-        if p - p % slide == s then
+        if start_ms(p, slide) == s then
           local pane = panes[p]
           if pane then
             if free then for _, st in pairs(pane) do free(st) end end
@@ -183,11 +191,13 @@ local function pane_window(node, out, ctx)
   end
 
   function op.step(r, t)
-    local p = t - t % g
-    -- late when the last window reading pane p has closed: to late(), or dropped
-    if p - p % slide + size + lateness <= op.wm then return out(2, r, t) end
+    local p = start_ms(t, g)
+    if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
     local pane = panes[p]
     if pane == nil then
+      -- late when the last window reading pane p has closed: to late(), or dropped (a pane
+      -- that still exists is read by a window that has not fired, so its records are not)
+      if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
       pane = {}
       panes[p] = pane
       register(p)
@@ -243,6 +253,29 @@ local function pane_window(node, out, ctx)
     op.next_due = C.sl_timeq_peek_time(due)
   end
 
+  -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
+  -- without a copy; this one is left empty, so closing it frees nothing handed over.
+  function op.handover()
+    local live = { wm = op.wm, panes = panes, pending = pending,
+      storage = comp.handover and comp.handover() }
+    panes, pending = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+    end
+    op.wm, panes = live.wm, live.panes
+    for s in pairs(live.pending) do
+      pending[s] = true
+      C.sl_timeq_push(due, s + size + lateness, s)
+    end
+    op.next_due = C.sl_timeq_peek_time(due)
+  end
+
   -- The key's state in every open pane: { {pane_start, state}, ... }.
   function op.inspect(k)
     local list = {}
@@ -253,7 +286,10 @@ local function pane_window(node, out, ctx)
     return #list > 0 and list or nil
   end
 
-  function op.close() C.sl_timeq_free(due); due = nil end
+  function op.close()
+    C.sl_timeq_free(due); due = nil
+    if comp.close then comp.close() end
+  end
   return op
 end
 
@@ -383,6 +419,25 @@ local function session_window(node, out, ctx)
     end
   end
 
+  function op.handover()
+    local live = { wm = op.wm, sessions = sessions, storage = comp.handover and comp.handover() }
+    sessions, by_id = {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+    end
+    op.wm = live.wm
+    for k, list in pairs(live.sessions) do
+      for i, sess in ipairs(list) do list[i] = open_session(k, sess[1], sess[2], sess[3]) end
+      sessions[k] = list
+    end
+  end
+
   function op.inspect(k)
     local list = {}
     for _, sess in ipairs(sessions[k] or {}) do
@@ -391,7 +446,10 @@ local function session_window(node, out, ctx)
     return #list > 0 and list or nil
   end
 
-  function op.close() C.sl_timeq_free(due); due = nil end
+  function op.close()
+    C.sl_timeq_free(due); due = nil
+    if comp.close then comp.close() end
+  end
   return op
 end
 
@@ -459,7 +517,22 @@ local function count_window(node, out, ctx)
     end
   end
 
-  function op.close() end
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, open = open, storage = comp.handover and comp.handover() }
+    open = {}
+    return live
+  end
+
+  function op.adopt(live)
+    if live.storage then      -- accumulator slots name records of the old pool: keep it
+      comp.close()
+      comp = computation(node, out, ctx, live.storage)
+      fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
+    end
+    op.wm, seq, open = live.wm, live.seq, live.open
+  end
+
+  function op.close() if comp.close then comp.close() end end
   return op
 end
 
@@ -500,13 +573,24 @@ function window.rolling_aggregate(node, out)
     op.wm, seq = snap.wm, snap.seq
     for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
   end
+  function op.handover()
+    local live = { wm = op.wm, seq = seq, accs = accs, storage = a.handover() }
+    accs = {}
+    return live
+  end
+  function op.adopt(live)
+    -- the slots in accs name records of the old pool: the new code keeps that pool
+    a.close()
+    a = agg.compile(node.aggregates, live.storage)
+    op.wm, seq, accs = live.wm, live.seq, live.accs
+  end
   function op.inspect(k)
     if accs[k] == nil then return nil end
     local res = { key = k }
     a.result(accs[k], res)
     return res
   end
-  function op.close() end
+  function op.close() a.close() end
   return op
 end
 
@@ -521,7 +605,7 @@ function window.rolling_reduce(node, out)
   function op.step(r, t)
     local k = key(r)
     local acc = accs[k]
-    if acc == nil then acc = r else acc = f(acc, r) end
+    if acc == nil then acc = plain(r) else acc = plain(f(acc, r)) end
     accs[k] = acc
     out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
   end
@@ -536,6 +620,12 @@ function window.rolling_reduce(node, out)
     op.wm = snap.wm
     for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
   end
+  function op.handover()
+    local live = { wm = op.wm, accs = accs }
+    accs = {}
+    return live
+  end
+  function op.adopt(live) op.wm, accs = live.wm, live.accs end
   function op.inspect(k) return accs[k] end
   function op.close() end
   return op
@@ -631,6 +721,25 @@ function window.process(node, out, ctx)
     op.wm = snap.wm
     for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
     for _, e in ipairs(snap.timers) do
+      pctx.key = e[1]
+      pctx.timer(nil, e[2])
+    end
+  end
+
+  function op.handover()
+    local ids = {}
+    for id in pairs(id_key) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local timers = {}
+    for i, id in ipairs(ids) do timers[i] = { id_key[id], id_time[id] } end
+    local live = { wm = op.wm, states = states, timers = timers }
+    states, id_key, id_time = {}, {}, {}
+    return live
+  end
+
+  function op.adopt(live)
+    op.wm, states = live.wm, live.states
+    for _, e in ipairs(live.timers) do
       pctx.key = e[1]
       pctx.timer(nil, e[2])
     end

@@ -3,8 +3,10 @@
 # query: checks that sluice (scripts/nexmark/qN.lua) and its C baseline
 # (scripts/bench/nexmark/qN.c, the same generator linked in) give the same results on
 # CHECK_EVENTS events, then measures both on NEXMARK_EVENTS events, by user CPU time.
+# Then the scaling curves: q1 and q5 at 10^5, 10^6 and 10^7 events, q5 over 10^3, 10^5
+# and 10^6 auctions in flight, so that a cost growing faster than the work shows.
 # Knobs: NEXMARK_EVENTS (default 10 M), CHECK_EVENTS (100 k), NEXMARK_QUERIES,
-# NEXMARK_SCALING=0 skips the scaling curves.
+# NEXMARK_SCALING=0 skips the scaling curves, SCALE_EVENTS, SCALE_AUCTIONS.
 set -e
 cd "$(dirname "$0")/../.."
 DIR=${BENCH_DIR:-/tmp/sluice-bench}/nexmark
@@ -13,7 +15,8 @@ N=${NEXMARK_EVENTS:-10000000}
 CHECK=${CHECK_EVENTS:-100000}
 QUERIES=${NEXMARK_QUERIES:-"q0 q1 q2 q5 q7 q11 q14 q21 q22"}
 
-for q in $QUERIES; do
+# the baselines of the queries, and of q1 and q5 for the scaling curves
+for q in $(echo $QUERIES q1 q5 | tr ' ' '\n' | sort -u); do
   cc -O2 -std=c11 -D_GNU_SOURCE -DSL_NEXMARK_NO_LUA -Ihost -Iscripts/bench/nexmark \
     -o "$DIR/$q" "scripts/bench/nexmark/$q.c" host/nexmark.c -lm
 done
@@ -53,24 +56,47 @@ for q in $QUERIES; do
 done
 
 [ "${NEXMARK_SCALING:-1}" = 1 ] || exit 0
+
+# cpu_reps REPS CMD...: "user_seconds peak_rss_kb" of REPS runs of CMD one after the other,
+# so that a short run is long enough to time (user time counts in 10 ms steps).
+cpu_reps() {
+  reps=$1; shift
+  /usr/bin/time -f "%U %M" -o "$DIR/time" sh -c \
+    'reps=$1; shift; while [ "$reps" -gt 0 ]; do "$@" >/dev/null || exit 1; reps=$((reps - 1)); done' \
+    sh "$reps" "$@" 2>"$DIR/stderr" || {
+    echo "bench: $* failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
+  cat "$DIR/time"
+}
+
 echo
-echo "Scaling (sluice, events/s per core; q5 at 1 M events/s of event time):"
+echo "Scaling (events/s per core from user CPU time; a run of fewer than 10 M events is"
+echo "repeated until 10 M (sluice: 1 M) events were made, start-up included; q5 at 1 M events/s"
+echo "of event time, so a 10 s window holds 10 M events, over AUCTIONS auctions in flight):"
 echo
 echo "| query | events | auctions in flight | sluice | C baseline | sluice / C | sluice peak RSS |"
 echo "|---|---|---|---|---|---|---|"
-# scale QUERY EVENTS AUCTIONS sluice_seconds sluice_kb c_seconds c_kb: one row.
+# scale QUERY EVENTS AUCTIONS SLUICE_REPS C_REPS sluice_seconds sluice_kb c_seconds c_kb
 scale() {
-  awk -v q="$1" -v n="$2" -v a="$3" -v s="$4" -v kb="$5" -v cs="$6" 'BEGIN {
-    r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
+  awk -v q="$1" -v n="$2" -v a="$3" -v sr="$4" -v cr="$5" -v s="$6" -v kb="$7" -v cs="$8" 'BEGIN {
+    r = s > 0 ? n * sr / s : 0; c = cs > 0 ? n * cr / cs : 0
     printf "| %s | %d | %d | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB |\n",
       q, n, a, r / 1e6, c / 1e6, (c > 0 ? 100 * r / c : 0), kb / 1024 }'
 }
-for n in 100000 1000000 ${SCALE_MAX:-10000000}; do
-  scale q1 "$n" 100 $(cpu env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) \
-    $(cpu "$DIR/q1" "$n")
+reps() { awk -v n="$1" -v m="$2" 'BEGIN { r = int(m / n); print r < 1 ? 1 : r }'; }
+SIZES=${SCALE_EVENTS:-"100000 1000000 10000000"}
+for n in $SIZES; do
+  sr=$(reps "$n" 1000000); cr=$(reps "$n" 10000000)
+  scale q1 "$n" 100 "$sr" "$cr" \
+    $(cpu_reps "$sr" env EVENTS="$n" ./sluice run scripts/nexmark/q1.lua) \
+    $(cpu_reps "$cr" "$DIR/q1" "$n")
 done
-n=${SCALE_Q5_EVENTS:-2000000}
-for a in 1000 100000 1000000; do
-  scale q5 "$n" "$a" $(cpu env EVENTS="$n" RATE=1000000 AUCTIONS="$a" ./sluice run \
-    scripts/nexmark/q5.lua) $(cpu "$DIR/q5" "$n" 0 1000000 "$a")
+AUCTIONS_LIST=${SCALE_AUCTIONS:-"1000 100000 1000000"}
+for a in $AUCTIONS_LIST; do
+  for n in $SIZES; do
+    sr=$(reps "$n" 1000000); cr=$(reps "$n" 10000000)
+    scale q5 "$n" "$a" "$sr" "$cr" \
+      $(cpu_reps "$sr" env EVENTS="$n" RATE=1000000 AUCTIONS="$a" ./sluice run \
+        scripts/nexmark/q5.lua) \
+      $(cpu_reps "$cr" "$DIR/q5" "$n" 0 1000000 "$a")
+  done
 done

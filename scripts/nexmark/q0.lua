@@ -4,6 +4,6 @@ local sl = require "sluice"
 
 local out = os.getenv("OUT")
 sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
-  seed = tonumber(os.getenv("SEED")) or 0 }
+  seed = tonumber(os.getenv("SEED")) or 0, typed = true }
   :map(function(e) return e end)
   :sink(out and sl.sink.file { path = out, format = "json" } or sl.sink.null())

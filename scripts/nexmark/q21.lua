@@ -7,7 +7,7 @@ local known = { apple = "0", google = "1", facebook = "2", baidu = "3" }
 
 local out = os.getenv("OUT")
 sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
-  seed = tonumber(os.getenv("SEED")) or 0 }
+  seed = tonumber(os.getenv("SEED")) or 0, typed = true }
   :filter(function(e) return e.type == "bid" end)
   :map(function(e)
     local b = e.bid

@@ -5,7 +5,7 @@ local sl = require "sluice"
 
 local out = os.getenv("OUT")
 sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
-  seed = tonumber(os.getenv("SEED")) or 0 }
+  seed = tonumber(os.getenv("SEED")) or 0, typed = true }
   :filter(function(e) return e.type == "bid" end)
   :map(function(e)
     local b = e.bid

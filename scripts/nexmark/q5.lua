@@ -9,7 +9,7 @@ local sl = require "sluice"
 local out = os.getenv("OUT")
 sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
   seed = tonumber(os.getenv("SEED")) or 0, rate = tonumber(os.getenv("RATE")) or 10000,
-  auctions = tonumber(os.getenv("AUCTIONS")) }
+  auctions = tonumber(os.getenv("AUCTIONS")), typed = true }
   :filter(function(e) return e.type == "bid" end)
   :map(function(e) return e.bid end)
   :timestamp("date_time")

@@ -1,5 +1,5 @@
 /* prims_test.c -- checks host/prims.h without Lua: timer heap order, window arithmetic,
- * accumulators, and the accuracy, merge and snapshots of the HLL and KLL sketches.
+ * the accumulator pool, and the accuracy, merge and snapshots of the HLL and KLL sketches.
  *
  * Prints one line per check and exits 1 if any failed. Deterministic: fixed seeds.
  */
@@ -177,10 +177,6 @@ static void test_window(void)
           INT64_MIN && sl_window_tumbling_start(INT64_MIN, 7) == INT64_MIN,
           "window: bad size or unrepresentable start gives INT64_MIN");
 
-    check(sl_window_sliding_count(10, 5) == 2 && sl_window_sliding_count(10, 3) == 4 &&
-          sl_window_sliding_count(10, 10) == 1 && sl_window_sliding_count(5, 10) == 1 &&
-          sl_window_sliding_count(0, 1) == -1,
-          "window: sliding count is ceil(size/slide)");
     check(sl_window_sliding_first(5, 10, 5) == 0 &&
           sl_window_sliding_first(0, 10, 5) == -5 &&
           sl_window_sliding_first(-1, 10, 5) == -10 &&
@@ -193,7 +189,7 @@ static void test_window(void)
         for (int64_t slide = 1; slide <= 20; slide++) {
             for (int64_t t = -60; t <= 60; t++) {
                 int64_t first = sl_window_sliding_first(t, size, slide), want = INT64_MAX;
-                int64_t cnt = 0, maxc = sl_window_sliding_count(size, slide);
+                int64_t cnt = 0, maxc = (size + slide - 1) / slide;
 
                 for (int64_t s = -200; s <= 200; s++) {
                     if (((s % slide) + slide) % slide == 0 && s <= t && t < s + size) {
@@ -216,36 +212,107 @@ static void test_window(void)
         }
     }
     check(ok, "window: sliding first and count match brute force, t in [-60, 60]");
+
+    /* The double variants agree with the int64 ones, fractional times floored. */
+    ok = 1;
+    for (int64_t size = 1; size <= 20; size++) {
+        for (int64_t slide = 1; slide <= 20; slide++) {
+            for (int64_t t = -60; t <= 60; t++) {
+                double ft = (double)t + 0.25 * (double)(t & 3);
+
+                if (sl_window_tumbling_start_ms(ft, (double)size) !=
+                        (double)sl_window_tumbling_start(t, size) ||
+                    sl_window_sliding_first_ms(ft, (double)size, (double)slide) !=
+                        (double)sl_window_sliding_first(t, size, slide))
+                    ok = 0;
+            }
+        }
+    }
+    check(ok, "window: _ms variants match the int64 ones, t in [-60, 60] with fractions");
+    check(sl_window_tumbling_start_ms(1700000012345.5, 10000) == 1700000010000.0 &&
+          sl_window_tumbling_start_ms(-0.5, 10) == -10 &&
+          sl_window_tumbling_start_ms(9007199254740991.0, 10) == 9007199254740990.0 &&
+          sl_window_tumbling_start_ms(-9007199254740991.0, 10) == -9007199254741000.0 &&
+          sl_window_tumbling_start_ms(4503599627370497.0, 3) ==
+              (double)sl_window_tumbling_start(4503599627370497, 3),
+          "window: _ms at epoch times, below zero and near 2^53");
+    /* t / size rounds up to a whole number here: the start must still be at or below t. */
+    ok = 1;
+    for (double t = 4503599627370000.0; t < 4503599627370496.0; t += 37) {
+        for (double size = 3; size < 40; size += 2) {
+            double st = sl_window_tumbling_start_ms(t, size);
+
+            if (!(st <= t && t < st + size && fmod(st, size) == 0))
+                ok = 0;
+        }
+    }
+    check(ok, "window: _ms tumbling start holds t and is aligned just below 2^52");
+    check(isnan(sl_window_tumbling_start_ms(NAN, 10)) &&
+          isnan(sl_window_tumbling_start_ms(INFINITY, 10)) &&
+          isnan(sl_window_tumbling_start_ms(1e300, 10)) &&
+          isnan(sl_window_tumbling_start_ms(5, 0)) &&
+          isnan(sl_window_tumbling_start_ms(5, 2.5)) &&
+          isnan(sl_window_sliding_first_ms(5, 10, 0)) &&
+          isnan(sl_window_sliding_first_ms(NAN, 10, 5)),
+          "window: _ms give NaN for a NaN or huge time, or a size that is not whole ms");
 }
 
 /* ---- accumulators ---- */
 
+/* A pool with one entry of each kind C keeps, plus a Lua-held one between them (it has no
+ * fields, and must not shift the others). */
+enum { E_COUNT, E_SUM, E_MIN, E_MAX, E_HELD, E_AVG, E_FIRST, E_LAST, E_N };
+static const int all_kinds[E_N] = { SL_AGG_COUNT, SL_AGG_SUM, SL_AGG_MIN, SL_AGG_MAX,
+                                    SL_AGG_HELD, SL_AGG_AVG, SL_AGG_FIRST, SL_AGG_LAST };
+
+/* Entry j's result, or NaN when it has none. */
+static double res(const sl_agg_pool *p, int32_t slot, int j)
+{
+    double out[2];
+
+    return sl_agg_result(p, slot, j, out) == 1 ? out[0] : NAN;
+}
+
+static double res_time(const sl_agg_pool *p, int32_t slot, int j)
+{
+    double out[2];
+
+    return sl_agg_result(p, slot, j, out) == 1 ? out[1] : NAN;
+}
+
+static void add_all(sl_agg_pool *p, int32_t slot, double x, double t)
+{
+    sl_agg_count_add(p, slot, E_COUNT);
+    sl_agg_sum_add(p, slot, E_SUM, x);
+    sl_agg_min_add(p, slot, E_MIN, x);
+    sl_agg_max_add(p, slot, E_MAX, x);
+    sl_agg_avg_add(p, slot, E_AVG, x);
+    sl_agg_first_add(p, slot, E_FIRST, x, t);
+    sl_agg_last_add(p, slot, E_LAST, x, t);
+}
+
 static void test_agg(void)
 {
     enum { N = 1000 };
-    double v[N];
+    double v[N], out[2];
     uint64_t s = 7;
-    sl_agg_count c, c1, c2;
-    sl_agg_sum su, su1, su2;
-    sl_agg_min mi, mi1, mi2;
-    sl_agg_max ma, ma1, ma2;
-    sl_agg_avg av, av1, av2;
-    sl_agg_first fi, fi1, fi2;
-    sl_agg_last la, la1, la2;
     double lo = INFINITY, hi = -INFINITY, total = 0;
+    sl_agg_pool *p = sl_agg_pool_new(all_kinds, E_N);
+    int32_t a, a1, a2, e;
+    int bad_kind[2] = { SL_AGG_SUM, 99 };
 
-    sl_agg_count_init(&c);
-    sl_agg_sum_init(&su);
-    sl_agg_min_init(&mi);
-    sl_agg_max_init(&ma);
-    sl_agg_avg_init(&av);
-    sl_agg_first_init(&fi);
-    sl_agg_last_init(&la);
-    check(sl_agg_count_result(&c) == 0 && sl_agg_sum_result(&su) == 0 &&
-          isnan(sl_agg_min_result(&mi)) && isnan(sl_agg_max_result(&ma)) &&
-          isnan(sl_agg_avg_result(&av)) && isnan(sl_agg_first_result(&fi)) &&
-          isnan(sl_agg_last_result(&la)),
-          "agg: empty results (count 0, sum 0, others NaN)");
+    check(p != NULL && sl_agg_pool_new(bad_kind, 2) == NULL,
+          "agg: a pool for every kind; an unknown kind is refused");
+    check(sl_agg_pool_saved_width(p) == 1 + 2 + 1 + 1 + 1 + 3 + 2 + 2,
+          "agg: saved width is the sum of each kind's (%d)", sl_agg_pool_saved_width(p));
+    a = sl_agg_pool_alloc(p);
+    e = sl_agg_pool_alloc(p);
+    check(a >= 0 && e >= 0 && a != e && sl_agg_pool_live(p) == 2, "agg: two distinct slots");
+    check(res(p, e, E_COUNT) == 0 && res(p, e, E_SUM) == 0 &&
+          sl_agg_result(p, e, E_MIN, out) == 0 && sl_agg_result(p, e, E_MAX, out) == 0 &&
+          sl_agg_result(p, e, E_AVG, out) == 0 && sl_agg_result(p, e, E_FIRST, out) == 0 &&
+          sl_agg_result(p, e, E_LAST, out) == 0,
+          "agg: empty results (count 0, sum 0, the others none)");
 
     for (int i = 0; i < N; i++) {
         v[i] = (double)(int64_t)(rnd(&s) % 2001) - 1000.0;   /* integers: exact sums */
@@ -253,104 +320,182 @@ static void test_agg(void)
         hi = v[i] > hi ? v[i] : hi;
         total += v[i];
     }
-    sl_agg_count_init(&c1); sl_agg_count_init(&c2);
-    sl_agg_sum_init(&su1); sl_agg_sum_init(&su2);
-    sl_agg_min_init(&mi1); sl_agg_min_init(&mi2);
-    sl_agg_max_init(&ma1); sl_agg_max_init(&ma2);
-    sl_agg_avg_init(&av1); sl_agg_avg_init(&av2);
-    sl_agg_first_init(&fi1); sl_agg_first_init(&fi2);
-    sl_agg_last_init(&la1); sl_agg_last_init(&la2);
+    a1 = sl_agg_pool_alloc(p);
+    a2 = sl_agg_pool_alloc(p);
     for (int i = 0; i < N; i++) {
         /* Event times out of arrival order: time = 5000 - i for the first half. */
         double t = i < N / 2 ? 5000.0 - i : 10000.0 + i;
 
-        sl_agg_count_add(&c);
-        sl_agg_sum_add(&su, v[i]);
-        sl_agg_min_add(&mi, v[i]);
-        sl_agg_max_add(&ma, v[i]);
-        sl_agg_avg_add(&av, v[i]);
-        sl_agg_first_add(&fi, v[i], t);
-        sl_agg_last_add(&la, v[i], t);
-        if (i % 3 == 0) {
-            sl_agg_count_add(&c1);
-            sl_agg_sum_add(&su1, v[i]);
-            sl_agg_min_add(&mi1, v[i]);
-            sl_agg_max_add(&ma1, v[i]);
-            sl_agg_avg_add(&av1, v[i]);
-            sl_agg_first_add(&fi1, v[i], t);
-            sl_agg_last_add(&la1, v[i], t);
-        } else {
-            sl_agg_count_add(&c2);
-            sl_agg_sum_add(&su2, v[i]);
-            sl_agg_min_add(&mi2, v[i]);
-            sl_agg_max_add(&ma2, v[i]);
-            sl_agg_avg_add(&av2, v[i]);
-            sl_agg_first_add(&fi2, v[i], t);
-            sl_agg_last_add(&la2, v[i], t);
-        }
+        add_all(p, a, v[i], t);
+        add_all(p, i % 3 == 0 ? a1 : a2, v[i], t);
     }
-    check(sl_agg_count_result(&c) == N && sl_agg_sum_result(&su) == total &&
-          sl_agg_min_result(&mi) == lo && sl_agg_max_result(&ma) == hi &&
-          sl_agg_avg_result(&av) == total / N,
+    check(res(p, a, E_COUNT) == N && res(p, a, E_SUM) == total && res(p, a, E_MIN) == lo &&
+          res(p, a, E_MAX) == hi && res(p, a, E_AVG) == total / N,
           "agg: count, sum, min, max, avg");
-    check(sl_agg_first_result(&fi) == v[N / 2 - 1] && fi.t == 5000.0 - (N / 2 - 1) &&
-          sl_agg_last_result(&la) == v[N - 1] && la.t == 10000.0 + N - 1,
+    check(res(p, a, E_FIRST) == v[N / 2 - 1] && res_time(p, a, E_FIRST) == 5000.0 - (N / 2 - 1) &&
+          res(p, a, E_LAST) == v[N - 1] && res_time(p, a, E_LAST) == 10000.0 + N - 1,
           "agg: first and last go by event time, not arrival");
 
-    sl_agg_count_merge(&c1, &c2);
-    sl_agg_sum_merge(&su1, &su2);
-    sl_agg_min_merge(&mi1, &mi2);
-    sl_agg_max_merge(&ma1, &ma2);
-    sl_agg_avg_merge(&av1, &av2);
-    sl_agg_first_merge(&fi1, &fi2);
-    sl_agg_last_merge(&la1, &la2);
-    check(sl_agg_count_result(&c1) == N && sl_agg_sum_result(&su1) == total &&
-          sl_agg_min_result(&mi1) == lo && sl_agg_max_result(&ma1) == hi &&
-          sl_agg_avg_result(&av1) == total / N &&
-          sl_agg_first_result(&fi1) == v[N / 2 - 1] && sl_agg_last_result(&la1) == v[N - 1],
+    sl_agg_merge(p, a1, a2);
+    check(res(p, a1, E_COUNT) == N && res(p, a1, E_SUM) == total && res(p, a1, E_MIN) == lo &&
+          res(p, a1, E_MAX) == hi && res(p, a1, E_AVG) == total / N &&
+          res(p, a1, E_FIRST) == v[N / 2 - 1] && res(p, a1, E_LAST) == v[N - 1],
           "agg: merging two interleaved parts gives the whole's results");
-    sl_agg_min_init(&mi2);
-    sl_agg_min_merge(&mi1, &mi2);
-    sl_agg_min_merge(&mi2, &mi1);
-    check(sl_agg_min_result(&mi1) == lo && sl_agg_min_result(&mi2) == lo,
+    sl_agg_merge(p, a1, e);
+    sl_agg_merge(p, e, a1);
+    check(res(p, a1, E_MIN) == lo && res(p, e, E_MIN) == lo && res(p, e, E_COUNT) == N &&
+          res(p, e, E_FIRST) == v[N / 2 - 1],
           "agg: merging with an empty accumulator, either way round");
+    check(res(p, a2, E_COUNT) == N - (N + 2) / 3, "agg: merge leaves its source as it was");
 
-    sl_agg_first_init(&fi);
-    sl_agg_last_init(&la);
-    sl_agg_first_add(&fi, 1, 100);
-    sl_agg_first_add(&fi, 2, 100);
-    sl_agg_last_add(&la, 1, 100);
-    sl_agg_last_add(&la, 2, 100);
-    check(sl_agg_first_result(&fi) == 1 && sl_agg_last_result(&la) == 2,
-          "agg: on equal times first keeps the first seen, last the last seen");
+    /* Slots come back from the free list, zeroed; records never move. */
+    sl_agg_pool_release(p, a2);
+    sl_agg_pool_release(p, e);
+    check(sl_agg_pool_live(p) == 2, "agg: release returns slots to the pool");
+    e = sl_agg_pool_alloc(p);
+    a2 = sl_agg_pool_alloc(p);
+    check(((e == 1 && a2 == 3) || (e == 3 && a2 == 1)) && res(p, e, E_COUNT) == 0 &&
+          sl_agg_result(p, e, E_MIN, out) == 0 && sl_agg_result(p, a2, E_FIRST, out) == 0,
+          "agg: released slots are reused, fresh");
+    {
+        enum { MANY = 5 * SL_AGG_CHUNK + 3 };
+        static int32_t slots[MANY];
+        int ok = 1;
+        size_t small = sl_agg_pool_bytes(p);
 
-    sl_agg_sum_init(&su);
-    sl_agg_sum_add(&su, 1e16);
-    for (int i = 0; i < 1000; i++)
-        sl_agg_sum_add(&su, 1.0);
-    sl_agg_sum_add(&su, -1e16);
-    check(sl_agg_sum_result(&su) == 1000.0,
-          "agg: compensated sum keeps 1e16 + 1000*1 - 1e16 = %g", sl_agg_sum_result(&su));
-    sl_agg_sum_init(&su);
-    for (int i = 0; i < 1000000; i++)
-        sl_agg_sum_add(&su, 0.1);
-    check(fabs(sl_agg_sum_result(&su) - 100000.0) <= 1e-9,
-          "agg: a million 0.1 sum to 100000 within 1e-9 (got %.12f)",
-          sl_agg_sum_result(&su));
-    sl_agg_sum_init(&su);
-    sl_agg_sum_add(&su, INFINITY);
-    sl_agg_sum_add(&su, 1.0);
-    check(isinf(sl_agg_sum_result(&su)), "agg: sum with +inf is +inf");
+        for (int i = 0; i < MANY; i++) {
+            slots[i] = sl_agg_pool_alloc(p);
+            sl_agg_sum_add(p, slots[i], E_SUM, (double)i);
+        }
+        for (int i = 0; i < MANY; i++)
+            if (slots[i] < 0 || res(p, slots[i], E_SUM) != (double)i)
+                ok = 0;
+        check(ok && res(p, a, E_COUNT) == N && sl_agg_pool_bytes(p) > small,
+              "agg: %d slots over several chunks keep their values", MANY);
+        for (int i = 0; i < MANY; i++)
+            sl_agg_pool_release(p, slots[i]);
+        for (int i = 0; i < MANY; i++)
+            slots[i] = sl_agg_pool_alloc(p);
+        ok = 1;
+        for (int i = 0; i < MANY; i++)
+            if (slots[i] < 0 || slots[i] >= MANY + 4 || res(p, slots[i], E_SUM) != 0)
+                ok = 0;
+        check(ok && sl_agg_pool_live(p) == MANY + 4,
+              "agg: after releasing them all, the same slots again, zeroed");
+        for (int i = 0; i < MANY; i++)
+            sl_agg_pool_release(p, slots[i]);
+    }
 
-    sl_agg_min_init(&mi);
-    sl_agg_max_init(&ma);
-    sl_agg_min_add(&mi, NAN);
-    sl_agg_max_add(&ma, NAN);
-    sl_agg_min_add(&mi, 3);
-    sl_agg_max_add(&ma, 3);
-    sl_agg_min_add(&mi, NAN);
-    check(sl_agg_min_result(&mi) == 3 && mi.n == 1 && sl_agg_max_result(&ma) == 3,
-          "agg: min and max skip NaN");
+    /* Save and load: the layout of sl_agg_save, and a round trip. */
+    {
+        double saved[32], again[32];
+        int w = sl_agg_pool_saved_width(p), same = 1;
+        int32_t b = sl_agg_pool_alloc(p);
+
+        sl_agg_save(p, a, saved);
+        check(saved[0] == N && saved[1] + saved[2] == total && saved[3] == lo &&
+              saved[4] == hi && isnan(saved[5]) && saved[8] == N &&
+              saved[9] == v[N / 2 - 1] && saved[10] == 5000.0 - (N / 2 - 1),
+              "agg: save writes count, sum, c, min, max, held, avg (s, c, n), first, last");
+        sl_agg_load(p, b, saved);
+        sl_agg_save(p, b, again);
+        for (int i = 0; i < w; i++)
+            if (!(saved[i] == again[i] || (isnan(saved[i]) && isnan(again[i]))))
+                same = 0;
+        check(same && res(p, b, E_AVG) == total / N && res(p, b, E_LAST) == v[N - 1],
+              "agg: load(save(a)) saves the same and gives the same results");
+        sl_agg_save(p, e, saved);
+        check(isnan(saved[3]) && isnan(saved[4]) && isnan(saved[9]) && isnan(saved[10]),
+              "agg: an empty min, max, first, last saves as NaN");
+        sl_agg_load(p, b, saved);
+        check(sl_agg_result(p, b, E_MIN, out) == 0 && sl_agg_result(p, b, E_LAST, out) == 0 &&
+              res(p, b, E_COUNT) == 0, "agg: and loads back empty");
+        sl_agg_pool_release(p, b);
+    }
+
+    /* Handing an entry to Lua: add reports it, merge and result leave it alone. */
+    {
+        int32_t b = sl_agg_pool_alloc(p), c = sl_agg_pool_alloc(p);
+
+        sl_agg_min_add(p, b, E_MIN, 5);
+        sl_agg_min_add(p, c, E_MIN, 1);
+        sl_agg_first_add(p, c, E_FIRST, 7, 1);
+        sl_agg_hand_to_lua(p, b, E_MIN);
+        sl_agg_hand_to_lua(p, b, E_FIRST);
+        check(sl_agg_min_add(p, b, E_MIN, 0) == 1 && sl_agg_first_add(p, b, E_FIRST, 0, 0) == 1 &&
+              sl_agg_max_add(p, b, E_MAX, 3) == 0 && sl_agg_min_add(p, c, E_MIN, 0) == 0,
+              "agg: add returns 1 on an entry Lua holds, and does nothing");
+        sl_agg_merge(p, b, c);
+        sl_agg_merge(p, c, b);
+        check(sl_agg_result(p, b, E_MIN, out) == -1 && sl_agg_result(p, b, E_FIRST, out) == -1 &&
+              res(p, c, E_MIN) == 0 && res(p, c, E_FIRST) == 7 && res(p, c, E_MAX) == 3,
+              "agg: merge skips entries Lua holds on either side");
+        sl_agg_pool_release(p, b);
+        b = sl_agg_pool_alloc(p);
+        check(sl_agg_result(p, b, E_MIN, out) == 0 && sl_agg_min_add(p, b, E_MIN, 2) == 0 &&
+              res(p, b, E_MIN) == 2, "agg: a released slot comes back held by C");
+        sl_agg_pool_release(p, b);
+        sl_agg_pool_release(p, c);
+    }
+
+    {
+        int32_t b = sl_agg_pool_alloc(p);
+
+        sl_agg_first_add(p, b, E_FIRST, 1, 100);
+        sl_agg_first_add(p, b, E_FIRST, 2, 100);
+        sl_agg_last_add(p, b, E_LAST, 1, 100);
+        sl_agg_last_add(p, b, E_LAST, 2, 100);
+        check(res(p, b, E_FIRST) == 1 && res(p, b, E_LAST) == 2,
+              "agg: on equal times first keeps the first seen, last the last seen");
+        sl_agg_pool_release(p, b);
+
+        b = sl_agg_pool_alloc(p);
+        sl_agg_sum_add(p, b, E_SUM, 1e16);
+        for (int i = 0; i < 1000; i++)
+            sl_agg_sum_add(p, b, E_SUM, 1.0);
+        sl_agg_sum_add(p, b, E_SUM, -1e16);
+        check(res(p, b, E_SUM) == 1000.0,
+              "agg: compensated sum keeps 1e16 + 1000*1 - 1e16 = %g", res(p, b, E_SUM));
+        sl_agg_pool_release(p, b);
+
+        b = sl_agg_pool_alloc(p);
+        for (int i = 0; i < 1000000; i++)
+            sl_agg_sum_add(p, b, E_SUM, 0.1);
+        check(fabs(res(p, b, E_SUM) - 100000.0) <= 1e-9,
+              "agg: a million 0.1 sum to 100000 within 1e-9 (got %.12f)", res(p, b, E_SUM));
+        sl_agg_pool_release(p, b);
+
+        b = sl_agg_pool_alloc(p);
+        sl_agg_sum_add(p, b, E_SUM, INFINITY);
+        sl_agg_sum_add(p, b, E_SUM, 1.0);
+        check(isinf(res(p, b, E_SUM)), "agg: sum with +inf is +inf");
+        sl_agg_pool_release(p, b);
+
+        b = sl_agg_pool_alloc(p);
+        sl_agg_min_add(p, b, E_MIN, NAN);
+        sl_agg_max_add(p, b, E_MAX, NAN);
+        check(sl_agg_result(p, b, E_MIN, out) == 0, "agg: min of only NaN is none");
+        sl_agg_min_add(p, b, E_MIN, 3);
+        sl_agg_max_add(p, b, E_MAX, 3);
+        sl_agg_min_add(p, b, E_MIN, NAN);
+        check(res(p, b, E_MIN) == 3 && res(p, b, E_MAX) == 3, "agg: min and max skip NaN");
+        sl_agg_pool_release(p, b);
+    }
+
+    /* A spec with no C fields (collect only) still has slots. */
+    {
+        int held = SL_AGG_HELD;
+        sl_agg_pool *q = sl_agg_pool_new(&held, 1);
+        int32_t x = sl_agg_pool_alloc(q), y = sl_agg_pool_alloc(q);
+
+        check(q != NULL && x >= 0 && y >= 0 && x != y && sl_agg_pool_saved_width(q) == 1,
+              "agg: a pool of Lua-held entries only");
+        sl_agg_pool_release(q, x);
+        check(sl_agg_pool_alloc(q) == x, "agg: and reuses its slots");
+        sl_agg_pool_free(q);
+    }
+    sl_agg_pool_free(p);
+    sl_agg_pool_free(NULL);
 }
 
 /* ---- HyperLogLog ---- */

@@ -75,48 +75,60 @@ end)
 describe("snapshot and restore", function()
   -- Builds the same job twice: once run whole, once stopped after `cut` batches, its state
   -- snapshotted and restored into a freshly built graph that runs to the end.
-  local function build(records, out)
+  local function build(records, out, branch)
     graph.begin()                     -- a fresh job each time, as a restarted process has
     local s = sl.source.values(records):timestamp("ts", { out_of_orderness = 2000 })
-    s:key_by("k"):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v" }
-      :name("per_key"):sink(out)
-    s:key_by("k"):aggregate { total = sl.sum "v" }:name("running"):sink(out)
+    if branch == "per_key" then
+      s:key_by("k"):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v" }
+        :name("per_key"):sink(out)
+    elseif branch == "running" then
+      s:key_by("k"):aggregate { total = sl.sum "v" }:name("running"):sink(out)
+    else
+      -- panes of C slots, with min/max/first entries held in Lua for the strings
+      s:key_by("k"):window(sl.sliding("6s", "2s"))
+        :aggregate { lo = sl.min "w", hi = sl.max "w", fst = sl.first "w", lst = sl.last "v",
+          mean = sl.avg "v" }
+        :name("words"):sink(out)
+    end
     return out
   end
 
-  it("a restored job continues exactly where the snapshot was taken", function()
-    math.randomseed(42)
-    local records, t = {}, 0
-    for i = 1, 500 do
-      t = t + math.random(0, 300)
-      records[i] = { k = math.random(1, 4), v = math.random(1, 9), ts = t - math.random(0, 2000) }
-    end
-    runtime.options.batch_size = 16
-    local whole = build(records, sl.sink.collect())
-    assert(runtime.run(graph.ancestors({ whole.node })))
-
-    local first = build(records, sl.sink.collect())
-    local batches, snap = 0, nil
-    runtime.options.after_batch = function()
-      batches = batches + 1
-      if batches == 13 then
-        snap = sl.msgpack.decode(sl.msgpack.encode(runtime.snapshot()))  -- as on disk
-        runtime.abort()
+  for _, branch in ipairs { "per_key", "running", "words" } do
+    it("a restored job continues exactly where the snapshot was taken: " .. branch, function()
+      math.randomseed(42)
+      local records, t = {}, 0
+      for i = 1, 500 do
+        t = t + math.random(0, 300)
+        records[i] = { k = math.random(1, 4), v = math.random(1, 9), ts = t - math.random(0, 2000),
+          w = ({ "fig", "apple", "pear", "kiwi" })[math.random(1, 4)] }
       end
-    end
-    assert(runtime.run(graph.ancestors({ first.node })))
-    runtime.options.after_batch = nil
-    assert.truthy(snap)
-    local second = build(records, sl.sink.collect())
-    assert(runtime.run(graph.ancestors({ second.node }), nil, { restore = snap }))
-    runtime.options.batch_size = 1024
+      runtime.options.batch_size = 16
+      local whole = build(records, sl.sink.collect(), branch)
+      assert(runtime.run(graph.ancestors({ whole.node })))
 
-    local joined = {}
-    for _, r in ipairs(first:records()) do joined[#joined + 1] = r end
-    for _, r in ipairs(second:records()) do joined[#joined + 1] = r end
-    assert.same(whole:records(), joined)
-    assert.truthy(#first:records() > 0 and #second:records() > 0)
-  end)
+      local first = build(records, sl.sink.collect(), branch)
+      local batches, snap = 0, nil
+      runtime.options.after_batch = function()
+        batches = batches + 1
+        if batches == 13 then
+          snap = sl.msgpack.decode(sl.msgpack.encode(runtime.snapshot()))  -- as on disk
+          runtime.abort()
+        end
+      end
+      assert(runtime.run(graph.ancestors({ first.node })))
+      runtime.options.after_batch = nil
+      assert.truthy(snap)
+      local second = build(records, sl.sink.collect(), branch)
+      assert(runtime.run(graph.ancestors({ second.node }), nil, { restore = snap }))
+      runtime.options.batch_size = 1024
+
+      local joined = {}
+      for _, r in ipairs(first:records()) do joined[#joined + 1] = r end
+      for _, r in ipairs(second:records()) do joined[#joined + 1] = r end
+      assert.same(whole:records(), joined)
+      assert.truthy(#first:records() > 0 and #second:records() > 0)
+    end)
+  end
 end)
 
 describe("a running job, from the inside", function()

@@ -191,6 +191,62 @@ describe("window results", function()
       { window_start = 10000, window_end = 20000, n = 1 } }, out)
   end)
 
+  it("place fractional and negative event times by their floor", function()
+    local out = sl.source.values { { ts = -0.5 }, { ts = -10000 }, { ts = 0 }, { ts = 9999.5 },
+      { ts = 10000 } }
+      :timestamp("ts"):window_all(sl.tumbling "10s"):aggregate { n = sl.count() }:collect()
+    assert.same({ { window_start = -10000, window_end = 0, n = 2 },
+      { window_start = 0, window_end = 10000, n = 2 },
+      { window_start = 10000, window_end = 20000, n = 1 } }, out)
+    local slid = sl.source.values { { ts = -0.5 }, { ts = 4999.9 } }
+      :timestamp("ts"):window_all(sl.sliding("10s", "5s")):aggregate { n = sl.count() }:collect()
+    assert.same({ { window_start = -10000, window_end = 0, n = 1 },
+      { window_start = -5000, window_end = 5000, n = 2 },
+      { window_start = 0, window_end = 10000, n = 1 } }, slid)
+  end)
+
+  it("send a record whose event time is beyond 2^53 ms to the dead letters", function()
+    local dead = sl.sink.collect()
+    sl.dead_letter(dead)
+    local out = sl.source.values { { ts = 1 }, { ts = 2 }, { ts = 1e300 } }
+      :timestamp("ts"):window_all(sl.tumbling "10s"):aggregate { n = sl.count() }:collect()
+    graph.current().dead_letter = nil
+    assert.same({ { window_start = 0, window_end = 10000, n = 2 } }, out)
+    assert.equal(1, #dead:records())
+    assert.truthy(dead:records()[1].reason:find("event time 1e+300 is out of range", 1, true))
+  end)
+
+  it("min, max, first and last keep strings across the panes of a sliding window", function()
+    local input, want = {}, {}
+    local words = { "kiwi", "apple", "pear", "fig", "zucchini", "date", "lime" }
+    for i = 1, 60 do
+      local w = words[(i * 5) % #words + 1]
+      input[i] = { k = i % 2, w = w, ts = i * 500 }
+    end
+    local got = sl.source.values(input):timestamp("ts"):key_by("k")
+      :window(sl.sliding("6s", "2s"))
+      :aggregate { lo = sl.min "w", hi = sl.max "w", fst = sl.first "w", lst = sl.last "w",
+        n = sl.count() }
+      :collect()
+    -- the reference: every record of key k in [s, s + 6000), in time order
+    for _, r in ipairs(got) do
+      local lo, hi, fst, lst, n
+      for _, x in ipairs(input) do
+        if x.k == r.key and x.ts >= r.window_start and x.ts < r.window_end then
+          n = (n or 0) + 1
+          if not lo or x.w < lo then lo = x.w end
+          if not hi or x.w > hi then hi = x.w end
+          fst = fst or x.w
+          lst = x.w
+        end
+      end
+      want[#want + 1] = { key = r.key, window_start = r.window_start, window_end = r.window_end,
+        lo = lo, hi = hi, fst = fst, lst = lst, n = n }
+    end
+    assert.equal(2 * 17 + 1, #got)    -- starts -4 s .. 28 s for both keys, 30 s for key 0 only
+    assert.same(want, got)
+  end)
+
   it("reduce and apply see the window's records", function()
     local input = { { k = "a", v = 1, ts = 1 }, { k = "a", v = 2, ts = 2 }, { k = "b", v = 5, ts = 3 } }
     local red = sl.source.values(input):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")

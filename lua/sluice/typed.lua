@@ -1,0 +1,101 @@
+-- typed.lua -- typed records: FFI struct views a source fills in C, and their table form.
+--
+-- A typed record is a view (a cdata reference) into a buffer its source refills for every
+-- batch: reading its fields costs no allocation, and inside a fused stage loop LuaJIT
+-- keeps it in registers. It is valid while its batch passes through the graph, so
+-- whatever keeps a record longer (sinks that encode or collect, window and keyed state,
+-- dead letters, taps) keeps its table form, made here by plain(). Sources register their
+-- view types with register(ctype, to_table).
+local ffi = require "ffi"
+
+local type, istype = type, ffi.istype
+
+local typed = {}
+
+local kinds, nkinds = {}, 0     -- { ctype, to_table } of every registered view type
+
+-- Registers a view type: to_table(v) returns the table form of a view v of ctype ct
+-- (a new table the caller owns; nested views become nested tables).
+function typed.register(ct, to_table)
+  nkinds = nkinds + 1
+  kinds[nkinds] = { ct, to_table }
+end
+
+-- v itself, or, when v is a registered typed record, its table form.
+local function plain(v)
+  if type(v) ~= "cdata" then return v end
+  for i = 1, nkinds do
+    local k = kinds[i]
+    if istype(k[1], v) then return k[2](v) end
+  end
+  return v
+end
+typed.plain = plain
+
+-- Typed sources running now (typed.opened/closed): while there is one, a table may hold
+-- a view a user function put there, and plain_batch looks inside tables too.
+typed.running = 0
+function typed.opened() typed.running = typed.running + 1 end
+function typed.closed() typed.running = typed.running - 1 end
+
+-- Replaces, in place, every view among t's values (and its tables' values, 8 deep) by
+-- its table form.
+local function plain_fields(t, depth)
+  for k, v in pairs(t) do
+    local tv = type(v)
+    if tv == "cdata" then
+      local p = plain(v)
+      if p ~= v then t[k] = p end
+    elseif tv == "table" and depth < 8 then
+      plain_fields(v, depth + 1)
+    end
+  end
+end
+
+-- v with every typed record in it in its table form: a view becomes a new table; a table
+-- has the views among its values replaced in place.
+function typed.plain_deep(v)
+  local tv = type(v)
+  if tv == "cdata" then return plain(v) end
+  if tv == "table" and nkinds > 0 then plain_fields(v, 0) end
+  return v
+end
+
+-- Replaces every typed record of batch[1..n] by its table form, in place; while a typed
+-- source runs, also the views that records (tables) hold, so that `return {ev = e}`
+-- keeps its event.
+function typed.plain_batch(batch, n)
+  if nkinds == 0 then return end
+  if typed.running > 0 then
+    for i = 1, n do
+      local r = batch[i]
+      local tr = type(r)
+      if tr == "cdata" then batch[i] = plain(r)
+      elseif tr == "table" then plain_fields(r, 0) end
+    end
+    return
+  end
+  for i = 1, n do
+    local r = batch[i]
+    if type(r) == "cdata" then batch[i] = plain(r) end
+  end
+end
+
+-- Whether a keyed or window operator may be handed typed records as they are: it keeps
+-- only values read from them (aggregates of numbers over fields: count, sum, min, max,
+-- avg, distinct, quantile) or copies what it keeps (reduce, see window.lua). Any other
+-- operator gets the table form (a key function or a process may keep the record itself).
+local keeps_no_record = { count = true, sum = true, min = true, max = true, avg = true,
+  distinct = true, quantile = true }
+function typed.views_safe_in(node)
+  if node.key_fn and not node.key_field then return false end
+  local computes = node.computes or node.kind
+  if computes == "reduce" or computes == "rolling_reduce" then return true end
+  if computes ~= "aggregate" and computes ~= "rolling_aggregate" then return false end
+  for _, e in ipairs(node.aggregates or {}) do
+    if e.agg.fn or not keeps_no_record[e.agg.aggregate] then return false end
+  end
+  return true
+end
+
+return typed
