@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <lauxlib.h>
 
-#include "durable.h"
+#include "child.h"
 
 /* child.fork() -> pid in the parent, 0 in the child | nil, msg */
 static int child_fork(lua_State *L)

@@ -9,6 +9,7 @@
 #include "sl_api.h"
 #include "buf.h"
 #include "codec.h"
+#include "child.h"
 #include "ctl.h"
 #include "durable.h"
 #include "lineedit.h"

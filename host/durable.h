@@ -1,6 +1,5 @@
 /* durable.h -- core.durable: files that survive a crash (checkpoints and the file sinks
- * they commit), and core.child: a forked child that writes one in the background (the
- * contract is in sl_api.h).
+ * they commit) (the contract is in sl_api.h).
  */
 #ifndef SL_DURABLE_H
 #define SL_DURABLE_H
@@ -23,8 +22,7 @@ int sl_durable_sync(const char *path, char *err);
 /* CRC-32 (the polynomial of zlib and PNG) of len bytes, continuing from crc (0 to start). */
 uint32_t sl_durable_crc32(uint32_t crc, const void *data, size_t len);
 
-/* Pushes the core.durable and core.child tables. */
+/* Pushes the core.durable table. */
 void sl_durable_push(lua_State *L);
-void sl_child_push(lua_State *L);
 
 #endif
