@@ -120,4 +120,43 @@ describe("hot reload with --state-dir", function()
     for i = 1, 300 do assert.are.equal("v1", tags[i]) end
     for i = 701, 900 do assert.are.equal("v2", tags[i]) end
   end)
+
+  it("reopens a file source whose options changed at the offset it had reached", function()
+    local dir = h.tmpdir()
+    local input, out, script = h.path(dir, "in.txt"), h.path(dir, "out.jsonl"), h.path(dir, "job.lua")
+    local VERSION = [[
+local sl = require "sluice"
+sl.source.file { path = %q, format = "lines", follow = true%s }
+  :map(function(l) return { v = tonumber(l), tag = %q } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]]
+    h.write(input, "1\n2\n3\n")
+    h.write(script, VERSION:format(input, "", "A", out))
+    local pidfile, rcfile, errfile = h.path(dir, "pid"), h.path(dir, "rc"), h.path(dir, "err")
+    os.execute(string.format("(%s run %s --control none >/dev/null 2>%s </dev/null & echo $! >%s; " ..
+      "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), h.q(errfile),
+      h.q(pidfile), h.q(rcfile)))
+    wait_until("the job to start", function() return (h.read(pidfile) or ""):match("%d") end)
+    local job = { pid = h.read(pidfile):match("%d+") }
+    function job.kill(sig) os.execute("kill -" .. sig .. " " .. job.pid .. " 2>/dev/null") end
+    function job.ended() return (h.read(rcfile) or ""):match("%d") ~= nil end
+    jobs[#jobs + 1] = job
+    wait_until("3 outputs", function() return out_lines(out) >= 3 end)
+    -- a changed option: the source is opened again, not kept
+    h.write(script, VERSION:format(input, ", max_record = 4096", "B", out))
+    job.kill("HUP")
+    wait_until("the reload line", function()
+      return (h.read(errfile) or ""):find("opened source.file", 1, true) ~= nil
+    end)
+    append(input, "4\n5\n")
+    wait_until("5 outputs", function() return out_lines(out) >= 5 end)
+    job.kill("TERM")
+    wait_until("the job to end", job.ended)
+    local got = {}
+    for _, line in ipairs(h.lines(h.read(out))) do
+      local r = sl.json.decode(line)
+      got[#got + 1] = r.v .. r.tag
+    end
+    assert.are.same({ "1A", "2A", "3A", "4B", "5B" }, got)
+  end)
 end)
