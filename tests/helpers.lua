@@ -54,6 +54,28 @@ function h.write(path, text)
   return path
 end
 
+-- Adds text at the end of path (as a program appending to a log would).
+function h.append(path, text)
+  local f = assert(io.open(path, "ab"))
+  assert(f:write(text))
+  f:close()
+end
+
+local ffi = require "ffi"
+pcall(ffi.cdef, "int usleep(unsigned usec);")
+
+function h.sleep_ms(ms) ffi.C.usleep(ms * 1000) end
+
+-- Waits (at most 60 s) until pred() is true; fails with `what` at the caller's line if it
+-- never is.
+function h.wait_until(what, pred)
+  for _ = 1, 6000 do
+    if pred() then return end
+    h.sleep_ms(10)
+  end
+  error("timed out waiting for " .. what, 2)
+end
+
 -- Returns the whole content of path, or nil when it cannot be opened.
 function h.read(path)
   local f = io.open(path, "rb")

@@ -7,17 +7,10 @@
 
 local h = require "tests.helpers"
 local sl = require "sluice"
-local ffi = require "ffi"
 
-pcall(ffi.cdef, "int usleep(unsigned usec);")
+local sleep_ms = h.sleep_ms
 
-local function sleep_ms(ms) ffi.C.usleep(ms * 1000) end
-
-local function append(path, text)
-  local f = assert(io.open(path, "ab"))
-  f:write(text)
-  f:close()
-end
+local append = h.append
 
 -- Starts `sluice run script args` in the background; returns a handle with kill(sig) and
 -- wait() -> exit status (nil when it did not end within timeout_s).

@@ -2,9 +2,6 @@
 -- rename-and-recreate rotation and a truncation, and stops cleanly on SIGTERM.
 
 local h = require "tests.helpers"
-local ffi = require "ffi"
-
-pcall(ffi.cdef, "int usleep(unsigned usec);")
 
 -- Waits (at most 30 s) until path holds exactly the lines want; returns what it holds.
 local function wait_for(path, want)
@@ -12,16 +9,12 @@ local function wait_for(path, want)
   for _ = 1, 3000 do
     got = h.lines(h.read(path) or "")
     if #got >= #want then break end
-    ffi.C.usleep(10000)
+    h.sleep_ms(10)
   end
   return got
 end
 
-local function append(path, text)
-  local f = assert(io.open(path, "ab"))
-  f:write(text)
-  f:close()
-end
+local append = h.append
 
 describe("source.file{follow=true}", function()
   after_each(h.cleanup)
@@ -62,7 +55,7 @@ sl.source.file { path = %q, format = "lines", follow = true }
     for _ = 1, 3000 do
       rc = h.read(rcfile)
       if rc and rc:match("%d") then break end
-      ffi.C.usleep(10000)
+      h.sleep_ms(10)
     end
     assert.are.equal(0, tonumber(rc), h.read(h.path(dir, "err")))
     assert.are.same({ "a1", "a2", "a3", "a4", "b1", "b2 a longer line", "c1" }, h.lines(h.read(out)))

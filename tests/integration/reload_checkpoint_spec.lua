@@ -7,26 +7,12 @@
 
 local h = require "tests.helpers"
 local sl = require "sluice"
-local ffi = require "ffi"
 
-pcall(ffi.cdef, "int usleep(unsigned usec);")
+local sleep_ms = h.sleep_ms
 
-local function sleep_ms(ms) ffi.C.usleep(ms * 1000) end
+local append = h.append
 
-local function append(path, text)
-  local f = assert(io.open(path, "ab"))
-  f:write(text)
-  f:close()
-end
-
--- Waits (at most 60 s) until pred() is true; fails with `what` if it never is.
-local function wait_until(what, pred)
-  for _ = 1, 6000 do
-    if pred() then return end
-    sleep_ms(10)
-  end
-  error("timed out waiting for " .. what, 2)
-end
+local wait_until = h.wait_until
 
 local SCRIPT = [[
 local sl = require "sluice"

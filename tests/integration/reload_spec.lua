@@ -6,11 +6,8 @@
 -- new code; a broken version never runs.
 
 local h = require "tests.helpers"
-local ffi = require "ffi"
 
-pcall(ffi.cdef, "int usleep(unsigned usec);")
-
-local function sleep_ms(ms) ffi.C.usleep(ms * 1000) end
+local sleep_ms = h.sleep_ms
 
 -- The script of one version: `tag` is a Lua expression for the tag each output carries.
 local SCRIPT = [[
@@ -32,14 +29,7 @@ end
 
 local function count_lines(path) return #h.lines(h.read(path) or "") end
 
--- Waits (at most 60 s) until pred() is true; fails with `what` if it never is.
-local function wait_until(what, pred)
-  for _ = 1, 6000 do
-    if pred() then return end
-    sleep_ms(10)
-  end
-  error("timed out waiting for " .. what, 2)
-end
+local wait_until = h.wait_until
 
 -- How many lines of the job's stderr contain `text`.
 local function count_in(path, text)
