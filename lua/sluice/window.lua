@@ -23,6 +23,7 @@ local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
 local format = string.format
+local new_table = require "table.new"
 
 local window = {}
 
@@ -150,57 +151,102 @@ local function pane_window(node, out, ctx)
     end
   end
 
+  -- Frees pane p's state, unless the window that just fired took it over.
+  local function drop_pane(p)
+    local pane = panes[p]
+    if pane then
+      if free then for _, st in pairs(pane) do free(st) end end
+      panes[p] = nil
+    end
+  end
+
+  -- Emits each key's state of `states` (key -> state) as the window [s, e), and frees it.
+  -- Returns how many keys it emitted.
+  local function emit_all(states, s, e)
+    local t, n = e - 1, 0
+    if free then
+      for k, st in pairs(states) do emit(st, k, s, e, t); free(st); n = n + 1 end
+    else
+      for k, st in pairs(states) do emit(st, k, s, e, t); n = n + 1 end
+    end
+    return n
+  end
+
+  local sized = 0               -- keys in the last merged window, to size the next one
+  -- The pane the last record fell in, and its start: a record in the same pane skips the
+  -- window arithmetic and the lookup. Forgotten whenever a pane may go (fire, reload).
+  local hot_start, hot_pane = huge, nil
+
   local function fire(s, final)
     local e = s + size
-    local t = e - 1
+    hot_start, hot_pane = huge, nil
     if g == size then
       -- one pane is the whole window (tumbling): no merge
       local pane = panes[s]
       if pane then
-        for k, st in pairs(pane) do emit(st, k, s, e, t) end
-      end
-    else
-      local merged = {}
-      for p = s, e - g, g do
-        local pane = panes[p]
-        if pane then
-          for k, st in pairs(pane) do
-            local m = merged[k]
-            if not m then m = fresh(); merged[k] = m end
-            merge(m, st)
-          end
+        if final then
+          panes[s] = nil
+          emit_all(pane, s, e)
+        else
+          local t = e - 1
+          for k, st in pairs(pane) do emit(st, k, s, e, t) end
         end
       end
-      for k, m in pairs(merged) do
-        emit(m, k, s, e, t)
-        if free then free(m) end
+      return
+    end
+    -- The merged state starts from the window's first pane: when the window fires for
+    -- good, no later window reads pane s, so its table and states become the window's
+    -- (merged in time order: pane s is the oldest); otherwise they are copied.
+    local merged
+    local first = panes[s]
+    if final and first then
+      panes[s] = nil
+      merged = first
+    else
+      merged = new_table(0, sized)
+      if first then
+        for k, st in pairs(first) do
+          local m = fresh(); merge(m, st); merged[k] = m
+        end
       end
     end
-    if final then
-      -- pane s is read by no later window: free it
-      for p = s, s + slide - g, g do
-        if start_ms(p, slide) == s then
-          local pane = panes[p]
-          if pane then
-            if free then for _, st in pairs(pane) do free(st) end end
-            panes[p] = nil
-          end
+    for p = s + g, e - g, g do
+      local pane = panes[p]
+      if pane then
+        for k, st in pairs(pane) do
+          local m = merged[k]
+          if m == nil then m = fresh(); merged[k] = m end
+          merge(m, st)
         end
+      end
+    end
+    sized = emit_all(merged, s, e)
+    if final then
+      -- the other panes that no later window reads (when slide is a multiple of g > 1)
+      for p = s + g, s + slide - g, g do
+        if start_ms(p, slide) == s then drop_pane(p) end
       end
     end
   end
 
   function op.step(r, t)
-    local p = start_ms(t, g)
-    if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
-    local pane = panes[p]
-    if pane == nil then
-      -- late when the last window reading pane p has closed: to late(), or dropped (a pane
-      -- that still exists is read by a window that has not fired, so its records are not)
-      if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
-      pane = {}
-      panes[p] = pane
-      register(p)
+    local pane
+    if t >= hot_start and t < hot_start + g then
+      pane = hot_pane                  -- most records fall in the pane of the one before
+    else
+      local p = start_ms(t, g)
+      if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
+      pane = panes[p]
+      if pane == nil then
+        -- late when the last window reading pane p has closed: to late(), or dropped (a
+        -- pane that still exists is read by a window that has not fired, so its records
+        -- are not)
+        if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
+        pane = {}
+        panes[p] = pane
+        register(p)
+      end
+      hot_start, hot_pane = p, pane
     end
     local k = key(r)
     local st = pane[k]
@@ -241,6 +287,7 @@ local function pane_window(node, out, ctx)
 
   function op.restore(snap)
     op.wm = snap.wm
+    hot_start, hot_pane = huge, nil
     for _, pe in ipairs(snap.panes) do
       local pane = {}
       for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
@@ -259,6 +306,7 @@ local function pane_window(node, out, ctx)
     local live = { wm = op.wm, panes = panes, pending = pending,
       storage = comp.handover and comp.handover() }
     panes, pending = {}, {}
+    hot_start, hot_pane = huge, nil
     return live
   end
 
@@ -269,6 +317,7 @@ local function pane_window(node, out, ctx)
       fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     end
     op.wm, panes = live.wm, live.panes
+    hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
       pending[s] = true
       C.sl_timeq_push(due, s + size + lateness, s)
