@@ -23,7 +23,6 @@ local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
 local format = string.format
-local new_table = require "table.new"
 
 local window = {}
 
@@ -67,6 +66,7 @@ local function computation(node, out, ctx, storage)
     local a = agg.compile(node.aggregates, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
+      emit_reads_only = true,
       load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
@@ -79,6 +79,7 @@ local function computation(node, out, ctx, storage)
       fresh = function() return { NONE } end,
       -- a typed record lives only as long as its batch: the accumulator keeps a table
       add = function(st, r) local acc = st[1]; st[1] = plain(acc == NONE and r or f(acc, r)) end,
+      emit_reads_only = true,     -- emit copies a table accumulator
       merge = function(d, s)
         if s[1] == NONE then return end
         d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
@@ -131,6 +132,7 @@ local function pane_window(node, out, ctx)
   local key = key_of(node)
   local comp = computation(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+  local reads_only = comp.emit_reads_only
   local panes = {}            -- pane start -> { key -> state }
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
   local pending = {}           -- window start -> true while registered in `due`
@@ -160,70 +162,54 @@ local function pane_window(node, out, ctx)
     end
   end
 
-  -- Emits each key's state of `states` (key -> state) as the window [s, e), and frees it.
-  -- Returns how many keys it emitted.
-  local function emit_all(states, s, e)
-    local t, n = e - 1, 0
-    if free then
-      for k, st in pairs(states) do emit(st, k, s, e, t); free(st); n = n + 1 end
-    else
-      for k, st in pairs(states) do emit(st, k, s, e, t); n = n + 1 end
-    end
-    return n
-  end
-
-  local sized = 0               -- keys in the last merged window, to size the next one
   -- The pane the last record fell in, and its start: a record in the same pane skips the
   -- window arithmetic and the lookup. Forgotten whenever a pane may go (fire, reload).
   local hot_start, hot_pane = huge, nil
+  local window_panes = {}       -- the panes of the window firing, oldest first (scratch)
 
+  -- Emits the window [s, e) from its panes, each key's state merged in time order. No
+  -- table of merged states is built: a key goes out from the oldest pane that has it
+  -- (the earlier panes are looked up to know), with the later panes' states merged into
+  -- a copy. When the window fires for good, no later window reads pane s, so its states
+  -- take the merges themselves; and a key in one pane only goes out as that pane's state
+  -- when emitting only reads it (aggregate, reduce: apply hands the list to user code).
   local function fire(s, final)
     local e = s + size
+    local t = e - 1
     hot_start, hot_pane = huge, nil
-    if g == size then
-      -- one pane is the whole window (tumbling): no merge
-      local pane = panes[s]
-      if pane then
-        if final then
-          panes[s] = nil
-          emit_all(pane, s, e)
-        else
-          local t = e - 1
-          for k, st in pairs(pane) do emit(st, k, s, e, t) end
-        end
-      end
-      return
-    end
-    -- The merged state starts from the window's first pane: when the window fires for
-    -- good, no later window reads pane s, so its table and states become the window's
-    -- (merged in time order: pane s is the oldest); otherwise they are copied.
-    local merged
-    local first = panes[s]
-    if final and first then
-      panes[s] = nil
-      merged = first
-    else
-      merged = new_table(0, sized)
-      if first then
-        for k, st in pairs(first) do
-          local m = fresh(); merge(m, st); merged[k] = m
-        end
-      end
-    end
-    for p = s + g, e - g, g do
+    local n = 0
+    for p = s, e - g, g do
       local pane = panes[p]
-      if pane then
-        for k, st in pairs(pane) do
-          local m = merged[k]
-          if m == nil then m = fresh(); merged[k] = m end
-          merge(m, st)
+      if pane then n = n + 1; window_panes[n] = pane end
+    end
+    local first_goes = final and panes[s] ~= nil
+    for i = 1, n do
+      local pane = window_panes[i]
+      local own = first_goes and i == 1
+      for k, st in pairs(pane) do
+        local seen = false
+        for j = 1, i - 1 do
+          if window_panes[j][k] ~= nil then seen = true; break end
+        end
+        if not seen then
+          local m = st
+          for j = i + 1, n do
+            local later = window_panes[j][k]
+            if later ~= nil then
+              if m == st and not own then m = fresh(); merge(m, st) end
+              merge(m, later)
+            end
+          end
+          if m == st and not own and not reads_only then m = fresh(); merge(m, st) end
+          emit(m, k, s, e, t)
+          if m ~= st and free then free(m) end
         end
       end
     end
-    sized = emit_all(merged, s, e)
+    for i = 1, n do window_panes[i] = nil end
     if final then
-      -- the other panes that no later window reads (when slide is a multiple of g > 1)
-      for p = s + g, s + slide - g, g do
+      -- the panes no later window reads: s, and more when slide is a multiple of g > 1
+      for p = s, s + slide - g, g do
         if start_ms(p, slide) == s then drop_pane(p) end
       end
     end
