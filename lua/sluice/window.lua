@@ -95,12 +95,19 @@ local function computation(node, out, ctx, storage)
       load = function(p) return { p[1] == host.null and NONE or p[1] } end,
     }
   else -- apply
+    -- The state is { records, how many }: counting them is cheaper than asking the
+    -- list for its length at each record. Saved as the list alone.
     local f = node.fn
     return {
-      fresh = function() return {} end,
-      add = function(list, r) list[#list + 1] = r end,
-      merge = function(d, s) for i = 1, #s do d[#d + 1] = s[i] end end,
-      emit = function(list, key, ws, we, t)
+      fresh = function() return { {}, 0 } end,
+      add = function(st, r) local n = st[2] + 1; st[2] = n; st[1][n] = r end,
+      merge = function(d, s)
+        local dl, n, sl, m = d[1], d[2], s[1], s[2]
+        for i = 1, m do dl[n + i] = sl[i] end
+        d[2] = n + m
+      end,
+      emit = function(st, key, ws, we, t)
+        local list = st[1]
         local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
         if not ok then
           ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
@@ -115,8 +122,8 @@ local function computation(node, out, ctx, storage)
           out_fn(res, t)
         end
       end,
-      save = function(list) return list end,
-      load = function(p) return p end,
+      save = function(st) return st[1] end,
+      load = function(p) return { p, #p } end,
     }
   end
 end
