@@ -247,12 +247,17 @@ local function pane_window(node, out, ctx)
     add(st, r, t)
   end
 
+  -- Windows fire in order of their due times, and the watermark steps through them: the
+  -- results of a window go out with the due time of the window before (as if the
+  -- watermark had come in those steps), so that what comes after can fire as they pass
+  -- instead of holding all that a long jump of the watermark fires.
   function op.advance(wm)
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
-      local s = tonumber(pid[0])
+      local s, at = tonumber(pid[0]), pt[0]
       pending[s] = nil
       fire(s, true)
+      if at > op.wm then op.wm = at end
     end
     op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
