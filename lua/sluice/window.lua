@@ -418,6 +418,7 @@ local function session_window(node, out, ctx)
   end
 
   function op.advance(wm)
+    local fired_at = -huge
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
       local sess = by_id[tonumber(pid[0])]
@@ -426,6 +427,10 @@ local function session_window(node, out, ctx)
         if at > pt[0] then
           schedule(sess, at)                     -- it grew since: wait for its new end
         else
+          -- the watermark steps through the due times, as the pane windows' does; sessions
+          -- due at the same time go out under the step before it
+          if fired_at < pt[0] and fired_at > op.wm then op.wm = fired_at end
+          fired_at = pt[0]
           local k = sess[5]
           by_id[sess[4]] = nil
           emit(sess[3], k, sess[1], sess[2], sess[2] - 1)
