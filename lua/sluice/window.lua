@@ -160,7 +160,8 @@ local function pane_window(node, out, ctx)
     end
   end
 
-  -- Frees pane p's state, unless the window that just fired took it over.
+  -- Frees pane p and its states (a window firing for good may have merged into them
+  -- and emitted them first).
   local function drop_pane(p)
     local pane = panes[p]
     if pane then
