@@ -13,6 +13,7 @@ local typed = require "sluice.typed"
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
   debug.getinfo
 local huge = math.huge
+local PUT_BATCH = 1024          -- records an operator gathers before it sends them on
 
 local stage = {}
 
@@ -291,6 +292,7 @@ function stage.new_operator(node, make, ports, dl, opts)
   local m = { 0, 0 }
   local op
   local late_dropped = 0
+  local flush                   -- sends on what put gathered (below)
   local function put(port, r, t)
     if port == 2 and #receivers[2] == 0 then late_dropped = late_dropped + 1; return end
     local k = m[port] + 1
@@ -298,6 +300,9 @@ function stage.new_operator(node, make, ports, dl, opts)
     out[port][k] = r
     ot[port][k] = t
     ow[port][k] = op.wm
+    -- a window that fires many keys at once sends its results on a batch at a time, so
+    -- they are not all held here (and downstream, which can fire as they come) at once
+    if k >= PUT_BATCH then flush(nil) end
   end
   local ctx = {
     dead_letter = function(reason, record)
@@ -336,7 +341,7 @@ function stage.new_operator(node, make, ports, dl, opts)
   end
 
   local sent = -huge
-  local function flush(wend)
+  function flush(wend)
     local pass = nil
     if opts.timed_out and wend and wend > sent then sent = wend; pass = wend end
     if m[1] > 0 or pass then

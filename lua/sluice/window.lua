@@ -66,6 +66,7 @@ local function computation(node, out, ctx, storage)
     local a = agg.compile(node.aggregates, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
+      emit_reads_only = true,
       load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         out_fn(a.make(acc, keyed and key or nil, ws, we), t)
@@ -78,6 +79,7 @@ local function computation(node, out, ctx, storage)
       fresh = function() return { NONE } end,
       -- a typed record lives only as long as its batch: the accumulator keeps a table
       add = function(st, r) local acc = st[1]; st[1] = plain(acc == NONE and r or f(acc, r)) end,
+      emit_reads_only = true,     -- emit copies a table accumulator
       merge = function(d, s)
         if s[1] == NONE then return end
         d[1] = d[1] == NONE and s[1] or f(d[1], s[1])
@@ -93,12 +95,19 @@ local function computation(node, out, ctx, storage)
       load = function(p) return { p[1] == host.null and NONE or p[1] } end,
     }
   else -- apply
+    -- The state is { records, how many }: counting them is cheaper than asking the
+    -- list for its length at each record. Saved as the list alone.
     local f = node.fn
     return {
-      fresh = function() return {} end,
-      add = function(list, r) list[#list + 1] = r end,
-      merge = function(d, s) for i = 1, #s do d[#d + 1] = s[i] end end,
-      emit = function(list, key, ws, we, t)
+      fresh = function() return { {}, 0 } end,
+      add = function(st, r) local n = st[2] + 1; st[2] = n; st[1][n] = r end,
+      merge = function(d, s)
+        local dl, n, sl, m = d[1], d[2], s[1], s[2]
+        for i = 1, m do dl[n + i] = sl[i] end
+        d[2] = n + m
+      end,
+      emit = function(st, key, ws, we, t)
+        local list = st[1]
         local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
         if not ok then
           ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
@@ -113,8 +122,8 @@ local function computation(node, out, ctx, storage)
           out_fn(res, t)
         end
       end,
-      save = function(list) return list end,
-      load = function(p) return p end,
+      save = function(st) return st[1] end,
+      load = function(p) return { p, #p } end,
     }
   end
 end
@@ -130,6 +139,7 @@ local function pane_window(node, out, ctx)
   local key = key_of(node)
   local comp = computation(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+  local reads_only = comp.emit_reads_only
   local panes = {}            -- pane start -> { key -> state }
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
   local pending = {}           -- window start -> true while registered in `due`
@@ -150,57 +160,87 @@ local function pane_window(node, out, ctx)
     end
   end
 
+  -- Frees pane p and its states (a window firing for good may have merged into them
+  -- and emitted them first).
+  local function drop_pane(p)
+    local pane = panes[p]
+    if pane then
+      if free then for _, st in pairs(pane) do free(st) end end
+      panes[p] = nil
+    end
+  end
+
+  -- The pane the last record fell in, and its start: a record in the same pane skips the
+  -- window arithmetic and the lookup. Forgotten whenever a pane may go (fire, reload).
+  local hot_start, hot_pane = huge, nil
+  local window_panes = {}       -- the panes of the window firing, oldest first (scratch)
+
+  -- Emits the window [s, e) from its panes, each key's state merged in time order. No
+  -- table of merged states is built: a key goes out from the oldest pane that has it
+  -- (the earlier panes are looked up to know), with the later panes' states merged into
+  -- a copy. When the window fires for good, no later window reads pane s, so its states
+  -- take the merges themselves; and a key in one pane only goes out as that pane's state
+  -- when emitting only reads it (aggregate, reduce: apply hands the list to user code).
   local function fire(s, final)
     local e = s + size
     local t = e - 1
-    if g == size then
-      -- one pane is the whole window (tumbling): no merge
-      local pane = panes[s]
-      if pane then
-        for k, st in pairs(pane) do emit(st, k, s, e, t) end
-      end
-    else
-      local merged = {}
-      for p = s, e - g, g do
-        local pane = panes[p]
-        if pane then
-          for k, st in pairs(pane) do
-            local m = merged[k]
-            if not m then m = fresh(); merged[k] = m end
-            merge(m, st)
-          end
+    hot_start, hot_pane = huge, nil
+    local n = 0
+    for p = s, e - g, g do
+      local pane = panes[p]
+      if pane then n = n + 1; window_panes[n] = pane end
+    end
+    local first_goes = final and panes[s] ~= nil
+    for i = 1, n do
+      local pane = window_panes[i]
+      local own = first_goes and i == 1
+      for k, st in pairs(pane) do
+        local seen = false
+        for j = 1, i - 1 do
+          if window_panes[j][k] ~= nil then seen = true; break end
         end
-      end
-      for k, m in pairs(merged) do
-        emit(m, k, s, e, t)
-        if free then free(m) end
+        if not seen then
+          local m = st
+          for j = i + 1, n do
+            local later = window_panes[j][k]
+            if later ~= nil then
+              if m == st and not own then m = fresh(); merge(m, st) end
+              merge(m, later)
+            end
+          end
+          if m == st and not own and not reads_only then m = fresh(); merge(m, st) end
+          emit(m, k, s, e, t)
+          if m ~= st and free then free(m) end
+        end
       end
     end
+    for i = 1, n do window_panes[i] = nil end
     if final then
-      -- pane s is read by no later window: free it
+      -- the panes no later window reads: s, and more when slide is a multiple of g > 1
       for p = s, s + slide - g, g do
-        if start_ms(p, slide) == s then
-          local pane = panes[p]
-          if pane then
-            if free then for _, st in pairs(pane) do free(st) end end
-            panes[p] = nil
-          end
-        end
+        if start_ms(p, slide) == s then drop_pane(p) end
       end
     end
   end
 
   function op.step(r, t)
-    local p = start_ms(t, g)
-    if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
-    local pane = panes[p]
-    if pane == nil then
-      -- late when the last window reading pane p has closed: to late(), or dropped (a pane
-      -- that still exists is read by a window that has not fired, so its records are not)
-      if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
-      pane = {}
-      panes[p] = pane
-      register(p)
+    local pane
+    if t >= hot_start and t < hot_start + g then
+      pane = hot_pane                  -- most records fall in the pane of the one before
+    else
+      local p = start_ms(t, g)
+      if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
+      pane = panes[p]
+      if pane == nil then
+        -- late when the last window reading pane p has closed: to late(), or dropped (a
+        -- pane that still exists is read by a window that has not fired, so its records
+        -- are not)
+        if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
+        pane = {}
+        panes[p] = pane
+        register(p)
+      end
+      hot_start, hot_pane = p, pane
     end
     local k = key(r)
     local st = pane[k]
@@ -208,12 +248,17 @@ local function pane_window(node, out, ctx)
     add(st, r, t)
   end
 
+  -- Windows fire in order of their due times, and the watermark steps through them: the
+  -- results of a window go out with the due time of the window before (as if the
+  -- watermark had come in those steps), so that what comes after can fire as they pass
+  -- instead of holding all that a long jump of the watermark fires.
   function op.advance(wm)
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
-      local s = tonumber(pid[0])
+      local s, at = tonumber(pid[0]), pt[0]
       pending[s] = nil
       fire(s, true)
+      if at > op.wm then op.wm = at end
     end
     op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
@@ -241,6 +286,7 @@ local function pane_window(node, out, ctx)
 
   function op.restore(snap)
     op.wm = snap.wm
+    hot_start, hot_pane = huge, nil
     for _, pe in ipairs(snap.panes) do
       local pane = {}
       for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
@@ -259,6 +305,7 @@ local function pane_window(node, out, ctx)
     local live = { wm = op.wm, panes = panes, pending = pending,
       storage = comp.handover and comp.handover() }
     panes, pending = {}, {}
+    hot_start, hot_pane = huge, nil
     return live
   end
 
@@ -269,6 +316,7 @@ local function pane_window(node, out, ctx)
       fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     end
     op.wm, panes = live.wm, live.panes
+    hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
       pending[s] = true
       C.sl_timeq_push(due, s + size + lateness, s)
@@ -371,6 +419,7 @@ local function session_window(node, out, ctx)
   end
 
   function op.advance(wm)
+    local fired_at = -huge
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
       local sess = by_id[tonumber(pid[0])]
@@ -379,6 +428,10 @@ local function session_window(node, out, ctx)
         if at > pt[0] then
           schedule(sess, at)                     -- it grew since: wait for its new end
         else
+          -- the watermark steps through the due times, as the pane windows' does; sessions
+          -- due at the same time go out under the step before it
+          if fired_at < pt[0] and fired_at > op.wm then op.wm = fired_at end
+          fired_at = pt[0]
           local k = sess[5]
           by_id[sess[4]] = nil
           emit(sess[3], k, sess[1], sess[2], sess[2] - 1)

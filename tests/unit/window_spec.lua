@@ -247,6 +247,63 @@ describe("window results", function()
     assert.same(want, got)
   end)
 
+  it("a watermark jump that fires many windows sends their results on window by window", function()
+    -- Nothing fires before the end (a bound of an hour); then 7 sliding windows of 3000 keys
+    -- fire at once. Each downstream window must close as the results pass, not after all
+    -- of them: what a jump fires is never held all at once.
+    local records = {}
+    for w = 0, 5 do
+      for k = 1, 3000 do records[#records + 1] = { k = k, ts = w * 2000 + k % 2000 } end
+    end
+    local passed, passed_at_fire = 0, {}
+    local out = sl.source.values(records)
+      :timestamp("ts", { out_of_orderness = 3600000 })
+      :key_by("k"):window(sl.sliding("4s", "2s")):aggregate { n = sl.count() }
+      :peek(function() passed = passed + 1 end)
+      :window_all(sl.tumbling "2s")
+      :apply(function(_, w, counts)
+        passed_at_fire[#passed_at_fire + 1] = passed
+        local n = 0
+        for _, c in ipairs(counts) do n = n + c.n end
+        return { window_end = w.window_end, keys = #counts, n = n }
+      end)
+      :collect()
+    table.sort(out, function(x, y) return x.window_end < y.window_end end)
+    assert.equal(7, #out)
+    for i, r in ipairs(out) do
+      assert.equal(2000 * i, r.window_end)
+      assert.equal(3000, r.keys)
+      assert.equal((i == 1 or i == 7) and 3000 or 6000, r.n)
+    end
+    assert.equal(21000, passed)
+    assert.truthy(passed_at_fire[1] < 21000)
+  end)
+
+  it("sessions that one watermark jump closes go on as they close, too", function()
+    -- 3000 one-record sessions ending in 6 groups 2 s apart, all closed at the end of input
+    local records = {}
+    for k = 1, 3000 do records[k] = { k = k, ts = (k % 6) * 2000 + k % 500 } end
+    local passed, passed_at_fire = 0, {}
+    local out = sl.source.values(records)
+      :timestamp("ts", { out_of_orderness = 3600000 })
+      :key_by("k"):window(sl.session "1s"):aggregate { n = sl.count() }
+      :peek(function() passed = passed + 1 end)
+      :window_all(sl.tumbling "2s")
+      :apply(function(_, w, sessions)
+        passed_at_fire[#passed_at_fire + 1] = passed
+        return { window_end = w.window_end, sessions = #sessions }
+      end)
+      :collect()
+    table.sort(out, function(x, y) return x.window_end < y.window_end end)
+    assert.equal(6, #out)
+    for i, r in ipairs(out) do
+      assert.equal(2000 * i, r.window_end)
+      assert.equal(500, r.sessions)
+    end
+    assert.equal(3000, passed)
+    assert.truthy(passed_at_fire[1] < 3000)
+  end)
+
   it("reduce and apply see the window's records", function()
     local input = { { k = "a", v = 1, ts = 1 }, { k = "a", v = 2, ts = 2 }, { k = "b", v = 5, ts = 3 } }
     local red = sl.source.values(input):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")
