@@ -895,6 +895,21 @@ static sl_reader **check_reader(lua_State *L)
     return luaL_checkudata(L, 1, SL_READER_MT);
 }
 
+/* Marks r reading, keeps its userdata (at index 1) alive from the registry while it
+ * reads, and has the loop resume the framing unless it is already under way. */
+static void read_on(lua_State *L, sl_reader *r)
+{
+    if (!r->reading) {
+        r->reading = 1;
+        if (r->self_ref == LUA_NOREF) {
+            lua_pushvalue(L, 1);                            /* ud */
+            r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
+        }
+    }
+    if (!r->pumping)
+        uv_timer_start(&r->kick, on_kick, 0, 0);
+}
+
 /* reader:start(): reads on. The framing resumes from the loop, not inside this call. */
 static int reader_start(lua_State *L)
 {
@@ -904,13 +919,7 @@ static int reader_start(lua_State *L)
         return luaL_error(L, "reader:start(): the reader is closed");
     if (r->ended || r->reading)
         return 0;
-    r->reading = 1;
-    if (r->self_ref == LUA_NOREF) {
-        lua_pushvalue(L, 1);                            /* ud */
-        r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
-    }
-    if (!r->pumping)
-        uv_timer_start(&r->kick, on_kick, 0, 0);
+    read_on(L, r);
     return 0;
 }
 
@@ -935,15 +944,7 @@ static int reader_drain(lua_State *L)
     if (r == NULL || r->ended)
         return 0;
     r->draining = 1;
-    if (!r->reading) {
-        r->reading = 1;
-        if (r->self_ref == LUA_NOREF) {
-            lua_pushvalue(L, 1);                        /* ud */
-            r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
-        }
-    }
-    if (!r->pumping)
-        uv_timer_start(&r->kick, on_kick, 0, 0);
+    read_on(L, r);
     return 0;
 }
 
