@@ -128,6 +128,15 @@ local function computation(node, out, ctx, storage)
   end
 end
 
+-- Hot reload: the computation a new operator runs on state handed over by an old one. An
+-- aggregate's slots name records of the old operator's pool, so the new code is compiled
+-- over that pool (agg.compile with the storage handed over) in place of its own, empty one.
+local function adopting(comp, node, out, ctx, storage)
+  if not storage then return comp end
+  comp.close()
+  return computation(node, out, ctx, storage)
+end
+
 -- ---- tumbling and sliding windows -----------------------------------------------------
 
 local function pane_window(node, out, ctx)
@@ -310,11 +319,8 @@ local function pane_window(node, out, ctx)
   end
 
   function op.adopt(live)
-    if live.storage then      -- accumulator slots name records of the old pool: keep it
-      comp.close()
-      comp = computation(node, out, ctx, live.storage)
-      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
-    end
+    comp = adopting(comp, node, out, ctx, live.storage)
+    fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     op.wm, panes = live.wm, live.panes
     hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
@@ -479,11 +485,8 @@ local function session_window(node, out, ctx)
   end
 
   function op.adopt(live)
-    if live.storage then      -- accumulator slots name records of the old pool: keep it
-      comp.close()
-      comp = computation(node, out, ctx, live.storage)
-      fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
-    end
+    comp = adopting(comp, node, out, ctx, live.storage)
+    fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     op.wm = live.wm
     for k, list in pairs(live.sessions) do
       for i, sess in ipairs(list) do list[i] = open_session(k, sess[1], sess[2], sess[3]) end
@@ -577,11 +580,8 @@ local function count_window(node, out, ctx)
   end
 
   function op.adopt(live)
-    if live.storage then      -- accumulator slots name records of the old pool: keep it
-      comp.close()
-      comp = computation(node, out, ctx, live.storage)
-      fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
-    end
+    comp = adopting(comp, node, out, ctx, live.storage)
+    fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
     op.wm, seq, open = live.wm, live.seq, live.open
   end
 
