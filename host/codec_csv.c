@@ -173,8 +173,7 @@ static int push_quoted(lua_State *L, const char *s, size_t len, size_t pos, size
 int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *err)
 {
     int top = lua_gettop(L);
-    if (keys_idx < 0 && keys_idx > LUA_REGISTRYINDEX)
-        keys_idx = top + keys_idx + 1;
+    keys_idx = absolute_index(L, keys_idx);
     if (!s)
         s = "";     /* an empty record from a caller with no buffer */
     if (!lua_checkstack(L, LUA_MINSTACK))
@@ -343,10 +342,8 @@ static int put_field(lua_State *L, int idx, sl_buf *out, char *err)
 int sl_csv_encode(lua_State *L, int idx, int keys_idx, sl_buf *out, char *err)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
-    if (keys_idx < 0 && keys_idx > LUA_REGISTRYINDEX)
-        keys_idx = top + keys_idx + 1;
+    idx = absolute_index(L, idx);
+    keys_idx = absolute_index(L, keys_idx);
     if (lua_type(L, idx) != LUA_TTABLE)
         return fail(err, "csv: cannot encode a %s as a record", luaL_typename(L, idx));
     if (!lua_checkstack(L, 4))

@@ -61,6 +61,16 @@ static inline void skip_ws(dec *d)
     d->p = p;
 }
 
+/* Whether the next byte is c; if so, steps past it. */
+static inline int next_is(dec *d, char c)
+{
+    if (d->p < d->end && *d->p == c) {
+        d->p++;
+        return 1;
+    }
+    return 0;
+}
+
 /* Reads a number with the JSON grammar -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?; its
  * digits become the correctly rounded double in decimal_value() (codec_shared.h). */
 static int parse_number(dec *d, double *out)
@@ -290,9 +300,7 @@ static int parse_object(dec *d)
     lua_createtable(L, 0, obj_hint[d->depth]);
     int t = lua_gettop(L);
     skip_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-    } else {
+    if (!next_is(d, '}')) {
         for (;;) {
             skip_ws(d);
             if (d->p >= d->end || *d->p != '"')
@@ -300,22 +308,17 @@ static int parse_object(dec *d)
             if (parse_string(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             skip_ws(d);
-            if (d->p >= d->end || *d->p != ':')
+            if (!next_is(d, ':'))
                 return unexpected(d);
-            d->p++;
             if (parse_value(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawset(L, t);       /* of duplicate keys, the last wins */
             n++;
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
+            if (next_is(d, ','))
                 continue;
-            }
-            if (d->p < d->end && *d->p == '}') {
-                d->p++;
+            if (next_is(d, '}'))
                 break;
-            }
             return unexpected(d);
         }
     }
@@ -334,22 +337,16 @@ static int parse_array(dec *d)
     lua_createtable(L, arr_hint[d->depth], 0);
     int t = lua_gettop(L);
     skip_ws(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-    } else {
+    if (!next_is(d, ']')) {
         for (;;) {
             if (parse_value(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawseti(L, t, ++n);
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
+            if (next_is(d, ','))
                 continue;
-            }
-            if (d->p < d->end && *d->p == ']') {
-                d->p++;
+            if (next_is(d, ']'))
                 break;
-            }
             return unexpected(d);
         }
     }
@@ -620,8 +617,7 @@ static int enc_value(enc *e, int idx, int depth)
 int sl_json_encode(lua_State *L, int idx, sl_buf *out, char *err)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
+    idx = absolute_index(L, idx);
     size_t len0 = out->len;
     enc e = { L, out, err };
     if (enc_value(&e, idx, 1) != SL_CODEC_OK) {

@@ -405,8 +405,7 @@ static int enc_value(enc *e, int idx, int depth)
 static int encode(lua_State *L, int idx, sl_buf *out, char *err, int any_number)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
+    idx = absolute_index(L, idx);
     size_t len0 = out->len;
     enc e = { L, out, { 0 }, err, any_number };
     msgpack_packer_init(&e.pk, out, write_buf);

@@ -51,6 +51,13 @@ static inline int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* The index idx as one that stays valid while the stack grows (lua_absindex of Lua 5.2,
+ * which LuaJIT lacks): a negative, non-pseudo index counts from the top. */
+static inline int absolute_index(lua_State *L, int idx)
+{
+    return idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+}
+
 /* Whether the table at idx, with border n >= 1, has exactly the keys 1..n, and so
  * encodes as an array (codec.h): all keys are integers in [1, n] (so distinct), and
  * there are n of them. Stack unchanged. */
