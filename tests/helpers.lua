@@ -76,6 +76,16 @@ function h.wait_until(what, pred)
   error("timed out waiting for " .. what, 2)
 end
 
+-- Waits (at most 60 s) until the file at path holds at least n lines; fails at the caller's
+-- line if it never does.
+function h.wait_lines(path, n)
+  for _ = 1, 6000 do
+    if #h.lines(h.read(path) or "") >= n then return end
+    h.sleep_ms(10)
+  end
+  error(string.format("timed out waiting for %d lines in %s", n, path), 2)
+end
+
 -- Returns the whole content of path, or nil when it cannot be opened.
 function h.read(path)
   local f = io.open(path, "rb")

@@ -92,15 +92,6 @@ local function start(script, env)
   return job
 end
 
--- Waits until path holds at least n lines (at most 30 s).
-local function wait_lines(path, n)
-  for _ = 1, 3000 do
-    local s = h.read(path)
-    if s and #h.lines(s) >= n then return end
-    C.usleep(10000)
-  end
-end
-
 -- Starts a job that listens on 127.0.0.1:p for JSON lines and writes them to the file out.
 local function json_over_tcp_to_file(p, out)
   return start(h.script(string.format([[
@@ -213,7 +204,7 @@ sl.source.generator { count = 1000, fn = function(i)
 ]], p)))
     exits_cleanly(sender)
     -- 1000 sent, 10 too long: the take(999) cannot be reached, so stop the receiver
-    wait_lines(out, 990)
+    h.wait_lines(out, 990)
     local stderr = stop(receiver)
     local recs = json_file(out)
     assert.are.equal(990, #recs)
