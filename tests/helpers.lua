@@ -46,19 +46,22 @@ function h.dir()
   return scratch
 end
 
--- Writes text to path (binary mode, replacing the file).
-function h.write(path, text)
-  local f = assert(io.open(path, "wb"))
+-- Opens path in mode, writes text and closes it; raises on any failure.
+local function put(path, mode, text)
+  local f = assert(io.open(path, mode))
   assert(f:write(text))
   f:close()
+end
+
+-- Writes text to path (binary mode, replacing the file).
+function h.write(path, text)
+  put(path, "wb", text)
   return path
 end
 
 -- Adds text at the end of path (as a program appending to a log would).
 function h.append(path, text)
-  local f = assert(io.open(path, "ab"))
-  assert(f:write(text))
-  f:close()
+  put(path, "ab", text)
 end
 
 local ffi = require "ffi"
