@@ -4,25 +4,14 @@
  * byte, so a stray quote cannot swallow the rest of the input. Byte offsets in error
  * messages count from 0 at the start of the record. */
 #include "codec.h"
+#include "codec_shared.h"
 
 #include <lauxlib.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, SL_CODEC_ERRLEN, fmt, ap);
-    va_end(ap);
-    return SL_CODEC_BAD;
-}
 
 /* ---- Framing ----------------------------------------------------------------------- */
 
@@ -83,23 +72,12 @@ int sl_csv_frame(const char *s, size_t len, int eof, size_t *rec_len, size_t *us
 
 /* ---- Decoding ---------------------------------------------------------------------- */
 
-static const double pow10_exact[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-static inline int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* Whether p[0, n) is a whole decimal number, -?\d+(\.\d+)?([eE][+-]?\d+)?, and if so
  * its value. Text that a number would not give back is kept as text: a leading "+", a
  * leading zero ("02134") and integers of more than 15 digits (ids, phone numbers).
  * Checking the characters first keeps strtod from accepting "inf", "nan", hex or
- * leading spaces. Short values are computed exactly without strtod (one correctly
- * rounded IEEE operation on exact operands); a value that overflows to infinity is not
- * taken as a number. */
+ * leading spaces. The digits become the correctly rounded double in decimal_value()
+ * (codec_shared.h); a value that overflows to infinity is not taken as a number. */
 static int parse_decimal(const char *p, size_t n, double *out)
 {
     size_t i = 0;
@@ -144,30 +122,7 @@ static int parse_decimal(const char *p, size_t n, double *out)
     }
     if (i != n)
         return 0;
-    if (ndig <= 19) {   /* else mant wrapped */
-        double v = (double)mant;
-        if (exp10 == 0) {
-            *out = neg ? -v : v;
-            return 1;
-        }
-        if (mant <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
-            v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
-            *out = neg ? -v : v;
-            return 1;
-        }
-    }
-    char small[64], *copy = n < sizeof small ? small : malloc(n + 1);
-    if (!copy)
-        return 0;
-    memcpy(copy, p, n);
-    copy[n] = '\0';
-    double v = strtod(copy, NULL);
-    if (copy != small)
-        free(copy);
-    if (isinf(v))
-        return 0;
-    *out = v;
-    return 1;
+    return decimal_value(p, n, neg, mant, ndig, exp10, out) == 0 && !isinf(*out);
 }
 
 /* The slow half of push_quoted, for content with doubled quotes: unescapes through a
@@ -218,8 +173,7 @@ static int push_quoted(lua_State *L, const char *s, size_t len, size_t pos, size
 int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *err)
 {
     int top = lua_gettop(L);
-    if (keys_idx < 0 && keys_idx > LUA_REGISTRYINDEX)
-        keys_idx = top + keys_idx + 1;
+    keys_idx = absolute_index(L, keys_idx);
     if (!s)
         s = "";     /* an empty record from a caller with no buffer */
     if (!lua_checkstack(L, LUA_MINSTACK))
@@ -288,13 +242,6 @@ int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *e
 }
 
 /* ---- Encoding ---------------------------------------------------------------------- */
-
-static inline char *room(sl_buf *b, size_t n)
-{
-    if (b->cap - b->len < n)
-        sl_buf_reserve(b, n);
-    return b->data + b->len;
-}
 
 /* Appends s as a field, quoted (with quotes doubled) when it holds , " CR or LF. */
 static void put_text(sl_buf *out, const char *s, size_t len)
@@ -395,10 +342,8 @@ static int put_field(lua_State *L, int idx, sl_buf *out, char *err)
 int sl_csv_encode(lua_State *L, int idx, int keys_idx, sl_buf *out, char *err)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
-    if (keys_idx < 0 && keys_idx > LUA_REGISTRYINDEX)
-        keys_idx = top + keys_idx + 1;
+    idx = absolute_index(L, idx);
+    keys_idx = absolute_index(L, keys_idx);
     if (lua_type(L, idx) != LUA_TTABLE)
         return fail(err, "csv: cannot encode a %s as a record", luaL_typename(L, idx));
     if (!lua_checkstack(L, 4))

@@ -4,10 +4,10 @@
  * encoder that walks a Lua value into an sl_buf. Conventions are in codec.h; byte
  * offsets in error messages count from 0 at the start of the record. */
 #include "codec.h"
+#include "codec_shared.h"
 
 #include <lauxlib.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,17 +38,6 @@ typedef struct dec {
     int depth;
 } dec;
 
-static int fail(dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(dec *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err, SL_CODEC_ERRLEN, fmt, ap);
-    va_end(ap);
-    return SL_CODEC_BAD;
-}
-
 static size_t offset(const dec *d, const char *p)
 {
     return (size_t)(p - d->s);
@@ -57,11 +46,11 @@ static size_t offset(const dec *d, const char *p)
 static int unexpected(dec *d)
 {
     if (d->p >= d->end)
-        return fail(d, "json: unexpected end of input at byte %zu", offset(d, d->p));
+        return fail(d->err, "json: unexpected end of input at byte %zu", offset(d, d->p));
     unsigned char c = (unsigned char)*d->p;
     if (c >= 0x20 && c < 0x7f)
-        return fail(d, "json: unexpected character '%c' at byte %zu", c, offset(d, d->p));
-    return fail(d, "json: unexpected byte 0x%02x at byte %zu", c, offset(d, d->p));
+        return fail(d->err, "json: unexpected character '%c' at byte %zu", c, offset(d, d->p));
+    return fail(d->err, "json: unexpected byte 0x%02x at byte %zu", c, offset(d, d->p));
 }
 
 static inline void skip_ws(dec *d)
@@ -72,21 +61,18 @@ static inline void skip_ws(dec *d)
     d->p = p;
 }
 
-static const double pow10_exact[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-static inline int is_digit(char c)
+/* Whether the next byte is c; if so, steps past it. */
+static inline int next_is(dec *d, char c)
 {
-    return c >= '0' && c <= '9';
+    if (d->p < d->end && *d->p == c) {
+        d->p++;
+        return 1;
+    }
+    return 0;
 }
 
-/* Reads a number with the JSON grammar -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?.
- * Values with at most 19 significant digits and a small decimal exponent are computed
- * exactly with one IEEE multiplication or division of two exact doubles (correctly
- * rounded, so the same as strtod); the rest go to strtod on a NUL-terminated copy,
- * since the input is not NUL-terminated. */
+/* Reads a number with the JSON grammar -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?; its
+ * digits become the correctly rounded double in decimal_value() (codec_shared.h). */
 static int parse_number(dec *d, double *out)
 {
     const char *start = d->p, *p = d->p, *end = d->end;
@@ -142,34 +128,10 @@ static int parse_number(dec *d, double *out)
     }
     d->p = p;
 
-    /* mant wrapped if there were more than 19 digits; then ndig says so. */
-    if (ndig <= 19) {
-        double v;
-        if (exp10 == 0) {
-            v = (double)mant;       /* uint64 -> double rounds correctly */
-            *out = neg ? -v : v;
-            return SL_CODEC_OK;
-        }
-        if (mant <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
-            v = (double)mant;
-            v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
-            *out = neg ? -v : v;
-            return SL_CODEC_OK;
-        }
-    }
-
-    size_t n = (size_t)(p - start);
-    char small[64], *copy = n < sizeof small ? small : malloc(n + 1);
-    if (!copy)
-        return fail(d, "json: out of memory reading a number at byte %zu", offset(d, start));
-    memcpy(copy, start, n);
-    copy[n] = '\0';
-    double v = strtod(copy, NULL);
-    if (copy != small)
-        free(copy);
-    if (isinf(v))
-        return fail(d, "json: number out of range at byte %zu", offset(d, start));
-    *out = v;
+    if (decimal_value(start, (size_t)(p - start), neg, mant, ndig, exp10, out) != 0)
+        return fail(d->err, "json: out of memory reading a number at byte %zu", offset(d, start));
+    if (isinf(*out))
+        return fail(d->err, "json: number out of range at byte %zu", offset(d, start));
     return SL_CODEC_OK;
 }
 
@@ -225,7 +187,7 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
     const char *p = d->p, *end = d->end;
     luaL_Buffer b;
     if (!lua_checkstack(L, LUA_MINSTACK))
-        return fail(d, "json: nested too deep at byte %zu", offset(d, p));
+        return fail(d->err, "json: nested too deep at byte %zu", offset(d, p));
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, start, (size_t)(p - start));
     for (;;) {
@@ -236,19 +198,19 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
             luaL_addlstring(&b, run, (size_t)(p - run));
         if (p >= end) {
             d->p = p;
-            return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+            return fail(d->err, "json: unterminated string at byte %zu", offset(d, start - 1));
         }
         if (*p == '"')
             break;
         if ((unsigned char)*p < 0x20) {
             d->p = p;
-            return fail(d, "json: control character in string at byte %zu", offset(d, p));
+            return fail(d->err, "json: control character in string at byte %zu", offset(d, p));
         }
         /* A backslash. */
         const char *esc = p++;
         if (p >= end) {
             d->p = p;
-            return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+            return fail(d->err, "json: unterminated string at byte %zu", offset(d, start - 1));
         }
         char c = *p++;
         switch (c) {
@@ -263,16 +225,16 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
         case 'u': {
             unsigned cp, lo;
             if (end - p < 4 || hex4(p, &cp) < 0)
-                return fail(d, "json: bad \\u escape at byte %zu", offset(d, esc));
+                return fail(d->err, "json: bad \\u escape at byte %zu", offset(d, esc));
             p += 4;
             if (cp >= 0xdc00 && cp <= 0xdfff)
-                return fail(d, "json: lone surrogate in \\u escape at byte %zu",
+                return fail(d->err, "json: lone surrogate in \\u escape at byte %zu",
                             offset(d, esc));
             if (cp >= 0xd800 && cp <= 0xdbff) {
                 /* A high surrogate must be followed by an escaped low one. */
                 if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0
                     || lo < 0xdc00 || lo > 0xdfff)
-                    return fail(d, "json: lone surrogate in \\u escape at byte %zu",
+                    return fail(d->err, "json: lone surrogate in \\u escape at byte %zu",
                                 offset(d, esc));
                 p += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -282,7 +244,7 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
             break;
         }
         default:
-            return fail(d, "json: bad escape '\\%c' at byte %zu",
+            return fail(d->err, "json: bad escape '\\%c' at byte %zu",
                         (unsigned char)c >= 0x20 && (unsigned char)c < 0x7f ? c : '?',
                         offset(d, esc));
         }
@@ -310,12 +272,12 @@ static int parse_string(dec *d)
         }
         if (c < 0x20) {
             d->p = p;
-            return fail(d, "json: control character in string at byte %zu", offset(d, p));
+            return fail(d->err, "json: control character in string at byte %zu", offset(d, p));
         }
         p++;
     }
     d->p = p;
-    return fail(d, "json: unterminated string at byte %zu", offset(d, start - 1));
+    return fail(d->err, "json: unterminated string at byte %zu", offset(d, start - 1));
 }
 
 static int parse_value(dec *d);
@@ -323,7 +285,7 @@ static int parse_value(dec *d);
 static int enter(dec *d)
 {
     if (++d->depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(d->L, 4))
-        return fail(d, "json: nested too deep at byte %zu", offset(d, d->p));
+        return fail(d->err, "json: nested too deep at byte %zu", offset(d, d->p));
     d->p++;     /* past the [ or { */
     return SL_CODEC_OK;
 }
@@ -338,9 +300,7 @@ static int parse_object(dec *d)
     lua_createtable(L, 0, obj_hint[d->depth]);
     int t = lua_gettop(L);
     skip_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-    } else {
+    if (!next_is(d, '}')) {
         for (;;) {
             skip_ws(d);
             if (d->p >= d->end || *d->p != '"')
@@ -348,22 +308,17 @@ static int parse_object(dec *d)
             if (parse_string(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             skip_ws(d);
-            if (d->p >= d->end || *d->p != ':')
+            if (!next_is(d, ':'))
                 return unexpected(d);
-            d->p++;
             if (parse_value(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawset(L, t);       /* of duplicate keys, the last wins */
             n++;
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
+            if (next_is(d, ','))
                 continue;
-            }
-            if (d->p < d->end && *d->p == '}') {
-                d->p++;
+            if (next_is(d, '}'))
                 break;
-            }
             return unexpected(d);
         }
     }
@@ -382,22 +337,16 @@ static int parse_array(dec *d)
     lua_createtable(L, arr_hint[d->depth], 0);
     int t = lua_gettop(L);
     skip_ws(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-    } else {
+    if (!next_is(d, ']')) {
         for (;;) {
             if (parse_value(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawseti(L, t, ++n);
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
+            if (next_is(d, ','))
                 continue;
-            }
-            if (d->p < d->end && *d->p == ']') {
-                d->p++;
+            if (next_is(d, ']'))
                 break;
-            }
             return unexpected(d);
         }
     }
@@ -409,7 +358,7 @@ static int parse_array(dec *d)
 static int parse_literal(dec *d, const char *word, size_t n)
 {
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
-        return fail(d, "json: bad literal at byte %zu (expected %s)", offset(d, d->p), word);
+        return fail(d->err, "json: bad literal at byte %zu (expected %s)", offset(d, d->p), word);
     d->p += n;
     return SL_CODEC_OK;
 }
@@ -471,7 +420,7 @@ int sl_json_decode(lua_State *L, const char *s, size_t len, char *err)
     }
     skip_ws(&d);
     if (d.p < d.end) {
-        fail(&d, "json: trailing characters at byte %zu", offset(&d, d.p));
+        fail(d.err, "json: trailing characters at byte %zu", offset(&d, d.p));
         lua_settop(L, top);
         return SL_CODEC_BAD;
     }
@@ -485,25 +434,6 @@ typedef struct enc {
     sl_buf *out;
     char *err;
 } enc;
-
-static int efail(enc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int efail(enc *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->err, SL_CODEC_ERRLEN, fmt, ap);
-    va_end(ap);
-    return SL_CODEC_BAD;
-}
-
-/* Returns room for n more bytes at the end of b. */
-static inline char *room(sl_buf *b, size_t n)
-{
-    if (b->cap - b->len < n)
-        sl_buf_reserve(b, n);
-    return b->data + b->len;
-}
 
 static inline void put(sl_buf *b, const char *p, size_t n)
 {
@@ -574,31 +504,9 @@ static int put_number(enc *e, double x)
     char *o = room(e->out, 32);
     int n = sl_codec_number(x, o);
     if (n < 0)
-        return efail(e, "json: cannot encode NaN/inf");
+        return fail(e->err, "json: cannot encode NaN/inf");
     e->out->len += (size_t)n;
     return SL_CODEC_OK;
-}
-
-/* Whether the table at idx, with border n >= 1, has exactly the keys 1..n: all keys are
- * integers in [1, n] (so distinct), and there are n of them. Stack unchanged. */
-static int is_array(lua_State *L, int idx, size_t n)
-{
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        double k = lua_tonumber(L, -1);
-        if (!(k >= 1 && k <= (double)n && k == (double)(size_t)k)) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        count++;
-    }
-    return count == n;
 }
 
 static int enc_value(enc *e, int idx, int depth);
@@ -608,7 +516,7 @@ static int enc_table(enc *e, int idx, int depth)
     lua_State *L = e->L;
     sl_buf *out = e->out;
     if (depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(L, 4))
-        return efail(e, "json: nested too deep (a cycle?)");
+        return fail(e->err, "json: nested too deep (a cycle?)");
     /* A border of 0 means t[1] == nil, so the table cannot be an array. */
     size_t n = lua_objlen(L, idx);
     if (n > 0 && is_array(L, idx, n)) {
@@ -648,14 +556,14 @@ static int enc_table(enc *e, int idx, int depth)
             char num[32];
             int nn = sl_codec_number(lua_tonumber(L, -2), num);
             if (nn < 0)
-                return efail(e, "json: cannot encode NaN/inf");
+                return fail(e->err, "json: cannot encode NaN/inf");
             char *o = room(out, (size_t)nn + 2);
             o[0] = '"';
             memcpy(o + 1, num, (size_t)nn);
             o[nn + 1] = '"';
             out->len += (size_t)nn + 2;
         } else {
-            return efail(e, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+            return fail(e->err, "json: cannot encode a table key of type %s", lua_typename(L, kt));
         }
         *room(out, 1) = ':';
         out->len++;
@@ -703,14 +611,13 @@ static int enc_value(enc *e, int idx, int depth)
     default:
         break;
     }
-    return efail(e, "json: cannot encode a %s", lua_typename(L, t));
+    return fail(e->err, "json: cannot encode a %s", lua_typename(L, t));
 }
 
 int sl_json_encode(lua_State *L, int idx, sl_buf *out, char *err)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
+    idx = absolute_index(L, idx);
     size_t len0 = out->len;
     enc e = { L, out, err };
     if (enc_value(&e, idx, 1) != SL_CODEC_OK) {

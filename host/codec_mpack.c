@@ -4,10 +4,10 @@
  * unpack exactly those bytes into a reused zone and converts the result to Lua values.
  * Encoding drives a msgpack_packer that appends to the caller's sl_buf. */
 #include "codec.h"
+#include "codec_shared.h"
 
 #include <math.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,17 +17,6 @@
  * library, so not taken from its headers), and fails beyond it; so msgpack nests at most
  * 32 deep here, not SL_CODEC_MAX_DEPTH. */
 #define DECODE_DEPTH 32
-
-static int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, SL_CODEC_ERRLEN, fmt, ap);
-    va_end(ap);
-    return SL_CODEC_BAD;
-}
 
 /* ---- Decoder ----------------------------------------------------------------------- */
 
@@ -299,28 +288,6 @@ static int put_number(enc *e, double x)
     return SL_CODEC_OK;
 }
 
-/* Whether the table at idx, with border n >= 1, has exactly the keys 1..n. Stack
- * unchanged. (The same test as the JSON encoder's.) */
-static int is_array(lua_State *L, int idx, size_t n)
-{
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        double k = lua_tonumber(L, -1);
-        if (!(k >= 1 && k <= (double)n && k == (double)(size_t)k)) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        count++;
-    }
-    return count == n;
-}
-
 /* Rewrites the 5 bytes reserved at out[at] as the smallest map header for count entries,
  * moving the entries back over the unused header bytes. */
 static void patch_map_header(sl_buf *out, size_t at, uint32_t count)
@@ -438,8 +405,7 @@ static int enc_value(enc *e, int idx, int depth)
 static int encode(lua_State *L, int idx, sl_buf *out, char *err, int any_number)
 {
     int top = lua_gettop(L);
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = top + idx + 1;
+    idx = absolute_index(L, idx);
     size_t len0 = out->len;
     enc e = { L, out, { 0 }, err, any_number };
     msgpack_packer_init(&e.pk, out, write_buf);

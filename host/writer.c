@@ -394,53 +394,58 @@ static int close_writer(lua_State *L, sl_writer *w, const char **what)
     return rc;
 }
 
-/* writer:close(): flushes, closes, frees; raises "write PATH: reason" on failure (the
- * writer is closed all the same). Idempotent. */
-static int writer_close(lua_State *L)
+/* How close_once() went; on a failure it has pushed the message. */
+typedef enum closed {
+    CLOSED,             /* cleanly, or closed already */
+    STEP_FAILED,        /* "write PATH: reason" (or close) */
+    PEER_FAILED         /* "tcp sink: " and sl_conn_close's message, naming the address */
+} closed;
+
+/* Closes and frees the writer of the userdata at index 1, once: the userdata then holds
+ * NULL, and another call finds nothing to do. Stack +1 on a failure (the message). */
+static closed close_once(lua_State *L)
 {
     sl_writer **ud = luaL_checkudata(L, 1, SL_WRITER_MT);
     sl_writer *w = *ud;
     const char *what;
+    closed how = CLOSED;
     int rc;
 
     if (w == NULL)
-        return 0;
+        return CLOSED;
     *ud = NULL;
     rc = close_writer(L, w, &what);
-    if (rc < 0) {
-        if (what == NULL)
-            lua_pushfstring(L, "tcp sink: %s", w->path);                    /* msg */
-        else
-            lua_pushfstring(L, "%s %s: %s", what, w->path, uv_strerror(rc));   /* msg */
-        free(w->path);
-        free(w);
-        if (what == NULL)           /* an I/O failure names the address, not a Lua line */
-            return lua_error(L);
-        return luaL_error(L, "%s", lua_tostring(L, -1));
+    if (rc < 0 && what == NULL) {
+        lua_pushfstring(L, "tcp sink: %s", w->path);                        /* msg */
+        how = PEER_FAILED;
+    } else if (rc < 0) {
+        lua_pushfstring(L, "%s %s: %s", what, w->path, uv_strerror(rc));   /* msg */
+        how = STEP_FAILED;
     }
     free(w->path);
     free(w);
-    return 0;
+    return how;
+}
+
+/* writer:close(): flushes, closes, frees; raises "write PATH: reason" on failure (the
+ * writer is closed all the same). Idempotent. */
+static int writer_close(lua_State *L)
+{
+    switch (close_once(L)) {
+    case CLOSED:
+        return 0;
+    case PEER_FAILED:               /* an I/O failure names the address, not a Lua line */
+        return lua_error(L);
+    default:
+        return luaL_error(L, "%s", lua_tostring(L, -1));
+    }
 }
 
 /* __gc: closes without raising; a failure can only be reported on stderr. */
 static int writer_gc(lua_State *L)
 {
-    sl_writer **ud = luaL_checkudata(L, 1, SL_WRITER_MT);
-    sl_writer *w = *ud;
-    const char *what;
-    int rc;
-
-    if (w == NULL)
-        return 0;
-    *ud = NULL;
-    rc = close_writer(L, w, &what);
-    if (rc < 0 && what == NULL)
-        fprintf(stderr, "sluice: tcp sink: %s\n", w->path);
-    else if (rc < 0)
-        fprintf(stderr, "sluice: %s %s: %s\n", what, w->path, uv_strerror(rc));
-    free(w->path);
-    free(w);
+    if (close_once(L) != CLOSED)
+        fprintf(stderr, "sluice: %s\n", lua_tostring(L, -1));
     return 0;
 }
 

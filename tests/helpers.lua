@@ -46,19 +46,22 @@ function h.dir()
   return scratch
 end
 
--- Writes text to path (binary mode, replacing the file).
-function h.write(path, text)
-  local f = assert(io.open(path, "wb"))
+-- Opens path in mode, writes text and closes it; raises on any failure.
+local function put(path, mode, text)
+  local f = assert(io.open(path, mode))
   assert(f:write(text))
   f:close()
+end
+
+-- Writes text to path (binary mode, replacing the file).
+function h.write(path, text)
+  put(path, "wb", text)
   return path
 end
 
 -- Adds text at the end of path (as a program appending to a log would).
 function h.append(path, text)
-  local f = assert(io.open(path, "ab"))
-  assert(f:write(text))
-  f:close()
+  put(path, "ab", text)
 end
 
 local ffi = require "ffi"
@@ -74,6 +77,16 @@ function h.wait_until(what, pred)
     h.sleep_ms(10)
   end
   error("timed out waiting for " .. what, 2)
+end
+
+-- Waits (at most 60 s) until the file at path holds at least n lines; fails at the caller's
+-- line if it never does.
+function h.wait_lines(path, n)
+  for _ = 1, 6000 do
+    if #h.lines(h.read(path) or "") >= n then return end
+    h.sleep_ms(10)
+  end
+  error(string.format("timed out waiting for %d lines in %s", n, path), 2)
 end
 
 -- Returns the whole content of path, or nil when it cannot be opened.

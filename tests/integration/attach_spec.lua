@@ -103,6 +103,18 @@ describe("sluice attach", function()
     h.cleanup()
   end)
 
+  -- Attaches and runs chunk, which uses feature of the runtime; returns the run, which
+  -- must exit 0, or nil with the test marked pending when this version lacks feature.
+  local function attach_using(feature, chunk)
+    local res = attach(sock, chunk)
+    if res.stderr:find("not available in this version", 1, true) then
+      pending(feature .. " is not in this version")
+      return nil
+    end
+    h.expect_code(res, 0)
+    return res
+  end
+
   it("creates the socket with mode 0600 and removes it when the job ends", function()
     assert.are.equal("600", mode(sock))
     stop(pid)
@@ -160,23 +172,15 @@ describe("sluice attach", function()
   end)
 
   it("job:metrics() names the operators, when the runtime has metrics", function()
-    local res = attach(sock, "job:metrics()\n")
-    if res.stderr:find("not available in this version", 1, true) then
-      pending("runtime.metrics() is not in this version")
-      return
-    end
-    h.expect_code(res, 0)
+    local res = attach_using("runtime.metrics()", "job:metrics()\n")
+    if not res then return end
     h.contains(res.stdout, "evens", "stdout")
     h.contains(res.stdout, "shape", "stdout")
   end)
 
   it("job:tap(name, n) prints the next n records, when the runtime has taps", function()
-    local res = attach(sock, "job:tap('shape', 3)\n")
-    if res.stderr:find("not available in this version", 1, true) then
-      pending("runtime.tap() is not in this version")
-      return
-    end
-    h.expect_code(res, 0)
+    local res = attach_using("runtime.tap()", "job:tap('shape', 3)\n")
+    if not res then return end
     local lines = h.lines(res.stdout)
     assert.are.equal(3, #lines, res.stdout)
     for _, l in ipairs(lines) do assert.truthy(l:match("^{ n = %d+ }$"), l) end

@@ -56,6 +56,12 @@ local function start(dir, script, args)
   return p
 end
 
+-- Stops job with SIGTERM and asserts that it shuts down cleanly, with status 0.
+local function stop(job)
+  job.kill("TERM")
+  assert.are.equal(0, job.wait(), job.stderr())
+end
+
 -- The keyed job of these specs: a rolling count per key of lines "k,i" of in.txt, with
 -- the last i, to out.jsonl in dir; opts.follow, opts.extra (operators added before the sink).
 local function keyed(dir, opts)
@@ -142,12 +148,8 @@ describe("--state-dir", function()
     feed(500)
     local total = next_i - 1
     local job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
-    for _ = 1, 3000 do
-      if #h.lines(h.read(out) or "") >= total then break end
-      sleep_ms(10)
-    end
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    h.wait_lines(out, total)
+    stop(job)
     check_exactly_once(out, total, context)
     -- two checkpoints kept, no temporary file left
     local names = {}
@@ -205,8 +207,7 @@ sl.source.file { path = %q, format = "json", follow = true }
       sleep_ms(10)
     end
     sleep_ms(200)
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    stop(job)
     -- every record in exactly one result, each key and window once, each window complete
     local seen, windows = {}, {}
     for line in h.read(out):gmatch("[^\n]+") do
@@ -370,21 +371,13 @@ s:aggregate { total = sl.count() }:name("fresh")
     local script = keyed(dir, { follow = true })
     h.write(input, lines(1, 30))
     local job = start(dir, script, "--state-dir st")
-    for _ = 1, 1000 do
-      if #h.lines(h.read(out) or "") >= 30 then break end
-      sleep_ms(10)
-    end
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    h.wait_lines(out, 30)
+    stop(job)
     os.rename(input, input .. ".1")
     h.write(input, lines(31, 40))
     job = start(dir, script, "--state-dir st")
-    for _ = 1, 1000 do
-      if #h.lines(h.read(out) or "") >= 40 then break end
-      sleep_ms(10)
-    end
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    h.wait_lines(out, 40)
+    stop(job)
     h.contains(job.stderr(), "source.file " .. input .. " is another file than at the checkpoint")
     check_exactly_once(out, 40, "after the rotation")
   end)
@@ -438,12 +431,8 @@ sl.source.file { path = %q, format = "json", follow = true }
     end
     -- waits until the job has seen `seen` records in all, then stops it
     local function stop_after(job, seen)
-      for _ = 1, 1000 do
-        if #h.lines(h.read(h.path(dir, "seen")) or "") >= seen then break end
-        sleep_ms(10)
-      end
-      job.kill("TERM")
-      assert.are.equal(0, job.wait(), job.stderr())
+      h.wait_lines(h.path(dir, "seen"), seen)
+      stop(job)
     end
     h.write(input, events { { "a", 1 }, { "b", 2 }, { "a", 3 } })
     local job = start(dir, script, "--state-dir st")
@@ -468,13 +457,9 @@ sl.source.file { path = %q, format = "json", follow = true }
     local script = keyed(dir, { follow = true })
     h.write(h.path(dir, "in.txt"), lines(1, 5))
     local job = start(dir, script, "--state-dir st")
-    for _ = 1, 1000 do
-      if #h.lines(h.read(h.path(dir, "out.jsonl")) or "") >= 5 then break end
-      sleep_ms(10)
-    end
+    h.wait_lines(h.path(dir, "out.jsonl"), 5)
     local res = run(dir, script)
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    stop(job)
     h.expect_code(res, 1)
     h.contains(res.stderr, "state dir " .. h.path(dir, "st") .. " is in use by another running job")
   end)
@@ -505,13 +490,9 @@ sl.source.file { path = %q, format = "lines", follow = true }
     os.execute("rm -rf " .. h.q(h.path(dir, "st")))   -- every checkpoint from now on fails
     sleep_ms(300)
     append(input, "b\n")
-    for _ = 1, 1000 do
-      if #h.lines(h.read(out) or "") >= 2 then break end
-      sleep_ms(10)
-    end
+    h.wait_lines(out, 2)
     local m = sl.json.decode(h.read(metrics))
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    stop(job)
     assert.are.same({ "a", "b" }, h.lines(h.read(out)))
     h.contains(job.stderr(), "No such file or directory")
     assert.truthy(job.stderr():match("checkpoint %d+ failed %(its process exited with status 1%)"),
@@ -534,16 +515,10 @@ sl.source.file { path = %q, format = "lines" }:map(parse)
 ]], a, b, out))
     h.write(a, lines(1, 50))
     h.write(b, lines(51, 80))
-    local function wait_lines(n)
-      for _ = 1, 1000 do
-        if #h.lines(h.read(out) or "") >= n then return end
-        sleep_ms(10)
-      end
-    end
     local job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
-    wait_lines(80)
+    h.wait_lines(out, 80)
     append(b, lines(81, 90))                -- a has ended by now
-    wait_lines(90)
+    h.wait_lines(out, 90)
     sleep_ms(300)
     -- the newest checkpoint is from after a's end: it has b's new lines
     local checkpoint = require "sluice.checkpoint"
@@ -558,9 +533,8 @@ sl.source.file { path = %q, format = "lines" }:map(parse)
     job.wait()
     append(b, lines(91, 100))
     job = start(dir, script, "--state-dir st --checkpoint-every 30ms")
-    wait_lines(100)
-    job.kill("TERM")
-    assert.are.equal(0, job.wait(), job.stderr())
+    h.wait_lines(out, 100)
+    stop(job)
     check_exactly_once(out, 100, "two sources")
   end)
 end)

@@ -92,13 +92,27 @@ local function start(script, env)
   return job
 end
 
--- Waits until path holds at least n lines (at most 30 s).
-local function wait_lines(path, n)
-  for _ = 1, 3000 do
-    local s = h.read(path)
-    if s and #h.lines(s) >= n then return end
-    C.usleep(10000)
-  end
+-- Starts a job that listens on 127.0.0.1:p for JSON lines and writes them to the file out.
+local function json_over_tcp_to_file(p, out)
+  return start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], p, out)))
+end
+
+-- Waits for job to exit and asserts that it exited 0; returns its stderr.
+local function exits_cleanly(job)
+  local code, stderr = job.wait()
+  assert.are.equal(0, code, stderr)
+  return stderr
+end
+
+-- Stops job with signal name (SIGTERM by default) and asserts that it shuts down cleanly,
+-- with status 0; returns its stderr.
+local function stop(job, name)
+  job.signal(name or "TERM")
+  return exits_cleanly(job)
 end
 
 local function json_file(path)
@@ -113,11 +127,7 @@ describe("live jobs over sockets", function()
   it("tcp source -> file: N records sent, SIGTERM, all N in the file, exit 0", function()
     local p, dir = port(), h.dir()
     local out = h.path(dir, "out.jsonl")
-    local job = start(h.script(string.format([[
-local sl = require "sluice"
-sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
-  :sink(sl.sink.file { path = %q, format = "json" })
-]], p, out)))
+    local job = json_over_tcp_to_file(p, out)
     local N = 20000
     local fds = {}
     for c = 1, 4 do
@@ -126,10 +136,8 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
       for i = 1, N / 4 do parts[i] = string.format('{"c":%d,"i":%d}\n', c, i) end
       send_all(fds[c], table.concat(parts))
     end
-    job.signal("TERM")              -- the connections are still open: nothing is lost
-    local code, stderr = job.wait()
+    stop(job)                       -- the connections are still open: nothing is lost
     for c = 1, 4 do C.close(fds[c]) end
-    assert.are.equal(0, code, stderr)
     local recs = json_file(out)
     assert.are.equal(N, #recs)
     local last = {}
@@ -142,11 +150,7 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
   it("a partial record at a connection's end and garbage are dead-lettered", function()
     local p, dir = port(), h.dir()
     local out = h.path(dir, "out.jsonl")
-    local job = start(h.script(string.format([[
-local sl = require "sluice"
-sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
-  :sink(sl.sink.file { path = %q, format = "json" })
-]], p, out)))
+    local job = json_over_tcp_to_file(p, out)
     local fd = dial(p)
     send_all(fd, '{"a":1}\n\0\1\2garbage\255\n{"a":2}\n{"a":')
     C.close(fd)
@@ -154,9 +158,7 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
     send_all(fd, '{"a":3}\n')
     C.close(fd)
     C.usleep(200000)
-    job.signal("TERM")
-    local code, stderr = job.wait()
-    assert.are.equal(0, code, stderr)
+    local stderr = stop(job)
     local recs = json_file(out)
     table.sort(recs, function(x, y) return x.a < y.a end)
     assert.are.same({ { a = 1 }, { a = 2 }, { a = 3 } }, recs)
@@ -177,16 +179,9 @@ sl.source.generator { count = 50000, fn = function(i) return { i = i } end }
   :sink(sl.sink.tcp { connect = "localhost:%d", format = "json" })
 ]], p)))
     C.usleep(300000)
-    local receiver = start(h.script(string.format([[
-local sl = require "sluice"
-sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
-  :sink(sl.sink.file { path = %q, format = "json" })
-]], p, out)))
-    local code, stderr = sender.wait()
-    assert.are.equal(0, code, stderr)
-    receiver.signal("INT")
-    code, stderr = receiver.wait()
-    assert.are.equal(0, code, stderr)
+    local receiver = json_over_tcp_to_file(p, out)
+    exits_cleanly(sender)
+    stop(receiver, "INT")
     local recs = json_file(out)
     assert.are.equal(50000, #recs)
     for i = 1, #recs do assert.are.equal(i, recs[i].i) end
@@ -207,13 +202,10 @@ sl.source.generator { count = 1000, fn = function(i)
     return { i = i, s = i %% 100 == 0 and string.rep("x", 300) or "short" } end }
   :sink(sl.sink.tcp { connect = "127.0.0.1:%d", format = "msgpack" })
 ]], p)))
-    local code, stderr = sender.wait()
-    assert.are.equal(0, code, stderr)
+    exits_cleanly(sender)
     -- 1000 sent, 10 too long: the take(999) cannot be reached, so stop the receiver
-    wait_lines(out, 990)
-    receiver.signal("TERM")
-    code, stderr = receiver.wait()
-    assert.are.equal(0, code, stderr)
+    h.wait_lines(out, 990)
+    local stderr = stop(receiver)
     local recs = json_file(out)
     assert.are.equal(990, #recs)
     local dl = h.json_lines(stderr, sl.json.decode)
@@ -241,9 +233,7 @@ sl.source.udp { listen = "127.0.0.1:%d", format = "lines" }
     end
     C.close(fd)
     C.usleep(200000)
-    job.signal("TERM")
-    local code, stderr = job.wait()
-    assert.are.equal(0, code, stderr)
+    stop(job)
     local lines = {}
     for _, l in ipairs(h.lines(h.read(out))) do
       if l ~= "probe" then lines[#lines + 1] = l end

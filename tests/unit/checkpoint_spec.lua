@@ -63,27 +63,37 @@ local function run_until(setup)
   assert(not timed_out, "timed out")
 end
 
+-- Follows the file at path with a lines reader, in a loop that runs until core.stop():
+-- after each batch, after_batch(lines read so far, reader). Returns every line read; the
+-- reader is closed by then.
+local function follow_lines(path, after_batch)
+  local got, r = {}, nil
+  run_until(function()
+    r = core.reader { path = path, format = "lines", follow = true,
+      on_batch = function(b, n)
+        for i = 1, n do got[#got + 1] = b[i] end
+        after_batch(#got, r)
+      end }
+    r:start()
+  end)
+  r:close()
+  return got
+end
+
 describe("core.reader positions", function()
   after_each(h.cleanup)
 
   it("stops short of an unterminated line, and a reader opened there reads on", function()
     local path = h.path(h.tmpdir(), "in.txt")
     h.write(path, "a\nbb\nccc")
-    local got, pos = {}, nil
-    local r
-    run_until(function()
-      r = core.reader { path = path, format = "lines", follow = true,
-        on_batch = function(b, n)
-          for i = 1, n do got[#got + 1] = b[i] end
-          if #got == 2 then pos = { r:position() }; core.stop() end
-        end }
-      r:start()
+    local pos
+    local got = follow_lines(path, function(count, r)
+      if count == 2 then pos = { r:position() }; core.stop() end
     end)
-    r:close()
     local st = core.durable.stat(path)
     assert.are.same({ "a", "bb" }, got)
     assert.are.same({ 5, 3, st.ino, st.dev }, pos)
-    local again, bad = {}, {}
+    local again, bad, r = {}, {}, nil
     run_until(function()
       r = core.reader { path = path, format = "json", offset = pos[1], line = pos[2],
         on_batch = function(b, n) for i = 1, n do again[#again + 1] = b[i] end end,
@@ -101,23 +111,16 @@ describe("core.reader positions", function()
   it("names the new file after a rotation, from its own start", function()
     local path = h.path(h.tmpdir(), "app.log")
     h.write(path, "a1\na2\n")
-    local got, r = {}, nil
     local pos
-    run_until(function()
-      r = core.reader { path = path, format = "lines", follow = true,
-        on_batch = function(b, n)
-          for i = 1, n do got[#got + 1] = b[i] end
-          if #got == 2 then
-            os.rename(path, path .. ".1")
-            h.write(path, "b1\nb2\n")
-          elseif #got == 4 then
-            pos = { r:position() }
-            core.stop()
-          end
-        end }
-      r:start()
+    local got = follow_lines(path, function(count, r)
+      if count == 2 then
+        os.rename(path, path .. ".1")
+        h.write(path, "b1\nb2\n")
+      elseif count == 4 then
+        pos = { r:position() }
+        core.stop()
+      end
     end)
-    r:close()
     local st = core.durable.stat(path)
     assert.are.same({ "a1", "a2", "b1", "b2" }, got)
     -- lines count on across the rotation, as in the reader's dead letters

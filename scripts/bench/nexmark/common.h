@@ -7,6 +7,10 @@
  * it prints each result as one canonical line (fields sorted by name, "name=value",
  * numbers as integers or %.17g), which scripts/bench/nexmark/canon.lua also writes for
  * sluice's JSON output, so the two can be compared with sort and cmp.
+ *
+ * A query that keeps nothing from one event to the next is one function handed to
+ * each_event(), which is its whole main(); one that keeps state takes the generator from
+ * start(), loops over it, flushes what it holds and ends with finish().
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,9 +44,14 @@ static inline void setup(int argc, char **argv, sl_nexmark_config *cfg)
     i++;
 }
 
-static inline sl_nexmark *generator(const sl_nexmark_config *cfg)
+/* Parses the command line into cfg and returns the generator of its events; the caller
+ * hands it to finish(). A configuration the generator refuses ends the program. */
+static inline sl_nexmark *start(int argc, char **argv, sl_nexmark_config *cfg)
 {
-    sl_nexmark *g = sl_nexmark_new(cfg);
+    sl_nexmark *g;
+
+    setup(argc, argv, cfg);
+    g = sl_nexmark_new(cfg);
     if (g == NULL) {
         fprintf(stderr, "nexmark: bad configuration\n");
         exit(2);
@@ -69,8 +78,23 @@ static inline void out_str(const char *k, const char *s, size_t len)
 }
 static inline void out_end(void) { if (print_mode) putchar('\n'); }
 
-static inline int finish(void)
+/* Frees the generator and prints "results checksum" on stderr; main returns its value. */
+static inline int finish(sl_nexmark *g)
 {
+    sl_nexmark_free(g);
     fprintf(stderr, "%lld %.17g\n", results, checksum);
     return 0;
+}
+
+/* The whole main() of a query that looks at each event on its own, keeping nothing from
+ * one to the next: on_event(ev) for every event, in order. */
+static inline int each_event(int argc, char **argv, void (*on_event)(const sl_nexmark_event *ev))
+{
+    sl_nexmark_config cfg;
+    sl_nexmark_event ev;
+    sl_nexmark *g = start(argc, argv, &cfg);
+
+    while (sl_nexmark_next(g, &ev))
+        on_event(&ev);
+    return finish(g);
 }

@@ -25,8 +25,7 @@ int main(int argc, char **argv)
     session *sessions;
     int64_t people;
 
-    setup(argc, argv, &cfg);
-    g = generator(&cfg);
+    g = start(argc, argv, &cfg);
     people = cfg.events / SL_NEXMARK_PROPORTIONS + 128;
     sessions = calloc((size_t)people, sizeof *sessions);
     while (sl_nexmark_next(g, &ev)) {
@@ -51,6 +50,5 @@ int main(int argc, char **argv)
         if (sessions[b].bids > 0)
             emit(b, &sessions[b]);
     free(sessions);
-    sl_nexmark_free(g);
-    return finish();
+    return finish(g);
 }

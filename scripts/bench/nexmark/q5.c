@@ -54,8 +54,7 @@ int main(int argc, char **argv)
     sl_nexmark *g;
     int64_t auctions, pane = -1;
 
-    setup(argc, argv, &cfg);
-    g = generator(&cfg);
+    g = start(argc, argv, &cfg);
     auctions = cfg.events * SL_NEXMARK_AUCTION_PROPORTION / SL_NEXMARK_PROPORTIONS + 64;
     for (int s = 0; s < PANES; s++) {
         count[s] = calloc((size_t)auctions, sizeof(int32_t));
@@ -90,6 +89,5 @@ int main(int argc, char **argv)
     }
     free(sum);
     free(listed);
-    sl_nexmark_free(g);
-    return finish();
+    return finish(g);
 }

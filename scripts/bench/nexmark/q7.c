@@ -25,8 +25,7 @@ int main(int argc, char **argv)
     int have = 0;
     sl_nexmark *g;
 
-    setup(argc, argv, &cfg);
-    g = generator(&cfg);
+    g = start(argc, argv, &cfg);
     while (sl_nexmark_next(g, &ev)) {
         if (ev.type != SL_NEXMARK_BID)
             continue;
@@ -44,6 +43,5 @@ int main(int argc, char **argv)
     }
     if (have)
         emit(&best, best_t, end);
-    sl_nexmark_free(g);
-    return finish();
+    return finish(g);
 }
