@@ -4,18 +4,13 @@
  * other values print with the fewest digits that read back to the same double. Both -0.0
  * and 0.0 print "0", as JavaScript prints them. */
 #include "codec.h"
+#include "codec_shared.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* 10^0 .. 10^22 are exactly representable as doubles. */
-static const double pow10_exact[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
 
 static const char digit_pairs[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"

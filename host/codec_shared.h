@@ -21,6 +21,13 @@
 #include "buf.h"
 #include "codec.h"
 
+/* 10^0 .. 10^22, the powers of ten a double holds exactly: the decoders scale digits by
+ * them and the number encoder checks a shortest form with them. */
+static const double pow10_exact[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
 /* Writes the one-line reason for a malformed record or an unencodable value into err
  * (SL_CODEC_ERRLEN bytes) and returns SL_CODEC_BAD, so that a failing path reads
  * `return fail(err, ...)`. */
@@ -93,12 +100,6 @@ static inline int is_array(lua_State *L, int idx, size_t n)
 static inline int decimal_value(const char *text, size_t n, int neg, uint64_t mant, int ndig,
                                 int exp10, double *out)
 {
-    /* 10^0 .. 10^22 are exactly representable as doubles. */
-    static const double pow10_exact[] = {
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    };
-
     if (ndig <= 19) {
         double v = (double)mant;       /* uint64 -> double rounds correctly */
         if (exp10 == 0) {

@@ -1,6 +1,7 @@
 -- host.lua -- the one door from Lua into the C host.
 --
--- Mirrors host/sl_api.h: the FFI declarations (the only ffi.cdef in the library) for hot
+-- Mirrors host/sl_api.h: the FFI declarations (the only ffi.cdef of the host API; nexmark.lua
+-- declares its own views of a batch of events, a layout of host/nexmark.c) for hot
 -- calls on scalars, and the "sluice.core" module for setup, libuv objects and codecs.
 -- Every other module reaches the host through this one.
 local ffi = require "ffi"
