@@ -19,7 +19,6 @@ local host = require "sluice.host"
 local plain = require("sluice.typed").plain
 
 local ffi = require "ffi"
-local new_table = require "table.new"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
@@ -139,231 +138,6 @@ local function adopting(comp, node, out, ctx, storage)
 end
 
 -- ---- tumbling and sliding windows -----------------------------------------------------
--- Both keep a key's records in panes of gcd(size, slide) ms, one state per key and pane,
--- in one of two layouts (a "key store"): a window of one pane (tumbling, or a hopping
--- window whose size divides its slide) fires its pane as it is, so the pane is a table
--- key -> state and nothing more (the least memory per key); a window of several panes
--- (sliding) emits each key once with its panes' states merged, and the layout serves that.
-
--- One pane per window: panes[p] = { key -> state }.
-local function one_pane_keys(comp, panes)
-  local fresh, merge, emit, free = comp.fresh, comp.merge, comp.emit, comp.free
-  local reads_only = comp.emit_reads_only
-  local keys = {}
-
-  function keys.new_pane() return {} end
-
-  function keys.state_for(k, _, pane)
-    local st = pane[k]
-    if st == nil then st = fresh(); pane[k] = st end
-    return st
-  end
-
-  -- A key's state goes out as it is when the window fires for good (no later window
-  -- reads the pane) or when emitting only reads it (aggregate, reduce); else a copy does
-  -- (apply hands the list to user code, and an early firing keeps the state).
-  function keys.fire(s, e, final)
-    local pane = panes[s]
-    if pane == nil then return end
-    local t = e - 1
-    for k, st in pairs(pane) do
-      if final or reads_only then
-        emit(st, k, s, e, t)
-      else
-        local m = fresh()
-        merge(m, st)
-        emit(m, k, s, e, t)
-        if free then free(m) end
-      end
-    end
-  end
-
-  function keys.drop(p)
-    local pane = panes[p]
-    if pane == nil then return end
-    panes[p] = nil
-    if free then for _, st in pairs(pane) do free(st) end end
-  end
-
-  function keys.each(pane, _, f) for k, st in pairs(pane) do f(k, st) end end
-  function keys.put(k, _, pane, st) pane[k] = st end
-
-  function keys.inspect(k)
-    local list = {}
-    for p, pane in pairs(panes) do
-      if pane[k] ~= nil then list[#list + 1] = { pane_start = p, state = comp.save(pane[k]) } end
-    end
-    table.sort(list, function(x, y) return x.pane_start < y.pane_start end)
-    return #list > 0 and list or nil
-  end
-
-  function keys.live() return nil end
-  return keys
-end
-
--- Several panes per window. Each key with state has an entry, an array { key, fired, n,
--- pane_1, state_1, ..., pane_n, state_n } of its panes in time order, and each pane is
--- the array of the entries that have state in it (in the order they came), its length in
--- `n`. Firing a window walks the entries of its panes; the first visit of an entry in that
--- firing (`fired` holds the firing's number) merges the key's states in the window from
--- its own pairs: each key goes out once, with no lookups in the window's other panes.
--- When a pane goes, its entries give up their state in it, and an entry left with none
--- goes too.
-local KEY, FIRED, COUNT, PAIRS = 1, 2, 3, 4  -- pair i: PAIRS + 2i - 2 (pane), + 2i - 1 (state)
-
-local function many_pane_keys(comp, panes, size, g, live)
-  local fresh, merge, emit, free = comp.fresh, comp.merge, comp.emit, comp.free
-  local reads_only = comp.emit_reads_only
-  local entries = live and live.entries or {}  -- key -> its entry
-  local firings = live and live.firings or 0   -- numbers the firings, for FIRED
-  -- room for the pairs of one window's panes, so that an entry seldom grows
-  local entry_room = PAIRS - 1 + 2 * math.min(size / g, 8)
-  local keys = {}
-
-  function keys.new_pane() return { n = 0 } end
-
-  -- Gives key k the state st in pane p, where it has none yet: into its entry (made if
-  -- the key has none), at p's place in time order, and the entry onto the pane's list.
-  local function attach(k, p, pane, st)
-    local ent = entries[k]
-    if ent == nil then
-      ent = new_table(entry_room, 0)
-      ent[KEY], ent[FIRED], ent[COUNT] = k, firings, 0
-      entries[k] = ent
-    end
-    local n = ent[COUNT]
-    local i = n                 -- the pairs after p move up by one
-    while i >= 1 and ent[PAIRS + 2 * i - 2] > p do
-      ent[PAIRS + 2 * i], ent[PAIRS + 2 * i + 1] = ent[PAIRS + 2 * i - 2], ent[PAIRS + 2 * i - 1]
-      i = i - 1
-    end
-    ent[PAIRS + 2 * i], ent[PAIRS + 2 * i + 1] = p, st
-    ent[COUNT] = n + 1
-    local m = pane.n + 1
-    pane[m] = ent
-    pane.n = m
-  end
-  keys.put = attach
-
-  -- Takes pane p's pair out of ent and returns its state; an entry left with no state is
-  -- forgotten.
-  local function detach(ent, p)
-    local n = ent[COUNT]
-    local i = 1
-    while ent[PAIRS + 2 * i - 2] ~= p do i = i + 1 end
-    local st = ent[PAIRS + 2 * i - 1]
-    for j = i, n - 1 do
-      ent[PAIRS + 2 * j - 2], ent[PAIRS + 2 * j - 1] = ent[PAIRS + 2 * j], ent[PAIRS + 2 * j + 1]
-    end
-    ent[PAIRS + 2 * n - 2], ent[PAIRS + 2 * n - 1] = nil, nil
-    ent[COUNT] = n - 1
-    if n == 1 then entries[ent[KEY]] = nil end
-    return st
-  end
-
-  -- The state of ent in pane p, or nil.
-  local function state_in(ent, p)
-    for i = 1, ent[COUNT] do
-      if ent[PAIRS + 2 * i - 2] == p then return ent[PAIRS + 2 * i - 1] end
-    end
-    return nil
-  end
-
-  -- The rare path of state_for: the key's first record in p, or a record in a pane
-  -- before the key's latest.
-  local function find_or_make(k, p, pane)
-    local ent = entries[k]
-    local st = ent and state_in(ent, p)
-    if st == nil then
-      st = fresh()
-      attach(k, p, pane, st)
-    end
-    return st
-  end
-
-  -- Most records of a key fall in its latest pane.
-  function keys.state_for(k, p, pane)
-    local ent = entries[k]
-    if ent ~= nil then
-      local n = ent[COUNT]
-      if ent[PAIRS + 2 * n - 2] == p then return ent[PAIRS + 2 * n - 1] end
-    end
-    return find_or_make(k, p, pane)
-  end
-
-  -- Emits ent's key for the window [s, e), its states there merged in time order. A key
-  -- in one pane goes out as that pane's state when emitting only reads it (aggregate,
-  -- reduce: apply hands the list to user code); when the window fires for good, no later
-  -- window reads pane s, so the key's state in s takes the merges itself.
-  local function emit_entry(ent, s, e, final)
-    local n = ent[COUNT]
-    local i = 1
-    while ent[PAIRS + 2 * i - 2] < s do i = i + 1 end
-    local first = ent[PAIRS + 2 * i - 1]
-    local own = final and ent[PAIRS + 2 * i - 2] == s
-    local m = first
-    local j = i + 1
-    if j <= n and ent[PAIRS + 2 * j - 2] < e then
-      if not own then m = fresh(); merge(m, first) end
-      repeat
-        merge(m, ent[PAIRS + 2 * j - 1])
-        j = j + 1
-      until j > n or ent[PAIRS + 2 * j - 2] >= e
-    elseif not own and not reads_only then
-      m = fresh(); merge(m, first)
-    end
-    emit(m, ent[KEY], s, e, e - 1)
-    if m ~= first and free then free(m) end
-  end
-
-  function keys.fire(s, e, final)
-    firings = firings + 1
-    local this = firings
-    for p = s, e - g, g do
-      local pane = panes[p]
-      if pane ~= nil then
-        for i = 1, pane.n do
-          local ent = pane[i]
-          if ent[FIRED] ~= this then
-            ent[FIRED] = this
-            emit_entry(ent, s, e, final)
-          end
-        end
-      end
-    end
-  end
-
-  function keys.drop(p)
-    local pane = panes[p]
-    if pane == nil then return end
-    panes[p] = nil
-    for i = 1, pane.n do
-      local st = detach(pane[i], p)
-      if free then free(st) end
-    end
-  end
-
-  function keys.each(pane, p, f)
-    for i = 1, pane.n do
-      local ent = pane[i]
-      f(ent[KEY], state_in(ent, p))
-    end
-  end
-
-  function keys.inspect(k)
-    local ent = entries[k]
-    if ent == nil then return nil end
-    local list = {}
-    for i = 1, ent[COUNT] do
-      list[i] = { pane_start = ent[PAIRS + 2 * i - 2], state = comp.save(ent[PAIRS + 2 * i - 1]) }
-    end
-    return list
-  end
-
-  -- What a new operator's key store takes over with the panes (hot reload).
-  function keys.live() return { entries = entries, firings = firings } end
-  return keys
-end
 
 local function pane_window(node, out, ctx)
   local a = node.assigner
@@ -373,14 +147,9 @@ local function pane_window(node, out, ctx)
   local lateness = node.lateness or 0
   local key = key_of(node)
   local comp = computation(node, out, ctx)
-  local add = comp.add
-  local panes = {}             -- pane start -> the pane, in the key store's layout
-  local function key_store(live)
-    if size == g then return one_pane_keys(comp, panes) end
-    return many_pane_keys(comp, panes, size, g, live)
-  end
-  local keys = key_store(nil)
-  local state_for = keys.state_for
+  local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
+  local reads_only = comp.emit_reads_only
+  local panes = {}            -- pane start -> { key -> state }
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
   local pending = {}           -- window start -> true while registered in `due`
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
@@ -400,28 +169,75 @@ local function pane_window(node, out, ctx)
     end
   end
 
+  -- Frees pane p and its states (a window firing for good may have merged into them
+  -- and emitted them first).
+  local function drop_pane(p)
+    local pane = panes[p]
+    if pane then
+      if free then for _, st in pairs(pane) do free(st) end end
+      panes[p] = nil
+    end
+  end
+
   -- The pane the last record fell in, and its start: a record in the same pane skips the
   -- window arithmetic and the lookup. Forgotten whenever a pane may go (fire, reload).
   local hot_start, hot_pane = huge, nil
+  local window_panes = {}       -- the panes of the window firing, oldest first (scratch)
 
-  -- Emits the window [s, e) (the key store merges each key's panes). For good, it then
-  -- frees the panes no later window reads: s, and more when slide is a multiple of g > 1.
+  -- Emits the window [s, e) from its panes, each key's state merged in time order. No
+  -- table of merged states is built: a key goes out from the oldest pane that has it
+  -- (the earlier panes are looked up to know), with the later panes' states merged into
+  -- a copy. When the window fires for good, no later window reads pane s, so its states
+  -- take the merges themselves; and a key in one pane only goes out as that pane's state
+  -- when emitting only reads it (aggregate, reduce: apply hands the list to user code).
   local function fire(s, final)
+    local e = s + size
+    local t = e - 1
     hot_start, hot_pane = huge, nil
-    keys.fire(s, s + size, final)
+    local n = 0
+    for p = s, e - g, g do
+      local pane = panes[p]
+      if pane then n = n + 1; window_panes[n] = pane end
+    end
+    local first_goes = final and panes[s] ~= nil
+    for i = 1, n do
+      local pane = window_panes[i]
+      local own = first_goes and i == 1
+      for k, st in pairs(pane) do
+        local seen = false
+        for j = 1, i - 1 do
+          if window_panes[j][k] ~= nil then seen = true; break end
+        end
+        if not seen then
+          local m = st
+          for j = i + 1, n do
+            local later = window_panes[j][k]
+            if later ~= nil then
+              if m == st and not own then m = fresh(); merge(m, st) end
+              merge(m, later)
+            end
+          end
+          if m == st and not own and not reads_only then m = fresh(); merge(m, st) end
+          emit(m, k, s, e, t)
+          if m ~= st and free then free(m) end
+        end
+      end
+    end
+    for i = 1, n do window_panes[i] = nil end
     if final then
+      -- the panes no later window reads: s, and more when slide is a multiple of g > 1
       for p = s, s + slide - g, g do
-        if start_ms(p, slide) == s then keys.drop(p) end
+        if start_ms(p, slide) == s then drop_pane(p) end
       end
     end
   end
 
   function op.step(r, t)
-    local p, pane
+    local pane
     if t >= hot_start and t < hot_start + g then
-      p, pane = hot_start, hot_pane    -- most records fall in the pane of the one before
+      pane = hot_pane                  -- most records fall in the pane of the one before
     else
-      p = start_ms(t, g)
+      local p = start_ms(t, g)
       if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
       pane = panes[p]
       if pane == nil then
@@ -433,13 +249,16 @@ local function pane_window(node, out, ctx)
         -- pane that still exists is read by a window that has not fired, so its records
         -- are not)
         if last + size + lateness <= op.wm then return out(2, r, t) end
-        pane = keys.new_pane()
+        pane = {}
         panes[p] = pane
         register(p)
       end
       hot_start, hot_pane = p, pane
     end
-    add(state_for(key(r), p, pane), r, t)
+    local k = key(r)
+    local st = pane[k]
+    if st == nil then st = fresh(); pane[k] = st end
+    add(st, r, t)
   end
 
   -- Windows fire in order of their due times, and the watermark steps through them: the
@@ -466,13 +285,12 @@ local function pane_window(node, out, ctx)
     for _, s in ipairs(starts) do fire(s, false) end
   end
 
-  -- Saved as each pane's (key, state) pairs, whichever layout the panes have.
   function op.snapshot()
     local ps = {}
     for p, pane in pairs(panes) do
-      local saved = {}
-      keys.each(pane, p, function(k, st) saved[#saved + 1] = { k, comp.save(st) } end)
-      ps[#ps + 1] = { p, saved }
+      local entries = {}
+      for k, st in pairs(pane) do entries[#entries + 1] = { k, comp.save(st) } end
+      ps[#ps + 1] = { p, entries }
     end
     local starts = {}
     for s in pairs(pending) do starts[#starts + 1] = s end
@@ -483,10 +301,9 @@ local function pane_window(node, out, ctx)
     op.wm = snap.wm
     hot_start, hot_pane = huge, nil
     for _, pe in ipairs(snap.panes) do
-      local p = pe[1]
-      local pane = panes[p]
-      if pane == nil then pane = keys.new_pane(); panes[p] = pane end
-      for _, kv in ipairs(pe[2]) do keys.put(kv[1], p, pane, comp.load(kv[2])) end
+      local pane = {}
+      for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
+      panes[pe[1]] = pane
     end
     for _, s in ipairs(snap.pending) do
       pending[s] = true
@@ -498,21 +315,17 @@ local function pane_window(node, out, ctx)
   -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
   -- without a copy; this one is left empty, so closing it frees nothing handed over.
   function op.handover()
-    local live = { wm = op.wm, panes = panes, keys = keys.live(), pending = pending,
+    local live = { wm = op.wm, panes = panes, pending = pending,
       storage = comp.handover and comp.handover() }
     panes, pending = {}, {}
-    keys = key_store(nil)
-    state_for = keys.state_for
     hot_start, hot_pane = huge, nil
     return live
   end
 
   function op.adopt(live)
     comp = adopting(comp, node, out, ctx, live.storage)
-    add = comp.add
+    fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     op.wm, panes = live.wm, live.panes
-    keys = key_store(live.keys)
-    state_for = keys.state_for
     hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
       pending[s] = true
@@ -521,8 +334,15 @@ local function pane_window(node, out, ctx)
     op.next_due = C.sl_timeq_peek_time(due)
   end
 
-  -- The key's state in every open pane: { {pane_start, state}, ... }, oldest first.
-  function op.inspect(k) return keys.inspect(k) end
+  -- The key's state in every open pane: { {pane_start, state}, ... }.
+  function op.inspect(k)
+    local list = {}
+    for p, pane in pairs(panes) do
+      if pane[k] ~= nil then list[#list + 1] = { pane_start = p, state = comp.save(pane[k]) } end
+    end
+    table.sort(list, function(a, b) return a.pane_start < b.pane_start end)
+    return #list > 0 and list or nil
+  end
 
   function op.close()
     C.sl_timeq_free(due); due = nil

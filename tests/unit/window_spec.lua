@@ -216,7 +216,7 @@ describe("sliding window operator", function()
       feed(op2, records, cut + 1, #records)
       op2.advance(math.huge)
       op2.close()
-      assert.same(want, got)
+      assert.same(canon(want), canon(got))
       -- hot reload: the live state goes over, and the old operator is left empty
       got = {}
       op = new_op(node, got)
@@ -229,7 +229,7 @@ describe("sliding window operator", function()
       feed(op3, records, cut + 1, #records)
       op3.advance(math.huge)
       op3.close()
-      assert.same(want, got)
+      assert.same(canon(want), canon(got))
     end
   end)
 
