@@ -241,10 +241,14 @@ local function pane_window(node, out, ctx)
       if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
       pane = panes[p]
       if pane == nil then
+        -- between two windows (slide > size) no window reads pane p: the record counts
+        -- nowhere, as in Flink, and no pane is made that no firing would free
+        local last = start_ms(p, slide)
+        if first_ms(p, size, slide) > last then return end
         -- late when the last window reading pane p has closed: to late(), or dropped (a
         -- pane that still exists is read by a window that has not fired, so its records
         -- are not)
-        if start_ms(p, slide) + size + lateness <= op.wm then return out(2, r, t) end
+        if last + size + lateness <= op.wm then return out(2, r, t) end
         pane = {}
         panes[p] = pane
         register(p)

@@ -8,7 +8,9 @@ local graph = require "sluice.graph"
 
 local OOO = 3000
 
-local function gen(mode, n, seed)
+-- keys: how many keys the records draw from (5 unless given); with many keys and few
+-- records a key has state in few panes, leaves, and comes back.
+local function gen(mode, n, seed, keys)
   math.randomseed(seed)
   local out, t = {}, 1000000
   for i = 1, n do
@@ -19,7 +21,7 @@ local function gen(mode, n, seed)
       ts = t - math.random(0, OOO)
       if math.random() < 0.05 then ts = t - math.random(OOO, 40000) end
     end
-    out[i] = { k = "k" .. math.random(1, 5), v = math.random(-50, 100), ts = ts, i = i }
+    out[i] = { k = "k" .. math.random(1, keys or 5), v = math.random(-50, 100), ts = ts, i = i }
   end
   return out
 end
@@ -49,10 +51,11 @@ local function reference(records, size, slide, lateness)
   local wm = watermarks(records)
   local groups, late = {}, {}
   for i, r in ipairs(records) do
-    local last = r.ts - r.ts % slide          -- the last window start containing ts
-    local any = false
+    local last = r.ts - r.ts % slide          -- the last window start at or before ts
+    local any, held = false, false
     local s = last
     while s > r.ts - size do
+      held = true                             -- (a record between windows has none)
       if wm[i] < s + size + lateness then
         any = true
         local id = r.k .. "|" .. s
@@ -68,7 +71,7 @@ local function reference(records, size, slide, lateness)
       end
       s = s - slide
     end
-    if not any then late[#late + 1] = r.i end
+    if held and not any then late[#late + 1] = r.i end
   end
   local list = {}
   for _, g in pairs(groups) do list[#list + 1] = g end
@@ -99,6 +102,8 @@ describe("tumbling and sliding windows", function()
     { "tumbling with lateness", sl.tumbling "10s", 10000, 10000, 5000 },
     { "sliding", sl.sliding("10s", "2s"), 10000, 2000, 0 },
     { "sliding, size not a multiple of slide", sl.sliding("10s", "4s"), 10000, 4000, 0 },
+    { "sliding with lateness", sl.sliding("10s", "2s"), 10000, 2000, 7000 },
+    { "sliding with gaps (slide > size)", sl.sliding("2s", "5s"), 2000, 5000, 0 },
   }
   for _, mode in ipairs({ "ordered", "disordered", "stragglers" }) do
     for _, c in ipairs(cases) do
@@ -115,8 +120,139 @@ describe("tumbling and sliding windows", function()
         end
         if mode == "ordered" then assert.equal(0, #want_late) end
       end)
+
+      it(string.format("%s on %s input over 60 keys (few panes each) equals the reference", c[1], mode), function()
+        local records = gen(mode, 600, #c[1] * 5 + #mode, 60)
+        local want, want_late = reference(records, c[3], c[4], c[5])
+        local got, late = run_windowed(records, c[2], c[5] > 0 and c[5] or nil, 7)
+        assert.same(want, canon(got))
+        table.sort(late)
+        assert.same(want_late, late)
+      end)
     end
   end
+end)
+
+-- The operator itself (window.new), driven record by record with a watermark 3 s behind the
+-- latest time, so that early firings, snapshots and hand-overs can happen at any record.
+describe("sliding window operator", function()
+  local window = require "sluice.window"
+  local function node_of(assigner, spec)
+    local w = sl.source.values({}):timestamp("ts"):key_by("k"):window(assigner)
+    return w:aggregate(spec or { n = sl.count(), s = sl.sum "v", lo = sl.min "v", hi = sl.max "v" }).node
+  end
+  local function new_op(node, got)
+    return window.new(node, function(port, r) if port == 1 then got[#got + 1] = r end end,
+      { dead_letter = function(reason) error(reason) end })
+  end
+  -- feeds records[from..to] to op, the watermark raised before each as the stage does
+  local function feed(op, records, from, to)
+    for i = from, to do
+      local r = records[i]
+      local wm = r.wm
+      if wm > op.wm then
+        if wm >= op.next_due then op.advance(wm) else op.wm = wm end
+      end
+      op.step(r, r.ts)
+    end
+  end
+  local function records_of(seed, n, keys)
+    local records = gen("disordered", n, seed, keys)
+    local wm = watermarks(records)
+    for i, r in ipairs(records) do r.wm = wm[i] end
+    return records
+  end
+  local function whole_run(node, records)
+    local got = {}
+    local op = new_op(node, got)
+    feed(op, records, 1, #records)
+    op.advance(math.huge)
+    op.close()
+    return got
+  end
+
+  it("keeps its final results exact through early firings, which see the windows so far", function()
+    local records = records_of(7, 800, 40)
+    local node = node_of(sl.sliding("10s", "2s"))
+    local want = whole_run(node, records)
+    local got = {}
+    local op = new_op(node, got)
+    for from = 1, #records, 50 do
+      feed(op, records, from, math.min(from + 49, #records))
+      local early = {}
+      local finals = #got
+      op.early()
+      for i = finals + 1, #got do early[#early + 1] = got[i]; got[i] = nil end
+      -- each early result is its window over the records fed so far (not yet fired for good)
+      for _, r in ipairs(early) do
+        local n, s = 0, 0
+        for i = 1, math.min(from + 49, #records) do
+          local x = records[i]
+          if x.k == r.key and x.ts >= r.window_start and x.ts < r.window_end then
+            n = n + 1; s = s + x.v
+          end
+        end
+        assert.same({ r.key, r.window_start, n, s }, { r.key, r.window_start, r.n, r.s })
+      end
+    end
+    op.advance(math.huge)
+    op.close()
+    assert.same(canon(want), canon(got))
+  end)
+
+  it("continues exactly from a snapshot restored into a new operator, and from a hand-over", function()
+    local records = records_of(11, 900, 50)
+    local node = node_of(sl.sliding("10s", "4s"))
+    local want = whole_run(node, records)
+    for _, cut in ipairs({ 1, 333, 600 }) do
+      -- snapshot (as on disk) into a fresh operator
+      local got = {}
+      local op = new_op(node, got)
+      feed(op, records, 1, cut)
+      local snap = sl.msgpack.decode(sl.msgpack.encode(op.snapshot()))
+      op.close()
+      local op2 = new_op(node, got)
+      op2.restore(snap)
+      feed(op2, records, cut + 1, #records)
+      op2.advance(math.huge)
+      op2.close()
+      assert.same(canon(want), canon(got))
+      -- hot reload: the live state goes over, and the old operator is left empty
+      got = {}
+      op = new_op(node, got)
+      feed(op, records, 1, cut)
+      local live = op.handover()
+      local op3 = new_op(node, got)
+      op3.adopt(live)
+      op.advance(math.huge)
+      op.close()
+      feed(op3, records, cut + 1, #records)
+      op3.advance(math.huge)
+      op3.close()
+      assert.same(canon(want), canon(got))
+    end
+  end)
+
+  it("shows a key's state per pane, oldest first, and forgets a key with no state left", function()
+    local node = node_of(sl.sliding("4s", "2s"), { n = sl.count() })
+    local got = {}
+    local op = new_op(node, got)
+    -- out of order: pane 2000 after pane 4000, then a key that leaves and comes back
+    for _, r in ipairs({ { k = "a", ts = 4500 }, { k = "a", ts = 2500 }, { k = "a", ts = 2600 },
+      { k = "b", ts = 4600 } }) do op.step(r, r.ts) end
+    assert.same({ { pane_start = 2000, state = { 2 } }, { pane_start = 4000, state = { 1 } } },
+      op.inspect("a"))
+    op.advance(8000)                   -- fires [2000, 6000) and [4000, 8000): both panes go
+    assert.is_nil(op.inspect("a"))
+    op.step({ k = "a", ts = 9000 }, 9000)
+    assert.same({ { pane_start = 8000, state = { 1 } } }, op.inspect("a"))
+    op.advance(math.huge)
+    op.close()
+    local a = {}
+    for _, r in ipairs(got) do if r.key == "a" then a[#a + 1] = { r.window_start, r.n } end end
+    table.sort(a, function(x, y) return x[1] < y[1] end)
+    assert.same({ { 0, 2 }, { 2000, 3 }, { 4000, 1 }, { 6000, 1 }, { 8000, 1 } }, a)
+  end)
 end)
 
 describe("session windows", function()
