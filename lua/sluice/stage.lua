@@ -355,8 +355,13 @@ function stage.new_operator(node, make, ports, dl, opts)
   end
 
   -- typed records (typed.lua) live as long as their batch: an operator that may keep
-  -- one gets its table form
-  local keeps_records = not typed.views_safe_in(node)
+  -- one gets its table form, unless what comes in is plain for sure
+  local plain_in = #node.inputs > 0
+  for _, input in ipairs(node.inputs) do
+    -- port 2 of a window carries its late records, as they came
+    if input.port ~= 1 or not typed.plain_out(input.node) then plain_in = false end
+  end
+  local keeps_records = not typed.views_safe_in(node) and not plain_in
   function recv.push(_, b, n, t, w, wend)
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1

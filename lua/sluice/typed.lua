@@ -98,4 +98,19 @@ function typed.views_safe_in(node)
   return true
 end
 
+-- Whether the records an operator sends are plain for sure, so that an operator reading
+-- them need not look inside each for views: a window's aggregate results are new tables of
+-- numbers read from fields (or, when its input was given in table form, of plain values)
+-- under a key that window.lua makes plain. Everything else may pass views on.
+local numeric_results = { count = true, sum = true, avg = true, distinct = true,
+  quantile = true }
+function typed.plain_out(node)
+  if node.kind ~= "window" or node.computes ~= "aggregate" then return false end
+  if not typed.views_safe_in(node) then return true end
+  for _, e in ipairs(node.aggregates or {}) do
+    if not numeric_results[e.agg.aggregate] then return false end
+  end
+  return true
+end
+
 return typed

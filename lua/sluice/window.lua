@@ -69,7 +69,8 @@ local function computation(node, out, ctx, storage)
       emit_reads_only = true,
       load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
-        out_fn(a.make(acc, keyed and key or nil, ws, we), t)
+        -- a key read from a typed record may be a view: results are plain (typed.plain_out)
+        out_fn(a.make(acc, keyed and plain(key) or nil, ws, we), t)
       end,
     }
   elseif node.computes == "reduce" then

@@ -80,3 +80,26 @@ describe("typed.views_safe_in", function()
     assert.is_false(typed.views_safe_in { kind = "process", key_fn = true, key_field = "k" })
   end)
 end)
+
+describe("typed.plain_out", function()
+  local function agg(kind, field)
+    return { name = kind, agg = { aggregate = kind, field = field } }
+  end
+  it("knows a window's aggregates of numbers are plain tables", function()
+    assert.is_true(typed.plain_out { kind = "window", computes = "aggregate",
+      key_fn = true, key_field = "auction", aggregates = { agg("count"), agg("avg", "price") } })
+    -- a value kept from a view: the window was handed table forms, so what it keeps is plain
+    assert.is_true(typed.plain_out { kind = "window", computes = "aggregate",
+      aggregates = { agg("last", "url") } })
+  end)
+  it("makes no promise for what may carry a record or a value read from a view", function()
+    -- min and max keep a field's value as read, from a view
+    assert.is_false(typed.plain_out { kind = "window", computes = "aggregate",
+      key_fn = true, key_field = "auction", aggregates = { agg("max", "price") } })
+    assert.is_false(typed.plain_out { kind = "window", computes = "apply" })
+    assert.is_false(typed.plain_out { kind = "window", computes = "reduce" })
+    assert.is_false(typed.plain_out { kind = "map" })
+    assert.is_false(typed.plain_out { kind = "rolling_aggregate", key_fn = true,
+      key_field = "k", aggregates = { agg("count") } })
+  end)
+end)
