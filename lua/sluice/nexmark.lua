@@ -145,6 +145,34 @@ typedef struct sl_nexmark_event_view {
 -- generator number -> its cache of pooled strings, for as long as the generator lives
 local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
 local double_ptr = ffi.typeof("double *")
+local event_ptr = ffi.typeof("sl_nexmark_event_view *")
+local bid_ptr = ffi.typeof("sl_nexmark_bid_view *")
+local auction_ptr = ffi.typeof("sl_nexmark_auction_view *")
+local person_ptr = ffi.typeof("sl_nexmark_person_view *")
+
+-- Views are pointers made once per slot of a generator's buffer and kept, since the
+-- buffer never moves and each batch refills it: generator number -> { at = the buffer as
+-- event views, num = as doubles, event = {}, bid = {}, auction = {}, person = {} }, each
+-- by slot. A record that leaves a stage loop in a batch is then a value already made; a
+-- view made per event costs an allocation and its collection there (about a third of
+-- what handing q5's bids to its window cost).
+local views = setmetatable({}, { __mode = "v" })
+
+-- The kept `kind` view (of pointer type ct, `back` numbers into the slot) of the event
+-- at e, made the first time its slot is asked for one.
+local function kept_view(e, kind, ct, back)
+  local num = ffi.cast(double_ptr, e)
+  local gv = views[num[11]]
+  -- (counted in doubles: LuaJIT compiles a pointer difference only for power-of-two sizes)
+  local slot = (num - gv.num) / 12
+  local made = gv[kind]
+  local v = made[slot]
+  if v == nil then
+    v = ffi.cast(ct, num + back)
+    made[slot] = v
+  end
+  return v
+end
 
 ffi.metatype("sl_nexmark_bid_view", { __index = function(b, k)
   if k == "channel" then return caches[b.cache_][b.channel_] end
@@ -178,9 +206,15 @@ ffi.metatype("sl_nexmark_event_view", { __index = function(e, k)
     if t == 1 then return "person" end
     return nil
   end
-  if k == "bid" then if t == 3 then return e.u.bid_ end return nil end
-  if k == "auction" then if t == 2 then return e.u.auction_ end return nil end
-  if k == "person" then if t == 1 then return e.u.person_ end return nil end
+  if k == "bid" then if t == 3 then return kept_view(e, "bid", bid_ptr, 1) end return nil end
+  if k == "auction" then
+    if t == 2 then return kept_view(e, "auction", auction_ptr, 1) end
+    return nil
+  end
+  if k == "person" then
+    if t == 1 then return kept_view(e, "person", person_ptr, 1) end
+    return nil
+  end
   return nil
 end })
 
@@ -198,15 +232,26 @@ typed.register(ffi.typeof("sl_nexmark_auction_view"),
 typed.register(ffi.typeof("sl_nexmark_person_view"),
   function(p) return table_of(p, 1, person_table) end)
 
-local event_ptr = ffi.typeof("sl_nexmark_event_view *")
-
--- The buffer of g as doubles and as event views, and its cache of strings, which typed
--- views find by the number this gives it (written in slot 11 by stamp).
+-- The buffer of g as doubles, its kept views (above), and its cache of strings, which
+-- typed views find by the number this gives it (written in slot 11 by stamp).
 local function buffers(g)
   local raw, str = g:raw()
   ncaches = ncaches + 1
   caches[ncaches] = str
-  return ffi.cast(double_ptr, raw), ffi.cast(event_ptr, raw), str, ncaches
+  local gv = { at = ffi.cast(event_ptr, raw), num = ffi.cast(double_ptr, raw), event = {},
+    bid = {}, auction = {}, person = {} }
+  views[ncaches] = gv
+  return ffi.cast(double_ptr, raw), gv, str, ncaches
+end
+
+-- The kept event view of slot i of the buffer whose views are gv.
+local function event_view(gv, i)
+  local v = gv.event[i]
+  if v == nil then
+    v = gv.at + i
+    gv.event[i] = v
+  end
+  return v
 end
 
 -- Writes the cache number into slot 11 of events 0..n-1: the typed views find their
@@ -218,12 +263,12 @@ end
 -- fill(batch, max) -> n: batch[1..n] = the next n events as records (batch[n+1] = nil),
 -- 0 at the end: for a source whose records leave it in batches. typed: views.
 function nexmark.filler(g, typed_records)
-  local num, events, str, id = buffers(g)
+  local num, gv, str, id = buffers(g)
   return function(batch, max)
     local n = g:fill_raw(batch, max)
     if typed_records then
       stamp(num, n, id)
-      for i = 0, n - 1 do batch[i + 1] = events[i] end
+      for i = 0, n - 1 do batch[i + 1] = event_view(gv, i) end
     else
       for i = 0, n - 1 do batch[i + 1] = make(num, str, i * 12) end
     end
@@ -238,15 +283,15 @@ end
 -- points record at g's buffer and returns fill(batch, max) -> n, which fills the buffer
 -- only; the source calls it when it opens.
 function nexmark.maker(typed_records)
-  local num, events, str, id
+  local num, gv, str, id
   local record
   if typed_records then
-    record = function(i) return events[i - 1] end
+    record = function(i) return event_view(gv, i - 1) end
   else
     record = function(i) return make(num, str, (i - 1) * 12) end
   end
   local function bind(g)
-    num, events, str, id = buffers(g)
+    num, gv, str, id = buffers(g)
     return function(batch, max)
       local n = g:fill_raw(batch, max)
       if typed_records then stamp(num, n, id) end
