@@ -389,6 +389,16 @@ local function session_window(node, out, ctx)
     local s, e = t, t + gap
     local k = key(r)
     local list = sessions[k]
+    -- Most records join the one open session of their key: that case has no loop, so
+    -- that LuaJIT compiles it into the caller's trace (an inner loop aborts the trace).
+    if list and #list == 1 then
+      local sess = list[1]
+      if sess[1] <= e and s <= sess[2] and (sess[2] > e and sess[2] or e) + lateness > op.wm then
+        if s < sess[1] then sess[1] = s end
+        if e > sess[2] then sess[2] = e end
+        return add(sess[3], r, t)
+      end
+    end
     -- late when even the session it would join (merges included) has closed
     local reach = e
     if list then
@@ -448,8 +458,12 @@ local function session_window(node, out, ctx)
           emit(sess[3], k, sess[1], sess[2], sess[2] - 1)
           if free then free(sess[3]) end
           local list = sessions[k]
-          for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
-          if #list == 0 then sessions[k] = nil end
+          if #list == 1 then
+            sessions[k] = nil                    -- its only session (no loop: see step)
+          else
+            for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
+            if #list == 0 then sessions[k] = nil end
+          end
         end
       end
     end

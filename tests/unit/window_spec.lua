@@ -295,6 +295,32 @@ describe("session windows", function()
       end
     end)
   end
+
+  -- Stragglers up to 40 s behind join sessions still open within the allowed lateness,
+  -- merging sessions they bridge; with 60 s allowed, none is late and the sessions are
+  -- the reference's over all records.
+  it("take stragglers within the allowed lateness, merging what they bridge", function()
+    local records = gen("stragglers", 600, 17, 3)
+    local want = session_reference(records, 2000)
+    for _, batch in ipairs({ 1, 7, 1024 }) do
+      local got, late = run_windowed(records, sl.session "2s", "60s", batch)
+      assert.same({}, late)
+      assert.same(want, canon(got))
+    end
+  end)
+
+  it("count every record once, in a session or as late, at any batch size", function()
+    local records = gen("stragglers", 600, 23, 3)
+    local first
+    for _, batch in ipairs({ 1, 7, 1024 }) do
+      local got, late = run_windowed(records, sl.session "2s", nil, batch)
+      local n = #late
+      for _, r in ipairs(got) do n = n + r.n end
+      assert.equal(#records, n)
+      assert.is_true(#late > 0)
+      if first then assert.same(first, { canon(got), late }) else first = { canon(got), late } end
+    end
+  end)
 end)
 
 describe("window results", function()
