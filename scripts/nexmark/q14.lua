@@ -10,8 +10,13 @@ local function time_of_day(ms)
   return "otherTime"
 end
 
+-- (a plain find per 'c' rather than gsub, which would build the string without them)
 local function count_c(s)
-  local _, n = s:gsub("c", "")
+  local n, at = 0, s:find("c", 1, true)
+  while at do
+    n = n + 1
+    at = s:find("c", at + 1, true)
+  end
   return n
 end
 

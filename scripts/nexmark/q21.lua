@@ -5,13 +5,29 @@ local sl = require "sluice"
 
 local known = { apple = "0", google = "1", facebook = "2", baidu = "3" }
 
+-- The value of url's channel_id parameter, or nil: a plain find of the name, then a
+-- check that a parameter starts there (the pattern "[?&]channel_id=([^&]*)" says the
+-- same, but tries itself at every position of the url).
+local function channel_id(url)
+  local at = url:find("channel_id=", 1, true)
+  while at do
+    local before = url:byte(at - 1)
+    if before == 63 or before == 38 then               -- '?' or '&'
+      local stop = url:find("&", at + 11, true)
+      return url:sub(at + 11, (stop or #url + 1) - 1)
+    end
+    at = url:find("channel_id=", at + 1, true)
+  end
+  return nil
+end
+
 local out = os.getenv("OUT")
 sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
   seed = tonumber(os.getenv("SEED")) or 0, typed = true }
   :filter(function(e) return e.type == "bid" end)
   :map(function(e)
     local b = e.bid
-    local id = known[b.channel:lower()] or b.url:match("[?&]channel_id=([^&]*)")
+    local id = known[b.channel:lower()] or channel_id(b.url)
     if id == nil then return nil end
     return { auction = b.auction, bidder = b.bidder, price = b.price, channel = b.channel,
       channel_id = id }
