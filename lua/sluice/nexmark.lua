@@ -69,6 +69,8 @@ function nexmark.declare(opts, new_source)
   -- fn makes record i of the last fill inside a fused stage (runtime.lua fuses a source
   -- with an fn into the stage it feeds alone); bind points it at the running generator
   spec.fn, spec.bind = nexmark.maker(spec.typed)
+  -- what a stage that holds the source stores of a record (a view's kept pointer)
+  spec.keep = spec.typed and nexmark.keep or nil
   return new_source(spec)
 end
 
@@ -150,18 +152,17 @@ local bid_ptr = ffi.typeof("sl_nexmark_bid_view *")
 local auction_ptr = ffi.typeof("sl_nexmark_auction_view *")
 local person_ptr = ffi.typeof("sl_nexmark_person_view *")
 
--- Views are pointers made once per slot of a generator's buffer and kept, since the
--- buffer never moves and each batch refills it: generator number -> { at = the buffer as
--- event views, num = as doubles, event = {}, bid = {}, auction = {}, person = {} }, each
--- by slot. A record that leaves a stage loop in a batch is then a value already made; a
--- view made per event costs an allocation and its collection there (about a third of
--- what handing q5's bids to its window cost).
+-- A view is a cdata reference, which costs nothing where a loop only reads it (LuaJIT
+-- sinks it) but an allocation and its collection where it is stored: a record handed on
+-- in a batch (q0's events, the bids q5 and q7 hand to their windows). So what is stored
+-- is a pointer made once per slot of the generator's buffer and kept, since the buffer
+-- never moves and each batch refills it (keep, below). generator number -> { num = the
+-- buffer as doubles, event = {}, bid = {}, auction = {}, person = {} }, kept views by slot.
 local views = setmetatable({}, { __mode = "v" })
 
--- The kept `kind` view (of pointer type ct, `back` numbers into the slot) of the event
--- at e, made the first time its slot is asked for one.
-local function kept_view(e, kind, ct, back)
-  local num = ffi.cast(double_ptr, e)
+-- The kept `kind` view (pointer type ct, `back` numbers into the slot) of the event whose
+-- slot starts at num, made the first time it is asked for.
+local function kept_view(num, kind, ct, back)
   local gv = views[num[11]]
   -- (counted in doubles: LuaJIT compiles a pointer difference only for power-of-two sizes)
   local slot = (num - gv.num) / 12
@@ -206,15 +207,9 @@ ffi.metatype("sl_nexmark_event_view", { __index = function(e, k)
     if t == 1 then return "person" end
     return nil
   end
-  if k == "bid" then if t == 3 then return kept_view(e, "bid", bid_ptr, 1) end return nil end
-  if k == "auction" then
-    if t == 2 then return kept_view(e, "auction", auction_ptr, 1) end
-    return nil
-  end
-  if k == "person" then
-    if t == 1 then return kept_view(e, "person", person_ptr, 1) end
-    return nil
-  end
+  if k == "bid" then if t == 3 then return e.u.bid_ end return nil end
+  if k == "auction" then if t == 2 then return e.u.auction_ end return nil end
+  if k == "person" then if t == 1 then return e.u.person_ end return nil end
   return nil
 end })
 
@@ -232,26 +227,37 @@ typed.register(ffi.typeof("sl_nexmark_auction_view"),
 typed.register(ffi.typeof("sl_nexmark_person_view"),
   function(p) return table_of(p, 1, person_table) end)
 
--- The buffer of g as doubles, its kept views (above), and its cache of strings, which
--- typed views find by the number this gives it (written in slot 11 by stamp).
+-- The value to store for record r: a view's kept pointer (see `views`), else r itself.
+-- Inside a stage loop the reference r then needs no allocation.
+local event_ct, bid_ct = ffi.typeof("sl_nexmark_event_view"), ffi.typeof("sl_nexmark_bid_view")
+local auction_ct = ffi.typeof("sl_nexmark_auction_view")
+local person_ct = ffi.typeof("sl_nexmark_person_view")
+local istype = ffi.istype
+local function keep(r)
+  if type(r) ~= "cdata" then return r end
+  if istype(event_ct, r) then return kept_view(ffi.cast(double_ptr, r), "event", event_ptr, 0) end
+  if istype(bid_ct, r) then return kept_view(ffi.cast(double_ptr, r) - 1, "bid", bid_ptr, 1) end
+  if istype(auction_ct, r) then
+    return kept_view(ffi.cast(double_ptr, r) - 1, "auction", auction_ptr, 1)
+  end
+  if istype(person_ct, r) then
+    return kept_view(ffi.cast(double_ptr, r) - 1, "person", person_ptr, 1)
+  end
+  return r
+end
+nexmark.keep = keep
+
+-- The buffer of g as doubles and as event views, its cache of strings, which typed views
+-- find by the number this gives it (written in slot 11 by stamp), and its kept views:
+-- `caches` and `views` hold the last two weakly, so the caller keeps them while g runs.
 local function buffers(g)
   local raw, str = g:raw()
   ncaches = ncaches + 1
   caches[ncaches] = str
-  local gv = { at = ffi.cast(event_ptr, raw), num = ffi.cast(double_ptr, raw), event = {},
-    bid = {}, auction = {}, person = {} }
-  views[ncaches] = gv
-  return ffi.cast(double_ptr, raw), gv, str, ncaches
-end
-
--- The kept event view of slot i of the buffer whose views are gv.
-local function event_view(gv, i)
-  local v = gv.event[i]
-  if v == nil then
-    v = gv.at + i
-    gv.event[i] = v
-  end
-  return v
+  local num = ffi.cast(double_ptr, raw)
+  local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
+  views[ncaches] = kept
+  return num, ffi.cast(event_ptr, raw), str, ncaches, kept
 end
 
 -- Writes the cache number into slot 11 of events 0..n-1: the typed views find their
@@ -263,12 +269,13 @@ end
 -- fill(batch, max) -> n: batch[1..n] = the next n events as records (batch[n+1] = nil),
 -- 0 at the end: for a source whose records leave it in batches. typed: views.
 function nexmark.filler(g, typed_records)
-  local num, gv, str, id = buffers(g)
+  local num, events, str, id, kept = buffers(g)
   return function(batch, max)
+    local _ = kept                      -- held while the source runs (see buffers)
     local n = g:fill_raw(batch, max)
     if typed_records then
       stamp(num, n, id)
-      for i = 0, n - 1 do batch[i + 1] = event_view(gv, i) end
+      for i = 0, n - 1 do batch[i + 1] = keep(events[i]) end
     else
       for i = 0, n - 1 do batch[i + 1] = make(num, str, i * 12) end
     end
@@ -283,15 +290,15 @@ end
 -- points record at g's buffer and returns fill(batch, max) -> n, which fills the buffer
 -- only; the source calls it when it opens.
 function nexmark.maker(typed_records)
-  local num, gv, str, id
+  local num, events, str, id, kept    -- kept: held while the source runs (see buffers)
   local record
   if typed_records then
-    record = function(i) return event_view(gv, i - 1) end
+    record = function(i) return events[i - 1] end
   else
     record = function(i) return make(num, str, (i - 1) * 12) end
   end
   local function bind(g)
-    num, gv, str, id = buffers(g)
+    num, events, str, id, kept = buffers(g)
     return function(batch, max)
       local n = g:fill_raw(batch, max)
       if typed_records then stamp(num, n, id) end

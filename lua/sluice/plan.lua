@@ -77,6 +77,8 @@ end
 --
 -- `opts.generator`: the stage also holds its source, a generator: records are made by
 -- fns.gen(i) inside the loop instead of read from a batch, so nothing is stored twice.
+-- `opts.keep`: what goes into an out batch is fns.keep(r), the form of r the source wants
+-- stored (typed views: a pointer made once, where r would be a new cdata).
 -- `opts.timed_in`: the input batches carry event times and watermarks (arrays t, w);
 -- `opts.timed_out`: so do the outputs (the input is timed, or a timestamp op makes it so).
 --
@@ -118,7 +120,7 @@ function plan.codegen(ops, opts)
   raw("local out1, m1, out2, m2 = {}, 0, {}, 0")
   raw("local ot1, ow1, ot2, ow2 = {}, {}, {}, {}")
   raw("local cur = 0")
-  raw("local gen = fns.gen")
+  raw("local gen, keep = fns.gen, fns.keep")
   raw("local function run(inb, s, n, int, inw)")
   raw("  for i = s, n do")
   raw("    cur = i")
@@ -132,12 +134,13 @@ function plan.codegen(ops, opts)
   if timed_in then raw("    local t, w = int[i], inw[i]")
   elseif timed_out then raw("    local t, w") end
 
+  local stored = opts.keep and "keep(r)" or "r"
   local function put(port)
     if timed_out then
-      return format("m%d = m%d + 1; out%d[m%d] = r; ot%d[m%d] = t; ow%d[m%d] = w",
-        port, port, port, port, port, port, port, port)
+      return format("m%d = m%d + 1; out%d[m%d] = %s; ot%d[m%d] = t; ow%d[m%d] = w",
+        port, port, port, port, stored, port, port, port, port)
     end
-    return format("m%d = m%d + 1; out%d[m%d] = r", port, port, port, port)
+    return format("m%d = m%d + 1; out%d[m%d] = %s", port, port, port, port, stored)
   end
 
   local ended = false

@@ -89,7 +89,8 @@ function stage.new_stage(st, ports, dl, opts)
   local ops, fns = st.ops, {}
   for k, node in ipairs(ops) do fns[k] = node.fn or false end
   fns.gen = opts.gen and opts.gen.spec.fn
-  local src, line_op = plan.codegen(ops, { generator = opts.gen ~= nil,
+  fns.keep = opts.gen and opts.gen.spec.keep
+  local src, line_op = plan.codegen(ops, { generator = opts.gen ~= nil, keep = fns.keep ~= nil,
     timed_in = opts.timed_in, timed_out = opts.timed_out })
   local chunkname = format("=sluice stage %d", st.id)
   local chunk = assert(load(src, chunkname))
