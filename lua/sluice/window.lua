@@ -242,10 +242,14 @@ local function pane_window(node, out, ctx)
       if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
       pane = panes[p]
       if pane == nil then
-        -- between two windows (slide > size) no window reads pane p: the record counts
-        -- nowhere, as in Flink, and no pane is made that no firing would free
+        -- between two windows (slide > size) no window reads pane p, and no pane is made
+        -- that no firing would free. As in Flink, the record goes to late() when its time
+        -- is behind the watermark by the allowed lateness or more, else counts nowhere.
         local last = start_ms(p, slide)
-        if first_ms(p, size, slide) > last then return end
+        if first_ms(p, size, slide) > last then
+          if t + lateness <= op.wm then return out(2, r, t) end
+          return
+        end
         -- late when the last window reading pane p has closed: to late(), or dropped (a
         -- pane that still exists is read by a window that has not fired, so its records
         -- are not)
@@ -391,9 +395,11 @@ local function session_window(node, out, ctx)
     local list = sessions[k]
     -- Most records join the one open session of their key: that case has no loop, so
     -- that LuaJIT compiles it into the caller's trace (an inner loop aborts the trace).
+    -- (Such a record is never late: a session still listed has not fired, so its end
+    -- plus the lateness is past the watermark.)
     if list and #list == 1 then
       local sess = list[1]
-      if sess[1] <= e and s <= sess[2] and (sess[2] > e and sess[2] or e) + lateness > op.wm then
+      if sess[1] <= e and s <= sess[2] then
         if s < sess[1] then sess[1] = s end
         if e > sess[2] then sess[2] = e end
         return add(sess[3], r, t)

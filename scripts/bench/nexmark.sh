@@ -42,13 +42,16 @@ cpu() {
   cat "$DIR/time"
 }
 
-# measure Q: "user_s peak_kb user_s peak_kb" of sluice and of the C baseline on N events,
-# each the fastest of REPS runs taken in turn (sluice, C, sluice, C...), so that a burst of
-# load on a shared machine slows one run of each, not one side of the ratio.
+# measure Q: "user_s peak_kb user_s peak_kb" of sluice and of the C baseline on N events:
+# the user time of each is the fastest of REPS runs taken in turn (sluice, C, sluice, C...),
+# so that a burst of load on a shared machine slows one run of each, not one side of the
+# ratio; the peak RSS is the largest of the runs. A failed run ends the script.
 measure() {
   runs=$REPS best_s="" best_kb=0 best_c="" best_ckb=0
   while [ "$runs" -gt 0 ]; do
-    set -- $(cpu env EVENTS="$N" ./sluice run "scripts/nexmark/$1.lua") $(cpu "$DIR/$1" "$N") "$1"
+    s=$(cpu env EVENTS="$N" ./sluice run "scripts/nexmark/$1.lua") || exit 1
+    c=$(cpu "$DIR/$1" "$N") || exit 1
+    set -- $s $c "$1"
     best_s=$(awk -v a="$best_s" -v b="$1" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }')
     best_c=$(awk -v a="$best_c" -v b="$3" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }')
     [ "$2" -gt "$best_kb" ] && best_kb=$2
@@ -67,7 +70,8 @@ echo "| query | results checked | sluice | C baseline | sluice / C | sluice peak
 echo "|---|---|---|---|---|---|---|"
 for q in $QUERIES; do
   lines=$(check "$q")
-  set -- $(measure "$q")
+  times=$(measure "$q") || exit 1
+  set -- $times
   awk -v q="$q" -v l="$lines" -v n="$N" -v s="$1" -v kb="$2" -v cs="$3" -v ckb="$4" 'BEGIN {
     r = s > 0 ? n / s : 0; c = cs > 0 ? n / cs : 0
     printf "| %s | %d equal | %.2f M/s | %.2f M/s | %.0f%% | %.0f MB | %.0f MB |\n",

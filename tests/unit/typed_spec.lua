@@ -81,6 +81,23 @@ describe("typed.views_safe_in", function()
   end)
 end)
 
+describe("a window keyed by a view", function()
+  it("emits the key's table form, so that its results are plain (typed.plain_out)", function()
+    local sl = require "sluice"
+    local buf = ffi.new("double[4]", { 1, 2, 3, 4 })
+    local points = ffi.cast(point_ptr, buf)
+    local a, b = points[0], points[1]
+    local records = {}
+    for i = 1, 6 do records[i] = { p = i % 3 == 0 and b or a, ts = i * 1000 } end
+    local out = sl.source.values(records)
+      :timestamp("ts"):key_by("p"):window(sl.tumbling "10s"):aggregate { n = sl.count() }
+      :collect()
+    table.sort(out, function(x, y) return x.n > y.n end)
+    assert.same({ { key = { x = 1, y = 2 }, n = 4, window_start = 0, window_end = 10000 },
+      { key = { x = 3, y = 4 }, n = 2, window_start = 0, window_end = 10000 } }, out)
+  end)
+end)
+
 describe("typed.plain_out", function()
   local function agg(kind, field)
     return { name = kind, agg = { aggregate = kind, field = field } }

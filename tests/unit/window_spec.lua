@@ -72,6 +72,8 @@ local function reference(records, size, slide, lateness)
       s = s - slide
     end
     if held and not any then late[#late + 1] = r.i end
+    -- between two windows: late when behind the watermark by the lateness (as Flink)
+    if not held and r.ts + (lateness or 0) <= wm[i] then late[#late + 1] = r.i end
   end
   local list = {}
   for _, g in pairs(groups) do list[#list + 1] = g end
