@@ -11,6 +11,21 @@ local report = require "sluice.report"
 local core = host.core
 local format = string.format
 local jit = require "jit"
+local traceerr = require("jit.vmdef").traceerr
+local jutil = require "jit.util"
+
+-- The message of a trace abort (jit.attach "trace" arguments otr, oex) when the abort
+-- keeps the code out of traces for good: an NYI, or a bad argument type. nil for those
+-- LuaJIT gets past by tracing from elsewhere: "return to lower frame" (a trace begun near
+-- the end of a batch leaves the stage function, once per batch, outside the per-record
+-- loop), a loop that unrolls too far.
+local function lasting_abort(otr, oex)
+  local msg = type(otr) == "number" and traceerr[otr] or tostring(otr)
+  if (msg:find("NYI") and not msg:find("return to lower frame")) or msg:find("bad argument") then
+    return msg:format(oex)
+  end
+  return nil
+end
 
 local function events(opts, n)
   local g = core.nexmark(opts)
@@ -307,10 +322,8 @@ describe("source.nexmark", function()
     assert.matches('nexmark_spec.lua:%d+: source.nexmark%(%): unknown option "evnets"', err)
   end)
 
-  it("compiles the hot loop of q1 into traces with no NYI aborts", function()
+  it("compiles the hot loop of q1 into traces with no NYI or bad-argument aborts", function()
     local traced, nyi = false, {}
-    local traceerr = require("jit.vmdef").traceerr
-    local jutil = require("jit.util")
     local function on_trace(what, tr, func, pc, otr, oex)
       local info = jutil.funcinfo(func, pc)
       local src = info.source or ""
@@ -318,16 +331,9 @@ describe("source.nexmark", function()
         and jutil.traceinfo(tr).linktype == "loop" then
         traced = true                   -- the per-record loop is one looping trace
       end
-      if what == "abort" then
-        local msg = type(otr) == "number" and traceerr[otr] or tostring(otr)
-        -- "return to lower frame": a trace begun near the end of a batch leaves the
-        -- stage function; once per batch, outside the per-record loop
-        local hot = src:find("sluice stage", 1, true)
-          or src:find("sluice/nexmark.lua", 1, true)
-        if hot and msg and msg:find("NYI") and not msg:find("return to lower frame") then
-          nyi[#nyi + 1] = format("%s:%s: %s", src, tostring(info.currentline), msg:format(oex))
-        end
-      end
+      local hot = src:find("sluice stage", 1, true) or src:find("sluice/nexmark.lua", 1, true)
+      local msg = what == "abort" and hot and lasting_abort(otr, oex)
+      if msg then nyi[#nyi + 1] = format("%s:%s: %s", src, tostring(info.currentline), msg) end
     end
     local ok, err = pcall(with_source, function()
       -- q1 as scripts/nexmark/q1.lua writes it; traces are watched while it runs
@@ -360,18 +366,11 @@ describe("source.nexmark", function()
     end
     local graph_run = require("sluice.runtime").run
     local kb, aborts = nil, {}
-    local traceerr, funcinfo = require("jit.vmdef").traceerr, require("jit.util").funcinfo
     local function on_trace(what, _, func, pc, otr, oex)
-      local src = funcinfo(func, pc).source or ""
-      if what == "abort" and src:find("sluice/nexmark.lua", 1, true) then
-        local msg = type(otr) == "number" and traceerr[otr] or tostring(otr)
-        -- what keeps the view code out of traces for good (a loop that unrolls too far
-        -- or ends a frame is traced again from elsewhere)
-        if (msg:find("NYI") and not msg:find("return to lower frame"))
-          or msg:find("bad argument") then
-          aborts[#aborts + 1] = msg:format(oex)
-        end
-      end
+      local src = jutil.funcinfo(func, pc).source or ""
+      local msg = what == "abort" and src:find("sluice/nexmark.lua", 1, true)
+        and lasting_abort(otr, oex)
+      if msg then aborts[#aborts + 1] = msg end
     end
     local ok, err = pcall(with_source, function()
       graph.begin()
