@@ -389,6 +389,14 @@ local function session_window(node, out, ctx)
     return sess
   end
 
+  -- Whether session sess and the span [s, e] overlap or touch (as Flink merges them).
+  local function touches(sess, s, e) return sess[1] <= e and s <= sess[2] end
+  -- Widens session sess to take in the span [s, e].
+  local function widen(sess, s, e)
+    if s < sess[1] then sess[1] = s end
+    if e > sess[2] then sess[2] = e end
+  end
+
   function op.step(r, t)
     local s, e = t, t + gap
     local k = key(r)
@@ -399,9 +407,8 @@ local function session_window(node, out, ctx)
     -- plus the lateness is past the watermark.)
     if list and #list == 1 then
       local sess = list[1]
-      if sess[1] <= e and s <= sess[2] then
-        if s < sess[1] then sess[1] = s end
-        if e > sess[2] then sess[2] = e end
+      if touches(sess, s, e) then
+        widen(sess, s, e)
         return add(sess[3], r, t)
       end
     end
@@ -410,7 +417,7 @@ local function session_window(node, out, ctx)
     if list then
       for i = 1, #list do
         local sess = list[i]
-        if sess[1] <= e and s <= sess[2] and sess[2] > reach then reach = sess[2] end
+        if touches(sess, s, e) and sess[2] > reach then reach = sess[2] end
       end
     end
     if reach + lateness <= op.wm then return out(2, r, t) end
@@ -419,16 +426,14 @@ local function session_window(node, out, ctx)
     local i = 1
     while i <= #list do
       local sess = list[i]
-      if sess[1] <= e and s <= sess[2] then    -- overlaps or touches (as Flink merges)
+      if touches(sess, s, e) then
         if not joined then
           joined = sess
-          if s < sess[1] then sess[1] = s end
-          if e > sess[2] then sess[2] = e end
+          widen(sess, s, e)
           i = i + 1
         else
           -- merge sess into joined; its queue entry becomes stale
-          if sess[1] < joined[1] then joined[1] = sess[1] end
-          if sess[2] > joined[2] then joined[2] = sess[2] end
+          widen(joined, sess[1], sess[2])
           merge(joined[3], sess[3])
           if free then free(sess[3]) end
           by_id[sess[4]] = nil
