@@ -8,15 +8,17 @@ local known = { apple = "0", google = "1", facebook = "2", baidu = "3" }
 -- The value of url's channel_id parameter, or nil: a plain find of the name, then a
 -- check that a parameter starts there (the pattern "[?&]channel_id=([^&]*)" says the
 -- same, but tries itself at every position of the url).
+local PARAM = "channel_id="
 local function channel_id(url)
-  local at = url:find("channel_id=", 1, true)
+  local at = url:find(PARAM, 1, true)
   while at do
-    local before = url:byte(at - 1)
-    if before == 63 or before == 38 then               -- '?' or '&'
-      local stop = url:find("&", at + 11, true)
-      return url:sub(at + 11, (stop or #url + 1) - 1)
+    local before = url:sub(at - 1, at - 1)
+    if before == "?" or before == "&" then
+      local value = at + #PARAM
+      local stop = url:find("&", value, true)
+      return url:sub(value, (stop or #url + 1) - 1)
     end
-    at = url:find("channel_id=", at + 1, true)
+    at = url:find(PARAM, at + 1, true)
   end
   return nil
 end
