@@ -147,6 +147,9 @@ typedef struct sl_nexmark_event_view {
 -- generator number -> its cache of pooled strings, for as long as the generator lives
 local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
 local double_ptr = ffi.typeof("double *")
+local event_ct, bid_ct = ffi.typeof("sl_nexmark_event_view"), ffi.typeof("sl_nexmark_bid_view")
+local auction_ct = ffi.typeof("sl_nexmark_auction_view")
+local person_ct = ffi.typeof("sl_nexmark_person_view")
 local event_ptr = ffi.typeof("sl_nexmark_event_view *")
 local bid_ptr = ffi.typeof("sl_nexmark_bid_view *")
 local auction_ptr = ffi.typeof("sl_nexmark_auction_view *")
@@ -160,9 +163,10 @@ local person_ptr = ffi.typeof("sl_nexmark_person_view *")
 -- buffer as doubles, event = {}, bid = {}, auction = {}, person = {} }, kept views by slot.
 local views = setmetatable({}, { __mode = "v" })
 
--- The kept `kind` view (pointer type ct, `back` numbers into the slot) of the event whose
--- slot starts at num, made the first time it is asked for.
-local function kept_view(num, kind, ct, back)
+-- The kept `kind` view (pointer type ct) of the event of `view`, a view `back` numbers
+-- into its slot, made the first time it is asked for.
+local function kept_view(view, back, kind, ct)
+  local num = ffi.cast(double_ptr, view) - back
   local gv = views[num[11]]
   -- (counted in doubles: LuaJIT compiles a pointer difference only for power-of-two sizes)
   local slot = (num - gv.num) / 12
@@ -218,31 +222,20 @@ local function table_of(view, back, to_table)
   local num = ffi.cast(double_ptr, view) - back
   return to_table(num, caches[num[11]], 0)
 end
-typed.register(ffi.typeof("sl_nexmark_event_view"),
-  function(e) return table_of(e, 0, make) end)
-typed.register(ffi.typeof("sl_nexmark_bid_view"),
-  function(b) return table_of(b, 1, bid_table) end)
-typed.register(ffi.typeof("sl_nexmark_auction_view"),
-  function(a) return table_of(a, 1, auction_table) end)
-typed.register(ffi.typeof("sl_nexmark_person_view"),
-  function(p) return table_of(p, 1, person_table) end)
+typed.register(event_ct, function(e) return table_of(e, 0, make) end)
+typed.register(bid_ct, function(b) return table_of(b, 1, bid_table) end)
+typed.register(auction_ct, function(a) return table_of(a, 1, auction_table) end)
+typed.register(person_ct, function(p) return table_of(p, 1, person_table) end)
 
 -- The value to store for record r: a view's kept pointer (see `views`), else r itself.
 -- Inside a stage loop the reference r then needs no allocation.
-local event_ct, bid_ct = ffi.typeof("sl_nexmark_event_view"), ffi.typeof("sl_nexmark_bid_view")
-local auction_ct = ffi.typeof("sl_nexmark_auction_view")
-local person_ct = ffi.typeof("sl_nexmark_person_view")
 local istype = ffi.istype
 local function keep(r)
   if type(r) ~= "cdata" then return r end
-  if istype(event_ct, r) then return kept_view(ffi.cast(double_ptr, r), "event", event_ptr, 0) end
-  if istype(bid_ct, r) then return kept_view(ffi.cast(double_ptr, r) - 1, "bid", bid_ptr, 1) end
-  if istype(auction_ct, r) then
-    return kept_view(ffi.cast(double_ptr, r) - 1, "auction", auction_ptr, 1)
-  end
-  if istype(person_ct, r) then
-    return kept_view(ffi.cast(double_ptr, r) - 1, "person", person_ptr, 1)
-  end
+  if istype(event_ct, r) then return kept_view(r, 0, "event", event_ptr) end
+  if istype(bid_ct, r) then return kept_view(r, 1, "bid", bid_ptr) end
+  if istype(auction_ct, r) then return kept_view(r, 1, "auction", auction_ptr) end
+  if istype(person_ct, r) then return kept_view(r, 1, "person", person_ptr) end
   return r
 end
 nexmark.keep = keep
