@@ -47,20 +47,21 @@ cpu() {
 # so that a burst of load on a shared machine slows one run of each, not one side of the
 # ratio; the peak RSS is the largest of the runs. A failed run ends the script.
 measure() {
-  runs=$REPS best_s="" best_kb=0 best_c="" best_ckb=0
+  query=$1 runs=$REPS best_s="" peak_kb=0 best_c="" peak_ckb=0
   while [ "$runs" -gt 0 ]; do
-    s=$(cpu env EVENTS="$N" ./sluice run "scripts/nexmark/$1.lua") || exit 1
-    c=$(cpu "$DIR/$1" "$N") || exit 1
-    set -- $s $c "$1"
-    best_s=$(awk -v a="$best_s" -v b="$1" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }')
-    best_c=$(awk -v a="$best_c" -v b="$3" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }')
-    [ "$2" -gt "$best_kb" ] && best_kb=$2
-    [ "$4" -gt "$best_ckb" ] && best_ckb=$4
-    set -- "$5"
+    s=$(cpu env EVENTS="$N" ./sluice run "scripts/nexmark/$query.lua") || exit 1
+    c=$(cpu "$DIR/$query" "$N") || exit 1
+    set -- $s $c
+    best_s=$(least "$best_s" "$1"); best_c=$(least "$best_c" "$3")
+    [ "$2" -gt "$peak_kb" ] && peak_kb=$2
+    [ "$4" -gt "$peak_ckb" ] && peak_ckb=$4
     runs=$((runs - 1))
   done
-  echo "$best_s $best_kb $best_c $best_ckb"
+  echo "$best_s $peak_kb $best_c $peak_ckb"
 }
+
+# least A B: the smaller number of A and B, or B when A is empty.
+least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'; }
 
 echo
 echo "Nexmark, $N events (results checked against the C baseline on $CHECK events); events/s"
