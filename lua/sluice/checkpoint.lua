@@ -287,21 +287,16 @@ function Checkpointer:run(set, job)
       self.timer = core.timer(function() self:take() end)
       self.timer:start(self.every, self.every)
       self.reaper = core.timer(function() self:reap(false) end)
-      local shutdown = runtime.shutdown
-      runtime.shutdown = function()
-        self.stopping = true
-        return shutdown()
-      end
     end,
     -- The last checkpoint is taken before an end of input fires any window: a restart
-    -- continues from there and writes those results once. At a shutdown that is the
-    -- first source to end, and no periodic one follows: it would hold the operators of
+    -- continues from there and writes those results once. At a shutdown (`last` then) that
+    -- is the first source to end, and no periodic one follows: it would hold the operators of
     -- that source after its end (a watermark at +inf), with the others still running.
     -- Otherwise it is the last bounded source to end; one that ends before the others is
     -- just a source that reads no more, and periodic checkpoints go on.
     input_ended = function(last)
       if self.final_taken then return end
-      if self.stopping or last then
+      if last then
         self.final_taken = true
         self.timer:stop()
         self:take_now()

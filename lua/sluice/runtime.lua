@@ -298,7 +298,7 @@ local function open_source(j, node, route, position)
     -- is the end of a source a reload removed
     if route.ended or route.removed or runtime.aborted then return end
     route.ended = true
-    if running and j.input_ended then j.input_ended(j.live == 1) end     -- checkpoint
+    if running and j.input_ended then j.input_ended(j.live == 1 or j.stopping) end  -- checkpoint
     finish_targets(route)
     j.live = j.live - 1
     if j.live == 0 then j.finish() end
@@ -318,7 +318,7 @@ end
 -- snapshot (runtime.snapshot()) to start from. Checkpoints (checkpoint.lua) add hooks:
 -- opts.restored(unknown ids), opts.started() once the loop is about to run, and
 -- opts.input_ended(last) when a source's input ends, before that end fires anything (last:
--- it is the last source still running).
+-- it is the last source still running, or the job is shutting down).
 -- Returns true, or nil and a message.
 function runtime.run(set, job, opts)
   opts = opts or {}
