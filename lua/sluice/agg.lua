@@ -90,18 +90,7 @@ local function side_helpers(pool, side, vt, taken)
           has = C.sl_agg_result(pool, s, j, vt) == 1
           v, t = vt[0], vt[1]
         end
-        if has then
-          local e = lua_entry(d, j, kind == "first" or kind == "last")
-          if kind == "min" then
-            if e[1] == nil or v < e[1] then e[1] = v end
-          elseif kind == "max" then
-            if e[1] == nil or v > e[1] then e[1] = v end
-          elseif kind == "first" then
-            if e[2] == nil or t < e[2] then e[1] = v; e[2] = t end
-          elseif e[2] == nil or t >= e[2] then
-            e[1] = v; e[2] = t
-          end
-        end
+        if has then h[kind](d, j, v, t) end
       end
     end
   end
