@@ -788,14 +788,25 @@ function window.process(node, out, ctx)
 
   function op.early() end
 
-  function op.snapshot()
-    local st, tm = {}, {}
-    for k, s in pairs(states) do st[#st + 1] = { k, s } end
-    local ids = {}
+  -- The pending timers as { {key, time}, ... } in the order they were set, and back.
+  local function timer_list()
+    local ids, tm = {}, {}
     for id in pairs(id_key) do ids[#ids + 1] = id end
     table.sort(ids)
-    for _, id in ipairs(ids) do tm[#tm + 1] = { id_key[id], id_time[id] } end
-    return { wm = op.wm, states = st, timers = tm }
+    for i, id in ipairs(ids) do tm[i] = { id_key[id], id_time[id] } end
+    return tm
+  end
+  local function set_timers(tm)
+    for _, e in ipairs(tm) do
+      pctx.key = e[1]
+      pctx.timer(nil, e[2])
+    end
+  end
+
+  function op.snapshot()
+    local st = {}
+    for k, s in pairs(states) do st[#st + 1] = { k, s } end
+    return { wm = op.wm, states = st, timers = timer_list() }
   end
 
   function op.inspect(k) return states[k] end
@@ -803,29 +814,18 @@ function window.process(node, out, ctx)
   function op.restore(snap)
     op.wm = snap.wm
     for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
-    for _, e in ipairs(snap.timers) do
-      pctx.key = e[1]
-      pctx.timer(nil, e[2])
-    end
+    set_timers(snap.timers)
   end
 
   function op.handover()
-    local ids = {}
-    for id in pairs(id_key) do ids[#ids + 1] = id end
-    table.sort(ids)
-    local timers = {}
-    for i, id in ipairs(ids) do timers[i] = { id_key[id], id_time[id] } end
-    local live = { wm = op.wm, states = states, timers = timers }
+    local live = { wm = op.wm, states = states, timers = timer_list() }
     states, id_key, id_time = {}, {}, {}
     return live
   end
 
   function op.adopt(live)
     op.wm, states = live.wm, live.states
-    for _, e in ipairs(live.timers) do
-      pctx.key = e[1]
-      pctx.timer(nil, e[2])
-    end
+    set_timers(live.timers)
   end
 
   function op.close() C.sl_timeq_free(due); due = nil end
