@@ -510,18 +510,16 @@ int sl_writer_new(lua_State *L)
     columns = opt(L, "columns", LUA_TTABLE);            /* ... [cols] */
     lua_settop(L, 1);
 
-    if (path != NULL && truncate_to >= 0) {
-        /* resuming from a checkpoint: what was written after it goes, the rest stays */
-        fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (truncate_to >= 0)
+        append = 1;   /* resuming from a checkpoint: what was written after it goes, the rest stays */
+    if (path != NULL) {
+        fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
         own_fd = 1;
-        if (ftruncate(fd, (off_t)truncate_to) != 0) {
+        if (truncate_to >= 0 && ftruncate(fd, (off_t)truncate_to) != 0) {
             int e = errno;
             close(fd);
             return luaL_error(L, "truncate %s to %f bytes: %s", path, truncate_to, strerror(e));
         }
-    } else if (path != NULL) {
-        fd = sl_loop_open(L, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
-        own_fd = 1;
     }
 
     ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
