@@ -172,17 +172,19 @@ local function compile(path)
 end
 cli.compile = compile
 
-local function compile_or_report(path)
+-- Compiles path with compile_with (default: compile), saying each mistake. Returns what
+-- compile_with returns, or nil when there is no script or it has mistakes.
+local function compile_or_report(path, compile_with)
   if not path then
     say("sluice: no script given (see sluice --help)")
     return nil
   end
-  local job, set = compile(path)
+  local job, set, extra = (compile_with or compile)(path)
   if not job then
     for _, e in ipairs(set) do say("%s", e) end
     return nil
   end
-  return job, set
+  return job, set, extra
 end
 
 -- ---- commands -------------------------------------------------------------------------
@@ -205,16 +207,9 @@ local function start_control(script, opts, set)
 end
 
 function commands.run(words, opts)
-  if not words[1] then
-    say("sluice: no script given (see sluice --help)")
-    return 2
-  end
   local reload = require "sluice.reload"
-  local job, set, required = reload.compile(words[1])
-  if not job then
-    for _, e in ipairs(set) do say("%s", e) end
-    return 2
-  end
+  local job, set, required = compile_or_report(words[1], reload.compile)
+  if not job then return 2 end
   local stop_control = start_control(words[1], opts, set)
   if not stop_control then return 1 end
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
@@ -244,18 +239,16 @@ function commands.run(words, opts)
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
   -- --watch and SIGHUP reload the script while it runs (reload.lua)
   local ok, err = pcall(reload.start, words[1], required, opts)
+  local status = 1                        -- the exit status of a failure
   if ok then
     if opts["state-dir"] then                                        -- checkpoints
-      local ckpt, cerr, status = require("sluice.checkpoint").open(opts["state-dir"],
+      local ckpt, cerr, cstatus = require("sluice.checkpoint").open(opts["state-dir"],
         opts.checkpoint_ms or 10000)
-      if not ckpt then
-        reload.stop()
-        stop_control()
-        for _, handle in ipairs(signals) do handle:close() end
-        say("sluice: %s", cerr)
-        return status
+      if ckpt then
+        ok, err = ckpt:run(set, job)
+      else
+        ok, err, status = false, cerr, cstatus
       end
-      ok, err = ckpt:run(set, job)
     else
       ok, err = runtime.run(set, job)
     end
@@ -270,7 +263,7 @@ function commands.run(words, opts)
   end
   if not ok then
     say("sluice: %s", tostring(err))
-    return 1
+    return status
   end
   return 0
 end
