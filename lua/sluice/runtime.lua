@@ -597,6 +597,16 @@ function runtime.describe_state(set)
   return list
 end
 
+-- Stops a source the job no longer reads: what it still delivers goes nowhere, and the
+-- second close stops it at once, without draining.
+local function drop_route(route)
+  route.removed, route.targets, route.st = true, {}, nil
+  route.push = function() end
+  route.ctx.run_range = nil
+  pcall(route.handle.close)
+  pcall(route.handle.close)
+end
+
 -- The sources of the new graph g of job j: an old source whose id and spec are unchanged
 -- is kept (old route -> its node in g); the others are opened. Returns the routes of g in
 -- order, the kept ones and the opened ones; or nil and why (then what it opened is closed).
@@ -622,11 +632,7 @@ local function keep_or_open_sources(j, g)
     end
   end)
   if ok then return routes, kept, opened end
-  for _, route in ipairs(opened) do
-    route.removed = true
-    pcall(route.handle.close)
-    pcall(route.handle.close)       -- the second close stops at once, without draining
-  end
+  for _, route in ipairs(opened) do drop_route(route) end
   return nil, err
 end
 
@@ -637,12 +643,8 @@ local function retire(j, old, kept_routes, kept_sinks)
   local sources, sinks = {}, {}
   for _, route in ipairs(j.sources) do
     if not kept_routes[route] then
-      route.removed, route.targets, route.st = true, {}, nil
-      route.push = function() end
-      route.ctx.run_range = nil
       sources[#sources + 1] = route.id
-      pcall(route.handle.close)
-      pcall(route.handle.close)
+      drop_route(route)
     end
   end
   for _, s in ipairs(old.sinks) do
