@@ -9,7 +9,6 @@
 -- the newest readable checkpoint is restored: sinks are cut back to their committed length
 -- and sources seek to their positions, so output files hold every record exactly once.
 local host = require "sluice.host"
-local runtime = require "sluice.runtime"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -146,10 +145,10 @@ end
 local Checkpointer = {}
 Checkpointer.__index = Checkpointer
 
--- Flushes every file sink and returns { [path] = committed length }.
-local function commit_sinks()
+-- Flushes every file sink of `job` and returns { [path] = committed length }.
+local function commit_sinks(job)
   local lengths = {}
-  for _, s in ipairs(runtime.sinks()) do
+  for _, s in ipairs(job:sinks()) do
     if s.commit then lengths[s.path] = s.commit() end
   end
   return lengths
@@ -158,7 +157,7 @@ end
 -- Writes checkpoint seq of the job as it stands (in the child, or at the end of input):
 -- the sinks' data reaches the disk before the checkpoint that commits it. Raises on failure.
 function Checkpointer:write(seq, lengths)
-  local snap = runtime.snapshot()
+  local snap = self.job:snapshot()
   snap.sinks, snap.seq, snap.time = lengths, seq, host.now_ms()
   for path in pairs(lengths) do assert(durable.sync(path)) end
   local bytes = checkpoint.encode(snap)
@@ -211,7 +210,7 @@ end
 function Checkpointer:take()
   if self.pid then return end                 -- one at a time: the last one is still going
   local started = host.clock()
-  local ok, lengths = pcall(commit_sinks)
+  local ok, lengths = pcall(commit_sinks, self.job)
   if not ok then
     self.stats.failed = self.stats.failed + 1
     return say("checkpoint not taken: %s", tostring(lengths))
@@ -254,7 +253,7 @@ function Checkpointer:take_now()
   self:reap(true)
   local started = host.clock()
   local ok, err = pcall(function()
-    local lengths = commit_sinks()
+    local lengths = commit_sinks(self.job)
     self.seq = self.seq + 1
     local bytes = self:write(self.seq, lengths)
     self.stats.taken = self.stats.taken + 1
@@ -270,48 +269,45 @@ function Checkpointer:take_now()
   end
 end
 
--- Runs the graph like runtime.run, checkpointing into the state dir and starting from
--- its newest checkpoint. Returns true, or nil and a message.
-function Checkpointer:run(set, job)
+-- Runs `job` (runtime.new) like job:run(), checkpointing into the state dir and starting
+-- from its newest checkpoint. Returns true, or nil and a message.
+function Checkpointer:run(job)
+  self.job = job
   local restored = self.restored
-  local opts = {
-    restore = restored and restored.snap,
-    -- ids in the checkpoint that this script has no operator for: their state is dropped
-    restored = function(unknown)
-      for _, id in ipairs(unknown) do
-        say("state dir %s: checkpoint %s has state for operator %q, which this script " ..
-          "does not have; that state is dropped", self.dir, restored.path, id)
-      end
-    end,
-    started = function()
-      self.timer = core.timer(function() self:take() end)
-      self.timer:start(self.every, self.every)
-      self.reaper = core.timer(function() self:reap(false) end)
-    end,
-    -- The last checkpoint is taken before an end of input fires any window: a restart
-    -- continues from there and writes those results once. At a shutdown (`last` then) that
-    -- is the first source to end, and no periodic one follows: it would hold the operators of
-    -- that source after its end (a watermark at +inf), with the others still running.
-    -- Otherwise it is the last bounded source to end; one that ends before the others is
-    -- just a source that reads no more, and periodic checkpoints go on.
-    input_ended = function(last)
-      if self.final_taken then return end
-      if last then
-        self.final_taken = true
-        self.timer:stop()
-        self:take_now()
-      end
-    end,
-  }
+  -- ids in the checkpoint that this script has no operator for: their state is dropped
+  job:on("restored", function(unknown)
+    for _, id in ipairs(unknown) do
+      say("state dir %s: checkpoint %s has state for operator %q, which this script " ..
+        "does not have; that state is dropped", self.dir, restored.path, id)
+    end
+  end)
+  job:on("started", function()
+    self.timer = core.timer(function() self:take() end)
+    self.timer:start(self.every, self.every)
+    self.reaper = core.timer(function() self:reap(false) end)
+  end)
+  -- The last checkpoint is taken before an end of input fires any window: a restart
+  -- continues from there and writes those results once. At a shutdown (`last` then) that
+  -- is the first source to end, and no periodic one follows: it would hold the operators of
+  -- that source after its end (a watermark at +inf), with the others still running.
+  -- Otherwise it is the last bounded source to end; one that ends before the others is
+  -- just a source that reads no more, and periodic checkpoints go on.
+  job:on("input_ended", function(last)
+    if self.final_taken then return end
+    if last then
+      self.final_taken = true
+      self.timer:stop()
+      self:take_now()
+    end
+  end)
   -- job:metrics() and sluice top: one row for the checkpoints
-  runtime.checkpoint_metrics = function()
+  job:on("metrics", function()
     local st = self.stats
     return { operator = "(checkpoints)", kind = "checkpoint", records_out = st.taken,
       errors = st.failed, last = st.last_seq, pause_ms = st.stall_ms,
       max_pause_ms = st.max_stall_ms, writing = self.pid ~= nil }
-  end
-  local ok, err = runtime.run(set, job, opts)
-  runtime.checkpoint_metrics = nil
+  end)
+  local ok, err = job:run(restored and restored.snap)
   if self.timer then self.timer:close() end
   self:reap(true)
   if self.reaper then self.reaper:close() end
@@ -336,7 +332,6 @@ function checkpoint.open(dir, every_ms)
   if found.snap then
     say("resuming from checkpoint %s", found.path)
   end
-  checkpoint.current = self
   return self
 end
 

@@ -5,9 +5,15 @@
 -- 1 runtime failure, 2 bad script or bad arguments.
 local host = require "sluice.host"
 local graph = require "sluice.graph"
-local report = require "sluice.report"
-local runtime = require "sluice.runtime"
+local duration = require "sluice.duration"
 local plan = require "sluice.plan"
+local compile = require "sluice.compile"
+local runtime = require "sluice.runtime"
+local checkpoint = require "sluice.checkpoint"
+local reload = require "sluice.reload"
+local control = require "sluice.control"
+local repl = require "sluice.repl"
+local busted_output = require "sluice.busted_output"
 
 local format = string.format
 
@@ -47,7 +53,6 @@ local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
 local flag_options = { ["--watch"] = true }
-local later = {}                -- options of a later version: refused, not ignored
 
 -- Splits args into positional words and an options table. Returns nil, message on misuse.
 local function parse(args, first)
@@ -73,30 +78,25 @@ local function parse(args, first)
     end
     i = i + 1
   end
-  for name, what in pairs(later) do
-    if opts[name:sub(3)] then
-      return nil, format("%s (%s) is not implemented in this version of sluice", name, what)
-    end
-  end
   if opts["batch-size"] then
     local n = tonumber(opts["batch-size"])
     if not n or n < 1 or n % 1 ~= 0 then
       return nil, format("--batch-size: expected a whole number >= 1, got %s", opts["batch-size"])
     end
-    runtime.options.batch_size = n
+    opts.batch_size = n
   end
   if opts["on-error"] then
     if opts["on-error"] ~= "fail" and opts["on-error"] ~= "dead-letter" then
       return nil, format("--on-error: expected fail or dead-letter, got %s", opts["on-error"])
     end
-    runtime.options.on_error = opts["on-error"]
+    opts.on_error = opts["on-error"]
   end
   -- checkpoints
   if opts["checkpoint-every"] then
     if not opts["state-dir"] then
       return nil, "--checkpoint-every needs --state-dir (where the checkpoints go)"
     end
-    local ms, err = require("sluice.duration").parse(tonumber(opts["checkpoint-every"])
+    local ms, err = duration.parse(tonumber(opts["checkpoint-every"])
       or opts["checkpoint-every"])
     if not ms or ms < 1 then
       return nil, format("--checkpoint-every: %s", err or "must be at least 1ms")
@@ -111,166 +111,109 @@ end
 
 -- ---- compiling a script ---------------------------------------------------------------
 
--- Streams that lead nowhere: a node (or a partition port) no sink reads.
-local function dead_ends(job)
-  local found = {}
-  for _, node in ipairs(job.nodes) do
-    if node.kind == "window" and not node.computes then
-      found[#found + 1] = format("%s: this window computes nothing (call aggregate, reduce " ..
-        "or apply on it)", node.where or "?")
-    elseif node.kind ~= "sink" and not node.detached then
-      -- a window's second port (late records) may stay unread: they are counted and dropped
-      local ports = node.kind == "partition" and 2 or 1
-      for port = 1, ports do
-        local used = false
-        for _, c in ipairs(node.consumers) do
-          if c.port == port and not c.node.detached then used = true end
-        end
-        if not used then
-          local what = ports == 2 and (port == 1 and "the first output of partition()"
-            or "the second output of partition()") or "this stream"
-          found[#found + 1] = format("%s: %s reaches no sink (end it with :sink(...))",
-            node.where or "?", what)
-        end
-      end
-    end
-  end
-  return found
-end
-
--- Loads and runs the script to build its graph, in a fresh global environment (reading
--- through to _G), so that a reload (reload.lua) starts from the same state as the first
--- run. Returns the job and the set of nodes to run, or nil and the array of every mistake
--- found.
-local function compile(path)
-  local job = graph.begin()
-  local chunk, err = loadfile(path)
-  if not chunk then
-    if not io.open(path, "r") then return nil, { format("%s: cannot open the script", path) } end
-    return nil, { err }
-  end
-  setfenv(chunk, setmetatable({}, { __index = _G }))
-  report.collect()
-  local ok, rerr = xpcall(chunk, function(e)
-    if type(e) == "string" and not e:find(path, 1, true) then
-      e = report.where() .. ": " .. e
-    end
-    return e
-  end)
-  local errors = report.collected()
-  if not ok then errors[#errors + 1] = tostring(rerr) end
-  for _, e in ipairs(dead_ends(job)) do errors[#errors + 1] = e end
-  local sinks = {}
-  for _, node in ipairs(job.nodes) do
-    if node.kind == "sink" and not node.detached then sinks[#sinks + 1] = node end
-  end
-  if #errors == 0 and #sinks == 0 then
-    errors[1] = format("%s: the script builds no stream that reaches a sink; nothing to run", path)
-  end
-  if #errors > 0 then return nil, errors end
-  return job, graph.ancestors(sinks)
-end
-cli.compile = compile
-
--- Compiles path with compile_with (default: compile), saying each mistake. Returns what
--- compile_with returns, or nil when there is no script or it has mistakes.
+-- Compiles path with compile_with (default: compile.script), saying each mistake. Returns
+-- what compile_with returns, or nil when there is no script or it has mistakes.
 local function compile_or_report(path, compile_with)
   if not path then
     say("sluice: no script given (see sluice --help)")
     return nil
   end
-  local job, set, extra = (compile_with or compile)(path)
-  if not job then
+  local declared, set, extra = (compile_with or compile.script)(path)
+  if not declared then
     for _, e in ipairs(set) do say("%s", e) end
     return nil
   end
-  return job, set, extra
+  return declared, set, extra
 end
 
 -- ---- commands -------------------------------------------------------------------------
 
 local commands = {}
 
--- Listens on the job's control socket (--control PATH, else the default path; "none":
+-- Listens on the control socket of `job` (--control PATH, else the default path; "none":
 -- no socket). Returns the function that stops it, or nil after saying why it cannot
 -- listen at a PATH given. A default socket that cannot be made only costs a warning.
-local function start_control(script, opts, set)
-  local control = require "sluice.control"
+local function start_control(script, opts, job, reloader)
   if opts.control == "none" then return function() end end
-  local path, err = control.start(opts.control, script, set)
-  if not path then
+  local server, err = control.start(opts.control, script, job, reloader)
+  if not server then
     say("sluice: %s", err)
     if opts.control then return nil end
     return function() end
   end
-  return control.stop
+  return function() server:stop() end
+end
+
+-- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; a second
+-- signal exits at once. (core.signal handles do not keep the loop alive.) Returns the
+-- handles, to close when the job has ended.
+local function on_signals(job)
+  local handles = {}
+  if not host.core.signal then return handles end
+  local received = 0
+  for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+    handles[#handles + 1] = host.core.signal(name, function()
+      received = received + 1
+      if received > 1 then
+        say("sluice: second %s, exiting at once", name)
+        os.exit(130)
+      end
+      job:shutdown()
+    end)
+  end
+  return handles
 end
 
 function commands.run(words, opts)
-  local reload = require "sluice.reload"
-  local job, set, required = compile_or_report(words[1], reload.compile)
-  if not job then return 2 end
-  local stop_control = start_control(words[1], opts, set)
-  if not stop_control then return 1 end
-  -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
-  -- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; a second
-  -- signal exits at once. (core.signal handles do not keep the loop alive.)
-  local signals = {}
-  if host.core.signal then
-    local received = 0
-    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-      signals[#signals + 1] = host.core.signal(name, function()
-        received = received + 1
-        if received > 1 then
-          say("sluice: second %s, exiting at once", name)
-          os.exit(130)
-        end
-        if runtime.shutdown then runtime.shutdown() end
-      end)
+  local declared, set, required = compile_or_report(words[1], reload.compile)
+  if not declared then return 2 end
+  local job = runtime.new(set, { dead_letter = declared.dead_letter,
+    batch_size = opts.batch_size, on_error = opts.on_error })
+  local ckpt, err, status
+  if opts["state-dir"] then                                        -- checkpoints
+    ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)
+    if not ckpt then
+      say("sluice: %s", tostring(err))
+      return status
     end
   end
+  -- --watch and SIGHUP reload the script while it runs (reload.lua)
+  local started, reloader = pcall(reload.start, job, words[1], required, opts)
+  if not started then
+    say("sluice: %s", tostring(reloader))
+    return 1
+  end
+  local stop_control = start_control(words[1], opts, job, reloader)
+  if not stop_control then reloader:stop(); return 1 end
+  local signals = on_signals(job)
   -- Records are short-lived tables: collecting when the heap has grown to 4 times what
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
   -- streaming job's live heap is its state plus a few batches. SLUICE_GC_PAUSE overrides.
   collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
+  -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
-  -- --watch and SIGHUP reload the script while it runs (reload.lua)
-  local ok, err = pcall(reload.start, words[1], required, opts)
-  local status = 1                        -- the exit status of a failure
-  if ok then
-    if opts["state-dir"] then                                        -- checkpoints
-      local ckpt, cerr, cstatus = require("sluice.checkpoint").open(opts["state-dir"],
-        opts.checkpoint_ms or 10000)
-      if ckpt then
-        ok, err = ckpt:run(set, job)
-      else
-        ok, err, status = false, cerr, cstatus
-      end
-    else
-      ok, err = runtime.run(set, job)
-    end
-  end
-  reload.stop()
+  local ok
+  if ckpt then ok, err = ckpt:run(job) else ok, err = job:run() end
+  reloader:stop()
   stop_control()
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end
-  if runtime.dead_letters and runtime.dead_letters > 0 then
-    say("sluice: %d record%s dead-lettered", runtime.dead_letters,
-      runtime.dead_letters == 1 and "" or "s")
+  if job.dead_letters > 0 then
+    say("sluice: %d record%s dead-lettered", job.dead_letters, job.dead_letters == 1 and "" or "s")
   end
   if not ok then
     say("sluice: %s", tostring(err))
-    return status
+    return 1
   end
   return 0
 end
 
 function commands.check(words)
-  local job, set = compile_or_report(words[1])
-  if not job then return 2 end
+  local declared, set = compile_or_report(words[1])
+  if not declared then return 2 end
   local count = 0
   for _ in pairs(set) do count = count + 1 end
   local stages = plan.assign_stages(set)
@@ -279,20 +222,19 @@ function commands.check(words)
 end
 
 function commands.graph(words, opts)
-  local job, set = compile_or_report(words[1])
-  if not job then return 2 end
+  local declared, set = compile_or_report(words[1])
+  if not declared then return 2 end
   plan.assign_stages(set)
   print(graph.render(set, opts.format or "text"))
   return 0
 end
 
 function commands.repl(words)
-  return require("sluice.repl").main(words[1])
+  return repl.main(words[1])
 end
 
 -- Connects to the control socket at words[1], else to the one running job's default.
 local function connect(words)
-  local control = require "sluice.control"
   local path, err = words[1], nil
   if not path then path, err = control.find() end
   if not path then say("sluice: %s", err); return nil end
@@ -304,25 +246,24 @@ end
 function commands.attach(words)
   local client, path = connect(words)
   if not client then return 1 end
-  return require("sluice.repl").attach(client, path)
+  return repl.attach(client, path)
 end
 
 function commands.top(words)
   local client, path = connect(words)
   if not client then return 1 end
-  return require("sluice.repl").top(client, path)
+  return repl.top(client, path)
 end
 
 -- Runs busted specs in this process, so they can use the host and its primitives.
 function commands.test(words)
-  local output = require "sluice.busted_output"
   local busted_args = { "--output=sluice.busted_output" }
   if #words == 0 then words = { "tests/" } end
   for _, w in ipairs(words) do busted_args[#busted_args + 1] = w end
   _G.arg = busted_args
   local ok, err = pcall(require("busted.runner"), { standalone = false })
   if not ok and err ~= nil then say("sluice test: %s", tostring(err)) end
-  local result = output.result
+  local result = busted_output.result
   if not result then return 1 end
   return (result.failed > 0) and 1 or 0
 end

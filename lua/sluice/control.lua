@@ -9,7 +9,9 @@
 -- client that goes away takes its taps with it.
 local host = require "sluice.host"
 local format = require "sluice.format"
+local inspect = require "sluice.inspect"
 local repl = require "sluice.repl"
+local sl = require "sluice"
 
 local core = host.core
 local type, tostring, pcall = type, tostring, pcall
@@ -17,10 +19,14 @@ local encode, decode = core.msgpack_encode, core.msgpack_decode
 
 local control = {}
 
-local server, socket_path      -- the server while the job runs, and its socket file
-local clients = {}             -- conn -> { env = globals, taps = { handle -> request } }
-local job                      -- the `job` object of this job
-local current                  -- while a chunk runs: { conn =, id =, client = }
+-- A server (control.start) holds:
+--   path       its socket file
+--   listener   the core.ctl_listen handle
+--   clients    conn -> { env = globals, taps = { handle -> request } }
+--   job        the `job` a client sees (Job below)
+--   current    while a chunk runs: { conn =, id =, client =, out = }
+local Server = {}
+Server.__index = Server
 
 -- ---- where sockets live --------------------------------------------------------------
 
@@ -64,6 +70,7 @@ end
 
 -- ---- the job object ------------------------------------------------------------------
 
+-- What `job` is in an attached REPL: the running job (runtime.new) seen from a client.
 local Job = {}
 Job.__index = Job
 Job.__tostring = function(self)
@@ -71,45 +78,37 @@ Job.__tostring = function(self)
     "job:state(name, key), job:reload()>", tostring(self.script), core.pid)
 end
 
--- The runtime function `name`, or an error at the user's line saying it is missing.
-local function runtime_fn(name, method)
-  local runtime = require "sluice.runtime"
-  local fn = runtime[name]
-  if type(fn) ~= "function" then
-    error(string.format("job:%s() is not available in this version of sluice", method), 3)
-  end
-  return fn
-end
-
 -- The job's operator graph as an indented tree (the one running now, after a reload).
 function Job:graph()
-  local set = require("sluice.runtime").running_set()
-  return format.graph(set or self.set)
+  local g = self.running.graph
+  return format.graph(g and g.set or self.running.set)
 end
 
 -- Per operator: records in and out, rate, errors, dead letters, watermark, queue fill.
 function Job:metrics()
-  return runtime_fn("metrics", "metrics")()
+  return inspect.metrics(self.running)
 end
 
 -- The state of operator `name` for `key`.
 function Job:state(name, key)
-  return runtime_fn("state", "state")(name, key)
+  return inspect.state(self.running, name, key)
 end
 
 -- Reloads the job's script, keeping the state of operators that kept their name and
 -- kind. Returns true and what changed, or nil and why nothing did (the job runs on).
 function Job:reload()
-  return runtime_fn("reload", "reload")()
+  if not self.reloader then
+    return nil, "no script to reload (only a job started by sluice run has one)"
+  end
+  return self.reloader:reload("job:reload()")
 end
 
 -- Prints the next n records (default 10) operator `name` emits, as they pass. The reply
 -- to the command waits for them; the tap goes when they are in or the client goes away.
 function Job:tap(name, n)
-  local tap = runtime_fn("tap", "tap")
   n = n or 10
   if type(n) ~= "number" or n < 1 then error("job:tap(): n must be a number >= 1", 2) end
-  local req = current
+  local req = self.server.current
   if not req then error("job:tap() works only from sluice attach", 2) end
   local seen, finished = 0, false
   local handle
@@ -119,7 +118,7 @@ function Job:tap(name, n)
     req.client.taps[handle or finish] = nil
     req.conn:send(encode({ id = req.id, done = true }))
   end
-  handle = tap(name, n, function(record)
+  handle = inspect.tap(self.running, name, n, function(record)
     if finished then return end
     seen = seen + 1
     local ok, text = pcall(format.pretty, record)
@@ -148,31 +147,32 @@ local function reply(conn, msg)
   conn:send(body)
 end
 
-local function new_client()
+local function new_client(server)
   local client = { taps = {} }
   local function capture(...)
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    local current = server.current
     local out = current and current.out
     if out then out[#out + 1] = table.concat(parts, "\t") end
   end
-  client.env = setmetatable({ job = job, sl = require "sluice", print = capture },
+  client.env = setmetatable({ job = server.job, sl = sl, print = capture },
     { __index = _G })
   return client
 end
 
 local ops = {}
 
-function ops.hello(client, msg)
-  return { script = job.script, job = job.script, pid = core.pid }
+function ops.hello(server)
+  return { script = server.job.script, job = server.job.script, pid = core.pid }
 end
 
-function ops.complete(client, msg)
+function ops.complete(_, client, msg)
   return { words = repl.complete(client.env, tostring(msg.word or "")) }
 end
 
 -- Runs a chunk in the client's globals; print() inside it is sent back with the values.
-function ops.eval(client, msg, req)
+function ops.eval(_, client, msg, req)
   local fn, err = repl.compile(tostring(msg.src or ""), client.env)
   if not fn then
     return { err = err or "stdin: incomplete chunk" }
@@ -185,7 +185,7 @@ function ops.eval(client, msg, req)
 end
 
 -- Ctrl-C in attach: ends the command `target` that is still streaming (a tap).
-function ops.cancel(client, msg)
+function ops.cancel(_, client, msg)
   for handle, req in pairs(client.taps) do
     if req.id == msg.target then
       client.taps[handle] = nil
@@ -197,15 +197,16 @@ function ops.cancel(client, msg)
 end
 
 -- The metrics as data, for sluice top.
-function ops.metrics(client, msg)
-  local ok, m = pcall(Job.metrics, job)
+function ops.metrics(server)
+  local ok, m = pcall(Job.metrics, server.job)
   if not ok then return { err = tostring(m) } end
   return { metrics = m }
 end
 
-local function on_message(conn, body)
+local function on_message(server, conn, body)
+  local clients = server.clients
   local client = clients[conn]
-  if not client then client = new_client(); clients[conn] = client end
+  if not client then client = new_client(server); clients[conn] = client end
   local ok, msg = pcall(decode, body)
   if not ok or type(msg) ~= "table" then
     conn:send(encode({ err = "control: bad request", done = true }))
@@ -217,9 +218,9 @@ local function on_message(conn, body)
     return
   end
   local req = { conn = conn, id = msg.id, client = client, out = {} }
-  current = req
-  local done, res = pcall(op, client, msg, req)
-  current = nil
+  server.current = req
+  local done, res = pcall(op, server, client, msg, req)
+  server.current = nil
   if not done then res = { err = tostring(res) } end
   res.id = msg.id
   if req.pending then
@@ -232,9 +233,9 @@ local function on_message(conn, body)
 end
 
 -- A client went away, maybe in the middle of a tap: nothing of it stays in the job.
-local function on_close(conn)
-  local client = clients[conn]
-  clients[conn] = nil
+local function on_close(server, conn)
+  local client = server.clients[conn]
+  server.clients[conn] = nil
   if client then
     for handle in pairs(client.taps) do cancel(handle) end
   end
@@ -242,29 +243,33 @@ end
 
 -- ---- starting and stopping -----------------------------------------------------------
 
--- Listens at `path` (nil: the default path for the script) for the job whose graph is
--- `set`. Returns the path, or nil and a message.
-function control.start(path, script, set)
-  if server then return nil, "control: already listening at " .. socket_path end
+-- Listens at `path` (nil: the default path for the script) for `running`, the job
+-- (runtime.new) of `script`; `reloader` (reload.start) serves job:reload(), or nil.
+-- Returns the server (server:stop() when the job has ended), or nil and a message.
+function control.start(path, script, running, reloader)
   if not path then
     local err
     path, err = control.default_path(script)
     if not path then return nil, "control socket: " .. err end
   end
-  job = setmetatable({ script = script, set = set, path = path }, Job)
-  local ok, s = pcall(core.ctl_listen, path, on_message, on_close)
+  local server = setmetatable({ path = path, clients = {} }, Server)
+  server.job = setmetatable({ script = script, path = path, running = running,
+    reloader = reloader, server = server }, Job)
+  local ok, s = pcall(core.ctl_listen, path, function(conn, body)
+    on_message(server, conn, body)
+  end, function(conn) on_close(server, conn) end)
   if not ok then return nil, tostring(s) end
-  server, socket_path = s, path
-  return path
+  server.listener = s
+  return server
 end
 
 -- Stops listening, ends every client's taps and removes the socket file.
-function control.stop()
-  if not server then return end
-  for conn in pairs(clients) do on_close(conn) end
-  server:close()
-  os.remove(socket_path)
-  server, socket_path, job = nil, nil, nil
+function Server:stop()
+  if not self.listener then return end
+  for conn in pairs(self.clients) do on_close(self, conn) end
+  self.listener:close()
+  os.remove(self.path)
+  self.listener = nil
 end
 
 return control

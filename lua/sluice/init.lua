@@ -9,6 +9,8 @@ local duration = require "sluice.duration"
 local stream = require "sluice.stream"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
+local typed = require "sluice.typed"
+require "sluice.explore"        -- streams get collect(), show() and graph()
 
 local core = host.core
 local format, type = string.format, type
@@ -42,7 +44,7 @@ local sl = {
 
 -- The table form of a typed record (a view a typed source fills, see typed.lua): what to
 -- keep beyond the call that got it. Any other value is returned as it is.
-sl.plain = require("sluice.typed").plain
+sl.plain = typed.plain
 
 -- Sends the job's dead letters (bad input, records a function raised on) to `spec`.
 function sl.dead_letter(spec)

@@ -6,6 +6,8 @@
 -- planner writes one Lua function per stage -- a plain numeric loop over a batch with the
 -- user's functions as upvalues -- and `load`s it, so LuaJIT traces the whole chain, user
 -- code included. C and Lua meet once per batch, never once per record.
+local graph = require "sluice.graph"
+
 local format, concat = string.format, table.concat
 
 local plan = {}
@@ -27,7 +29,6 @@ plan.consumers_in = consumers_in
 -- Groups the fusable nodes of `set` into stages; sets node.stage to the stage number.
 -- Returns the array of stages, each { id = k, ops = {node, ...} }.
 function plan.assign_stages(set)
-  local graph = require "sluice.graph"
   local stages = {}
   for _, node in ipairs(graph.ordered(set)) do
     node.stage = nil

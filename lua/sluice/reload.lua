@@ -1,9 +1,10 @@
 -- reload.lua -- hot reload of a running job: `sluice run --watch`, SIGHUP and job:reload().
 --
--- A reload compiles the script again, as `run` compiled it (cli.compile: a fresh global
+-- A reload compiles the script again, as `run` compiled it (compile.script: a fresh global
 -- environment, mistakes reported at script.lua:LINE), with the Lua modules it required
 -- loaded afresh. If that fails, the error is printed and the running job is untouched.
--- Otherwise runtime.swap moves the job to the new graph between two batches, and one line
+-- Otherwise reload.swap moves the job to the new graph between two batches: state moves by
+-- operator id and kind, sources and sinks whose spec is unchanged are kept, and one line
 -- says what was kept, added and dropped, and how long the job stood still.
 --
 -- --watch watches the script and every module it required from a file (recorded by a
@@ -11,24 +12,21 @@
 -- debounces the several writes of one save; an event that leaves every file as it was
 -- (a touch) reloads nothing.
 local host = require "sluice.host"
+local graph = require "sluice.graph"
+local plan = require "sluice.plan"
 local runtime = require "sluice.runtime"
+local compile = require "sluice.compile"
+local inspect = require "sluice.inspect"
 
-local format, concat = string.format, table.concat
+local format, concat, tostring = string.format, table.concat, tostring
 
 local reload = {}
-
-local script            -- the script of the running job, once reload.start has run
-local modules = {}      -- module name -> path of the Lua file it was loaded from
-local contents = {}     -- path -> content at the last successful compile
-local watcher           -- the core.watch handle while --watch is on
-local signal            -- the SIGHUP handle
 
 local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
 
 -- ---- the modules a script requires --------------------------------------------------
 
 local recording         -- name -> path while a script compiles, else nil
-
 -- Puts a searcher in front of Lua's file searcher that notes where each module required
 -- while a script compiles was found. Modules of sluice itself, and those installed under
 -- /usr, are not the user's code and are left alone.
@@ -59,43 +57,255 @@ local function read(path)
   return text
 end
 
--- Compiles `path` with cli.compile, the modules it requires loaded afresh. Returns the
--- job and its set of nodes and the modules it required (name -> path), or nil and the
--- array of mistakes; then package.loaded is as it was.
-function reload.compile(path)
+-- Compiles `path` with compile.script, the modules of `previous` (name -> path: those the
+-- running job's script required) loaded afresh. Returns what the script declared, its set
+-- of nodes and the modules it required (name -> path); or nil and the array of mistakes,
+-- and then package.loaded is as it was.
+function reload.compile(path, previous)
   track_requires()
-  local cli = require "sluice.cli"
   local saved = {}
-  for name in pairs(modules) do
+  for name in pairs(previous or {}) do
     saved[name] = package.loaded[name]
     package.loaded[name] = nil
   end
   recording = {}
-  local ok, job, set = pcall(cli.compile, path)
+  local ok, declared, set = pcall(compile.script, path)
   local required = recording
   recording = nil
-  if not ok then job, set = nil, { tostring(job) } end
-  if not job then
+  if not ok then declared, set = nil, { tostring(declared) } end
+  if not declared then
     for name, m in pairs(saved) do package.loaded[name] = m end
     return nil, set
   end
-  return job, set, required
+  return declared, set, required
 end
 
--- The files of the running job: the script and the modules it required.
-local function files()
-  local list = { script }
-  local names = {}
-  for name in pairs(modules) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do list[#list + 1] = modules[name] end
+-- ---- moving a running job to a new graph ----------------------------------------------
+
+-- Sinks that hold nothing worth keeping (no file, no connection) and run user code: a
+-- reload always opens them again from the new script.
+local fresh_sinks = { fn = true, collect = true, null = true }
+
+-- Whether two source or sink specs describe the same thing: equal plain values, the script
+-- line and user functions aside (a kept source runs the new script's functions).
+local ignored = { where = true, node = true, collected = true }
+local function same_spec(a, b, top)
+  if a == b then return true end
+  local ta, tb = type(a), type(b)
+  if ta == "function" and tb == "function" then return true end
+  if ta ~= "table" or tb ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not (top and ignored[k]) and not same_spec(v, b[k], false) then return false end
+  end
+  for k in pairs(b) do
+    if not (top and ignored[k]) and a[k] == nil then return false end
+  end
+  return true
+end
+function reload.same_spec(a, b) return same_spec(a, b, true) end
+
+-- Matches the state of two graphs (g.stateful tables: id -> { kind, node, operator }):
+-- state moves between entries of the same id and kind. Returns
+--   moves                  array of { from = old entry, to = new entry }
+--   kept, added, dropped   sorted ids of keyed operators (stage and union state moves
+--                          too, but is not reported)
+--   changed                id -> { from = old kind, to = new kind } for ids whose kind
+--                          changed (they are both added and dropped)
+--   unnamed                sorted ids of keyed operators without a name() in the new graph
+--                          (where[id]: the script line that made each)
+function reload.match_state(old, new)
+  local r = { moves = {}, kept = {}, added = {}, dropped = {}, changed = {}, unnamed = {},
+    where = {} }
+  for id, s in pairs(new) do
+    local o = old[id]
+    if o and o.kind == s.kind then
+      r.moves[#r.moves + 1] = { from = o, to = s }
+      if s.operator then r.kept[#r.kept + 1] = id end
+    elseif s.operator then
+      r.added[#r.added + 1] = id
+    end
+    if s.operator and not s.node.name then
+      r.unnamed[#r.unnamed + 1] = id
+      r.where[id] = s.node.where
+    end
+  end
+  for id, o in pairs(old) do
+    local s = new[id]
+    if o.operator and not (s and s.kind == o.kind) then
+      r.dropped[#r.dropped + 1] = id
+      if s then r.changed[id] = { from = o.kind, to = s.kind } end
+    end
+  end
+  table.sort(r.kept)
+  table.sort(r.added)
+  table.sort(r.dropped)
+  table.sort(r.unnamed)
+  return r
+end
+
+-- The state ids and kinds a set of nodes would have when run, without running anything:
+-- id -> { kind, node, operator }, as reload.match_state takes them.
+function reload.describe_state(set)
+  local stages = plan.assign_stages(set)
+  local nodes = graph.ordered(set)
+  runtime.assign_ids(nodes)
+  local list = {}
+  for _, node in ipairs(nodes) do
+    if runtime.keyed_kind(node.kind) then
+      list[node.state_id] = { kind = runtime.state_kind(node), node = node, operator = true }
+    elseif node.kind == "union" then
+      list[node.state_id] = { kind = runtime.state_kind(node), node = node }
+    elseif plan.fusable[node.kind] and stages[node.stage].ops[1] == node then
+      list[node.state_id] = { kind = runtime.state_kind(node, stages[node.stage].ops),
+        node = node }
+    end
+  end
   return list
 end
 
-local function remember(required)
-  modules = required or {}
-  contents = {}
-  for _, path in ipairs(files()) do contents[path] = read(path) end
+-- Stops a source the job no longer reads: what it still delivers goes nowhere, and the
+-- second close stops it at once, without draining.
+local function drop_route(route)
+  route.removed, route.targets, route.st = true, {}, nil
+  route.push = function() end
+  route.ctx.run_range = nil
+  pcall(route.handle.close)
+  pcall(route.handle.close)
+end
+
+-- The sources of the new graph g of job j: an old source whose id and spec are unchanged
+-- is kept (old route -> its node in g); the others are opened. Returns the routes of g in
+-- order, the kept ones and the opened ones; or nil and why (then what it opened is closed).
+local function keep_or_open_sources(j, g)
+  local old_routes, kept, opened, routes = {}, {}, {}, {}
+  for _, route in ipairs(j.sources) do old_routes[route.id] = route end
+  local ok, err = pcall(function()
+    for _, node in ipairs(g.nodes) do
+      if node.kind == "source" then
+        local o = old_routes[node.state_id]
+        if o and not kept[o] and same_spec(o.spec, node.spec, true) then
+          kept[o] = node
+          routes[#routes + 1] = o
+        else
+          -- the same source changed (a format, say): it goes on where the old one was
+          local position = o and o.spec.type == node.spec.type and o.handle.position
+            and o.handle.position() or nil
+          local route = j:open_source(node, g.routes[node], position)
+          opened[#opened + 1] = route
+          routes[#routes + 1] = route
+        end
+      end
+    end
+  end)
+  if ok then return routes, kept, opened end
+  for _, route in ipairs(opened) do drop_route(route) end
+  return nil, err
+end
+
+-- Closes what the new graph no longer uses: sources not kept (what they still deliver
+-- goes nowhere: the script dropped them), sinks not kept (flushed), and the old graph's
+-- timers and C state. Returns the ids of the sources and sinks it closed.
+local function retire(j, old, kept_routes, kept_sinks)
+  local sources, sinks = {}, {}
+  for _, route in ipairs(j.sources) do
+    if not kept_routes[route] then
+      sources[#sources + 1] = route.id
+      drop_route(route)
+    end
+  end
+  for _, s in ipairs(old.sinks) do
+    if not kept_sinks[s] then
+      sinks[#sinks + 1] = s.key
+      local closed, err = pcall(s.handle.close)
+      if not closed then io.stderr:write("sluice: closing ", s.key, ": ", tostring(err), "\n") end
+    end
+  end
+  for _, c in ipairs(old.closers) do pcall(c) end
+  return sources, sinks
+end
+
+local function count_keys(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+-- Replaces the running job's graph by the graph of `set`, between two batches (call it
+-- from a loop callback: processing is synchronous, so no batch is in flight and every
+-- source stands at a batch boundary). The new graph is built while the old one runs on
+-- untouched; on any failure the new one is released and the job goes on as it was
+-- (returns nil and why). Then, in a step that cannot fail: state moves by id and kind
+-- (in memory, without a copy), sources and sinks whose id and spec are unchanged are kept
+-- (a file keeps its read position, a listener its socket, a file sink is not reopened,
+-- a tcp sink keeps its connection and queue) and only rewired, removed ones are closed (a
+-- sink flushed first) and new ones opened. Returns the match (reload.match_state) with
+-- `sources` and `sinks`: { kept = n, opened = {ids}, closed = {ids} }.
+function reload.swap(j, set)
+  if not (j and j.running) then return nil, "no job is running" end
+  if j.stopping or j.sinks_closed then return nil, "the job is shutting down" end
+  local old = j.graph
+  local old_sinks, kept_sinks, opened_sinks = {}, {}, {}
+  for _, s in ipairs(old.sinks) do old_sinks[s.key] = s end
+  local g, err = runtime.build(set, j.dl, function(node, key)
+    local o = old_sinks[key]
+    if o and not kept_sinks[o] and not fresh_sinks[node.spec.type]
+      and same_spec(o.node.spec, node.spec, true) then
+      kept_sinks[o] = true
+      return o.handle
+    end
+    local h = runtime.open_sink(node, j.dl)
+    opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
+      fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
+    return h
+  end)
+  local routes, kept_routes, opened
+  if g then
+    routes, kept_routes, opened = keep_or_open_sources(j, g)
+    if not routes then
+      err = kept_routes
+      for _, c in ipairs(g.closers) do pcall(c) end
+    end
+  end
+  if not routes then
+    for _, s in ipairs(opened_sinks) do pcall(s.handle.close) end
+    return nil, err
+  end
+
+  -- From here on nothing fails: the job moves to the new graph.
+  local match = reload.match_state(old.stateful, g.stateful)
+  for _, m in ipairs(match.moves) do
+    if m.from.handover and m.to.adopt then m.to.adopt(m.from.handover())
+    else m.to.restore(m.from.snapshot()) end
+  end
+  for route, node in pairs(kept_routes) do
+    local fresh = g.routes[node]
+    route.targets, route.st = fresh.targets, fresh.st
+    route.spec, route.node, route.id = node.spec, node, node.state_id
+    j:wire(route)
+    g.routes[node] = route
+  end
+  local closed_sources, closed_sinks = retire(j, old, kept_routes, kept_sinks)
+  inspect.carry_meters(old, g)
+  -- a kept source that had already ended has ended for the new graph too
+  for route in pairs(kept_routes) do
+    if route.ended then runtime.finish_targets(route) end
+  end
+  local opened_ids, opened_sink_keys = {}, {}
+  for i, route in ipairs(opened) do opened_ids[i] = route.id end
+  -- a fn, collect or null sink made anew in place of the same one is not news
+  local replaced = {}
+  for _, key in ipairs(closed_sinks) do replaced[key] = true end
+  for _, s in ipairs(opened_sinks) do
+    if replaced[s.key] and s.fresh then replaced[s.key] = "fresh"
+    else opened_sink_keys[#opened_sink_keys + 1] = s.key end
+  end
+  for i = #closed_sinks, 1, -1 do
+    if replaced[closed_sinks[i]] == "fresh" then table.remove(closed_sinks, i) end
+  end
+  match.sources = { kept = count_keys(kept_routes), opened = opened_ids, closed = closed_sources }
+  match.sinks = { kept = count_keys(kept_sinks), opened = opened_sink_keys, closed = closed_sinks }
+  j:switch_to(g, routes)
+  return match
 end
 
 -- ---- the line a reload prints ---------------------------------------------------------
@@ -108,7 +318,7 @@ local function ids(list, extra)
 end
 
 -- "kept 2 (counts, totals), added 1 (x), dropped 1 (old)", and the sources and sinks
--- that were opened or closed, from runtime.swap's result.
+-- that were opened or closed, from reload.swap's result.
 function reload.summary(match)
   local text = format("kept %s, added %s, dropped %s", ids(match.kept), ids(match.added),
     ids(match.dropped, function(id)
@@ -138,35 +348,54 @@ end
 
 -- ---- reloading --------------------------------------------------------------------------
 
-local function script_name() return (script:match("[^/]+$") or script) end
+-- A reloader: what reloads one running job, from the script at `path`.
+local Reloader = {}
+Reloader.__index = Reloader
 
--- Reloads the running job's script now (from a loop callback: between two batches).
--- `why` names what asked ("SIGHUP", "job:reload()", "--watch"). Returns true and the
--- summary line, or nil and why nothing changed; says either on stderr.
-function reload.reload(why)
-  if not script then return nil, "no script to reload (only a job started by sluice run has one)" end
+-- The files of the job: the script and the modules it required.
+function Reloader:files()
+  local list = { self.script }
+  local names = {}
+  for name in pairs(self.modules) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do list[#list + 1] = self.modules[name] end
+  return list
+end
+
+-- Notes the modules the job's script required now, and the content of each file.
+function Reloader:remember(required)
+  self.modules = required or {}
+  self.contents = {}
+  for _, path in ipairs(self:files()) do self.contents[path] = read(path) end
+end
+
+-- Reloads the job's script now (from a loop callback: between two batches). `why` names
+-- what asked ("SIGHUP", "job:reload()", "--watch"). Returns true and the summary line, or
+-- nil and why nothing changed; says either on stderr.
+function Reloader:reload(why)
+  local script = self.script
   local started = host.clock()
-  local job, set, required = reload.compile(script)
-  if not job then
+  local declared, set, required = reload.compile(script, self.modules)
+  if not declared then
     for _, e in ipairs(set) do say("%s", e) end
     say("sluice: reload (%s) of %s failed; the job runs on unchanged", why, script)
     return nil, concat(set, "\n")
   end
-  local done, match, err = pcall(runtime.swap, set)
+  local done, match, err = pcall(reload.swap, self.job, set)
   if not done then match, err = nil, match end
   if not match then
     say("sluice: reload (%s) of %s failed: %s; the job runs on unchanged", why, script,
       tostring(err))
     return nil, tostring(err)
   end
-  remember(required)
-  local line = format("reloaded %s in %.1f ms: %s", script_name(),
+  self:remember(required)
+  local line = format("reloaded %s in %.1f ms: %s", script:match("[^/]+$") or script,
     (host.clock() - started) * 1000, reload.summary(match))
   say("sluice: %s", line)
   warn_unnamed(match)
-  if watcher then
+  if self.watcher then
     -- a module in a directory that cannot be watched must not stop the job
-    local ok, werr = pcall(reload.watch)
+    local ok, werr = pcall(self.watch, self)
     if not ok then say("sluice: --watch: %s", tostring(werr)) end
   end
   return true, line
@@ -174,34 +403,35 @@ end
 
 -- Watches the job's files (again: the modules may have changed); a change whose content
 -- differs from what the job runs reloads it.
-function reload.watch()
-  if watcher then watcher:close() end
-  watcher = host.core.watch { paths = files(), on_change = function()
-    for _, path in ipairs(files()) do
-      if read(path) ~= contents[path] then
-        reload.reload("--watch")
+function Reloader:watch()
+  if self.watcher then self.watcher:close() end
+  self.watcher = host.core.watch { paths = self:files(), on_change = function()
+    for _, path in ipairs(self:files()) do
+      if read(path) ~= self.contents[path] then
+        self:reload("--watch")
         return
       end
     end
   end }
 end
 
--- Sets up reloading for the job `path` that cli.main is about to run: SIGHUP always,
--- file watching with opts.watch. `required` are the modules its compile loaded.
-function reload.start(path, required, opts)
-  script = path
-  remember(required)
-  if host.core.signal then
-    signal = host.core.signal("SIGHUP", function() reload.reload("SIGHUP") end)
-  end
-  if opts and opts.watch then reload.watch() end
+-- Stops watching and listening for SIGHUP (the job has ended).
+function Reloader:stop()
+  if self.watcher then self.watcher:close(); self.watcher = nil end
+  if self.signal then self.signal:close(); self.signal = nil end
 end
 
--- Stops watching and listening for SIGHUP (the job has ended).
-function reload.stop()
-  if watcher then watcher:close(); watcher = nil end
-  if signal then signal:close(); signal = nil end
-  script = nil
+-- Sets up reloading for `job`, which runs the script at `path` (compiled by reload.compile,
+-- which gave `required`): SIGHUP always, file watching with opts.watch. Returns the
+-- reloader; reloader:stop() when the job has ended.
+function reload.start(job, path, required, opts)
+  local self = setmetatable({ job = job, script = path }, Reloader)
+  self:remember(required)
+  if host.core.signal then
+    self.signal = host.core.signal("SIGHUP", function() self:reload("SIGHUP") end)
+  end
+  if opts and opts.watch then self:watch() end
+  return self
 end
 
 return reload

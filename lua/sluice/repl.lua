@@ -9,6 +9,9 @@
 -- repl.compile, repl.results and repl.complete.
 local host = require "sluice.host"
 local format = require "sluice.format"
+local stream = require "sluice.stream"
+local runtime = require "sluice.runtime"
+local sl = require "sluice"
 
 local core = host.core
 local type, select, tostring, concat, sort = type, select, tostring, table.concat, table.sort
@@ -120,7 +123,7 @@ function repl.complete(env, word)
   else
     prefix = base .. sep
     local v = base ~= "" and resolve(env, base) or nil
-    if v == nil and sep == ":" then v = require("sluice.stream").Stream end
+    if v == nil and sep == ":" then v = stream.Stream end
     if v == nil then return {} end
     fields(v, names, sep == ":")
   end
@@ -239,20 +242,19 @@ end
 -- other code stops with the error "interrupted". Called from a hook; returns whether it
 -- dealt with the interrupt.
 local function on_interrupt()
-  local runtime = package.loaded["sluice.runtime"]
-  if not (runtime and runtime.shutdown) then return false end
+  local job = runtime.running()
+  if not job then return false end
   local timer
   timer = core.timer(function()
     timer:close()
     io.stderr:write("interrupted: the job stops\n")
-    if runtime.shutdown then runtime.shutdown() end
+    job:shutdown()
   end)
   timer:start(0)
   return true
 end
 
 function repl.main(script)
-  local sl = require "sluice"
   local env = setmetatable({ sl = sl }, { __index = _G })
   if script and not load_script(script, env) then return 2 end
   return repl.loop {

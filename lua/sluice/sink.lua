@@ -8,6 +8,7 @@
 local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
+local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
 local core = host.core
@@ -154,7 +155,7 @@ local function open_table(spec, ctx)
   local rows, page = {}, 1000
   local function print_rows()
     if #rows > 0 then
-      w:write({ require("sluice.format").table(rows, { columns = spec.columns }) }, 1)
+      w:write({ text.table(rows, { columns = spec.columns }) }, 1)
       w:flush()
       rows = {}
     end

@@ -11,6 +11,7 @@ local report = require "sluice.report"
 local stream = require "sluice.stream"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
+local nexmark = require "sluice.nexmark"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -127,7 +128,7 @@ end
 source.fusable = { generator = true, nexmark = true }
 
 -- nexmark{events, rate, seed}: the Nexmark benchmark's events, generated in C.
-function source.nexmark(opts) return require("sluice.nexmark").declare(opts, new_source) end
+function source.nexmark(opts) return nexmark.declare(opts, new_source) end
 
 -- ---- running --------------------------------------------------------------------------
 --
@@ -321,7 +322,7 @@ function open.file(spec, ctx)
   return open_reader(spec, ctx, target)
 end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
-function open.nexmark(spec, ctx) return require("sluice.nexmark").open(spec, ctx) end
+function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the

@@ -319,30 +319,6 @@ function Stream:process(spec)
     label = "process" })
 end
 
--- ---- exploring a bounded stream ----------------------------------------------------------
-
--- Runs the graph up to this stream and returns the array of its records.
-function Stream:collect()
-  return require("sluice.runtime").collect(self)
-end
-
--- Prints the first n records (default 10) as an aligned table; returns nothing.
-function Stream:show(n)
-  n = n or 10
-  local records = require("sluice.runtime").collect(self:take(n))
-  io.stdout:write(require("sluice.format").table(records), "\n")
-end
-
--- The operator graph that feeds this stream: an indented tree, or fmt "text" (a table),
--- "dot" or "mermaid".
-function Stream:graph(fmt)
-  local plan = require "sluice.plan"
-  local set = graph.ancestors({ self.node })
-  plan.assign_stages(set)
-  if fmt == nil then return require("sluice.format").graph(set) end
-  return graph.render(set, fmt)
-end
-
 Stream.__tostring = function(self)
   return format("<stream: %s at %s; :collect(), :show(n), :graph()>", graph.label(self.node),
     self.node.where or "?")

@@ -7,27 +7,35 @@
 -- (the fork, and the parent's copy-on-write faults while the child runs).
 local sl = require "sluice"
 local runtime = require "sluice.runtime"
+local inspect = require "sluice.inspect"
 local host = require "sluice.host"
 local KEYS = tonumber(os.getenv("KEYS")) or 1000000
 local WANT = tonumber(os.getenv("CHECKPOINTS")) or 3
 
-local last, last_seq, quiet, busy = nil, 0, 0, 0
-runtime.options.after_batch = function()
-  local ck = require("sluice.checkpoint").current
+-- The checkpoints' row of the job's metrics: taken, last (its seq), writing (a child runs).
+local function checkpoints(job)
+  for _, row in ipairs(inspect.metrics(job)) do
+    if row.kind == "checkpoint" then return row end
+  end
+end
+
+local last, last_seq, quiet, busy, done = nil, 0, 0, 0, false
+runtime.defaults.after_batch = function(job)
+  local ck = checkpoints(job)
   local now = host.clock()
   if ck and last then
     local gap = now - last
-    if ck.seq ~= last_seq or ck.pid then
+    if ck.last ~= last_seq or ck.writing then
       if gap > busy then busy = gap end
     elseif gap > quiet then quiet = gap end
-    last_seq = ck.seq
+    last_seq = ck.last
   end
   last = now
-  if ck and ck.stats.taken >= WANT and runtime.shutdown then
+  if ck and ck.records_out >= WANT and not done then
+    done = true
     io.stderr:write(string.format("gaps between batches: %.1f ms without a checkpoint, " ..
       "%.1f ms around one\n", quiet * 1000, busy * 1000))
-    runtime.shutdown()
-    runtime.shutdown = nil
+    job:shutdown()
   end
 end
 

@@ -8,10 +8,10 @@ local runtime = require "sluice.runtime"
 local agg = require "sluice.agg"
 local KEYS = tonumber(os.getenv("KEYS")) or 1000000
 local PREFIX = os.getenv("KEY_PREFIX")
-local batch = runtime.options.batch_size
+local batch = runtime.defaults.batch_size
 
 local base, last_batch, seen = nil, math.ceil(KEYS / batch), 0
-runtime.options.after_batch = function()
+runtime.defaults.after_batch = function()
   seen = seen + 1
   if seen == 1 or seen == last_batch then
     collectgarbage("collect")

@@ -10,7 +10,7 @@ local encode, decode = core.msgpack_encode, core.msgpack_decode
 
 local JOB = [[
 local sl = require "sluice"
-local runtime = require "sluice.runtime"
+local inspect = require "sluice.inspect"
 %s
 sl.source.generator { rate = 1000, fn = function(i) return { i = i, even = i %% 2 == 0 } end }
   :filter(function(r) return r.even end):name("evens")
@@ -103,14 +103,9 @@ describe("sluice attach", function()
     h.cleanup()
   end)
 
-  -- Attaches and runs chunk, which uses feature of the runtime; returns the run, which
-  -- must exit 0, or nil with the test marked pending when this version lacks feature.
-  local function attach_using(feature, chunk)
+  -- Attaches and runs chunk; returns the run, which must exit 0.
+  local function attach_ok(chunk)
     local res = attach(sock, chunk)
-    if res.stderr:find("not available in this version", 1, true) then
-      pending(feature .. " is not in this version")
-      return nil
-    end
     h.expect_code(res, 0)
     return res
   end
@@ -171,16 +166,14 @@ describe("sluice attach", function()
     c:close()
   end)
 
-  it("job:metrics() names the operators, when the runtime has metrics", function()
-    local res = attach_using("runtime.metrics()", "job:metrics()\n")
-    if not res then return end
+  it("job:metrics() names the operators", function()
+    local res = attach_ok("job:metrics()\n")
     h.contains(res.stdout, "evens", "stdout")
     h.contains(res.stdout, "shape", "stdout")
   end)
 
-  it("job:tap(name, n) prints the next n records, when the runtime has taps", function()
-    local res = attach_using("runtime.tap()", "job:tap('shape', 3)\n")
-    if not res then return end
+  it("job:tap(name, n) prints the next n records", function()
+    local res = attach_ok("job:tap('shape', 3)\n")
     local lines = h.lines(res.stdout)
     assert.are.equal(3, #lines, res.stdout)
     for _, l in ipairs(lines) do assert.truthy(l:match("^{ n = %d+ }$"), l) end
@@ -190,9 +183,8 @@ end)
 describe("job:state", function()
   after_each(h.cleanup)
 
-  it("gives a keyed operator's state for a key after known input, when the runtime has it",
-    function()
-      local script = h.script([[
+  it("gives a keyed operator's state for a key after known input", function()
+    local script = h.script([[
 local sl = require "sluice"
 sl.source.values { { k = "a", v = 1 }, { k = "a", v = 2 }, { k = "b", v = 5 } }
   :union(sl.source.generator { rate = 10, fn = function() return nil end })
@@ -200,37 +192,28 @@ sl.source.values { { k = "a", v = 1 }, { k = "a", v = 2 }, { k = "b", v = 5 } }
   :aggregate { total = sl.sum("v") }:name("sums")
   :sink(sl.sink.null())
 ]])
-      local check = h.run("check " .. h.q(script))
-      if check.code ~= 0 then
-        pending("keyed aggregates are not in this version: " .. check.stderr)
-        return
-      end
-      local sock = h.path(h.tmpdir(), "job.sock")
-      local pid = start(script, "--control " .. h.q(sock))
-      local c = wait_socket(sock, pid)
-      local frame
-      for _ = 1, 200 do                 -- until the three records have been through
-        frame = request(c, { op = "eval", id = 1, src = "job:state('sums', 'a')" })[1]
-        if frame.err or (frame.out or ""):find("3", 1, true) then break end
-        sleep(0.05)
-      end
-      c:close()
-      stop(pid)
-      if frame.err and frame.err:find("not available in this version", 1, true) then
-        pending("runtime.state() is not in this version")
-        return
-      end
-      assert.is_nil(frame.err)
-      h.contains(frame.out, "3", "job:state('sums', 'a')")
-    end)
+    local sock = h.path(h.tmpdir(), "job.sock")
+    local pid = start(script, "--control " .. h.q(sock))
+    local c = wait_socket(sock, pid)
+    local frame
+    for _ = 1, 200 do                 -- until the three records have been through
+      frame = request(c, { op = "eval", id = 1, src = "job:state('sums', 'a')" })[1]
+      if frame.err or (frame.out or ""):find("3", 1, true) then break end
+      sleep(0.05)
+    end
+    c:close()
+    stop(pid)
+    assert.is_nil(frame.err)
+    h.contains(frame.out, "3", "job:state('sums', 'a')")
+  end)
 end)
 
 describe("the control socket's tap protocol, and top", function()
-  -- Stand-ins for runtime.tap and runtime.metrics, installed by the job's script, so the
+  -- Stand-ins for inspect.tap and inspect.metrics, installed by the job's script, so the
   -- protocol (records streamed to the client, the tap removed when the client goes) and
   -- top's table are tested on their own.
   local FAKE_TAP = [[
-runtime.tap = function(name, n, on_record)
+inspect.tap = function(job, name, n, on_record)
   local i, timer = 0, require("sluice.host").core.timer(function() end)
   _G.live_taps = (_G.live_taps or 0) + 1
   local stopped = false
@@ -248,7 +231,7 @@ runtime.tap = function(name, n, on_record)
   timer:start(1, n > 100 and 50 or 1)
   return cancel
 end
-runtime.metrics = function()
+inspect.metrics = function(job)
   return { evens = { records_in = 10, records_out = 5 }, shape = { records_in = 5, records_out = 5 } }
 end
 ]]

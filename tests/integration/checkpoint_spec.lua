@@ -471,9 +471,10 @@ sl.source.file { path = %q, format = "json", follow = true }
     local script = h.write(h.path(dir, "job.lua"), string.format([[
 local sl = require "sluice"
 local runtime = require "sluice.runtime"
+local inspect = require "sluice.inspect"
 sl.source.file { path = %q, format = "lines", follow = true }
   :peek(function()
-    for _, m in ipairs(runtime.metrics()) do
+    for _, m in ipairs(inspect.metrics(runtime.running())) do
       if m.kind == "checkpoint" then
         local f = io.open(%q, "w") f:write(sl.json.encode(m)) f:close()
       end

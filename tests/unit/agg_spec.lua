@@ -270,9 +270,9 @@ describe("window state in the pool", function()
     local orig = agg.compile
     agg.compile = function(entries) compiled = orig(entries); return compiled end
     local most, batches = 0, 0
-    local saved_after, saved_batch = runtime.options.after_batch, runtime.options.batch_size
-    runtime.options.batch_size = 100
-    runtime.options.after_batch = function()
+    local saved_after, saved_batch = runtime.defaults.after_batch, runtime.defaults.batch_size
+    runtime.defaults.batch_size = 100
+    runtime.defaults.after_batch = function()
       batches = batches + 1
       local n = tonumber(C.sl_agg_pool_live(compiled.pool))
       if n > most then most = n end
@@ -288,7 +288,7 @@ describe("window state in the pool", function()
         :collect()
     end)
     agg.compile = orig
-    runtime.options.after_batch, runtime.options.batch_size = saved_after, saved_batch
+    runtime.defaults.after_batch, runtime.defaults.batch_size = saved_after, saved_batch
     assert(ok, out)
     assert.equal(5 * 20 + 1, #out)            -- 20 windows of 5 keys, then t = 200 s alone
     local total = 0

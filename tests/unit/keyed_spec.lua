@@ -2,6 +2,7 @@
 -- timers, and snapshot/restore by operator id (a restored job continues exactly).
 local sl = require "sluice"
 local runtime = require "sluice.runtime"
+local inspect = require "sluice.inspect"
 local graph = require "sluice.graph"
 
 describe("rolling operators", function()
@@ -102,25 +103,22 @@ describe("snapshot and restore", function()
         records[i] = { k = math.random(1, 4), v = math.random(1, 9), ts = t - math.random(0, 2000),
           w = ({ "fig", "apple", "pear", "kiwi" })[math.random(1, 4)] }
       end
-      runtime.options.batch_size = 16
       local whole = build(records, sl.sink.collect(), branch)
-      assert(runtime.run(graph.ancestors({ whole.node })))
+      assert(runtime.run(graph.ancestors({ whole.node }), { batch_size = 16 }))
 
       local first = build(records, sl.sink.collect(), branch)
       local batches, snap = 0, nil
-      runtime.options.after_batch = function()
-        batches = batches + 1
-        if batches == 13 then
-          snap = sl.msgpack.decode(sl.msgpack.encode(runtime.snapshot()))  -- as on disk
-          runtime.abort()
-        end
-      end
-      assert(runtime.run(graph.ancestors({ first.node })))
-      runtime.options.after_batch = nil
+      assert(runtime.run(graph.ancestors({ first.node }), { batch_size = 16,
+        after_batch = function(job)
+          batches = batches + 1
+          if batches == 13 then
+            snap = sl.msgpack.decode(sl.msgpack.encode(job:snapshot()))  -- as on disk
+            job:abort()
+          end
+        end }))
       assert.truthy(snap)
       local second = build(records, sl.sink.collect(), branch)
-      assert(runtime.run(graph.ancestors({ second.node }), nil, { restore = snap }))
-      runtime.options.batch_size = 1024
+      assert(runtime.run(graph.ancestors({ second.node }), { batch_size = 16, restore = snap }))
 
       local joined = {}
       for _, r in ipairs(first:records()) do joined[#joined + 1] = r end
@@ -138,25 +136,23 @@ describe("a running job, from the inside", function()
     for i = 1, 100 do input[i] = { k = (i % 2 == 0) and "even" or "odd", v = i } end
     local out = sl.sink.collect()
     sl.source.values(input):key_by("k"):aggregate { n = sl.count() }:name("counts"):sink(out)
-    runtime.options.batch_size = 10
     local batches, state, metrics, tapped = 0, nil, nil, {}
-    runtime.options.after_batch = function()
-      batches = batches + 1
-      if batches == 3 then
-        state = runtime.state("counts", "odd")
-        metrics = runtime.metrics()
-        runtime.tap("counts", 2, function(r) tapped[#tapped + 1] = r end)
-      end
-    end
-    assert(runtime.run(graph.ancestors({ out.node })))
-    runtime.options.after_batch = nil
-    runtime.options.batch_size = 1024
+    local _, job = assert(runtime.run(graph.ancestors({ out.node }), { batch_size = 10,
+      after_batch = function(job)
+        batches = batches + 1
+        if batches == 3 then
+          state = inspect.state(job, "counts", "odd")
+          metrics = inspect.metrics(job)
+          inspect.tap(job, "counts", 2, function(r) tapped[#tapped + 1] = r end)
+        end
+      end }))
     assert.same({ key = "odd", n = 15 }, state)          -- 30 records seen, half of them odd
     local counts
     for _, m in ipairs(metrics) do if m.operator == "counts" then counts = m end end
     assert.equal(30, counts.records_out)
     -- the tap saw the two records emitted right after it was set: records 31 and 32
     assert.same({ { key = "odd", n = 16 }, { key = "even", n = 16 } }, tapped)
-    assert.has_error(function() runtime.state("nope", 1) end)
+    assert.has_error(function() inspect.state(job, "nope", 1) end,
+      'no operator is named "nope" (see job:graph())')
   end)
 end)

@@ -1,6 +1,6 @@
 -- Hot reload, inside one process: which operator state a new version of a script keeps,
 -- adds and drops (by id and kind), which sources and sinks are the same, and
--- runtime.swap moving a running job to a new graph between two batches.
+-- reload.swap moving a running job to a new graph between two batches.
 local sl = require "sluice"
 local graph = require "sluice.graph"
 local runtime = require "sluice.runtime"
@@ -21,7 +21,7 @@ end
 local function match(v1, v2)
   local _, s1 = job_of(v1)
   local _, s2 = job_of(v2)
-  return runtime.match_state(runtime.describe_state(s1), runtime.describe_state(s2))
+  return reload.match_state(reload.describe_state(s1), reload.describe_state(s2))
 end
 
 local function input() return sl.source.values { { k = "a", v = 1 } } end
@@ -107,22 +107,22 @@ describe("reload: which sources and sinks are the same", function()
     local a = sl.source.file { path = "x.log", format = "json", follow = true }.node.spec
     local b = sl.source.file { path = "x.log", format = "json", follow = true }.node.spec
     local c = sl.source.file { path = "x.log", format = "lines", follow = true }.node.spec
-    assert.is_true(runtime.same_spec(a, b))
-    assert.is_false(runtime.same_spec(a, c))
+    assert.is_true(reload.same_spec(a, b))
+    assert.is_false(reload.same_spec(a, c))
     local g1 = sl.source.generator { count = 5, fn = function(i) return i end }.node.spec
     local g2 = sl.source.generator { count = 5, fn = function(i) return -i end }.node.spec
     local g3 = sl.source.generator { count = 6 }.node.spec
-    assert.is_true(runtime.same_spec(g1, g2))
-    assert.is_false(runtime.same_spec(g1, g3))
-    assert.is_true(runtime.same_spec(sl.sink.file { path = "o", format = "json" },
+    assert.is_true(reload.same_spec(g1, g2))
+    assert.is_false(reload.same_spec(g1, g3))
+    assert.is_true(reload.same_spec(sl.sink.file { path = "o", format = "json" },
       sl.sink.file { path = "o", format = "json" }))
-    assert.is_false(runtime.same_spec(sl.sink.file { path = "o", format = "json" },
+    assert.is_false(reload.same_spec(sl.sink.file { path = "o", format = "json" },
       sl.sink.file { path = "o", format = "json", append = true }))
     graph.begin()
   end)
 end)
 
-describe("runtime.swap", function()
+describe("reload.swap", function()
   local N = 3000
 
   -- One version of the job: counts per key, tagged with `tag`, into a collect sink.
@@ -143,7 +143,7 @@ describe("runtime.swap", function()
   end
 
   after_each(function()
-    runtime.options.after_batch = nil
+    runtime.defaults.after_batch = nil
     graph.begin()
   end)
 
@@ -152,11 +152,11 @@ describe("runtime.swap", function()
     local job1, set1, out1 = version("v1")
     local _, set2, out2 = version("v2")
     local batches, result = 0, nil
-    runtime.options.after_batch = function()
+    runtime.defaults.after_batch = function(job)
       batches = batches + 1
-      if batches == 1 then result = assert(runtime.swap(set2)) end
+      if batches == 1 then result = assert(reload.swap(job, set2)) end
     end
-    assert(runtime.run(set1, job1))
+    assert(runtime.run(set1, { dead_letter = job1.dead_letter }))
     assert.same({ "counts" }, result.kept)
     assert.equal(1, result.sources.kept)
     local all = {}
@@ -186,11 +186,11 @@ describe("runtime.swap", function()
       local job1, set1, out1 = version("v1")
       local _, set2 = version("v2", extra)
       local batches, ok, err = 0, nil, nil
-      runtime.options.after_batch = function()
+      runtime.defaults.after_batch = function(job)
         batches = batches + 1
-        if batches == 1 then ok, err = runtime.swap(set2) end
+        if batches == 1 then ok, err = reload.swap(job, set2) end
       end
-      assert(runtime.run(set1, job1))
+      assert(runtime.run(set1, { dead_letter = job1.dead_letter }))
       assert.is_nil(ok)
       assert.truthy(err:find("/nonexistent/", 1, true), err)
       local records = out1:records()
@@ -203,7 +203,7 @@ describe("runtime.swap", function()
   end
 end)
 
-describe("runtime.swap of every stateful operator", function()
+describe("reload.swap of every stateful operator", function()
   -- The same output with or without a reload in the middle: windows still open, sessions,
   -- count windows and timers move to the new operators whole.
   local input = {}
@@ -238,7 +238,7 @@ describe("runtime.swap of every stateful operator", function()
   }
 
   after_each(function()
-    runtime.options.after_batch = nil
+    runtime.defaults.after_batch = nil
     graph.begin()
   end)
 
@@ -253,15 +253,15 @@ describe("runtime.swap of every stateful operator", function()
         return job, set, out
       end
       local job0, set0, plain = version()
-      assert(runtime.run(set0, job0))
+      assert(runtime.run(set0, { dead_letter = job0.dead_letter }))
       local job1, set1, out1 = version()
       local _, set2, out2 = version()
       local batches, result = 0, nil
-      runtime.options.after_batch = function()
+      runtime.defaults.after_batch = function(job)
         batches = batches + 1
-        if batches == 2 then result = assert(runtime.swap(set2)) end
+        if batches == 2 then result = assert(reload.swap(job, set2)) end
       end
-      assert(runtime.run(set1, job1))
+      assert(runtime.run(set1, { dead_letter = job1.dead_letter }))
       assert.same({ "op" }, result.kept)
       local all = {}
       for _, r in ipairs(out1:records()) do all[#all + 1] = r end

@@ -82,7 +82,7 @@ end
 
 -- Runs the window with its results and its late records each into a collect sink.
 local function run_windowed(records, assigner, lateness, batch)
-  runtime.options.batch_size = batch
+  runtime.defaults.batch_size = batch
   local w = sl.source.values(records)
     :timestamp("ts", { out_of_orderness = OOO })
     :key_by("k")
@@ -92,7 +92,7 @@ local function run_windowed(records, assigner, lateness, batch)
   w:late():sink(late)
   w:aggregate { n = sl.count(), s = sl.sum "v", lo = sl.min "v", hi = sl.max "v" }:sink(results)
   assert(runtime.run(graph.ancestors({ late.node, results.node })))
-  runtime.options.batch_size = 1024
+  runtime.defaults.batch_size = 1024
   local late_ids = {}
   for _, r in ipairs(late:records()) do late_ids[#late_ids + 1] = r.i end
   return results:records(), late_ids
