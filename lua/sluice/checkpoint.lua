@@ -9,6 +9,7 @@
 -- the newest readable checkpoint is restored: sinks are cut back to their committed length
 -- and sources seek to their positions, so output files hold every record exactly once.
 local host = require "sluice.host"
+local report = require "sluice.report"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -23,7 +24,7 @@ local MAGIC = "SLUICECP"
 local NAME = "checkpoint-%08d.ckpt"
 local KEEP = 2                          -- checkpoints kept on disk
 
-local function say(fmt, ...) io.stderr:write("sluice: ", format(fmt, ...), "\n") end
+local say = report.say
 
 -- ---- the file format ------------------------------------------------------------------
 --
@@ -123,7 +124,7 @@ function checkpoint.load(dir)
         other.format, other.snapshot and format(", snapshot version %s", tostring(other.snapshot)) or "",
         host.version, checkpoint.FORMAT)
     end
-    say("state dir %s: skipping checkpoint %s: %s", dir, f.path, why)
+    say("sluice: state dir %s: skipping checkpoint %s: %s", dir, f.path, why)
   end
   return { seq = top }
 end
@@ -176,7 +177,7 @@ function Checkpointer:reap(block)
       self.heap_limit = nil
       collectgarbage("restart")
       if self.log then
-        say("checkpoint %d: the heap doubled while it was written; collecting again",
+        say("sluice: checkpoint %d: the heap doubled while it was written; collecting again",
           self.child_seq)
       end
     end
@@ -191,7 +192,7 @@ function Checkpointer:reap(block)
   local stats = self.stats
   if status ~= 0 then
     stats.failed = stats.failed + 1
-    say("checkpoint %d failed (its process exited with status %d); the job goes on from " ..
+    say("sluice: checkpoint %d failed (its process exited with status %d); the job goes on from " ..
       "checkpoint %s", self.child_seq, status, stats.last_seq or "none")
     return
   end
@@ -199,8 +200,8 @@ function Checkpointer:reap(block)
   stats.last_seq = self.child_seq
   if self.log then
     local st = durable.stat(self.dir .. "/" .. format(NAME, self.child_seq))
-    say("checkpoint %d: the job paused %.1f ms (fork %.1f ms, Lua heap %.0f MB); written in " ..
-      "the background in %.0f ms, %d bytes", self.child_seq, self.child_stall * 1000,
+    say("sluice: checkpoint %d: the job paused %.1f ms (fork %.1f ms, Lua heap %.0f MB); " ..
+      "written in the background in %.0f ms, %d bytes", self.child_seq, self.child_stall * 1000,
       self.child_fork * 1000, self.child_heap / 1024, (host.clock() - self.child_started) * 1000,
       st and st.size or -1)
   end
@@ -213,7 +214,7 @@ function Checkpointer:take()
   local ok, lengths = pcall(commit_sinks, self.job)
   if not ok then
     self.stats.failed = self.stats.failed + 1
-    return say("checkpoint not taken: %s", tostring(lengths))
+    return say("sluice: checkpoint not taken: %s", tostring(lengths))
   end
   self.seq = self.seq + 1
   local seq = self.seq
@@ -222,7 +223,7 @@ function Checkpointer:take()
   if pid == 0 then
     local wrote, werr = pcall(self.write, self, seq, lengths)
     if not wrote then
-      say("checkpoint %d in %s: %s", seq, self.dir, tostring(werr))
+      say("sluice: checkpoint %d in %s: %s", seq, self.dir, tostring(werr))
       io.stderr:flush()
       child.exit(1)
     end
@@ -234,7 +235,7 @@ function Checkpointer:take()
   if stall * 1000 > self.stats.max_stall_ms then self.stats.max_stall_ms = stall * 1000 end
   if not pid then
     self.stats.failed = self.stats.failed + 1
-    return say("checkpoint %d not taken: %s", seq, err)
+    return say("sluice: checkpoint %d not taken: %s", seq, err)
   end
   self.pid, self.child_seq, self.child_started, self.child_stall = pid, seq, started, stall
   self.child_fork = forked - forking
@@ -259,13 +260,13 @@ function Checkpointer:take_now()
     self.stats.taken = self.stats.taken + 1
     self.stats.last_seq = self.seq
     if self.log then
-      say("checkpoint %d: at the end of input, written by the job itself in %.0f ms, %d bytes",
-        self.seq, (host.clock() - started) * 1000, bytes)
+      say("sluice: checkpoint %d: at the end of input, written by the job itself in %.0f ms, " ..
+        "%d bytes", self.seq, (host.clock() - started) * 1000, bytes)
     end
   end)
   if not ok then
     self.stats.failed = self.stats.failed + 1
-    say("checkpoint %d in %s: %s", self.seq, self.dir, tostring(err))
+    say("sluice: checkpoint %d in %s: %s", self.seq, self.dir, tostring(err))
   end
 end
 
@@ -277,7 +278,7 @@ function Checkpointer:run(job)
   -- ids in the checkpoint that this script has no operator for: their state is dropped
   job:on("restored", function(unknown)
     for _, id in ipairs(unknown) do
-      say("state dir %s: checkpoint %s has state for operator %q, which this script " ..
+      say("sluice: state dir %s: checkpoint %s has state for operator %q, which this script " ..
         "does not have; that state is dropped", self.dir, restored.path, id)
     end
   end)
@@ -330,7 +331,7 @@ function checkpoint.open(dir, every_ms)
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
     stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)
   if found.snap then
-    say("resuming from checkpoint %s", found.path)
+    say("sluice: resuming from checkpoint %s", found.path)
   end
   return self
 end

@@ -4,6 +4,7 @@
 -- host/main.c calls cli.main(args) and exits with the status it returns: 0 done,
 -- 1 runtime failure, 2 bad script or bad arguments.
 local host = require "sluice.host"
+local report = require "sluice.report"
 local graph = require "sluice.graph"
 local duration = require "sluice.duration"
 local plan = require "sluice.plan"
@@ -46,7 +47,7 @@ options for run:
 exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
 ]]
 
-local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
+local say = report.say
 
 -- ---- arguments ------------------------------------------------------------------------
 

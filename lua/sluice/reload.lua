@@ -12,6 +12,7 @@
 -- debounces the several writes of one save; an event that leaves every file as it was
 -- (a touch) reloads nothing.
 local host = require "sluice.host"
+local report = require "sluice.report"
 local graph = require "sluice.graph"
 local plan = require "sluice.plan"
 local runtime = require "sluice.runtime"
@@ -22,7 +23,7 @@ local format, concat, tostring = string.format, table.concat, tostring
 
 local reload = {}
 
-local function say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
+local say = report.say
 
 -- ---- the modules a script requires --------------------------------------------------
 

@@ -13,6 +13,10 @@ local report = {}
 local lib_prefix = "@" .. host.libdir .. "/sluice/"
 local collected = nil          -- array of messages while collecting, else nil
 
+-- Says one line on stderr: how sluice tells a person what it did or why it failed (not a
+-- record of output, not a script mistake being collected).
+function report.say(fmt, ...) io.stderr:write(format(fmt, ...), "\n") end
+
 -- Is this stack frame part of sluice itself (or C), rather than the user's code?
 local function is_library(info)
   local src = info.source
