@@ -16,6 +16,7 @@
 -- (host/agg.c, through agg.lua), freed with their pane or window.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
+local keyed = require "sluice.keyed"
 local plain = require("sluice.typed").plain
 
 local ffi = require "ffi"
@@ -23,6 +24,7 @@ local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
 local format = string.format
+local key_of, shallow_copy = keyed.key_of, keyed.shallow_copy
 
 local window = {}
 
@@ -31,36 +33,11 @@ local function gcd(a, b)
   return a
 end
 
--- The key function of a keyed operator: a field read, or the user's function. A nil key
--- is an error on that record (it goes to the dead letters), not a crash.
-local function key_of(node)
-  local field, fn = node.key_field, node.key_fn
-  if not fn then return function() return true end end     -- window_all: one key
-  if field then
-    return function(r)
-      local k = r[field]
-      if k == nil then error(format("key_by: the record has no %q (nil key)", field), 0) end
-      return k
-    end
-  end
-  return function(r)
-    local k = fn(r)
-    if k == nil then error("key_by: the key function returned nil", 0) end
-    return k
-  end
-end
-
-local function shallow_copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
 -- `storage` is what an old operator's computation handed over (hot reload), or nil.
 local function computation(node, out, ctx, storage)
-  local keyed = node.key_fn ~= nil
+  local is_keyed = node.key_fn ~= nil
   local function out_fn(r, t) return out(1, r, t) end
   if node.computes == "aggregate" then
     local a = agg.compile(node.aggregates, storage)
@@ -70,7 +47,7 @@ local function computation(node, out, ctx, storage)
       load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         -- a key read from a typed record may be a view: results are plain (typed.plain_out)
-        out_fn(a.make(acc, keyed and plain(key) or nil, ws, we), t)
+        out_fn(a.make(acc, is_keyed and plain(key) or nil, ws, we), t)
       end,
     }
   elseif node.computes == "reduce" then
@@ -88,7 +65,7 @@ local function computation(node, out, ctx, storage)
       emit = function(st, key, ws, we, t)
         if st[1] == NONE then return end
         local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
-        if keyed then r.key = key end
+        if is_keyed then r.key = key end
         if ws then r.window_start = ws; r.window_end = we end
         out_fn(r, t)
       end,
@@ -109,9 +86,10 @@ local function computation(node, out, ctx, storage)
       end,
       emit = function(st, key, ws, we, t)
         local list = st[1]
-        local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
+        local ok, res = pcall(f, is_keyed and key or nil, { window_start = ws, window_end = we },
+          list)
         if not ok then
-          ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
+          ctx.dead_letter(tostring(res), { key = is_keyed and key or nil, window_start = ws,
             window_end = we })
           return
         end
