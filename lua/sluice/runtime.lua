@@ -13,6 +13,7 @@ local host = require "sluice.host"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
 local stage = require "sluice.stage"
+local operator = require "sluice.operator"
 
 local core = host.core
 local format, tostring = string.format, tostring
@@ -144,7 +145,6 @@ end
 --   g.closers      functions that release the receivers' timers and C state
 -- or nil and a message (then what it built is released, except the sinks open_sink gave).
 local function build(set, dl, open_sink)
-  local window = require "sluice.window"
   local stages = plan.assign_stages(set)
   local nodes = graph.ordered(set)
   assign_ids(nodes)
@@ -188,7 +188,7 @@ local function build(set, dl, open_sink)
         stateful[node.state_id] = { snapshot = state, restore = state, node = node,
           kind = runtime.state_kind(node) }
       elseif operator_kinds[node.kind] then
-        local make = node.kind == "window" and window.new or window[node.kind]
+        local make = operator.kinds[node.kind]
         local r = stage.new_operator(node, make, { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
         receiver[node] = r

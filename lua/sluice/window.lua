@@ -1,12 +1,8 @@
 -- window.lua -- the stateful keyed operators: windows, rolling reduce/aggregate, process.
 --
--- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
--- early() } driven by runtime.lua, which runs step for each record of a batch after
--- advancing the watermark the record carries, and dead-letters a record whose step raised.
--- For hot reload, handover() gives the live state (no copy) to a new operator of the same
--- kind through adopt(live), and leaves the old one empty.
--- Results go out through out(port, record, time) before the watermark that fired them
--- passes on, so they can be windowed again downstream.
+-- Each constructor returns an operator as operator.lua describes it (step, advance,
+-- snapshot, restore, handover, adopt, inspect, close; early for windows), which
+-- stage.new_operator drives.
 --
 -- Tumbling and sliding windows share one mechanism: records are kept in panes of
 -- gcd(size, slide) milliseconds, one accumulator per key and pane; a window's result
