@@ -7,6 +7,7 @@
 -- and gathers what it sends into batches, and runtime.lua takes its state for checkpoints
 -- and moves it to the new graph on hot reload. Writing a new operator means writing a
 -- constructor that returns the table below, and adding it to operator.kinds.
+local rolling = require "sluice.rolling"
 local window = require "sluice.window"
 
 local operator = {}
@@ -78,8 +79,8 @@ local operator = {}
 -- The constructor of each node kind that runtime.lua builds as a keyed operator.
 operator.kinds = {
   window = window.new,                        -- tumbling, sliding, session, count
-  rolling_aggregate = window.rolling_aggregate,
-  rolling_reduce = window.rolling_reduce,
+  rolling_aggregate = rolling.aggregate,
+  rolling_reduce = rolling.reduce,
   process = window.process,
 }
 
