@@ -7,6 +7,7 @@
 -- and gathers what it sends into batches, and runtime.lua takes its state for checkpoints
 -- and moves it to the new graph on hot reload. Writing a new operator means writing a
 -- constructor that returns the table below, and adding it to operator.kinds.
+local process = require "sluice.process"
 local rolling = require "sluice.rolling"
 local window = require "sluice.window"
 
@@ -81,7 +82,7 @@ operator.kinds = {
   window = window.new,                        -- tumbling, sliding, session, count
   rolling_aggregate = rolling.aggregate,
   rolling_reduce = rolling.reduce,
-  process = window.process,
+  process = process.new,
 }
 
 return operator
