@@ -85,8 +85,6 @@ function process.new(node, out, ctx)
     op.wm = wm
   end
 
-  function op.early() end
-
   -- The pending timers as { {key, time}, ... } in the order they were set, and back.
   local function timer_list()
     local ids, tm = {}, {}

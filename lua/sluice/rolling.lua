@@ -30,7 +30,6 @@ function rolling.aggregate(node, out)
     out(1, res, t)
   end
   function op.advance(wm) op.wm = wm end
-  function op.early() end
   function op.snapshot()
     local all = {}
     for k, acc in pairs(accs) do all[#all + 1] = { k, a.save(acc) } end
@@ -77,7 +76,6 @@ function rolling.reduce(node, out)
     out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
   end
   function op.advance(wm) op.wm = wm end
-  function op.early() end
   function op.snapshot()
     local all = {}
     for k, acc in pairs(accs) do all[#all + 1] = { k, acc } end
