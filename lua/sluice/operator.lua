@@ -77,7 +77,8 @@ local operator = {}
 --               reload swapped it out after handover, a build failed): frees its C state,
 --               timer queues and aggregate pools. Absent: nothing to free.
 
--- The constructor of each node kind that runtime.lua builds as a keyed operator.
+-- The node kinds that are keyed operators, each with its constructor: runtime.lua builds
+-- their nodes through it, and knows their state for operator state by it.
 operator.kinds = {
   window = window.new,                        -- tumbling, sliding, session, count
   rolling_aggregate = rolling.aggregate,

@@ -90,9 +90,6 @@ end
 
 -- ---- the shape of state ----------------------------------------------------------------
 
-local operator_kinds = { window = true, rolling_aggregate = true, rolling_reduce = true,
-  process = true }
-
 -- The aggregates of a spec as text: "hi=max,n=count" (entries are sorted by name).
 local function aggregates_text(entries)
   local parts = {}
@@ -187,7 +184,7 @@ local function build(set, dl, open_sink)
         unions[node], state = stage.new_union(receivers_of(node, 1), #node.inputs, timed_out)
         stateful[node.state_id] = { snapshot = state, restore = state, node = node,
           kind = runtime.state_kind(node) }
-      elseif operator_kinds[node.kind] then
+      elseif operator.kinds[node.kind] then
         local make = operator.kinds[node.kind]
         local r = stage.new_operator(node, make, { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
@@ -585,7 +582,7 @@ function runtime.describe_state(set)
   assign_ids(nodes)
   local list = {}
   for _, node in ipairs(nodes) do
-    if operator_kinds[node.kind] then
+    if operator.kinds[node.kind] then
       list[node.state_id] = { kind = runtime.state_kind(node), node = node, operator = true }
     elseif node.kind == "union" then
       list[node.state_id] = { kind = runtime.state_kind(node), node = node }
