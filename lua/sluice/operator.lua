@@ -46,7 +46,7 @@ local operator = {}
 --               typed.views_safe_in(node) says nothing of it is kept; else a plain table.
 --               The hot path: keep its common case free of inner loops, so that it compiles
 --               into the shell's trace.
---   advance(wm) stage: when a record's watermark reaches op.next_due, when a batch ends
+--   advance(wm) stage: when a record's watermark rises to op.next_due, when a batch ends
 --               with a watermark above op.wm, and with math.huge at the end of input, when
 --               all that is pending fires. Fires what is due by wm, in due order, then sets
 --               op.next_due and op.wm = wm; it may step op.wm through the due times on the
@@ -68,17 +68,19 @@ local operator = {}
 --               a copy, and leaves this operator empty, so that closing it frees nothing it
 --               gave. Absent: the reload goes through snapshot() and restore().
 --   adopt(live) runtime, on the new operator of a reload, before its first record: takes
---               what handover() of an old operator of the same state kind gave. Present
---               when handover is.
+--               what handover() of an old operator of the same state kind gave. Runtime
+--               uses the pair only when the old operator has handover and the new adopt:
+--               define both or neither.
 --   inspect(k)  runtime.state (job:state(name, key) under sluice attach): the state of key
 --               k as plain values, or nil when it has none. Absent: the operator keeps no
 --               state to show, and job:state says so.
---   close()     runtime, once, when the operator's graph is dropped (the job ended, a
---               reload swapped it out after handover, a build failed): frees its C state,
---               timer queues and aggregate pools. Absent: nothing to free.
+--   close()     runtime through the shell's close, once, when the operator's graph is
+--               dropped (the job ended, a reload swapped it out after handover, a build
+--               failed): frees its C state, timer queues and aggregate pools. Absent:
+--               nothing to free.
 
 -- The node kinds that are keyed operators, each with its constructor: runtime.lua builds
--- their nodes through it, and knows their state for operator state by it.
+-- their nodes through it, and counts their state as operator state (describe_state).
 operator.kinds = {
   window = window.new,                        -- tumbling, sliding, session, count
   rolling_aggregate = rolling.aggregate,
