@@ -14,7 +14,7 @@ local host = require "sluice.host"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
 local stage = require "sluice.stage"
-local window = require "sluice.window"
+local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
 
 local core = host.core
@@ -59,12 +59,8 @@ end
 
 -- ---- the shape of state ----------------------------------------------------------------
 
--- The kinds of keyed operator (window.lua), each with its constructor.
-local operator_kinds = { window = window.new, rolling_aggregate = window.rolling_aggregate,
-  rolling_reduce = window.rolling_reduce, process = window.process }
-
 -- Whether nodes of `kind` keep keyed state (reload.lua reports on those by id).
-function runtime.keyed_kind(kind) return operator_kinds[kind] ~= nil end
+function runtime.keyed_kind(kind) return operator.kinds[kind] ~= nil end
 
 -- The aggregates of a spec as text: "hi=max,n=count" (entries are sorted by name).
 local function aggregates_text(entries)
@@ -160,8 +156,8 @@ function runtime.build(set, dl, open_sink)
         unions[node], state = stage.new_union(receivers_of(node, 1), #node.inputs, timed_out)
         stateful[node.state_id] = { snapshot = state, restore = state, node = node,
           kind = runtime.state_kind(node) }
-      elseif operator_kinds[node.kind] then
-        local r = stage.new_operator(node, operator_kinds[node.kind], { receivers_of(node, 1), receivers_of(node, 2) },
+      elseif operator.kinds[node.kind] then
+        local r = stage.new_operator(node, operator.kinds[node.kind], { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
         receiver[node] = r
         closers[#closers + 1] = r.close

@@ -1,12 +1,8 @@
--- window.lua -- the stateful keyed operators: windows, rolling reduce/aggregate, process.
+-- window.lua -- windows on a keyed stream: tumbling, sliding, session and count windows.
 --
--- Each constructor returns an operator { step(r, t), advance(wm), snapshot(), restore(s),
--- early() } driven by runtime.lua, which runs step for each record of a batch after
--- advancing the watermark the record carries, and dead-letters a record whose step raised.
--- For hot reload, handover() gives the live state (no copy) to a new operator of the same
--- kind through adopt(live), and leaves the old one empty.
--- Results go out through out(port, record, time) before the watermark that fired them
--- passes on, so they can be windowed again downstream.
+-- window.new(node, out, ctx) makes the operator of a window node, as operator.lua
+-- describes operators (early() included, for trigger{every}); the node's assigner picks
+-- panes, sessions or counts below.
 --
 -- Tumbling and sliding windows share one mechanism: records are kept in panes of
 -- gcd(size, slide) milliseconds, one accumulator per key and pane; a window's result
@@ -16,6 +12,7 @@
 -- (host/agg.c, through agg.lua), freed with their pane or window.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
+local keyed = require "sluice.keyed"
 local plain = require("sluice.typed").plain
 
 local ffi = require "ffi"
@@ -23,6 +20,7 @@ local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
 local format = string.format
+local key_of, shallow_copy = keyed.key_of, keyed.shallow_copy
 
 local window = {}
 
@@ -31,36 +29,11 @@ local function gcd(a, b)
   return a
 end
 
--- The key function of a keyed operator: a field read, or the user's function. A nil key
--- is an error on that record (it goes to the dead letters), not a crash.
-local function key_of(node)
-  local field, fn = node.key_field, node.key_fn
-  if not fn then return function() return true end end     -- window_all: one key
-  if field then
-    return function(r)
-      local k = r[field]
-      if k == nil then error(format("key_by: the record has no %q (nil key)", field), 0) end
-      return k
-    end
-  end
-  return function(r)
-    local k = fn(r)
-    if k == nil then error("key_by: the key function returned nil", 0) end
-    return k
-  end
-end
-
-local function shallow_copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
 -- `storage` is what an old operator's computation handed over (hot reload), or nil.
 local function computation(node, out, ctx, storage)
-  local keyed = node.key_fn ~= nil
+  local is_keyed = node.key_fn ~= nil
   local function out_fn(r, t) return out(1, r, t) end
   if node.computes == "aggregate" then
     local a = agg.compile(node.aggregates, storage)
@@ -70,7 +43,7 @@ local function computation(node, out, ctx, storage)
       load = a.load, close = a.close, handover = a.handover,
       emit = function(acc, key, ws, we, t)
         -- a key read from a typed record may be a view: results are plain (typed.plain_out)
-        out_fn(a.make(acc, keyed and plain(key) or nil, ws, we), t)
+        out_fn(a.make(acc, is_keyed and plain(key) or nil, ws, we), t)
       end,
     }
   elseif node.computes == "reduce" then
@@ -88,7 +61,7 @@ local function computation(node, out, ctx, storage)
       emit = function(st, key, ws, we, t)
         if st[1] == NONE then return end
         local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
-        if keyed then r.key = key end
+        if is_keyed then r.key = key end
         if ws then r.window_start = ws; r.window_end = we end
         out_fn(r, t)
       end,
@@ -109,9 +82,10 @@ local function computation(node, out, ctx, storage)
       end,
       emit = function(st, key, ws, we, t)
         local list = st[1]
-        local ok, res = pcall(f, keyed and key or nil, { window_start = ws, window_end = we }, list)
+        local ok, res = pcall(f, is_keyed and key or nil, { window_start = ws, window_end = we },
+          list)
         if not ok then
-          ctx.dead_letter(tostring(res), { key = keyed and key or nil, window_start = ws,
+          ctx.dead_letter(tostring(res), { key = is_keyed and key or nil, window_start = ws,
             window_end = we })
           return
         end
@@ -619,217 +593,12 @@ local function count_window(node, out, ctx)
   return op
 end
 
+-- The operator of a window node, by its assigner; operator.kinds.window.
 function window.new(node, out, ctx)
   local kind = node.assigner.assigner
   if kind == "session" then return session_window(node, out, ctx) end
   if kind == "count" then return count_window(node, out, ctx) end
   return pane_window(node, out, ctx)
-end
-
--- ---- rolling operators on a keyed stream -----------------------------------------------------
-
--- aggregate(spec) without a window: for each record, the key's updated aggregates.
-function window.rolling_aggregate(node, out)
-  local a = agg.compile(node.aggregates)
-  local key = key_of(node)
-  local accs = {}
-  local op = { wm = -huge, next_due = huge }
-  local seq = 0
-  function op.step(r, t)
-    seq = seq + 1
-    local k = key(r)
-    local acc = accs[k]
-    if not acc then acc = a.fresh(); accs[k] = acc end
-    a.update(acc, r, t or seq)
-    local res = { key = k }
-    a.result(acc, res)
-    out(1, res, t)
-  end
-  function op.advance(wm) op.wm = wm end
-  function op.early() end
-  function op.snapshot()
-    local all = {}
-    for k, acc in pairs(accs) do all[#all + 1] = { k, a.save(acc) } end
-    return { wm = op.wm, seq = seq, accs = all }
-  end
-  function op.restore(snap)
-    op.wm, seq = snap.wm, snap.seq
-    for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
-  end
-  function op.handover()
-    local live = { wm = op.wm, seq = seq, accs = accs, storage = a.handover() }
-    accs = {}
-    return live
-  end
-  function op.adopt(live)
-    -- the slots in accs name records of the old pool: the new code keeps that pool
-    a.close()
-    a = agg.compile(node.aggregates, live.storage)
-    op.wm, seq, accs = live.wm, live.seq, live.accs
-  end
-  function op.inspect(k)
-    if accs[k] == nil then return nil end
-    local res = { key = k }
-    a.result(accs[k], res)
-    return res
-  end
-  function op.close() a.close() end
-  return op
-end
-
--- reduce(f) without a window: the key's accumulator f(acc, r) for each record (the first
--- record is the first accumulator). What goes out is a copy, so a function that changes
--- acc in place does not change records already emitted.
-function window.rolling_reduce(node, out)
-  local f = node.fn
-  local key = key_of(node)
-  local accs = {}
-  local op = { wm = -huge, next_due = huge }
-  function op.step(r, t)
-    local k = key(r)
-    local acc = accs[k]
-    if acc == nil then acc = plain(r) else acc = plain(f(acc, r)) end
-    accs[k] = acc
-    out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
-  end
-  function op.advance(wm) op.wm = wm end
-  function op.early() end
-  function op.snapshot()
-    local all = {}
-    for k, acc in pairs(accs) do all[#all + 1] = { k, acc } end
-    return { wm = op.wm, accs = all }
-  end
-  function op.restore(snap)
-    op.wm = snap.wm
-    for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
-  end
-  function op.handover()
-    local live = { wm = op.wm, accs = accs }
-    accs = {}
-    return live
-  end
-  function op.adopt(live) op.wm, accs = live.wm, live.accs end
-  function op.inspect(k) return accs[k] end
-  function op.close() end
-  return op
-end
-
--- process{init, on_record, on_timer}: per-key state (a table) and event-time timers, one
--- per key and time. A timer at t fires once the watermark is >= t, in time order (ties in
--- the order they were set); what on_timer emits has event time t.
-function window.process(node, out, ctx)
-  local init, on_record, on_timer = node.init, node.on_record, node.on_timer
-  local key = key_of(node)
-  local states = {}            -- key -> state table
-  -- One timer per key and time, without a table per key: setting the time a key set last
-  -- is a no-op at once, and any other repeat is skipped when it pops (a key's entries for
-  -- one time pop one after the other's time, since the queue is in time order).
-  local last_set, fired_at = {}, {}    -- key -> time of its last timer set / fired
-  local id_key, id_time = {}, {}       -- queue id -> its key and time (ids in set order)
-  local next_id = 0
-  local due = C.sl_timeq_new()
-  local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
-  local op = { wm = -huge, next_due = huge }
-  local emit_time
-  local pctx = {}
-  function pctx.emit(_, r) out(1, r, emit_time) end
-  function pctx.timer(_, t)
-    if type(t) ~= "number" or t ~= t then error("ctx:timer(): expected a time in ms", 2) end
-    local k = pctx.key
-    if last_set[k] == t then return end
-    last_set[k] = t
-    next_id = next_id + 1
-    id_key[next_id], id_time[next_id] = k, t
-    C.sl_timeq_push(due, t, next_id)
-    if t < op.next_due then op.next_due = t end
-  end
-
-  local function enter(k)
-    local st = states[k]
-    pctx.key = k
-    pctx.watermark = op.wm
-    if st == nil then
-      st = {}
-      states[k] = st
-      pctx.state = st
-      if init then init(pctx) end
-    end
-    pctx.state = st
-  end
-
-  function op.step(r, t)
-    local k = key(r)
-    enter(k)
-    emit_time = t
-    on_record(pctx, r)
-  end
-
-  function op.advance(wm)
-    while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
-      C.sl_timeq_pop(due, pt, pid)
-      local id = tonumber(pid[0])
-      local k, t = id_key[id], id_time[id]
-      id_key[id], id_time[id] = nil, nil
-      if k ~= nil and fired_at[k] ~= t then
-        fired_at[k] = t
-        if last_set[k] == t then last_set[k] = nil end
-        if on_timer then
-          enter(k)
-          pctx.watermark = wm
-          emit_time = t
-          local ok, err = pcall(on_timer, pctx, t)
-          if not ok then ctx.dead_letter(tostring(err), { key = k, timer = t }) end
-        end
-      end
-    end
-    op.next_due = C.sl_timeq_peek_time(due)
-    op.wm = wm
-  end
-
-  function op.early() end
-
-  -- The pending timers as { {key, time}, ... } in the order they were set, and back.
-  local function timer_list()
-    local ids, tm = {}, {}
-    for id in pairs(id_key) do ids[#ids + 1] = id end
-    table.sort(ids)
-    for i, id in ipairs(ids) do tm[i] = { id_key[id], id_time[id] } end
-    return tm
-  end
-  local function set_timers(tm)
-    for _, e in ipairs(tm) do
-      pctx.key = e[1]
-      pctx.timer(nil, e[2])
-    end
-  end
-
-  function op.snapshot()
-    local st = {}
-    for k, s in pairs(states) do st[#st + 1] = { k, s } end
-    return { wm = op.wm, states = st, timers = timer_list() }
-  end
-
-  function op.inspect(k) return states[k] end
-
-  function op.restore(snap)
-    op.wm = snap.wm
-    for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
-    set_timers(snap.timers)
-  end
-
-  function op.handover()
-    local live = { wm = op.wm, states = states, timers = timer_list() }
-    states, id_key, id_time = {}, {}, {}
-    return live
-  end
-
-  function op.adopt(live)
-    op.wm, states = live.wm, live.states
-    set_timers(live.timers)
-  end
-
-  function op.close() C.sl_timeq_free(due); due = nil end
-  return op
 end
 
 return window

@@ -14,7 +14,8 @@ local LAYERS = {
     "nexmark" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
-  runtime = { "stage", "window", "dead_letters", "runtime" },
+  runtime = { "stage", "keyed", "window", "rolling", "process", "operator", "dead_letters",
+    "runtime" },
   app = { "init", "explore", "inspect", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output" },
 }

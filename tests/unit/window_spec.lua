@@ -5,6 +5,7 @@
 local sl = require "sluice"
 local runtime = require "sluice.runtime"
 local graph = require "sluice.graph"
+local window = require "sluice.window"
 
 local OOO = 3000
 
@@ -138,7 +139,6 @@ end)
 -- The operator itself (window.new), driven record by record with a watermark 3 s behind the
 -- latest time, so that early firings, snapshots and hand-overs can happen at any record.
 describe("sliding window operator", function()
-  local window = require "sluice.window"
   local function node_of(assigner, spec)
     local w = sl.source.values({}):timestamp("ts"):key_by("k"):window(assigner)
     return w:aggregate(spec or { n = sl.count(), s = sl.sum "v", lo = sl.min "v", hi = sl.max "v" }).node

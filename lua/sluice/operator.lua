@@ -1,0 +1,91 @@
+-- operator.lua -- the keyed operators: the protocol every one of them follows, and which
+-- constructor builds each node kind (operator.kinds).
+--
+-- A keyed operator keeps state per key across batches: windows, rolling reduce and
+-- aggregate, process (and next, joins). It knows nothing of batches, receivers or the
+-- graph: stage.new_operator (stage.lua) is the shell that feeds it records and watermarks
+-- and gathers what it sends into batches, and runtime.lua takes its state for checkpoints
+-- and moves it to the new graph on hot reload. Writing a new operator means writing a
+-- constructor that returns the table below, and adding it to operator.kinds.
+local process = require "sluice.process"
+local rolling = require "sluice.rolling"
+local window = require "sluice.window"
+
+local operator = {}
+
+-- ---- the protocol ------------------------------------------------------------------------
+--
+-- op = make(node, out, ctx), by stage.new_operator, once for each graph built (a job's
+-- start, and the new graph of each reload), before any state is restored into it:
+--   node        the graph node stream.lua made: key_field or key_fn (no key_fn: window_all,
+--               every record under the one key `true`; keyed.key_of reads it), and what
+--               the kind needs besides.
+--   out         out(port, record, time) sends one record: port 1 the results, port 2 the
+--               late records (a window's late()). `time` is its event time (nil on a stream
+--               without). The shell stamps each with op.wm as it is at the call, and sends
+--               what it gathered at the end of each batch (or once it holds a batch): results
+--               a watermark fires go out ahead of that watermark, and can be windowed again
+--               downstream. Called from step, advance and early.
+--   ctx         ctx.dead_letter(reason, record) writes one dead letter (and counts it), for
+--               an error the operator caught itself in user code it runs outside step (a
+--               window's apply, on_timer); the operator goes on.
+--
+-- Two fields, which the shell reads on every record:
+--   op.wm       the operator's watermark, -math.huge at first. The shell sets it itself
+--               when a record's watermark rises short of op.next_due (no call).
+--   op.next_due the lowest watermark at which advance has something to do (math.huge:
+--               nothing), so that a record that fires nothing costs one comparison. The
+--               operator lowers it whenever it schedules something, and sets it at the end
+--               of advance.
+--
+-- The functions, by who calls them:
+--   step(r, t)  stage: each record, in order, after the watermark it carries is applied.
+--               t is its event time (nil on a stream without). Runs inside the batch's
+--               protected call: an error dead-letters that record and the next one is
+--               stepped. r is a typed view (typed.lua), which dies with its batch, only when
+--               typed.views_safe_in(node) says nothing of it is kept; else a plain table.
+--               The hot path: keep its common case free of inner loops, so that it compiles
+--               into the shell's trace.
+--   advance(wm) stage: when a record's watermark rises to op.next_due, when a batch ends
+--               with a watermark above op.wm, and with math.huge at the end of input, when
+--               all that is pending fires. Fires what is due by wm, in due order, then sets
+--               op.next_due and op.wm = wm; it may step op.wm through the due times on the
+--               way, so that each result carries the watermark that fired it. Runs inside
+--               the batch's protected call or outside it: user code it calls is called
+--               under pcall and its errors go to ctx.dead_letter.
+--   early()     stage, on the processing-time timer of trigger{every}: the results of the
+--               windows still open, as they stand, their state kept. Only windows take a
+--               trigger; other operators leave it out.
+--   snapshot()  runtime, between batches (runtime.snapshot, for a checkpoint; or a reload
+--               where handover or adopt is absent): the state as plain values msgpack can
+--               carry (host.null for a nil in an array). It may share tables with the live
+--               state: it is encoded (in the checkpoint's child process) or restored before
+--               the operator steps again.
+--   restore(s)  runtime, on a new operator before its first record: continue from a
+--               snapshot of an operator of the same state kind (runtime.state_kind), from a
+--               checkpoint, or from the old operator of a reload.
+--   handover()  runtime, on reload: gives the live state away, C storage included, without
+--               a copy, and leaves this operator empty, so that closing it frees nothing it
+--               gave. Absent: the reload goes through snapshot() and restore().
+--   adopt(live) runtime, on the new operator of a reload, before its first record: takes
+--               what handover() of an old operator of the same state kind gave. Runtime
+--               uses the pair only when the old operator has handover and the new adopt:
+--               define both or neither.
+--   inspect(k)  runtime.state (job:state(name, key) under sluice attach): the state of key
+--               k as plain values, or nil when it has none. Absent: the operator keeps no
+--               state to show, and job:state says so.
+--   close()     runtime through the shell's close, once, when the operator's graph is
+--               dropped (the job ended, a reload swapped it out after handover, a build
+--               failed): frees its C state, timer queues and aggregate pools. Absent:
+--               nothing to free.
+
+-- The node kinds that are keyed operators, each with its constructor: runtime.lua builds
+-- their nodes through it, and counts their state as operator state (describe_state).
+operator.kinds = {
+  window = window.new,                        -- tumbling, sliding, session, count
+  rolling_aggregate = rolling.aggregate,
+  rolling_reduce = rolling.reduce,
+  process = process.new,
+}
+
+return operator
