@@ -278,9 +278,9 @@ end
 
 -- ---- keyed operators ------------------------------------------------------------------------
 
--- The shell of a stateful operator (the protocol of operator.lua): runs op.step per record after moving the
--- watermark to the record's, protected per batch like a stage; port 1 carries results,
--- port 2 (windows) the late records.
+-- The shell of a keyed operator (operator.lua states the protocol): runs op.step per record
+-- after moving the watermark to the record's, protected per batch like a stage; port 1
+-- carries results, port 2 (windows) the late records.
 function stage.new_operator(node, make, ports, dl, opts)
   local receivers = { ports[1] or {}, ports[2] or {} }
   local every = {}

@@ -83,8 +83,9 @@ end
 
 -- Whether a keyed or window operator may be handed typed records as they are: it keeps
 -- only values read from them (aggregates of numbers over fields: count, sum, min, max,
--- avg, distinct, quantile) or copies what it keeps (reduce, see window.lua and rolling.lua). Any other
--- operator gets the table form (a key function or a process may keep the record itself).
+-- avg, distinct, quantile) or copies what it keeps (reduce, see window.lua and rolling.lua).
+-- Any other operator gets the table form (a key function or a process may keep the record
+-- itself).
 local keeps_no_record = { count = true, sum = true, min = true, max = true, avg = true,
   distinct = true, quantile = true }
 function typed.views_safe_in(node)
