@@ -2,7 +2,8 @@
 #
 #   make            build ./sluice
 #   make run        install missing packages, build, run the demo pipeline
-#   make test       install missing packages, build, run every spec (plain and sanitized)
+#   make test       install missing packages, build, lint, run every spec (plain and sanitized)
+#   make lint       luacheck over lua/, tests/ and scripts/ (settings: tests/luacheckrc)
 #   make bench      the benchmark workloads (scripts/bench/)
 #   make install    PREFIX=/usr/local: bin/sluice and share/sluice/lua
 #   make asan       ./sluice-asan, built with AddressSanitizer and UBSan
@@ -38,7 +39,7 @@ Q        := @
 say       = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-.PHONY: all run test bench install uninstall asan ctests deps clean fuzz
+.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint
 
 all: sluice
 
@@ -109,8 +110,11 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)./sluice run scripts/demo.lua
 
+lint:
+	$(call say,LINT,'lua tests scripts')luacheck --config tests/luacheckrc --quiet --codes --no-color lua tests scripts
+
 test: deps
-	$(Q)$(MAKE) --no-print-directory all asan ctests
+	$(Q)$(MAKE) --no-print-directory lint all asan ctests
 	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),10); \
 	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets skipped"; fi

@@ -235,7 +235,6 @@ local fd_cdefs = {
   "int open(const char *path, int flags, ...);",
 }
 function h.capture_stdout(fn)
-  local ffi = require "ffi"
   for _, d in ipairs(fd_cdefs) do pcall(ffi.cdef, d) end  -- the host may declare them too
   local path = h.path(h.dir(), "captured-stdout")
   io.stdout:flush()

@@ -235,12 +235,14 @@ function agg.compile(entries, storage)
     if c_kind[k] then
       exprs[j] = format("value(a, %d)", cj)
     elseif k == "collect" then
-      fn_helpers[#fn_helpers + 1] = format("local function copy%d(c) local o = {}; for i = 1, #c do o[i] = c[i] end; return o end", j)
+      fn_helpers[#fn_helpers + 1] = format("local function copy%d(c) local o = {}; " ..
+        "for i = 1, #c do o[i] = c[i] end; return o end", j)
       exprs[j] = format("copy%d(held[a][%d])", j, cj)
     elseif k == "distinct" then
       exprs[j] = format("floor(C.sl_hll_estimate(held[a][%d]) + 0.5)", cj)
     elseif k == "quantile" then
-      fn_helpers[#fn_helpers + 1] = format("local function q%d(sk) local v = C.sl_quantile_query(sk, %.17g); if v == v then return v end end", j, e.agg.q or 0.5)
+      fn_helpers[#fn_helpers + 1] = format("local function q%d(sk) " ..
+        "local v = C.sl_quantile_query(sk, %.17g); if v == v then return v end end", j, e.agg.q or 0.5)
       exprs[j] = format("q%d(held[a][%d])", j, cj)
     end
   end
@@ -298,9 +300,11 @@ function agg.compile(entries, storage)
     elseif k == "collect" then
       L("  p[%d] = hl[%d]", s, cj)
     elseif k == "distinct" then
-      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_hll_size(sk)); local m = C.sl_hll_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
+      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_hll_size(sk)); " ..
+        "local m = C.sl_hll_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
     elseif k == "quantile" then
-      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_quantile_size(sk)); local m = C.sl_quantile_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
+      L("  do local sk = hl[%d]; local b = ffi.new('char[?]', C.sl_quantile_size(sk)); " ..
+        "local m = C.sl_quantile_save(sk, b); p[%d] = ffi.string(b, m) end", cj, s)
     end
   end
   L("  return p")
@@ -333,7 +337,8 @@ function agg.compile(entries, storage)
   end
   L("  return a")
   L("end")
-  L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, free = free, save = save, load = load }")
+  L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
+    "free = free, save = save, load = load }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)

@@ -33,7 +33,7 @@ local recording         -- name -> path while a script compiles, else nil
 -- /usr, are not the user's code and are left alone.
 local library = host.libdir and (host.libdir .. "/") or nil
 local function track_requires()
-  local loaders = package.loaders or package.searchers
+  local loaders = package.loaders
   if loaders.sluice_tracked then return end
   loaders.sluice_tracked = true
   local lua_searcher = loaders[2]

@@ -319,7 +319,7 @@ local function pane_window(node, out, ctx)
     for p, pane in pairs(panes) do
       if pane[k] ~= nil then list[#list + 1] = { pane_start = p, state = comp.save(pane[k]) } end
     end
-    table.sort(list, function(a, b) return a.pane_start < b.pane_start end)
+    table.sort(list, function(x, y) return x.pane_start < y.pane_start end)
     return #list > 0 and list or nil
   end
 

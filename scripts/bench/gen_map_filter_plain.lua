@@ -5,7 +5,7 @@ local B = 1024
 local gen = function(i) return { id = i, v = i % 100 } end
 local map = function(r) r.v = r.v * 2; return r end
 local filter = function(r) return r.v > 50 end
-local batch, out, kept = {}, {}, 0
+local batch, out, kept = {}, {}, 0  -- luacheck: ignore 241 (out holds the kept records, as a sink would)
 local i = 1
 while i <= N do
   local n = math.min(B, N - i + 1)

@@ -18,7 +18,8 @@ runtime.defaults.after_batch = function()
     local kb = collectgarbage("count") + agg.c_bytes() / 1024
     if seen == 1 then base = kb
     else
-      io.stderr:write(string.format("| window state: %d %s keys × count+sum, Lua heap after a full GC + C pool | %d | | %.0f bytes/key | |\n",
+      io.stderr:write(string.format("| window state: %d %s keys × count+sum, Lua heap after " ..
+        "a full GC + C pool | %d | | %.0f bytes/key | |\n",
         KEYS, PREFIX and "string" or "integer", KEYS, (kb - base) * 1024 / (KEYS - batch)))
     end
   end

@@ -19,7 +19,7 @@ views
   :window(sl.sliding("1m", "20s"))
   :aggregate { views = sl.count() }
   :window_all(sl.tumbling "20s")
-  :apply(function(_, w, counts)
+  :apply(function(_, _, counts)
     table.sort(counts, function(a, b) return a.views > b.views or
       (a.views == b.views and a.key < b.key) end)
     local top = {}

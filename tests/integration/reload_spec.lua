@@ -7,8 +7,6 @@
 
 local h = require "tests.helpers"
 
-local sleep_ms = h.sleep_ms
-
 -- The script of one version: `tag` is a Lua expression for the tag each output carries.
 local SCRIPT = [[
 local sl = require "sluice"

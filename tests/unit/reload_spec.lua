@@ -46,7 +46,7 @@ describe("reload: which state a new version keeps", function()
   it("drops the state of a renamed or removed operator and adds the new one", function()
     local m = match(function()
       input():key_by("k"):aggregate { n = sl.count() }:name("counts"):sink(sl.sink.null())
-      input():key_by("k"):reduce(function(a, r) return a end):name("old"):sink(sl.sink.null())
+      input():key_by("k"):reduce(function(a) return a end):name("old"):sink(sl.sink.null())
     end, function()
       input():key_by("k"):aggregate { n = sl.count() }:name("tally"):sink(sl.sink.null())
     end)
@@ -206,9 +206,9 @@ end)
 describe("reload.swap of every stateful operator", function()
   -- The same output with or without a reload in the middle: windows still open, sessions,
   -- count windows and timers move to the new operators whole.
-  local input = {}
+  local records = {}
   for i = 1, 3000 do
-    input[i] = { k = "k" .. (i * 7 % 5), v = i % 13, ts = 1700000000000 + i * 37 + (i % 7) * 100 }
+    records[i] = { k = "k" .. (i * 7 % 5), v = i % 13, ts = 1700000000000 + i * 37 + (i % 7) * 100 }
   end
   local pipelines = {
     tumbling = function(s)
@@ -247,7 +247,7 @@ describe("reload.swap of every stateful operator", function()
       local function version()
         local out = sl.sink.collect()
         local job, set = job_of(function()
-          make(sl.source.values(input):timestamp("ts", { out_of_orderness = "1s" })):name("op")
+          make(sl.source.values(records):timestamp("ts", { out_of_orderness = "1s" })):name("op")
             :sink(out)
         end)
         return job, set, out
