@@ -374,17 +374,6 @@ sl_nexmark *sl_nexmark_new(const sl_nexmark_config *cfg)
     return g;
 }
 
-uint32_t sl_nexmark_pool_size(const sl_nexmark *g)
-{
-    (void)g;
-    return P_END;
-}
-
-sl_nexmark_str sl_nexmark_pooled(const sl_nexmark *g, uint32_t id)
-{
-    return id > 0 && id < P_END ? g->pool[id] : g->pool[P_EXTRA];
-}
-
 void sl_nexmark_free(sl_nexmark *g)
 {
     if (g == NULL)

@@ -103,10 +103,6 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev);
 int64_t sl_nexmark_position(const sl_nexmark *g);
 void sl_nexmark_seek(sl_nexmark *g, int64_t n);
 
-/* The size of the string pool (numbers are 1 .. size - 1), and string number id. */
-uint32_t sl_nexmark_pool_size(const sl_nexmark *g);
-sl_nexmark_str sl_nexmark_pooled(const sl_nexmark *g, uint32_t id);
-
 /* The event time of event n, and the type of event n. */
 int64_t sl_nexmark_time_of(const sl_nexmark *g, int64_t n);
 int sl_nexmark_type_of(int64_t n);
