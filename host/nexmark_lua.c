@@ -10,17 +10,20 @@
 
 #include "nexmark.h"
 #include "nexmark_lua.h"
+#include "nexmark_view.h"
 #include "vm.h"
 
 #define NEXMARK_MT "sluice.nexmark"
-#define RAW_MAX    4096           /* most events per fill_raw */
-#define RAW_STRIDE 12             /* numbers per event in the raw buffer */
+
+/* Lua reads a slot as 12 doubles (nexmark.lua's offsets, and its typed views' pointers). */
+_Static_assert(sizeof(sl_nexmark_event_view) == 12 * sizeof(double),
+               "a slot of the raw buffer is 12 doubles");
 
 typedef struct lnexmark {
     sl_nexmark *g;
     sl_nexmark_event ev;
-    double raw[RAW_MAX * RAW_STRIDE];
-    uint8_t cached[SL_NEXMARK_POOL_SIZE];        /* which pooled strings the cache holds */
+    sl_nexmark_event_view raw[SL_NEXMARK_RAW_MAX];      /* fill_raw's buffer */
+    uint8_t cached[SL_NEXMARK_POOL_SIZE];   /* which pooled strings the cache holds */
 } lnexmark;
 
 /* The field names, in the order of the keys array of the environment. */
@@ -217,70 +220,65 @@ static int gen_fill(lua_State *L)
     return 1;
 }
 
-/* gen:fill_raw(batch [, max=1024]) -> n: the next n events (n <= 4096) as numbers in the
- * raw buffer (gen:raw()), for a caller that makes the records itself: event i (from 0)
- * at raw[i * 12 + k], strings as their numbers in the cache of pooled strings:
- *   k    0     1          2        3          4            5            6
- *   bid  3     date_time  auction  bidder     price        channel      url
- *   auc  2     date_time  id       item_name  description  initial_bid  reserve
- *   per  1     date_time  id       name       email        credit_card  city
- *   k    7        8       9         10
- *   bid  extra
- *   auc  expires  seller  category  extra
- *   per  state    extra
- * Slot 11 is left to the caller (lua/sluice/nexmark.lua writes there which cache its
- * typed views read strings from). Every string named is in the cache when fill_raw
- * returns. batch is not touched (it is an argument so that a later version may put
- * records there). */
+/* gen:fill_raw(batch [, max=1024]) -> n: the next n events (n <= 4096) in the raw buffer
+ * (gen:raw()), for a caller that makes the records itself: event i (from 0) in slot i, as
+ * nexmark_view.h lays it out, strings as their numbers in the cache of pooled strings. A
+ * slot's cache_ is left to the caller. batch is not touched (it is an argument so that a
+ * later version may put records there). */
 static int gen_fill_raw(lua_State *L)
 {
     int max, n = 0;
     lnexmark *x = fill_args(L, &max);
 
-    if (max > RAW_MAX)
-        max = RAW_MAX;
+    if (max > SL_NEXMARK_RAW_MAX)
+        max = SL_NEXMARK_RAW_MAX;
     while (n < max && sl_nexmark_next(x->g, &x->ev)) {
         const sl_nexmark_event *ev = &x->ev;
-        double *o = x->raw + (size_t)n++ * RAW_STRIDE;
-        o[0] = ev->type;
-        o[1] = (double)ev->date_time;
+        sl_nexmark_event_view *o = &x->raw[n++];
+        o->type_ = ev->type;
         if (ev->type == SL_NEXMARK_BID) {
             const sl_nexmark_bid *b = &ev->u.bid;
-            o[2] = (double)b->auction;
-            o[3] = (double)b->bidder;
-            o[4] = (double)b->price;
-            o[5] = cached(L, x, &b->channel);
-            o[6] = cached(L, x, &b->url);
-            o[7] = cached(L, x, &b->extra);
+            sl_nexmark_bid_view *v = &o->u.bid_;
+            v->date_time = (double)ev->date_time;
+            v->auction = (double)b->auction;
+            v->bidder = (double)b->bidder;
+            v->price = (double)b->price;
+            v->channel_ = cached(L, x, &b->channel);
+            v->url_ = cached(L, x, &b->url);
+            v->extra_ = cached(L, x, &b->extra);
         } else if (ev->type == SL_NEXMARK_AUCTION) {
             const sl_nexmark_auction *a = &ev->u.auction;
-            o[2] = (double)a->id;
-            o[3] = cached(L, x, &a->item_name);
-            o[4] = cached(L, x, &a->description);
-            o[5] = (double)a->initial_bid;
-            o[6] = (double)a->reserve;
-            o[7] = (double)a->expires;
-            o[8] = (double)a->seller;
-            o[9] = (double)a->category;
-            o[10] = cached(L, x, &a->extra);
+            sl_nexmark_auction_view *v = &o->u.auction_;
+            v->date_time = (double)ev->date_time;
+            v->id = (double)a->id;
+            v->item_name_ = cached(L, x, &a->item_name);
+            v->description_ = cached(L, x, &a->description);
+            v->initial_bid = (double)a->initial_bid;
+            v->reserve = (double)a->reserve;
+            v->expires = (double)a->expires;
+            v->seller = (double)a->seller;
+            v->category = (double)a->category;
+            v->extra_ = cached(L, x, &a->extra);
         } else {
             const sl_nexmark_person *p = &ev->u.person;
-            o[2] = (double)p->id;
-            o[3] = cached(L, x, &p->name);
-            o[4] = cached(L, x, &p->email_address);
-            o[5] = cached(L, x, &p->credit_card);
-            o[6] = cached(L, x, &p->city);
-            o[7] = cached(L, x, &p->state);
-            o[8] = cached(L, x, &p->extra);
+            sl_nexmark_person_view *v = &o->u.person_;
+            v->date_time = (double)ev->date_time;
+            v->id = (double)p->id;
+            v->name_ = cached(L, x, &p->name);
+            v->email_address_ = cached(L, x, &p->email_address);
+            v->credit_card_ = cached(L, x, &p->credit_card);
+            v->city_ = cached(L, x, &p->city);
+            v->state_ = cached(L, x, &p->state);
+            v->extra_ = cached(L, x, &p->extra);
         }
     }
     lua_pushinteger(L, n);
     return 1;
 }
 
-/* gen:raw() -> buffer, strings: the raw buffer of fill_raw (a light userdata: 4096 * 12
- * doubles, owned by gen and valid while it lives; read it with ffi.cast) and the cache
- * of pooled strings (an array). */
+/* gen:raw() -> buffer, strings: the raw buffer of fill_raw (a light userdata: 4096 slots
+ * of nexmark_view.h, owned by gen and valid while it lives; read it with ffi.cast) and the
+ * cache of pooled strings (an array). */
 static int gen_raw(lua_State *L)
 {
     lnexmark *x = check_gen(L);
