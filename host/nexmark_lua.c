@@ -37,8 +37,9 @@ static const char *const key_names[K_COUNT] = {"type", "person", "auction", "bid
     "item_name", "description", "initial_bid", "reserve", "expires", "seller", "category",
     "bidder", "price", "channel", "url"};
 
-/* Stack slots while filling. */
+/* Stack slots while filling: fill's, and fill_raw's. */
 enum { S_SELF = 1, S_BATCH, S_MAX, S_KEYS, S_STRINGS };
+enum { R_SELF = 1, R_MAX, R_STRINGS };
 enum { E_KEYS = 1, E_STRINGS };
 
 static lnexmark *check_gen(lua_State *L)
@@ -113,12 +114,12 @@ static int gen_gc(lua_State *L)
 /* Pushes field name k. */
 #define KEY(k) lua_rawgeti(L, S_KEYS, (k))
 
-/* Makes sure the cache (stack slot S_STRINGS) holds pooled string s; returns its number. */
-static double cached(lua_State *L, lnexmark *x, const sl_nexmark_str *s)
+/* Makes sure the cache (at stack index si) holds pooled string s; returns its number. */
+static double cached(lua_State *L, lnexmark *x, int si, const sl_nexmark_str *s)
 {
     if (!x->cached[s->pool]) {
         lua_pushlstring(L, s->s, s->len);
-        lua_rawseti(L, S_STRINGS, (int)s->pool);
+        lua_rawseti(L, si, (int)s->pool);
         x->cached[s->pool] = 1;
     }
     return s->pool;
@@ -134,7 +135,7 @@ static void set_num(lua_State *L, int k, int64_t v)
 static void set_str(lua_State *L, lnexmark *x, int k, const sl_nexmark_str *s)
 {
     KEY(k);
-    lua_rawgeti(L, S_STRINGS, (int)cached(L, x, s));
+    lua_rawgeti(L, S_STRINGS, (int)cached(L, x, S_STRINGS, s));
     lua_rawset(L, -3);
 }
 
@@ -188,7 +189,7 @@ static void push_event(lua_State *L, lnexmark *x)
     lua_rawset(L, -3);                                  /* r */
 }
 
-/* Leaves self batch max keys strings on the stack. */
+/* fill's arguments: leaves self batch max keys strings on the stack. */
 static lnexmark *fill_args(lua_State *L, int *max)
 {
     lnexmark *x = check_gen(L);
@@ -220,16 +221,19 @@ static int gen_fill(lua_State *L)
     return 1;
 }
 
-/* gen:fill_raw(batch [, max=1024]) -> n: the next n events (n <= 4096) in the raw buffer
+/* gen:fill_raw([max=1024]) -> n: the next n events (n <= 4096) in the raw buffer
  * (gen:raw()), for a caller that makes the records itself: event i (from 0) in slot i, as
  * nexmark_view.h lays it out, strings as their numbers in the cache of pooled strings. A
- * slot's cache_ is left to the caller. batch is not touched (it is an argument so that a
- * later version may put records there). */
+ * slot's cache_ is left to the caller. */
 static int gen_fill_raw(lua_State *L)
 {
-    int max, n = 0;
-    lnexmark *x = fill_args(L, &max);
+    lnexmark *x = check_gen(L);
+    int max = (int)luaL_optinteger(L, 2, 1024), n = 0;
 
+    lua_settop(L, R_MAX);
+    lua_getfenv(L, R_SELF);                             /* self max env */
+    lua_rawgeti(L, -1, E_STRINGS);                      /* self max env strings */
+    lua_replace(L, R_STRINGS);                          /* self max strings */
     if (max > SL_NEXMARK_RAW_MAX)
         max = SL_NEXMARK_RAW_MAX;
     while (n < max && sl_nexmark_next(x->g, &x->ev)) {
@@ -243,33 +247,33 @@ static int gen_fill_raw(lua_State *L)
             v->auction = (double)b->auction;
             v->bidder = (double)b->bidder;
             v->price = (double)b->price;
-            v->channel_ = cached(L, x, &b->channel);
-            v->url_ = cached(L, x, &b->url);
-            v->extra_ = cached(L, x, &b->extra);
+            v->channel_ = cached(L, x, R_STRINGS, &b->channel);
+            v->url_ = cached(L, x, R_STRINGS, &b->url);
+            v->extra_ = cached(L, x, R_STRINGS, &b->extra);
         } else if (ev->type == SL_NEXMARK_AUCTION) {
             const sl_nexmark_auction *a = &ev->u.auction;
             sl_nexmark_auction_view *v = &o->u.auction_;
             v->date_time = (double)ev->date_time;
             v->id = (double)a->id;
-            v->item_name_ = cached(L, x, &a->item_name);
-            v->description_ = cached(L, x, &a->description);
+            v->item_name_ = cached(L, x, R_STRINGS, &a->item_name);
+            v->description_ = cached(L, x, R_STRINGS, &a->description);
             v->initial_bid = (double)a->initial_bid;
             v->reserve = (double)a->reserve;
             v->expires = (double)a->expires;
             v->seller = (double)a->seller;
             v->category = (double)a->category;
-            v->extra_ = cached(L, x, &a->extra);
+            v->extra_ = cached(L, x, R_STRINGS, &a->extra);
         } else {
             const sl_nexmark_person *p = &ev->u.person;
             sl_nexmark_person_view *v = &o->u.person_;
             v->date_time = (double)ev->date_time;
             v->id = (double)p->id;
-            v->name_ = cached(L, x, &p->name);
-            v->email_address_ = cached(L, x, &p->email_address);
-            v->credit_card_ = cached(L, x, &p->credit_card);
-            v->city_ = cached(L, x, &p->city);
-            v->state_ = cached(L, x, &p->state);
-            v->extra_ = cached(L, x, &p->extra);
+            v->name_ = cached(L, x, R_STRINGS, &p->name);
+            v->email_address_ = cached(L, x, R_STRINGS, &p->email_address);
+            v->credit_card_ = cached(L, x, R_STRINGS, &p->credit_card);
+            v->city_ = cached(L, x, R_STRINGS, &p->city);
+            v->state_ = cached(L, x, R_STRINGS, &p->state);
+            v->extra_ = cached(L, x, R_STRINGS, &p->extra);
         }
     }
     lua_pushinteger(L, n);

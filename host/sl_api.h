@@ -164,7 +164,7 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   gen:fill(batch [, max=1024]) -> n   batch[1..n] = the next n events as new records
  *                               {type="bid", bid={auction=, ...}} (batch[n+1] = nil);
  *                               0 when a bounded generator is done
- *   gen:fill_raw(batch [, max]) -> n   the next n (<= 4096) events as numbers in the raw
+ *   gen:fill_raw([max=1024]) -> n   the next n (<= 4096) events as numbers in the raw
  *                               buffer, 12 per event, strings as their index in the string
  *                               cache (layout in nexmark_view.h); lua/sluice/nexmark.lua
  *                               makes the records from it in a JIT-compiled loop

@@ -245,7 +245,7 @@ function nexmark.filler(g, typed_records)
   local num, events, str, id, kept = buffers(g)
   return function(batch, max)
     local _ = kept                      -- held while the source runs (see buffers)
-    local n = g:fill_raw(batch, max)
+    local n = g:fill_raw(max)
     if typed_records then
       stamp(num, n, id)
       for i = 0, n - 1 do batch[i + 1] = keep(events[i]) end
@@ -260,8 +260,8 @@ end
 -- For a source fused into the stage that reads it (runtime.lua): the stage's loop calls
 -- record(i) for i = 1..n after the source filled n events, so a record is made where it
 -- is used and a record that does not outlive the loop costs no allocation. bind(g)
--- points record at g's buffer and returns fill(batch, max) -> n, which fills the buffer
--- only; the source calls it when it opens.
+-- points record at g's buffer and returns fill(max) -> n, which fills the buffer only;
+-- the source calls it when it opens.
 function nexmark.maker(typed_records)
   local num, events, str, id, kept    -- kept: held while the source runs (see buffers)
   local record
@@ -272,8 +272,8 @@ function nexmark.maker(typed_records)
   end
   local function bind(g)
     num, events, str, id, kept = buffers(g)
-    return function(batch, max)
-      local n = g:fill_raw(batch, max)
+    return function(max)
+      local n = g:fill_raw(max)
       if typed_records then stamp(num, n, id) end
       return n
     end
@@ -292,7 +292,7 @@ function nexmark.open(spec, ctx)
     -- the stage makes the records itself (spec.fn): fill only the raw buffer
     local fill_raw = spec.bind(g)
     fill = function(b, want)
-      local n = fill_raw(b, want)
+      local n = fill_raw(want)
       if n > 0 and fused(1, n) then return -n end
       return n
     end
