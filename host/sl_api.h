@@ -2,11 +2,11 @@
  *
  * Two doors, chosen by how often they are used (see STYLE.md):
  * - The FFI door: plain C functions on scalars and pointers, for per-record and per-batch
- *   work that needs no lua_State, and the layouts of the buffers Lua reads in place. They
- *   are the two functions below and the headers included under "FFI door", nothing else.
- *   lua/sluice/host.lua mirrors what it uses of them in its one ffi.cdef, and
- *   tests/unit/host_spec.lua checks each of its declarations against these headers. They
- *   never call back into Lua.
+ *   work that needs no lua_State, and the layouts of the buffers Lua reads in place: the
+ *   two functions below and the headers included under "FFI door", nothing else. None of
+ *   the functions calls back into Lua. lua/sluice/host.lua mirrors what it uses of them in
+ *   its one ffi.cdef, and tests/unit/host_spec.lua checks each of its declarations
+ *   against these headers (it reads the list of includes here).
  * - The Lua C API door: the module "sluice.core", for setup, for objects that own libuv
  *   handles, and for work that builds Lua values (decoding a batch builds its tables).
  *   Its functions are listed below and registered in core.c.

@@ -8,6 +8,7 @@ local ffi = require "ffi"
 local core = require "sluice.core"
 
 ffi.cdef [[
+/* host/sl_api.h: the clocks; and isatty, from the C library */
 double sl_time_now_ms(void);
 uint64_t sl_time_hrtime_ns(void);
 int isatty(int fd);
