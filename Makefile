@@ -59,8 +59,8 @@ build/asan/%.o: host/%.c
 
 asan: sluice-asan
 
-# C unit tests of the codecs and primitives, built with the sanitizers.
-CODEC_OBJ := $(patsubst host/%.c,build/asan/%.o,host/buf.c $(wildcard host/codec_*.c))
+# C unit tests of the codecs and framing, and of the primitives, built with the sanitizers.
+CODEC_OBJ := $(patsubst host/%.c,build/asan/%.o,host/buf.c host/framing.c $(wildcard host/codec_*.c))
 PRIMS_OBJ := $(patsubst host/%.c,build/asan/%.o,host/timeq.c host/window.c host/agg.c host/sketch_hll.c host/sketch_quantile.c)
 
 build/codec_test: tests/c/codec_test.c $(CODEC_OBJ)
@@ -71,27 +71,20 @@ build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)
 
 ctests: build/codec_test build/prims_test
 
-# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders (clang), each
-# run for FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in tests/fuzz/.
+# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders and for the
+# reader's framing (clang), each run for FUZZ_SECONDS under AddressSanitizer and UBSan from
+# its corpus in tests/fuzz/. They link the buffer, the codecs and framing.c, no more.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_NAMES   := lines json csv mpack reader
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
-FUZZ_SRC     := host/buf.c $(wildcard host/codec_*.c)
+FUZZ_SRC     := host/buf.c host/framing.c $(wildcard host/codec_*.c)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRC)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRC) $(wildcard host/*.h)
 	@mkdir -p $(@D)
 	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	  -o $@ $< $(FUZZ_SRC) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
-
-# fuzz_reader runs the whole host (minus main.c) to fuzz reader.c's own framing.
-FUZZ_HOST    := $(filter-out host/main.c,$(SRC))
-build/fuzz/fuzz_reader: tests/fuzz/fuzz_reader.c $(FUZZ_HOST)
-	@mkdir -p $(@D)
-	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-	  -o $@ $< $(FUZZ_HOST) $(LDFLAGS) $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 	$(Q)for n in $(FUZZ_NAMES); do \

@@ -15,7 +15,7 @@
 #include "lineedit.h"
 #include "loop.h"
 #include "net.h"
-#include "nexmark.h"
+#include "nexmark_lua.h"
 #include "reader.h"
 #include "signals.h"
 #include "vm.h"

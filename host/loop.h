@@ -30,15 +30,16 @@ int sl_timer_new(lua_State *L);
 /* The thread inside core.run(), on whose stack callbacks run; NULL outside core.run(). */
 lua_State *sl_loop_lua(void);
 
-/* Calls the function below nargs arguments on L with a traceback handler, for a callback
- * from the loop; pops them. On an error, records its message as the result of core.run()
- * (the first error wins), stops the loop and returns -1; else returns 0. */
+/* Calls the function below nargs arguments on L in protected mode, for a callback from
+ * the loop; pops them. On an error, records its message as the result of core.run() (the
+ * first error wins; a traceback is added only when SLUICE_DEBUG is set), stops the loop
+ * and returns -1; else returns 0. */
+int sl_loop_call(lua_State *L, int nargs);
+
 /* Opens path synchronously through libuv (flags and mode as for open(2)) and returns the
  * descriptor; on failure raises "open PATH: reason", naming the path and not a line of
  * the library. */
 int sl_loop_open(lua_State *L, const char *path, int flags, int mode);
-
-int sl_loop_call(lua_State *L, int nargs);
 
 /* At shutdown, after sl_vm_close: lets close callbacks and finished requests run, then
  * closes the loop. Returns 0, or UV_EBUSY when a request is still in flight (a read

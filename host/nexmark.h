@@ -7,8 +7,8 @@
  * configuration and n (each event draws from its own random stream, seeded by the seed and
  * n), so a generator can start anywhere and the same seed always gives the same events.
  *
- * The core is plain C (a C program links nexmark.c with -DSL_NEXMARK_NO_LUA); on top of it
- * sl_nexmark_lua_new is the "sluice.core" object that fills Lua batches (see sl_api.h).
+ * Plain C, no Lua: a C program links nexmark.c alone (scripts/bench/nexmark/ does). The
+ * "sluice.core" object that fills Lua batches from it is nexmark_lua.c.
  */
 #ifndef SL_NEXMARK_H
 #define SL_NEXMARK_H
@@ -25,6 +25,7 @@
 #define SL_NEXMARK_FIRST_AUCTION_ID   1000
 #define SL_NEXMARK_FIRST_CATEGORY_ID  10
 #define SL_NEXMARK_CHANNELS           10000  /* plus 4 hot channels */
+#define SL_NEXMARK_POOL_SIZE          45948  /* pooled strings are numbered 1 .. size - 1 */
 
 enum { SL_NEXMARK_PERSON = 1, SL_NEXMARK_AUCTION = 2, SL_NEXMARK_BID = 3 };
 
@@ -50,8 +51,8 @@ typedef struct sl_nexmark_config {
 /* A string field. Every string an event holds comes from the generator's pool of strings
  * (names, cities, the 16 variants of each length of random text, urls, ...), so that a
  * caller that builds values from strings can build each one once: pool is the string's
- * number there (from 1; the same number is always the same bytes), and s points into the
- * generator (valid as long as it lives; not NUL-terminated). */
+ * number there (from 1, below SL_NEXMARK_POOL_SIZE; the same number is always the same
+ * bytes), and s points into the generator (valid as long as it lives; not NUL-terminated). */
 typedef struct sl_nexmark_str {
     const char *s;
     uint32_t len;
@@ -103,19 +104,8 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev);
 int64_t sl_nexmark_position(const sl_nexmark *g);
 void sl_nexmark_seek(sl_nexmark *g, int64_t n);
 
-/* The size of the string pool (numbers are 1 .. size - 1), and string number id. */
-uint32_t sl_nexmark_pool_size(const sl_nexmark *g);
-sl_nexmark_str sl_nexmark_pooled(const sl_nexmark *g, uint32_t id);
-
 /* The event time of event n, and the type of event n. */
 int64_t sl_nexmark_time_of(const sl_nexmark *g, int64_t n);
 int sl_nexmark_type_of(int64_t n);
-
-#ifndef SL_NEXMARK_NO_LUA
-#include <lua.h>
-/* core.nexmark{...} -> generator (see sl_api.h), and its metatable's registration. */
-int sl_nexmark_lua_new(lua_State *L);
-void sl_nexmark_register(lua_State *L);
-#endif
 
 #endif

@@ -1,5 +1,6 @@
-/* reader.c -- core.reader: reads a file or descriptor in chunks through libuv, frames
- * and decodes records in C, and calls Lua once per batch, never once per record.
+/* reader.c -- core.reader: reads a file or descriptor in chunks through libuv, has a
+ * framer (framing.c) frame and decode its records, and calls Lua once per batch, never
+ * once per record.
  *
  * Files are read with uv_fs_read; pipes, terminals and sockets as a libuv stream, so that
  * stopping or closing never waits on a read blocked for input that has not come. C owns
@@ -15,23 +16,13 @@
 #include <sys/stat.h>
 #include <lauxlib.h>
 
-#include "codec.h"
+#include "framing.h"
 #include "loop.h"
 #include "reader.h"
 #include "vm.h"
 
 #define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
 #define FOLLOW_POLL_MS  50      /* follow=true at the end of the file: look again then */
-
-enum { FMT_LINES, FMT_JSON, FMT_CSV, FMT_MSGPACK };
-static const char *const formats[] = {"lines", "json", "csv", "msgpack", NULL};
-
-/* What framing found at buf[pos]. */
-enum {
-    NEXT_RECORD,    /* a record's value was pushed */
-    NEXT_SKIP,      /* bytes consumed, nothing pushed: blank line, header, bad record */
-    NEXT_WAIT       /* no complete record in the buffer: read more */
-};
 
 typedef struct sl_reader {
     uv_fs_t req;            /* the uv_fs_read in flight */
@@ -50,8 +41,6 @@ typedef struct sl_reader {
     int own_fd;             /* ours to close when the reader is freed */
     char *path;             /* the path, or "<stdin>" / "<fd N>", for messages */
     char *errmsg;           /* "read PATH: reason" once a read failed, else NULL */
-    int format;             /* FMT_* */
-    int partial_bad;        /* an unterminated record at the end is bad (sockets) */
     int feed;               /* no descriptor: sl_reader_feed hands the bytes in */
     int draining;           /* drain(): deliver what was read, then end */
     int follow;             /* a file followed like tail -F: its end is not the end */
@@ -60,9 +49,7 @@ typedef struct sl_reader {
     int64_t file_base;      /* stream offset of the open file's byte 0 (0 until a rotation) */
     int64_t prev_base;      /* follow: the same for the file before the last rotation ... */
     uint64_t prev_ino, prev_dev;    /* ... and its identity, while its tail is buffered */
-    int header;             /* csv: the first record names the columns */
     int batch_max;          /* most records per on_batch call */
-    size_t max_record;      /* longest record in bytes */
 
     int on_batch;           /* registry refs of the callbacks, LUA_NOREF when absent */
     int on_bad;
@@ -71,34 +58,18 @@ typedef struct sl_reader {
     int keys_ref;           /* csv header=true: registry ref of the column names */
     int self_ref;           /* registry ref of the userdata while started */
 
-    char *buf;              /* bytes read and not framed yet are buf[pos, len) */
-    size_t cap, len, pos;
-    int64_t base;           /* stream offset of buf[0] */
-    int64_t line;           /* line of buf[pos], 1-based; msgpack: ordinal of next object */
+    sl_framer fr;           /* the bytes read and not framed yet, and the framing state */
     int n;                  /* records in the batch table not delivered yet */
     int64_t pend_off;       /* n > 0: stream offset and line of the first of them */
     int64_t pend_line;
-    int64_t skip_off;       /* skipping: where the overlong record started, and its line */
-    int64_t skip_line;
     int filled;             /* batch[1..filled] may still hold values of earlier batches */
 
     int reading;            /* started and not stopped */
-    int inflight;           /* a uv_fs_read is pending; req and buf belong to libuv */
+    int inflight;           /* a uv_fs_read is pending; req and fr's buffer belong to libuv */
     int eof;                /* a read returned 0 or failed */
     int ended;              /* on_end was called */
     int closed;             /* close() was called: waiting for the read and the handles */
     int pumping;            /* inside pump(): a start() from a callback needs no kick */
-    int bom_done;           /* the start of the stream was checked for a UTF-8 BOM */
-    int skipping;           /* dropping an overlong record without buffering it */
-    uint64_t skip_objs;     /* msgpack: objects still to skip */
-    uint64_t skip_bytes;    /* msgpack: payload bytes still to skip */
-
-    int run_open;           /* msgpack: collecting a run of undecodable bytes */
-    int64_t run_off;        /* where the run started */
-    int64_t run_line;
-    size_t run_rawlen;      /* bytes in run_raw */
-    char run_reason[SL_CODEC_ERRLEN];       /* the decoder's reason at the run's start */
-    char run_raw[SL_READER_RAW_MAX];        /* the run's first bytes */
 } sl_reader;
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -136,7 +107,7 @@ static int live(const sl_reader *r)
  * (files, pipes) or as a bad partial one (partial_bad, even after a read error). */
 static int at_end(const sl_reader *r)
 {
-    return r->eof && (r->errmsg == NULL || r->partial_bad);
+    return r->eof && (r->errmsg == NULL || r->fr.partial_bad);
 }
 
 static void unref(lua_State *L, int *ref)
@@ -169,7 +140,7 @@ static void maybe_free(sl_reader *r)
         uv_fs_close(NULL, &req, r->fd, NULL);
         uv_fs_req_cleanup(&req);
     }
-    free(r->buf);
+    sl_framer_free(&r->fr);
     free(r->path);
     free(r->errmsg);
     free(r);
@@ -205,15 +176,6 @@ static void report_bad(lua_State *L, sl_reader *r, int64_t line, int64_t off,
     lua_setfield(L, -2, "raw");                         /* fn info */
     if (sl_loop_call(L, 1) != 0)                        /* -- */
         pause_reader(L, r);
-}
-
-static void report_too_long(lua_State *L, sl_reader *r, int64_t line, int64_t off,
-                            const char *raw, size_t rawlen)
-{
-    char reason[64];
-
-    snprintf(reason, sizeof reason, "record longer than %zu bytes", r->max_record);
-    report_bad(L, r, line, off, reason, raw, rawlen);
 }
 
 /* Calls on_batch(batch, n) with the records collected so far. The batch table at bi is
@@ -258,361 +220,37 @@ static void finish(lua_State *L, sl_reader *r)
 
 /* ---- framing ------------------------------------------------------------------------ */
 
-/* Skips a UTF-8 byte order mark at the start of a text stream. Returns 0 when the bytes
- * so far could still be the start of one. */
-static int skip_bom(sl_reader *r)
-{
-    static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
-    size_t avail = r->len - r->pos;
-
-    if (avail == 0 && !r->eof)
-        return 0;                   /* nothing read yet */
-    if (r->format != FMT_MSGPACK && avail > 0 && memcmp(r->buf + r->pos, bom, avail < 3 ? avail : 3) == 0) {
-        if (avail < 3 && !r->eof)
-            return 0;
-        if (avail >= 3)
-            r->pos += 3;
-    }
-    r->bom_done = 1;
-    return 1;
-}
-
-/* Drops the rest of an overlong text record, through its '\n'. Returns 0 when the
- * buffer ran out first. */
-static int skip_line(sl_reader *r)
-{
-    const char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
-
-    if (nl == NULL) {
-        r->pos = r->len;
-        return 0;
-    }
-    r->pos = (size_t)(nl - r->buf) + 1;
-    r->line++;
-    r->skipping = 0;
-    return 1;
-}
-
-static uint64_t be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-
-    while (n-- > 0)
-        v = v << 8 | *p++;
-    return v;
-}
-
-/* Reads the msgpack header at p: its size in *hdr, then *payload bytes of data and
- * *children nested objects follow. Returns 1, 0 when avail is too short, -1 on 0xc1. */
-static int mpack_header(const unsigned char *p, size_t avail, size_t *hdr,
-                        uint64_t *payload, uint64_t *children)
-{
-    unsigned b = p[0];
-    size_t lenbytes = 0;
-    uint64_t n;
-    enum { DATA, EXT, ARRAY, MAP } kind = DATA;
-
-    *hdr = 1;
-    *payload = 0;
-    *children = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return 1;
-    if (b <= 0x8f) { *children = 2 * (uint64_t)(b & 0x0f); return 1; }
-    if (b <= 0x9f) { *children = b & 0x0f; return 1; }
-    if (b <= 0xbf) { *payload = b & 0x1f; return 1; }
-    switch (b) {
-    case 0xca: case 0xce: case 0xd2: *payload = 4; return 1;
-    case 0xcb: case 0xcf: case 0xd3: *payload = 8; return 1;
-    case 0xcc: case 0xd0: *payload = 1; return 1;
-    case 0xcd: case 0xd1: *payload = 2; return 1;
-    case 0xd4: *payload = 2; return 1;                  /* fixext: type byte + data */
-    case 0xd5: *payload = 3; return 1;
-    case 0xd6: *payload = 5; return 1;
-    case 0xd7: *payload = 9; return 1;
-    case 0xd8: *payload = 17; return 1;
-    case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8, str8 */
-    case 0xc5: case 0xda: lenbytes = 2; break;
-    case 0xc6: case 0xdb: lenbytes = 4; break;
-    case 0xc7: lenbytes = 1; kind = EXT; break;
-    case 0xc8: lenbytes = 2; kind = EXT; break;
-    case 0xc9: lenbytes = 4; kind = EXT; break;
-    case 0xdc: lenbytes = 2; kind = ARRAY; break;
-    case 0xdd: lenbytes = 4; kind = ARRAY; break;
-    case 0xde: lenbytes = 2; kind = MAP; break;
-    case 0xdf: lenbytes = 4; kind = MAP; break;
-    default: return -1;                                 /* 0xc1, never used */
-    }
-    if (avail < 1 + lenbytes)
-        return 0;
-    n = be(p + 1, lenbytes);
-    *hdr = 1 + lenbytes;
-    switch (kind) {
-    case DATA: *payload = n; break;
-    case EXT: *payload = n + 1; break;
-    case ARRAY: *children = n; break;
-    case MAP: *children = 2 * n; break;
-    }
-    return 1;
-}
-
-/* Drops an overlong msgpack object by walking its headers, so it is never buffered
- * whole. Returns 0 when the buffer ran out first. */
-static int skip_mpack(sl_reader *r)
-{
-    while (r->skip_objs > 0 || r->skip_bytes > 0) {
-        size_t avail = r->len - r->pos, hdr;
-        uint64_t payload, children;
-        int rc;
-
-        if (r->skip_bytes > 0) {
-            size_t k = r->skip_bytes < avail ? (size_t)r->skip_bytes : avail;
-            r->pos += k;
-            r->skip_bytes -= k;
-            if (r->skip_bytes > 0)
-                return 0;
-            continue;
-        }
-        if (avail == 0)
-            return 0;
-        rc = mpack_header((const unsigned char *)r->buf + r->pos, avail, &hdr, &payload,
-                          &children);
-        if (rc == 0)
-            return 0;
-        if (rc < 0)
-            break;          /* not msgpack: let the decoder report what follows */
-        r->pos += hdr;
-        r->skip_objs += children - 1;
-        r->skip_bytes = payload;
-    }
-    r->skip_objs = 0;
-    r->skip_bytes = 0;
-    r->skipping = 0;
-    return 1;
-}
-
-/* An overlong record starts at buf[pos] and is not complete in the buffer: report it and
- * skip it as it arrives. */
-static void too_long_pending(lua_State *L, sl_reader *r)
-{
-    size_t avail = r->len - r->pos;
-    int64_t line = r->line, off = r->base + (int64_t)r->pos;
-
-    r->skipping = 1;
-    r->skip_off = off;
-    r->skip_line = line;
-    if (r->format == FMT_MSGPACK) {
-        r->skip_objs = 1;
-        r->line++;
-    }
-    report_too_long(L, r, line, off, r->buf + r->pos, avail);
-}
-
-/* lines and json: one record per '\n'. */
-static int next_line(lua_State *L, sl_reader *r, char *err)
-{
-    const char *s = r->buf + r->pos, *nl;
-    size_t avail = r->len - r->pos, end, len, i;
-    int64_t line = r->line, off = r->base + (int64_t)r->pos;
-
-    nl = memchr(s, '\n', avail);
-    if (nl != NULL) {
-        end = (size_t)(nl - s);
-        r->pos += end + 1;
-        r->line++;
-    } else if (at_end(r)) {
-        end = avail;                /* the last line has no '\n' */
-        r->pos += end;
-        if (r->partial_bad) {
-            report_bad(L, r, line, off, "partial record at end of input (no newline)", s, end);
-            return NEXT_SKIP;
-        }
-    } else {
-        if (avail <= r->max_record + 1)     /* + 1: a '\r' may end a longest record */
-            return NEXT_WAIT;
-        too_long_pending(L, r);
-        return NEXT_SKIP;
-    }
-    len = end > 0 && s[end - 1] == '\r' ? end - 1 : end;
-    if (len > r->max_record) {
-        report_too_long(L, r, line, off, s, len);
-        return NEXT_SKIP;
-    }
-    if (r->format == FMT_LINES) {
-        lua_pushlstring(L, s, len);                     /* line */
-        return NEXT_RECORD;
-    }
-    for (i = 0; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
-        ;
-    if (i == len)
-        return NEXT_SKIP;                               /* blank: no record */
-    if (sl_json_decode(L, s, len, err) == SL_CODEC_OK)  /* value */
-        return NEXT_RECORD;
-    report_bad(L, r, line, off, err, s, len);
-    return NEXT_SKIP;
-}
-
-/* csv: sl_csv_frame finds the record's end, so quoted fields may hold newlines. */
-static int next_csv(lua_State *L, sl_reader *r, int ki, char *err)
-{
-    const char *s = r->buf + r->pos;
-    size_t avail = r->len - r->pos, len = 0, used = 0, i;
-    int64_t line = r->line, off = r->base + (int64_t)r->pos;
-    int ended = at_end(r), rc;
-
-    rc = sl_csv_frame(s, avail, ended, &len, &used);
-    if (ended && r->partial_bad && (used == avail ? avail > 0 && s[avail - 1] != '\n' : 0)) {
-        r->pos = r->len;
-        report_bad(L, r, line, off, "partial record at end of input (no newline)", s, avail);
-        return NEXT_SKIP;
-    }
-    if (rc == SL_CODEC_MORE || used == 0) {
-        if (ended) {                /* cannot happen by sl_csv_frame's contract */
-            len = used = avail;
-        } else if (avail <= r->max_record + 1) {
-            return NEXT_WAIT;
-        } else {
-            too_long_pending(L, r);
-            return NEXT_SKIP;
-        }
-    }
-    if (used > avail)
-        used = avail;
-    if (len > used)
-        len = used;
-    for (i = 0; i < used; i++)
-        if (s[i] == '\n')
-            r->line++;
-    r->pos += used;
-    if (len > 0 && s[len - 1] == '\r')
-        len--;
-    if (len == 0)
-        return NEXT_SKIP;                               /* blank line: no record */
-    if (len > r->max_record) {
-        report_too_long(L, r, line, off, s, len);
-        return NEXT_SKIP;
-    }
-    if (r->header && r->keys_ref == LUA_NOREF) {
-        if (sl_csv_decode(L, s, len, 0, err) != SL_CODEC_OK) {
-            report_bad(L, r, line, off, err, s, len);
-            return NEXT_SKIP;
-        }                                               /* names */
-        lua_pushvalue(L, -1);                           /* names names */
-        r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* names */
-        lua_replace(L, ki);                             /* -- (keys slot = names) */
-        return NEXT_SKIP;
-    }
-    if (sl_csv_decode(L, s, len, r->header ? ki : 0, err) == SL_CODEC_OK)  /* record */
-        return NEXT_RECORD;
-    report_bad(L, r, line, off, err, s, len);
-    return NEXT_SKIP;
-}
-
-/* Reports the run of undecodable msgpack bytes collected so far, as one bad record. */
-static void close_run(lua_State *L, sl_reader *r)
-{
-    if (!r->run_open)
-        return;
-    r->run_open = 0;
-    report_bad(L, r, r->run_line, r->run_off, r->run_reason, r->run_raw, r->run_rawlen);
-}
-
-/* msgpack: a stream of objects. Bytes the decoder rejects are skipped one by one (as
- * sl_mpack_decode asks) and reported together as one bad record per run. */
-static int next_mpack(lua_State *L, sl_reader *r, char *err)
-{
-    const char *s = r->buf + r->pos;
-    size_t avail = r->len - r->pos, used = 0;
-    int64_t line = r->line, off = r->base + (int64_t)r->pos;
-    int rc;
-
-    rc = sl_mpack_decode(L, s, avail, &used, err);      /* value | -- */
-    if (rc == SL_CODEC_BAD) {
-        if (used == 0 || used > avail)
-            used = 1;
-        if (!r->run_open) {
-            r->run_open = 1;
-            r->run_off = off;
-            r->run_line = line;
-            r->run_rawlen = 0;
-            snprintf(r->run_reason, sizeof r->run_reason, "%s", err);
-        }
-        if (r->run_rawlen < sizeof r->run_raw) {
-            size_t k = sizeof r->run_raw - r->run_rawlen;
-            memcpy(r->run_raw + r->run_rawlen, s, used < k ? used : k);
-            r->run_rawlen += used < k ? used : k;
-        }
-        r->pos += used;
-        return NEXT_SKIP;
-    }
-    close_run(L, r);
-    if (!live(r)) {                 /* on_bad stopped us: decode this object again later */
-        if (rc == SL_CODEC_OK)
-            lua_pop(L, 1);                              /* -- */
-        return NEXT_SKIP;
-    }
-    if (rc == SL_CODEC_MORE) {
-        if (at_end(r)) {
-            r->pos = r->len;
-            r->line++;
-            report_bad(L, r, line, off, "msgpack: truncated object at end of input", s, avail);
-            return NEXT_SKIP;
-        }
-        if (avail <= r->max_record)
-            return NEXT_WAIT;
-        too_long_pending(L, r);
-        return NEXT_SKIP;
-    }
-    r->pos += used;
-    r->line++;
-    if (used > r->max_record) {
-        lua_pop(L, 1);                                  /* -- */
-        report_too_long(L, r, line, off, s, used);
-        return NEXT_SKIP;
-    }
-    return NEXT_RECORD;                                 /* value */
-}
-
-/* Frames and decodes the records in buf[pos, len) into the batch table at bi, calling
- * on_batch whenever it is full. Returns 1 when the buffer holds no further complete
- * record, 0 when a callback stopped, closed or failed the reader. */
+/* Frames and decodes the records buffered into the batch table at bi (the csv column
+ * names at ki), calling on_bad for each bad one and on_batch whenever the batch is full.
+ * Returns 1 when the buffer holds no further complete record, 0 when a callback stopped,
+ * closed or failed the reader. */
 static int frame(lua_State *L, sl_reader *r, int bi, int ki)
 {
-    char err[SL_CODEC_ERRLEN];
-    int64_t off, line;
-    int next;
+    sl_frame rec;
 
     while (live(r)) {
-        if (!r->bom_done && !skip_bom(r))
+        switch (sl_framer_next(&r->fr, L, ki, at_end(r), &rec)) {
+        case SL_FRAME_WAIT:
             return 1;
-        if (r->skipping && !(r->format == FMT_MSGPACK ? skip_mpack(r) : skip_line(r)))
-            return 1;
-        if (r->pos == r->len) {
-            if (!r->run_open)
-                return 1;
-            close_run(L, r);
-            continue;
-        }
-        err[0] = '\0';
-        off = r->base + (int64_t)r->pos;
-        line = r->line;
-        if (r->format == FMT_MSGPACK)
-            next = next_mpack(L, r, err);
-        else if (r->format == FMT_CSV)
-            next = next_csv(L, r, ki, err);
-        else
-            next = next_line(L, r, err);
-        if (next == NEXT_WAIT)
-            return 1;
-        if (next == NEXT_RECORD) {                      /* value */
+        case SL_FRAME_BAD:
+            report_bad(L, r, rec.line, rec.off, rec.reason, rec.raw, rec.rawlen);
+            break;
+        case SL_FRAME_HEADER:                           /* names */
+            lua_pushvalue(L, -1);                       /* names names */
+            r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* names */
+            lua_replace(L, ki);                         /* -- (keys slot = names) */
+            break;
+        case SL_FRAME_RECORD:                           /* value */
             if (r->n == 0) {
-                r->pend_off = off;
-                r->pend_line = line;
+                r->pend_off = rec.off;
+                r->pend_line = rec.line;
             }
             lua_rawseti(L, bi, ++r->n);                 /* -- */
             if (r->n > r->filled)
                 r->filled = r->n;
             if (r->n >= r->batch_max)
                 deliver(L, r, bi);
+            break;
         }
     }
     return 0;
@@ -625,24 +263,11 @@ static void on_kick(uv_timer_t *timer);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_stream_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b);
 
-/* Moves the unframed tail to the front of the buffer and makes room for a chunk after
- * it. Only between pumps: framing holds pointers into the buffer. */
-static void make_room(sl_reader *r)
+/* Room for a chunk at the end of the framer's buffer. Only between pumps: framing holds
+ * pointers into the buffer. */
+static char *make_room(sl_reader *r)
 {
-    if (r->pos > 0) {
-        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-        r->base += (int64_t)r->pos;
-        r->len -= r->pos;
-        r->pos = 0;
-    }
-    if (r->cap - r->len < SL_READER_CHUNK) {
-        size_t cap = r->len + SL_READER_CHUNK;
-        char *p = realloc(r->buf, cap);
-        if (p == NULL)
-            out_of_memory();
-        r->buf = p;
-        r->cap = cap;
-    }
+    return sl_framer_reserve(&r->fr, SL_READER_CHUNK);
 }
 
 /* Reads on: asks the thread pool for the next chunk (sequential reads, offset -1), or
@@ -659,8 +284,7 @@ static void read_more(sl_reader *r)
             return;
         }
     } else {
-        make_room(r);
-        b = uv_buf_init(r->buf + r->len, SL_READER_CHUNK);
+        b = uv_buf_init(make_room(r), SL_READER_CHUNK);
         r->req.data = r;
         rc = uv_fs_read(sl_loop_get(), &r->req, r->fd, &b, 1, r->follow ? r->file_off : -1,
                         on_read);
@@ -686,11 +310,9 @@ static void drain_stream(sl_reader *r)
     }
     if (!r->eof && uv_fileno(&r->s.handle, &fd) == 0) {
         for (;;) {
-            ssize_t got;
-            make_room(r);
-            got = read(fd, r->buf + r->len, SL_READER_CHUNK);
+            ssize_t got = read(fd, make_room(r), SL_READER_CHUNK);
             if (got > 0) {
-                r->len += (size_t)got;
+                sl_framer_commit(&r->fr, (size_t)got);
                 continue;
             }
             if (got < 0 && errno == EINTR)
@@ -728,16 +350,6 @@ static void pump(sl_reader *r)
     r->pumping = 0;
 }
 
-/* Ends the unterminated last line of a file that is left behind (rotated or truncated),
- * so it is not joined with the first line of what follows. */
-static void end_tail(sl_reader *r)
-{
-    if (r->format == FMT_MSGPACK || r->len == r->pos || r->buf[r->len - 1] == '\n')
-        return;
-    make_room(r);
-    r->buf[r->len++] = '\n';
-}
-
 /* Starts a new file (ino, dev) after the bytes buffered so far, which are the tail of the
  * file before, at its offset 0. */
 static void new_file(sl_reader *r, uint64_t ino, uint64_t dev)
@@ -747,7 +359,7 @@ static void new_file(sl_reader *r, uint64_t ino, uint64_t dev)
     r->prev_base = r->file_base;
     r->ino = ino;
     r->dev = dev;
-    r->file_base = r->base + (int64_t)r->len;
+    r->file_base = r->fr.base + (int64_t)r->fr.len;
     r->file_off = 0;
 }
 
@@ -769,14 +381,14 @@ static int follow_rotated(sl_reader *r)
             close(fd);
             return 0;
         }
-        end_tail(r);
+        sl_framer_end_line(&r->fr);    /* the old file's last line ends there */
         close(r->fd);
         r->fd = fd;
         new_file(r, (uint64_t)fst.st_ino, (uint64_t)fst.st_dev);
         return 1;
     }
     if (fstat(r->fd, &fst) == 0 && fst.st_size < r->file_off) {
-        end_tail(r);
+        sl_framer_end_line(&r->fr);    /* the old file's last line ends there */
         new_file(r, r->ino, r->dev);
         return 1;
     }
@@ -812,7 +424,7 @@ static void on_read(uv_fs_t *req)
     } else if (got == 0) {
         r->eof = 1;
     } else {
-        r->len += (size_t)got;
+        sl_framer_commit(&r->fr, (size_t)got);
         r->file_off += got;
     }
     pump(r);                        /* does nothing while stopped: the bytes wait */
@@ -822,8 +434,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     sl_reader *r = h->data;
 
-    make_room(r);
-    *b = uv_buf_init(r->buf + r->len, SL_READER_CHUNK);
+    *b = uv_buf_init(make_room(r), SL_READER_CHUNK);
 }
 
 static void on_stream_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b)
@@ -833,7 +444,7 @@ static void on_stream_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b)
     if (got == 0)                   /* nothing to read after all (EAGAIN) */
         return;
     if (got > 0) {
-        r->len += (size_t)got;
+        sl_framer_commit(&r->fr, (size_t)got);
     } else {
         if (got != UV_EOF)
             r->errmsg = strfmt("read %s: %s", r->path, uv_strerror((int)got));
@@ -965,15 +576,8 @@ static int reader_position(lua_State *L)
     if (r->n > 0) {
         at = r->pend_off;
         line = r->pend_line;
-    } else if (r->run_open) {
-        at = r->run_off;
-        line = r->run_line;
-    } else if (r->skipping) {
-        at = r->skip_off;
-        line = r->skip_line;
     } else {
-        at = r->base + (int64_t)r->pos;
-        line = r->line;
+        sl_framer_position(&r->fr, &at, &line);
     }
     if (at >= r->file_base) {
         lua_pushnumber(L, (lua_Number)(at - r->file_base));
@@ -999,22 +603,14 @@ void sl_reader_feed(sl_reader *r, const char *data, size_t len, int truncated)
     if (truncated) {
         lua_State *L = sl_loop_lua();
         if (L != NULL)
-            report_bad(L, r, r->line, r->base + (int64_t)r->len,
+            report_bad(L, r, r->fr.line, r->fr.base + (int64_t)r->fr.len,
                        "datagram larger than the receive buffer", data, len);
         return;
     }
-    make_room(r);
-    if (r->cap - r->len < len + 1) {
-        char *p = realloc(r->buf, r->len + len + 1);
-        if (p == NULL)
-            out_of_memory();
-        r->buf = p;
-        r->cap = r->len + len + 1;
-    }
-    memcpy(r->buf + r->len, data, len);
-    r->len += len;
-    if (r->format != FMT_MSGPACK && len > 0 && data[len - 1] != '\n')
-        r->buf[r->len++] = '\n';   /* a datagram ends its last line */
+    sl_framer_reserve(&r->fr, len + 1 > SL_READER_CHUNK ? len + 1 : SL_READER_CHUNK);
+    sl_framer_append(&r->fr, data, len);
+    if (len > 0)
+        sl_framer_end_line(&r->fr);     /* a datagram ends its last line */
     pump(r);
 }
 
@@ -1049,7 +645,7 @@ static int reader_tostring(lua_State *L)
     if (r == NULL)
         lua_pushliteral(L, "sluice.reader (closed)");
     else
-        lua_pushfstring(L, "sluice.reader (%s %s)", formats[r->format], r->path);
+        lua_pushfstring(L, "sluice.reader (%s %s)", sl_framer_formats[r->fr.format], r->path);
     return 1;
 }
 
@@ -1112,9 +708,10 @@ int sl_reader_new(lua_State *L)
     if (!opt(L, "format", LUA_TSTRING))
         return luaL_error(L, "core.reader: format must be lines, json, csv or msgpack");
     fmt = lua_tostring(L, -1);
-    for (format = 0; formats[format] != NULL && strcmp(formats[format], fmt) != 0; format++)
+    for (format = 0; sl_framer_formats[format] != NULL
+                     && strcmp(sl_framer_formats[format], fmt) != 0; format++)
         ;
-    if (formats[format] == NULL)
+    if (sl_framer_formats[format] == NULL)
         return luaL_error(L, "core.reader: unknown format '%s' (lines, json, csv or msgpack)",
                           fmt);
     if (opt(L, "header", LUA_TBOOLEAN))
@@ -1164,7 +761,7 @@ int sl_reader_new(lua_State *L)
         r->path = strfmt("<stdin>");
     else
         r->path = strfmt("<fd %d>", fd);
-    r->format = format;
+    sl_framer_init(&r->fr, format, (size_t)max_record);
     r->feed = feed;
     if (path != NULL) {
         struct stat st;
@@ -1176,21 +773,19 @@ int sl_reader_new(lua_State *L)
     }
     /* stream offsets are file offsets: a reader opened at an offset starts its count
      * there, so dead letters and position() name places in the file */
-    r->base = (int64_t)offset;
+    sl_framer_start_at(&r->fr, (int64_t)offset, (int64_t)line);
     r->file_off = (int64_t)offset;
-    r->bom_done = offset > 0;
-    r->partial_bad = partial_bad;
-    r->header = format == FMT_CSV && header;
+    r->fr.partial_bad = partial_bad;
+    r->fr.keyed = format == SL_FRAMER_CSV && header;
     r->batch_max = (int)batch;
-    r->max_record = (size_t)max_record;
-    r->line = (int64_t)line;
     r->self_ref = r->keys_ref = LUA_NOREF;
-    if (r->header) {
+    if (r->fr.keyed) {
         lua_getfield(L, 1, "columns");                  /* opts ud cols|nil */
         if (lua_istable(L, -1))
             r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* opts ud */
         else
             lua_pop(L, 1);                              /* opts ud */
+        r->fr.want_header = r->keys_ref == LUA_NOREF;   /* else resumed past the header */
     }
     r->on_batch = opt_ref(L, "on_batch", 1);
     r->on_bad = opt_ref(L, "on_bad", 0);

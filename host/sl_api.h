@@ -2,8 +2,11 @@
  *
  * Two doors, chosen by how often they are used (see STYLE.md):
  * - The FFI door: plain C functions on scalars and pointers, for per-record and per-batch
- *   work that needs no lua_State. lua/sluice/host.lua mirrors these declarations in its
- *   one ffi.cdef. They never call back into Lua.
+ *   work that needs no lua_State, and the layouts of the buffers Lua reads in place: the
+ *   two functions below and the headers included under "FFI door", nothing else. None of
+ *   the functions calls back into Lua. lua/sluice/host.lua mirrors what it uses of them in
+ *   its one ffi.cdef, and tests/unit/host_spec.lua checks each of its declarations
+ *   against these headers (it reads the list of includes here).
  * - The Lua C API door: the module "sluice.core", for setup, for objects that own libuv
  *   handles, and for work that builds Lua values (decoding a batch builds its tables).
  *   Its functions are listed below and registered in core.c.
@@ -16,7 +19,10 @@
 
 /* ---- FFI door ---------------------------------------------------------------------- */
 
-double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch */
+#include "prims.h"          /* timer heap, window arithmetic, accumulators, sketches */
+#include "nexmark_view.h"   /* a slot of core.nexmark's raw buffer (gen:fill_raw) */
+
+double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch (time.c) */
 uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
 
 /* ---- Lua C API door: require "sluice.core" ----------------------------------------------
@@ -149,7 +155,8 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s
  *                                                               must hold exactly one value)
  *
- * core.nexmark{...} -> generator   Nexmark events (nexmark.c), deterministic for a seed.
+ * core.nexmark{...} -> generator   Nexmark events (nexmark_lua.c over nexmark.c),
+ *                               deterministic for a seed.
  *   events=integer (nil or 0: unbounded), rate=events per second of event time (10000),
  *   seed=integer (0), first_time=ms of event 0 (1700000000000), people= (active people,
  *   1000), auctions= (auctions in flight, 100), hot_auction_ratio=2, hot_seller_ratio=4,
@@ -157,12 +164,13 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *   gen:fill(batch [, max=1024]) -> n   batch[1..n] = the next n events as new records
  *                               {type="bid", bid={auction=, ...}} (batch[n+1] = nil);
  *                               0 when a bounded generator is done
- *   gen:fill_raw(batch [, max]) -> n   the next n (<= 4096) events as numbers in the raw
+ *   gen:fill_raw([max=1024]) -> n   the next n (<= 4096) events as numbers in the raw
  *                               buffer, 12 per event, strings as their index in the string
- *                               cache (layout in nexmark.c); lua/sluice/nexmark.lua makes
- *                               the records from it in a JIT-compiled loop
- *   gen:raw() -> buffer, strings   the raw buffer (light userdata: doubles, owned by gen;
- *                               read with ffi.cast) and the cache (an array of strings)
+ *                               cache (layout in nexmark_view.h); lua/sluice/nexmark.lua
+ *                               makes the records from it in a JIT-compiled loop
+ *   gen:raw() -> buffer, strings   the raw buffer (light userdata: sl_nexmark_event_view
+ *                               slots, owned by gen; read with ffi.cast) and the cache (an
+ *                               array of strings)
  *   gen:position() -> next event number; gen:seek(n); gen:time_of(n) -> its event time
  *
  * core.pid, core.uid            this process's id and effective user id

@@ -1,13 +1,14 @@
 -- host.lua -- the one door from Lua into the C host.
 --
--- Mirrors host/sl_api.h: the FFI declarations (the only ffi.cdef of the host API; nexmark.lua
--- declares its own views of a batch of events, a layout of host/nexmark.c) for hot
--- calls on scalars, and the "sluice.core" module for setup, libuv objects and codecs.
--- Every other module reaches the host through this one.
+-- Mirrors host/sl_api.h: the FFI declarations of the headers it names (the only ffi.cdef of
+-- the host; tests/unit/host_spec.lua holds each declaration to its header) for hot calls on
+-- scalars and the layouts Lua reads in place, and the "sluice.core" module for setup, libuv
+-- objects and codecs. Every other module reaches the host through this one.
 local ffi = require "ffi"
 local core = require "sluice.core"
 
 ffi.cdef [[
+/* host/sl_api.h: the clocks; and isatty, from the C library */
 double sl_time_now_ms(void);
 uint64_t sl_time_hrtime_ns(void);
 int isatty(int fd);
@@ -64,6 +65,27 @@ uint64_t sl_quantile_count(const sl_quantile *sk);
 size_t sl_quantile_size(const sl_quantile *sk);
 size_t sl_quantile_save(const sl_quantile *sk, char *out);
 sl_quantile *sl_quantile_load(const char *buf, size_t len);
+
+/* host/nexmark_view.h: a slot of core.nexmark's raw buffer, as nexmark.lua's typed views */
+typedef struct sl_nexmark_bid_view {
+  double date_time, auction, bidder, price, channel_, url_, extra_, unused_[3], cache_;
+} sl_nexmark_bid_view;
+typedef struct sl_nexmark_auction_view {
+  double date_time, id, item_name_, description_, initial_bid, reserve, expires, seller,
+    category, extra_, cache_;
+} sl_nexmark_auction_view;
+typedef struct sl_nexmark_person_view {
+  double date_time, id, name_, email_address_, credit_card_, city_, state_, extra_,
+    unused_[2], cache_;
+} sl_nexmark_person_view;
+typedef struct sl_nexmark_event_view {
+  double type_;
+  union {
+    sl_nexmark_bid_view bid_;
+    sl_nexmark_auction_view auction_;
+    sl_nexmark_person_view person_;
+  } u;
+} sl_nexmark_event_view;
 ]]
 
 local C = ffi.C

@@ -2,9 +2,9 @@
 --
 -- declare checks a script's options at its line and makes the source node; open runs it
 -- from a libuv idle handle, a batch per loop turn, each batch filled in C by the host's
--- generator (core.nexmark, host/nexmark.c). Records are {type="bid", bid={...}} (and
--- "person", "auction"), or with typed=true views of the same fields (typed.lua); event n
--- has event time first_time + n * 1000 / rate ms. Fed to one stage, the source runs
+-- generator (core.nexmark: host/nexmark_lua.c over host/nexmark.c). Records are
+-- {type="bid", bid={...}} (and "person", "auction"), or with typed=true views of the same
+-- fields (typed.lua); event n has event time first_time + n * 1000 / rate ms. Fed to one stage, the source runs
 -- inside that stage's loop (runtime.lua), which makes each record where it reads it.
 local ffi = require "ffi"
 local host = require "sluice.host"
@@ -84,7 +84,7 @@ function nexmark.generator(spec, position)
 end
 
 -- The records of the events C wrote to gen's raw buffer (gen:fill_raw, layout in
--- host/nexmark.c): the bid, auction or person of the event at raw[o..o+11], where num
+-- host/nexmark_view.h): the bid, auction or person of the event at raw[o..o+11], where num
 -- is the buffer as doubles and str the cache of pooled strings. Constant shapes, so each
 -- table is one template copy.
 local function bid_table(num, str, o)
@@ -117,32 +117,12 @@ end
 --
 -- With typed=true a record is a view of its 12 numbers in the raw buffer (typed.lua):
 -- `e.type`, `e.bid.price`, `e.bid.channel` read as they do on tables, but nothing is
--- allocated for an event a query only reads. The event view is the whole slot; a bid,
--- auction or person view starts at its date_time (raw[o + 1]), so each struct below
--- mirrors one row of the layout. A string field holds its number in the string cache,
--- and slot 11, which no event uses, the number of the generator whose cache it is
--- (`caches`); its name with a trailing _ is the number, without it the string.
-ffi.cdef [[
-typedef struct sl_nexmark_bid_view {
-  double date_time, auction, bidder, price, channel_, url_, extra_, unused_[3], cache_;
-} sl_nexmark_bid_view;
-typedef struct sl_nexmark_auction_view {
-  double date_time, id, item_name_, description_, initial_bid, reserve, expires, seller,
-    category, extra_, cache_;
-} sl_nexmark_auction_view;
-typedef struct sl_nexmark_person_view {
-  double date_time, id, name_, email_address_, credit_card_, city_, state_, extra_,
-    unused_[2], cache_;
-} sl_nexmark_person_view;
-typedef struct sl_nexmark_event_view {
-  double type_;
-  union {
-    sl_nexmark_bid_view bid_;
-    sl_nexmark_auction_view auction_;
-    sl_nexmark_person_view person_;
-  } u;
-} sl_nexmark_event_view;
-]]
+-- allocated for an event a query only reads. The view structs are the layout itself
+-- (host/nexmark_view.h, declared in host.lua's cdef): the event view is the whole slot; a
+-- bid, auction or person view starts at its date_time (raw[o + 1]). A string field holds
+-- its number in the string cache, and slot 11 (cache_), which no event uses, the number of
+-- the generator whose cache it is (`caches`); its name with a trailing _ is the number,
+-- without it the string.
 
 -- generator number -> its cache of pooled strings, for as long as the generator lives
 local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
@@ -265,7 +245,7 @@ function nexmark.filler(g, typed_records)
   local num, events, str, id, kept = buffers(g)
   return function(batch, max)
     local _ = kept                      -- held while the source runs (see buffers)
-    local n = g:fill_raw(batch, max)
+    local n = g:fill_raw(max)
     if typed_records then
       stamp(num, n, id)
       for i = 0, n - 1 do batch[i + 1] = keep(events[i]) end
@@ -280,8 +260,8 @@ end
 -- For a source fused into the stage that reads it (runtime.lua): the stage's loop calls
 -- record(i) for i = 1..n after the source filled n events, so a record is made where it
 -- is used and a record that does not outlive the loop costs no allocation. bind(g)
--- points record at g's buffer and returns fill(batch, max) -> n, which fills the buffer
--- only; the source calls it when it opens.
+-- points record at g's buffer and returns fill(max) -> n, which fills the buffer only;
+-- the source calls it when it opens.
 function nexmark.maker(typed_records)
   local num, events, str, id, kept    -- kept: held while the source runs (see buffers)
   local record
@@ -292,8 +272,8 @@ function nexmark.maker(typed_records)
   end
   local function bind(g)
     num, events, str, id, kept = buffers(g)
-    return function(batch, max)
-      local n = g:fill_raw(batch, max)
+    return function(max)
+      local n = g:fill_raw(max)
       if typed_records then stamp(num, n, id) end
       return n
     end
@@ -312,7 +292,7 @@ function nexmark.open(spec, ctx)
     -- the stage makes the records itself (spec.fn): fill only the raw buffer
     local fill_raw = spec.bind(g)
     fill = function(b, want)
-      local n = fill_raw(b, want)
+      local n = fill_raw(want)
       if n > 0 and fused(1, n) then return -n end
       return n
     end

@@ -1,12 +1,14 @@
-/* codec_test.c -- standalone checks of host/buf.c and the codecs (no loop, no host).
+/* codec_test.c -- standalone checks of host/buf.c, the codecs and the framing that the
+ * reader does with them (host/framing.c) (no loop, no host).
  *
  * Build and run (every input is copied into an exact-size heap block, so AddressSanitizer
  * catches any read past len):
  *   cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -O1 -g -fsanitize=address,undefined \
- *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/codec_*.c tests/c/codec_test.c \
+ *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/framing.c host/codec_*.c tests/c/codec_test.c \
  *      -lluajit-5.1 -lmsgpackc -lm -o /tmp/codec_test && /tmp/codec_test */
 #include "buf.h"
 #include "codec.h"
+#include "framing.h"
 
 #include <float.h>
 #include <lauxlib.h>
@@ -866,6 +868,195 @@ static void fuzz(void)
     sl_buf_free(&enc);
 }
 
+/* ---- framing ----------------------------------------------------------------------- */
+
+static sl_buf script;   /* what frame_all found, one line per answer */
+
+/* Appends raw bytes to the script, printable ASCII as is and the rest as \xHH. */
+static void put_raw(const char *raw, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x20 && c < 0x7f)
+            sl_buf_putc(&script, (char)c);
+        else
+            sl_buf_printf(&script, "\\x%02x", c);
+    }
+}
+
+/* Frames what f holds, as reader.c does, writing each answer to the script: "OFF:LINE
+ * value" (as JSON), "header names" or "OFF:LINE bad REASON [first 5 bytes]" (an overlong
+ * record's bytes are what was buffered when it was found: at least max_record + 1). */
+static void frame_all(sl_framer *f, int keys, int eof)
+{
+    sl_frame fr;
+    int rc;
+
+    while ((rc = sl_framer_next(f, L, keys, eof, &fr)) != SL_FRAME_WAIT) {
+        if (rc == SL_FRAME_BAD) {
+            sl_buf_printf(&script, "%lld:%lld bad %s [", (long long)fr.off, (long long)fr.line,
+                          fr.reason);
+            put_raw(fr.raw, fr.rawlen < 5 ? fr.rawlen : 5);
+            sl_buf_printf(&script, "]\n");
+            continue;
+        }
+        if (rc == SL_FRAME_HEADER)
+            sl_buf_printf(&script, "header ");
+        else
+            sl_buf_printf(&script, "%lld:%lld ", (long long)fr.off, (long long)fr.line);
+        CHECK(sl_json_encode(L, -1, &script, err) == SL_CODEC_OK, "%s", err);
+        sl_buf_putc(&script, '\n');
+        if (rc == SL_FRAME_HEADER)
+            lua_replace(L, keys);
+        else
+            lua_pop(L, 1);
+    }
+}
+
+/* Feeds in[0, len) to a framer made by setup, piece bytes at a time (0: all at once),
+ * framing after each piece and once more at the end of input, and checks the script. */
+static void expect_frames(void (*setup)(sl_framer *), const char *in, size_t len,
+                          size_t piece, const char *want)
+{
+    sl_framer f;
+    int keys;
+
+    setup(&f);
+    lua_pushnil(L);                                     /* keys */
+    keys = lua_gettop(L);
+    sl_buf_reset(&script);
+    for (size_t at = 0; at < len;) {
+        size_t k = piece == 0 || len - at < piece ? len - at : piece;
+        char *copy = dup_exact(in + at, k);
+        sl_framer_append(&f, copy, k);
+        free(copy);
+        at += k;
+        frame_all(&f, keys, 0);
+    }
+    frame_all(&f, keys, 1);
+    CHECK(strcmp(sl_buf_cstr(&script), want) == 0, "pieces of %zu:\n%swant:\n%s", piece,
+          sl_buf_cstr(&script), want);
+    CHECK(lua_gettop(L) == keys, "stack at %d", lua_gettop(L));
+    lua_settop(L, keys - 1);
+    sl_framer_free(&f);
+}
+
+/* The same, for pieces of 1, 2, 3 and 5 bytes and all at once: framing does not depend on
+ * how the input arrives. */
+static void expect_any_pieces(void (*setup)(sl_framer *), const char *in, size_t len,
+                              const char *want)
+{
+    static const size_t pieces[] = {1, 2, 3, 5, 0};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+        expect_frames(setup, in, len, pieces[i], want);
+}
+
+static void lines(sl_framer *f) { sl_framer_init(f, SL_FRAMER_LINES, 1024); }
+static void json(sl_framer *f) { sl_framer_init(f, SL_FRAMER_JSON, 1024); }
+static void json4(sl_framer *f) { sl_framer_init(f, SL_FRAMER_JSON, 4); }
+static void lines_socket(sl_framer *f) { lines(f); f->partial_bad = 1; }
+static void csv(sl_framer *f) { sl_framer_init(f, SL_FRAMER_CSV, 1024); }
+static void csv_socket(sl_framer *f) { csv(f); f->partial_bad = 1; }
+static void csv_header(sl_framer *f) { csv(f); f->keyed = f->want_header = 1; }
+static void mpack(sl_framer *f) { sl_framer_init(f, SL_FRAMER_MSGPACK, 1024); }
+static void mpack4(sl_framer *f) { sl_framer_init(f, SL_FRAMER_MSGPACK, 4); }
+static void lines_resumed(sl_framer *f) { lines(f); sl_framer_start_at(f, 100, 7); }
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static void test_framing(void)
+{
+    sl_framer f;
+    sl_frame fr;
+    int64_t off, line;
+
+    sl_buf_init(&script);
+    /* lines: a BOM skipped, CRLF, an empty line is a record, the last needs no newline */
+    expect_any_pieces(lines, S("\xEF\xBB\xBF" "a\r\nb\n\nc"),
+                      "3:1 \"a\"\n6:2 \"b\"\n8:3 \"\"\n9:4 \"c\"\n");
+    expect_any_pieces(lines, S("\xEF\xBB"), "0:1 \"\xEF\xBB\"\n");
+    expect_any_pieces(lines, S("\xEF\xBB\xBF"), "");
+    expect_any_pieces(lines, S(""), "");
+    /* a socket's unterminated last record is bad */
+    expect_any_pieces(lines_socket, S("a\nb"),
+                      "0:1 \"a\"\n2:2 bad partial record at end of input (no newline) [b]\n");
+    /* json: blank lines are no record, a bad one is reported where it starts */
+    expect_any_pieces(json, S("{\"x\":1}\n \t\n[1,\n2]\n"),
+                      "0:1 {\"x\":1}\n11:3 bad json: unexpected end of input at byte 3 [[1,]\n"
+                      "15:4 bad json: trailing characters at byte 1 [2]]\n");
+    /* overlong: reported once where it starts, skipped through its newline */
+    expect_any_pieces(json4, S("[1]\n\"abcdefgh\"\n[22]\r\n[333]\n7"),
+                      "0:1 [1]\n4:2 bad record longer than 4 bytes [\"abcd]\n"
+                      "15:3 [22]\n21:4 bad record longer than 4 bytes [[333]]\n27:5 7\n");
+    /* csv: quoted newlines, blank lines, arrays; a header names the columns */
+    expect_any_pieces(csv, S("1,\"a\nb\"\r\n\n,x\n"), "0:1 [1,\"a\\nb\"]\n10:4 [\"\",\"x\"]\n");
+    expect_any_pieces(csv_header, S("name\n\"a,b\"\n7"),
+                      "header [\"name\"]\n5:2 {\"name\":\"a,b\"}\n11:3 {\"name\":7}\n");
+    expect_any_pieces(csv_socket, S("1\n2"),
+                      "0:1 [1]\n2:2 bad partial record at end of input (no newline) [2]\n");
+    /* msgpack: an object per record, numbered; truncated at the end is bad */
+    expect_any_pieces(mpack, S("\x01\x92\x02\xa1x\x93"),
+                      "0:1 1\n1:2 [2,\"x\"]\n5:3 bad msgpack: truncated object at end of input"
+                      " [\\x93]\n");
+    /* a run of undecodable bytes is one bad record, reported when something else comes
+     * or the buffer runs out (so pieces of 1 make runs of 1) */
+    expect_frames(mpack, S("\x01\xc1\xc1\x02"), 0,
+                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1\\xc1]\n3:2 2\n");
+    expect_frames(mpack, S("\x01\xc1\xc1\x02"), 1,
+                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n"
+                  "2:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n3:2 2\n");
+    /* an overlong object is walked over, header by header, never buffered whole */
+    expect_any_pieces(mpack4, S("\x01\x93\xa3xyz\x01\x02\x03"),
+                      "0:1 1\n1:2 bad record longer than 4 bytes [\\x93\\xa3xyz]\n"
+                      "8:3 3\n");
+    /* resumed at an offset: counts from there, and a BOM is data */
+    expect_any_pieces(lines_resumed, S("\xEF\xBB\xBFx\n"), "100:7 \"\xEF\xBB\xBF" "x\"\n");
+
+    /* the position: a record being skipped or a run still open counts from its start */
+    json4(&f);
+    sl_framer_append(&f, S("[1]\n12345678"));
+    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD, "record");
+    lua_pop(L, 1);
+    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_BAD, "overlong");
+    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_WAIT, "skipping");
+    sl_framer_position(&f, &off, &line);
+    CHECK(off == 4 && line == 2 && f.pos == f.len, "skipping at %lld:%lld", (long long)off,
+          (long long)line);
+    sl_framer_append(&f, S("9\n5\n"));
+    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD && fr.off == 14 && fr.line == 3,
+          "after the skip: %lld:%lld", (long long)fr.off, (long long)fr.line);
+    lua_pop(L, 1);
+    sl_framer_position(&f, &off, &line);
+    CHECK(off == 16 && line == 4, "at %lld:%lld", (long long)off, (long long)line);
+    sl_framer_free(&f);
+
+    mpack(&f);
+    sl_framer_append(&f, S("\x01\xc1"));
+    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD, "record");
+    lua_pop(L, 1);
+    sl_framer_position(&f, &off, &line);
+    CHECK(off == 1 && line == 2, "at %lld:%lld", (long long)off, (long long)line);
+    sl_framer_append(&f, S("\xc1"));   /* the run goes on: still counted from its start */
+    sl_framer_position(&f, &off, &line);
+    CHECK(off == 1 && line == 2, "in a run at %lld:%lld", (long long)off, (long long)line);
+    sl_framer_free(&f);
+
+    /* end_line: a line left unterminated (a rotated file, a datagram) ends there */
+    lines(&f);
+    sl_framer_append(&f, S("a"));
+    sl_framer_end_line(&f);
+    sl_framer_end_line(&f);             /* once: the buffer now ends in '\n' */
+    sl_framer_append(&f, S("b\n"));
+    CHECK(f.len - f.pos == 4 && memcmp(f.buf + f.pos, "a\nb\n", 4) == 0, "end_line");
+    sl_framer_free(&f);
+    mpack(&f);
+    sl_framer_append(&f, S("\x01"));
+    sl_framer_end_line(&f);
+    CHECK(f.len == 1, "end_line in msgpack");
+    sl_framer_free(&f);
+    sl_buf_free(&script);
+}
+
 int main(void)
 {
     L = luaL_newstate();
@@ -875,7 +1066,8 @@ int main(void)
     /* Each group counts as one test in the summary; a group fails if any check in it does. */
     static const struct { const char *name; void (*fn)(void); } groups[] = {
         { "numbers", test_numbers }, { "buf", test_buf }, { "json", test_json },
-        { "csv", test_csv }, { "msgpack", test_mpack }, { "fuzz", fuzz },
+        { "csv", test_csv }, { "msgpack", test_mpack }, { "framing", test_framing },
+        { "fuzz", fuzz },
     };
     int passed = 0, failed = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

@@ -162,6 +162,23 @@ describe("nexmark.filler", function()
   end)
 end)
 
+describe("gen:fill_raw", function()
+  it("fills at most max (default 1024, at most 4096) slots, never their cache_", function()
+    local ffi = require "ffi"
+    local g = core.nexmark { events = 5000, seed = 3 }
+    local slots = ffi.cast("sl_nexmark_event_view *", (g:raw()))
+    slots[0].u.bid_.cache_ = 42
+    slots[4095].u.person_.cache_ = 7
+    assert.equal(4096, g:fill_raw(5000))
+    assert.equal(42, slots[0].u.auction_.cache_)    -- one double, whatever the member
+    assert.equal(7, slots[4095].u.bid_.cache_)
+    assert.equal(3, slots[4095].type_)             -- event 4095: a bid
+    assert.equal(g:time_of(4095), slots[4095].u.bid_.date_time)
+    assert.equal(904, g:fill_raw())
+    assert.equal(0, g:fill_raw())
+  end)
+end)
+
 describe("typed records (typed=true)", function()
   local h = require "tests.helpers"
   local typed = require "sluice.typed"

@@ -1,0 +1,123 @@
+/* framing.h -- records out of a byte stream: lines, JSON lines, CSV and msgpack objects,
+ * framed and decoded one at a time from a buffer the caller fills.
+ *
+ * A framer owns the bytes read and not yet framed. Its caller appends what it reads, then
+ * calls sl_framer_next until it answers WAIT; each call frames one record and pushes its
+ * value, or describes one bad record, and never calls back. When the input has ended the
+ * caller says so (eof), and the unterminated tail is then a last record (or bad, with
+ * partial_bad). A record longer than max_record is reported as soon as that is known and
+ * skipped as it arrives, never buffered whole. No I/O and no loop: reader.c drives a
+ * framer from libuv, tests/fuzz/fuzz_reader.c from memory.
+ */
+#ifndef SL_FRAMING_H
+#define SL_FRAMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+#include "codec.h"
+
+/* ---- constants --------------------------------------------------------------------- */
+
+#define SL_FRAMER_RAW_MAX 256       /* most bytes kept of a run of bad msgpack bytes */
+
+/* The formats, and sl_framer_formats[format], their names (then NULL). */
+enum { SL_FRAMER_LINES, SL_FRAMER_JSON, SL_FRAMER_CSV, SL_FRAMER_MSGPACK };
+extern const char *const sl_framer_formats[];
+
+/* What sl_framer_next found. */
+enum {
+    SL_FRAME_WAIT,          /* no complete record in the buffer: append more, or end it */
+    SL_FRAME_RECORD,        /* a record: its value is pushed */
+    SL_FRAME_HEADER,        /* csv, want_header: the column names (an array) are pushed */
+    SL_FRAME_BAD            /* a bad record, described in the sl_frame; nothing pushed */
+};
+
+/* ---- types ------------------------------------------------------------------------- */
+
+/* Where a record starts; for a bad one also why, and its first bytes. */
+typedef struct sl_frame {
+    int64_t off;            /* stream offset of its first byte */
+    int64_t line;           /* its line, 1-based; msgpack: the object's ordinal */
+    const char *reason;     /* BAD: one line, valid until the next sl_framer_next */
+    const char *raw;        /* BAD: its bytes (all of them, or what is buffered of an */
+    size_t rawlen;          /* overlong one), valid until the buffer is appended to */
+} sl_frame;
+
+/* A framer. The caller sets the settings after sl_framer_init and before the first
+ * sl_framer_next, and may read the stream fields; everything else is the framer's. */
+typedef struct sl_framer {
+    /* settings */
+    int format;             /* SL_FRAMER_* */
+    size_t max_record;      /* longest record in bytes */
+    int partial_bad;        /* an unterminated record at the end is bad (sockets) */
+    int keyed;              /* csv: records are tables keyed by the names at keys_idx */
+    int want_header;        /* csv: the next record is the header (SL_FRAME_HEADER) */
+
+    /* the stream: bytes read and not framed yet are buf[pos, len) */
+    char *buf;
+    size_t cap, len, pos;
+    int64_t base;           /* stream offset of buf[0] */
+    int64_t line;           /* line of buf[pos], 1-based; msgpack: ordinal of next object */
+
+    /* the framer's own */
+    int bom_done;           /* the start of the stream was checked for a UTF-8 BOM */
+    int skipping;           /* dropping an overlong record without buffering it */
+    int64_t skip_off;       /* skipping: where the overlong record started, and its line */
+    int64_t skip_line;
+    uint64_t skip_objs;     /* msgpack: objects still to skip */
+    uint64_t skip_bytes;    /* msgpack: payload bytes still to skip */
+    int run_open;           /* msgpack: collecting a run of undecodable bytes */
+    int64_t run_off;        /* where the run started */
+    int64_t run_line;
+    size_t run_rawlen;      /* bytes in run_raw */
+    char run_reason[SL_CODEC_ERRLEN];       /* the decoder's reason at the run's start */
+    char run_raw[SL_FRAMER_RAW_MAX];        /* the run's first bytes */
+    char err[SL_CODEC_ERRLEN];              /* the reason of the last bad record */
+} sl_framer;
+
+/* ---- functions --------------------------------------------------------------------- */
+
+/* An empty framer of format at the start of a stream (offset 0, line 1), whose records
+ * may be max_record bytes long; no partial_bad, no header. Allocates nothing. */
+void sl_framer_init(sl_framer *f, int format, size_t max_record);
+
+/* The stream starts at byte offset of its file, on line (a reader resumed from a
+ * checkpoint): offsets and lines count from there, and there is no BOM to skip unless
+ * offset is 0. Before anything is appended. */
+void sl_framer_start_at(sl_framer *f, int64_t offset, int64_t line);
+
+/* Room for n more bytes at the end of the buffer: moves the unframed bytes to its front
+ * and grows it as needed, then returns where the next byte goes. The caller writes up to
+ * n bytes there and commits those it wrote. Invalidates the raw of the last sl_frame, so
+ * only between framings. Out of memory aborts the process. */
+char *sl_framer_reserve(sl_framer *f, size_t n);
+void sl_framer_commit(sl_framer *f, size_t n);
+
+/* Copies n bytes to the end of the buffer (reserve, copy, commit). */
+void sl_framer_append(sl_framer *f, const char *data, size_t n);
+
+/* Ends the unterminated last line in the buffer with a '\n', so that it is not joined with
+ * what is appended next (a file left behind by a rotation, a datagram). Nothing for
+ * msgpack, nor when the buffer holds no unframed byte or ends in '\n'. */
+void sl_framer_end_line(sl_framer *f);
+
+/* Frames the next record at buf[pos]. keys_idx is the stack index of the column names for
+ * a keyed csv framer (ignored otherwise); eof says the buffer holds the rest of the input.
+ * Returns SL_FRAME_RECORD with the record's value pushed (stack +1), SL_FRAME_HEADER with
+ * the column names pushed (+1; the caller puts them at keys_idx for what follows),
+ * SL_FRAME_BAD with nothing pushed, or SL_FRAME_WAIT when the buffer holds no further
+ * record; *out says where the record starts. Blank lines (json, csv), a BOM and the
+ * bytes of a skipped record are consumed without an answer. Never raises. */
+int sl_framer_next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out);
+
+/* Where the first record sl_framer_next has not answered for starts: its stream offset
+ * and line. A bad msgpack run still open, or an overlong record being skipped, counts
+ * from its start. */
+void sl_framer_position(const sl_framer *f, int64_t *off, int64_t *line);
+
+/* Frees the buffer. The framer may be initialised again. */
+void sl_framer_free(sl_framer *f);
+
+#endif

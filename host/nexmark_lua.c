@@ -1,0 +1,332 @@
+/* nexmark_lua.c -- core.nexmark{...}: the Lua object over the generator of nexmark.c.
+ *
+ * The userdata holds the generator, one event to fill, and the raw buffer of fill_raw.
+ * Its environment table holds the field names as Lua strings (pushing a cached name and
+ * lua_rawset skips hashing it for every field of every record) and the cache of pooled
+ * strings, an array by pool number that fill and fill_raw complete as they meet them.
+ */
+#include <string.h>
+#include <lauxlib.h>
+
+#include "nexmark.h"
+#include "nexmark_lua.h"
+#include "nexmark_view.h"
+#include "vm.h"
+
+#define NEXMARK_MT "sluice.nexmark"
+
+/* Lua reads a slot as 12 doubles (nexmark.lua's offsets, and its typed views' pointers). */
+_Static_assert(sizeof(sl_nexmark_event_view) == 12 * sizeof(double),
+               "a slot of the raw buffer is 12 doubles");
+
+typedef struct lnexmark {
+    sl_nexmark *g;
+    sl_nexmark_event ev;
+    sl_nexmark_event_view raw[SL_NEXMARK_RAW_MAX];      /* fill_raw's buffer */
+    uint8_t cached[SL_NEXMARK_POOL_SIZE];   /* which pooled strings the cache holds */
+} lnexmark;
+
+/* The field names, in the order of the keys array of the environment. */
+enum {
+    K_TYPE = 1, K_PERSON, K_AUCTION, K_BID, K_ID, K_NAME, K_EMAIL, K_CARD, K_CITY, K_STATE,
+    K_DATE_TIME, K_EXTRA, K_ITEM_NAME, K_DESCRIPTION, K_INITIAL_BID, K_RESERVE, K_EXPIRES,
+    K_SELLER, K_CATEGORY, K_BIDDER, K_PRICE, K_CHANNEL, K_URL, K_COUNT = K_URL
+};
+static const char *const key_names[K_COUNT] = {"type", "person", "auction", "bid", "id",
+    "name", "email_address", "credit_card", "city", "state", "date_time", "extra",
+    "item_name", "description", "initial_bid", "reserve", "expires", "seller", "category",
+    "bidder", "price", "channel", "url"};
+
+/* Stack slots while filling: fill's, and fill_raw's. */
+enum { S_SELF = 1, S_BATCH, S_MAX, S_KEYS, S_STRINGS };
+enum { R_SELF = 1, R_MAX, R_STRINGS };
+enum { E_KEYS = 1, E_STRINGS };
+
+static lnexmark *check_gen(lua_State *L)
+{
+    lnexmark *x = luaL_checkudata(L, 1, NEXMARK_MT);
+    if (x->g == NULL)
+        luaL_error(L, "nexmark: generator is closed");
+    return x;
+}
+
+static double opt_num(lua_State *L, int t, const char *field, double dflt)
+{
+    double v = dflt;
+
+    lua_getfield(L, t, field);                          /* v */
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1))
+            luaL_error(L, "nexmark: %s must be a number", field);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.nexmark{events=, rate=, seed=, first_time=, people=, auctions=, ...} -> generator */
+int sl_nexmark_lua_new(lua_State *L)
+{
+    sl_nexmark_config cfg;
+    lnexmark *x;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    sl_nexmark_config_init(&cfg);
+    cfg.events = (int64_t)opt_num(L, 1, "events", 0);
+    cfg.rate = opt_num(L, 1, "rate", cfg.rate);
+    cfg.seed = (uint64_t)(int64_t)opt_num(L, 1, "seed", 0);
+    cfg.first_time = (int64_t)opt_num(L, 1, "first_time", (double)cfg.first_time);
+    cfg.active_people = (int64_t)opt_num(L, 1, "people", (double)cfg.active_people);
+    cfg.in_flight_auctions = (int64_t)opt_num(L, 1, "auctions", (double)cfg.in_flight_auctions);
+    cfg.hot_auction_ratio = (int)opt_num(L, 1, "hot_auction_ratio", cfg.hot_auction_ratio);
+    cfg.hot_seller_ratio = (int)opt_num(L, 1, "hot_seller_ratio", cfg.hot_seller_ratio);
+    cfg.hot_bidder_ratio = (int)opt_num(L, 1, "hot_bidder_ratio", cfg.hot_bidder_ratio);
+    x = lua_newuserdata(L, sizeof *x);                  /* t x */
+    x->g = NULL;
+    memset(x->cached, 0, sizeof x->cached);
+    luaL_getmetatable(L, NEXMARK_MT);
+    lua_setmetatable(L, -2);
+    x->g = sl_nexmark_new(&cfg);
+    if (x->g == NULL)
+        return luaL_error(L, "nexmark: bad options (rate > 0, events >= 0, people, auctions "
+                          "and ratios >= 1) or out of memory");
+    lua_createtable(L, 2, 0);                           /* t x env */
+    lua_createtable(L, K_COUNT, 0);                     /* t x env keys */
+    for (int k = 0; k < K_COUNT; k++) {
+        lua_pushstring(L, key_names[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_rawseti(L, -2, E_KEYS);                         /* t x env */
+    lua_createtable(L, SL_NEXMARK_POOL_SIZE, 0);
+    lua_rawseti(L, -2, E_STRINGS);
+    lua_setfenv(L, -2);                                 /* t x */
+    return 1;
+}
+
+static int gen_gc(lua_State *L)
+{
+    lnexmark *x = luaL_checkudata(L, 1, NEXMARK_MT);
+    sl_nexmark_free(x->g);
+    x->g = NULL;
+    return 0;
+}
+
+/* Pushes field name k. */
+#define KEY(k) lua_rawgeti(L, S_KEYS, (k))
+
+/* Makes sure the cache (at stack index si) holds pooled string s; returns its number. */
+static double cached(lua_State *L, lnexmark *x, int si, const sl_nexmark_str *s)
+{
+    if (!x->cached[s->pool]) {
+        lua_pushlstring(L, s->s, s->len);
+        lua_rawseti(L, si, (int)s->pool);
+        x->cached[s->pool] = 1;
+    }
+    return s->pool;
+}
+
+static void set_num(lua_State *L, int k, int64_t v)
+{
+    KEY(k);
+    lua_pushnumber(L, (lua_Number)v);
+    lua_rawset(L, -3);
+}
+
+static void set_str(lua_State *L, lnexmark *x, int k, const sl_nexmark_str *s)
+{
+    KEY(k);
+    lua_rawgeti(L, S_STRINGS, (int)cached(L, x, S_STRINGS, s));
+    lua_rawset(L, -3);
+}
+
+/* Pushes the record {type=T, T={...}} of x->ev. */
+static void push_event(lua_State *L, lnexmark *x)
+{
+    const sl_nexmark_event *ev = &x->ev;
+    int k = ev->type == SL_NEXMARK_BID ? K_BID : ev->type == SL_NEXMARK_AUCTION ? K_AUCTION
+                                                                                 : K_PERSON;
+
+    lua_createtable(L, 0, 2);                           /* r */
+    KEY(K_TYPE);
+    KEY(k);
+    lua_rawset(L, -3);
+    KEY(k);                                             /* r name */
+    if (ev->type == SL_NEXMARK_BID) {
+        const sl_nexmark_bid *b = &ev->u.bid;
+        lua_createtable(L, 0, 7);                       /* r name bid */
+        set_num(L, K_AUCTION, b->auction);
+        set_num(L, K_BIDDER, b->bidder);
+        set_num(L, K_PRICE, b->price);
+        set_str(L, x, K_CHANNEL, &b->channel);
+        set_str(L, x, K_URL, &b->url);
+        set_num(L, K_DATE_TIME, ev->date_time);
+        set_str(L, x, K_EXTRA, &b->extra);
+    } else if (ev->type == SL_NEXMARK_AUCTION) {
+        const sl_nexmark_auction *a = &ev->u.auction;
+        lua_createtable(L, 0, 10);                      /* r name auction */
+        set_num(L, K_ID, a->id);
+        set_str(L, x, K_ITEM_NAME, &a->item_name);
+        set_str(L, x, K_DESCRIPTION, &a->description);
+        set_num(L, K_INITIAL_BID, a->initial_bid);
+        set_num(L, K_RESERVE, a->reserve);
+        set_num(L, K_DATE_TIME, ev->date_time);
+        set_num(L, K_EXPIRES, a->expires);
+        set_num(L, K_SELLER, a->seller);
+        set_num(L, K_CATEGORY, a->category);
+        set_str(L, x, K_EXTRA, &a->extra);
+    } else {
+        const sl_nexmark_person *p = &ev->u.person;
+        lua_createtable(L, 0, 8);                       /* r name person */
+        set_num(L, K_ID, p->id);
+        set_str(L, x, K_NAME, &p->name);
+        set_str(L, x, K_EMAIL, &p->email_address);
+        set_str(L, x, K_CARD, &p->credit_card);
+        set_str(L, x, K_CITY, &p->city);
+        set_str(L, x, K_STATE, &p->state);
+        set_num(L, K_DATE_TIME, ev->date_time);
+        set_str(L, x, K_EXTRA, &p->extra);
+    }
+    lua_rawset(L, -3);                                  /* r */
+}
+
+/* fill's arguments: leaves self batch max keys strings on the stack. */
+static lnexmark *fill_args(lua_State *L, int *max)
+{
+    lnexmark *x = check_gen(L);
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    *max = (int)luaL_optinteger(L, 3, 1024);
+    lua_settop(L, S_MAX);
+    lua_getfenv(L, S_SELF);                             /* self batch max env */
+    lua_rawgeti(L, S_KEYS, E_KEYS);
+    lua_rawgeti(L, S_KEYS, E_STRINGS);                  /* self batch max env keys strings */
+    lua_remove(L, S_KEYS);                              /* self batch max keys strings */
+    return x;
+}
+
+/* gen:fill(batch [, max=1024]) -> n: batch[1..n] are the next n events as new records
+ * (batch[n+1] is set to nil); 0 at the end of a bounded generator. */
+static int gen_fill(lua_State *L)
+{
+    int max, n = 0;
+    lnexmark *x = fill_args(L, &max);
+
+    while (n < max && sl_nexmark_next(x->g, &x->ev)) {
+        push_event(L, x);                               /* ... r */
+        lua_rawseti(L, S_BATCH, ++n);
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, S_BATCH, n + 1);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* gen:fill_raw([max=1024]) -> n: the next n events (n <= 4096) in the raw buffer
+ * (gen:raw()), for a caller that makes the records itself: event i (from 0) in slot i, as
+ * nexmark_view.h lays it out, strings as their numbers in the cache of pooled strings. A
+ * slot's cache_ is left to the caller. */
+static int gen_fill_raw(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    int max = (int)luaL_optinteger(L, 2, 1024), n = 0;
+
+    lua_settop(L, R_MAX);
+    lua_getfenv(L, R_SELF);                             /* self max env */
+    lua_rawgeti(L, -1, E_STRINGS);                      /* self max env strings */
+    lua_replace(L, R_STRINGS);                          /* self max strings */
+    if (max > SL_NEXMARK_RAW_MAX)
+        max = SL_NEXMARK_RAW_MAX;
+    while (n < max && sl_nexmark_next(x->g, &x->ev)) {
+        const sl_nexmark_event *ev = &x->ev;
+        sl_nexmark_event_view *o = &x->raw[n++];
+        o->type_ = ev->type;
+        if (ev->type == SL_NEXMARK_BID) {
+            const sl_nexmark_bid *b = &ev->u.bid;
+            sl_nexmark_bid_view *v = &o->u.bid_;
+            v->date_time = (double)ev->date_time;
+            v->auction = (double)b->auction;
+            v->bidder = (double)b->bidder;
+            v->price = (double)b->price;
+            v->channel_ = cached(L, x, R_STRINGS, &b->channel);
+            v->url_ = cached(L, x, R_STRINGS, &b->url);
+            v->extra_ = cached(L, x, R_STRINGS, &b->extra);
+        } else if (ev->type == SL_NEXMARK_AUCTION) {
+            const sl_nexmark_auction *a = &ev->u.auction;
+            sl_nexmark_auction_view *v = &o->u.auction_;
+            v->date_time = (double)ev->date_time;
+            v->id = (double)a->id;
+            v->item_name_ = cached(L, x, R_STRINGS, &a->item_name);
+            v->description_ = cached(L, x, R_STRINGS, &a->description);
+            v->initial_bid = (double)a->initial_bid;
+            v->reserve = (double)a->reserve;
+            v->expires = (double)a->expires;
+            v->seller = (double)a->seller;
+            v->category = (double)a->category;
+            v->extra_ = cached(L, x, R_STRINGS, &a->extra);
+        } else {
+            const sl_nexmark_person *p = &ev->u.person;
+            sl_nexmark_person_view *v = &o->u.person_;
+            v->date_time = (double)ev->date_time;
+            v->id = (double)p->id;
+            v->name_ = cached(L, x, R_STRINGS, &p->name);
+            v->email_address_ = cached(L, x, R_STRINGS, &p->email_address);
+            v->credit_card_ = cached(L, x, R_STRINGS, &p->credit_card);
+            v->city_ = cached(L, x, R_STRINGS, &p->city);
+            v->state_ = cached(L, x, R_STRINGS, &p->state);
+            v->extra_ = cached(L, x, R_STRINGS, &p->extra);
+        }
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* gen:raw() -> buffer, strings: the raw buffer of fill_raw (a light userdata: 4096 slots
+ * of nexmark_view.h, owned by gen and valid while it lives; read it with ffi.cast) and the
+ * cache of pooled strings (an array). */
+static int gen_raw(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+
+    lua_pushlightuserdata(L, x->raw);
+    lua_getfenv(L, 1);                                  /* gen raw env */
+    lua_rawgeti(L, -1, E_STRINGS);                      /* gen raw env strings */
+    lua_remove(L, -2);
+    return 2;
+}
+
+/* gen:position() -> the number of the next event (0 at the start) */
+static int gen_position(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)sl_nexmark_position(check_gen(L)->g));
+    return 1;
+}
+
+/* gen:seek(n): the next event is number n */
+static int gen_seek(lua_State *L)
+{
+    sl_nexmark_seek(check_gen(L)->g, (int64_t)luaL_checknumber(L, 2));
+    return 0;
+}
+
+/* gen:time_of(n) -> the event time of event n */
+static int gen_time_of(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)sl_nexmark_time_of(check_gen(L)->g,
+                                                     (int64_t)luaL_checknumber(L, 2)));
+    return 1;
+}
+
+static const luaL_Reg gen_methods[] = {
+    {"fill", gen_fill},
+    {"fill_raw", gen_fill_raw},
+    {"raw", gen_raw},
+    {"position", gen_position},
+    {"seek", gen_seek},
+    {"time_of", gen_time_of},
+    {NULL, NULL}
+};
+
+void sl_nexmark_register(lua_State *L)
+{
+    sl_vm_class(L, NEXMARK_MT, gen_methods, gen_gc, NULL);
+}
