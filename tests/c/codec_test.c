@@ -4,7 +4,8 @@
  * Build and run (every input is copied into an exact-size heap block, so AddressSanitizer
  * catches any read past len):
  *   cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -O1 -g -fsanitize=address,undefined \
- *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/framing.c host/codec_*.c tests/c/codec_test.c \
+ *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/framing.c host/codec_*.c \
+ *      tests/c/codec_test.c \
  *      -lluajit-5.1 -lmsgpackc -lm -o /tmp/codec_test && /tmp/codec_test */
 #include "buf.h"
 #include "codec.h"
@@ -1000,7 +1001,8 @@ static void test_framing(void)
                       "0:1 [1]\n4:2 bad record longer than 4 bytes [\"abcd]\n"
                       "15:3 [22]\n21:4 bad record longer than 4 bytes [[333]]\n27:5 7\n");
     /* csv: quoted newlines, blank lines, arrays; a header names the columns */
-    expect_any_pieces(csv, S("1,\"a\nb\"\r\n\n,x\n"), "0:1 [1,\"a\\nb\"]\n10:4 [\"\",\"x\"]\n");
+    expect_any_pieces(csv, S("1,\"a\nb\"\r\n\n,x\n"),
+                      "0:1 [1,\"a\\nb\"]\n10:4 [\"\",\"x\"]\n");
     expect_any_pieces(csv_header, S("name\n\"a,b\"\n7"),
                       "header [\"name\"]\n5:2 {\"name\":\"a,b\"}\n11:3 {\"name\":7}\n");
     expect_any_pieces(csv_socket, S("1\n2"),
@@ -1012,7 +1014,8 @@ static void test_framing(void)
     /* a run of undecodable bytes is one bad record, reported when something else comes
      * or the buffer runs out (so pieces of 1 make runs of 1) */
     expect_frames(mpack, S("\x01\xc1\xc1\x02"), 0,
-                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1\\xc1]\n3:2 2\n");
+                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1\\xc1]\n"
+                  "3:2 2\n");
     expect_frames(mpack, S("\x01\xc1\xc1\x02"), 1,
                   "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n"
                   "2:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n3:2 2\n");
