@@ -239,7 +239,8 @@ local function stamp(num, n, id)
   for i = 0, n - 1 do num[i * 12 + 11] = id end
 end
 
--- fill(batch, most) -> n: batch[1..n] = the next n (at most `most`) events as records (batch[n+1] = nil),
+-- fill(batch, most) -> n: batch[1..n] = the next n (at most `most`) events as records
+-- (batch[n+1] = nil),
 -- 0 at the end: for a source whose records leave it in batches. typed: views.
 function nexmark.filler(g, typed_records)
   local num, events, str, id, kept = buffers(g)
