@@ -45,6 +45,34 @@ function format.terminal_width()
   return core.term_width and core.term_width(1) or nil
 end
 
+-- ---- durations and sizes -------------------------------------------------------------
+
+-- A duration in ms as people write it: "350ms", "1.2s", "42s", "2m05s", "3h07m", "12d04h";
+-- negative ones with a "-". nil for nil, NaN or an infinity.
+function format.duration(ms)
+  if type(ms) ~= "number" or ms ~= ms or ms == math.huge or ms == -math.huge then return nil end
+  if ms < 0 then return "-" .. format.duration(-ms) end
+  if ms < 999.5 then return sformat("%dms", floor(ms + 0.5)) end
+  local s = ms / 1000
+  if s < 9.95 then return sformat("%.1fs", s) end
+  if s < 59.5 then return sformat("%ds", floor(s + 0.5)) end
+  s = floor(s + 0.5)
+  if s < 3600 then return sformat("%dm%02ds", floor(s / 60), s % 60) end
+  local m = floor(s / 60)
+  if m < 1440 then return sformat("%dh%02dm", floor(m / 60), m % 60) end
+  local h = floor(m / 60)
+  return sformat("%dd%02dh", floor(h / 24), h % 24)
+end
+
+-- A number of bytes for people: "512 B", "1.5 KiB", "23 MiB", "1.1 GiB".
+function format.bytes(n)
+  if type(n) ~= "number" or n ~= n then return nil end
+  if n < 1024 then return sformat("%d B", n) end
+  local units, u = { "KiB", "MiB", "GiB", "TiB" }, 0
+  repeat n = n / 1024; u = u + 1 until n < 1024 or u == #units
+  return n < 9.95 and sformat("%.1f %s", n, units[u]) or sformat("%d %s", floor(n + 0.5), units[u])
+end
+
 -- ---- one value on one line -----------------------------------------------------------
 
 -- One value as a short line of text: strings as they are, numbers as JSON writes them,
@@ -107,13 +135,47 @@ local function fit(widths, floors, total)
   end
 end
 
+-- One line of a table: cells cut to their column's width and padded (numbers in the
+-- columns of `right` to the right), two spaces between columns, no trailing blanks.
+local function table_line(cells, cols, widths, right)
+  local parts = {}
+  for c = 1, #cols do
+    local s = abbreviate(cells[c] or "", widths[c])
+    local pad = rep(" ", widths[c] - width(s))
+    if right and right[cols[c]] then parts[c] = pad .. s
+    else parts[c] = c < #cols and (s .. pad) or s end
+  end
+  return (concat(parts, "  "):gsub("%s+$", ""))
+end
+
+-- A record's cells for the columns `cols`, each abbreviated to MAX_WIDTH.
+local function table_cells(r, cols, plain)
+  local row = {}
+  for c, name in ipairs(cols) do
+    local v
+    if is_record(r) then v = r[name]
+    elseif plain and name == "value" then v = r end
+    row[c] = abbreviate(cell(v), MAX_WIDTH)
+  end
+  return row
+end
+
+-- The header line and the rule under it.
+local function table_header(cols, widths, right)
+  local header, rule = {}, {}
+  for c, name in ipairs(cols) do header[c] = tostring(name); rule[c] = rep("-", widths[c]) end
+  return table_line(header, cols, widths, right) .. "\n" .. table_line(rule, cols, widths, right)
+end
+
 -- Renders records as an aligned table with a header line. Cells over 40 characters are
 -- abbreviated. opts.columns fixes the columns and their order; opts.width the widest line
--- (columns narrow to fit). Without opts (`:show()`), the width is the terminal's.
+-- (columns narrow to fit); opts.right names the columns aligned to the right (numbers).
+-- Without opts (`:show()`), the width is the terminal's.
 function format.table(records, opts)
   if #records == 0 then return "(no records)" end
   local total = opts and opts.width
   if opts == nil then total = format.terminal_width() end
+  local right = opts and opts.right
   local cols, plain = columns_of(records)
   if opts and opts.columns then cols = opts.columns end
   local rows, widths, floors = {}, {}, {}
@@ -122,12 +184,8 @@ function format.table(records, opts)
     floors[c] = max(min(widths[c], MAX_WIDTH), MIN_WIDTH)
   end
   for i, r in ipairs(records) do
-    local row = {}
-    for c, name in ipairs(cols) do
-      local v
-      if is_record(r) then v = r[name]
-      elseif plain and name == "value" then v = r end
-      row[c] = abbreviate(cell(v), MAX_WIDTH)
+    local row = table_cells(r, cols, plain)
+    for c = 1, #cols do
       local w = width(row[c])
       if w > widths[c] then widths[c] = w end
     end
@@ -135,20 +193,78 @@ function format.table(records, opts)
   end
   for c = 1, #cols do floors[c] = min(floors[c], widths[c]) end
   if total then fit(widths, floors, total) end
-  local function line(cells)
-    local parts = {}
-    for c = 1, #cols do
-      local s = abbreviate(cells[c], widths[c])
-      parts[c] = c < #cols and (s .. rep(" ", widths[c] - width(s))) or s
-    end
-    return (concat(parts, "  "):gsub("%s+$", ""))
-  end
-  local out, header, rule = {}, {}, {}
-  for c, name in ipairs(cols) do header[c] = tostring(name); rule[c] = rep("-", widths[c]) end
-  out[1] = line(header)
-  out[2] = line(rule)
-  for i, row in ipairs(rows) do out[i + 2] = line(row) end
+  local out = { table_header(cols, widths, right) }
+  for i, row in ipairs(rows) do out[i + 1] = table_line(row, cols, widths, right) end
   return concat(out, "\n")
+end
+
+-- A table printed as its rows come (the `table` format on a terminal): returns a function
+-- that takes each batch (records[1..n]) and returns the text to print for it, or nil. The
+-- first batch prints the header; when a later one needs wider columns, or brings a column
+-- not seen before, the header is printed again with the new widths (columns never narrow,
+-- so the lines under one header align). opts.columns fixes the columns; opts.width the
+-- widest line.
+function format.live_table(opts)
+  opts = opts or {}
+  local fixed = opts.columns
+  local cols = fixed or {}
+  local known, plain = {}, false
+  local want = {}               -- the width each column needs so far (never shrinks)
+  local widths                  -- want, fitted to opts.width; nil until a header is out
+  for _, name in ipairs(cols) do known[name] = true end
+  return function(records, n)
+    n = n or #records
+    if n == 0 then return nil end
+    local changed = widths == nil
+    if not fixed then
+      local added = {}
+      for i = 1, n do
+        local r = records[i]
+        if is_record(r) then
+          for k in pairs(r) do
+            if not known[k] then known[k] = true; added[#added + 1] = k end
+          end
+        elseif not plain then
+          plain = true; known.value = true; added[#added + 1] = "value"
+        end
+      end
+      if #added > 0 then
+        local by_name = {}
+        for c, name in ipairs(cols) do by_name[name] = want[c] end
+        for _, k in ipairs(added) do cols[#cols + 1] = k end
+        sort(cols, function(a, b)
+          if plain and (a == "value") ~= (b == "value") then return a == "value" end
+          return tostring(a) < tostring(b)
+        end)
+        want = {}
+        for c, name in ipairs(cols) do want[c] = by_name[name] or width(tostring(name)) end
+        changed = true
+      end
+    end
+    for c, name in ipairs(cols) do want[c] = want[c] or width(tostring(name)) end
+    local rows = {}
+    for i = 1, n do
+      local row = table_cells(records[i], cols, plain)
+      for c = 1, #cols do
+        local w = width(row[c])
+        if w > want[c] then want[c] = w; changed = true end
+      end
+      rows[i] = row
+    end
+    local out = {}
+    if changed then
+      widths = {}
+      local floors = {}
+      for c, name in ipairs(cols) do
+        widths[c] = want[c]
+        floors[c] = min(max(min(width(tostring(name)), MAX_WIDTH), MIN_WIDTH), want[c])
+      end
+      if opts.width then fit(widths, floors, opts.width) end
+      out[1] = table_header(cols, widths)
+    end
+    for i = 1, n do out[#out + 1] = table_line(rows[i], cols, widths) end
+    return concat(out, "\n")
+  end
 end
 
 -- ---- streams and graphs --------------------------------------------------------------
