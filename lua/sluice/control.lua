@@ -75,7 +75,7 @@ local Job = {}
 Job.__index = Job
 Job.__tostring = function(self)
   return string.format("<job %s, pid %d; job:graph(), job:metrics(), job:tap(name, n), " ..
-    "job:state(name, key), job:reload()>", tostring(self.script), core.pid)
+    "job:state(name [, key]), job:reload()>", tostring(self.script), core.pid)
 end
 
 -- The job's operator graph as an indented tree (the one running now, after a reload).
@@ -84,12 +84,14 @@ function Job:graph()
   return format.graph(g and g.set or self.running.set)
 end
 
--- Per operator: records in and out, rate, errors, dead letters, watermark, queue fill.
+-- Per operator, sources and sinks included: records in and out, current rates, errors,
+-- dead letters, late records, bytes, watermark and its lag (inspect.metrics).
 function Job:metrics()
   return inspect.metrics(self.running)
 end
 
--- The state of operator `name` for `key`.
+-- The state of operator `name` for `key` (a window: its open windows with their current
+-- results); without a key, the keys that have state (the first 20, and how many).
 function Job:state(name, key)
   return inspect.state(self.running, name, key)
 end
@@ -103,32 +105,62 @@ function Job:reload()
   return self.reloader:reload("job:reload()")
 end
 
--- Prints the next n records (default 10) operator `name` emits, as they pass. The reply
--- to the command waits for them; the tap goes when they are in or the client goes away.
-function Job:tap(name, n)
-  n = n or 10
-  if type(n) ~= "number" or n < 1 then error("job:tap(): n must be a number >= 1", 2) end
-  local req = self.server.current
-  if not req then error("job:tap() works only from sluice attach", 2) end
+-- The text of a tapped record: the REPL's pretty form, or ("json") one JSON line; after
+-- its operator's id and name when the tap covers several operators.
+local function tapped_text(record, node, fmt, several)
+  local ok, body
+  if fmt == "json" then
+    local value = several and { id = node.id, operator = node.name or node.label or node.kind,
+      record = record } or record
+    ok, body = pcall(core.json_encode, value)
+    if not ok then ok, body = pcall(core.json_encode, tostring(record)) end
+    return ok and body or tostring(record)
+  end
+  ok, body = pcall(format.pretty, record)
+  if not ok then body = tostring(record) end
+  if several then body = inspect.title(node) .. ": " .. body end
+  return body
+end
+
+-- Streams what `pattern` (a name, #id or glob: inspect.find) emits to the client of the
+-- command running now, each record as one frame, until `n` have come (nil: until the
+-- client cancels or goes away). Returns the nodes tapped.
+local function stream_tap(server, pattern, n, fmt)
+  local req = server.current
   local seen, finished = 0, false
-  local handle
+  local handle, several
   local function finish()
     if finished then return end
     finished = true
     req.client.taps[handle or finish] = nil
+    if handle then handle() end
     req.conn:send(encode({ id = req.id, done = true }))
   end
-  handle = inspect.tap(self.running, name, n, function(record)
+  local nodes
+  handle, nodes = inspect.tap(server.job.running, pattern, n, function(record, node)
     if finished then return end
     seen = seen + 1
-    local ok, text = pcall(format.pretty, record)
-    req.conn:send(encode({ id = req.id, out = ok and text or tostring(record) }))
-    if seen >= n then finish() end
+    req.conn:send(encode({ id = req.id, out = tapped_text(record, node, fmt, several) }))
+    if n and seen >= n then finish() end
   end)
+  nodes = nodes or {}
+  several = #nodes > 1
   if not finished then
-    req.client.taps[handle or finish] = req
+    req.client.taps[handle] = req
     req.pending = true
   end
+  return nodes
+end
+
+-- Prints the next n records (default 10) that operator `name` emits, as they pass (a
+-- name, an id such as "#3" or 3, or a glob such as "win*", which may name several: then
+-- n in all, each after its operator). The reply waits for them; the tap goes when they
+-- are in or the client goes away.
+function Job:tap(name, n)
+  n = n or 10
+  if type(n) ~= "number" or n < 1 then error("job:tap(): n must be a number >= 1", 2) end
+  if not self.server.current then error("job:tap() works only from sluice attach", 2) end
+  stream_tap(self.server, name, n, "pretty")
 end
 
 -- ---- requests ------------------------------------------------------------------------
@@ -193,6 +225,16 @@ function ops.cancel(_, client, msg)
       req.conn:send(encode({ id = req.id, err = "interrupted", done = true }))
     end
   end
+  return {}
+end
+
+-- sluice tap: every record `pattern` names emits, as text or ("json") JSON lines, until
+-- the client cancels or goes away. The first frame lists the operators tapped.
+function ops.tap(server, _, msg, req)
+  local nodes = stream_tap(server, tostring(msg.pattern or ""), nil, msg.format)
+  local titles = {}
+  for i, node in ipairs(nodes) do titles[i] = inspect.title(node) end
+  req.conn:send(encode({ id = req.id, tapping = titles }))
   return {}
 end
 

@@ -1,112 +1,291 @@
--- inspect.lua -- looking inside a running job: per-operator metrics, taps on an operator's
--- output, and a keyed operator's state for a key (sluice attach, sluice top).
+-- inspect.lua -- looking inside a running job: per-operator metrics, taps on any operator's
+-- output (sources and sinks included), and a keyed operator's state (sluice attach, top, tap).
 --
 -- Every function takes the job (runtime.new) and reads it between two batches: the loop
--- runs one callback at a time, so what it sees is at rest.
+-- runs one callback at a time, so what it sees is at rest. Operators are found by name,
+-- by id (`#3`, the number job:graph() shows), by state id, label or kind, or by a glob on
+-- those (`win*`).
 local host = require "sluice.host"
+local stage = require "sluice.stage"
+local text = require "sluice.format"
 
-local format = string.format
+local format, type, tostring, floor = string.format, type, tostring, math.floor
+local huge = math.huge
 
 local inspect = {}
 
--- The receiver whose output is operator `name`'s (named operators end their stage), and
--- its node.
-local function named(job, name)
-  assert(job and job.graph, "no job is running")
-  local g = job.graph
-  for _, node in ipairs(g.nodes) do
-    if node.name == name or node.state_id == name then
-      for _, r in pairs(g.receiver) do
-        if r.meter and r.meter.node == node then return r, node end
-      end
-      error(format("operator %q has no output of its own to look at", name), 0)
-    end
-  end
-  error(format("no operator is named %q (see job:graph())", name), 0)
+-- ---- finding operators ----------------------------------------------------------------
+
+local function glob_pattern(glob)
+  return "^" .. glob:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".") .. "$"
 end
 
--- Per operator output: records out, records/s since the start, errors, watermark and its
--- lag behind the wall clock; then the rows the job's metrics hooks add (checkpoints).
+-- The nodes of the running graph that `pattern` names, in id order: a number or "#N" is
+-- the node of that id; a pattern with * or ? is a glob over names, labels ("source.file
+-- in.log") and kinds ("map", "source.file"); anything else matches those, or a state id,
+-- exactly. Raises when none does.
+function inspect.find(job, pattern)
+  assert(job and job.graph, "no job is running")
+  local nodes, found = job.graph.nodes, {}
+  local id = type(pattern) == "number" and pattern
+    or type(pattern) == "string" and tonumber(pattern:match("^#?(%d+)$"))
+  if type(pattern) ~= "string" and not id then
+    error(format("expected an operator's name, #id or a glob, got %s", type(pattern)), 0)
+  end
+  local glob = not id and pattern:find("[*?]") and glob_pattern(pattern)
+  for _, node in ipairs(nodes) do
+    local hit
+    if id then hit = node.id == id
+    else
+      -- a glob looks at names, labels and kinds; an exact pattern at state ids too
+      local typed_kind = node.spec and node.spec.type and (node.kind .. "." .. node.spec.type)
+      local names = { node.name or false, node.label or false, node.kind, typed_kind or false,
+        not glob and node.state_id or false }
+      for _, s in ipairs(names) do
+        if s and (glob and s:find(glob) or s == pattern) then hit = true; break end
+      end
+    end
+    if hit then found[#found + 1] = node end
+  end
+  if #found == 0 then
+    if id then error(format("no operator has the id #%d (see job:graph())", id), 0) end
+    if glob then error(format("no operator matches %q (see job:graph())", pattern), 0) end
+    error(format("no operator is named %q (see job:graph())", pattern), 0)
+  end
+  -- a name or id names one operator even when a label or kind is the same as it
+  for _, node in ipairs(found) do
+    if node.name == pattern or node.state_id == pattern then return { node } end
+  end
+  return found
+end
+
+-- "#3 map" / "#2 \"evens\"": a node for people.
+local function title(node)
+  if node.name then return format("#%d %s", node.id, node.name) end
+  return format("#%d %s", node.id, node.label or node.kind)
+end
+inspect.title = title
+
+-- Where the output of `node` can be tapped: a meter, or a point inside a fused stage.
+local function point_of(job, node)
+  local g = job.graph
+  if node.kind == "source" then
+    local route = g.routes[node]
+    if not route then return nil end
+    if route.st then return route.st.points[node] end
+    return route.meter
+  end
+  return g.points[node]
+end
+
+-- ---- metrics ----------------------------------------------------------------------------
+
+-- "#3" or "#2-#4" (a fused stage of consecutive operators) or "#2,#5".
+local function ids_text(nodes)
+  local ids, consecutive = {}, true
+  for i, n in ipairs(nodes) do
+    ids[i] = "#" .. n.id
+    if i > 1 and n.id ~= nodes[i - 1].id + 1 then consecutive = false end
+  end
+  if #ids > 2 and consecutive then return ids[1] .. "-" .. ids[#ids] end
+  return table.concat(ids, ",")
+end
+
+-- The operator column: a name of the nodes if one has one, else their labels.
+local function operator_text(nodes)
+  for i = #nodes, 1, -1 do if nodes[i].name then return nodes[i].name end end
+  local labels = {}
+  for i, n in ipairs(nodes) do labels[i] = n.label or n.kind end
+  return table.concat(labels, " > ")
+end
+
+local function round(x) return floor(x + 0.5) end
+
+-- One row of metrics for meter m.
+local function row(m, now, now_ms, extra)
+  local nodes = m.nodes or { m.node }
+  local kind = m.node.kind
+  local r = { id = ids_text(nodes), operator = operator_text(nodes), kind = kind,
+    errors = m.errors, dead_letters = m.dead }
+  local rate_in, rate_out = stage.rates(m, now)
+  if kind ~= "source" then r.records_in, r.rate_in = m.input, round(rate_in) end
+  if kind ~= "sink" then r.records_out, r.rate_out = m.out, round(rate_out) end
+  if kind == "window" then r.late = m.late end
+  local wm = m.wm
+  if wm and wm > -huge and wm < huge then
+    r.watermark = wm
+    r.watermark_lag = text.duration(now_ms - wm)
+  end
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+
+-- Per operator, sources and sinks included, in the order of the graph: records in and out
+-- and their rates over the last seconds, errors (a user function raised), dead letters,
+-- late records (windows), bytes read or written where known, the watermark and its lag
+-- behind the wall clock; then the rows the job's metrics hooks add (checkpoints).
 function inspect.metrics(job)
   assert(job and job.graph, "no job is running")
-  local list, elapsed, now = {}, host.clock() - job.started, host.now_ms()
-  for _, r in pairs(job.graph.receiver) do
-    local m = r.meter
-    if m then
-      list[#list + 1] = { operator = m.node.name or m.node.state_id, kind = m.node.kind,
-        records_out = m.out, rate = elapsed > 0 and math.floor(m.out / elapsed) or 0,
-        errors = m.errors, watermark = m.wm,
-        watermark_lag_ms = m.wm and m.wm > -math.huge and m.wm < math.huge and now - m.wm or nil }
+  local g = job.graph
+  local now, now_ms = host.clock(), host.now_ms()
+  local list, order = {}, {}
+  local function add(m, extra)
+    local r = row(m, now, now_ms, extra)
+    list[#list + 1] = r
+    order[r] = m.node.id
+  end
+  for _, route in ipairs(job.sources) do
+    if not route.removed and route.meter then
+      local extra
+      local pos = route.handle and route.handle.position
+      if pos then
+        local ok, p = pcall(pos)
+        if ok and type(p) == "table" and p.offset then extra = { bytes = p.offset } end
+      end
+      add(route.meter, extra)
     end
   end
-  for _, row in ipairs(job:hook_rows("metrics")) do list[#list + 1] = row end
-  table.sort(list, function(a, b) return a.operator < b.operator end)
+  local sink_of = {}
+  for _, s in ipairs(g.sinks) do sink_of[s.node] = s.handle end
+  for _, m in ipairs(g.meters) do
+    local extra
+    local handle = sink_of[m.node]
+    if handle then
+      extra = { errors = handle.errors, dead_letters = handle.dead }
+      if handle.commit then
+        local ok, size = pcall(handle.commit)
+        if ok then extra.bytes = size end
+      end
+    end
+    add(m, extra)
+  end
+  table.sort(list, function(a, b) return order[a] < order[b] end)
+  for _, r in ipairs(job:hook_rows("metrics")) do list[#list + 1] = r end
   return list
 end
 
--- Makes meter.tap show each batch to the meter's taps, until none is left.
-local function arm(meter)
-  meter.tap = function(b, k)
-    for t in pairs(meter.taps) do
+-- ---- taps -------------------------------------------------------------------------------
+
+-- Makes point.tap show each batch to the point's taps, until none is left. A point inside
+-- a fused stage is told when its first tap comes and its last goes (on_change).
+local function arm(p)
+  local was = p.tap
+  p.tap = function(b, k)
+    for t in pairs(p.taps) do
       for i = 1, k do
         if t.left <= 0 then break end
         t.left = t.left - 1
-        t.fn(b[i])
+        t.fn(b[i], t.node)
       end
-      if t.left <= 0 then meter.taps[t] = nil end
+      if t.left <= 0 then p.taps[t] = nil end
     end
-    if next(meter.taps) == nil then meter.tap = nil end
+    if next(p.taps) == nil then
+      p.tap = nil
+      if p.on_change then p.on_change() end
+    end
+  end
+  if not was and p.on_change then p.on_change() end
+end
+
+local function disarm(tap)
+  local p = tap.point
+  if p.taps and p.taps[tap] then
+    p.taps[tap] = nil
+    if next(p.taps) == nil then
+      p.tap = nil
+      if p.on_change then p.on_change() end
+    end
   end
 end
 
--- Calls on_record(r) for the next n records operator `name` emits, then stops tapping.
+-- Calls on_record(r, node) for each of the next n records (nil: every one) that each
+-- operator `pattern` names (inspect.find) emits; a sink's are the records it receives.
 -- Several taps on one operator each see every record; a tap outlives a reload that keeps
--- the operator. Returns a function that cancels it.
-function inspect.tap(job, name, n, on_record)
-  local r = named(job, name)
-  local meter = r.meter
-  meter.taps = meter.taps or {}
-  local tap = { left = n or 10, fn = on_record, meter = meter }
-  meter.taps[tap] = true
-  arm(meter)
-  return function()
-    local m = tap.meter
-    if m.taps then
-      m.taps[tap] = nil
-      if next(m.taps) == nil then m.tap = nil end
+-- the operator. Returns a function that cancels it, and the nodes tapped.
+function inspect.tap(job, pattern, n, on_record)
+  local nodes = inspect.find(job, pattern)
+  local points = {}
+  for i, node in ipairs(nodes) do
+    local p = point_of(job, node)
+    if not p then error(format("%s has no output to look at", title(node)), 0) end
+    if p.tappable == false then
+      error(format("%s cannot be tapped where it stands in its fused stage (a take() " ..
+        "follows it): name() it, so that its output is its own", title(node)), 0)
     end
+    points[i] = p
   end
+  local taps = {}
+  for i, node in ipairs(nodes) do
+    local p = points[i]
+    p.taps = p.taps or {}
+    local tap = { left = n or huge, fn = on_record, point = p, node = node }
+    p.taps[tap] = true
+    taps[i] = tap
+    arm(p)
+  end
+  return function()
+    for _, tap in ipairs(taps) do disarm(tap) end
+  end, nodes
 end
 
 -- After a reload from graph `old` to graph `g`: each output of the new graph continues the
--- counts of the old output of the same id, and takes over its taps.
+-- counts of the old output of the same id, and takes over its taps. (A kept source keeps
+-- its route, and so its meter.)
 function inspect.carry_meters(old, g)
   local by_id = {}
-  for _, r in pairs(old.receiver) do
-    if r.meter then by_id[r.meter.node.state_id] = r.meter end
-  end
-  for _, r in pairs(g.receiver) do
-    local m = r.meter
-    local o = m and by_id[m.node.state_id]
-    if o then
-      m.out, m.errors, m.wm = o.out, o.errors, o.wm
+  for node, p in pairs(old.points) do by_id[node.state_id] = p end
+  for node, p in pairs(g.points) do
+    local o = by_id[node.state_id]
+    if o and o ~= p then
+      if o.input and p.input then
+        p.input, p.out, p.errors, p.dead, p.late, p.wm = o.input, o.out, o.errors, o.dead,
+          o.late, o.wm
+        p.samples = o.samples
+      end
       if o.taps and next(o.taps) ~= nil then
-        m.taps = o.taps
-        for t in pairs(m.taps) do t.meter = m end
-        arm(m)
+        p.taps = o.taps
+        for t in pairs(p.taps) do t.point = p end
         o.taps, o.tap = nil, nil
+        arm(p)
       end
     end
   end
 end
 
--- Operator `name`'s state for `key` (a plain value), or nil when the key has none.
+-- ---- state ------------------------------------------------------------------------------
+
+local KEYS_SHOWN = 20
+
+local function key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+-- Operator `name`'s state for `key` (plain values: a window's open windows with their
+-- current results), or nil when the key has none. Without a key: the first keys that have
+-- state, sorted, and how many there are.
 function inspect.state(job, name, key)
-  local r = named(job, name)
-  if not (r.op and r.op.inspect) then
+  local nodes = inspect.find(job, name)
+  local r
+  for _, node in ipairs(nodes) do
+    local recv = job.graph.receiver[node]
+    if recv and recv.op and recv.op.inspect then
+      if r then error(format("%q names several operators with state; use its #id", name), 0) end
+      r = recv
+    end
+  end
+  if not r then
     error(format("operator %q keeps no keyed state", name), 0)
   end
-  return r.op.inspect(key)
+  if key ~= nil then return r.op.inspect(key) end
+  local keys = r.op.keys and r.op.keys() or {}
+  table.sort(keys, key_less)
+  local shown = {}
+  for i = 1, math.min(#keys, KEYS_SHOWN) do shown[i] = keys[i] end
+  return { keys = shown, count = #keys,
+    more = #keys > KEYS_SHOWN and (#keys - KEYS_SHOWN) or nil }
 end
 
 return inspect

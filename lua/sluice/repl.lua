@@ -343,17 +343,27 @@ end
 
 -- ---- sluice top ----------------------------------------------------------------------
 
--- The columns top shows first, when the metrics have them; any others follow, sorted.
-local TOP_COLUMNS = { "operator", "name", "kind", "records_in", "records_out", "rate", "errors",
-  "dead_lettered", "watermark", "watermark_lag_ms", "lag_ms", "queue_fill" }
+-- The columns top shows first, when the metrics have them, with their headers; any
+-- others follow, sorted, under their own names. `watermark` itself is left out: its lag
+-- says more.
+local TOP_COLUMNS = {
+  { "id" }, { "name" }, { "operator" }, { "kind" },
+  { "records_in", "in" }, { "records_out", "out" }, { "rate_in", "in/s" },
+  { "rate_out", "out/s" }, { "errors" }, { "dead_letters", "dead" }, { "late" },
+  { "bytes" }, { "watermark_lag", "wm lag" }, { "lag_ms" }, { "queue_fill" },
+}
+local TOP_HIDDEN = { watermark = true }
 
--- job:metrics() as rows for format.table: an array of per-operator tables as it is, a
--- table keyed by operator name as rows with a `name` column. Returns rows and columns.
+-- job:metrics() as rows of text for format.table: an array of per-operator tables as it
+-- is, a table keyed by operator name as rows with a `name` column; numbers as whole
+-- numbers, bytes as KiB/MiB. Returns the rows, their columns (headers) and the set of
+-- columns to align to the right.
 function repl.metrics_rows(m)
   local rows = {}
-  if type(m) ~= "table" then return rows, { "value" } end
+  if type(m) ~= "table" then return rows, { "value" }, {} end
+  local raw = {}
   if #m > 0 then
-    for i, r in ipairs(m) do rows[i] = r end
+    for i, r in ipairs(m) do raw[i] = r end
   else
     local names = {}
     for k in pairs(m) do names[#names + 1] = k end
@@ -363,22 +373,40 @@ function repl.metrics_rows(m)
       if type(m[k]) == "table" then for f, v in pairs(m[k]) do r[f] = v end
       else r.value = m[k] end
       if r.name == nil then r.name = k end
-      rows[#rows + 1] = r
+      raw[#raw + 1] = r
     end
   end
-  local present, cols, known = {}, {}, {}
-  for _, r in ipairs(rows) do
+  local present, cols, known, header = {}, {}, {}, {}
+  for _, r in ipairs(raw) do
     if type(r) == "table" then for k in pairs(r) do present[k] = true end end
   end
   for _, c in ipairs(TOP_COLUMNS) do
-    known[c] = true
-    if present[c] then cols[#cols + 1] = c end
+    known[c[1]] = true
+    header[c[1]] = c[2] or c[1]
+    if present[c[1]] then cols[#cols + 1] = c[1] end
   end
   local rest = {}
-  for k in pairs(present) do if not known[k] then rest[#rest + 1] = k end end
+  for k in pairs(present) do
+    if not known[k] and not TOP_HIDDEN[k] then rest[#rest + 1] = k end
+  end
   sort(rest, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(rest) do cols[#cols + 1] = k end
-  return rows, cols
+  for _, k in ipairs(rest) do cols[#cols + 1] = k; header[k] = tostring(k) end
+  local right, shown = {}, {}
+  for i, r in ipairs(raw) do
+    local out = {}
+    for _, c in ipairs(cols) do
+      local v = type(r) == "table" and r[c] or nil
+      if type(v) == "number" then
+        right[header[c]] = true
+        if c == "bytes" then v = format.bytes(v)
+        elseif v % 1 ~= 0 then v = string.format("%.1f", v) end
+      end
+      out[header[c]] = v
+    end
+    rows[i] = out
+  end
+  for i, c in ipairs(cols) do shown[i] = header[c] end
+  return rows, shown, right
 end
 
 -- A live view of job:metrics() over `client`, redrawn every second until q, Ctrl-C or
@@ -401,9 +429,9 @@ function repl.top(client, path)
   end
   local function render(frame, width)
     if frame.err then return frame.err end
-    local rows, cols = repl.metrics_rows(frame.metrics)
+    local rows, cols, right = repl.metrics_rows(frame.metrics)
     if #rows == 0 then return "(no metrics)" end
-    return format.table(rows, { columns = cols, width = width })
+    return format.table(rows, { columns = cols, width = width, right = right })
   end
   local tty = host.isatty(0) and host.isatty(1)
   if not tty then

@@ -112,13 +112,17 @@ end
 --   g.routes       source node -> { targets = receivers, st = the stage a generator is
 --                  fused into, or nil }
 --   g.closers      functions that release the receivers' timers and C state
+--   g.meters       the meters of the receivers (stage.lua), in the order of their nodes
+--   g.points       node -> where its output can be tapped: a meter, or a point inside a
+--                  fused stage (a source's is its route's meter, set when it opens, unless
+--                  it is fused into a stage)
 -- or nil and a message (then what it built is released, except the sinks open_sink gave).
 function runtime.build(set, dl, open_sink)
   local stages = plan.assign_stages(set)
   local nodes = graph.ordered(set)
   runtime.assign_ids(nodes)
   local g = { set = set, nodes = nodes, receiver = {}, sinks = {}, stateful = {}, routes = {},
-    closers = {} }
+    closers = {}, meters = {}, points = {} }
   local receiver, stateful, closers = g.receiver, g.stateful, g.closers
   local timed_memo = {}
   local fused = {}              -- generator or nexmark source node -> the stage that runs it
@@ -150,16 +154,20 @@ function runtime.build(set, dl, open_sink)
         sink_keys[key] = true
         local s = open_sink(node, key)
         g.sinks[#g.sinks + 1] = { node = node, key = key, handle = s }
-        receiver[node] = stage.new_sink(s)
+        receiver[node] = stage.new_sink(s, node)
+        g.points[node] = receiver[node].meter
       elseif node.kind == "union" then
         local state
-        unions[node], state = stage.new_union(receivers_of(node, 1), #node.inputs, timed_out)
+        g.points[node] = stage.meter(node)
+        unions[node], state = stage.new_union(receivers_of(node, 1), #node.inputs, timed_out,
+          g.points[node])
         stateful[node.state_id] = { snapshot = state, restore = state, node = node,
           kind = runtime.state_kind(node) }
       elseif operator.kinds[node.kind] then
         local r = stage.new_operator(node, operator.kinds[node.kind], { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
         receiver[node] = r
+        g.points[node] = r.meter
         closers[#closers + 1] = r.close
         stateful[node.state_id] = { snapshot = r.op.snapshot, restore = r.op.restore,
           handover = r.op.handover, adopt = r.op.adopt, node = node,
@@ -179,6 +187,8 @@ function runtime.build(set, dl, open_sink)
             { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
               idle_ms = idle_ms })
           receiver[node] = r
+          for n, p in pairs(r.points) do g.points[n] = p end
+          g.points[last] = r.meter
           if r.close then closers[#closers + 1] = r.close end
           stateful[node.state_id] = { snapshot = r.state, restore = r.state, node = node,
             kind = runtime.state_kind(node, st.ops) }
@@ -186,9 +196,15 @@ function runtime.build(set, dl, open_sink)
         end
       end
     end
+    local listed = {}
     for _, node in ipairs(nodes) do
       if node.kind == "source" then
         g.routes[node] = { targets = receivers_of(node, 1), st = fused[node] }
+      end
+      local p = g.points[node]
+      if p and p.input and not listed[p] then
+        listed[p] = true
+        g.meters[#g.meters + 1] = p
       end
     end
   end)
@@ -201,17 +217,24 @@ end
 
 -- Opens the running sink of a sink node; bad records go to the dead letters `dl`.
 -- `committed`: the length of this file sink the restored checkpoint committed, or nil.
+-- The sink counts them (handle.dead; handle.errors: a sink.fn raised), across reloads
+-- that keep it.
 function runtime.open_sink(node, dl, committed)
   local spec = node.spec
-  return sink.open(spec, {
+  local handle
+  handle = sink.open(spec, {
     committed = committed,
     bad_output = function(record, reason)
+      handle.dead = handle.dead + 1
       dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
     end,
     user_error = function(e, record)
+      handle.dead, handle.errors = handle.dead + 1, handle.errors + 1
       dl.write { operator = "sink.fn", at = spec.where, reason = tostring(e), record = record }
     end,
   })
+  handle.dead, handle.errors = 0, 0
+  return handle
 end
 
 -- The end of a source's input reaches its targets: the watermark goes to +infinity and
@@ -289,10 +312,14 @@ end
 -- is pointed at the new graph this way; it is never reopened.
 function Job:wire(route)
   local j = self
-  route.push = stage.emitter(route.targets)
+  local meter = route.meter
+  meter.node, meter.nodes = route.node, { route.node }
+  route.push = stage.emitter(route.targets, meter)
   local st = route.st
-  -- a generator fused into its stage: the stage makes records from..to itself
+  -- a generator fused into its stage: the stage makes records from..to itself (so its
+  -- meter counts the indices it generates; fn may return nil for some)
   route.ctx.run_range = st and function(from, to)
+    meter.out = meter.out + (to - from + 1)
     st:push(nil, to, nil, nil, nil, from)
     after_batch(j)
     return st.done
@@ -309,6 +336,8 @@ function Job:open_source(node, route, position)
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position }
   route.ctx = ctx
+  route.meter = route.meter or stage.meter(node)
+  local meter = route.meter
   function ctx.push(b, n)
     route.push(b, n)
     after_batch(j)
@@ -317,11 +346,13 @@ function Job:open_source(node, route, position)
   function ctx.bad(info)
     -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070")
     local sp = route.spec
+    meter.dead = meter.dead + 1
     j.dl.write { source = sp.path or (sp.label or sp.type):gsub("^source%.", ""),
       at = sp.where, line = info.line,
       offset = info.offset, reason = info.reason, record = info.raw }
   end
   function ctx.user_error(e, i)
+    meter.errors, meter.dead = meter.errors + 1, meter.dead + 1
     j.dl.write { source = route.spec.type, at = route.spec.where, reason = tostring(e), record = i }
   end
   function ctx.ended()
@@ -392,7 +423,11 @@ function Job:run(restore)
   if ok then
     active, j.running = j, true
     fire(j, "started")
+    -- the meters' rates (stage.sample): a sample a second while the job runs
+    local sampler = j.live > 0 and core.timer(function() j:sample() end) or nil
+    if sampler then sampler:start(1000, 1000) end
     ok, err = core.run()
+    if sampler then sampler:close() end
     active, j.running = nil, false
   end
   for _, route in ipairs(j.sources) do pcall(route.handle.close) end
@@ -445,6 +480,13 @@ function Job:sinks()
   local list = {}
   for i, s in ipairs(self.graph.sinks) do list[i] = s.handle end
   return list
+end
+
+-- Notes every meter's counts now, for the rates job:metrics() shows (stage.rates).
+function Job:sample()
+  local now = host.clock()
+  for _, m in ipairs(self.graph.meters) do stage.sample(m, now) end
+  for _, route in ipairs(self.sources) do stage.sample(route.meter, now) end
 end
 
 -- Rows that the job's metrics hooks add (checkpoint.lua's, say), for inspect.metrics.

@@ -38,9 +38,48 @@ function stage.emitter(receivers, meter)
   end
 end
 
--- A meter: the counts job:metrics() reports for one output.
-function stage.meter(node)
-  return { node = node, out = 0, errors = 0, wm = nil, tap = nil }
+-- ---- meters -------------------------------------------------------------------------------
+--
+-- A meter counts for one receiver what job:metrics() and sluice top report, and is where
+-- its taps hook in (inspect.lua owns the taps; tap is nil while there is none):
+--   node       the node it reports for (a fused stage: its last operator)
+--   nodes      every node whose work it counts, in order (a fused stage: its operators)
+--   input      records received (a source: none; a fused generator: indices generated)
+--   out        records sent on (a sink: none)
+--   errors     records on which a user function raised
+--   dead       records it sent to the dead letters (errors included)
+--   late       records that came after their window had closed (to late() or dropped)
+--   wm         the last watermark it passed on, or nil
+--   tap        nil, or function(batch, n) that shows a batch to the taps
+--   samples    recent { clock, input, out } triples, oldest first (stage.sample)
+local RATE_WINDOW = 5           -- seconds of samples a rate is measured over
+
+function stage.meter(node, nodes)
+  return { node = node, nodes = nodes or { node }, input = 0, out = 0, errors = 0, dead = 0,
+    late = 0, wm = nil, tap = nil, samples = { { host.clock(), 0, 0 } } }
+end
+
+-- A tap point inside a fused stage, where no batch passes (inspect.lua arms it like a
+-- meter's tap): on_change() is called when its first tap comes or its last goes.
+local function point(node, on_change)
+  return { node = node, nodes = { node }, tap = nil, on_change = on_change }
+end
+
+-- Notes the meter's counts at clock time `now` (a timer of the job calls it every second),
+-- keeping the samples of the last RATE_WINDOW seconds and the one just before them.
+function stage.sample(m, now)
+  local s = m.samples
+  s[#s + 1] = { now, m.input, m.out }
+  while s[2] and s[2][1] <= now - RATE_WINDOW do table.remove(s, 1) end
+end
+
+-- The meter's current rates, records in and out per second over the last RATE_WINDOW
+-- seconds (less while the job is younger): counts now against the oldest sample kept.
+function stage.rates(m, now)
+  local first = m.samples[1]
+  local dt = now - first[1]
+  if dt <= 0 then return 0, 0 end
+  return (m.input - first[2]) / dt, (m.out - first[3]) / dt
 end
 
 local function all_done(receivers)
@@ -110,11 +149,125 @@ function stage.new_stage(st, ports, dl, opts)
     error(format("flat_map() must return an array or nil, got %s", type(v)), 0)
   end
   local function on_take_done() recv.take_done = true end
-  recv.meter = stage.meter(ops[#ops])
-  local run, flush, cursor, state, watermark = chunk(fns, stage.emitter(receivers[1], recv.meter),
-    stage.emitter(receivers[2], recv.meter), on_take_done, bad_value)
-  recv.state = state
-  local handler = error_finder(chunkname, line_op)
+  recv.meter = stage.meter(ops[#ops], ops)
+  local emit1 = stage.emitter(receivers[1], recv.meter)
+  local emit2 = stage.emitter(receivers[2], recv.meter)
+  local run, flush, cursor, state, watermark = chunk(fns, emit1, emit2, on_take_done, bad_value)
+  -- snapshots and restores go to whichever instance of the loop runs (retap, below)
+  recv.state = function(new) return state(new) end
+
+  -- Taps inside the loop. The output of the stage's last operator passes its meter; the
+  -- other operators' outputs, and the records a fused generator makes, pass no batch, so
+  -- a tap there instantiates the loop again with those functions wrapped to show what
+  -- passes them (plain functions again when the last tap goes). Between batches only: the
+  -- loop's state (take counts, watermarks) moves to the new instance. recv.points: node
+  -- -> its tap point, for every operator but the last, and the fused generator.
+  recv.points = {}
+  local sites = {}              -- node -> { how = "out"|"in"|"gen", k = op index }
+  local function retap()
+    local f = {}
+    for k, v in pairs(fns) do f[k] = v end
+    for node, p in pairs(recv.points) do
+      local site = sites[node]
+      if p.tap and site then
+        local show = function(r)
+          local t = p.tap
+          if t then pcall(t, { typed.plain(r) }, 1) end
+        end
+        local k, inner = site.k, nil
+        if site.how == "gen" then
+          inner = f.gen
+          f.gen = function(i)
+            local r = inner(i)
+            if r ~= nil then show(r) end
+            return r
+          end
+        elseif site.how == "in" then
+          inner = f[k]
+          f[k] = function(r) show(r); return inner(r) end
+        else
+          inner = f[k]
+          local kind = ops[k].kind
+          if kind == "map" then
+            f[k] = function(r)
+              local x = inner(r)
+              if x ~= nil then show(x) end
+              return x
+            end
+          elseif kind == "filter" then
+            f[k] = function(r)
+              local keep = inner(r)
+              if keep then show(r) end
+              return keep
+            end
+          elseif kind == "flat_map" then
+            f[k] = function(r)
+              local a = inner(r)
+              if type(a) == "table" then for j = 1, #a do show(a[j]) end end
+              return a
+            end
+          else                  -- peek, partition: r goes on (on one port or the other)
+            f[k] = function(r)
+              local x = inner(r)
+              show(r)
+              return x
+            end
+          end
+        end
+      end
+    end
+    local kept = state()
+    run, flush, cursor, state, watermark = chunk(f, emit1, emit2, on_take_done, bad_value)
+    state(kept)
+  end
+  -- a tap comes or goes inside the loop too (its count reached): the loop is replaced
+  -- before the next batch, never under the one running
+  local retap_due = false
+  local function on_change() retap_due = true end
+  -- where each operator's output can be seen: its own function's result (map, filter,
+  -- flat_map, peek, partition), else the input of the next operator that calls a function
+  -- on the record with only key_by or a field timestamp (which pass records unchanged)
+  -- between; nothing when a take() stands between (it has no function to wrap)
+  local calls = { map = true, filter = true, flat_map = true, peek = true, partition = true }
+  for k = 1, #ops - 1 do
+    local node = ops[k]
+    local same_as_last = false
+    if calls[node.kind] then
+      sites[node] = { how = "out", k = k }
+    else
+      same_as_last = true
+      for j = k + 1, #ops do
+        local o = ops[j]
+        if calls[o.kind] or (o.kind == "timestamp" and not o.field) then
+          sites[node] = { how = "in", k = j }
+          same_as_last = false
+          break
+        elseif o.kind == "take" then
+          same_as_last = false
+          break
+        end
+      end
+    end
+    if same_as_last then
+      recv.points[node] = recv.meter           -- what it passes on is the stage's output
+    else
+      recv.points[node] = point(node, on_change)
+      recv.points[node].tappable = sites[node] ~= nil
+    end
+  end
+  if opts.gen then
+    sites[opts.gen] = { how = "gen" }
+    recv.points[opts.gen] = point(opts.gen, on_change)
+    recv.points[opts.gen].tappable = true
+  end
+  -- the first error of the stage also keeps its traceback (dl.write's second argument,
+  -- which the REPL shows); later ones cost no traceback
+  local finder, meter = error_finder(chunkname, line_op), recv.meter
+  local function handler(e)
+    local found = finder(e)
+    if meter.errors == 0 then found.traceback = debug.traceback("", 2) end
+    return found
+  end
   local sent = -huge            -- the watermark last passed downstream
   local idle_timer, last_activity
 
@@ -127,23 +280,27 @@ function stage.new_stage(st, ports, dl, opts)
 
   function recv.push(_, inb, n, int, inw, wend, first)
     if recv.done then return end
+    if retap_due then retap_due = false; retap() end
     local s = first or 1
+    meter.input = meter.input + (n - s + 1)
     while s <= n do
       local ok, e = xpcall(run, handler, inb, s, n, int, inw)
       if ok then break end
       local i = cursor()
       local reason = e.err
       if type(reason) ~= "string" then reason = tostring(reason) end
-      recv.meter.errors = recv.meter.errors + 1
+      meter.errors = meter.errors + 1
+      meter.dead = meter.dead + 1
       if e.op == 0 then
         -- the fused generator raised: its index is the record
-        dl.write { source = "generator", at = opts.gen.where, reason = reason, record = i }
+        dl.write({ source = "generator", at = opts.gen.where, reason = reason, record = i },
+          e.traceback)
       else
         local node = ops[e.op or 1]
         local record = e.record
         if not e.found then record = inb and inb[i] or i end
-        dl.write { operator = node.kind, name = node.name, at = node.where, reason = reason,
-          record = typed.plain_deep(record) }
+        dl.write({ operator = node.kind, name = node.name, at = node.where, reason = reason,
+          record = typed.plain_deep(record) }, e.traceback)
       end
       s = i + 1
     end
@@ -189,9 +346,10 @@ end
 -- A union merges its inputs. On streams with event time its watermark is the smallest of
 -- its inputs' (an idle input does not count until it sends again; an ended one is +inf),
 -- and never goes back. Returns a function giving the receiver for input i, and the
--- union's state function (state() reads it, state(s) replaces it).
-function stage.new_union(receivers, ninputs, timed)
-  local emit = stage.emitter(receivers)
+-- union's state function (state() reads it, state(s) replaces it). `meter` counts what
+-- comes in and goes out.
+function stage.new_union(receivers, ninputs, timed, meter)
+  local emit = stage.emitter(receivers, meter)
   local wms, idle, ended = {}, {}, {}
   for i = 1, ninputs do wms[i] = -huge end
   local finished = 0
@@ -222,6 +380,7 @@ function stage.new_union(receivers, ninputs, timed)
     local input = { done = false }
     function input.push(_, b, n, t, w, wend)
       if shared.done then input.done = true; return end
+      if meter then meter.input = meter.input + n end
       if not timed then
         emit(b, n)
       else
@@ -295,7 +454,10 @@ function stage.new_operator(node, make, ports, dl, opts)
   local late_dropped = 0
   local flush                   -- sends on what put gathered (below)
   local function put(port, r, t)
-    if port == 2 and #receivers[2] == 0 then late_dropped = late_dropped + 1; return end
+    if port == 2 then
+      meter.late = meter.late + 1
+      if #receivers[2] == 0 then late_dropped = late_dropped + 1; return end
+    end
     local k = m[port] + 1
     m[port] = k
     out[port][k] = r
@@ -306,10 +468,11 @@ function stage.new_operator(node, make, ports, dl, opts)
     if k >= PUT_BATCH then flush(nil) end
   end
   local ctx = {
-    dead_letter = function(reason, record)
-      if meter then meter.errors = meter.errors + 1 end
-      dl.write { operator = node.computes or node.kind, name = node.name, at = node.where,
-        reason = reason, record = typed.plain_deep(record) }
+    dead_letter = function(reason, record, traceback)
+      meter.errors = meter.errors + 1
+      meter.dead = meter.dead + 1
+      dl.write({ operator = node.computes or node.kind, name = node.name, at = node.where,
+        reason = reason, record = typed.plain_deep(record) }, traceback)
     end,
   }
   op = make(node, put, ctx)
@@ -363,13 +526,20 @@ function stage.new_operator(node, make, ports, dl, opts)
     if input.port ~= 1 or not typed.plain_out(input.node) then plain_in = false end
   end
   local keeps_records = not typed.views_safe_in(node) and not plain_in
+  -- an error keeps its traceback the first time only (the REPL shows it)
+  local function handler(e)
+    if meter.errors == 0 then return { err = e, traceback = debug.traceback("", 2) } end
+    return { err = e }
+  end
   function recv.push(_, b, n, t, w, wend)
+    meter.input = meter.input + n
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1
     while s <= n do
-      local ok, err = pcall(run, b, s, n, t, w)
+      local ok, e = xpcall(run, handler, b, s, n, t, w)
       if ok then break end
-      ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur])
+      local err = e.err
+      ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur], e.traceback)
       s = cur + 1
     end
     if wend and wend > op.wm then op.advance(wend) end
@@ -403,8 +573,16 @@ end
 
 -- ---- sinks ------------------------------------------------------------------------------------
 
-function stage.new_sink(s)
-  return { done = false, push = function(_, b, n) s.push(b, n) end, finish = function() end }
+-- A sink's receiver: `s` is the running sink (sink.open). Its meter counts what comes in,
+-- and its taps see each batch on its way in.
+function stage.new_sink(s, node)
+  local meter = stage.meter(node)
+  return { done = false, meter = meter, finish = function() end,
+    push = function(_, b, n)
+      meter.input = meter.input + n
+      if meter.tap then typed.plain_batch(b, n); meter.tap(b, n) end
+      s.push(b, n)
+    end }
 end
 
 return stage

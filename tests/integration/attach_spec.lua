@@ -258,8 +258,8 @@ end
   it("sluice top without a terminal prints the metrics once, as a table", function()
     local res = h.run("top " .. h.q(sock))
     h.expect_code(res, 0)
-    assert.are.same({ "name   records_in  records_out", "-----  ----------  -----------",
-      "evens  10          5", "shape  5           5" }, h.lines(res.stdout))
+    assert.are.same({ "name   in  out", "-----  --  ---", "evens  10    5", "shape   5    5" },
+      h.lines(res.stdout))
   end)
 
   it("a client that goes away mid-tap leaves no tap behind", function()
