@@ -29,6 +29,8 @@ usage: sluice COMMAND [ARGS] [OPTIONS]
   repl [SCRIPT.lua]    interactive Lua with `sl` bound; the script's globals in scope
   attach [PATH]        a REPL inside a running job, over its control socket
   top [PATH]           a running job's metrics, refreshed every second (q quits)
+  tap [PATH] PATTERN   records the operators PATTERN names (name, #id, glob) emit,
+                       until Ctrl-C (--format json: JSON lines)
   test [PATH...]       run busted specs inside the host (default: tests/)
   --version            print the version
   --help               this text
@@ -256,6 +258,39 @@ function commands.top(words)
   return repl.top(client, path)
 end
 
+-- sluice tap [PID|NAME|PATH] PATTERN [--format json|text]: what the operators PATTERN
+-- names (a name, #id or glob) emit in a running job, until Ctrl-C. It reads its own
+-- arguments (--format here is not graph's).
+function commands.tap(args)
+  local words, fmt = {}, "text"
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local value = a:match("^%-%-format=(.*)$")
+    if a == "--format" then i = i + 1; value = args[i] or "" end
+    if value then
+      if value ~= "json" and value ~= "text" then
+        say("sluice tap: --format: expected json or text, got %s", value)
+        return 2
+      end
+      fmt = value
+    elseif a:sub(1, 2) == "--" then
+      say("sluice tap: unknown option %s (see sluice --help)", a)
+      return 2
+    else
+      words[#words + 1] = a
+    end
+    i = i + 1
+  end
+  if #words < 1 or #words > 2 then
+    say("usage: sluice tap [PID|NAME|PATH] PATTERN [--format json]")
+    return 2
+  end
+  local client = connect({ words[2] and words[1] or nil })
+  if not client then return 1 end
+  return repl.tap(client, words[#words], fmt == "json" and "json" or "pretty")
+end
+
 -- Runs busted specs in this process, so they can use the host and its primitives.
 function commands.test(words)
   local busted_args = { "--output=sluice.busted_output" }
@@ -286,7 +321,7 @@ function cli.main(args)
     say("sluice: unknown command %q (see sluice --help)", cmd)
     return 2
   end
-  if cmd == "test" then return handler({ unpack(args, 2) }) end
+  if cmd == "test" or cmd == "tap" then return handler({ unpack(args, 2) }) end
   local words, opts = parse(args, 2)
   if not words then
     say("sluice: %s", opts)

@@ -1,5 +1,5 @@
--- repl.lua -- sluice repl and the REPL half of sluice attach: reading chunks, evaluating
--- them, printing values, completing names.
+-- repl.lua -- sluice repl and the client halves of sluice attach, tap and top: reading
+-- chunks, evaluating them, printing values, completing names; streaming taps; top's view.
 --
 -- A chunk that is incomplete continues on the next line, as in the standalone lua. With a
 -- terminal on stdin, lines come through GNU readline (core.readline: editing, a history
@@ -339,6 +339,47 @@ function repl.attach(client, path)
   core.interrupts(false)
   client:close()
   return lost and status or code
+end
+
+-- ---- sluice tap ----------------------------------------------------------------------
+
+-- Streams the records `pattern` names (a name, #id or glob; control.lua's tap op) from the
+-- job at the other end of `client` to stdout, one per line (fmt "json": JSON lines),
+-- until Ctrl-C or the job's end. Returns 0, or 1 when the job refuses the pattern.
+function repl.tap(client, pattern, fmt)
+  local encode, decode = core.msgpack_encode, core.msgpack_decode
+  core.interrupts(true)
+  local ok = client:send(encode({ op = "tap", id = 1, pattern = pattern, format = fmt }))
+  local status = 0
+  while ok do
+    if core.interrupted() then
+      client:send(encode({ op = "cancel", id = 2, target = 1 }))
+      break
+    end
+    local body, err = client:recv(200)
+    if body then
+      local frame = decode(body)
+      if frame.err then
+        io.stderr:write("sluice: ", tostring(frame.err), "\n")
+        status = 1
+        break
+      end
+      if frame.tapping and host.isatty(2) then
+        io.stderr:write("sluice tap: ", concat(frame.tapping, ", "), " (Ctrl-C stops)\n")
+      end
+      -- a reader that went away (`| head`) ends the tap as Ctrl-C does
+      if frame.out and not (io.stdout:write(frame.out, "\n") and io.stdout:flush()) then
+        break
+      end
+      if frame.done then break end
+    elseif err ~= "timeout" then
+      io.stderr:write("sluice: the job has gone away (", tostring(err), ")\n")
+      break
+    end
+  end
+  core.interrupts(false)
+  client:close()
+  return status
 end
 
 -- ---- sluice top ----------------------------------------------------------------------
