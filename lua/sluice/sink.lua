@@ -146,12 +146,24 @@ local function open_writer(spec, ctx)
   }
 end
 
--- The `table` format is for people: rows are buffered and printed as aligned columns,
--- at the end and every `page` rows, so an unbounded job still shows its output.
+-- The `table` format is for people. On a terminal, rows are printed as they come, under
+-- a header printed again whenever the columns must widen (format.live_table); elsewhere
+-- they are buffered and printed as aligned columns at the end and every `page` rows, so
+-- an unbounded job still shows its output.
 local function open_table(spec, ctx)
   local target = writer_target(spec, ctx)
   target.format = "lines"
   local w = core.writer(target)
+  if spec.type == "stdout" and host.isatty(1) then
+    local live = text.live_table { columns = spec.columns, width = text.terminal_width() }
+    return {
+      push = function(batch, n)
+        local out = live(batch, n)
+        if out then w:write({ out }, 1); w:flush() end
+      end,
+      close = function() w:close() end,
+    }
+  end
   local rows, page = {}, 1000
   local function print_rows()
     if #rows > 0 then
