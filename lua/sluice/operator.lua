@@ -71,9 +71,12 @@ local operator = {}
 --               what handover() of an old operator of the same state kind gave. Runtime
 --               uses the pair only when the old operator has handover and the new adopt:
 --               define both or neither.
---   inspect(k)  runtime.state (job:state(name, key) under sluice attach): the state of key
---               k as plain values, or nil when it has none. Absent: the operator keeps no
---               state to show, and job:state says so.
+--   inspect(k)  inspect.state (job:state(name, key) under sluice attach): the state of key
+--               k as plain values for people (a window: each open window's current result,
+--               by name), or nil when it has none; the live state stays as it is. Absent:
+--               the operator keeps no state to show, and job:state says so.
+--   keys()      inspect.state (job:state(name)): an array of the keys that have state, in
+--               any order. Absent: no keys are listed.
 --   close()     runtime through the shell's close, once, when the operator's graph is
 --               dropped (the job ended, a reload swapped it out after handover, a build
 --               failed): frees its C state, timer queues and aggregate pools. Absent:

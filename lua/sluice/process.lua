@@ -107,6 +107,11 @@ function process.new(node, out, ctx)
   end
 
   function op.inspect(k) return states[k] end
+  function op.keys()
+    local list = {}
+    for k in pairs(states) do list[#list + 1] = k end
+    return list
+  end
 
   function op.restore(snap)
     op.wm = snap.wm

@@ -56,6 +56,11 @@ function rolling.aggregate(node, out)
     a.result(accs[k], res)
     return res
   end
+  function op.keys()
+    local list = {}
+    for k in pairs(accs) do list[#list + 1] = k end
+    return list
+  end
   function op.close() a.close() end
   return op
 end
@@ -92,6 +97,11 @@ function rolling.reduce(node, out)
   end
   function op.adopt(live) op.wm, accs = live.wm, live.accs end
   function op.inspect(k) return accs[k] end
+  function op.keys()
+    local list = {}
+    for k in pairs(accs) do list[#list + 1] = k end
+    return list
+  end
   function op.close() end
   return op
 end

@@ -29,8 +29,17 @@ local function gcd(a, b)
   return a
 end
 
+local function deep_copy(v, depth)
+  if type(v) ~= "table" or depth > 16 then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x, depth + 1) end
+  return c
+end
+
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
--- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state.
+-- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state,
+-- and peek(state, ws, we): the result emit would send now, for inspect (apply: how many
+-- records the window holds), with copy(state) where merging could change a state.
 -- `storage` is what an old operator's computation handed over (hot reload), or nil.
 local function computation(node, out, ctx, storage)
   local is_keyed = node.key_fn ~= nil
@@ -45,6 +54,7 @@ local function computation(node, out, ctx, storage)
         -- a key read from a typed record may be a view: results are plain (typed.plain_out)
         out_fn(a.make(acc, is_keyed and plain(key) or nil, ws, we), t)
       end,
+      peek = function(acc, ws, we) return a.make(acc, nil, ws, we) end,
     }
   elseif node.computes == "reduce" then
     local f = node.fn
@@ -67,6 +77,14 @@ local function computation(node, out, ctx, storage)
       end,
       save = function(st) return { st[1] == NONE and host.null or st[1] } end,
       load = function(p) return { p[1] == host.null and NONE or p[1] } end,
+      -- f may change its accumulator in place: what inspect merges is a copy
+      copy = function(st) return { deep_copy(st[1], 0) } end,
+      peek = function(st, ws, we)
+        if st[1] == NONE then return nil end
+        local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
+        if ws then r.window_start = ws; r.window_end = we end
+        return r
+      end,
     }
   else -- apply
     -- The state is { records, how many }: counting them is cheaper than asking the
@@ -99,6 +117,7 @@ local function computation(node, out, ctx, storage)
       end,
       save = function(st) return st[1] end,
       load = function(p) return { p, #p } end,
+      peek = function(st, ws, we) return { window_start = ws, window_end = we, records = st[2] } end,
     }
   end
 end
@@ -313,14 +332,39 @@ local function pane_window(node, out, ctx)
     op.next_due = C.sl_timeq_peek_time(due)
   end
 
-  -- The key's state in every open pane: { {pane_start, state}, ... }.
+  -- The key's open windows, oldest first, each as the result it would give now:
+  -- { {window_start=, window_end=, <name>=value...}, ... }; its panes are merged into a
+  -- fresh state (copies, where merging could change them), left as they are.
   function op.inspect(k)
-    local list = {}
-    for p, pane in pairs(panes) do
-      if pane[k] ~= nil then list[#list + 1] = { pane_start = p, state = comp.save(pane[k]) } end
+    local starts, list = {}, {}
+    for s in pairs(pending) do starts[#starts + 1] = s end
+    table.sort(starts)
+    for _, s in ipairs(starts) do
+      local m
+      for p = s, s + size - g, g do
+        local st = panes[p] and panes[p][k]
+        if st ~= nil then
+          m = m or fresh()
+          merge(m, comp.copy and comp.copy(st) or st)
+        end
+      end
+      if m then
+        list[#list + 1] = comp.peek(m, s, s + size)
+        if free then free(m) end
+      end
     end
-    table.sort(list, function(x, y) return x.pane_start < y.pane_start end)
     return #list > 0 and list or nil
+  end
+
+  -- Every key with state in an open pane.
+  function op.keys()
+    local seen, list = {}, {}
+    for _, pane in pairs(panes) do
+      for k in pairs(pane) do
+        if not seen[k] then seen[k] = true; list[#list + 1] = k end
+      end
+    end
+    return list
   end
 
   function op.close()
@@ -498,12 +542,23 @@ local function session_window(node, out, ctx)
     end
   end
 
+  -- The key's open sessions, each as the result it would give now.
   function op.inspect(k)
     local list = {}
     for _, sess in ipairs(sessions[k] or {}) do
-      list[#list + 1] = { window_start = sess[1], window_end = sess[2], state = comp.save(sess[3]) }
+      local m = fresh()
+      merge(m, comp.copy and comp.copy(sess[3]) or sess[3])
+      list[#list + 1] = comp.peek(m, sess[1], sess[2])
+      if free then free(m) end
     end
+    table.sort(list, function(x, y) return x.window_start < y.window_start end)
     return #list > 0 and list or nil
+  end
+
+  function op.keys()
+    local list = {}
+    for k in pairs(sessions) do list[#list + 1] = k end
+    return list
   end
 
   function op.close()
@@ -587,6 +642,25 @@ local function count_window(node, out, ctx)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
     op.wm, seq, open = live.wm, live.seq, live.open
+  end
+
+  -- The key's open count window as the result it would give now, with how many records
+  -- it holds (window_start/window_end as it stands: its first time, its last + 1).
+  function op.inspect(k)
+    local w = open[k]
+    if not w then return nil end
+    local m = fresh()
+    comp.merge(m, comp.copy and comp.copy(w[2]) or w[2])
+    local r = comp.peek(m, w[3], w[4] and w[4] + 1)
+    if free then free(m) end
+    if r then r.count = w[1] end
+    return r and { r } or nil
+  end
+
+  function op.keys()
+    local list = {}
+    for k in pairs(open) do list[#list + 1] = k end
+    return list
   end
 
   function op.close() if comp.close then comp.close() end end

@@ -22,6 +22,7 @@ local function run(outs, at, look, opts)
   local batches = 0
   opts = opts or {}
   opts.batch_size = opts.batch_size or 10
+  opts.dead_letter = graph.current().dead_letter
   opts.after_batch = function(job)
     batches = batches + 1
     if batches == at then look(job) end
@@ -225,5 +226,88 @@ describe("inspect.tap", function()
         "#2 key_by cannot be tapped where it stands in its fused stage (a take() follows " ..
         "it): name() it, so that its output is its own")
     end)
+  end)
+end)
+
+describe("inspect.state", function()
+  before_each(function() graph.begin() end)
+
+  local function hosts(n)
+    local list = {}
+    for i = 1, n do
+      list[i] = { host = ({ "api", "web" })[i % 2 + 1], ms = i, ts = 1000 * i }
+    end
+    return list
+  end
+
+  it("shows a window aggregate's open windows by name, sketches as their values", function()
+    local out = sl.sink.collect()
+    sl.source.values(hosts(40)):timestamp("ts"):key_by("host")
+      :window(sl.tumbling "10s")
+      :aggregate { n = sl.count(), p50 = sl.quantile("ms", 0.5), hosts = sl.distinct "host",
+        slowest = sl.max "ms" }:name("per_host")
+      :sink(out)
+    local state, listed
+    run({ out }, 3, function(job)           -- 15 records in: ts 1 s .. 15 s
+      state = inspect.state(job, "per_host", "api")
+      listed = inspect.state(job, "per_host")
+    end, { batch_size = 5 })
+    -- api has the even i: window [0, 10 s) was fired by the watermark 10 s; [10 s, 20 s)
+    -- is open and holds 10, 12, 14
+    assert.same({ { window_start = 10000, window_end = 20000, n = 3, p50 = 12, hosts = 1,
+      slowest = 14 } }, state)
+    assert.same({ keys = { "api", "web" }, count = 2 }, listed)
+  end)
+
+  it("leaves a reduce's state as it was (the windows are merged from copies)", function()
+    local function build()
+      graph.begin()
+      local out = sl.sink.collect()
+      sl.source.values(hosts(60)):timestamp("ts"):key_by("host")
+        :window(sl.sliding("10s", "5s"))
+        :reduce(function(acc, r) acc.ms = acc.ms + r.ms; return acc end):name("sums")
+        :sink(out)
+      return out
+    end
+    local plain = build()
+    run({ plain }, 1000, function() end, { batch_size = 5 })
+    local out = build()
+    local state
+    run({ out }, 3, function(job) state = inspect.state(job, "sums", "web") end,
+      { batch_size = 5 })
+    assert.same(plain:records(), out:records())
+    -- web has the odd i up to 15; the watermark 15 s fired [5 s, 15 s): [10 s, 20 s)
+    -- holds 11, 13, 15 and [15 s, 25 s) 15
+    assert.same({ { window_start = 10000, window_end = 20000, ms = 11 + 13 + 15, host = "web",
+      ts = 11000 }, { window_start = 15000, window_end = 25000, ms = 15, host = "web",
+      ts = 15000 } }, state)
+  end)
+
+  it("lists the first 20 keys, sorted, with their count", function()
+    local input = {}
+    for i = 1, 30 do input[i] = { k = i } end
+    local out = sl.sink.collect()
+    sl.source.values(input):key_by("k"):aggregate { n = sl.count() }:name("c"):sink(out)
+    local listed
+    run({ out }, 3, function(job) listed = inspect.state(job, "c") end)
+    assert.equal(30, listed.count)
+    assert.equal(10, listed.more)
+    assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 },
+      listed.keys)
+  end)
+
+  it("shows session and count windows as their results so far", function()
+    local out1, out2 = sl.sink.collect(), sl.sink.collect()
+    local s = sl.source.values(hosts(10)):timestamp("ts"):key_by("host")
+    s:window(sl.session "5s"):aggregate { n = sl.count() }:name("sess"):sink(out1)
+    s:window(sl.count_window(3)):apply(function(_, _, rs) return #rs end):name("threes"):sink(out2)
+    local sess, threes
+    run({ out1, out2 }, 1, function(job)
+      sess = inspect.state(job, "sess", "web")
+      threes = inspect.state(job, "threes", "web")
+    end, { batch_size = 7 })
+    -- seven records in: web (odd i) has 1, 3, 5, 7 s; the count window of 1, 3, 5 fired
+    assert.same({ { window_start = 1000, window_end = 12000, n = 4 } }, sess)
+    assert.same({ { window_start = 7000, window_end = 7001, records = 1, count = 1 } }, threes)
   end)
 end)

@@ -235,19 +235,25 @@ describe("sliding window operator", function()
     end
   end)
 
-  it("shows a key's state per pane, oldest first, and forgets a key with no state left", function()
+  it("shows a key's open windows with their results so far, and forgets a key with no state left", function()
     local node = node_of(sl.sliding("4s", "2s"), { n = sl.count() })
     local got = {}
     local op = new_op(node, got)
     -- out of order: pane 2000 after pane 4000, then a key that leaves and comes back
     for _, r in ipairs({ { k = "a", ts = 4500 }, { k = "a", ts = 2500 }, { k = "a", ts = 2600 },
       { k = "b", ts = 4600 } }) do op.step(r, r.ts) end
-    assert.same({ { pane_start = 2000, state = { 2 } }, { pane_start = 4000, state = { 1 } } },
-      op.inspect("a"))
+    assert.same({ { window_start = 0, window_end = 4000, n = 2 },
+      { window_start = 2000, window_end = 6000, n = 3 },
+      { window_start = 4000, window_end = 8000, n = 1 } }, op.inspect("a"))
+    local keys = op.keys()
+    table.sort(keys)
+    assert.same({ "a", "b" }, keys)
     op.advance(8000)                   -- fires [2000, 6000) and [4000, 8000): both panes go
     assert.is_nil(op.inspect("a"))
+    assert.same({}, op.keys())
     op.step({ k = "a", ts = 9000 }, 9000)
-    assert.same({ { pane_start = 8000, state = { 1 } } }, op.inspect("a"))
+    assert.same({ { window_start = 6000, window_end = 10000, n = 1 },
+      { window_start = 8000, window_end = 12000, n = 1 } }, op.inspect("a"))
     op.advance(math.huge)
     op.close()
     local a = {}
