@@ -202,6 +202,75 @@ local function is_incomplete(src)
   return repl.compile(src, {}) == false
 end
 
+-- ---- dead letters, summed up --------------------------------------------------------
+--
+-- At the REPL, a :show() over a file with bad lines would print them as JSON at every
+-- :show(), and a function that raises on every record one line per record. A chunk's
+-- dead letters are summed up instead (unless sl.dead_letter() chose a sink): the first
+-- with where it came from and its traceback, then how many more.
+
+-- The frames of a traceback that are the user's: up to the first frame in sluice itself
+-- (a stage's generated loop, lua/sluice/), without the C functions above them. The
+-- function a stage calls is named by its operator (the loop's local for it is "fN").
+local function user_frames(tb, operator)
+  local out = {}
+  for line in tostring(tb or ""):gmatch("[^\n]+") do
+    local frame = line:match("^%s+(.*)$")
+    if frame then
+      if frame:find("sluice stage %d") or frame:find("sluice/[%w_]+%.lua:") then break end
+      if operator then
+        frame = frame:gsub("in function 'f%d+'$", "in the function given to " .. operator)
+      end
+      if not (frame:find("^%[C%]") and #out == 0) then out[#out + 1] = "  " .. frame end
+    end
+  end
+  return out
+end
+
+-- Where a dead letter came from, for people.
+local function dead_letter_origin(e)
+  if e.line and e.source then
+    return string.format("from %s line %d (byte %d)", tostring(e.source), e.line, e.offset or 0)
+  elseif e.sink then
+    return string.format("in %s at %s", tostring(e.sink), tostring(e.at or "?"))
+  elseif e.operator then
+    return string.format("in %s%s at %s", tostring(e.operator),
+      e.name and string.format(" %q", e.name) or "", tostring(e.at or "?"))
+  end
+  return string.format("in %s at %s", tostring(e.source or "?"), tostring(e.at or "?"))
+end
+
+-- A collector of one chunk's dead letters: report(entry, traceback) for each; text() is
+-- what to print after the chunk (nil when there was none).
+local function dead_letter_summary()
+  local first, first_tb, count = nil, nil, 0
+  local summary = {}
+  function summary.report(entry, tb)
+    count = count + 1
+    if not first then first, first_tb = entry, tb end
+  end
+  function summary.text()
+    if count == 0 then return nil end
+    local lines = { "dead letter: " .. tostring(first.reason), "  " .. dead_letter_origin(first) }
+    if first.record ~= nil then
+      local ok, r = pcall(format.pretty, first.record)
+      lines[#lines + 1] = "  record: " .. format.abbreviate(ok and r:gsub("\n%s*", " ") or
+        tostring(first.record), 200)
+    end
+    local frames = user_frames(first_tb, first.operator)
+    if #frames > 0 then
+      lines[#lines + 1] = "  stack traceback:"
+      for _, f in ipairs(frames) do lines[#lines + 1] = "  " .. f end
+    end
+    if count > 1 then
+      lines[#lines + 1] = string.format("(and %d more dead letter%s: %d records in all; " ..
+        "sl.dead_letter(sink) keeps every one)", count - 1, count == 2 and "" or "s", count)
+    end
+    return concat(lines, "\n")
+  end
+  return summary
+end
+
 -- ---- sluice repl ---------------------------------------------------------------------
 
 -- Runs the script in env, and adds its top-level locals (read as the main chunk returns)
@@ -267,11 +336,17 @@ function repl.main(script)
       local fn, err = repl.compile(src, env)
       if not fn then io.stderr:write(err, "\n"); return end
       io.stdout:flush()
+      local dead = dead_letter_summary()
+      runtime.defaults.dead_letter_report = dead.report
       if core.interrupts then core.interrupts(true, on_interrupt) end
       local ok, text = repl.run(fn)
       if core.interrupts then core.interrupts(false) end
+      runtime.defaults.dead_letter_report = nil
+      io.stdout:flush()
+      local summary = dead.text()
+      if summary then io.stderr:write(summary, "\n"); io.stderr:flush() end
       if ok and text then io.stdout:write(text, "\n") end
-      if not ok then io.stdout:flush(); io.stderr:write(text, "\n") end
+      if not ok then io.stderr:write(text, "\n") end
     end,
   }
 end

@@ -29,6 +29,9 @@ runtime.defaults = {
   batch_size = tonumber(os.getenv("SLUICE_BATCH_SIZE")) or 1024,
   on_error = "dead-letter",     -- or "fail": the first bad record stops the job, status 1
   after_batch = nil,
+  -- without sl.dead_letter(), report(entry, traceback) takes each dead letter in place
+  -- of stderr (the REPL sets it while a chunk runs: dead_letters.open)
+  dead_letter_report = nil,
 }
 
 -- The job running on this Lua state's loop, if any: the loop runs one job at a time.
@@ -260,8 +263,9 @@ local Job = {}
 Job.__index = Job
 
 -- The job of the nodes `set` (every ancestor of the sinks to run). opts (each defaults to
--- runtime.defaults): batch_size, on_error, after_batch; and dead_letter, the sink spec of
--- sl.dead_letter() (nil: stderr). Nothing runs until job:run().
+-- runtime.defaults): batch_size, on_error, after_batch, dead_letter_report; and
+-- dead_letter, the sink spec of sl.dead_letter() (nil: stderr). Nothing runs until
+-- job:run().
 --   job.graph      the graph it runs (replaced by a reload), once running
 --   job.sources    the routes of its open sources: { id, spec, node, handle, ctx, targets,
 --                  st, push, ended, removed }
@@ -278,7 +282,7 @@ function runtime.new(set, opts)
     set = set,
     dead_letter = opts.dead_letter,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
-      after_batch = pick("after_batch") },
+      after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
     sources = {}, live = 0, dead_letters = 0,
   }, Job)
@@ -400,7 +404,7 @@ function Job:run(restore)
     return nil, "cannot run a stream while a job is running (collect() inside a function?)"
   end
   local dl = dead_letters.open(j.dead_letter, { append = restore ~= nil,
-    on_error = j.options.on_error })
+    on_error = j.options.on_error, report = j.options.dead_letter_report })
   j.dl, j.started = dl, host.clock()
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)

@@ -114,6 +114,35 @@ doubled:sink(sl.sink.null())
     assert.are.same({ "{ 1, 2, 3 }", "{ 2, 4, 6 }" }, h.lines(res.stdout))
   end)
 
+  it("sums up a chunk's dead letters: the first with its traceback, then a count", function()
+    local bad = h.write(h.path(h.dir(), "bad.jsonl"), 'bad\n{"x":1}\n{"x":2}\nworse\n')
+    local res = repl(string.format("s = sl.source.file { path = %q, format = 'json' }\n" ..
+      "s:show()\ns:show()\n" ..
+      "function f(r)\n  return r.x.y + 1\nend\n" ..
+      "sl.source.values { 1, 2, 3 }:map(function(r) local v = f({ x = r }); return v end):collect()\n",
+      bad))
+    h.expect_code(res, 0)
+    assert.are.same({ "x", "-", "1", "2", "x", "-", "1", "2", "{}" }, h.lines(res.stdout))
+    local summary = {
+      "dead letter: json: unexpected character 'b' at byte 0",
+      "  from " .. bad .. " line 1 (byte 0)",
+      '  record: "bad"',
+      "(and 1 more dead letter: 2 records in all; sl.dead_letter(sink) keeps every one)",
+    }
+    local want = {}
+    for _ = 1, 2 do for _, l in ipairs(summary) do want[#want + 1] = l end end
+    for _, l in ipairs({
+      "dead letter: stdin:2: attempt to index field 'x' (a number value)",
+      "  in map at stdin:1",
+      "  record: 1",
+      "  stack traceback:",
+      "    stdin:2: in function 'f'",
+      "    stdin:1: in the function given to map",
+      "(and 2 more dead letters: 3 records in all; sl.dead_letter(sink) keeps every one)",
+    }) do want[#want + 1] = l end
+    assert.are.same(want, h.lines(res.stderr))
+  end)
+
   it("reports a script that fails to load with status 2", function()
     local script = h.script("local sl = require 'sluice'\nerror('broken script')\n")
     local res = repl("1\n", script)
