@@ -245,7 +245,9 @@ int sl_lineedit_completer(lua_State *L)
  * on_interrupt, it also stops the Lua code running, as the standalone lua does: a hook is
  * set from the signal handler (lua_sethook is safe there), and at the next instruction it
  * calls on_interrupt(), which returns true when it has dealt with it (a job asked to
- * stop), else the hook raises "interrupted". A second Ctrl-C before that ends the process. */
+ * stop), else the hook raises "interrupted". Each Ctrl-C sets the hook again; none ends
+ * the process (the REPL quits on Ctrl-D). LuaJIT runs no hook inside compiled code, so
+ * the REPL runs the chunks typed at it with the JIT off for them (repl.lua). */
 static struct sigaction saved_sigint;
 static int catching;
 static lua_State *hook_L;                       /* the state to stop, in hook mode */
@@ -270,7 +272,6 @@ static void on_sigint_hook(int sig)
 {
     (void)sig;
     interrupted = 1;
-    signal(SIGINT, SIG_DFL);                    /* the next Ctrl-C ends the process */
     lua_sethook(hook_L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 

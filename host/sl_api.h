@@ -205,8 +205,8 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               whether it came since the last call. With on_interrupt,
  *                               Ctrl-C also stops the running Lua code at its next
  *                               instruction: on_interrupt() is called there, and unless
- *                               it returns true, "interrupted" is raised; a second
- *                               Ctrl-C before that ends the process
+ *                               it returns true, "interrupted" is raised; each
+ *                               Ctrl-C does so again (none ends the process)
  * core.term_width([fd=1]) -> columns | nil (not a terminal)
  * core.term_raw(on) -> true | nil, msg    keys one at a time, unechoed, Ctrl-C as "\3"
  * core.read_key(timeout_ms) -> bytes | nil (timeout) | "" (end of input)

@@ -307,9 +307,9 @@ local function load_script(path, env)
 end
 
 -- Ctrl-C while a chunk runs: a running job (`:collect()` of an endless source) is asked
--- to stop, from the loop, as SIGTERM would, and the records so far are its result; any
--- other code stops with the error "interrupted". Called from a hook; returns whether it
--- dealt with the interrupt.
+-- to stop, from the loop, as SIGTERM would, and the records so far are its result (a
+-- second Ctrl-C stops its sources at once); any other code stops with the error
+-- "interrupted". Called from a hook; returns whether it dealt with the interrupt.
 local function on_interrupt()
   local job = runtime.running()
   if not job then return false end
@@ -335,6 +335,11 @@ function repl.main(script)
     eval = function(src)
       local fn, err = repl.compile(src, env)
       if not fn then io.stderr:write(err, "\n"); return end
+      -- Ctrl-C stops code through a hook, and LuaJIT runs no hook inside a compiled
+      -- trace (a loop that never leaves its trace would never stop): what is typed here,
+      -- and every function it defines, runs in the interpreter. sluice's own loops (a
+      -- :collect()'s stages and windows) stay compiled and end each batch.
+      jit.off(fn, true)
       io.stdout:flush()
       local dead = dead_letter_summary()
       runtime.defaults.dead_letter_report = dead.report

@@ -109,6 +109,28 @@ describe("sluice repl in a terminal", function()
     t.wait("true\nsl>")
   end)
 
+  it("Ctrl-C stops any loop, one LuaJIT would compile too, and never quits; Ctrl-D does", function()
+    if not t then pending("tmux is not installed") return end
+    t.keys("for i = 1, 1e12 do end", "Enter")
+    os.execute("sleep 0.3")
+    t.keys("C-c")
+    t.wait("interrupted\nsl>")
+    t.keys("function spin() local n = 0 while true do n = n + 1 end end", "Enter", "spin()", "Enter")
+    os.execute("sleep 0.3")
+    t.keys("C-c")
+    os.execute("sleep 0.05")
+    t.keys("C-c")                              -- a second one, at once: still no quitting
+    t.wait("stdin:1: interrupted\nsl>")
+    t.keys("6 * 7", "Enter")
+    t.wait("42\nsl>")
+    t.keys("C-d")
+    for _ = 1, 100 do
+      if not t.screen():find("sl>", 1, true) then break end
+      os.execute("sleep 0.05")
+    end
+    h.not_contains(t.screen(), "sl>", "the screen after Ctrl-D")
+  end)
+
   it("continues a chunk on the next line, and Ctrl-C drops a line", function()
     if not t then pending("tmux is not installed") return end
     t.keys("f = function(x)", "Enter")
