@@ -12,6 +12,7 @@ local format = require "sluice.format"
 local inspect = require "sluice.inspect"
 local repl = require "sluice.repl"
 local sl = require "sluice"
+local help = require "sluice.help"
 
 local core = host.core
 local type, tostring, pcall = type, tostring, pcall
@@ -188,7 +189,7 @@ local function new_client(server)
     local out = current and current.out
     if out then out[#out + 1] = table.concat(parts, "\t") end
   end
-  client.env = setmetatable({ job = server.job, sl = sl, print = capture },
+  client.env = setmetatable({ job = server.job, sl = sl, help = help.fn, print = capture },
     { __index = _G })
   return client
 end

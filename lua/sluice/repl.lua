@@ -12,6 +12,7 @@ local format = require "sluice.format"
 local stream = require "sluice.stream"
 local runtime = require "sluice.runtime"
 local sl = require "sluice"
+local help = require "sluice.help"
 
 local core = host.core
 local type, select, tostring, concat, sort = type, select, tostring, table.concat, table.sort
@@ -324,11 +325,12 @@ local function on_interrupt()
 end
 
 function repl.main(script)
-  local env = setmetatable({ sl = sl }, { __index = _G })
+  local env = setmetatable({ sl = sl, help = help.fn }, { __index = _G })
   if script and not load_script(script, env) then return 2 end
   return repl.loop {
     banner = "sluice " .. host.version .. " -- `sl` is the module" ..
-      (script and ("; " .. script .. " is loaded") or "") .. "; Tab completes; Ctrl-D exits",
+      (script and ("; " .. script .. " is loaded") or "") ..
+      "; help() helps; Tab completes; Ctrl-D exits",
     prompt = "sl> ",
     incomplete = is_incomplete,
     complete = function(word) return repl.complete(env, word) end,

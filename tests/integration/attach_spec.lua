@@ -159,6 +159,11 @@ describe("sluice attach", function()
     assert.is_true(alive(pid))
   end)
 
+  it("has help(), sent back like print's output", function()
+    local res = attach_ok("help 'job:state'\n")
+    h.contains(res.stdout, "job:state(name [, key])", "stdout")
+  end)
+
   it("completes names in the job's state", function()
     local c = assert(core.ctl_connect(sock))
     local r = request(c, { op = "complete", id = 1, word = "job:gr" })

@@ -16,7 +16,7 @@ local LAYERS = {
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "window", "rolling", "process", "operator", "dead_letters",
     "runtime" },
-  app = { "init", "explore", "inspect", "reload", "checkpoint", "control", "repl", "cli",
+  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
