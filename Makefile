@@ -5,6 +5,7 @@
 #   make test       install missing packages, build, lint, run every spec (plain and sanitized)
 #   make lint       luacheck over lua/, tests/ and scripts/ (settings: tests/luacheckrc)
 #   make bench      the benchmark workloads (scripts/bench/)
+#   make docs       docs/demo-graph.svg: the demo's operator graph (Graphviz's dot)
 #   make install    PREFIX=/usr/local: bin/sluice and share/sluice/lua
 #   make asan       ./sluice-asan, built with AddressSanitizer and UBSan
 #   V=1             show full commands
@@ -39,7 +40,7 @@ Q        := @
 say       = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint
+.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint docs
 
 all: sluice
 
@@ -116,6 +117,14 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh scripts/bench/run.sh
+
+# The picture of scripts/demo.lua's graph that README.md shows, as `sluice graph --format
+# dot` draws it.
+docs: docs/demo-graph.svg
+
+docs/demo-graph.svg: sluice scripts/demo.lua lua/sluice/graph.lua
+	$(call say,DOT,$@)./sluice graph scripts/demo.lua --format dot >$@.dot
+	$(Q)dot -Tsvg $@.dot -o $@ && rm -f $@.dot
 
 install: sluice
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice/lua/sluice
