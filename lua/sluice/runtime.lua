@@ -211,6 +211,16 @@ function runtime.open_sink(node, dl, committed)
     user_error = function(e, record)
       dl.write { operator = "sink.fn", at = spec.where, reason = tostring(e), record = record }
     end,
+    -- stdout's reader went away (`| head`): the job ends quietly, as grep would, once
+    -- the batch in hand is through (from a timer, never inside a push)
+    output_closed = function()
+      local j = active
+      if not j or j.output_closed then return end
+      j.output_closed = true
+      local timer
+      timer = core.timer(function() timer:close(); j:shutdown() end)
+      timer:start(0)
+    end,
   })
 end
 
