@@ -1,8 +1,8 @@
 -- init.lua -- require "sluice": the module a pipeline script sees.
 --
--- Gathers the builder (sources, sinks, assigners, aggregates, sl.param) and the codecs
--- into one table. Nothing here runs a job: a script only describes one, and the host runs
--- it.
+-- Gathers the builder (sources, sinks, assigners, aggregates, sl.param), the codecs and
+-- sl.testing into one table. Nothing here runs a job: a script only describes one, and the
+-- host runs it.
 local host = require "sluice.host"
 local graph = require "sluice.graph"
 local report = require "sluice.report"
@@ -11,6 +11,7 @@ local stream = require "sluice.stream"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
 local typed = require "sluice.typed"
+local testing = require "sluice.testing"
 require "sluice.explore"        -- streams get collect(), show() and graph()
 
 local core = host.core
@@ -41,6 +42,8 @@ local sl = {
   },
   json = { encode = core.json_encode, decode = core.json_decode, null = host.null },
   msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },
+  -- sl.testing.run(script, {inputs = ..., params = ...}): a script's output, in a spec
+  testing = { run = testing.run },
 }
 
 -- The table form of a typed record (a view a typed source fills, see typed.lua): what to
