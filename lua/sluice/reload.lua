@@ -218,6 +218,7 @@ local function retire(j, old, kept_routes, kept_sinks)
   for _, s in ipairs(old.sinks) do
     if not kept_sinks[s] then
       sinks[#sinks + 1] = s.key
+      j.records_out_retired = j.records_out_retired + (s.handle.records or 0)
       local closed, err = pcall(s.handle.close)
       if not closed then io.stderr:write("sluice: closing ", s.key, ": ", tostring(err), "\n") end
     end

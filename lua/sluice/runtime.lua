@@ -254,6 +254,8 @@ Job.__index = Job
 --                  st, push, ended, removed }
 --   job.live       how many of them have not ended
 --   job.dead_letters   how many records went to the dead letters, once it has run
+--   job.records_in     how many records its sources have read (job:records_out(): how
+--                      many its sinks have received)
 function runtime.new(set, opts)
   opts = opts or {}
   local defaults = runtime.defaults
@@ -267,7 +269,7 @@ function runtime.new(set, opts)
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
-    sources = {}, live = 0, dead_letters = 0,
+    sources = {}, live = 0, dead_letters = 0, records_in = 0, records_out_retired = 0,
   }, Job)
 end
 
@@ -303,6 +305,7 @@ function Job:wire(route)
   local st = route.st
   -- a generator fused into its stage: the stage makes records from..to itself
   route.ctx.run_range = st and function(from, to)
+    j.records_in = j.records_in + (to - from + 1)
     st:push(nil, to, nil, nil, nil, from)
     after_batch(j)
     return st.done
@@ -320,6 +323,7 @@ function Job:open_source(node, route, position)
   local ctx = { batch_size = j.options.batch_size, position = position }
   route.ctx = ctx
   function ctx.push(b, n)
+    j.records_in = j.records_in + n
     route.push(b, n)
     after_batch(j)
     return stage.all_done(route.targets)
@@ -455,6 +459,14 @@ function Job:sinks()
   local list = {}
   for i, s in ipairs(self.graph.sinks) do list[i] = s.handle end
   return list
+end
+
+-- How many records the job's sinks have received (each sink counts what it got), those a
+-- reload closed included.
+function Job:records_out()
+  local n = self.records_out_retired
+  for _, s in ipairs(self.graph and self.graph.sinks or {}) do n = n + (s.handle.records or 0) end
+  return n
 end
 
 -- Rows that the job's metrics hooks add (checkpoint.lua's, say), for inspect.metrics.

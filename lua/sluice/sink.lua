@@ -247,15 +247,15 @@ function open.fn(spec, ctx)
 end
 
 -- Every sink but null keeps or encodes what it gets, so typed records (typed.lua) reach
--- it in their table form.
+-- it in their table form. s.records counts what the sink received.
 function sink.open(spec, ctx)
   local s = open[spec.type](spec, ctx)
-  if spec.type ~= "null" then
-    local push = s.push
-    s.push = function(batch, n)
-      plain_batch(batch, n)
-      return push(batch, n)
-    end
+  local push, plain = s.push, spec.type ~= "null"
+  s.records = 0
+  s.push = function(batch, n)
+    s.records = s.records + n
+    if plain then plain_batch(batch, n) end
+    return push(batch, n)
   end
   return s
 end
