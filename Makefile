@@ -6,7 +6,8 @@
 #   make lint       luacheck over lua/, tests/ and scripts/ (settings: tests/luacheckrc)
 #   make bench      the benchmark workloads (scripts/bench/)
 #   make docs       docs/demo-graph.svg: the demo's operator graph (Graphviz's dot)
-#   make install    PREFIX=/usr/local: bin/sluice and share/sluice/lua
+#   make install    PREFIX=/usr/local: bin/sluice, share/sluice/lua, the man page and the
+#                   bash completion
 #   make asan       ./sluice-asan, built with AddressSanitizer and UBSan
 #   V=1             show full commands
 
@@ -127,12 +128,18 @@ docs/demo-graph.svg: sluice scripts/demo.lua lua/sluice/graph.lua
 	$(Q)dot -Tsvg $@.dot -o $@ && rm -f $@.dot
 
 install: sluice
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice/lua/sluice
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice/lua/sluice \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 sluice $(DESTDIR)$(PREFIX)/bin/sluice
 	install -m 644 lua/sluice/*.lua $(DESTDIR)$(PREFIX)/share/sluice/lua/sluice/
+	install -m 644 docs/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
+	install -m 644 scripts/sluice.bash-completion \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluice
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/bin/sluice $(DESTDIR)$(PREFIX)/share/sluice
+	rm -rf $(DESTDIR)$(PREFIX)/bin/sluice $(DESTDIR)$(PREFIX)/share/sluice \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluice
 
 clean:
 	rm -rf build sluice sluice-asan

@@ -3,8 +3,10 @@
  * Handles follow luv's lhandle.c: the userdata holds a pointer to a malloc'd struct that
  * embeds the uv handle; close is explicit, frees in the close callback, and is idempotent.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <lauxlib.h>
 
 #include "loop.h"
@@ -89,7 +91,14 @@ int sl_loop_open(lua_State *L, const char *path, int flags, int mode)
 
     uv_fs_req_cleanup(&req);
     if (fd < 0) {
-        lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));   /* msg */
+        char cwd[PATH_MAX];
+
+        /* a relative path is named as resolved too: which directory the job looked in */
+        if (path[0] != '/' && getcwd(cwd, sizeof cwd) != NULL)
+            lua_pushfstring(L, "open %s (%s%s%s): %s", path, cwd, strcmp(cwd, "/") ? "/" : "",
+                            path, uv_strerror(fd));
+        else
+            lua_pushfstring(L, "open %s: %s", path, uv_strerror(fd));   /* msg */
         lua_error(L);
     }
     return fd;

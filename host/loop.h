@@ -37,8 +37,8 @@ lua_State *sl_loop_lua(void);
 int sl_loop_call(lua_State *L, int nargs);
 
 /* Opens path synchronously through libuv (flags and mode as for open(2)) and returns the
- * descriptor; on failure raises "open PATH: reason", naming the path and not a line of
- * the library. */
+ * descriptor; on failure raises "open PATH: reason" (a relative PATH followed by
+ * " (CWD/PATH)"), naming the path and not a line of the library. */
 int sl_loop_open(lua_State *L, const char *path, int flags, int mode);
 
 /* At shutdown, after sl_vm_close: lets close callbacks and finished requests run, then

@@ -150,6 +150,9 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               "<stdout>" for fd 1); a descriptor given as fd is not
  *                               closed. Garbage collection closes a writer without raising
  *                               (a failure is printed on stderr).
+ *   pipe_may_close=boolean      EPIPE (the reader of a pipe went away, as with `| head`)
+ *                               is no error: writer:reader_gone() -> true from then on,
+ *                               and what comes is dropped
  *
  * core.json_encode(v) -> s       core.json_decode(s) -> v      (raise on bad input, with
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s

@@ -40,6 +40,8 @@ typedef struct sl_writer {
     sl_conn *conn;          /* connect=: the connection that takes flushed bytes */
     int on_drain_ref;       /* connect=: registry ref of on_drain, or LUA_NOREF */
     int linger_ms;          /* connect=: how long close() may wait to deliver */
+    int pipe_may_close;     /* pipe_may_close=: EPIPE means the reader has gone, not a failure */
+    int reader_gone;        /* the reader went away (EPIPE): what comes is dropped */
 } sl_writer;
 
 #define SL_WRITER_LINGER_MS 5000    /* default linger of a connect= writer */
@@ -70,7 +72,7 @@ static int flush_out(sl_writer *w)
         sl_buf_reset(&w->out);
         return 0;
     }
-    while (done < w->out.len) {
+    while (!w->reader_gone && done < w->out.len) {
         uv_fs_t req;
         uv_buf_t b = uv_buf_init(w->out.data + done, (unsigned)(w->out.len - done));
 
@@ -80,6 +82,11 @@ static int flush_out(sl_writer *w)
             struct pollfd p = {.fd = w->fd, .events = POLLOUT};
             poll(&p, 1, -1);
             continue;
+        }
+        if (rc == UV_EPIPE && w->pipe_may_close) {
+            w->reader_gone = 1;     /* `| head`: the end of the output, as for grep */
+            rc = 0;
+            break;
         }
         if (rc <= 0) {
             if (rc == 0)
@@ -358,6 +365,13 @@ static int writer_flush(lua_State *L)
     return flush_or_raise(L, check_writer(L, "flush"));
 }
 
+/* writer:reader_gone() -> whether a pipe_may_close= writer's reader has gone away */
+static int writer_reader_gone(lua_State *L)
+{
+    lua_pushboolean(L, check_writer(L, "reader_gone")->reader_gone);
+    return 1;
+}
+
 /* Flushes (writing a csv header if no record came), closes the file and frees the
  * writer. Returns 0 or the first libuv error; *what says which step failed. */
 static int close_writer(lua_State *L, sl_writer *w, const char **what)
@@ -472,6 +486,7 @@ int sl_writer_new(lua_State *L)
     const char *path = NULL, *fmt, *connect = NULL;
     lua_Number truncate_to = -1;
     int fd = -1, format, append = 0, header = 1, columns = 0, own_fd = 0, linger = -1;
+    int pipe_may_close = 0;
     size_t low = 0;
     sl_writer **ud, *w;
     char name[300];
@@ -503,6 +518,8 @@ int sl_writer_new(lua_State *L)
         append = lua_toboolean(L, -1);
     if (opt(L, "header", LUA_TBOOLEAN))
         header = lua_toboolean(L, -1);
+    if (opt(L, "pipe_may_close", LUA_TBOOLEAN))
+        pipe_may_close = lua_toboolean(L, -1);
     if (path != NULL && opt(L, "truncate_to", LUA_TNUMBER))
         truncate_to = lua_tonumber(L, -1);
     if (truncate_to > 0)
@@ -558,6 +575,7 @@ int sl_writer_new(lua_State *L)
     w->own_fd = own_fd;
     w->format = format;
     w->header = header;
+    w->pipe_may_close = pipe_may_close;
     w->columns_ref = LUA_NOREF;
     sl_buf_init(&w->out);
     if (format == FMT_CSV && columns) {
@@ -574,6 +592,7 @@ void sl_writer_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"write", writer_write},
         {"flush", writer_flush},
+        {"reader_gone", writer_reader_gone},
         {"pending", writer_pending},
         {"size", writer_size},
         {"close", writer_close},

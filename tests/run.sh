@@ -3,7 +3,8 @@
 # and UBSan), and ends with one line: the totals, `N passed, M failed` (`, K skipped` when
 # any were). Exits non-zero when a run failed, timed out or printed no summary line.
 #
-# Usage: sh tests/run.sh [PATH...]   (PATHs go to `sluice test`; default tests/)
+# Usage: sh tests/run.sh [PATH...]   (PATHs go to `sluice test`; default tests/ and
+# scripts/examples/)
 
 cd "$(dirname "$0")/.." || exit 2
 
@@ -70,6 +71,7 @@ paths="$*"
 if [ -z "$paths" ]; then
   run codecs build/codec_test ASAN_OPTIONS=detect_leaks=0
   run primitives build/prims_test
+  paths="tests/ scripts/examples/"    # the examples' specs (sl.testing) too
 fi
 run plain ./sluice
 run asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0

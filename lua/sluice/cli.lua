@@ -1,8 +1,11 @@
--- cli.lua -- the command line: sluice run | check | graph | repl | attach | top | test |
--- --version | --help.
+-- cli.lua -- the command line: sluice run | -e | check | graph | repl | attach | top | ps |
+-- test | help | --version | --help.
 --
 -- host/main.c calls cli.main(args) and exits with the status it returns: 0 done,
--- 1 runtime failure, 2 bad script or bad arguments.
+-- 1 runtime failure, 2 bad script or bad arguments, 130 after a second SIGINT/SIGTERM.
+-- Every command has its help (`sluice help COMMAND`, `sluice COMMAND --help`); the man
+-- page (docs/sluice.1) and the bash completion (scripts/sluice.bash-completion) say the
+-- same, and a spec holds them to cli.options.
 local host = require "sluice.host"
 local report = require "sluice.report"
 local graph = require "sluice.graph"
@@ -15,63 +18,200 @@ local reload = require "sluice.reload"
 local control = require "sluice.control"
 local repl = require "sluice.repl"
 local busted_output = require "sluice.busted_output"
+local sl = require "sluice"
 
+local core = host.core
 local format = string.format
 
 local cli = {}
 
+local say = report.say
+
+-- ---- help -----------------------------------------------------------------------------
+
 local USAGE = [[
 usage: sluice COMMAND [ARGS] [OPTIONS]
 
-  run SCRIPT.lua       run the pipeline the script describes
-  check SCRIPT.lua     compile only; report every mistake with its file:line
-  graph SCRIPT.lua     print the operator graph (--format text|dot|mermaid)
-  repl [SCRIPT.lua]    interactive Lua with `sl` bound; the script's globals in scope
-  attach [PATH]        a REPL inside a running job, over its control socket
-  top [PATH]           a running job's metrics, refreshed every second (q quits)
-  tap [PATH] PATTERN   records the operators PATTERN names (name, #id, glob) emit,
-                       until Ctrl-C (--format json: JSON lines)
-  test [PATH...]       run busted specs inside the host (default: tests/)
-  --version            print the version
-  --help               this text
+  run SCRIPT.lua [ARGS]  run the pipeline the script describes (`-`: the script on stdin)
+  -e 'OPS'               JSON lines from stdin through OPS to stdout, e.g.
+                         sluice -e 'filter(function(r) return r.status >= 500 end)'
+  check SCRIPT.lua       compile only; report every mistake with its file:line
+  graph SCRIPT.lua       print the operator graph (--format text|dot|mermaid)
+  repl [SCRIPT.lua]      interactive Lua with `sl` bound; the script's locals in scope
+  attach [PID|NAME|PATH] a REPL inside a running job, over its control socket
+  top [PID|NAME|PATH]    a running job's metrics, refreshed every second (q quits)
+  tap [PID|NAME|PATH] PATTERN
+                         records the operators PATTERN names (name, #id, glob) emit,
+                         until Ctrl-C (--format json: JSON lines)
+  ps                     the running jobs: pid, script, control socket, uptime
+  test [PATH...]         run busted specs inside the host (default: tests/)
+  help [COMMAND]         this text, or a command's options (also: COMMAND --help)
+  --version              print the version
 
-options for run:
-  --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
-  --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
-  --control PATH       the control socket for attach and top (default: a socket in
-                       $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
+(man sluice has it all)
+]]
+
+local RUN_OPTIONS = [[
+  --set NAME=VALUE     a value for sl.param("NAME", default) in the script (repeatable)
   --watch              reload the script when it or a module it requires changes
-                       (SIGHUP and job:reload() reload it too), keeping operator state
+                       (SIGHUP and job:reload() reload it too), keeping operator state;
+                       a bounded job that has finished runs again on the next change
   --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
-
-exit status: 0 done, 1 runtime failure, 2 bad script or bad arguments
+  --control PATH       the control socket for attach and top (default: a socket in
+                       $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+  --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
+  --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
+  --                   the words after it go to the script, even those starting with --
+  -h, --help           this text
 ]]
 
-local say = report.say
+local HELP = {
+  run = [[
+usage: sluice run SCRIPT.lua|- [ARGS...] [OPTIONS]
+
+Runs the pipeline SCRIPT.lua describes until its input ends (every source bounded) or
+SIGINT/SIGTERM stops it: the first signal drains what was read, a second exits at once.
+The script gets ARGS in `arg` (arg[0] is the script) and --set values through
+sl.param(name, default); `-` reads the script from stdin. Relative paths in the script are
+relative to the current directory; `require` also finds modules beside the script.
+
+options:
+]] .. RUN_OPTIONS .. [[
+
+exit status: 0 done (also when stdout's reader has gone, as with `| head`), 1 runtime
+failure, 2 bad script or bad arguments, 130 after a second signal
+]],
+  ["-e"] = [[
+usage: sluice -e 'OPS' [OPTIONS]
+
+jq-style: reads JSON lines from stdin, runs them through OPS, the stream methods of a
+pipeline (`sl` is bound), and writes what comes out as JSON lines on stdout:
+  sluice -e 'filter(function(r) return r.status >= 500 end):map(function(r) return r.path end)'
+  sluice -e 'key_by("host"):window(sl.tumbling "1m"):aggregate { n = sl.count() }'
+Lines that are not JSON go to the dead letters (stderr). A mistake in OPS is reported as
+`-e:LINE: message`, with status 2.
+
+options: --set NAME=VALUE, --on-error=fail, --batch-size N (as for run)
+]],
+  check = [[
+usage: sluice check SCRIPT.lua|- [ARGS...] [--set NAME=VALUE]...
+
+Compiles the script without running it and reports every mistake as
+`script.lua:LINE: message`: builder misuse, streams that reach no sink, and what can be
+checked without running: input files that are missing or unreadable (named as resolved),
+listen and connect addresses that do not parse or have a bad port, output files whose
+directory does not exist. Exit status 0 when all is well, 2 otherwise.
+]],
+  graph = [[
+usage: sluice graph SCRIPT.lua [ARGS...] [--format text|dot|mermaid] [--set NAME=VALUE]...
+
+Prints the operator graph the script builds, with its fused stages and script lines:
+  sluice graph job.lua --format dot | dot -Tsvg > graph.svg
+]],
+  repl = [[
+usage: sluice repl [SCRIPT.lua]
+
+Interactive Lua with the module bound to `sl`; with SCRIPT.lua, the script runs first and
+its top-level locals are in scope. An expression prints its value; `stream:collect()`,
+`:show(n)` and `:graph()` explore bounded streams. With a terminal: line editing, Tab
+completion, history in ~/.sluice_history ($SLUICE_HISTORY). Piped, it prints no prompts
+and exits 1 if any chunk failed, else 0.
+]],
+  attach = [[
+usage: sluice attach [PID|NAME|PATH]
+
+A REPL inside a running job, over its control socket: `job:graph()`, `job:metrics()`,
+`job:tap(name, n)`, `job:state(name, key)`, `job:reload()`. Without an argument, the one
+job running with a default socket; PID or NAME (the script's name, `job` or `job.lua`)
+picks one of them (see sluice ps); PATH names any socket (--control PATH).
+]],
+  top = [[
+usage: sluice top [PID|NAME|PATH]
+
+A running job's per-operator metrics as a table refreshed every second; q or Ctrl-C
+leaves. The job is chosen as for attach.
+]],
+  tap = [[
+usage: sluice tap [PID|NAME|PATH] PATTERN [--format json]
+
+What the operators PATTERN names emit in a running job, as they pass, until Ctrl-C (or
+until the reader of stdout goes away). PATTERN is a name, an id (#3, as graph shows it) or
+a glob (win*); sources and sinks can be tapped too. --format json prints JSON lines. The
+job is chosen as for attach.
+]],
+  ps = [[
+usage: sluice ps
+
+Lists the jobs running with a default control socket ($XDG_RUNTIME_DIR/sluice or
+/tmp/sluice-UID): pid, script, socket and uptime. Sockets left by jobs that died are
+removed on the way.
+]],
+  test = [[
+usage: sluice test [PATH...] [BUSTED OPTIONS]
+
+Runs busted specs (files ending in _spec.lua) inside the host, so they can use sluice and
+its primitives; default PATH: tests/. Ends with the line `N passed, M failed`; exit
+status 1 if any failed. In a spec, sl.testing.run("job.lua", {inputs = {...}}) runs a
+pipeline script on given records and returns what its named operators and sinks emitted.
+]],
+  help = [[
+usage: sluice help [COMMAND]
+
+The commands, or the options of one (the same as `sluice COMMAND --help`).
+]],
+}
+
+-- The options each command takes, for the completion script, the man page and their spec.
+cli.options = {
+  run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
+    "--batch-size", "--help" },
+  ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
+  check = { "--set", "--help" },
+  graph = { "--format", "--set", "--help" },
+  repl = { "--help" }, attach = { "--help" }, top = { "--help" }, ps = { "--help" },
+  tap = { "--format", "--help" },
+  test = { "--help" }, help = {},
+}
+cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", "test", "help" }
 
 -- ---- arguments ------------------------------------------------------------------------
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
-  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true }
-local flag_options = { ["--watch"] = true }
+  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
+  ["--set"] = true }
+local flag_options = { ["--watch"] = true, ["--help"] = true }
 
--- Splits args into positional words and an options table. Returns nil, message on misuse.
+-- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
+-- opts.params; words after `--` are positional whatever they look like. Returns nil,
+-- message on misuse.
 local function parse(args, first)
-  local words, opts = {}, {}
+  local words, opts = {}, { params = {} }
   local i = first
   while i <= #args do
     local a = args[i]
     local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
     name = name or a
-    if value_options[name] then
+    if a == "--" then
+      for k = i + 1, #args do words[#words + 1] = args[k] end
+      break
+    elseif value_options[name] then
       if not value then
         i = i + 1
         value = args[i]
         if value == nil then return nil, format("%s needs a value", name) end
       end
-      opts[name:sub(3)] = value
+      if name == "--set" then
+        local key, v = value:match("^([^=]+)=(.*)$")
+        if not key then
+          return nil, format("--set: expected NAME=VALUE, got %s", value)
+        end
+        opts.params[key] = v
+      else
+        opts[name:sub(3)] = value
+      end
     elseif flag_options[name] then
       opts[name:sub(3)] = true
     elseif a:sub(1, 2) == "--" then
@@ -114,14 +254,32 @@ end
 
 -- ---- compiling a script ---------------------------------------------------------------
 
--- Compiles path with compile_with (default: compile.script), saying each mistake. Returns
--- what compile_with returns, or nil when there is no script or it has mistakes.
-local function compile_or_report(path, compile_with)
+-- The script a command runs, from its words: { path =, compile = reload.compile's opts }
+-- (path "-": the text read from stdin, named "stdin" in messages); or nil after saying
+-- why not.
+local function script_of(words, opts)
+  local path = words[1]
   if not path then
     say("sluice: no script given (see sluice --help)")
     return nil
   end
-  local declared, set, extra = (compile_with or compile.script)(path)
+  local copts = { args = { unpack(words, 2) }, params = opts.params }
+  if path == "-" then
+    copts.text, copts.arg0 = io.stdin:read("*a") or "", "-"
+    path = "stdin"
+  end
+  return { path = path, compile = copts }
+end
+
+-- Compiles the script `src` (script_of) with compile_with (default compile.script),
+-- saying each mistake. Returns what compile_with returns, or nil when it has mistakes.
+local function compile_or_report(src, compile_with)
+  local declared, set, extra
+  if compile_with then
+    declared, set, extra = compile_with(src.path, nil, src.compile)
+  else
+    declared, set, extra = compile.script(src.path, src.compile)
+  end
   if not declared then
     for _, e in ipairs(set) do say("%s", e) end
     return nil
@@ -134,8 +292,9 @@ end
 local commands = {}
 
 -- Listens on the control socket of `job` (--control PATH, else the default path; "none":
--- no socket). Returns the function that stops it, or nil after saying why it cannot
--- listen at a PATH given. A default socket that cannot be made only costs a warning.
+-- no socket). Returns the function that stops it and removes the socket, or nil after
+-- saying why it cannot listen at a PATH given. A default socket that cannot be made only
+-- costs a warning.
 local function start_control(script, opts, job, reloader)
   if opts.control == "none" then return function() end end
   local server, err = control.start(opts.control, script, job, reloader)
@@ -147,28 +306,86 @@ local function start_control(script, opts, job, reloader)
   return function() server:stop() end
 end
 
--- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; a second
--- signal exits at once. (core.signal handles do not keep the loop alive.) Returns the
--- handles, to close when the job has ended.
-local function on_signals(job)
-  local handles = {}
-  if not host.core.signal then return handles end
+local function plural(n, what)
+  return format("%d %s%s", n, what, n == 1 and "" or "s")
+end
+
+-- "N records read, M through the sinks", and the dead letters when there are any.
+local function progress(job)
+  local text = format("%s read, %d through the sinks", plural(job.records_in, "record"),
+    job:records_out())
+  local dead = job.dl and job.dl.count or job.dead_letters
+  if dead > 0 then text = text .. format(", %d dead-lettered", dead) end
+  return text
+end
+
+-- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; the first
+-- signal says so with what has been read and written so far, a second one exits at once
+-- (status 130) after on_exit() (which removes the control socket). (core.signal handles
+-- do not keep the loop alive.) Returns the handles, to close when the job has ended, and
+-- a table whose `signal` is the name of the first signal once one came.
+local function on_signals(job, on_exit)
+  local handles, seen = {}, {}
+  if not core.signal then return handles, seen end
   local received = 0
   for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-    handles[#handles + 1] = host.core.signal(name, function()
+    handles[#handles + 1] = core.signal(name, function()
       received = received + 1
       if received > 1 then
-        say("sluice: second %s, exiting at once", name)
+        say("sluice: second %s: exiting at once, abandoning what is still in flight (%s)",
+          name, progress(job))
+        on_exit()
         os.exit(130)
       end
+      seen.signal = name
+      say("sluice: %s: draining: %s so far; a second signal abandons what is still in flight",
+        name, progress(job))
       job:shutdown()
     end)
   end
-  return handles
+  return handles, seen
 end
 
-function commands.run(words, opts)
-  local declared, set, required = compile_or_report(words[1], reload.compile)
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- --watch, once a job has finished by itself: waits until one of `files` (the script and
+-- the modules it required) differs from `contents` (path -> text). Returns true on a
+-- change, false on SIGINT or SIGTERM.
+local function wait_for_change(files, contents)
+  local changed = false
+  local keep = core.timer(function() end)       -- watchers do not keep the loop going
+  keep:start(3600 * 1000, 3600 * 1000)
+  local watcher = core.watch { paths = files, on_change = function()
+    for _, path in ipairs(files) do
+      if read_file(path) ~= contents[path] then
+        changed = true
+        core.stop()
+        return
+      end
+    end
+  end }
+  local handles = {}
+  for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+    handles[#handles + 1] = core.signal(name, function() core.stop() end)
+  end
+  core.run()
+  for _, handle in ipairs(handles) do handle:close() end
+  watcher:close()
+  keep:close()
+  return changed
+end
+
+-- Runs the script `src` once as `sluice run` does. Returns the exit status, and when the
+-- job ended by itself (its input ended, or it failed: not a signal, not a closed stdout)
+-- the reloader, whose files and contents --watch waits on.
+local function run_once(src, opts)
+  local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
     batch_size = opts.batch_size, on_error = opts.on_error })
@@ -181,14 +398,15 @@ function commands.run(words, opts)
     end
   end
   -- --watch and SIGHUP reload the script while it runs (reload.lua)
-  local started, reloader = pcall(reload.start, job, words[1], required, opts)
+  local started, reloader = pcall(reload.start, job, src.path, required,
+    { watch = opts.watch, compile = src.compile })
   if not started then
     say("sluice: %s", tostring(reloader))
     return 1
   end
-  local stop_control = start_control(words[1], opts, job, reloader)
+  local stop_control = start_control(src.path, opts, job, reloader)
   if not stop_control then reloader:stop(); return 1 end
-  local signals = on_signals(job)
+  local signals, seen = on_signals(job, stop_control)
   -- Records are short-lived tables: collecting when the heap has grown to 4 times what
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
   -- streaming job's live heap is its state plus a few batches. SLUICE_GC_PAUSE overrides.
@@ -198,34 +416,114 @@ function commands.run(words, opts)
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end
-  local ok
-  if ckpt then ok, err = ckpt:run(job) else ok, err = job:run() end
+  -- whatever happens, the control socket goes with the job (SLUICE_DEBUG: with a traceback)
+  local ran, ok
+  ran, ok, err = xpcall(function()
+    if ckpt then return ckpt:run(job) end
+    return job:run()
+  end, os.getenv("SLUICE_DEBUG") and debug.traceback or function(e) return e end)
+  if not ran then ok, err = nil, ok end
   reloader:stop()
   stop_control()
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end
-  if job.dead_letters > 0 then
-    say("sluice: %d record%s dead-lettered", job.dead_letters, job.dead_letters == 1 and "" or "s")
+  if seen.signal then
+    say("sluice: drained: %s in, %d out, %s dead-lettered", plural(job.records_in, "record"),
+      job:records_out(), plural(job.dead_letters, "record"))
+  elseif job.dead_letters > 0 then
+    say("sluice: %s dead-lettered", plural(job.dead_letters, "record"))
   end
+  local by_itself = not seen.signal and not job.output_closed
   if not ok then
     say("sluice: %s", tostring(err))
-    return 1
+    return 1, by_itself and reloader
   end
-  return 0
+  return 0, by_itself and reloader
 end
 
-function commands.check(words)
-  local declared, set = compile_or_report(words[1])
+-- sluice run: the script of `src` (default: from words), and with --watch, again after
+-- each change once it has finished by itself.
+function commands.run(words, opts, src)
+  src = src or script_of(words, opts)
+  if not src then return 2 end
+  if opts.watch and src.compile.text then
+    say("sluice: --watch: the script comes from %s, not a file; there is nothing to watch",
+      src.path == "stdin" and "stdin" or src.path)
+    return 2
+  end
+  local status, reloader = run_once(src, opts)
+  if not (opts.watch and reloader) then return status end
+  if opts["state-dir"] then
+    say("sluice: --watch: %s has finished; with --state-dir it is not run again (its " ..
+      "checkpoint holds the end of its input)", src.path)
+    return status
+  end
+  -- wait for an edit, run again; a script that does not compile waits for the next one
+  local files, contents = reloader:files(), reloader.contents
+  while true do
+    say("sluice: %s %s; --watch: waiting for a change to run it again (Ctrl-C exits)",
+      src.path, status == 0 and "has finished" or "failed")
+    if not wait_for_change(files, contents) then return status end
+    local next_status, next_reloader = run_once(src, opts)
+    status = next_status
+    if next_reloader then
+      files, contents = next_reloader:files(), next_reloader.contents
+    elseif status == 2 then
+      contents = {}
+      for _, path in ipairs(files) do contents[path] = read_file(path) end
+    else
+      return status             -- stopped by a signal, or stdout closed
+    end
+  end
+end
+
+-- sluice -e 'OPS': JSON lines from stdin through OPS to stdout. OPS is on the script's
+-- line 1, so its mistakes read "-e:1: ...".
+local function dash_e(ops, opts)
+  if not ops or ops == "" then
+    say("sluice: -e needs the operators to run, e.g. sluice -e 'filter(function(r) " ..
+      "return r.ok end)' (see sluice help -e)")
+    return 2
+  end
+  ops = ops:gsub("^%s*:", "")
+  -- a syntax error is OPS's alone, not of the lines added after it
+  local _, serr = loadstring("local stream = stream:" .. ops, "@-e")
+  if serr then
+    say("%s", serr)
+    return 2
+  end
+  local text = "local stream = sl.source.stdin { format = 'json' }:" .. ops ..
+    "\nif type(stream) ~= 'table' or type(stream.sink) ~= 'function' then error('-e:1: " ..
+    "the operators must end in a stream (they gave a ' .. type(stream) .. ')', 0) end\n" ..
+    "stream:sink(sl.sink.stdout { format = 'json' })\n"
+  return commands.run({}, opts, { path = "-e", compile = { text = text, params = opts.params,
+    globals = { sl = sl } } })
+end
+
+-- Reports what compile.preflight finds (files, addresses, directories). Returns their count.
+local function report_preflight(declared, set)
+  local found = compile.preflight(declared, set)
+  for _, e in ipairs(found) do say("%s", e) end
+  return #found
+end
+
+function commands.check(words, opts)
+  local src = script_of(words, opts)
+  if not src then return 2 end
+  local declared, set = compile_or_report(src)
   if not declared then return 2 end
+  if report_preflight(declared, set) > 0 then return 2 end
   local count = 0
   for _ in pairs(set) do count = count + 1 end
   local stages = plan.assign_stages(set)
-  print(format("%s: ok (%d operators, %d fused stages)", words[1], count, #stages))
+  print(format("%s: ok (%d operators, %d fused stages)", src.path, count, #stages))
   return 0
 end
 
 function commands.graph(words, opts)
-  local declared, set = compile_or_report(words[1])
+  local src = script_of(words, opts)
+  if not src then return 2 end
+  local declared, set = compile_or_report(src)
   if not declared then return 2 end
   plan.assign_stages(set)
   print(graph.render(set, opts.format or "text"))
@@ -236,12 +534,12 @@ function commands.repl(words)
   return repl.main(words[1])
 end
 
--- Connects to the control socket at words[1], else to the one running job's default.
+-- Connects to the control socket of the job words[1] names (a pid, a script name or a
+-- path), else to the one running job's default socket.
 local function connect(words)
-  local path, err = words[1], nil
-  if not path then path, err = control.find() end
+  local path, err = control.find(words[1])
   if not path then say("sluice: %s", err); return nil end
-  local client, cerr = host.core.ctl_connect(path)
+  local client, cerr = core.ctl_connect(path)
   if not client then say("sluice: %s", cerr); return nil end
   return client, path
 end
@@ -291,6 +589,36 @@ function commands.tap(args)
   return repl.tap(client, words[#words], fmt == "json" and "json" or "pretty")
 end
 
+-- "3h02m", "4m05s", "12s"
+local function uptime(s)
+  if not s then return "?" end
+  local floor = math.floor
+  s = floor(s)
+  if s >= 3600 then return format("%dh%02dm", floor(s / 3600), floor(s % 3600 / 60)) end
+  if s >= 60 then return format("%dm%02ds", floor(s / 60), s % 60) end
+  return format("%ds", s)
+end
+
+function commands.ps()
+  local jobs = control.jobs()
+  if #jobs == 0 then
+    say("sluice: no running job found in %s", control.default_dir())
+    return 0
+  end
+  local rows = { { "PID", "SCRIPT", "UPTIME", "SOCKET" } }
+  local widths = { 3, 6, 6 }
+  for _, j in ipairs(jobs) do
+    local row = { tostring(j.pid or "?"), tostring(j.script or "?"), uptime(j.uptime_s), j.socket }
+    rows[#rows + 1] = row
+    for c = 1, 3 do widths[c] = math.max(widths[c], #row[c]) end
+  end
+  for _, row in ipairs(rows) do
+    print(format("%-" .. widths[1] .. "s  %-" .. widths[2] .. "s  %-" .. widths[3] .. "s  %s",
+      row[1], row[2], row[3], row[4]))
+  end
+  return 0
+end
+
 -- Runs busted specs in this process, so they can use the host and its primitives.
 function commands.test(words)
   local busted_args = { "--output=sluice.busted_output" }
@@ -304,11 +632,27 @@ function commands.test(words)
   return (result.failed > 0) and 1 or 0
 end
 
+-- Prints the help of `cmd` (nil: the overview). Returns the exit status.
+local function help(cmd)
+  if cmd == nil then io.stdout:write(USAGE); return 0 end
+  local text = HELP[cmd]
+  if not text then
+    say("sluice help: no command %q (see sluice help)", cmd)
+    return 2
+  end
+  io.stdout:write(text)
+  return 0
+end
+
+function commands.help(words)
+  return help(words[1])
+end
+
 -- ---- entry ----------------------------------------------------------------------------
 
 function cli.main(args)
   local cmd = args[1]
-  if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
+  if cmd == nil or cmd == "--help" or cmd == "-h" then
     io.stdout:write(USAGE)
     return cmd == nil and 2 or 0
   end
@@ -317,16 +661,19 @@ function cli.main(args)
     return 0
   end
   local handler = commands[cmd]
+  if cmd == "-e" then handler = function(_, opts) return dash_e(args[2], opts) end end
   if not handler then
     say("sluice: unknown command %q (see sluice --help)", cmd)
     return 2
   end
+  if args[2] == "--help" or args[2] == "-h" then return help(cmd) end
   if cmd == "test" or cmd == "tap" then return handler({ unpack(args, 2) }) end
-  local words, opts = parse(args, 2)
+  local words, opts = parse(args, cmd == "-e" and 3 or 2)
   if not words then
     say("sluice: %s", opts)
     return 2
   end
+  if opts.help then return help(cmd) end
   return handler(words, opts)
 end
 

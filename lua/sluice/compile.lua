@@ -4,7 +4,8 @@
 -- _G), so that a reload starts from the same state as the first run, and gathers every
 -- mistake it can find before any record flows: builder misuse (report.lua, at the user's
 -- line), an error the script raised, streams that reach no sink, windows that compute
--- nothing.
+-- nothing. A script sees its arguments in `arg`, and `require` finds modules beside it.
+local host = require "sluice.host"
 local graph = require "sluice.graph"
 local report = require "sluice.report"
 
@@ -39,24 +40,66 @@ local function dead_ends(declared)
   return found
 end
 
+-- The `arg` table a script sees, as the standalone lua makes it: arg[0] the script,
+-- arg[1..n] its arguments.
+local function script_arg(path, args)
+  local t = { [0] = path }
+  for i, a in ipairs(args or {}) do t[i] = a end
+  return t
+end
+
+-- package.path with the script's directory right after sluice's own library (so a
+-- script's module never hides `require "sluice"`), or unchanged when it is already there.
+local function path_with(dir)
+  local here = dir .. "/?.lua;" .. dir .. "/?/init.lua;"
+  local path = package.path
+  if path:find(here, 1, true) then return path end
+  local lib = host.libdir and (host.libdir .. "/?.lua;" .. host.libdir .. "/?/init.lua;")
+  if lib and path:sub(1, #lib) == lib then return lib .. here .. path:sub(#lib + 1) end
+  return here .. path
+end
+
 -- Loads and runs the script at `path` to build its graph. Returns what it declared
 -- (graph.begin(): its nodes and its dead letter sink) and the set of nodes to run, or nil
--- and the array of every mistake found.
-function compile.script(path)
+-- and the array of every mistake found. `opts` (all optional):
+--   args     array of the script's arguments: `arg[1..]` and `...` in the script
+--   params   name -> value, what sl.param(name, default) returns (`--set name=value`)
+--   text     the script's source, when it does not come from the file `path` (stdin,
+--            `-e`); `path` is then only its name in messages
+--   arg0     arg[0], when it is not `path` ("-" for a script read from stdin)
+--   globals  name -> value: more globals for the script (`sl` for `sluice -e`)
+-- While the script runs, `require` also finds modules in the script's own directory.
+function compile.script(path, opts)
+  opts = opts or {}
   local declared = graph.begin()
-  local chunk, err = loadfile(path)
+  declared.params = opts.params or {}
+  local chunk, err
+  if opts.text then
+    chunk, err = loadstring(opts.text, "@" .. path)
+  else
+    chunk, err = loadfile(path)
+  end
   if not chunk then
-    if not io.open(path, "r") then return nil, { format("%s: cannot open the script", path) } end
+    if not opts.text and not io.open(path, "r") then
+      return nil, { format("%s: cannot open the script", path) }
+    end
     return nil, { err }
   end
-  setfenv(chunk, setmetatable({}, { __index = _G }))
+  local args = opts.args or {}
+  local env = setmetatable({ arg = script_arg(opts.arg0 or path, args) }, { __index = _G })
+  for name, value in pairs(opts.globals or {}) do env[name] = value end
+  setfenv(chunk, env)
+  local dir = not opts.text and path:match("^(.*)/[^/]*$")
+  local saved_path = package.path
+  if dir then package.path = path_with(dir == "" and "/" or dir) end
   report.collect()
   local ok, rerr = xpcall(chunk, function(e)
-    if type(e) == "string" and not e:find(path, 1, true) then
+    if type(e) == "string" and not e:find(path .. ":", 1, true) then
       e = report.where() .. ": " .. e
     end
     return e
-  end)
+  end, unpack(args))
+  package.path = saved_path
   local errors = report.collected()
   if not ok then errors[#errors + 1] = tostring(rerr) end
   for _, e in ipairs(dead_ends(declared)) do errors[#errors + 1] = e end
@@ -69,6 +112,114 @@ function compile.script(path)
   end
   if #errors > 0 then return nil, errors end
   return declared, graph.ancestors(sinks)
+end
+
+-- ---- what can be checked without running -------------------------------------------
+
+local durable = host.core.durable
+
+-- The working directory, for naming a relative path as resolved: $PWD when it is this
+-- directory (a shell keeps it), else what pwd says.
+local cwd_cache
+local function cwd()
+  if cwd_cache then return cwd_cache end
+  local pwd, here = os.getenv("PWD"), durable.stat(".")
+  local there = pwd and pwd:sub(1, 1) == "/" and durable.stat(pwd)
+  if not (here and there and here.ino == there.ino and here.dev == there.dev) then
+    local p = io.popen("pwd 2>/dev/null")
+    pwd = p and p:read("*l")
+    if p then p:close() end
+  end
+  cwd_cache = pwd or "."
+  return cwd_cache
+end
+
+-- "in.jsonl (/home/me/in.jsonl)" for a relative path, the path alone for an absolute one.
+function compile.resolved(path)
+  if path:sub(1, 1) == "/" then return path end
+  local dir = cwd()
+  return format("%s (%s%s%s)", path, dir, dir == "/" and "" or "/", path)
+end
+
+-- Whether `a` parses as the host net.c resolves: "host:port", "[v6]:port" or
+-- "localhost:port", port 0-65535 (0 only to listen: any free port). Returns true, or nil
+-- and why not. Names are not resolved here.
+local function check_address(a, listening)
+  local host_part, port = a:match("^%[(.+)%]:(.*)$")
+  if not host_part then
+    host_part, port = a:match("^([^:]+):([^:]*)$")
+  end
+  if not host_part then
+    return nil, format("bad address %q (expected host:port, [ipv6]:port or localhost:port)", a)
+  end
+  local n = port:match("^%d+$") and tonumber(port)
+  if not n or n > 65535 or (n == 0 and not listening) then
+    return nil, format("bad port %q in %q (expected %s to 65535)", port, a,
+      listening and "0" or "1")
+  end
+  return true
+end
+
+-- Why the file at path cannot be read (nil when it can). A fifo or a device is not
+-- opened (that could block): only a directory is refused among them.
+local function unreadable(path)
+  local st = durable.stat(path)
+  if st and not st.regular then
+    if durable.list(path) then return "is a directory" end
+    return nil
+  end
+  local f, err = io.open(path, "rb")
+  if f then f:close(); return nil end
+  err = tostring(err):gsub("^.-: ", "")
+  return (err:gsub("^%u", string.lower))
+end
+
+-- Why a file cannot be created at path (its directory is missing or not one), or nil.
+local function no_directory_for(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if not dir then return nil end
+  if dir == "" then dir = "/" end
+  local st = durable.stat(dir)
+  if not st then return format("directory %s does not exist", compile.resolved(dir)) end
+  if st.regular then return format("%s is not a directory", compile.resolved(dir)) end
+  return nil
+end
+
+-- What a compiled script needs that can be checked without running it: input files that
+-- exist and can be read, listen and connect addresses that parse with valid ports,
+-- directories that exist for output files (and a dead letter file). Returns an array of
+-- "script.lua:LINE: message", empty when all is well.
+function compile.preflight(declared, set)
+  local found = {}
+  local function say(where, msg) found[#found + 1] = format("%s: %s", where or "?", msg) end
+  local function check_sink(spec)
+    if spec.type == "file" and type(spec.path) == "string" then
+      local why = no_directory_for(spec.path)
+      if why then say(spec.where, format("sink.file(): cannot write %s: %s", spec.path, why)) end
+    elseif spec.type == "tcp" and type(spec.connect) == "string" then
+      local ok, why = check_address(spec.connect, false)
+      if not ok then say(spec.where, "sink.tcp(): connect: " .. why) end
+    end
+  end
+  for _, node in ipairs(graph.ordered(set)) do
+    local spec = node.spec
+    if node.kind == "source" and spec then
+      if spec.type == "file" and type(spec.path) == "string" then
+        local why = unreadable(spec.path)
+        if why then
+          say(spec.where, format("source.file(): cannot read %s: %s", compile.resolved(spec.path),
+            why))
+        end
+      elseif (spec.type == "tcp" or spec.type == "udp") and type(spec.listen) == "string" then
+        local ok, why = check_address(spec.listen, true)
+        if not ok then say(spec.where, format("source.%s(): listen: %s", spec.type, why)) end
+      end
+    elseif node.kind == "sink" and spec then
+      check_sink(spec)
+    end
+  end
+  if declared and declared.dead_letter then check_sink(declared.dead_letter) end
+  return found
 end
 
 return compile

@@ -48,11 +48,9 @@ function control.default_path(script)
   return string.format("%s/%s-%d.sock", dir, name, core.pid)
 end
 
--- The socket `sluice attach` and `sluice top` use without a PATH: the one live job in the
--- default directory (sockets left by jobs that died are removed on the way). Returns the
--- path, or nil and a message (none, or several to choose from).
-function control.find()
-  local dir = control.default_dir()
+-- The live sockets of the default directory, sorted; a socket whose job died (the
+-- connection is refused) is removed on the way.
+local function live_sockets(dir)
   local live = {}
   for _, name in ipairs(core.ctl_sockets(dir)) do
     local path = dir .. "/" .. name
@@ -61,12 +59,66 @@ function control.find()
     elseif tostring(err):find("refused", 1, true) then os.remove(path) end  -- a job that died
   end
   table.sort(live)
+  return live
+end
+
+-- The jobs running with a default socket (`sluice ps`): an array of { pid =, script =,
+-- socket =, uptime_s = } sorted by socket, each asked over its socket. Sockets of jobs
+-- that died are removed on the way.
+function control.jobs()
+  local list = {}
+  for _, path in ipairs(live_sockets(control.default_dir())) do
+    local job = { socket = path, pid = tonumber(path:match("%-(%d+)%.sock$")),
+      script = path:match("([^/]+)%-%d+%.sock$") }
+    local c = core.ctl_connect(path)
+    if c then
+      if c:send(encode({ id = 1, op = "hello" })) then
+        local body = c:recv(1000)
+        local ok, hello = pcall(decode, body or "")
+        if ok and type(hello) == "table" then
+          job.pid, job.script = hello.pid or job.pid, hello.script or job.script
+          job.uptime_s = hello.started_ms and math.max(0, (host.now_ms() - hello.started_ms) / 1000)
+        end
+      end
+      c:close()
+    end
+    list[#list + 1] = job
+  end
+  return list
+end
+
+-- The socket `sluice attach` and `sluice top` use. `target` may be nil (the one live job
+-- in the default directory), a pid, a script name (`weblog` or `weblog.lua`: the jobs of
+-- that script in the default directory) or a path (anything with a "/", or ending in
+-- ".sock"). Returns the path, or nil and a message (none, or several to choose from).
+function control.find(target)
+  target = target and tostring(target)
+  if target and (target:find("/", 1, true) or target:match("%.sock$")) then return target end
+  local dir = control.default_dir()
+  local live = live_sockets(dir)
+  local what = "running job"
+  if target then
+    local want
+    if target:match("^%d+$") then
+      want, what = "%-" .. target .. "%.sock$", "running job with pid " .. target
+    else
+      local name = (target:match("([^/]+)%.lua$") or target):gsub("[^%w_.-]", "_")
+      want = "/" .. name:gsub("%p", "%%%0") .. "%-%d+%.sock$"
+      what = "running job of a script named " .. name
+    end
+    local matching = {}
+    for _, path in ipairs(live) do
+      if path:find(want) then matching[#matching + 1] = path end
+    end
+    live = matching
+  end
   if #live == 1 then return live[1] end
   if #live == 0 then
-    return nil, string.format("no running job found in %s (start one with sluice run, " ..
-      "or name its socket: sluice attach PATH)", dir)
+    return nil, string.format("no %s found in %s (start one with sluice run, " ..
+      "or name its socket: sluice attach PATH; sluice ps lists them)", what, dir)
   end
-  return nil, "several jobs are running; name one:\n  " .. table.concat(live, "\n  ")
+  return nil, "several jobs are running; name one (a pid or a socket):\n  " ..
+    table.concat(live, "\n  ")
 end
 
 -- ---- the job object ------------------------------------------------------------------
@@ -197,7 +249,8 @@ end
 local ops = {}
 
 function ops.hello(server)
-  return { script = server.job.script, job = server.job.script, pid = core.pid }
+  return { script = server.job.script, job = server.job.script, pid = core.pid,
+    started_ms = server.started_ms }
 end
 
 function ops.complete(_, client, msg)
@@ -295,7 +348,7 @@ function control.start(path, script, running, reloader)
     path, err = control.default_path(script)
     if not path then return nil, "control socket: " .. err end
   end
-  local server = setmetatable({ path = path, clients = {} }, Server)
+  local server = setmetatable({ path = path, clients = {}, started_ms = host.now_ms() }, Server)
   server.job = setmetatable({ script = script, path = path, running = running,
     reloader = reloader, server = server }, Job)
   local ok, s = pcall(core.ctl_listen, path, function(conn, body)

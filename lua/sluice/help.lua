@@ -105,6 +105,9 @@ E["sl.dead_letter"] = { "sl.dead_letter(sink)",
   "dead_letters" }
 E["sl.duration"] = { "sl.duration(d)", 'Milliseconds for a duration: sl.duration "1.5s" is 1500.',
   "durations" }
+E["sl.param"] = { "sl.param(name, default)",
+  "The value `--set name=value` gave on the command line, else default; a number or boolean " ..
+  "default makes the value one (a bad one is a script error at the caller's line)." }
 E["sl.plain"] = { "sl.plain(r)",
   "The table form of a typed record (a view a typed source fills); any other value as is." }
 E["sl.json"] = { "sl.json.encode(v), sl.json.decode(s), sl.json.null",

@@ -1,7 +1,8 @@
 -- init.lua -- require "sluice": the module a pipeline script sees.
 --
--- Gathers the builder (sources, sinks, assigners, aggregates) and the codecs into one
--- table. Nothing here runs a job: a script only describes one, and the host runs it.
+-- Gathers the builder (sources, sinks, assigners, aggregates, sl.param), the codecs and
+-- sl.testing into one table. Nothing here runs a job: a script only describes one, and the
+-- host runs it.
 local host = require "sluice.host"
 local graph = require "sluice.graph"
 local report = require "sluice.report"
@@ -10,6 +11,7 @@ local stream = require "sluice.stream"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
 local typed = require "sluice.typed"
+local testing = require "sluice.testing"
 require "sluice.explore"        -- streams get collect(), show() and graph()
 
 local core = host.core
@@ -40,6 +42,8 @@ local sl = {
   },
   json = { encode = core.json_encode, decode = core.json_decode, null = host.null },
   msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },
+  -- sl.testing.run(script, {inputs = ..., params = ...}): a script's output, in a spec
+  testing = { run = testing.run },
 }
 
 -- The table form of a typed record (a view a typed source fills, see typed.lua): what to
@@ -60,6 +64,40 @@ function sl.duration(d)
   local ms, err = duration.parse(d)
   if not ms then fail("duration(): " .. err) end
   return ms or 0
+end
+
+-- ---- parameters -----------------------------------------------------------------------
+
+local truth = { ["true"] = true, yes = true, on = true, ["1"] = true,
+  ["false"] = false, no = false, off = false, ["0"] = false }
+
+-- The value of `--set name=value` for the script being compiled, else `default`. A number
+-- default makes the value a number, a boolean default a boolean (true/false, yes/no,
+-- on/off, 1/0); one that is not is a mistake at the caller's line.
+function sl.param(name, default)
+  if type(name) ~= "string" or name == "" then
+    fail(format("param(): expected a name (a non-empty string), got %s", type(name)))
+    return default
+  end
+  local job = graph.current()
+  local value = job and job.params and job.params[name]
+  if value == nil then return default end
+  local want = type(default)
+  if want == "number" then
+    local n = tonumber(value)
+    if n then return n end
+    fail(format("param(%q): expected a number, got %q (--set %s=%s)", name, tostring(value),
+      name, tostring(value)))
+    return default
+  elseif want == "boolean" then
+    local b = value
+    if type(b) ~= "boolean" then b = truth[tostring(value):lower()] end
+    if b ~= nil then return b end
+    fail(format("param(%q): expected true or false, got %q (--set %s=%s)", name,
+      tostring(value), name, tostring(value)))
+    return default
+  end
+  return value
 end
 
 -- ---- window assigners -----------------------------------------------------------------

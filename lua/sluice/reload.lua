@@ -58,11 +58,12 @@ local function read(path)
   return text
 end
 
--- Compiles `path` with compile.script, the modules of `previous` (name -> path: those the
--- running job's script required) loaded afresh. Returns what the script declared, its set
--- of nodes and the modules it required (name -> path); or nil and the array of mistakes,
--- and then package.loaded is as it was.
-function reload.compile(path, previous)
+-- Compiles `path` with compile.script (`opts` as it takes them: arguments, params, text),
+-- the modules of `previous` (name -> path: those the running job's script required)
+-- loaded afresh. Returns what the script declared, its set of nodes and the modules it
+-- required (name -> path); or nil and the array of mistakes, and then package.loaded is
+-- as it was.
+function reload.compile(path, previous, opts)
   track_requires()
   local saved = {}
   for name in pairs(previous or {}) do
@@ -70,7 +71,7 @@ function reload.compile(path, previous)
     package.loaded[name] = nil
   end
   recording = {}
-  local ok, declared, set = pcall(compile.script, path)
+  local ok, declared, set = pcall(compile.script, path, opts)
   local required = recording
   recording = nil
   if not ok then declared, set = nil, { tostring(declared) } end
@@ -217,6 +218,7 @@ local function retire(j, old, kept_routes, kept_sinks)
   for _, s in ipairs(old.sinks) do
     if not kept_sinks[s] then
       sinks[#sinks + 1] = s.key
+      j.records_out_retired = j.records_out_retired + (s.handle.records or 0)
       local closed, err = pcall(s.handle.close)
       if not closed then io.stderr:write("sluice: closing ", s.key, ": ", tostring(err), "\n") end
     end
@@ -376,7 +378,7 @@ end
 function Reloader:reload(why)
   local script = self.script
   local started = host.clock()
-  local declared, set, required = reload.compile(script, self.modules)
+  local declared, set, required = reload.compile(script, self.modules, self.compile_opts)
   if not declared then
     for _, e in ipairs(set) do say("%s", e) end
     say("sluice: reload (%s) of %s failed; the job runs on unchanged", why, script)
@@ -423,10 +425,12 @@ function Reloader:stop()
 end
 
 -- Sets up reloading for `job`, which runs the script at `path` (compiled by reload.compile,
--- which gave `required`): SIGHUP always, file watching with opts.watch. Returns the
--- reloader; reloader:stop() when the job has ended.
+-- which gave `required`): SIGHUP always, file watching with opts.watch; opts.compile is
+-- what reload.compile was given (a reload compiles with the same arguments and params).
+-- Returns the reloader; reloader:stop() when the job has ended.
 function reload.start(job, path, required, opts)
-  local self = setmetatable({ job = job, script = path }, Reloader)
+  local self = setmetatable({ job = job, script = path, compile_opts = opts and opts.compile },
+    Reloader)
   self:remember(required)
   if host.core.signal then
     self.signal = host.core.signal("SIGHUP", function() self:reload("SIGHUP") end)

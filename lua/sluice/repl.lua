@@ -5,8 +5,8 @@
 -- terminal on stdin, lines come through GNU readline (core.readline: editing, a history
 -- kept in $SLUICE_HISTORY or ~/.sluice_history, Tab completion); without one, from
 -- io.read, with no prompts and no escape codes, so a pipe can drive it. End of input ends
--- the session with status 0. control.lua evaluates attached clients' chunks with the same
--- repl.compile, repl.results and repl.complete.
+-- the session with status 0 (piped: 1 if a chunk failed). control.lua evaluates attached
+-- clients' chunks with the same repl.compile, repl.results and repl.complete.
 local host = require "sluice.host"
 local format = require "sluice.format"
 local stream = require "sluice.stream"
@@ -151,7 +151,9 @@ end
 -- Reads chunks and hands each complete one to session.eval(src), which prints what it
 -- must. session.incomplete(src) tells whether src needs more lines; session.complete
 -- (word, line) gives Tab's words; session.banner is printed on a terminal; the optional
--- session.over() ends the loop when true (an attached job went away). Returns 0.
+-- session.over() ends the loop when true (an attached job went away). When
+-- session.eval returns false (the chunk failed) or the input ends inside a chunk, a piped
+-- session (no terminal) returns 1, so what drives it sees its errors; else 0.
 function repl.loop(session)
   local tty = host.isatty(0) and core.readline ~= nil
   local history = tty and history_path()
@@ -160,7 +162,7 @@ function repl.loop(session)
     core.completer(function(word, line) return session.complete(word, line) end)
     io.stdout:write(session.banner, "\n")
   end
-  local pending
+  local pending, failed
   while true do
     local line
     if tty then
@@ -183,7 +185,7 @@ function repl.loop(session)
       end
       local src = pending
       pending = nil
-      if src:find("%S") then session.eval(src) end
+      if src:find("%S") and session.eval(src) == false then failed = true end
       io.stdout:flush()
       if session.over and session.over() then break end
     end
@@ -191,12 +193,13 @@ function repl.loop(session)
   if pending and pending:find("%S") then                 -- the chunk input left unfinished
     local _, err = load(pending, CHUNKNAME)
     io.stderr:write(err or "stdin: incomplete chunk at end of input", "\n")
+    failed = true
   end
   if tty then
     core.completer(nil)
     io.stdout:write("\n")
   end
-  return 0
+  return (failed and not tty) and 1 or 0
 end
 
 local function is_incomplete(src)
@@ -336,7 +339,7 @@ function repl.main(script)
     complete = function(word) return repl.complete(env, word) end,
     eval = function(src)
       local fn, err = repl.compile(src, env)
-      if not fn then io.stderr:write(err, "\n"); return end
+      if not fn then io.stderr:write(err, "\n"); return false end
       -- Ctrl-C stops code through a hook, and LuaJIT runs no hook inside a compiled
       -- trace (a loop that never leaves its trace would never stop): what is typed here,
       -- and every function it defines, runs in the interpreter. sluice's own loops (a
@@ -353,7 +356,8 @@ function repl.main(script)
       local summary = dead.text()
       if summary then io.stderr:write(summary, "\n"); io.stderr:flush() end
       if ok and text then io.stdout:write(text, "\n") end
-      if not ok then io.stderr:write(text, "\n") end
+      if not ok then io.stdout:flush(); io.stderr:write(text, "\n") end
+      return ok
     end,
   }
 end

@@ -235,6 +235,16 @@ function runtime.open_sink(node, dl, committed)
       handle.dead, handle.errors = handle.dead + 1, handle.errors + 1
       dl.write { operator = "sink.fn", at = spec.where, reason = tostring(e), record = record }
     end,
+    -- stdout's reader went away (`| head`): the job ends quietly, as grep would, once
+    -- the batch in hand is through (from a timer, never inside a push)
+    output_closed = function()
+      local j = active
+      if not j or j.output_closed then return end
+      j.output_closed = true
+      local timer
+      timer = core.timer(function() timer:close(); j:shutdown() end)
+      timer:start(0)
+    end,
   })
   handle.dead, handle.errors = 0, 0
   return handle
@@ -271,6 +281,8 @@ Job.__index = Job
 --                  st, push, ended, removed }
 --   job.live       how many of them have not ended
 --   job.dead_letters   how many records went to the dead letters, once it has run
+--   job.records_in     how many records its sources have read (job:records_out(): how
+--                      many its sinks have received)
 function runtime.new(set, opts)
   opts = opts or {}
   local defaults = runtime.defaults
@@ -284,7 +296,7 @@ function runtime.new(set, opts)
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
-    sources = {}, live = 0, dead_letters = 0,
+    sources = {}, live = 0, dead_letters = 0, records_in = 0, records_out_retired = 0,
   }, Job)
 end
 
@@ -324,6 +336,7 @@ function Job:wire(route)
   -- meter counts the indices it generates; fn may return nil for some)
   route.ctx.run_range = st and function(from, to)
     meter.out = meter.out + (to - from + 1)
+    j.records_in = j.records_in + (to - from + 1)
     st:push(nil, to, nil, nil, nil, from)
     after_batch(j)
     return st.done
@@ -343,6 +356,7 @@ function Job:open_source(node, route, position)
   route.meter = route.meter or stage.meter(node)
   local meter = route.meter
   function ctx.push(b, n)
+    j.records_in = j.records_in + n
     route.push(b, n)
     after_batch(j)
     return stage.all_done(route.targets)
@@ -491,6 +505,14 @@ function Job:sample()
   local now = host.clock()
   for _, m in ipairs(self.graph.meters) do stage.sample(m, now) end
   for _, route in ipairs(self.sources) do stage.sample(route.meter, now) end
+end
+
+-- How many records the job's sinks have received (each sink counts what it got), those a
+-- reload closed included.
+function Job:records_out()
+  local n = self.records_out_retired
+  for _, s in ipairs(self.graph and self.graph.sinks or {}) do n = n + (s.handle.records or 0) end
+  return n
 end
 
 -- Rows that the job's metrics hooks add (checkpoint.lua's, say), for inspect.metrics.

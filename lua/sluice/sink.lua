@@ -116,9 +116,15 @@ local function resume_length(spec, ctx)
 end
 
 local function writer_target(spec, ctx)
-  if spec.type == "stdout" then return { fd = 1 } end
+  if spec.type == "stdout" then return { fd = 1, pipe_may_close = true } end
   return { path = spec.path, append = spec.append or ctx.append,
     truncate_to = resume_length(spec, ctx) }
+end
+
+-- After a write to stdout: if its reader has gone (EPIPE: `| head` has what it wanted),
+-- the job is told once (ctx.output_closed) and ends quietly; what follows is dropped.
+local function check_reader(w, ctx)
+  if ctx.output_closed and w:reader_gone() then ctx.output_closed() end
 end
 
 -- A sink that encodes in C: one writer call per batch.
@@ -130,13 +136,14 @@ local function open_writer(spec, ctx)
   -- 0 ms timer): a record that arrives alone reaches its file or stdout at once, and at
   -- high rates one write carries all the batches that one read delivered.
   local pending = false
-  local timer = core.timer(function() pending = false; w:flush() end)
+  local timer = core.timer(function() pending = false; w:flush(); check_reader(w, ctx) end)
   return {
     push = function(batch, n)
       local bad = w:write(batch, n)
       if bad then
         for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
       end
+      check_reader(w, ctx)
       if not pending then pending = true; timer:start(0) end
     end,
     close = function() timer:close(); w:close() end,
@@ -169,6 +176,7 @@ local function open_table(spec, ctx)
     if #rows > 0 then
       w:write({ text.table(rows, { columns = spec.columns }) }, 1)
       w:flush()
+      check_reader(w, ctx)
       rows = {}
     end
   end
@@ -251,15 +259,15 @@ function open.fn(spec, ctx)
 end
 
 -- Every sink but null keeps or encodes what it gets, so typed records (typed.lua) reach
--- it in their table form.
+-- it in their table form. s.records counts what the sink received.
 function sink.open(spec, ctx)
   local s = open[spec.type](spec, ctx)
-  if spec.type ~= "null" then
-    local push = s.push
-    s.push = function(batch, n)
-      plain_batch(batch, n)
-      return push(batch, n)
-    end
+  local push, plain = s.push, spec.type ~= "null"
+  s.records = 0
+  s.push = function(batch, n)
+    s.records = s.records + n
+    if plain then plain_batch(batch, n) end
+    return push(batch, n)
   end
   return s
 end

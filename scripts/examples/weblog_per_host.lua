@@ -1,6 +1,7 @@
 -- weblog_per_host.lua -- web requests per host per minute: counts, errors, bytes and the
 -- 99th percentile latency, from generated access-log records with event time.
--- Run: ./sluice run scripts/examples/weblog_per_host.lua
+-- Run: ./sluice run scripts/examples/weblog_per_host.lua [--set window=10s]
+-- Its spec, weblog_per_host_spec.lua, runs it on records of its own with sl.testing.
 local sl = require "sluice"
 
 local hosts = { "api", "web", "cdn", "auth" }
@@ -12,10 +13,10 @@ sl.source.generator { count = 200000, fn = function(i)
            status = (i % 53 == 0) and 503 or 200,
            bytes = 200 + (i * 7919) % 5000,
            ms = (host == "cdn" and 2 or 20) + (i * 104729) % 97 }
-end }
+end }:name("requests")
   :timestamp("ts", { out_of_orderness = "5s" })
   :key_by("host")
-  :window(sl.tumbling "1m")
+  :window(sl.tumbling(sl.param("window", "1m")))
   :aggregate {
     requests = sl.count(),
     errors = sl.sum(function(r) return r.status >= 500 and 1 or 0 end),

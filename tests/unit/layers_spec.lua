@@ -17,7 +17,7 @@ local LAYERS = {
   runtime = { "stage", "keyed", "window", "rolling", "process", "operator", "dead_letters",
     "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
-    "busted_output" },
+    "busted_output", "testing" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
