@@ -36,6 +36,8 @@ typedef struct dec {
     const char *end;    /* one past the last byte; never read */
     char *err;
     int depth;
+    int escaped;        /* the last string read held escapes (parse_escaped sets it) */
+    sl_shapes *sh;      /* where objects get their shapes (key order) */
 } dec;
 
 static size_t offset(const dec *d, const char *p)
@@ -186,6 +188,7 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
     lua_State *L = d->L;
     const char *p = d->p, *end = d->end;
     luaL_Buffer b;
+    d->escaped = 1;
     if (!lua_checkstack(L, LUA_MINSTACK))
         return fail(d->err, "json: nested too deep at byte %zu", offset(d, p));
     luaL_buffinit(L, &b);
@@ -290,13 +293,14 @@ static int enter(dec *d)
     return SL_CODEC_OK;
 }
 
-/* Pushes the object at d->p: stack +1 (on BAD the caller restores the stack). */
+/* Pushes the object at d->p, with the shape of its keys: stack +1 (on BAD the caller
+ * restores the stack). */
 static int parse_object(dec *d)
 {
     lua_State *L = d->L;
     if (enter(d) != SL_CODEC_OK)
         return SL_CODEC_BAD;
-    int n = 0;
+    int n = 0, node = 0;
     lua_createtable(L, 0, obj_hint[d->depth]);
     int t = lua_gettop(L);
     skip_ws(d);
@@ -305,8 +309,18 @@ static int parse_object(dec *d)
             skip_ws(d);
             if (d->p >= d->end || *d->p != '"')
                 return unexpected(d);
+            /* The key, and the shape of the keys so far: by its bytes in the input, or
+             * by the string's own when it held escapes. */
+            const char *key = d->p + 1;
+            size_t klen;
+            d->escaped = 0;
             if (parse_string(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
+            if (d->escaped)
+                key = lua_tolstring(L, -1, &klen);
+            else
+                klen = (size_t)(d->p - 1 - key);
+            node = shape_step(L, d->sh, node, key, klen, -1);
             skip_ws(d);
             if (!next_is(d, ':'))
                 return unexpected(d);
@@ -322,6 +336,7 @@ static int parse_object(dec *d)
             return unexpected(d);
         }
     }
+    sl_shape_set(L, d->sh, node, t);
     remember(obj_hint, d->depth, n);
     d->depth--;
     return SL_CODEC_OK;
@@ -408,12 +423,13 @@ int sl_json_decode(lua_State *L, const char *s, size_t len, char *err)
 {
     if (!s)
         s = "";     /* no pointer arithmetic on NULL */
-    dec d = { L, s, s, s + len, err, 0 };
+    dec d = { L, s, s, s + len, err, 0, 0, NULL };
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 4)) {
         snprintf(err, SL_CODEC_ERRLEN, "json: out of Lua stack");
         return SL_CODEC_BAD;
     }
+    d.sh = sl_shapes_get(L);
     if (parse_value(&d) != SL_CODEC_OK) {
         lua_settop(L, top);
         return SL_CODEC_BAD;
@@ -536,41 +552,53 @@ static int enc_table(enc *e, int idx, int depth)
         out->len++;
         return SL_CODEC_OK;
     }
-    int first = 1;
-    *room(out, 1) = '{';
-    out->len++;
+    /* An object: its entries gathered, then written in order (codec_keys.c). */
+    sl_object ob;
+    int rc = SL_CODEC_OK, kt = 0;
+    sl_object_begin(L, idx, &ob);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!first) {
+        if ((kt = sl_object_add(L, &ob)) != 0)
+            break;
+    }
+    if (kt != 0) {
+        sl_object_end(L, &ob);
+        return fail(e->err, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+    }
+    sl_object_sort(&ob);
+    *room(out, 1) = '{';
+    out->len++;
+    for (size_t i = 0; i < ob.n && rc == SL_CODEC_OK; i++) {
+        const sl_entry *en = sl_object_entry(&ob, i);
+        if (i > 0) {
             *room(out, 1) = ',';
             out->len++;
         }
-        first = 0;
-        int kt = lua_type(L, -2);
-        if (kt == LUA_TSTRING) {
-            size_t klen;
-            const char *k = lua_tolstring(L, -2, &klen);
-            put_string(out, k, klen);
-        } else if (kt == LUA_TNUMBER) {
-            /* Not lua_tolstring: it would turn the key into a string under lua_next. */
-            char num[32];
-            int nn = sl_codec_number(lua_tonumber(L, -2), num);
-            if (nn < 0)
-                return fail(e->err, "json: cannot encode NaN/inf");
-            char *o = room(out, (size_t)nn + 2);
-            o[0] = '"';
-            memcpy(o + 1, num, (size_t)nn);
-            o[nn + 1] = '"';
-            out->len += (size_t)nn + 2;
+        if (en->s != NULL) {
+            put_string(out, en->s, en->len);
         } else {
-            return fail(e->err, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+            char num[32];
+            int nn = sl_codec_number(en->num, num);
+            if (nn < 0) {
+                rc = fail(e->err, "json: cannot encode NaN/inf");
+                break;
+            }
+            char *p = room(out, (size_t)nn + 2);
+            p[0] = '"';
+            memcpy(p + 1, num, (size_t)nn);
+            p[nn + 1] = '"';
+            out->len += (size_t)nn + 2;
         }
         *room(out, 1) = ':';
         out->len++;
-        if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
-            return SL_CODEC_BAD;
-        lua_pop(L, 1);
+        int vi = sl_object_value(L, &ob, en);
+        rc = enc_value(e, vi, depth + 1);
+        if (en->slot == 0)
+            lua_settop(L, vi - 1);
     }
+    sl_object_end(L, &ob);
+    if (rc != SL_CODEC_OK)
+        return rc;
     *room(out, 1) = '}';
     out->len++;
     return SL_CODEC_OK;

@@ -132,30 +132,31 @@ static int measure(const char *s, size_t len, size_t *size, char *err)
     return SL_CODEC_OK;
 }
 
-static int push_object(lua_State *L, const msgpack_object *o, char *err);
+static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, char *err);
 
 /* Pushes a map key: strings and numbers only, as JSON objects would have them. */
-static int push_key(lua_State *L, const msgpack_object *k, char *err)
+static int push_key(lua_State *L, sl_shapes *sh, const msgpack_object *k, char *err)
 {
     switch (k->type) {
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return push_object(L, k, err);
+        return push_object(L, sh, k, err);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         if (isnan(k->via.f64))
             return fail(err, "msgpack: map key is NaN");
-        return push_object(L, k, err);
+        return push_object(L, sh, k, err);
     default:
         return fail(err, "msgpack: map keys must be strings or numbers");
     }
 }
 
-/* Pushes the Lua value of o: stack +1 on OK; on BAD the caller restores the stack.
- * Nesting is bounded by measure(), and each level checks for stack room. */
-static int push_object(lua_State *L, const msgpack_object *o, char *err)
+/* Pushes the Lua value of o (a map with the shape of its keys, when they are strings):
+ * stack +1 on OK; on BAD the caller restores the stack. Nesting is bounded by measure(),
+ * and each level checks for stack room. */
+static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, char *err)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -186,7 +187,7 @@ static int push_object(lua_State *L, const msgpack_object *o, char *err)
             return fail(err, "msgpack: out of Lua stack");
         lua_createtable(L, (int)n, 0);
         for (uint32_t i = 0; i < n; i++) {
-            if (push_object(L, &o->via.array.ptr[i], err) != SL_CODEC_OK)
+            if (push_object(L, sh, &o->via.array.ptr[i], err) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawseti(L, -2, (int)i + 1);
         }
@@ -197,13 +198,20 @@ static int push_object(lua_State *L, const msgpack_object *o, char *err)
         if (!lua_checkstack(L, 4))
             return fail(err, "msgpack: out of Lua stack");
         lua_createtable(L, 0, (int)n);
+        int node = 0;
         for (uint32_t i = 0; i < n; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (push_key(L, &kv->key, err) != SL_CODEC_OK
-                || push_object(L, &kv->val, err) != SL_CODEC_OK)
+            if (push_key(L, sh, &kv->key, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            if (kv->key.type == MSGPACK_OBJECT_STR)
+                node = shape_step(L, sh, node, kv->key.via.str.ptr, kv->key.via.str.size, -1);
+            else
+                node = -1;          /* a bin or number key: no shape, keys sorted */
+            if (push_object(L, sh, &kv->val, err) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawset(L, -3);      /* duplicate keys: the last wins */
         }
+        sl_shape_set(L, sh, node, -1);
         return SL_CODEC_OK;
     }
     default:
@@ -245,7 +253,7 @@ int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char 
         return fail(err, "msgpack: cannot unpack (code %d)", (int)ur);
     }
     int top = lua_gettop(L);
-    rc = push_object(L, &obj, err);
+    rc = push_object(L, sl_shapes_get(L), &obj, err);
     msgpack_zone_clear(&zone);
     *used = size;       /* on BAD too: the object is whole, skip all of it */
     if (rc != SL_CODEC_OK)
@@ -288,36 +296,6 @@ static int put_number(enc *e, double x)
     return SL_CODEC_OK;
 }
 
-/* Rewrites the 5 bytes reserved at out[at] as the smallest map header for count entries,
- * moving the entries back over the unused header bytes. */
-static void patch_map_header(sl_buf *out, size_t at, uint32_t count)
-{
-    unsigned char h[5];
-    size_t hn;
-    if (count <= 15) {
-        h[0] = (unsigned char)(0x80 | count);
-        hn = 1;
-    } else if (count <= 0xffff) {
-        h[0] = 0xde;
-        h[1] = (unsigned char)(count >> 8);
-        h[2] = (unsigned char)count;
-        hn = 3;
-    } else {
-        h[0] = 0xdf;
-        h[1] = (unsigned char)(count >> 24);
-        h[2] = (unsigned char)(count >> 16);
-        h[3] = (unsigned char)(count >> 8);
-        h[4] = (unsigned char)count;
-        hn = 5;
-    }
-    char *base = out->data + at;
-    if (hn < 5) {
-        memmove(base + hn, base + 5, out->len - at - 5);
-        out->len -= 5 - hn;
-    }
-    memcpy(base, h, hn);
-}
-
 static int enc_value(enc *e, int idx, int depth);
 
 static int enc_table(enc *e, int idx, int depth)
@@ -336,32 +314,35 @@ static int enc_table(enc *e, int idx, int depth)
         }
         return SL_CODEC_OK;
     }
-    /* The entry count is known only after the walk: reserve the largest header, then
-     * shrink it, rather than walking the table twice. */
-    size_t at = e->out->len;
-    sl_buf_append(e->out, "\0\0\0\0\0", 5);
-    uint32_t count = 0;
+    /* A map: its entries gathered, then written in order (codec_keys.c). */
+    sl_object ob;
+    int rc = SL_CODEC_OK, kt = 0;
+    sl_object_begin(L, idx, &ob);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        int kt = lua_type(L, -2);
-        if (kt == LUA_TSTRING) {
-            size_t klen;
-            const char *k = lua_tolstring(L, -2, &klen);
-            msgpack_pack_str_with_body(&e->pk, k, klen);
-        } else if (kt == LUA_TNUMBER) {
-            if (put_number(e, lua_tonumber(L, -2)) != SL_CODEC_OK)
-                return SL_CODEC_BAD;
-        } else {
-            return fail(e->err, "msgpack: cannot encode a table key of type %s",
-                        lua_typename(L, kt));
-        }
-        if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
-            return SL_CODEC_BAD;
-        lua_pop(L, 1);
-        count++;
+        if ((kt = sl_object_add(L, &ob)) != 0)
+            break;
     }
-    patch_map_header(e->out, at, count);
-    return SL_CODEC_OK;
+    if (kt != 0) {
+        sl_object_end(L, &ob);
+        return fail(e->err, "msgpack: cannot encode a table key of type %s",
+                    lua_typename(L, kt));
+    }
+    sl_object_sort(&ob);
+    msgpack_pack_map(&e->pk, ob.n);
+    for (size_t i = 0; i < ob.n && rc == SL_CODEC_OK; i++) {
+        const sl_entry *en = sl_object_entry(&ob, i);
+        if (en->s != NULL)
+            msgpack_pack_str_with_body(&e->pk, en->s, en->len);
+        else if ((rc = put_number(e, en->num)) != SL_CODEC_OK)
+            break;
+        int vi = sl_object_value(L, &ob, en);
+        rc = enc_value(e, vi, depth + 1);
+        if (en->slot == 0)
+            lua_settop(L, vi - 1);
+    }
+    sl_object_end(L, &ob);
+    return rc;
 }
 
 /* Appends the value at the absolute index idx. May leave the stack dirty on BAD;
