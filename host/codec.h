@@ -26,6 +26,9 @@
  *   then strings bytewise). So a record comes out with its keys as they came in (keys a
  *   script added after them, sorted), a table built in Lua with its keys sorted, and
  *   the same input gives the same bytes on every run.
+ * - JSON output is valid UTF-8: in a string that is not, each invalid sequence is
+ *   written as U+FFFD (the replacement character). Decoders pass bytes through as
+ *   they are.
  */
 #ifndef SL_CODEC_H
 #define SL_CODEC_H

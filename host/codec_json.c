@@ -457,13 +457,51 @@ static inline void put(sl_buf *b, const char *p, size_t n)
     b->len += n;
 }
 
-/* For each byte: 0 if it is written as is, else the letter of its short escape, or 'u'
- * for \u00XX. */
+/* For each byte: 0 if it is written as is, else the letter of its short escape, 'u' for
+ * \u00XX, or '8' for the first byte of a UTF-8 sequence to check (any byte >= 0x80). */
 static const char escape_of[256] = {
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    ['"'] = '"', ['\\'] = '\\',
+    ['"'] = '"', ['\\'] = '\\', [0x80 ... 0xff] = '8',
 };
+
+/* The length of the well-formed UTF-8 sequence at p (Unicode's table 3-7: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none; then *bad is the
+ * length of the maximal subpart there (at least 1), which becomes one U+FFFD. */
+static size_t utf8_sequence(const unsigned char *p, const unsigned char *end, size_t *bad)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;      /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i < n && p + i < end; i++) {
+        unsigned b = p[i];
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+            break;
+    }
+    if (i == n)
+        return n;
+    *bad = i;
+    return 0;
+}
 
 static void put_escape(char *o, unsigned char c)
 {
@@ -476,10 +514,11 @@ static void put_escape(char *o, unsigned char c)
     o[5] = hex[c & 15];
 }
 
-/* Appends s as a quoted JSON string. Short strings (keys, most values) are copied byte
- * by byte as they are checked; longer ones are scanned for runs to copy with memcpy.
- * The first reserve covers the string without escapes; each escape reserves room for
- * itself and the rest. */
+/* Appends s as a quoted JSON string, valid UTF-8: each ill-formed sequence of s becomes
+ * U+FFFD. Short strings (keys, most values) are copied byte by byte as they are checked;
+ * longer ones are scanned for runs to copy with memcpy. The first reserve covers the
+ * string without escapes; each escape or replacement reserves room for itself and the
+ * rest. */
 static void put_string(sl_buf *out, const char *s, size_t len)
 {
     char *o = room(out, len + 2);
@@ -499,6 +538,21 @@ static void put_string(sl_buf *out, const char *s, size_t len)
         if (p == end)
             break;
         char c = escape_of[*p];
+        if (c == '8') {
+            size_t bad, n = utf8_sequence(p, end, &bad);
+            if (n > 0) {            /* as long as it was: the reserve still holds */
+                memcpy(o, p, n);
+                o += n;
+                p += n;
+                continue;
+            }
+            out->len = (size_t)(o - out->data);
+            o = room(out, 3 + (size_t)(end - p) + 1);
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p += bad;
+            continue;
+        }
         out->len = (size_t)(o - out->data);
         o = room(out, 6 + (size_t)(end - p) + 1);
         if (c == 'u') {

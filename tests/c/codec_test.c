@@ -501,7 +501,7 @@ static void test_json(void)
     json_enc("local t = {1, 2, 3}; t[2] = nil; return t", NULL, NULL);
     json_enc("return {x = {y = {}}}", "{\"x\":{\"y\":{}}}", NULL);
     json_enc("return 'tab\\tnl\\nq\"bs\\\\\\1\\127\\128'",
-             "\"tab\\tnl\\nq\\\"bs\\\\\\u0001\x7f\x80\"", NULL);
+             "\"tab\\tnl\\nq\\\"bs\\\\\\u0001\x7f\xef\xbf\xbd\"", NULL);
     json_enc("return 1700000000000", "1700000000000", NULL);
     json_enc("return -0.0", "0", NULL);
     json_enc("return nil", "null", NULL);
@@ -948,6 +948,17 @@ static void test_order(void)
     json_same("{\"order\":1,\"keep\":2}");
     json_same("{\"u5\":1,\"v\":5}");
 
+    /* JSON output is valid UTF-8: each ill-formed sequence becomes U+FFFD */
+    json_is("return 'a\\195\\169\\240\\159\\152\\128'", "\"a\xc3\xa9\xf0\x9f\x98\x80\"");
+    json_is("return '\\255\\254'", "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+    json_is("return '\\224\\160x'", "\"\xef\xbf\xbdx\"");
+    json_is("return '\\237\\160\\128'", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    json_is("return '\\244\\144\\128\\128'",
+            "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    json_is("return '\\240\\159\\152'", "\"\xef\xbf\xbd\"");
+    json_is("return {['k\\255'] = 'v\\128'}", "{\"k\xef\xbf\xbd\":\"v\xef\xbf\xbd\"}");
+    json_is("return string.rep('x', 40) .. '\\255' .. string.rep('\\195\\169', 3)",
+            "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\xef\xbf\xbd\xc3\xa9\xc3\xa9\xc3\xa9\"");
     lua_pushnil(L);
     lua_setglobal(L, "t");
     lua_pushnil(L);
@@ -1125,7 +1136,8 @@ static void test_framing(void)
     /* lines: a BOM skipped, CRLF, an empty line is a record, the last needs no newline */
     expect_any_pieces(lines, S("\xEF\xBB\xBF" "a\r\nb\n\nc"),
                       "3:1 \"a\"\n6:2 \"b\"\n8:3 \"\"\n9:4 \"c\"\n");
-    expect_any_pieces(lines, S("\xEF\xBB"), "0:1 \"\xEF\xBB\"\n");
+    /* half a BOM is a record (the script shows it as JSON: one U+FFFD) */
+    expect_any_pieces(lines, S("\xEF\xBB"), "0:1 \"\xEF\xBF\xBD\"\n");
     expect_any_pieces(lines, S("\xEF\xBB\xBF"), "");
     expect_any_pieces(lines, S(""), "");
     /* a socket's unterminated last record is bad */

@@ -23,6 +23,39 @@ static lua_State *fuzz_lua(void)
     return L;
 }
 
+/* Whether s[0, n) is well-formed UTF-8 (Unicode's table 3-7), as JSON output must be. */
+static int fuzz_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], lo = 0x80, hi = 0xbf;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 3;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+            hi = c == 0xed ? 0x9f : 0xbf;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 4;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            return 0;
+        }
+        if (n - i < k || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t j = 2; j < k; j++)
+            if (s[i + j] < 0x80 || s[i + j] > 0xbf)
+                return 0;
+        i += k;
+    }
+    return 1;
+}
+
 /* Aborts (a finding for the fuzzer) when the two buffers differ. */
 static void fuzz_same(const sl_buf *a, const sl_buf *b, const char *what)
 {

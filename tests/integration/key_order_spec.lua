@@ -1,5 +1,6 @@
 -- `sluice run` writes the same bytes on every run: records keep their keys' order from
--- JSON, msgpack and CSV input (a CSV header's order too), and so do dead letters.
+-- JSON, msgpack and CSV input (a CSV header's order too), and dead letters are valid JSON
+-- and valid UTF-8, whatever bytes the bad input held.
 
 local h = require "tests.helpers"
 local sl = require "sluice"
@@ -23,6 +24,27 @@ local function three_runs(dir, body, name)
     end
   end
   return first, first_err
+end
+
+-- Whether s is well-formed UTF-8.
+local function utf8_ok(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local k = c < 0x80 and 1 or c >= 0xc2 and c <= 0xdf and 2 or c >= 0xe0 and c <= 0xef and 3
+      or c >= 0xf0 and c <= 0xf4 and 4 or nil
+    if not k or i + k - 1 > n then return false end
+    for j = i + 1, i + k - 1 do
+      local b = s:byte(j)
+      if b < 0x80 or b > 0xbf then return false end
+    end
+    if (c == 0xe0 and s:byte(i + 1) < 0xa0) or (c == 0xed and s:byte(i + 1) > 0x9f)
+      or (c == 0xf0 and s:byte(i + 1) < 0x90) or (c == 0xf4 and s:byte(i + 1) > 0x8f) then
+      return false
+    end
+    i = i + k
+  end
+  return true
 end
 
 describe("output bytes", function()
@@ -73,9 +95,9 @@ sl.source.file { path = DIR .. "/in.mpk", format = "msgpack" }
     assert.equal(h.read(h.path(dir, "in.mpk")), h.read(h.path(dir, "out.mpk")))
   end)
 
-  it("dead letters are the same bytes on every run", function()
+  it("dead letters are the same bytes on every run, valid JSON and valid UTF-8", function()
     local dir = h.dir()
-    h.write(h.path(dir, "in.jsonl"), '{"n":1}\n{"bad json\n{"n":"x"}\n')
+    h.write(h.path(dir, "in.jsonl"), '{"n":1}\n{"bad\255\254 json\n{"n":"x\192"}\n')
     local out, err = three_runs(dir, [[
 sl.source.file { path = DIR .. "/in.jsonl", format = "json" }
   :map(function(r) return { n = r.n + 1 } end)
@@ -87,6 +109,13 @@ sl.source.file { path = DIR .. "/in.jsonl", format = "json" }
       if l:sub(1, 1) == "{" then letters[#letters + 1] = l end
     end
     assert.equal(2, #letters, err)
-    assert.truthy(letters[1]:find('^{"at":'), letters[1])
+    for _, l in ipairs(letters) do
+      assert.is_true(utf8_ok(l), l)
+      local d = sl.json.decode(l)
+      assert.is_string(d.reason)
+    end
+    local raw = sl.json.decode(letters[1]).record
+    assert.equal('{"bad\239\191\189\239\191\189 json', raw)
+    assert.equal("x\239\191\189", sl.json.decode(letters[2]).record.n)
   end)
 end)

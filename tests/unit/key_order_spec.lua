@@ -1,6 +1,6 @@
 -- Key order (host/codec_keys.c): a decoded object remembers its keys' order, and every
 -- encoder writes that order first, then any other keys sorted; a table built in Lua comes
--- out sorted.
+-- out sorted. And JSON output is valid UTF-8: each ill-formed sequence becomes U+FFFD.
 local sl = require "sluice"
 
 local json, msgpack = sl.json, sl.msgpack
@@ -63,5 +63,25 @@ describe("key order", function()
       local text = string.format(shapes[i % 3 + 1], i)
       assert.equal(text, json.encode(json.decode(text)))
     end
+  end)
+end)
+
+describe("JSON output is valid UTF-8", function()
+  local R = "\239\191\189"          -- U+FFFD, the replacement character
+
+  it("keeps well-formed UTF-8 as it is", function()
+    assert.equal('"h\195\169llo \240\159\152\128"', json.encode("h\195\169llo \240\159\152\128"))
+  end)
+
+  it("writes each ill-formed sequence as one U+FFFD", function()
+    assert.equal('"bad' .. R .. 'x"', json.encode("bad\255x"))
+    assert.equal('"' .. R .. 'a"', json.encode("\224\160a"))              -- cut short
+    assert.equal('"' .. R .. R .. '"', json.encode("\192\175"))           -- overlong
+    assert.equal('"' .. R .. R .. R .. '"', json.encode("\237\160\128"))  -- a surrogate
+    assert.equal('{"k' .. R .. '":"v' .. R .. '"}', json.encode({ ["k\255"] = "v\128" }))
+  end)
+
+  it("decodes invalid UTF-8 as it is: strings keep their bytes", function()
+    assert.equal("a\255b", json.decode('"a\255b"'))
   end)
 end)
