@@ -61,11 +61,11 @@ static const shape_info *shape_of(lua_State *L, int idx)
     const shape_info *si = NULL;
     if (lua_getmetatable(L, idx)) {                     /* mt */
         lua_rawgeti(L, -1, 0);                          /* mt info? */
-        if (lua_type(L, -1) == LUA_TUSERDATA && lua_objlen(L, -1) >= sizeof *si) {
-            si = lua_touserdata(L, -1);
-            if (si->magic != SHAPE_MAGIC)
-                si = NULL;
-        }
+        /* a full userdata big enough (a light one has no size, anything else no
+         * address) that starts with the mark */
+        const shape_info *p = lua_touserdata(L, -1);
+        if (p != NULL && lua_objlen(L, -1) >= sizeof *p && p->magic == SHAPE_MAGIC)
+            si = p;
         lua_pop(L, 2);                                  /* -- */
     }
     return si;      /* lives as long as the table keeps its metatable */
@@ -282,6 +282,7 @@ void sl_object_begin(lua_State *L, int idx, sl_object *ob)
 {
     ob->t = absolute_index(L, idx);
     ob->top = lua_gettop(L);
+    ob->base = ob->top + 1;
     ob->shape = shape_of(L, ob->t);
     ob->extras = 0;
     ob->room = 0;
@@ -370,21 +371,20 @@ void sl_object_sort(sl_object *ob)
          * (a key a script added, say) follow, sorted among themselves. */
         signed char at[64];
         int places = ob->shape->n;
-        for (int r = 0; r < places; r++)
-            at[r] = -1;
-        for (size_t i = 0; i < n; i++)
-            if (ob->e[i].rank >= 0)
-                at[ob->e[i].rank] = (signed char)i;
+        size_t x = n - (size_t)ob->extras;      /* where the others go */
+        memset(at, -1, sizeof at);
+        for (size_t i = 0; i < n; i++) {
+            int r = ob->e[i].rank;
+            if (r >= 0)
+                at[r] = (signed char)i;
+            else
+                order[x++] = (uint32_t)i;
+        }
         for (int r = 0; r < places; r++)
             if (at[r] >= 0)
                 order[k++] = (uint32_t)at[r];
-        if (ob->extras == 0)
-            return;
-        size_t first = k;
-        for (size_t i = 0; i < n; i++)
-            if (ob->e[i].rank < 0)
-                order[k++] = (uint32_t)i;
-        sort_entries(ob->e, order + first, n - first);
+        if (ob->extras > 1)
+            sort_entries(ob->e, order + k, (size_t)ob->extras);
         return;
     }
     for (size_t i = 0; i < n; i++)

@@ -256,6 +256,7 @@ typedef struct sl_object {
     const shape_info *shape;    /* the table's shape, or NULL */
     int t;              /* the table (absolute index) */
     int top;            /* the stack top at the start, restored at the end */
+    int base;           /* where the key lua_next pushes next lands */
     int extras;         /* entries whose key is not in the shape */
     int room;           /* stack slots known to be free for more entries */
     size_t n, cap;      /* entries, room */
@@ -294,7 +295,8 @@ static inline int sl_object_add(lua_State *L, sl_object *ob)
     if (ob->room > 0 || sl_object_room(L, ob)) {
         ob->room--;
         lua_pushvalue(L, -2);                       /* key value key */
-        en->slot = lua_gettop(L) - 1;
+        en->slot = ob->base + 1;
+        ob->base += 2;
     } else {
         lua_pop(L, 1);                              /* key */
         en->slot = 0;
