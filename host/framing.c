@@ -81,10 +81,7 @@ void sl_framer_end_line(sl_framer *f)
 
 void sl_framer_position(const sl_framer *f, int64_t *off, int64_t *line)
 {
-    if (f->run_open) {
-        *off = f->run_off;
-        *line = f->run_line;
-    } else if (f->skipping) {
+    if (f->skipping) {
         *off = f->skip_off;
         *line = f->skip_line;
     } else {
@@ -420,7 +417,10 @@ static int next_mpack(sl_framer *f, lua_State *L, int eof, sl_frame *out)
     return SL_FRAME_RECORD;                             /* value */
 }
 
-int sl_framer_next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out)
+/* Frames the next record at buf[pos]: returns SL_FRAME_RECORD with its value pushed and
+ * *out saying where it starts, or any other answer of sl_framer_fill's. Blank lines (json,
+ * csv), a BOM and the bytes of a skipped record are consumed without an answer. */
+static int next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out)
 {
     int rc;
 
@@ -443,4 +443,25 @@ int sl_framer_next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *
         if (rc != SKIP)
             return rc;
     }
+}
+
+int sl_framer_fill(sl_framer *f, lua_State *L, int keys_idx, int eof, int batch_idx, int *n,
+                   int max, sl_frame *first, sl_frame *out)
+{
+    int k = *n, rc = SL_FRAME_RECORD;
+
+    if (batch_idx < 0)                  /* values are pushed above it: make it absolute */
+        batch_idx = lua_gettop(L) + batch_idx + 1;
+    if (keys_idx < 0)
+        keys_idx = lua_gettop(L) + keys_idx + 1;
+    while (k < max) {
+        rc = next(f, L, keys_idx, eof, out);
+        if (rc != SL_FRAME_RECORD)
+            break;
+        if (k == 0)
+            *first = *out;
+        lua_rawseti(L, batch_idx, ++k);                 /* -- */
+    }
+    *n = k;
+    return rc;
 }

@@ -1,13 +1,13 @@
 /* framing.h -- records out of a byte stream: lines, JSON lines, CSV and msgpack objects,
- * framed and decoded one at a time from a buffer the caller fills.
+ * framed and decoded into batches from a buffer the caller fills.
  *
  * A framer owns the bytes read and not yet framed. Its caller appends what it reads, then
- * calls sl_framer_next until it answers WAIT; each call frames one record and pushes its
- * value, or describes one bad record, and never calls back. When the input has ended the
- * caller says so (eof), and the unterminated tail is then a last record (or bad, with
- * partial_bad). A record longer than max_record is reported as soon as that is known and
- * skipped as it arrives, never buffered whole. No I/O and no loop: reader.c drives a
- * framer from libuv, tests/fuzz/fuzz_reader.c from memory.
+ * calls sl_framer_fill until it answers WAIT; each call frames records into a Lua array
+ * until the array is full, or stops at one bad record, and never calls back. When the
+ * input has ended the caller says so (eof), and the unterminated tail is then a last
+ * record (or bad, with partial_bad). A record longer than max_record is reported as soon
+ * as that is known and skipped as it arrives, never buffered whole. No I/O and no loop:
+ * reader.c drives a framer from libuv, tests/fuzz/fuzz_reader.c from memory.
  */
 #ifndef SL_FRAMING_H
 #define SL_FRAMING_H
@@ -26,10 +26,10 @@
 enum { SL_FRAMER_LINES, SL_FRAMER_JSON, SL_FRAMER_CSV, SL_FRAMER_MSGPACK };
 extern const char *const sl_framer_formats[];
 
-/* What sl_framer_next found. */
+/* Why sl_framer_fill stopped. */
 enum {
     SL_FRAME_WAIT,          /* no complete record in the buffer: append more, or end it */
-    SL_FRAME_RECORD,        /* a record: its value is pushed */
+    SL_FRAME_RECORD,        /* the array holds max records */
     SL_FRAME_HEADER,        /* csv, want_header: the column names (an array) are pushed */
     SL_FRAME_BAD            /* a bad record, described in the sl_frame; nothing pushed */
 };
@@ -40,13 +40,13 @@ enum {
 typedef struct sl_frame {
     int64_t off;            /* stream offset of its first byte */
     int64_t line;           /* its line, 1-based; msgpack: the object's ordinal */
-    const char *reason;     /* BAD: one line, valid until the next sl_framer_next */
+    const char *reason;     /* BAD: one line, valid until the next sl_framer_fill */
     const char *raw;        /* BAD: its bytes (all of them, or what is buffered of an */
     size_t rawlen;          /* overlong one), valid until the buffer is appended to */
 } sl_frame;
 
 /* A framer. The caller sets the settings after sl_framer_init and before the first
- * sl_framer_next, and may read the stream fields; everything else is the framer's. */
+ * sl_framer_fill, and may read the stream fields; everything else is the framer's. */
 typedef struct sl_framer {
     /* settings */
     int format;             /* SL_FRAMER_* */
@@ -103,18 +103,22 @@ void sl_framer_append(sl_framer *f, const char *data, size_t n);
  * msgpack, nor when the buffer holds no unframed byte or ends in '\n'. */
 void sl_framer_end_line(sl_framer *f);
 
-/* Frames the next record at buf[pos]. keys_idx is the stack index of the column names for
- * a keyed csv framer (ignored otherwise); eof says the buffer holds the rest of the input.
- * Returns SL_FRAME_RECORD with the record's value pushed (stack +1), SL_FRAME_HEADER with
- * the column names pushed (+1; the caller puts them at keys_idx for what follows),
- * SL_FRAME_BAD with nothing pushed, or SL_FRAME_WAIT when the buffer holds no further
- * record; *out says where the record starts. Blank lines (json, csv), a BOM and the
- * bytes of a skipped record are consumed without an answer. Never raises. */
-int sl_framer_next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out);
+/* Frames records into the Lua array at batch_idx as its elements *n + 1, *n + 2, ...
+ * (raising *n) until it holds max of them, then returns SL_FRAME_RECORD; or stops at the
+ * first answer that is not a record and returns it: SL_FRAME_WAIT when the buffer holds
+ * no further record, SL_FRAME_BAD with *out describing the bad record, SL_FRAME_HEADER
+ * with the column names pushed (stack +1; the caller puts them at keys_idx for the
+ * records that follow). When it put element 1, *first says where that record starts.
+ * keys_idx is the stack index of the column names for a keyed csv framer (ignored
+ * otherwise); eof says the buffer holds the rest of the input. Blank lines (json, csv), a
+ * BOM and the bytes of a skipped record are consumed without an answer. Never raises.
+ * A call per batch, not per record, so the loop over a batch's records is this file's. */
+int sl_framer_fill(sl_framer *f, lua_State *L, int keys_idx, int eof, int batch_idx, int *n,
+                   int max, sl_frame *first, sl_frame *out);
 
-/* Where the first record sl_framer_next has not answered for starts: its stream offset
- * and line. A bad msgpack run still open, or an overlong record being skipped, counts
- * from its start. */
+/* Where the first record not yet put in an array or reported as bad starts: its stream
+ * offset and line. An overlong record being skipped counts from its start. (A run of bad
+ * msgpack bytes is always reported before sl_framer_fill returns.) */
 void sl_framer_position(const sl_framer *f, int64_t *off, int64_t *line);
 
 /* Frees the buffer. The framer may be initialised again. */

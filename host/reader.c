@@ -226,12 +226,24 @@ static void finish(lua_State *L, sl_reader *r)
  * closed or failed the reader. */
 static int frame(lua_State *L, sl_reader *r, int bi, int ki)
 {
-    sl_frame rec;
+    sl_frame first, rec;
 
     while (live(r)) {
-        switch (sl_framer_next(&r->fr, L, ki, at_end(r), &rec)) {
+        int n = r->n, rc;
+
+        rc = sl_framer_fill(&r->fr, L, ki, at_end(r), bi, &r->n, r->batch_max, &first, &rec);
+        if (n == 0 && r->n > 0) {
+            r->pend_off = first.off;
+            r->pend_line = first.line;
+        }
+        if (r->n > r->filled)
+            r->filled = r->n;
+        switch (rc) {
         case SL_FRAME_WAIT:
             return 1;
+        case SL_FRAME_RECORD:                           /* the batch is full */
+            deliver(L, r, bi);
+            break;
         case SL_FRAME_BAD:
             report_bad(L, r, rec.line, rec.off, rec.reason, rec.raw, rec.rawlen);
             break;
@@ -239,17 +251,6 @@ static int frame(lua_State *L, sl_reader *r, int bi, int ki)
             lua_pushvalue(L, -1);                       /* names names */
             r->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* names */
             lua_replace(L, ki);                         /* -- (keys slot = names) */
-            break;
-        case SL_FRAME_RECORD:                           /* value */
-            if (r->n == 0) {
-                r->pend_off = rec.off;
-                r->pend_line = rec.line;
-            }
-            lua_rawseti(L, bi, ++r->n);                 /* -- */
-            if (r->n > r->filled)
-                r->filled = r->n;
-            if (r->n >= r->batch_max)
-                deliver(L, r, bi);
             break;
         }
     }

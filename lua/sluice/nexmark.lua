@@ -234,13 +234,14 @@ local function stamp(num, n, id)
   for i = 0, n - 1 do num[i * 12 + 11] = id end
 end
 
--- fill(batch, max) -> n: batch[1..n] = the next n events as records (batch[n+1] = nil),
+-- fill(batch, most) -> n: batch[1..n] = the next n (at most `most`) events as records
+-- (batch[n+1] = nil),
 -- 0 at the end: for a source whose records leave it in batches. typed: views.
 function nexmark.filler(g, typed_records)
   local num, events, str, id, kept = buffers(g)
-  return function(batch, max)
+  return function(batch, most)
     local _ = kept                      -- held while the source runs (see buffers)
-    local n = g:fill_raw(max)
+    local n = g:fill_raw(most)
     if typed_records then
       stamp(num, n, id)
       for i = 0, n - 1 do batch[i + 1] = keep(events[i]) end
@@ -255,10 +256,11 @@ end
 -- For a source fused into the stage that reads it (runtime.lua): the stage's loop calls
 -- record(i) for i = 1..n after the source filled n events, so a record is made where it
 -- is used and a record that does not outlive the loop costs no allocation. bind(g)
--- points record at g's buffer and returns fill(max) -> n, which fills the buffer only;
+-- points record at g's buffer and returns fill(most) -> n, which fills the buffer only;
 -- the source calls it when it opens.
 function nexmark.maker(typed_records)
-  local num, events, str, id, kept    -- kept: held while the source runs (see buffers)
+  -- kept: held while the source runs (see buffers), never read
+  local num, events, str, id, kept    -- luacheck: ignore 231
   local record
   if typed_records then
     record = function(i) return events[i - 1] end
@@ -267,8 +269,8 @@ function nexmark.maker(typed_records)
   end
   local function bind(g)
     num, events, str, id, kept = buffers(g)
-    return function(max)
-      local n = g:fill_raw(max)
+    return function(most)
+      local n = g:fill_raw(most)
       if typed_records then stamp(num, n, id) end
       return n
     end
@@ -286,7 +288,7 @@ function nexmark.open(spec, ctx)
   if fused then
     -- the stage makes the records itself (spec.fn): fill only the raw buffer
     local fill_raw = spec.bind(g)
-    fill = function(b, want)
+    fill = function(_, want)
       local n = fill_raw(want)
       if n > 0 and fused(1, n) then return -n end
       return n

@@ -4,7 +4,8 @@
  * Build and run (every input is copied into an exact-size heap block, so AddressSanitizer
  * catches any read past len):
  *   cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -O1 -g -fsanitize=address,undefined \
- *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/framing.c host/codec_*.c tests/c/codec_test.c \
+ *      -I/usr/include/luajit-2.1 -Ihost host/buf.c host/framing.c host/codec_*.c \
+ *      tests/c/codec_test.c \
  *      -lluajit-5.1 -lmsgpackc -lm -o /tmp/codec_test && /tmp/codec_test */
 #include "buf.h"
 #include "codec.h"
@@ -1046,26 +1047,35 @@ static void put_raw(const char *raw, size_t len)
     }
 }
 
-/* Frames what f holds, as reader.c does, writing each answer to the script: "OFF:LINE
- * value" (as JSON), "header names" or "OFF:LINE bad REASON [first 5 bytes]" (an overlong
- * record's bytes are what was buffered when it was found: at least max_record + 1). */
+/* Frames what f holds a record at a time (batches of 1, in the table at keys + 1),
+ * writing each answer to the script: "OFF:LINE value" (as JSON), "header names" or
+ * "OFF:LINE bad REASON [first 5 bytes]" (an overlong record's bytes are what was buffered
+ * when it was found: at least max_record + 1). */
 static void frame_all(sl_framer *f, int keys, int eof)
 {
-    sl_frame fr;
-    int rc;
+    sl_frame first, fr;
+    int rc, n;
 
-    while ((rc = sl_framer_next(f, L, keys, eof, &fr)) != SL_FRAME_WAIT) {
+    for (;;) {
+        n = 0;
+        rc = sl_framer_fill(f, L, keys, eof, keys + 1, &n, 1, &first, &fr);
+        if (rc == SL_FRAME_WAIT)
+            break;
         if (rc == SL_FRAME_BAD) {
+            CHECK(n == 0, "a record before a bad one in a batch of 1");
             sl_buf_printf(&script, "%lld:%lld bad %s [", (long long)fr.off, (long long)fr.line,
                           fr.reason);
             put_raw(fr.raw, fr.rawlen < 5 ? fr.rawlen : 5);
             sl_buf_printf(&script, "]\n");
             continue;
         }
-        if (rc == SL_FRAME_HEADER)
+        if (rc == SL_FRAME_HEADER) {
             sl_buf_printf(&script, "header ");
-        else
-            sl_buf_printf(&script, "%lld:%lld ", (long long)fr.off, (long long)fr.line);
+        } else {
+            CHECK(n == 1, "a full batch of %d", n);
+            sl_buf_printf(&script, "%lld:%lld ", (long long)first.off, (long long)first.line);
+            lua_rawgeti(L, keys + 1, 1);
+        }
         CHECK(sl_json_encode(L, -1, &script, err) == SL_CODEC_OK, "%s", err);
         sl_buf_putc(&script, '\n');
         if (rc == SL_FRAME_HEADER)
@@ -1086,6 +1096,7 @@ static void expect_frames(void (*setup)(sl_framer *), const char *in, size_t len
     setup(&f);
     lua_pushnil(L);                                     /* keys */
     keys = lua_gettop(L);
+    lua_newtable(L);                                    /* keys batch */
     sl_buf_reset(&script);
     for (size_t at = 0; at < len;) {
         size_t k = piece == 0 || len - at < piece ? len - at : piece;
@@ -1098,7 +1109,7 @@ static void expect_frames(void (*setup)(sl_framer *), const char *in, size_t len
     frame_all(&f, keys, 1);
     CHECK(strcmp(sl_buf_cstr(&script), want) == 0, "pieces of %zu:\n%swant:\n%s", piece,
           sl_buf_cstr(&script), want);
-    CHECK(lua_gettop(L) == keys, "stack at %d", lua_gettop(L));
+    CHECK(lua_gettop(L) == keys + 1, "stack at %d", lua_gettop(L));
     lua_settop(L, keys - 1);
     sl_framer_free(&f);
 }
@@ -1129,8 +1140,9 @@ static void lines_resumed(sl_framer *f) { lines(f); sl_framer_start_at(f, 100, 7
 static void test_framing(void)
 {
     sl_framer f;
-    sl_frame fr;
+    sl_frame first, fr;
     int64_t off, line;
+    int n;
 
     sl_buf_init(&script);
     /* lines: a BOM skipped, CRLF, an empty line is a record, the last needs no newline */
@@ -1152,7 +1164,8 @@ static void test_framing(void)
                       "0:1 [1]\n4:2 bad record longer than 4 bytes [\"abcd]\n"
                       "15:3 [22]\n21:4 bad record longer than 4 bytes [[333]]\n27:5 7\n");
     /* csv: quoted newlines, blank lines, arrays; a header names the columns */
-    expect_any_pieces(csv, S("1,\"a\nb\"\r\n\n,x\n"), "0:1 [1,\"a\\nb\"]\n10:4 [\"\",\"x\"]\n");
+    expect_any_pieces(csv, S("1,\"a\nb\"\r\n\n,x\n"),
+                      "0:1 [1,\"a\\nb\"]\n10:4 [\"\",\"x\"]\n");
     expect_any_pieces(csv_header, S("name\n\"a,b\"\n7"),
                       "header [\"name\"]\n5:2 {\"name\":\"a,b\"}\n11:3 {\"name\":7}\n");
     expect_any_pieces(csv_socket, S("1\n2"),
@@ -1164,7 +1177,8 @@ static void test_framing(void)
     /* a run of undecodable bytes is one bad record, reported when something else comes
      * or the buffer runs out (so pieces of 1 make runs of 1) */
     expect_frames(mpack, S("\x01\xc1\xc1\x02"), 0,
-                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1\\xc1]\n3:2 2\n");
+                  "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1\\xc1]\n"
+                  "3:2 2\n");
     expect_frames(mpack, S("\x01\xc1\xc1\x02"), 1,
                   "0:1 1\n1:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n"
                   "2:2 bad msgpack: invalid type byte 0xc1 at byte 0 [\\xc1]\n3:2 2\n");
@@ -1175,34 +1189,71 @@ static void test_framing(void)
     /* resumed at an offset: counts from there, and a BOM is data */
     expect_any_pieces(lines_resumed, S("\xEF\xBB\xBFx\n"), "100:7 \"\xEF\xBB\xBF" "x\"\n");
 
-    /* the position: a record being skipped or a run still open counts from its start */
+    /* batches: filled to max, first says where element 1 starts; a bad record stops a
+     * batch, which the next call goes on filling */
+    lua_newtable(L);                                    /* batch */
+    json(&f);
+    sl_framer_append(&f, S("1\n2\n3\n4\nx\n5\n6"));
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 3, &first, &fr) == SL_FRAME_RECORD && n == 3
+          && first.off == 0 && first.line == 1, "a full batch of %d", n);
+    lua_rawgeti(L, -1, 3);
+    CHECK(lua_tonumber(L, -1) == 3, "batch[3]");
+    lua_pop(L, 1);
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 3, &first, &fr) == SL_FRAME_BAD && n == 1
+          && first.off == 6 && first.line == 4 && fr.off == 8 && fr.line == 5,
+          "stopped by a bad record: %d, %lld:%lld", n, (long long)fr.off, (long long)fr.line);
+    first.off = -1;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 3, &first, &fr) == SL_FRAME_WAIT && n == 2
+          && first.off == -1, "went on to %d", n);
+    lua_rawgeti(L, -1, 2);
+    CHECK(lua_tonumber(L, -1) == 5, "batch[2]");
+    lua_pop(L, 1);
+    CHECK(sl_framer_fill(&f, L, 0, 1, -1, &n, 3, &first, &fr) == SL_FRAME_RECORD && n == 3,
+          "the last, at the end of input");
+    sl_framer_free(&f);
+
+    /* the position: a record being skipped counts from its start, a bad run once it is
+     * reported from its end */
     json4(&f);
     sl_framer_append(&f, S("[1]\n12345678"));
-    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD, "record");
-    lua_pop(L, 1);
-    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_BAD, "overlong");
-    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_WAIT, "skipping");
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 9, &first, &fr) == SL_FRAME_BAD && n == 1,
+          "a record, then the overlong one");
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 9, &first, &fr) == SL_FRAME_WAIT && n == 0,
+          "skipping");
     sl_framer_position(&f, &off, &line);
     CHECK(off == 4 && line == 2 && f.pos == f.len, "skipping at %lld:%lld", (long long)off,
           (long long)line);
     sl_framer_append(&f, S("9\n5\n"));
-    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD && fr.off == 14 && fr.line == 3,
-          "after the skip: %lld:%lld", (long long)fr.off, (long long)fr.line);
-    lua_pop(L, 1);
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 9, &first, &fr) == SL_FRAME_WAIT && n == 1
+          && first.off == 14 && first.line == 3, "after the skip: %lld:%lld",
+          (long long)first.off, (long long)first.line);
     sl_framer_position(&f, &off, &line);
     CHECK(off == 16 && line == 4, "at %lld:%lld", (long long)off, (long long)line);
     sl_framer_free(&f);
 
     mpack(&f);
     sl_framer_append(&f, S("\x01\xc1"));
-    CHECK(sl_framer_next(&f, L, 0, 0, &fr) == SL_FRAME_RECORD, "record");
-    lua_pop(L, 1);
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 1, &first, &fr) == SL_FRAME_RECORD, "record");
     sl_framer_position(&f, &off, &line);
     CHECK(off == 1 && line == 2, "at %lld:%lld", (long long)off, (long long)line);
-    sl_framer_append(&f, S("\xc1"));   /* the run goes on: still counted from its start */
+    n = 0;
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 1, &first, &fr) == SL_FRAME_BAD
+          && fr.off == 1 && fr.rawlen == 1, "the run, when the buffer runs out");
+    sl_framer_append(&f, S("\xc1\xc1\x02"));
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 1, &first, &fr) == SL_FRAME_BAD && n == 0
+          && fr.off == 2 && fr.rawlen == 2, "a new run, ended by an object");
     sl_framer_position(&f, &off, &line);
-    CHECK(off == 1 && line == 2, "in a run at %lld:%lld", (long long)off, (long long)line);
+    CHECK(off == 4 && line == 2, "after the run at %lld:%lld", (long long)off,
+          (long long)line);
+    CHECK(sl_framer_fill(&f, L, 0, 0, -1, &n, 1, &first, &fr) == SL_FRAME_RECORD
+          && first.off == 4 && first.line == 2, "the object, decoded again");
     sl_framer_free(&f);
+    lua_pop(L, 1);                                      /* -- */
 
     /* end_line: a line left unterminated (a rotated file, a datagram) ends there */
     lines(&f);

@@ -38,7 +38,8 @@ end
 -- One declaration as a string that differs only where the C differs: white space
 -- collapsed, and none beside punctuation.
 local function normal(decl)
-  return (decl:gsub("%s+", " "):gsub(" ?([%*%(%),{}=%[%];]) ?", "%1"):gsub("^ ", ""):gsub(" $", ""))
+  return (decl:gsub("%s+", " "):gsub(" ?([%*%(%),{}=%[%];]) ?", "%1"):gsub("^ ", "")
+    :gsub(" $", ""))
 end
 
 -- The statements of C text that end in ';' outside braces, and what follows the last one.
@@ -57,11 +58,10 @@ local function statements(text)
 end
 
 -- The fields of a struct or union body (normalised, without its braces), in order, one
--- string per field: "double x", "char *name" written "char*name", "double pad[3]", and a
--- nested "union{...}u" with its own fields spelled the same way. nil when a field is not
--- understood.
-local fields
-local function field_list(body)
+-- string per field however the C groups them: "double x", "const char *name",
+-- "double pad[3]", and a nested "union{...}u" with its own fields spelled the same way.
+-- nil when a field is not understood.
+local function fields(body)
   local out = {}
   local stmts, rest = statements(body)
   if normal(rest) ~= "" then return nil end
@@ -77,7 +77,8 @@ local function field_list(body)
     else
       local first, others = decl:match("^([^,]+)(.*)$")
       if not first then return nil end
-      local prefix, stars, name, dims = first:match("^(.-[%w_]) ?(%**)([%a_][%w_]*)([%[%]%w_]*)$")
+      local prefix, stars, name, dims =
+        first:match("^(.-[%w_]) ?(%**)([%a_][%w_]*)([%[%]%w_]*)$")
       if not prefix then return nil end
       out[#out + 1] = prefix .. " " .. stars .. name .. dims
       for piece in others:gmatch(",([^,]+)") do
@@ -89,7 +90,6 @@ local function field_list(body)
   end
   return out
 end
-fields = field_list
 
 -- The declarations of C text, by kind: functions[name] and typedefs[name] hold the
 -- normalised declaration, constants[name] the value of an enum constant, structs[name]
