@@ -320,7 +320,7 @@ static int parse_object(dec *d)
                 key = lua_tolstring(L, -1, &klen);
             else
                 klen = (size_t)(d->p - 1 - key);
-            node = shape_step(L, d->sh, node, key, klen, -1);
+            node = n < SL_SHAPE_MAX_KEYS ? shape_step(L, d->sh, node, key, klen, -1) : -1;
             skip_ws(d);
             if (!next_is(d, ':'))
                 return unexpected(d);

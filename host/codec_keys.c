@@ -71,6 +71,11 @@ static const shape_info *shape_of(lua_State *L, int idx)
     return si;      /* lives as long as the table keeps its metatable */
 }
 
+int sl_shaped(lua_State *L, int idx)
+{
+    return shape_of(L, idx) != NULL;
+}
+
 /* ---- the shape cache of a Lua state ----------------------------------------------------- */
 
 static unsigned bytes_hash(const char *s, size_t len, int parent)
@@ -259,7 +264,8 @@ void sl_shape_set_names(lua_State *L, sl_shapes *sh, int names_idx, int tidx)
     names_idx = absolute_index(L, names_idx);
     const void *names = lua_topointer(L, names_idx);
     if (names != sh->names) {
-        int node = 0, n = (int)lua_objlen(L, names_idx);
+        int n = (int)lua_objlen(L, names_idx);
+        int node = n <= SL_SHAPE_MAX_KEYS ? 0 : -1;
         for (int i = 1; i <= n && node >= 0; i++) {
             lua_rawgeti(L, names_idx, i);               /* name */
             size_t len;

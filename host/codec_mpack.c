@@ -198,7 +198,7 @@ static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, cha
         if (!lua_checkstack(L, 4))
             return fail(err, "msgpack: out of Lua stack");
         lua_createtable(L, 0, (int)n);
-        int node = 0;
+        int node = n <= SL_SHAPE_MAX_KEYS ? 0 : -1;
         for (uint32_t i = 0; i < n; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (push_key(L, sh, &kv->key, err) != SL_CODEC_OK)
@@ -298,6 +298,82 @@ static int put_number(enc *e, double x)
 
 static int enc_value(enc *e, int idx, int depth);
 
+/* Whether the table at idx has more than max entries. Stack unchanged. */
+static int count_over(lua_State *L, int idx, int max)
+{
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (++n > max) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Rewrites the 5 bytes reserved at out[at] as the smallest map header for count entries,
+ * moving the entries back over the unused header bytes. */
+static void patch_map_header(sl_buf *out, size_t at, uint32_t count)
+{
+    unsigned char h[5];
+    size_t hn;
+    if (count <= 15) {
+        h[0] = (unsigned char)(0x80 | count);
+        hn = 1;
+    } else if (count <= 0xffff) {
+        h[0] = 0xde;
+        h[1] = (unsigned char)(count >> 8);
+        h[2] = (unsigned char)count;
+        hn = 3;
+    } else {
+        h[0] = 0xdf;
+        h[1] = (unsigned char)(count >> 24);
+        h[2] = (unsigned char)(count >> 16);
+        h[3] = (unsigned char)(count >> 8);
+        h[4] = (unsigned char)count;
+        hn = 5;
+    }
+    char *base = out->data + at;
+    if (hn < 5) {
+        memmove(base + hn, base + 5, out->len - at - 5);
+        out->len -= 5 - hn;
+    }
+    memcpy(base, h, hn);
+}
+
+/* A map written in the order lua_next gives its entries. The entry count is known only
+ * after the walk: reserve the largest header, then shrink it. */
+static int enc_map_as_is(enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t at = e->out->len;
+    sl_buf_append(e->out, "\0\0\0\0\0", 5);
+    uint32_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING) {
+            size_t klen;
+            const char *k = lua_tolstring(L, -2, &klen);
+            msgpack_pack_str_with_body(&e->pk, k, klen);
+        } else if (kt == LUA_TNUMBER) {
+            if (put_number(e, lua_tonumber(L, -2)) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+        } else {
+            return fail(e->err, "msgpack: cannot encode a table key of type %s",
+                        lua_typename(L, kt));
+        }
+        if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
+        lua_pop(L, 1);
+        count++;
+    }
+    patch_map_header(e->out, at, count);
+    return SL_CODEC_OK;
+}
+
 static int enc_table(enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
@@ -314,7 +390,11 @@ static int enc_table(enc *e, int idx, int depth)
         }
         return SL_CODEC_OK;
     }
-    /* A map: its entries gathered, then written in order (codec_keys.c). */
+    /* A map: its entries gathered, then written in order (codec_keys.c); but state
+     * (e->any_number) may hold tables of millions of keys, which have no shape and need
+     * no order: one of more than SL_SHAPE_MAX_KEYS keys is written as it comes. */
+    if (e->any_number && count_over(L, idx, SL_SHAPE_MAX_KEYS) && !sl_shaped(L, idx))
+        return enc_map_as_is(e, idx, depth);
     sl_object ob;
     int rc = SL_CODEC_OK, kt = 0;
     sl_object_begin(L, idx, &ob);

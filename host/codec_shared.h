@@ -125,6 +125,11 @@ static inline int decimal_value(const char *text, size_t n, int neg, uint64_t ma
 
 /* ---- key order (codec_keys.c) -------------------------------------------------------- */
 
+/* An object of more keys than this is a map (keyed by ids, say) rather than a record: it
+ * gets no shape, so it is written sorted, and a checkpoint writes such a table as it
+ * comes (sl_mpack_encode_state). */
+#define SL_SHAPE_MAX_KEYS 1024
+
 /* One node of the trie of key sequences: a key after its parent's sequence. */
 typedef struct shape_node {
     const char *key;    /* the key's bytes, in the interned Lua string key_ref anchors */
@@ -201,6 +206,9 @@ static inline int shape_step(lua_State *L, sl_shapes *sh, int node, const char *
         return last;
     return sl_shape_step_slow(L, sh, node, key, len, kidx);
 }
+
+/* Whether the table at idx has a shape. Stack unchanged. */
+int sl_shaped(lua_State *L, int idx);
 
 /* Gives the table at tidx the shape of the sequence `node` (nothing for 0 or -1). Stack
  * unchanged. */

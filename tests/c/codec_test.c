@@ -838,6 +838,24 @@ static void json_is(const char *code, const char *want)
     sl_buf_free(&b);
 }
 
+/* Encodes the Lua value of `code` as JSON: want the string the Lua chunk want_code
+ * returns. */
+static void json_like(const char *code, const char *want_code)
+{
+    eval(code);
+    sl_buf b;
+    sl_buf_init(&b);
+    int rc = sl_json_encode(L, -1, &b, err);
+    eval(want_code);
+    size_t wlen;
+    const char *want = lua_tolstring(L, -1, &wlen);
+    CHECK(rc == SL_CODEC_OK && b.len == wlen && memcmp(b.data, want, wlen) == 0,
+          "%s: %.60s... (%zu bytes), want %.60s... (%zu bytes)", code, b.data, b.len, want,
+          wlen);
+    lua_pop(L, 2);
+    sl_buf_free(&b);
+}
+
 /* Decodes the JSON text into the global t. */
 static void json_global(const char *text)
 {
@@ -913,15 +931,26 @@ static void test_order(void)
     json_is("return cols", "[\"a\",\"b\"]");
     lua_pop(L, 1);
 
-    /* A wide object: past 64 keys its shape sorts by place; past the stack's room the
-     * values are fetched again. */
+    /* A wide object: past 64 keys its shape sorts by place; past SL_SHAPE_MAX_KEYS keys
+     * it is a map, with no shape, so sorted; past the stack's room the values are fetched
+     * again. */
     {
         sl_buf text;
         sl_buf_init(&text);
         sl_buf_putc(&text, '{');
-        for (int i = 9000; i > 0; i--)
+        for (int i = 1024; i > 0; i--)
             sl_buf_printf(&text, "\"k%d\":%d%s", i, i, i > 1 ? "," : "}");
         json_same(sl_buf_cstr(&text));
+        sl_buf_reset(&text);
+        sl_buf_putc(&text, '{');
+        for (int i = 1025; i > 0; i--)
+            sl_buf_printf(&text, "\"%05d\":%d%s", i, i, i > 1 ? "," : "}");
+        CHECK(jdec(text.data, text.len) == SL_CODEC_OK, "decode 1025 keys: %s", err);
+        CHECK(!lua_getmetatable(L, -1), "an object of 1025 keys has no shape");
+        lua_setglobal(L, "t");
+        json_like("return t", "local p = {} for i = 1, 1025 do "
+                  "p[i] = string.format('\"%05d\":%d', i, i) end "
+                  "return '{' .. table.concat(p, ',') .. '}'");
         sl_buf_free(&text);
         eval("local t, k = {}, {} for i = 1, 9000 do t['k' .. i] = i; k[i] = 'k' .. i end "
              "table.sort(k) local p = {} for i, n in ipairs(k) do p[i] = '\"' .. n .. '\":' "
@@ -933,6 +962,20 @@ static void test_order(void)
         size_t wlen;
         const char *want = lua_tolstring(L, -1, &wlen);
         CHECK(b.len == wlen && memcmp(b.data, want, wlen) == 0, "a wide table, sorted");
+        lua_pop(L, 2);
+        sl_buf_free(&b);
+    }
+
+    /* State: a table of more than SL_SHAPE_MAX_KEYS keys is written as it comes (a
+     * checkpoint's maps may be huge), and reads back the same. */
+    eval("local t = {} for i = 1, 3000 do t['s' .. i] = {b = i, a = -i} end return t");
+    {
+        sl_buf b;
+        sl_buf_init(&b);
+        CHECK(sl_mpack_encode_state(L, -1, &b, err) == SL_CODEC_OK, "state: %s", err);
+        size_t used = 0;
+        CHECK(mdec(b.data, b.len, &used) == SL_CODEC_OK && used == b.len, "state: %s", err);
+        CHECK(deep_eq(-1, -2, 0), "state round trip");
         lua_pop(L, 2);
         sl_buf_free(&b);
     }
