@@ -19,6 +19,16 @@
  *   digits that read back to the same double (%.15g, %.16g, else %.17g).
  *   NaN and infinities cannot be encoded (SL_CODEC_BAD).
  * - Nesting deeper than SL_CODEC_MAX_DEPTH (and so any cycle) is SL_CODEC_BAD.
+ * - Key order (codec_keys.c): every object a decoder builds gets a shape, a metatable
+ *   shared by all objects with the same keys in the same order, which holds that order
+ *   (mt[1..n] the keys; mt[0] a userdata of the codecs). Every encoder writes an
+ *   object's keys in its shape's order, then the other keys sorted (numbers ascending,
+ *   then strings bytewise). So a record comes out with its keys as they came in (keys a
+ *   script added after them, sorted), a table built in Lua with its keys sorted, and
+ *   the same input gives the same bytes on every run.
+ * - JSON output is valid UTF-8: in a string that is not, each invalid sequence is
+ *   written as U+FFFD (the replacement character). Decoders pass bytes through as
+ *   they are.
  */
 #ifndef SL_CODEC_H
 #define SL_CODEC_H
@@ -34,6 +44,12 @@
 #define SL_CODEC_ERRLEN    160   /* size of the err buffers callers pass */
 
 #define SL_NULL ((void *)0)      /* pushed with lua_pushlightuserdata(L, SL_NULL) */
+
+/* Pushes the array of the string keys of the table at idx in the order the encoders
+ * write them (see key order above), with every key of its shape, even one the table
+ * lacks: the columns a csv writer takes from its first record. Returns how many.
+ * Stack +1. */
+int sl_codec_keys(lua_State *L, int idx);
 
 /* Formats a double the way every encoder writes numbers (see above) into out, which
  * must hold 32 bytes; returns the length, or -1 for NaN and infinities. */

@@ -238,6 +238,8 @@ int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *e
         lua_settop(L, top);
         return fail(err, "csv: record has %d fields, header has %d", field, nkeys);
     }
+    if (keys_idx)
+        sl_shape_set_names(L, sl_shapes_get(L), keys_idx, t);  /* the header's order */
     return SL_CODEC_OK;
 }
 

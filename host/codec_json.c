@@ -36,6 +36,8 @@ typedef struct dec {
     const char *end;    /* one past the last byte; never read */
     char *err;
     int depth;
+    int escaped;        /* the last string read held escapes (parse_escaped sets it) */
+    sl_shapes *sh;      /* where objects get their shapes (key order) */
 } dec;
 
 static size_t offset(const dec *d, const char *p)
@@ -186,6 +188,7 @@ static __attribute__((noinline)) int parse_escaped(dec *d, const char *start)
     lua_State *L = d->L;
     const char *p = d->p, *end = d->end;
     luaL_Buffer b;
+    d->escaped = 1;
     if (!lua_checkstack(L, LUA_MINSTACK))
         return fail(d->err, "json: nested too deep at byte %zu", offset(d, p));
     luaL_buffinit(L, &b);
@@ -290,13 +293,14 @@ static int enter(dec *d)
     return SL_CODEC_OK;
 }
 
-/* Pushes the object at d->p: stack +1 (on BAD the caller restores the stack). */
+/* Pushes the object at d->p, with the shape of its keys: stack +1 (on BAD the caller
+ * restores the stack). */
 static int parse_object(dec *d)
 {
     lua_State *L = d->L;
     if (enter(d) != SL_CODEC_OK)
         return SL_CODEC_BAD;
-    int n = 0;
+    int n = 0, node = 0;
     lua_createtable(L, 0, obj_hint[d->depth]);
     int t = lua_gettop(L);
     skip_ws(d);
@@ -305,8 +309,18 @@ static int parse_object(dec *d)
             skip_ws(d);
             if (d->p >= d->end || *d->p != '"')
                 return unexpected(d);
+            /* The key, and the shape of the keys so far: by its bytes in the input, or
+             * by the string's own when it held escapes. */
+            const char *key = d->p + 1;
+            size_t klen;
+            d->escaped = 0;
             if (parse_string(d) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
+            if (d->escaped)
+                key = lua_tolstring(L, -1, &klen);
+            else
+                klen = (size_t)(d->p - 1 - key);
+            node = n < SL_SHAPE_MAX_KEYS ? shape_step(L, d->sh, node, key, klen, -1) : -1;
             skip_ws(d);
             if (!next_is(d, ':'))
                 return unexpected(d);
@@ -322,6 +336,7 @@ static int parse_object(dec *d)
             return unexpected(d);
         }
     }
+    sl_shape_set(L, d->sh, node, t);
     remember(obj_hint, d->depth, n);
     d->depth--;
     return SL_CODEC_OK;
@@ -408,12 +423,13 @@ int sl_json_decode(lua_State *L, const char *s, size_t len, char *err)
 {
     if (!s)
         s = "";     /* no pointer arithmetic on NULL */
-    dec d = { L, s, s, s + len, err, 0 };
+    dec d = { L, s, s, s + len, err, 0, 0, NULL };
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 4)) {
         snprintf(err, SL_CODEC_ERRLEN, "json: out of Lua stack");
         return SL_CODEC_BAD;
     }
+    d.sh = sl_shapes_get(L);
     if (parse_value(&d) != SL_CODEC_OK) {
         lua_settop(L, top);
         return SL_CODEC_BAD;
@@ -441,13 +457,51 @@ static inline void put(sl_buf *b, const char *p, size_t n)
     b->len += n;
 }
 
-/* For each byte: 0 if it is written as is, else the letter of its short escape, or 'u'
- * for \u00XX. */
+/* For each byte: 0 if it is written as is, else the letter of its short escape, 'u' for
+ * \u00XX, or '8' for the first byte of a UTF-8 sequence to check (any byte >= 0x80). */
 static const char escape_of[256] = {
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-    ['"'] = '"', ['\\'] = '\\',
+    ['"'] = '"', ['\\'] = '\\', [0x80 ... 0xff] = '8',
 };
+
+/* The length of the well-formed UTF-8 sequence at p (Unicode's table 3-7: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none; then *bad is the
+ * length of the maximal subpart there (at least 1), which becomes one U+FFFD. */
+static size_t utf8_sequence(const unsigned char *p, const unsigned char *end, size_t *bad)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;      /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i < n && p + i < end; i++) {
+        unsigned b = p[i];
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+            break;
+    }
+    if (i == n)
+        return n;
+    *bad = i;
+    return 0;
+}
 
 static void put_escape(char *o, unsigned char c)
 {
@@ -460,10 +514,11 @@ static void put_escape(char *o, unsigned char c)
     o[5] = hex[c & 15];
 }
 
-/* Appends s as a quoted JSON string. Short strings (keys, most values) are copied byte
- * by byte as they are checked; longer ones are scanned for runs to copy with memcpy.
- * The first reserve covers the string without escapes; each escape reserves room for
- * itself and the rest. */
+/* Appends s as a quoted JSON string, valid UTF-8: each ill-formed sequence of s becomes
+ * U+FFFD. Short strings (keys, most values) are copied byte by byte as they are checked;
+ * longer ones are scanned for runs to copy with memcpy. The first reserve covers the
+ * string without escapes; each escape or replacement reserves room for itself and the
+ * rest. */
 static void put_string(sl_buf *out, const char *s, size_t len)
 {
     char *o = room(out, len + 2);
@@ -483,6 +538,21 @@ static void put_string(sl_buf *out, const char *s, size_t len)
         if (p == end)
             break;
         char c = escape_of[*p];
+        if (c == '8') {
+            size_t bad, n = utf8_sequence(p, end, &bad);
+            if (n > 0) {            /* as long as it was: the reserve still holds */
+                memcpy(o, p, n);
+                o += n;
+                p += n;
+                continue;
+            }
+            out->len = (size_t)(o - out->data);
+            o = room(out, 3 + (size_t)(end - p) + 1);
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p += bad;
+            continue;
+        }
         out->len = (size_t)(o - out->data);
         o = room(out, 6 + (size_t)(end - p) + 1);
         if (c == 'u') {
@@ -536,41 +606,53 @@ static int enc_table(enc *e, int idx, int depth)
         out->len++;
         return SL_CODEC_OK;
     }
-    int first = 1;
-    *room(out, 1) = '{';
-    out->len++;
+    /* An object: its entries gathered, then written in order (codec_keys.c). */
+    sl_object ob;
+    int rc = SL_CODEC_OK, kt = 0;
+    sl_object_begin(L, idx, &ob);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!first) {
+        if ((kt = sl_object_add(L, &ob)) != 0)
+            break;
+    }
+    if (kt != 0) {
+        sl_object_end(L, &ob);
+        return fail(e->err, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+    }
+    sl_object_sort(&ob);
+    *room(out, 1) = '{';
+    out->len++;
+    for (size_t i = 0; i < ob.n && rc == SL_CODEC_OK; i++) {
+        const sl_entry *en = sl_object_entry(&ob, i);
+        if (i > 0) {
             *room(out, 1) = ',';
             out->len++;
         }
-        first = 0;
-        int kt = lua_type(L, -2);
-        if (kt == LUA_TSTRING) {
-            size_t klen;
-            const char *k = lua_tolstring(L, -2, &klen);
-            put_string(out, k, klen);
-        } else if (kt == LUA_TNUMBER) {
-            /* Not lua_tolstring: it would turn the key into a string under lua_next. */
-            char num[32];
-            int nn = sl_codec_number(lua_tonumber(L, -2), num);
-            if (nn < 0)
-                return fail(e->err, "json: cannot encode NaN/inf");
-            char *o = room(out, (size_t)nn + 2);
-            o[0] = '"';
-            memcpy(o + 1, num, (size_t)nn);
-            o[nn + 1] = '"';
-            out->len += (size_t)nn + 2;
+        if (en->s != NULL) {
+            put_string(out, en->s, en->len);
         } else {
-            return fail(e->err, "json: cannot encode a table key of type %s", lua_typename(L, kt));
+            char num[32];
+            int nn = sl_codec_number(en->num, num);
+            if (nn < 0) {
+                rc = fail(e->err, "json: cannot encode NaN/inf");
+                break;
+            }
+            char *p = room(out, (size_t)nn + 2);
+            p[0] = '"';
+            memcpy(p + 1, num, (size_t)nn);
+            p[nn + 1] = '"';
+            out->len += (size_t)nn + 2;
         }
         *room(out, 1) = ':';
         out->len++;
-        if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
-            return SL_CODEC_BAD;
-        lua_pop(L, 1);
+        int vi = sl_object_value(L, &ob, en);
+        rc = enc_value(e, vi, depth + 1);
+        if (en->slot == 0)
+            lua_settop(L, vi - 1);
     }
+    sl_object_end(L, &ob);
+    if (rc != SL_CODEC_OK)
+        return rc;
     *room(out, 1) = '}';
     out->len++;
     return SL_CODEC_OK;

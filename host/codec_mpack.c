@@ -132,30 +132,31 @@ static int measure(const char *s, size_t len, size_t *size, char *err)
     return SL_CODEC_OK;
 }
 
-static int push_object(lua_State *L, const msgpack_object *o, char *err);
+static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, char *err);
 
 /* Pushes a map key: strings and numbers only, as JSON objects would have them. */
-static int push_key(lua_State *L, const msgpack_object *k, char *err)
+static int push_key(lua_State *L, sl_shapes *sh, const msgpack_object *k, char *err)
 {
     switch (k->type) {
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return push_object(L, k, err);
+        return push_object(L, sh, k, err);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         if (isnan(k->via.f64))
             return fail(err, "msgpack: map key is NaN");
-        return push_object(L, k, err);
+        return push_object(L, sh, k, err);
     default:
         return fail(err, "msgpack: map keys must be strings or numbers");
     }
 }
 
-/* Pushes the Lua value of o: stack +1 on OK; on BAD the caller restores the stack.
- * Nesting is bounded by measure(), and each level checks for stack room. */
-static int push_object(lua_State *L, const msgpack_object *o, char *err)
+/* Pushes the Lua value of o (a map with the shape of its keys, when they are strings):
+ * stack +1 on OK; on BAD the caller restores the stack. Nesting is bounded by measure(),
+ * and each level checks for stack room. */
+static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, char *err)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -186,7 +187,7 @@ static int push_object(lua_State *L, const msgpack_object *o, char *err)
             return fail(err, "msgpack: out of Lua stack");
         lua_createtable(L, (int)n, 0);
         for (uint32_t i = 0; i < n; i++) {
-            if (push_object(L, &o->via.array.ptr[i], err) != SL_CODEC_OK)
+            if (push_object(L, sh, &o->via.array.ptr[i], err) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawseti(L, -2, (int)i + 1);
         }
@@ -197,13 +198,20 @@ static int push_object(lua_State *L, const msgpack_object *o, char *err)
         if (!lua_checkstack(L, 4))
             return fail(err, "msgpack: out of Lua stack");
         lua_createtable(L, 0, (int)n);
+        int node = n <= SL_SHAPE_MAX_KEYS ? 0 : -1;
         for (uint32_t i = 0; i < n; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (push_key(L, &kv->key, err) != SL_CODEC_OK
-                || push_object(L, &kv->val, err) != SL_CODEC_OK)
+            if (push_key(L, sh, &kv->key, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            if (kv->key.type == MSGPACK_OBJECT_STR)
+                node = shape_step(L, sh, node, kv->key.via.str.ptr, kv->key.via.str.size, -1);
+            else
+                node = -1;          /* a bin or number key: no shape, keys sorted */
+            if (push_object(L, sh, &kv->val, err) != SL_CODEC_OK)
                 return SL_CODEC_BAD;
             lua_rawset(L, -3);      /* duplicate keys: the last wins */
         }
+        sl_shape_set(L, sh, node, -1);
         return SL_CODEC_OK;
     }
     default:
@@ -245,7 +253,7 @@ int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char 
         return fail(err, "msgpack: cannot unpack (code %d)", (int)ur);
     }
     int top = lua_gettop(L);
-    rc = push_object(L, &obj, err);
+    rc = push_object(L, sl_shapes_get(L), &obj, err);
     msgpack_zone_clear(&zone);
     *used = size;       /* on BAD too: the object is whole, skip all of it */
     if (rc != SL_CODEC_OK)
@@ -288,6 +296,23 @@ static int put_number(enc *e, double x)
     return SL_CODEC_OK;
 }
 
+static int enc_value(enc *e, int idx, int depth);
+
+/* Whether the table at idx has more than max entries. Stack unchanged. */
+static int count_over(lua_State *L, int idx, int max)
+{
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (++n > max) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Rewrites the 5 bytes reserved at out[at] as the smallest map header for count entries,
  * moving the entries back over the unused header bytes. */
 static void patch_map_header(sl_buf *out, size_t at, uint32_t count)
@@ -318,26 +343,11 @@ static void patch_map_header(sl_buf *out, size_t at, uint32_t count)
     memcpy(base, h, hn);
 }
 
-static int enc_value(enc *e, int idx, int depth);
-
-static int enc_table(enc *e, int idx, int depth)
+/* A map written in the order lua_next gives its entries. The entry count is known only
+ * after the walk: reserve the largest header, then shrink it. */
+static int enc_map_as_is(enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
-    if (depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(L, 4))
-        return fail(e->err, "msgpack: nested too deep (a cycle?)");
-    size_t n = lua_objlen(L, idx);
-    if (n > 0 && is_array(L, idx, n)) {
-        msgpack_pack_array(&e->pk, n);
-        for (size_t i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, (int)i);
-            if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
-                return SL_CODEC_BAD;
-            lua_pop(L, 1);
-        }
-        return SL_CODEC_OK;
-    }
-    /* The entry count is known only after the walk: reserve the largest header, then
-     * shrink it, rather than walking the table twice. */
     size_t at = e->out->len;
     sl_buf_append(e->out, "\0\0\0\0\0", 5);
     uint32_t count = 0;
@@ -362,6 +372,57 @@ static int enc_table(enc *e, int idx, int depth)
     }
     patch_map_header(e->out, at, count);
     return SL_CODEC_OK;
+}
+
+static int enc_table(enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (depth > SL_CODEC_MAX_DEPTH || !lua_checkstack(L, 4))
+        return fail(e->err, "msgpack: nested too deep (a cycle?)");
+    size_t n = lua_objlen(L, idx);
+    if (n > 0 && is_array(L, idx, n)) {
+        msgpack_pack_array(&e->pk, n);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, (int)i);
+            if (enc_value(e, lua_gettop(L), depth + 1) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            lua_pop(L, 1);
+        }
+        return SL_CODEC_OK;
+    }
+    /* A map: its entries gathered, then written in order (codec_keys.c); but state
+     * (e->any_number) may hold tables of millions of keys, which have no shape and need
+     * no order: one of more than SL_SHAPE_MAX_KEYS keys is written as it comes. */
+    if (e->any_number && count_over(L, idx, SL_SHAPE_MAX_KEYS) && !sl_shaped(L, idx))
+        return enc_map_as_is(e, idx, depth);
+    sl_object ob;
+    int rc = SL_CODEC_OK, kt = 0;
+    sl_object_begin(L, idx, &ob);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if ((kt = sl_object_add(L, &ob)) != 0)
+            break;
+    }
+    if (kt != 0) {
+        sl_object_end(L, &ob);
+        return fail(e->err, "msgpack: cannot encode a table key of type %s",
+                    lua_typename(L, kt));
+    }
+    sl_object_sort(&ob);
+    msgpack_pack_map(&e->pk, ob.n);
+    for (size_t i = 0; i < ob.n && rc == SL_CODEC_OK; i++) {
+        const sl_entry *en = sl_object_entry(&ob, i);
+        if (en->s != NULL)
+            msgpack_pack_str_with_body(&e->pk, en->s, en->len);
+        else if ((rc = put_number(e, en->num)) != SL_CODEC_OK)
+            break;
+        int vi = sl_object_value(L, &ob, en);
+        rc = enc_value(e, vi, depth + 1);
+        if (en->slot == 0)
+            lua_settop(L, vi - 1);
+    }
+    sl_object_end(L, &ob);
+    return rc;
 }
 
 /* Appends the value at the absolute index idx. May leave the stack dirty on BAD;

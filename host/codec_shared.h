@@ -123,4 +123,215 @@ static inline int decimal_value(const char *text, size_t n, int neg, uint64_t ma
     return 0;
 }
 
+/* ---- key order (codec_keys.c) -------------------------------------------------------- */
+
+/* An object of more keys than this is a map (keyed by ids, say) rather than a record: it
+ * gets no shape, so it is written sorted, and a checkpoint writes such a table as it
+ * comes (sl_mpack_encode_state). */
+#define SL_SHAPE_MAX_KEYS 1024
+
+/* One node of the trie of key sequences: a key after its parent's sequence. */
+typedef struct shape_node {
+    const char *key;    /* the key's bytes, in the interned Lua string key_ref anchors */
+    size_t len;         /* their length */
+    int parent;         /* the node of the sequence without this key */
+    int depth;          /* keys from the root to here */
+    int key_ref;        /* registry ref of the key string */
+    int meta_ref;       /* registry ref of the metatable of root..here, or LUA_NOREF */
+    int last;           /* the child followed last: where the next record likely goes */
+} shape_node;
+
+/* The shapes of one Lua state: a cache made on first use, kept in its registry. */
+typedef struct sl_shapes {
+    shape_node *nodes;  /* nodes[0] is the root, which has no key */
+    int n, cap;         /* nodes in use, allocated */
+    int *slots;         /* (parent, key bytes) -> node id by open addressing; 0: empty */
+    size_t mask;        /* slots - 1 (slots is a power of two) */
+    const void *names;  /* csv: the column names whose shape is names_node */
+    int names_ref;      /* registry ref keeping those names alive, or LUA_NOREF */
+    int names_node;     /* their node, or -1 (not all strings: no shape) */
+} sl_shapes;
+
+/* Whether a[0, n) and b[0, n) hold the same bytes: short keys, compared in line, a word
+ * at a time (the last word of a key overlaps the one before it rather than going byte by
+ * byte). */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (; n > 0; n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
+/* The shape cache of L's state; it starts afresh here when it has grown past its bound,
+ * so a decoder calls this once per record, never while an object is half built. Stack
+ * unchanged. */
+sl_shapes *sl_shapes_get(lua_State *L);
+/* shape_step's slow path: finds or makes the child of node for the key. */
+int sl_shape_step_slow(lua_State *L, sl_shapes *sh, int node, const char *key, size_t len,
+                       int kidx);
+
+/* The node of the key sequence `node` (0: no key yet) followed by the key whose bytes are
+ * key[0, len), the Lua string at stack index kidx; -1 when node is -1 or the key is not a
+ * string (such an object gets no shape). Stack unchanged. */
+static inline int shape_step(lua_State *L, sl_shapes *sh, int node, const char *key,
+                             size_t len, int kidx)
+{
+    if (node < 0)
+        return -1;
+    int last = sh->nodes[node].last;
+    if (last != 0 && sh->nodes[last].len == len && same_bytes(sh->nodes[last].key, key, len))
+        return last;
+    return sl_shape_step_slow(L, sh, node, key, len, kidx);
+}
+
+/* Whether the table at idx has a shape. Stack unchanged. */
+int sl_shaped(lua_State *L, int idx);
+
+/* Gives the table at tidx the shape of the sequence `node` (nothing for 0 or -1). Stack
+ * unchanged. */
+void sl_shape_set(lua_State *L, sl_shapes *sh, int node, int tidx);
+/* Gives the table at tidx the shape of the array of names at names_idx (a csv header;
+ * remembered, so records with the same names cost one comparison). Stack unchanged. */
+void sl_shape_set_names(lua_State *L, sl_shapes *sh, int names_idx, int tidx);
+
+/* mt[0] of a shape metatable: its keys' addresses and the place of each. One block: this
+ * header, then keys[n], then slots[mask + 1]. */
+typedef struct shape_info {
+    uint64_t magic;         /* SHAPE_MAGIC */
+    int n;                  /* keys */
+    unsigned mask;          /* slots - 1 */
+    const char **keys;      /* keys[i]: the bytes of key i (anchored by mt[i + 1]) */
+    int *slots;             /* by address: i + 1, or 0 when empty */
+} shape_info;
+
+static inline unsigned ptr_hash(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0x9E3779B97F4A7C15);
+    return (unsigned)(h >> 32);
+}
+
+/* The place of the key whose interned bytes are at s in the shape, or -1. */
+static inline int shape_place(const shape_info *si, const char *s)
+{
+    for (unsigned i = ptr_hash(s) & si->mask;; i = (i + 1) & si->mask) {
+        int k = si->slots[i];
+        if (k == 0)
+            return -1;
+        if (si->keys[k - 1] == s)
+            return k - 1;
+    }
+}
+
+/* One entry of a table being encoded: its key, and where its value is. */
+typedef struct sl_entry {
+    const char *s;      /* a string key's interned bytes, or NULL for a number key */
+    size_t len;         /* their length */
+    double num;         /* a number key */
+    int rank;           /* its place in the table's shape, or -1 */
+    int slot;           /* stack index of its value, or 0: sl_object_value fetches it */
+} sl_entry;
+
+#define SL_OBJECT_SMALL 16
+
+/* The entries of a table being encoded as an object, gathered with lua_next and then put
+ * in order: sl_object_begin, sl_object_add for each entry, sl_object_sort, then
+ * sl_object_entry/sl_object_value for each, and sl_object_end. Each value waits on the
+ * Lua stack (while there is room), so nothing is looked up twice. */
+typedef struct sl_object {
+    const shape_info *shape;    /* the table's shape, or NULL */
+    int t;              /* the table (absolute index) */
+    int top;            /* the stack top at the start, restored at the end */
+    int base;           /* where the key lua_next pushes next lands */
+    int extras;         /* entries whose key is not in the shape */
+    int room;           /* stack slots known to be free for more entries */
+    size_t n, cap;      /* entries, room */
+    sl_entry *e;        /* small, or allocated when there are more */
+    uint32_t *order;    /* after sl_object_sort: the entries' indices in order */
+    sl_entry small[SL_OBJECT_SMALL];
+    uint32_t small_order[SL_OBJECT_SMALL];
+} sl_object;
+
+/* Starts on the table at idx (its shape is looked up). */
+void sl_object_begin(lua_State *L, int idx, sl_object *ob);
+sl_entry *sl_object_grow(sl_object *ob);
+
+int sl_object_room(lua_State *L, sl_object *ob);
+
+/* Takes the entry lua_next just pushed (key value): keeps the value, with a copy of the
+ * key above it for lua_next to go on from. Returns 0, or the type of a key that is
+ * neither a string nor a number (then key and value are popped). */
+static inline int sl_object_add(lua_State *L, sl_object *ob)
+{
+    int kt = lua_type(L, -2);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+        lua_pop(L, 2);
+        return kt;
+    }
+    sl_entry *en = ob->n < ob->cap ? &ob->e[ob->n++] : sl_object_grow(ob);
+    if (kt == LUA_TSTRING) {
+        en->s = lua_tolstring(L, -2, &en->len);     /* a string: no conversion */
+        en->rank = ob->shape ? shape_place(ob->shape, en->s) : -1;
+    } else {
+        en->s = NULL;
+        en->num = lua_tonumber(L, -2);
+        en->rank = -1;
+    }
+    ob->extras += en->rank < 0;
+    if (ob->room > 0 || sl_object_room(L, ob)) {
+        ob->room--;
+        lua_pushvalue(L, -2);                       /* key value key */
+        en->slot = ob->base + 1;
+        ob->base += 2;
+    } else {
+        lua_pop(L, 1);                              /* key */
+        en->slot = 0;
+    }
+    return 0;
+}
+
+/* Puts the entries in order: the keys of the shape by their place, then the others,
+ * numbers ascending, then strings bytewise. */
+void sl_object_sort(sl_object *ob);
+
+/* The i-th entry in order. */
+static inline const sl_entry *sl_object_entry(const sl_object *ob, size_t i)
+{
+    return &ob->e[ob->order[i]];
+}
+
+/* The stack index of the entry's value: its slot, or (pushed: stack +1) the value
+ * fetched again when the stack had no room for it. */
+int sl_object_fetch(lua_State *L, const sl_object *ob, const sl_entry *en);
+static inline int sl_object_value(lua_State *L, const sl_object *ob, const sl_entry *en)
+{
+    return en->slot ? en->slot : sl_object_fetch(L, ob, en);
+}
+
+/* Frees what the object allocated and restores the stack. Always called, whatever
+ * happened. */
+void sl_object_end(lua_State *L, sl_object *ob);
+
 #endif

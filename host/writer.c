@@ -113,46 +113,17 @@ static int flush_or_raise(lua_State *L, sl_writer *w)
 
 /* ---- encoding ----------------------------------------------------------------------- */
 
-static int cmp_keys(const void *a, const void *b)
-{
-    const char *const *x = a, *const *y = b;
-
-    return strcmp(*x, *y);
-}
-
-/* Settles the csv columns from the first table record at idx: its string keys, sorted.
- * A record without string keys means array records and no header. Stack unchanged. */
+/* Settles the csv columns from the first table record at idx: its string keys in the
+ * order the encoders write them (codec.h), every column of its shape included: a record
+ * from a csv file gives its header's columns, one from JSON its keys as they came. A
+ * record without string keys means array records and no header. Stack unchanged. */
 static void columns_from(lua_State *L, sl_writer *w, int idx)
 {
-    const char **keys = NULL;
-    size_t n = 0, cap = 0, i;
-
-    lua_pushnil(L);                                     /* nil */
-    while (lua_next(L, idx) != 0) {                     /* k v */
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 16;
-                keys = realloc(keys, cap * sizeof *keys);
-                if (keys == NULL) {
-                    fprintf(stderr, "sluice: writer: out of memory\n");
-                    abort();
-                }
-            }
-            keys[n++] = lua_tostring(L, -2);    /* anchored by the record */
-        }
-        lua_pop(L, 1);                                  /* k */
-    }                                                   /* -- */
     w->columns_known = 1;
-    if (n > 0) {
-        qsort(keys, n, sizeof *keys, cmp_keys);
-        lua_createtable(L, (int)n, 0);                  /* cols */
-        for (i = 0; i < n; i++) {
-            lua_pushstring(L, keys[i]);                 /* cols key */
-            lua_rawseti(L, -2, (int)i + 1);             /* cols */
-        }
+    if (sl_codec_keys(L, idx) > 0)                      /* cols */
         w->columns_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* -- */
-    }
-    free(keys);
+    else
+        lua_pop(L, 1);                                  /* -- */
 }
 
 /* Appends the csv header line once the columns are known. Stack unchanged. */

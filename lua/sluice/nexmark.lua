@@ -18,8 +18,8 @@ local fail = report.fail
 
 local nexmark = {}
 
-local known = { events = true, rate = true, seed = true, pace = true, first_time = true,
-  people = true, auctions = true, typed = true }
+local options = { "events", "rate", "seed", "pace", "first_time", "people", "auctions",
+  "typed" }
 
 local function whole(v, lo)
   return type(v) == "number" and v >= lo and v % 1 == 0 and v < 2 ^ 53
@@ -59,12 +59,7 @@ function nexmark.declare(opts, new_source)
       spec[f] = nil
     end
   end
-  for k in pairs(opts) do
-    if not known[k] then
-      fail(format("%s: unknown option %q (events, rate, seed, pace, first_time, people, "
-        .. "auctions, typed)", m, tostring(k)))
-    end
-  end
+  report.check_names(m, opts, options)
   spec.label = spec.events and format("source.nexmark %d", spec.events) or "source.nexmark"
   -- fn makes record i of the last fill inside a fused stage (runtime.lua fuses a source
   -- with an fn into the stage it feeds alone); bind points it at the running generator

@@ -32,24 +32,36 @@ local function want_format(m, opts)
   return report.want_format(m, opts, out_formats, "lines, json, csv, msgpack, table")
 end
 
-local function want_table(m, opts) return report.want_options(m, opts, true) end
+-- The options each sink takes (an unknown one is a mistake at the user's line, with the
+-- nearest of these suggested).
+local options = {
+  stdout = { "format", "columns" },
+  file = { "path", "format", "append", "columns" },
+  tcp = { "connect", "format", "columns", "high" },
+  none = {},
+}
+
+local function want_table(m, opts, kind) return report.want_options(m, opts, true, options[kind]) end
 
 -- ---- declarations ---------------------------------------------------------------------
 
 function sink.stdout(opts)
-  opts = want_table("sink.stdout()", opts)
+  opts = want_table("sink.stdout()", opts, "stdout")
   return new_sink { type = "stdout", format = want_format("sink.stdout()", opts),
     columns = opts.columns, label = "sink.stdout" }
 end
 
 function sink.file(opts)
-  opts = want_table("sink.file()", opts)
+  opts = want_table("sink.file()", opts, "file")
   if type(opts.path) ~= "string" then fail("sink.file(): path is required (a string)") end
   return new_sink { type = "file", path = opts.path, format = want_format("sink.file()", opts),
     append = opts.append, columns = opts.columns, label = "sink.file " .. tostring(opts.path) }
 end
 
-function sink.null() return new_sink { type = "null", label = "sink.null" } end
+function sink.null(opts)
+  want_table("sink.null()", opts, "none")
+  return new_sink { type = "null", label = "sink.null" }
+end
 
 function sink.fn(f)
   if type(f) ~= "function" then
@@ -58,7 +70,8 @@ function sink.fn(f)
   return new_sink { type = "fn", fn = f, label = "sink.fn" }
 end
 
-function sink.collect()
+function sink.collect(opts)
+  want_table("sink.collect()", opts, "none")
   return new_sink { type = "collect", collected = {}, label = "sink.collect" }
 end
 
@@ -66,7 +79,7 @@ end
 -- them; a lost connection is retried with backoff and nothing queued is dropped. When more
 -- than `high` bytes (default 4 MiB) wait, the sources pause until half of it is written.
 function sink.tcp(opts)
-  opts = want_table("sink.tcp()", opts)
+  opts = want_table("sink.tcp()", opts, "tcp")
   local connect = opts.connect
   if type(connect) ~= "string" then
     fail('sink.tcp(): connect is required (a string "host:port")')

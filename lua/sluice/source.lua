@@ -27,7 +27,17 @@ local function new_source(spec)
   return stream.new(node, 1)
 end
 
-local function want_table(m, opts) return report.want_options(m, opts) end
+-- The options each source takes (an unknown one is a mistake at the user's line, with the
+-- nearest of these suggested).
+local options = {
+  file = { "path", "format", "header", "follow", "max_record" },
+  stdin = { "format", "header", "max_record" },
+  generator = { "count", "rate", "fn" },
+  tcp = { "listen", "format", "header", "max_record" },
+  udp = { "listen", "format", "header", "max_record" },
+}
+
+local function want_table(m, opts, kind) return report.want_options(m, opts, false, options[kind]) end
 
 local function want_format(m, opts)
   return report.want_format(m, opts, formats, "lines, json, csv, msgpack")
@@ -65,7 +75,7 @@ function source.values(array)
 end
 
 function source.file(opts)
-  opts = want_table("source.file()", opts)
+  opts = want_table("source.file()", opts, "file")
   if type(opts.path) ~= "string" then
     fail("source.file(): path is required (a string)")
   end
@@ -77,14 +87,14 @@ end
 
 function source.stdin(opts)
   opts = opts or {}
-  opts = want_table("source.stdin()", opts)
+  opts = want_table("source.stdin()", opts, "stdin")
   return new_source { type = "stdin", format = want_format("source.stdin()", opts),
     header = opts.header, max_record = want_max_record("source.stdin()", opts),
     label = "source.stdin" }
 end
 
 function source.generator(opts)
-  opts = want_table("source.generator()", opts)
+  opts = want_table("source.generator()", opts, "generator")
   local count, rate, fn = opts.count, opts.rate, opts.fn
   if count ~= nil and (type(count) ~= "number" or count < 0) then
     fail(format("source.generator(): count must be a number >= 0, got %s", tostring(count)))
@@ -107,7 +117,7 @@ end
 
 -- tcp{listen="host:port", format}: every connection is framed on its own; unbounded.
 function source.tcp(opts)
-  opts = want_table("source.tcp()", opts)
+  opts = want_table("source.tcp()", opts, "tcp")
   local listen = want_address("source.tcp()", opts, "listen")
   return new_source { type = "tcp", listen = listen, format = want_format("source.tcp()", opts),
     header = opts.header, max_record = want_max_record("source.tcp()", opts),
@@ -116,7 +126,7 @@ end
 
 -- udp{listen="host:port", format}: one record per datagram (lines: one per line).
 function source.udp(opts)
-  opts = want_table("source.udp()", opts)
+  opts = want_table("source.udp()", opts, "udp")
   local listen = want_address("source.udp()", opts, "listen")
   return new_source { type = "udp", listen = listen, format = want_format("source.udp()", opts),
     header = opts.header, max_record = want_max_record("source.udp()", opts),

@@ -5,7 +5,9 @@
 -- to apply before it (the watermark a record raised goes ahead of it), and wend the
 -- watermark after the batch (nil: unchanged). finish() says the input has ended: the
 -- watermark goes to +infinity, everything pending fires, and the end is passed on.
--- A receiver that takes no more records (a take() reached its count) sets `done`.
+-- A receiver that takes no more records sets `done`: a take() that reached its count, and
+-- any receiver all of whose consumers are done (a sink never is). A source all of whose
+-- targets are done stops (runtime.lua), so the end of a branch travels upstream.
 local plan = require "sluice.plan"
 local host = require "sluice.host"
 local typed = require "sluice.typed"
@@ -356,6 +358,7 @@ function stage.new_union(receivers, ninputs, timed, meter)
   local out_wm = -huge
   local ow = {}
   local shared = { done = false }
+  local inputs = {}
 
   local function combined()
     local m, any = huge, false
@@ -375,7 +378,11 @@ function stage.new_union(receivers, ninputs, timed, meter)
     return out_wm
   end
 
-  local inputs = {}
+  -- every consumer done: so is every input, and the sources that feed them stop
+  local function end_all()
+    shared.done = true
+    for i = 1, ninputs do inputs[i].done = true end
+  end
   for i = 1, ninputs do
     local input = { done = false }
     function input.push(_, b, n, t, w, wend)
@@ -394,7 +401,7 @@ function stage.new_union(receivers, ninputs, timed, meter)
         local now = combined()
         emit(b, n, t, ow, now > before and now or nil)
       end
-      if all_done(receivers) then shared.done = true; input.done = true end
+      if all_done(receivers) then end_all() end
     end
     function input.finish()
       if ended[i] then return end
@@ -532,6 +539,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     return { err = e }
   end
   function recv.push(_, b, n, t, w, wend)
+    if recv.done then return end
     meter.input = meter.input + n
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1
@@ -544,6 +552,8 @@ function stage.new_operator(node, make, ports, dl, opts)
     end
     if wend and wend > op.wm then op.advance(wend) end
     flush(op.wm)
+    -- every consumer is done (a take() downstream reached its count): so is this operator
+    if all_done(every) then recv.done = true end
   end
 
   function recv.finish()
@@ -558,8 +568,10 @@ function stage.new_operator(node, make, ports, dl, opts)
   local early_timer
   if node.early_every then
     early_timer = host.core.timer(function()
+      if recv.done then return end
       op.early()
       flush(nil)
+      if all_done(every) then recv.done = true end
     end)
     early_timer:start(node.early_every, node.early_every)
   end

@@ -86,11 +86,7 @@ end
 -- time seen minus out_of_orderness; an input silent for `idle` stops holding it back.
 function Stream:timestamp(field, opts)
   local fn, f = want_fn("timestamp", field, true)
-  if opts ~= nil and type(opts) ~= "table" then
-    fail(format("timestamp(): expected an options table, got %s", type(opts)))
-    opts = {}
-  end
-  opts = opts or {}
+  opts = report.want_options("timestamp()", opts, true, { "out_of_orderness", "idle" })
   local ooo, idle = 0, nil
   if opts.out_of_orderness ~= nil then
     local ms, err = duration.parse(opts.out_of_orderness)
@@ -290,6 +286,7 @@ function Stream:trigger(opts)
     fail("trigger(): expected { every = duration }")
     return self
   end
+  report.check_names("trigger()", opts, { "every" })
   local ms, err = duration.parse(opts.every)
   if not ms or ms <= 0 then fail("trigger(): every: " .. (err or "must be > 0")) end
   self.node.early_every = ms
@@ -308,6 +305,7 @@ function Stream:process(spec)
     fail(format("process(): expected { init =, on_record =, on_timer = }, got %s", type(spec)))
     spec = {}
   end
+  report.check_names("process()", spec, { "init", "on_record", "on_timer" })
   for _, f in ipairs({ "init", "on_record", "on_timer" }) do
     if spec[f] ~= nil and type(spec[f]) ~= "function" then
       fail(format("process(): %s must be a function, got %s", f, type(spec[f])))

@@ -15,6 +15,7 @@ local cases = {
   { "bad_duration.lua",          6, { "10x" } },
   { "unknown_sink_format.lua",   7, { "yaml" } },
   { "unknown_source_format.lua", 5, { "toml" } },
+  { "unknown_option.lua",        5, { "source.file(): unknown option fromat (did you mean format?)" } },
 }
 
 local function expect_located(res, path, line, phrases)

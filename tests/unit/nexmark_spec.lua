@@ -336,7 +336,7 @@ describe("source.nexmark", function()
     assert.has_error(function() nexmark_source { seed = 1.5 } end)
     local ok, err = pcall(nexmark_source, { evnets = 10 })
     assert.is_false(ok)
-    assert.matches('nexmark_spec.lua:%d+: source.nexmark%(%): unknown option "evnets"', err)
+    assert.matches('nexmark_spec.lua:%d+: source.nexmark%(%): unknown option evnets %(did you mean events%?%)', err)
   end)
 
   it("compiles the hot loop of q1 into traces with no NYI or bad-argument aborts", function()
