@@ -175,9 +175,11 @@ function runtime.build(set, dl, open_sink)
           for _, op in ipairs(st.ops) do
             if op.kind == "timestamp" then ts = true; idle_ms = op.idle end
           end
+          local partitioned = #node.inputs == 1 and up.kind == "source"
+            and source.partitioned[up.spec.type] or nil
           local r = stage.new_stage(st, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
             { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
-              idle_ms = idle_ms })
+              idle_ms = idle_ms, partitioned = partitioned })
           receiver[node] = r
           if r.close then closers[#closers + 1] = r.close end
           stateful[node.state_id] = { snapshot = r.state, restore = r.state, node = node,
@@ -237,8 +239,9 @@ local Job = {}
 Job.__index = Job
 
 -- The job of the nodes `set` (every ancestor of the sinks to run). opts (each defaults to
--- runtime.defaults): batch_size, on_error, after_batch; and dead_letter, the sink spec of
--- sl.dead_letter() (nil: stderr). Nothing runs until job:run().
+-- runtime.defaults): batch_size, on_error, after_batch; dead_letter, the sink spec of
+-- sl.dead_letter() (nil: stderr); checkpointing, true when checkpoints will be taken (a
+-- Kafka source then leaves committing offsets to them). Nothing runs until job:run().
 --   job.graph      the graph it runs (replaced by a reload), once running
 --   job.sources    the routes of its open sources: { id, spec, node, handle, ctx, targets,
 --                  st, push, ended, removed }
@@ -254,6 +257,7 @@ function runtime.new(set, opts)
   return setmetatable({
     set = set,
     dead_letter = opts.dead_letter,
+    checkpointing = opts.checkpointing == true,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
@@ -307,7 +311,8 @@ function Job:open_source(node, route, position)
   local j = self
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
-  local ctx = { batch_size = j.options.batch_size, position = position }
+  local ctx = { batch_size = j.options.batch_size, position = position,
+    checkpointing = j.checkpointing }
   route.ctx = ctx
   function ctx.push(b, n)
     route.push(b, n)
@@ -315,12 +320,24 @@ function Job:open_source(node, route, position)
     return stage.all_done(route.targets)
   end
   function ctx.bad(info)
-    -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070")
+    -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070"); a Kafka
+    -- message by its topic, partition and offset
     local sp = route.spec
     j.dl.write { source = sp.path or (sp.label or sp.type):gsub("^source%.", ""),
-      at = sp.where, line = info.line,
+      at = sp.where, line = info.line, topic = info.topic, partition = info.partition,
       offset = info.offset, reason = info.reason, record = info.raw }
   end
+  -- A partitioned source (Kafka) says which partition its next batch comes from, and
+  -- which partitions it holds; the stages it feeds keep event time per partition.
+  local function tell(what, arg)
+    for _, r in ipairs(route.targets) do
+      local f = r[what]
+      if f then f(arg) end
+    end
+  end
+  function ctx.partition(id) tell("partition", id) end
+  function ctx.assigned(ids) tell("assigned", ids) end
+  function ctx.revoked(ids) tell("revoked", ids) end
   function ctx.user_error(e, i)
     j.dl.write { source = route.spec.type, at = route.spec.where, reason = tostring(e), record = i }
   end
@@ -429,13 +446,28 @@ end
 -- and each source's position. Plain values msgpack can carry.
 function Job:snapshot()
   assert(self.running, "job:snapshot(): the job is not running")
-  local snap = { version = 1, operators = {}, sources = {} }
+  local snap = { version = 1, operators = {}, sources = self:positions() }
   for id, s in pairs(self.graph.stateful) do snap.operators[id] = s.snapshot() end
+  return snap
+end
+
+-- Each source's position now (what job:snapshot() holds of it): id -> position.
+function Job:positions()
+  local list = {}
   for _, route in ipairs(self.sources) do
     local src = route.handle
-    if src.position then snap.sources[src.id] = src.position() end
+    if src.position then list[src.id] = src.position() end
   end
-  return snap
+  return list
+end
+
+-- A checkpoint holding `positions` (job:positions() when it was taken) is durable: each
+-- source that wants to know hears its own (a Kafka source commits it to the group).
+function Job:checkpointed(positions)
+  for _, route in ipairs(self.sources) do
+    local src = route.handle
+    if src.checkpointed and positions[src.id] ~= nil then src.checkpointed(positions[src.id]) end
+  end
 end
 
 -- The running job's open sinks (checkpoint.lua commits the file sinks among them); after

@@ -8,6 +8,7 @@
 local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
+local kafka = require "sluice.kafka"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -82,6 +83,10 @@ function sink.tcp(opts)
   return new_sink { type = "tcp", connect = connect, format = f, columns = opts.columns,
     high = high or 4 * 1024 * 1024, label = "sink.tcp " .. connect }
 end
+
+-- kafka{brokers, topic, key, format, exactly_once, high, options}: each record a message,
+-- produced idempotently (kafka.lua).
+function sink.kafka(opts) return new_sink(kafka.sink_spec(opts)) end
 
 -- The records a collect sink received in its last run.
 function Sink:records()
@@ -200,6 +205,8 @@ function open.tcp(spec, ctx)
   end
   return handle
 end
+
+open.kafka = kafka.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }
