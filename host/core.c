@@ -108,6 +108,7 @@ static const luaL_Reg core_functions[] = {
     {"nexmark", sl_nexmark_lua_new},
     {"kafka_consumer", sl_kafka_consumer_new},
     {"kafka_producer", sl_kafka_producer_new},
+    {"kafka_committed", sl_kafka_committed},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},

@@ -31,6 +31,7 @@ typedef struct sl_kafka_wakeup {
  * kafka_producer.c), and their metatables. */
 int sl_kafka_consumer_new(lua_State *L);
 int sl_kafka_producer_new(lua_State *L);
+int sl_kafka_committed(lua_State *L);
 void sl_kafka_consumer_register(lua_State *L);
 void sl_kafka_producer_register(lua_State *L);
 

@@ -43,6 +43,9 @@ typedef struct sl_kafka_consumer {
     int more_on;
     int format, meta, batch_max, bounded;
     int paused, closing, closed, ended, assigned;
+    int serving;                /* inside serve(): librdkafka's frames are on the stack */
+    int close_pending;          /* close() came while serving: done when serve returns */
+    struct sl_kafka_consumer **slot;    /* the userdata's pointer, emptied at close */
     int on_batch, on_bad, on_assign, on_revoke, on_error, on_end;   /* registry refs */
     int offsets_ref;            /* resume offsets { topic = { [p] = offset } }, or NOREF */
     int columns_ref;            /* csv column names, or LUA_NOREF (arrays of fields) */
@@ -52,6 +55,7 @@ typedef struct sl_kafka_consumer {
     int reported;               /* the kind of error said last, so that it is said once */
     part_end *parts;            /* bounded: the assigned partitions */
     int nparts, capparts;
+    rd_kafka_topic_partition_list_t *revoked;   /* given up during the current serve() */
 } sl_kafka_consumer;
 
 static void out_of_memory(void)
@@ -337,9 +341,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->assigned = 1;
         if (L != NULL && !c->closing)
             call_parts(L, c->on_assign, parts);
+        /* the end of a bounded read is seen when serve() returns, not inside librdkafka */
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         if (L != NULL && !c->closing)
             call_parts(L, c->on_revoke, parts);
+        /* messages of these partitions fetched before the revoke may sit in the batch
+         * being served: they are the next owner's, from the offset committed above */
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_add(c->revoked, parts->elems[i].topic,
+                                              parts->elems[i].partition);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -360,8 +370,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_error_destroy(error);
     }
-    if (L != NULL)
-        check_end(L, c);
 }
 
 /* Client-level errors (brokers unreachable, ...): said once each, librdkafka retries. */
@@ -385,17 +393,17 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 /* librdkafka's log lines of errors repeat what error_cb says (once, here); only the
- * critical ones pass. */
+ * critical ones pass, unless the options asked for librdkafka's `debug` contexts. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    (void)rk;
-    if (level <= 2)
+    if (level <= 2 || (level >= 7 && rk != NULL))
         fprintf(stderr, "sluice: kafka: %s: %s\n", fac, buf);
 }
 
 /* ---- serving the queue ------------------------------------------------------------------ */
 
 static void serve(sl_kafka_consumer *c);
+static void close_consumer(lua_State *L, sl_kafka_consumer *c);
 
 static void on_more(uv_idle_t *h)
 {
@@ -452,6 +460,9 @@ static void serve(sl_kafka_consumer *c)
     msgs = malloc((size_t)c->batch_max * sizeof *msgs);
     if (msgs == NULL)
         out_of_memory();
+    c->serving = 1;
+    rd_kafka_topic_partition_list_destroy(c->revoked);
+    c->revoked = rd_kafka_topic_partition_list_new(4);
     got = rd_kafka_consume_batch_queue(c->q, 0, msgs, (size_t)c->batch_max);
     top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->batch_ref);    /* batch */
@@ -465,6 +476,9 @@ static void serve(sl_kafka_consumer *c)
             continue;
         }
         topic = rd_kafka_topic_name(m->rkt);
+        if (c->revoked->cnt > 0
+            && rd_kafka_topic_partition_list_find(c->revoked, topic, m->partition) != NULL)
+            continue;
         if (n > 0 && (m->partition != run_part || strcmp(run_topic, topic) != 0)) {
             deliver(L, c, bi, n, &filled, run_topic, run_part, run_last);
             n = 0;
@@ -491,6 +505,11 @@ static void serve(sl_kafka_consumer *c)
     free(msgs);
     if (!c->closed && !c->closing)
         check_end(L, c);
+    c->serving = 0;
+    if (c->close_pending) {
+        close_consumer(L, c);
+        return;
+    }
     set_more(c, got == c->batch_max && !c->paused && !c->closed && !c->closing);
 }
 
@@ -533,17 +552,19 @@ static int consumer_pause(lua_State *L, int pause)
 static int consumer_stop(lua_State *L) { return consumer_pause(L, 1); }
 static int consumer_start(lua_State *L) { return consumer_pause(L, 0); }
 
-/* consumer:commit(offsets): commits { topic = { [p] = next offset } } to the group,
- * asynchronously (for lag tools; the job's own positions are in its checkpoints). */
+/* consumer:commit(offsets [, sync]): commits { topic = { [p] = next offset } } to the
+ * group, asynchronously unless sync (a partition given up in a rebalance: the member that
+ * takes it over must find its offset there). */
 static int consumer_commit(lua_State *L)
 {
     sl_kafka_consumer *c = check_consumer(L, "commit");
     rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t err;
+    int async = !lua_toboolean(L, 3);
 
     luaL_checktype(L, 2, LUA_TTABLE);
     list = sl_kafka_offsets_from(L, 2);
-    err = list->cnt > 0 ? rd_kafka_commit(c->rk, list, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    err = list->cnt > 0 ? rd_kafka_commit(c->rk, list, async) : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
         lua_pushnil(L);
@@ -600,6 +621,7 @@ static void on_closed(uv_handle_t *h)
     }
     c = h->data;
     free(c->what);
+    rd_kafka_topic_partition_list_destroy(c->revoked);
     for (int i = 0; i < c->nparts; i++)
         free(c->parts[i].topic);
     free(c->parts);
@@ -616,10 +638,22 @@ static void close_consumer(lua_State *L, sl_kafka_consumer *c)
         return;
     c->closing = 1;
     set_more(c, 0);
+    if (c->serving) {
+        /* never from inside librdkafka's own call: serve() closes it on its way out */
+        c->close_pending = 1;
+        return;
+    }
+    if (c->slot != NULL)
+        *c->slot = NULL;
     rd_kafka_consumer_close(c->rk);
     sl_kafka_wakeup_stop(&c->wake, c->q, on_closed);
     rd_kafka_queue_destroy(c->q);
-    rd_kafka_destroy(c->rk);
+    /* librdkafka 2.0 asserts when a cooperative-sticky member is destroyed between its
+     * first JoinGroup and SyncGroup (rd_kafka_cgrp_destroy_final has no NULL check for
+     * the assignor's state before 2.1): a consumer that never got an assignment is left
+     * to the end of the process instead (its threads idle, the group has been left). */
+    if (c->assigned)
+        rd_kafka_destroy(c->rk);
     c->closed = 1;
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
         if (refs[i] != LUA_NOREF && refs[i] != LUA_REFNIL)
@@ -631,8 +665,7 @@ static int consumer_close(lua_State *L)
     sl_kafka_consumer **ud = luaL_checkudata(L, 1, SL_KAFKA_CONSUMER_MT);
 
     if (*ud != NULL && !(*ud)->closed)
-        close_consumer(L, *ud);
-    *ud = NULL;
+        close_consumer(L, *ud);     /* empties *ud, now or when serve() returns */
     return 0;
 }
 
@@ -747,6 +780,7 @@ int sl_kafka_consumer_new(lua_State *L)
     if (c->batch_max < 1)
         c->batch_max = 1;
     c->what = strdup(what);
+    c->revoked = rd_kafka_topic_partition_list_new(4);
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -773,6 +807,7 @@ int sl_kafka_consumer_new(lua_State *L)
 
     ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
     *ud = c;
+    c->slot = ud;
     luaL_getmetatable(L, SL_KAFKA_CONSUMER_MT);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
@@ -808,6 +843,54 @@ int sl_kafka_consumer_new(lua_State *L)
         return luaL_error(L, "%s: subscribe: %s", what, rd_kafka_err2str(err));
     }
     return 1;                                           /* ud */
+}
+
+/* core.kafka_committed{brokers=, group=, options=, offsets=, timeout=} -> the group's
+ * committed offsets { topic = { [p] = offset } } for the partitions of `offsets` (offset
+ * < 0: none committed), or nil, message when the brokers did not answer in time. Asks
+ * with a client of its own that joins no group: a restart uses it to learn whether the
+ * transaction of its newest checkpoint committed. */
+int sl_kafka_committed(lua_State *L)
+{
+    char errstr[SL_KAFKA_ERRLEN];
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t err;
+    int ms;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "group");
+    if (!lua_isstring(L, -1))
+        return luaL_error(L, "core.kafka_committed: group is required");
+    conf = rd_kafka_conf_new();
+    sl_kafka_conf_set(L, conf, "group.id", lua_tostring(L, -1), "kafka");
+    sl_kafka_conf_set(L, conf, "log_level", "0", "kafka");
+    sl_kafka_conf_apply(L, 1, conf, "kafka");
+    lua_getfield(L, 1, "timeout");
+    ms = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 30000;
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (rk == NULL)
+        return luaL_error(L, "kafka: %s", errstr);
+    lua_getfield(L, 1, "offsets");
+    if (!lua_istable(L, -1)) {
+        rd_kafka_destroy(rk);
+        return luaL_error(L, "core.kafka_committed: offsets must be a table");
+    }
+    list = sl_kafka_offsets_from(L, lua_gettop(L));
+    err = list->cnt > 0 ? rd_kafka_committed(rk, list, ms) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err) {
+        rd_kafka_topic_partition_list_destroy(list);
+        rd_kafka_destroy(rk);
+        lua_pushnil(L);
+        lua_pushstring(L, rd_kafka_err2str(err));
+        return 2;
+    }
+    sl_kafka_push_offsets(L, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(rk);
+    return 1;
 }
 
 static const luaL_Reg consumer_methods[] = {

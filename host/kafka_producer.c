@@ -102,11 +102,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 /* librdkafka's log lines of errors repeat what error_cb says (once, here); only the
- * critical ones pass. */
+ * critical ones pass, unless the options asked for librdkafka's `debug` contexts. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    (void)rk;
-    if (level <= 2)
+    if (level <= 2 || (level >= 7 && rk != NULL))
         fprintf(stderr, "sluice: kafka: %s: %s\n", fac, buf);
 }
 

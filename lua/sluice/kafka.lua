@@ -133,6 +133,13 @@ function kafka.sink_spec(opts)
     options = want_properties(m, opts), label = "sink.kafka " .. topic }
 end
 
+-- The committed offsets of `group` for the partitions of `offsets` ({ topic = { [p] =
+-- offset } }), asked of the brokers: the same shape, or nil and why.
+function kafka.committed(brokers, group, options, offsets)
+  return core.kafka_committed { brokers = brokers, group = group, options = options,
+    offsets = offsets, timeout = 30000 }
+end
+
 -- ---- the source at run time ------------------------------------------------------------------
 
 -- "topic:partition", what a stage keeps a partition's watermark under.
@@ -159,14 +166,17 @@ function kafka.open_source(spec, ctx)
     end
     return copy
   end
+  -- The end (bounded input, or a shutdown): the end reaches the job while the consumer
+  -- still serves (the last checkpoint sends its offsets through it), then it leaves.
   local function finish()
     if done then return end
     done = true
     flow.leave(handle)
     if commit_timer then commit_timer:close(); commit_timer = nil end
-    if not checkpointed and consumer then consumer:commit(positions) end
-    if consumer then consumer:close() end
+    if not checkpointed and not ctx.transactional and consumer then consumer:commit(positions) end
+    consumer:stop()
     ctx.ended()
+    consumer:close()
   end
 
   consumer = core.kafka_consumer {
@@ -196,8 +206,8 @@ function kafka.open_source(spec, ctx)
       for _, tp in ipairs(list) do
         local parts = positions[tp.topic]
         -- the group learns where this member got to before another member takes over
-        if parts and parts[tp.partition] and not checkpointed then
-          consumer:commit({ [tp.topic] = { [tp.partition] = parts[tp.partition] } })
+        if parts and parts[tp.partition] and not checkpointed and not ctx.transactional then
+          consumer:commit({ [tp.topic] = { [tp.partition] = parts[tp.partition] } }, true)
         end
       end
       if ctx.revoked then
@@ -218,15 +228,18 @@ function kafka.open_source(spec, ctx)
     close = finish,
     position = copy_positions,
     consumer = consumer,
+    -- where its offsets are committed: a transactional sink sends them there
+    offsets_home = { brokers = spec.brokers, group = spec.group, options = spec.options },
     -- a checkpoint holding `position` is durable: the group hears of it (for lag tools);
     -- from the first one on, only checkpoints commit
     checkpointed = function(position)
       checkpointed = true
       if commit_timer then commit_timer:close(); commit_timer = nil end
-      if not done and position then consumer:commit(position) end
+      -- with a transactional sink, the offsets went to the group in its transaction
+      if not done and position and not ctx.transactional then consumer:commit(position) end
     end,
   }
-  if not ctx.checkpointing then
+  if not ctx.checkpointing and not ctx.transactional then
     commit_timer = core.timer(function()
       if not done then consumer:commit(positions) end
     end)
@@ -238,17 +251,33 @@ end
 
 -- ---- the sink at run time ------------------------------------------------------------------
 
--- Opens the sink of `spec` (ctx as sink.open's: bad_output(record, reason) dead-letters).
+-- Opens the sink of `spec` (ctx as sink.open's: bad_output(record, reason) dead-letters;
+-- ctx.checkpointing: the job takes checkpoints, which exactly_once needs).
 function kafka.open_sink(spec, ctx)
   local handle = {}
-  local blocked = false
-  local pending, pn = {}, 0     -- records the full queue refused, written again first
+  local blocked, holding, closed = false, false, false
+  local pending, pn = {}, 0     -- records not written yet: refused by a full queue, or
+                                -- held between a checkpoint's barrier and its commit
   local key_fn = type(spec.key) == "function" and spec.key or nil
   local producer
   local low = math.floor(spec.high / 2)
+  local txn = spec.exactly_once
+  local options = spec.options
+  if txn then
+    if not ctx.checkpointing then
+      error(spec.label .. ": exactly_once=true needs --state-dir (its transactions commit " ..
+        "with the job's checkpoints)", 0)
+    end
+    options = {}
+    for k, v in pairs(spec.options or {}) do options[k] = v end
+    options["transactional.id"] = options["transactional.id"] or ("sluice-" .. spec.topic)
+  end
 
+  local function block()
+    if not blocked then blocked = true; flow.block(handle) end
+  end
   local function unblock_when_drained()
-    if blocked and pn == 0 and producer:outq() <= low then
+    if blocked and not holding and pn == 0 and producer:outq() <= low then
       blocked = false
       flow.unblock(handle)
     end
@@ -268,18 +297,33 @@ function kafka.open_sink(spec, ctx)
     if stopped then
       for i = stopped, n do pn = pn + 1; pending[pn] = batch[i] end
     end
-    return stopped == nil
   end
   local function retry_pending()
-    if pn == 0 then return end
+    if pn == 0 or holding then return end
     local list, k = pending, pn
     pending, pn = {}, 0
     write(list, k)
   end
+  local function check(ok, err)
+    if not ok then error(err, 0) end
+  end
+  -- Writes what waits and delivers everything queued, within FLUSH_MS, or raises.
+  local function deliver_all(why)
+    local deadline = host.clock() + FLUSH_MS / 1000
+    while pn > 0 and host.clock() < deadline do
+      retry_pending()
+      producer:flush(100)
+    end
+    local left = producer:flush(math.max(0, math.floor((deadline - host.clock()) * 1000))) + pn
+    if left > 0 then
+      error(format("%s: %d message%s not delivered within %d s %s", spec.label, left,
+        left == 1 and "" or "s", FLUSH_MS / 1000, why), 0)
+    end
+  end
 
   producer = core.kafka_producer {
     what = spec.label, brokers = spec.brokers, topic = spec.topic, format = spec.format,
-    key_field = type(spec.key) == "string" and spec.key or nil, options = spec.options,
+    key_field = type(spec.key) == "string" and spec.key or nil, options = options,
     on_failed = function(list)
       for _, f in ipairs(list) do
         ctx.bad_output(f.value, "not delivered to " .. spec.label .. ": " .. f.reason)
@@ -294,37 +338,76 @@ function kafka.open_sink(spec, ctx)
       report.say("sluice: %s", msg)
     end,
   }
+  if txn then
+    -- fences an earlier producer of the same transactional.id and aborts what it left open
+    check(producer:init_transactions(FLUSH_MS))
+    check(producer:begin_transaction())
+    handle.transactional = true
+  end
 
   function handle.push(batch, n)
-    if pn > 0 then
-      -- the queue is still full: keep order, these wait behind the pending ones
+    if pn > 0 or holding then
+      -- these wait behind what already waits, in order
       for i = 1, n do pn = pn + 1; pending[pn] = batch[i] end
     else
       write(batch, n)
     end
     producer:poll()
-    if not blocked and (pn > 0 or producer:outq() > spec.high) then
-      blocked = true
-      flow.block(handle)
+    if pn > 0 or producer:outq() > spec.high then block() end
+  end
+
+  if txn then
+    -- A checkpoint's barrier: what the transaction holds is delivered and the sources'
+    -- offsets join it; what comes next waits until the checkpoint is durable (then the
+    -- transaction commits and a new one begins) or failed (then it goes on in this one).
+    function handle.barrier(positions, sources)
+      deliver_all("before a checkpoint")
+      local any = false
+      for _, src in ipairs(sources) do
+        if src.consumer then
+          any = true
+          local at = positions[src.id]
+          if at and next(at) then check(producer:send_offsets(src.consumer, at, FLUSH_MS)) end
+        end
+      end
+      if not any then
+        error(spec.label .. ": exactly_once=true needs a Kafka source: its offsets, committed " ..
+          "in each transaction, are how a restart knows which transactions committed", 0)
+      end
+      holding = true
+      block()
+    end
+    function handle.checkpointed()
+      if closed then return end
+      check(producer:commit_transaction(FLUSH_MS))
+      check(producer:begin_transaction())
+      holding = false
+      retry_pending()
+      unblock_when_drained()
+    end
+    function handle.checkpoint_failed()
+      holding = false
+      retry_pending()
+      unblock_when_drained()
     end
   end
 
-  -- The end of the job: what is queued is delivered (bounded by FLUSH_MS); what is not is
-  -- reported and fails the job.
-  function handle.close()
+  -- The end of the job: what is queued is delivered (bounded by FLUSH_MS; what is not is
+  -- reported and fails the job) and the open transaction commits; after a failure
+  -- (`failed`) it is aborted instead, so a restart writes those records once.
+  function handle.close(failed)
+    if closed then return end
     if blocked then blocked = false; flow.unblock(handle) end
-    local deadline = host.clock() + FLUSH_MS / 1000
-    while pn > 0 and host.clock() < deadline do
-      retry_pending()
-      producer:flush(100)
+    holding = false
+    local ok, err = pcall(deliver_all, "at the end of the job")
+    if txn and ok and not failed then
+      ok, err = producer:commit_transaction(FLUSH_MS)
+    elseif txn then
+      producer:abort_transaction(FLUSH_MS)
     end
-    local left = producer:flush(math.max(0, math.floor((deadline - host.clock()) * 1000)))
-    left = left + pn
+    closed = true
     producer:close()
-    if left > 0 then
-      error(format("%s: %d message%s not delivered within %d s", spec.label, left,
-        left == 1 and "" or "s", FLUSH_MS / 1000), 0)
-    end
+    if not ok then error(err, 0) end
   end
   handle.producer = producer
   return handle

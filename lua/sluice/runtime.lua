@@ -202,11 +202,13 @@ function runtime.build(set, dl, open_sink)
 end
 
 -- Opens the running sink of a sink node; bad records go to the dead letters `dl`.
--- `committed`: the length of this file sink the restored checkpoint committed, or nil.
-function runtime.open_sink(node, dl, committed)
+-- `committed`: the length of this file sink the restored checkpoint committed, or nil;
+-- `checkpointing`: the job takes checkpoints (a transactional sink needs them).
+function runtime.open_sink(node, dl, committed, checkpointing)
   local spec = node.spec
   return sink.open(spec, {
     committed = committed,
+    checkpointing = checkpointing,
     bad_output = function(record, reason)
       dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
     end,
@@ -312,7 +314,7 @@ function Job:open_source(node, route, position)
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position,
-    checkpointing = j.checkpointing }
+    checkpointing = j.checkpointing, transactional = j:transactional() }
   route.ctx = ctx
   function ctx.push(b, n)
     route.push(b, n)
@@ -390,7 +392,8 @@ function Job:run(restore)
   j.dl, j.started = dl, host.clock()
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)
-    return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path])
+    return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
+      j.checkpointing)
   end)
   local ok = g ~= nil
   j.graph = g
@@ -416,7 +419,8 @@ function Job:run(restore)
   if j.graph then
     if not j.sinks_closed then
       for _, s in ipairs(j.graph.sinks) do
-        local closed, cerr = pcall(s.handle.close)
+        -- after a failure, a transactional sink aborts rather than commits
+        local closed, cerr = pcall(s.handle.close, not ok)
         if ok and not closed then ok, err = nil, cerr end
       end
     end
@@ -448,7 +452,29 @@ function Job:snapshot()
   assert(self.running, "job:snapshot(): the job is not running")
   local snap = { version = 1, operators = {}, sources = self:positions() }
   for id, s in pairs(self.graph.stateful) do snap.operators[id] = s.snapshot() end
+  if self:transactional() then
+    -- where a restart learns whether this checkpoint's transaction committed: the groups
+    -- the sources' offsets were committed to in it (checkpoint.lua)
+    snap.transactions = {}
+    for _, route in ipairs(self.sources) do
+      local home = route.handle.offsets_home
+      if home then
+        snap.transactions[#snap.transactions + 1] = { source = route.handle.id,
+          brokers = home.brokers, group = home.group, options = home.options }
+      end
+    end
+  end
   return snap
+end
+
+-- Whether a sink writes in transactions committed with checkpoints (a Kafka sink with
+-- exactly_once): then the offsets of Kafka sources go to their group in those
+-- transactions only.
+function Job:transactional()
+  for _, s in ipairs(self.graph and self.graph.sinks or {}) do
+    if s.handle.transactional then return true end
+  end
+  return false
 end
 
 -- Each source's position now (what job:snapshot() holds of it): id -> position.
@@ -461,12 +487,35 @@ function Job:positions()
   return list
 end
 
--- A checkpoint holding `positions` (job:positions() when it was taken) is durable: each
--- source that wants to know hears its own (a Kafka source commits it to the group).
+-- The moment of a checkpoint, just before its state is taken, with `positions` (from
+-- job:positions()): a transactional sink delivers what it has and puts the sources'
+-- offsets into its transaction, then holds what comes next until the checkpoint is
+-- durable (or failed). Raises when a sink cannot; then no checkpoint is taken.
+function Job:barrier(positions)
+  local handles = {}
+  for i, route in ipairs(self.sources) do handles[i] = route.handle end
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.barrier then s.handle.barrier(positions, handles) end
+  end
+end
+
+-- A checkpoint holding `positions` is durable: each source that wants to know hears its
+-- own (a Kafka source commits it to the group) and each transactional sink commits.
 function Job:checkpointed(positions)
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.checkpointed then s.handle.checkpointed() end
+  end
   for _, route in ipairs(self.sources) do
     local src = route.handle
     if src.checkpointed and positions[src.id] ~= nil then src.checkpointed(positions[src.id]) end
+  end
+end
+
+-- The checkpoint after the last barrier failed: transactional sinks go on in the open
+-- transaction, which the next durable checkpoint commits.
+function Job:checkpoint_failed()
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.checkpoint_failed then s.handle.checkpoint_failed() end
   end
 end
 

@@ -96,7 +96,8 @@ end
 
 -- ---- running --------------------------------------------------------------------------
 --
--- sink.open(spec, ctx) returns { push = function(batch, n), close = function() }.
+-- sink.open(spec, ctx) returns { push = function(batch, n), close = function(failed) }
+-- (failed: the job ends in failure; a transactional sink aborts then).
 -- ctx.bad_output(record, reason) dead-letters a record the sink could not encode;
 -- ctx.committed (a file's length to cut back to) and ctx.append resume a file sink;
 -- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised.

@@ -7,9 +7,14 @@ local json = require("sluice.host").core
 local function decode(s) return json.json_decode(s) end
 local function json_lines(s) return h.json_lines(s, decode) end
 
--- A job script: `body` with BROKERS replaced by the cluster's address.
+-- A job script: `body` with BROKERS replaced by the cluster's address, and GROUP_OPTIONS by
+-- librdkafka options that make a killed member leave its group after 6 s instead of 45 s
+-- (a restart after kill -9 waits for the group to notice; see docs/reference.md).
 local function job(k, body, name)
-  return h.script('local sl = require "sluice"\n' .. body:gsub("BROKERS", k.bootstrap), name)
+  body = body:gsub("BROKERS", k.bootstrap)
+    :gsub("GROUP_OPTIONS", 'options = { ["session.timeout.ms"] = 6000, ' ..
+      '["heartbeat.interval.ms"] = 500 }')
+  return h.script('local sl = require "sluice"\n' .. body, name)
 end
 
 local function values(list)
@@ -159,5 +164,161 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
     local said = select(2, (h.read(err) or ""):gsub("brokers unreachable", ""))
     assert.is_true(said >= 1 and said <= 2, h.read(err))
     assert.same({ '{"a":1}', '{"a":2}' }, values(k:consume("out")))
+  end)
+  -- Starts `sluice run script args` in the background; returns its pid.
+  local function start(script, args, err)
+    local p = assert(io.popen(string.format("%s run %s %s 2>>%s >/dev/null & echo $!",
+      h.q(h.bin()), h.q(script), args or "", h.q(err))))
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    return pid
+  end
+  local function kill(pid, sig)
+    os.execute(string.format("kill -%s %d 2>/dev/null; while kill -0 %d 2>/dev/null; do " ..
+      "sleep 0.02; done", sig, pid, pid))
+  end
+
+  -- Runs script with args, killing it with -9 after a random while, `kills` times, then
+  -- lets it run to its end. Returns the last run.
+  local function kill_loop(script, args, kills, dir)
+    local err = h.path(dir, "kill-loop.err")
+    math.randomseed(7)
+    for _ = 1, kills do
+      local pid = start(script, args, err)
+      os.execute(string.format("sleep 0.%d", math.random(2, 9)))
+      kill(pid, 9)
+    end
+    return h.run("run " .. h.q(script) .. " " .. args, { timeout = 120 })
+  end
+
+  local function ids_once(list, n, what)
+    local seen = {}
+    for _, id in ipairs(list) do
+      assert.is_nil(seen[id], what .. ": record " .. tostring(id) .. " twice")
+      seen[id] = true
+    end
+    for i = 1, n do assert.truthy(seen[i], what .. ": record " .. i .. " missing") end
+    assert.equal(n, #list)
+  end
+
+  local function numbered(n)
+    local list = {}
+    for i = 1, n do list[i] = string.format('{"id":%d}', i) end
+    return list
+  end
+
+  it("resumes from its checkpoint's offsets after kill -9: a file sink holds every " ..
+    "record once", function()
+    k = cluster.start { "in:3" }
+    local N = 30000
+    k:produce("in", numbered(N))
+    local dir = h.tmpdir()
+    local out = h.path(dir, "out.jsonl")
+    local script = job(k, string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true,
+  GROUP_OPTIONS }
+  :map(function(r) return { id = r.id } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], out))
+    local res = kill_loop(script, "--state-dir " .. h.q(h.path(dir, "st")) ..
+      " --checkpoint-every 20ms", 4, dir)
+    h.expect_code(res, 0)
+    local ids = {}
+    for _, r in ipairs(json_lines(h.read(out))) do ids[#ids + 1] = r.id end
+    ids_once(ids, N, "out.jsonl")
+  end)
+
+  it("exactly_once=true: after kill -9 at any point, a read_committed consumer sees every " ..
+    "record once", function()
+    k = cluster.start { "in:3", "out:2" }
+    local N = 30000
+    k:produce("in", numbered(N))
+    local dir = h.tmpdir()
+    local script = job(k, [[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true,
+  GROUP_OPTIONS }
+  :map(function(r) return { id = r.id } end)
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "out", exactly_once = true })
+]])
+    local res = kill_loop(script, "--state-dir " .. h.q(h.path(dir, "st")) ..
+      " --checkpoint-every 20ms", 5, dir)
+    h.expect_code(res, 0)
+    local ids = {}
+    for _, m in ipairs(k:consume("out", { committed = true })) do ids[#ids + 1] = decode(m.value).id end
+    ids_once(ids, N, "topic out (read_committed)")
+  end)
+
+  it("exactly_once=true without --state-dir is refused at start", function()
+    k = cluster.start { "in:1", "out:1" }
+    local script = job(k, [[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true }
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "out", exactly_once = true })
+]])
+    local res = h.run("run " .. h.q(script))
+    h.expect_code(res, 1)
+    h.contains(res.stderr, "exactly_once=true needs --state-dir")
+  end)
+
+  it("shares the partitions with a second member of the group: each record once, and " ..
+    "the newcomer takes some", function()
+    k = cluster.start { "in:4" }
+    local dir = h.tmpdir()
+    local outs = { h.path(dir, "a.jsonl"), h.path(dir, "b.jsonl") }
+    local scripts = {}
+    for i = 1, 2 do
+      scripts[i] = job(k, string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "shared", GROUP_OPTIONS }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], outs[i]), "member" .. i .. ".lua")
+    end
+    local err = h.path(dir, "err")
+    local a = start(scripts[1], "", err)
+    k:produce("in", numbered(2000))
+    h.wait_lines(outs[1], 2000)
+    local b = start(scripts[2], "", err)
+    -- the group rebalances in two rounds (cooperative): the mock brokers wait up to the
+    -- session timeout less a second for the members to rejoin in each
+    os.execute("sleep 12")
+    local more = {}
+    for i = 2001, 4000 do more[#more + 1] = string.format('{"id":%d}', i) end
+    k:produce("in", more)
+    local function count(path)
+      local p = assert(io.popen("cat " .. h.q(path) .. " 2>/dev/null | wc -l"))
+      local n = tonumber(p:read("*l"))
+      p:close()
+      return n
+    end
+    h.wait_until("every record", function() return count(outs[1]) + count(outs[2]) >= 4000 end)
+    kill(a, "TERM")
+    kill(b, "TERM")
+    local ids = {}
+    for i = 1, 2 do
+      for _, r in ipairs(json_lines(h.read(outs[i]))) do ids[#ids + 1] = r.id end
+    end
+    assert.is_true(count(outs[2]) > 0, "the second member was given no partition")
+    local sent = 4000
+    ids_once(ids, sent, "the two members' output")
+  end)
+
+  it("keeps records waiting while the brokers are down mid-run, and delivers them after", function()
+    k = cluster.start { "in:1", "out:1" }
+    local dir = h.tmpdir()
+    local script = job(k, [[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g" }
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "out" })
+]])
+    local err = h.path(dir, "err")
+    local pid = start(script, "", err)
+    k:produce("in", numbered(100))
+    h.wait_until("the first records through", function() return #k:consume("out") == 100 end)
+    k:down()
+    os.execute("sleep 1")
+    k:up()
+    k:produce("in", { unpack(numbered(200), 101, 200) })
+    h.wait_until("the records after the restart", function() return #k:consume("out") == 200 end)
+    kill(pid, "TERM")
+    local ids = {}
+    for _, m in ipairs(k:consume("out")) do ids[#ids + 1] = decode(m.value).id end
+    ids_once(ids, 200, "topic out")
   end)
 end)
