@@ -26,6 +26,7 @@ static const char *const formats[] = {"lines", "json", "csv", "msgpack", NULL};
 #define RAW_MAX      512        /* bytes of a bad message's value shown in on_bad */
 #define QUERY_MS    5000        /* how long a bounded source waits for a partition's end */
 #define CHECK_MS    3000        /* how long the start waits to learn whether topics exist */
+#define COMMIT_MS   "5000"      /* how often stored offsets go to the group */
 
 /* A partition of a bounded consumer: where it ends, and whether it got there. */
 typedef struct part_end {
@@ -552,19 +553,33 @@ static int consumer_pause(lua_State *L, int pause)
 static int consumer_stop(lua_State *L) { return consumer_pause(L, 1); }
 static int consumer_start(lua_State *L) { return consumer_pause(L, 0); }
 
-/* consumer:commit(offsets [, sync]): commits { topic = { [p] = next offset } } to the
- * group, asynchronously unless sync (a partition given up in a rebalance: the member that
- * takes it over must find its offset there). */
+/* consumer:commit(offsets [, sync]): hands { topic = { [p] = next offset } } to the group.
+ * Without sync the offsets are only stored: librdkafka's auto-commit timer sends them
+ * every COMMIT_MS, and commits a partition's stored offset when the partition is revoked
+ * and at close. That timer skips its turn while the group rebalances; a commit sent then
+ * goes out with the old generation behind the JoinGroup, and in librdkafka before 2.8.3
+ * (issue #4059) its ILLEGAL_GENERATION answer resets the member's generation to -1, so
+ * that its SyncGroup fails and it rejoins, again and again while commits keep coming.
+ * With sync (a partition given up in a rebalance: the member that takes it over must find
+ * its offset there) they are also committed now, unless the assignment was lost (the
+ * partitions are someone else's already and the member's generation is gone). Offsets of
+ * partitions not assigned to this member are left out. */
 static int consumer_commit(lua_State *L)
 {
     sl_kafka_consumer *c = check_consumer(L, "commit");
     rd_kafka_topic_partition_list_t *list;
-    rd_kafka_resp_err_t err;
-    int async = !lua_toboolean(L, 3);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int sync = lua_toboolean(L, 3);
 
     luaL_checktype(L, 2, LUA_TTABLE);
     list = sl_kafka_offsets_from(L, 2);
-    err = list->cnt > 0 ? rd_kafka_commit(c->rk, list, async) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (list->cnt > 0) {
+        err = rd_kafka_offsets_store(c->rk, list);
+        if (err == RD_KAFKA_RESP_ERR__STATE)
+            err = RD_KAFKA_RESP_ERR_NO_ERROR;      /* none of them is assigned here now */
+        else if (!err && sync && !rd_kafka_assignment_lost(c->rk))
+            err = rd_kafka_commit(c->rk, list, 0);
+    }
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
         lua_pushnil(L);
@@ -760,7 +775,9 @@ int sl_kafka_consumer_new(lua_State *L)
     conf = rd_kafka_conf_new();
     sl_kafka_conf_set(L, conf, "group.id", group, what);
     sl_kafka_conf_set(L, conf, "partition.assignment.strategy", "cooperative-sticky", what);
-    sl_kafka_conf_set(L, conf, "enable.auto.commit", "false", what);
+    sl_kafka_conf_set(L, conf, "enable.auto.commit", "true", what);   /* what commit() stores */
+    sl_kafka_conf_set(L, conf, "enable.auto.offset.store", "false", what);
+    sl_kafka_conf_set(L, conf, "auto.commit.interval.ms", COMMIT_MS, what);
     sl_kafka_conf_set(L, conf, "auto.offset.reset", start, what);
     sl_kafka_conf_set(L, conf, "queued.max.messages.kbytes", "16384", what);
     sl_kafka_conf_set(L, conf, "log_level", "3", what);

@@ -26,7 +26,8 @@ local source_formats = { lines = true, json = true, csv = true, msgpack = true }
 local sink_formats = { lines = true, json = true, msgpack = true }
 local starts = { earliest = true, latest = true }
 
-local COMMIT_EVERY_MS = 5000    -- without checkpoints: how often offsets go to the group
+local COMMIT_EVERY_MS = 5000    -- without checkpoints: how often offsets are handed to the
+                                -- consumer, whose auto-commit timer sends them (kafka_consumer.c)
 local FLUSH_MS = 30000          -- how long the end of a job waits for deliveries
 
 -- ---- declarations ------------------------------------------------------------------------
