@@ -9,7 +9,8 @@
  * every broker down (connections dropped, new ones refused), SIGUSR2 brings them back:
  * how specs test a broker restart. The mock brokers create a topic that a client asks
  * about, as a broker with auto.create.topics.enable does; a topic named with --missing is
- * answered "unknown topic" instead, as by a broker without it.
+ * answered "unknown topic" instead, as by a broker without it. Each partition keeps at
+ * most 5 MB or 100000 messages (librdkafka's mock deletes the oldest beyond that).
  */
 #include <signal.h>
 #include <stdio.h>
