@@ -13,7 +13,7 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-PKGS     := luajit libuv msgpack
+PKGS     := luajit libuv msgpack rdkafka
 VERSION  := 0.1.0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -41,7 +41,7 @@ Q        := @
 say       = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint docs
+.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint docs kafka-mock
 
 all: sluice
 
@@ -72,6 +72,14 @@ build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ -lm
 
 ctests: build/codec_test build/prims_test
+
+# The Kafka cluster the Kafka specs start, and scripts/kafka-local: librdkafka's mock
+# brokers on loopback (tests/kafka/mock_cluster.c).
+build/kafka_mock: tests/kafka/mock_cluster.c
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -o $@ $< $(shell pkg-config --libs rdkafka)
+
+kafka-mock: build/kafka_mock
 
 # libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders and for the
 # reader's framing (clang), each run for FUZZ_SECONDS under AddressSanitizer and UBSan from
@@ -109,7 +117,7 @@ lint:
 	$(call say,LINT,'lua tests scripts')luacheck --config tests/luacheckrc --quiet --codes --no-color lua tests scripts
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory lint all asan ctests
+	$(Q)$(MAKE) --no-print-directory lint all asan ctests kafka-mock
 	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),10); \
 	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets skipped"; fi

@@ -81,6 +81,12 @@ int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *e
  * as quoted JSON. Stack unchanged. */
 int sl_csv_encode(lua_State *L, int idx, int keys_idx, sl_buf *out, char *err);
 
+/* lines (output only): appends the text of the value at idx without a line end: strings
+ * verbatim, numbers as the encoders write them, booleans as text, SL_NULL as "null", a
+ * table with __tostring through it, any other table as JSON; functions, userdata and
+ * NaN or infinities are BAD. Stack unchanged. */
+int sl_line_encode(lua_State *L, int idx, sl_buf *out, char *err);
+
 /* msgpack, with msgpack-c. Decodes the first object of s[0, len): on OK pushes it and
  * sets *used to its size; SL_CODEC_MORE when the object is incomplete (stack unchanged);
  * BAD on malformed bytes, with *used set to 1 so a stream decoder can resynchronise.

@@ -12,6 +12,7 @@
 #include "child.h"
 #include "ctl.h"
 #include "durable.h"
+#include "kafka.h"
 #include "lineedit.h"
 #include "loop.h"
 #include "net.h"
@@ -105,6 +106,9 @@ static const luaL_Reg core_functions[] = {
     {"udp", sl_udp_new},
     {"writer", sl_writer_new},
     {"nexmark", sl_nexmark_lua_new},
+    {"kafka_consumer", sl_kafka_consumer_new},
+    {"kafka_producer", sl_kafka_producer_new},
+    {"kafka_committed", sl_kafka_committed},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -138,6 +142,8 @@ int luaopen_sluice_core(lua_State *L)
     sl_watch_register(L);
     sl_net_register(L);
     sl_nexmark_register(L);
+    sl_kafka_consumer_register(L);
+    sl_kafka_producer_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, SL_VERSION);

@@ -10,6 +10,7 @@
 -- and sources seek to their positions, so output files hold every record exactly once.
 local host = require "sluice.host"
 local report = require "sluice.report"
+local kafka = require "sluice.kafka"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -105,9 +106,38 @@ local function read_file(path)
   return s
 end
 
+-- Whether the transaction that checkpoint `snap` committed with did commit: the groups it
+-- sent the sources' offsets to hold exactly the checkpoint's offsets. A checkpoint of a
+-- job without transactional sinks is always good. Returns true; or false and why; or nil
+-- and why when the brokers cannot tell.
+local function transaction_committed(snap)
+  for _, t in ipairs(snap.transactions or {}) do
+    local want = snap.sources and snap.sources[t.source]
+    if want and next(want) then
+      local got, err = kafka.committed(t.brokers, t.group, t.options, want)
+      if not got then
+        return nil, format("cannot learn from the brokers whether its transaction " ..
+          "committed (group %s: %s)", t.group, tostring(err))
+      end
+      for topic, parts in pairs(want) do
+        for p, offset in pairs(parts) do
+          local c = got[topic] and got[topic][p]
+          if c ~= offset then
+            return false, format("its transaction did not commit (group %s holds offset " ..
+              "%s of %s:%d, the checkpoint %d)", t.group, tostring(c), topic, p, offset)
+          end
+        end
+      end
+    end
+  end
+  return true
+end
+
 -- The newest readable checkpoint in dir: snap and the highest sequence number seen (so
 -- new checkpoints sort after the unreadable ones too). A torn or corrupt one is reported
--- and skipped. Returns nil, message when the newest is from an incompatible sluice.
+-- and skipped, and so is one whose Kafka transaction did not commit (a crash between the
+-- checkpoint and its commit: the one before it did commit). Returns nil, message when the
+-- newest is from an incompatible sluice, or the brokers cannot say about a transaction.
 function checkpoint.load(dir)
   local files, err = list(dir)
   if not files then return nil, err end
@@ -116,7 +146,14 @@ function checkpoint.load(dir)
     local bytes, rerr = read_file(f.path)
     local snap, why, other
     if bytes then snap, why, other = checkpoint.decode(bytes) else why = rerr end
-    if snap then return { snap = snap, seq = top, path = f.path } end
+    if snap then
+      local committed, terr = transaction_committed(snap)
+      if committed then return { snap = snap, seq = top, path = f.path } end
+      if committed == nil then
+        return nil, format("state dir %s: checkpoint %s: %s", dir, f.path, terr), 1
+      end
+      why = terr
+    end
     if other then
       return nil, format("state dir %s: checkpoint %s was written by sluice %s (checkpoint " ..
         "format %d%s); this sluice %s reads format %d. Use a new --state-dir, or run the " ..
@@ -124,7 +161,7 @@ function checkpoint.load(dir)
         other.format, other.snapshot and format(", snapshot version %s", tostring(other.snapshot)) or "",
         host.version, checkpoint.FORMAT)
     end
-    say("sluice: state dir %s: skipping checkpoint %s: %s", dir, f.path, why)
+    if why then say("sluice: state dir %s: skipping checkpoint %s: %s", dir, f.path, why) end
   end
   return { seq = top }
 end
@@ -194,10 +231,14 @@ function Checkpointer:reap(block)
     stats.failed = stats.failed + 1
     say("sluice: checkpoint %d failed (its process exited with status %d); the job goes on from " ..
       "checkpoint %s", self.child_seq, status, stats.last_seq or "none")
+    self.job:checkpoint_failed()
     return
   end
   stats.taken = stats.taken + 1
   stats.last_seq = self.child_seq
+  -- durable: transactional sinks commit, Kafka sources tell their group (a commit that
+  -- fails raises here and stops the job: a restart goes back to the checkpoint before)
+  self.job:checkpointed(self.child_positions)
   if self.log then
     local st = durable.stat(self.dir .. "/" .. format(NAME, self.child_seq))
     say("sluice: checkpoint %d: the job paused %.1f ms (fork %.1f ms, Lua heap %.0f MB); " ..
@@ -211,7 +252,13 @@ end
 function Checkpointer:take()
   if self.pid then return end                 -- one at a time: the last one is still going
   local started = host.clock()
-  local ok, lengths = pcall(commit_sinks, self.job)
+  local job = self.job
+  local positions = job:positions()
+  local ok, lengths = pcall(function()
+    local l = commit_sinks(job)
+    job:barrier(positions)
+    return l
+  end)
   if not ok then
     self.stats.failed = self.stats.failed + 1
     return say("sluice: checkpoint not taken: %s", tostring(lengths))
@@ -235,9 +282,11 @@ function Checkpointer:take()
   if stall * 1000 > self.stats.max_stall_ms then self.stats.max_stall_ms = stall * 1000 end
   if not pid then
     self.stats.failed = self.stats.failed + 1
+    job:checkpoint_failed()
     return say("sluice: checkpoint %d not taken: %s", seq, err)
   end
   self.pid, self.child_seq, self.child_started, self.child_stall = pid, seq, started, stall
+  self.child_positions = positions
   self.child_fork = forked - forking
   -- While the child runs, each page the parent writes is copied first, and a garbage
   -- collection writes to every live object: with 1 M keys one traversal of the state
@@ -254,9 +303,13 @@ function Checkpointer:take_now()
   self:reap(true)
   local started = host.clock()
   local ok, err = pcall(function()
-    local lengths = commit_sinks(self.job)
+    local job = self.job
+    local lengths = commit_sinks(job)
+    local positions = job:positions()
+    job:barrier(positions)
     self.seq = self.seq + 1
     local bytes = self:write(self.seq, lengths)
+    job:checkpointed(positions)
     self.stats.taken = self.stats.taken + 1
     self.stats.last_seq = self.seq
     if self.log then
@@ -325,8 +378,8 @@ function checkpoint.open(dir, every_ms)
   if not ok then return nil, format("state dir: %s", err), 1 end
   ok, err = lock(dir)
   if not ok then return nil, err, 1 end
-  local found, lerr = checkpoint.load(dir)
-  if not found then return nil, lerr, 2 end
+  local found, lerr, lstatus = checkpoint.load(dir)
+  if not found then return nil, lerr, lstatus or 2 end
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
     stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)

@@ -388,7 +388,8 @@ local function run_once(src, opts)
   local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
-    batch_size = opts.batch_size, on_error = opts.on_error })
+    batch_size = opts.batch_size, on_error = opts.on_error,
+    checkpointing = opts["state-dir"] ~= nil })
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints
     ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)

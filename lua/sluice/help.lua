@@ -39,6 +39,13 @@ E["sl.source.tcp"] = { 'sl.source.tcp { listen = "host:port", format, header, ma
   "Records from every connection to listen, framed per connection (lines, json, csv by\n" ..
   "newline; msgpack as a stream of objects). A partial record at a connection's end is\n" ..
   "dead-lettered with the peer's address. Never ends by itself.", "formats" }
+E["sl.source.kafka"] = { 'sl.source.kafka { brokers, topic, group = "sluice", format = "json", ' ..
+  'start = "earliest", meta, bounded, key, columns, options }',
+  "One record per message of topic (a name or an array), as a member of consumer group\n" ..
+  "group (cooperative-sticky). A timestamp after it keeps a watermark per partition. Its\n" ..
+  "offsets are in checkpoints, and go to the group after each one. meta=true gives\n" ..
+  "{topic, partition, offset, key, timestamp, headers, value}; bounded=true ends at the\n" ..
+  "end each partition had when assigned; options: librdkafka properties.", "formats" }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }
@@ -61,6 +68,11 @@ E["sl.sink.fn"] = { "sl.sink.fn(f)",
   "Calls f(r) for each record; a record on which f raises is dead-lettered." }
 E["sl.sink.collect"] = { "sl.sink.collect()",
   "Keeps the records; sink:records() returns them after the run.", "stream:collect" }
+E["sl.sink.kafka"] = { 'sl.sink.kafka { brokers, topic, key, format = "json", exactly_once, ' ..
+  'high = 100000, options }',
+  "Each record a message of topic, produced idempotently; key (a field or a function)\n" ..
+  "chooses the partition. A message that fails is dead-lettered. exactly_once=true (with\n" ..
+  "--state-dir and a Kafka source) writes a transaction per checkpoint." }
 E["sl.sink.tcp"] = { 'sl.sink.tcp { connect = "host:port", format, high = 4 MiB }',
   "Sends each record to connect, reconnecting with backoff; records wait meanwhile. Above\n" ..
   "high bytes queued every source pauses until half is written." }

@@ -31,6 +31,7 @@ local sl = {
     tcp = source.tcp,
     udp = source.udp,
     nexmark = source.nexmark,
+    kafka = source.kafka,
   },
   sink = {
     stdout = sink.stdout,
@@ -39,6 +40,7 @@ local sl = {
     fn = sink.fn,
     collect = sink.collect,
     tcp = sink.tcp,
+    kafka = sink.kafka,
   },
   json = { encode = core.json_encode, decode = core.json_decode, null = host.null },
   msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },

@@ -82,6 +82,8 @@ end
 -- stored (typed views: a pointer made once, where r would be a new cdata).
 -- `opts.timed_in`: the input batches carry event times and watermarks (arrays t, w);
 -- `opts.timed_out`: so do the outputs (the input is timed, or a timestamp op makes it so).
+-- `opts.partitioned`: each input batch comes from one partition of a source (Kafka), and
+-- the stage's first timestamp op keeps its watermark over partitions (see `partitions`).
 --
 -- The chunk, called with (fns, emit1, emit2, on_take_done, bad_value), returns
 --   run(inb, s, n, int, inw)  processes records s..n, appending outputs to its out batches;
@@ -90,7 +92,14 @@ end
 --   cursor()         the index of the record being processed (valid after an error);
 --   state(new)       the stage's own state (take counts, timestamp watermarks), replaced
 --                    by `new` when given: for snapshots;
---   watermark()      the watermark of the stage's last timestamp op, or nil.
+--   watermark()      the watermark of the stage's last timestamp op, or nil;
+--   partitions       with opts.partitioned and a timestamp op: { max(v), raise(v) } for
+--                    stage.lua, which keeps each partition's largest event time: max(v)
+--                    sets the largest time seen in the partition whose batch comes next
+--                    (max() reads it after the batch); raise(v) moves the watermark to
+--                    v - out_of_orderness if that is later, v being the smallest of the
+--                    partitions' largest times. Within a batch the watermark stays where
+--                    it was, so a record is never late because another partition is ahead.
 -- The loop index is kept in an upvalue so that, when a user function raises, the caller
 -- knows which record failed and resumes at the next one: no record re-run, none lost.
 function plan.codegen(ops, opts)
@@ -104,7 +113,7 @@ function plan.codegen(ops, opts)
   end
   local function raw(s) src[#src + 1] = s end
 
-  local state_names, last_ts = {}, nil
+  local state_names, last_ts, part_ts = {}, nil, nil
   raw("local fns, emit1, emit2, on_take_done, bad_value = ...")
   raw("local type = type")
   for k, op in ipairs(ops) do
@@ -116,6 +125,10 @@ function plan.codegen(ops, opts)
       raw(format("local ooo%d, wm%d = %.17g, -math.huge", k, k, op.ooo or 0))
       state_names[#state_names + 1] = "wm" .. k
       last_ts = k
+      if opts.partitioned and not part_ts then
+        part_ts = k
+        raw(format("local pm%d = -math.huge", k))
+      end
     end
   end
   raw("local out1, m1, out2, m2 = {}, 0, {}, 0")
@@ -163,7 +176,11 @@ function plan.codegen(ops, opts)
         emit(format("local tv = f%d(r)", k), k)
       end
       emit(format("if type(tv) ~= 'number' or tv ~= tv then bad_value(%d, tv) end", k), k)
-      emit(format("if tv - ooo%d > wm%d then wm%d = tv - ooo%d end", k, k, k, k), k)
+      if k == part_ts then
+        emit(format("if tv > pm%d then pm%d = tv end", k, k), k)
+      else
+        emit(format("if tv - ooo%d > wm%d then wm%d = tv - ooo%d end", k, k, k, k), k)
+      end
       emit(format("t = tv; w = wm%d", k), k)
     elseif kind == "flat_map" then
       emit(format("local a%d = f%d(r)", k, k), k)
@@ -208,7 +225,16 @@ function plan.codegen(ops, opts)
     raw("local function state() return {} end")
   end
   raw(format("local function watermark() return %s end", last_ts and ("wm" .. last_ts) or "nil"))
-  raw("return run, flush, cursor, state, watermark")
+  if part_ts then
+    local k = part_ts
+    raw(format("local partitions = { max = function(v) if v ~= nil then pm%d = v end " ..
+      "return pm%d end,", k, k))
+    raw(format("  raise = function(v) if v - ooo%d > wm%d then wm%d = v - ooo%d end end }",
+      k, k, k, k))
+  else
+    raw("local partitions = nil")
+  end
+  raw("return run, flush, cursor, state, watermark, partitions")
   return concat(src, "\n"), line_op
 end
 

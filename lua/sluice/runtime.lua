@@ -186,9 +186,11 @@ function runtime.build(set, dl, open_sink)
           for _, op in ipairs(st.ops) do
             if op.kind == "timestamp" then ts = true; idle_ms = op.idle end
           end
+          local partitioned = #node.inputs == 1 and up.kind == "source"
+            and source.partitioned[up.spec.type] or nil
           local r = stage.new_stage(st, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
             { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
-              idle_ms = idle_ms })
+              idle_ms = idle_ms, partitioned = partitioned })
           receiver[node] = r
           for n, p in pairs(r.points) do g.points[n] = p end
           g.points[last] = r.meter
@@ -219,14 +221,15 @@ function runtime.build(set, dl, open_sink)
 end
 
 -- Opens the running sink of a sink node; bad records go to the dead letters `dl`.
--- `committed`: the length of this file sink the restored checkpoint committed, or nil.
--- The sink counts them (handle.dead; handle.errors: a sink.fn raised), across reloads
--- that keep it.
-function runtime.open_sink(node, dl, committed)
+-- `committed`: the length of this file sink the restored checkpoint committed, or nil;
+-- `checkpointing`: the job takes checkpoints (a transactional sink needs them). The sink
+-- counts them (handle.dead; handle.errors: a sink.fn raised), across reloads that keep it.
+function runtime.open_sink(node, dl, committed, checkpointing)
   local spec = node.spec
   local handle
   handle = sink.open(spec, {
     committed = committed,
+    checkpointing = checkpointing,
     bad_output = function(record, reason)
       handle.dead = handle.dead + 1
       dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
@@ -273,9 +276,10 @@ local Job = {}
 Job.__index = Job
 
 -- The job of the nodes `set` (every ancestor of the sinks to run). opts (each defaults to
--- runtime.defaults): batch_size, on_error, after_batch, dead_letter_report; and
--- dead_letter, the sink spec of sl.dead_letter() (nil: stderr). Nothing runs until
--- job:run().
+-- runtime.defaults): batch_size, on_error, after_batch, dead_letter_report; dead_letter,
+-- the sink spec of sl.dead_letter() (nil: stderr); checkpointing, true when checkpoints
+-- will be taken (a Kafka source then leaves committing offsets to them). Nothing runs
+-- until job:run().
 --   job.graph      the graph it runs (replaced by a reload), once running
 --   job.sources    the routes of its open sources: { id, spec, node, handle, ctx, targets,
 --                  st, push, ended, removed }
@@ -293,6 +297,7 @@ function runtime.new(set, opts)
   return setmetatable({
     set = set,
     dead_letter = opts.dead_letter,
+    checkpointing = opts.checkpointing == true,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
@@ -351,7 +356,8 @@ function Job:open_source(node, route, position)
   local j = self
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
-  local ctx = { batch_size = j.options.batch_size, position = position }
+  local ctx = { batch_size = j.options.batch_size, position = position,
+    checkpointing = j.checkpointing, transactional = j:transactional() }
   route.ctx = ctx
   route.meter = route.meter or stage.meter(node)
   local meter = route.meter
@@ -362,13 +368,25 @@ function Job:open_source(node, route, position)
     return stage.all_done(route.targets)
   end
   function ctx.bad(info)
-    -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070")
+    -- a file by its path; a socket by its address ("tcp 127.0.0.1:7070"); a Kafka
+    -- message by its topic, partition and offset
     local sp = route.spec
     meter.dead = meter.dead + 1
     j.dl.write { source = sp.path or (sp.label or sp.type):gsub("^source%.", ""),
-      at = sp.where, line = info.line,
+      at = sp.where, line = info.line, topic = info.topic, partition = info.partition,
       offset = info.offset, reason = info.reason, record = info.raw }
   end
+  -- A partitioned source (Kafka) says which partition its next batch comes from, and
+  -- which partitions it holds; the stages it feeds keep event time per partition.
+  local function tell(what, arg)
+    for _, r in ipairs(route.targets) do
+      local f = r[what]
+      if f then f(arg) end
+    end
+  end
+  function ctx.partition(id) tell("partition", id) end
+  function ctx.assigned(ids) tell("assigned", ids) end
+  function ctx.revoked(ids) tell("revoked", ids) end
   function ctx.user_error(e, i)
     meter.errors, meter.dead = meter.errors + 1, meter.dead + 1
     j.dl.write { source = route.spec.type, at = route.spec.where, reason = tostring(e), record = i }
@@ -422,7 +440,8 @@ function Job:run(restore)
   j.dl, j.started = dl, host.clock()
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)
-    return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path])
+    return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
+      j.checkpointing)
   end)
   local ok = g ~= nil
   j.graph = g
@@ -452,7 +471,8 @@ function Job:run(restore)
   if j.graph then
     if not j.sinks_closed then
       for _, s in ipairs(j.graph.sinks) do
-        local closed, cerr = pcall(s.handle.close)
+        -- after a failure, a transactional sink aborts rather than commits
+        local closed, cerr = pcall(s.handle.close, not ok)
         if ok and not closed then ok, err = nil, cerr end
       end
     end
@@ -482,13 +502,73 @@ end
 -- and each source's position. Plain values msgpack can carry.
 function Job:snapshot()
   assert(self.running, "job:snapshot(): the job is not running")
-  local snap = { version = 1, operators = {}, sources = {} }
+  local snap = { version = 1, operators = {}, sources = self:positions() }
   for id, s in pairs(self.graph.stateful) do snap.operators[id] = s.snapshot() end
-  for _, route in ipairs(self.sources) do
-    local src = route.handle
-    if src.position then snap.sources[src.id] = src.position() end
+  if self:transactional() then
+    -- where a restart learns whether this checkpoint's transaction committed: the groups
+    -- the sources' offsets were committed to in it (checkpoint.lua)
+    snap.transactions = {}
+    for _, route in ipairs(self.sources) do
+      local home = route.handle.offsets_home
+      if home then
+        snap.transactions[#snap.transactions + 1] = { source = route.handle.id,
+          brokers = home.brokers, group = home.group, options = home.options }
+      end
+    end
   end
   return snap
+end
+
+-- Whether a sink writes in transactions committed with checkpoints (a Kafka sink with
+-- exactly_once): then the offsets of Kafka sources go to their group in those
+-- transactions only.
+function Job:transactional()
+  for _, s in ipairs(self.graph and self.graph.sinks or {}) do
+    if s.handle.transactional then return true end
+  end
+  return false
+end
+
+-- Each source's position now (what job:snapshot() holds of it): id -> position.
+function Job:positions()
+  local list = {}
+  for _, route in ipairs(self.sources) do
+    local src = route.handle
+    if src.position then list[src.id] = src.position() end
+  end
+  return list
+end
+
+-- The moment of a checkpoint, just before its state is taken, with `positions` (from
+-- job:positions()): a transactional sink delivers what it has and puts the sources'
+-- offsets into its transaction, then holds what comes next until the checkpoint is
+-- durable (or failed). Raises when a sink cannot; then no checkpoint is taken.
+function Job:barrier(positions)
+  local handles = {}
+  for i, route in ipairs(self.sources) do handles[i] = route.handle end
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.barrier then s.handle.barrier(positions, handles) end
+  end
+end
+
+-- A checkpoint holding `positions` is durable: each source that wants to know hears its
+-- own (a Kafka source commits it to the group) and each transactional sink commits.
+function Job:checkpointed(positions)
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.checkpointed then s.handle.checkpointed() end
+  end
+  for _, route in ipairs(self.sources) do
+    local src = route.handle
+    if src.checkpointed and positions[src.id] ~= nil then src.checkpointed(positions[src.id]) end
+  end
+end
+
+-- The checkpoint after the last barrier failed: transactional sinks go on in the open
+-- transaction, which the next durable checkpoint commits.
+function Job:checkpoint_failed()
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.checkpoint_failed then s.handle.checkpoint_failed() end
+  end
 end
 
 -- The running job's open sinks (checkpoint.lua commits the file sinks among them); after

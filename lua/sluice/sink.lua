@@ -8,6 +8,7 @@
 local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
+local kafka = require "sluice.kafka"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -96,6 +97,10 @@ function sink.tcp(opts)
     high = high or 4 * 1024 * 1024, label = "sink.tcp " .. connect }
 end
 
+-- kafka{brokers, topic, key, format, exactly_once, high, options}: each record a message,
+-- produced idempotently (kafka.lua).
+function sink.kafka(opts) return new_sink(kafka.sink_spec(opts)) end
+
 -- The records a collect sink received in its last run.
 function Sink:records()
   if self.type ~= "collect" then error("records(): only sl.sink.collect() keeps records", 2) end
@@ -104,7 +109,8 @@ end
 
 -- ---- running --------------------------------------------------------------------------
 --
--- sink.open(spec, ctx) returns { push = function(batch, n), close = function() }.
+-- sink.open(spec, ctx) returns { push = function(batch, n), close = function(failed) }
+-- (failed: the job ends in failure; a transactional sink aborts then).
 -- ctx.bad_output(record, reason) dead-letters a record the sink could not encode;
 -- ctx.committed (a file's length to cut back to) and ctx.append resume a file sink;
 -- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised.
@@ -233,6 +239,8 @@ function open.tcp(spec, ctx)
   end
   return handle
 end
+
+open.kafka = kafka.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }

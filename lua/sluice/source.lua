@@ -12,6 +12,7 @@ local stream = require "sluice.stream"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
 local nexmark = require "sluice.nexmark"
+local kafka = require "sluice.kafka"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -139,6 +140,13 @@ source.fusable = { generator = true, nexmark = true }
 
 -- nexmark{events, rate, seed}: the Nexmark benchmark's events, generated in C.
 function source.nexmark(opts) return nexmark.declare(opts, new_source) end
+
+-- kafka{brokers, topic, group, format, ...}: one record per message (kafka.lua).
+function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
+
+-- Sources whose batches each come from one partition of their input, said to the stage
+-- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
+source.partitioned = { kafka = true }
 
 -- ---- running --------------------------------------------------------------------------
 --
@@ -333,6 +341,7 @@ function open.file(spec, ctx)
 end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
+open.kafka = kafka.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the

@@ -124,15 +124,79 @@ end
 
 -- ---- stages -------------------------------------------------------------------------------
 
+-- Per-partition event time for a stage fed by a partitioned source (Kafka): `parts` is the
+-- generated chunk's { max, raise } (plan.lua). The stage's watermark is the smallest of
+-- the largest event times of the partitions assigned to the source (minus the
+-- out-of-orderness), leaving out those silent for idle_ms when the timestamp has `idle`:
+-- so partitions that are each in order, read in any interleaving, make no record late.
+-- Returns the tracker (pc.parts: the chunk's hooks, replaced when the loop is made again
+-- for a tap): partition(id) before a batch of partition id, after_batch() once
+-- it has run, assigned(ids) and revoked(ids) as the group changes, reevaluate() from the
+-- idle timer (true when the watermark may have moved), state(new) for snapshots.
+local function partition_clock(parts, idle_ms)
+  local largest, seen, assigned = {}, {}, {}   -- id -> time; id -> clock; id -> true
+  local current
+  local pc = { parts = parts }
+  local function smallest()
+    local low, any = huge, false
+    local now = idle_ms and host.clock()
+    for id in pairs(assigned) do
+      if not (idle_ms and seen[id] and (now - seen[id]) * 1000 >= idle_ms) then
+        local v = largest[id] or -huge
+        if v < low then low = v end
+        any = true
+      end
+    end
+    return any and low or nil
+  end
+  function pc.partition(id)
+    current = id
+    assigned[id] = true
+    seen[id] = idle_ms and host.clock() or true
+    pc.parts.max(largest[id] or -huge)
+  end
+  function pc.after_batch()
+    if current == nil then return end
+    largest[current] = pc.parts.max()
+    local low = smallest()
+    if low then pc.parts.raise(low) end
+  end
+  function pc.assigned(ids)
+    for _, id in ipairs(ids) do
+      assigned[id] = true
+      seen[id] = idle_ms and host.clock() or true
+    end
+  end
+  function pc.revoked(ids)
+    for _, id in ipairs(ids) do assigned[id], largest[id], seen[id] = nil, nil, nil end
+  end
+  function pc.reevaluate()
+    local low = smallest()
+    if low then pc.parts.raise(low) end
+    return low ~= nil
+  end
+  function pc.state(new)
+    if new then
+      largest = {}
+      for id, v in pairs(new) do largest[id] = v; assigned[id] = true end
+    end
+    local copy = {}
+    for id, v in pairs(largest) do copy[id] = v end
+    return copy
+  end
+  return pc
+end
+
 -- A stage: its generated loop, run protected per batch. opts: gen (a generator source
--- node fused into it), timed_in, timed_out, ts (the stage holds a timestamp op), idle_ms.
+-- node fused into it), timed_in, timed_out, ts (the stage holds a timestamp op), idle_ms,
+-- partitioned (its input is a partitioned source: each batch from one partition).
 function stage.new_stage(st, ports, dl, opts)
   local ops, fns = st.ops, {}
   for k, node in ipairs(ops) do fns[k] = node.fn or false end
   fns.gen = opts.gen and opts.gen.spec.fn
   fns.keep = opts.gen and opts.gen.spec.keep
   local src, line_op = plan.codegen(ops, { generator = opts.gen ~= nil, keep = fns.keep ~= nil,
-    timed_in = opts.timed_in, timed_out = opts.timed_out })
+    timed_in = opts.timed_in, timed_out = opts.timed_out, partitioned = opts.partitioned })
   local chunkname = format("=sluice stage %d", st.id)
   local chunk = assert(load(src, chunkname))
   local recv = { done = false, stage = st, ops = ops }
@@ -154,9 +218,20 @@ function stage.new_stage(st, ports, dl, opts)
   recv.meter = stage.meter(ops[#ops], ops)
   local emit1 = stage.emitter(receivers[1], recv.meter)
   local emit2 = stage.emitter(receivers[2], recv.meter)
-  local run, flush, cursor, state, watermark = chunk(fns, emit1, emit2, on_take_done, bad_value)
-  -- snapshots and restores go to whichever instance of the loop runs (retap, below)
-  recv.state = function(new) return state(new) end
+  local run, flush, cursor, state, watermark, parts = chunk(fns, emit1, emit2, on_take_done,
+    bad_value)
+  -- snapshots and restores go to whichever instance of the loop runs (retap, below); a
+  -- stage fed by a partitioned source keeps its partitions' event times beside
+  local pc = parts and partition_clock(parts, opts.idle_ms)
+  if pc then
+    recv.partition, recv.assigned, recv.revoked = pc.partition, pc.assigned, pc.revoked
+    recv.state = function(new)
+      if new then state(new.stage); pc.state(new.partitions) end
+      return { stage = state(), partitions = pc.state() }
+    end
+  else
+    recv.state = function(new) return state(new) end
+  end
 
   -- Taps inside the loop. The output of the stage's last operator passes its meter; the
   -- other operators' outputs, and the records a fused generator makes, pass no batch, so
@@ -219,8 +294,9 @@ function stage.new_stage(st, ports, dl, opts)
       end
     end
     local kept = state()
-    run, flush, cursor, state, watermark = chunk(f, emit1, emit2, on_take_done, bad_value)
+    run, flush, cursor, state, watermark, parts = chunk(f, emit1, emit2, on_take_done, bad_value)
     state(kept)
+    if pc then pc.parts = parts end
   end
   -- a tap comes or goes inside the loop too (its count reached): the loop is replaced
   -- before the next batch, never under the one running
@@ -307,6 +383,7 @@ function stage.new_stage(st, ports, dl, opts)
       s = i + 1
     end
     if idle_timer then last_activity = host.clock(); recv.idle_sent = false end
+    if pc then pc.after_batch() end
     flush(pass_wend(wend))
     if recv.take_done or all_done(every) then recv.done = true end
   end
@@ -332,6 +409,8 @@ function stage.new_stage(st, ports, dl, opts)
   if opts.idle_ms then
     last_activity = host.clock()
     idle_timer = host.core.timer(function()
+      -- a partition gone silent stops holding the watermark back
+      if pc and pc.reevaluate() then flush(pass_wend(nil)) end
       if not recv.idle_sent and (host.clock() - last_activity) * 1000 >= opts.idle_ms then
         recv.idle_sent = true
         idle_all(every)
