@@ -590,29 +590,6 @@ static int consumer_commit(lua_State *L)
     return 1;
 }
 
-/* consumer:committed(timeout_ms) -> { topic = { [p] = offset } } of the group's committed
- * offsets for the partitions assigned now (offset < 0: none), or nil, message. */
-static int consumer_committed(lua_State *L)
-{
-    sl_kafka_consumer *c = check_consumer(L, "committed");
-    int ms = (int)luaL_optinteger(L, 2, 5000);
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_assignment(c->rk, &assigned);
-
-    if (!err)
-        err = rd_kafka_committed(c->rk, assigned, ms);
-    if (err) {
-        if (assigned)
-            rd_kafka_topic_partition_list_destroy(assigned);
-        lua_pushnil(L);
-        lua_pushstring(L, rd_kafka_err2str(err));
-        return 2;
-    }
-    sl_kafka_push_offsets(L, assigned);
-    rd_kafka_topic_partition_list_destroy(assigned);
-    return 1;
-}
-
 /* The consumer handle, for the producer's send_offsets (kafka_producer.c). */
 rd_kafka_t *sl_kafka_consumer_handle(lua_State *L, int idx)
 {
@@ -914,7 +891,6 @@ static const luaL_Reg consumer_methods[] = {
     {"start", consumer_start},
     {"stop", consumer_stop},
     {"commit", consumer_commit},
-    {"committed", consumer_committed},
     {"close", consumer_close},
     {NULL, NULL}
 };

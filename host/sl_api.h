@@ -154,6 +154,36 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               is no error: writer:reader_gone() -> true from then on,
  *                               and what comes is dropped
  *
+ * core.kafka_consumer{...} -> consumer   (kafka_consumer.c) a consumer-group member served
+ *                               from the loop: what=label, brokers=, topics=array, group=,
+ *                               format="json"|"lines"|"csv"|"msgpack", start="earliest"|
+ *                               "latest", meta=, bounded=, batch=n, columns= (csv),
+ *                               offsets={topic={[p]=offset}} (where assigned partitions
+ *                               start), options={librdkafka properties}; callbacks
+ *                               on_batch(batch, n, topic, partition, last_offset) (one
+ *                               partition's records in order), on_bad{topic=, partition=,
+ *                               offset=, reason=, raw=}, on_assign(list), on_revoke(list)
+ *                               (list = {{topic=, partition=}, ...}), on_error(msg, fatal),
+ *                               on_end() (bounded: every partition at its end). Raises when
+ *                               the brokers say a topic does not exist.
+ *   consumer:stop(), :start()   pause / resume fetching (flow control)
+ *   consumer:commit(offsets [, sync])   offsets for the group (see kafka_consumer.c)
+ *   consumer:close()            leaves the group; idempotent
+ * core.kafka_producer{...} -> producer   (kafka_producer.c) an idempotent producer: what=,
+ *                               brokers=, topic=, format="json"|"lines"|"msgpack",
+ *                               key_field=, options=; on_failed(list of {reason=, value=,
+ *                               key=}), on_event() after each round of delivery reports,
+ *                               on_error(msg, fatal).
+ *   producer:write(batch, n [, keys]) -> bad, stopped   (bad: {{index=, reason=}...};
+ *                               stopped: the first index a full queue refused)
+ *   producer:poll(), :outq() -> n, :stats() -> delivered, failed, :flush(ms) -> undelivered
+ *   producer:init_transactions(ms), :begin_transaction(), :send_offsets(consumer, offsets,
+ *                               ms), :commit_transaction(ms), :abort_transaction(ms) -> true
+ *                               | nil, message, "retry"|"abort"|"fatal"
+ *   producer:close()            destroys the client (flush first); idempotent
+ * core.kafka_committed{brokers=, group=, options=, offsets=, timeout=} -> the group's
+ *                               committed offsets for those partitions, or nil, message
+ *
  * core.json_encode(v) -> s       core.json_decode(s) -> v      (raise on bad input, with
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s
  *                                                               must hold exactly one value)

@@ -346,14 +346,6 @@ local function on_signals(job, on_exit)
   return handles, seen
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
 -- --watch, once a job has finished by itself: waits until one of `files` (the script and
 -- the modules it required) differs from `contents` (path -> text). Returns true on a
 -- change, false on SIGINT or SIGTERM.
@@ -363,7 +355,7 @@ local function wait_for_change(files, contents)
   keep:start(3600 * 1000, 3600 * 1000)
   local watcher = core.watch { paths = files, on_change = function()
     for _, path in ipairs(files) do
-      if read_file(path) ~= contents[path] then
+      if reload.read(path) ~= contents[path] then
         changed = true
         core.stop()
         return
@@ -471,7 +463,7 @@ function commands.run(words, opts, src)
       files, contents = next_reloader:files(), next_reloader.contents
     elseif status == 2 then
       contents = {}
-      for _, path in ipairs(files) do contents[path] = read_file(path) end
+      for _, path in ipairs(files) do contents[path] = reload.read(path) end
     else
       return status             -- stopped by a signal, or stdout closed
     end

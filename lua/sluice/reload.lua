@@ -50,7 +50,8 @@ local function track_requires()
   end
 end
 
-local function read(path)
+-- The content of the file at path, or nil when it cannot be read.
+function reload.read(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local text = f:read("*a")
@@ -369,7 +370,7 @@ end
 function Reloader:remember(required)
   self.modules = required or {}
   self.contents = {}
-  for _, path in ipairs(self:files()) do self.contents[path] = read(path) end
+  for _, path in ipairs(self:files()) do self.contents[path] = reload.read(path) end
 end
 
 -- Reloads the job's script now (from a loop callback: between two batches). `why` names
@@ -410,7 +411,7 @@ function Reloader:watch()
   if self.watcher then self.watcher:close() end
   self.watcher = host.core.watch { paths = self:files(), on_change = function()
     for _, path in ipairs(self:files()) do
-      if read(path) ~= self.contents[path] then
+      if reload.read(path) ~= self.contents[path] then
         self:reload("--watch")
         return
       end
