@@ -375,14 +375,16 @@ void sl_object_sort(sl_object *ob)
     if (ob->shape != NULL && ob->shape->n <= 64) {
         /* The keys of the shape go by their places, with no comparison; the others
          * (a key a script added, say) follow, sorted among themselves. */
-        signed char at[64];
+        /* at[r]: the index of the entry at place r, or -1. An index, not a small number:
+         * a table may hold any number of entries besides its shape's keys. */
+        int32_t at[64];
         int places = ob->shape->n;
         size_t x = n - (size_t)ob->extras;      /* where the others go */
         memset(at, -1, sizeof at);
         for (size_t i = 0; i < n; i++) {
             int r = ob->e[i].rank;
             if (r >= 0)
-                at[r] = (signed char)i;
+                at[r] = (int32_t)i;
             else
                 order[x++] = (uint32_t)i;
         }

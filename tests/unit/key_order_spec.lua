@@ -35,6 +35,22 @@ describe("key order", function()
     assert.equal('{"ts":5,"price":3,"auction":7,"b":2,"x":1}', json.encode(r))
   end)
 
+  it("a record given many more keys than its shape has keeps every key, in order", function()
+    -- 60 keys of its own and 400 a script adds: the entries number more than a signed
+    -- char counts, wherever iteration puts the record's own keys among them.
+    local own, added = {}, {}
+    for i = 1, 60 do own[i] = string.format('"k%02d":%d', 61 - i, i) end
+    local r = json.decode("{" .. table.concat(own, ",") .. "}")
+    for i = 1, 400 do
+      local key = string.format("x%03d", i)
+      r[key] = i
+      added[i] = string.format('"%s":%d', key, i)
+    end
+    local want = "{" .. table.concat(own, ",") .. "," .. table.concat(added, ",") .. "}"
+    assert.equal(want, json.encode(r))
+    assert.equal(want, json.encode(msgpack.decode(msgpack.encode(r))))
+  end)
+
   it("a key repeated in the input keeps its first place and its last value", function()
     assert.equal('{"a":3,"b":2}', json.encode(json.decode('{"a":1,"b":2,"a":3}')))
   end)
