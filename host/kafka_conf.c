@@ -81,6 +81,11 @@ void sl_kafka_wakeup_start(lua_State *L, sl_kafka_wakeup *w, rd_kafka_queue_t *q
     uv_poll_start(&w->poll, UV_READABLE, on_pipe);
     w->started = 1;
     rd_kafka_queue_io_event_enable(q, w->fds[1], "1", 1);
+    /* librdkafka writes only when the queue goes from empty to non-empty: what it queued
+     * before this (an error of a first connection, say) would never wake the loop, and the
+     * queue would never be served again. So the first turn serves it anyway. */
+    if (write(w->fds[1], "1", 1) < 0)
+        luaL_error(L, "kafka: pipe: %s", strerror(errno));
 }
 
 void sl_kafka_wakeup_stop(sl_kafka_wakeup *w, rd_kafka_queue_t *q, uv_close_cb on_closed)

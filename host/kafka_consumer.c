@@ -511,7 +511,9 @@ static void serve(sl_kafka_consumer *c)
         close_consumer(L, c);
         return;
     }
-    set_more(c, got == c->batch_max && !c->paused && !c->closed && !c->closing);
+    /* a full batch, or ops that came while serving: serve again next turn */
+    set_more(c, (got == c->batch_max || rd_kafka_queue_length(c->q) > 0) && !c->paused
+                && !c->closed && !c->closing);
 }
 
 static void on_ready(sl_kafka_wakeup *w)

@@ -152,8 +152,8 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
   :sink(sl.sink.kafka { brokers = "BROKERS", topic = "out" })
 ]])
     local err = h.path(dir, "err")
-    local p = assert(io.popen(string.format("%s run %s 2>%s; echo $?", h.q(h.bin()),
-      h.q(script), h.q(err))))
+    local p = assert(io.popen(string.format("timeout -k 5 120 %s run %s 2>%s; echo $?",
+      h.q(h.bin()), h.q(script), h.q(err))))
     -- the job runs, waiting; the brokers come back after a while, with data
     os.execute("sleep 2")
     k:up()
