@@ -866,6 +866,33 @@ int sl_kafka_committed(lua_State *L)
     sl_kafka_conf_apply(L, 1, conf, "kafka");
     lua_getfield(L, 1, "timeout");
     ms = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 30000;
+    /* A transaction whose commit a crash interrupted still completes on the brokers: a
+     * producer of the same transactional.id that initializes waits for that (and aborts
+     * one never committed), so the offsets read after it are final. */
+    lua_getfield(L, 1, "transactional_id");
+    if (lua_isstring(L, -1)) {
+        rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        rd_kafka_t *p;
+        rd_kafka_error_t *e;
+        sl_kafka_conf_set(L, pc, "transactional.id", lua_tostring(L, -1), "kafka");
+        sl_kafka_conf_set(L, pc, "log_level", "0", "kafka");
+        sl_kafka_conf_apply(L, 1, pc, "kafka");
+        p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+        if (p == NULL) {
+            rd_kafka_conf_destroy(conf);
+            return luaL_error(L, "kafka: %s", errstr);
+        }
+        e = rd_kafka_init_transactions(p, ms);
+        rd_kafka_destroy(p);
+        if (e != NULL) {
+            rd_kafka_conf_destroy(conf);
+            lua_pushnil(L);
+            lua_pushstring(L, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return 2;
+        }
+    }
+    lua_pop(L, 1);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (rk == NULL)
         return luaL_error(L, "kafka: %s", errstr);

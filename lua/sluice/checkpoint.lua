@@ -114,7 +114,8 @@ local function transaction_committed(snap)
   for _, t in ipairs(snap.transactions or {}) do
     local want = snap.sources and snap.sources[t.source]
     if want and next(want) then
-      local got, err = kafka.committed(t.brokers, t.group, t.options, want)
+      local got, err = kafka.committed(t.brokers, t.group, t.options, want,
+        t.transactional_ids)
       if not got then
         return nil, format("cannot learn from the brokers whether its transaction " ..
           "committed (group %s: %s)", t.group, tostring(err))

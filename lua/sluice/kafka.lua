@@ -138,7 +138,13 @@ end
 
 -- The committed offsets of `group` for the partitions of `offsets` ({ topic = { [p] =
 -- offset } }), asked of the brokers: the same shape, or nil and why.
-function kafka.committed(brokers, group, options, offsets)
+-- transactional_ids: the sinks' (their unfinished transactions complete first).
+function kafka.committed(brokers, group, options, offsets, transactional_ids)
+  for _, id in ipairs(transactional_ids or {}) do
+    local ok, err = core.kafka_committed { brokers = brokers, options = options, group = group,
+      offsets = {}, transactional_id = id, timeout = 30000 }
+    if not ok then return nil, err end
+  end
   return core.kafka_committed { brokers = brokers, group = group, options = options,
     offsets = offsets, timeout = 30000 }
 end
@@ -345,7 +351,7 @@ function kafka.open_sink(spec, ctx)
     -- fences an earlier producer of the same transactional.id and aborts what it left open
     check(producer:init_transactions(FLUSH_MS))
     check(producer:begin_transaction())
-    handle.transactional = true
+    handle.transactional = options["transactional.id"]
   end
 
   function handle.push(batch, n)

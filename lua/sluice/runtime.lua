@@ -508,11 +508,16 @@ function Job:snapshot()
     -- where a restart learns whether this checkpoint's transaction committed: the groups
     -- the sources' offsets were committed to in it (checkpoint.lua)
     snap.transactions = {}
+    local ids = {}
+    for _, s in ipairs(self.graph.sinks) do
+      if s.handle.transactional then ids[#ids + 1] = s.handle.transactional end
+    end
     for _, route in ipairs(self.sources) do
       local home = route.handle.offsets_home
       if home then
         snap.transactions[#snap.transactions + 1] = { source = route.handle.id,
-          brokers = home.brokers, group = home.group, options = home.options }
+          brokers = home.brokers, group = home.group, options = home.options,
+          transactional_ids = ids }
       end
     end
   end
