@@ -49,7 +49,7 @@ local function script_arg(path, args)
 end
 
 -- package.path with the script's directory right after sluice's own library (so a
--- script's module never hides `require "sluice"`), or unchanged when it is already there.
+-- script's module never hides the sluice module itself), or unchanged when it is already there.
 local function path_with(dir)
   local here = dir .. "/?.lua;" .. dir .. "/?/init.lua;"
   local path = package.path
