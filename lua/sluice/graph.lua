@@ -74,6 +74,7 @@ end
 
 -- A configured duration as a script would spell it: "1m", "10s", "1.5s", "250ms".
 local function ms_text(ms)
+  if ms < 0 then return "-" .. ms_text(-ms) end
   for _, u in ipairs({ { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" } }) do
     if ms >= u[1] and ms % u[1] == 0 then return format("%d%s", ms / u[1], u[2]) end
   end
@@ -173,6 +174,17 @@ function graph.describe(node)
     lines[1] = "event time " .. (node.field or "fn")
     if (node.ooo or 0) > 0 then lines[#lines + 1] = "out of order " .. ms_text(node.ooo) end
     if node.idle then lines[#lines + 1] = "idle after " .. ms_text(node.idle) end
+  elseif kind == "join" then
+    class = "keyed"
+    head = node.outer and "left_join" or "join"
+    if node.how == "window" then lines[1] = assigner_text(node.assigner)
+    elseif node.how == "between" then
+      lines[1] = format("between %s and %s", ms_text(node.lower or 0), ms_text(node.upper or 0))
+    else
+      lines[1] = "ttl " .. ms_text(node.ttl or 0)
+    end
+    lines[2] = "left " .. key_text(node.left or {}) .. ", right " .. key_text(node.right or {})
+    lines[3] = node.computes
   elseif kind == "take" then
     head = "take " .. tostring(node.n)
   elseif kind == "union" then
@@ -191,7 +203,8 @@ local function edges_into(n, set)
     if set[input.node] then
       local label
       if input.node.kind == "partition" then label = input.port == 1 and "true" or "rest"
-      elseif input.port == 2 then label = "late" end
+      elseif input.port == 2 then label = "late"
+      elseif n.kind == "join" then label = #list == 0 and "left" or "right" end
       list[#list + 1] = { from = input.node, port = input.port, label = label }
     end
   end

@@ -2,11 +2,12 @@
 -- constructor builds each node kind (operator.kinds).
 --
 -- A keyed operator keeps state per key across batches: windows, rolling reduce and
--- aggregate, process (and next, joins). It knows nothing of batches, receivers or the
+-- aggregate, process, joins. It knows nothing of batches, receivers or the
 -- graph: stage.new_operator (stage.lua) is the shell that feeds it records and watermarks
 -- and gathers what it sends into batches, and runtime.lua takes its state for checkpoints
 -- and moves it to the new graph on hot reload. Writing a new operator means writing a
 -- constructor that returns the table below, and adding it to operator.kinds.
+local join = require "sluice.join"
 local process = require "sluice.process"
 local rolling = require "sluice.rolling"
 local window = require "sluice.window"
@@ -89,6 +90,7 @@ operator.kinds = {
   rolling_aggregate = rolling.aggregate,
   rolling_reduce = rolling.reduce,
   process = process.new,
+  join = join.new,                            -- two inputs: stage.new_join feeds it
 }
 
 return operator

@@ -51,7 +51,7 @@ function plan.assign_stages(set)
 end
 
 -- Whether the records leaving `node` carry event time: from a timestamp op on, through
--- stateless operators, unions whose inputs all have it, and keyed operators.
+-- stateless operators, unions and joins whose inputs all have it, and keyed operators.
 function plan.timed(node, memo)
   memo = memo or {}
   if memo[node] ~= nil then return memo[node] end
@@ -60,7 +60,7 @@ function plan.timed(node, memo)
     timed = true
   elseif kind == "source" then
     timed = false
-  elseif kind == "union" then
+  elseif kind == "union" or kind == "join" then
     timed = true
     for _, input in ipairs(node.inputs) do
       if not plan.timed(input.node, memo) then timed = false end

@@ -94,6 +94,18 @@ function runtime.state_kind(node, ops)
     return "window " .. shape .. " " .. what .. (node.key_fn and "" or " all")
   elseif kind == "union" then
     return "union " .. #node.inputs
+  elseif kind == "join" then
+    local how = node.how
+    if how == "window" then
+      local a = node.assigner
+      how = "window " .. a.assigner .. " " .. tostring(a.size or a.gap)
+        .. (a.slide and (" " .. tostring(a.slide)) or "")
+    elseif how == "between" then
+      how = "between " .. tostring(node.lower) .. " " .. tostring(node.upper)
+    else
+      how = "ttl"
+    end
+    return (node.outer and "left_join " or "join ") .. how .. " " .. node.computes
   end
   local held = {}
   for _, op in ipairs(ops or {}) do
@@ -129,11 +141,12 @@ function runtime.build(set, dl, open_sink)
   local receiver, stateful, closers = g.receiver, g.stateful, g.closers
   local timed_memo = {}
   local fused = {}              -- generator or nexmark source node -> the stage that runs it
-  local unions = {}             -- union node -> function(i) giving its input i
+  local unions = {}             -- union or join node -> function(i) giving its input i
   local sink_keys = {}
   local ok, err = pcall(function()
     local function receiver_of(c)
-      if c.node.kind == "union" then return unions[c.node](c.index) end
+      local merged = unions[c.node]
+      if merged then return merged(c.index) end
       return receiver[c.node]
     end
     local function receivers_of(node, port)
@@ -146,6 +159,9 @@ function runtime.build(set, dl, open_sink)
     for i = #nodes, 1, -1 do
       local node = nodes[i]
       local timed_in = node.inputs[1] and plan.timed(node.inputs[1].node, timed_memo)
+      if node.inputs[2] and not plan.timed(node.inputs[2].node, timed_memo) then
+        timed_in = false
+      end
       local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
         local key = tostring(node.label or node.spec.type)
@@ -166,6 +182,20 @@ function runtime.build(set, dl, open_sink)
           g.points[node])
         stateful[node.state_id] = { snapshot = state, restore = state, node = node,
           kind = runtime.state_kind(node) }
+      elseif operator.kinds[node.kind] and #node.inputs == 2 then
+        -- a join: its state is the operator's and its inputs' watermarks
+        local r, inputs = stage.new_join(node, operator.kinds[node.kind],
+          { receivers_of(node, 1), receivers_of(node, 2) }, dl,
+          { timed_in = timed_in, timed_out = timed_out })
+        receiver[node], unions[node] = r, r.input
+        g.points[node] = r.meter
+        closers[#closers + 1] = r.close
+        local op = r.op
+        stateful[node.state_id] = { node = node, kind = runtime.state_kind(node), operator = true,
+          snapshot = function() return { op = op.snapshot(), inputs = inputs() } end,
+          restore = function(s) op.restore(s.op); inputs(s.inputs) end,
+          handover = op.handover and function() return { op = op.handover(), inputs = inputs() } end,
+          adopt = op.adopt and function(live) op.adopt(live.op); inputs(live.inputs) end }
       elseif operator.kinds[node.kind] then
         local r = stage.new_operator(node, operator.kinds[node.kind], { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })

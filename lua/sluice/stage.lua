@@ -422,15 +422,16 @@ function stage.new_stage(st, ports, dl, opts)
   return recv
 end
 
--- ---- unions -------------------------------------------------------------------------------
+-- ---- unions ----------------------------------------------------------------------------------
 
--- A union merges its inputs. On streams with event time its watermark is the smallest of
--- its inputs' (an idle input does not count until it sends again; an ended one is +inf),
--- and never goes back. Returns a function giving the receiver for input i, and the
--- union's state function (state() reads it, state(s) replaces it). `meter` counts what
--- comes in and goes out.
-function stage.new_union(receivers, ninputs, timed, meter)
-  local emit = stage.emitter(receivers, meter)
+-- What unions and two-input operators share: inputs merged into one stream of records, whose
+-- watermark is the smallest of the inputs' (an idle input does not count until it sends
+-- again; an ended one is +inf), and never goes back. send(i, b, n, t, w, wend) takes a batch
+-- of input i with the merged watermarks; finish() comes once every input has ended;
+-- done() says whether what it feeds takes no more. Returns a function giving the receiver
+-- for input i, and the merge's state function (state() reads it, state(s) replaces it).
+-- `meter` counts what comes in.
+local function merge(ninputs, timed, meter, send, finish, done)
   local wms, idle, ended = {}, {}, {}
   for i = 1, ninputs do wms[i] = -huge end
   local finished = 0
@@ -468,7 +469,7 @@ function stage.new_union(receivers, ninputs, timed, meter)
       if shared.done then input.done = true; return end
       if meter then meter.input = meter.input + n end
       if not timed then
-        emit(b, n)
+        send(i, b, n)
       else
         idle[i] = false
         for k = 1, n do
@@ -478,20 +479,20 @@ function stage.new_union(receivers, ninputs, timed, meter)
         if wend then wms[i] = wend end
         local before = out_wm
         local now = combined()
-        emit(b, n, t, ow, now > before and now or nil)
+        send(i, b, n, t, ow, now > before and now or nil)
       end
-      if all_done(receivers) then end_all() end
+      if done() then end_all() end
     end
     function input.finish()
       if ended[i] then return end
       ended[i] = true
       finished = finished + 1
       if finished == ninputs then
-        finish_all(receivers)
+        finish()
       elseif timed then
         local before = out_wm
         local now = combined()
-        if now > before then emit({}, 0, {}, {}, now) end
+        if now > before then send(i, {}, 0, {}, {}, now) end
       end
     end
     function input.idle()
@@ -499,11 +500,11 @@ function stage.new_union(receivers, ninputs, timed, meter)
       idle[i] = true
       local before = out_wm
       local now = combined()
-      if now > before and now < huge then emit({}, 0, {}, {}, now) end
+      if now > before and now < huge then send(i, {}, 0, {}, {}, now) end
     end
     inputs[i] = input
   end
-  -- The union's own state, for snapshots and reload: its inputs' watermarks and ends.
+  -- The merge's own state, for snapshots and reload: its inputs' watermarks and ends.
   local function state(new)
     if new then
       finished = 0
@@ -519,6 +520,16 @@ function stage.new_union(receivers, ninputs, timed, meter)
     return { wms = { unpack(wms, 1, ninputs) }, ended = e, out_wm = out_wm }
   end
   return function(i) return inputs[i] end, state
+end
+
+-- A union merges its inputs into one stream for `receivers`; `meter` counts what comes in
+-- and goes out. Returns merge's pair: the receiver of input i, and the state function.
+function stage.new_union(receivers, ninputs, timed, meter)
+  local emit = stage.emitter(receivers, meter)
+  return merge(ninputs, timed, meter,
+    function(_, b, n, t, w, wend) return emit(b, n, t, w, wend) end,
+    function() finish_all(receivers) end,
+    function() return all_done(receivers) end)
 end
 
 -- ---- keyed operators ------------------------------------------------------------------------
@@ -568,24 +579,25 @@ function stage.new_operator(node, make, ports, dl, opts)
 
   -- The watermark moves per record, but firing is rare: op.next_due (the earliest time a
   -- window or timer fires) makes the common case one comparison.
+  -- `side` is the input a batch came from, for an operator of two (joins); nil otherwise.
   local step = op.step
   local run
   if timed_in then
-    run = function(b, s, n, t, w)
+    run = function(b, s, n, t, w, side)
       for i = s, n do
         cur = i
         local wi = w[i]
         if wi > op.wm then
           if wi >= op.next_due then op.advance(wi) else op.wm = wi end
         end
-        step(b[i], t[i])
+        step(b[i], t[i], side)
       end
     end
   else
-    run = function(b, s, n)
+    run = function(b, s, n, _, _, side)
       for i = s, n do
         cur = i
-        step(b[i], nil)
+        step(b[i], nil, side)
       end
     end
   end
@@ -617,13 +629,13 @@ function stage.new_operator(node, make, ports, dl, opts)
     if meter.errors == 0 then return { err = e, traceback = debug.traceback("", 2) } end
     return { err = e }
   end
-  function recv.push(_, b, n, t, w, wend)
+  function recv.push(_, b, n, t, w, wend, side)
     if recv.done then return end
     meter.input = meter.input + n
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1
     while s <= n do
-      local ok, e = xpcall(run, handler, b, s, n, t, w)
+      local ok, e = xpcall(run, handler, b, s, n, t, w, side)
       if ok then break end
       local err = e.err
       ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur], e.traceback)
@@ -660,6 +672,20 @@ function stage.new_operator(node, make, ports, dl, opts)
   end
   function recv.late_dropped() return late_dropped end
   return recv
+end
+
+-- A keyed operator of two inputs (a join): the shell of new_operator behind a merge of its
+-- inputs, so the operator sees one watermark, the smaller of the two, and each record with
+-- the side it came from (op.step(r, t, side), side 1 or 2). Returns the shell's receiver
+-- (recv.input(i) is the receiver of input i) and the merge's state function.
+function stage.new_join(node, make, ports, dl, opts)
+  local recv = stage.new_operator(node, make, ports, dl, opts)
+  local input, state = merge(2, opts.timed_in, nil,
+    function(i, b, n, t, w, wend) return recv:push(b, n, t, w, wend, i) end,
+    function() recv:finish() end,
+    function() return recv.done end)
+  recv.input = input
+  return recv, state
 end
 
 -- ---- sinks ------------------------------------------------------------------------------------

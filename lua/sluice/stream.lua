@@ -295,8 +295,151 @@ end
 
 -- The records that arrived after their window closed (lateness included).
 function Stream:late()
+  -- a join's results have its late records beside them, as a window's do
+  if self.node.kind == "join" and self.port == 1 and self.mode == nil then
+    return new(self.node, 2, nil, { timed = self.timed })
+  end
   if not needs_window(self, "late") then return self end
   return new(self.node, 2, nil, { timed = self.timed })
+end
+
+-- ---- joins --------------------------------------------------------------------------------
+--
+-- a:join(b) and a:left_join(b) give a join builder, not a stream: it takes how records pair
+-- (window, between or ttl), then apply(f) (or cogroup(f) on a window) adds the join node
+-- and returns the stream of its results; late() on that stream gives the records that came
+-- behind the watermark. join.lua runs the node.
+local Join = {}
+Join.__index = Join
+Join.__tostring = function(self)
+  return format("<%s at %s: add window(assigner), between(lower, upper) or ttl(d), then apply(f)>",
+    self.m, self.where or "?")
+end
+
+local function join_builder(self, other, m, outer)
+  windowed_first(self, m)
+  local b = setmetatable({ left = self, right = other, m = m, outer = outer, where = where() },
+    Join)
+  if not stream.is_stream(other) then
+    fail(format("%s(): expected a stream to join with, got %s", m, type(other)))
+    b.bad = true
+  else
+    if self.mode ~= "keyed" then
+      fail(format("%s(): the left stream is not keyed; call key_by first", m))
+      b.bad = true
+    end
+    if other.mode ~= "keyed" then
+      fail(format("%s(): the right stream (the argument) is not keyed; call key_by on it first", m))
+      b.bad = true
+    end
+  end
+  return b
+end
+
+function Stream:join(other) return join_builder(self, other, "join", false) end
+function Stream:left_join(other) return join_builder(self, other, "left_join", true) end
+
+-- A join that pairs by event time needs it on both sides.
+function Join:_needs_time(m)
+  if self.bad then return end
+  for _, side in ipairs({ { self.left, "left" }, { self.right, "right" } }) do
+    if not side[1].timed then
+      fail(format("%s(): the %s stream has no event time; call timestamp on it first", m, side[2]))
+    end
+  end
+end
+
+function Join:_how(m, how)
+  if self.how then
+    fail(format("%s(): this join already pairs by %s", m, self.how))
+    return false
+  end
+  self.how = how
+  return true
+end
+
+-- Pairs in the same window of `assigner` (tumbling, sliding or session), when it fires.
+function Join:window(assigner)
+  if not self:_how("window", "window") then return self end
+  if type(assigner) ~= "table" or not assigners[assigner.assigner]
+    or assigner.assigner == "count" then
+    fail(format("window(): a join takes sl.tumbling, sl.sliding or sl.session, got %s",
+      type(assigner) == "table" and tostring(assigner.assigner) .. " window" or type(assigner)))
+    assigner = { assigner = "tumbling", size = 1 }
+  end
+  self.assigner = assigner
+  self:_needs_time("window")
+  return self
+end
+
+-- A signed duration: "-5s", "5s", -5000.
+local function signed_duration(m, d)
+  local sign = 1
+  if type(d) == "number" and d < 0 then sign, d = -1, -d end
+  if type(d) == "string" and d:match("^%s*%-") then sign, d = -1, d:gsub("^%s*%-", "") end
+  local ms, err = duration.parse(d)
+  if not ms then fail(m .. ": " .. err); return 0 end
+  return sign * ms
+end
+
+-- Pairs where lower <= r.time - l.time <= upper.
+function Join:between(lower, upper)
+  if not self:_how("between", "between") then return self end
+  self.lower = signed_duration("between(): lower", lower)
+  self.upper = signed_duration("between(): upper", upper)
+  if self.lower > self.upper then
+    fail(format("between(): lower (%s) is above upper (%s)", tostring(lower), tostring(upper)))
+  end
+  self:_needs_time("between")
+  return self
+end
+
+-- Every pair of a key's rows, kept until `d` passes without a new row of that key.
+function Join:ttl(d)
+  if not self:_how("ttl", "ttl") then return self end
+  local ms, err = duration.parse(d)
+  if not ms or ms <= 0 then fail("ttl(): " .. (err or "must be > 0")); ms = 1 end
+  self.ttl_ms = ms
+  if not self.bad and (self.left.timed or false) ~= (self.right.timed or false) then
+    fail("ttl(): one stream has event time and the other not: call timestamp on both, or on " ..
+      "neither (then the ttl is processing time)")
+  end
+  return self
+end
+
+local function side_of(s) return { key_fn = s.key_fn, key_field = s.key_field } end
+
+function Join:_node(m, fn)
+  if not self.how then
+    fail(format("%s(): say first how records pair: window(assigner), between(lower, upper) " ..
+      "or ttl(d)", m))
+    self.how = "ttl"
+    self.ttl_ms = 1
+  end
+  if self.node then
+    fail(format("%s(): this join already has its function (at %s)", m, self.node.where or "?"))
+  end
+  if self.bad then return stream.new(graph.node("join", {}, { where = where() }), 1) end
+  local label = format("%s %s", self.m, self.how)
+  if self.how == "window" then label = label .. " " .. self.assigner.assigner end
+  local node = graph.node("join", { { node = self.left.node, port = self.left.port },
+    { node = self.right.node, port = self.right.port } }, {
+    how = self.how, assigner = self.assigner, lower = self.lower, upper = self.upper,
+    ttl = self.ttl_ms, fn = fn, computes = m, outer = self.outer,
+    left = side_of(self.left), right = side_of(self.right), where = where(), label = label })
+  self.node = node
+  return new(node, 1, nil, { timed = self.left.timed and self.right.timed or nil })
+end
+
+-- f(l, r) for each pair (r nil for a left record without a match, in a left_join).
+function Join:apply(f) return self:_node("apply", want_fn("apply", f)) end
+
+-- f(key, window, ls, rs) once per key and window, with both sides' records.
+function Join:cogroup(f)
+  if self.how ~= "window" then
+    fail("cogroup(): only a window join groups records; call window(assigner) first")
+  end
+  return self:_node("cogroup", want_fn("cogroup", f))
 end
 
 function Stream:process(spec)

@@ -1,0 +1,728 @@
+-- join.lua -- joins of two keyed streams: by window, by interval (between) and by ttl, inner
+-- or left; operators as operator.lua describes them, fed by stage.new_join, which merges the
+-- two inputs' watermarks and calls step(r, t, side) with side 1 (left) or 2 (right).
+--
+-- Every join is exact the way windows are: for a given input, which pairs join and which
+-- left records go out alone does not depend on batch sizes, on how the two inputs interleave
+-- or on reloads, as long as no record is late (behind its operator's watermark, which is
+-- the smaller of the two inputs' watermarks). Late records go to port 2 (late()).
+-- What is emitted at once (interval and ttl pairs) comes in arrival order; what a watermark
+-- fires comes in order of due time, then key.
+local host = require "sluice.host"
+local keyed = require "sluice.keyed"
+
+local ffi = require "ffi"
+local C = host.C
+local type, pairs, ipairs, tostring, pcall, huge = type, pairs, ipairs, tostring, pcall,
+  math.huge
+local key_of = keyed.key_of
+local sort = table.sort
+
+local join = {}
+
+-- ---- what every join shares ----------------------------------------------------------------
+
+-- Keys of any type in one order: by type name, then by value (tostring for what has no <).
+local function key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+-- Entries { time, key, ... } by due time, then key.
+local function due_order(x, y)
+  if x[1] ~= y[1] then return x[1] < y[1] end
+  return key_less(x[2], y[2])
+end
+
+-- A queue of values by time on host/timeq.c: push(t, v); peek() the earliest time (huge
+-- when empty); due(now[, strict]) whether it is <= now (< now); pop() the earliest entry's
+-- time and value. Entries of one time pop in push order.
+local function queue()
+  local q = C.sl_timeq_new()
+  local values, next_id = {}, 0
+  local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
+  local self = {}
+  function self.push(t, v)
+    next_id = next_id + 1
+    values[next_id] = v
+    C.sl_timeq_push(q, t, next_id)
+  end
+  function self.peek() return C.sl_timeq_peek_time(q) end
+  -- whether an entry is due by `now` (inclusive) or before it (strict)
+  function self.due(now, strict)
+    if C.sl_timeq_len(q) == 0 then return false end
+    local t = C.sl_timeq_peek_time(q)
+    if strict then return t < now end
+    return t <= now
+  end
+  function self.pop()
+    C.sl_timeq_pop(q, pt, pid)
+    local id = tonumber(pid[0])
+    local v = values[id]
+    values[id] = nil
+    return pt[0], v
+  end
+  function self.close()
+    if q ~= nil then C.sl_timeq_free(q); q = nil end
+  end
+  return self
+end
+
+-- The parts of a join: its key functions by side, how its user function's results go out
+-- (a record, an array of records, or nil), and the count of keys holding state.
+local function parts(node, out, ctx)
+  local p = { keys = { key_of(node.left), key_of(node.right) }, live = 0 }
+  local f = node.fn
+  local function deliver(res, t)
+    if type(res) ~= "table" then
+      if res ~= nil then out(1, res, t) end
+    elseif res[1] ~= nil then
+      for i = 1, #res do out(1, res[i], t) end
+    else
+      out(1, res, t)
+    end
+  end
+  p.deliver = deliver
+  -- f(l, r) for one pair (r nil: a left record that found no match); an error sends the
+  -- pair to the dead letters and the join goes on
+  function p.pair(l, r, t)
+    local ok, res = pcall(f, l, r)
+    if not ok then
+      ctx.dead_letter(tostring(res), { left = l, right = r == nil and host.null or r })
+      return
+    end
+    deliver(res, t)
+  end
+  return p
+end
+
+-- A row is { record, time, seq, matched }: seq numbers the rows of a side in arrival order,
+-- which is the same on every run (one input's order), so rows sorted by (time, seq) are
+-- in an order arrival timing cannot change.
+local function row_order(a, b)
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end
+
+local function plain_rows(rows)
+  local list = {}
+  for i, row in ipairs(rows) do list[i] = row[1] end
+  return list
+end
+
+-- Rows as plain values for a snapshot (nil time: the null of msgpack) and back.
+local function save_rows(rows)
+  local list = {}
+  for i, row in ipairs(rows) do
+    list[i] = { row[1], row[2] == nil and host.null or row[2], row[3], row[4] or false }
+  end
+  return list
+end
+local function load_rows(list)
+  local rows = {}
+  for i, e in ipairs(list) do
+    rows[i] = { e[1], e[2] ~= host.null and e[2] or nil, e[3], e[4] or nil }
+  end
+  return rows
+end
+
+-- ---- window joins ----------------------------------------------------------------------------
+
+-- Tumbling and sliding windows: the pairs of a key in one window, when the watermark
+-- reaches its end (a window [s, e) fires when the watermark is >= e, as windows do). A record
+-- is late when every window that would hold it has fired; sliding windows that fired are
+-- skipped, as in Flink.
+local function fixed_windows(node, out, ctx)
+  local p = parts(node, out, ctx)
+  local a = node.assigner
+  local size = a.size
+  local slide = a.assigner == "sliding" and a.slide or size
+  local f, cogroup, outer = node.fn, node.computes == "cogroup", node.outer
+  local wins = {}               -- window start -> key -> { left rows, right rows }
+  local refs = {}               -- key -> windows holding it
+  local seq = { 0, 0 }
+  local q = queue()
+  local op = { wm = -huge, next_due = huge }
+
+  local function hold(s, k)
+    local w = wins[s]
+    if w == nil then
+      w = {}
+      wins[s] = w
+      q.push(s + size, s)
+      if s + size < op.next_due then op.next_due = s + size end
+    end
+    local cell = w[k]
+    if cell == nil then
+      cell = { {}, {} }
+      w[k] = cell
+      local n = refs[k]
+      if n == nil then p.live = p.live + 1 end
+      refs[k] = (n or 0) + 1
+    end
+    return cell
+  end
+
+  function op.step(r, t, side)
+    local k = p.keys[side](r)
+    local last = t - t % slide
+    if last + size <= op.wm then return out(2, r, t) end
+    local n = seq[side] + 1
+    seq[side] = n
+    local s = last
+    while s > t - size do
+      if s + size > op.wm then
+        local rows = hold(s, k)[side]
+        rows[#rows + 1] = { r, t, n }
+      end
+      s = s - slide
+    end
+  end
+
+  local function emit(k, s, cell)
+    local e = s + size
+    local ls, rs = cell[1], cell[2]
+    sort(ls, row_order)
+    sort(rs, row_order)
+    if cogroup then
+      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_rows(ls),
+        plain_rows(rs))
+      if not ok then
+        ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
+      else
+        p.deliver(res, e - 1)
+      end
+      return
+    end
+    for i = 1, #ls do
+      local l = ls[i][1]
+      for j = 1, #rs do p.pair(l, rs[j][1], e - 1) end
+      if outer and #rs == 0 then p.pair(l, nil, e - 1) end
+    end
+  end
+
+  local function fire(s)
+    local w = wins[s]
+    wins[s] = nil
+    local ks = {}
+    for k in pairs(w) do ks[#ks + 1] = k end
+    sort(ks, key_less)
+    for _, k in ipairs(ks) do
+      emit(k, s, w[k])
+      local n = refs[k] - 1
+      if n == 0 then refs[k] = nil; p.live = p.live - 1 else refs[k] = n end
+    end
+  end
+
+  function op.advance(wm)
+    while q.due(wm) do
+      local at, s = q.pop()
+      fire(s)
+      if at > op.wm then op.wm = at end
+    end
+    op.next_due = q.peek()
+    op.wm = wm
+  end
+
+  function op.snapshot()
+    local list = {}
+    for s, w in pairs(wins) do
+      local cells = {}
+      for k, cell in pairs(w) do cells[#cells + 1] = { k, save_rows(cell[1]), save_rows(cell[2]) } end
+      list[#list + 1] = { s, cells }
+    end
+    return { wm = op.wm, seq = seq, windows = list }
+  end
+
+  function op.restore(snap)
+    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+    for _, e in ipairs(snap.windows) do
+      for _, c in ipairs(e[2]) do
+        local cell = hold(e[1], c[1])
+        cell[1], cell[2] = load_rows(c[2]), load_rows(c[3])
+      end
+    end
+  end
+
+  function op.inspect(k)
+    local list = {}
+    for s, w in pairs(wins) do
+      local cell = w[k]
+      if cell then
+        list[#list + 1] = { window_start = s, window_end = s + size, left = plain_rows(cell[1]),
+          right = plain_rows(cell[2]) }
+      end
+    end
+    if #list == 0 then return nil end
+    sort(list, function(x, y) return x.window_start < y.window_start end)
+    return list
+  end
+  function op.keys()
+    local list = {}
+    for k in pairs(refs) do list[#list + 1] = k end
+    return list
+  end
+  function op.live_keys() return p.live end
+  op.close = q.close
+  return op
+end
+
+-- Session windows: a key's records of both sides closer than `gap` to the next (by event
+-- time) form one session, [first, last + gap), which fires when the watermark reaches its
+-- end. Closer than, not as close as: a record exactly `gap` after a session's last starts a
+-- new one, so whether it joins cannot depend on whether the session fired before it came.
+local function session_windows(node, out, ctx)
+  local p = parts(node, out, ctx)
+  local gap = node.assigner.gap
+  local f, cogroup, outer = node.fn, node.computes == "cogroup", node.outer
+  local sessions = {}           -- key -> array of { start, end, left rows, right rows }
+  local seq = { 0, 0 }
+  local q = queue()
+  local op = { wm = -huge, next_due = huge }
+
+  local function schedule(k, sess)
+    q.push(sess[2], { k, sess })
+    if sess[2] < op.next_due then op.next_due = sess[2] end
+  end
+
+  local function add(k, s, e, ls, rs)
+    local list = sessions[k]
+    if list == nil then list = {}; sessions[k] = list; p.live = p.live + 1 end
+    local sess = { s, e, ls, rs }
+    list[#list + 1] = sess
+    schedule(k, sess)
+    return sess
+  end
+
+  function op.step(r, t, side)
+    local k = p.keys[side](r)
+    local s, e = t, t + gap
+    local list = sessions[k]
+    local touching = {}
+    if list then
+      for i = 1, #list do
+        local sess = list[i]
+        if sess[1] < e and s < sess[2] then
+          touching[#touching + 1] = i
+          if sess[1] < s then s = sess[1] end
+          if sess[2] > e then e = sess[2] end
+        end
+      end
+    end
+    if e <= op.wm then return out(2, r, t) end
+    local n = seq[side] + 1
+    seq[side] = n
+    local row = { r, t, n }
+    if #touching == 1 and list[touching[1]][2] == e then
+      local sess = list[touching[1]]
+      sess[1] = s
+      local rows = sess[2 + side]
+      rows[#rows + 1] = row
+      return
+    end
+    -- a new session, or sessions merged (and the record's window): one session in their
+    -- place; the old ones' queue entries find them gone
+    local ls, rs = {}, {}
+    for j = #touching, 1, -1 do
+      local old = table.remove(list, touching[j])
+      old.gone = true
+      for _, x in ipairs(old[3]) do ls[#ls + 1] = x end
+      for _, x in ipairs(old[4]) do rs[#rs + 1] = x end
+    end
+    local rows = side == 1 and ls or rs
+    rows[#rows + 1] = row
+    if list and #list == 0 then sessions[k] = nil; p.live = p.live - 1 end
+    add(k, s, e, ls, rs)
+  end
+
+  local function emit(k, sess)
+    local s, e = sess[1], sess[2]
+    local ls, rs = sess[3], sess[4]
+    sort(ls, row_order)
+    sort(rs, row_order)
+    if cogroup then
+      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_rows(ls),
+        plain_rows(rs))
+      if not ok then
+        ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
+      else
+        p.deliver(res, e - 1)
+      end
+      return
+    end
+    for i = 1, #ls do
+      local l = ls[i][1]
+      for j = 1, #rs do p.pair(l, rs[j][1], e - 1) end
+      if outer and #rs == 0 then p.pair(l, nil, e - 1) end
+    end
+  end
+
+  local function drop(k, sess)
+    local list = sessions[k]
+    for i = 1, #list do
+      if list[i] == sess then table.remove(list, i); break end
+    end
+    if #list == 0 then sessions[k] = nil; p.live = p.live - 1 end
+  end
+
+  function op.advance(wm)
+    while q.due(wm) do
+      -- every session due by the same time, in key order
+      local at = q.peek()
+      local due = {}
+      while q.due(at) do
+        local _, v = q.pop()
+        local sess = v[2]
+        if not sess.gone and sess[2] == at then due[#due + 1] = { at, v[1], sess } end
+      end
+      sort(due, due_order)
+      for _, d in ipairs(due) do
+        d[3].gone = true
+        drop(d[2], d[3])
+        emit(d[2], d[3])
+      end
+      if at > op.wm then op.wm = at end
+    end
+    op.next_due = q.peek()
+    op.wm = wm
+  end
+
+  function op.snapshot()
+    local list = {}
+    for k, ss in pairs(sessions) do
+      for _, sess in ipairs(ss) do
+        list[#list + 1] = { k, sess[1], sess[2], save_rows(sess[3]), save_rows(sess[4]) }
+      end
+    end
+    return { wm = op.wm, seq = seq, sessions = list }
+  end
+
+  function op.restore(snap)
+    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+    for _, e in ipairs(snap.sessions) do add(e[1], e[2], e[3], load_rows(e[4]), load_rows(e[5])) end
+  end
+
+  function op.inspect(k)
+    local list = sessions[k]
+    if not list then return nil end
+    local res = {}
+    for i, sess in ipairs(list) do
+      res[i] = { window_start = sess[1], window_end = sess[2], left = plain_rows(sess[3]),
+        right = plain_rows(sess[4]) }
+    end
+    return res
+  end
+  function op.keys()
+    local list = {}
+    for k in pairs(sessions) do list[#list + 1] = k end
+    return list
+  end
+  function op.live_keys() return p.live end
+  op.close = q.close
+  return op
+end
+
+-- ---- interval joins -----------------------------------------------------------------------------
+
+-- between(lower, upper): l and r pair when lower <= r.time - l.time <= upper, at once when
+-- the second of them comes, with event time max(l.time, r.time). A record behind the
+-- watermark is late. A left row can match no right record still to come once the
+-- watermark is past l.time + upper, a right row once it is past r.time - lower: then it is
+-- freed, and a left_join sends f(l, nil), with l's time, for a left row that never matched.
+local function interval(node, out, ctx)
+  local p = parts(node, out, ctx)
+  local lower, upper, outer = node.lower, node.upper, node.outer
+  local bufs = {}               -- key -> { left rows, right rows }
+  local seq = { 0, 0 }
+  local q = queue()
+  local op = { wm = -huge, next_due = huge }
+  local reach = { function(t) return t + upper end, function(t) return t - lower end }
+
+  local function schedule(k, until_t)
+    q.push(until_t, k)
+    if until_t < op.next_due then op.next_due = until_t end
+  end
+
+  function op.step(r, t, side)
+    local k = p.keys[side](r)
+    if t < op.wm then return out(2, r, t) end
+    local b = bufs[k]
+    if b == nil then b = { {}, {} }; bufs[k] = b; p.live = p.live + 1 end
+    local n = seq[side] + 1
+    seq[side] = n
+    local row = { r, t, n }
+    local others = b[3 - side]
+    for i = 1, #others do
+      local o = others[i]
+      local lt, rt = t, o[2]
+      if side == 2 then lt, rt = rt, t end
+      local d = rt - lt
+      if d >= lower and d <= upper then
+        if side == 1 then
+          row[4] = true
+          p.pair(r, o[1], rt > lt and rt or lt)
+        else
+          o[4] = true
+          p.pair(o[1], r, rt > lt and rt or lt)
+        end
+      end
+    end
+    local rows = b[side]
+    rows[#rows + 1] = row
+    schedule(k, reach[side](t))
+  end
+
+  -- Frees the rows of key k that can match nothing still to come at watermark wm.
+  local function clean(k, wm)
+    local b = bufs[k]
+    if b == nil then return end
+    for side = 1, 2 do
+      local rows, kept = b[side], {}
+      local until_t = reach[side]
+      for i = 1, #rows do
+        local row = rows[i]
+        if until_t(row[2]) >= wm then
+          kept[#kept + 1] = row
+        elseif side == 1 and outer and not row[4] then
+          p.pair(row[1], nil, row[2])
+        end
+      end
+      b[side] = kept
+    end
+    if #b[1] == 0 and #b[2] == 0 then bufs[k] = nil; p.live = p.live - 1 end
+  end
+
+  function op.advance(wm)
+    local due = {}
+    while q.due(wm, true) do
+      local at, k = q.pop()
+      due[#due + 1] = { at, k }
+    end
+    sort(due, due_order)
+    for _, d in ipairs(due) do clean(d[2], wm) end
+    op.next_due = q.peek()
+    op.wm = wm
+  end
+
+  function op.snapshot()
+    local list = {}
+    for k, b in pairs(bufs) do list[#list + 1] = { k, save_rows(b[1]), save_rows(b[2]) } end
+    return { wm = op.wm, seq = seq, keys = list }
+  end
+
+  function op.restore(snap)
+    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+    for _, e in ipairs(snap.keys) do
+      local b = { load_rows(e[2]), load_rows(e[3]) }
+      bufs[e[1]] = b
+      p.live = p.live + 1
+      for side = 1, 2 do
+        for _, row in ipairs(b[side]) do schedule(e[1], reach[side](row[2])) end
+      end
+    end
+  end
+
+  function op.inspect(k)
+    local b = bufs[k]
+    if not b then return nil end
+    return { left = plain_rows(b[1]), right = plain_rows(b[2]) }
+  end
+  function op.keys()
+    local list = {}
+    for k in pairs(bufs) do list[#list + 1] = k end
+    return list
+  end
+  function op.live_keys() return p.live end
+  op.close = q.close
+  return op
+end
+
+-- ---- joins with a ttl ------------------------------------------------------------------------------
+
+-- ttl(d): every pair of a key's rows, at once when the second comes, with event time
+-- max(l.time, r.time). A key's rows are kept until d of event time passes without a new
+-- one: they form groups, each row closer than d to the next, and a group is freed when
+-- the watermark reaches its last row's time + d (a left_join then sends f(l, nil), with l's
+-- time, for each of its left rows that never matched). Two rows pair when they are in one
+-- group; a row that bridges two groups pairs their rows across. So which pairs join depends
+-- on the rows' times only, not on when they came. Without event time, d is processing time
+-- since the key's last row, and every row of the key pairs until then.
+local function with_ttl(node, out, ctx)
+  local p = parts(node, out, ctx)
+  local d, outer = node.ttl, node.outer
+  local groups = {}             -- key -> array of { first time, last time, left, right }
+  local seq = { 0, 0 }
+  local q = queue()
+  local op = { wm = -huge, next_due = huge }
+  local untimed = false
+
+  local function schedule(k, g)
+    q.push(g[2] + d, { k, g })
+    if g[2] + d < op.next_due then op.next_due = g[2] + d end
+  end
+
+  local function pair_rows(l, r)
+    l[4] = true
+    local lt, rt = l[2], r[2]
+    p.pair(l[1], r[1], lt and (rt > lt and rt or lt) or nil)
+  end
+
+  local function free(k, g)
+    g.gone = true
+    local list = groups[k]
+    for i = 1, #list do
+      if list[i] == g then table.remove(list, i); break end
+    end
+    if #list == 0 then groups[k] = nil; p.live = p.live - 1 end
+    if outer then
+      for _, l in ipairs(g[3]) do
+        if not l[4] then p.pair(l[1], nil, l[2]) end
+      end
+    end
+  end
+
+  -- Frees the groups due by `now` (the watermark, or the clock in ms), in order of due
+  -- time, then key.
+  local function expire(now)
+    local due = {}
+    while q.due(now) do
+      local at, v = q.pop()
+      local g = v[2]
+      if not g.gone and g[2] + d == at then due[#due + 1] = { at, v[1], g } end
+    end
+    sort(due, due_order)
+    for _, e in ipairs(due) do free(e[2], e[3]) end
+    return due
+  end
+
+  function op.step(r, t, side)
+    local k = p.keys[side](r)
+    local time = t
+    if t == nil then
+      -- no event time: the clock ages the groups, and every row of a key is one group
+      untimed = true
+      time = host.clock() * 1000
+      expire(time)
+    elseif t < op.wm then
+      return out(2, r, t)
+    end
+    local list = groups[k]
+    if list == nil then list = {}; groups[k] = list; p.live = p.live + 1 end
+    local touching = {}
+    for i = 1, #list do
+      local g = list[i]
+      if untimed or (time > g[1] - d and time < g[2] + d) then touching[#touching + 1] = i end
+    end
+    local g
+    if #touching == 1 then
+      g = list[touching[1]]
+    else
+      -- a new group, or groups this row bridges: their rows pair across, then merge
+      local merged = {}
+      for j = #touching, 1, -1 do
+        local old = table.remove(list, touching[j])
+        old.gone = true
+        merged[#merged + 1] = old
+      end
+      g = { time, time, {}, {} }
+      for a = 1, #merged do
+        local A = merged[a]
+        for b = 1, #merged do
+          if a ~= b then
+            for _, l in ipairs(A[3]) do
+              for _, x in ipairs(merged[b][4]) do pair_rows(l, x) end
+            end
+          end
+        end
+        if A[1] < g[1] then g[1] = A[1] end
+        if A[2] > g[2] then g[2] = A[2] end
+        for _, x in ipairs(A[3]) do g[3][#g[3] + 1] = x end
+        for _, x in ipairs(A[4]) do g[4][#g[4] + 1] = x end
+      end
+      list[#list + 1] = g
+    end
+    local n = seq[side] + 1
+    seq[side] = n
+    local row = { r, t, n }
+    if side == 1 then
+      for _, x in ipairs(g[4]) do pair_rows(row, x) end
+    else
+      for _, l in ipairs(g[3]) do pair_rows(l, row) end
+    end
+    local rows = g[2 + side]
+    rows[#rows + 1] = row
+    if time < g[1] then g[1] = time end
+    if time >= g[2] or #touching ~= 1 then
+      if time > g[2] then g[2] = time end
+      schedule(k, g)
+    end
+  end
+
+  function op.advance(wm)
+    if untimed and wm < huge then return end
+    expire(wm)
+    op.next_due = untimed and huge or q.peek()
+    op.wm = wm
+  end
+
+  function op.snapshot()
+    local list = {}
+    for k, gs in pairs(groups) do
+      for _, g in ipairs(gs) do
+        list[#list + 1] = { k, g[1], g[2], save_rows(g[3]), save_rows(g[4]) }
+      end
+    end
+    return { wm = op.wm, seq = seq, groups = list, untimed = untimed }
+  end
+
+  -- A restored group without event time starts its ttl again from now: the clock of the
+  -- run that saved it is not this one's.
+  function op.restore(snap)
+    op.wm, seq, untimed = snap.wm, { snap.seq[1], snap.seq[2] }, snap.untimed
+    local now = host.clock() * 1000
+    for _, e in ipairs(snap.groups) do
+      local list = groups[e[1]]
+      if list == nil then list = {}; groups[e[1]] = list; p.live = p.live + 1 end
+      local g = { e[2], e[3], load_rows(e[4]), load_rows(e[5]) }
+      if untimed then g[1], g[2] = now, now end
+      list[#list + 1] = g
+      schedule(e[1], g)
+    end
+    if untimed then op.next_due = huge end
+  end
+
+  function op.inspect(k)
+    local list = groups[k]
+    if not list then return nil end
+    local left, right = {}, {}
+    for _, g in ipairs(list) do
+      for _, x in ipairs(plain_rows(g[3])) do left[#left + 1] = x end
+      for _, x in ipairs(plain_rows(g[4])) do right[#right + 1] = x end
+    end
+    return { left = left, right = right }
+  end
+  function op.keys()
+    local list = {}
+    for k in pairs(groups) do list[#list + 1] = k end
+    return list
+  end
+  function op.live_keys() return p.live end
+  op.close = q.close
+  return op
+end
+
+-- The join operator of a node made by a:join(b) (stream.lua): node.how is "window",
+-- "between" or "ttl".
+function join.new(node, out, ctx)
+  if node.how == "window" then
+    if node.assigner.assigner == "session" then return session_windows(node, out, ctx) end
+    return fixed_windows(node, out, ctx)
+  elseif node.how == "between" then
+    return interval(node, out, ctx)
+  end
+  return with_ttl(node, out, ctx)
+end
+
+return join
