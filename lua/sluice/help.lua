@@ -182,6 +182,17 @@ E["stream:process"] = { "stream:process { init, on_record, on_timer }",
   "Per key: init(ctx), on_record(ctx, r), on_timer(ctx, t); ctx.key, ctx.state (a table\n" ..
   "per key, checkpointed), ctx:emit(r), ctx:timer(t) (fires once the watermark is >= t),\n" ..
   "ctx.watermark." }
+E["stream:join"] = { "stream:join(other)",
+  "Both streams keyed; then how records pair, and apply(f) with f(l, r):\n" ..
+  "  :window(assigner):apply(f)    pairs in one window, when it fires (or cogroup(f(key,\n" ..
+  "                                window, ls, rs)) once per key and window)\n" ..
+  "  :between(lower, upper):apply(f)  pairs with lower <= r.time - l.time <= upper, at once\n" ..
+  "  :ttl(d):apply(f)              every pair of a key's rows until d passes without one\n" ..
+  "late() on the result gives the records that came behind the watermark.",
+  "stream:left_join" }
+E["stream:left_join"] = { "stream:left_join(other)",
+  "As join, and also f(l, nil) for each left record once no match can come any more.",
+  "stream:join" }
 E["stream:collect"] = { "stream:collect()",
   "Runs what feeds the stream (its sources must be bounded, or Ctrl-C stops it) and\n" ..
   "returns the array of its records." }
