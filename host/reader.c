@@ -54,6 +54,7 @@ typedef struct sl_reader {
     int on_batch;           /* registry refs of the callbacks, LUA_NOREF when absent */
     int on_bad;
     int on_end;
+    int on_caught_up;       /* follow: called once, when the file's end is first reached */
     int batch_ref;          /* registry ref of the batch table, reused for every batch */
     int keys_ref;           /* csv header=true: registry ref of the column names */
     int self_ref;           /* registry ref of the userdata while started */
@@ -216,6 +217,22 @@ static void finish(lua_State *L, sl_reader *r)
     }
     if (!r->closed)
         pause_reader(L, r);
+}
+
+/* A followed file's end, reached the first time: every record before it has been handed
+ * to Lua (each read is framed and delivered as it completes), so on_caught_up() tells that
+ * what the file held at the start is in. Once. */
+static void caught_up(sl_reader *r)
+{
+    lua_State *L = sl_loop_lua();
+    int ref = r->on_caught_up;
+
+    if (L == NULL || !lua_checkstack(L, 4))
+        return;
+    r->on_caught_up = LUA_NOREF;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);             /* fn */
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    sl_loop_call(L, 0);                                 /* -- */
 }
 
 /* ---- framing ------------------------------------------------------------------------ */
@@ -416,6 +433,8 @@ static void on_read(uv_fs_t *req)
         r->errmsg = strfmt("read %s: %s", r->path, uv_strerror((int)got));
         r->eof = 1;
     } else if (got == 0 && r->follow) {
+        if (r->on_caught_up != LUA_NOREF)
+            caught_up(r);
         if (!follow_rotated(r)) {   /* nothing new: look again shortly */
             if (r->reading && !r->draining)
                 uv_timer_start(&r->kick, on_kick, FOLLOW_POLL_MS, 0);
@@ -633,6 +652,7 @@ static int reader_close(lua_State *L)
     unref(L, &r->on_batch);
     unref(L, &r->on_bad);
     unref(L, &r->on_end);
+    unref(L, &r->on_caught_up);
     unref(L, &r->batch_ref);
     unref(L, &r->keys_ref);
     uv_close((uv_handle_t *)&r->kick, on_handle_closed);
@@ -791,6 +811,7 @@ int sl_reader_new(lua_State *L)
     r->on_batch = opt_ref(L, "on_batch", 1);
     r->on_bad = opt_ref(L, "on_bad", 0);
     r->on_end = opt_ref(L, "on_end", 0);
+    r->on_caught_up = opt_ref(L, "on_caught_up", 0);
     lua_createtable(L, (int)(batch < 1024 ? batch : 1024), 0);  /* opts ud batch */
     r->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* opts ud */
     uv_timer_init(sl_loop_get(), &r->kick);

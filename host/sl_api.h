@@ -93,6 +93,8 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               goes on. Without on_bad bad records are dropped.
  *   on_end=function(err)        optional: end of input (err nil) or a read error (err is
  *                               "read PATH: reason"); called once
+ *   on_caught_up=function()     optional, follow=true: the end of the file was reached
+ *                               the first time, every record before it delivered; once
  *   Opening happens at once: a missing file raises "open PATH: reason". A new reader is
  *   stopped: reader:start() starts or resumes reading (asynchronously: callbacks come only
  *   from core.run()); reader:stop() pauses after the current callback (the rest of the

@@ -193,6 +193,18 @@ E["stream:join"] = { "stream:join(other)",
 E["stream:left_join"] = { "stream:left_join(other)",
   "As join, and also f(l, nil) for each left record once no match can come any more.",
   "stream:join" }
+E["stream:lookup"] = { "stream:lookup(t, f [, { inner = true }])",
+  "On a keyed stream: f(r, row) with the row of table t for r's key (nil if none; inner:\n" ..
+  "such records are dropped). t is sl.table.file{...} or s:key_by(k):as_table(). With\n" ..
+  "event time on both sides, r meets the row valid at its time, once the watermark passed.",
+  "sl.table.file", "stream:as_table" }
+E["stream:as_table"] = { "stream:as_table([deleted])",
+  "A keyed stream as a table for lookup(): the latest row per key (by event time, the\n" ..
+  "versions); a row for which deleted(row) is true removes its key.", "stream:lookup" }
+E["sl.table.file"] = { "sl.table.file { path, format, key, follow, header, deleted }",
+  "A table for lookup(): the file's records by key (a field name or a function), loaded\n" ..
+  "whole before the job's other sources start; follow=true applies lines added later.\n" ..
+  "Keys compare by Lua equality: a csv field that is a number is a number.", "stream:lookup" }
 E["stream:collect"] = { "stream:collect()",
   "Runs what feeds the stream (its sources must be bounded, or Ctrl-C stops it) and\n" ..
   "returns the array of its records." }

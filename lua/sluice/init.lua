@@ -42,6 +42,8 @@ local sl = {
     tcp = sink.tcp,
     kafka = sink.kafka,
   },
+  -- sl.table.file{...}: a table for stream:lookup()
+  table = { file = source.table_file },
   json = { encode = core.json_encode, decode = core.json_decode, null = host.null },
   msgpack = { encode = core.msgpack_encode, decode = core.msgpack_decode },
   -- sl.testing.run(script, {inputs = ..., params = ...}): a script's output, in a spec

@@ -8,6 +8,7 @@
 -- and moves it to the new graph on hot reload. Writing a new operator means writing a
 -- constructor that returns the table below, and adding it to operator.kinds.
 local join = require "sluice.join"
+local lookup = require "sluice.lookup"
 local process = require "sluice.process"
 local rolling = require "sluice.rolling"
 local window = require "sluice.window"
@@ -91,6 +92,7 @@ operator.kinds = {
   rolling_reduce = rolling.reduce,
   process = process.new,
   join = join.new,                            -- two inputs: stage.new_join feeds it
+  lookup = lookup.new,                        -- two inputs: records and a table's rows
 }
 
 return operator

@@ -106,6 +106,8 @@ function runtime.state_kind(node, ops)
       how = "ttl"
     end
     return (node.outer and "left_join " or "join ") .. how .. " " .. node.computes
+  elseif kind == "lookup" then
+    return node.temporal and "lookup temporal" or "lookup"
   end
   local held = {}
   for _, op in ipairs(ops or {}) do
@@ -159,8 +161,11 @@ function runtime.build(set, dl, open_sink)
     for i = #nodes, 1, -1 do
       local node = nodes[i]
       local timed_in = node.inputs[1] and plan.timed(node.inputs[1].node, timed_memo)
+      -- a join's inputs both have event time or neither (stream.lua checks); a lookup's
+      -- records may have it where its table has not
+      local untimed_in = nil
       if node.inputs[2] and not plan.timed(node.inputs[2].node, timed_memo) then
-        timed_in = false
+        if node.kind == "lookup" then untimed_in = { [2] = true } else timed_in = false end
       end
       local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
@@ -186,7 +191,7 @@ function runtime.build(set, dl, open_sink)
         -- a join: its state is the operator's and its inputs' watermarks
         local r, inputs = stage.new_join(node, operator.kinds[node.kind],
           { receivers_of(node, 1), receivers_of(node, 2) }, dl,
-          { timed_in = timed_in, timed_out = timed_out })
+          { timed_in = timed_in, timed_out = timed_out, untimed_in = untimed_in })
         receiver[node], unions[node] = r, r.input
         g.points[node] = r.meter
         closers[#closers + 1] = r.close
@@ -381,13 +386,22 @@ end
 -- Starts the source of `node`, pushing into `route` (from g.routes). A source's callbacks
 -- read the route each time, so a reload can rewire it. `position` is where to start (a
 -- snapshot's), or nil. Raises when the source cannot start. The caller adds the route to
--- job.sources and counts it in job.live.
-function Job:open_source(node, route, position)
+-- job.sources and counts it in job.live. `loaded`, for a table's source: called once, when
+-- the records it held at the start are delivered (its end, or a followed file's end).
+function Job:open_source(node, route, position, loaded)
   local j = self
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position,
     checkpointing = j.checkpointing, transactional = j:transactional() }
+  if loaded then
+    local once = false
+    ctx.caught_up = function()
+      if once then return end
+      once = true
+      loaded()
+    end
+  end
   route.ctx = ctx
   route.meter = route.meter or stage.meter(node)
   local meter = route.meter
@@ -426,6 +440,7 @@ function Job:open_source(node, route, position)
     -- is the end of a source a reload removed
     if route.ended or route.removed or j.aborted then return end
     route.ended = true
+    if ctx.caught_up then ctx.caught_up() end
     if j.running then fire(j, "input_ended", j.live == 1 or j.stopping) end
     runtime.finish_targets(route)
     j.live = j.live - 1
@@ -478,13 +493,28 @@ function Job:run(restore)
   if ok then
     ok, err = pcall(function()
       if restore then fire(j, "restored", runtime.restore_into(g.stateful, restore)) end
+      local tables, others = {}, {}
       for _, node in ipairs(g.nodes) do
         if node.kind == "source" then
-          local position = restore and restore.sources and restore.sources[node.state_id]
           j.live = j.live + 1
-          j.sources[#j.sources + 1] = j:open_source(node, g.routes[node], position)
+          local list = node.spec.table and tables or others
+          list[#list + 1] = node
         end
       end
+      local function open_all(list, loaded)
+        for _, node in ipairs(list) do
+          local position = restore and restore.sources and restore.sources[node.state_id]
+          j.sources[#j.sources + 1] = j:open_source(node, g.routes[node], position, loaded)
+        end
+      end
+      -- a table's file is loaded whole before the other sources start (lookup.lua): each
+      -- says when it is, by its end or, followed, by reaching its end the first time
+      local loading = #tables
+      open_all(tables, function()
+        loading = loading - 1
+        if loading == 0 and not j.aborted then open_all(others) end
+      end)
+      if #tables == 0 then open_all(others) end
     end)
   end
   if ok then

@@ -86,6 +86,30 @@ function source.file(opts)
     label = "source.file " .. tostring(opts.path) }
 end
 
+-- sl.table.file{path, format, key, follow, header, deleted}: a table for lookup(), its rows
+-- the records of a file keyed by `key` (a field name or a function); the job's other
+-- sources start once the file is loaded whole (runtime.lua); follow=true applies lines
+-- added later as updates (deleted(row) true: the key is removed).
+function source.table_file(opts)
+  opts = report.want_options("table.file()", opts, false,
+    { "path", "format", "key", "follow", "header", "deleted", "max_record" })
+  if type(opts.path) ~= "string" then fail("table.file(): path is required (a string)") end
+  local key = opts.key
+  if type(key) ~= "string" and type(key) ~= "function" then
+    fail(format("table.file(): key is required: a field name or a function, got %s", type(key)))
+    key = "?"
+  end
+  if opts.deleted ~= nil and type(opts.deleted) ~= "function" then
+    fail(format("table.file(): deleted must be a function, got %s", type(opts.deleted)))
+  end
+  local rows = new_source { type = "file", path = opts.path, table = true,
+    format = want_format("table.file()", opts), header = opts.header,
+    follow = opts.follow and true or nil, max_record = want_max_record("table.file()", opts),
+    label = "table.file " .. tostring(opts.path) }
+  return { is_table = true, stream = rows:key_by(key), where = where(),
+    deleted = type(opts.deleted) == "function" and opts.deleted or nil }
+end
+
 function source.stdin(opts)
   opts = opts or {}
   opts = want_table("source.stdin()", opts, "stdin")
@@ -158,6 +182,8 @@ source.partitioned = { kafka = true }
 --   ctx.user_error(e, i)     fn raised on record i (generator)
 --   ctx.ended()              the source has no more records
 --   ctx.position             optional: where to start, a value its position() returned
+--   ctx.caught_up()          optional (a followed file): the file's end was reached the
+--                            first time, all it held then delivered
 -- It returns { close = function() } to stop it early, and position() when it can replay
 -- from a position (values, generator, file): what a checkpoint records.
 
@@ -335,7 +361,9 @@ local function resume_at(spec, target, pos)
 end
 
 function open.file(spec, ctx)
-  local target = { path = spec.path, follow = spec.follow }
+  -- a followed file says when what it held at the start is in (a table's file is loaded
+  -- whole before the job's other sources start: runtime.lua)
+  local target = { path = spec.path, follow = spec.follow, on_caught_up = ctx.caught_up }
   if type(ctx.position) == "table" then resume_at(spec, target, ctx.position) end
   return open_reader(spec, ctx, target)
 end

@@ -428,10 +428,14 @@ end
 -- watermark is the smallest of the inputs' (an idle input does not count until it sends
 -- again; an ended one is +inf), and never goes back. send(i, b, n, t, w, wend) takes a batch
 -- of input i with the merged watermarks; finish() comes once every input has ended;
--- done() says whether what it feeds takes no more. Returns a function giving the receiver
--- for input i, and the merge's state function (state() reads it, state(s) replaces it).
--- `meter` counts what comes in.
-local function merge(ninputs, timed, meter, send, finish, done)
+-- done() says whether what it feeds takes no more. `timed`: whether the merged stream has
+-- event time; `untimed_in`, when it has, the inputs that have none (a lookup's table
+-- without event time): they hold no watermark back, and their records come with no time.
+-- Returns a function giving the receiver for input i, and the merge's state function
+-- (state() reads it, state(s) replaces it). `meter` counts what comes in.
+local NO_TIMES = setmetatable({}, { __newindex = function() error("NO_TIMES is read-only") end })
+local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
+  untimed_in = untimed_in or {}
   local wms, idle, ended = {}, {}, {}
   for i = 1, ninputs do wms[i] = -huge end
   local finished = 0
@@ -443,7 +447,7 @@ local function merge(ninputs, timed, meter, send, finish, done)
   local function combined()
     local m, any = huge, false
     for i = 1, ninputs do
-      if not idle[i] and not ended[i] then
+      if not idle[i] and not ended[i] and not untimed_in[i] then
         any = true
         if wms[i] < m then m = wms[i] end
       end
@@ -451,7 +455,9 @@ local function merge(ninputs, timed, meter, send, finish, done)
     if not any then
       -- every input idle or ended: ended ones are +inf; all idle holds the watermark
       local all_ended = true
-      for i = 1, ninputs do if not ended[i] then all_ended = false end end
+      for i = 1, ninputs do
+        if not ended[i] and not untimed_in[i] then all_ended = false end
+      end
       return all_ended and huge or out_wm
     end
     if m > out_wm then out_wm = m end
@@ -470,6 +476,10 @@ local function merge(ninputs, timed, meter, send, finish, done)
       if meter then meter.input = meter.input + n end
       if not timed then
         send(i, b, n)
+      elseif untimed_in[i] then
+        local now = combined()
+        for k = 1, n do ow[k] = now end
+        send(i, b, n, NO_TIMES, ow, nil)
       else
         idle[i] = false
         for k = 1, n do
@@ -677,13 +687,14 @@ end
 -- A keyed operator of two inputs (a join): the shell of new_operator behind a merge of its
 -- inputs, so the operator sees one watermark, the smaller of the two, and each record with
 -- the side it came from (op.step(r, t, side), side 1 or 2). Returns the shell's receiver
--- (recv.input(i) is the receiver of input i) and the merge's state function.
+-- (recv.input(i) is the receiver of input i) and the merge's state function. With
+-- opts.timed_in, opts.untimed_in[i] says input i has no event time (a lookup's table).
 function stage.new_join(node, make, ports, dl, opts)
   local recv = stage.new_operator(node, make, ports, dl, opts)
   local input, state = merge(2, opts.timed_in, nil,
     function(i, b, n, t, w, wend) return recv:push(b, n, t, w, wend, i) end,
     function() recv:finish() end,
-    function() return recv.done end)
+    function() return recv.done end, opts.untimed_in)
   recv.input = input
   return recv, state
 end

@@ -295,12 +295,62 @@ end
 
 -- The records that arrived after their window closed (lateness included).
 function Stream:late()
-  -- a join's results have its late records beside them, as a window's do
-  if self.node.kind == "join" and self.port == 1 and self.mode == nil then
+  -- a join's or a lookup's results have its late records beside them, as a window's do
+  local kind = self.node.kind
+  if (kind == "join" or kind == "lookup") and self.port == 1 and self.mode == nil then
     return new(self.node, 2, nil, { timed = self.timed })
   end
   if not needs_window(self, "late") then return self end
   return new(self.node, 2, nil, { timed = self.timed })
+end
+
+-- ---- tables -------------------------------------------------------------------------------
+--
+-- A table is { is_table = true, stream = a keyed stream of its rows, deleted = f or nil }:
+-- from sl.table.file (source.lua) or s:key_by(k):as_table(). lookup.lua runs s:lookup(t, f).
+
+-- The latest row per key of this keyed stream, as a table for lookup(); a row for which
+-- deleted(row) is true removes its key (as_table(f) or as_table { deleted = f }).
+function Stream:as_table(opts)
+  local t = { is_table = true, stream = self, where = where() }
+  if not needs_key(self, "as_table") then t.bad = true; return t end
+  local deleted = opts
+  if type(opts) == "table" then
+    report.check_names("as_table()", opts, { "deleted" })
+    deleted = opts.deleted
+  end
+  if deleted ~= nil and type(deleted) ~= "function" then
+    fail(format("as_table(): deleted must be a function, got %s", type(deleted)))
+    deleted = nil
+  end
+  t.deleted = deleted
+  return t
+end
+
+-- f(r, row) for each record, with the row of table t for the record's key (nil if none;
+-- opts.inner: such records are dropped).
+function Stream:lookup(t, f, opts)
+  if windowed_first(self, "lookup") then return self end
+  local ok = needs_key(self, "lookup")
+  if type(t) ~= "table" or not t.is_table then
+    fail(format("lookup(): expected a table (sl.table.file{...} or s:key_by(k):as_table()), " ..
+      "got %s", type(t)))
+    ok = false
+  elseif t.bad then
+    ok = false
+  end
+  local fn = want_fn("lookup", f)
+  opts = report.want_options("lookup()", opts, true, { "inner" })
+  if not ok then return new(self.node, self.port, nil, { timed = self.timed }) end
+  local rows = t.stream
+  local temporal = (self.timed and rows.timed) and true or false
+  local node = graph.node("lookup", { { node = self.node, port = self.port },
+    { node = rows.node, port = rows.port } }, { fn = fn, inner = opts.inner == true,
+    key_fn = self.key_fn, key_field = self.key_field,
+    table_key = { key_fn = rows.key_fn, key_field = rows.key_field }, deleted = t.deleted,
+    temporal = temporal, where = where(),
+    label = temporal and "lookup temporal" or "lookup" })
+  return new(node, 1, nil, { timed = self.timed })
 end
 
 -- ---- joins --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ local LAYERS = {
     "nexmark", "kafka" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
-  runtime = { "stage", "keyed", "window", "rolling", "process", "join", "operator", "dead_letters",
+  runtime = { "stage", "keyed", "window", "rolling", "process", "join", "lookup", "operator", "dead_letters",
     "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output", "testing" },
