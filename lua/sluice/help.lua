@@ -136,6 +136,17 @@ E["stream:flat_map"] = { "stream:flat_map(f)",
 E["stream:peek"] = { "stream:peek(f)", "Calls f(r) for its side effect; r goes on." }
 E["stream:take"] = { "stream:take(n)",
   "The first n records, then this branch ends (a source whose branches all ended stops)." }
+E["stream:scan"] = { "stream:scan(f, init)",
+  "For each record acc = f(acc, r), and a copy of acc goes on; per key on a keyed stream.\n" ..
+  "acc starts as a copy of init (nil: the first record). f returning nil is an error." }
+E["stream:dedupe"] = { "stream:dedupe(field or f, within)",
+  "Drops a record whose value was let through less than within from it in event time\n" ..
+  "(processing time without); per key and value on a keyed stream.", "durations" }
+E["stream:changes"] = { "stream:changes(field or f)",
+  "Only the records whose value differs (~=) from the last record's; a key's first passes." }
+E["stream:batch"] = { "stream:batch(n, d)",
+  "Arrays of up to n records (per key on a keyed stream); with d, a batch also goes out d\n" ..
+  "of processing time after its first record came; the rest at the end of input." }
 E["stream:key_by"] = { "stream:key_by(field or f)",
   "A keyed stream: records pass unchanged; window, reduce, aggregate and process work per\n" ..
   "key. A record whose key is nil is dead-lettered.", "stream:window, stream:aggregate" }

@@ -1,9 +1,11 @@
 -- keyed.lua -- what the keyed operators share: the key of a record, and a table's copy.
 --
--- Windows (window.lua), the rolling operators (rolling.lua) and process (process.lua) each
--- keep their state per key, found by key_of(node); reduce hands out copies of its
--- accumulator (shallow_copy), so that user code changing it changes nothing sent.
-local format, pairs = string.format, pairs
+-- Windows (window.lua), the rolling operators (rolling.lua), process (process.lua) and
+-- scan, dedupe, changes and batch each keep their state per key, found by key_of(node);
+-- reduce and scan hand out copies of their accumulator (shallow_copy), so that user code
+-- changing it changes nothing sent, and scan gives each key its own copy of the initial
+-- value (deep_copy).
+local format, pairs, type = string.format, pairs, type
 
 local keyed = {}
 
@@ -32,5 +34,15 @@ function keyed.shallow_copy(t)
   for k, v in pairs(t) do c[k] = v end
   return c
 end
+
+-- A copy of v in which every table is new, down to 16 levels (deeper tables are shared);
+-- other values are returned as they are.
+local function deep_copy(v, depth)
+  if type(v) ~= "table" or depth > 16 then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x, depth + 1) end
+  return c
+end
+function keyed.deep_copy(v) return deep_copy(v, 0) end
 
 return keyed

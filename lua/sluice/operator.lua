@@ -7,10 +7,14 @@
 -- and gathers what it sends into batches, and runtime.lua takes its state for checkpoints
 -- and moves it to the new graph on hot reload. Writing a new operator means writing a
 -- constructor that returns the table below, and adding it to operator.kinds.
+local batch = require "sluice.batch"
+local changes = require "sluice.changes"
+local dedupe = require "sluice.dedupe"
 local join = require "sluice.join"
 local lookup = require "sluice.lookup"
 local process = require "sluice.process"
 local rolling = require "sluice.rolling"
+local scan = require "sluice.scan"
 local window = require "sluice.window"
 
 local operator = {}
@@ -55,9 +59,11 @@ local operator = {}
 --               way, so that each result carries the watermark that fired it. Runs inside
 --               the batch's protected call or outside it: user code it calls is called
 --               under pcall and its errors go to ctx.dead_letter.
---   early()     stage, on the processing-time timer of trigger{every}: the results of the
---               windows still open, as they stand, their state kept. Only windows take a
---               trigger; other operators leave it out.
+--   early()     stage, every node.early_every ms of processing time: for a window with
+--               trigger{every}, the results of the windows still open, as they stand, their
+--               state kept; batch sends the batches whose wait is over, and dedupe on a
+--               stream without event time frees what the clock has expired. Operators
+--               without a processing-time timer leave it out.
 --   snapshot()  runtime, between batches (runtime.snapshot, for a checkpoint; or a reload
 --               where handover or adopt is absent): the state as plain values msgpack can
 --               carry (host.null for a nil in an array). It may share tables with the live
@@ -79,6 +85,8 @@ local operator = {}
 --               the operator keeps no state to show, and job:state says so.
 --   keys()      inspect.state (job:state(name)): an array of the keys that have state, in
 --               any order. Absent: no keys are listed.
+--   live_keys() metrics: how many keys (dedupe: values of keys) hold state now, counted as
+--               state is made and freed, not by a walk.
 --   close()     runtime through the shell's close, once, when the operator's graph is
 --               dropped (the job ended, a reload swapped it out after handover, a build
 --               failed): frees its C state, timer queues and aggregate pools. Absent:
@@ -93,6 +101,10 @@ operator.kinds = {
   process = process.new,
   join = join.new,                            -- two inputs: stage.new_join feeds it
   lookup = lookup.new,                        -- two inputs: records and a table's rows
+  scan = scan.new,                            -- these four on any stream (key true if not keyed)
+  dedupe = dedupe.new,
+  changes = changes.new,
+  batch = batch.new,
 }
 
 return operator

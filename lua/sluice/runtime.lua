@@ -85,6 +85,8 @@ function runtime.state_kind(node, ops)
     return "reduce"
   elseif kind == "process" then
     return "process"
+  elseif kind == "scan" or kind == "dedupe" or kind == "changes" or kind == "batch" then
+    return kind .. (node.key_fn and "" or " all")
   elseif kind == "window" then
     local a = node.assigner
     local shape = a.assigner .. " " .. tostring(a.size or a.gap or a.n)

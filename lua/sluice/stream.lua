@@ -75,6 +75,60 @@ function Stream:take(n)
   return self:_op("take", { n = n, label = format("take %d", n) })
 end
 
+-- scan, dedupe, changes and batch keep state: per key on a keyed stream, else one for the
+-- whole stream (operator.lua; their nodes carry the key, nil when not keyed).
+local function per_key(self, fields)
+  if self.mode == "keyed" then fields.key_fn, fields.key_field = self.key_fn, self.key_field end
+  return fields
+end
+
+-- A duration > 0 for argument `what` of method m (nil when optional and absent).
+local function want_wait(m, what, d, optional)
+  if d == nil and optional then return nil end
+  local ms, err = duration.parse(d)
+  if not ms or ms <= 0 then
+    fail(format("%s(): %s: %s", m, what, err or "must be > 0"))
+    return 1
+  end
+  return ms
+end
+
+-- Each new accumulator acc = f(acc, r), from a copy of init (nil: the first record).
+function Stream:scan(f, init)
+  return self:_op("scan", per_key(self, { fn = want_fn("scan", f), init = init,
+    label = "scan" }))
+end
+
+-- Drops a record whose f(r) was let through less than `within` from it in event time.
+function Stream:dedupe(f, within)
+  local fn, field = want_fn("dedupe", f, true)
+  local ms = want_wait("dedupe", "within", within)
+  -- without event time, anchors expire by the clock: a timer frees them on an idle stream
+  return self:_op("dedupe", per_key(self, { fn = fn, field = field, within = ms,
+    early_every = not self.timed and math.max(ms, 100) or nil,
+    label = format("dedupe %s", field or "fn") }))
+end
+
+-- Only the records whose f(r) differs from the last record's (of the key).
+function Stream:changes(f)
+  local fn, field = want_fn("changes", f, true)
+  return self:_op("changes", per_key(self, { fn = fn, field = field,
+    label = format("changes %s", field or "fn") }))
+end
+
+-- Arrays of up to n records; with d, a batch also goes out d after its first record came.
+function Stream:batch(n, d)
+  if type(n) ~= "number" or n < 1 or (n % 1 ~= 0 and n ~= math.huge) then
+    fail(format("batch(): n: expected a whole number >= 1, got %s",
+      type(n) == "string" and format("%q", n) or tostring(n)))
+    n = 1
+  end
+  local ms = want_wait("batch", "d", d, true)
+  return self:_op("batch", per_key(self, { n = n, max_wait = ms,
+    early_every = ms and math.max(1, math.floor(ms / 10)) or nil,
+    label = format("batch %s", tostring(n)) }))
+end
+
 function Stream:key_by(f)
   local fn, field = want_fn("key_by", f, true)
   return self:_op("key_by", { fn = fn, field = field,

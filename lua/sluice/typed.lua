@@ -84,14 +84,16 @@ end
 -- Whether a keyed or window operator may be handed typed records as they are: it keeps
 -- only values read from them (aggregates of numbers over fields: count, sum, min, max,
 -- avg, distinct, quantile) or copies what it keeps (reduce, see window.lua and rolling.lua).
--- Any other operator gets the table form (a key function or a process may keep the record
--- itself).
+-- Dedupe and changes keep only f(r), in table form when it is a view (dedupe.lua,
+-- changes.lua). Any other operator gets the table form (a key function or a process may
+-- keep the record itself; scan and batch do).
 local keeps_no_record = { count = true, sum = true, min = true, max = true, avg = true,
   distinct = true, quantile = true }
+local keeps_values = { reduce = true, rolling_reduce = true, dedupe = true, changes = true }
 function typed.views_safe_in(node)
   if node.key_fn and not node.key_field then return false end
   local computes = node.computes or node.kind
-  if computes == "reduce" or computes == "rolling_reduce" then return true end
+  if keeps_values[computes] then return true end
   if computes ~= "aggregate" and computes ~= "rolling_aggregate" then return false end
   for _, e in ipairs(node.aggregates or {}) do
     if e.agg.fn or not keeps_no_record[e.agg.aggregate] then return false end

@@ -205,7 +205,8 @@ end)
 
 describe("reload.swap of every stateful operator", function()
   -- The same output with or without a reload in the middle: windows still open, sessions,
-  -- count windows and timers move to the new operators whole.
+  -- count windows, timers, accumulators, held values and open batches move to the new
+  -- operators whole.
   local records = {}
   for i = 1, 3000 do
     records[i] = { k = "k" .. (i * 7 % 5), v = i % 13, ts = 1700000000000 + i * 37 + (i % 7) * 100 }
@@ -225,6 +226,13 @@ describe("reload.swap of every stateful operator", function()
       return s:key_by("k"):window(sl.count_window(7)):reduce(function(a, r)
         return { k = a.k, v = a.v + r.v } end)
     end,
+    scan = function(s)
+      return s:key_by("k"):scan(function(a, r) return { n = a.n + 1, s = a.s + r.v } end,
+        { n = 0, s = 0 })
+    end,
+    dedupe = function(s) return s:key_by("k"):dedupe("v", "2s") end,
+    changes = function(s) return s:key_by("k"):changes(function(r) return r.v % 3 end) end,
+    batch = function(s) return s:key_by("k"):batch(5) end,
     process = function(s)
       return s:key_by("k"):process {
         init = function(ctx) ctx.state.n = 0 end,

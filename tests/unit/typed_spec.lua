@@ -67,6 +67,9 @@ describe("typed.views_safe_in", function()
     assert.is_true(typed.views_safe_in { kind = "window", computes = "reduce" })
     assert.is_true(typed.views_safe_in { kind = "rolling_reduce", key_fn = true,
       key_field = "k" })
+    -- they keep f(r) (its table form if a view), not r
+    assert.is_true(typed.views_safe_in { kind = "dedupe", key_fn = true, key_field = "k" })
+    assert.is_true(typed.views_safe_in { kind = "changes" })
   end)
   it("gives table forms where a record may be kept", function()
     local f = function(r) return r end
@@ -78,6 +81,9 @@ describe("typed.views_safe_in", function()
       aggregates = { agg("sum", nil, f) } })                          -- a function of r
     assert.is_false(typed.views_safe_in { kind = "window", computes = "apply" })
     assert.is_false(typed.views_safe_in { kind = "process", key_fn = true, key_field = "k" })
+    assert.is_false(typed.views_safe_in { kind = "scan" })
+    assert.is_false(typed.views_safe_in { kind = "batch", key_fn = true, key_field = "k" })
+    assert.is_false(typed.views_safe_in { kind = "changes", key_fn = f })
   end)
 end)
 
