@@ -233,6 +233,31 @@ describe("reload.swap of every stateful operator", function()
     dedupe = function(s) return s:key_by("k"):dedupe("v", "2s") end,
     changes = function(s) return s:key_by("k"):changes(function(r) return r.v % 3 end) end,
     batch = function(s) return s:key_by("k"):batch(5) end,
+    window_join = function(s)
+      local a, b = s:partition(function(r) return r.v % 2 == 0 end)
+      return a:key_by("k"):join(b:key_by("k")):window(sl.tumbling "5s")
+        :apply(function(l, r) return { l = l.v, r = r.v, t = l.ts } end)
+    end,
+    session_cogroup = function(s)
+      local a, b = s:partition(function(r) return r.v % 3 == 0 end)
+      return a:key_by("v"):join(b:key_by(function(r) return r.v % 3 end)):window(sl.session "1s")
+        :cogroup(function(k, w, ls, rs) return { k = k, ws = w.window_start, l = #ls, r = #rs } end)
+    end,
+    interval_left_join = function(s)
+      local a, b = s:partition(function(r) return r.v % 2 == 0 end)
+      return a:key_by("k"):left_join(b:key_by("k")):between("-1s", "500ms")
+        :apply(function(l, r) return { l = l.v, r = r and r.v } end)
+    end,
+    ttl_join = function(s)
+      local a, b = s:partition(function(r) return r.v % 4 == 0 end)
+      return a:key_by("k"):left_join(b:key_by("k")):ttl("400ms")
+        :apply(function(l, r) return { l = l.ts, r = r and r.ts } end)
+    end,
+    temporal_lookup = function(s)
+      local a, b = s:partition(function(r) return r.v % 5 ~= 0 end)
+      return a:key_by("k"):lookup(b:key_by("k"):as_table(), function(r, row)
+        return { ts = r.ts, row = row and row.ts } end)
+    end,
     process = function(s)
       return s:key_by("k"):process {
         init = function(ctx) ctx.state.n = 0 end,
