@@ -14,7 +14,7 @@ local LAYERS = {
     "nexmark", "kafka" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
-  runtime = { "stage", "keyed", "window", "rolling", "process", "operator", "dead_letters",
+  runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "operator", "dead_letters",
     "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output", "testing" },
