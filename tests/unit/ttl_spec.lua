@@ -448,6 +448,41 @@ describe("live keys of every keyed operator", function()
       return s:key_by("k"):window(sl.count_window(2)):aggregate { n = sl.count() }:name("op")
     end))
   end)
+
+  it("a restored window counts the keys it restored", function()
+    local records = { { k = "a", ts = 1000 }, { k = "b", ts = 2000 }, { k = "a", ts = 11000 },
+      { k = "a", ts = 12000 }, { k = "c", ts = 25000 }, { k = "c", ts = 26000 } }
+    local builds = {
+      tumbling = { sl.tumbling "10s", 1 }, session = { sl.session "5s", 1 },
+      count = { sl.count_window(2), 2 },
+    }
+    for name, b in pairs(builds) do
+      local function build(s)
+        return s:key_by("k"):window(b[1]):aggregate { n = sl.count() }:name("op")
+      end
+      local snap
+      run(records, build, 2, function(job)
+        if job.records_in == 4 then
+          snap = sl.msgpack.decode(sl.msgpack.encode(job:snapshot()))
+          job:abort()
+        end
+      end)
+      graph.begin()
+      runtime.defaults.batch_size = 2
+      local out = sl.sink.collect()
+      build(sl.source.values(records):timestamp("ts", { out_of_orderness = OOO })):sink(out)
+      local keys
+      local ok, err = runtime.run(graph.ancestors({ out.node }), { restore = snap,
+        after_batch = function(job)
+          for _, row in ipairs(inspect.metrics(job)) do
+            if row.operator == "op" then keys = row.keys end
+          end
+        end })
+      runtime.defaults.batch_size = 1024
+      assert(ok, err)
+      assert.equal(b[2], keys, name)
+    end
+  end)
 end)
 
 describe("ttl in a script", function()
