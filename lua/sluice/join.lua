@@ -590,7 +590,8 @@ local function with_ttl(node, out, ctx)
     while q.due(now) do
       local at, v = q.pop()
       local g = v[2]
-      if not g.gone and g[2] + d == at then due[#due + 1] = { at, v[1], g } end
+      -- gone at once: a group scheduled twice for one time is freed once
+      if not g.gone and g[2] + d == at then g.gone = true; due[#due + 1] = { at, v[1], g } end
     end
     sort(due, due_order)
     for _, e in ipairs(due) do free(e[2], e[3]) end
@@ -654,7 +655,7 @@ local function with_ttl(node, out, ctx)
     local rows = g[2 + side]
     rows[#rows + 1] = row
     if time < g[1] then g[1] = time end
-    if time >= g[2] or #touching ~= 1 then
+    if time > g[2] or #touching ~= 1 then
       if time > g[2] then g[2] = time end
       schedule(k, g)
     end
