@@ -1,7 +1,7 @@
 /* Nexmark q4 baseline: the running average winning price of each category (see common.h),
  * one result per auction with a winner (winners.h), in the order q4.lua sends them: by
- * the end of the session that holds the auction, then auction id. Winners wait in a heap
- * until no auction still held can close before them. */
+ * expires, then auction id. Winners wait in a heap until no auction still held, or still to
+ * come, can close before them. */
 #include "winners.h"
 
 #define CATEGORIES 5
@@ -22,7 +22,7 @@ static int before(const closing *x, const closing *y)
 
 static void push(const slot *s)
 {
-    closing c = {s->last + gap, s->auction.id, s->auction.category, s->best.price};
+    closing c = {s->auction.expires, s->auction.id, s->auction.category, s->best.price};
     int64_t i;
 
     if (nheap == heap_cap) {
@@ -63,6 +63,18 @@ static void pop_before(int64_t bound)
     }
 }
 
+/* The earliest expires of an auction still held, or still to come when events have reached
+ * time now (an auction expires after it starts). */
+static int64_t held_floor(int64_t now)
+{
+    int64_t least = now;
+
+    for (int64_t i = 0; i <= ring_mask; i++)
+        if (ring[i].id >= 0 && ring[i].arrived && ring[i].auction.expires < least)
+            least = ring[i].auction.expires;
+    return least;
+}
+
 int main(int argc, char **argv)
 {
     sl_nexmark_config cfg;
@@ -73,7 +85,7 @@ int main(int argc, char **argv)
     while (sl_nexmark_next(g, &ev)) {
         winners_event(&ev);
         if ((ev.n & 4095) == 0)
-            pop_before(winners_floor(ev.date_time) + gap);
+            pop_before(held_floor(ev.date_time));
     }
     winners_end();
     pop_before(INT64_MAX);

@@ -1,8 +1,6 @@
 /* winners.h -- the winning bid of each auction, for the q4 and q9 baselines: the highest
  * bid whose time is within the auction's [date_time, expires], the earliest on a tie of
- * price, then the lowest bidder (scripts/nexmark/q9.lua says why). Also when the session
- * window of scripts/nexmark/q4.lua that holds the auction closes: its last row (the
- * auction, or a bid for it closer than the gap to the row before) plus the gap.
+ * price, then the lowest bidder (scripts/nexmark/winners.lua says why).
  *
  * Events come in time order and a bid names an auction among the in_flight newest or the
  * next few (host/nexmark.c), so the auctions live in a ring indexed by id: an auction's slot
@@ -19,8 +17,6 @@ typedef struct slot {
     int64_t date_time;          /* the auction's */
     sl_nexmark_bid best;
     int64_t best_time;          /* best's time: before the auction came, all bids' latest */
-    int64_t last;               /* the time of the last row of the auction's session */
-    int open;                   /* whether a bid can still extend that session */
 } slot;
 
 typedef void (*winner_fn)(const slot *s);
@@ -28,7 +24,6 @@ typedef void (*winner_fn)(const slot *s);
 static slot *ring;
 static int64_t ring_mask;
 static winner_fn on_winner;
-static int64_t gap;             /* the session gap: longer than any auction lasts */
 
 static void winners_init(const sl_nexmark_config *cfg, winner_fn fn)
 {
@@ -43,9 +38,6 @@ static void winners_init(const sl_nexmark_config *cfg, winner_fn fn)
     }
     ring_mask = size - 1;
     on_winner = fn;
-    /* as q4.lua and q9.lua work it out: expires - date_time is at most 2 * (the time of
-     * in_flight * 50 / 3 more events) */
-    gap = 2 * (int64_t)ceil((double)(cfg->in_flight_auctions * 50 / 3) * 1000 / cfg->rate) + 2;
 }
 
 static void done(slot *s)
@@ -88,8 +80,6 @@ static void winners_event(const sl_nexmark_event *ev)
         s->arrived = 1;
         s->auction = ev->u.auction;
         s->date_time = ev->date_time;
-        s->last = ev->date_time;
-        s->open = 1;
         if (s->have && s->best_time != ev->date_time)
             s->have = 0;
     } else if (ev->type == SL_NEXMARK_BID) {
@@ -97,12 +87,6 @@ static void winners_event(const sl_nexmark_event *ev)
         int64_t t = ev->date_time;
         s = slot_of(b->auction);
         if (s->arrived) {
-            if (s->open) {
-                if (t - s->last < gap)
-                    s->last = t;
-                else
-                    s->open = 0;
-            }
             if (t > s->auction.expires)
                 return;
         } else if (s->have && t > s->best_time) {
@@ -114,18 +98,6 @@ static void winners_event(const sl_nexmark_event *ev)
             s->have = 1;
         }
     }
-}
-
-/* The earliest last row any auction still held can end its session with, given that
- * events have reached time now: no winner still to come closes before this plus gap. */
-static inline int64_t winners_floor(int64_t now)
-{
-    int64_t least = now;
-
-    for (int64_t i = 0; i <= ring_mask; i++)
-        if (ring[i].id >= 0 && ring[i].arrived && ring[i].last < least)
-            least = ring[i].last;
-    return least;
 }
 
 static void winners_end(void)
