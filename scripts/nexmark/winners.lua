@@ -9,7 +9,8 @@
 -- its auction in the same ms (host/nexmark.c): the best bid of the latest ms waits for it.
 -- Nothing per bid is kept beyond its numbers, so the process takes the typed records as
 -- they are (reuse = true); a key's state goes (ctx:clear()) once its winner is out, and
--- that of bids without their auction (it is over) a ttl after them.
+-- that of bids without their auction (it is over) as long after the first of them as an
+-- auction can last.
 -- Winners come in order of expires, then auction id (the timers' order): the input alone
 -- fixes it. An auction without a bid in time has no winner, as the query's inner join.
 
@@ -33,15 +34,25 @@ end
 -- The stream of winners of the Nexmark events `events` (typed): on_winner(a, st) makes
 -- each result from the auction's state a and the best bid (st.price, st.t, st.bidder).
 function winners.of(events, rate, in_flight, on_winner)
+  local longest = winners.longest(rate, in_flight) + 1
   return events
     :filter(function(e) return e.type ~= "person" end)
-    :timestamp(function(e) return e.type == "bid" and e.bid.date_time or e.auction.date_time end)
-    :key_by(function(e) return e.type == "bid" and e.bid.auction or e.auction.id end)
+    :timestamp(function(e)
+      local b = e.bid
+      if b then return b.date_time end
+      return e.auction.date_time
+    end)
+    :key_by(function(e)
+      local b = e.bid
+      if b then return b.auction end
+      return e.auction.id
+    end)
     :process {
       reuse = true,
       on_record = function(ctx, e)
         local st = ctx.state
-        if e.type == "auction" then
+        local b = e.bid
+        if b == nil then
           local a = e.auction
           st.a = { id = a.id, item_name = a.item_name, description = a.description,
             initial_bid = a.initial_bid, reserve = a.reserve, date_time = a.date_time,
@@ -51,11 +62,16 @@ function winners.of(events, rate, in_flight, on_winner)
           ctx:timer(a.expires + 1)
           return
         end
-        local b, a = e.bid, st.a
+        local a = st.a
         local t = b.date_time
         if a == nil then
-          -- before its auction: only the best of the latest ms can still be in time
+          -- before its auction: only the best of the latest ms can still be in time; and
+          -- the key goes if no auction comes (the bids name one that is over)
           if st.price ~= nil and t > st.t then st.price = nil end
+          if not st.orphan then
+            st.orphan = true
+            ctx:timer(t + longest)
+          end
         elseif t < a.date_time or t > a.expires then
           return
         end
@@ -63,13 +79,17 @@ function winners.of(events, rate, in_flight, on_winner)
           st.price, st.t, st.bidder = b.price, t, b.bidder
         end
       end,
-      on_timer = function(ctx)
+      on_timer = function(ctx, t)
         local st = ctx.state
-        if st.a and st.price ~= nil then ctx:emit(on_winner(st.a, st)) end
-        ctx:clear()
+        local a = st.a
+        if a == nil then
+          ctx:clear()
+        elseif t == a.expires + 1 then
+          if st.price ~= nil then ctx:emit(on_winner(a, st)) end
+          ctx:clear()
+        end
       end,
     }
-    :ttl(winners.longest(rate, in_flight) + 1)
 end
 
 return winners
