@@ -261,3 +261,26 @@ describe("process ctx:clear() and reuse", function()
     assert.equal("cdata", seen[1])
   end)
 end)
+
+describe("job:state of a join", function()
+  it("shows the rows a key holds, and the keys", function()
+    graph.begin()
+    local out = sl.sink.collect()
+    local a = sl.source.values { { k = 1, ts = 1000, i = 1 }, { k = 2, ts = 1100, i = 2 } }
+      :timestamp("ts"):key_by("k")
+    local b = sl.source.values { { k = 1, ts = 1050, i = 9 } }:timestamp("ts"):key_by("k")
+    a:join(b):ttl("10s"):apply(function(l, r) return { l = l.i, r = r.i } end):name("j"):sink(out)
+    local state, keys
+    assert(runtime.run(graph.ancestors({ out.node }), { batch_size = 1,
+      after_batch = function(job)
+        if job.records_in == 3 and not state then
+          state = inspect.state(job, "j", 1)
+          keys = inspect.state(job, "j")
+        end
+      end }))
+    assert.same({ left = { { k = 1, ts = 1000, i = 1 } }, right = { { k = 1, ts = 1050, i = 9 } } },
+      state)
+    assert.same({ 1, 2 }, keys.keys)
+    assert.same({ { l = 1, r = 9 } }, out:records())
+  end)
+end)
