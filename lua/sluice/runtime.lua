@@ -236,8 +236,8 @@ function runtime.build(set, dl, open_sink, team)
         receiver[node], unions[node] = r, r.input
         g.points[node] = r.meter
         if team then
-          points_of(node, function(i, b, n, t, w, wend) r.input(i):push(b, n, t, w, wend) end,
-            function(i) r.input(i):finish() end, function() return r.done end)
+          points_of(node, function(side, b, n, t, w, wend) r.input(side):push(b, n, t, w, wend) end,
+            function(side) r.input(side):finish() end, function() return r.done end)
         end
         closers[#closers + 1] = r.close
         local op = r.op
