@@ -189,10 +189,16 @@ E["stream:trigger"] = { "stream:trigger { every = d }",
 E["stream:late"] = { "stream:late()",
   "The records that came after their window closed; without it they are counted (the\n" ..
   "late column of job:metrics()) and dropped." }
-E["stream:process"] = { "stream:process { init, on_record, on_timer }",
+E["stream:process"] = { "stream:process { init, on_record, on_timer, on_expire }",
   "Per key: init(ctx), on_record(ctx, r), on_timer(ctx, t); ctx.key, ctx.state (a table\n" ..
   "per key, checkpointed), ctx:emit(r), ctx:timer(t) (fires once the watermark is >= t),\n" ..
-  "ctx.watermark." }
+  "ctx.watermark. With ttl: on_expire(ctx) just before a key's state is freed.",
+  "stream:ttl" }
+E["stream:ttl"] = { "stream:ttl(d)",
+  "Right after a keyed reduce, aggregate or process: a key's state is freed once it has\n" ..
+  "gone d without a record: when the watermark reaches its latest event time + d (by the\n" ..
+  "clock on a stream without event time). The next record starts it afresh.",
+  "stream:process" }
 E["stream:join"] = { "stream:join(other)",
   "Both streams keyed; then how records pair, and apply(f) with f(l, r):\n" ..
   "  :window(assigner):apply(f)    pairs in one window, when it fires (or cogroup(f(key,\n" ..

@@ -122,8 +122,9 @@ end
 
 -- Per operator, sources and sinks included, in the order of the graph: records in and out
 -- and their rates over the last seconds, errors (a user function raised), dead letters,
--- late records (windows), bytes read or written where known, the watermark and its lag
--- behind the wall clock; then the rows the job's metrics hooks add (checkpoints).
+-- late records (windows), live keys (keyed operators: keys that hold state now), bytes
+-- read or written where known, the watermark and its lag behind the wall clock; then the
+-- rows the job's metrics hooks add (checkpoints).
 function inspect.metrics(job)
   assert(job and job.graph, "no job is running")
   local g = job.graph
@@ -157,6 +158,10 @@ function inspect.metrics(job)
         if ok then extra.bytes = size end
       end
     end
+    -- a keyed operator: how many keys hold state now
+    local recv = g.receiver[m.node]
+    local op = recv and recv.op
+    if op and op.live_keys then extra = { keys = op.live_keys() } end
     add(m, extra)
   end
   table.sort(list, function(a, b) return order[a] < order[b] end)

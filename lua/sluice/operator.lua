@@ -25,7 +25,9 @@ local operator = {}
 -- start, and the new graph of each reload), before any state is restored into it:
 --   node        the graph node stream.lua made: key_field or key_fn (no key_fn: window_all,
 --               every record under the one key `true`; keyed.key_of reads it), and what
---               the kind needs besides.
+--               the kind needs besides. node.ttl (ms; reduce, aggregate, process) frees a
+--               key's state after that long without a record, by the watermark, or by
+--               the clock when node.ttl_clock (expiry.lua keeps the books).
 --   out         out(port, record, time) sends one record: port 1 the results, port 2 the
 --               late records (a window's late()). `time` is its event time (nil on a stream
 --               without). The shell stamps each with op.wm as it is at the call, and sends
@@ -85,8 +87,9 @@ local operator = {}
 --               the operator keeps no state to show, and job:state says so.
 --   keys()      inspect.state (job:state(name)): an array of the keys that have state, in
 --               any order. Absent: no keys are listed.
---   live_keys() metrics: how many keys (dedupe: values of keys) hold state now, counted as
---               state is made and freed, not by a walk.
+--   live_keys() inspect.metrics (job:metrics(), sluice top: its `keys` column): how many
+--               keys hold state now, from a count the operator keeps as keys come and
+--               go (it is asked every second). Absent: no keys column.
 --   close()     runtime through the shell's close, once, when the operator's graph is
 --               dropped (the job ended, a reload swapped it out after handover, a build
 --               failed): frees its C state, timer queues and aggregate pools. Absent:

@@ -2,7 +2,10 @@
 -- event-time timers, an operator as operator.lua describes it.
 --
 -- The state of a key is a table the user's functions change in place; the timers wait in
--- a C queue (host/timeq.c) by time, and fire in order as the watermark passes them.
+-- a C queue (host/timeq.c) by time, and fire in order as the watermark passes them. With
+-- ttl(d) (node.ttl), a key's state is freed once it has gone d without a record
+-- (expiry.lua), after on_expire has seen it.
+local expiry = require "sluice.expiry"
 local host = require "sluice.host"
 local keyed = require "sluice.keyed"
 
@@ -13,13 +16,22 @@ local key_of = keyed.key_of
 
 local process = {}
 
--- process{init, on_record, on_timer}: per-key state (a table) and event-time timers, one
--- per key and time. A timer at t fires once the watermark is >= t, in time order (ties in
--- the order they were set); what on_timer emits has event time t.
+-- process{init, on_record, on_timer, on_expire}: per-key state (a table) and event-time
+-- timers, one per key and time. A timer at t fires once the watermark is >= t, in time
+-- order (ties in the order they were set); what on_timer emits has event time t.
+--
+-- ttl: only records keep a key alive. Its pending timers do not (as in Flink, where state
+-- TTL and timers are independent), and a timer firing does not refresh it; a timer that
+-- fires after its key expired finds a fresh state (init runs), which is an update at the
+-- timer's time. Expiry and timers go in time order, an expiry first at equal times: a
+-- timer at t sees the state as it is at watermark t. on_expire(ctx) sees ctx.key and
+-- ctx.state just before they go; what it emits has the expiry time as event time.
 function process.new(node, out, ctx)
   local init, on_record, on_timer = node.init, node.on_record, node.on_timer
+  local on_expire = node.on_expire
   local key = key_of(node)
   local states = {}            -- key -> state table
+  local nkeys = 0              -- keys in states (op.live_keys)
   -- One timer per key and time, without a table per key: setting the time a key set last
   -- is a no-op at once, and any other repeat is skipped when it pops (a key's entries for
   -- one time pop one after the other's time, since the queue is in time order).
@@ -50,38 +62,96 @@ function process.new(node, out, ctx)
     if st == nil then
       st = {}
       states[k] = st
+      nkeys = nkeys + 1
       pctx.state = st
       if init then init(pctx) end
     end
     pctx.state = st
   end
 
+  -- The watermark advance is firing for (on_expire's ctx.watermark), else nil.
+  local firing_wm
+  local ex = node.ttl and expiry.new(op, node.ttl, node.ttl_clock, function(k, at)
+    local st = states[k]
+    if st == nil then return end
+    if on_expire then
+      pctx.key, pctx.state, pctx.watermark = k, st, firing_wm or op.wm
+      emit_time = not node.ttl_clock and at or nil
+      local ok, err = pcall(on_expire, pctx)
+      if not ok then ctx.dead_letter(tostring(err), { key = k, expired = at }) end
+    end
+    states[k] = nil
+    nkeys = nkeys - 1
+    -- a fresh key may set any time again (a duplicate entry still queued is skipped as
+    -- it pops: fired_at is set by the first of them)
+    last_set[k], fired_at[k] = nil, nil
+  end, function(room)
+    states = expiry.copy(states, room)
+    last_set, fired_at = expiry.copy(last_set), expiry.copy(fired_at)
+  end)
+  -- expiry by the watermark (not by the clock) goes in the timers' order
+  local ex_wm = ex and not node.ttl_clock
+  local function next_due()
+    local tt = C.sl_timeq_peek_time(due)
+    if ex_wm then
+      local te = ex.peek()
+      if te < tt then return te end
+    end
+    return tt
+  end
+
   function op.step(r, t)
     local k = key(r)
+    local u = ex and ex.now(t)
     enter(k)
+    local due_now = ex and ex.touch(k, u)
     emit_time = t
     on_record(pctx, r)
+    if due_now then
+      -- a new key behind the watermark by the ttl or more: gone at once
+      firing_wm = op.wm
+      ex.expire(op.wm)
+      firing_wm = nil
+      op.next_due = next_due()
+    end
+  end
+
+  -- Fires timer entry id (a repeat of a key's time is skipped).
+  local function fire(id, wm)
+    local k, t = id_key[id], id_time[id]
+    id_key[id], id_time[id] = nil, nil
+    if k ~= nil and fired_at[k] ~= t then
+      fired_at[k] = t
+      if last_set[k] == t then last_set[k] = nil end
+      if on_timer then
+        -- a key that expired: its fresh state is an update at the timer's time
+        local u = ex and states[k] == nil and ex.now(t)
+        enter(k)
+        if u then ex.touch(k, u) end
+        pctx.watermark = wm
+        emit_time = t
+        local ok, err = pcall(on_timer, pctx, t)
+        if not ok then ctx.dead_letter(tostring(err), { key = k, timer = t }) end
+      end
+    end
   end
 
   function op.advance(wm)
-    while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
-      C.sl_timeq_pop(due, pt, pid)
-      local id = tonumber(pid[0])
-      local k, t = id_key[id], id_time[id]
-      id_key[id], id_time[id] = nil, nil
-      if k ~= nil and fired_at[k] ~= t then
-        fired_at[k] = t
-        if last_set[k] == t then last_set[k] = nil end
-        if on_timer then
-          enter(k)
-          pctx.watermark = wm
-          emit_time = t
-          local ok, err = pcall(on_timer, pctx, t)
-          if not ok then ctx.dead_letter(tostring(err), { key = k, timer = t }) end
-        end
+    firing_wm = wm
+    while true do
+      local tt = C.sl_timeq_peek_time(due)
+      local te = ex_wm and ex.peek() or huge
+      if te <= tt then
+        if te > wm or te == huge then break end
+        ex.pop()
+      else
+        if tt > wm then break end
+        C.sl_timeq_pop(due, pt, pid)
+        fire(tonumber(pid[0]), wm)
       end
     end
-    op.next_due = C.sl_timeq_peek_time(due)
+    firing_wm = nil
+    op.next_due = next_due()
     op.wm = wm
   end
 
@@ -102,8 +172,12 @@ function process.new(node, out, ctx)
 
   function op.snapshot()
     local st = {}
-    for k, s in pairs(states) do st[#st + 1] = { k, s } end
-    return { wm = op.wm, states = st, timers = timer_list() }
+    for k, s in pairs(states) do
+      local e = { k, s }
+      if ex then e[3], e[4] = ex.saved(k) end
+      st[#st + 1] = e
+    end
+    return { wm = op.wm, states = st, timers = timer_list(), updates = ex and ex.updates() }
   end
 
   function op.inspect(k) return states[k] end
@@ -115,22 +189,39 @@ function process.new(node, out, ctx)
 
   function op.restore(snap)
     op.wm = snap.wm
-    for _, e in ipairs(snap.states) do states[e[1]] = e[2] end
+    if ex then ex.set_updates(snap.updates) end
+    for _, e in ipairs(snap.states) do
+      states[e[1]] = e[2]
+      nkeys = nkeys + 1
+      if ex then ex.restore(e[1], e[3], e[4]) end
+    end
     set_timers(snap.timers)
   end
 
   function op.handover()
-    local live = { wm = op.wm, states = states, timers = timer_list() }
-    states, id_key, id_time = {}, {}, {}
+    local live = { wm = op.wm, states = states, timers = timer_list(), keys = nkeys,
+      expiry = ex and ex.handover() }
+    states, id_key, id_time, nkeys = {}, {}, {}, 0
     return live
   end
 
   function op.adopt(live)
     op.wm, states = live.wm, live.states
+    if live.keys then
+      nkeys = live.keys
+    else
+      for _ in pairs(states) do nkeys = nkeys + 1 end
+    end
     set_timers(live.timers)
+    if ex then ex.adopt(live.expiry, states) else expiry.discard(live.expiry) end
   end
 
-  function op.close() C.sl_timeq_free(due); due = nil end
+  function op.live_keys() return nkeys end
+
+  function op.close()
+    C.sl_timeq_free(due); due = nil
+    if ex then ex.close() end
+  end
   return op
 end
 

@@ -476,7 +476,7 @@ end
 local TOP_COLUMNS = {
   { "id" }, { "name" }, { "operator" }, { "kind" },
   { "records_in", "in" }, { "records_out", "out" }, { "rate_in", "in/s" },
-  { "rate_out", "out/s" }, { "errors" }, { "dead_letters", "dead" }, { "late" },
+  { "rate_out", "out/s" }, { "errors" }, { "dead_letters", "dead" }, { "late" }, { "keys" },
   { "bytes" }, { "watermark_lag", "wm lag" }, { "lag_ms" }, { "queue_fill" },
 }
 local TOP_HIDDEN = { watermark = true }

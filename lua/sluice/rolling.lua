@@ -3,7 +3,10 @@
 --
 -- Each keeps one accumulator per key (a Lua value for reduce, slots of the C aggregate
 -- pool through agg.lua for aggregate) and is an operator as operator.lua describes it.
+-- With ttl(d) (node.ttl), a key's accumulator is freed once it has gone d without a
+-- record (expiry.lua); its next record starts it afresh.
 local agg = require "sluice.agg"
+local expiry = require "sluice.expiry"
 local keyed = require "sluice.keyed"
 local plain = require("sluice.typed").plain
 
@@ -12,36 +15,65 @@ local key_of, shallow_copy = keyed.key_of, keyed.shallow_copy
 
 local rolling = {}
 
+local function count_keys(t)
+  local c = 0
+  for _ in pairs(t) do c = c + 1 end
+  return c
+end
+
 -- aggregate(spec) without a window: for each record, the key's updated aggregates.
 function rolling.aggregate(node, out)
   local a = agg.compile(node.aggregates)
   local key = key_of(node)
   local accs = {}
+  local nkeys = 0               -- keys in accs (op.live_keys)
   local op = { wm = -huge, next_due = huge }
   local seq = 0
+  local ex = node.ttl and expiry.new(op, node.ttl, node.ttl_clock, function(k)
+    a.free(accs[k])
+    accs[k] = nil
+    nkeys = nkeys - 1
+  end, function(room) accs = expiry.copy(accs, room) end)
   function op.step(r, t)
     seq = seq + 1
     local k = key(r)
+    local u = ex and ex.now(t)
     local acc = accs[k]
-    if not acc then acc = a.fresh(); accs[k] = acc end
+    if not acc then acc = a.fresh(); accs[k] = acc; nkeys = nkeys + 1 end
+    -- noted before the update, which may raise: a key with state always has an entry
+    local due_now = ex and ex.touch(k, u)
     a.update(acc, r, t or seq)
     local res = { key = k }
     a.result(acc, res)
     out(1, res, t)
+    if due_now then op.next_due = ex.advance(op.wm) end
   end
-  function op.advance(wm) op.wm = wm end
+  function op.advance(wm)
+    if ex then op.next_due = ex.advance(wm) end
+    op.wm = wm
+  end
   function op.snapshot()
     local all = {}
-    for k, acc in pairs(accs) do all[#all + 1] = { k, a.save(acc) } end
-    return { wm = op.wm, seq = seq, accs = all }
+    for k, acc in pairs(accs) do
+      local e = { k, a.save(acc) }
+      if ex then e[3], e[4] = ex.saved(k) end
+      all[#all + 1] = e
+    end
+    return { wm = op.wm, seq = seq, accs = all, updates = ex and ex.updates() }
   end
   function op.restore(snap)
     op.wm, seq = snap.wm, snap.seq
-    for _, e in ipairs(snap.accs) do accs[e[1]] = a.load(e[2]) end
+    if ex then ex.set_updates(snap.updates) end
+    for _, e in ipairs(snap.accs) do
+      accs[e[1]] = a.load(e[2])
+      nkeys = nkeys + 1
+      if ex then ex.restore(e[1], e[3], e[4]) end
+    end
   end
   function op.handover()
-    local live = { wm = op.wm, seq = seq, accs = accs, storage = a.handover() }
-    accs = {}
+    local live = { wm = op.wm, seq = seq, accs = accs, storage = a.handover(), keys = nkeys,
+      expiry = ex and ex.handover() }
+    accs, nkeys = {}, 0
     return live
   end
   function op.adopt(live)
@@ -49,6 +81,8 @@ function rolling.aggregate(node, out)
     a.close()
     a = agg.compile(node.aggregates, live.storage)
     op.wm, seq, accs = live.wm, live.seq, live.accs
+    nkeys = live.keys or count_keys(accs)
+    if ex then ex.adopt(live.expiry, accs) else expiry.discard(live.expiry) end
   end
   function op.inspect(k)
     if accs[k] == nil then return nil end
@@ -61,7 +95,11 @@ function rolling.aggregate(node, out)
     for k in pairs(accs) do list[#list + 1] = k end
     return list
   end
-  function op.close() a.close() end
+  function op.live_keys() return nkeys end
+  function op.close()
+    a.close()
+    if ex then ex.close() end
+  end
   return op
 end
 
@@ -72,37 +110,68 @@ function rolling.reduce(node, out)
   local f = node.fn
   local key = key_of(node)
   local accs = {}
+  local nkeys = 0               -- keys in accs (op.live_keys)
   local op = { wm = -huge, next_due = huge }
+  local ex = node.ttl and expiry.new(op, node.ttl, node.ttl_clock, function(k)
+    if accs[k] ~= nil then accs[k] = nil; nkeys = nkeys - 1 end
+  end, function(room) accs = expiry.copy(accs, room) end)
   function op.step(r, t)
     local k = key(r)
+    local u = ex and ex.now(t)
     local acc = accs[k]
-    if acc == nil then acc = plain(r) else acc = plain(f(acc, r)) end
+    if acc == nil then
+      acc = plain(r)
+      nkeys = nkeys + 1
+    else
+      acc = plain(f(acc, r))
+      if acc == nil then nkeys = nkeys - 1 end    -- f(acc, r) == nil: the key starts afresh
+    end
     accs[k] = acc
+    -- noted once the update is through (f may raise): the key has state from here on
+    local due_now = ex and ex.touch(k, u)
     out(1, type(acc) == "table" and shallow_copy(acc) or acc, t)
+    if due_now then op.next_due = ex.advance(op.wm) end
   end
-  function op.advance(wm) op.wm = wm end
+  function op.advance(wm)
+    if ex then op.next_due = ex.advance(wm) end
+    op.wm = wm
+  end
   function op.snapshot()
     local all = {}
-    for k, acc in pairs(accs) do all[#all + 1] = { k, acc } end
-    return { wm = op.wm, accs = all }
+    for k, acc in pairs(accs) do
+      local e = { k, acc }
+      if ex then e[3], e[4] = ex.saved(k) end
+      all[#all + 1] = e
+    end
+    return { wm = op.wm, accs = all, updates = ex and ex.updates() }
   end
   function op.restore(snap)
     op.wm = snap.wm
-    for _, e in ipairs(snap.accs) do accs[e[1]] = e[2] end
+    if ex then ex.set_updates(snap.updates) end
+    for _, e in ipairs(snap.accs) do
+      accs[e[1]] = e[2]
+      nkeys = nkeys + 1
+      if ex then ex.restore(e[1], e[3], e[4]) end
+    end
   end
   function op.handover()
-    local live = { wm = op.wm, accs = accs }
-    accs = {}
+    local live = { wm = op.wm, accs = accs, keys = nkeys, expiry = ex and ex.handover() }
+    accs, nkeys = {}, 0
     return live
   end
-  function op.adopt(live) op.wm, accs = live.wm, live.accs end
+  function op.adopt(live)
+    op.wm, accs = live.wm, live.accs
+    nkeys = live.keys or count_keys(accs)
+    if ex then ex.adopt(live.expiry, accs) else expiry.discard(live.expiry) end
+  end
   function op.inspect(k) return accs[k] end
   function op.keys()
     local list = {}
     for k in pairs(accs) do list[#list + 1] = k end
     return list
   end
-  function op.close() end
+  function op.live_keys() return nkeys end
+  function op.close() if ex then ex.close() end end
   return op
 end
 

@@ -552,16 +552,42 @@ function Stream:process(spec)
     fail(format("process(): expected { init =, on_record =, on_timer = }, got %s", type(spec)))
     spec = {}
   end
-  report.check_names("process()", spec, { "init", "on_record", "on_timer" })
-  for _, f in ipairs({ "init", "on_record", "on_timer" }) do
+  report.check_names("process()", spec, { "init", "on_record", "on_timer", "on_expire" })
+  for _, f in ipairs({ "init", "on_record", "on_timer", "on_expire" }) do
     if spec[f] ~= nil and type(spec[f]) ~= "function" then
       fail(format("process(): %s must be a function, got %s", f, type(spec[f])))
     end
   end
   if spec.on_record == nil then fail("process(): on_record is required") end
   return self:_op("process", { init = spec.init, on_record = spec.on_record,
-    on_timer = spec.on_timer, key_fn = self.key_fn, key_field = self.key_field,
-    label = "process" })
+    on_timer = spec.on_timer, on_expire = spec.on_expire, key_fn = self.key_fn,
+    key_field = self.key_field, label = "process" })
+end
+
+-- State expiry on the keyed reduce, aggregate or process just added (expiry.lua): a key's
+-- state is freed once it has gone d without a record, in event time (the operator's
+-- watermark), or by the clock on a stream without event time. Returns this stream.
+local expires = { rolling_reduce = "reduce", rolling_aggregate = "aggregate", process = "process" }
+function Stream:ttl(d)
+  local node = self.node
+  if not expires[node.kind] or self.port ~= 1 then
+    fail("ttl(): expected right after a keyed reduce, aggregate or process " ..
+      "(a window frees its state when it fires)")
+    return self
+  end
+  if node.ttl then
+    fail(format("ttl(): this %s already has a ttl", expires[node.kind]))
+    return self
+  end
+  local ms, err = duration.parse(d)
+  if not ms or ms <= 0 then
+    fail("ttl(): " .. (err or "must be > 0"))
+    return self
+  end
+  node.ttl, node.ttl_clock = ms, not self.timed
+  node.label = format("%s ttl %s", node.label, type(d) == "string" and d:match("^%s*(.-)%s*$")
+    or (ms .. "ms"))
+  return self
 end
 
 Stream.__tostring = function(self)

@@ -144,6 +144,9 @@ local function pane_window(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
   local reads_only = comp.emit_reads_only
   local panes = {}            -- pane start -> { key -> state }
+  -- op.live_keys: states in panes, a key counted once per pane it has state in (a table
+  -- of keys across panes would cost as much memory as the state: README's bytes per key)
+  local nkeys = 0
   local due = C.sl_timeq_new() -- window starts, by the watermark that fires them
   local pending = {}           -- window start -> true while registered in `due`
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
@@ -168,7 +171,12 @@ local function pane_window(node, out, ctx)
   local function drop_pane(p)
     local pane = panes[p]
     if pane then
-      if free then for _, st in pairs(pane) do free(st) end end
+      local m = 0
+      for _, st in pairs(pane) do
+        if free then free(st) end
+        m = m + 1
+      end
+      nkeys = nkeys - m
       panes[p] = nil
     end
   end
@@ -255,7 +263,7 @@ local function pane_window(node, out, ctx)
     end
     local k = key(r)
     local st = pane[k]
-    if st == nil then st = fresh(); pane[k] = st end
+    if st == nil then st = fresh(); pane[k] = st; nkeys = nkeys + 1 end
     add(st, r, t)
   end
 
@@ -301,6 +309,7 @@ local function pane_window(node, out, ctx)
     for _, pe in ipairs(snap.panes) do
       local pane = {}
       for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
+      nkeys = nkeys + #pe[2]
       panes[pe[1]] = pane
     end
     for _, s in ipairs(snap.pending) do
@@ -313,9 +322,9 @@ local function pane_window(node, out, ctx)
   -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
   -- without a copy; this one is left empty, so closing it frees nothing handed over.
   function op.handover()
-    local live = { wm = op.wm, panes = panes, pending = pending,
+    local live = { wm = op.wm, panes = panes, pending = pending, keys = nkeys,
       storage = comp.handover and comp.handover() }
-    panes, pending = {}, {}
+    panes, pending, nkeys = {}, {}, 0
     hot_start, hot_pane = huge, nil
     return live
   end
@@ -324,6 +333,11 @@ local function pane_window(node, out, ctx)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     op.wm, panes = live.wm, live.panes
+    nkeys = live.keys
+    if not nkeys then
+      nkeys = 0
+      for _, pane in pairs(panes) do for _ in pairs(pane) do nkeys = nkeys + 1 end end
+    end
     hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
       pending[s] = true
@@ -366,6 +380,7 @@ local function pane_window(node, out, ctx)
     end
     return list
   end
+  function op.live_keys() return nkeys end
 
   function op.close()
     C.sl_timeq_free(due); due = nil
@@ -388,6 +403,7 @@ local function session_window(node, out, ctx)
   local comp = computation(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
   local sessions = {}          -- key -> array of sessions { start, end, state, id, key }
+  local nkeys = 0              -- keys in sessions (op.live_keys)
   local by_id = {}             -- queue id -> session, while it is open
   local next_id = 0
   local due = C.sl_timeq_new()
@@ -439,7 +455,7 @@ local function session_window(node, out, ctx)
       end
     end
     if reach + lateness <= op.wm then return out(2, r, t) end
-    if not list then list = {}; sessions[k] = list end
+    if not list then list = {}; sessions[k] = list; nkeys = nkeys + 1 end
     local joined
     local i = 1
     while i <= #list do
@@ -489,9 +505,10 @@ local function session_window(node, out, ctx)
           local list = sessions[k]
           if #list == 1 then
             sessions[k] = nil                    -- its only session (no loop: see step)
+            nkeys = nkeys - 1
           else
             for i = #list, 1, -1 do if list[i] == sess then table.remove(list, i) end end
-            if #list == 0 then sessions[k] = nil end
+            if #list == 0 then sessions[k] = nil; nkeys = nkeys - 1 end
           end
         end
       end
@@ -520,15 +537,16 @@ local function session_window(node, out, ctx)
     op.wm = snap.wm
     for _, e in ipairs(snap.sessions) do
       local k = e[1]
-      local list = sessions[k] or {}
-      sessions[k] = list
+      local list = sessions[k]
+      if not list then list = {}; sessions[k] = list; nkeys = nkeys + 1 end
       list[#list + 1] = open_session(k, e[2], e[3], comp.load(e[4]))
     end
   end
 
   function op.handover()
-    local live = { wm = op.wm, sessions = sessions, storage = comp.handover and comp.handover() }
-    sessions, by_id = {}, {}
+    local live = { wm = op.wm, sessions = sessions, keys = nkeys,
+      storage = comp.handover and comp.handover() }
+    sessions, by_id, nkeys = {}, {}, 0
     return live
   end
 
@@ -539,6 +557,7 @@ local function session_window(node, out, ctx)
     for k, list in pairs(live.sessions) do
       for i, sess in ipairs(list) do list[i] = open_session(k, sess[1], sess[2], sess[3]) end
       sessions[k] = list
+      nkeys = nkeys + 1
     end
   end
 
@@ -560,6 +579,7 @@ local function session_window(node, out, ctx)
     for k in pairs(sessions) do list[#list + 1] = k end
     return list
   end
+  function op.live_keys() return nkeys end
 
   function op.close()
     C.sl_timeq_free(due); due = nil
@@ -578,6 +598,7 @@ local function count_window(node, out, ctx)
   local comp = computation(node, out, ctx)
   local fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
   local open = {}              -- key -> { count, state, first t, last t, opening seq }
+  local nkeys = 0              -- keys in open (op.live_keys)
   local op = { wm = -huge, next_due = huge }
   local seq = 0
 
@@ -586,6 +607,7 @@ local function count_window(node, out, ctx)
     emit(w[2], k, ws, we, w[4])
     if free then free(w[2]) end
     open[k] = nil
+    nkeys = nkeys - 1
   end
 
   function op.step(r, t)
@@ -595,6 +617,7 @@ local function count_window(node, out, ctx)
     if not w then
       w = { 0, fresh(), t, t, seq }
       open[k] = w
+      nkeys = nkeys + 1
     end
     w[1] = w[1] + 1
     w[4] = t
@@ -629,12 +652,14 @@ local function count_window(node, out, ctx)
       local t1, t2 = e[4], e[5]
       open[e[1]] = { e[2], comp.load(e[3]), t1 ~= host.null and t1 or nil,
         t2 ~= host.null and t2 or nil, e[6] }
+      nkeys = nkeys + 1
     end
   end
 
   function op.handover()
-    local live = { wm = op.wm, seq = seq, open = open, storage = comp.handover and comp.handover() }
-    open = {}
+    local live = { wm = op.wm, seq = seq, open = open, keys = nkeys,
+      storage = comp.handover and comp.handover() }
+    open, nkeys = {}, 0
     return live
   end
 
@@ -642,6 +667,11 @@ local function count_window(node, out, ctx)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, emit, free = comp.fresh, comp.add, comp.emit, comp.free
     op.wm, seq, open = live.wm, live.seq, live.open
+    nkeys = live.keys
+    if not nkeys then
+      nkeys = 0
+      for _ in pairs(open) do nkeys = nkeys + 1 end
+    end
   end
 
   -- The key's open count window as the result it would give now, with how many records
@@ -662,6 +692,7 @@ local function count_window(node, out, ctx)
     for k in pairs(open) do list[#list + 1] = k end
     return list
   end
+  function op.live_keys() return nkeys end
 
   function op.close() if comp.close then comp.close() end end
   return op

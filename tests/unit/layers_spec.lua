@@ -14,8 +14,8 @@ local LAYERS = {
     "nexmark", "kafka" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
-  runtime = { "stage", "keyed", "window", "rolling", "process", "join", "lookup", "scan", "dedupe",
-    "changes", "batch", "operator", "dead_letters", "exchange", "runtime" },
+  runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "join", "lookup", "scan",
+    "dedupe", "changes", "batch", "operator", "dead_letters", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output", "testing", "worker" },
 }
