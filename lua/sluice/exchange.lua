@@ -177,9 +177,11 @@ end
 
 -- The receiving side of exchange point `id` (the same id on every worker): a merge of the
 -- n workers' senders whose batches go to send(b, n, t, w, wend) and whose end, once every
--- worker's sender has ended, to finish(). Returns this worker's own input of it (what its
--- sender hands records it keeps) and the merge's state function.
-function Team:point(id, timed, send, finish, done)
+-- worker's sender has ended, to finish(). `only_one`: worker 1 alone can send on it (every
+-- source upstream is read by worker 1), so the others hold no watermark back: its stream is
+-- worker 1's as it is, each record with the watermark it has there. Returns this worker's own
+-- input of it (what its sender hands the records it keeps) and the merge's state function.
+function Team:point(id, timed, send, finish, done, only_one)
   local team = self
   local input, state = stage.merge(self.n, timed, nil,
     function(_, b, n, t, w, wend) return send(b, n, t, w, wend) end,
@@ -190,17 +192,33 @@ function Team:point(id, timed, send, finish, done)
     done)
   self.points[id] = { input = input, state = state }
   self.open = self.open + 1
+  if only_one then
+    for w = 2, self.n do input(w):finish() end
+  end
   return input(self.me), state
 end
 
 -- The sending side of exchange point `id`: a receiver that sends each record to the owner
 -- of its key (key(r) -> key, nil: kept here), or every record to worker `only` (a sink's:
--- 1). `mine` is this worker's input of the point, nil where it has none.
-function Team:sender(id, key, only, mine, timed)
+-- 1). `mine` is this worker's input of the point, nil where it has none. `silent`: this
+-- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
+-- sender takes nothing and says nothing.
+function Team:sender(id, key, only, mine, timed, silent)
   local team, me, n, owners = self, self.me, self.n, self.owners
+  local recv = { done = false }
+  if silent then
+    function recv.push(_, _, cnt)
+      if cnt > 0 then
+        error(string.format("exchange: worker %d has records for point %s, which only " ..
+          "worker 1 feeds", me, id), 0)
+      end
+    end
+    function recv.finish() end
+    function recv.idle() end
+    return recv
+  end
   local rs, ts, ws, counts, sent = {}, {}, {}, {}, {}
   for w = 1, n do rs[w], ts[w], ws[w], counts[w], sent[w] = {}, {}, {}, 0, -huge end
-  local recv = { done = false }
 
   function recv.push(_, b, cnt, t, w, wend)
     local remote = false

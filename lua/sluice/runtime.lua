@@ -156,6 +156,24 @@ function runtime.build(set, dl, open_sink, team)
   local function exchanged(node)
     return team ~= nil and (node.kind == "sink" or operator.kinds[node.kind] ~= nil)
   end
+  -- Whether records can come out of `node` on every worker (a keyed operator's results;
+  -- what follows a source every worker reads), or only on worker 1, which reads the other
+  -- sources: then worker 1 alone feeds the exchange points downstream.
+  local spread_memo = {}
+  local function spread(node)
+    if spread_memo[node] == nil then
+      local s = false
+      if node.kind == "source" then s = source.spread[node.spec.type] == true
+      elseif exchanged(node) then s = true
+      else
+        for _, input in ipairs(node.inputs) do
+          if spread(input.node) then s = true end
+        end
+      end
+      spread_memo[node] = s
+    end
+    return spread_memo[node]
+  end
   local ok, err = pcall(function()
     local function receiver_of(c)
       local merged = unions[c.node]
@@ -172,7 +190,7 @@ function runtime.build(set, dl, open_sink, team)
         key = exchange.key_reader(i == 1 and node or node.table_key)
       else key = exchange.key_reader(node) end
       return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
-        plan.timed(up, timed_memo))
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up))
     end
     local function receivers_of(node, port)
       local list = {}
@@ -188,7 +206,8 @@ function runtime.build(set, dl, open_sink, team)
       mine[node] = {}
       for i, input in ipairs(node.inputs) do
         mine[node][i] = team:point(point_id(node, i), plan.timed(input.node, timed_memo),
-          function(...) return send(i, ...) end, function() finish(i) end, done)
+          function(...) return send(i, ...) end, function() finish(i) end, done,
+          not spread(input.node))
       end
     end
     for i = #nodes, 1, -1 do

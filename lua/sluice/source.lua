@@ -22,6 +22,10 @@ local source = {}
 
 local formats = { lines = true, json = true, csv = true, msgpack = true }
 
+-- Sources every worker of a job reads (--workers N), each a share; the others worker 1
+-- reads alone (runtime.lua, exchange.lua). None yet.
+source.spread = {}
+
 local function new_source(spec)
   spec.where = where()
   local node = graph.node("source", {}, { spec = spec, label = spec.label, where = spec.where })
