@@ -254,6 +254,13 @@ local function parse(args, first)
       return nil, format("--workers: expected a whole number from 1 to 64, got %s", opts.workers)
     end
     opts.workers = n
+    -- not yet on several workers: say so rather than run without them
+    for _, o in ipairs({ "state-dir", "watch" }) do
+      if n > 1 and opts[o] then
+        return nil, format("--workers %d with --%s: checkpoints and reload do not run on " ..
+          "several workers yet (use --workers 1)", n, o)
+      end
+    end
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
     return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)

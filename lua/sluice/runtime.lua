@@ -675,7 +675,7 @@ function runtime.forwarded_dead_letters(team, on_error)
   function dl.write(entry)
     dl.count = dl.count + 1
     if on_error == "fail" then return dead_letters.raise(entry) end
-    team:send(1, host.core.msgpack_encode { k = "c", c = "dl", e = entry })
+    team:send(1, exchange.encode { k = "c", c = "dl", e = entry })
   end
   function dl.close() end
   return dl
