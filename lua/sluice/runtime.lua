@@ -163,7 +163,7 @@ function runtime.build(set, dl, open_sink, team)
   local function spread(node)
     if spread_memo[node] == nil then
       local s = false
-      if node.kind == "source" then s = source.spread[node.spec.type] == true
+      if node.kind == "source" then s = source.spread(node.spec)
       elseif exchanged(node) then s = true
       else
         for _, input in ipairs(node.inputs) do
@@ -463,7 +463,8 @@ function Job:open_source(node, route, position, loaded)
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position,
-    checkpointing = j.checkpointing, transactional = j:transactional() }
+    checkpointing = j.checkpointing, transactional = j:transactional(),
+    shared = j.team ~= nil and source.spread(spec) }
   if loaded then
     local once = false
     ctx.caught_up = function()
@@ -584,8 +585,8 @@ function Job:run(restore)
       end
       local tables, others, elsewhere = {}, {}, {}
       for _, node in ipairs(g.nodes) do
-        if node.kind == "source" and team and team.me ~= 1 then
-          -- on several workers, worker 1 reads every source
+        if node.kind == "source" and team and team.me ~= 1 and not source.spread(node.spec) then
+          -- on several workers, worker 1 reads the sources that are not spread over them
           elsewhere[#elsewhere + 1] = node
         elseif node.kind == "source" then
           j.live = j.live + 1

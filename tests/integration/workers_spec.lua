@@ -142,6 +142,46 @@ describe("--workers", function()
     h.contains(res.stderr, "seven")
   end)
 
+  it("spreads a TCP listener's connections over the workers: every record once, by key", function()
+    local dir = h.tmpdir()
+    local port = h.port()
+    local out = h.path(dir, "out.jsonl")
+    local path = h.script(string.format([[
+local sl = require "sluice"
+sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
+  :key_by("k"):aggregate { n = sl.count(), s = sl.sum "v" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], port, out))
+    local pid = io.popen(string.format("%s run %s --workers 3 --control none >/dev/null 2>%s & echo $!",
+      h.q(h.bin()), h.q(path), h.q(h.path(dir, "err")))):read("*l")
+    -- four clients, each its own connection: 250 records each over keys k0..k9, v = client
+    local fds = {}
+    for c = 1, 4 do
+      fds[c] = h.dial(port)
+      local lines = {}
+      for i = 1, 250 do lines[i] = sl.json.encode { k = "k" .. (i % 10), v = c } end
+      h.send_all(fds[c], table.concat(lines, "\n") .. "\n")
+    end
+    for c = 1, 4 do require("ffi").C.close(fds[c]) end
+    h.wait_until("every record counted", function()
+      return #h.lines(h.read(out) or "") >= 1000
+    end)
+    os.execute("kill -TERM " .. pid)
+    h.wait_until("the job ends", function()
+      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+      return alive ~= 0 and alive ~= true
+    end)
+    local last = {}
+    for _, line in ipairs(h.lines(h.read(out))) do
+      local r = sl.json.decode(line)
+      if not last[r.key] or r.n > last[r.key].n then last[r.key] = r end
+    end
+    for i = 0, 9 do
+      assert.same({ 100, 250 }, { last["k" .. i].n, last["k" .. i].s })  -- 4 x 25, v 1..4
+    end
+    assert.equal(1000, #h.lines(h.read(out)))
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
