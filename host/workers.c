@@ -22,6 +22,7 @@ typedef struct worker {
     size_t setup_len;
     char *libdir;                   /* a copy */
     int status;                     /* what main() returned (1 when it raised) */
+    double records_in, dead;        /* and the counts it returned after the status */
     char *err;                      /* malloc'd message when it raised, else NULL */
 } worker;
 
@@ -41,7 +42,8 @@ static char *copy(const char *s, size_t len)
     return c;
 }
 
-/* Runs under sl_vm_pcall: require("sluice.worker").main(me, n, setup) -> status. */
+/* Runs under sl_vm_pcall: require("sluice.worker").main(me, n, setup) -> status,
+ * records_in, dead_letters. */
 static int call_main(lua_State *L)
 {
     worker *w = lua_touserdata(L, 1);
@@ -53,8 +55,8 @@ static int call_main(lua_State *L)
     lua_pushinteger(L, w->me);
     lua_pushinteger(L, w->n);
     lua_pushlstring(L, w->setup, w->setup_len);
-    lua_call(L, 3, 1);                                  /* w module status */
-    return 1;
+    lua_call(L, 3, 3);                                  /* w module status in dead */
+    return 3;
 }
 
 static void thread_main(void *arg)
@@ -73,12 +75,14 @@ static void thread_main(void *arg)
     if (L != NULL) {
         lua_pushcfunction(L, call_main);
         lua_pushlightuserdata(L, w);
-        if (sl_vm_pcall(L, 1, 1) != 0) {
+        if (sl_vm_pcall(L, 1, 3) != 0) {
             size_t len;
             const char *msg = lua_tolstring(L, -1, &len);
             w->err = copy(msg != NULL ? msg : "(no message)", msg != NULL ? len : 12);
         } else {
-            w->status = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+            w->status = lua_type(L, -3) == LUA_TNUMBER ? (int)lua_tointeger(L, -3) : 0;
+            w->records_in = lua_tonumber(L, -2);
+            w->dead = lua_tonumber(L, -1);
         }
         sl_vm_close(L);
     } else {
@@ -137,6 +141,10 @@ int sl_workers_join(lua_State *L)
         lua_setfield(L, -2, "me");
         lua_pushinteger(L, w->status);
         lua_setfield(L, -2, "status");
+        lua_pushnumber(L, w->records_in);
+        lua_setfield(L, -2, "records_in");
+        lua_pushnumber(L, w->dead);
+        lua_setfield(L, -2, "dead_letters");
         if (w->err != NULL) {
             lua_pushstring(L, w->err);
             lua_setfield(L, -2, "error");

@@ -14,8 +14,8 @@
  * when workers run already, n is out of range or a thread cannot start. */
 int sl_workers_start(lua_State *L);
 
-/* core.workers_join() -> { {me =, status =, error = msg|nil}, ... } for workers 2..N, once
- * each has ended; then the exchange is freed. */
+/* core.workers_join() -> { {me =, status =, records_in =, dead_letters =, error = msg|nil},
+ * ... } for workers 2..N, once each has ended; then the exchange is freed. */
 int sl_workers_join(lua_State *L);
 
 #endif

@@ -437,8 +437,10 @@ local function run_once(src, opts)
   if team then
     if not ran then team.ep:abort(tostring(err)) end
     team:close()
-    local failure = worker.join()
+    local failure, records_in, dead = worker.join()
     if failure and ok then ok, err = nil, failure end
+    -- what the job read and dead-lettered, every worker's
+    job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
   end
   reloader:stop()
   stop_control()

@@ -23,18 +23,21 @@ function worker.start(n, src, opts)
   return exchange.team(1, n, function() end)
 end
 
--- Waits for workers 2..n to end. Returns nil, or the first failure of one of them.
+-- Waits for workers 2..n to end. Returns the first failure of one of them (or nil), and
+-- what they read and dead-lettered, in all.
 function worker.join()
-  local failure
+  local failure, records_in, dead = nil, 0, 0
   for _, w in ipairs(core.workers_join()) do
     if w.error and not failure then failure = format("worker %d: %s", w.me, w.error) end
+    records_in, dead = records_in + (w.records_in or 0), dead + (w.dead_letters or 0)
   end
-  return failure
+  return failure, records_in, dead
 end
 
 -- A worker thread's job: worker `me` of `n`, setup as worker.start encoded it. Returns 0
--- when its part ended, 1 when another worker's failure stopped it; raises with its own
--- failure (host/workers.c hands the message to worker 1).
+-- when its part ended, 1 when another worker's failure stopped it, then how many records
+-- its sources read and it dead-lettered; raises with its own failure (host/workers.c hands
+-- the message to worker 1).
 function worker.main(me, n, setup)
   local s = core.msgpack_decode(setup)
   local team = exchange.team(me, n, function() end)
@@ -49,8 +52,8 @@ function worker.main(me, n, setup)
     batch_size = s.batch_size, on_error = s.on_error, team = team })
   local ok, err = job:run()
   team:close()
-  if ok then return 0 end
-  if job.failed then return 1 end
+  if ok then return 0, job.records_in, job.dead_letters end
+  if job.failed then return 1, job.records_in, job.dead_letters end
   error(err, 0)
 end
 
