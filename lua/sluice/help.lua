@@ -189,10 +189,12 @@ E["stream:trigger"] = { "stream:trigger { every = d }",
 E["stream:late"] = { "stream:late()",
   "The records that came after their window closed; without it they are counted (the\n" ..
   "late column of job:metrics()) and dropped." }
-E["stream:process"] = { "stream:process { init, on_record, on_timer, on_expire }",
+E["stream:process"] = { "stream:process { init, on_record, on_timer, on_expire, reuse }",
   "Per key: init(ctx), on_record(ctx, r), on_timer(ctx, t); ctx.key, ctx.state (a table\n" ..
   "per key, checkpointed), ctx:emit(r), ctx:timer(t) (fires once the watermark is >= t),\n" ..
-  "ctx.watermark. With ttl: on_expire(ctx) just before a key's state is freed.",
+  "ctx:clear() (the key's state goes now), ctx.watermark. With ttl: on_expire(ctx) just\n" ..
+  "before a key's state is freed. reuse = true: no record is kept past the call (typed\n" ..
+  "records come as views).",
   "stream:ttl" }
 E["stream:ttl"] = { "stream:ttl(d)",
   "Right after a keyed reduce, aggregate or process: a key's state is freed once it has\n" ..

@@ -130,6 +130,49 @@ end
 
 -- ---- window joins ----------------------------------------------------------------------------
 
+-- A window join's rows of one side are packed in one array, three slots a row (record,
+-- time, seq), which saves a table per record: put appends one.
+local function put(rows, r, t, n)
+  local i = #rows
+  rows[i + 1], rows[i + 2], rows[i + 3] = r, t, n
+end
+
+-- Sorts packed rows by (time, seq), unless they are in that order already: rows mostly
+-- come in it, and a check is cheaper than a sort.
+local function sort_packed(rows)
+  for i = 4, #rows, 3 do
+    local t, u = rows[i + 1], rows[i - 2]
+    if t < u or (t == u and rows[i + 2] < rows[i - 1]) then
+      local list = {}
+      for j = 1, #rows, 3 do list[#list + 1] = { rows[j], rows[j + 1], rows[j + 2] } end
+      sort(list, row_order)
+      for j, row in ipairs(list) do
+        local o = 3 * j - 2
+        rows[o], rows[o + 1], rows[o + 2] = row[1], row[2], row[3]
+      end
+      return
+    end
+  end
+end
+
+local function plain_packed(rows)
+  local list = {}
+  for i = 1, #rows, 3 do list[#list + 1] = rows[i] end
+  return list
+end
+
+-- Packed rows in a snapshot as save_rows writes rows, and back.
+local function save_packed(rows)
+  local list = {}
+  for i = 1, #rows, 3 do list[#list + 1] = { rows[i], rows[i + 1], rows[i + 2], false } end
+  return list
+end
+local function load_packed(list)
+  local rows = {}
+  for _, e in ipairs(list) do put(rows, e[1], e[2], e[3]) end
+  return rows
+end
+
 -- Tumbling and sliding windows: the pairs of a key in one window, when the watermark
 -- reaches its end (a window [s, e) fires when the watermark is >= e, as windows do). A record
 -- is late when every window that would hold it has fired; sliding windows that fired are
@@ -173,10 +216,7 @@ local function fixed_windows(node, out, ctx)
     seq[side] = n
     local s = last
     while s > t - size do
-      if s + size > op.wm then
-        local rows = hold(s, k)[side]
-        rows[#rows + 1] = { r, t, n }
-      end
+      if s + size > op.wm then put(hold(s, k)[side], r, t, n) end
       s = s - slide
     end
   end
@@ -184,11 +224,11 @@ local function fixed_windows(node, out, ctx)
   local function emit(k, s, cell)
     local e = s + size
     local ls, rs = cell[1], cell[2]
-    sort(ls, row_order)
-    sort(rs, row_order)
+    sort_packed(ls)
+    sort_packed(rs)
     if cogroup then
-      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_rows(ls),
-        plain_rows(rs))
+      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_packed(ls),
+        plain_packed(rs))
       if not ok then
         ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
       else
@@ -196,9 +236,9 @@ local function fixed_windows(node, out, ctx)
       end
       return
     end
-    for i = 1, #ls do
-      local l = ls[i][1]
-      for j = 1, #rs do p.pair(l, rs[j][1], e - 1) end
+    for i = 1, #ls, 3 do
+      local l = ls[i]
+      for j = 1, #rs, 3 do p.pair(l, rs[j], e - 1) end
       if outer and #rs == 0 then p.pair(l, nil, e - 1) end
     end
   end
@@ -230,7 +270,9 @@ local function fixed_windows(node, out, ctx)
     local list = {}
     for s, w in pairs(wins) do
       local cells = {}
-      for k, cell in pairs(w) do cells[#cells + 1] = { k, save_rows(cell[1]), save_rows(cell[2]) } end
+      for k, cell in pairs(w) do
+        cells[#cells + 1] = { k, save_packed(cell[1]), save_packed(cell[2]) }
+      end
       list[#list + 1] = { s, cells }
     end
     return { wm = op.wm, seq = seq, windows = list }
@@ -241,7 +283,7 @@ local function fixed_windows(node, out, ctx)
     for _, e in ipairs(snap.windows) do
       for _, c in ipairs(e[2]) do
         local cell = hold(e[1], c[1])
-        cell[1], cell[2] = load_rows(c[2]), load_rows(c[3])
+        cell[1], cell[2] = load_packed(c[2]), load_packed(c[3])
       end
     end
   end
@@ -251,8 +293,8 @@ local function fixed_windows(node, out, ctx)
     for s, w in pairs(wins) do
       local cell = w[k]
       if cell then
-        list[#list + 1] = { window_start = s, window_end = s + size, left = plain_rows(cell[1]),
-          right = plain_rows(cell[2]) }
+        list[#list + 1] = { window_start = s, window_end = s + size,
+          left = plain_packed(cell[1]), right = plain_packed(cell[2]) }
       end
     end
     if #list == 0 then return nil end
@@ -277,27 +319,53 @@ local function session_windows(node, out, ctx)
   local p = parts(node, out, ctx)
   local gap = node.assigner.gap
   local f, cogroup, outer = node.fn, node.computes == "cogroup", node.outer
-  local sessions = {}           -- key -> array of { start, end, left rows, right rows }
+  -- key -> array of sessions { start, end, left rows, right rows, key }
+  local sessions = {}
   local seq = { 0, 0 }
   local q = queue()
   local op = { wm = -huge, next_due = huge }
 
-  local function schedule(k, sess)
-    q.push(sess[2], { k, sess })
+  -- A session has one entry in the queue at a time (sess.queued): a record that moves its
+  -- end on leaves the entry where it is, and the entry, when it comes due early, goes back
+  -- in at the session's end then.
+  local function schedule(sess)
+    if sess.queued then return end
+    sess.queued = true
+    q.push(sess[2], sess)
     if sess[2] < op.next_due then op.next_due = sess[2] end
   end
 
   local function add(k, s, e, ls, rs)
     local list = sessions[k]
     if list == nil then list = {}; sessions[k] = list; p.live = p.live + 1 end
-    local sess = { s, e, ls, rs }
+    local sess = { s, e, ls, rs, k }
     list[#list + 1] = sess
-    schedule(k, sess)
+    schedule(sess)
     return sess
   end
 
+  -- A record that falls into or extends its key's one session, the common case, joins it
+  -- in place; any other goes through step_any.
+  local step_any
   function op.step(r, t, side)
     local k = p.keys[side](r)
+    local list = sessions[k]
+    local sess = list and list[1]
+    local e = t + gap
+    if sess == nil or #list ~= 1 or sess[1] >= e or t >= sess[2] then
+      return step_any(r, t, side, k)
+    end
+    if e < sess[2] then e = sess[2] end
+    if e <= op.wm then return out(2, r, t) end
+    local n = seq[side] + 1
+    seq[side] = n
+    put(sess[2 + side], r, t, n)
+    if t < sess[1] then sess[1] = t end
+    sess[2] = e
+  end
+
+  -- A record that starts a session, or merges the sessions it touches into one.
+  step_any = function(r, t, side, k)
     local s, e = t, t + gap
     local list = sessions[k]
     local touching = {}
@@ -314,12 +382,10 @@ local function session_windows(node, out, ctx)
     if e <= op.wm then return out(2, r, t) end
     local n = seq[side] + 1
     seq[side] = n
-    local row = { r, t, n }
-    if #touching == 1 and list[touching[1]][2] == e then
+    if #touching == 1 then
       local sess = list[touching[1]]
-      sess[1] = s
-      local rows = sess[2 + side]
-      rows[#rows + 1] = row
+      sess[1], sess[2] = s, e
+      put(sess[2 + side], r, t, n)
       return
     end
     -- a new session, or sessions merged (and the record's window): one session in their
@@ -331,8 +397,7 @@ local function session_windows(node, out, ctx)
       for _, x in ipairs(old[3]) do ls[#ls + 1] = x end
       for _, x in ipairs(old[4]) do rs[#rs + 1] = x end
     end
-    local rows = side == 1 and ls or rs
-    rows[#rows + 1] = row
+    put(side == 1 and ls or rs, r, t, n)
     if list and #list == 0 then sessions[k] = nil; p.live = p.live - 1 end
     add(k, s, e, ls, rs)
   end
@@ -340,11 +405,11 @@ local function session_windows(node, out, ctx)
   local function emit(k, sess)
     local s, e = sess[1], sess[2]
     local ls, rs = sess[3], sess[4]
-    sort(ls, row_order)
-    sort(rs, row_order)
+    sort_packed(ls)
+    sort_packed(rs)
     if cogroup then
-      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_rows(ls),
-        plain_rows(rs))
+      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_packed(ls),
+        plain_packed(rs))
       if not ok then
         ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
       else
@@ -352,9 +417,9 @@ local function session_windows(node, out, ctx)
       end
       return
     end
-    for i = 1, #ls do
-      local l = ls[i][1]
-      for j = 1, #rs do p.pair(l, rs[j][1], e - 1) end
+    for i = 1, #ls, 3 do
+      local l = ls[i]
+      for j = 1, #rs, 3 do p.pair(l, rs[j], e - 1) end
       if outer and #rs == 0 then p.pair(l, nil, e - 1) end
     end
   end
@@ -371,17 +436,25 @@ local function session_windows(node, out, ctx)
     while q.due(wm) do
       -- every session due by the same time, in key order
       local at = q.peek()
-      local due = {}
+      local due
       while q.due(at) do
-        local _, v = q.pop()
-        local sess = v[2]
-        if not sess.gone and sess[2] == at then due[#due + 1] = { at, v[1], sess } end
+        local _, sess = q.pop()
+        if not sess.gone then
+          if sess[2] > at then
+            q.push(sess[2], sess)
+          else
+            sess.gone = true
+            due = due or {}
+            due[#due + 1] = { at, sess[5], sess }
+          end
+        end
       end
-      sort(due, due_order)
-      for _, d in ipairs(due) do
-        d[3].gone = true
-        drop(d[2], d[3])
-        emit(d[2], d[3])
+      if due then
+        if #due > 1 then sort(due, due_order) end
+        for _, d in ipairs(due) do
+          drop(d[2], d[3])
+          emit(d[2], d[3])
+        end
       end
       if at > op.wm then op.wm = at end
     end
@@ -393,7 +466,7 @@ local function session_windows(node, out, ctx)
     local list = {}
     for k, ss in pairs(sessions) do
       for _, sess in ipairs(ss) do
-        list[#list + 1] = { k, sess[1], sess[2], save_rows(sess[3]), save_rows(sess[4]) }
+        list[#list + 1] = { k, sess[1], sess[2], save_packed(sess[3]), save_packed(sess[4]) }
       end
     end
     return { wm = op.wm, seq = seq, sessions = list }
@@ -401,7 +474,9 @@ local function session_windows(node, out, ctx)
 
   function op.restore(snap)
     op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
-    for _, e in ipairs(snap.sessions) do add(e[1], e[2], e[3], load_rows(e[4]), load_rows(e[5])) end
+    for _, e in ipairs(snap.sessions) do
+      add(e[1], e[2], e[3], load_packed(e[4]), load_packed(e[5]))
+    end
   end
 
   function op.inspect(k)
@@ -409,8 +484,8 @@ local function session_windows(node, out, ctx)
     if not list then return nil end
     local res = {}
     for i, sess in ipairs(list) do
-      res[i] = { window_start = sess[1], window_end = sess[2], left = plain_rows(sess[3]),
-        right = plain_rows(sess[4]) }
+      res[i] = { window_start = sess[1], window_end = sess[2], left = plain_packed(sess[3]),
+        right = plain_packed(sess[4]) }
     end
     return res
   end
@@ -434,13 +509,22 @@ end
 local function interval(node, out, ctx)
   local p = parts(node, out, ctx)
   local lower, upper, outer = node.lower, node.upper, node.outer
-  local bufs = {}               -- key -> { left rows, right rows }
+  -- key -> { left rows, right rows, due }: due is the earliest watermark past which a row
+  -- of the key can be freed, the time of the key's one live entry in the queue (entries it
+  -- left behind when a row lowered it are skipped), false while advance holds the key
+  local bufs = {}
   local seq = { 0, 0 }
   local q = queue()
   local op = { wm = -huge, next_due = huge }
+  local due_keys, due_at = {}, {}     -- the keys advance frees, reused
   local reach = { function(t) return t + upper end, function(t) return t - lower end }
 
-  local function schedule(k, until_t)
+  -- One entry per key, not per row: a row pushes one only when it can be freed before
+  -- every row the key holds; freeing the key's rows pushes the next.
+  local function schedule(k, b, until_t)
+    local d = b[3]
+    if d and d <= until_t then return end
+    b[3] = until_t
     q.push(until_t, k)
     if until_t < op.next_due then op.next_due = until_t end
   end
@@ -449,7 +533,7 @@ local function interval(node, out, ctx)
     local k = p.keys[side](r)
     if t < op.wm then return out(2, r, t) end
     local b = bufs[k]
-    if b == nil then b = { {}, {} }; bufs[k] = b; p.live = p.live + 1 end
+    if b == nil then b = { {}, {}, nil }; bufs[k] = b; p.live = p.live + 1 end
     local n = seq[side] + 1
     seq[side] = n
     local row = { r, t, n }
@@ -471,37 +555,64 @@ local function interval(node, out, ctx)
     end
     local rows = b[side]
     rows[#rows + 1] = row
-    schedule(k, reach[side](t))
+    schedule(k, b, reach[side](t))
   end
 
-  -- Frees the rows of key k that can match nothing still to come at watermark wm.
+  -- Frees the rows of key k that can match nothing still to come at watermark wm, in
+  -- place, and schedules the key's next freeing.
   local function clean(k, wm)
     local b = bufs[k]
-    if b == nil then return end
+    local next_t = huge
     for side = 1, 2 do
-      local rows, kept = b[side], {}
+      local rows = b[side]
       local until_t = reach[side]
+      local kept = 0
       for i = 1, #rows do
         local row = rows[i]
-        if until_t(row[2]) >= wm then
-          kept[#kept + 1] = row
+        local u = until_t(row[2])
+        if u >= wm then
+          kept = kept + 1
+          rows[kept] = row
+          if u < next_t then next_t = u end
         elseif side == 1 and outer and not row[4] then
           p.pair(row[1], nil, row[2])
         end
       end
-      b[side] = kept
+      for i = #rows, kept + 1, -1 do rows[i] = nil end
     end
-    if #b[1] == 0 and #b[2] == 0 then bufs[k] = nil; p.live = p.live - 1 end
+    if next_t == huge then
+      bufs[k] = nil
+      p.live = p.live - 1
+    else
+      schedule(k, b, next_t)
+    end
   end
 
+  -- The keys due, freed in order of due time, then key (a left_join's unmatched rows go
+  -- out in that order; an inner join frees without sending, in any order).
   function op.advance(wm)
-    local due = {}
+    local n = 0
     while q.due(wm, true) do
       local at, k = q.pop()
-      due[#due + 1] = { at, k }
+      local b = bufs[k]
+      if b and b[3] == at then
+        b[3] = false
+        n = n + 1
+        due_keys[n], due_at[n] = k, at
+      end
     end
-    sort(due, due_order)
-    for _, d in ipairs(due) do clean(d[2], wm) end
+    if n > 0 then
+      if outer and n > 1 then
+        local due = {}
+        for i = 1, n do due[i] = { due_at[i], due_keys[i] } end
+        sort(due, due_order)
+        for i = 1, n do due_keys[i] = due[i][2] end
+      end
+      for i = 1, n do
+        clean(due_keys[i], wm)
+        due_keys[i] = nil
+      end
+    end
     op.next_due = q.peek()
     op.wm = wm
   end
@@ -515,11 +626,11 @@ local function interval(node, out, ctx)
   function op.restore(snap)
     op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
     for _, e in ipairs(snap.keys) do
-      local b = { load_rows(e[2]), load_rows(e[3]) }
+      local b = { load_rows(e[2]), load_rows(e[3]), nil }
       bufs[e[1]] = b
       p.live = p.live + 1
       for side = 1, 2 do
-        for _, row in ipairs(b[side]) do schedule(e[1], reach[side](row[2])) end
+        for _, row in ipairs(b[side]) do schedule(e[1], b, reach[side](row[2])) end
       end
     end
   end
@@ -552,14 +663,20 @@ end
 local function with_ttl(node, out, ctx)
   local p = parts(node, out, ctx)
   local d, outer = node.ttl, node.outer
-  local groups = {}             -- key -> array of { first time, last time, left, right }
+  -- key -> array of groups { first time, last time, left rows, right rows, key }
+  local groups = {}
   local seq = { 0, 0 }
   local q = queue()
   local op = { wm = -huge, next_due = huge }
   local untimed = false
 
-  local function schedule(k, g)
-    q.push(g[2] + d, { k, g })
+  -- A group has one entry in the queue at a time (g.queued), not one per row: a row that
+  -- moves its last time on leaves the entry where it is, and the entry, when it comes due
+  -- early, goes back in at the group's due time then.
+  local function schedule(g)
+    if g.queued then return end
+    g.queued = true
+    q.push(g[2] + d, g)
     if g[2] + d < op.next_due then op.next_due = g[2] + d end
   end
 
@@ -586,15 +703,65 @@ local function with_ttl(node, out, ctx)
   -- Frees the groups due by `now` (the watermark, or the clock in ms), in order of due
   -- time, then key.
   local function expire(now)
-    local due = {}
+    local due
     while q.due(now) do
-      local at, v = q.pop()
-      local g = v[2]
-      if not g.gone and g[2] + d == at then due[#due + 1] = { at, v[1], g } end
+      local at, g = q.pop()
+      if not g.gone then
+        local t = g[2] + d
+        if t > at then
+          q.push(t, g)
+        else
+          g.gone = true
+          due = due or {}
+          due[#due + 1] = { at, g[5], g }
+        end
+      end
     end
-    sort(due, due_order)
+    if due == nil then return end
+    if #due > 1 then sort(due, due_order) end
     for _, e in ipairs(due) do free(e[2], e[3]) end
-    return due
+  end
+
+  -- Pairs row with each of others (rows of the other side): row is the left one when
+  -- `left`.
+  local function pair_all(row, others, left)
+    for i = 1, #others do
+      if left then pair_rows(row, others[i]) else pair_rows(others[i], row) end
+    end
+  end
+
+  -- The group of key k (groups `list`) that a row at `time` joins: the one it touches, or
+  -- a new group, or the groups it bridges merged into one after their rows pair across.
+  local function touch(k, list, time)
+    local touching = {}
+    for i = 1, #list do
+      local g = list[i]
+      if untimed or (time > g[1] - d and time < g[2] + d) then touching[#touching + 1] = i end
+    end
+    if #touching == 1 then return list[touching[1]] end
+    local merged = {}
+    for j = #touching, 1, -1 do
+      local old = table.remove(list, touching[j])
+      old.gone = true
+      merged[#merged + 1] = old
+    end
+    local g = { time, time, {}, {}, k }
+    for a = 1, #merged do
+      local A = merged[a]
+      for b = 1, #merged do
+        if a ~= b then
+          for _, l in ipairs(A[3]) do
+            for _, x in ipairs(merged[b][4]) do pair_rows(l, x) end
+          end
+        end
+      end
+      if A[1] < g[1] then g[1] = A[1] end
+      if A[2] > g[2] then g[2] = A[2] end
+      for _, x in ipairs(A[3]) do g[3][#g[3] + 1] = x end
+      for _, x in ipairs(A[4]) do g[4][#g[4] + 1] = x end
+    end
+    list[#list + 1] = g
+    return g
   end
 
   function op.step(r, t, side)
@@ -610,54 +777,28 @@ local function with_ttl(node, out, ctx)
     end
     local list = groups[k]
     if list == nil then list = {}; groups[k] = list; p.live = p.live + 1 end
-    local touching = {}
-    for i = 1, #list do
-      local g = list[i]
-      if untimed or (time > g[1] - d and time < g[2] + d) then touching[#touching + 1] = i end
-    end
-    local g
-    if #touching == 1 then
-      g = list[touching[1]]
-    else
-      -- a new group, or groups this row bridges: their rows pair across, then merge
-      local merged = {}
-      for j = #touching, 1, -1 do
-        local old = table.remove(list, touching[j])
-        old.gone = true
-        merged[#merged + 1] = old
-      end
-      g = { time, time, {}, {} }
-      for a = 1, #merged do
-        local A = merged[a]
-        for b = 1, #merged do
-          if a ~= b then
-            for _, l in ipairs(A[3]) do
-              for _, x in ipairs(merged[b][4]) do pair_rows(l, x) end
-            end
-          end
-        end
-        if A[1] < g[1] then g[1] = A[1] end
-        if A[2] > g[2] then g[2] = A[2] end
-        for _, x in ipairs(A[3]) do g[3][#g[3] + 1] = x end
-        for _, x in ipairs(A[4]) do g[4][#g[4] + 1] = x end
-      end
-      list[#list + 1] = g
+    local g = list[1]
+    -- the common case, a key of one group that the row joins, takes no loop
+    if #list ~= 1 or not (untimed or (time > g[1] - d and time < g[2] + d)) then
+      g = touch(k, list, time)
     end
     local n = seq[side] + 1
     seq[side] = n
     local row = { r, t, n }
     if side == 1 then
-      for _, x in ipairs(g[4]) do pair_rows(row, x) end
+      local others = g[4]
+      if #others == 1 then pair_rows(row, others[1])
+      elseif #others > 1 then pair_all(row, others, true) end
     else
-      for _, l in ipairs(g[3]) do pair_rows(l, row) end
+      local others = g[3]
+      if #others == 1 then pair_rows(others[1], row)
+      elseif #others > 1 then pair_all(row, others, false) end
     end
     local rows = g[2 + side]
     rows[#rows + 1] = row
     if time < g[1] then g[1] = time end
-    if time >= g[2] or #touching ~= 1 then
-      if time > g[2] then g[2] = time end
-      schedule(k, g)
-    end
+    if time > g[2] then g[2] = time end
+    schedule(g)
   end
 
   function op.advance(wm)
@@ -685,10 +826,10 @@ local function with_ttl(node, out, ctx)
     for _, e in ipairs(snap.groups) do
       local list = groups[e[1]]
       if list == nil then list = {}; groups[e[1]] = list; p.live = p.live + 1 end
-      local g = { e[2], e[3], load_rows(e[4]), load_rows(e[5]) }
+      local g = { e[2], e[3], load_rows(e[4]), load_rows(e[5]), e[1] }
       if untimed then g[1], g[2] = now, now end
       list[#list + 1] = g
-      schedule(e[1], g)
+      schedule(g)
     end
     if untimed then op.next_due = huge end
   end

@@ -44,6 +44,17 @@ function process.new(node, out, ctx)
   local emit_time
   local pctx = {}
   function pctx.emit(_, r) out(1, r, emit_time) end
+  -- ctx:clear(): the key's state goes now (Flink's state.clear()), so that a key that is
+  -- done costs nothing; a timer of the key still to fire finds a fresh state (init runs)
+  function pctx.clear()
+    local k = pctx.key
+    if states[k] ~= nil then
+      states[k] = nil
+      nkeys = nkeys - 1
+    end
+    last_set[k], fired_at[k] = nil, nil
+    pctx.state = nil
+  end
   function pctx.timer(_, t)
     if type(t) ~= "number" or t ~= t then error("ctx:timer(): expected a time in ms", 2) end
     local k = pctx.key

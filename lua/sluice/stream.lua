@@ -552,16 +552,22 @@ function Stream:process(spec)
     fail(format("process(): expected { init =, on_record =, on_timer = }, got %s", type(spec)))
     spec = {}
   end
-  report.check_names("process()", spec, { "init", "on_record", "on_timer", "on_expire" })
+  report.check_names("process()", spec,
+    { "init", "on_record", "on_timer", "on_expire", "reuse" })
   for _, f in ipairs({ "init", "on_record", "on_timer", "on_expire" }) do
     if spec[f] ~= nil and type(spec[f]) ~= "function" then
       fail(format("process(): %s must be a function, got %s", f, type(spec[f])))
     end
   end
   if spec.on_record == nil then fail("process(): on_record is required") end
+  if spec.reuse ~= nil and type(spec.reuse) ~= "boolean" then
+    fail(format("process(): reuse must be true or false, got %s", type(spec.reuse)))
+  end
+  -- reuse = true: the functions keep no record past the call (only values read from it),
+  -- so typed records come as they are, not copied into tables (Flink's object reuse)
   return self:_op("process", { init = spec.init, on_record = spec.on_record,
     on_timer = spec.on_timer, on_expire = spec.on_expire, key_fn = self.key_fn,
-    key_field = self.key_field, label = "process" })
+    key_field = self.key_field, reuse = spec.reuse == true, label = "process" })
 end
 
 -- State expiry on the keyed reduce, aggregate or process just added (expiry.lua): a key's

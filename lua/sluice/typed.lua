@@ -91,6 +91,8 @@ local keeps_no_record = { count = true, sum = true, min = true, max = true, avg 
   distinct = true, quantile = true }
 local keeps_values = { reduce = true, rolling_reduce = true, dedupe = true, changes = true }
 function typed.views_safe_in(node)
+  -- process{reuse = true}: the user says its functions keep no record past the call
+  if node.kind == "process" and node.reuse then return true end
   if node.key_fn and not node.key_field then return false end
   local computes = node.computes or node.kind
   if keeps_values[computes] then return true end

@@ -14,7 +14,7 @@ DIR=${BENCH_DIR:-/tmp/sluice-bench}/nexmark
 mkdir -p "$DIR"
 N=${NEXMARK_EVENTS:-10000000}
 CHECK=${CHECK_EVENTS:-100000}
-QUERIES=${NEXMARK_QUERIES:-"q0 q1 q2 q5 q7 q11 q14 q21 q22"}
+QUERIES=${NEXMARK_QUERIES:-"q0 q1 q2 q3 q4 q5 q7 q8 q9 q11 q14 q21 q22"}
 REPS=${NEXMARK_REPS:-3}
 
 # the baselines of the queries, and of q1 and q5 for the scaling curves

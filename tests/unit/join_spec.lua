@@ -227,6 +227,17 @@ describe("ttl join boundary", function()
     local got = run_job(ls, rs, function(j) return j:ttl "1s" end, true, 1)
     assert.same(sorted({ pair_text({ i = 1 }, { i = 10 }), pair_text({ i = 2 }, nil) }), got)
   end)
+
+  it("frees a group whose rows share its last time once", function()
+    local ls = { { k = "a", ts = 1000, i = 1 }, { k = "a", ts = 1000, i = 2 },
+      { k = "b", ts = 1000, i = 3 } }
+    local rs = { { k = "b", ts = 1000, i = 30 }, { k = "b", ts = 1000, i = 31 } }
+    local want = sorted({ pair_text({ i = 1 }, nil), pair_text({ i = 2 }, nil),
+      pair_text({ i = 3 }, { i = 30 }), pair_text({ i = 3 }, { i = 31 }) })
+    for _, batch in ipairs({ 1, 7 }) do
+      assert.same(want, run_job(ls, rs, function(j) return j:ttl "1s" end, true, batch))
+    end
+  end)
 end)
 
 describe("window join cogroup", function()

@@ -217,3 +217,47 @@ describe("a running job, from the inside", function()
       'no operator is named "nope" (see job:graph())')
   end)
 end)
+
+describe("process ctx:clear() and reuse", function()
+  it("clear frees the key's state now; a timer still to fire finds a fresh one", function()
+    graph.begin()
+    local out = sl.sink.collect()
+    sl.source.values { { k = "a", ts = 1 }, { k = "a", ts = 2 }, { k = "b", ts = 3 },
+      { k = "a", ts = 50 } }
+      :timestamp("ts"):key_by("k")
+      :process {
+        init = function(ctx) ctx.state.n = 0 end,
+        on_record = function(ctx, r)
+          ctx.state.n = ctx.state.n + 1
+          if r.ts == 2 then ctx:timer(10); ctx:clear() end
+        end,
+        on_timer = function(ctx, t) ctx:emit { k = ctx.key, t = t, n = ctx.state.n } end,
+      }:name("p"):sink(out)
+    local keys
+    local _, job = assert(runtime.run(graph.ancestors({ out.node }), { batch_size = 1,
+      after_batch = function(j)
+        if not keys and j.records_in == 3 then keys = inspect.state(j, "p").count end
+      end }))
+    assert.truthy(job)
+    assert.equal(1, keys)                 -- a cleared, b only
+    assert.same({ { k = "a", t = 10, n = 0 } }, out:records())
+  end)
+
+  it("reuse hands typed records to on_record as they are", function()
+    graph.begin()
+    local seen = {}
+    local out = sl.sink.collect()
+    sl.source.nexmark { events = 200, typed = true }
+      :filter(function(e) return e.type == "bid" end)
+      :timestamp(function(e) return e.bid.date_time end)
+      :key_by(function(e) return e.bid.auction end)
+      :process { reuse = true, on_record = function(ctx, e)
+        seen[#seen + 1] = type(e)
+        ctx.state.max = math.max(ctx.state.max or 0, e.bid.price)
+      end }
+      :sink(out)
+    assert(runtime.run(graph.ancestors({ out.node })))
+    assert.is_true(#seen > 100)
+    assert.equal("cdata", seen[1])
+  end)
+end)
