@@ -92,6 +92,9 @@ int sl_line_encode(lua_State *L, int idx, sl_buf *out, char *err);
  * BAD on malformed bytes, with *used set to 1 so a stream decoder can resynchronise.
  * str and bin both decode to Lua strings; ext is BAD. */
 int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char *err);
+
+/* Frees the calling thread's decoding zone (a worker thread, as it ends). */
+void sl_mpack_thread_end(void);
 /* Appends the msgpack encoding of the value at idx. Integral doubles in the int64 range
  * are packed as integers, other numbers as float64. Stack unchanged. */
 int sl_mpack_encode(lua_State *L, int idx, sl_buf *out, char *err);

@@ -219,10 +219,19 @@ static int push_object(lua_State *L, sl_shapes *sh, const msgpack_object *o, cha
     }
 }
 
-/* One zone serves every call and is cleared each time, so decoding does not malloc once
- * the zone has grown to the largest object seen. The codecs run on the loop thread only. */
-static msgpack_zone zone;
-static int zone_ready;
+/* One zone per thread serves every call and is cleared each time, so decoding does not
+ * malloc once the zone has grown to the largest object seen. A worker thread frees its
+ * zone as it ends (sl_mpack_thread_end). */
+static _Thread_local msgpack_zone zone;
+static _Thread_local int zone_ready;
+
+void sl_mpack_thread_end(void)
+{
+    if (zone_ready) {
+        msgpack_zone_destroy(&zone);
+        zone_ready = 0;
+    }
+}
 
 int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char *err)
 {

@@ -12,6 +12,7 @@
 #include "child.h"
 #include "ctl.h"
 #include "durable.h"
+#include "exchange.h"
 #include "kafka.h"
 #include "lineedit.h"
 #include "loop.h"
@@ -21,6 +22,7 @@
 #include "signals.h"
 #include "vm.h"
 #include "watch.h"
+#include "workers.h"
 #include "writer.h"
 
 #ifndef SL_VERSION
@@ -127,6 +129,9 @@ static const luaL_Reg core_functions[] = {
     {"ctl_connect", sl_ctl_connect},
     {"ctl_dir", sl_ctl_dir},
     {"ctl_sockets", sl_ctl_sockets},
+    {"exchange", sl_exchange_open},
+    {"workers_start", sl_workers_start},
+    {"workers_join", sl_workers_join},
     {NULL, NULL}
 };
 
@@ -144,6 +149,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_nexmark_register(L);
     sl_kafka_consumer_register(L);
     sl_kafka_producer_register(L);
+    sl_exchange_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, SL_VERSION);

@@ -23,12 +23,20 @@ typedef struct handle {
                            handle is not collected; else LUA_NOREF */
 } handle;
 
-static lua_State *run_L;    /* the thread inside core.run(), NULL outside it */
-static char *run_err;       /* first error a callback raised during this run, malloc'd */
+/* Each worker thread of a job has its own loop and Lua state (workers.c); the main thread
+ * uses the default loop. */
+static _Thread_local uv_loop_t *thread_loop;
+static _Thread_local lua_State *run_L;  /* the thread inside core.run(), NULL outside it */
+static _Thread_local char *run_err;     /* first error a callback raised in this run, malloc'd */
 
 uv_loop_t *sl_loop_get(void)
 {
-    return uv_default_loop();
+    return thread_loop != NULL ? thread_loop : uv_default_loop();
+}
+
+void sl_loop_use(uv_loop_t *loop)
+{
+    thread_loop = loop;
 }
 
 lua_State *sl_loop_lua(void)

@@ -1,8 +1,8 @@
 /* loop.h -- the process's libuv loop, core.run/core.stop, and idle and timer handles.
  *
- * There is one loop per process (uv_default_loop). Callbacks into Lua run on the thread
- * that called core.run(); the first one that raises stops the loop and core.run()
- * returns nil and its message.
+ * There is one loop per thread: the main thread's is uv_default_loop, a worker thread's
+ * its own (workers.c). Callbacks into Lua run on the Lua thread that called core.run();
+ * the first one that raises stops the loop and core.run() returns nil and its message.
  */
 #ifndef SL_LOOP_H
 #define SL_LOOP_H
@@ -13,8 +13,10 @@
 #define SL_IDLE_MT  "sluice.idle"    /* metatable of core.idle handles */
 #define SL_TIMER_MT "sluice.timer"   /* metatable of core.timer handles */
 
-/* The loop every host object runs on. */
+/* The loop every host object of this thread runs on: the default loop, or the one a
+ * worker thread set with sl_loop_use. */
 uv_loop_t *sl_loop_get(void);
+void sl_loop_use(uv_loop_t *loop);
 
 /* Creates the idle and timer metatables. Stack unchanged. */
 void sl_loop_register(lua_State *L);

@@ -93,9 +93,11 @@ void sl_net_name(const struct sockaddr *sa, char *out, size_t outlen)
     }
 }
 
-/* Opens a non-blocking socket of type bound to address. Returns the descriptor, or -1
- * with "what ADDRESS: reason" in err. */
-static int bound_socket(const char *what, const char *address, int type, char *err)
+/* Opens a non-blocking socket of type bound to address; `shared`: with SO_REUSEPORT, so
+ * that the workers of one job each listen on the port and the kernel spreads the
+ * connections over them. Returns the descriptor, or -1 with "what ADDRESS: reason" in err. */
+static int bound_socket(const char *what, const char *address, int type, int shared,
+                        char *err)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -109,6 +111,11 @@ static int bound_socket(const char *what, const char *address, int type, char *e
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        snprintf(err, SL_NET_ERRLEN, "%s %s: SO_REUSEPORT: %s", what, address, strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (bind(fd, (struct sockaddr *)&ss, len) != 0
         || (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0)) {
         snprintf(err, SL_NET_ERRLEN, "%s %s: %s", what, address, strerror(errno));
@@ -177,7 +184,8 @@ static listener *check_listener(lua_State *L)
     return *(listener **)luaL_checkudata(L, 1, SL_LISTENER_MT);
 }
 
-/* core.listen{address=, on_connection=function(fd, peer)} -> listener, listening at once */
+/* core.listen{address=, on_connection=function(fd, peer), shared=bool} -> listener,
+ * listening at once (shared: SO_REUSEPORT, see bound_socket) */
 int sl_listener_new(lua_State *L)
 {
     char err[SL_NET_ERRLEN];
@@ -192,7 +200,9 @@ int sl_listener_new(lua_State *L)
         return luaL_error(L, "core.listen: address must be a string");
     lua_getfield(L, 1, "on_connection");
     luaL_argcheck(L, lua_isfunction(L, -1), 1, "on_connection must be a function");
-    fd = bound_socket("listen tcp", address, SOCK_STREAM, err);
+    lua_getfield(L, 1, "shared");
+    fd = bound_socket("listen tcp", address, SOCK_STREAM, lua_toboolean(L, -1), err);
+    lua_pop(L, 1);
     if (fd < 0) {
         lua_pushstring(L, err);
         return lua_error(L);
@@ -327,7 +337,7 @@ int sl_udp_new(lua_State *L)
         return luaL_error(L, "core.udp: address must be a string");
     lua_getfield(L, 1, "reader");
     luaL_checkudata(L, -1, SL_READER_MT);
-    fd = bound_socket("listen udp", address, SOCK_DGRAM, err);
+    fd = bound_socket("listen udp", address, SOCK_DGRAM, 0, err);
     if (fd < 0) {
         lua_pushstring(L, err);
         return lua_error(L);

@@ -1,5 +1,6 @@
 /* prims.h -- the C primitives that window operators call over the FFI: a timer heap,
- * window arithmetic, a pool of accumulators, and the distinct-count and quantile sketches.
+ * window arithmetic, a pool of accumulators, the distinct-count and quantile sketches, and
+ * the key groups of keys.
  *
  * Everything between the include lines is plain C that lua/sluice/host.lua may paste into
  * its ffi.cdef as is. None of these functions calls back into Lua or keeps a pointer it was
@@ -155,5 +156,14 @@ uint64_t sl_quantile_count(const sl_quantile *sk);
 size_t sl_quantile_size(const sl_quantile *sk);
 size_t sl_quantile_save(const sl_quantile *sk, char *out);
 sl_quantile *sl_quantile_load(const char *buf, size_t len);
+
+/* ---- Key groups ------------------------------------------------------------------------ */
+
+/* The key group (0 .. SL_KEY_GROUPS - 1) of a key, the unit in which keyed state is placed on
+ * workers and stored in checkpoints: the same for the same key in every Lua state and run.
+ * A number that is a whole number hashes as that integer (1 and 1.0 are one key, as in Lua). */
+enum { SL_KEY_GROUPS = 128 };
+int sl_key_group_str(const char *s, size_t len);
+int sl_key_group_num(double x);
 
 #endif

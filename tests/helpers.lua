@@ -251,4 +251,48 @@ function h.capture_stdout(fn)
   return h.read(path) or "", (not ok) and err or nil
 end
 
+-- ---- TCP clients ----------------------------------------------------------------------
+
+pcall(ffi.cdef, [[
+int socket(int domain, int type, int protocol);
+int connect(int fd, const void *addr, unsigned len);
+long write(int fd, const void *buf, unsigned long n);
+int close(int fd);
+]])
+pcall(ffi.cdef, [[
+struct sl_helpers_sin { uint16_t family; uint16_t port; uint8_t addr[4]; uint8_t zero[8]; };
+]])
+
+-- A free-looking loopback port for this spec run (spread by process id, then counted up).
+local next_port = 20000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 20000)
+function h.port()
+  next_port = next_port + 1
+  return next_port
+end
+
+-- Connects to 127.0.0.1:port, retrying for up to 10 s while a job starts; returns the
+-- descriptor (h.send_all writes to it, ffi.C.close closes it).
+function h.dial(port)
+  local a = ffi.new("struct sl_helpers_sin")
+  a.family = 2                                        -- AF_INET
+  a.port = bit.bor(bit.rshift(port, 8), bit.lshift(bit.band(port, 255), 8))
+  a.addr[0], a.addr[1], a.addr[2], a.addr[3] = 127, 0, 0, 1
+  for _ = 1, 400 do
+    local fd = ffi.C.socket(2, 1, 0)                  -- AF_INET, SOCK_STREAM
+    if ffi.C.connect(fd, a, 16) == 0 then return fd end
+    ffi.C.close(fd)
+    h.sleep_ms(25)
+  end
+  error("cannot connect to 127.0.0.1:" .. port)
+end
+
+function h.send_all(fd, s)
+  local off = 0
+  while off < #s do
+    local n = tonumber(ffi.C.write(fd, ffi.cast("const char *", s) + off, #s - off))
+    assert(n > 0, "write failed")
+    off = off + n
+  end
+end
+
 return h

@@ -16,6 +16,7 @@ local runtime = require "sluice.runtime"
 local checkpoint = require "sluice.checkpoint"
 local reload = require "sluice.reload"
 local control = require "sluice.control"
+local worker = require "sluice.worker"
 local repl = require "sluice.repl"
 local busted_output = require "sluice.busted_output"
 local sl = require "sluice"
@@ -64,6 +65,7 @@ local RUN_OPTIONS = [[
                        $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
+  --workers N          run on N threads, records exchanged by key (default 1)
   --                   the words after it go to the script, even those starting with --
   -h, --help           this text
 ]]
@@ -167,7 +169,7 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
   run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
-    "--batch-size", "--help" },
+    "--batch-size", "--workers", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -181,7 +183,7 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
-  ["--set"] = true }
+  ["--set"] = true, ["--workers"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -245,6 +247,20 @@ local function parse(args, first)
       return nil, format("--checkpoint-every: %s", err or "must be at least 1ms")
     end
     opts.checkpoint_ms = ms
+  end
+  if opts.workers then
+    local n = tonumber(opts.workers)
+    if not n or n < 1 or n > 64 or n % 1 ~= 0 then
+      return nil, format("--workers: expected a whole number from 1 to 64, got %s", opts.workers)
+    end
+    opts.workers = n
+    -- not yet on several workers: say so rather than run without them
+    for _, o in ipairs({ "state-dir", "watch" }) do
+      if n > 1 and opts[o] then
+        return nil, format("--workers %d with --%s: checkpoints and reload do not run on " ..
+          "several workers yet (use --workers 1)", n, o)
+      end
+    end
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
     return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)
@@ -379,9 +395,11 @@ end
 local function run_once(src, opts)
   local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
+  -- --workers N: the same script on N threads (worker.lua), this one worker 1
+  local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts) or nil
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
     batch_size = opts.batch_size, on_error = opts.on_error,
-    checkpointing = opts["state-dir"] ~= nil })
+    checkpointing = opts["state-dir"] ~= nil, team = team })
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints
     ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)
@@ -416,6 +434,14 @@ local function run_once(src, opts)
     return job:run()
   end, os.getenv("SLUICE_DEBUG") and debug.traceback or function(e) return e end)
   if not ran then ok, err = nil, ok end
+  if team then
+    if not ran then team.ep:abort(tostring(err)) end
+    team:close()
+    local failure, records_in, dead = worker.join()
+    if failure and ok then ok, err = nil, failure end
+    -- what the job read and dead-lettered, every worker's
+    job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
+  end
   reloader:stop()
   stop_control()
   if profile then require("jit.p").stop() end

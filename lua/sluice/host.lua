@@ -86,6 +86,11 @@ typedef struct sl_nexmark_event_view {
     sl_nexmark_person_view person_;
   } u;
 } sl_nexmark_event_view;
+
+/* host/prims.h: key groups */
+enum { SL_KEY_GROUPS = 128 };
+int sl_key_group_str(const char *s, size_t len);
+int sl_key_group_num(double x);
 ]]
 
 local C = ffi.C

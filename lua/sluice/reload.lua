@@ -247,6 +247,7 @@ end
 function reload.swap(j, set)
   if not (j and j.running) then return nil, "no job is running" end
   if j.stopping or j.sinks_closed then return nil, "the job is shutting down" end
+  if j.team then return nil, "reload does not run on several workers yet" end
   local old = j.graph
   local old_sinks, kept_sinks, opened_sinks = {}, {}, {}
   for _, s in ipairs(old.sinks) do old_sinks[s.key] = s end

@@ -16,6 +16,7 @@ local sink = require "sluice.sink"
 local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
+local exchange = require "sluice.exchange"
 
 local core = host.core
 local tostring = tostring
@@ -136,7 +137,10 @@ end
 --                  fused stage (a source's is its route's meter, set when it opens, unless
 --                  it is fused into a stage)
 -- or nil and a message (then what it built is released, except the sinks open_sink gave).
-function runtime.build(set, dl, open_sink)
+-- `team`: this worker's exchange team (exchange.lua) when the job runs on several workers:
+-- then every edge into a keyed operator, join, lookup or sink is an exchange point, and
+-- only worker 1 opens the sinks.
+function runtime.build(set, dl, open_sink, team)
   local stages = plan.assign_stages(set)
   local nodes = graph.ordered(set)
   runtime.assign_ids(nodes)
@@ -147,18 +151,64 @@ function runtime.build(set, dl, open_sink)
   local fused = {}              -- generator or nexmark source node -> the stage that runs it
   local unions = {}             -- union or join node -> function(i) giving its input i
   local sink_keys = {}
+  local mine = {}               -- exchanged node -> input index -> this worker's point input
+  local function point_id(node, index) return node.id .. "/" .. index end
+  local function exchanged(node)
+    return team ~= nil and (node.kind == "sink" or operator.kinds[node.kind] ~= nil)
+  end
+  -- Whether records can come out of `node` on every worker (a keyed operator's results;
+  -- what follows a source every worker reads), or only on worker 1, which reads the other
+  -- sources: then worker 1 alone feeds the exchange points downstream.
+  local spread_memo = {}
+  local function spread(node)
+    if spread_memo[node] == nil then
+      local s = false
+      if node.kind == "source" then s = source.spread(node.spec)
+      elseif exchanged(node) then s = true
+      else
+        for _, input in ipairs(node.inputs) do
+          if spread(input.node) then s = true end
+        end
+      end
+      spread_memo[node] = s
+    end
+    return spread_memo[node]
+  end
   local ok, err = pcall(function()
     local function receiver_of(c)
       local merged = unions[c.node]
       if merged then return merged(c.index) end
       return receiver[c.node]
     end
+    -- on several workers: the sending side of the exchange point on the edge to c
+    local function sender_of(c, up)
+      local node, i = c.node, c.index
+      local key, only = nil, nil
+      if node.kind == "sink" then only = 1
+      elseif node.kind == "join" then key = exchange.key_reader(i == 1 and node.left or node.right)
+      elseif node.kind == "lookup" then
+        key = exchange.key_reader(i == 1 and node or node.table_key)
+      else key = exchange.key_reader(node) end
+      return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up))
+    end
     local function receivers_of(node, port)
       local list = {}
       for _, c in ipairs(plan.consumers_in(node, set)) do
-        if c.port == port then list[#list + 1] = receiver_of(c) end
+        if c.port == port then
+          list[#list + 1] = exchanged(c.node) and sender_of(c, node) or receiver_of(c)
+        end
       end
       return list
+    end
+    -- the receiving sides of an exchanged node's points: input i's batches go to send(i, ...)
+    local function points_of(node, send, finish, done)
+      mine[node] = {}
+      for i, input in ipairs(node.inputs) do
+        mine[node][i] = team:point(point_id(node, i), plan.timed(input.node, timed_memo),
+          function(...) return send(i, ...) end, function() finish(i) end, done,
+          not spread(input.node))
+      end
     end
     for i = #nodes, 1, -1 do
       local node = nodes[i]
@@ -171,17 +221,25 @@ function runtime.build(set, dl, open_sink)
       end
       local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
-        local key = tostring(node.label or node.spec.type)
-        if sink_keys[key] then
-          local k = 2
-          while sink_keys[key .. "#" .. k] do k = k + 1 end
-          key = key .. "#" .. k
+        -- on several workers, worker 1 alone writes the sinks: the others send it theirs
+        if not team or team.me == 1 then
+          local key = tostring(node.label or node.spec.type)
+          if sink_keys[key] then
+            local k = 2
+            while sink_keys[key .. "#" .. k] do k = k + 1 end
+            key = key .. "#" .. k
+          end
+          sink_keys[key] = true
+          local s = open_sink(node, key)
+          g.sinks[#g.sinks + 1] = { node = node, key = key, handle = s }
+          receiver[node] = stage.new_sink(s, node)
+          g.points[node] = receiver[node].meter
+          if team then
+            local r = receiver[node]
+            points_of(node, function(_, b, n) r:push(b, n) end, function() end,
+              function() return false end)
+          end
         end
-        sink_keys[key] = true
-        local s = open_sink(node, key)
-        g.sinks[#g.sinks + 1] = { node = node, key = key, handle = s }
-        receiver[node] = stage.new_sink(s, node)
-        g.points[node] = receiver[node].meter
       elseif node.kind == "union" then
         local state
         g.points[node] = stage.meter(node)
@@ -196,6 +254,10 @@ function runtime.build(set, dl, open_sink)
           { timed_in = timed_in, timed_out = timed_out, untimed_in = untimed_in })
         receiver[node], unions[node] = r, r.input
         g.points[node] = r.meter
+        if team then
+          points_of(node, function(side, b, n, t, w, wend) r.input(side):push(b, n, t, w, wend) end,
+            function(side) r.input(side):finish() end, function() return r.done end)
+        end
         closers[#closers + 1] = r.close
         local op = r.op
         stateful[node.state_id] = { node = node, kind = runtime.state_kind(node), operator = true,
@@ -209,6 +271,10 @@ function runtime.build(set, dl, open_sink)
         receiver[node] = r
         g.points[node] = r.meter
         closers[#closers + 1] = r.close
+        if team then
+          points_of(node, function(_, b, n, t, w, wend) r:push(b, n, t, w, wend) end,
+            function() r:finish() end, function() return r.done end)
+        end
         stateful[node.state_id] = { snapshot = r.op.snapshot, restore = r.op.restore,
           handover = r.op.handover, adopt = r.op.adopt, node = node,
           kind = runtime.state_kind(node), operator = true }
@@ -315,8 +381,9 @@ Job.__index = Job
 -- The job of the nodes `set` (every ancestor of the sinks to run). opts (each defaults to
 -- runtime.defaults): batch_size, on_error, after_batch, dead_letter_report; dead_letter,
 -- the sink spec of sl.dead_letter() (nil: stderr); checkpointing, true when checkpoints
--- will be taken (a Kafka source then leaves committing offsets to them). Nothing runs
--- until job:run().
+-- will be taken (a Kafka source then leaves committing offsets to them); team, this
+-- worker's exchange team when the job runs on several workers (exchange.lua; worker.lua
+-- makes it). Nothing runs until job:run().
 --   job.graph      the graph it runs (replaced by a reload), once running
 --   job.sources    the routes of its open sources: { id, spec, node, handle, ctx, targets,
 --                  st, push, ended, removed }
@@ -333,6 +400,7 @@ function runtime.new(set, opts)
   end
   return setmetatable({
     set = set,
+    team = opts.team,
     dead_letter = opts.dead_letter,
     checkpointing = opts.checkpointing == true,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
@@ -395,7 +463,8 @@ function Job:open_source(node, route, position, loaded)
   local spec = node.spec
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position,
-    checkpointing = j.checkpointing, transactional = j:transactional() }
+    checkpointing = j.checkpointing, transactional = j:transactional(),
+    shared = j.team ~= nil and source.spread(spec) }
   if loaded then
     local once = false
     ctx.caught_up = function()
@@ -446,7 +515,7 @@ function Job:open_source(node, route, position, loaded)
     if j.running then fire(j, "input_ended", j.live == 1 or j.stopping) end
     runtime.finish_targets(route)
     j.live = j.live - 1
-    if j.live == 0 then j:finish() end
+    j:maybe_finish()
   end
   if spec.type == "generator" then
     -- its fn is the current script's: a reload that keeps the generator changes it
@@ -458,8 +527,17 @@ function Job:open_source(node, route, position, loaded)
   return route
 end
 
+-- Finishes the job once its sources have ended and, on several workers, every exchange
+-- point of this worker has ended and nothing waits to be sent.
+function Job:maybe_finish()
+  if self.live == 0 and not self.finished and (not self.team or self.team:through()) then
+    self:finish()
+  end
+end
+
 -- The input has ended everywhere: the sinks close (flushing) and the loop stops.
 function Job:finish()
+  self.finished = true
   for _, s in ipairs(self.graph.sinks) do s.handle.close() end
   self.sinks_closed = true
   core.stop()
@@ -472,7 +550,7 @@ function Job:switch_to(g, routes)
   for _, route in ipairs(routes) do
     if not route.ended then self.live = self.live + 1 end
   end
-  if self.live == 0 then self:finish() end
+  self:maybe_finish()
 end
 
 -- Runs the job to the end of its input. `restore` is a snapshot (job:snapshot()) to start
@@ -482,22 +560,35 @@ function Job:run(restore)
   if active then
     return nil, "cannot run a stream while a job is running (collect() inside a function?)"
   end
-  local dl = dead_letters.open(j.dead_letter, { append = restore ~= nil,
-    on_error = j.options.on_error, report = j.options.dead_letter_report })
+  local team = j.team
+  local dl
+  if team and team.me ~= 1 and j.dead_letter then
+    dl = runtime.forwarded_dead_letters(team, j.options.on_error)
+  else
+    dl = dead_letters.open(j.dead_letter, { append = restore ~= nil,
+      on_error = j.options.on_error, report = j.options.dead_letter_report })
+  end
   j.dl, j.started = dl, host.clock()
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)
     return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
       j.checkpointing)
-  end)
+  end, team)
   local ok = g ~= nil
   j.graph = g
   if ok then
     ok, err = pcall(function()
       if restore then fire(j, "restored", runtime.restore_into(g.stateful, restore)) end
-      local tables, others = {}, {}
+      if team then
+        team.on_control = function(from, m) j:on_control(from, m) end
+        team.on_progress = function() j:maybe_finish() end
+      end
+      local tables, others, elsewhere = {}, {}, {}
       for _, node in ipairs(g.nodes) do
-        if node.kind == "source" then
+        if node.kind == "source" and team and team.me ~= 1 and not source.spread(node.spec) then
+          -- on several workers, worker 1 reads the sources that are not spread over them
+          elsewhere[#elsewhere + 1] = node
+        elseif node.kind == "source" then
           j.live = j.live + 1
           local list = node.spec.table and tables or others
           list[#list + 1] = node
@@ -517,6 +608,10 @@ function Job:run(restore)
         if loading == 0 and not j.aborted then open_all(others) end
       end)
       if #tables == 0 then open_all(others) end
+      -- a source another worker reads ends here at once: its records come through the
+      -- exchange points, with that worker's watermark
+      for _, node in ipairs(elsewhere) do runtime.finish_targets(g.routes[node]) end
+      j:maybe_finish()
     end)
   end
   if ok then
@@ -528,6 +623,11 @@ function Job:run(restore)
     ok, err = core.run()
     if sampler then sampler:close() end
     active, j.running = nil, false
+  end
+  if team then
+    -- another worker failed: say which and why; this one failed: every worker stops
+    if j.failed then ok, err = nil, j.failed
+    elseif not ok then team.ep:abort(tostring(err)) end
   end
   for _, route in ipairs(j.sources) do pcall(route.handle.close) end
   if j.graph then
@@ -548,10 +648,38 @@ end
 
 -- Stops reading: every source is closed, and what was already read drains through the
 -- graph before the sinks close (the loop ends once the last source has ended).
-function Job:shutdown()
+function Job:shutdown(from_peer)
   if not self.running then return end
   self.stopping = true
+  -- on several workers, every worker stops reading
+  if self.team and not from_peer then self.team:broadcast { k = "c", c = "shutdown" } end
   for _, route in ipairs(self.sources) do route.handle.close() end
+end
+
+-- A control message of the job from worker `from` (exchange.lua): stop reading, fail (a
+-- worker aborted), or a dead letter another worker sends to the job's dead letter sink.
+function Job:on_control(from, m)
+  if m.c == "shutdown" then
+    self:shutdown(true)
+  elseif m.c == "abort" then
+    self.failed = string.format("worker %d: %s", from, tostring(m.why))
+    self:abort()
+  elseif m.c == "dl" then
+    self.dl.write(m.e)
+  end
+end
+
+-- The dead letters of a worker other than 1 when the job has a dead letter sink, which
+-- worker 1 alone writes: each entry goes there (the default, stderr, each writes itself).
+function runtime.forwarded_dead_letters(team, on_error)
+  local dl = { count = 0 }
+  function dl.write(entry)
+    dl.count = dl.count + 1
+    if on_error == "fail" then return dead_letters.raise(entry) end
+    team:send(1, exchange.encode { k = "c", c = "dl", e = entry })
+  end
+  function dl.close() end
+  return dl
 end
 
 -- Stops the job where it is, as a crash would: no end of input, nothing fires.

@@ -22,6 +22,17 @@ local source = {}
 
 local formats = { lines = true, json = true, csv = true, msgpack = true }
 
+-- Whether every worker of a job (--workers N) reads a source of `spec`, each a share:
+-- a TCP listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
+-- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
+-- Port 0 would give each worker a port of its own: worker 1 alone listens then.
+function source.spread(spec)
+  if spec.type == "tcp" then
+    return type(spec.listen) == "string" and spec.listen:match(":0*$") == nil
+  end
+  return false
+end
+
 local function new_source(spec)
   spec.where = where()
   local node = graph.node("source", {}, { spec = spec, label = spec.label, where = spec.where })
@@ -184,6 +195,8 @@ source.partitioned = { kafka = true }
 --   ctx.position             optional: where to start, a value its position() returned
 --   ctx.caught_up()          optional (a followed file): the file's end was reached the
 --                            first time, all it held then delivered
+--   ctx.shared               a TCP listener shares its port with the other workers of
+--                            the job (source.spread)
 -- It returns { close = function() } to stop it early, and position() when it can replay
 -- from a position (values, generator, file): what a checkpoint records.
 
@@ -419,7 +432,8 @@ function open.tcp(spec, ctx)
     if closing then reader:drain()
     elseif not paused then reader:start() end
   end
-  listener = core.listen { address = spec.listen, on_connection = on_connection }
+  listener = core.listen { address = spec.listen, on_connection = on_connection,
+    shared = ctx.shared }
   handle = {
     pause = function()
       paused = true

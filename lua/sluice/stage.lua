@@ -531,6 +531,7 @@ local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
   end
   return function(i) return inputs[i] end, state
 end
+stage.merge = merge
 
 -- A union merges its inputs into one stream for `receivers`; `meter` counts what comes in
 -- and goes out. Returns merge's pair: the receiver of input i, and the state function.

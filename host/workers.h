@@ -1,0 +1,21 @@
+/* workers.h -- the threads of a job run on several workers (sluice run --workers N).
+ *
+ * Worker 1 is the main thread. core.workers_start makes the exchange (exchange.h) and starts
+ * workers 2..N, each a thread with its own loop and Lua state that calls
+ * require("sluice.worker").main(me, n, setup) and ends when it returns; core.workers_join
+ * waits for them.
+ */
+#ifndef SL_WORKERS_H
+#define SL_WORKERS_H
+
+#include <lua.h>
+
+/* core.workers_start(n, setup) -> true: setup is a string every worker gets as it is. Raises
+ * when workers run already, n is out of range or a thread cannot start. */
+int sl_workers_start(lua_State *L);
+
+/* core.workers_join() -> { {me =, status =, records_in =, dead_letters =, error = msg|nil},
+ * ... } for workers 2..N, once each has ended; then the exchange is freed. */
+int sl_workers_join(lua_State *L);
+
+#endif

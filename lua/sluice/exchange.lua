@@ -1,0 +1,270 @@
+-- exchange.lua -- records between the workers of one job (sluice run --workers N).
+--
+-- Every worker runs the same graph. Where records must meet the others of their key (the
+-- input of a keyed operator, a join or a lookup), or the whole job's (a sink, which worker 1
+-- alone writes), an exchange point stands on the edge. Its sending side, on every worker,
+-- is a receiver that sends each record to the worker owning its key's group, in batches
+-- through the rings of host/exchange.c; its receiving side is a merge of the N senders
+-- (stage.merge), whose watermark is the smallest of theirs, as a union's is. A sender passes
+-- its watermark on to every worker, with records or without, and its end of input: so an
+-- operator sees each worker's records of a key in that worker's order, and a watermark no
+-- worker has passed. Keys hash into 128 key groups (host/keygroup.c), in N even runs.
+local host = require "sluice.host"
+local stage = require "sluice.stage"
+local typed = require "sluice.typed"
+local flow = require "sluice.flow"
+
+local buffer = require "string.buffer"
+
+local core, C = host.core, host.C
+-- Messages are LuaJIT's serialization (string.buffer): it carries any plain value, the
+-- infinite watermarks of a stream's ends included, at a fraction of msgpack's cost here.
+local encode, decode = buffer.encode, buffer.decode
+local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
+
+local exchange = {}
+
+local GROUPS = 128
+exchange.GROUPS = GROUPS
+exchange.encode = encode
+
+-- The worker (1..n) that owns key group g: the groups in n runs of equal length (give or
+-- take one), as Flink's key group ranges.
+function exchange.owner_of_group(g, n) return floor(g * n / GROUPS) + 1 end
+
+-- The key group of key k, or nil for a key without one (a table, nil).
+local function group_of(k)
+  local t = type(k)
+  if t == "string" then return C.sl_key_group_str(k, #k) end
+  if t == "number" then return C.sl_key_group_num(k) end
+  if t == "boolean" then return C.sl_key_group_num(k and 1 or 0) end
+  if t == "cdata" then
+    local x = tonumber(k)
+    if x then return C.sl_key_group_num(x) end
+  end
+  return nil
+end
+exchange.group_of = group_of
+
+-- A key reader that never raises: nil where the operator's own would (a nil key, a key
+-- function that fails), so that the record stays on this worker and the operator sends it
+-- to the dead letters as with one worker.
+function exchange.key_reader(spec)
+  local field, fn = spec.key_field, spec.key_fn
+  if not fn then return function() return true end end      -- window_all: one key
+  if field then return function(r) return r[field] end end
+  return function(r)
+    local ok, k = pcall(fn, r)
+    if ok then return k end
+    return nil
+  end
+end
+
+-- ---- the team: this worker's endpoint and exchange points ---------------------------
+
+local Team = {}
+Team.__index = Team
+
+-- The team of worker `me` of `n`: its endpoint, the receiving sides of its exchange points,
+-- and what waits for room in a full ring. on_control(from, message) takes the control
+-- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
+function exchange.team(me, n, on_control)
+  local team = setmetatable({ me = me, n = n, points = {}, open = 0, pending = {},
+    owners = {}, blocked = false, on_control = on_control, on_progress = nil }, Team)
+  for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
+  for w = 1, n do team.pending[w] = { first = 1, last = 0 } end
+  team.ep = core.exchange(me, function() team:wake() end)
+  return team
+end
+
+-- Sends message s to worker `to`, after what waits for it already: a full ring keeps it
+-- queued here, and the sources pause (flow.lua) until the rings have room again.
+function Team:send(to, s)
+  local q = self.pending[to]
+  if q.last >= q.first or not self.ep:send(to, s) then
+    q.last = q.last + 1
+    q[q.last] = s
+    if not self.blocked then
+      self.blocked = true
+      flow.block(self)
+    end
+  end
+end
+
+function Team:broadcast(m)
+  local s = encode(m)
+  for to = 1, self.n do
+    if to ~= self.me then self:send(to, s) end
+  end
+end
+
+-- Sends what waits, in order, as far as the rings take it; true when nothing waits.
+function Team:flush()
+  local waiting = false
+  for to = 1, self.n do
+    local q = self.pending[to]
+    while q.first <= q.last do
+      if not self.ep:send(to, q[q.first]) then waiting = true; break end
+      q[q.first] = nil
+      q.first = q.first + 1
+    end
+  end
+  if not waiting and self.blocked then
+    self.blocked = false
+    flow.unblock(self)
+  end
+  return not waiting
+end
+
+-- Whether every exchange point has ended and nothing waits to be sent: the job's part on
+-- this worker is through.
+function Team:through()
+  return self.open == 0 and not self.blocked
+end
+
+-- The wake-up of this worker's loop: what waits is sent, then every message that came is
+-- handed to its point (records, end of input) or to on_control.
+function Team:wake()
+  if self.closed then return end
+  local who, why = self.ep:aborted()
+  if who and who ~= self.me then
+    self.on_control(who, { k = "c", c = "abort", why = why })
+    return
+  end
+  self:flush()
+  while true do
+    local from, s = self.ep:receive()
+    if not from then break end
+    local m = decode(s)
+    local kind = m.k
+    if kind == "c" then
+      self.on_control(from, m)
+    else
+      local point = self.points[m.p]
+      if not point then error("exchange: a message for point " .. tostring(m.p) .. ", which " ..
+        "this worker does not have (do the workers run the same script?)", 0) end
+      local input = point.input(from)
+      if kind == "b" then
+        input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      elseif kind == "e" then
+        input:finish()
+      elseif kind == "i" then
+        input:idle()
+      end
+    end
+  end
+  if self.on_progress then self.on_progress() end
+end
+
+function Team:close()
+  if self.closed then return end
+  self.closed = true
+  if self.blocked then flow.unblock(self); self.blocked = false end
+  self.ep:close()
+end
+
+-- The receiving side of exchange point `id` (the same id on every worker): a merge of the
+-- n workers' senders whose batches go to send(b, n, t, w, wend) and whose end, once every
+-- worker's sender has ended, to finish(). `only_one`: worker 1 alone can send on it (every
+-- source upstream is read by worker 1), so the others hold no watermark back: its stream is
+-- worker 1's as it is, each record with the watermark it has there. Returns this worker's own
+-- input of it (what its sender hands the records it keeps) and the merge's state function.
+function Team:point(id, timed, send, finish, done, only_one)
+  local team = self
+  local input, state = stage.merge(self.n, timed, nil,
+    function(_, b, n, t, w, wend) return send(b, n, t, w, wend) end,
+    function()
+      team.open = team.open - 1
+      finish()
+    end,
+    done)
+  self.points[id] = { input = input, state = state }
+  self.open = self.open + 1
+  if only_one then
+    for w = 2, self.n do input(w):finish() end
+  end
+  return input(self.me), state
+end
+
+-- The sending side of exchange point `id`: a receiver that sends each record to the owner
+-- of its key (key(r) -> key, nil: kept here), or every record to worker `only` (a sink's:
+-- 1). `mine` is this worker's input of the point, nil where it has none. `silent`: this
+-- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
+-- sender takes nothing and says nothing.
+function Team:sender(id, key, only, mine, timed, silent)
+  local team, me, n, owners = self, self.me, self.n, self.owners
+  local recv = { done = false }
+  if silent then
+    function recv.push(_, _, cnt)
+      if cnt > 0 then
+        error(string.format("exchange: worker %d has records for point %s, which only " ..
+          "worker 1 feeds", me, id), 0)
+      end
+    end
+    function recv.finish() end
+    function recv.idle() end
+    return recv
+  end
+  local rs, ts, ws, counts, sent = {}, {}, {}, {}, {}
+  for w = 1, n do rs[w], ts[w], ws[w], counts[w], sent[w] = {}, {}, {}, 0, -huge end
+
+  function recv.push(_, b, cnt, t, w, wend)
+    local remote = false
+    for i = 1, cnt do
+      local r = b[i]
+      local to = only
+      if not to then
+        local g = group_of(key(r))
+        to = g and owners[g] or me
+      end
+      local j = counts[to] + 1
+      counts[to] = j
+      rs[to][j] = r
+      if timed then ts[to][j], ws[to][j] = t[i], w[i] end
+      if to ~= me then remote = true end
+    end
+    -- the watermark this batch brings the stream to
+    local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
+    if remote then
+      -- what goes to another worker goes as plain values (typed views die with the batch)
+      for to = only or 1, only or n do
+        if to ~= me and counts[to] > 0 then typed.plain_batch(rs[to], counts[to]) end
+      end
+    end
+    for to = only or 1, only or n do
+      local k = counts[to]
+      local e = nil
+      if top and top > sent[to] then e = top; sent[to] = top end
+      if k > 0 or e then
+        if to == me then
+          if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
+        else
+          team:send(to, encode { k = "b", p = id, n = k, r = rs[to], t = timed and ts[to] or nil,
+            w = timed and ws[to] or nil, e = e })
+          rs[to], ts[to], ws[to] = {}, {}, {}
+        end
+      end
+      counts[to] = 0
+    end
+  end
+
+  -- the end of input and idleness go to every worker that has the point
+  local function tell(kind)
+    local s = encode { k = kind, p = id }
+    for to = only or 1, only or n do
+      if to ~= me then team:send(to, s) end
+    end
+  end
+  function recv.finish()
+    tell("e")
+    if mine then mine:finish() end
+  end
+  function recv.idle()
+    tell("i")
+    if mine then mine:idle() end
+  end
+
+  return recv
+end
+
+return exchange

@@ -1,0 +1,60 @@
+-- worker.lua -- one job on several workers (sluice run --workers N).
+--
+-- Worker 1 is the main thread: cli.lua compiles the script, calls worker.start, and runs
+-- the job with the team it returns. Workers 2..N are threads (host/workers.c), each with a
+-- Lua state of its own, that call worker.main: compile the same script with the same
+-- arguments, and run the same graph with their own team. exchange.lua moves records between
+-- them; runtime.lua places the sources and sinks on worker 1.
+local host = require "sluice.host"
+local compile = require "sluice.compile"
+local runtime = require "sluice.runtime"
+local exchange = require "sluice.exchange"
+
+local core = host.core
+local format = string.format
+
+local worker = {}
+
+-- Starts workers 2..n on the script `src` (cli.lua's script_of: its path and compile
+-- options) with opts (batch_size, on_error). Returns worker 1's team.
+function worker.start(n, src, opts)
+  core.workers_start(n, core.msgpack_encode { path = src.path, compile = src.compile,
+    batch_size = opts.batch_size, on_error = opts.on_error })
+  return exchange.team(1, n, function() end)
+end
+
+-- Waits for workers 2..n to end. Returns the first failure of one of them (or nil), and
+-- what they read and dead-lettered, in all.
+function worker.join()
+  local failure, records_in, dead = nil, 0, 0
+  for _, w in ipairs(core.workers_join()) do
+    if w.error and not failure then failure = format("worker %d: %s", w.me, w.error) end
+    records_in, dead = records_in + (w.records_in or 0), dead + (w.dead_letters or 0)
+  end
+  return failure, records_in, dead
+end
+
+-- A worker thread's job: worker `me` of `n`, setup as worker.start encoded it. Returns 0
+-- when its part ended, 1 when another worker's failure stopped it, then how many records
+-- its sources read and it dead-lettered; raises with its own failure (host/workers.c hands
+-- the message to worker 1).
+function worker.main(me, n, setup)
+  local s = core.msgpack_decode(setup)
+  local team = exchange.team(me, n, function() end)
+  local declared, set = compile.script(s.path, s.compile)
+  if not declared then
+    local why = tostring(set[1])
+    team.ep:abort(why)
+    team:close()
+    error(why, 0)
+  end
+  local job = runtime.new(set, { dead_letter = declared.dead_letter,
+    batch_size = s.batch_size, on_error = s.on_error, team = team })
+  local ok, err = job:run()
+  team:close()
+  if ok then return 0, job.records_in, job.dead_letters end
+  if job.failed then return 1, job.records_in, job.dead_letters end
+  error(err, 0)
+end
+
+return worker

@@ -1,0 +1,190 @@
+-- sluice run --workers N: the same records as with one worker, and for each key in the same
+-- order, for the keyed operators whose single-worker output the unit specs hold to their
+-- reference models (windows, sessions, process timers, rolling aggregates, joins, lookups).
+-- Input: JSON lines with keys, disordered event times within the out-of-orderness.
+local h = require "tests.helpers"
+local sl = require "sluice"
+
+local N = 6000
+
+local function input(dir, name, seed, keys)
+  math.randomseed(seed)
+  local lines, t = {}, 1700000000000
+  for i = 1, N do
+    t = t + math.random(0, 40)
+    lines[i] = sl.json.encode { k = "k" .. math.random(1, keys), v = math.random(0, 99),
+      ts = t - math.random(0, 2000), i = i }
+  end
+  return h.write(h.path(dir, name), table.concat(lines, "\n") .. "\n")
+end
+
+-- The script of one pipeline: `body` gets the sources `a` and `b` (timestamped) and returns
+-- the stream to write; each output record carries its key in `key`.
+local function script(dir, body)
+  return h.script(string.format([[
+local sl = require "sluice"
+local dir = %q
+local function src(name)
+  return sl.source.file { path = dir .. "/" .. name, format = "json" }
+    :timestamp("ts", { out_of_orderness = "2s" })
+end
+local a, b = src("a.jsonl"), src("b.jsonl")
+b:sink(sl.sink.null())          -- b reaches a sink even where the pipeline leaves it out
+local out = (function() %s end)()
+out:sink(sl.sink.file { path = dir .. "/" .. (sl.param("out", "out.jsonl")), format = "json" })
+]], dir, body))
+end
+
+-- Runs the script with `workers` workers; returns its output lines by key, and all sorted.
+local function run(path, dir, workers)
+  local out = "out" .. workers .. ".jsonl"
+  local res = h.run(string.format("run %s --workers %d --set out=%s", h.q(path), workers, out))
+  h.expect_code(res, 0)
+  local by_key, all = {}, {}
+  for _, line in ipairs(h.lines(h.read(h.path(dir, out)))) do
+    local r = sl.json.decode(line)
+    local k = tostring(r.key or r.k)
+    by_key[k] = by_key[k] or {}
+    table.insert(by_key[k], line)
+    all[#all + 1] = line
+  end
+  table.sort(all)
+  return by_key, all
+end
+
+-- Pipelines of two sources (joins, lookups) see the two interleave as the reads complete,
+-- with one worker as with several: for them only the records are compared, not their order.
+local two_sources = { ["interval left join"] = true, ["window join cogroup"] = true,
+  ["temporal lookup"] = true }
+
+local pipelines = {
+  ["tumbling window aggregate"] = [[
+    return a:key_by("k"):window(sl.tumbling "1s"):aggregate { n = sl.count(), s = sl.sum "v" } ]],
+  ["sliding window apply"] = [[
+    return a:key_by("k"):window(sl.sliding("2s", "500ms")):apply(function(k, w, rs)
+      local ids = {}
+      for i, r in ipairs(rs) do ids[i] = r.i end
+      table.sort(ids)
+      return { key = k, ws = w.window_start, ids = table.concat(ids, ",") }
+    end) ]],
+  ["session window"] = [[
+    return a:key_by("k"):window(sl.session "300ms"):aggregate { n = sl.count(), hi = sl.max "v" } ]],
+  ["process timers"] = [[
+    return a:key_by("k"):process {
+      init = function(ctx) ctx.state.n = 0 end,
+      on_record = function(ctx, r)
+        ctx.state.n = ctx.state.n + 1
+        ctx:timer(r.ts - r.ts % 700 + 700)
+      end,
+      on_timer = function(ctx, t) ctx:emit { key = ctx.key, t = t, n = ctx.state.n } end,
+    } ]],
+  ["rolling aggregate (a result per record, in order)"] = [[
+    return a:key_by("k"):aggregate { n = sl.count(), s = sl.sum "v" } ]],
+  ["rolling reduce with ttl"] = [[
+    return a:key_by("k"):reduce(function(acc, r) return { key = r.k, n = (acc.n or 1) + 1, i = r.i } end)
+      :ttl("400ms") ]],
+  ["interval left join"] = [[
+    return a:key_by("k"):left_join(b:key_by("k")):between("-300ms", "200ms")
+      :apply(function(l, r) return { key = l.k, l = l.i, r = r and r.i } end) ]],
+  ["window join cogroup"] = [[
+    return a:key_by("k"):join(b:key_by("k")):window(sl.tumbling "1s")
+      :cogroup(function(k, w, ls, rs) return { key = k, ws = w.window_start, l = #ls, r = #rs } end) ]],
+  ["temporal lookup"] = [[
+    return a:key_by("k"):lookup(b:key_by("k"):as_table(), function(r, row)
+      return { key = r.k, i = r.i, row = row and row.i } end) ]],
+}
+
+describe("--workers", function()
+  after_each(function() h.cleanup() end)
+
+  for name, body in pairs(pipelines) do
+    it(name .. ": 2 and 3 workers give one worker's records, each key's in its order", function()
+      local dir = h.tmpdir()
+      input(dir, "a.jsonl", #name, 40)
+      input(dir, "b.jsonl", #name + 1, 40)
+      local path = script(dir, body)
+      local one_by_key, one = run(path, dir, 1)
+      assert.is_true(#one > 100)
+      for _, workers in ipairs({ 2, 3 }) do
+        local by_key, all = run(path, dir, workers)
+        assert.same(one, all)
+        if not two_sources[name] then assert.same(one_by_key, by_key) end
+      end
+    end)
+  end
+
+  it("sends each worker's dead letters and user errors as one worker does", function()
+    local dir = h.tmpdir()
+    input(dir, "a.jsonl", 1, 10)
+    input(dir, "b.jsonl", 2, 10)
+    local path = script(dir, [[
+      return a:key_by("k"):map(function(r) return r end):key_by("k")
+        :reduce(function(acc, r) if r.v == 7 then error("seven") end return r end) ]])
+    local res = h.run(string.format("run %s --workers 3", h.q(path)))
+    h.expect_code(res, 0)
+    local dead = h.json_lines(res.stderr, sl.json.decode)
+    local want = 0
+    for _, line in ipairs(h.lines(h.read(h.path(dir, "a.jsonl")))) do
+      if sl.json.decode(line).v == 7 then want = want + 1 end
+    end
+    assert.equal(want, #dead)
+    assert.matches("seven", dead[1].reason)
+  end)
+
+  it("stops every worker when one fails, and says which and why", function()
+    local dir = h.tmpdir()
+    input(dir, "a.jsonl", 1, 10)
+    input(dir, "b.jsonl", 2, 10)
+    local path = script(dir, [[
+      return a:key_by("k"):reduce(function(acc, r) if r.v == 7 then error("seven") end return r end) ]])
+    local res = h.run(string.format("run %s --workers 3 --on-error=fail", h.q(path)))
+    h.expect_code(res, 1)
+    h.contains(res.stderr, "seven")
+  end)
+
+  it("spreads a TCP listener's connections over the workers: every record once, by key", function()
+    local dir = h.tmpdir()
+    local port = h.port()
+    local out = h.path(dir, "out.jsonl")
+    local path = h.script(string.format([[
+local sl = require "sluice"
+sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
+  :key_by("k"):aggregate { n = sl.count(), s = sl.sum "v" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], port, out))
+    local pid = io.popen(string.format("%s run %s --workers 3 --control none >/dev/null 2>%s & echo $!",
+      h.q(h.bin()), h.q(path), h.q(h.path(dir, "err")))):read("*l")
+    -- four clients, each its own connection: 250 records each over keys k0..k9, v = client
+    local fds = {}
+    for c = 1, 4 do
+      fds[c] = h.dial(port)
+      local lines = {}
+      for i = 1, 250 do lines[i] = sl.json.encode { k = "k" .. (i % 10), v = c } end
+      h.send_all(fds[c], table.concat(lines, "\n") .. "\n")
+    end
+    for c = 1, 4 do require("ffi").C.close(fds[c]) end
+    h.wait_until("every record counted", function()
+      return #h.lines(h.read(out) or "") >= 1000
+    end)
+    os.execute("kill -TERM " .. pid)
+    h.wait_until("the job ends", function()
+      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+      return alive ~= 0 and alive ~= true
+    end)
+    local last = {}
+    for _, line in ipairs(h.lines(h.read(out))) do
+      local r = sl.json.decode(line)
+      if not last[r.key] or r.n > last[r.key].n then last[r.key] = r end
+    end
+    for i = 0, 9 do
+      assert.same({ 100, 250 }, { last["k" .. i].n, last["k" .. i].s })  -- 4 x 25, v 1..4
+    end
+    assert.equal(1000, #h.lines(h.read(out)))
+  end)
+
+  it("rejects a worker count out of range", function()
+    local res = h.run("run x.lua --workers 0")
+    h.expect_code(res, 2)
+    h.contains(res.stderr, "--workers: expected a whole number from 1 to 64")
+  end)
+end)
