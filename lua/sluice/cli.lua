@@ -61,7 +61,7 @@ local RUN_OPTIONS = [[
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
   --control PATH       the control socket for attach and top (default: a socket in
-                       $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+                       $XDG_RUNTIME_DIR/sluice, else $TMPDIR/sluice-UID; "none": none)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --                   the words after it go to the script, even those starting with --
@@ -145,9 +145,9 @@ job is chosen as for attach.
   ps = [[
 usage: sluice ps
 
-Lists the jobs running with a default control socket ($XDG_RUNTIME_DIR/sluice or
-/tmp/sluice-UID): pid, script, socket and uptime. Sockets left by jobs that died are
-removed on the way.
+Lists the jobs running with a default control socket ($XDG_RUNTIME_DIR/sluice, else
+$TMPDIR/sluice-UID; TMPDIR is /tmp by default): pid, script, socket and uptime. Sockets
+left by jobs that died are removed on the way.
 ]],
   test = [[
 usage: sluice test [PATH...] [BUSTED OPTIONS]
@@ -293,14 +293,15 @@ local commands = {}
 
 -- Listens on the control socket of `job` (--control PATH, else the default path; "none":
 -- no socket). Returns the function that stops it and removes the socket, or nil after
--- saying why it cannot listen at a PATH given. A default socket that cannot be made only
--- costs a warning.
+-- saying why it cannot listen at a PATH given. Without a default socket the job runs
+-- all the same, after one line that says attach is off and why.
 local function start_control(script, opts, job, reloader)
   if opts.control == "none" then return function() end end
   local server, err = control.start(opts.control, script, job, reloader)
   if not server then
-    say("sluice: %s", err)
-    if opts.control then return nil end
+    if opts.control then say("sluice: %s", err); return nil end
+    say("sluice: attach, top and tap are off for this job: %s (--control PATH puts the " ..
+      "socket elsewhere; --control none says nothing)", err)
     return function() end
   end
   return function() server:stop() end
@@ -595,7 +596,8 @@ end
 function commands.ps()
   local jobs = control.jobs()
   if #jobs == 0 then
-    say("sluice: no running job found in %s", control.default_dir())
+    local dir, why = control.default_dir()
+    say("sluice: no running job found in %s", dir or ("any directory of control sockets: " .. why))
     return 0
   end
   local rows = { { "PID", "SCRIPT", "UPTIME", "SOCKET" } }
