@@ -259,14 +259,16 @@ end
 
 -- Opens the running sink of a sink node; bad records go to the dead letters `dl`.
 -- `committed`: the length of this file sink the restored checkpoint committed, or nil;
--- `checkpointing`: the job takes checkpoints (a transactional sink needs them). The sink
--- counts them (handle.dead; handle.errors: a sink.fn raised), across reloads that keep it.
-function runtime.open_sink(node, dl, committed, checkpointing)
+-- `checkpointing`: the job takes checkpoints (a transactional sink needs them); `files`:
+-- the job's table through which file sinks on one file share a writer (job.files). The
+-- sink counts them (handle.dead; handle.errors: a sink.fn raised), across reloads that keep it.
+function runtime.open_sink(node, dl, committed, checkpointing, files)
   local spec = node.spec
   local handle
   handle = sink.open(spec, {
     committed = committed,
     checkpointing = checkpointing,
+    files = files,
     bad_output = function(record, reason)
       handle.dead = handle.dead + 1
       dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
@@ -324,6 +326,7 @@ Job.__index = Job
 --   job.dead_letters   how many records went to the dead letters, once it has run
 --   job.records_in     how many records its sources have read (job:records_out(): how
 --                      many its sinks have received)
+--   job.files      the writers its file sinks share, by file (sink.lua), once running
 function runtime.new(set, opts)
   opts = opts or {}
   local defaults = runtime.defaults
@@ -484,11 +487,11 @@ function Job:run(restore)
   end
   local dl = dead_letters.open(j.dead_letter, { append = restore ~= nil,
     on_error = j.options.on_error, report = j.options.dead_letter_report })
-  j.dl, j.started = dl, host.clock()
+  j.dl, j.started, j.files = dl, host.clock(), {}
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)
     return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
-      j.checkpointing)
+      j.checkpointing, j.files)
   end)
   local ok = g ~= nil
   j.graph = g
