@@ -12,6 +12,7 @@
 #include "child.h"
 #include "ctl.h"
 #include "durable.h"
+#include "guard.h"
 #include "kafka.h"
 #include "lineedit.h"
 #include "loop.h"
@@ -100,6 +101,7 @@ static const luaL_Reg core_functions[] = {
     {"idle", sl_idle_new},
     {"timer", sl_timer_new},
     {"signal", sl_signal_new},
+    {"guard", sl_guard_new},
     {"watch", sl_watch_new},
     {"reader", sl_reader_new},
     {"listen", sl_listener_new},
@@ -139,6 +141,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_writer_register(L);
     sl_ctl_register(L);
     sl_signal_register(L);
+    sl_guard_register(L);
     sl_watch_register(L);
     sl_net_register(L);
     sl_nexmark_register(L);

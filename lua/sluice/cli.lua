@@ -73,7 +73,8 @@ local HELP = {
 usage: sluice run SCRIPT.lua|- [ARGS...] [OPTIONS]
 
 Runs the pipeline SCRIPT.lua describes until its input ends (every source bounded) or
-SIGINT/SIGTERM stops it: the first signal drains what was read, a second exits at once.
+SIGINT/SIGTERM stops it: the first signal drains what was read, a second exits at once
+(so does the first when a function that never returns holds the job for 5 s).
 The script gets ARGS in `arg` (arg[0] is the script) and --set values through
 sl.param(name, default); `-` reads the script from stdin. Relative paths in the script are
 relative to the current directory; `require` also finds modules beside the script.
@@ -292,9 +293,9 @@ end
 local commands = {}
 
 -- Listens on the control socket of `job` (--control PATH, else the default path; "none":
--- no socket). Returns the function that stops it and removes the socket, or nil after
--- saying why it cannot listen at a PATH given. Without a default socket the job runs
--- all the same, after one line that says attach is off and why.
+-- no socket). Returns the function that stops it and removes the socket, and the
+-- socket's path; or nil after saying why it cannot listen at a PATH given. Without a
+-- default socket the job runs all the same, after one line that says attach is off and why.
 local function start_control(script, opts, job, reloader)
   if opts.control == "none" then return function() end end
   local server, err = control.start(opts.control, script, job, reloader)
@@ -304,7 +305,7 @@ local function start_control(script, opts, job, reloader)
       "socket elsewhere; --control none says nothing)", err)
     return function() end
   end
-  return function() server:stop() end
+  return function() server:stop() end, server.path
 end
 
 local function plural(n, what)
@@ -322,28 +323,29 @@ end
 
 -- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; the first
 -- signal says so with what has been read and written so far, a second one exits at once
--- (status 130) after on_exit() (which removes the control socket). (core.signal handles
--- do not keep the loop alive.) Returns the handles, to close when the job has ended, and
--- a table whose `signal` is the name of the first signal once one came.
-local function on_signals(job, on_exit)
+-- (status 130) after on_exit() (which removes the control socket). The signals are taken
+-- in C (core.guard): when a function that never returns keeps the loop from coming round
+-- to the first for GRACE_MS, or to a second at all, the process ends from C, naming the
+-- operator it is in, after removing the control socket at `socket`. Returns the handles,
+-- to close when the job has ended, and a table whose `signal` is the name of the first
+-- signal once one came.
+local GRACE_MS = 5000
+local function on_signals(job, on_exit, socket)
   local handles, seen = {}, {}
-  if not core.signal then return handles, seen end
   local received = 0
-  for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-    handles[#handles + 1] = core.signal(name, function()
-      received = received + 1
-      if received > 1 then
-        say("sluice: second %s: exiting at once, abandoning what is still in flight (%s)",
-          name, progress(job))
-        on_exit()
-        os.exit(130)
-      end
-      seen.signal = name
-      say("sluice: %s: draining: %s so far; a second signal abandons what is still in flight",
+  handles[1] = core.guard { grace_ms = GRACE_MS, remove = socket, on_signal = function(name)
+    received = received + 1
+    if received > 1 then
+      say("sluice: second %s: exiting at once, abandoning what is still in flight (%s)",
         name, progress(job))
-      job:shutdown()
-    end)
-  end
+      on_exit()
+      os.exit(130)
+    end
+    seen.signal = name
+    say("sluice: %s: draining: %s so far; a second signal abandons what is still in flight",
+      name, progress(job))
+    job:shutdown()
+  end }
   return handles, seen
 end
 
@@ -398,9 +400,9 @@ local function run_once(src, opts)
     say("sluice: %s", tostring(reloader))
     return 1
   end
-  local stop_control = start_control(src.path, opts, job, reloader)
+  local stop_control, socket = start_control(src.path, opts, job, reloader)
   if not stop_control then reloader:stop(); return 1 end
-  local signals, seen = on_signals(job, stop_control)
+  local signals, seen = on_signals(job, stop_control, socket)
   -- Records are short-lived tables: collecting when the heap has grown to 4 times what
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
   -- streaming job's live heap is its state plus a few batches. SLUICE_GC_PAUSE overrides.

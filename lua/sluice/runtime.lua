@@ -16,6 +16,7 @@ local sink = require "sluice.sink"
 local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
+local guard = require "sluice.guard"
 
 local core = host.core
 local tostring = tostring
@@ -237,6 +238,14 @@ function runtime.build(set, dl, open_sink)
           if gen then fused[gen] = r end
         end
       end
+    end
+    -- every receiver names itself while it runs, for a hard exit's message (guard.lua)
+    local fused_into = {}
+    for gen, r in pairs(fused) do fused_into[r] = gen end
+    for node, r in pairs(receiver) do
+      local ops = r.ops or { node }
+      if fused_into[r] then ops = { fused_into[r], unpack(ops) } end
+      guard.wrap(r, guard.label(ops))
     end
     local listed = {}
     for _, node in ipairs(nodes) do

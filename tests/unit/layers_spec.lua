@@ -15,7 +15,7 @@ local LAYERS = {
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "window", "rolling", "process", "join", "lookup", "scan", "dedupe",
-    "changes", "batch", "operator", "dead_letters", "runtime" },
+    "changes", "batch", "operator", "dead_letters", "guard", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
     "busted_output", "testing" },
 }
