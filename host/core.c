@@ -15,6 +15,7 @@
 #include "guard.h"
 #include "kafka.h"
 #include "lineedit.h"
+#include "memory.h"
 #include "loop.h"
 #include "net.h"
 #include "nexmark_lua.h"
@@ -102,6 +103,8 @@ static const luaL_Reg core_functions[] = {
     {"timer", sl_timer_new},
     {"signal", sl_signal_new},
     {"guard", sl_guard_new},
+    {"memory_limit", sl_memory_limit},
+    {"memory", sl_memory_stats},
     {"watch", sl_watch_new},
     {"reader", sl_reader_new},
     {"listen", sl_listener_new},

@@ -75,7 +75,7 @@ static void put(line *l, const char *s)
     l->len += n;
 }
 
-void sl_guard_exit(int status, const char *what, const char *after)
+_Noreturn void sl_guard_exit(int status, const char *what, const char *after)
 {
     line l = {.len = 0};
     const char *op = labels[current];

@@ -20,7 +20,7 @@
 /* Writes "sluice: <what><the running operator><after>\n" to stderr, removes the open
  * guard's `remove` file (the control socket), and ends the process at once with `status`
  * (_exit: no flush, no atexit). Safe in a signal handler and from any thread. */
-void sl_guard_exit(int status, const char *what, const char *after);
+_Noreturn void sl_guard_exit(int status, const char *what, const char *after);
 
 /* Creates the guard metatable. Stack unchanged. */
 void sl_guard_register(lua_State *L);

@@ -66,6 +66,16 @@ int sl_guard_enter(int id);
  *                               removing the file `remove` (the control socket). Unref'd.
  *                               guard:close() gives both signals back to what handled
  *                               them before (idempotent); one guard at a time.
+ * core.memory_limit(bytes|nil [, heap_bytes])   (memory.c) from the first call on, the Lua
+ *                               state allocates through a counter: an allocation that would
+ *                               take its heap (garbage not yet collected included) past
+ *                               heap_bytes (default: bytes, the process's limit, which the
+ *                               message names) ends the process at once with status 1,
+ *                               naming the operator that runs (guard.c). nil or 0: no
+ *                               limit. A forked child has none.
+ * core.memory() -> {heap=, rss=, limit=}   the Lua heap (counted since the first
+ *                               core.memory_limit, else as collectgarbage reports it) and
+ *                               the resident size of the process in bytes, and the limit.
  * core.watch{paths=, on_change=, debounce=100} -> watcher   (watch.c) calls on_change()
  *                               from the loop once the files at paths (an array) have
  *                               changed and no further change came for debounce ms. Each

@@ -16,6 +16,7 @@ local runtime = require "sluice.runtime"
 local checkpoint = require "sluice.checkpoint"
 local reload = require "sluice.reload"
 local control = require "sluice.control"
+local memory = require "sluice.memory"
 local repl = require "sluice.repl"
 local busted_output = require "sluice.busted_output"
 local sl = require "sluice"
@@ -64,6 +65,8 @@ local RUN_OPTIONS = [[
                        $XDG_RUNTIME_DIR/sluice, else $TMPDIR/sluice-UID; "none": none)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
+  --memory-limit SIZE  past SIZE (200MB, 2GB; default none), stop with status 1 naming
+                       the operator: Lua data at every allocation, the process every 100ms
   --                   the words after it go to the script, even those starting with --
   -h, --help           this text
 ]]
@@ -168,7 +171,7 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
   run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
-    "--batch-size", "--help" },
+    "--batch-size", "--memory-limit", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -182,7 +185,7 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
-  ["--set"] = true }
+  ["--set"] = true, ["--memory-limit"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -234,6 +237,11 @@ local function parse(args, first)
       return nil, format("--on-error: expected fail or dead-letter, got %s", opts["on-error"])
     end
     opts.on_error = opts["on-error"]
+  end
+  if opts["memory-limit"] then
+    local bytes, err = memory.parse(opts["memory-limit"])
+    if not bytes then return nil, "--memory-limit: " .. err end
+    opts.memory_limit = bytes
   end
   -- checkpoints
   if opts["checkpoint-every"] then
@@ -407,6 +415,8 @@ local function run_once(src, opts)
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
   -- streaming job's live heap is its state plus a few batches. SLUICE_GC_PAUSE overrides.
   collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
+  -- --memory-limit (memory.lua; it makes the collector start earlier)
+  local stop_memory = opts.memory_limit and memory.watch(opts.memory_limit)
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
@@ -421,6 +431,7 @@ local function run_once(src, opts)
   if not ran then ok, err = nil, ok end
   reloader:stop()
   stop_control()
+  if stop_memory then stop_memory() end
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end
   if seen.signal then

@@ -16,7 +16,8 @@ local LAYERS = {
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "window", "rolling", "process", "join", "lookup", "scan", "dedupe",
     "changes", "batch", "operator", "dead_letters", "guard", "runtime" },
-  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
+  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "memory",
+    "repl", "cli",
     "busted_output", "testing" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
