@@ -333,7 +333,7 @@ end
 -- signal says so with what has been read and written so far, a second one exits at once
 -- (status 130) after on_exit() (which removes the control socket). The signals are taken
 -- in C (core.guard): when a function that never returns keeps the loop from coming round
--- to the first for GRACE_MS, or to a second at all, the process ends from C, naming the
+-- to the first for GRACE_MS, or to a second for 1 s, the process ends from C, naming the
 -- operator it is in, after removing the control socket at `socket`. Returns the handles,
 -- to close when the job has ended, and a table whose `signal` is the name of the first
 -- signal once one came.
