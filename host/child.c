@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 
 #include "child.h"
+#include "memory.h"
 
 /* child.fork() -> pid in the parent, 0 in the child | nil, msg */
 static int child_fork(lua_State *L)
@@ -33,6 +34,7 @@ static int child_fork(lua_State *L)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
+        sl_memory_forked();
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);

@@ -13,8 +13,10 @@
 #include "ctl.h"
 #include "durable.h"
 #include "exchange.h"
+#include "guard.h"
 #include "kafka.h"
 #include "lineedit.h"
+#include "memory.h"
 #include "loop.h"
 #include "net.h"
 #include "nexmark_lua.h"
@@ -102,6 +104,9 @@ static const luaL_Reg core_functions[] = {
     {"idle", sl_idle_new},
     {"timer", sl_timer_new},
     {"signal", sl_signal_new},
+    {"guard", sl_guard_new},
+    {"memory_limit", sl_memory_limit},
+    {"memory", sl_memory_stats},
     {"watch", sl_watch_new},
     {"reader", sl_reader_new},
     {"listen", sl_listener_new},
@@ -144,6 +149,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_writer_register(L);
     sl_ctl_register(L);
     sl_signal_register(L);
+    sl_guard_register(L);
     sl_watch_register(L);
     sl_net_register(L);
     sl_nexmark_register(L);

@@ -510,13 +510,21 @@ int sl_ctl_dir(lua_State *L)
         goto fail;
     if (!S_ISDIR(st.st_mode)) {
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: not a directory", path);
+        lua_pushfstring(L, "%s is not a directory", path);
         return 2;
     }
-    if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+    /* Another user's directory (made before this user's first job, as anyone may in
+     * /tmp) could hold a socket that impersonates a job: it is never used. */
+    if (st.st_uid != geteuid()) {
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: not a directory only this user may enter (mode %o, owner %d)",
-                        path, (int)(st.st_mode & 0777), (int)st.st_uid);
+        lua_pushfstring(L, "%s belongs to another user (uid %d, not %d)", path,
+                        (int)st.st_uid, (int)geteuid());
+        return 2;
+    }
+    if ((st.st_mode & 077) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s is open to other users (mode %o; it must be 700)", path,
+                        (int)(st.st_mode & 0777));
         return 2;
     }
     lua_pushboolean(L, 1);

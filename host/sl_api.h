@@ -3,7 +3,7 @@
  * Two doors, chosen by how often they are used (see STYLE.md):
  * - The FFI door: plain C functions on scalars and pointers, for per-record and per-batch
  *   work that needs no lua_State, and the layouts of the buffers Lua reads in place: the
- *   two functions below and the headers included under "FFI door", nothing else. None of
+ *   functions below and the headers included under "FFI door", nothing else. None of
  *   the functions calls back into Lua. lua/sluice/host.lua mirrors what it uses of them in
  *   its one ffi.cdef, and tests/unit/host_spec.lua checks each of its declarations
  *   against these headers (it reads the list of includes here).
@@ -24,6 +24,13 @@
 
 double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch (time.c) */
 uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
+
+/* guard.c: the operator running now, which a hard exit names. sl_guard_label notes a label
+ * ("map at job.lua:3", truncated to 199 bytes) and returns its id, the same for the same
+ * text (0, no operator, once 512 are kept); sl_guard_enter makes an id current and
+ * returns the one it replaces (a plain store, cheap enough for every batch). */
+int sl_guard_label(const char *text);
+int sl_guard_enter(int id);
 
 /* ---- Lua C API door: require "sluice.core" ----------------------------------------------
  *
@@ -48,6 +55,27 @@ uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */
  *                               it never keeps core.run() going by itself. handle:close()
  *                               restores the default action (idempotent).
  *
+ * core.guard{on_signal=fn, grace_ms=5000, remove=path} -> guard   (guard.c)
+ *                               takes SIGINT and SIGTERM in C while a job runs: each
+ *                               calls fn(name) from the loop.
+ *                               When the loop does not come round to the first within
+ *                               grace_ms (a user function that never returns), or to a
+ *                               later one within a second (fn must end the process then:
+ *                               os.exit), the process ends at once from C with status 130,
+ *                               naming the operator that runs (sl_guard_enter), after
+ *                               removing the file `remove` (the control socket). Unref'd.
+ *                               guard:close() gives both signals back to what handled
+ *                               them before (idempotent); one guard at a time.
+ * core.memory_limit(bytes|nil [, heap_bytes])   (memory.c) from the first call on, the Lua
+ *                               state allocates through a counter: an allocation that would
+ *                               take its heap (garbage not yet collected included) past
+ *                               heap_bytes (default: bytes, the process's limit, which the
+ *                               message names) ends the process at once with status 1,
+ *                               naming the operator that runs (guard.c). nil or 0: no
+ *                               limit. A forked child has none.
+ * core.memory() -> {heap=, rss=, limit=}   the Lua heap (counted since the first
+ *                               core.memory_limit, else as collectgarbage reports it) and
+ *                               the resident size of the process in bytes, and the limit.
  * core.watch{paths=, on_change=, debounce=100} -> watcher   (watch.c) calls on_change()
  *                               from the loop once the files at paths (an array) have
  *                               changed and no further change came for debounce ms. Each

@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "memory.h"
 #include "sl_api.h"
 #include "vm.h"
 
@@ -117,6 +118,8 @@ int sl_vm_opt(lua_State *L, const char *who, const char *name, int t)
 
 void sl_vm_close(lua_State *L)
 {
-    if (L != NULL)
+    if (L != NULL) {
+        sl_memory_unwrap(L);                /* its own allocator frees its arena */
         lua_close(L);
+    }
 }

@@ -17,6 +17,7 @@ local checkpoint = require "sluice.checkpoint"
 local reload = require "sluice.reload"
 local control = require "sluice.control"
 local worker = require "sluice.worker"
+local memory = require "sluice.memory"
 local repl = require "sluice.repl"
 local busted_output = require "sluice.busted_output"
 local sl = require "sluice"
@@ -62,10 +63,12 @@ local RUN_OPTIONS = [[
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
   --control PATH       the control socket for attach and top (default: a socket in
-                       $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
+                       $XDG_RUNTIME_DIR/sluice, else $TMPDIR/sluice-UID; "none": none)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --workers N          run on N threads, records exchanged by key (default 1)
+  --memory-limit SIZE  past SIZE (200MB, 2GB; default none), stop with status 1 naming
+                       the operator: Lua data at every allocation, the process every 100ms
   --                   the words after it go to the script, even those starting with --
   -h, --help           this text
 ]]
@@ -75,7 +78,8 @@ local HELP = {
 usage: sluice run SCRIPT.lua|- [ARGS...] [OPTIONS]
 
 Runs the pipeline SCRIPT.lua describes until its input ends (every source bounded) or
-SIGINT/SIGTERM stops it: the first signal drains what was read, a second exits at once.
+SIGINT/SIGTERM stops it: the first signal drains what was read, a second exits at once
+(so does the first when a function that never returns holds the job for 5 s).
 The script gets ARGS in `arg` (arg[0] is the script) and --set values through
 sl.param(name, default); `-` reads the script from stdin. Relative paths in the script are
 relative to the current directory; `require` also finds modules beside the script.
@@ -147,9 +151,9 @@ job is chosen as for attach.
   ps = [[
 usage: sluice ps
 
-Lists the jobs running with a default control socket ($XDG_RUNTIME_DIR/sluice or
-/tmp/sluice-UID): pid, script, socket and uptime. Sockets left by jobs that died are
-removed on the way.
+Lists the jobs running with a default control socket ($XDG_RUNTIME_DIR/sluice, else
+$TMPDIR/sluice-UID; TMPDIR is /tmp by default): pid, script, socket and uptime. Sockets
+left by jobs that died are removed on the way.
 ]],
   test = [[
 usage: sluice test [PATH...] [BUSTED OPTIONS]
@@ -169,7 +173,7 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
   run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
-    "--batch-size", "--workers", "--help" },
+    "--batch-size", "--workers", "--memory-limit", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -183,7 +187,7 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
-  ["--set"] = true, ["--workers"] = true }
+  ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -235,6 +239,11 @@ local function parse(args, first)
       return nil, format("--on-error: expected fail or dead-letter, got %s", opts["on-error"])
     end
     opts.on_error = opts["on-error"]
+  end
+  if opts["memory-limit"] then
+    local bytes, err = memory.parse(opts["memory-limit"])
+    if not bytes then return nil, "--memory-limit: " .. err end
+    opts.memory_limit = bytes
   end
   -- checkpoints
   if opts["checkpoint-every"] then
@@ -308,18 +317,19 @@ end
 local commands = {}
 
 -- Listens on the control socket of `job` (--control PATH, else the default path; "none":
--- no socket). Returns the function that stops it and removes the socket, or nil after
--- saying why it cannot listen at a PATH given. A default socket that cannot be made only
--- costs a warning.
+-- no socket). Returns the function that stops it and removes the socket, and the
+-- socket's path; or nil after saying why it cannot listen at a PATH given. Without a
+-- default socket the job runs all the same, after one line that says attach is off and why.
 local function start_control(script, opts, job, reloader)
   if opts.control == "none" then return function() end end
   local server, err = control.start(opts.control, script, job, reloader)
   if not server then
-    say("sluice: %s", err)
-    if opts.control then return nil end
+    if opts.control then say("sluice: %s", err); return nil end
+    say("sluice: attach, top and tap are off for this job: %s (--control PATH puts the " ..
+      "socket elsewhere; --control none says nothing)", err)
     return function() end
   end
-  return function() server:stop() end
+  return function() server:stop() end, server.path
 end
 
 local function plural(n, what)
@@ -337,28 +347,29 @@ end
 
 -- SIGINT/SIGTERM: stop reading, drain what was read, close the sinks, exit 0; the first
 -- signal says so with what has been read and written so far, a second one exits at once
--- (status 130) after on_exit() (which removes the control socket). (core.signal handles
--- do not keep the loop alive.) Returns the handles, to close when the job has ended, and
--- a table whose `signal` is the name of the first signal once one came.
-local function on_signals(job, on_exit)
+-- (status 130) after on_exit() (which removes the control socket). The signals are taken
+-- in C (core.guard): when a function that never returns keeps the loop from coming round
+-- to the first for GRACE_MS, or to a second for 1 s, the process ends from C, naming the
+-- operator it is in, after removing the control socket at `socket`. Returns the handles,
+-- to close when the job has ended, and a table whose `signal` is the name of the first
+-- signal once one came.
+local GRACE_MS = 5000
+local function on_signals(job, on_exit, socket)
   local handles, seen = {}, {}
-  if not core.signal then return handles, seen end
   local received = 0
-  for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-    handles[#handles + 1] = core.signal(name, function()
-      received = received + 1
-      if received > 1 then
-        say("sluice: second %s: exiting at once, abandoning what is still in flight (%s)",
-          name, progress(job))
-        on_exit()
-        os.exit(130)
-      end
-      seen.signal = name
-      say("sluice: %s: draining: %s so far; a second signal abandons what is still in flight",
+  handles[1] = core.guard { grace_ms = GRACE_MS, remove = socket, on_signal = function(name)
+    received = received + 1
+    if received > 1 then
+      say("sluice: second %s: exiting at once, abandoning what is still in flight (%s)",
         name, progress(job))
-      job:shutdown()
-    end)
-  end
+      on_exit()
+      os.exit(130)
+    end
+    seen.signal = name
+    say("sluice: %s: draining: %s so far; a second signal abandons what is still in flight",
+      name, progress(job))
+    job:shutdown()
+  end }
   return handles, seen
 end
 
@@ -415,13 +426,15 @@ local function run_once(src, opts)
     say("sluice: %s", tostring(reloader))
     return 1
   end
-  local stop_control = start_control(src.path, opts, job, reloader)
+  local stop_control, socket = start_control(src.path, opts, job, reloader)
   if not stop_control then reloader:stop(); return 1 end
-  local signals, seen = on_signals(job, stop_control)
+  local signals, seen = on_signals(job, stop_control, socket)
   -- Records are short-lived tables: collecting when the heap has grown to 4 times what
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
   -- streaming job's live heap is its state plus a few batches. SLUICE_GC_PAUSE overrides.
   collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
+  -- --memory-limit (memory.lua; it makes the collector start earlier)
+  local stop_memory = opts.memory_limit and memory.watch(opts.memory_limit)
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
   local profile = os.getenv("SLUICE_PROFILE")
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
@@ -444,6 +457,7 @@ local function run_once(src, opts)
   end
   reloader:stop()
   stop_control()
+  if stop_memory then stop_memory() end
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end
   if seen.signal then
@@ -621,7 +635,8 @@ end
 function commands.ps()
   local jobs = control.jobs()
   if #jobs == 0 then
-    say("sluice: no running job found in %s", control.default_dir())
+    local dir, why = control.default_dir()
+    say("sluice: no running job found in %s", dir or ("any directory of control sockets: " .. why))
     return 0
   end
   local rows = { { "PID", "SCRIPT", "UPTIME", "SOCKET" } }

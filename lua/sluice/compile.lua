@@ -40,6 +40,8 @@ local function dead_ends(declared)
   return found
 end
 
+local file_clashes             -- (below, where paths are resolved)
+
 -- The `arg` table a script sees, as the standalone lua makes it: arg[0] the script,
 -- arg[1..n] its arguments.
 local function script_arg(path, args)
@@ -103,6 +105,7 @@ function compile.script(path, opts)
   local errors = report.collected()
   if not ok then errors[#errors + 1] = tostring(rerr) end
   for _, e in ipairs(dead_ends(declared)) do errors[#errors + 1] = e end
+  for _, e in ipairs(file_clashes(declared)) do errors[#errors + 1] = e end
   local sinks = {}
   for _, node in ipairs(declared.nodes) do
     if node.kind == "sink" and not node.detached then sinks[#sinks + 1] = node end
@@ -139,6 +142,64 @@ function compile.resolved(path)
   if path:sub(1, 1) == "/" then return path end
   local dir = cwd()
   return format("%s (%s%s%s)", path, dir, dir == "/" and "" or "/", path)
+end
+
+-- Which file `path` names: its device and inode when it exists, else the path made
+-- absolute with "." and ".." resolved (symbolic links are not).
+local function file_key(path)
+  local st = durable.stat(path)
+  if st then return st.dev .. ":" .. st.ino end
+  if path:sub(1, 1) ~= "/" then path = cwd() .. "/" .. path end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then parts[#parts] = nil elseif part ~= "." then parts[#parts + 1] = part end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+-- Files a script would write at cross purposes: file sinks on one file share its writer
+-- (sink.lua), so they must agree on what they write; a file the job reads is not written
+-- (a sink would cut it short, or read its own output back); the dead letters have a file
+-- of their own. Returns the mistakes, each at the later declaration's line.
+function file_clashes(declared)
+  local found, writers, readers = {}, {}, {}
+  local function say(spec, msg, ...)
+    found[#found + 1] = format("%s: " .. msg, spec.where or "?", ...)
+  end
+  local function writes(spec, what)
+    if spec.type ~= "file" or type(spec.path) ~= "string" then return end
+    local key = file_key(spec.path)
+    local reader, other = readers[key], writers[key]
+    if reader then
+      say(spec, "%s: %s is also read by the %s at %s; a job does not write a file it reads",
+        what, spec.path, reader.label:match("^%S+"), reader.where or "?")
+    elseif other and (what == "dead_letter()" or other.what == "dead_letter()") then
+      say(spec, "%s: %s is also written by the %s at %s; the dead letters need a file " ..
+        "of their own", what, spec.path, other.what:gsub("%(%)$", ""), other.spec.where or "?")
+    elseif other and (spec.format == "table" or other.spec.format == "table"
+        or spec.format ~= other.spec.format or spec.append ~= other.spec.append
+        or table.concat(spec.columns or {}, ",") ~= table.concat(other.spec.columns or {}, ",")) then
+      say(spec, "%s: %s is also written by the sink at %s, as format %s%s%s; sinks on " ..
+        "one file share it and must write alike (format, columns, append; never format " ..
+        "table): else send both streams to one sink, a:union(b):sink(...)", what, spec.path,
+        other.spec.where or "?", tostring(other.spec.format),
+        other.spec.columns and " with columns " .. table.concat(other.spec.columns, ",") or "",
+        other.spec.append and ", append" or "")
+    elseif not other then
+      writers[key] = { spec = spec, what = what }
+    end
+  end
+  for _, node in ipairs(declared.nodes) do
+    local spec = node.spec
+    if node.kind == "source" and spec and spec.type == "file" and type(spec.path) == "string" then
+      readers[file_key(spec.path)] = spec
+    end
+  end
+  for _, node in ipairs(declared.nodes) do
+    if node.kind == "sink" and not node.detached then writes(node.spec, "sink.file()") end
+  end
+  if declared.dead_letter then writes(declared.dead_letter, "dead_letter()") end
+  return found
 end
 
 -- Whether `a` parses as the host net.c resolves: "host:port", "[v6]:port" or

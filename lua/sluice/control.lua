@@ -31,19 +31,37 @@ Server.__index = Server
 
 -- ---- where sockets live --------------------------------------------------------------
 
--- The directory of default sockets: $XDG_RUNTIME_DIR/sluice, else /tmp/sluice-UID.
-function control.default_dir()
+-- Where default sockets may live, best first: $XDG_RUNTIME_DIR/sluice (systemd makes
+-- that directory for the user alone), then $TMPDIR/sluice-UID (TMPDIR: /tmp by default),
+-- where another user may have made the directory first.
+local function candidate_dirs()
+  local list = {}
   local xdg = os.getenv("XDG_RUNTIME_DIR")
-  if xdg and xdg ~= "" then return xdg .. "/sluice" end
-  return "/tmp/sluice-" .. tostring(core.uid)
+  if xdg and xdg ~= "" then list[#list + 1] = xdg:gsub("/+$", "") .. "/sluice" end
+  local tmp = os.getenv("TMPDIR")
+  if not tmp or tmp == "" then tmp = "/tmp" end
+  list[#list + 1] = tmp:gsub("/+$", "") .. "/sluice-" .. tostring(core.uid)
+  return list
 end
 
--- The default socket of a job running `script`: DIR/NAME-PID.sock. Makes DIR (0700), or
--- checks that only this user may enter it. Returns the path, or nil and why not.
+-- The directory of default sockets: the first candidate that is, or is made (0700), a
+-- directory of this user's that no one else may enter. Returns it, or nil and why none
+-- is (each candidate's reason).
+function control.default_dir()
+  local why = {}
+  for _, dir in ipairs(candidate_dirs()) do
+    local ok, err = core.ctl_dir(dir)
+    if ok then return dir end
+    why[#why + 1] = err
+  end
+  return nil, table.concat(why, "; ")
+end
+
+-- The default socket of a job running `script`: DIR/NAME-PID.sock in default_dir().
+-- Returns the path, or nil and why there is none.
 function control.default_path(script)
-  local dir = control.default_dir()
-  local ok, err = core.ctl_dir(dir)
-  if not ok then return nil, err end
+  local dir, err = control.default_dir()
+  if not dir then return nil, err end
   local name = (tostring(script):match("([^/]+)%.lua$") or "job"):gsub("[^%w_.-]", "_")
   return string.format("%s/%s-%d.sock", dir, name, core.pid)
 end
@@ -67,7 +85,9 @@ end
 -- that died are removed on the way.
 function control.jobs()
   local list = {}
-  for _, path in ipairs(live_sockets(control.default_dir())) do
+  local dir = control.default_dir()
+  if not dir then return list end
+  for _, path in ipairs(live_sockets(dir)) do
     local job = { socket = path, pid = tonumber(path:match("%-(%d+)%.sock$")),
       script = path:match("([^/]+)%-%d+%.sock$") }
     local c = core.ctl_connect(path)
@@ -94,7 +114,11 @@ end
 function control.find(target)
   target = target and tostring(target)
   if target and (target:find("/", 1, true) or target:match("%.sock$")) then return target end
-  local dir = control.default_dir()
+  local dir, why = control.default_dir()
+  if not dir then
+    return nil, "no directory of default control sockets can be used: " .. why ..
+      " (name the socket instead: sluice attach PATH)"
+  end
   local live = live_sockets(dir)
   local what = "running job"
   if target then
@@ -346,7 +370,7 @@ function control.start(path, script, running, reloader)
   if not path then
     local err
     path, err = control.default_path(script)
-    if not path then return nil, "control socket: " .. err end
+    if not path then return nil, "no directory for its control socket: " .. err end
   end
   local server = setmetatable({ path = path, clients = {}, started_ms = host.now_ms() }, Server)
   server.job = setmetatable({ script = script, path = path, running = running,

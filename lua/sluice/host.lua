@@ -8,9 +8,11 @@ local ffi = require "ffi"
 local core = require "sluice.core"
 
 ffi.cdef [[
-/* host/sl_api.h: the clocks; and isatty, from the C library */
+/* host/sl_api.h: the clocks, the running operator (guard.c); and isatty, from the C library */
 double sl_time_now_ms(void);
 uint64_t sl_time_hrtime_ns(void);
+int sl_guard_label(const char *text);
+int sl_guard_enter(int id);
 int isatty(int fd);
 
 /* host/prims.h: the time and window primitives, accumulators and sketches */

@@ -258,7 +258,7 @@ function reload.swap(j, set)
       kept_sinks[o] = true
       return o.handle
     end
-    local h = runtime.open_sink(node, j.dl, nil, j.checkpointing)
+    local h = runtime.open_sink(node, j.dl, nil, j.checkpointing, j.files)
     opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
       fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
     return h

@@ -17,6 +17,7 @@ local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
+local guard = require "sluice.guard"
 
 local core = host.core
 local tostring = tostring
@@ -304,6 +305,14 @@ function runtime.build(set, dl, open_sink, team)
         end
       end
     end
+    -- every receiver names itself while it runs, for a hard exit's message (guard.lua)
+    local fused_into = {}
+    for gen, r in pairs(fused) do fused_into[r] = gen end
+    for node, r in pairs(receiver) do
+      local ops = r.ops or { node }
+      if fused_into[r] then ops = { fused_into[r], unpack(ops) } end
+      guard.wrap(r, guard.label(ops))
+    end
     local listed = {}
     for _, node in ipairs(nodes) do
       if node.kind == "source" then
@@ -325,14 +334,16 @@ end
 
 -- Opens the running sink of a sink node; bad records go to the dead letters `dl`.
 -- `committed`: the length of this file sink the restored checkpoint committed, or nil;
--- `checkpointing`: the job takes checkpoints (a transactional sink needs them). The sink
--- counts them (handle.dead; handle.errors: a sink.fn raised), across reloads that keep it.
-function runtime.open_sink(node, dl, committed, checkpointing)
+-- `checkpointing`: the job takes checkpoints (a transactional sink needs them); `files`:
+-- the job's table through which file sinks on one file share a writer (job.files). The
+-- sink counts them (handle.dead; handle.errors: a sink.fn raised), across reloads that keep it.
+function runtime.open_sink(node, dl, committed, checkpointing, files)
   local spec = node.spec
   local handle
   handle = sink.open(spec, {
     committed = committed,
     checkpointing = checkpointing,
+    files = files,
     bad_output = function(record, reason)
       handle.dead = handle.dead + 1
       dl.write { sink = spec.label, at = spec.where, reason = reason, record = record }
@@ -391,6 +402,7 @@ Job.__index = Job
 --   job.dead_letters   how many records went to the dead letters, once it has run
 --   job.records_in     how many records its sources have read (job:records_out(): how
 --                      many its sinks have received)
+--   job.files      the writers its file sinks share, by file (sink.lua), once running
 function runtime.new(set, opts)
   opts = opts or {}
   local defaults = runtime.defaults
@@ -568,11 +580,11 @@ function Job:run(restore)
     dl = dead_letters.open(j.dead_letter, { append = restore ~= nil,
       on_error = j.options.on_error, report = j.options.dead_letter_report })
   end
-  j.dl, j.started = dl, host.clock()
+  j.dl, j.started, j.files = dl, host.clock(), {}
   local committed = restore and restore.sinks or {}
   local g, err = runtime.build(j.set, dl, function(node)
     return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
-      j.checkpointing)
+      j.checkpointing, j.files)
   end, team)
   local ok = g ~= nil
   j.graph = g

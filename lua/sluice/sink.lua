@@ -113,7 +113,8 @@ end
 -- (failed: the job ends in failure; a transactional sink aborts then).
 -- ctx.bad_output(record, reason) dead-letters a record the sink could not encode;
 -- ctx.committed (a file's length to cut back to) and ctx.append resume a file sink;
--- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised.
+-- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised; ctx.files
+-- (a table the job keeps) lets file sinks on one file share its writer.
 
 local open = {}
 
@@ -146,16 +147,56 @@ local function check_reader(w, ctx)
   if ctx.output_closed and w:reader_gone() then ctx.output_closed() end
 end
 
--- A sink that encodes in C: one writer call per batch.
+-- A writer and what writes it out: what a turn of the event loop produced is written at
+-- the start of the next turn (a 0 ms timer), so a record that arrives alone reaches its
+-- file or stdout at once, and at high rates one write carries all the batches that one
+-- read delivered. `users` counts the sinks writing through it.
+local function new_output(target, ctx)
+  local out = { w = core.writer(target), pending = false, users = 1 }
+  out.timer = core.timer(function()
+    out.pending = false
+    out.w:flush()
+    check_reader(out.w, ctx)
+  end)
+  return out
+end
+
+-- The shape of what a file sink writes: sinks on one file share its writer only when
+-- they agree on it (compile.lua says so at the script's line; a reload that changes a
+-- sink's format opens a writer of its own, as before).
+local function shape(spec)
+  local cols = type(spec.columns) == "table" and table.concat(spec.columns, "\0") or ""
+  return format("%s|%s|%s", spec.format, tostring(spec.append), cols)
+end
+
+-- The file a path names (device and inode, after the writer has made it), or nil.
+local function file_id(path)
+  local st = core.durable.stat(path)
+  return st and (st.dev .. ":" .. st.ino) or nil
+end
+
+-- A sink that encodes in C: one writer call per batch. File sinks of one job on one file
+-- share its writer (ctx.files: the job's shared outputs by file_id), so their records
+-- interleave whole, batch by batch, and a checkpoint commits the one length they share;
+-- two writers would each write from their own offset, over each other. The first of
+-- them opens the file (cut back to a checkpoint's length); the last one closes it.
 local function open_writer(spec, ctx)
-  local target = writer_target(spec, ctx)
-  target.format, target.columns = spec.format, spec.columns
-  local w = core.writer(target)
-  -- What a turn of the event loop produced is written at the start of the next turn (a
-  -- 0 ms timer): a record that arrives alone reaches its file or stdout at once, and at
-  -- high rates one write carries all the batches that one read delivered.
-  local pending = false
-  local timer = core.timer(function() pending = false; w:flush(); check_reader(w, ctx) end)
+  local files = spec.type == "file" and ctx.files or nil
+  local id = files and file_id(spec.path)
+  local out = id and files[id]
+  if out and out.shape == shape(spec) then
+    out.users = out.users + 1
+  else
+    local target = writer_target(spec, ctx)
+    target.format, target.columns = spec.format, spec.columns
+    out = new_output(target, ctx)
+    id = files and file_id(spec.path)         -- the file exists now
+    if id and not files[id] then
+      out.shape, out.files, out.id = shape(spec), files, id
+      files[id] = out
+    end
+  end
+  local w, closed = out.w, false
   return {
     push = function(batch, n)
       local bad = w:write(batch, n)
@@ -163,9 +204,16 @@ local function open_writer(spec, ctx)
         for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
       end
       check_reader(w, ctx)
-      if not pending then pending = true; timer:start(0) end
+      if not out.pending then out.pending = true; out.timer:start(0) end
     end,
-    close = function() timer:close(); w:close() end,
+    close = function()
+      if closed then return end
+      closed, out.users = true, out.users - 1
+      if out.users > 0 then return end
+      if out.files and out.files[out.id] == out then out.files[out.id] = nil end
+      out.timer:close()
+      w:close()
+    end,
     -- a file sink's committed length for a checkpoint: everything so far, written out
     path = spec.type == "file" and spec.path or nil,
     commit = spec.type == "file" and function() return w:size() end or nil,

@@ -329,6 +329,55 @@ describe("the default control socket", function()
     h.contains(res.stderr, "no running job found in " .. runtime_dir .. "/sluice", "stderr")
   end)
 
+  -- $XDG_RUNTIME_DIR/sluice first; when it cannot be used, $TMPDIR/sluice-UID, where
+  -- another user may have made the directory before (simulated here by a directory open to
+  -- others, a file in its place, and, as root, a directory given to another user)
+  it("falls back to $TMPDIR/sluice-UID when $XDG_RUNTIME_DIR/sluice cannot be used", function()
+    local runtime_dir, tmp = h.tmpdir(), h.tmpdir()
+    h.write(h.path(runtime_dir, "sluice"), "a file, not a directory\n")
+    local env = { XDG_RUNTIME_DIR = runtime_dir, TMPDIR = tmp }
+    local pid = start(h.script(JOB:format(""), "live.lua"), "",
+      "XDG_RUNTIME_DIR=" .. h.q(runtime_dir) .. " TMPDIR=" .. h.q(tmp) .. " ")
+    local dir = h.path(tmp, "sluice-" .. core.uid)
+    wait_socket(h.path(dir, "live-" .. pid .. ".sock"), pid):close()
+    assert.are.equal("700", mode(dir))
+    local stdin = h.write(h.path(h.tmpdir(), "input.txt"), "job.script\n")
+    local res = h.run("attach", { stdin = stdin, env = env })
+    stop(pid)
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "live.lua", "stdout")
+    h.not_contains(h.read(h.path(outputs[pid], "err")), "attach", "the job's stderr")
+  end)
+
+  it("says once at the start that attach is off, and why, when no directory can be used",
+    function()
+      local script = h.script("local sl = require 'sluice'\n" ..
+        "sl.source.generator { count = 3, fn = function(i) return i end }:sink(sl.sink.stdout())\n")
+      local tmp = h.tmpdir()
+      local dir = h.path(tmp, "sluice-" .. core.uid)
+      local cases = { { "mkdir -m 755 " .. h.q(dir), "is open to other users (mode 755" },
+        { "touch " .. h.q(dir), dir .. " is not a directory" } }
+      if core.uid == 0 then
+        cases[3] = { "mkdir -m 700 " .. h.q(dir) .. " && chown 65534 " .. h.q(dir),
+          dir .. " belongs to another user (uid 65534, not 0)" }
+      end
+      for _, case in ipairs(cases) do
+        os.execute("rm -rf " .. h.q(dir))
+        assert(os.execute(case[1]) == 0, case[1])
+        local res = h.run("run " .. h.q(script), { env = { XDG_RUNTIME_DIR = "", TMPDIR = tmp } })
+        h.expect_code(res, 0)
+        assert.are.equal("1\n2\n3\n", res.stdout)
+        local lines = h.lines(res.stderr)
+        assert.are.equal(1, #lines, res.stderr)
+        h.contains(lines[1], "sluice: attach, top and tap are off for this job: ", "stderr")
+        h.contains(lines[1], case[2], "stderr")
+        -- attach looks in the same places and says why it cannot
+        res = h.run("attach", { env = { XDG_RUNTIME_DIR = "", TMPDIR = tmp } })
+        h.expect_code(res, 1)
+        h.contains(res.stderr, case[2], "attach's stderr")
+      end
+    end)
+
   it("run --control refuses a path where another job listens", function()
     local sock = h.path(h.tmpdir(), "job.sock")
     local script = h.script(JOB:format(""))

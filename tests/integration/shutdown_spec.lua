@@ -1,7 +1,8 @@
 -- What a job says when it is stopped: the first SIGINT/SIGTERM prints once what it is
 -- draining (records read, records through the sinks) and, at exit, a one-line summary
 -- (records in and out, dead letters); a second signal says what it abandons and exits 130.
--- Its control socket goes with it either way.
+-- Its control socket goes with it either way, also when a function that never returns
+-- keeps the loop from answering and the process ends from C.
 local h = require "tests.helpers"
 
 -- Whether a socket (or any file) is at path: io.open cannot open a socket.
@@ -105,6 +106,60 @@ sl.source.values { 1, 2 }:map(function(x) error("bad " .. x) end):sink(sl.sink.n
 ]])
     local j = start(script, "--on-error=fail")
     assert.equal(1, status(j))
+    assert.is_false(exists(j.sock))
+  end)
+
+  -- A user function that never returns keeps the loop from ever coming round to a signal
+  -- (and a compiled trace never runs a hook): the signals are taken in C (host/guard.c),
+  -- which ends the process itself, naming the operator.
+  local HANG = [[
+local sl = require "sluice"
+sl.source.generator { fn = function(i) return { i = i } end }
+  :map(function(r) io.open(%q, "w"):close(); while true do end end)
+  :sink(sl.sink.null())
+]]
+
+  -- The job's exit status once it has ended, or nil after `s` seconds (it is then
+  -- killed, unless `keep`).
+  local function ended_within(j, s, keep)
+    for _ = 1, math.ceil(s * 100) do
+      local rc = (h.read(j.rc) or ""):match("%d+")
+      if rc then return tonumber(rc) end
+      h.sleep_ms(10)
+    end
+    if not keep then os.execute("kill -KILL " .. j.pid .. " 2>/dev/null") end
+    return nil
+  end
+
+  it("a function that never returns: a second SIGINT ends the job at once, naming it", function()
+    local busy = h.path(h.dir(), "busy")
+    local script = h.script(HANG:format(busy))
+    local j = start(script)
+    h.wait_until("the map to run", function() return h.exists(busy) end)
+    -- two SIGINTs sent before the first is taken are one: send until the job has ended
+    local rc
+    for _ = 1, 100 do
+      os.execute("kill -INT " .. j.pid .. " 2>/dev/null")
+      rc = ended_within(j, 0.1, true)
+      if rc then break end
+    end
+    assert.equal(130, rc or ended_within(j, 1))
+    h.contains(h.read(j.err), "sluice: second SIGINT while the job is busy in source.generator at " ..
+      script .. ":2, map at " .. script .. ":3 (one fused stage): exiting at once (status " ..
+      "130), abandoning what is in flight\n", "stderr")
+    assert.is_false(exists(j.sock))
+  end)
+
+  it("a function that never returns: one SIGTERM ends the job after 5 s, naming it", function()
+    local busy = h.path(h.dir(), "busy")
+    local script = h.script(HANG:format(busy))
+    local j = start(script)
+    h.wait_until("the map to run", function() return h.exists(busy) end)
+    os.execute("kill -TERM " .. j.pid)
+    assert.equal(130, ended_within(j, 30))
+    h.contains(h.read(j.err), "sluice: SIGTERM: the job has been busy in source.generator at " ..
+      script .. ":2, map at " .. script .. ":3 (one fused stage) for 5 s, the loop never coming round " ..
+      "(a function that never returns?): exiting at once (status 130)\n", "stderr")
     assert.is_false(exists(j.sock))
   end)
 end)

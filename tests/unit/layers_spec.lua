@@ -15,9 +15,9 @@ local LAYERS = {
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "join", "lookup", "scan",
-    "dedupe", "changes", "batch", "operator", "dead_letters", "exchange", "runtime" },
-  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
-    "busted_output", "testing", "worker" },
+    "dedupe", "changes", "batch", "operator", "dead_letters", "guard", "exchange", "runtime" },
+  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "memory",
+    "repl", "cli", "busted_output", "testing", "worker" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
