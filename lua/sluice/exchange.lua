@@ -70,9 +70,13 @@ Team.__index = Team
 -- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
 function exchange.team(me, n, on_control)
   local team = setmetatable({ me = me, n = n, points = {}, open = 0, pending = {},
-    owners = {}, blocked = false, on_control = on_control, on_progress = nil }, Team)
+    owners = {}, blocked = false, on_control = on_control, on_progress = nil,
+    sent = {}, received = {} }, Team)
   for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
-  for w = 1, n do team.pending[w] = { first = 1, last = 0 } end
+  for w = 1, n do
+    team.pending[w] = { first = 1, last = 0 }
+    team.sent[w], team.received[w] = 0, 0     -- data messages to and from each worker
+  end
   team.ep = core.exchange(me, function() team:wake() end)
   return team
 end
@@ -89,6 +93,12 @@ function Team:send(to, s)
       flow.block(self)
     end
   end
+end
+
+-- A message of an exchange point (records, an end, idleness): counted, for cuts.
+function Team:send_data(to, s)
+  self.sent[to] = self.sent[to] + 1
+  return self:send(to, s)
 end
 
 function Team:broadcast(m)
@@ -138,8 +148,9 @@ function Team:wake()
     local m = decode(s)
     local kind = m.k
     if kind == "c" then
-      self.on_control(from, m)
+      if not self:cut_message(from, m) then self.on_control(from, m) end
     else
+      self.received[from] = self.received[from] + 1
       local point = self.points[m.p]
       if not point then error("exchange: a message for point " .. tostring(m.p) .. ", which " ..
         "this worker does not have (do the workers run the same script?)", 0) end
@@ -161,6 +172,113 @@ function Team:close()
   self.closed = true
   if self.blocked then flow.unblock(self); self.blocked = false end
   self.ep:close()
+end
+
+-- ---- cuts: a consistent state of every worker, for checkpoints --------------------------
+--
+-- Worker 1 asks every worker to pause its sources (flow.lua), then asks each, in waves, how
+-- many data messages it has sent to and received from each other worker. Once two waves in
+-- a row give the same counts, and every message sent has been received, nothing is in
+-- flight and nothing more will move (Mattern's four counters): every worker's state, and
+-- worker 1's sources' positions, are one consistent cut. Then each worker sends its
+-- snapshot to worker 1, and all resume. Messages of a wave go through the rings, in order
+-- after the data before them.
+
+local CUT = { name = "cut" }    -- the flow.lua blocker of a cut
+
+local function counts(team)
+  local s, r = {}, {}
+  for w = 1, team.n do s[w], r[w] = team.sent[w], team.received[w] end
+  return { sent = s, received = r }
+end
+
+-- Worker 1: takes a cut; snapshot() gives this worker's state at the cut (each other
+-- worker's team.snapshot_here() gives its own), and done(parts) gets every worker's
+-- (parts[w]), with every source still paused: resume() lets them go on. At most one cut at
+-- a time (returns false while one runs).
+function Team:cut(snapshot, done)
+  if self.cutting then return false end
+  self.cutting = { wave = 0, replies = {}, previous = nil, snapshot = snapshot, done = done }
+  flow.block(CUT)
+  self:wave()
+  return true
+end
+
+function Team:wave()
+  local c = self.cutting
+  c.wave = c.wave + 1
+  c.replies, c.nreplies = {}, 0
+  self:broadcast { k = "c", c = "cut", wave = c.wave }
+end
+
+-- Whether wave counts (worker -> { sent, received }) show nothing in flight.
+local function balanced(team, by)
+  for i = 1, team.n do
+    for j = 1, team.n do
+      if i ~= j and by[i].sent[j] ~= by[j].received[i] then return false end
+    end
+  end
+  return true
+end
+
+local function same(team, a, b)
+  if not a then return false end
+  for i = 1, team.n do
+    for j = 1, team.n do
+      if a[i].sent[j] ~= b[i].sent[j] or a[i].received[j] ~= b[i].received[j] then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+-- Lets every worker's sources go on after a cut (worker 1).
+function Team:resume()
+  self:broadcast { k = "c", c = "resume" }
+  flow.unblock(CUT)
+end
+
+-- Takes the control messages of cuts; returns true when m was one.
+function Team:cut_message(from, m)
+  local c = m.c
+  if c == "cut" then
+    flow.block(CUT)
+    self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = counts(self) })
+  elseif c == "snap" then
+    -- a snapshot as checkpoints store it (host.null and infinite watermarks included)
+    self:send(from, encode { k = "c", c = "part",
+      state = core.durable.encode(self.snapshot_here()) })
+  elseif c == "resume" then
+    flow.unblock(CUT)
+  elseif c == "counts" then
+    local cut = self.cutting
+    if not cut or m.wave ~= cut.wave then return true end
+    cut.replies[from] = m.counts
+    cut.nreplies = cut.nreplies + 1
+    if cut.nreplies == self.n - 1 then
+      cut.replies[self.me] = counts(self)
+      if balanced(self, cut.replies) and same(self, cut.previous, cut.replies) then
+        cut.parts, cut.nparts = {}, 0
+        self:broadcast { k = "c", c = "snap" }
+      else
+        cut.previous = cut.replies
+        self:wave()
+      end
+    end
+  elseif c == "part" then
+    local cut = self.cutting
+    cut.parts[from] = core.msgpack_decode(m.state)
+    cut.nparts = cut.nparts + 1
+    if cut.nparts == self.n - 1 then
+      cut.parts[self.me] = cut.snapshot()
+      self.cutting = nil
+      cut.done(cut.parts)
+    end
+  else
+    return false
+  end
+  return true
 end
 
 -- The receiving side of exchange point `id` (the same id on every worker): a merge of the
@@ -239,7 +357,8 @@ function Team:sender(id, key, only, mine, timed, silent)
         if to == me then
           if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
         else
-          team:send(to, encode { k = "b", p = id, n = k, r = rs[to], t = timed and ts[to] or nil,
+          team:send_data(to, encode { k = "b", p = id, n = k, r = rs[to],
+            t = timed and ts[to] or nil,
             w = timed and ws[to] or nil, e = e })
           rs[to], ts[to], ws[to] = {}, {}, {}
         end
@@ -252,7 +371,7 @@ function Team:sender(id, key, only, mine, timed, silent)
   local function tell(kind)
     local s = encode { k = kind, p = id }
     for to = only or 1, only or n do
-      if to ~= me then team:send(to, s) end
+      if to ~= me then team:send_data(to, s) end
     end
   end
   function recv.finish()

@@ -17,6 +17,7 @@ local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
+local keyed = require "sluice.keyed"
 local guard = require "sluice.guard"
 
 local core = host.core
@@ -264,6 +265,13 @@ function runtime.build(set, dl, open_sink, team)
         stateful[node.state_id] = { node = node, kind = runtime.state_kind(node), operator = true,
           snapshot = function() return { op = op.snapshot(), inputs = inputs() } end,
           restore = function(s) op.restore(s.op); inputs(s.inputs) end,
+          -- from several workers' snapshots (keyed.lua): its keys' rows; the inputs'
+          -- watermarks start again
+          restore_keys = function(list, keep)
+            local ops = {}
+            for i, s in ipairs(list) do ops[i] = s.op end
+            keyed.restore_all(op, ops, keep)
+          end,
           handover = op.handover and function() return { op = op.handover(), inputs = inputs() } end,
           adopt = op.adopt and function(live) op.adopt(live.op); inputs(live.inputs) end }
       elseif operator.kinds[node.kind] then
@@ -276,8 +284,10 @@ function runtime.build(set, dl, open_sink, team)
           points_of(node, function(_, b, n, t, w, wend) r:push(b, n, t, w, wend) end,
             function() r:finish() end, function() return r.done end)
         end
-        stateful[node.state_id] = { snapshot = r.op.snapshot, restore = r.op.restore,
-          handover = r.op.handover, adopt = r.op.adopt, node = node,
+        local op = r.op
+        stateful[node.state_id] = { snapshot = op.snapshot, restore = op.restore,
+          restore_keys = function(list, keep) keyed.restore_all(op, list, keep) end,
+          handover = op.handover, adopt = op.adopt, node = node,
           kind = runtime.state_kind(node), operator = true }
       elseif plan.fusable[node.kind] then
         local st = stages[node.stage]
@@ -379,6 +389,35 @@ function runtime.restore_into(stateful, snap)
   for id, state in pairs(snap.operators or {}) do
     local s = stateful[id]
     if s then s.restore(state) else unknown[#unknown + 1] = id end
+  end
+  table.sort(unknown)
+  return unknown
+end
+
+-- Restores the state of a cut of several workers (exchange.lua: checkpoint.lua keeps
+-- parts[w], worker w's snapshot) into this worker's graph, whatever the number of workers
+-- then and now: a keyed operator takes, from every part, the keys this worker owns now
+-- (keep(k)); any other state (a stage's watermarks and take counts) is this worker's own
+-- part, where there is one. Returns the ids it had no operator for.
+function runtime.restore_parts(stateful, parts, keep, me)
+  local unknown, seen = {}, {}
+  for _, part in ipairs(parts) do
+    for id in pairs(part.operators or {}) do
+      if not stateful[id] and not seen[id] then seen[id] = true; unknown[#unknown + 1] = id end
+    end
+  end
+  for id, s in pairs(stateful) do
+    if s.operator then
+      local list = {}
+      for _, part in ipairs(parts) do
+        local st = part.operators and part.operators[id]
+        if st ~= nil then list[#list + 1] = st end
+      end
+      if #list > 0 then s.restore_keys(list, keep) end
+    else
+      local own = parts[me] and parts[me].operators and parts[me].operators[id]
+      if own ~= nil then s.restore(own) end
+    end
   end
   table.sort(unknown)
   return unknown
@@ -590,10 +629,25 @@ function Job:run(restore)
   j.graph = g
   if ok then
     ok, err = pcall(function()
-      if restore then fire(j, "restored", runtime.restore_into(g.stateful, restore)) end
+      if restore and (restore.parts or team) then
+        -- a checkpoint of several workers (exchange.lua's cuts), or one restored on several:
+        -- each worker takes its keys
+        local me = team and team.me or 1
+        local n = team and team.n or 1
+        local function keep(k)
+          local grp = exchange.group_of(k)
+          if grp == nil then return me == 1 end
+          return exchange.owner_of_group(grp, n) == me
+        end
+        fire(j, "restored", runtime.restore_parts(g.stateful, restore.parts or { restore }, keep,
+          me))
+      elseif restore then
+        fire(j, "restored", runtime.restore_into(g.stateful, restore))
+      end
       if team then
         team.on_control = function(from, m) j:on_control(from, m) end
         team.on_progress = function() j:maybe_finish() end
+        team.snapshot_here = function() return j:snapshot() end
       end
       local tables, others, elsewhere = {}, {}, {}
       for _, node in ipairs(g.nodes) do
