@@ -9,7 +9,7 @@ local host = require "sluice.host"
 local keyed = require "sluice.keyed"
 
 local pairs, ipairs, huge, sort = pairs, ipairs, math.huge, table.sort
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 
 local batch = {}
 
@@ -100,13 +100,19 @@ function batch.new(node, out)
     return { wm = op.wm, open = list }
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  -- Batches of several snapshots are numbered in the order they are restored: the end
+  -- of input sends a snapshot's before the next one's, each snapshot's oldest first.
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     local now = wait and clock_ms()
     for _, e in ipairs(snap.open) do
       local k = e[1]
-      if open[k] == nil then opened(k, now) end
-      open[k], last_t[k] = e[2], e[3]
+      if keep == nil or keep(k) then
+        if open[k] == nil then opened(k, now) end
+        open[k], last_t[k] = e[2], e[3]
+      end
     end
   end
 

@@ -7,7 +7,7 @@ local keyed = require "sluice.keyed"
 local plain = require("sluice.typed").plain
 
 local type, pairs, ipairs, huge = type, pairs, ipairs, math.huge
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 
 local changes = {}
 
@@ -47,13 +47,17 @@ function changes.new(node, out)
     return { wm = op.wm, last = all }
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     for _, e in ipairs(snap.last) do
-      if last[e[1]] == nil then nkeys = nkeys + 1 end
-      local v = e[2]
-      if v == nil then v = NIL end
-      last[e[1]] = v
+      if keep == nil or keep(e[1]) then
+        if last[e[1]] == nil then nkeys = nkeys + 1 end
+        local v = e[2]
+        if v == nil then v = NIL end
+        last[e[1]] = v
+      end
     end
   end
 

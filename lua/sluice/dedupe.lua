@@ -15,7 +15,7 @@ local ffi = require "ffi"
 local C = host.C
 local type, pairs, ipairs, tonumber, huge = type, pairs, ipairs, tonumber, math.huge
 local format, remove = string.format, table.remove
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 
 local dedupe = {}
 
@@ -169,9 +169,16 @@ function dedupe.new(node, out)
   end
 
   -- Anchors come back due at time + this operator's within (a reload may change it).
-  function op.restore(snap)
-    op.wm, last_clock = snap.wm, snap.clock or -huge
-    for _, e in ipairs(snap.anchors) do hold(e[1], e[2], e[3]) end
+  -- The clock goes on from the latest of the snapshots'.
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
+    local clock_was = snap.clock or -huge
+    if clock_was > last_clock then last_clock = clock_was end
+    for _, e in ipairs(snap.anchors) do
+      if keep == nil or keep(e[1]) then hold(e[1], e[2], e[3]) end
+    end
   end
 
   -- A key's values, each with its anchor time (or times), as a copy.

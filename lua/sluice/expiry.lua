@@ -189,7 +189,10 @@ function expiry.new(op, d, clocked, free, compact)
   -- the key's state (ex.saved) and gives back on restore (ex.restore); ex.updates() is
   -- saved once. A ttl that changed since (a reload, or a restart with an edited script)
   -- applies to the u kept; a key saved without one (the operator had no ttl) counts as
-  -- updated at the restore: at op.wm (restore it first), or by the clock.
+  -- updated at the restore: at op.wm (restore it first), or by the clock. A restore
+  -- that merges several snapshots (operator.lua) restores the keys it keeps of each, and
+  -- gives each snapshot's count to ex.set_updates, which keeps the largest: numbers of
+  -- keys from different snapshots do not compare, but each key's is its snapshot's.
 
   function ex.saved(k)
     local s = slot_of[k]

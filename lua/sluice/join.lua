@@ -15,7 +15,7 @@ local ffi = require "ffi"
 local C = host.C
 local type, pairs, ipairs, tostring, pcall, huge = type, pairs, ipairs, tostring, pcall,
   math.huge
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 local sort = table.sort
 
 local join = {}
@@ -110,6 +110,16 @@ local function plain_rows(rows)
   local list = {}
   for i, row in ipairs(rows) do list[i] = row[1] end
   return list
+end
+
+-- restore(snap, keep) of every join: the watermark as keyed.merged_wm makes it, and the
+-- rows numbers after the largest of the snapshots' (a key's rows all come from one
+-- snapshot, so their order stays theirs). `first`: no snapshot was restored before.
+local function restore_counts(op, seq, snap, first)
+  op.wm = merged_wm(op.wm, snap.wm, first)
+  for side = 1, 2 do
+    if snap.seq[side] > seq[side] then seq[side] = snap.seq[side] end
+  end
 end
 
 -- Rows as plain values for a snapshot (nil time: the null of msgpack) and back.
@@ -278,12 +288,16 @@ local function fixed_windows(node, out, ctx)
     return { wm = op.wm, seq = seq, windows = list }
   end
 
-  function op.restore(snap)
-    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+  local restored = false
+  function op.restore(snap, keep)
+    restore_counts(op, seq, snap, not restored)
+    restored = true
     for _, e in ipairs(snap.windows) do
       for _, c in ipairs(e[2]) do
-        local cell = hold(e[1], c[1])
-        cell[1], cell[2] = load_packed(c[2]), load_packed(c[3])
+        if keep == nil or keep(c[1]) then
+          local cell = hold(e[1], c[1])
+          cell[1], cell[2] = load_packed(c[2]), load_packed(c[3])
+        end
       end
     end
   end
@@ -472,10 +486,14 @@ local function session_windows(node, out, ctx)
     return { wm = op.wm, seq = seq, sessions = list }
   end
 
-  function op.restore(snap)
-    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+  local restored = false
+  function op.restore(snap, keep)
+    restore_counts(op, seq, snap, not restored)
+    restored = true
     for _, e in ipairs(snap.sessions) do
-      add(e[1], e[2], e[3], load_packed(e[4]), load_packed(e[5]))
+      if keep == nil or keep(e[1]) then
+        add(e[1], e[2], e[3], load_packed(e[4]), load_packed(e[5]))
+      end
     end
   end
 
@@ -623,14 +641,19 @@ local function interval(node, out, ctx)
     return { wm = op.wm, seq = seq, keys = list }
   end
 
-  function op.restore(snap)
-    op.wm, seq = snap.wm, { snap.seq[1], snap.seq[2] }
+  local restored = false
+  function op.restore(snap, keep)
+    restore_counts(op, seq, snap, not restored)
+    restored = true
     for _, e in ipairs(snap.keys) do
-      local b = { load_rows(e[2]), load_rows(e[3]), nil }
-      bufs[e[1]] = b
-      p.live = p.live + 1
-      for side = 1, 2 do
-        for _, row in ipairs(b[side]) do schedule(e[1], b, reach[side](row[2])) end
+      local k = e[1]
+      if keep == nil or keep(k) then
+        local b = { load_rows(e[2]), load_rows(e[3]), nil }
+        if bufs[k] == nil then p.live = p.live + 1 end
+        bufs[k] = b
+        for side = 1, 2 do
+          for _, row in ipairs(b[side]) do schedule(k, b, reach[side](row[2])) end
+        end
       end
     end
   end
@@ -820,16 +843,23 @@ local function with_ttl(node, out, ctx)
 
   -- A restored group without event time starts its ttl again from now: the clock of the
   -- run that saved it is not this one's.
-  function op.restore(snap)
-    op.wm, seq, untimed = snap.wm, { snap.seq[1], snap.seq[2] }, snap.untimed
+  -- Snapshots of a stream without event time say so (untimed): one of them is enough.
+  local restored = false
+  function op.restore(snap, keep)
+    restore_counts(op, seq, snap, not restored)
+    restored = true
+    untimed = untimed or snap.untimed or false
     local now = host.clock() * 1000
     for _, e in ipairs(snap.groups) do
-      local list = groups[e[1]]
-      if list == nil then list = {}; groups[e[1]] = list; p.live = p.live + 1 end
-      local g = { e[2], e[3], load_rows(e[4]), load_rows(e[5]), e[1] }
-      if untimed then g[1], g[2] = now, now end
-      list[#list + 1] = g
-      schedule(g)
+      local k = e[1]
+      if keep == nil or keep(k) then
+        local list = groups[k]
+        if list == nil then list = {}; groups[k] = list; p.live = p.live + 1 end
+        local g = { e[2], e[3], load_rows(e[4]), load_rows(e[5]), k }
+        if untimed then g[1], g[2] = now, now end
+        list[#list + 1] = g
+        schedule(g)
+      end
     end
     if untimed then op.next_due = huge end
   end

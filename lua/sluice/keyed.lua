@@ -4,7 +4,8 @@
 -- scan, dedupe, changes and batch each keep their state per key, found by key_of(node);
 -- reduce and scan hand out copies of their accumulator (shallow_copy), so that user code
 -- changing it changes nothing sent, and scan gives each key its own copy of the initial
--- value (deep_copy).
+-- value (deep_copy). Each operator's restore(snap, keep) may merge several snapshots
+-- (restore_all), with the watermark rule of merged_wm.
 local format, pairs, type = string.format, pairs, type
 
 local keyed = {}
@@ -44,5 +45,25 @@ local function deep_copy(v, depth)
   return c
 end
 function keyed.deep_copy(v) return deep_copy(v, 0) end
+
+-- ---- restores that filter and merge -------------------------------------------------
+-- With workers, a checkpoint holds one snapshot of an operator per worker, and a new
+-- worker restores every old worker's snapshot of it, keeping the keys it owns now
+-- (operator.lua: restore(snap, keep)).
+
+-- Restores each snapshot of `snaps` into op, in order, keeping the keys keep(k) accepts
+-- (keep nil: every key).
+function keyed.restore_all(op, snaps, keep)
+  for i = 1, #snaps do op.restore(snaps[i], keep) end
+end
+
+-- The watermark of an operator that restores a snapshot taken at watermark `wm`: that
+-- watermark for the first snapshot restored into it (`first`), else the smaller of the
+-- two. Never more than any snapshot's: a key's state would find the windows and timers
+-- its own operator had not fired yet treated as past.
+function keyed.merged_wm(cur, wm, first)
+  if first or wm < cur then return wm end
+  return cur
+end
 
 return keyed

@@ -16,7 +16,7 @@ local ffi = require "ffi"
 local C = host.C
 local type, pairs, ipairs, tostring, pcall, huge = type, pairs, ipairs, tostring, pcall,
   math.huge
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 local sort = table.sort
 
 local lookup = {}
@@ -175,22 +175,38 @@ function lookup.new(node, out, ctx)
     return { wm = op.wm, seq = seq, table = list, waiting = wait }
   end
 
-  function op.restore(snap)
-    op.wm, seq = snap.wm, snap.seq
+  -- The table's rows are kept by their key, the waiting records by theirs. A snapshot
+  -- restored after another has its waiting records numbered after the ones restored
+  -- already, in their order: records of one time are released in the order of the
+  -- snapshots, each snapshot's in its own.
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     for _, e in ipairs(snap.table) do
-      if temporal then
-        versions[e[1]] = e[2]
-        if #e[2] > 1 then crowded[e[1]] = true end
-      else
-        rows[e[1]] = e[2]
+      local k = e[1]
+      if keep == nil or keep(k) then
+        if temporal then
+          if versions[k] == nil then live = live + 1 end
+          versions[k] = e[2]
+          local list = e[2]
+          if #list > 1 or (list[1] and list[1][2] == DELETED) then crowded[k] = true end
+        else
+          if rows[k] == nil then live = live + 1 end
+          rows[k] = e[2]
+        end
       end
-      live = live + 1
     end
+    local base = seq
     for _, w in ipairs(snap.waiting) do
-      waiting[w[3]] = w
-      C.sl_timeq_push(q, w[2], w[3])
-      if w[2] < op.next_due then op.next_due = w[2] end
+      if keep == nil or keep(key_record(w[1])) then
+        local id = base + w[3]
+        waiting[id] = { w[1], w[2], id }
+        C.sl_timeq_push(q, w[2], id)
+        if w[2] < op.next_due then op.next_due = w[2] end
+      end
     end
+    seq = base + snap.seq
   end
 
   function op.inspect(k)

@@ -71,9 +71,23 @@ local operator = {}
 --               carry (host.null for a nil in an array). It may share tables with the live
 --               state: it is encoded (in the checkpoint's child process) or restored before
 --               the operator steps again.
---   restore(s)  runtime, on a new operator before its first record: continue from a
---               snapshot of an operator of the same state kind (runtime.state_kind), from a
---               checkpoint, or from the old operator of a reload.
+--   restore(s, keep)  runtime, on a new operator before its first record: continue from
+--               a snapshot of an operator of the same state kind (runtime.state_kind), from
+--               a checkpoint, or from the old operator of a reload. keep nil: every key;
+--               else keep(k) -> boolean picks the keys to take, and the rest of s is left
+--               (a job restored with another number of workers: each worker takes the keys
+--               it owns now). Restore may be called several times before the first record,
+--               once for each snapshot of the operator (one per old worker, their keys
+--               disjoint; keyed.restore_all): each adds the state it keeps to what is there.
+--               The rules of that merge: op.wm becomes the smallest of the snapshots'
+--               (keyed.merged_wm: a key's operator had not fired what was due past its
+--               own), and nothing of a snapshot with a higher one fires again; counters
+--               that number records or updates go on from the largest; what is not per key
+--               goes with the key it is kept under (a window_all's and a batch's: `true`);
+--               timers and queue entries come back for the keys kept only; live_keys counts
+--               what was kept. Each key's state and order are its snapshot's; between keys
+--               of different snapshots, what is due at the same time comes in the order
+--               they were restored.
 --   handover()  runtime, on reload: gives the live state away, C storage included, without
 --               a copy, and leaves this operator empty, so that closing it frees nothing it
 --               gave. Absent: the reload goes through snapshot() and restore().

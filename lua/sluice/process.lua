@@ -12,7 +12,7 @@ local keyed = require "sluice.keyed"
 local ffi = require "ffi"
 local C = host.C
 local type, pairs, ipairs, huge = type, pairs, ipairs, math.huge
-local key_of = keyed.key_of
+local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 
 local process = {}
 
@@ -174,10 +174,12 @@ function process.new(node, out, ctx)
     for i, id in ipairs(ids) do tm[i] = { id_key[id], id_time[id] } end
     return tm
   end
-  local function set_timers(tm)
+  local function set_timers(tm, keep)
     for _, e in ipairs(tm) do
-      pctx.key = e[1]
-      pctx.timer(nil, e[2])
+      if keep == nil or keep(e[1]) then
+        pctx.key = e[1]
+        pctx.timer(nil, e[2])
+      end
     end
   end
 
@@ -198,15 +200,22 @@ function process.new(node, out, ctx)
     return list
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  -- Timers of several snapshots due at one time fire in the order the snapshots were
+  -- restored (each snapshot's in the order they were set).
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     if ex then ex.set_updates(snap.updates) end
     for _, e in ipairs(snap.states) do
-      states[e[1]] = e[2]
-      nkeys = nkeys + 1
-      if ex then ex.restore(e[1], e[3], e[4]) end
+      local k = e[1]
+      if keep == nil or keep(k) then
+        if states[k] == nil then nkeys = nkeys + 1 end
+        states[k] = e[2]
+        if ex then ex.restore(k, e[3], e[4]) end
+      end
     end
-    set_timers(snap.timers)
+    set_timers(snap.timers, keep)
   end
 
   function op.handover()

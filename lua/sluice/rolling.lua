@@ -11,7 +11,7 @@ local keyed = require "sluice.keyed"
 local plain = require("sluice.typed").plain
 
 local type, pairs, ipairs, huge = type, pairs, ipairs, math.huge
-local key_of, shallow_copy = keyed.key_of, keyed.shallow_copy
+local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
 
 local rolling = {}
 
@@ -61,13 +61,20 @@ function rolling.aggregate(node, out)
     end
     return { wm = op.wm, seq = seq, accs = all, updates = ex and ex.updates() }
   end
-  function op.restore(snap)
-    op.wm, seq = snap.wm, snap.seq
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
+    if snap.seq > seq then seq = snap.seq end
     if ex then ex.set_updates(snap.updates) end
     for _, e in ipairs(snap.accs) do
-      accs[e[1]] = a.load(e[2])
-      nkeys = nkeys + 1
-      if ex then ex.restore(e[1], e[3], e[4]) end
+      local k = e[1]
+      if keep == nil or keep(k) then
+        -- keys of several snapshots are disjoint: one that comes again replaces its state
+        if accs[k] then a.free(accs[k]) else nkeys = nkeys + 1 end
+        accs[k] = a.load(e[2])
+        if ex then ex.restore(k, e[3], e[4]) end
+      end
     end
   end
   function op.handover()
@@ -145,13 +152,18 @@ function rolling.reduce(node, out)
     end
     return { wm = op.wm, accs = all, updates = ex and ex.updates() }
   end
-  function op.restore(snap)
-    op.wm = snap.wm
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     if ex then ex.set_updates(snap.updates) end
     for _, e in ipairs(snap.accs) do
-      accs[e[1]] = e[2]
-      nkeys = nkeys + 1
-      if ex then ex.restore(e[1], e[3], e[4]) end
+      local k = e[1]
+      if keep == nil or keep(k) then
+        if accs[k] == nil then nkeys = nkeys + 1 end
+        accs[k] = e[2]
+        if ex then ex.restore(k, e[3], e[4]) end
+      end
     end
   end
   function op.handover()

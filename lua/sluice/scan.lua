@@ -9,6 +9,7 @@ local plain = require("sluice.typed").plain
 
 local type, pairs, ipairs, huge = type, pairs, ipairs, math.huge
 local key_of, shallow_copy, deep_copy = keyed.key_of, keyed.shallow_copy, keyed.deep_copy
+local merged_wm = keyed.merged_wm
 
 local scan = {}
 
@@ -52,11 +53,15 @@ function scan.new(node, out)
     return { wm = op.wm, accs = all }
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     for _, e in ipairs(snap.accs) do
-      if accs[e[1]] == nil then nkeys = nkeys + 1 end
-      accs[e[1]] = e[2]
+      if keep == nil or keep(e[1]) then
+        if accs[e[1]] == nil then nkeys = nkeys + 1 end
+        accs[e[1]] = e[2]
+      end
     end
   end
 

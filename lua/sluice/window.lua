@@ -18,9 +18,9 @@ local plain = require("sluice.typed").plain
 local ffi = require "ffi"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
-local type, pairs, huge = type, pairs, math.huge
+local type, pairs, next, huge = type, pairs, next, math.huge
 local format = string.format
-local key_of, shallow_copy = keyed.key_of, keyed.shallow_copy
+local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
 
 local window = {}
 
@@ -151,6 +151,24 @@ local function pane_window(node, out, ctx)
   local pending = {}           -- window start -> true while registered in `due`
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
   local op = { wm = -huge, next_due = huge }
+  -- When snapshots of several operators merge (restore), op.wm is the smallest of their
+  -- watermarks. A key from an operator whose watermark was above it had its windows due
+  -- by that watermark fired there already, but the panes later windows read still hold
+  -- its state: fire skips it in those windows. fired_by: key -> that watermark, for such
+  -- keys only (nil, the common case, once op.wm passes them all); top_wm the largest.
+  -- restored: what restore gathers, every key it restored with its watermark, until
+  -- settle() keeps of it those above op.wm as fired_by.
+  local fired_by, top_wm, restored = nil, -huge, nil
+
+  local function settle()
+    if top_wm > op.wm then
+      fired_by = fired_by or {}
+      for k, w in pairs(restored) do
+        if w > op.wm then fired_by[k] = w end
+      end
+    end
+    restored = nil
+  end
 
   local function register(p)
     -- every window containing pane p: starts s with s <= p < s + size, s a multiple of slide
@@ -195,6 +213,7 @@ local function pane_window(node, out, ctx)
   local function fire(s, final)
     local e = s + size
     local t = e - 1
+    local at = e + lateness
     hot_start, hot_pane = huge, nil
     local n = 0
     for p = s, e - g, g do
@@ -206,9 +225,11 @@ local function pane_window(node, out, ctx)
       local pane = window_panes[i]
       local own = first_goes and i == 1
       for k, st in pairs(pane) do
-        local seen = false
-        for j = 1, i - 1 do
-          if window_panes[j][k] ~= nil then seen = true; break end
+        local seen = fired_by ~= nil and (fired_by[k] or -huge) >= at    -- fired there
+        if not seen then
+          for j = 1, i - 1 do
+            if window_panes[j][k] ~= nil then seen = true; break end
+          end
         end
         if not seen then
           local m = st
@@ -272,6 +293,7 @@ local function pane_window(node, out, ctx)
   -- watermark had come in those steps), so that what comes after can fire as they pass
   -- instead of holding all that a long jump of the watermark fires.
   function op.advance(wm)
+    if restored then settle() end
     while C.sl_timeq_len(due) > 0 and C.sl_timeq_peek_time(due) <= wm do
       C.sl_timeq_pop(due, pt, pid)
       local s, at = tonumber(pid[0]), pt[0]
@@ -281,10 +303,12 @@ local function pane_window(node, out, ctx)
     end
     op.next_due = C.sl_timeq_peek_time(due)
     op.wm = wm
+    if fired_by and wm >= top_wm then fired_by, top_wm = nil, -huge end
   end
 
   -- early results (trigger{every}): every registered window, state kept
   function op.early()
+    if restored then settle() end
     local starts = {}
     for s in pairs(pending) do starts[#starts + 1] = s end
     table.sort(starts)
@@ -292,6 +316,7 @@ local function pane_window(node, out, ctx)
   end
 
   function op.snapshot()
+    if restored then settle() end
     local ps = {}
     for p, pane in pairs(panes) do
       local entries = {}
@@ -300,21 +325,42 @@ local function pane_window(node, out, ctx)
     end
     local starts = {}
     for s in pairs(pending) do starts[#starts + 1] = s end
-    return { wm = op.wm, panes = ps, pending = starts }
+    local fired
+    if fired_by then
+      fired = {}
+      for k, w in pairs(fired_by) do fired[#fired + 1] = { k, w } end
+    end
+    return { wm = op.wm, panes = ps, pending = starts, fired = fired }
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  -- Snapshots merge pane by pane; the windows pending in any of them are pending here.
+  -- `fired`: the fired_by of the operator snapshotted, if it had one.
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, restored == nil)
+    restored = restored or {}
     hot_start, hot_pane = huge, nil
+    local fired = {}
+    for _, e in ipairs(snap.fired or {}) do fired[e[1]] = e[2] end
     for _, pe in ipairs(snap.panes) do
-      local pane = {}
-      for _, kv in ipairs(pe[2]) do pane[kv[1]] = comp.load(kv[2]) end
-      nkeys = nkeys + #pe[2]
-      panes[pe[1]] = pane
+      local pane = panes[pe[1]] or {}
+      for _, kv in ipairs(pe[2]) do
+        local k = kv[1]
+        if keep == nil or keep(k) then
+          local old = pane[k]
+          if old == nil then nkeys = nkeys + 1 elseif free then free(old) end
+          pane[k] = comp.load(kv[2])
+          local w = fired[k] or snap.wm
+          restored[k] = w
+          if w > top_wm then top_wm = w end
+        end
+      end
+      if next(pane) ~= nil then panes[pe[1]] = pane end
     end
     for _, s in ipairs(snap.pending) do
-      pending[s] = true
-      C.sl_timeq_push(due, s + size + lateness, s)
+      if not pending[s] then
+        pending[s] = true
+        C.sl_timeq_push(due, s + size + lateness, s)
+      end
     end
     op.next_due = C.sl_timeq_peek_time(due)
   end
@@ -322,9 +368,10 @@ local function pane_window(node, out, ctx)
   -- Hot reload, in memory: the live state goes to an operator of the same kind (adopt),
   -- without a copy; this one is left empty, so closing it frees nothing handed over.
   function op.handover()
+    if restored then settle() end
     local live = { wm = op.wm, panes = panes, pending = pending, keys = nkeys,
-      storage = comp.handover and comp.handover() }
-    panes, pending, nkeys = {}, {}, 0
+      fired_by = fired_by, top_wm = top_wm, storage = comp.handover and comp.handover() }
+    panes, pending, nkeys, fired_by = {}, {}, 0, nil
     hot_start, hot_pane = huge, nil
     return live
   end
@@ -333,6 +380,7 @@ local function pane_window(node, out, ctx)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
     op.wm, panes = live.wm, live.panes
+    fired_by, top_wm = live.fired_by, live.top_wm or -huge
     nkeys = live.keys
     if not nkeys then
       nkeys = 0
@@ -533,13 +581,17 @@ local function session_window(node, out, ctx)
     return { wm = op.wm, sessions = all }
   end
 
-  function op.restore(snap)
-    op.wm = snap.wm
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
     for _, e in ipairs(snap.sessions) do
       local k = e[1]
-      local list = sessions[k]
-      if not list then list = {}; sessions[k] = list; nkeys = nkeys + 1 end
-      list[#list + 1] = open_session(k, e[2], e[3], comp.load(e[4]))
+      if keep == nil or keep(k) then
+        local list = sessions[k]
+        if not list then list = {}; sessions[k] = list; nkeys = nkeys + 1 end
+        list[#list + 1] = open_session(k, e[2], e[3], comp.load(e[4]))
+      end
     end
   end
 
@@ -646,13 +698,22 @@ local function count_window(node, out, ctx)
     return { wm = op.wm, seq = seq, open = all }
   end
 
-  function op.restore(snap)
-    op.wm, seq = snap.wm, snap.seq
+  -- Windows of several snapshots still open at the end of input fire in the order of
+  -- their opening numbers, which are each snapshot's own.
+  local restored = false
+  function op.restore(snap, keep)
+    op.wm = merged_wm(op.wm, snap.wm, not restored)
+    restored = true
+    if snap.seq > seq then seq = snap.seq end
     for _, e in ipairs(snap.open) do
-      local t1, t2 = e[4], e[5]
-      open[e[1]] = { e[2], comp.load(e[3]), t1 ~= host.null and t1 or nil,
-        t2 ~= host.null and t2 or nil, e[6] }
-      nkeys = nkeys + 1
+      local k = e[1]
+      if keep == nil or keep(k) then
+        local old = open[k]
+        if old == nil then nkeys = nkeys + 1 elseif free then free(old[2]) end
+        local t1, t2 = e[4], e[5]
+        open[k] = { e[2], comp.load(e[3]), t1 ~= host.null and t1 or nil,
+          t2 ~= host.null and t2 or nil, e[6] }
+      end
     end
   end
 

@@ -1,0 +1,378 @@
+-- restore(snap, keep) of every keyed operator kind, as a job restored with another number of
+-- workers uses it (operator.lua). Each operator is driven record by record as the shell
+-- drives it (each record's watermark first; the watermark goes to every operator, as the
+-- exchange sends it to every worker, the records only to the operator keeping their key),
+-- and its output is compared, key by key in order, with one operator run over all of the
+-- input without a cut:
+--   split  one snapshot, taken mid-way, restored into two operators with complementary
+--          keep functions (key group < 64 and the rest), each fed the rest of its keys;
+--   merge  two operators run on half the keys each, the first one's watermark held back
+--          for a while before the cut (its snapshot's is lower), both snapshots restored
+--          into one operator (keep nil), in either order, which is fed the rest.
+local sl = require "sluice"
+local graph = require "sluice.graph"
+local operator = require "sluice.operator"
+local keyed = require "sluice.keyed"
+local exchange = require "sluice.exchange"
+local host = require "sluice.host"
+
+local OOO = 3000
+local N, CUT, LAG = 600, 300, 12     -- records; the first after the cut; records held back
+local huge = math.huge
+
+local function low(k) return exchange.group_of(k) < 64 end
+local function high(k) return not low(k) end
+
+-- 16 keys, some in each half.
+local KEYS, HIGH = {}, {}
+for i = 1, 16 do
+  local k = "k" .. i
+  KEYS[i] = k
+  if high(k) then HIGH[#HIGH + 1] = k end
+end
+
+-- n records: times rising by up to 900 ms, each shifted back by up to OOO (so never late:
+-- the watermark a record carries is the largest time so far - OOO, its own included),
+-- values 1..9. Records LAG..CUT-1 have keys of the high half only (the low half's
+-- operator has none in the stretch where its watermark is held back). sides: a share of
+-- the records on side 2 (a join's right input, a lookup's table), nil: one input.
+local function gen(seed, side2)
+  math.randomseed(seed)
+  local events, t, max = {}, 1000000, -huge
+  for i = 1, N do
+    t = t + math.random(0, 900)
+    local ts = t - math.random(0, OOO)
+    if ts > max then max = ts end
+    local k = (i >= CUT - LAG and i < CUT) and HIGH[math.random(1, #HIGH)]
+      or KEYS[math.random(1, #KEYS)]
+    local side = side2 and (math.random() < side2 and 2 or 1) or nil
+    events[i] = { r = { k = k, ts = ts, v = math.random(1, 9), i = i }, t = ts, side = side,
+      key = k, wm = max - OOO }
+  end
+  return events
+end
+
+-- A value as text, tables with their fields sorted, for comparing outputs.
+local function show(v)
+  if type(v) ~= "table" then return tostring(v) end
+  local names = {}
+  for name in pairs(v) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for i, name in ipairs(names) do parts[i] = tostring(name) .. "=" .. show(v[name]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- A new operator of node; what it sends goes to got[key] (each key's texts in order).
+local function new_op(c, node, got)
+  local function out(port, r, t)
+    local k = c.key(r)
+    local list = got[k]
+    if not list then list = {}; got[k] = list end
+    list[#list + 1] = port .. "@" .. tostring(t) .. show(r)
+  end
+  return operator.kinds[node.kind](node, out, { dead_letter = function(reason) error(reason) end })
+end
+
+-- Feeds events from..to to op: each event's watermark first, unless held (`hold_from`:
+-- from that event on, no watermark), then the record if keep (nil: any) takes its key
+-- (c.all: the operator's one key, true).
+local function drive(c, op, events, from, to, keep, hold_from)
+  for i = from, to do
+    local e = events[i]
+    if not (hold_from and i >= hold_from) and e.wm > op.wm then
+      if e.wm >= op.next_due then op.advance(e.wm) else op.wm = e.wm end
+    end
+    if keep == nil or keep(c.all or e.key) then
+      local r = {}
+      for name, x in pairs(e.r) do r[name] = x end      -- no run sees another's tables
+      op.step(r, e.t, e.side)
+    end
+  end
+end
+
+-- A snapshot as a checkpoint carries it (msgpack, infinities allowed).
+local function as_on_disk(snap) return sl.msgpack.decode(host.core.durable.encode(snap)) end
+
+local function close(op) if op.close then op.close() end end
+
+-- got lists appended: key by key, a's texts then b's.
+local function joined(...)
+  local all = {}
+  for _, got in ipairs({ ... }) do
+    for k, list in pairs(got) do
+      local to = all[k] or {}
+      all[k] = to
+      for _, x in ipairs(list) do to[#to + 1] = x end
+    end
+  end
+  return all
+end
+
+local function count(got)
+  local n = 0
+  for _, list in pairs(got) do n = n + #list end
+  return n
+end
+
+local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
+local function by(s) return s:key_by("k") end
+local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
+local function rk(r) return r.k end
+local function rkey(r) return r.key end
+
+-- { name, node builder, the key of an output record, share of records on side 2 }
+local cases = {
+  { "tumbling window aggregate", function()
+    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
+      f = sl.first "v" }.node end, rkey },
+  { "sliding window aggregate", function()
+    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
+      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  { "sliding window reduce, allowed lateness", function()
+    return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
+      :reduce(function(a, r) return { v = a.v + r.v, i = a.i .. "," .. r.i } end).node
+    end, rkey },
+  { "sliding window apply", function()
+    return by(src()):window(sl.sliding("4s", "2s")):apply(function(k, w, list)
+      local ids = {}
+      for i, r in ipairs(list) do ids[i] = r.i end
+      table.sort(ids)
+      return { key = k, ws = w.window_start, ids = table.concat(ids, ",") }
+    end).node end, rkey },
+  { "session window aggregate", function()
+    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
+    end, rkey },
+  { "count window aggregate", function()
+    return by(src()):window(sl.count_window(3)):aggregate { n = sl.count(), s = sl.sum "v" }
+      .node end, rkey },
+  { "window_all aggregate", function()
+    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
+    end, function() return true end },
+  { "rolling aggregate", function()
+    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
+    end, rkey },
+  { "rolling aggregate, ttl", function()
+    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
+  { "rolling reduce, ttl", function()
+    return by(src()):reduce(function(a, r) return { k = a.k, v = a.v + r.v } end):ttl("4s")
+      .node end, rk },
+  { "process, timers and ttl", function()
+    return by(src()):process {
+      init = function(ctx) ctx.state.n, ctx.state.s = 0, 0 end,
+      on_record = function(ctx, r)
+        local st = ctx.state
+        st.n, st.s = st.n + 1, st.s + r.v
+        ctx:emit { k = ctx.key, n = st.n, s = st.s }
+        if r.v % 3 == 0 then ctx:timer(r.ts + 2000) end
+      end,
+      on_timer = function(ctx, t) ctx:emit { k = ctx.key, timer = t, n = ctx.state.n } end,
+      on_expire = function(ctx) ctx:emit { k = ctx.key, expired = ctx.state.n } end,
+    }:ttl("5s").node end, rk },
+  { "tumbling window join", function()
+    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
+  { "sliding window left join", function()
+    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
+    end, rk, 0.5 },
+  { "window cogroup", function()
+    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
+      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
+    end).node end, rk, 0.5 },
+  { "session window left join", function()
+    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
+    end, rk, 0.5 },
+  { "interval left join", function()
+    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+  { "ttl left join", function()
+    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
+  { "temporal lookup", function()
+    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
+      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
+    end, rk, 0.3 },
+  { "lookup without event time", function()
+    return by(sl.source.values({})):lookup(by(sl.source.values({})):as_table(),
+      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
+    end, rk, 0.3 },
+  { "scan", function()
+    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
+      { n = 0, s = 0 }).node end, rk },
+  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
+  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end,
+    function() return true end },
+  { "changes", function()
+    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  { "batch", function() return by(src()):batch(3).node end, function(b) return b[1].k end },
+}
+
+describe("restore with keep", function()
+  after_each(function() graph.begin() end)
+
+  it("has keys in both halves of the key groups", function()
+    assert.is_true(#HIGH > 2 and #HIGH < 14)
+  end)
+
+  for n, c in ipairs(cases) do
+    local name, build, side2 = c[1], c[2], c[4]
+    c = { key = c[3], all = (name == "window_all aggregate" or name == "dedupe, not keyed")
+      or nil }
+
+    -- One operator over all of the events: what the others must give together.
+    local function whole(node, events)
+      local got = {}
+      local op = new_op(c, node, got)
+      drive(c, op, events, 1, N)
+      op.advance(huge)
+      close(op)
+      return got
+    end
+
+    it(name .. ": a snapshot split between two operators goes on as one", function()
+      local events = gen(100 + n, side2)
+      local node = build()
+      local want = whole(node, events)
+      assert.is_true(count(want) > 50)
+      local pre, a_got, b_got = {}, {}, {}
+      local first = new_op(c, node, pre)
+      drive(c, first, events, 1, CUT - 1)
+      local snap = as_on_disk(first.snapshot())
+      local live = first.live_keys()
+      close(first)
+      local a, b = new_op(c, node, a_got), new_op(c, node, b_got)
+      a.restore(snap, low)
+      b.restore(snap, high)
+      assert.equal(live, a.live_keys() + b.live_keys())
+      assert.equal(snap.wm, a.wm)
+      drive(c, a, events, CUT, N, low)
+      drive(c, b, events, CUT, N, high)
+      a.advance(huge)
+      b.advance(huge)
+      close(a)
+      close(b)
+      assert.same(want, joined(pre, a_got, b_got))
+      if not c.all then
+        assert.is_true(count(a_got) > 0 and count(b_got) > 0, "both halves go on")
+      end
+    end)
+
+    it(name .. ": snapshots of two operators merge into one", function()
+      local events = gen(200 + n, side2)
+      local node = build()
+      local want = whole(node, events)
+      -- the last: the merged operator's own snapshot, taken before it goes on, restored
+      -- into another, which goes on (what a merge leaves to do must be in its snapshot)
+      for _, order in ipairs({ "low first", "high first", "low first, then snapshotted" }) do
+        local a_got, b_got, c_got = {}, {}, {}
+        local a, b = new_op(c, node, a_got), new_op(c, node, b_got)
+        drive(c, a, events, 1, CUT - 1, low, CUT - LAG)     -- its watermark held back
+        drive(c, b, events, 1, CUT - 1, high)
+        local snaps = { as_on_disk(a.snapshot()), as_on_disk(b.snapshot()) }
+        -- more than a slide: windows one fired are pending in the other
+        assert.is_true(b.wm - a.wm > 2000)
+        local live = a.live_keys() + b.live_keys()
+        close(a)
+        close(b)
+        if order == "high first" then snaps = { snaps[2], snaps[1] } end
+        local m = new_op(c, node, c_got)
+        keyed.restore_all(m, snaps, nil)
+        assert.equal(live, m.live_keys())
+        assert.equal(math.min(snaps[1].wm, snaps[2].wm), m.wm)
+        if order == "low first, then snapshotted" then
+          local again = as_on_disk(m.snapshot())
+          close(m)
+          m = new_op(c, node, c_got)
+          m.restore(again)
+          assert.equal(live, m.live_keys())
+        end
+        drive(c, m, events, CUT, N)
+        m.advance(huge)
+        close(m)
+        assert.same(want, joined(a_got, b_got, c_got), order)
+      end
+    end)
+  end
+
+  -- What the merges above leave to chance: numbers that order records, which two
+  -- snapshots hold alike.
+  it("lookup: waiting records of two snapshots under the same numbers all go out", function()
+    local c = { key = rk }
+    local node = by(src()):lookup(by(src()):as_table(),
+      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
+    local got, ops, snaps = {}, {}, {}
+    for i = 1, 2 do
+      ops[i] = new_op(c, node, got)
+      ops[i].step({ k = "k" .. i, ts = 2000, i = 10 * i }, 2000, 1)   -- number 1 in each
+      ops[i].step({ k = "k" .. i, ts = 3000, i = 10 * i + 1 }, 3000, 1)
+      snaps[i] = as_on_disk(ops[i].snapshot())
+      close(ops[i])
+    end
+    local m = new_op(c, node, got)
+    keyed.restore_all(m, snaps)
+    m.step({ k = "k1", ts = 2500, i = 12 }, 2500, 1)   -- numbered after both
+    m.advance(huge)
+    close(m)
+    assert.same({ k1 = { "1@2000{i=10,k=k1}", "1@2500{i=12,k=k1}", "1@3000{i=11,k=k1}" },
+      k2 = { "1@2000{i=20,k=k2}", "1@3000{i=21,k=k2}" } }, got)
+  end)
+
+  it("window join: a key's rows of one time keep their order across a merge", function()
+    local c = { key = rk }
+    local node = by(src()):join(by(src())):window(sl.tumbling "5s"):cogroup(function(k, _, ls)
+      local ids = {}
+      for i, l in ipairs(ls) do ids[i] = l.i end
+      return { k = k, ids = table.concat(ids, ",") }
+    end).node
+    local got, ops, snaps = {}, {}, {}
+    for i = 1, 2 do
+      ops[i] = new_op(c, node, got)
+      for j = 1, 4 - 2 * i do ops[i].step({ k = "k" .. i, ts = 1000, i = j }, 1000, 1) end
+      ops[i].step({ k = "k" .. i, ts = 1000, i = 9 }, 1000, 2)
+      snaps[i] = as_on_disk(ops[i].snapshot())
+      close(ops[i])
+    end
+    local m = new_op(c, node, got)
+    keyed.restore_all(m, { snaps[1], snaps[2] })        -- the one of fewer rows last
+    m.step({ k = "k1", ts = 1000, i = 5 }, 1000, 1)
+    m.advance(huge)
+    close(m)
+    assert.same({ "1@4999{ids=1,2,5,k=k1}" }, got.k1)
+  end)
+
+  it("rolling aggregate without event time: first and last across a merge", function()
+    local c = { key = rkey }
+    local node = by(sl.source.values({})):aggregate { f = sl.first "v", l = sl.last "v" }.node
+    local got, ops, snaps = {}, {}, {}
+    for i = 1, 2 do
+      ops[i] = new_op(c, node, got)
+      for j = 1, 4 - 2 * i do ops[i].step({ k = "k" .. i, v = j }) end
+      snaps[i] = as_on_disk(ops[i].snapshot())
+      close(ops[i])
+    end
+    local m = new_op(c, node, got)
+    keyed.restore_all(m, { snaps[1], snaps[2] })        -- the one of fewer records last
+    m.step({ k = "k1", v = 7 })
+    close(m)
+    assert.same("1@nil{f=1,key=k1,l=7}", got.k1[#got.k1])
+  end)
+
+  it("restore_all with keep keeps of each snapshot only its keys", function()
+    local got = {}
+    local c = { key = rkey }
+    local node = by(src()):aggregate { n = sl.count() }.node
+    local ops = {}
+    for i = 1, 3 do
+      ops[i] = new_op(c, node, got)
+      ops[i].step({ k = "k" .. i }, 1)
+      ops[i].step({ k = "k" .. (i + 3) }, 2)
+    end
+    local snaps = {}
+    for i = 1, 3 do snaps[i] = ops[i].snapshot() end
+    local m = new_op(c, node, got)
+    keyed.restore_all(m, snaps, function(k) return k ~= "k2" and k ~= "k6" end)
+    assert.equal(4, m.live_keys())
+    local keys = m.keys()
+    table.sort(keys)
+    assert.same({ "k1", "k3", "k4", "k5" }, keys)
+    for i = 1, 3 do close(ops[i]) end
+    close(m)
+  end)
+end)
