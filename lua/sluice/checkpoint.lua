@@ -196,7 +196,7 @@ end
 -- Writes checkpoint seq of the job as it stands (in the child, or at the end of input):
 -- the sinks' data reaches the disk before the checkpoint that commits it. Raises on failure.
 function Checkpointer:write(seq, lengths)
-  local snap = self.job:snapshot()
+  local snap = self.cut_snapshot or self.job:snapshot()
   snap.sinks, snap.seq, snap.time = lengths, seq, host.now_ms()
   for path in pairs(lengths) do assert(durable.sync(path)) end
   local bytes = checkpoint.encode(snap)
@@ -249,11 +249,29 @@ function Checkpointer:reap(block)
   end
 end
 
--- A checkpoint in the background: flush the sinks, fork, and let the child write it.
-function Checkpointer:take()
-  if self.pid then return end                 -- one at a time: the last one is still going
+-- On several workers: the state of every worker at one cut (exchange.lua), every source
+-- paused until the checkpoint has forked. The checkpoint holds each worker's part, and
+-- worker 1's source positions, which are all the sources that have positions.
+function Checkpointer:take_cut()
+  local job, team = self.job, self.job.team
+  if self.pid or team.cutting then return end
   local started = host.clock()
+  team:cut(function() return job:snapshot() end, function(parts)
+    local own = parts[1]
+    self.cut_snapshot = { version = own.version, workers = team.n, parts = parts, operators = {},
+      sources = own.sources, transactions = own.transactions }
+    self:take(started)
+    self.cut_snapshot = nil
+    team:resume()
+  end)
+end
+
+-- A checkpoint in the background: flush the sinks, fork, and let the child write it.
+function Checkpointer:take(cut_started)
+  if self.pid then return end                 -- one at a time: the last one is still going
   local job = self.job
+  if job.team and not self.cut_snapshot then return self:take_cut() end
+  local started = cut_started or host.clock()
   local positions = job:positions()
   local ok, lengths = pcall(function()
     local l = commit_sinks(job)
@@ -348,7 +366,9 @@ function Checkpointer:run(job)
   -- Otherwise it is the last bounded source to end; one that ends before the others is
   -- just a source that reads no more, and periodic checkpoints go on.
   job:on("input_ended", function(last)
-    if self.final_taken then return end
+    -- on several workers no checkpoint is taken at the end of input (a cut is not taken
+    -- inside a source's end): a restart goes on from the last periodic one
+    if self.final_taken or job.team then return end
     if last then
       self.final_taken = true
       self.timer:stop()

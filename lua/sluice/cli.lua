@@ -264,11 +264,9 @@ local function parse(args, first)
     end
     opts.workers = n
     -- not yet on several workers: say so rather than run without them
-    for _, o in ipairs({ "state-dir", "watch" }) do
-      if n > 1 and opts[o] then
-        return nil, format("--workers %d with --%s: checkpoints and reload do not run on " ..
-          "several workers yet (use --workers 1)", n, o)
-      end
+    if n > 1 and opts.watch then
+      return nil, format("--workers %d with --watch: reload does not run on several " ..
+        "workers yet (use --workers 1)", n)
     end
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
@@ -406,11 +404,6 @@ end
 local function run_once(src, opts)
   local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
-  -- --workers N: the same script on N threads (worker.lua), this one worker 1
-  local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts) or nil
-  local job = runtime.new(set, { dead_letter = declared.dead_letter,
-    batch_size = opts.batch_size, on_error = opts.on_error,
-    checkpointing = opts["state-dir"] ~= nil, team = team })
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints
     ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)
@@ -419,6 +412,13 @@ local function run_once(src, opts)
       return status
     end
   end
+  -- --workers N: the same script on N threads (worker.lua), this one worker 1; each
+  -- takes its keys' state from the checkpoint it resumes from
+  local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts,
+    ckpt and ckpt.restored and ckpt.restored.snap) or nil
+  local job = runtime.new(set, { dead_letter = declared.dead_letter,
+    batch_size = opts.batch_size, on_error = opts.on_error,
+    checkpointing = opts["state-dir"] ~= nil, team = team })
   -- --watch and SIGHUP reload the script while it runs (reload.lua)
   local started, reloader = pcall(reload.start, job, src.path, required,
     { watch = opts.watch, compile = src.compile })

@@ -16,10 +16,12 @@ local format = string.format
 local worker = {}
 
 -- Starts workers 2..n on the script `src` (cli.lua's script_of: its path and compile
--- options) with opts (batch_size, on_error). Returns worker 1's team.
-function worker.start(n, src, opts)
-  core.workers_start(n, core.msgpack_encode { path = src.path, compile = src.compile,
-    batch_size = opts.batch_size, on_error = opts.on_error })
+-- options) with opts (batch_size, on_error, state-dir); `restore`: the checkpoint the job
+-- resumes from (each worker takes its keys' state from it). Returns worker 1's team.
+function worker.start(n, src, opts, restore)
+  core.workers_start(n, core.durable.encode { path = src.path, compile = src.compile,
+    batch_size = opts.batch_size, on_error = opts.on_error,
+    checkpointing = opts["state-dir"] ~= nil, restore = restore })
   return exchange.team(1, n, function() end)
 end
 
@@ -49,8 +51,9 @@ function worker.main(me, n, setup)
     error(why, 0)
   end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
-    batch_size = s.batch_size, on_error = s.on_error, team = team })
-  local ok, err = job:run()
+    batch_size = s.batch_size, on_error = s.on_error, team = team,
+    checkpointing = s.checkpointing })
+  local ok, err = job:run(s.restore)
   team:close()
   if ok then return 0, job.records_in, job.dead_letters end
   if job.failed then return 1, job.records_in, job.dead_letters end

@@ -182,6 +182,49 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
     assert.equal(1000, #h.lines(h.read(out)))
   end)
 
+  it("checkpoints across workers: killed with 2, 3 and 1 workers, each restart with another " ..
+    "count, the files hold one run's records once", function()
+    local dir = h.tmpdir()
+    local path = h.script([[
+local sl = require "sluice"
+local out = sl.param("out", "out")
+local s = sl.source.generator { count = 200000, rate = 100000, fn = function(i)
+  return { k = "k" .. (i % 37), v = i % 7, ts = 1700000000000 + i * 10 - (i % 13) * 50 } end }
+  :timestamp("ts", { out_of_orderness = "1s" })
+s:key_by("k"):window(sl.session "200ms"):aggregate { n = sl.count(), s = sl.sum "v" }
+  :sink(sl.sink.file { path = out .. ".sessions", format = "json" })
+s:key_by("k"):process {
+  init = function(ctx) ctx.state.n = 0 end,
+  on_record = function(ctx, r) ctx.state.n = ctx.state.n + 1; ctx:timer(r.ts - r.ts % 5000 + 5000) end,
+  on_timer = function(ctx, t) ctx:emit { k = ctx.key, t = t, n = ctx.state.n } end,
+}:sink(sl.sink.file { path = out .. ".timers", format = "json" })
+]])
+    local ref, out, state = h.path(dir, "ref"), h.path(dir, "out"), h.path(dir, "state")
+    h.expect_code(h.run(string.format("run %s --set out=%s", h.q(path), h.q(ref))), 0)
+    for _, workers in ipairs({ 2, 3, 1 }) do
+      local pid = io.popen(string.format("%s run %s --set out=%s --workers %d --state-dir %s " ..
+        "--checkpoint-every 100ms --control none >/dev/null 2>&1 & echo $!", h.q(h.bin()),
+        h.q(path), h.q(out), workers, h.q(state))):read("*l")
+      h.sleep_ms(700)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      h.wait_until("the job is gone", function()
+        local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+        return alive ~= 0 and alive ~= true
+      end)
+    end
+    local res = h.run(string.format("run %s --set out=%s --workers 2 --state-dir %s", h.q(path),
+      h.q(out), h.q(state)))
+    h.expect_code(res, 0)
+    for _, what in ipairs({ "sessions", "timers" }) do
+      local want = h.lines(h.read(ref .. "." .. what))
+      local got = h.lines(h.read(out .. "." .. what))
+      table.sort(want)
+      table.sort(got)
+      assert.is_true(#want > 1000)
+      assert.same(want, got)
+    end
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
