@@ -186,7 +186,7 @@ end
 
 local CUT = { name = "cut" }    -- the flow.lua blocker of a cut
 
-local function counts(team)
+local function tally(team)
   local s, r = {}, {}
   for w = 1, team.n do s[w], r[w] = team.sent[w], team.received[w] end
   return { sent = s, received = r }
@@ -244,7 +244,7 @@ function Team:cut_message(from, m)
   local c = m.c
   if c == "cut" then
     flow.block(CUT)
-    self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = counts(self) })
+    self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = tally(self) })
   elseif c == "snap" then
     -- a snapshot as checkpoints store it (host.null and infinite watermarks included)
     self:send(from, encode { k = "c", c = "part",
@@ -257,7 +257,7 @@ function Team:cut_message(from, m)
     cut.replies[from] = m.counts
     cut.nreplies = cut.nreplies + 1
     if cut.nreplies == self.n - 1 then
-      cut.replies[self.me] = counts(self)
+      cut.replies[self.me] = tally(self)
       if balanced(self, cut.replies) and same(self, cut.previous, cut.replies) then
         cut.parts, cut.nparts = {}, 0
         self:broadcast { k = "c", c = "snap" }

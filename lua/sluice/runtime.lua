@@ -269,7 +269,7 @@ function runtime.build(set, dl, open_sink, team)
           -- watermarks start again
           restore_keys = function(list, keep)
             local ops = {}
-            for i, s in ipairs(list) do ops[i] = s.op end
+            for x, s in ipairs(list) do ops[x] = s.op end
             keyed.restore_all(op, ops, keep)
           end,
           handover = op.handover and function() return { op = op.handover(), inputs = inputs() } end,
