@@ -60,6 +60,8 @@ local RUN_OPTIONS = [[
   --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
+  --drain-timeout D    at a signal or the end of input, give up delivering what is left
+                       once nothing has moved for D (default 10s); what is lost is said
   --control PATH       the control socket for attach and top (default: a socket in
                        $XDG_RUNTIME_DIR/sluice or /tmp/sluice-UID; "none": no socket)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
@@ -166,7 +168,8 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
-  run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
+  run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--drain-timeout",
+    "--control", "--on-error",
     "--batch-size", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
@@ -180,7 +183,8 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 -- ---- arguments ------------------------------------------------------------------------
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
-  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
+  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--drain-timeout"] = true,
+  ["--control"] = true,
   ["--set"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
@@ -245,6 +249,11 @@ local function parse(args, first)
       return nil, format("--checkpoint-every: %s", err or "must be at least 1ms")
     end
     opts.checkpoint_ms = ms
+  end
+  if opts["drain-timeout"] then
+    local ms, err = duration.parse(tonumber(opts["drain-timeout"]) or opts["drain-timeout"])
+    if not ms then return nil, format("--drain-timeout: %s", err) end
+    opts.drain_ms = ms
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
     return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)
@@ -380,7 +389,7 @@ local function run_once(src, opts)
   local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
-    batch_size = opts.batch_size, on_error = opts.on_error,
+    batch_size = opts.batch_size, on_error = opts.on_error, drain_timeout = opts.drain_ms,
     checkpointing = opts["state-dir"] ~= nil })
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints

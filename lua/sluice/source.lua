@@ -374,7 +374,10 @@ open.kafka = kafka.open_source
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
 -- source ends only when it is closed. A partial record at a connection's end, and a read
--- error on a connection, are dead-lettered; the job goes on.
+-- error on a connection, are dead-lettered; the job goes on. The first close() drains:
+-- what the kernel holds for each connection then is read, still paused and resumed by
+-- flow control, so a shutdown reads no faster than the sinks take; a second close() ends
+-- at once and says how many bytes received it drops (ctx.lost).
 function open.tcp(spec, ctx)
   local conns, nconns = {}, 0
   local listener, handle
@@ -416,32 +419,44 @@ function open.tcp(spec, ctx)
     if done then return reader:close() end
     conns[reader] = true
     nconns = nconns + 1
-    if closing then reader:drain()
+    if closing then
+      reader:drain()
+      if paused then reader:stop() end
     elseif not paused then reader:start() end
   end
   listener = core.listen { address = spec.listen, on_connection = on_connection }
   handle = {
     pause = function()
       paused = true
-      if closing then return end
-      listener:stop()
+      if done then return end
+      if listener then listener:stop() end
       for r in pairs(conns) do r:stop() end
     end,
     resume = function()
       paused = false
-      if closing or done then return end
-      listener:start()
+      if done then return end
+      if listener then listener:start() end
       for r in pairs(conns) do r:start() end
     end,
     close = function()
       if done then return end
-      if closing then return finish() end
+      if closing then
+        local unread = 0
+        for r in pairs(conns) do unread = unread + r:unread() end
+        if unread > 0 and ctx.lost then
+          ctx.lost(format("%d bytes received from its peers were not read", unread))
+        end
+        return finish()
+      end
       closing = true
       -- connections the kernel completed are accepted input: take them, then drain all
       listener:accept_pending()
       listener:close()
       listener = nil
-      for r in pairs(conns) do r:drain() end
+      for r in pairs(conns) do
+        r:drain()
+        if paused then r:stop() end
+      end
       maybe_end()
     end,
   }
