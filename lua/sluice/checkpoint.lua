@@ -8,9 +8,14 @@
 -- removes all but the last two. The job only pauses for the flush and the fork. At start,
 -- the newest readable checkpoint is restored: sinks are cut back to their committed length
 -- and sources seek to their positions, so output files hold every record exactly once.
+-- A job whose input ended by itself marks its last checkpoint finished; run again with
+-- input that has not grown, it does nothing and leaves every file as it is.
 local host = require "sluice.host"
 local report = require "sluice.report"
 local kafka = require "sluice.kafka"
+local graph = require "sluice.graph"
+local source = require "sluice.source"
+local runtime = require "sluice.runtime"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -203,7 +208,7 @@ function Checkpointer:write(seq, lengths)
   assert(durable.replace(self.dir .. "/" .. format(NAME, seq), bytes))
   local files = assert(list(self.dir))
   for i = KEEP + 1, #files do assert(durable.remove(files[i].path)) end
-  return #bytes
+  return bytes
 end
 
 -- Waits for the checkpoint child: blocking, or polled from the reaper timer.
@@ -300,6 +305,7 @@ function Checkpointer:take()
 end
 
 -- A checkpoint written here and now (end of input, a shutdown): after the one in flight.
+-- Its state, encoded, is kept for the checkpoint that marks the job finished (finish()).
 function Checkpointer:take_now()
   self:reap(true)
   local started = host.clock()
@@ -310,12 +316,13 @@ function Checkpointer:take_now()
     job:barrier(positions)
     self.seq = self.seq + 1
     local bytes = self:write(self.seq, lengths)
+    self.last_bytes = bytes
     job:checkpointed(positions)
     self.stats.taken = self.stats.taken + 1
     self.stats.last_seq = self.seq
     if self.log then
       say("sluice: checkpoint %d: at the end of input, written by the job itself in %.0f ms, " ..
-        "%d bytes", self.seq, (host.clock() - started) * 1000, bytes)
+        "%d bytes", self.seq, (host.clock() - started) * 1000, #bytes)
     end
   end)
   if not ok then
@@ -324,11 +331,48 @@ function Checkpointer:take_now()
   end
 end
 
+-- The job's input ended by itself and all it fired is in the sink files: the checkpoint
+-- taken at that end is written again, marked finished. A rerun finds it and, when its
+-- input has not grown, leaves every file alone (checkpoint.load); when it has, it
+-- restores that state and goes on as one run over the whole input would have.
+function Checkpointer:finish()
+  local snap = assert(checkpoint.decode(self.last_bytes))
+  snap.finished = true
+  for path in pairs(snap.sinks or {}) do assert(durable.sync(path)) end
+  self.seq = self.seq + 1
+  snap.seq = self.seq
+  assert(durable.replace(self.dir .. "/" .. format(NAME, self.seq), checkpoint.encode(snap)))
+  local files = assert(list(self.dir))
+  for i = KEEP + 1, #files do assert(durable.remove(files[i].path)) end
+end
+
+-- Whether the job of `set` has input a finished checkpoint `snap` has not seen: a source
+-- it has no position for (new in the script), or one that says it has more past its
+-- position (a file that grew or was replaced, a higher count); a source that cannot tell
+-- (stdin, sockets, Kafka) counts as having more.
+local function input_grown(set, snap)
+  local nodes = graph.ordered(set)
+  runtime.assign_ids(nodes)
+  for _, node in ipairs(nodes) do
+    if node.kind == "source" then
+      local pos = snap.sources[node.state_id]
+      if pos == nil or source.more(node.spec, pos) ~= false then return true end
+    end
+  end
+  return false
+end
+
 -- Runs `job` (runtime.new) like job:run(), checkpointing into the state dir and starting
 -- from its newest checkpoint. Returns true, or nil and a message.
 function Checkpointer:run(job)
   self.job = job
   local restored = self.restored
+  if restored and restored.snap.finished and not input_grown(job.set, restored.snap) then
+    say("sluice: state dir %s: the job finished at checkpoint %s and its input has not " ..
+      "grown since; nothing to do (its output stays as it is)", self.dir, restored.path)
+    return true
+  end
+  if restored then say("sluice: resuming from checkpoint %s", restored.path) end
   -- ids in the checkpoint that this script has no operator for: their state is dropped
   job:on("restored", function(unknown)
     for _, id in ipairs(unknown) do
@@ -366,6 +410,13 @@ function Checkpointer:run(job)
   if self.timer then self.timer:close() end
   self:reap(true)
   if self.reaper then self.reaper:close() end
+  -- ended by its input (not a signal, a closed stdout or a failure): finished
+  if ok and self.last_bytes and not job.stopping and not job.output_closed then
+    local marked, merr = pcall(self.finish, self)
+    if not marked then
+      say("sluice: checkpoint %d in %s: %s", self.seq, self.dir, tostring(merr))
+    end
+  end
   return ok, err
 end
 
@@ -384,9 +435,6 @@ function checkpoint.open(dir, every_ms)
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
     stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)
-  if found.snap then
-    say("sluice: resuming from checkpoint %s", found.path)
-  end
   return self
 end
 

@@ -505,4 +505,25 @@ function source.open(spec, ctx)
   return open[spec.type](spec, ctx)
 end
 
+-- Whether the source of `spec` has records past `position` (what its position() gave
+-- when it ended): true or false where it can tell without reading (a file by its size and
+-- identity; values, generator and nexmark by their count), nil where it cannot (stdin,
+-- sockets, Kafka). A finished job with state (checkpoint.lua) runs again only if so.
+function source.more(spec, position)
+  local t = spec.type
+  if t == "file" then
+    if type(position) ~= "table" then return true end
+    local st = core.durable.stat(spec.path)
+    if not st or not st.regular then return nil end
+    return st.ino ~= position.ino or st.dev ~= position.dev or st.size ~= position.offset
+  elseif t == "values" then
+    return type(position) ~= "number" or position <= #spec.array
+  elseif t == "generator" then
+    return type(position) ~= "number" or not spec.count or position <= spec.count
+  elseif t == "nexmark" then
+    return type(position) ~= "number" or not spec.events or position < spec.events
+  end
+  return nil
+end
+
 return source
