@@ -16,6 +16,7 @@ local kafka = require "sluice.kafka"
 local graph = require "sluice.graph"
 local source = require "sluice.source"
 local runtime = require "sluice.runtime"
+local snapshot_check = require "sluice.snapshot_check"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -29,6 +30,7 @@ checkpoint.FORMAT = 1
 local MAGIC = "SLUICECP"
 local NAME = "checkpoint-%08d.ckpt"
 local KEEP = 2                          -- checkpoints kept on disk
+local SNAPSHOT = 1                      -- the version of the state inside (Job:snapshot)
 
 local say = report.say
 
@@ -81,7 +83,12 @@ function checkpoint.decode(bytes)
   if durable.crc32(body) ~= crc then return nil, "corrupt: checksum mismatch" end
   local ok, snap = pcall(core.msgpack_decode, body)
   if not ok or type(snap) ~= "table" then return nil, "corrupt: " .. tostring(snap) end
-  if snap.version ~= 1 then
+  -- a snapshot without a version number was not written by any sluice: not usable; one
+  -- with another version is another sluice's
+  if type(snap.version) ~= "number" then
+    return nil, "not usable: its state has no version number"
+  end
+  if snap.version ~= SNAPSHOT then
     return nil, "incompatible", { format = fmt, version = version, snapshot = snap.version }
   end
   return snap
@@ -139,12 +146,14 @@ local function transaction_committed(snap)
   return true
 end
 
--- The newest readable checkpoint in dir: snap and the highest sequence number seen (so
--- new checkpoints sort after the unreadable ones too). A torn or corrupt one is reported
--- and skipped, and so is one whose Kafka transaction did not commit (a crash between the
--- checkpoint and its commit: the one before it did commit). Returns nil, message when the
--- newest is from an incompatible sluice, or the brokers cannot say about a transaction.
-function checkpoint.load(dir)
+-- The newest usable checkpoint in dir: snap and the highest sequence number seen (so
+-- new checkpoints sort after the unusable ones too). A torn or corrupt one is reported
+-- and skipped, and so is one that usable(snap) finds fault with (it returns why:
+-- snapshot_check.usable against the job), and one whose Kafka transaction did not commit
+-- (a crash between the checkpoint and its commit: the one before it did commit). Returns
+-- nil, message when the newest is from an incompatible sluice, or the brokers cannot say
+-- about a transaction.
+function checkpoint.load(dir, usable)
   local files, err = list(dir)
   if not files then return nil, err end
   local top = files[1] and files[1].seq or 0
@@ -152,6 +161,10 @@ function checkpoint.load(dir)
     local bytes, rerr = read_file(f.path)
     local snap, why, other
     if bytes then snap, why, other = checkpoint.decode(bytes) else why = rerr end
+    if snap then
+      why = usable and usable(snap)
+      if why then snap, why = nil, "not usable: " .. why end
+    end
     if snap then
       local committed, terr = transaction_committed(snap)
       if committed then return { snap = snap, seq = top, path = f.path } end
@@ -161,11 +174,12 @@ function checkpoint.load(dir)
       why = terr
     end
     if other then
+      local state = other.snapshot and format(", state version %s", tostring(other.snapshot)) or ""
       return nil, format("state dir %s: checkpoint %s was written by sluice %s (checkpoint " ..
-        "format %d%s); this sluice %s reads format %d. Use a new --state-dir, or run the " ..
+        "format %d%s); this sluice %s reads format %d%s. Use a new --state-dir, or run the " ..
         "sluice that wrote it.", dir, f.path, other.version ~= "" and other.version or "?",
-        other.format, other.snapshot and format(", snapshot version %s", tostring(other.snapshot)) or "",
-        host.version, checkpoint.FORMAT)
+        other.format, state, host.version, checkpoint.FORMAT,
+        other.snapshot and format(", state version %d", SNAPSHOT) or "")
     end
     if why then say("sluice: state dir %s: skipping checkpoint %s: %s", dir, f.path, why) end
   end
@@ -374,10 +388,15 @@ function Checkpointer:run(job)
   end
   if restored then say("sluice: resuming from checkpoint %s", restored.path) end
   -- ids in the checkpoint that this script has no operator for: their state is dropped
-  job:on("restored", function(unknown)
+  job:on("restored", function(unknown, other)
     for _, id in ipairs(unknown) do
       say("sluice: state dir %s: checkpoint %s has state for operator %q, which this script " ..
         "does not have; that state is dropped", self.dir, restored.path, id)
+    end
+    for _, o in ipairs(other or {}) do
+      say("sluice: state dir %s: checkpoint %s has state of kind %q for operator %q, which " ..
+        "is of kind %q in this script; that state is dropped", self.dir, restored.path, o.was,
+        o.id, o.now)
     end
   end)
   job:on("started", function()
@@ -420,17 +439,20 @@ function Checkpointer:run(job)
   return ok, err
 end
 
--- Opens (making it if need be) the state dir and reads its newest checkpoint. Returns the
--- job's checkpointer; or nil, message, exit status (2: a checkpoint from an incompatible
--- sluice; 1: the directory cannot be used).
-function checkpoint.open(dir, every_ms)
+-- Opens (making it if need be) the state dir and reads its newest checkpoint that the job
+-- of the nodes `set` can use (snapshot_check). Returns the job's checkpointer; or nil,
+-- message, exit status (2: a checkpoint from an incompatible sluice; 1: the directory
+-- cannot be used).
+function checkpoint.open(dir, every_ms, set)
   dir = dir:gsub("/+$", "")
   if dir == "" then dir = "/" end
   local ok, err = durable.mkdir(dir)
   if not ok then return nil, format("state dir: %s", err), 1 end
   ok, err = lock(dir)
   if not ok then return nil, err, 1 end
-  local found, lerr, lstatus = checkpoint.load(dir)
+  local found, lerr, lstatus = checkpoint.load(dir, function(snap)
+    return snapshot_check.usable(set, snap)
+  end)
   if not found then return nil, lerr, lstatus or 2 end
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,

@@ -393,7 +393,7 @@ local function run_once(src, opts)
     checkpointing = opts["state-dir"] ~= nil })
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints
-    ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)
+    ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000, set)
     if not ckpt then
       say("sluice: %s", tostring(err))
       return status

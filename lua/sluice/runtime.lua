@@ -299,15 +299,25 @@ function runtime.finish_targets(route)
   if route.st then route.st:finish() else for _, r in ipairs(route.targets) do r:finish() end end
 end
 
--- Restores operator state by id; returns the ids it did not know (state dropped).
+-- Restores operator state by id; returns the ids it did not know (state dropped), and
+-- those whose state is of another kind than their operator now (snap.kinds: a changed
+-- script; dropped too, as a reload does): { id =, was =, now = }.
 function runtime.restore_into(stateful, snap)
-  local unknown = {}
+  local unknown, other = {}, {}
+  local kinds = snap.kinds or {}
   for id, state in pairs(snap.operators or {}) do
     local s = stateful[id]
-    if s then s.restore(state) else unknown[#unknown + 1] = id end
+    if not s then
+      unknown[#unknown + 1] = id
+    elseif kinds[id] ~= nil and kinds[id] ~= s.kind then
+      other[#other + 1] = { id = id, was = kinds[id], now = s.kind }
+    else
+      s.restore(state)
+    end
   end
   table.sort(unknown)
-  return unknown
+  table.sort(other, function(a, b) return a.id < b.id end)
+  return unknown, other
 end
 
 -- ---- the job ----------------------------------------------------------------------------
@@ -348,8 +358,9 @@ function runtime.new(set, opts)
 end
 
 -- Adds a hook: fn is called at `event` of this job, in the order hooks were added.
---   restored(unknown ids)  after state was restored from a snapshot (ids it had no
---                          operator for: that state is dropped)
+--   restored(unknown ids, other kinds)  after state was restored from a snapshot (ids it
+--                          had no operator for, and {id, was, now} of state of another
+--                          kind: that state is dropped)
 --   started()              once the loop is about to run
 --   input_ended(last)      when a source's input ends, before that end fires anything
 --                          (last: it is the last source still running, or the job is
@@ -628,8 +639,10 @@ end
 -- and each source's position. Plain values msgpack can carry.
 function Job:snapshot()
   assert(self.running, "job:snapshot(): the job is not running")
-  local snap = { version = 1, operators = {}, sources = self:positions() }
-  for id, s in pairs(self.graph.stateful) do snap.operators[id] = s.snapshot() end
+  local snap = { version = 1, operators = {}, kinds = {}, sources = self:positions() }
+  for id, s in pairs(self.graph.stateful) do
+    snap.operators[id], snap.kinds[id] = s.snapshot(), s.kind
+  end
   if self:transactional() then
     -- where a restart learns whether this checkpoint's transaction committed: the groups
     -- the sources' offsets were committed to in it (checkpoint.lua)

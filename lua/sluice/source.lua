@@ -505,6 +505,42 @@ function source.open(spec, ctx)
   return open[spec.type](spec, ctx)
 end
 
+-- Why `position` (from a checkpoint) cannot be where the source of `spec` resumes: a
+-- string, or nil when it can. Each type's position is what its position() gives.
+local function whole(n) return type(n) == "number" and n >= 0 and n % 1 == 0 and n < math.huge end
+function source.bad_position(spec, position)
+  local t = spec.type
+  if t == "file" then
+    if type(position) ~= "table" then return "a file's position is a table, not a " .. type(position) end
+    if not whole(position.offset) then return "its offset is not a whole number >= 0" end
+    if not whole(position.line) then return "its line is not a whole number >= 0" end
+    if position.ino ~= nil and type(position.ino) ~= "number" then return "its inode is not a number" end
+    if position.dev ~= nil and type(position.dev) ~= "number" then return "its device is not a number" end
+    local cols = position.columns
+    if cols ~= nil and type(cols) ~= "table" then return "its columns are not an array" end
+    for _, c in pairs(cols or {}) do
+      if type(c) ~= "string" then return "its columns are not an array of names" end
+    end
+  elseif t == "values" or t == "generator" then
+    if not whole(position) or position < 1 then return "it is not a whole number >= 1" end
+  elseif t == "nexmark" then
+    if not whole(position) then return "it is not a whole number >= 0" end
+  elseif t == "kafka" then
+    if type(position) ~= "table" then return "a Kafka position is a table, not a " .. type(position) end
+    for topic, parts in pairs(position) do
+      if type(topic) ~= "string" or type(parts) ~= "table" then
+        return "it is not a table of topics, each a table of partitions"
+      end
+      for p, offset in pairs(parts) do
+        if not whole(p) or not whole(offset) then
+          return format("topic %s: its partitions and offsets are not whole numbers >= 0", topic)
+        end
+      end
+    end
+  end
+  return nil
+end
+
 -- Whether the source of `spec` has records past `position` (what its position() gave
 -- when it ended): true or false where it can tell without reading (a file by its size and
 -- identity; values, generator and nexmark by their count), nil where it cannot (stdin,

@@ -16,8 +16,8 @@ local LAYERS = {
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "window", "rolling", "process", "join", "lookup", "scan", "dedupe",
     "changes", "batch", "operator", "dead_letters", "runtime" },
-  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "repl", "cli",
-    "busted_output", "testing" },
+  app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint", "control",
+    "repl", "cli", "busted_output", "testing" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
