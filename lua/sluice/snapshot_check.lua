@@ -31,62 +31,82 @@ local function describe(v)
   return "a " .. type(v)
 end
 
--- Returns nil when v has shape s; else why not, starting at `at` ("panes[2][1]").
-local function fits(v, s, at)
-  if type(s) == "string" then
-    local optional = s:sub(1, 1) == "?"
-    if optional then s = s:sub(2) end
-    if v == nil then return (not optional) and format("%s is missing", at) or nil end
-    if s == "any" then return nil end
-    if s == "count" then
+-- The leaf shapes: type name, and whether it may be absent.
+local leaf = {}
+for _, t in ipairs({ "any", "number", "string", "boolean", "count" }) do
+  leaf[t], leaf["?" .. t] = { t, false }, { t, true }
+end
+
+-- Returns nil when v has shape s; else a failure { msg, path }: msg says what is wrong
+-- ("is missing", "is 7, not a table") and path holds the steps to it, innermost first
+-- ("[1]", ".panes"), added as the check unwinds: nothing is built while all is well.
+local function fits(v, s)
+  local l = leaf[s]
+  if l then
+    local t = l[1]
+    if v == nil then return (not l[2]) and { "is missing", {} } or nil end
+    if t == "any" then return nil end
+    if t == "count" then
       if type(v) == "number" and v >= 0 and v % 1 == 0 and v < math.huge then return nil end
-      return format("%s is %s, not a whole number >= 0", at, describe(v))
+      return { format("is %s, not a whole number >= 0", describe(v)), {} }
     end
-    if type(v) ~= s or v ~= v then return format("%s is %s, not a %s", at, describe(v), s) end
+    if type(v) ~= t or v ~= v then return { format("is %s, not a %s", describe(v), t), {} } end
     return nil
   end
-  if v == nil then return (not s.optional) and format("%s is missing", at) or nil end
+  if v == nil then return (not s.optional) and { "is missing", {} } or nil end
   if s.one_of then
     local first
     for _, alt in ipairs(s.one_of) do
-      local why = fits(v, alt, at)
-      if not why then return nil end
-      first = first or why
+      local bad = fits(v, alt)
+      if not bad then return nil end
+      first = first or bad
     end
     return first
   end
-  if type(v) ~= "table" then return format("%s is %s, not a table", at, describe(v)) end
+  if type(v) ~= "table" then return { format("is %s, not a table", describe(v)), {} } end
+  local bad
   if s.array then
-    local n = #v
+    local n, each = #v, s.array
     for k in pairs(v) do
       if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-        return format("%s is not an array (it has the key %s)", at, describe(k))
+        return { format("is not an array (it has the key %s)", describe(k)), {} }
       end
     end
     for i = 1, n do
-      local why = fits(v[i], s.array, at .. "[" .. i .. "]")
-      if why then return why end
+      bad = fits(v[i], each)
+      if bad then bad[2][#bad[2] + 1] = "[" .. i .. "]"; return bad end
     end
   elseif s.tuple then
     for i, e in ipairs(s.tuple) do
-      local why = fits(v[i], e, at .. "[" .. i .. "]")
-      if why then return why end
+      bad = fits(v[i], e)
+      if bad then bad[2][#bad[2] + 1] = "[" .. i .. "]"; return bad end
     end
   elseif s.map then
     for k, x in pairs(v) do
       if s.key and type(k) ~= s.key then
-        return format("%s has a key that is %s, not a %s", at, describe(k), s.key)
+        return { format("has a key that is %s, not a %s", describe(k), s.key), {} }
       end
-      local why = fits(x, s.map, at .. "[" .. tostring(k) .. "]")
-      if why then return why end
+      bad = fits(x, s.map)
+      if bad then bad[2][#bad[2] + 1] = "[" .. tostring(k) .. "]"; return bad end
     end
   elseif s.fields then
     for name, e in pairs(s.fields) do
-      local why = fits(v[name], e, at == "" and name or (at .. "." .. name))
-      if why then return why end
+      bad = fits(v[name], e)
+      if bad then bad[2][#bad[2] + 1] = "." .. name; return bad end
     end
   end
   return nil
+end
+
+-- "NAME.panes[1][1] is the string "x", not a number", or nil when v has shape s.
+local function why_not(v, s, name)
+  local bad = fits(v, s)
+  if not bad then return nil end
+  local steps = {}
+  for i = #bad[2], 1, -1 do steps[#steps + 1] = bad[2][i] end
+  local at = name .. table.concat(steps)
+  at = at:gsub("^%.", "")
+  return (at == "" and "" or (at .. " ")) .. bad[1]
 end
 
 local function opt(s)
@@ -148,7 +168,7 @@ end
 
 -- Whether snap has the shape every checkpoint has. Returns nil, or why not.
 function check.top(snap)
-  return fits(snap, TOP, "")
+  return why_not(snap, TOP, "")
 end
 
 -- ---- against the job ---------------------------------------------------------------------
@@ -180,7 +200,7 @@ function check.usable(set, snap)
       local s = g.stateful[id]
       local was = snap.kinds and snap.kinds[id]
       if s and (was == nil or was == s.kind) then
-        local bad = fits(state, shape_of(s.kind), "its state")
+        local bad = why_not(state, shape_of(s.kind), "its state")
         if bad then error(format("operator %q: %s", id, bad), 0) end
         local restored, rerr = pcall(s.restore, state)
         if not restored then
@@ -197,6 +217,9 @@ function check.usable(set, snap)
     end
   end)
   for _, c in ipairs(g.closers) do pcall(c) end
+  -- the trial's state goes before the job's own is restored: the peak stays one state
+  g = nil
+  collectgarbage()
   if not ok then return tostring(err) end
   return nil
 end
