@@ -244,6 +244,10 @@ function Checkpointer:reap(block)
   if self.heap_limit then
     self.heap_limit = nil
     collectgarbage("restart")
+    -- What piled up while the collector waited is collected now (no child's pages to
+    -- copy any more): else the next checkpoint's limit, twice the heap at its fork, would
+    -- count that garbage as live, and frequent checkpoints would ratchet the heap up.
+    if collectgarbage("count") > self.child_heap * 1.25 + 16384 then collectgarbage() end
   end
   if self.reaper then self.reaper:stop() end
   local stats = self.stats
