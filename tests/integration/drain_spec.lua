@@ -131,11 +131,14 @@ describe("drain under back-pressure", function()
     local stderr = h.read(err)
     local n_out = tonumber(stderr:match("drained: %d+ records? in, (%d+) out"))
     assert.truthy(n_out, stderr)
-    h.contains(stderr, "the drain moved nothing for 500ms (--drain-timeout) and gave up")
+    -- it gives up while the sources still drain (they stay paused), or, when they are done,
+    -- while the sink delivers its last records
+    assert.truthy(stderr:find("the drain moved nothing for 500ms (--drain-timeout) and gave up", 1, true)
+      or stderr:find(": it took nothing for 500ms (--drain-timeout)", 1, true), stderr)
+    -- the sink's last write gives the socket what it takes then (it may take everything:
+    -- its buffer is not the peer's); what it could not is said
     local lost = tonumber(stderr:match("tcp sink: (%d+) records? %(%d+ bytes%) not delivered " ..
-      "to 127%.0%.0%.1:" .. to .. ": the drain gave up"))
-    assert.truthy(lost, stderr)
-    assert.truthy(lost > 0, stderr)
+      "to 127%.0%.0%.1:" .. to .. ": ")) or 0
     -- what the kernel took reaches the peer; what it did not is what the job reported
     assert.equal(n_out, #whole_lines(got) + lost, stderr)
   end)
