@@ -5,6 +5,8 @@
 #   make test       install missing packages, build, lint, run every spec (plain and sanitized)
 #   make lint       luacheck over lua/, tests/ and scripts/ (settings: tests/luacheckrc)
 #   make bench      the benchmark workloads (scripts/bench/)
+#   make stress     kill -9 loops, overload, bad input under ASan, fuzzing: a table of losses
+#                   and crashes (scripts/stress/, about 10 minutes; not part of make test)
 #   make docs       docs/demo-graph.svg: the demo's operator graph (Graphviz's dot)
 #   make install    PREFIX=/usr/local: bin/sluice, share/sluice/lua, the man page and the
 #                   bash completion
@@ -41,7 +43,7 @@ Q        := @
 say       = @printf '  %-6s %s\n' $(1) $(2);
 endif
 
-.PHONY: all run test bench install uninstall asan ctests deps clean fuzz lint docs kafka-mock
+.PHONY: all run test bench stress install uninstall asan ctests deps clean fuzz lint docs kafka-mock
 
 all: sluice
 
@@ -126,6 +128,10 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh scripts/bench/run.sh
+
+stress: deps
+	$(Q)$(MAKE) --no-print-directory all asan
+	$(Q)sh scripts/stress/run.sh
 
 # The picture of scripts/demo.lua's graph that README.md shows, as `sluice graph --format
 # dot` draws it.

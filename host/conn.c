@@ -4,9 +4,12 @@
  * owns every byte: the queue is a list of chunks (each one flush of whole records), writev
  * sends from its head, and when the connection breaks the chunk that was cut short is sent
  * again whole on the next connection (records are delivered at least once across a
- * reconnect, never torn). Closing flushes synchronously with poll(2) and a deadline.
+ * reconnect, never torn). Each chunk knows where its records end, so that what was not
+ * delivered is counted in records, not only bytes. Closing flushes synchronously with
+ * poll(2), for as long as the peer takes bytes: it gives up after a time without any.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,9 @@
 typedef struct chunk {
     struct chunk *next;
     size_t len;
+    uint32_t *ends;         /* where each record ends, relative to data (after its bytes) */
+    uint32_t nrec;          /* records in the chunk */
+    uint32_t done;          /* of them, written whole (the head chunk's first `done`) */
     char data[];
 } chunk;
 
@@ -46,6 +52,8 @@ struct sl_conn {
     chunk *head, *tail;     /* the queue; head's first off bytes are written */
     size_t off;
     size_t pending;         /* bytes queued and not written */
+    size_t pending_records; /* records queued and not written whole */
+    uint64_t written;       /* bytes the kernel took since the start (progress) */
     size_t low;             /* on_drain when pending falls to this after being above it */
     int above;              /* pending went above low since the last on_drain */
     sl_conn_drain_cb *on_drain;
@@ -97,6 +105,8 @@ static void disconnect(sl_conn *c)
     c->connected = 0;
     if (c->off > 0) {               /* the cut chunk goes again whole */
         c->pending += c->off;
+        c->pending_records += c->head->done;
+        c->head->done = 0;
         c->off = 0;
     }
 }
@@ -183,14 +193,20 @@ static int write_some(sl_conn *c)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
         c->pending -= (size_t)got;
+        c->written += (uint64_t)got;
         while (got > 0) {
             size_t left = c->head->len - c->off;
+            k = c->head;
             if ((size_t)got < left) {
                 c->off += (size_t)got;
+                while (k->done < k->nrec && k->ends[k->done] <= c->off) {
+                    k->done++;
+                    c->pending_records--;
+                }
                 break;
             }
             got -= (ssize_t)left;
-            k = c->head;
+            c->pending_records -= k->nrec - k->done;
             c->head = k->next;
             if (c->head == NULL)
                 c->tail = NULL;
@@ -284,18 +300,26 @@ sl_conn *sl_conn_new(const char *address, size_t low, sl_conn_drain_cb *on_drain
     return c;
 }
 
-void sl_conn_send(sl_conn *c, const char *data, size_t len)
+void sl_conn_send(sl_conn *c, const char *data, size_t len, const uint32_t *ends,
+                  size_t nrec)
 {
+    size_t at = (len + sizeof *ends - 1) / sizeof *ends * sizeof *ends;   /* aligned */
     chunk *k;
 
     if (len == 0)
         return;
-    k = malloc(sizeof *k + len);
+    k = malloc(sizeof *k + at + nrec * sizeof *ends);
     if (k == NULL)
         out_of_memory();
     k->next = NULL;
     k->len = len;
+    k->ends = (uint32_t *)(void *)(k->data + at);
+    k->nrec = (uint32_t)nrec;
+    k->done = 0;
     memcpy(k->data, data, len);
+    if (nrec > 0)
+        memcpy(k->ends, ends, nrec * sizeof *ends);
+    c->pending_records += nrec;
     if (c->tail != NULL)
         c->tail->next = k;
     else
@@ -311,6 +335,16 @@ void sl_conn_send(sl_conn *c, const char *data, size_t len)
 size_t sl_conn_pending(const sl_conn *c)
 {
     return c->pending;
+}
+
+size_t sl_conn_pending_records(const sl_conn *c)
+{
+    return c->pending_records;
+}
+
+uint64_t sl_conn_written(const sl_conn *c)
+{
+    return c->written;
 }
 
 static int64_t now_ms(void)
@@ -332,10 +366,11 @@ static int wait_fd(int fd, int events, int64_t deadline)
     return p.revents;
 }
 
-int sl_conn_close(sl_conn *c, int timeout_ms, char *err)
+int sl_conn_close(sl_conn *c, int timeout_ms, const char *stalled, char *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
-    const char *why = "timed out";
+    uint64_t seen = c->written;
+    const char *why = NULL;
     int delay = SL_CONN_BACKOFF_MIN_MS, rc = 0;
 
     c->closing = 1;
@@ -349,6 +384,7 @@ int sl_conn_close(sl_conn *c, int timeout_ms, char *err)
             } else if (wait_fd(c->fd, POLLOUT, deadline) != 0
                        && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0) {
                 c->connected = 1;
+                why = NULL;
                 continue;
             } else if (e != 0) {
                 why = strerror(e);
@@ -366,11 +402,23 @@ int sl_conn_close(sl_conn *c, int timeout_ms, char *err)
             disconnect(c);
             continue;
         }
+        if (c->written != seen) {   /* the peer takes bytes: it has the time it needs */
+            seen = c->written;
+            deadline = now_ms() + timeout_ms;
+        }
         if (c->head != NULL && wait_fd(c->fd, POLLOUT, deadline) == 0)
             break;
     }
     if (c->head != NULL) {
-        snprintf(err, SL_CONN_ERRLEN, "%zu bytes not delivered to %s: %s", c->pending,
+        char took[64];
+        if (why == NULL && stalled != NULL) {
+            why = stalled;
+        } else if (why == NULL) {
+            snprintf(took, sizeof took, "it took no byte for %d ms", timeout_ms);
+            why = took;
+        }
+        snprintf(err, SL_CONN_ERRLEN, "%zu record%s (%zu bytes) not delivered to %s: %s",
+                 c->pending_records, c->pending_records == 1 ? "" : "s", c->pending,
                  c->address, why);
         rc = -1;
     }
@@ -379,6 +427,8 @@ int sl_conn_close(sl_conn *c, int timeout_ms, char *err)
         c->head = k->next;
         free(k);
     }
+    c->tail = NULL;
+    c->off = 0;
     disconnect(c);
     uv_close((uv_handle_t *)&c->retry, on_retry_closed);
     return rc;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <lauxlib.h>
 
@@ -23,6 +24,7 @@
 
 #define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
 #define FOLLOW_POLL_MS  50      /* follow=true at the end of the file: look again then */
+#define DRAIN_STEP_MS   1       /* a stream draining: its next chunk after this */
 
 typedef struct sl_reader {
     uv_fs_t req;            /* the uv_fs_read in flight */
@@ -43,6 +45,8 @@ typedef struct sl_reader {
     char *errmsg;           /* "read PATH: reason" once a read failed, else NULL */
     int feed;               /* no descriptor: sl_reader_feed hands the bytes in */
     int draining;           /* drain(): deliver what was read, then end */
+    int64_t drain_left;     /* draining a stream: bytes the kernel held at drain() not
+                               read yet (-1: unknown, read until there is nothing) */
     int follow;             /* a file followed like tail -F: its end is not the end */
     int64_t file_off;       /* follow: bytes read from the open file */
     uint64_t ino, dev;      /* path: identity of the open file (follow: to notice rotation) */
@@ -316,29 +320,38 @@ static void read_more(sl_reader *r)
     uv_timer_start(&r->kick, on_kick, 0, 0);
 }
 
-/* A stream being drained: takes in, without waiting, what the kernel already holds for
- * us, then marks the end of input. Only between framings (it may move the buffer). */
+/* A stream being drained: takes in, without waiting, the next chunk of what the kernel
+ * held for us when drain() was called, and marks the end of input once it is all in (or
+ * the peer closed). A chunk a pump, so that a paused source reads no further: what it
+ * delivers stays within what its sinks take. Only between framings (it may move the
+ * buffer). */
 static void drain_stream(sl_reader *r)
 {
     uv_os_fd_t fd;
+    size_t want = SL_READER_CHUNK;
+    ssize_t got = 0;
 
     if (r->stream_reading) {
         uv_read_stop(&r->s.stream);
         r->stream_reading = 0;
     }
-    if (!r->eof && uv_fileno(&r->s.handle, &fd) == 0) {
-        for (;;) {
-            ssize_t got = read(fd, make_room(r), SL_READER_CHUNK);
-            if (got > 0) {
-                sl_framer_commit(&r->fr, (size_t)got);
-                continue;
-            }
-            if (got < 0 && errno == EINTR)
-                continue;
-            break;                  /* 0: the peer closed; EAGAIN: nothing more yet */
-        }
+    if (r->eof)
+        return;
+    if (r->drain_left >= 0 && (int64_t)want > r->drain_left)
+        want = (size_t)r->drain_left;
+    if (want > 0 && uv_fileno(&r->s.handle, &fd) == 0) {
+        do
+            got = read(fd, make_room(r), want);
+        while (got < 0 && errno == EINTR);
     }
-    r->eof = 1;
+    if (got > 0) {
+        sl_framer_commit(&r->fr, (size_t)got);
+        if (r->drain_left >= 0)
+            r->drain_left -= got;
+    }
+    /* 0: the peer closed, or all it held is in; EAGAIN: nothing more after all */
+    if (got <= 0 || r->drain_left == 0)
+        r->eof = 1;
 }
 
 /* Frames what is buffered, hands it to Lua, then either reads on or ends. Runs only from
@@ -359,8 +372,10 @@ static void pump(sl_reader *r)
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->batch_ref);    /* batch */
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->keys_ref);     /* batch keys|nil */
     if (frame(L, r, top + 1, top + 2) && deliver(L, r, top + 1)) {
-        if (r->eof || (r->draining && !r->inflight))
+        if (r->eof || (r->draining && !r->is_stream && !r->inflight))
             finish(L, r);
+        else if (r->draining && r->is_stream)   /* its next chunk, from the loop's next */
+            uv_timer_start(&r->kick, on_kick, DRAIN_STEP_MS, 0);   /* turn: 0 reruns at once */
         else if (!r->inflight && !r->stream_reading && !r->feed)
             read_more(r);
     }
@@ -566,17 +581,41 @@ static int reader_stop(lua_State *L)
 }
 
 /* reader:drain(): ends the input where it stands, without waiting for more: the records
- * already read (and, for a socket, what the kernel already received) are delivered, then
- * on_end(nil) is called. Resumes a stopped reader to do so. */
+ * already read (and, for a socket or pipe, the bytes the kernel holds for it now) are
+ * delivered, then on_end(nil) is called. Resumes a stopped reader to do so; stop() and
+ * start() still pause and resume it while it drains. */
 static int reader_drain(lua_State *L)
 {
     sl_reader *r = *check_reader(L);
+    uv_os_fd_t fd;
+    int held;
 
     if (r == NULL || r->ended)
         return 0;
-    r->draining = 1;
+    if (!r->draining) {
+        r->draining = 1;
+        r->drain_left = -1;
+        if (r->is_stream && uv_fileno(&r->s.handle, &fd) == 0 && ioctl(fd, FIONREAD, &held) == 0)
+            r->drain_left = held;
+    }
     read_on(L, r);
     return 0;
+}
+
+/* reader:unread() -> bytes received and not delivered: what the buffer holds and, while
+ * a stream drains, what the kernel held at drain() and is not read yet. */
+static int reader_unread(lua_State *L)
+{
+    sl_reader *r = *check_reader(L);
+    double n = 0;
+
+    if (r != NULL) {
+        n = (double)(r->fr.len - r->fr.pos);
+        if (r->draining && !r->eof && r->drain_left > 0)
+            n += (double)r->drain_left;
+    }
+    lua_pushnumber(L, n);
+    return 1;
 }
 
 /* reader:position() -> offset, line, ino, dev [, columns]: where the first record not yet
@@ -829,6 +868,7 @@ void sl_reader_register(lua_State *L)
         {"start", reader_start},
         {"stop", reader_stop},
         {"drain", reader_drain},
+        {"unread", reader_unread},
         {"position", reader_position},
         {"close", reader_close},
         {NULL, NULL}

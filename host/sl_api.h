@@ -130,9 +130,12 @@ int sl_guard_enter(int id);
  *   buffers (idempotent, safe inside the reader's own callbacks; garbage collection
  *   closes an unstarted or stopped reader). A callback that raises stops the reader.
  *   reader:drain() ends the input where it stands (for a shutdown): the complete records
- *   already read are delivered, a socket's bytes already in the kernel are read first (and
- *   a partial record there is bad), a file's unterminated tail is left unread; then
- *   on_end(nil). A stopped reader is resumed to drain.
+ *   already read are delivered, the bytes the kernel holds for a socket or pipe at the call
+ *   are read too, a chunk a loop turn (a partial record there is bad), a file's
+ *   unterminated tail is left unread; then on_end(nil). A stopped reader is resumed to
+ *   drain; stop() and start() pause and resume the drain (flow control goes on).
+ *   reader:unread() -> bytes received and not delivered (buffered, and while a socket
+ *                               drains the rest of what the kernel held)
  *   reader:position() -> offset, line, ino, dev [, columns]   where the first record not
  *                               yet delivered starts (framed records still waiting for
  *                               on_batch are not delivered): byte offset in the file that
@@ -170,9 +173,13 @@ int sl_guard_enter(int id);
  *   connect="host:port" instead of path/fd: a TCP connection (conn.c) that queues what is
  *   flushed, writes it from the loop, reconnects with backoff (50 ms doubling to 2 s) and
  *   drops nothing; low=bytes and on_drain=function() (called from the loop when the queue
- *   falls to low after being above it); linger=ms (default 5000) bounds how long close()
- *   waits to deliver the rest ("tcp sink tcp ADDR: N bytes not delivered ...").
- *   writer:pending() -> bytes queued and not yet written (buffer + connection)
+ *   falls to low after being above it); linger=ms (default 5000): close() delivers the
+ *   rest for as long as the peer takes bytes, and gives up after linger ms without any
+ *   ("tcp sink: N records (B bytes) not delivered to ADDR: reason"); close(ms, why) sets
+ *   the linger for that close and the reason given when the peer took nothing.
+ *   writer:pending() -> bytes queued and not yet written (buffer + connection), the
+ *                               records among them not written whole, and the bytes the
+ *                               connection has written since it was made
  *   writer:size() -> the file's length once the buffer is written (path= or a file fd=)
  *   truncate_to=bytes           path: resume a file at this length (cut back, then append;
  *                               csv writes no second header)

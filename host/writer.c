@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@ typedef struct sl_writer {
     int header_done;        /* csv: the header line is in the buffer or written */
     sl_buf out;             /* encoded bytes not written yet */
     sl_conn *conn;          /* connect=: the connection that takes flushed bytes */
+    uint32_t *ends;         /* connect=: where each record in out ends (conn.c counts */
+    size_t nends, cap;      /* records not delivered by them) */
     int on_drain_ref;       /* connect=: registry ref of on_drain, or LUA_NOREF */
     int linger_ms;          /* connect=: how long close() may wait to deliver */
     int pipe_may_close;     /* pipe_may_close=: EPIPE means the reader has gone, not a failure */
@@ -68,8 +71,9 @@ static int flush_out(sl_writer *w)
     int rc = 0;
 
     if (w->conn != NULL) {          /* queued in order; conn.c writes it from the loop */
-        sl_conn_send(w->conn, w->out.data, w->out.len);
+        sl_conn_send(w->conn, w->out.data, w->out.len, w->ends, w->nends);
         sl_buf_reset(&w->out);
+        w->nends = 0;
         return 0;
     }
     while (!w->reader_gone && done < w->out.len) {
@@ -198,6 +202,22 @@ static int encode(lua_State *L, sl_writer *w, int idx, char *err)
     return SL_CODEC_OK;
 }
 
+/* connect=: notes that a record ends where out ends now. */
+static void note_end(sl_writer *w)
+{
+    if (w->nends == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        uint32_t *ends = realloc(w->ends, cap * sizeof *ends);
+        if (ends == NULL) {
+            fprintf(stderr, "sluice: writer: out of memory\n");
+            abort();
+        }
+        w->ends = ends;
+        w->cap = cap;
+    }
+    w->ends[w->nends++] = (uint32_t)w->out.len;
+}
+
 /* ---- Lua methods -------------------------------------------------------------------- */
 
 static sl_writer *check_writer(lua_State *L, const char *method)
@@ -224,7 +244,10 @@ static int writer_write(lua_State *L)
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);                      /* ... rec */
         err[0] = '\0';
-        if (encode(L, w, 5, err) != SL_CODEC_OK) {
+        if (encode(L, w, 5, err) == SL_CODEC_OK) {
+            if (w->conn != NULL)
+                note_end(w);
+        } else {
             if (nbad == 0) {
                 lua_createtable(L, 4, 0);               /* ... rec list */
                 lua_replace(L, 4);                      /* ... rec */
@@ -243,14 +266,17 @@ static int writer_write(lua_State *L)
     return nbad > 0 ? 1 : 0;
 }
 
-/* writer:pending() -> bytes queued on the connection and not yet written (0 without
+/* writer:pending() -> bytes queued on the connection and not yet written, the records
+ * among them not written whole, and the bytes written since the start (all 0 without
  * connect=) */
 static int writer_pending(lua_State *L)
 {
     sl_writer *w = check_writer(L, "pending");
 
     lua_pushnumber(L, (lua_Number)(w->out.len + (w->conn ? sl_conn_pending(w->conn) : 0)));
-    return 1;
+    lua_pushnumber(L, (lua_Number)(w->nends + (w->conn ? sl_conn_pending_records(w->conn) : 0)));
+    lua_pushnumber(L, (lua_Number)(w->conn ? sl_conn_written(w->conn) : 0));
+    return 3;
 }
 
 /* writer:size() -> bytes in the file once what is buffered is written: its committed
@@ -282,7 +308,7 @@ static int writer_reader_gone(lua_State *L)
 
 /* Flushes (writing a csv header if no record came), closes the file and frees the
  * writer. Returns 0 or the first libuv error; *what says which step failed. */
-static int close_writer(lua_State *L, sl_writer *w, const char **what)
+static int close_writer(lua_State *L, sl_writer *w, const char *stalled, const char **what)
 {
     int rc, crc = 0;
 
@@ -292,7 +318,7 @@ static int close_writer(lua_State *L, sl_writer *w, const char **what)
     *what = "write";
     if (w->conn != NULL) {
         char err[SL_CONN_ERRLEN];
-        if (sl_conn_close(w->conn, w->linger_ms, err) != 0 && rc == 0) {
+        if (sl_conn_close(w->conn, w->linger_ms, stalled, err) != 0 && rc == 0) {
             /* the message names the address, the bytes lost and why */
             free(w->path);
             w->path = strdup(err);
@@ -301,6 +327,7 @@ static int close_writer(lua_State *L, sl_writer *w, const char **what)
         }
         w->conn = NULL;
         luaL_unref(L, LUA_REGISTRYINDEX, w->on_drain_ref);
+        free(w->ends);
     }
     if (w->own_fd) {
         uv_fs_t req;
@@ -336,7 +363,9 @@ static closed close_once(lua_State *L)
     if (w == NULL)
         return CLOSED;
     *ud = NULL;
-    rc = close_writer(L, w, &what);
+    if (lua_isnumber(L, 2))         /* close(linger_ms): this once, wait that long */
+        w->linger_ms = (int)lua_tonumber(L, 2);
+    rc = close_writer(L, w, lua_tostring(L, 3), &what);
     if (rc < 0 && what == NULL) {
         lua_pushfstring(L, "tcp sink: %s", w->path);                        /* msg */
         how = PEER_FAILED;
@@ -349,8 +378,10 @@ static closed close_once(lua_State *L)
     return how;
 }
 
-/* writer:close(): flushes, closes, frees; raises "write PATH: reason" on failure (the
- * writer is closed all the same). Idempotent. */
+/* writer:close([linger_ms [, why]]): flushes, closes, frees; raises "write PATH: reason"
+ * on failure (the writer is closed all the same). Idempotent. connect=: linger_ms, when
+ * given, replaces the writer's linger for this close (0: what the socket takes now), and
+ * `why` the reason given when the peer took nothing. */
 static int writer_close(lua_State *L)
 {
     switch (close_once(L)) {

@@ -104,6 +104,39 @@ local function side_helpers(pool, side, vt, taken)
   return h
 end
 
+-- What each value of a saved accumulator may be, by kind, in its layout: "n" a number or
+-- null, "v" any value (null too), "t" a table, "s" a string (a sketch's bytes).
+local saved_as = { count = "n", sum = "nn", avg = "nnn", min = "v", max = "v", first = "vn",
+  last = "vn", collect = "t", distinct = "s", quantile = "s" }
+
+-- The function that checks a saved accumulator `p` for `entries` before load takes it:
+-- raises "saved aggregate NAME: ..." when p is not in their layout (a checkpoint that
+-- reads back but holds nonsense must not be loaded as NaN or a sketch that is not one).
+local function saved_check(entries, null)
+  local want = {}
+  for _, e in ipairs(entries) do
+    local kinds = saved_as[e.agg.aggregate]
+    for i = 1, #kinds do want[e.slot + i - 1] = { kinds:sub(i, i), e.name } end
+  end
+  local n = #want
+  return function(p)
+    if type(p) ~= "table" then
+      error(format("saved aggregate: a %s, not an array of %d values", type(p), n), 0)
+    end
+    for i = 1, n do
+      local x, w = p[i], want[i]
+      local t = w[1]
+      local ok = x ~= nil and (t == "v" or (t == "n" and (type(x) == "number" or x == null))
+        or (t == "t" and type(x) == "table") or (t == "s" and type(x) == "string"))
+      if not ok then
+        local what = x == nil and "missing" or type(x) == "string"
+          and format("the string %q", x:sub(1, 40)) or ("a " .. type(x))
+        error(format("saved aggregate %s: value %d is %s", tostring(w[2]), i, what), 0)
+      end
+    end
+  end
+end
+
 -- Reads a value of a record for entry j: a field is inlined, a function called.
 local function value_expr(e, j)
   if e.agg.field then return format("r[%q]", e.agg.field) end
@@ -157,6 +190,12 @@ function agg.compile(entries, storage)
   local vt = ffi.new("double[2]")
   local buf = ffi.new("double[?]", n > 0 and n or 1)
   local helpers = side_helpers(pool, side, vt, taken)
+  helpers.check = saved_check(entries, host.null)
+  -- a sketch's bytes that its loader refuses (NULL) are an error, never a NULL kept
+  function helpers.sketch(sk, name)
+    if sk == nil then error(format("saved aggregate %s: its sketch does not load", name), 0) end
+    return sk
+  end
   local has_side = #taken > 0
 
   -- fresh: a slot, its C record zeroed; the Lua-held entries made
@@ -310,6 +349,7 @@ function agg.compile(entries, storage)
   L("  return p")
   L("end")
   L("local function load(p)")
+  L("  h.check(p)")
   L("  local a = alloc()")
   L("  for i = 1, %d do local x = p[i]; buf[i - 1] = type(x) == 'number' and x or NaN end", n)
   L("  C.sl_agg_load(pool, a, buf)")
@@ -328,9 +368,11 @@ function agg.compile(entries, storage)
       local k, s, cj = e.agg.aggregate, e.slot, e.j
       if k == "collect" then parts[#parts + 1] = format("[%d] = p[%d]", cj, s)
       elseif k == "distinct" then
-        parts[#parts + 1] = format("[%d] = C.sl_hll_load(p[%d], #p[%d])", cj, s, s)
+        parts[#parts + 1] = format("[%d] = h.sketch(C.sl_hll_load(p[%d], #p[%d]), %q)", cj, s,
+          s, tostring(e.name))
       elseif k == "quantile" then
-        parts[#parts + 1] = format("[%d] = C.sl_quantile_load(p[%d], #p[%d])", cj, s, s)
+        parts[#parts + 1] = format("[%d] = h.sketch(C.sl_quantile_load(p[%d], #p[%d]), %q)", cj,
+          s, s, tostring(e.name))
       end
     end
     L("  held[a] = { %s }", concat(parts, ", "))

@@ -8,9 +8,15 @@
 -- removes all but the last two. The job only pauses for the flush and the fork. At start,
 -- the newest readable checkpoint is restored: sinks are cut back to their committed length
 -- and sources seek to their positions, so output files hold every record exactly once.
+-- A job whose input ended by itself marks its last checkpoint finished; run again with
+-- input that has not grown, it does nothing and leaves every file as it is.
 local host = require "sluice.host"
 local report = require "sluice.report"
 local kafka = require "sluice.kafka"
+local graph = require "sluice.graph"
+local source = require "sluice.source"
+local runtime = require "sluice.runtime"
+local snapshot_check = require "sluice.snapshot_check"
 
 local core = host.core
 local durable, child = core.durable, core.child
@@ -24,6 +30,7 @@ checkpoint.FORMAT = 1
 local MAGIC = "SLUICECP"
 local NAME = "checkpoint-%08d.ckpt"
 local KEEP = 2                          -- checkpoints kept on disk
+local SNAPSHOT = 1                      -- the version of the state inside (Job:snapshot)
 
 local say = report.say
 
@@ -76,7 +83,12 @@ function checkpoint.decode(bytes)
   if durable.crc32(body) ~= crc then return nil, "corrupt: checksum mismatch" end
   local ok, snap = pcall(core.msgpack_decode, body)
   if not ok or type(snap) ~= "table" then return nil, "corrupt: " .. tostring(snap) end
-  if snap.version ~= 1 then
+  -- a snapshot without a version number was not written by any sluice: not usable; one
+  -- with another version is another sluice's
+  if type(snap.version) ~= "number" then
+    return nil, "not usable: its state has no version number"
+  end
+  if snap.version ~= SNAPSHOT then
     return nil, "incompatible", { format = fmt, version = version, snapshot = snap.version }
   end
   return snap
@@ -134,12 +146,14 @@ local function transaction_committed(snap)
   return true
 end
 
--- The newest readable checkpoint in dir: snap and the highest sequence number seen (so
--- new checkpoints sort after the unreadable ones too). A torn or corrupt one is reported
--- and skipped, and so is one whose Kafka transaction did not commit (a crash between the
--- checkpoint and its commit: the one before it did commit). Returns nil, message when the
--- newest is from an incompatible sluice, or the brokers cannot say about a transaction.
-function checkpoint.load(dir)
+-- The newest usable checkpoint in dir: snap and the highest sequence number seen (so
+-- new checkpoints sort after the unusable ones too). A torn or corrupt one is reported
+-- and skipped, and so is one that usable(snap) finds fault with (it returns why:
+-- snapshot_check.usable against the job), and one whose Kafka transaction did not commit
+-- (a crash between the checkpoint and its commit: the one before it did commit). Returns
+-- nil, message when the newest is from an incompatible sluice, or the brokers cannot say
+-- about a transaction.
+function checkpoint.load(dir, usable)
   local files, err = list(dir)
   if not files then return nil, err end
   local top = files[1] and files[1].seq or 0
@@ -147,6 +161,10 @@ function checkpoint.load(dir)
     local bytes, rerr = read_file(f.path)
     local snap, why, other
     if bytes then snap, why, other = checkpoint.decode(bytes) else why = rerr end
+    if snap then
+      why = usable and usable(snap)
+      if why then snap, why = nil, "not usable: " .. why end
+    end
     if snap then
       local committed, terr = transaction_committed(snap)
       if committed then return { snap = snap, seq = top, path = f.path } end
@@ -156,11 +174,12 @@ function checkpoint.load(dir)
       why = terr
     end
     if other then
+      local state = other.snapshot and format(", state version %s", tostring(other.snapshot)) or ""
       return nil, format("state dir %s: checkpoint %s was written by sluice %s (checkpoint " ..
-        "format %d%s); this sluice %s reads format %d. Use a new --state-dir, or run the " ..
+        "format %d%s); this sluice %s reads format %d%s. Use a new --state-dir, or run the " ..
         "sluice that wrote it.", dir, f.path, other.version ~= "" and other.version or "?",
-        other.format, other.snapshot and format(", snapshot version %s", tostring(other.snapshot)) or "",
-        host.version, checkpoint.FORMAT)
+        other.format, state, host.version, checkpoint.FORMAT,
+        other.snapshot and format(", state version %d", SNAPSHOT) or "")
     end
     if why then say("sluice: state dir %s: skipping checkpoint %s: %s", dir, f.path, why) end
   end
@@ -203,7 +222,7 @@ function Checkpointer:write(seq, lengths)
   assert(durable.replace(self.dir .. "/" .. format(NAME, seq), bytes))
   local files = assert(list(self.dir))
   for i = KEEP + 1, #files do assert(durable.remove(files[i].path)) end
-  return #bytes
+  return bytes
 end
 
 -- Waits for the checkpoint child: blocking, or polled from the reaper timer.
@@ -225,6 +244,10 @@ function Checkpointer:reap(block)
   if self.heap_limit then
     self.heap_limit = nil
     collectgarbage("restart")
+    -- What piled up while the collector waited is collected now (no child's pages to
+    -- copy any more): else the next checkpoint's limit, twice the heap at its fork, would
+    -- count that garbage as live, and frequent checkpoints would ratchet the heap up.
+    if collectgarbage("count") > self.child_heap * 1.25 + 16384 then collectgarbage() end
   end
   if self.reaper then self.reaper:stop() end
   local stats = self.stats
@@ -318,6 +341,7 @@ function Checkpointer:take(cut_started)
 end
 
 -- A checkpoint written here and now (end of input, a shutdown): after the one in flight.
+-- Its state, encoded, is kept for the checkpoint that marks the job finished (finish()).
 function Checkpointer:take_now()
   self:reap(true)
   local started = host.clock()
@@ -328,12 +352,13 @@ function Checkpointer:take_now()
     job:barrier(positions)
     self.seq = self.seq + 1
     local bytes = self:write(self.seq, lengths)
+    self.last_bytes = bytes
     job:checkpointed(positions)
     self.stats.taken = self.stats.taken + 1
     self.stats.last_seq = self.seq
     if self.log then
       say("sluice: checkpoint %d: at the end of input, written by the job itself in %.0f ms, " ..
-        "%d bytes", self.seq, (host.clock() - started) * 1000, bytes)
+        "%d bytes", self.seq, (host.clock() - started) * 1000, #bytes)
     end
   end)
   if not ok then
@@ -342,16 +367,66 @@ function Checkpointer:take_now()
   end
 end
 
+-- The job's input ended by itself and all it fired is in the sink files: the checkpoint
+-- taken at that end is written again, marked finished. A rerun finds it and, when its
+-- input has not grown, leaves every file alone (checkpoint.load); when it has, it
+-- restores that state and goes on as one run over the whole input would have.
+function Checkpointer:finish()
+  local snap = assert(checkpoint.decode(self.last_bytes))
+  snap.finished = true
+  for path in pairs(snap.sinks or {}) do assert(durable.sync(path)) end
+  self.seq = self.seq + 1
+  snap.seq = self.seq
+  assert(durable.replace(self.dir .. "/" .. format(NAME, self.seq), checkpoint.encode(snap)))
+  local files = assert(list(self.dir))
+  for i = KEEP + 1, #files do assert(durable.remove(files[i].path)) end
+end
+
+-- Whether the job of `set` has input a finished checkpoint `snap` has not seen: a source
+-- it has no position for (new in the script), or one that says it has more past its
+-- position (a file that grew or was replaced, a higher count); a source that cannot tell
+-- (stdin, sockets, Kafka) counts as having more.
+local function input_grown(set, snap)
+  local nodes = graph.ordered(set)
+  runtime.assign_ids(nodes)
+  for _, node in ipairs(nodes) do
+    if node.kind == "source" then
+      local pos = snap.sources[node.state_id]
+      if pos == nil or source.more(node.spec, pos) ~= false then return true end
+    end
+  end
+  return false
+end
+
+-- Whether the job of `set` finished at the checkpoint it would resume from, and its input
+-- has not grown since: then there is nothing to do. Says so, and returns true.
+function Checkpointer:finished_already(set)
+  local restored = self.restored
+  if restored and restored.snap.finished and not input_grown(set, restored.snap) then
+    say("sluice: state dir %s: the job finished at checkpoint %s and its input has not " ..
+      "grown since; nothing to do (its output stays as it is)", self.dir, restored.path)
+    return true
+  end
+  return false
+end
+
 -- Runs `job` (runtime.new) like job:run(), checkpointing into the state dir and starting
 -- from its newest checkpoint. Returns true, or nil and a message.
 function Checkpointer:run(job)
   self.job = job
   local restored = self.restored
+  if self:finished_already(job.set) then return true end
+  if restored then say("sluice: resuming from checkpoint %s", restored.path) end
   -- ids in the checkpoint that this script has no operator for: their state is dropped
-  job:on("restored", function(unknown)
+  job:on("restored", function(unknown, other)
     for _, id in ipairs(unknown) do
       say("sluice: state dir %s: checkpoint %s has state for operator %q, which this script " ..
         "does not have; that state is dropped", self.dir, restored.path, id)
+    end
+    for _, o in ipairs(other or {}) do
+      say("sluice: state dir %s: checkpoint %s has state of kind %q for operator %q, which " ..
+        "is of kind %q in this script; that state is dropped", self.dir, restored.path, o.was,
+        o.id, o.now)
     end
   end)
   job:on("started", function()
@@ -386,27 +461,34 @@ function Checkpointer:run(job)
   if self.timer then self.timer:close() end
   self:reap(true)
   if self.reaper then self.reaper:close() end
+  -- ended by its input (not a signal, a closed stdout or a failure): finished
+  if ok and self.last_bytes and not job.stopping and not job.output_closed then
+    local marked, merr = pcall(self.finish, self)
+    if not marked then
+      say("sluice: checkpoint %d in %s: %s", self.seq, self.dir, tostring(merr))
+    end
+  end
   return ok, err
 end
 
--- Opens (making it if need be) the state dir and reads its newest checkpoint. Returns the
--- job's checkpointer; or nil, message, exit status (2: a checkpoint from an incompatible
--- sluice; 1: the directory cannot be used).
-function checkpoint.open(dir, every_ms)
+-- Opens (making it if need be) the state dir and reads its newest checkpoint that the job
+-- of the nodes `set` can use (snapshot_check). Returns the job's checkpointer; or nil,
+-- message, exit status (2: a checkpoint from an incompatible sluice; 1: the directory
+-- cannot be used).
+function checkpoint.open(dir, every_ms, set)
   dir = dir:gsub("/+$", "")
   if dir == "" then dir = "/" end
   local ok, err = durable.mkdir(dir)
   if not ok then return nil, format("state dir: %s", err), 1 end
   ok, err = lock(dir)
   if not ok then return nil, err, 1 end
-  local found, lerr, lstatus = checkpoint.load(dir)
+  local found, lerr, lstatus = checkpoint.load(dir, function(snap)
+    return snapshot_check.usable(set, snap)
+  end)
   if not found then return nil, lerr, lstatus or 2 end
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
     stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)
-  if found.snap then
-    say("sluice: resuming from checkpoint %s", found.path)
-  end
   return self
 end
 

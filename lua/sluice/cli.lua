@@ -62,6 +62,8 @@ local RUN_OPTIONS = [[
   --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
                        crash no record is lost and none is written twice to a file sink
   --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
+  --drain-timeout D    at a signal or the end of input, give up delivering what is left
+                       once nothing has moved for D (default 10s); what is lost is said
   --control PATH       the control socket for attach and top (default: a socket in
                        $XDG_RUNTIME_DIR/sluice, else $TMPDIR/sluice-UID; "none": none)
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
@@ -172,8 +174,8 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
-  run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--control", "--on-error",
-    "--batch-size", "--workers", "--memory-limit", "--help" },
+  run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--drain-timeout",
+    "--control", "--on-error", "--batch-size", "--workers", "--memory-limit", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -186,8 +188,8 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 -- ---- arguments ------------------------------------------------------------------------
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
-  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--control"] = true,
-  ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true }
+  ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--drain-timeout"] = true,
+  ["--control"] = true, ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -268,6 +270,11 @@ local function parse(args, first)
       return nil, format("--workers %d with --watch: reload does not run on several " ..
         "workers yet (use --workers 1)", n)
     end
+  end
+  if opts["drain-timeout"] then
+    local ms, err = duration.parse(tonumber(opts["drain-timeout"]) or opts["drain-timeout"])
+    if not ms then return nil, format("--drain-timeout: %s", err) end
+    opts.drain_ms = ms
   end
   if opts.format and not ({ text = true, dot = true, mermaid = true })[opts.format] then
     return nil, format("--format: expected text, dot or mermaid, got %s", opts.format)
@@ -406,18 +413,20 @@ local function run_once(src, opts)
   if not declared then return 2 end
   local ckpt, err, status
   if opts["state-dir"] then                                        -- checkpoints
-    ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000)
+    ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000, set)
     if not ckpt then
       say("sluice: %s", tostring(err))
       return status
     end
   end
+  -- a finished job with nothing new: no worker starts (its files stay as they are)
+  if ckpt and (opts.workers or 1) > 1 and ckpt:finished_already(set) then return 0 end
   -- --workers N: the same script on N threads (worker.lua), this one worker 1; each
   -- takes its keys' state from the checkpoint it resumes from
   local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts,
     ckpt and ckpt.restored and ckpt.restored.snap) or nil
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
-    batch_size = opts.batch_size, on_error = opts.on_error,
+    batch_size = opts.batch_size, on_error = opts.on_error, drain_timeout = opts.drain_ms,
     checkpointing = opts["state-dir"] ~= nil, team = team })
   -- --watch and SIGHUP reload the script while it runs (reload.lua)
   local started, reloader = pcall(reload.start, job, src.path, required,

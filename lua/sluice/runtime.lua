@@ -31,6 +31,9 @@ local runtime = {}
 runtime.defaults = {
   batch_size = tonumber(os.getenv("SLUICE_BATCH_SIZE")) or 1024,
   on_error = "dead-letter",     -- or "fail": the first bad record stops the job, status 1
+  -- a drain (a shutdown, or the sinks' last writes at the end) waits as long as records
+  -- or bytes move, and gives up after this many ms without any (--drain-timeout)
+  drain_timeout = 10000,
   after_batch = nil,
   -- without sl.dead_letter(), report(entry, traceback) takes each dead letter in place
   -- of stderr (the REPL sets it while a chunk runs: dead_letters.open)
@@ -383,24 +386,48 @@ function runtime.finish_targets(route)
   if route.st then route.st:finish() else for _, r in ipairs(route.targets) do r:finish() end end
 end
 
--- Restores operator state by id; returns the ids it did not know (state dropped).
+-- Restores operator state by id; returns the ids it did not know (state dropped), and
+-- those whose state is of another kind than their operator now (snap.kinds: a changed
+-- script; dropped too, as a reload does): { id =, was =, now = }.
 function runtime.restore_into(stateful, snap)
-  local unknown = {}
+  local unknown, other = {}, {}
+  local kinds = snap.kinds or {}
   for id, state in pairs(snap.operators or {}) do
     local s = stateful[id]
-    if s then s.restore(state) else unknown[#unknown + 1] = id end
+    if not s then
+      unknown[#unknown + 1] = id
+    elseif kinds[id] ~= nil and kinds[id] ~= s.kind then
+      other[#other + 1] = { id = id, was = kinds[id], now = s.kind }
+    else
+      s.restore(state)
+    end
   end
   table.sort(unknown)
-  return unknown
+  table.sort(other, function(a, b) return a.id < b.id end)
+  return unknown, other
 end
 
 -- Restores the state of a cut of several workers (exchange.lua: checkpoint.lua keeps
 -- parts[w], worker w's snapshot) into this worker's graph, whatever the number of workers
 -- then and now: a keyed operator takes, from every part, the keys this worker owns now
 -- (keep(k)); any other state (a stage's watermarks and take counts) is this worker's own
--- part, where there is one. Returns the ids it had no operator for.
+-- part, where there is one. Returns, as restore_into does, the ids it had no operator for
+-- and those whose state is of another kind now (dropped).
 function runtime.restore_parts(stateful, parts, keep, me)
-  local unknown, seen = {}, {}
+  local unknown, other, seen = {}, {}, {}
+  local function usable(part, id)
+    local st = part.operators and part.operators[id]
+    local was = part.kinds and part.kinds[id]
+    if st == nil then return nil end
+    if was ~= nil and was ~= stateful[id].kind then
+      if not seen[id] then
+        seen[id] = true
+        other[#other + 1] = { id = id, was = was, now = stateful[id].kind }
+      end
+      return nil
+    end
+    return st
+  end
   for _, part in ipairs(parts) do
     for id in pairs(part.operators or {}) do
       if not stateful[id] and not seen[id] then seen[id] = true; unknown[#unknown + 1] = id end
@@ -409,18 +436,16 @@ function runtime.restore_parts(stateful, parts, keep, me)
   for id, s in pairs(stateful) do
     if s.operator then
       local list = {}
-      for _, part in ipairs(parts) do
-        local st = part.operators and part.operators[id]
-        if st ~= nil then list[#list + 1] = st end
-      end
+      for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
       if #list > 0 then s.restore_keys(list, keep) end
-    else
-      local own = parts[me] and parts[me].operators and parts[me].operators[id]
+    elseif parts[me] then
+      local own = usable(parts[me], id)
       if own ~= nil then s.restore(own) end
     end
   end
   table.sort(unknown)
-  return unknown
+  table.sort(other, function(a, b) return a.id < b.id end)
+  return unknown, other
 end
 
 -- ---- the job ----------------------------------------------------------------------------
@@ -455,15 +480,18 @@ function runtime.new(set, opts)
     dead_letter = opts.dead_letter,
     checkpointing = opts.checkpointing == true,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
-      after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report") },
+      after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report"),
+      drain_timeout = pick("drain_timeout") },
     hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
     sources = {}, live = 0, dead_letters = 0, records_in = 0, records_out_retired = 0,
+    lost = {},          -- what a drain that gave up could not deliver, one text each
   }, Job)
 end
 
 -- Adds a hook: fn is called at `event` of this job, in the order hooks were added.
---   restored(unknown ids)  after state was restored from a snapshot (ids it had no
---                          operator for: that state is dropped)
+--   restored(unknown ids, other kinds)  after state was restored from a snapshot (ids it
+--                          had no operator for, and {id, was, now} of state of another
+--                          kind: that state is dropped)
 --   started()              once the loop is about to run
 --   input_ended(last)      when a source's input ends, before that end fires anything
 --                          (last: it is the last source still running, or the job is
@@ -557,6 +585,10 @@ function Job:open_source(node, route, position, loaded)
     meter.errors, meter.dead = meter.errors + 1, meter.dead + 1
     j.dl.write { source = route.spec.type, at = route.spec.where, reason = tostring(e), record = i }
   end
+  -- a source closed at once (a drain that gave up) says what it received and dropped
+  function ctx.lost(what)
+    j.lost[#j.lost + 1] = (route.spec.label or route.spec.type) .. ": " .. what
+  end
   function ctx.ended()
     -- after an abort, a source that closes is not an end of input: nothing fires; nor
     -- is the end of a source a reload removed
@@ -581,17 +613,36 @@ end
 -- Finishes the job once its sources have ended and, on several workers, every exchange
 -- point of this worker has ended and nothing waits to be sent.
 function Job:maybe_finish()
-  if self.live == 0 and not self.finished and (not self.team or self.team:through()) then
+  if self.live == 0 and not self.finishing and (not self.team or self.team:through()) then
     self:finish()
   end
 end
 
--- The input has ended everywhere: the sinks close (flushing) and the loop stops.
+-- The input has ended everywhere: the sinks settle (a TCP sink writes what it queued, in
+-- the loop, as long as its peer takes bytes), then close (flushing), and the loop stops.
+-- A sink that cannot deliver everything says what it lost (job.lost: the job fails).
 function Job:finish()
-  self.finished = true
-  for _, s in ipairs(self.graph.sinks) do s.handle.close() end
-  self.sinks_closed = true
-  core.stop()
+  if self.finishing then return end
+  self.finishing = true
+  local j, waiting = self, 1
+  local function settled()
+    waiting = waiting - 1
+    if waiting > 0 then return end
+    for _, s in ipairs(j.graph.sinks) do
+      local ok, err = pcall(s.handle.close)
+      if not ok then j.lost[#j.lost + 1] = tostring(err) end
+    end
+    j.sinks_closed = true
+    core.stop()
+  end
+  local wait_ms = j.gave_up and 0 or j.options.drain_timeout
+  for _, s in ipairs(j.graph.sinks) do
+    if s.handle.settle then
+      waiting = waiting + 1
+      s.handle.settle(wait_ms, settled)
+    end
+  end
+  settled()
 end
 
 -- Moves the job to graph g, whose sources are `routes` (reload.lua, once the new graph is
@@ -690,6 +741,7 @@ function Job:run(restore)
     if sampler then sampler:close() end
     active, j.running = nil, false
   end
+  if j.drain_watch then j.drain_watch:close(); j.drain_watch = nil end
   if team then
     -- another worker failed: say which and why; this one failed: every worker stops
     if j.failed then ok, err = nil, j.failed
@@ -708,18 +760,52 @@ function Job:run(restore)
   end
   pcall(dl.close)
   j.dead_letters = dl.count
+  if ok and #j.lost > 0 then ok, err = nil, table.concat(j.lost, "; ") end
   if not ok then return nil, err end
   return true
 end
 
--- Stops reading: every source is closed, and what was already read drains through the
--- graph before the sinks close (the loop ends once the last source has ended).
+-- How far a drain has come: records read and through the sinks, bytes sinks delivered.
+local function drain_progress(j)
+  local n = j.records_in + j:records_out()
+  for _, s in ipairs(j.graph.sinks) do
+    if s.handle.delivered then n = n + s.handle.delivered() end
+  end
+  return n
+end
+
+-- Stops reading: every source is closed, and what was already read (a socket's: what the
+-- kernel held for it) drains through the graph before the sinks close, at the pace the
+-- sinks take it (flow.lua keeps pausing the sources); the loop ends once the last source
+-- has ended. A drain that moves nothing for the drain timeout gives up: the sources close
+-- at once and what they and the sinks still held is reported (job.lost).
 function Job:shutdown(from_peer)
   if not self.running then return end
   self.stopping = true
   -- on several workers, every worker stops reading
   if self.team and not from_peer then self.team:broadcast { k = "c", c = "shutdown" } end
   for _, route in ipairs(self.sources) do route.handle.close() end
+  if self.drain_watch or self.finishing then return end
+  local j, ms = self, self.options.drain_timeout
+  local step = math.max(10, math.min(1000, ms / 10))
+  local last, quiet = drain_progress(j), 0
+  j.drain_watch = core.timer(function()
+    local now = drain_progress(j)
+    if j.finishing or now ~= last then
+      last, quiet = now, 0
+      if j.finishing then j.drain_watch:close(); j.drain_watch = nil end
+      return
+    end
+    quiet = quiet + step
+    if quiet < ms then return end
+    j.drain_watch:close()
+    j.drain_watch = nil
+    j.gave_up = true
+    j.lost[#j.lost + 1] = string.format("the drain moved nothing for %gms (--drain-timeout) " ..
+      "and gave up", ms)
+    for _, route in ipairs(j.sources) do route.handle.close() end
+  end)
+  j.drain_watch:start(step, step)
 end
 
 -- A control message of the job from worker `from` (exchange.lua): stop reading, fail (a
@@ -758,8 +844,10 @@ end
 -- and each source's position. Plain values msgpack can carry.
 function Job:snapshot()
   assert(self.running, "job:snapshot(): the job is not running")
-  local snap = { version = 1, operators = {}, sources = self:positions() }
-  for id, s in pairs(self.graph.stateful) do snap.operators[id] = s.snapshot() end
+  local snap = { version = 1, operators = {}, kinds = {}, sources = self:positions() }
+  for id, s in pairs(self.graph.stateful) do
+    snap.operators[id], snap.kinds[id] = s.snapshot(), s.kind
+  end
   if self:transactional() then
     -- where a restart learns whether this checkpoint's transaction committed: the groups
     -- the sources' offsets were committed to in it (checkpoint.lua)

@@ -262,9 +262,20 @@ function open.stdout(spec, ctx)
 end
 open.file = open.stdout
 
+-- "10s", "250ms": a drain timeout for people.
+local function ms_text(ms)
+  if ms >= 1000 and ms % 1000 == 0 then return format("%ds", ms / 1000) end
+  return format("%dms", ms)
+end
+
+-- The TCP sink also settles at the end (runtime.lua's Job:finish): handle.settle(ms, done)
+-- waits in the loop, the job's other handles served, until its queue is written, giving
+-- up only once the peer has taken nothing for ms; then close() reports the records it
+-- could not deliver. handle.delivered() counts the bytes the peer took, for the job's
+-- own watch over a drain.
 function open.tcp(spec, ctx)
   local handle = {}
-  local blocked = false
+  local blocked, closed, settling, stalled = false, false, nil, nil
   local w = core.writer { connect = spec.connect, format = spec.format, columns = spec.columns,
     low = spec.high / 2,
     on_drain = function()
@@ -281,8 +292,41 @@ function open.tcp(spec, ctx)
       flow.block(handle)
     end
   end
+  handle.delivered = function()
+    local _, _, written = w:pending()
+    return written
+  end
+  handle.settle = function(ms, done)
+    w:flush()
+    if w:pending() == 0 then return done() end
+    if ms <= 0 then
+      stalled = "the drain gave up"
+      return done()
+    end
+    local step = math.max(10, math.min(200, ms / 10))
+    local last, quiet = handle.delivered(), 0
+    settling = core.timer(function()
+      local now = handle.delivered()
+      if w:pending() > 0 and now == last then
+        quiet = quiet + step
+        if quiet < ms then return end
+        stalled = format("it took nothing for %s (--drain-timeout)", ms_text(ms))
+      elseif w:pending() > 0 then
+        last, quiet = now, 0
+        return
+      end
+      settling:close()
+      settling = nil
+      done()
+    end)
+    settling:start(step, step)
+  end
   handle.close = function()
+    if closed then return end
+    closed = true
+    if settling then settling:close(); settling = nil end
     if blocked then blocked = false; flow.unblock(handle) end
+    if stalled then return w:close(0, stalled) end
     w:close()
   end
   return handle

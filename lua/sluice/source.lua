@@ -387,7 +387,10 @@ open.kafka = kafka.open_source
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
 -- source ends only when it is closed. A partial record at a connection's end, and a read
--- error on a connection, are dead-lettered; the job goes on.
+-- error on a connection, are dead-lettered; the job goes on. The first close() drains:
+-- what the kernel holds for each connection then is read, still paused and resumed by
+-- flow control, so a shutdown reads no faster than the sinks take; a second close() ends
+-- at once and says how many bytes received it drops (ctx.lost).
 function open.tcp(spec, ctx)
   local conns, nconns = {}, 0
   local listener, handle
@@ -429,7 +432,9 @@ function open.tcp(spec, ctx)
     if done then return reader:close() end
     conns[reader] = true
     nconns = nconns + 1
-    if closing then reader:drain()
+    if closing then
+      reader:drain()
+      if paused then reader:stop() end
     elseif not paused then reader:start() end
   end
   listener = core.listen { address = spec.listen, on_connection = on_connection,
@@ -437,25 +442,35 @@ function open.tcp(spec, ctx)
   handle = {
     pause = function()
       paused = true
-      if closing then return end
-      listener:stop()
+      if done then return end
+      if listener then listener:stop() end
       for r in pairs(conns) do r:stop() end
     end,
     resume = function()
       paused = false
-      if closing or done then return end
-      listener:start()
+      if done then return end
+      if listener then listener:start() end
       for r in pairs(conns) do r:start() end
     end,
     close = function()
       if done then return end
-      if closing then return finish() end
+      if closing then
+        local unread = 0
+        for r in pairs(conns) do unread = unread + r:unread() end
+        if unread > 0 and ctx.lost then
+          ctx.lost(format("%d bytes received from its peers were not read", unread))
+        end
+        return finish()
+      end
       closing = true
       -- connections the kernel completed are accepted input: take them, then drain all
       listener:accept_pending()
       listener:close()
       listener = nil
-      for r in pairs(conns) do r:drain() end
+      for r in pairs(conns) do
+        r:drain()
+        if paused then r:stop() end
+      end
       maybe_end()
     end,
   }
@@ -502,6 +517,63 @@ end
 
 function source.open(spec, ctx)
   return open[spec.type](spec, ctx)
+end
+
+-- Why `position` (from a checkpoint) cannot be where the source of `spec` resumes: a
+-- string, or nil when it can. Each type's position is what its position() gives.
+local function whole(n) return type(n) == "number" and n >= 0 and n % 1 == 0 and n < math.huge end
+function source.bad_position(spec, position)
+  local t = spec.type
+  if t == "file" then
+    if type(position) ~= "table" then return "a file's position is a table, not a " .. type(position) end
+    if not whole(position.offset) then return "its offset is not a whole number >= 0" end
+    if not whole(position.line) then return "its line is not a whole number >= 0" end
+    if position.ino ~= nil and type(position.ino) ~= "number" then return "its inode is not a number" end
+    if position.dev ~= nil and type(position.dev) ~= "number" then return "its device is not a number" end
+    local cols = position.columns
+    if cols ~= nil and type(cols) ~= "table" then return "its columns are not an array" end
+    for _, c in pairs(cols or {}) do
+      if type(c) ~= "string" then return "its columns are not an array of names" end
+    end
+  elseif t == "values" or t == "generator" then
+    if not whole(position) or position < 1 then return "it is not a whole number >= 1" end
+  elseif t == "nexmark" then
+    if not whole(position) then return "it is not a whole number >= 0" end
+  elseif t == "kafka" then
+    if type(position) ~= "table" then return "a Kafka position is a table, not a " .. type(position) end
+    for topic, parts in pairs(position) do
+      if type(topic) ~= "string" or type(parts) ~= "table" then
+        return "it is not a table of topics, each a table of partitions"
+      end
+      for p, offset in pairs(parts) do
+        if not whole(p) or not whole(offset) then
+          return format("topic %s: its partitions and offsets are not whole numbers >= 0", topic)
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- Whether the source of `spec` has records past `position` (what its position() gave
+-- when it ended): true or false where it can tell without reading (a file by its size and
+-- identity; values, generator and nexmark by their count), nil where it cannot (stdin,
+-- sockets, Kafka). A finished job with state (checkpoint.lua) runs again only if so.
+function source.more(spec, position)
+  local t = spec.type
+  if t == "file" then
+    if type(position) ~= "table" then return true end
+    local st = core.durable.stat(spec.path)
+    if not st or not st.regular then return nil end
+    return st.ino ~= position.ino or st.dev ~= position.dev or st.size ~= position.offset
+  elseif t == "values" then
+    return type(position) ~= "number" or position <= #spec.array
+  elseif t == "generator" then
+    return type(position) ~= "number" or not spec.count or position <= spec.count
+  elseif t == "nexmark" then
+    return type(position) ~= "number" or not spec.events or position < spec.events
+  end
+  return nil
 end
 
 return source

@@ -238,12 +238,63 @@ sl.source.file { path = %q, format = "json", follow = true }
     local first = h.read(out)
     res = run(dir, script)
     h.expect_code(res, 0)
-    h.contains(res.stderr, "resuming from checkpoint")
+    h.contains(res.stderr, "its input has not grown since; nothing to do")
     assert.are.equal(first, h.read(out))             -- the same bytes: nothing re-emitted
     append(input, lines(101, 200))
     res = run(dir, script)
     h.expect_code(res, 0)
     check_exactly_once(out, 200, "after the append")
+  end)
+
+  it("leaves a finished window job's files byte for byte on a rerun; grown input goes on", function()
+    local dir = h.tmpdir()
+    local input, out, dead = h.path(dir, "in.jsonl"), h.path(dir, "out.jsonl"), h.path(dir, "dead.jsonl")
+    -- the run number in each result: a rerun that rewrote a line would show it
+    local script = h.write(h.path(dir, "win.lua"), string.format([[
+local sl = require "sluice"
+local run = sl.param("run", "1")
+sl.dead_letter(sl.sink.file { path = %q, format = "json" })
+sl.source.file { path = %q, format = "json" }
+  :timestamp("t")
+  :key_by("k")
+  :window(sl.tumbling "1s")
+  :aggregate { n = sl.count(), hi = sl.max "i" }
+  :map(function(r) r.run = run; return r end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], dead, input, out))
+    local function events(from, to)
+      local t = {}
+      for i = from, to do t[#t + 1] = string.format('{"k":%d,"i":%d,"t":%d}\n', i % 3, i, i * 100) end
+      return table.concat(t)
+    end
+    h.write(input, events(1, 95) .. "{not json\n")
+    h.expect_code(run(dir, script), 0)
+    local first, first_dead = h.read(out), h.read(dead)
+    assert.truthy(#h.lines(first) > 20 and #h.lines(first_dead) == 1)
+    local res = run(dir, script, "--set run=2")
+    h.expect_code(res, 0)
+    h.contains(res.stderr, "the job finished at checkpoint " .. h.path(dir, "st") .. "/checkpoint-")
+    h.contains(res.stderr, "its input has not grown since; nothing to do")
+    assert.are.equal(first, h.read(out))
+    assert.are.equal(first_dead, h.read(dead))
+    -- grown: the windows the end fired are taken back and fire when they really close, as
+    -- one run over the whole input fires them
+    append(input, events(96, 180))
+    h.expect_code(run(dir, script, "--set run=3"), 0)
+    local function results(text)
+      local t = {}
+      for _, l in ipairs(h.lines(text)) do
+        local r = sl.json.decode(l)
+        r.run = nil
+        t[#t + 1] = r
+      end
+      return t
+    end
+    local resumed = results(h.read(out))
+    local whole = h.path(dir, "whole.lua")
+    h.write(whole, (h.read(script):gsub("out%.jsonl", "whole.jsonl")))
+    h.expect_code(h.run("run " .. h.q(whole)), 0)
+    assert.are.same(results(h.read(h.path(dir, "whole.jsonl"))), resumed)
   end)
 
   it("keeps dead-letter line numbers and offsets right after resuming, and appends to them", function()

@@ -16,8 +16,8 @@ local LAYERS = {
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "join", "lookup", "scan",
     "dedupe", "changes", "batch", "operator", "dead_letters", "guard", "exchange", "runtime" },
-  app = { "init", "explore", "inspect", "help", "reload", "checkpoint", "control", "memory",
-    "repl", "cli", "busted_output", "testing", "worker" },
+  app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
+    "control", "memory", "repl", "cli", "busted_output", "testing", "worker" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
