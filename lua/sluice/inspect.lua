@@ -7,9 +7,10 @@
 -- those (`win*`).
 local host = require "sluice.host"
 local stage = require "sluice.stage"
+local keyed = require "sluice.keyed"
 local text = require "sluice.format"
 
-local format, type, tostring, floor = string.format, type, tostring, math.floor
+local format, type, floor = string.format, type, math.floor
 local huge = math.huge
 
 local inspect = {}
@@ -261,12 +262,7 @@ end
 
 local KEYS_SHOWN = 20
 
-local function key_less(a, b)
-  local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta < tb end
-  if ta == "number" or ta == "string" then return a < b end
-  return tostring(a) < tostring(b)
-end
+local key_less = keyed.key_less
 
 -- Operator `name`'s state for `key` (plain values: a window's open windows with their
 -- current results), or nil when the key has none. Without a key: the first keys that have

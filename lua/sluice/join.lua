@@ -22,13 +22,7 @@ local join = {}
 
 -- ---- what every join shares ----------------------------------------------------------------
 
--- Keys of any type in one order: by type name, then by value (tostring for what has no <).
-local function key_less(a, b)
-  local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta < tb end
-  if ta == "number" or ta == "string" then return a < b end
-  return tostring(a) < tostring(b)
-end
+local key_less = keyed.key_less
 
 -- Entries { time, key, ... } by due time, then key.
 local function due_order(x, y)
@@ -183,6 +177,29 @@ local function load_packed(list)
   return rows
 end
 
+-- What a window of key k, [s, e), sends when it fires, its rows packed (each side sorted by
+-- time here): cogroup's one call with both sides; else each pair, and in a left_join each
+-- left row alone when the right side has none; event time e - 1.
+local function window_out(p, f, cogroup, outer, ctx, k, s, e, ls, rs)
+  sort_packed(ls)
+  sort_packed(rs)
+  if cogroup then
+    local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_packed(ls),
+      plain_packed(rs))
+    if not ok then
+      ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
+    else
+      p.deliver(res, e - 1)
+    end
+    return
+  end
+  for i = 1, #ls, 3 do
+    local l = ls[i]
+    for j = 1, #rs, 3 do p.pair(l, rs[j], e - 1) end
+    if outer and #rs == 0 then p.pair(l, nil, e - 1) end
+  end
+end
+
 -- Tumbling and sliding windows: the pairs of a key in one window, when the watermark
 -- reaches its end (a window [s, e) fires when the watermark is >= e, as windows do). A record
 -- is late when every window that would hold it has fired; sliding windows that fired are
@@ -232,25 +249,7 @@ local function fixed_windows(node, out, ctx)
   end
 
   local function emit(k, s, cell)
-    local e = s + size
-    local ls, rs = cell[1], cell[2]
-    sort_packed(ls)
-    sort_packed(rs)
-    if cogroup then
-      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_packed(ls),
-        plain_packed(rs))
-      if not ok then
-        ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
-      else
-        p.deliver(res, e - 1)
-      end
-      return
-    end
-    for i = 1, #ls, 3 do
-      local l = ls[i]
-      for j = 1, #rs, 3 do p.pair(l, rs[j], e - 1) end
-      if outer and #rs == 0 then p.pair(l, nil, e - 1) end
-    end
+    window_out(p, f, cogroup, outer, ctx, k, s, s + size, cell[1], cell[2])
   end
 
   local function fire(s)
@@ -417,25 +416,7 @@ local function session_windows(node, out, ctx)
   end
 
   local function emit(k, sess)
-    local s, e = sess[1], sess[2]
-    local ls, rs = sess[3], sess[4]
-    sort_packed(ls)
-    sort_packed(rs)
-    if cogroup then
-      local ok, res = pcall(f, k, { window_start = s, window_end = e }, plain_packed(ls),
-        plain_packed(rs))
-      if not ok then
-        ctx.dead_letter(tostring(res), { key = k, window_start = s, window_end = e })
-      else
-        p.deliver(res, e - 1)
-      end
-      return
-    end
-    for i = 1, #ls, 3 do
-      local l = ls[i]
-      for j = 1, #rs, 3 do p.pair(l, rs[j], e - 1) end
-      if outer and #rs == 0 then p.pair(l, nil, e - 1) end
-    end
+    window_out(p, f, cogroup, outer, ctx, k, sess[1], sess[2], sess[3], sess[4])
   end
 
   local function drop(k, sess)

@@ -6,7 +6,7 @@
 -- changing it changes nothing sent, and scan gives each key its own copy of the initial
 -- value (deep_copy). Each operator's restore(snap, keep) may merge several snapshots
 -- (restore_all), with the watermark rule of merged_wm.
-local format, pairs, type = string.format, pairs, type
+local format, pairs, type, tostring = string.format, pairs, type, tostring
 
 local keyed = {}
 
@@ -45,6 +45,15 @@ local function deep_copy(v, depth)
   return c
 end
 function keyed.deep_copy(v) return deep_copy(v, 0) end
+
+-- Keys of any type in one order: by type name, then by value (tostring for what has no <),
+-- so that what several keys do at one time comes out in an order timing cannot change.
+function keyed.key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
 
 -- ---- restores that filter and merge -------------------------------------------------
 -- With workers, a checkpoint holds one snapshot of an operator per worker, and a new

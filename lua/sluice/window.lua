@@ -29,12 +29,6 @@ local function gcd(a, b)
   return a
 end
 
-local function deep_copy(v, depth)
-  if type(v) ~= "table" or depth > 16 then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x, depth + 1) end
-  return c
-end
 
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state,
@@ -78,7 +72,7 @@ local function computation(node, out, ctx, storage)
       save = function(st) return { st[1] == NONE and host.null or st[1] } end,
       load = function(p) return { p[1] == host.null and NONE or p[1] } end,
       -- f may change its accumulator in place: what inspect merges is a copy
-      copy = function(st) return { deep_copy(st[1], 0) } end,
+      copy = function(st) return { keyed.deep_copy(st[1]) } end,
       peek = function(st, ws, we)
         if st[1] == NONE then return nil end
         local r = type(st[1]) == "table" and shallow_copy(st[1]) or { value = st[1] }
