@@ -8,12 +8,8 @@ local sl = require "sluice"
 local winners = require "winners"
 
 local out = os.getenv("OUT")
-local rate = tonumber(os.getenv("RATE")) or 10000
-local in_flight = tonumber(os.getenv("AUCTIONS")) or 100
-local events = sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
-  seed = tonumber(os.getenv("SEED")) or 0, rate = rate, auctions = in_flight, typed = true }
 
-winners.of(events, rate, in_flight, function(a, best)
+winners.of(function(a, best)
   return { id = a.id, item_name = a.item_name, description = a.description,
     initial_bid = a.initial_bid, reserve = a.reserve, date_time = a.date_time,
     expires = a.expires, seller = a.seller, category = a.category, auction = a.id,

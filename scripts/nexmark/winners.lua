@@ -14,6 +14,8 @@
 -- Winners come in order of expires, then auction id (the timers' order): the input alone
 -- fixes it. An auction without a bid in time has no winner, as the query's inner join.
 
+local sl = require "sluice"
+
 local winners = {}
 
 -- The longest an auction lasts, in ms, for a generator at `rate` events/s with `in_flight`
@@ -31,9 +33,15 @@ local function beats(st, price, t, bidder)
   return bidder < st.bidder
 end
 
--- The stream of winners of the Nexmark events `events` (typed): on_winner(a, st) makes
--- each result from the auction's state a and the best bid (st.price, st.t, st.bidder).
-function winners.of(events, rate, in_flight, on_winner)
+-- The stream of winners of the Nexmark events the environment asks for (EVENTS, default
+-- 10 M; SEED; RATE, events/s of event time, default 10000; AUCTIONS in flight, default 100),
+-- typed: on_winner(a, st) makes each result from the auction's state a and the best bid
+-- (st.price, st.t, st.bidder).
+function winners.of(on_winner)
+  local rate = tonumber(os.getenv("RATE")) or 10000
+  local in_flight = tonumber(os.getenv("AUCTIONS")) or 100
+  local events = sl.source.nexmark { events = tonumber(os.getenv("EVENTS")) or 10000000,
+    seed = tonumber(os.getenv("SEED")) or 0, rate = rate, auctions = in_flight, typed = true }
   local longest = winners.longest(rate, in_flight) + 1
   return events
     :filter(function(e) return e.type ~= "person" end)
