@@ -68,11 +68,7 @@ function changes.new(node, out)
     return { last = v }
   end
 
-  function op.keys()
-    local list = {}
-    for k in pairs(last) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(last) end
 
   function op.live_keys() return nkeys end
 

@@ -193,11 +193,7 @@ function dedupe.new(node, out)
     return copy
   end
 
-  function op.keys()
-    local list = {}
-    for k in pairs(seen) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(seen) end
 
   function op.live_keys() return live end
 

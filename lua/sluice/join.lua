@@ -13,8 +13,7 @@ local keyed = require "sluice.keyed"
 
 local ffi = require "ffi"
 local C = host.C
-local type, pairs, ipairs, tostring, pcall, huge = type, pairs, ipairs, tostring, pcall,
-  math.huge
+local pairs, ipairs, tostring, pcall, huge = pairs, ipairs, tostring, pcall, math.huge
 local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 local sort = table.sort
 
@@ -69,15 +68,7 @@ end
 local function parts(node, out, ctx)
   local p = { keys = { key_of(node.left), key_of(node.right) }, live = 0 }
   local f = node.fn
-  local function deliver(res, t)
-    if type(res) ~= "table" then
-      if res ~= nil then out(1, res, t) end
-    elseif res[1] ~= nil then
-      for i = 1, #res do out(1, res[i], t) end
-    else
-      out(1, res, t)
-    end
-  end
+  local function deliver(res, t) return keyed.send_results(out, res, t) end
   p.deliver = deliver
   -- f(l, r) for one pair (r nil: a left record that found no match); an error sends the
   -- pair to the dead letters and the join goes on
@@ -314,11 +305,7 @@ local function fixed_windows(node, out, ctx)
     sort(list, function(x, y) return x.window_start < y.window_start end)
     return list
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(refs) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(refs) end
   function op.live_keys() return p.live end
   op.close = q.close
   return op
@@ -488,11 +475,7 @@ local function session_windows(node, out, ctx)
     end
     return res
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(sessions) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(sessions) end
   function op.live_keys() return p.live end
   op.close = q.close
   return op
@@ -644,11 +627,7 @@ local function interval(node, out, ctx)
     if not b then return nil end
     return { left = plain_rows(b[1]), right = plain_rows(b[2]) }
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(bufs) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(bufs) end
   function op.live_keys() return p.live end
   op.close = q.close
   return op
@@ -855,11 +834,7 @@ local function with_ttl(node, out, ctx)
     end
     return { left = left, right = right }
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(groups) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(groups) end
   function op.live_keys() return p.live end
   op.close = q.close
   return op

@@ -46,6 +46,25 @@ local function deep_copy(v, depth)
 end
 function keyed.deep_copy(v) return deep_copy(v, 0) end
 
+-- The keys of table t, as an array in any order: an operator's op.keys().
+function keyed.keys_of(t)
+  local list = {}
+  for k in pairs(t) do list[#list + 1] = k end
+  return list
+end
+
+-- Sends on port 1 of out (the operator protocol's out(port, record, time)) what a user
+-- function returned for one result: a record, an array of records, or nil (nothing).
+function keyed.send_results(out, res, t)
+  if type(res) ~= "table" then
+    if res ~= nil then out(1, res, t) end
+  elseif res[1] ~= nil then
+    for i = 1, #res do out(1, res[i], t) end
+  else
+    out(1, res, t)
+  end
+end
+
 -- Keys of any type in one order: by type name, then by value (tostring for what has no <),
 -- so that what several keys do at one time comes out in an order timing cannot change.
 function keyed.key_less(a, b)

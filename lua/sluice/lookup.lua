@@ -14,8 +14,7 @@ local keyed = require "sluice.keyed"
 
 local ffi = require "ffi"
 local C = host.C
-local type, pairs, ipairs, tostring, pcall, huge = type, pairs, ipairs, tostring, pcall,
-  math.huge
+local pairs, ipairs, tostring, pcall, huge = pairs, ipairs, tostring, pcall, math.huge
 local key_of, merged_wm = keyed.key_of, keyed.merged_wm
 local sort = table.sort
 
@@ -36,15 +35,7 @@ function lookup.new(node, out, ctx)
   local q = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
 
-  local function deliver(res, t)
-    if type(res) ~= "table" then
-      if res ~= nil then out(1, res, t) end
-    elseif res[1] ~= nil then
-      for i = 1, #res do out(1, res[i], t) end
-    else
-      out(1, res, t)
-    end
-  end
+  local function deliver(res, t) return keyed.send_results(out, res, t) end
 
   local function enrich(r, row, t)
     if row == nil and inner then return end
@@ -222,11 +213,7 @@ function lookup.new(node, out, ctx)
     if rows[k] == nil then return nil end
     return { row = rows[k] }
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(temporal and versions or rows) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(temporal and versions or rows) end
   function op.live_keys() return live end
   function op.close()
     if q ~= nil then C.sl_timeq_free(q); q = nil end

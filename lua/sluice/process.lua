@@ -194,11 +194,7 @@ function process.new(node, out, ctx)
   end
 
   function op.inspect(k) return states[k] end
-  function op.keys()
-    local list = {}
-    for k in pairs(states) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(states) end
 
   -- Timers of several snapshots due at one time fire in the order the snapshots were
   -- restored (each snapshot's in the order they were set).

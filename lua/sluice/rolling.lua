@@ -97,11 +97,7 @@ function rolling.aggregate(node, out)
     a.result(accs[k], res)
     return res
   end
-  function op.keys()
-    local list = {}
-    for k in pairs(accs) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(accs) end
   function op.live_keys() return nkeys end
   function op.close()
     a.close()
@@ -177,11 +173,7 @@ function rolling.reduce(node, out)
     if ex then ex.adopt(live.expiry, accs) else expiry.discard(live.expiry) end
   end
   function op.inspect(k) return accs[k] end
-  function op.keys()
-    local list = {}
-    for k in pairs(accs) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(accs) end
   function op.live_keys() return nkeys end
   function op.close() if ex then ex.close() end end
   return op

@@ -67,11 +67,7 @@ function scan.new(node, out)
 
   function op.inspect(k) return accs[k] end
 
-  function op.keys()
-    local list = {}
-    for k in pairs(accs) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(accs) end
 
   function op.live_keys() return nkeys end
 

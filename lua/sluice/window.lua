@@ -101,13 +101,7 @@ local function computation(node, out, ctx, storage)
             window_end = we })
           return
         end
-        if type(res) ~= "table" then
-          if res ~= nil then out_fn(res, t) end
-        elseif res[1] ~= nil then
-          for i = 1, #res do out_fn(res[i], t) end
-        else
-          out_fn(res, t)
-        end
+        keyed.send_results(out, res, t)
       end,
       save = function(st) return st[1] end,
       load = function(p) return { p, #p } end,
@@ -620,11 +614,7 @@ local function session_window(node, out, ctx)
     return #list > 0 and list or nil
   end
 
-  function op.keys()
-    local list = {}
-    for k in pairs(sessions) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(sessions) end
   function op.live_keys() return nkeys end
 
   function op.close()
@@ -742,11 +732,7 @@ local function count_window(node, out, ctx)
     return r and { r } or nil
   end
 
-  function op.keys()
-    local list = {}
-    for k in pairs(open) do list[#list + 1] = k end
-    return list
-  end
+  function op.keys() return keyed.keys_of(open) end
   function op.live_keys() return nkeys end
 
   function op.close() if comp.close then comp.close() end end
