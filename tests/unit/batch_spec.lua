@@ -3,16 +3,13 @@
 -- sizes 1, 7 and 1024; the time of a batch; by time while the source still runs; snapshots;
 -- the user's line for bad arguments.
 local sl = require "sluice"
-local runtime = require "sluice.runtime"
+local ops = require "tests.operators"
 local graph = require "sluice.graph"
-local checkpoint = require "sluice.checkpoint"
 local batch = require "sluice.batch"
 
 local here = debug.getinfo(1, "S").source:sub(2)
 
-local function as_on_disk(snap)
-  return assert(checkpoint.decode(checkpoint.encode({ version = 1, op = snap }))).op
-end
+local as_on_disk = ops.as_on_disk
 
 local function gen(n, seed, keys)
   math.randomseed(seed)
@@ -47,16 +44,7 @@ local function ids_of(batches)
   return out
 end
 
-local function run(records, build, size)
-  graph.begin()
-  runtime.defaults.batch_size = size
-  local out = sl.sink.collect()
-  build(sl.source.values(records)):sink(out)
-  local ok, err = runtime.run(graph.ancestors({ out.node }))
-  runtime.defaults.batch_size = 1024
-  assert(ok, err)
-  return out:records()
-end
+local run = ops.run
 
 describe("batch", function()
   after_each(function() graph.begin() end)

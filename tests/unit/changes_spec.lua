@@ -2,16 +2,13 @@
 -- value, keyed and not, at batch sizes 1, 7 and 1024; nil as a value; snapshots; f's
 -- errors in the dead letters; the user's line for a bad argument.
 local sl = require "sluice"
-local runtime = require "sluice.runtime"
+local ops = require "tests.operators"
 local graph = require "sluice.graph"
-local checkpoint = require "sluice.checkpoint"
 local changes = require "sluice.changes"
 
 local here = debug.getinfo(1, "S").source:sub(2)
 
-local function as_on_disk(snap)
-  return assert(checkpoint.decode(checkpoint.encode({ version = 1, op = snap }))).op
-end
+local as_on_disk = ops.as_on_disk
 
 -- Records whose status repeats in runs, over `keys` keys.
 local function gen(n, seed, keys)
@@ -33,16 +30,7 @@ local function reference(records, keyed)
   return out
 end
 
-local function run(records, build, batch)
-  graph.begin()
-  runtime.defaults.batch_size = batch
-  local out, dead = sl.sink.collect(), sl.sink.collect()
-  build(sl.source.values(records)):sink(out)
-  local ok, err = runtime.run(graph.ancestors({ out.node }), { dead_letter = dead })
-  runtime.defaults.batch_size = 1024
-  assert(ok, err)
-  return out:records(), dead:records()
-end
+local run = ops.run
 
 local function ids(list)
   local t = {}

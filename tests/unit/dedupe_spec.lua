@@ -3,19 +3,16 @@
 -- on ordered, disordered and straggling input; the boundary of within, on both sides;
 -- anchors freed as the watermark (or the clock) passes them; snapshots; errors.
 local sl = require "sluice"
-local runtime = require "sluice.runtime"
+local ops = require "tests.operators"
 local graph = require "sluice.graph"
 local host = require "sluice.host"
-local checkpoint = require "sluice.checkpoint"
 local dedupe = require "sluice.dedupe"
 
 local here = debug.getinfo(1, "S").source:sub(2)
 local OOO = 3000
 local WITHIN = 2500
 
-local function as_on_disk(snap)
-  return assert(checkpoint.decode(checkpoint.encode({ version = 1, op = snap }))).op
-end
+local as_on_disk = ops.as_on_disk
 
 -- Records { k, v, ts, i } with values 1..6 repeating often within WITHIN of each other.
 local function gen(mode, n, seed)
@@ -66,16 +63,7 @@ local function reference(records, keyed)
   return out
 end
 
-local function run(records, build, batch)
-  graph.begin()
-  runtime.defaults.batch_size = batch
-  local out, dead = sl.sink.collect(), sl.sink.collect()
-  build(sl.source.values(records)):sink(out)
-  local ok, err = runtime.run(graph.ancestors({ out.node }), { dead_letter = dead })
-  runtime.defaults.batch_size = 1024
-  assert(ok, err)
-  return out:records(), dead:records()
-end
+local run = ops.run
 
 local function ids(list)
   local t = {}

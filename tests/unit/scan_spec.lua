@@ -3,17 +3,13 @@
 -- errors and nil in the dead letters; snapshots and hand-over of its state; the user's
 -- line for a bad argument.
 local sl = require "sluice"
-local runtime = require "sluice.runtime"
+local ops = require "tests.operators"
 local graph = require "sluice.graph"
 local scan = require "sluice.scan"
-local checkpoint = require "sluice.checkpoint"
 
 local here = debug.getinfo(1, "S").source:sub(2)
 
--- snap as a checkpoint file gives it back
-local function as_on_disk(snap)
-  return assert(checkpoint.decode(checkpoint.encode({ version = 1, op = snap }))).op
-end
+local as_on_disk = ops.as_on_disk
 
 local function gen(n, seed, keys)
   math.randomseed(seed)
@@ -24,16 +20,7 @@ end
 
 -- Runs build(source):sink(collect) at `batch` records per batch; returns the records and
 -- the dead letters.
-local function run(records, build, batch)
-  graph.begin()
-  runtime.defaults.batch_size = batch
-  local out, dead = sl.sink.collect(), sl.sink.collect()
-  build(sl.source.values(records)):sink(out)
-  local ok, err = runtime.run(graph.ancestors({ out.node }), { dead_letter = dead })
-  runtime.defaults.batch_size = 1024
-  assert(ok, err)
-  return out:records(), dead:records()
-end
+local run = ops.run
 
 -- The fold of f from init over each key's records (key(r), nil: one key), as values.
 local function reference(records, key, f, init)
