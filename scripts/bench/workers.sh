@@ -36,15 +36,18 @@ echo "| speed-up with 2 workers: $(awk -v a="$(cat "$DIR/wall-1")" -v b="$(cat "
 
 # TCP, 4 connections of JSON lines spread over the workers -> filter -> rolling aggregate
 for w in 1 2; do
-  env PORT=$PORT /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" ./sluice run \
-    scripts/bench/workers_tcp.lua --workers $w >/dev/null 2>"$DIR/stderr" &
+  # the job itself in the background (not under /usr/bin/time, which would take the
+  # signal below and leave the job listening)
+  env PORT=$PORT ./sluice run scripts/bench/workers_tcp.lua --workers $w >/dev/null \
+    2>"$DIR/stderr" &
   job=$!
+  sleep 0.5                     # it listens
   start=$(date +%s.%N)
   "$DIR/netload" send $PORT 4 "$N"
-  end=$(date +%s.%N)
-  # the job ends when it has seen every record (N in its summary): stop it then
+  # every record sent: a SIGTERM drains what the job has not read yet, then it ends
   kill -TERM $job 2>/dev/null || true
   wait $job || true
+  end=$(date +%s.%N)
   echo "$start $end" | awk '{ print $2 - $1 }' >"$DIR/wall-tcp-$w"
   awk -v w="$w" -v n="$N" -v e="$(cat "$DIR/wall-tcp-$w")" 'BEGIN {
     printf "| TCP, 4 connections, JSON → filter → key_by → aggregate, %d worker%s | %d | %.2f | | %.2f M/s | |\n",
