@@ -253,21 +253,39 @@ end
 
 -- ---- TCP clients ----------------------------------------------------------------------
 
-pcall(ffi.cdef, [[
-int socket(int domain, int type, int protocol);
-int connect(int fd, const void *addr, unsigned len);
-long write(int fd, const void *buf, unsigned long n);
-int close(int fd);
-]])
+for _, d in ipairs({           -- one at a time: a spec or the host may declare some too
+  "int socket(int domain, int type, int protocol);",
+  "int connect(int fd, const void *addr, unsigned len);",
+  "int bind(int fd, const void *addr, unsigned len);",
+  "long write(int fd, const void *buf, unsigned long n);",
+  "int close(int fd);",
+}) do pcall(ffi.cdef, d) end
 pcall(ffi.cdef, [[
 struct sl_helpers_sin { uint16_t family; uint16_t port; uint8_t addr[4]; uint8_t zero[8]; };
 ]])
 
--- A free-looking loopback port for this spec run (spread by process id, then counted up).
-local next_port = 20000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 20000)
+-- A free loopback port: below the kernel's ephemeral range (32768 and up, where the
+-- outgoing connections of every job and peer take theirs), spread by process id so that
+-- parallel runs start apart, and skipping any port something holds (a bind to it fails).
+-- The port is free when returned; a test binds it soon after.
+local next_port = 12000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 10000) * 2
+local function bindable(port)
+  local a = ffi.new("struct sl_helpers_sin")
+  a.family = 2                                        -- AF_INET
+  a.port = bit.bor(bit.rshift(port, 8), bit.lshift(bit.band(port, 255), 8))
+  a.addr[0], a.addr[1], a.addr[2], a.addr[3] = 127, 0, 0, 1
+  local fd = ffi.C.socket(2, 1, 0)                    -- AF_INET, SOCK_STREAM
+  local ok = ffi.C.bind(fd, a, 16) == 0
+  ffi.C.close(fd)
+  return ok
+end
 function h.port()
-  next_port = next_port + 1
-  return next_port
+  for _ = 1, 1000 do
+    next_port = next_port + 1
+    if next_port > 32000 then next_port = 12000 end
+    if bindable(next_port) then return next_port end
+  end
+  error("no free loopback port from 12000 to 32000")
 end
 
 -- Connects to 127.0.0.1:port, retrying for up to 10 s while a job starts; returns the

@@ -38,10 +38,21 @@ run() {
     echo 1 >"$logdir/$label.rc"
   else
     # A pipeline's status is tee's: the test run's own status goes through a file.
+    # The run is a session of its own (its id in a file), so that whatever it started and
+    # left running is found and killed when it ends: a process a test forgot would slow
+    # the runs after it, or hold a port they need.
     # $guard and $cmd are word lists and split on purpose (no path with spaces).
-    # shellcheck disable=SC2086
-    { env SLUICE_BIN="$bin" "$@" $guard $cmd 2>&1
-      echo $? >"$logdir/$label.rc"; } | tee "$log"
+    # shellcheck disable=SC2086,SC2016
+    { env SLUICE_BIN="$bin" "$@" setsid -w sh -c 'echo $$ >"$0"; exec "$@"' \
+        "$logdir/$label.sid" $guard $cmd 2>&1
+      echo $? >"$logdir/$label.rc"
+      # (here, not after the pipe: a process left running holds tee's input open)
+      sid=$(cat "$logdir/$label.sid" 2>/dev/null)
+      if [ -n "$sid" ] && pgrep -s "$sid" >/dev/null 2>&1; then
+        echo "$label: processes left running by its tests, now killed:"
+        ps -o pid=,args= -s "$sid"
+        pkill -KILL -s "$sid"
+      fi; } | tee "$log"
   fi
   rc=$(cat "$logdir/$label.rc" 2>/dev/null || echo 1)
   # The summary: the last line that is `N passed, M failed[, K skipped]`, maybe after a word

@@ -8,12 +8,7 @@
 local h = require "tests.helpers"
 local sl = require "sluice"
 
-local base_port = 30000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 15000) * 2
-local next_port = 0
-local function port()
-  next_port = next_port + 1
-  return base_port + next_port
-end
+local port = h.port
 
 local running = {}      -- pids this spec started, killed if a test left one behind
 
@@ -74,7 +69,8 @@ end
 describe("drain under back-pressure", function()
   after_each(function()
     for i, p in ipairs(running) do
-      os.execute("kill -KILL " .. p.pid .. " 2>/dev/null")
+      -- the job's pid is /usr/bin/time's: its child, the job, goes first
+      os.execute("pkill -KILL -P " .. p.pid .. " 2>/dev/null; kill -KILL " .. p.pid .. " 2>/dev/null")
       running[i] = nil
     end
     h.cleanup()

@@ -22,13 +22,7 @@ struct sl_test_sin { uint16_t family; uint16_t port; uint8_t addr[4]; uint8_t ze
 
 local C = ffi.C
 
--- A port for this spec run: spread by the process id so parallel runs rarely collide.
-local base_port = 20000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 20000)
-local next_port = 0
-local function port()
-  next_port = next_port + 1
-  return base_port + next_port
-end
+local port = h.port
 
 local function sin(p)
   local a = ffi.new("struct sl_test_sin")
