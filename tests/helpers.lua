@@ -179,6 +179,31 @@ function h.expect_code(res, code)
   end
 end
 
+-- Asserts that arrays of strings `want` and `got` (lines, often thousands) are equal,
+-- failing at the caller's line with what differs: the counts, and the first lines one has
+-- and the other not, each with how often. (assert.same would print both arrays whole,
+-- which for 100k lines takes minutes and gigabytes.)
+function h.same_lines(want, got, what)
+  if #want == #got then
+    local equal = true
+    for i = 1, #want do if want[i] ~= got[i] then equal = false; break end end
+    if equal then return end
+  end
+  local count = {}
+  for _, l in ipairs(want) do count[l] = (count[l] or 0) + 1 end
+  for _, l in ipairs(got) do count[l] = (count[l] or 0) - 1 end
+  local missing, extra = {}, {}
+  for l, c in pairs(count) do
+    if c > 0 and #missing < 5 then missing[#missing + 1] = string.format("  %dx %s", c, l) end
+    if c < 0 and #extra < 5 then extra[#extra + 1] = string.format("  %dx %s", -c, l) end
+  end
+  table.sort(missing)
+  table.sort(extra)
+  error(string.format("%s: expected %d lines, got %d (same lines in another order when " ..
+    "neither list below has any)\nmissing (first 5):\n%s\nextra (first 5):\n%s",
+    what or "lines", #want, #got, table.concat(missing, "\n"), table.concat(extra, "\n")), 2)
+end
+
 -- Asserts that s contains sub (plain text).
 function h.contains(s, sub, what)
   if not tostring(s):find(sub, 1, true) then
