@@ -6,7 +6,8 @@
 -- One `process` per auction id over the auctions and bids, in time order: the auction's
 -- fields and the best bid in time so far are its state, and a timer at expires + 1 sends
 -- the winner once the watermark has passed every bid that could win. A bid can come before
--- its auction in the same ms (host/nexmark.c): the best bid of the latest ms waits for it.
+-- its auction in the same ms (host/nexmark.c), and on several workers (--workers N) any
+-- bid may come before its auction: the bids before it wait for it in the key's state.
 -- Nothing per bid is kept beyond its numbers, so the process takes the typed records as
 -- they are (reuse = true); a key's state goes (ctx:clear()) once its winner is out, and
 -- that of bids without their auction (it is over) as long after the first of them as an
@@ -65,21 +66,32 @@ function winners.of(on_winner)
           st.a = { id = a.id, item_name = a.item_name, description = a.description,
             initial_bid = a.initial_bid, reserve = a.reserve, date_time = a.date_time,
             expires = a.expires, seller = a.seller, category = a.category }
-          -- a bid that came first counts if it is of the auction's own ms
-          if st.price ~= nil and st.t ~= a.date_time then st.price = nil end
+          -- the bids that came first count if they are in its time
+          local early = st.early
+          st.early = nil
+          for i = 1, early and #early or 0, 3 do
+            local price, t, bidder = early[i], early[i + 1], early[i + 2]
+            if t >= a.date_time and t <= a.expires and beats(st, price, t, bidder) then
+              st.price, st.t, st.bidder = price, t, bidder
+            end
+          end
           ctx:timer(a.expires + 1)
           return
         end
         local a = st.a
         local t = b.date_time
         if a == nil then
-          -- before its auction: only the best of the latest ms can still be in time; and
-          -- the key goes if no auction comes (the bids name one that is over)
-          if st.price ~= nil and t > st.t then st.price = nil end
+          -- before its auction, which may come later (in the same ms; on several workers,
+          -- from one behind this bid's): kept until it does; and the key goes if none
+          -- comes (the bids name one that is over) by the time any could
+          local early = st.early or {}
+          early[#early + 1], early[#early + 2], early[#early + 3] = b.price, t, b.bidder
+          st.early = early
           if not st.orphan then
             st.orphan = true
             ctx:timer(t + longest)
           end
+          return
         elseif t < a.date_time or t > a.expires then
           return
         end
