@@ -9,6 +9,7 @@
  * come once per message, not per record).
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -38,6 +39,7 @@ typedef struct endpoint {
     int me;                         /* 0-based */
     int next_from;                  /* the ring receive() looks at first */
     int closed;
+    message *held;                  /* what receive(true) gave last, freed at the next */
 } endpoint;
 
 static struct {
@@ -174,17 +176,25 @@ int sl_exchange_open(lua_State *L)
     return 1;
 }
 
-/* ep:send(to, s) -> true | false (full) */
+/* ep:send(to, s) or ep:send(to, address, len) -> true | false (full). The message is s, or
+ * the len bytes at address (a number: a string.buffer's, read with ffi, which spares the
+ * string a large message would be). */
 static int ep_send(lua_State *L)
 {
     endpoint *ep = check_ep(L);
     int to = (int)luaL_checkinteger(L, 2) - 1;
     size_t len;
-    const char *s = luaL_checklstring(L, 3, &len);
+    const char *s;
     ring *r;
     size_t head, tail;
     message *m;
 
+    if (lua_type(L, 3) == LUA_TNUMBER) {
+        s = (const char *)(uintptr_t)lua_tonumber(L, 3);
+        len = (size_t)luaL_checknumber(L, 4);
+    } else {
+        s = luaL_checklstring(L, 3, &len);
+    }
     if (to < 0 || to >= ex.n || to == ep->me)
         return luaL_error(L, "exchange: cannot send to worker %d", to + 1);
     r = ring_of(ep->me, to);
@@ -211,10 +221,16 @@ static int ep_send(lua_State *L)
     return 1;
 }
 
-/* ep:receive() -> from, s | nil */
+/* ep:receive() -> from, s | nil; ep:receive(true) -> from, address, len | nil: the
+ * message's bytes stay where they are (read them with ffi) until the next receive or
+ * close, so that no string is made of them. */
 static int ep_receive(lua_State *L)
 {
     endpoint *ep = check_ep(L);
+    int raw = lua_toboolean(L, 2);
+
+    free(ep->held);
+    ep->held = NULL;
 
     for (int k = 0; k < ex.n; k++) {
         int from = (ep->next_from + k) % ex.n;
@@ -235,6 +251,12 @@ static int ep_receive(lua_State *L)
             wake(from);
         ep->next_from = (from + 1) % ex.n;
         lua_pushinteger(L, from + 1);
+        if (raw) {
+            ep->held = m;
+            lua_pushnumber(L, (lua_Number)(uintptr_t)m->data);
+            lua_pushnumber(L, (lua_Number)m->len);
+            return 3;
+        }
         lua_pushlstring(L, m->data, m->len);
         free(m);
         return 2;
@@ -295,6 +317,8 @@ static int ep_close(lua_State *L)
         return 0;
     *ud = NULL;
     ep->closed = 1;
+    free(ep->held);
+    ep->held = NULL;
     uv_mutex_lock(&ex.locks[ep->me]);
     ex.eps[ep->me] = NULL;
     uv_mutex_unlock(&ex.locks[ep->me]);

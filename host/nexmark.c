@@ -67,6 +67,9 @@ struct sl_nexmark {
     char text[EXTRA_VARIANTS * EXTRA_STRIDE + TEXT_MAX];     /* letters and spaces */
     sl_nexmark_str pool[P_END];
     char *arena;                        /* the bytes of the other pooled strings */
+    int split;                          /* sl_nexmark_split was called: */
+    uint8_t mine[SL_NEXMARK_CLASSES];   /* the classes of events it makes */
+    int64_t floor[SL_NEXMARK_CLASSES];  /* and the first event of each it makes */
 };
 
 /* ---- random streams ------------------------------------------------------------------ */
@@ -403,9 +406,19 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev)
 {
     rng r;
 
-    if (g->cfg.events > 0 && g->next >= g->cfg.events)
-        return 0;
-    ev->n = g->next++;
+    for (;;) {
+        int64_t n;
+        int c;
+
+        if (g->cfg.events > 0 && g->next >= g->cfg.events)
+            return 0;
+        n = g->next++;
+        c = (int)(n % SL_NEXMARK_CLASSES);
+        if (!g->split || (g->mine[c] && n >= g->floor[c])) {
+            ev->n = n;
+            break;
+        }
+    }
     ev->date_time = sl_nexmark_time_of(g, ev->n);
     ev->type = sl_nexmark_type_of(ev->n);
     rng_seed(&r, g->cfg.seed, ev->n);
@@ -426,4 +439,33 @@ int64_t sl_nexmark_position(const sl_nexmark *g)
 void sl_nexmark_seek(sl_nexmark *g, int64_t n)
 {
     g->next = n < 0 ? 0 : n;
+}
+
+void sl_nexmark_split(sl_nexmark *g, const uint8_t ismine[SL_NEXMARK_CLASSES],
+                      const int64_t floor[SL_NEXMARK_CLASSES])
+{
+    int c;
+
+    g->split = 1;
+    for (c = 0; c < SL_NEXMARK_CLASSES; c++) {
+        g->mine[c] = ismine[c] != 0;
+        g->floor[c] = floor ? floor[c] : 0;
+    }
+}
+
+int64_t sl_nexmark_next_of(const sl_nexmark *g, int c)
+{
+    int64_t from = g->next, n;
+
+    if (g->split && g->floor[c] > from)
+        from = g->floor[c];
+    n = from - from % SL_NEXMARK_CLASSES + c;
+    return n < from ? n + SL_NEXMARK_CLASSES : n;
+}
+
+const sl_nexmark_str *sl_nexmark_pool_string(const sl_nexmark *g, int n)
+{
+    if (n < 1 || n >= P_END || !g->pool[n].s)
+        return NULL;
+    return &g->pool[n];
 }

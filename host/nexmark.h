@@ -104,6 +104,23 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev);
 int64_t sl_nexmark_position(const sl_nexmark *g);
 void sl_nexmark_seek(sl_nexmark *g, int64_t n);
 
+/* Splits the events among generators (the workers of one job): this one makes only the
+ * events n whose class n % SL_NEXMARK_CLASSES is in `mine` (ismine[c] != 0), and of those
+ * only n >= floor[c] (floor may be NULL: no floor), the first event of class c not made
+ * yet where a checkpoint was taken. Generators whose classes do not overlap make disjoint
+ * events; together, every event once. */
+#define SL_NEXMARK_CLASSES 128
+void sl_nexmark_split(sl_nexmark *g, const uint8_t ismine[SL_NEXMARK_CLASSES],
+                      const int64_t floor[SL_NEXMARK_CLASSES]);
+
+/* The first event of class c this generator has not made yet: what a checkpoint stores of
+ * a split generator, per class it makes. */
+int64_t sl_nexmark_next_of(const sl_nexmark *g, int c);
+
+/* Pooled string n (1 <= n < SL_NEXMARK_POOL_SIZE), or NULL: the same bytes in every
+ * generator of the same configuration. */
+const sl_nexmark_str *sl_nexmark_pool_string(const sl_nexmark *g, int n);
+
 /* The event time of event n, and the type of event n. */
 int64_t sl_nexmark_time_of(const sl_nexmark *g, int64_t n);
 int sl_nexmark_type_of(int64_t n);

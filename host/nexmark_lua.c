@@ -308,6 +308,57 @@ static int gen_seek(lua_State *L)
     return 0;
 }
 
+/* gen:split(mine, floors): makes only the events of the classes c (0..127) with
+ * mine[c] true, and of each only those >= floors[c] (floors may be nil, or lack c): the
+ * share of one worker (sl_nexmark_split). */
+static int gen_split(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    uint8_t mine[SL_NEXMARK_CLASSES];
+    int64_t floor[SL_NEXMARK_CLASSES];
+    int c, any = 0;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    for (c = 0; c < SL_NEXMARK_CLASSES; c++) {
+        lua_rawgeti(L, 2, c);
+        mine[c] = (uint8_t)lua_toboolean(L, -1);
+        any |= mine[c];
+        lua_pop(L, 1);
+        floor[c] = 0;
+        if (lua_istable(L, 3)) {
+            lua_rawgeti(L, 3, c);
+            if (lua_isnumber(L, -1))
+                floor[c] = (int64_t)lua_tonumber(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    if (!any)
+        return luaL_error(L, "nexmark: split: no class of events is this generator's");
+    sl_nexmark_split(x->g, mine, floor);
+    return 0;
+}
+
+/* gen:next_of(c) -> the first event of class c not made yet */
+static int gen_next_of(lua_State *L)
+{
+    int c = (int)luaL_checkinteger(L, 2);
+
+    luaL_argcheck(L, c >= 0 && c < SL_NEXMARK_CLASSES, 2, "a class from 0 to 127");
+    lua_pushnumber(L, (lua_Number)sl_nexmark_next_of(check_gen(L)->g, c));
+    return 1;
+}
+
+/* gen:pool_string(n) -> pooled string n, or nil */
+static int gen_pool_string(lua_State *L)
+{
+    const sl_nexmark_str *s = sl_nexmark_pool_string(check_gen(L)->g,
+                                                     (int)luaL_checkinteger(L, 2));
+    if (!s)
+        return 0;
+    lua_pushlstring(L, s->s, s->len);
+    return 1;
+}
+
 /* gen:time_of(n) -> the event time of event n */
 static int gen_time_of(lua_State *L)
 {
@@ -323,6 +374,9 @@ static const luaL_Reg gen_methods[] = {
     {"position", gen_position},
     {"seek", gen_seek},
     {"time_of", gen_time_of},
+    {"split", gen_split},
+    {"next_of", gen_next_of},
+    {"pool_string", gen_pool_string},
     {NULL, NULL}
 };
 

@@ -272,6 +272,21 @@ function Checkpointer:reap(block)
   end
 end
 
+-- The sources' positions at a cut: worker 1's, and of a source every worker reads
+-- (source.spread), its shares' put together.
+local function merged_positions(job, parts)
+  local sources = {}
+  for id, pos in pairs(parts[1].sources or {}) do sources[id] = pos end
+  for _, src in ipairs(job.sources) do
+    if src.spec and source.spread(src.spec) and sources[src.id] ~= nil then
+      local shares = {}
+      for w = 1, #parts do shares[w] = (parts[w].sources or {})[src.id] end
+      sources[src.id] = source.merge_positions(src.spec, shares)
+    end
+  end
+  return sources
+end
+
 -- On several workers: the state of every worker at one cut (exchange.lua), every source
 -- paused until the checkpoint has forked. The checkpoint holds each worker's part, and
 -- worker 1's source positions, which are all the sources that have positions.
@@ -282,7 +297,7 @@ function Checkpointer:take_cut()
   team:cut(function() return job:snapshot() end, function(parts)
     local own = parts[1]
     self.cut_snapshot = { version = own.version, workers = team.n, parts = parts, operators = {},
-      sources = own.sources, transactions = own.transactions }
+      sources = merged_positions(job, parts), transactions = own.transactions }
     self:take(started)
     self.cut_snapshot = nil
     team:resume()

@@ -19,7 +19,12 @@ local buffer = require "string.buffer"
 local core, C = host.core, host.C
 -- Messages are LuaJIT's serialization (string.buffer): it carries any plain value, the
 -- infinite watermarks of a stream's ends included, at a fraction of msgpack's cost here.
-local encode, decode = buffer.encode, buffer.decode
+local encode = buffer.encode
+local unpacking = buffer.new()              -- the message Team:wake reads
+local ffi = require "ffi"
+local new_table = require "table.new"
+local istype = ffi.istype
+local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
 
 local exchange = {}
@@ -60,6 +65,56 @@ function exchange.key_reader(spec)
   end
 end
 
+-- A message of records b[1..k] that are typed views of one crossing and origin (typed.lua),
+-- with their event times t and watermarks w (when `timed`): the header (encoded, with the
+-- crossing's name and the origin), the records' bytes, then t and w as doubles, in one
+-- string.buffer (`packing`, valid until the next call); nil when any record is not such a
+-- view. Nothing per record is a Lua object.
+local packing = buffer.new()
+local double_ptr = ffi.typeof("double *")
+local function as_bytes(header, b, k, timed, t, w)
+  local cross = typed.crossing(b[1])
+  if not cross then return nil end
+  local ct, origin_of = cross.ct, cross.origin
+  local origin = origin_of(b[1])
+  if origin == nil then return nil end
+  for i = 2, k do
+    local r = b[i]
+    if not istype(ct, r) or origin_of(r) ~= origin then return nil end
+  end
+  header.x, header.o = cross.name, origin
+  packing:reset()
+  packing:encode(header)
+  local pack, size = cross.pack, cross.size
+  local bytes = k * size + (timed and 16 * k or 0)
+  local dst = packing:reserve(bytes)
+  for i = 1, k do pack(b[i], dst + (i - 1) * size) end
+  if timed then
+    local d = ffi.cast(double_ptr, dst + k * size)
+    for i = 1, k do d[i - 1], d[k + i - 1] = t[i], w[i] end
+  end
+  packing:commit(bytes)
+  return packing
+end
+
+-- The batch, event times and watermarks of a message as_bytes made, read from `unpacking`
+-- past its header m.
+local function from_bytes(m)
+  local cross = typed.crossing_named(m.x)
+  if not cross then
+    error("exchange: records of a typed kind " .. tostring(m.x) .. " this worker does not know", 0)
+  end
+  local k = m.n
+  local batch = new_table(k + 1, 0)
+  local p = unpacking:ref()
+  cross.unpack(p, k, m.o, batch)
+  if not m.timed then return batch end
+  local d = ffi.cast(double_ptr, p + k * cross.size)
+  local t, w = new_table(k, 0), new_table(k, 0)
+  for i = 1, k do t[i], w[i] = d[i - 1], d[k + i - 1] end
+  return batch, t, w
+end
+
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
 
 local Team = {}
@@ -83,11 +138,20 @@ end
 
 -- Sends message s to worker `to`, after what waits for it already: a full ring keeps it
 -- queued here, and the sources pause (flow.lua) until the rings have room again.
+-- s is a string, or a string.buffer (sent from where it is, a string only if it must wait).
 function Team:send(to, s)
   local q = self.pending[to]
-  if q.last >= q.first or not self.ep:send(to, s) then
+  local sent
+  if q.last < q.first then
+    if type(s) == "string" then sent = self.ep:send(to, s)
+    else
+      local p, len = s:ref()
+      sent = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
+    end
+  end
+  if not sent then
     q.last = q.last + 1
-    q[q.last] = s
+    q[q.last] = type(s) == "string" and s or s:tostring()
     if not self.blocked then
       self.blocked = true
       flow.block(self)
@@ -143,9 +207,12 @@ function Team:wake()
   end
   self:flush()
   while true do
-    local from, s = self.ep:receive()
+    -- (the message's bytes stay in the ring's memory until the next receive)
+    local from, at, len = self.ep:receive(true)
     if not from then break end
-    local m = decode(s)
+    -- one object, then (typed records' message) their bytes
+    unpacking:set(ffi.cast(bytes_ptr, at), len)
+    local m = unpacking:decode()
     local kind = m.k
     if kind == "c" then
       if not self:cut_message(from, m) then self.on_control(from, m) end
@@ -157,6 +224,9 @@ function Team:wake()
       local input = point.input(from)
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      elseif kind == "s" then
+        local batch, t, w = from_bytes(m)
+        input:push(batch, m.n, t, w, m.e)
       elseif kind == "e" then
         input:finish()
       elseif kind == "i" then
@@ -323,8 +393,12 @@ function Team:sender(id, key, only, mine, timed, silent)
     function recv.idle() end
     return recv
   end
-  local rs, ts, ws, counts, sent = {}, {}, {}, {}, {}
-  for w = 1, n do rs[w], ts[w], ws[w], counts[w], sent[w] = {}, {}, {}, 0, -huge end
+  -- each worker's records of a batch, their times and watermarks: arrays used again for
+  -- every batch (a message copies them); filled[w]: how far they hold something
+  local rs, ts, ws, counts, sent, filled = {}, {}, {}, {}, {}, {}
+  for w = 1, n do
+    rs[w], ts[w], ws[w], counts[w], sent[w], filled[w] = {}, {}, {}, 0, -huge, 0
+  end
 
   function recv.push(_, b, cnt, t, w, wend)
     local remote = false
@@ -343,12 +417,6 @@ function Team:sender(id, key, only, mine, timed, silent)
     end
     -- the watermark this batch brings the stream to
     local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
-    if remote then
-      -- what goes to another worker goes as plain values (typed views die with the batch)
-      for to = only or 1, only or n do
-        if to ~= me and counts[to] > 0 then typed.plain_batch(rs[to], counts[to]) end
-      end
-    end
     for to = only or 1, only or n do
       local k = counts[to]
       local e = nil
@@ -357,10 +425,21 @@ function Team:sender(id, key, only, mine, timed, silent)
         if to == me then
           if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
         else
-          team:send_data(to, encode { k = "b", p = id, n = k, r = rs[to],
-            t = timed and ts[to] or nil,
-            w = timed and ws[to] or nil, e = e })
-          rs[to], ts[to], ws[to] = {}, {}, {}
+          -- typed views go as their bytes where they can (views die with the batch), the
+          -- rest as plain values
+          local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
+          local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
+          if not s then
+            -- as plain values: the arrays go whole, so what a longer batch left goes first
+            local rr, rt, rw = rs[to], ts[to], ws[to]
+            for i = k + 1, filled[to] do rr[i], rt[i], rw[i] = nil, nil, nil end
+            m.k, m.timed = "b", nil
+            if remote then typed.plain_batch(rr, k) end
+            m.r, m.t, m.w = rr, timed and rt or nil, timed and rw or nil
+            s = encode(m)
+          end
+          if k > filled[to] then filled[to] = k end
+          team:send_data(to, s)
         end
       end
       counts[to] = 0

@@ -69,13 +69,56 @@ function nexmark.declare(opts, new_source)
   return new_source(spec)
 end
 
--- A new generator for spec, at event `position` (default 0).
-function nexmark.generator(spec, position)
+-- On several workers (--workers N) each makes a share of the events: event n is of class
+-- n % 128, and each worker makes the classes it owns (as it owns key groups), so together
+-- they make every event once, and each its events in order. A share's position is
+-- { classes = { [c + 1] = the first event of class c not made yet } } for its classes;
+-- merge_positions puts the workers' together, and any number of workers resumes from that.
+local CLASSES = 128
+
+local generator_seed = setmetatable({}, { __mode = "k" })   -- generator -> its seed
+
+-- A new generator for spec, at `position` (nil: event 0; a number: that event; a table:
+-- the classes' first events). `share`: this worker's, { owns = function(c) } (nil: all).
+function nexmark.generator(spec, position, share)
   local g = core.nexmark { events = spec.events ~= 0 and spec.events or nil, rate = spec.rate,
     seed = spec.seed, first_time = spec.first_time, people = spec.people,
     auctions = spec.auctions }
-  if position then g:seek(position) end
+  generator_seed[g] = spec.seed
+  local floors = type(position) == "table" and position.classes or nil
+  if type(position) == "number" then g:seek(position) end
+  if share or floors then
+    local mine, from, byclass = {}, math.huge, {}
+    for c = 0, CLASSES - 1 do
+      mine[c] = share == nil or share.owns(c)
+      if floors then
+        byclass[c] = floors[c + 1] or 0
+        if mine[c] and byclass[c] < from then from = byclass[c] end
+      end
+    end
+    if floors and from < math.huge then g:seek(from - from % CLASSES) end
+    g:split(mine, floors and byclass or nil)
+  end
   return g
+end
+
+-- Where a split generator is: its classes' first events not made yet.
+local function split_position(g, share)
+  local classes = {}
+  for c = 0, CLASSES - 1 do
+    if share == nil or share.owns(c) then classes[c + 1] = g:next_of(c) end
+  end
+  return { classes = classes }
+end
+
+-- The position of a source spread over workers from the positions of its shares.
+function nexmark.merge_positions(list)
+  local classes = {}
+  for _, p in pairs(list) do
+    if type(p) ~= "table" then return p end
+    for c, n in pairs(p.classes) do classes[c] = n end
+  end
+  return { classes = classes }
 end
 
 -- The records of the events C wrote to gen's raw buffer (gen:fill_raw, layout in
@@ -197,10 +240,73 @@ local function table_of(view, back, to_table)
   local num = ffi.cast(double_ptr, view) - back
   return to_table(num, caches[num[11]], 0)
 end
-typed.register(event_ct, function(e) return table_of(e, 0, make) end)
-typed.register(bid_ct, function(b) return table_of(b, 1, bid_table) end)
-typed.register(auction_ct, function(a) return table_of(a, 1, auction_table) end)
-typed.register(person_ct, function(p) return table_of(p, 1, person_table) end)
+
+-- ---- views crossing between workers (typed.register's cross) ----------------------------
+--
+-- A view crosses as its event's 12 numbers; their origin is the seed of its generator,
+-- which alone decides the pooled strings the numbers refer to. The receiving worker copies
+-- them into a buffer of its own per seed, whose string cache a generator of that seed
+-- fills from its pool as views ask, and hands on the kept views of its slots.
+local seeds = {}                -- cache number -> the seed of its generator
+local receivers = {}            -- seed -> this worker's receiving buffer (held here)
+local SLOT = 12 * 8             -- bytes of one event
+
+-- (apart from receiver, which compiles only without a closure in it)
+local function new_receiver(seed, n)
+  local cap = max(n, 1024)
+  local num = ffi.new("double[?]", cap * 12)
+  local g = core.nexmark { seed = seed, events = 1 }
+  local cache = setmetatable({}, { __index = function(t, k)
+    local s = g:pool_string(k)
+    t[k] = s
+    return s
+  end })
+  ncaches = ncaches + 1
+  caches[ncaches] = cache
+  local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
+  views[ncaches] = kept
+  local r = { num = num, id = ncaches, cap = cap, cache = cache, kept = kept, g = g }
+  receivers[seed] = r
+  return r
+end
+
+local function receiver(seed, n)
+  local r = receivers[seed]
+  if r and r.cap >= n then return r end
+  return new_receiver(seed, n)
+end
+
+local function crossing(kind, back, ptr)
+  local cross = { name = "nexmark." .. kind }
+  function cross.origin(v) return seeds[(ffi.cast(double_ptr, v) - back)[11]] end
+  cross.size = SLOT
+  function cross.pack(v, dst) ffi.copy(dst, ffi.cast(double_ptr, v) - back, SLOT) end
+  function cross.unpack(bytes, n, seed, batch)
+    local r = receiver(seed, n)
+    local num, id, made = r.num, r.id, r.kept[kind]
+    ffi.copy(num, bytes, n * SLOT)      -- bytes: a pointer or a string
+    for i = 0, n - 1 do
+      num[i * 12 + 11] = id
+      local v = made[i]
+      if v == nil then
+        v = ffi.cast(ptr, num + i * 12 + back)
+        made[i] = v
+      end
+      batch[i + 1] = v
+    end
+    batch[n + 1] = nil
+  end
+  return cross
+end
+
+typed.register(event_ct, function(e) return table_of(e, 0, make) end,
+  crossing("event", 0, event_ptr))
+typed.register(bid_ct, function(b) return table_of(b, 1, bid_table) end,
+  crossing("bid", 1, bid_ptr))
+typed.register(auction_ct, function(a) return table_of(a, 1, auction_table) end,
+  crossing("auction", 1, auction_ptr))
+typed.register(person_ct, function(p) return table_of(p, 1, person_table) end,
+  crossing("person", 1, person_ptr))
 
 -- The value to store for record r: a view's kept pointer (see `views`), else r itself.
 -- Inside a stage loop the reference r then needs no allocation.
@@ -222,6 +328,7 @@ local function buffers(g)
   local raw, str = g:raw()
   ncaches = ncaches + 1
   caches[ncaches] = str
+  seeds[ncaches] = generator_seed[g]
   local num = ffi.cast(double_ptr, raw)
   local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
   views[ncaches] = kept
@@ -282,7 +389,16 @@ end
 -- handle that joins flow control; paced, it sleeps on a timer while ahead of the rate.
 function nexmark.open(spec, ctx)
   local events, rate, size = spec.events, spec.rate, ctx.batch_size
-  local g = nexmark.generator(spec, ctx.position)
+  local share = ctx.shared
+  local g = nexmark.generator(spec, ctx.position, share)
+  local split = share ~= nil or type(ctx.position) == "table"
+  -- a share makes about this part of the events the generator passes over
+  local part = 1
+  if share then
+    local own = 0
+    for c = 0, CLASSES - 1 do if share.owns(c) then own = own + 1 end end
+    part = own / CLASSES
+  end
   local fused = ctx.run_range
   local fill
   if fused then
@@ -315,9 +431,11 @@ function nexmark.open(spec, ctx)
   local function turn()
     local want = size
     if events then
-      want = events - g:position()
-      if want > size then want = size end
-      if want <= 0 then return stop() end
+      if g:position() >= events then return stop() end
+      if not split then
+        want = events - g:position()
+        if want > size then want = size end
+      end
     end
     if started then
       -- how many events are due by now, counted from where this run started
@@ -331,6 +449,7 @@ function nexmark.open(spec, ctx)
         timer:start(wait_ms)
         return
       end
+      due = max(1, floor(due * part))
       if due < want then want = due end
     end
     local n = fill(batch, want)
@@ -344,7 +463,11 @@ function nexmark.open(spec, ctx)
     close = stop, idle = handle,
     pause = function() if running then handle:stop() end end,
     resume = function() if running then handle:start() end end,
-    position = function() return g:position() end,   -- the next event number
+    -- the next event number; split: each class's
+    position = function()
+      if split then return split_position(g, share) end
+      return g:position()
+    end,
   }
   flow.join(src)
   return src

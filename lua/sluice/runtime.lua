@@ -407,13 +407,46 @@ function runtime.restore_into(stateful, snap)
   return unknown, other
 end
 
+-- The lowest of states list[1..n] of the same shape: numbers the smallest (watermarks,
+-- counts), booleans true where all are, tables key by key; anything else list[1]'s.
+local function lowest(list)
+  local first = list[1]
+  local t = type(first)
+  if t == "number" then
+    local m = first
+    for i = 2, #list do
+      local v = list[i]
+      if type(v) == "number" and v < m then m = v end
+    end
+    return m
+  elseif t == "boolean" then
+    for i = 2, #list do if list[i] ~= true then return false end end
+    return first
+  elseif t == "table" then
+    local out = {}
+    for k in pairs(first) do
+      local at = {}
+      for i = 1, #list do
+        local v = type(list[i]) == "table" and list[i][k]
+        if v ~= nil then at[#at + 1] = v end
+      end
+      out[k] = lowest(at)
+    end
+    return out
+  end
+  return first
+end
+
 -- Restores the state of a cut of several workers (exchange.lua: checkpoint.lua keeps
 -- parts[w], worker w's snapshot) into this worker's graph, whatever the number of workers
 -- then and now: a keyed operator takes, from every part, the keys this worker owns now
--- (keep(k)); any other state (a stage's watermarks and take counts) is this worker's own
--- part, where there is one. Returns, as restore_into does, the ids it had no operator for
--- and those whose state is of another kind now (dropped).
-function runtime.restore_parts(stateful, parts, keep, me)
+-- (keep(k)); any other state (a stage's watermarks and take counts, a union's) is this
+-- worker's own part with as many workers as the cut had; with another number, where worker
+-- w now is not worker w then, the lowest of every part's (lowest), so that no record a
+-- worker has not read yet is behind a watermark it restores. Returns, as restore_into
+-- does, the ids it had no operator for and those whose state is of another kind now
+-- (dropped).
+function runtime.restore_parts(stateful, parts, keep, me, n)
   local unknown, other, seen = {}, {}, {}
   local function usable(part, id)
     local st = part.operators and part.operators[id]
@@ -438,6 +471,10 @@ function runtime.restore_parts(stateful, parts, keep, me)
       local list = {}
       for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
       if #list > 0 then s.restore_keys(list, keep) end
+    elseif #parts ~= (n or #parts) then
+      local list = {}
+      for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
+      if #list > 0 then s.restore(lowest(list)) end
     elseif parts[me] then
       local own = usable(parts[me], id)
       if own ~= nil then s.restore(own) end
@@ -543,7 +580,13 @@ function Job:open_source(node, route, position, loaded)
   route.id, route.spec, route.node = node.state_id, spec, node
   local ctx = { batch_size = j.options.batch_size, position = position,
     checkpointing = j.checkpointing, transactional = j:transactional(),
-    shared = j.team ~= nil and source.spread(spec) }
+    shared = nil }
+  if j.team and source.spread(spec) then
+    -- this worker's share of a source every worker reads: the key groups it owns
+    local me, n = j.team.me, j.team.n
+    ctx.shared = { me = me, n = n,
+      owns = function(g) return exchange.owner_of_group(g, n) == me end }
+  end
   if loaded then
     local once = false
     ctx.caught_up = function()
@@ -691,7 +734,7 @@ function Job:run(restore)
           return exchange.owner_of_group(grp, n) == me
         end
         fire(j, "restored", runtime.restore_parts(g.stateful, restore.parts or { restore }, keep,
-          me))
+          me, n))
       elseif restore then
         fire(j, "restored", runtime.restore_into(g.stateful, restore))
       end

@@ -25,12 +25,21 @@ local formats = { lines = true, json = true, csv = true, msgpack = true }
 -- Whether every worker of a job (--workers N) reads a source of `spec`, each a share:
 -- a TCP listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
 -- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
--- Port 0 would give each worker a port of its own: worker 1 alone listens then.
+-- Port 0 would give each worker a port of its own: worker 1 alone listens then. A Nexmark
+-- source: each worker makes the events of its classes (nexmark.lua).
 function source.spread(spec)
+  if spec.type == "nexmark" then return true end
   if spec.type == "tcp" then
     return type(spec.listen) == "string" and spec.listen:match(":0*$") == nil
   end
   return false
+end
+
+-- The position of a source every worker reads from its shares' positions (list[w]: worker
+-- w's, nil where it has none): a Nexmark source's classes put together; else worker 1's.
+function source.merge_positions(spec, list)
+  if spec.type == "nexmark" then return nexmark.merge_positions(list) end
+  return list[1]
 end
 
 local function new_source(spec)
@@ -195,8 +204,9 @@ source.partitioned = { kafka = true }
 --   ctx.position             optional: where to start, a value its position() returned
 --   ctx.caught_up()          optional (a followed file): the file's end was reached the
 --                            first time, all it held then delivered
---   ctx.shared               a TCP listener shares its port with the other workers of
---                            the job (source.spread)
+--   ctx.shared               on several workers, a source every worker reads
+--                            (source.spread): { me, n, owns(key group) -> bool }; a TCP
+--                            listener shares its port, a Nexmark source makes its share
 -- It returns { close = function() } to stop it early, and position() when it can replay
 -- from a position (values, generator, file): what a checkpoint records.
 
@@ -263,7 +273,10 @@ function open.generator(spec, ctx)
       if last < next_i then
         -- ahead of the rate: sleep until the next record is due, without spinning
         local wait_ms = math.max(1, ((next_i - 1) / rate - (host.clock() - started)) * 1000)
-        timer = timer or core.timer(function() handle.idle:start() end)
+        -- (paused meanwhile, by back-pressure or a checkpoint's cut: resume() starts it)
+        timer = timer or core.timer(function()
+          if not flow.paused() then handle.idle:start() end
+        end)
         handle.idle:stop()
         timer:start(wait_ms)
         return true
@@ -438,7 +451,7 @@ function open.tcp(spec, ctx)
     elseif not paused then reader:start() end
   end
   listener = core.listen { address = spec.listen, on_connection = on_connection,
-    shared = ctx.shared }
+    shared = ctx.shared ~= nil }
   handle = {
     pause = function()
       paused = true
@@ -538,7 +551,15 @@ function source.bad_position(spec, position)
   elseif t == "values" or t == "generator" then
     if not whole(position) or position < 1 then return "it is not a whole number >= 1" end
   elseif t == "nexmark" then
-    if not whole(position) then return "it is not a whole number >= 0" end
+    if type(position) == "table" then
+      -- a source spread over workers: the first event of each class not made yet
+      if type(position.classes) ~= "table" then return "it has no classes" end
+      for c, n in pairs(position.classes) do
+        if not whole(c) or c < 1 or c > 128 or not whole(n) then
+          return "its classes are not whole numbers >= 0 by class 1 to 128"
+        end
+      end
+    elseif not whole(position) then return "it is not a whole number >= 0" end
   elseif t == "kafka" then
     if type(position) ~= "table" then return "a Kafka position is a table, not a " .. type(position) end
     for topic, parts in pairs(position) do
@@ -571,7 +592,15 @@ function source.more(spec, position)
   elseif t == "generator" then
     return type(position) ~= "number" or not spec.count or position <= spec.count
   elseif t == "nexmark" then
-    return type(position) ~= "number" or not spec.events or position < spec.events
+    if not spec.events then return true end
+    if type(position) == "table" and type(position.classes) == "table" then
+      for c = 1, 128 do
+        local n = position.classes[c]
+        if n == nil or n < spec.events then return true end
+      end
+      return false
+    end
+    return type(position) ~= "number" or position < spec.events
   end
   return nil
 end

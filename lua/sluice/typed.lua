@@ -15,11 +15,40 @@ local typed = {}
 local kinds, nkinds = {}, 0     -- { ctype, to_table } of every registered view type
 
 -- Registers a view type: to_table(v) returns the table form of a view v of ctype ct
--- (a new table the caller owns; nested views become nested tables).
-function typed.register(ct, to_table)
+-- (a new table the caller owns; nested views become nested tables). `cross`, optional,
+-- lets views of ct cross between workers (exchange.lua) as their bytes, not as tables:
+--   cross.name                 the same on every worker
+--   cross.origin(v) -> o       what unpack needs to read v's bytes, a number or nil (nil:
+--                              v crosses as a table); views of one origin cross together
+--   cross.size                 the bytes of one record
+--   cross.pack(v, dst)         copies v's bytes to dst (a pointer to cross.size bytes)
+--   cross.unpack(bytes, n, o, batch)
+--                              sets batch[1..n] to views of the n records at bytes (a
+--                              pointer), valid until the next unpack (as a source's views
+--                              are per batch)
+local crossings = {}
+function typed.register(ct, to_table, cross)
   nkinds = nkinds + 1
-  kinds[nkinds] = { ct, to_table }
+  kinds[nkinds] = { ct, to_table, cross }
+  if cross then
+    cross.ct = ct
+    crossings[cross.name] = cross
+  end
 end
+
+-- The crossing of view v (see register), or nil: v is no view, or one that crosses as a
+-- table.
+function typed.crossing(v)
+  if type(v) ~= "cdata" then return nil end
+  for i = 1, nkinds do
+    local k = kinds[i]
+    if istype(k[1], v) then return k[3] end
+  end
+  return nil
+end
+
+-- The crossing registered under `name`.
+function typed.crossing_named(name) return crossings[name] end
 
 -- v itself, or, when v is a registered typed record, its table form.
 local function plain(v)

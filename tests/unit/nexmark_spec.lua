@@ -147,6 +147,79 @@ describe("core.nexmark", function()
   end)
 end)
 
+describe("nexmark shares (--workers N)", function()
+  -- every event of a generator, from gen:fill, by number
+  local function by_number(g)
+    local got, batch = {}, {}
+    local before = g:position()
+    while true do
+      local n = g:fill(batch, 97)
+      if n == 0 then break end
+      for i = 1, n do got[#got + 1] = batch[i] end
+    end
+    return got, before
+  end
+  local function share(me, n)
+    return { owns = function(c) return math.floor(c * n / 128) + 1 == me end }
+  end
+
+  it("the shares of 1, 2, 3 and 5 workers make every event once, each share in order", function()
+    local all = events({ events = 2000, seed = 4 }, 2000)
+    local spec = { events = 2000, seed = 4, rate = 10000 }
+    for _, n in ipairs({ 1, 2, 3, 5 }) do
+      local seen = {}
+      for me = 1, n do
+        local g = nexmark.generator(spec, nil, share(me, n))
+        local last = -1
+        for _, e in ipairs((by_number(g))) do
+          local t = e[e.type].date_time
+          assert.is_true(t >= last)
+          last = t
+          local key = sl.json.encode(e)
+          assert.is_nil(seen[key])
+          seen[key] = true
+        end
+      end
+      for _, e in ipairs(all) do assert.is_true(seen[sl.json.encode(e)], n .. " workers") end
+    end
+  end)
+
+  it("resumes from the shares' positions with any number of workers: the rest once", function()
+    local spec = { events = 3000, seed = 8, rate = 10000 }
+    local all = events({ events = 3000, seed = 8 }, 3000)
+    local src = {}
+    for i, e in ipairs(all) do src[sl.json.encode(e)] = i end
+    -- 2 workers make their first 700 and 300 events; the positions of their shares...
+    local made, positions = {}, {}
+    for me, count in ipairs({ 700, 300 }) do
+      local g = nexmark.generator(spec, nil, share(me, 2))
+      local batch = {}
+      assert.equal(count, g:fill(batch, count))
+      for i = 1, count do made[sl.json.encode(batch[i])] = true end
+      local classes = {}
+      for c = 0, 127 do if share(me, 2).owns(c) then classes[c + 1] = g:next_of(c) end end
+      positions[me] = { classes = classes }
+    end
+    local position = nexmark.merge_positions(positions)
+    assert.is_false(source.more({ type = "nexmark", events = 3000 }, position) == false)
+    -- ...resumed by 3 workers, then by 1: the events not made yet, each once
+    for _, n in ipairs({ 3, 1 }) do
+      local seen = {}
+      for k in pairs(made) do seen[k] = true end
+      for me = 1, n do
+        local g = nexmark.generator(spec, position, n > 1 and share(me, n) or nil)
+        for _, e in ipairs((by_number(g))) do
+          local key = sl.json.encode(e)
+          assert.is_nil(seen[key], n .. " workers: event " .. tostring(src[key]) .. " twice")
+          seen[key] = true
+        end
+      end
+      for key, i in pairs(src) do assert.is_true(seen[key], n .. " workers: event " .. i) end
+    end
+    assert.is_nil(source.bad_position({ type = "nexmark" }, position))
+  end)
+end)
+
 describe("nexmark.filler", function()
   it("makes the same records as gen:fill, bids from the raw buffer", function()
     local want = events({ events = 5000, seed = 9 }, 5000)
