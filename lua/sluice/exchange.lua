@@ -22,7 +22,6 @@ local core, C = host.core, host.C
 local encode = buffer.encode
 local unpacking = buffer.new()              -- the message Team:wake reads
 local ffi = require "ffi"
-local new_table = require "table.new"
 local istype = ffi.istype
 local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
@@ -98,21 +97,22 @@ local function as_bytes(header, b, k, timed, t, w)
 end
 
 -- The batch, event times and watermarks of a message as_bytes made, read from `unpacking`
--- past its header m.
+-- past its header m: arrays used again for every message, as a sender's own batches are
+-- (what an operator keeps of a batch it copies).
+local rx_batch, rx_t, rx_w = {}, {}, {}
 local function from_bytes(m)
   local cross = typed.crossing_named(m.x)
   if not cross then
     error("exchange: records of a typed kind " .. tostring(m.x) .. " this worker does not know", 0)
   end
   local k = m.n
-  local batch = new_table(k + 1, 0)
   local p = unpacking:ref()
-  cross.unpack(p, k, m.o, batch)
-  if not m.timed then return batch end
+  cross.unpack(p, k, m.o, rx_batch)
+  if not m.timed then return rx_batch end
   local d = ffi.cast(double_ptr, p + k * cross.size)
-  local t, w = new_table(k, 0), new_table(k, 0)
+  local t, w = rx_t, rx_w
   for i = 1, k do t[i], w[i] = d[i - 1], d[k + i - 1] end
-  return batch, t, w
+  return rx_batch, t, w
 end
 
 -- ---- the team: this worker's endpoint and exchange points ---------------------------

@@ -482,9 +482,15 @@ local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
         send(i, b, n, NO_TIMES, ow, nil)
       else
         idle[i] = false
+        -- (a batch's watermarks mostly repeat: the merged one is worked out when one moves)
+        local last_w, last = nil, nil
         for k = 1, n do
-          wms[i] = w[k]
-          ow[k] = combined()
+          local wk = w[k]
+          if wk ~= last_w then
+            wms[i] = wk
+            last_w, last = wk, combined()
+          end
+          ow[k] = last
         end
         if wend then wms[i] = wend end
         local before = out_wm
