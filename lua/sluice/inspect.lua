@@ -121,6 +121,33 @@ local function row(m, now, now_ms, extra)
   return r
 end
 
+-- Adds to row r (of node `id`, this worker's) what the other workers last said of that
+-- node (runtime.lua's meter_counts, sent every second): counts and rates summed, live keys
+-- summed, the watermark the smallest; r.workers says how many workers it covers.
+local function with_workers(r, id, others, now_ms)
+  local n = 1
+  local wm = r.watermark
+  for _, rows in pairs(others) do
+    local c = rows[id]
+    if c then
+      n = n + 1
+      if r.records_in then r.records_in = r.records_in + c.input end
+      if r.records_out then r.records_out = r.records_out + c.out end
+      if r.rate_in then r.rate_in = round(r.rate_in + c.rate_in) end
+      if r.rate_out then r.rate_out = round(r.rate_out + c.rate_out) end
+      r.errors = (r.errors or 0) + (c.errors or 0)
+      r.dead_letters = (r.dead_letters or 0) + (c.dead or 0)
+      if r.late then r.late = r.late + (c.late or 0) end
+      if c.keys then r.keys = (r.keys or 0) + c.keys end
+      if c.wm and c.wm > -huge and c.wm < huge and (wm == nil or c.wm < wm) then wm = c.wm end
+    end
+  end
+  if wm and wm ~= r.watermark then
+    r.watermark, r.watermark_lag = wm, text.duration(now_ms - wm)
+  end
+  r.workers = n
+end
+
 -- Per operator, sources and sinks included, in the order of the graph: records in and out
 -- and their rates over the last seconds, errors (a user function raised), dead letters,
 -- late records (windows), live keys (keyed operators: keys that hold state now), bytes
@@ -131,8 +158,10 @@ function inspect.metrics(job)
   local g = job.graph
   local now, now_ms = host.clock(), host.now_ms()
   local list, order = {}, {}
+  local others = job.worker_metrics
   local function add(m, extra)
     local r = row(m, now, now_ms, extra)
+    if others then with_workers(r, m.node.id, others, now_ms) end
     list[#list + 1] = r
     order[r] = m.node.id
   end

@@ -778,7 +778,8 @@ function Job:run(restore)
     active, j.running = j, true
     fire(j, "started")
     -- the meters' rates (stage.sample): a sample a second while the job runs
-    local sampler = j.live > 0 and core.timer(function() j:sample() end) or nil
+    -- (on several workers every worker samples: the others send theirs to worker 1)
+    local sampler = (j.live > 0 or team) and core.timer(function() j:sample() end) or nil
     if sampler then sampler:start(1000, 1000) end
     ok, err = core.run()
     if sampler then sampler:close() end
@@ -861,6 +862,10 @@ function Job:on_control(from, m)
     self:abort()
   elseif m.c == "dl" then
     self.dl.write(m.e)
+  elseif m.c == "metrics" then
+    -- worker `from`'s meters, a second old at most (job:metrics() adds them)
+    self.worker_metrics = self.worker_metrics or {}
+    self.worker_metrics[from] = m.rows
   end
 end
 
@@ -977,6 +982,30 @@ function Job:sample()
   local now = host.clock()
   for _, m in ipairs(self.graph.meters) do stage.sample(m, now) end
   for _, route in ipairs(self.sources) do stage.sample(route.meter, now) end
+  local team = self.team
+  if team and team.me ~= 1 then
+    team:send(1, exchange.encode { k = "c", c = "metrics", rows = self:meter_counts(now) })
+  end
+end
+
+-- This worker's counts of each meter, by node id: what worker 1 adds to its own in
+-- job:metrics() (inspect.lua) for the whole job. Plain numbers, to cross as a message.
+function Job:meter_counts(now)
+  local rows = {}
+  local function add(m)
+    if not m then return end
+    local rate_in, rate_out = stage.rates(m, now)
+    local recv = self.graph.receiver[m.node]
+    local op = recv and recv.op
+    rows[m.node.id] = { input = m.input, out = m.out, errors = m.errors, dead = m.dead,
+      late = m.late, wm = m.wm, rate_in = rate_in, rate_out = rate_out,
+      keys = op and op.live_keys and op.live_keys() or nil }
+  end
+  for _, m in ipairs(self.graph.meters) do add(m) end
+  for _, route in ipairs(self.sources) do
+    if not route.removed then add(route.meter) end
+  end
+  return rows
 end
 
 -- How many records the job's sinks have received (each sink counts what it got), those a

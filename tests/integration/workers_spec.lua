@@ -309,6 +309,52 @@ sl.source.nexmark { events = 400000, rate = 10000, typed = true }
     h.same_lines(want, got)
   end)
 
+  it("job:metrics() on a running job counts every worker's records", function()
+    local dir = h.tmpdir()
+    local sock = h.path(dir, "ctl.sock")
+    -- 4000 Nexmark events, each worker making half, at 4000/s; the TCP source (no client)
+    -- keeps the job running after them
+    local path = h.script(string.format([[
+local sl = require "sluice"
+local bids = sl.source.nexmark { events = 4000, rate = 4000, pace = true, typed = true }
+  :filter(function(e) return e.type == "bid" end)
+  :map(function(e) return { auction = e.bid.auction, price = e.bid.price } end)
+bids:union(sl.source.tcp { listen = "127.0.0.1:%d", format = "json" })
+  :key_by("auction"):aggregate { n = sl.count() }:name("counts")
+  :sink(sl.sink.null())
+]], h.port()))
+    local pid = io.popen(string.format("%s run %s --workers 2 --control %s >/dev/null 2>%s " ..
+      "& echo $!", h.q(h.bin()), h.q(path), h.q(sock), h.q(h.path(dir, "err")))):read("*l")
+    local chunk = h.write(h.path(dir, "chunk.lua"), [[
+for _, r in ipairs(job:metrics()) do
+  if r.kind == "source" and r.operator:find("nexmark") or r.operator == "counts" then
+    print(string.format("%s %s %s %s", r.operator == "counts" and "counts" or "source",
+      tostring(r.records_out), tostring(r.records_in), tostring(r.workers)))
+  end
+end
+]])
+    local seen = {}
+    local ok, err = pcall(h.wait_until, "every worker's 4000 events in job:metrics()", function()
+      local res = h.run("attach " .. h.q(sock), { stdin = chunk })
+      seen = {}
+      for line in res.stdout:gmatch("[^\n]+") do
+        local what, out, input, workers = line:match("^(%a+) (%S+) (%S+) (%S+)")
+        if what then seen[what] = { out = tonumber(out), input = tonumber(input),
+          workers = tonumber(workers) } end
+      end
+      return seen.source and seen.source.out == 4000 and seen.counts
+        and seen.counts.input == 3680
+    end)
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    h.wait_until("the job ends", function()
+      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+      return alive ~= 0 and alive ~= true
+    end)
+    assert(ok, tostring(err) .. "; last seen: " .. sl.json.encode(seen))
+    assert.equal(2, seen.source.workers)
+    assert.equal(2, seen.counts.workers)
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
