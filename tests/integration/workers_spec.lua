@@ -338,7 +338,7 @@ end
       local res = h.run("attach " .. h.q(sock), { stdin = chunk })
       seen = {}
       for line in res.stdout:gmatch("[^\n]+") do
-        local what, out, input, workers = line:match("^(%a+) (%S+) (%S+) (%S+)")
+        local what, out, into, workers = line:match("^(%a+) (%S+) (%S+) (%S+)")
         if what then seen[what] = { out = tonumber(out), input = tonumber(input),
           workers = tonumber(workers) } end
       end
