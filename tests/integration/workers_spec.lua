@@ -339,7 +339,7 @@ end
       seen = {}
       for line in res.stdout:gmatch("[^\n]+") do
         local what, out, into, workers = line:match("^(%a+) (%S+) (%S+) (%S+)")
-        if what then seen[what] = { out = tonumber(out), input = tonumber(input),
+        if what then seen[what] = { out = tonumber(out), input = tonumber(into),
           workers = tonumber(workers) } end
       end
       return seen.source and seen.source.out == 4000 and seen.counts
