@@ -9,6 +9,9 @@ local host = require "sluice.host"
 local stage = require "sluice.stage"
 local keyed = require "sluice.keyed"
 local text = require "sluice.format"
+local runtime = require "sluice.runtime"
+local exchange = require "sluice.exchange"
+local typed = require "sluice.typed"
 
 local format, type, floor = string.format, type, math.floor
 local huge = math.huge
@@ -222,6 +225,9 @@ local function arm(p)
   if not was and p.on_change then p.on_change() end
 end
 
+-- worker 1's taps whose records other workers send: request id -> { node id -> tap }
+local remote_taps, next_tap = {}, 0
+
 local function disarm(tap)
   local p = tap.point
   if p.taps and p.taps[tap] then
@@ -258,10 +264,62 @@ function inspect.tap(job, pattern, n, on_record)
     taps[i] = tap
     arm(p)
   end
+  local team = job.team
+  if team and team.me == 1 and team.n > 1 then
+    -- the other workers tap the same operators and send what passes (remote_tap below)
+    local by_id = {}
+    for _, tap in ipairs(taps) do by_id[tap.node.id] = tap end
+    next_tap = next_tap + 1
+    local id = next_tap
+    remote_taps[id] = by_id
+    team:broadcast { k = "c", c = "tap", tap = id, pattern = pattern, n = n }
+    return function()
+      for _, tap in ipairs(taps) do disarm(tap) end
+      if remote_taps[id] then
+        remote_taps[id] = nil
+        team:broadcast { k = "c", c = "untap", tap = id }
+      end
+    end, nodes
+  end
   return function()
     for _, tap in ipairs(taps) do disarm(tap) end
   end, nodes
 end
+
+-- ---- taps across workers: worker 1 asks, the others send what passes ----------------------
+
+-- On a worker other than 1: its own taps of tap request `id`, by id, until untapped.
+local tapping = {}
+
+runtime.on_control_message("tap", function(job, from, m)
+  local ok, cancel = pcall(inspect.tap, job, m.pattern, m.n, function(record, node)
+    local sent, s = pcall(exchange.encode, { k = "c", c = "tapped", tap = m.tap, node = node.id,
+      r = typed.plain_deep(keyed.deep_copy(record)) })
+    if not sent then
+      s = exchange.encode { k = "c", c = "tapped", tap = m.tap, node = node.id,
+        r = tostring(record) }
+    end
+    job.team:send(from, s)
+  end)
+  if ok then tapping[m.tap] = cancel end
+end)
+
+runtime.on_control_message("untap", function(_, _, m)
+  local cancel = tapping[m.tap]
+  tapping[m.tap] = nil
+  if cancel then cancel() end
+end)
+
+-- On worker 1: a record another worker's tap saw goes to the tap of its operator here,
+-- which counts it against its n as its own.
+runtime.on_control_message("tapped", function(_, _, m)
+  local by_id = remote_taps[m.tap]
+  local tap = by_id and by_id[m.node]
+  if not tap or tap.left <= 0 then return end
+  tap.left = tap.left - 1
+  tap.fn(m.r, tap.node)
+  if tap.left <= 0 then disarm(tap) end
+end)
 
 -- After a reload from graph `old` to graph `g`: each output of the new graph continues the
 -- counts of the old output of the same id, and takes over its taps. (A kept source keeps

@@ -25,6 +25,9 @@ local tostring = tostring
 
 local runtime = {}
 
+local control_handlers = {}    -- runtime.on_control_message
+
+
 -- What a new job starts from where runtime.new is not told otherwise. A script run by
 -- `sluice run` may set after_batch here (the benchmarks do) to look at its job between
 -- batches: after_batch(job).
@@ -866,8 +869,14 @@ function Job:on_control(from, m)
     -- worker `from`'s meters, a second old at most (job:metrics() adds them)
     self.worker_metrics = self.worker_metrics or {}
     self.worker_metrics[from] = m.rows
+  elseif control_handlers[m.c] then
+    control_handlers[m.c](self, from, m)
   end
 end
+
+-- Control messages between workers that the layers above take (inspect.lua's taps):
+-- fn(job, from, message) for messages whose `c` is `kind`.
+function runtime.on_control_message(kind, fn) control_handlers[kind] = fn end
 
 -- The dead letters of a worker other than 1 when the job has a dead letter sink, which
 -- worker 1 alone writes: each entry goes there (the default, stderr, each writes itself).

@@ -9,6 +9,8 @@ local host = require "sluice.host"
 local compile = require "sluice.compile"
 local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
+-- (loaded for its part in taps: the other workers answer worker 1's tap requests)
+local _ = require "sluice.inspect"
 
 local core = host.core
 local format = string.format

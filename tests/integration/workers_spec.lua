@@ -4,6 +4,7 @@
 -- Input: JSON lines with keys, disordered event times within the out-of-orderness.
 local h = require "tests.helpers"
 local sl = require "sluice"
+local exchange = require "sluice.exchange"
 
 local N = 6000
 
@@ -353,6 +354,41 @@ end
     assert(ok, tostring(err) .. "; last seen: " .. sl.json.encode(seen))
     assert.equal(2, seen.source.workers)
     assert.equal(2, seen.counts.workers)
+  end)
+
+  it("job:tap() on a running job shows the records of every worker", function()
+    local dir = h.tmpdir()
+    local sock = h.path(dir, "ctl.sock")
+    local path = h.script([[
+local sl = require "sluice"
+sl.source.nexmark { rate = 2000, pace = true, typed = true }
+  :filter(function(e) return e.type == "bid" end)
+  :map(function(e) return { auction = e.bid.auction } end)
+  :key_by("auction"):aggregate { n = sl.count() }:name("counts")
+  :sink(sl.sink.null())
+]])
+    local pid = io.popen(string.format("%s run %s --workers 2 --control %s >/dev/null 2>%s " ..
+      "& echo $!", h.q(h.bin()), h.q(path), h.q(sock), h.q(h.path(dir, "err")))):read("*l")
+    h.wait_until("the control socket", function() return os.execute("test -S " .. h.q(sock)) == 0
+      or os.execute("test -S " .. h.q(sock)) == true end)
+    local res = h.run("attach " .. h.q(sock), { stdin = h.write(h.path(dir, "chunk.lua"),
+      "job:tap('counts', 40)\n") })
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    h.wait_until("the job ends", function()
+      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+      return alive ~= 0 and alive ~= true
+    end)
+    h.expect_code(res, 0)
+    local lines = h.lines(res.stdout)
+    assert.equal(40, #lines, res.stdout)
+    local by_worker = {}
+    for _, line in ipairs(lines) do
+      local key = tonumber(line:match("key = (%d+)"))
+      assert.truthy(key, line)
+      local w = exchange.owner_of_group(exchange.group_of(key), 2)
+      by_worker[w] = (by_worker[w] or 0) + 1
+    end
+    assert.truthy(by_worker[1] and by_worker[2], res.stdout)
   end)
 
   it("rejects a worker count out of range", function()
