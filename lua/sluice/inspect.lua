@@ -12,6 +12,7 @@ local text = require "sluice.format"
 local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
 local typed = require "sluice.typed"
+local ffi = require "ffi"
 
 local format, type, floor = string.format, type, math.floor
 local huge = math.huge
@@ -349,6 +350,44 @@ end
 
 local KEYS_SHOWN = 20
 
+-- The state of `key` in operator `name` on worker `owner`, which owns the key: asked
+-- through the rings, and waited for here (at most 2 s), with every other message that
+-- comes meanwhile handled as the loop would (team:wake).
+local asked, answers = 0, {}
+pcall(ffi.cdef, "int usleep(unsigned usec);")
+local function idle_wait() ffi.C.usleep(200) end
+local function state_from(job, owner, name, key)
+  asked = asked + 1
+  local id = asked
+  local team = job.team
+  team:send(owner, exchange.encode { k = "c", c = "state?", id = id, name = name, key = key })
+  local deadline = host.clock() + 2
+  while answers[id] == nil and host.clock() < deadline do
+    team:wake()
+    if answers[id] == nil then idle_wait() end
+  end
+  local a = answers[id]
+  answers[id] = nil
+  if a == nil then error(format("worker %d, which owns key %s, did not answer in 2 s", owner,
+    tostring(key)), 0) end
+  if not a.ok then error(a.err, 0) end
+  return a.value
+end
+
+runtime.on_control_message("state?", function(job, from, m)
+  local ok, v = pcall(inspect.state, job, m.name, m.key)
+  local reply = { k = "c", c = "state!", id = m.id, ok = ok }
+  if ok then reply.value = typed.plain_deep(keyed.deep_copy(v)) else reply.err = tostring(v) end
+  local sent, s = pcall(exchange.encode, reply)
+  if not sent then
+    s = exchange.encode { k = "c", c = "state!", id = m.id, ok = false,
+      err = "the state cannot be sent between workers: " .. tostring(s) }
+  end
+  job.team:send(from, s)
+end)
+
+runtime.on_control_message("state!", function(_, _, m) answers[m.id] = m end)
+
 local key_less = keyed.key_less
 
 -- Operator `name`'s state for `key` (plain values: a window's open windows with their
@@ -367,7 +406,13 @@ function inspect.state(job, name, key)
   if not r then
     error(format("operator %q keeps no keyed state", name), 0)
   end
-  if key ~= nil then return r.op.inspect(key) end
+  if key ~= nil then
+    local team = job.team
+    local g = team and team.n > 1 and exchange.group_of(key)
+    local owner = g and exchange.owner_of_group(g, team.n)
+    if owner and owner ~= team.me then return state_from(job, owner, name, key) end
+    return r.op.inspect(key)
+  end
   local keys = r.op.keys and r.op.keys() or {}
   table.sort(keys, key_less)
   local shown = {}

@@ -356,7 +356,7 @@ end
     assert.equal(2, seen.counts.workers)
   end)
 
-  it("job:tap() on a running job shows the records of every worker", function()
+  it("job:tap() and job:state() on a running job see every worker's records and keys", function()
     local dir = h.tmpdir()
     local sock = h.path(dir, "ctl.sock")
     local path = h.script([[
@@ -373,6 +373,17 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
       or os.execute("test -S " .. h.q(sock)) == true end)
     local res = h.run("attach " .. h.q(sock), { stdin = h.write(h.path(dir, "chunk.lua"),
       "job:tap('counts', 40)\n") })
+    -- job:state answers for a key from the worker that owns it: the first auctions, 1000
+    -- and 1001, are one each of worker 1's and worker 2's
+    assert.equal(1, exchange.owner_of_group(exchange.group_of(1000), 2))
+    assert.equal(2, exchange.owner_of_group(exchange.group_of(1001), 2))
+    local chunk = h.write(h.path(dir, "state.lua"),
+      "job:state('counts', 1000)\njob:state('counts', 1001)\n")
+    local state
+    pcall(h.wait_until, "both keys' state", function()
+      state = h.run("attach " .. h.q(sock), { stdin = chunk })
+      return state.stdout:match("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }") ~= nil
+    end)
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
     h.wait_until("the job ends", function()
       local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
@@ -389,6 +400,8 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
       by_worker[w] = (by_worker[w] or 0) + 1
     end
     assert.truthy(by_worker[1] and by_worker[2], res.stdout)
+    h.expect_code(state, 0)
+    assert.matches("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }", state.stdout)
   end)
 
   it("rejects a worker count out of range", function()
