@@ -53,6 +53,31 @@ local function run(path, dir, workers)
   return by_key, all
 end
 
+-- Starts `sluice <args>` in the background (its stdout to /dev/null, stderr to `err` or
+-- /dev/null); returns its pid.
+local function start(args, err)
+  return io.popen(string.format("%s %s >/dev/null 2>%s & echo $!", h.q(h.bin()), args,
+    err and h.q(err) or "/dev/null")):read("*l")
+end
+
+-- Waits until process `pid` is gone.
+local function gone(pid)
+  h.wait_until("the job ends", function()
+    local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    return alive ~= 0 and alive ~= true
+  end)
+end
+
+-- Runs `path` with --set out=`out` on `workers` workers, checkpointing into `state` every
+-- `every`, and kills it (-9) after `ms` ms.
+local function killed_run(path, out, state, workers, every, ms)
+  local pid = start(string.format("run %s --set out=%s --workers %d --state-dir %s " ..
+    "--checkpoint-every %s --control none", h.q(path), h.q(out), workers, h.q(state), every))
+  h.sleep_ms(ms)
+  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  gone(pid)
+end
+
 -- Pipelines of two sources (joins, lookups) see the two interleave as the reads complete,
 -- with one worker as with several: for them only the records are compared, not their order.
 local two_sources = { ["interval left join"] = true, ["window join cogroup"] = true,
@@ -157,8 +182,8 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
   :key_by("k"):aggregate { n = sl.count(), s = sl.sum "v" }
   :sink(sl.sink.file { path = %q, format = "json" })
 ]], port, out))
-    local pid = io.popen(string.format("%s run %s --workers 3 --control none >/dev/null 2>%s & echo $!",
-      h.q(h.bin()), h.q(path), h.q(h.path(dir, "err")))):read("*l")
+    local pid = start(string.format("run %s --workers 3 --control none", h.q(path)),
+      h.path(dir, "err"))
     -- four clients, each its own connection: 250 records each over keys k0..k9, v = client
     local fds = {}
     for c = 1, 4 do
@@ -206,17 +231,7 @@ s:key_by("k"):process {
 ]])
     local ref, out, state = h.path(dir, "ref"), h.path(dir, "out"), h.path(dir, "state")
     h.expect_code(h.run(string.format("run %s --set out=%s", h.q(path), h.q(ref))), 0)
-    for _, workers in ipairs({ 2, 3, 1 }) do
-      local pid = io.popen(string.format("%s run %s --set out=%s --workers %d --state-dir %s " ..
-        "--checkpoint-every 100ms --control none >/dev/null 2>&1 & echo $!", h.q(h.bin()),
-        h.q(path), h.q(out), workers, h.q(state))):read("*l")
-      h.sleep_ms(700)
-      os.execute("kill -9 " .. pid .. " 2>/dev/null")
-      h.wait_until("the job is gone", function()
-        local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-        return alive ~= 0 and alive ~= true
-      end)
-    end
+    for _, workers in ipairs({ 2, 3, 1 }) do killed_run(path, out, state, workers, "100ms", 700) end
     local res = h.run(string.format("run %s --set out=%s --workers 2 --state-dir %s", h.q(path),
       h.q(out), h.q(state)))
     h.expect_code(res, 0)
@@ -290,17 +305,7 @@ sl.source.nexmark { events = 400000, rate = 10000, typed = true }
 ]])
     local ref, out, state = h.path(dir, "ref"), h.path(dir, "out"), h.path(dir, "state")
     h.expect_code(h.run(string.format("run %s --set out=%s", h.q(path), h.q(ref))), 0)
-    for _, workers in ipairs({ 2, 3 }) do
-      local pid = io.popen(string.format("%s run %s --set out=%s --workers %d --state-dir %s " ..
-        "--checkpoint-every 50ms --control none >/dev/null 2>&1 & echo $!", h.q(h.bin()),
-        h.q(path), h.q(out), workers, h.q(state))):read("*l")
-      h.sleep_ms(400)
-      os.execute("kill -9 " .. pid .. " 2>/dev/null")
-      h.wait_until("the job is gone", function()
-        local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-        return alive ~= 0 and alive ~= true
-      end)
-    end
+    for _, workers in ipairs({ 2, 3 }) do killed_run(path, out, state, workers, "50ms", 400) end
     h.expect_code(h.run(string.format("run %s --set out=%s --state-dir %s", h.q(path), h.q(out),
       h.q(state))), 0)
     local want, got = h.lines(h.read(ref)), h.lines(h.read(out))
@@ -324,8 +329,8 @@ bids:union(sl.source.tcp { listen = "127.0.0.1:%d", format = "json" })
   :key_by("auction"):aggregate { n = sl.count() }:name("counts")
   :sink(sl.sink.null())
 ]], h.port()))
-    local pid = io.popen(string.format("%s run %s --workers 2 --control %s >/dev/null 2>%s " ..
-      "& echo $!", h.q(h.bin()), h.q(path), h.q(sock), h.q(h.path(dir, "err")))):read("*l")
+    local pid = start(string.format("run %s --workers 2 --control %s", h.q(path), h.q(sock)),
+      h.path(dir, "err"))
     local chunk = h.write(h.path(dir, "chunk.lua"), [[
 for _, r in ipairs(job:metrics()) do
   if r.kind == "source" and r.operator:find("nexmark") or r.operator == "counts" then
@@ -347,10 +352,7 @@ end
         and seen.counts.input == 3680
     end)
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    h.wait_until("the job ends", function()
-      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-      return alive ~= 0 and alive ~= true
-    end)
+    gone(pid)
     assert(ok, tostring(err) .. "; last seen: " .. sl.json.encode(seen))
     assert.equal(2, seen.source.workers)
     assert.equal(2, seen.counts.workers)
@@ -367,8 +369,8 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
   :key_by("auction"):aggregate { n = sl.count() }:name("counts")
   :sink(sl.sink.null())
 ]])
-    local pid = io.popen(string.format("%s run %s --workers 2 --control %s >/dev/null 2>%s " ..
-      "& echo $!", h.q(h.bin()), h.q(path), h.q(sock), h.q(h.path(dir, "err")))):read("*l")
+    local pid = start(string.format("run %s --workers 2 --control %s", h.q(path), h.q(sock)),
+      h.path(dir, "err"))
     h.wait_until("the control socket", function() return os.execute("test -S " .. h.q(sock)) == 0
       or os.execute("test -S " .. h.q(sock)) == true end)
     local res = h.run("attach " .. h.q(sock), { stdin = h.write(h.path(dir, "chunk.lua"),
@@ -385,10 +387,7 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
       return state.stdout:match("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }") ~= nil
     end)
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    h.wait_until("the job ends", function()
-      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-      return alive ~= 0 and alive ~= true
-    end)
+    gone(pid)
     h.expect_code(res, 0)
     local lines = h.lines(res.stdout)
     assert.equal(40, #lines, res.stdout)
