@@ -265,11 +265,6 @@ local function parse(args, first)
       return nil, format("--workers: expected a whole number from 1 to 64, got %s", opts.workers)
     end
     opts.workers = n
-    -- not yet on several workers: say so rather than run without them
-    if n > 1 and opts.watch then
-      return nil, format("--workers %d with --watch: reload does not run on several " ..
-        "workers yet (use --workers 1)", n)
-    end
   end
   if opts["drain-timeout"] then
     local ms, err = duration.parse(tonumber(opts["drain-timeout"]) or opts["drain-timeout"])

@@ -265,10 +265,13 @@ end
 -- Worker 1: takes a cut; snapshot() gives this worker's state at the cut (each other
 -- worker's team.snapshot_here() gives its own), and done(parts) gets every worker's
 -- (parts[w]), with every source still paused: resume() lets them go on. At most one cut at
--- a time (returns false while one runs).
-function Team:cut(snapshot, done)
+-- a time (returns false while one runs). With `act` (a table: act.act names it), the other
+-- workers answer team.act_here(act) instead of their snapshot, and snapshot() is worker
+-- 1's own act, after theirs.
+function Team:cut(snapshot, done, act)
   if self.cutting then return false end
-  self.cutting = { wave = 0, replies = {}, previous = nil, snapshot = snapshot, done = done }
+  self.cutting = { wave = 0, replies = {}, previous = nil, snapshot = snapshot, done = done,
+    act = act }
   flow.block(CUT)
   self:wave()
   return true
@@ -316,9 +319,10 @@ function Team:cut_message(from, m)
     flow.block(CUT)
     self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = tally(self) })
   elseif c == "snap" then
-    -- a snapshot as checkpoints store it (host.null and infinite watermarks included)
-    self:send(from, encode { k = "c", c = "part",
-      state = core.durable.encode(self.snapshot_here()) })
+    -- a snapshot as checkpoints store it (host.null and infinite watermarks included); or,
+    -- for a cut made to act (a reload), what the act gave
+    local part = m.act and self.act_here(m.act) or self.snapshot_here()
+    self:send(from, encode { k = "c", c = "part", state = core.durable.encode(part) })
   elseif c == "resume" then
     flow.unblock(CUT)
   elseif c == "counts" then
@@ -330,7 +334,7 @@ function Team:cut_message(from, m)
       cut.replies[self.me] = tally(self)
       if balanced(self, cut.replies) and same(self, cut.previous, cut.replies) then
         cut.parts, cut.nparts = {}, 0
-        self:broadcast { k = "c", c = "snap" }
+        self:broadcast { k = "c", c = "snap", act = cut.act }
       else
         cut.previous = cut.replies
         self:wave()

@@ -399,18 +399,22 @@ function nexmark.open(spec, ctx)
     for c = 0, CLASSES - 1 do if share.owns(c) then own = own + 1 end end
     part = own / CLASSES
   end
-  local fused = ctx.run_range
-  local fill
-  if fused then
-    -- the stage makes the records itself (spec.fn): fill only the raw buffer
-    local fill_raw = spec.bind(g)
-    fill = function(_, want)
+  -- Fused into the stage it feeds (ctx.run_range), the stage makes the records itself
+  -- (spec.fn): fill only the raw buffer. A reload may give the source another stage, or
+  -- none (ctx.run_range and ctx.spec change; runtime.lua's wire): read each turn.
+  local fill_raw, bound_to, filler
+  local function fill(batch, want)
+    local fused = ctx.run_range
+    if fused then
+      if bound_to ~= fused then
+        fill_raw, bound_to = (ctx.spec or spec).bind(g), fused
+      end
       local n = fill_raw(want)
       if n > 0 and fused(1, n) then return -n end
       return n
     end
-  else
-    fill = nexmark.filler(g, spec.typed)
+    filler = filler or nexmark.filler(g, spec.typed)
+    return filler(batch, want)
   end
   local batch = {}
   local running = true
@@ -454,7 +458,7 @@ function nexmark.open(spec, ctx)
     end
     local n = fill(batch, want)
     if n == 0 then return stop() end
-    if n < 0 or not fused and ctx.push(batch, n) then return stop() end
+    if n < 0 or not ctx.run_range and ctx.push(batch, n) then return stop() end
   end
 
   handle = core.idle(turn)

@@ -18,6 +18,7 @@ local plan = require "sluice.plan"
 local runtime = require "sluice.runtime"
 local compile = require "sluice.compile"
 local inspect = require "sluice.inspect"
+local source = require "sluice.source"
 
 local format, concat, tostring = string.format, table.concat, tostring
 
@@ -179,12 +180,17 @@ end
 -- The sources of the new graph g of job j: an old source whose id and spec are unchanged
 -- is kept (old route -> its node in g); the others are opened. Returns the routes of g in
 -- order, the kept ones and the opened ones; or nil and why (then what it opened is closed).
-local function keep_or_open_sources(j, g)
+-- On a worker other than 1, a source worker 1 alone reads is not opened (elsewhere: the
+-- nodes, whose routes the caller ends).
+local function keep_or_open_sources(j, g, elsewhere)
   local old_routes, kept, opened, routes = {}, {}, {}, {}
   for _, route in ipairs(j.sources) do old_routes[route.id] = route end
+  local team = j.team
   local ok, err = pcall(function()
     for _, node in ipairs(g.nodes) do
-      if node.kind == "source" then
+      if node.kind == "source" and team and team.me ~= 1 and not source.spread(node.spec) then
+        elsewhere[#elsewhere + 1] = node
+      elseif node.kind == "source" then
         local o = old_routes[node.state_id]
         if o and not kept[o] and same_spec(o.spec, node.spec, true) then
           kept[o] = node
@@ -247,8 +253,14 @@ end
 function reload.swap(j, set)
   if not (j and j.running) then return nil, "no job is running" end
   if j.stopping or j.sinks_closed then return nil, "the job is shutting down" end
-  if j.team then return nil, "reload does not run on several workers yet" end
-  local old = j.graph
+  local old, team = j.graph, j.team
+  -- on several workers each swaps at the same cut (Reloader:reload): the new graph's
+  -- exchange points replace the old ones, none of which has anything in flight
+  local old_points, old_open
+  if team then
+    old_points, old_open = team.points, team.open
+    team.points, team.open = {}, 0
+  end
   local old_sinks, kept_sinks, opened_sinks = {}, {}, {}
   for _, s in ipairs(old.sinks) do old_sinks[s.key] = s end
   local g, err = runtime.build(set, j.dl, function(node, key)
@@ -262,10 +274,11 @@ function reload.swap(j, set)
     opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
       fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
     return h
-  end)
+  end, team)
   local routes, kept_routes, opened
+  local elsewhere = {}
   if g then
-    routes, kept_routes, opened = keep_or_open_sources(j, g)
+    routes, kept_routes, opened = keep_or_open_sources(j, g, elsewhere)
     if not routes then
       err = kept_routes
       for _, c in ipairs(g.closers) do pcall(c) end
@@ -273,6 +286,7 @@ function reload.swap(j, set)
   end
   if not routes then
     for _, s in ipairs(opened_sinks) do pcall(s.handle.close) end
+    if team then team.points, team.open = old_points, old_open end
     return nil, err
   end
 
@@ -310,7 +324,64 @@ function reload.swap(j, set)
   match.sources = { kept = count_keys(kept_routes), opened = opened_ids, closed = closed_sources }
   match.sinks = { kept = count_keys(kept_sinks), opened = opened_sink_keys, closed = closed_sinks }
   j:switch_to(g, routes)
+  -- a source another worker reads ends here at once, as at the start (runtime.lua)
+  for _, node in ipairs(elsewhere) do runtime.finish_targets(g.routes[node]) end
   return match
+end
+
+-- ---- on several workers ----------------------------------------------------------------
+
+-- Worker 1 (j's, on several workers): every worker moves to the script's new graph at one
+-- cut (exchange.lua: every source paused, nothing in flight). The others compile the
+-- script themselves (`path`, with the modules of `modules` afresh and `opts` as
+-- reload.compile takes them) and swap first; worker 1, which compiled it as `set`, swaps
+-- last, and every source goes on. Waits for it here (handling the messages that come, as
+-- the loop would), at most 10 s. Returns the match of worker 1's swap, or nil and why
+-- nothing changed. A worker that cannot swap once others have stops the job: their graphs
+-- would differ.
+function reload.swap_all(j, set, path, modules, opts)
+  local team = j.team
+  local finished, match, err = false, nil, nil
+  local started = team:cut(function()
+    local done, m, e = pcall(reload.swap, j, set)
+    if not done then m, e = nil, m end
+    match, err = m, e
+    return { ok = m ~= nil, err = e and tostring(e) }
+  end, function(parts)
+    finished = true
+    local failed = {}
+    for w = 1, team.n do
+      local p = parts[w]
+      if not (p and p.ok) then
+        failed[#failed + 1] = format("worker %d: %s", w, tostring(p and p.err or "no answer"))
+      end
+    end
+    if #failed > 0 and #failed < team.n then
+      -- some moved, some did not: the job cannot go on as one
+      local why = "reload: the workers' graphs would differ (" .. concat(failed, "; ") .. ")"
+      team.ep:abort(why)
+      j.failed = why
+      j:abort()
+    end
+    if #failed > 0 and not err then err = concat(failed, "; ") end
+    team:resume()
+  end, { act = "reload", path = path, modules = modules, compile = opts })
+  if not started then return nil, "a checkpoint of the workers is being taken; try again" end
+  local deadline = host.clock() + 10
+  while not finished and host.clock() < deadline do team:wake() end
+  if not finished then return nil, "the workers did not all answer within 10 s" end
+  return match, err
+end
+
+-- A worker other than 1: its part of swap_all, asked by message m (its path, modules and
+-- compile options). Returns { ok = true } or { ok = false, err = why }.
+function reload.swap_here(j, m)
+  local declared, set = reload.compile(m.path, m.modules, m.compile)
+  if not declared then return { ok = false, err = concat(set, "; ") } end
+  local done, match, err = pcall(reload.swap, j, set)
+  if not done then err = match; match = nil end
+  if not match then return { ok = false, err = tostring(err) } end
+  return { ok = true }
 end
 
 -- ---- the line a reload prints ---------------------------------------------------------
@@ -386,8 +457,14 @@ function Reloader:reload(why)
     say("sluice: reload (%s) of %s failed; the job runs on unchanged", why, script)
     return nil, concat(set, "\n")
   end
-  local done, match, err = pcall(reload.swap, self.job, set)
-  if not done then match, err = nil, match end
+  local match, err
+  if self.job.team then
+    match, err = reload.swap_all(self.job, set, self.script, self.modules, self.compile_opts)
+  else
+    local done
+    done, match, err = pcall(reload.swap, self.job, set)
+    if not done then match, err = nil, match end
+  end
   if not match then
     say("sluice: reload (%s) of %s failed: %s; the job runs on unchanged", why, script,
       tostring(err))

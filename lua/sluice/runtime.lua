@@ -560,6 +560,7 @@ function Job:wire(route)
   local meter = route.meter
   meter.node, meter.nodes = route.node, { route.node }
   route.push = stage.emitter(route.targets, meter)
+  route.ctx.spec = route.spec            -- the node's spec now (a reload's): nexmark.lua
   local st = route.st
   -- a generator fused into its stage: the stage makes records from..to itself (so its
   -- meter counts the indices it generates; fn may return nil for some)

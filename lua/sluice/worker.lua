@@ -9,6 +9,7 @@ local host = require "sluice.host"
 local compile = require "sluice.compile"
 local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
+local reload = require "sluice.reload"
 -- (loaded for its part in taps: the other workers answer worker 1's tap requests)
 local _ = require "sluice.inspect"
 
@@ -44,6 +45,8 @@ end
 -- the message to worker 1).
 function worker.main(me, n, setup)
   local s = core.msgpack_decode(setup)
+  -- the collector paced as on worker 1 (cli.lua says why)
+  collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
   local team = exchange.team(me, n, function() end)
   local declared, set = compile.script(s.path, s.compile)
   if not declared then
@@ -55,6 +58,11 @@ function worker.main(me, n, setup)
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
     batch_size = s.batch_size, on_error = s.on_error, team = team,
     checkpointing = s.checkpointing })
+  -- worker 1's reloads (reload.swap_all): this worker swaps to the new graph at the cut
+  team.act_here = function(act)
+    if act.act == "reload" then return reload.swap_here(job, act) end
+    return { ok = false, err = "unknown act " .. tostring(act.act) }
+  end
   local ok, err = job:run(s.restore)
   team:close()
   if ok then return 0, job.records_in, job.dead_letters end

@@ -403,6 +403,49 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
     assert.matches("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }", state.stdout)
   end)
 
+  it("job:reload() moves every worker to the new script at one cut: each key's count goes " ..
+    "on, no record lost or counted twice", function()
+    local dir = h.tmpdir()
+    local out = h.path(dir, "out.jsonl")
+    local sock = h.path(dir, "ctl.sock")
+    local text = [[
+local sl = require "sluice"
+sl.source.nexmark { rate = 4000, pace = true, typed = true }
+  :filter(function(e) return e.type == "bid" end)
+  :map(function(e) return { auction = e.bid.auction } end)
+  :key_by("auction"):aggregate { n = sl.count() }:name("counts")
+  :map(function(r) return { key = r.key, n = r.n, version = VERSION } end)
+  :sink(sl.sink.file { path = OUT, format = "json" })
+]]
+    local function write(version)
+      return h.write(h.path(dir, "job.lua"), (text:gsub("VERSION", version)
+        :gsub("OUT", string.format("%q", out))))
+    end
+    local path = write(1)
+    local pid = start(string.format("run %s --workers 3 --control %s", h.q(path), h.q(sock)),
+      h.path(dir, "err"))
+    h.wait_until("some counts", function() return #h.lines(h.read(out) or "") > 500 end)
+    write(2)
+    local res = h.run("attach " .. h.q(sock), { stdin = h.write(h.path(dir, "chunk.lua"),
+      "job:reload()\n") })
+    h.wait_until("counts of the new script", function()
+      return select(2, (h.read(out) or ""):gsub('"version":2', "")) > 500
+    end)
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    gone(pid)
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "reloaded job.lua", "job:reload()'s answer")
+    -- each key's counts 1, 2, 3, ... through the reload, and after it from every worker
+    local last, after = {}, {}
+    for _, line in ipairs(h.lines(h.read(out))) do
+      local r = sl.json.decode(line)
+      assert.equal((last[r.key] or 0) + 1, r.n, line)
+      last[r.key] = r.n
+      if r.version == 2 then after[exchange.owner_of_group(exchange.group_of(r.key), 3)] = true end
+    end
+    assert.same({ true, true, true }, after)
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
