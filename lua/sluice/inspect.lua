@@ -12,7 +12,6 @@ local text = require "sluice.format"
 local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
 local typed = require "sluice.typed"
-local ffi = require "ffi"
 
 local format, type, floor = string.format, type, math.floor
 local huge = math.huge
@@ -354,18 +353,14 @@ local KEYS_SHOWN = 20
 -- through the rings, and waited for here (at most 2 s), with every other message that
 -- comes meanwhile handled as the loop would (team:wake).
 local asked, answers = 0, {}
-pcall(ffi.cdef, "int usleep(unsigned usec);")
-local function idle_wait() ffi.C.usleep(200) end
 local function state_from(job, owner, name, key)
   asked = asked + 1
   local id = asked
   local team = job.team
   team:send(owner, exchange.encode { k = "c", c = "state?", id = id, name = name, key = key })
   local deadline = host.clock() + 2
-  while answers[id] == nil and host.clock() < deadline do
-    team:wake()
-    if answers[id] == nil then idle_wait() end
-  end
+  -- (the owner answers within a loop turn of its own: a few microseconds of spinning)
+  while answers[id] == nil and host.clock() < deadline do team:wake() end
   local a = answers[id]
   answers[id] = nil
   if a == nil then error(format("worker %d, which owns key %s, did not answer in 2 s", owner,
