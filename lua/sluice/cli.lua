@@ -338,7 +338,7 @@ end
 
 -- "N records read, M through the sinks", and the dead letters when there are any.
 local function progress(job)
-  local text = format("%s read, %d through the sinks", plural(job.records_in, "record"),
+  local text = format("%s read, %d through the sinks", plural(job:records_read(), "record"),
     job:records_out())
   local dead = job.dl and job.dl.count or job.dead_letters
   if dead > 0 then text = text .. format(", %d dead-lettered", dead) end

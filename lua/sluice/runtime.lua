@@ -1013,9 +1013,24 @@ function Job:meter_counts(now)
   end
   for _, m in ipairs(self.graph.meters) do add(m) end
   for _, route in ipairs(self.sources) do
-    if not route.removed then add(route.meter) end
+    if not route.removed and route.meter then
+      add(route.meter)
+      rows[route.meter.node.id].source = true
+    end
   end
   return rows
+end
+
+-- The records the job's sources have read: this worker's, and on several workers what the
+-- others last said they had read (each says so every second).
+function Job:records_read()
+  local n = self.records_in
+  for _, rows in pairs(self.worker_metrics or {}) do
+    for _, c in pairs(rows) do
+      if c.source then n = n + c.out end
+    end
+  end
+  return n
 end
 
 -- How many records the job's sinks have received (each sink counts what it got), those a
