@@ -717,6 +717,55 @@ static int opt_bool(lua_State *L, const char *name)
     return b;
 }
 
+/* The share of worker `me` of `n` (sluice run --workers N): of every partition of the
+ * topics (opts.topics at index 1), in the order of the topics and then of their partitions,
+ * the i-th is worker i % n + 1's. Assigned as a group's rebalance would (resume offsets,
+ * bounded ends, on_assign), but once: the workers of one job share the partitions among
+ * themselves, without the group protocol, so that no partition moves while they run. */
+static rd_kafka_resp_err_t assign_share(lua_State *L, sl_kafka_consumer *c, int me, int n)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int i = 0;
+
+    lua_getfield(L, 1, "topics");                       /* ... topics */
+    for (int t = 1; t <= (int)lua_objlen(L, -1) && !err; t++) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        const char *topic;
+
+        lua_rawgeti(L, -1, t);                          /* ... topics name */
+        topic = lua_tostring(L, -1);
+        rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+        err = rd_kafka_metadata(c->rk, 0, rkt, &md, CHECK_MS);
+        if (!err && md->topic_cnt == 1 && md->topics[0].err)
+            err = md->topics[0].err;
+        if (!err)
+            for (int p = 0; p < md->topics[0].partition_cnt; p++, i++)
+                if (i % n == me - 1)
+                    rd_kafka_topic_partition_list_add(parts, topic,
+                                                      md->topics[0].partitions[p].id);
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        lua_pop(L, 1);                                  /* ... topics */
+    }
+    lua_pop(L, 1);                                      /* ... */
+    if (!err) {
+        set_starts(L, c, parts);
+        if (c->bounded)
+            note_ends(c, parts);
+        err = rd_kafka_assign(c->rk, parts);
+    }
+    if (!err) {
+        c->assigned = 1;
+        call_parts(L, c->on_assign, parts);
+        set_more(c, 1);         /* serve once: a bounded share may be at its end already */
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return err;
+}
+
 int sl_kafka_consumer_new(lua_State *L)
 {
     char errstr[SL_KAFKA_ERRLEN];
@@ -725,7 +774,7 @@ int sl_kafka_consumer_new(lua_State *L)
     rd_kafka_resp_err_t err;
     sl_kafka_consumer *c, **ud;
     const char *fmt, *group, *start, *what;
-    int format;
+    int format, share_me, share_n;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -749,6 +798,12 @@ int sl_kafka_consumer_new(lua_State *L)
     lua_getfield(L, 1, "on_batch");
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "%s: on_batch must be a function", what);
+    lua_getfield(L, 1, "share_me");
+    share_me = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 1;
+    lua_getfield(L, 1, "share_n");
+    share_n = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 1;
+    if (share_n < 1 || share_me < 1 || share_me > share_n)
+        return luaL_error(L, "%s: share %d of %d", what, share_me, share_n);
     lua_settop(L, 1);
 
     conf = rd_kafka_conf_new();
@@ -831,6 +886,17 @@ int sl_kafka_consumer_new(lua_State *L)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);                                      /* opts ud */
+    if (share_n > 1) {
+        /* a worker's share, chosen here (no group protocol between the workers) */
+        rd_kafka_topic_partition_list_destroy(topics);
+        err = assign_share(L, c, share_me, share_n);
+        if (err) {
+            close_consumer(L, c);
+            *ud = NULL;
+            return luaL_error(L, "%s: assign: %s", what, rd_kafka_err2str(err));
+        }
+        return 1;
+    }
     err = rd_kafka_subscribe(c->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {

@@ -310,7 +310,8 @@ function Checkpointer:take(cut_started)
   local job = self.job
   if job.team and not self.cut_snapshot then return self:take_cut() end
   local started = cut_started or host.clock()
-  local positions = job:positions()
+  -- (at a cut, every worker's: a source every worker reads has each one's share)
+  local positions = self.cut_snapshot and self.cut_snapshot.sources or job:positions()
   local ok, lengths = pcall(function()
     local l = commit_sinks(job)
     job:barrier(positions)

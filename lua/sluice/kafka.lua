@@ -165,7 +165,7 @@ function kafka.open_source(spec, ctx)
     end
   end
   local consumer, handle, commit_timer
-  local done, checkpointed = false, false
+  local done = false
 
   local function copy_positions()
     local copy = {}
@@ -182,17 +182,24 @@ function kafka.open_source(spec, ctx)
     done = true
     flow.leave(handle)
     if commit_timer then commit_timer:close(); commit_timer = nil end
-    if not checkpointed and not ctx.transactional and consumer then consumer:commit(positions) end
+    -- (with checkpoints only they commit: a commit of what was read past the last one
+    -- would make a restart from it skip those records)
+    if not ctx.checkpointing and not ctx.transactional and consumer then
+      consumer:commit(positions)
+    end
     consumer:stop()
     ctx.ended()
     consumer:close()
   end
 
+  -- on several workers each reads a share of the partitions, fixed for the run (C)
+  local share = ctx.shared
+  local assigned_here = 0
   consumer = core.kafka_consumer {
     what = spec.label, brokers = spec.brokers, topics = spec.topics, group = spec.group,
     format = spec.format, start = spec.start, meta = spec.meta, bounded = spec.bounded,
     columns = spec.columns, options = spec.options, batch = ctx.batch_size,
-    offsets = ctx.position,
+    offsets = ctx.position, share_me = share and share.me, share_n = share and share.n,
     on_batch = function(batch, n, topic, p, last)
       local parts = positions[topic]
       if not parts then parts = {}; positions[topic] = parts end
@@ -205,6 +212,7 @@ function kafka.open_source(spec, ctx)
         reason = info.reason, raw = info.raw }
     end,
     on_assign = function(list)
+      assigned_here = assigned_here + #list
       if ctx.assigned then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
@@ -215,7 +223,7 @@ function kafka.open_source(spec, ctx)
       for _, tp in ipairs(list) do
         local parts = positions[tp.topic]
         -- the group learns where this member got to before another member takes over
-        if parts and parts[tp.partition] and not checkpointed and not ctx.transactional then
+        if parts and parts[tp.partition] and not ctx.checkpointing and not ctx.transactional then
           consumer:commit({ [tp.topic] = { [tp.partition] = parts[tp.partition] } }, true)
         end
       end
@@ -240,9 +248,8 @@ function kafka.open_source(spec, ctx)
     -- where its offsets are committed: a transactional sink sends them there
     offsets_home = { brokers = spec.brokers, group = spec.group, options = spec.options },
     -- a checkpoint holding `position` is durable: the group hears of it (for lag tools);
-    -- from the first one on, only checkpoints commit
+    -- with checkpoints, only they commit
     checkpointed = function(position)
-      checkpointed = true
       if commit_timer then commit_timer:close(); commit_timer = nil end
       -- with a transactional sink, the offsets went to the group in its transaction
       if not done and position and not ctx.transactional then consumer:commit(position) end
@@ -255,6 +262,9 @@ function kafka.open_source(spec, ctx)
     commit_timer:start(COMMIT_EVERY_MS, COMMIT_EVERY_MS)
   end
   flow.join(handle)
+  -- a worker whose share has no partition (fewer partitions than workers) has nothing to
+  -- read: its part of the source ends, and holds no watermark back
+  if share and assigned_here == 0 then finish() end
   return handle
 end
 

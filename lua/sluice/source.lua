@@ -26,9 +26,10 @@ local formats = { lines = true, json = true, csv = true, msgpack = true }
 -- a TCP listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
 -- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
 -- Port 0 would give each worker a port of its own: worker 1 alone listens then. A Nexmark
--- source: each worker makes the events of its classes (nexmark.lua).
+-- source: each worker makes the events of its classes (nexmark.lua). A Kafka source: each
+-- worker reads a share of the partitions (kafka.lua).
 function source.spread(spec)
-  if spec.type == "nexmark" then return true end
+  if spec.type == "nexmark" or spec.type == "kafka" then return true end
   if spec.type == "tcp" then
     return type(spec.listen) == "string" and spec.listen:match(":0*$") == nil
   end
@@ -39,6 +40,19 @@ end
 -- w's, nil where it has none): a Nexmark source's classes put together; else worker 1's.
 function source.merge_positions(spec, list)
   if spec.type == "nexmark" then return nexmark.merge_positions(list) end
+  if spec.type == "kafka" then
+    -- each worker's partitions' next offsets (each partition is one worker's for the run)
+    local merged = {}
+    for _, pos in pairs(list) do
+      for topic, parts in pairs(type(pos) == "table" and pos or {}) do
+        merged[topic] = merged[topic] or {}
+        for p, o in pairs(parts) do
+          if (merged[topic][p] or -1) < o then merged[topic][p] = o end
+        end
+      end
+    end
+    return merged
+  end
   return list[1]
 end
 

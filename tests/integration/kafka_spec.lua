@@ -207,6 +207,66 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
     return list
   end
 
+  it("spreads the partitions over the workers (--workers N): every record once, each key's " ..
+    "in its partition's order", function()
+    k = cluster.start { "in:5" }
+    local input, keys = {}, {}
+    for i = 1, 3000 do
+      input[i] = string.format('{"id":%d,"user":"u%d"}', i, i % 11)
+      keys[i] = "u" .. (i % 11)
+    end
+    k:produce("in", input, { keys = keys })
+    local dir = h.tmpdir()
+    for _, workers in ipairs({ 2, 3, 6 }) do      -- 6: one worker has no partition
+      local out = h.path(dir, "out" .. workers .. ".jsonl")
+      local script = job(k, string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g%d", bounded = true }
+  :key_by("user"):aggregate { n = sl.count(), last = sl.last "id" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], workers, out))
+      local res = h.run("run " .. h.q(script) .. " --workers " .. workers)
+      h.expect_code(res, 0)
+      -- a user's records are one partition's (the key chooses it), read in order by one
+      -- worker: its counts go 1, 2, 3 ... and its ids rise
+      local n, last = {}, {}
+      local lines = h.lines(h.read(out))
+      assert.equal(3000, #lines)
+      for _, line in ipairs(lines) do
+        local r = decode(line)
+        assert.equal((n[r.key] or 0) + 1, r.n, line)
+        assert.is_true(r.last > (last[r.key] or 0), line)
+        n[r.key], last[r.key] = r.n, r.last
+      end
+    end
+  end)
+
+  it("checkpoints a source spread over workers: killed with 2 and 3 workers, finished " ..
+    "with 1, a file sink holds every record once", function()
+    k = cluster.start { "in:4" }
+    local N = 30000
+    k:produce("in", numbered(N))
+    local dir = h.tmpdir()
+    local out = h.path(dir, "out.jsonl")
+    local script = job(k, string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true }
+  :map(function(r) return { id = r.id } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], out))
+    local state = "--state-dir " .. h.q(h.path(dir, "st")) .. " --checkpoint-every 20ms"
+    local err = h.path(dir, "kill-loop.err")
+    math.randomseed(11)
+    for _, workers in ipairs({ 2, 3, 2 }) do
+      local pid = start(script, state .. " --workers " .. workers, err)
+      os.execute(string.format("sleep 0.%d", math.random(3, 9)))
+      kill(pid, 9)
+    end
+    local res = h.run("run " .. h.q(script) .. " " .. state, { timeout = 120 })
+    h.expect_code(res, 0)
+    local ids = {}
+    for _, r in ipairs(json_lines(h.read(out))) do ids[#ids + 1] = r.id end
+    ids_once(ids, N, "out.jsonl")
+  end)
+
   it("resumes from its checkpoint's offsets after kill -9: a file sink holds every " ..
     "record once", function()
     k = cluster.start { "in:3" }
