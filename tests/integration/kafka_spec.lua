@@ -180,11 +180,13 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
 
   -- Runs script with args, killing it with -9 after a random while, `kills` times, then
   -- lets it run to its end. Returns the last run.
-  local function kill_loop(script, args, kills, dir)
+  -- Runs `script` with `args` `kills` times, each killed (-9) after 0.2-0.9 s, then once to
+  -- its end; `args_of(i)`, when given, adds the arguments of the i-th killed run.
+  local function kill_loop(script, args, kills, dir, args_of)
     local err = h.path(dir, "kill-loop.err")
     math.randomseed(7)
-    for _ = 1, kills do
-      local pid = start(script, args, err)
+    for i = 1, kills do
+      local pid = start(script, args .. (args_of and args_of(i) or ""), err)
       os.execute(string.format("sleep 0.%d", math.random(2, 9)))
       kill(pid, 9)
     end
@@ -252,15 +254,9 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
   :map(function(r) return { id = r.id } end)
   :sink(sl.sink.file { path = %q, format = "json" })
 ]], out))
-    local state = "--state-dir " .. h.q(h.path(dir, "st")) .. " --checkpoint-every 20ms"
-    local err = h.path(dir, "kill-loop.err")
-    math.randomseed(11)
-    for _, workers in ipairs({ 2, 3, 2 }) do
-      local pid = start(script, state .. " --workers " .. workers, err)
-      os.execute(string.format("sleep 0.%d", math.random(3, 9)))
-      kill(pid, 9)
-    end
-    local res = h.run("run " .. h.q(script) .. " " .. state, { timeout = 120 })
+    local workers = { 2, 3, 2 }
+    local res = kill_loop(script, "--state-dir " .. h.q(h.path(dir, "st")) ..
+      " --checkpoint-every 20ms", #workers, dir, function(i) return " --workers " .. workers[i] end)
     h.expect_code(res, 0)
     local ids = {}
     for _, r in ipairs(json_lines(h.read(out))) do ids[#ids + 1] = r.id end
