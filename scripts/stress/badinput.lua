@@ -10,37 +10,12 @@
 --
 -- Prints one tab-separated line: label, runs, 0 kills, 0 lost, 0 duplicated, 0 torn, peak
 -- RSS (kB), crashes; and on stderr each run that crashed. Exits 1 if any did.
-local opts = { bin = "./sluice-asan", seed = 1 }
-do
-  local i = 1
-  while i <= #arg do
-    local name = arg[i]:match("^%-%-(.+)$")
-    if name and opts[name] ~= nil then
-      i = i + 1
-      opts[name] = tonumber(arg[i]) or arg[i]
-    else
-      io.stderr:write("badinput: unknown argument ", tostring(arg[i]), "\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
+local common = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/common.lua")
+local q, read, write = common.q, common.read, common.write
+
+local opts = common.options("badinput", { bin = "./sluice-asan", seed = 1 })
 math.randomseed(opts.seed)
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-  return path
-end
 local function lines_of(cmd)
   local p = io.popen(cmd)
   local t = {}
@@ -49,9 +24,7 @@ local function lines_of(cmd)
   return t
 end
 
-local p = io.popen("mktemp -d /tmp/sluice-badinput.XXXXXX")
-local root = p:read("*l")
-p:close()
+local root = common.tmpdir("badinput")
 
 -- the inputs: the corpora, and what is made here
 local inputs = lines_of("find tests/fuzz/corpus -type f | sort")

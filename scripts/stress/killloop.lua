@@ -15,56 +15,18 @@
 -- Prints one tab-separated line: label, runs, kills, lost, duplicated, torn, peak RSS (kB),
 -- crashes (a run that ended other than by its SIGKILL or at its end with status 0), and
 -- on stderr what differed. Exits 1 if anything was lost, duplicated, torn or crashed.
-local ffi = require "ffi"
-pcall(ffi.cdef, "int usleep(unsigned usec);")
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sleep_ms, read, write, sh = common.q, common.sleep_ms, common.read, common.write,
+  common.sh
 
-local opts = { bin = "./sluice", dir = nil, records = 200000, rounds = 1, kills = 8, reload = false,
-  seed = os.time(), every = 100, label = nil }
-do
-  local i = 1
-  while i <= #arg do
-    local name = arg[i]:match("^%-%-(.+)$")
-    if name == "reload" then
-      opts.reload = true
-    elseif name and opts[name] ~= nil or name == "dir" or name == "label" then
-      i = i + 1
-      opts[name] = tonumber(arg[i]) or arg[i]
-    else
-      io.stderr:write("killloop: unknown argument ", tostring(arg[i]), "\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
+local opts = common.options("killloop", { bin = "./sluice", records = 200000, rounds = 1,
+  kills = 8, reload = false, seed = os.time(), every = 100 }, { reload = true },
+  { dir = true, label = true })
 opts.label = opts.label or (opts.reload and "kill -9 after reloads" or "kill -9")
 math.randomseed(opts.seed)
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sleep_ms(ms) ffi.C.usleep(math.floor(ms * 1000)) end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == 0 or ok == true
-end
-
-local root = opts.dir
-if not root then
-  local p = io.popen("mktemp -d /tmp/sluice-stress.XXXXXX")
-  root = p:read("*l")
-  p:close()
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local root = opts.dir or common.tmpdir("stress")
 local job_text = assert(read(here .. "/job.lua"), "killloop: job.lua is missing beside killloop.lua")
 
 -- The inputs: a.jsonl, keys 0..96, 10 ms apart with a 10 s pause every 5000 records (the

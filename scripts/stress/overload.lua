@@ -11,44 +11,15 @@
 -- Prints one tab-separated line: label, runs, signals, lost (read by the job and neither
 -- delivered nor reported), duplicated, torn (cut records at the peer that the job did not
 -- report), peak RSS (kB), crashes; and what went wrong on stderr. Exits 1 on any fault.
-local ffi = require "ffi"
-pcall(ffi.cdef, "int usleep(unsigned usec);")
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local common = dofile(here .. "/common.lua")
+local q, sleep_ms, read, sh = common.q, common.sleep_ms, common.read, common.sh
 
-local opts = { bin = "./sluice", rounds = 2, rate = 1000000, seconds = 3, stall = false,
-  port = 30000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 10000) * 2, label = nil }
-do
-  local i = 1
-  while i <= #arg do
-    local name = arg[i]:match("^%-%-(.+)$")
-    if name == "stall" then
-      opts.stall = true
-    elseif name and (opts[name] ~= nil or name == "label") then
-      i = i + 1
-      opts[name] = tonumber(arg[i]) or arg[i]
-    else
-      io.stderr:write("overload: unknown argument ", tostring(arg[i]), "\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
+local opts = common.options("overload", { bin = "./sluice", rounds = 2, rate = 1000000,
+  seconds = 3, stall = false }, { stall = true }, { port = true, label = true })
 opts.label = opts.label or (opts.stall and "overload, peer stops, SIGTERM" or
   "overload, slow TCP peer, SIGTERM")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sleep_ms(ms) ffi.C.usleep(math.floor(ms * 1000)) end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == 0 or ok == true
-end
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local peer_lua = here .. "/../../tests/peers/tcp.lua"
 
 -- Runs cmd in the background; returns { pid, ended(), wait() -> status }.
@@ -79,15 +50,16 @@ local function fault(round, what)
   io.stderr:write(string.format("overload: round %d: %s\n", round, what))
 end
 
-local p = io.popen("mktemp -d /tmp/sluice-overload.XXXXXX")
-local root = p:read("*l")
-p:close()
+local root = common.tmpdir("overload")
 local all_good = true
 
 for round = 1, opts.rounds do
   local dir = root .. "/round-" .. round
   sh("mkdir -p " .. q(dir))
-  local from, to = opts.port + 2 * round, opts.port + 2 * round + 1
+  -- --port P: P + 2 * round and the next; else free ones
+  local from, to
+  if opts.port then from, to = opts.port + 2 * round, opts.port + 2 * round + 1
+  else from, to = common.port(), common.port() end
   local got, go = dir .. "/got.jsonl", dir .. "/go"
   local stall = opts.stall and string.format(" %d %s", 4 * opts.rate, q(go)) or ""
   local reader = spawn(dir, "reader", string.format("luajit %s read %d %d %s%s >%s 2>&1",
