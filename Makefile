@@ -15,7 +15,7 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-PKGS     := luajit libuv msgpack rdkafka
+PKGS     := luajit libuv msgpack rdkafka hiredis libcurl
 VERSION  := 0.1.0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -27,6 +27,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -MMD -MP \
              -DSL_VERSION='"$(VERSION)"' -DSL_LUADIR='"$(PREFIX)/share/sluice/lua"' \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# Debian's http-parser (the HTTP source and --metrics) ships no pkg-config file.
+LIBS    += -lhttp_parser
 # GNU readline, for the REPL's line editing (host/lineedit.c); its headers need no flags.
 LIBS    += $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
 # LuaJIT's FFI finds the host's exported sl_* functions in the executable itself.
