@@ -124,7 +124,7 @@ Team.__index = Team
 -- and what waits for room in a full ring. on_control(from, message) takes the control
 -- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
 function exchange.team(me, n, on_control)
-  local team = setmetatable({ me = me, n = n, points = {}, open = 0, pending = {},
+  local team = setmetatable({ me = me, n = n, points = {}, senders = {}, open = 0, pending = {},
     owners = {}, blocked = false, on_control = on_control, on_progress = nil,
     sent = {}, received = {} }, Team)
   for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
@@ -340,6 +340,11 @@ function Team:cut_message(from, m)
         self:wave()
       end
     end
+  elseif c == "done" then
+    -- what point m.p feeds takes no more records (a take() reached its count on the
+    -- worker that runs it): this worker's sender to it is done, so its sources can stop
+    local sender = self.senders[m.p]
+    if sender then sender.done = true end
   elseif c == "part" then
     local cut = self.cutting
     cut.parts[from] = core.msgpack_decode(m.state)
@@ -363,13 +368,25 @@ end
 -- input of it (what its sender hands the records it keeps) and the merge's state function.
 function Team:point(id, timed, send, finish, done, only_one)
   local team = self
+  local told = false
   local input, state = stage.merge(self.n, timed, nil,
     function(_, b, n, t, w, wend) return send(b, n, t, w, wend) end,
     function()
       team.open = team.open - 1
       finish()
     end,
-    done)
+    function()
+      -- what the point feeds takes no more: the senders of every other worker are told,
+      -- so that their sources stop too (a take() after an exchange ends the whole job)
+      local d = done()
+      if d and not told then
+        told = true
+        local own = team.senders[id]
+        if own then own.done = true end
+        team:broadcast { k = "c", c = "done", p = id }
+      end
+      return d
+    end)
   self.points[id] = { input = input, state = state }
   self.open = self.open + 1
   if only_one then
@@ -382,10 +399,13 @@ end
 -- of its key (key(r) -> key, nil: kept here), or every record to worker `only` (a sink's:
 -- 1). `mine` is this worker's input of the point, nil where it has none. `silent`: this
 -- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
--- sender takes nothing and says nothing.
-function Team:sender(id, key, only, mine, timed, silent)
+-- sender takes nothing and says nothing. `everywhere`: the point is on every worker though
+-- only `only` gets records (a take() gathered on worker 1), so watermarks and the end of
+-- input go to every worker. Its `done` is set when the point's worker says it takes no more.
+function Team:sender(id, key, only, mine, timed, silent, everywhere)
   local team, me, n, owners = self, self.me, self.n, self.owners
   local recv = { done = false }
+  self.senders[id] = recv
   if silent then
     function recv.push(_, _, cnt)
       if cnt > 0 then
@@ -421,7 +441,9 @@ function Team:sender(id, key, only, mine, timed, silent)
     end
     -- the watermark this batch brings the stream to
     local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
-    for to = only or 1, only or n do
+    local first, last = only or 1, only or n
+    if everywhere then first, last = 1, n end
+    for to = first, last do
       local k = counts[to]
       local e = nil
       if top and top > sent[to] then e = top; sent[to] = top end
@@ -453,7 +475,9 @@ function Team:sender(id, key, only, mine, timed, silent)
   -- the end of input and idleness go to every worker that has the point
   local function tell(kind)
     local s = encode { k = kind, p = id }
-    for to = only or 1, only or n do
+    local first, last = only or 1, only or n
+    if everywhere then first, last = 1, n end
+    for to = first, last do
       if to ~= me then team:send_data(to, s) end
     end
   end

@@ -27,8 +27,9 @@ end
 plan.consumers_in = consumers_in
 
 -- Groups the fusable nodes of `set` into stages; sets node.stage to the stage number.
--- Returns the array of stages, each { id = k, ops = {node, ...} }.
-function plan.assign_stages(set)
+-- Returns the array of stages, each { id = k, ops = {node, ...} }. `starts(node)`, when
+-- given, says that node begins a stage of its own (a take() gathered on one worker).
+function plan.assign_stages(set, starts)
   local stages = {}
   for _, node in ipairs(graph.ordered(set)) do
     node.stage = nil
@@ -37,7 +38,7 @@ function plan.assign_stages(set)
       local stage
       -- a named operator ends its stage, so its output exists for taps and metrics
       if up and up.stage and up.kind ~= "partition" and not up.name
-        and #consumers_in(up, set) == 1 then
+        and #consumers_in(up, set) == 1 and not (starts and starts(node)) then
         stage = stages[up.stage]
         stage.ops[#stage.ops + 1] = node
       else

@@ -149,7 +149,38 @@ end
 -- then every edge into a keyed operator, join, lookup or sink is an exchange point, and
 -- only worker 1 opens the sinks.
 function runtime.build(set, dl, open_sink, team)
-  local stages = plan.assign_stages(set)
+  local spread_memo = {}
+  local spread
+  -- A take() whose records can come from every worker runs on worker 1 alone, so that it
+  -- takes n in all (not n on each): the edge into it is an exchange point that sends every
+  -- record to worker 1 (and watermarks and the end of input to every worker, where the
+  -- take's stage also runs, with nothing to take), and the take begins a stage.
+  local function gathered(node)
+    return team ~= nil and node.kind == "take" and spread(node.inputs[1].node)
+  end
+  local function exchanged(node)
+    return team ~= nil and (node.kind == "sink" or operator.kinds[node.kind] ~= nil
+      or gathered(node))
+  end
+  -- Whether records can come out of `node` on every worker (a keyed operator's results;
+  -- what follows a source every worker reads), or only on worker 1, which reads the other
+  -- sources: then worker 1 alone feeds the exchange points downstream.
+  spread = function(node)
+    if spread_memo[node] == nil then
+      local s = false
+      if node.kind == "source" then s = source.spread(node.spec)
+      elseif gathered(node) then s = false
+      elseif exchanged(node) then s = true
+      else
+        for _, input in ipairs(node.inputs) do
+          if spread(input.node) then s = true end
+        end
+      end
+      spread_memo[node] = s
+    end
+    return spread_memo[node]
+  end
+  local stages = plan.assign_stages(set, gathered)
   local nodes = graph.ordered(set)
   runtime.assign_ids(nodes)
   local g = { set = set, nodes = nodes, receiver = {}, sinks = {}, stateful = {}, routes = {},
@@ -161,27 +192,6 @@ function runtime.build(set, dl, open_sink, team)
   local sink_keys = {}
   local mine = {}               -- exchanged node -> input index -> this worker's point input
   local function point_id(node, index) return node.id .. "/" .. index end
-  local function exchanged(node)
-    return team ~= nil and (node.kind == "sink" or operator.kinds[node.kind] ~= nil)
-  end
-  -- Whether records can come out of `node` on every worker (a keyed operator's results;
-  -- what follows a source every worker reads), or only on worker 1, which reads the other
-  -- sources: then worker 1 alone feeds the exchange points downstream.
-  local spread_memo = {}
-  local function spread(node)
-    if spread_memo[node] == nil then
-      local s = false
-      if node.kind == "source" then s = source.spread(node.spec)
-      elseif exchanged(node) then s = true
-      else
-        for _, input in ipairs(node.inputs) do
-          if spread(input.node) then s = true end
-        end
-      end
-      spread_memo[node] = s
-    end
-    return spread_memo[node]
-  end
   local ok, err = pcall(function()
     local function receiver_of(c)
       local merged = unions[c.node]
@@ -192,13 +202,13 @@ function runtime.build(set, dl, open_sink, team)
     local function sender_of(c, up)
       local node, i = c.node, c.index
       local key, only = nil, nil
-      if node.kind == "sink" then only = 1
+      if node.kind == "sink" or gathered(node) then only = 1
       elseif node.kind == "join" then key = exchange.key_reader(i == 1 and node.left or node.right)
       elseif node.kind == "lookup" then
         key = exchange.key_reader(i == 1 and node or node.table_key)
       else key = exchange.key_reader(node) end
       return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
-        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up))
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), gathered(node))
     end
     local function receivers_of(node, port)
       local list = {}
@@ -315,8 +325,17 @@ function runtime.build(set, dl, open_sink, team)
           for n, p in pairs(r.points) do g.points[n] = p end
           g.points[last] = r.meter
           if r.close then closers[#closers + 1] = r.close end
+          if gathered(node) then
+            points_of(node, function(_, b, n, t, w, wend) r:push(b, n, t, w, wend) end,
+              function() r:finish() end, function() return r.done end)
+          end
+          -- a take's count is worker 1's, the one worker where records reach it (a take on
+          -- records from every worker is gathered there): a restore on another number of
+          -- workers takes worker 1's part of such a stage, not the lowest
+          local takes = nil
+          for _, op in ipairs(st.ops) do if op.kind == "take" then takes = true end end
           stateful[node.state_id] = { snapshot = r.state, restore = r.state, node = node,
-            kind = runtime.state_kind(node, st.ops) }
+            kind = runtime.state_kind(node, st.ops), first_part = takes }
           if gen then fused[gen] = r end
         end
       end
@@ -446,7 +465,8 @@ end
 -- (keep(k)); any other state (a stage's watermarks and take counts, a union's) is this
 -- worker's own part with as many workers as the cut had; with another number, where worker
 -- w now is not worker w then, the lowest of every part's (lowest), so that no record a
--- worker has not read yet is behind a watermark it restores. Returns, as restore_into
+-- worker has not read yet is behind a watermark it restores; but worker 1's part for a
+-- stage that holds a take() (first_part: its count is worker 1's). Returns, as restore_into
 -- does, the ids it had no operator for and those whose state is of another kind now
 -- (dropped).
 function runtime.restore_parts(stateful, parts, keep, me, n)
@@ -474,6 +494,9 @@ function runtime.restore_parts(stateful, parts, keep, me, n)
       local list = {}
       for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
       if #list > 0 then s.restore_keys(list, keep) end
+    elseif #parts ~= (n or #parts) and s.first_part then
+      local first = parts[1] and usable(parts[1], id)
+      if first ~= nil then s.restore(first) end
     elseif #parts ~= (n or #parts) then
       local list = {}
       for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end

@@ -446,6 +446,40 @@ sl.source.nexmark { rate = 4000, pace = true, typed = true }
     assert.same({ true, true, true }, after)
   end)
 
+  it("take(n) takes n in all, not n on each worker, and ends an unbounded job", function()
+    local dir = h.tmpdir()
+    -- after a keyed operator (records from every worker), and after a source every worker
+    -- reads (a Nexmark share each): both unbounded, so only the take can end the job
+    local after_keyed = h.script(string.format([[
+local sl = require "sluice"
+sl.source.generator { rate = 50000 }
+  :key_by(function(i) return i %% 10 end)
+  :reduce(function(a, b) return a + b end)
+  :take(7)
+  :map(function(s) return { sum = s } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], h.path(dir, "keyed.jsonl")), "take_keyed.lua")
+    local after_spread = h.script(string.format([[
+local sl = require "sluice"
+sl.source.nexmark { rate = 50000 }
+  :filter(function(e) return e.bid ~= nil end)
+  :take(9)
+  :map(function(e) return { auction = e.bid.auction } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], h.path(dir, "spread.jsonl")), "take_spread.lua")
+    for _, workers in ipairs({ 1, 2, 3 }) do
+      local res = h.run(string.format("run %s --workers %d", h.q(after_keyed), workers))
+      h.expect_code(res, 0)
+      local lines = h.lines(h.read(h.path(dir, "keyed.jsonl")))
+      assert.equal(7, #lines, workers .. " workers: " .. table.concat(lines, "\n"))
+      for _, line in ipairs(lines) do assert.is_number(sl.json.decode(line).sum, line) end
+      res = h.run(string.format("run %s --workers %d", h.q(after_spread), workers))
+      h.expect_code(res, 0)
+      lines = h.lines(h.read(h.path(dir, "spread.jsonl")))
+      assert.equal(9, #lines, workers .. " workers: " .. table.concat(lines, "\n"))
+    end
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
