@@ -363,14 +363,16 @@ local function state_from(job, owner, name, key)
   while answers[id] == nil and host.clock() < deadline do team:wake() end
   local a = answers[id]
   answers[id] = nil
-  if a == nil then error(format("worker %d, which owns key %s, did not answer in 2 s", owner,
-    tostring(key)), 0) end
+  if a == nil then
+    if key == nil then error(format("worker %d did not answer in 2 s", owner), 0) end
+    error(format("worker %d, which owns key %s, did not answer in 2 s", owner, tostring(key)), 0)
+  end
   if not a.ok then error(a.err, 0) end
   return a.value
 end
 
 runtime.on_control_message("state?", function(job, from, m)
-  local ok, v = pcall(inspect.state, job, m.name, m.key)
+  local ok, v = pcall(inspect.state, job, m.name, m.key, true)
   local reply = { k = "c", c = "state!", id = m.id, ok = ok }
   if ok then reply.value = typed.plain_deep(keyed.deep_copy(v)) else reply.err = tostring(v) end
   local sent, s = pcall(exchange.encode, reply)
@@ -387,8 +389,9 @@ local key_less = keyed.key_less
 
 -- Operator `name`'s state for `key` (plain values: a window's open windows with their
 -- current results), or nil when the key has none. Without a key: the first keys that have
--- state, sorted, and how many there are.
-function inspect.state(job, name, key)
+-- state, sorted, and how many there are, over every worker (each key is on the worker that
+-- owns it; `here`: this worker's alone, what another worker asks for).
+function inspect.state(job, name, key, here)
   local nodes = inspect.find(job, name)
   local r
   for _, node in ipairs(nodes) do
@@ -409,11 +412,23 @@ function inspect.state(job, name, key)
     return r.op.inspect(key)
   end
   local keys = r.op.keys and r.op.keys() or {}
+  local count = #keys
+  local team = job.team
+  if team and team.n > 1 and not here then
+    -- every other worker's first keys (the first of all are among them) and its count
+    for w = 1, team.n do
+      if w ~= team.me then
+        local theirs = state_from(job, w, name, nil)
+        for _, k in ipairs(theirs.keys) do keys[#keys + 1] = k end
+        count = count + theirs.count
+      end
+    end
+  end
   table.sort(keys, key_less)
   local shown = {}
   for i = 1, math.min(#keys, KEYS_SHOWN) do shown[i] = keys[i] end
-  return { keys = shown, count = #keys,
-    more = #keys > KEYS_SHOWN and (#keys - KEYS_SHOWN) or nil }
+  return { keys = shown, count = count,
+    more = count > KEYS_SHOWN and (count - KEYS_SHOWN) or nil }
 end
 
 return inspect

@@ -379,12 +379,15 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
     -- and 1001, are one each of worker 1's and worker 2's
     assert.equal(1, exchange.owner_of_group(exchange.group_of(1000), 2))
     assert.equal(2, exchange.owner_of_group(exchange.group_of(1001), 2))
+    -- and without a key, lists every worker's keys
     local chunk = h.write(h.path(dir, "state.lua"),
-      "job:state('counts', 1000)\njob:state('counts', 1001)\n")
+      "job:state('counts', 1000)\njob:state('counts', 1001)\n" ..
+      "local s = job:state('counts'); print('keys', s.keys[1], s.keys[2], s.count > 2)\n")
     local state
+    local want = "{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }\nkeys\t1000\t1001\ttrue"
     pcall(h.wait_until, "both keys' state", function()
       state = h.run("attach " .. h.q(sock), { stdin = chunk })
-      return state.stdout:match("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }") ~= nil
+      return state.stdout:match(want) ~= nil
     end)
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
     gone(pid)
@@ -400,7 +403,7 @@ sl.source.nexmark { rate = 2000, pace = true, typed = true }
     end
     assert.truthy(by_worker[1] and by_worker[2], res.stdout)
     h.expect_code(state, 0)
-    assert.matches("{ key = 1000, n = %d+ }\n{ key = 1001, n = %d+ }", state.stdout)
+    assert.matches(want, state.stdout)
   end)
 
   it("job:reload() moves every worker to the new script at one cut: each key's count goes " ..
