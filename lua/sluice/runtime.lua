@@ -808,7 +808,10 @@ function Job:run(restore)
     -- (on several workers every worker samples: the others send theirs to worker 1)
     local sampler = (j.live > 0 or team) and core.timer(function() j:sample() end) or nil
     if sampler then sampler:start(1000, 1000) end
-    ok, err = core.run()
+    -- (a worker with no source and no exchange point, when nothing keyed is downstream of
+    -- worker 1's sources, is through as it starts: core.stop does nothing before the loop
+    -- runs, and the sampler would keep it turning for ever)
+    if not j.sinks_closed then ok, err = core.run() end
     if sampler then sampler:close() end
     active, j.running = nil, false
   end

@@ -449,6 +449,23 @@ sl.source.nexmark { rate = 4000, pace = true, typed = true }
     assert.same({ true, true, true }, after)
   end)
 
+  it("ends when no keyed operator follows a source worker 1 reads (the others have nothing " ..
+    "to do)", function()
+    local dir = h.tmpdir()
+    local path = h.script(string.format([[
+local sl = require "sluice"
+sl.source.generator { count = 1000 }
+  :key_by(function(i) return i %% 7 end)
+  :map(function(i) return { i = i } end)
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], h.path(dir, "out.jsonl")), "unkeyed.lua")
+    for _, workers in ipairs({ 2, 3 }) do
+      local res = h.run(string.format("run %s --workers %d", h.q(path), workers), { timeout = 20 })
+      h.expect_code(res, 0)
+      assert.equal(1000, #h.lines(h.read(h.path(dir, "out.jsonl"))))
+    end
+  end)
+
   it("take(n) takes n in all, not n on each worker, and ends an unbounded job", function()
     local dir = h.tmpdir()
     -- after a keyed operator (records from every worker), and after a source every worker
