@@ -7,10 +7,11 @@ in the order they were accepted), "status": what it replied, "method", "path",
 "content_type", "body": the body as text}. A spec reads LOG to see exactly what
 arrived, in which requests, over how many connections.
 
-  http_server.py PORT LOG [--fail-first K] [--reject MARKER] [--tls CERT KEY]
-                          [--count-only]
+  http_server.py PORT LOG [--fail-first K [--fail-from N]] [--reject MARKER]
+                          [--tls CERT KEY] [--count-only]
 
 --fail-first K   replies 500 to the first K requests (a server in trouble)
+--fail-from N    ... to K requests from the Nth on instead (an outage mid-stream)
 --reject MARKER  replies 400 "rejected: MARKER" to a body that holds MARKER
 --tls CERT KEY   serves HTTPS with that certificate and key (PEM files)
 --count-only     logs only {"conn", "status", "lines"} per request (for the bench)
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("log")
     ap.add_argument("--fail-first", type=int, default=0)
+    ap.add_argument("--fail-from", type=int, default=1)
     ap.add_argument("--reject")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--count-only", action="store_true")
@@ -64,8 +66,9 @@ def main():
             with lock:
                 state["requests"] += 1
                 k = state["requests"]
-            if k <= args.fail_first:
-                status, text = 500, "failing on purpose (%d of %d)" % (k, args.fail_first)
+            failing = k - args.fail_from + 1
+            if 1 <= failing <= args.fail_first:
+                status, text = 500, "failing on purpose (%d of %d)" % (failing, args.fail_first)
             elif args.reject and args.reject.encode() in body:
                 status, text = 400, "rejected: " + args.reject
             else:
