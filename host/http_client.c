@@ -35,6 +35,8 @@ typedef struct http_request {
     int id;                     /* what Lua names it by */
     CURL *easy;                 /* while in flight, else NULL */
     sl_buf body;                /* the encoded batch, sent whole on every try */
+    size_t *ends;               /* where each record in body ends (records() splits it) */
+    int nends;
     sl_buf reply;               /* the first SL_HTTP_REPLY_MAX bytes of the reply */
     char error[CURL_ERROR_SIZE];    /* libcurl's words for a failed transfer */
     struct http_request *next;
@@ -89,6 +91,7 @@ static void global_init(void)
 
 static void free_request(http_request *r)
 {
+    free(r->ends);
     sl_buf_free(&r->body);
     sl_buf_free(&r->reply);
     free(r);
@@ -354,10 +357,16 @@ static int client_encode(lua_State *L)
         return luaL_error(L, "%s: out of memory", c->what);
     sl_buf_init(&r->body);
     sl_buf_init(&r->reply);
+    r->ends = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->ends);
+    if (r->ends == NULL) {
+        free_request(r);
+        return luaL_error(L, "%s: out of memory", c->what);
+    }
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, i);                           /* ... rec */
         err[0] = '\0';
         if (encode(L, c, 5, &r->body, err) == SL_CODEC_OK) {
+            r->ends[r->nends++] = r->body.len;
             good++;
         } else {
             if (nbad == 0) {
@@ -446,6 +455,30 @@ static int client_post(lua_State *L)
     c->in_flight++;
     c->L = L;
     return 0;
+}
+
+/* client:records(id) -> array of the encoded records in the body held under id, each
+ * as its bytes (without the newline of json and lines): what a refused batch
+ * dead-letters, so that Lua need not keep every batch's records while it is sent. */
+static int client_records(lua_State *L)
+{
+    http_client *c = check_client(L, "records");
+    int id = (int)luaL_checkinteger(L, 2);
+    http_request *r = find(c, id);
+    size_t start = 0;
+
+    if (r == NULL)
+        return luaL_error(L, "%s: records(%d): no such body", c->what, id);
+    lua_createtable(L, r->nends, 0);                    /* list */
+    for (int i = 0; i < r->nends; i++) {
+        size_t end = r->ends[i], len = end - start;
+        if (c->format != FMT_MSGPACK && len > 0)
+            len--;                                      /* the newline */
+        lua_pushlstring(L, r->body.data + start, len);  /* list rec */
+        lua_rawseti(L, -2, i + 1);                      /* list */
+        start = end;
+    }
+    return 1;
 }
 
 /* client:drop(id): frees the body held under id (delivered, or given up). */
@@ -676,6 +709,7 @@ static const luaL_Reg client_methods[] = {
     {"encode", client_encode},
     {"post", client_post},
     {"drop", client_drop},
+    {"records", client_records},
     {"wait", client_wait},
     {"stats", client_stats},
     {"close", client_close},

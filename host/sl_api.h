@@ -232,6 +232,7 @@ int sl_guard_enter(int id);
  *                               (JSON lines, lines, or msgpack objects end to end)
  *   client:post(id)             sends the body (again after a failure; it is kept)
  *   client:drop(id)             frees the body (not while in flight)
+ *   client:records(id) -> array of the body's records, encoded (no newline)
  *   client:wait(ms) -> in flight   drives transfers without the loop (a checkpoint's
  *                               barrier); on_done is called for those that complete
  *   client:stats() -> in flight, bytes held;  client:close() aborts; idempotent *

@@ -14,7 +14,8 @@ local flow = require "sluice.flow"
 local duration = require "sluice.duration"
 
 local core = host.core
-local type, format, tostring, pairs, ipairs = type, string.format, tostring, pairs, ipairs
+local type, format, tostring, pairs, ipairs, pcall = type, string.format, tostring, pairs,
+  ipairs, pcall
 local random, min, floor = math.random, math.min, math.floor
 local fail, say = report.fail, report.say
 
@@ -24,6 +25,8 @@ local formats = { json = true, lines = true, msgpack = true }
 local content_types = { json = "application/x-ndjson", lines = "text/plain; charset=utf-8",
   msgpack = "application/msgpack" }
 local methods = { POST = true, PUT = true, PATCH = true }
+local decoders = { json = core.json_decode, msgpack = core.msgpack_decode,
+  lines = function(s) return s end }
 
 local BACKOFF_FIRST_MS = 100    -- the first retry after a failure; doubling from there
 local BACKOFF_MAX_MS = 10000    -- to at most this
@@ -140,8 +143,8 @@ function http_sink.open_sink(spec, ctx)
   local handle = {}
   local label = spec.label
   local open, on = {}, 0          -- the batch being gathered: records and how many
-  local queue = {}                -- batches not delivered yet, in order: { id, records, n,
-                                  -- bytes, sending }
+  local queue = {}                -- batches not delivered yet, in order: { id (of the body
+                                  -- C holds), n (records), bytes, sending }
   local held, in_flight = 0, 0    -- body bytes queued; requests in flight
   local delivered = 0             -- records the server took
   local outage                    -- why requests fail now (nil: they do not)
@@ -193,8 +196,7 @@ function http_sink.open_sink(spec, ctx)
       for _, b in ipairs(bad) do ctx.bad_output(records[b.index], b.reason) end
     end
     if not id then return end
-    queue[#queue + 1] = { id = id, records = records, n = n - (bad and #bad or 0), bytes = bytes,
-      bad = bad }
+    queue[#queue + 1] = { id = id, n = n - (bad and #bad or 0), bytes = bytes }
     held = held + bytes
     pump()
     block_or_unblock()
@@ -220,14 +222,16 @@ function http_sink.open_sink(spec, ctx)
     retry_timer:start(floor(delay * (0.5 + random() * 0.5)))
   end
 
+  -- The records of a refused batch go to the dead letters, decoded from its body (the
+  -- sink keeps bodies, not records, while they are sent).
+  local decode = decoders[spec.format]
   local function dead_letter(b, status, reply)
     if #reply > REPLY_SHOWN then reply = reply:sub(1, REPLY_SHOWN) .. "..." end
     reply = reply:gsub("%s+$", "")
     local reason = format("%s: HTTP %d: %s", label, status, reply)
-    local skip = {}
-    if b.bad then for _, x in ipairs(b.bad) do skip[x.index] = true end end
-    for i = 1, #b.records do
-      if not skip[i] then ctx.bad_output(b.records[i], reason) end
+    for _, raw in ipairs(client:records(b.id)) do
+      local ok, record = pcall(decode, raw)
+      ctx.bad_output(ok and record or raw, reason)
     end
   end
 
@@ -248,8 +252,8 @@ function http_sink.open_sink(spec, ctx)
     elseif status >= 500 or status == 408 or status == 429 then
       retry_later(format("HTTP %d", status))
     else
-      remove(id)
       dead_letter(b, status, text)
+      remove(id)
     end
     pump()
     block_or_unblock()
