@@ -12,14 +12,17 @@ PORT=${BENCH_HTTP_PORT:-19710}
 mkdir -p "$DIR"
 cc -O2 -o "$DIR/http_count" scripts/bench/http_count.c -luv -lhttp_parser
 
-# row LABEL CMD...: runs CMD under GNU time, prints one table row for N records.
+# row LABEL CMD...: runs CMD under GNU time, prints one table row for N records: the rate
+# over wall time, and in the seconds column the job's own CPU time (user + system; with
+# one request in flight, the rest of the wall time is spent waiting for the server).
 row() {
   label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$DIR/time" "$@" >/dev/null 2>"$DIR/stderr" || {
+  /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "$@" >/dev/null 2>"$DIR/stderr" || {
     echo "bench http: $label failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
   set -- $(cat "$DIR/time")
-  awk -v l="$label" -v n="$N" -v s="$1" -v kb="$2" 'BEGIN {
-    printf "| %s | %d | %.2f | %.2f M/s | %.0f MB |\n", l, n, s, (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
+  awk -v l="$label" -v n="$N" -v s="$1" -v u="$2" -v y="$3" -v kb="$4" 'BEGIN {
+    printf "| %s | %d | %.2f (CPU %.2f) | %.2f M/s | %.0f MB |\n", l, n, s, u + y,
+      (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
 }
 
 # http LABEL BATCH PARALLEL: one run against a fresh server, which must count N records.
