@@ -190,6 +190,51 @@ describe("sink.http", function()
     assert.are.equal(1, said, "the outage is said once:\n" .. res.stderr)
   end)
 
+  it("retries a request that times out, with the same batch", function()
+    local peer = start_peer { args = "--hang-first 2" }
+    local res = job(250, peer.url, { text = 'batch = 100, timeout = "300ms"' })
+    h.expect_code(res, 0)
+    local reqs = requests(peer)
+    assert.are.equal(0, reqs[1].status)
+    assert.are.equal(0, reqs[2].status)
+    assert.are.equal(reqs[1].body, reqs[2].body)
+    local ok, ids = delivered(peer)
+    assert.are.equal(3, #ok)
+    assert.are.equal(reqs[1].body, ok[1].body)
+    assert.are.same(range(1, 250), ids)
+    h.contains(res.stderr, "Operation timed out after", "stderr")
+    h.contains(res.stderr, "delivering again", "stderr")
+  end)
+
+  it("runs on every worker of --workers", function()
+    local peer = start_peer()
+    local dir = h.tmpdir()
+    local function script(sink)
+      return h.script(string.format([[
+local sl = require "sluice"
+sl.source.nexmark { events = 20000, rate = 100000 }
+  :filter(function(e) return e.type == "bid" end)
+  :map(function(e) return { auction = e.bid.auction, t = e.bid.date_time, p = e.bid.price } end)
+  :key_by("auction")
+  :sink(%s)
+]], sink))
+    end
+    local out = h.path(dir, "out.jsonl")
+    h.expect_code(h.run("run " .. h.q(script(string.format('sl.sink.file { path = %q, format = "json" }',
+      out))) .. " --workers 2"), 0)
+    h.expect_code(h.run("run " .. h.q(script(string.format("sl.sink.http { url = %q, batch = 100 }",
+      peer.url))) .. " --workers 2"), 0)
+    local got = {}
+    for _, req in ipairs(delivered(peer)) do
+      for _, l in ipairs(h.lines(req.body)) do got[#got + 1] = l end
+    end
+    local want = h.lines(h.read(out))
+    table.sort(want)
+    table.sort(got)
+    assert.is_true(#want > 10000)
+    assert.are.same(want, got)
+  end)
+
   it("waits for a server that is down at first, then delivers everything", function()
     local peer = start_peer { delay = 1.5 }
     local res = job(1000, peer.url, { text = "batch = 100" })

@@ -7,11 +7,13 @@ in the order they were accepted), "status": what it replied, "method", "path",
 "content_type", "body": the body as text}. A spec reads LOG to see exactly what
 arrived, in which requests, over how many connections.
 
-  http_server.py PORT LOG [--fail-first K [--fail-from N]] [--reject MARKER]
-                          [--tls CERT KEY] [--count-only]
+  http_server.py PORT LOG [--fail-first K [--fail-from N]] [--hang-first K]
+                          [--reject MARKER] [--tls CERT KEY] [--count-only]
 
 --fail-first K   replies 500 to the first K requests (a server in trouble)
 --fail-from N    ... to K requests from the Nth on instead (an outage mid-stream)
+--hang-first K   never replies to the first K requests (logged with status 0): it
+                 holds each for 2 s, then closes its connection (a server that hangs)
 --reject MARKER  replies 400 "rejected: MARKER" to a body that holds MARKER
 --tls CERT KEY   serves HTTPS with that certificate and key (PEM files)
 --count-only     logs only {"conn", "status", "lines"} per request (for the bench)
@@ -19,10 +21,12 @@ arrived, in which requests, over how many connections.
 import argparse
 import http.server
 import json
+import socket
 import socketserver
 import ssl
 import sys
 import threading
+import time
 
 
 def main():
@@ -31,6 +35,7 @@ def main():
     ap.add_argument("log")
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--fail-from", type=int, default=1)
+    ap.add_argument("--hang-first", type=int, default=0)
     ap.add_argument("--reject")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--count-only", action="store_true")
@@ -45,6 +50,9 @@ def main():
 
         def setup(self):
             super().setup()
+            # the reply's headers and body go out at once, not held back by Nagle's
+            # algorithm until the client's delayed ACK (40 ms a request)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with lock:
                 state["conns"] += 1
                 self.conn = state["conns"]
@@ -67,7 +75,9 @@ def main():
                 state["requests"] += 1
                 k = state["requests"]
             failing = k - args.fail_from + 1
-            if 1 <= failing <= args.fail_first:
+            if k <= args.hang_first:
+                status, text = 0, None
+            elif 1 <= failing <= args.fail_first:
                 status, text = 500, "failing on purpose (%d of %d)" % (failing, args.fail_first)
             elif args.reject and args.reject.encode() in body:
                 status, text = 400, "rejected: " + args.reject
@@ -81,6 +91,10 @@ def main():
                          "body": body.decode("utf-8", "replace")}
             with lock:
                 log.write(json.dumps(entry) + "\n")
+            if status == 0:
+                time.sleep(2)
+                self.close_connection = True
+                return
             self.reply(status, text)
 
         do_POST = do_PUT = do_PATCH = handle_body
