@@ -118,8 +118,8 @@ describe("sink.http", function()
         p.pid, p.pid))
     end
     peers = {}
-    for _, job in ipairs(jobs) do
-      if not job.ended() then job.kill("KILL"); job.wait() end
+    for _, bg in ipairs(jobs) do
+      if not bg.ended() then bg.kill("KILL"); bg.wait() end
     end
     jobs = {}
     h.cleanup()
@@ -330,16 +330,16 @@ sl.source.generator { count = 4000, rate = 1000, fn = function(i) return { i = i
   :sink(sl.sink.http { url = %q, batch = 100, every = "50ms" })
 ]], peer.url))
     local args = "--state-dir " .. h.q(h.path(dir, "state")) .. " --checkpoint-every 100ms"
-    local job = background(script, args, dir)
+    local killed = background(script, args, dir)
     h.sleep_ms(2000)
-    job.kill("KILL")
-    assert.are.equal(137, job.wait(), job.stderr())
+    killed.kill("KILL")
+    assert.are.equal(137, killed.wait(), killed.stderr())
     local _, before = delivered(peer)
     assert.is_true(#before > 0 and #before < 4000, "delivered before the kill: " .. #before)
     -- while the server failed, no checkpoint could cover the batches it had not taken
-    local said = job.stderr():match("checkpoint not taken: sink%.http [^\n]-: %d+ batch[es]* " ..
+    local said = killed.stderr():match("checkpoint not taken: sink%.http [^\n]-: %d+ batch[es]* " ..
       "not delivered yet %(HTTP 500%)")
-    assert.is_truthy(said, "the killed run's stderr:\n" .. job.stderr())
+    assert.is_truthy(said, "the killed run's stderr:\n" .. killed.stderr())
     local res = h.run("run " .. h.q(script) .. " " .. args)
     h.expect_code(res, 0)
     local seen, ok = {}, delivered(peer)
