@@ -11,6 +11,7 @@
  * C owns the client: the userdata holds a pointer; close() aborts what is in flight and
  * frees everything once libuv has closed the timer and the socket watchers.
  */
+#include <ctype.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -241,8 +242,9 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
 /* ---- completions -------------------------------------------------------------------- */
 
 /* Calls on_done(id, status, text) for request r, which has completed: status is the
- * HTTP status with the reply as text, or 0 with libcurl's error. Stack unchanged. */
-static void tell(http_client *c, http_request *r, long status, CURLcode rc)
+ * HTTP status with the reply as text, or 0 with libcurl's error (os_errno: the system's,
+ * for a connection that could not be made). Stack unchanged. */
+static void tell(http_client *c, http_request *r, long status, CURLcode rc, long os_errno)
 {
     lua_State *L = sl_loop_lua();
 
@@ -250,7 +252,15 @@ static void tell(http_client *c, http_request *r, long status, CURLcode rc)
         L = c->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->on_done);      /* fn */
     lua_pushinteger(L, r->id);
-    if (rc != CURLE_OK) {
+    if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
+        /* "connection refused", not libcurl's longer "Failed to connect to ... after 0
+         * ms: Couldn't connect to server": the address is in the sink's label already */
+        char why[128];
+        snprintf(why, sizeof why, "%s", strerror((int)os_errno));
+        why[0] = (char)tolower((unsigned char)why[0]);
+        lua_pushinteger(L, 0);
+        lua_pushstring(L, why);
+    } else if (rc != CURLE_OK) {
         lua_pushinteger(L, 0);
         lua_pushstring(L, r->error[0] ? r->error : curl_easy_strerror(rc));
     } else {
@@ -272,10 +282,11 @@ static void drain(http_client *c)
         http_request *r = NULL;
         CURL *easy = m->easy_handle;
         CURLcode rc = m->data.result;
-        long status = 0;
+        long status = 0, os_errno = 0;
 
         if (m->msg != CURLMSG_DONE)
             continue;
+        curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         curl_multi_remove_handle(c->multi, easy);
@@ -296,7 +307,7 @@ static void drain(http_client *c)
         if (r == NULL)
             continue;
         r->easy = NULL;
-        tell(c, r, status, rc);
+        tell(c, r, status, rc, os_errno);
     }
     c->busy--;
     maybe_free(c);

@@ -242,7 +242,7 @@ sl.source.nexmark { events = 20000, rate = 100000 }
     local ok, ids = delivered(peer)
     assert.are.equal(10, #ok)
     assert.are.same(range(1, 1000), ids)
-    h.contains(res.stderr, "Couldn't connect to server; retrying", "stderr")
+    h.contains(res.stderr, "connection refused; retrying", "stderr")
     h.contains(res.stderr, "delivering again", "stderr")
   end)
 
