@@ -264,6 +264,26 @@ sl.source.nexmark { events = 20000, rate = 100000 }
     end
   end)
 
+  it("with parallel=4, delivers every record once in whole batches, through failures", function()
+    local peer = start_peer { args = "--fail-first 3" }
+    local res = job(5000, peer.url, { text = "batch = 100, parallel = 4" })
+    h.expect_code(res, 0)
+    local ok, ids = delivered(peer)
+    assert.are.equal(50, #ok)
+    local seen = {}
+    for _, req in ipairs(ok) do
+      local recs = records_of(req)
+      assert.are.equal(100, #recs)
+      assert.are.equal(1, recs[1].i % 100, "a batch starts at 100k + 1")
+      for j = 2, #recs do assert.are.equal(recs[1].i + j - 1, recs[j].i) end
+    end
+    for _, i in ipairs(ids) do
+      assert.is_nil(seen[i], "record " .. i .. " delivered twice")
+      seen[i] = true
+    end
+    assert.are.equal(5000, #ids)
+  end)
+
   it("holds the sources back while bodies wait, losing nothing", function()
     local peer = start_peer { args = "--fail-first 5" }
     local res = job(5000, peer.url, { text = "batch = 50, high = 2000" })
