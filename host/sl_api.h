@@ -221,6 +221,21 @@ int sl_guard_enter(int id);
  * core.kafka_committed{brokers=, group=, options=, offsets=, timeout=} -> the group's
  *                               committed offsets for those partitions, or nil, message
  *
+ * core.http_client{...} -> client   (http_client.c) request bodies sent with libcurl's
+ *                               multi-socket interface from the loop: what=label, url=,
+ *                               method="POST", format="json"|"lines"|"msgpack",
+ *                               headers={"Name: value", ...}, cacert=path, insecure=,
+ *                               timeout_ms=30000, connect_timeout_ms=10000, on_done(id,
+ *                               status, text) (status 0: text is libcurl's error; else
+ *                               the reply's first 4 KiB)
+ *   client:encode(batch, n) -> id | nil, bytes, bad   one body of the encodable records
+ *                               (JSON lines, lines, or msgpack objects end to end)
+ *   client:post(id)             sends the body (again after a failure; it is kept)
+ *   client:drop(id)             frees the body (not while in flight)
+ *   client:records(id) -> array of the body's records, encoded (no newline)
+ *   client:wait(ms) -> in flight   drives transfers without the loop (a checkpoint's
+ *                               barrier); on_done is called for those that complete
+ *   client:stats() -> in flight, bytes held;  client:close() aborts; idempotent *
  * core.json_encode(v) -> s       core.json_decode(s) -> v      (raise on bad input, with
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s
  *                                                               must hold exactly one value)

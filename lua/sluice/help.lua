@@ -73,6 +73,12 @@ E["sl.sink.kafka"] = { 'sl.sink.kafka { brokers, topic, key, format = "json", ex
   "Each record a message of topic, produced idempotently; key (a field or a function)\n" ..
   "chooses the partition. A message that fails is dead-lettered. exactly_once=true (with\n" ..
   "--state-dir and a Kafka source) writes a transaction per checkpoint." }
+E["sl.sink.http"] = { 'sl.sink.http { url, method = "POST", format = "json", batch = 500, ' ..
+  'every = "1s", headers = {}, cacert, insecure, timeout = "30s", parallel = 1, high = 4 MiB }',
+  "POSTs records in batches (a JSON-lines body each) to url, keeping the connection open.\n" ..
+  "Connection errors, timeouts, 5xx, 408 and 429 are retried with backoff (the same batch);\n" ..
+  "another status dead-letters the batch's records with it and the reply. Above high bytes\n" ..
+  "queued every source pauses. At the end of the input it waits for delivery." }
 E["sl.sink.tcp"] = { 'sl.sink.tcp { connect = "host:port", format, high = 4 MiB }',
   "Sends each record to connect, reconnecting with backoff; records wait meanwhile. Above\n" ..
   "high bytes queued every source pauses until half is written." }

@@ -41,6 +41,7 @@ local sl = {
     collect = sink.collect,
     tcp = sink.tcp,
     kafka = sink.kafka,
+    http = sink.http,
   },
   -- sl.table.file{...}: a table for stream:lookup()
   table = { file = source.table_file },

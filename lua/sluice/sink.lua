@@ -9,6 +9,7 @@ local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
 local kafka = require "sluice.kafka"
+local http_sink = require "sluice.http_sink"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -100,6 +101,10 @@ end
 -- kafka{brokers, topic, key, format, exactly_once, high, options}: each record a message,
 -- produced idempotently (kafka.lua).
 function sink.kafka(opts) return new_sink(kafka.sink_spec(opts)) end
+
+-- http{url, method, format, batch, every, headers, ...}: records POSTed in batches, retried
+-- with backoff (http_sink.lua).
+function sink.http(opts) return new_sink(http_sink.sink_spec(opts)) end
 
 -- The records a collect sink received in its last run.
 function Sink:records()
@@ -333,6 +338,7 @@ function open.tcp(spec, ctx)
 end
 
 open.kafka = kafka.open_sink
+open.http = http_sink.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }
