@@ -14,6 +14,7 @@
 #include "durable.h"
 #include "exchange.h"
 #include "guard.h"
+#include "http_server.h"
 #include "kafka.h"
 #include "lineedit.h"
 #include "memory.h"
@@ -116,6 +117,7 @@ static const luaL_Reg core_functions[] = {
     {"kafka_consumer", sl_kafka_consumer_new},
     {"kafka_producer", sl_kafka_producer_new},
     {"kafka_committed", sl_kafka_committed},
+    {"http_listen", sl_http_server_new},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -156,6 +158,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_kafka_consumer_register(L);
     sl_kafka_producer_register(L);
     sl_exchange_register(L);
+    sl_http_server_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, SL_VERSION);
