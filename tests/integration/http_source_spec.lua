@@ -373,6 +373,29 @@ sl.source.http { listen = "127.0.0.1:%d" }
     h.same_lines({ '{"i":1}', '{"i":2}' }, records(out))
   end)
 
+  it("listens on every worker with --workers (SO_REUSEPORT), and every request's records are in", function()
+    local port, out = h.port(), h.path(h.tmpdir(), "out.json")
+    local job = start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.http { listen = "127.0.0.1:%d" }
+  :key_by("k")
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], port, out)), "--workers 2")
+    local want = {}
+    for i = 1, 10 do
+      local c = connect(port)                           -- a connection each: the kernel
+      c.send(post(('{"k":%d}\n{"k":%d}\n'):format(i, -i))) -- spreads them over the workers
+      assert.are.equal('{"accepted":2}\n', c.replies(1)[1].body)
+      c.close()
+      want[#want + 1], want[#want + 2] = ('{"k":%d}'):format(i), ('{"k":%d}'):format(-i)
+    end
+    stop(job)
+    local got = records(out)
+    table.sort(want)
+    table.sort(got)
+    h.same_lines(want, got)
+  end)
+
   it("checks its options at the user's line", function()
     local script = h.script([[
 local sl = require "sluice"
