@@ -1,6 +1,7 @@
 -- wrk script (wrk runs it in its own LuaJIT): each request POSTs one body of LINES JSON
 -- lines of about 80 bytes (the bids of make_json.lua), on keep-alive connections; done()
 -- prints the requests that were not answered 200, which must be none.
+-- luacheck: globals wrk response done
 local lines = tonumber(os.getenv("LINES") or 1000)
 local channels = { "web", "ios", "android", "partner" }
 local t = {}
