@@ -47,6 +47,11 @@ typedef struct server {
     int paused;             /* pause(): requests are answered 503 */
     int draining;           /* drain(): no new connection, no new request */
     int closed;             /* close(): no callback any more */
+    int buf_busy;           /* a read's bytes in buf are being answered */
+    char buf[SL_HTTP_READ_CHUNK];   /* what each read of any connection fills: a read is
+                                       answered whole before the loop reads again, and the
+                                       loop never runs inside a callback (loop.c), so one
+                                       buffer serves every connection */
 } server;
 
 struct conn {
@@ -55,7 +60,6 @@ struct conn {
     conn *prev, *next;
     sl_http_request req;    /* the request being read */
     char peer[80];          /* "ip:port" */
-    char buf[SL_HTTP_READ_CHUNK];   /* what each read fills */
     unsigned long nreq;     /* requests answered or refused, for messages */
     int writes;             /* replies queued and not written yet */
     int reading;            /* uv_read_start is in effect */
@@ -478,8 +482,10 @@ static void feed(conn *c, const char *data, size_t len)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     conn *c = h->data;
+    server *s = c->srv;
 
-    *b = uv_buf_init(c->buf, sizeof c->buf);
+    /* (busy would take a loop run inside a callback: that read fails with ENOBUFS) */
+    *b = s->buf_busy ? uv_buf_init(NULL, 0) : uv_buf_init(s->buf, sizeof s->buf);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b)
@@ -489,7 +495,9 @@ static void on_read(uv_stream_t *stream, ssize_t got, const uv_buf_t *b)
     if (got == 0 || c->closed)
         return;
     if (got > 0) {
+        c->srv->buf_busy = 1;
         feed(c, b->base, (size_t)got);
+        c->srv->buf_busy = 0;
         return;
     }
     uv_read_stop(stream);
