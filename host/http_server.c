@@ -568,15 +568,14 @@ static int opt_int(lua_State *L, const char *field, lua_Integer dflt)
     return (int)v;
 }
 
-static int ref_function(lua_State *L, const char *field, int required)
+/* A registry ref of the function opts[field] (checked by the caller), or LUA_NOREF. */
+static int ref_function(lua_State *L, const char *field)
 {
     lua_getfield(L, 1, field);
-    if (lua_isnil(L, -1) && !required) {
+    if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return LUA_NOREF;
     }
-    if (!lua_isfunction(L, -1))
-        luaL_error(L, "core.http_listen: %s must be a function", field);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -632,6 +631,13 @@ int sl_http_server_new(lua_State *L)
     lua_getfield(L, 1, "shared");                       /* opts addr path what fmt max sh */
     if (address == NULL)
         return luaL_error(L, "core.http_listen: address must be a string");
+    for (int i = 0; i < 3; i++) {       /* checked before listening: no error after it */
+        static const char *const fns[] = { "on_batch", "on_bad", "on_end" };
+        lua_getfield(L, 1, fns[i]);
+        if (!lua_isfunction(L, -1) && (i == 0 || !lua_isnil(L, -1)))
+            return luaL_error(L, "core.http_listen: %s must be a function", fns[i]);
+        lua_pop(L, 1);
+    }
     for (int i = 0; sl_framer_formats[i] != NULL; i++)
         if (strcmp(fmt, sl_framer_formats[i]) == 0)
             format = i;
@@ -671,9 +677,9 @@ int sl_http_server_new(lua_State *L)
         uv_close((uv_handle_t *)&s->kick, on_server_handle_closed);
         return luaL_error(L, "%s: %s: %s", what, step, uv_strerror(rc));
     }
-    s->on_batch = ref_function(L, "on_batch", 1);
-    s->on_bad = ref_function(L, "on_bad", 0);
-    s->on_end = ref_function(L, "on_end", 0);
+    s->on_batch = ref_function(L, "on_batch");
+    s->on_bad = ref_function(L, "on_bad");
+    s->on_end = ref_function(L, "on_end");
     lua_newtable(L);
     s->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     *ud = s;
