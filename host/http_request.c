@@ -98,6 +98,24 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Room for n more bytes of body: at least `want` in all when it grows. */
+static void body_room(sl_http_request *r, size_t n, size_t want)
+{
+    size_t cap = r->body_cap > 0 ? r->body_cap : 4096;
+    char *b;
+
+    if (r->body_cap - r->body_len >= n)
+        return;
+    while (cap - r->body_len < n)
+        cap *= 2;
+    if (cap < want)
+        cap = want;
+    if ((b = realloc(r->body, cap)) == NULL)
+        out_of_memory();
+    r->body = b;
+    r->body_cap = cap;
+}
+
 static void too_large(sl_http_request *r, uint64_t declared)
 {
     r->declared = declared;
@@ -126,6 +144,9 @@ static int on_headers_complete(http_parser *p)
     }
     if (r->on_head != NULL)
         r->on_head(r, r->arg);
+    /* a declared length (within max_body) is allocated at once, not grown by doubling */
+    if ((p->flags & F_CONTENTLENGTH) && !r->discard && p->content_length > 0)
+        body_room(r, (size_t)p->content_length, (size_t)p->content_length);
     return 0;
 }
 
@@ -140,16 +161,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     }
     if (r->discard)
         return 0;
-    if (r->body_cap - r->body_len < len) {
-        size_t cap = r->body_cap > 0 ? r->body_cap : 4096;
-        char *b;
-        while (cap - r->body_len < len)
-            cap *= 2;
-        if ((b = realloc(r->body, cap)) == NULL)
-            out_of_memory();
-        r->body = b;
-        r->body_cap = cap;
-    }
+    body_room(r, len, 0);
     memcpy(r->body + r->body_len, at, len);
     r->body_len += len;
     return 0;
