@@ -373,6 +373,35 @@ sl.source.http { listen = "127.0.0.1:%d" }
     h.same_lines({ '{"i":1}', '{"i":2}' }, records(out))
   end)
 
+  it("serves many connections at once, each request answered on its own connection", function()
+    local port, out = h.port(), h.path(h.tmpdir(), "out.json")
+    local job = http_to_file(port, out)
+    local conns, want = {}, {}
+    for i = 1, 50 do conns[i] = connect(port) end
+    for round = 1, 3 do
+      for i, c in ipairs(conns) do                    -- interleaved over the connections
+        c.send(post(('{"c":%d,"r":%d}\n'):format(i, round)))
+        want[#want + 1] = ('{"c":%d,"r":%d}'):format(i, round)
+      end
+    end
+    for i, c in ipairs(conns) do
+      local rs = c.replies(3)
+      for k = 1, 3 do assert.are.equal('{"accepted":1}\n', rs[k].body, "connection " .. i) end
+      if i % 2 == 0 then c.close() end                -- half close, half stay for the drain
+    end
+    stop(job)
+    for i, c in ipairs(conns) do
+      if i % 2 == 1 then
+        assert.is_true(c.closed())
+        c.close()
+      end
+    end
+    local got = records(out)
+    table.sort(want)
+    table.sort(got)
+    h.same_lines(want, got)
+  end)
+
   it("listens on every worker with --workers (SO_REUSEPORT), and every request's records are in", function()
     local port, out = h.port(), h.path(h.tmpdir(), "out.json")
     local job = start(h.script(string.format([[
