@@ -339,7 +339,7 @@ sl.source.http { listen = "127.0.0.1:%d" }
     assert.are.equal(200, idle.replies(1)[1].status)
     local busy = connect(port)
     busy.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n{\"i\":2}\n")
-    C.usleep(100000)
+    C.usleep(300000)                                    -- (the job has read it: in flight)
     job.signal("TERM")
     assert.is_true(idle.closed())                       -- nothing in flight there
     C.usleep(200000)
