@@ -15,6 +15,7 @@
 #include "exchange.h"
 #include "guard.h"
 #include "http_client.h"
+#include "http_server.h"
 #include "kafka.h"
 #include "lineedit.h"
 #include "memory.h"
@@ -118,6 +119,7 @@ static const luaL_Reg core_functions[] = {
     {"kafka_producer", sl_kafka_producer_new},
     {"kafka_committed", sl_kafka_committed},
     {"http_client", sl_http_client_new},
+    {"http_listen", sl_http_server_new},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -159,6 +161,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_kafka_producer_register(L);
     sl_http_client_register(L);
     sl_exchange_register(L);
+    sl_http_server_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, SL_VERSION);

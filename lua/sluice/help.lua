@@ -46,6 +46,12 @@ E["sl.source.kafka"] = { 'sl.source.kafka { brokers, topic, group = "sluice", fo
   "offsets are in checkpoints, and go to the group after each one. meta=true gives\n" ..
   "{topic, partition, offset, key, timestamp, headers, value}; bounded=true ends at the\n" ..
   "end each partition had when assigned; options: librdkafka properties.", "formats" }
+E["sl.source.http"] = { 'sl.source.http { listen = "host:port", path = "/", format = "json", ' ..
+  'max_body = 16 MiB }',
+  "One record per line of each body POSTed to path (HTTP/1.1, keep-alive, chunked). The\n" ..
+  "reply comes once the records are in the job: 200 {\"accepted\":N}, 400 listing the bad\n" ..
+  "lines (dead-lettered; the others flow), 413 over max_body, 503 + Retry-After while the\n" ..
+  "sinks hold the sources back. See docs/http.md.", "formats" }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }

@@ -32,6 +32,7 @@ local sl = {
     udp = source.udp,
     nexmark = source.nexmark,
     kafka = source.kafka,
+    http = source.http,
   },
   sink = {
     stdout = sink.stdout,

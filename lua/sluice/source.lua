@@ -13,6 +13,7 @@ local host = require "sluice.host"
 local flow = require "sluice.flow"
 local nexmark = require "sluice.nexmark"
 local kafka = require "sluice.kafka"
+local http = require "sluice.http"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -30,7 +31,7 @@ local formats = { lines = true, json = true, csv = true, msgpack = true }
 -- worker reads a share of the partitions (kafka.lua).
 function source.spread(spec)
   if spec.type == "nexmark" or spec.type == "kafka" then return true end
-  if spec.type == "tcp" then
+  if spec.type == "tcp" or spec.type == "http" then
     return type(spec.listen) == "string" and spec.listen:match(":0*$") == nil
   end
   return false
@@ -201,6 +202,9 @@ function source.nexmark(opts) return nexmark.declare(opts, new_source) end
 
 -- kafka{brokers, topic, group, format, ...}: one record per message (kafka.lua).
 function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
+
+-- http{listen, path, format, max_body}: one record per line of each POST body (http.lua).
+function source.http(opts) return new_source(http.source_spec(opts)) end
 
 -- Sources whose batches each come from one partition of their input, said to the stage
 -- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
@@ -410,6 +414,7 @@ end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 open.kafka = kafka.open_source
+open.http = http.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
