@@ -12,6 +12,7 @@
 #include "child.h"
 #include "ctl.h"
 #include "durable.h"
+#include "forward.h"
 #include "exchange.h"
 #include "guard.h"
 #include "kafka.h"
@@ -116,6 +117,9 @@ static const luaL_Reg core_functions[] = {
     {"kafka_consumer", sl_kafka_consumer_new},
     {"kafka_producer", sl_kafka_producer_new},
     {"kafka_committed", sl_kafka_committed},
+    {"forward_conn", sl_forward_conn_new},
+    {"forward_client", sl_forward_client_new},
+    {"forward_pack", sl_forward_pack_lua},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -155,6 +159,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_nexmark_register(L);
     sl_kafka_consumer_register(L);
     sl_kafka_producer_register(L);
+    sl_forward_register(L);
     sl_exchange_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);

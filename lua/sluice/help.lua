@@ -46,6 +46,10 @@ E["sl.source.kafka"] = { 'sl.source.kafka { brokers, topic, group = "sluice", fo
   "offsets are in checkpoints, and go to the group after each one. meta=true gives\n" ..
   "{topic, partition, offset, key, timestamp, headers, value}; bounded=true ends at the\n" ..
   "end each partition had when assigned; options: librdkafka properties.", "formats" }
+E["sl.source.forward"] = { 'sl.source.forward { listen = "host:port", max_entry }',
+  "Fluent's forward protocol (Fluent Bit, Fluentd): one record {tag, time, record} per\n" ..
+  "event, time in ms; all four modes, gzip included. A chunk is acked once its events are\n" ..
+  "in the job. Malformed msgpack is dead-lettered and closes that connection only." }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }
@@ -68,6 +72,10 @@ E["sl.sink.fn"] = { "sl.sink.fn(f)",
   "Calls f(r) for each record; a record on which f raises is dead-lettered." }
 E["sl.sink.collect"] = { "sl.sink.collect()",
   "Keeps the records; sink:records() returns them after the run.", "stream:collect" }
+E["sl.sink.forward"] = { 'sl.sink.forward { connect = "host:port", tag = "sluice", high, ack_timeout = "30s" }',
+  "Fluent forward to Fluentd or Fluent Bit: a chunk per batch and tag, each kept until\n" ..
+  "acked and sent again after a reconnect (at least once). A {tag, time, record} record is\n" ..
+  "sent as that event; others with tag and their event time (else now)." }
 E["sl.sink.kafka"] = { 'sl.sink.kafka { brokers, topic, key, format = "json", exactly_once, ' ..
   'high = 100000, options }',
   "Each record a message of topic, produced idempotently; key (a field or a function)\n" ..

@@ -13,6 +13,7 @@ local host = require "sluice.host"
 local flow = require "sluice.flow"
 local nexmark = require "sluice.nexmark"
 local kafka = require "sluice.kafka"
+local forward = require "sluice.forward"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -201,6 +202,9 @@ function source.nexmark(opts) return nexmark.declare(opts, new_source) end
 
 -- kafka{brokers, topic, group, format, ...}: one record per message (kafka.lua).
 function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
+
+-- forward{listen}: Fluent forward protocol events {tag, time, record} (forward.lua).
+function source.forward(opts) return new_source(forward.source_spec(opts)) end
 
 -- Sources whose batches each come from one partition of their input, said to the stage
 -- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
@@ -410,6 +414,7 @@ end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 open.kafka = kafka.open_source
+open.forward = forward.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
