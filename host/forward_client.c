@@ -133,7 +133,7 @@ static void read_replies(fclient *c)
         }
         lua_pop(L, 1);                                  /* -- */
     }
-    if (!c->closed && c->state == UP) {
+    if (!c->closed && c->state == UP && pos > 0) {
         memmove(c->in.data, c->in.data + pos, c->in.len - pos);
         c->in.len -= pos;
     }

@@ -248,9 +248,11 @@ static void decode_all(fconn *c)
     }
     lua_settop(L, bi - 1);                              /* -- */
     if (!c->closed) {
-        c->offset += pos;
-        memmove(c->in.data, c->in.data + pos, c->in.len - pos);
-        c->in.len -= pos;
+        if (pos > 0) {
+            c->offset += pos;
+            memmove(c->in.data, c->in.data + pos, c->in.len - pos);
+            c->in.len -= pos;
+        }
         if (c->eof && c->wanted && !c->ended) {
             if (c->in.len > 0) {
                 snprintf(msg, sizeof msg, "entry at byte %llu: the connection ended inside "
