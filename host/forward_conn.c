@@ -432,6 +432,8 @@ int sl_forward_conn_new(lua_State *L)
     lua_pushvalue(L, -1);
     c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);       /* opts ud */
     int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc == 0)
+        uv_tcp_nodelay(&c->tcp, 1);     /* acks are small: Nagle would hold them back */
     if (rc != 0) {
         lua_pushvalue(L, -1);
         lua_insert(L, 1);
