@@ -106,6 +106,11 @@ static int push_event(lua_State *L, int bi, int n, const msgpack_object *tag,
     char why[SL_CODEC_ERRLEN];
     double ms;
 
+    /* Fluent Bit's events of format v2 hold [time, metadata] where the time goes; the
+     * metadata is dropped, as Fluent Bit's own forward output does by default */
+    if (time->type == MSGPACK_OBJECT_ARRAY && time->via.array.size == 2
+        && time->via.array.ptr[1].type == MSGPACK_OBJECT_MAP)
+        time = &time->via.array.ptr[0];
     if (event_ms(time, &ms, err) != 0)
         return -1;
     if (rec->type != MSGPACK_OBJECT_MAP) {

@@ -251,7 +251,7 @@ function forward.open_sink(spec, ctx)
   end
 
   function handle.push(batch, n, t)
-    local now = host.clock() * 1000
+    local now = host.now_ms()
     local groups, order = {}, {}
     for i = 1, n do
       local r = batch[i]

@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench (via run.sh): Fluent forward on 127.0.0.1. In: a client
-# (tests/peers/forward_client.py, sending pre-packed PackedForward chunks of 1000 records,
+# (tests/peers/forward_peer.py, sending pre-packed PackedForward chunks of 1000 records,
 # at most 8 unacked) into a job with sink.null, timed from the first byte to the last ack,
 # so an ack means the records were in the job. Out: a generator job whose sink.forward
 # ships to a forward source -> null, timed until its last chunk is acked. Prints Markdown
@@ -18,7 +18,7 @@ PORT=$((PORT + 10))
 /usr/bin/time -f "%e %M" -o "$DIR/time" env PORT=$PORT ./sluice run scripts/bench/forward_in.lua \
   >/dev/null 2>"$DIR/stderr" &
 timer=$!
-set -- $(python3 tests/peers/forward_client.py bench $PORT "$N_FWD_CHUNKS" 1000 |
+set -- $(python3 tests/peers/forward_peer.py bench $PORT "$N_FWD_CHUNKS" 1000 |
   sed 's/[^0-9. ]//g')
 records=$1; seconds=$2
 kill -TERM "$(ps -o pid= --ppid $timer | tr -d ' ' | head -n 1)"; wait $timer || true

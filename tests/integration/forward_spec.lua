@@ -1,13 +1,13 @@
 -- sl.source.forward and sl.sink.forward over real sockets on 127.0.0.1: the four modes of
 -- Fluent's forward protocol and EventTime from a client written for the tests
--- (tests/peers/forward_client.py, msgpack packed by hand), acks only once the records are
+-- (tests/peers/forward_peer.py, msgpack packed by hand), acks only once the records are
 -- in the job, bad input dead-lettered while other connections flow, and a sink -> source
 -- loop between two jobs that loses nothing when the receiving job is killed and restarted.
 
 local h = require "tests.helpers"
 local sl = require "sluice"
 
-local CLIENT = "tests/peers/forward_client.py"
+local PEER = "tests/peers/forward_peer.py"
 
 -- Starts `sluice run script [args]` in the background; returns a job with pid, signal(name)
 -- and wait() -> exit code, stderr.
@@ -70,7 +70,7 @@ local function client(p, plan, check)
   local dir = h.tmpdir()
   local path = h.path(dir, "plan.json")
   h.write(path, sl.json.encode(plan))
-  local cmd = string.format("python3 %s plan %d %s %s 2>&1", CLIENT, p, h.q(path),
+  local cmd = string.format("python3 %s plan %d %s %s 2>&1", PEER, p, h.q(path),
     check and h.q(check) or "")
   local f = assert(io.popen(cmd))
   local text = f:read("*a")
@@ -152,6 +152,7 @@ describe("forward source", function()
     local job = receiver(p, out)
     local et = events(1, 3, "f")
     et[2][1] = { 1700000002, 250000000 }               -- an EventTime among integer seconds
+    et[3][1] = { v2 = { 1700000003, 0 } }              -- Fluent Bit's [time, metadata]
     local seen = client(p, {
       { conn = 1, send = { mode = "forward", tag = "fwd", events = et, chunk = "f1" } },
       { conn = 1, send = { mode = "packed", tag = "bin", events = events(4, 300, "p"),
@@ -303,6 +304,39 @@ sl.source.generator { count = 6000, rate = 3000, fn = function(i) return { i = i
       have[r.record.i] = true
     end
     for i = 1, 6000 do assert.is_true(have[i] == true, "record " .. i .. " lost") end
+  end)
+
+  it("an ack that does not come: reconnects and sends the chunk again; events keep their " ..
+     "tag and time", function()
+    local p, dir = h.port(), h.dir()
+    local log, pidfile = h.path(dir, "server.jsonl"), h.path(dir, "server.pid")
+    -- a server that never acks on its first connection, and acks on the later ones
+    os.execute(string.format("python3 %s server %d 1 >%s 2>&1 & echo $! >%s", PEER, p,
+      h.q(log), h.q(pidfile)))
+    local res = h.run("run " .. h.q(h.script(string.format([[
+local sl = require "sluice"
+sl.source.values { { tag = "app.a", time = 1700000000123.5, record = { x = 1 } }, { y = 2 } }
+  :sink(sl.sink.forward { connect = "127.0.0.1:%d", ack_timeout = "500ms" })
+]], p))), { timeout = 30 })
+    os.execute("kill " .. h.read(pidfile):match("%d+"))
+    h.expect_code(res, 0)
+    h.contains(res.stderr, "sink.forward 127.0.0.1:" .. p .. ": no ack for chunk ", "why")
+    h.contains(res.stderr, " within 500ms; reconnecting to send again", "what")
+    local by_conn = { {}, {} }
+    for _, e in ipairs(json_lines(log)) do
+      local list = by_conn[e.conn]
+      list[#list + 1] = e
+    end
+    assert.are.equal(2, #by_conn[2], h.read(log))
+    local ids = {}
+    for _, e in ipairs(by_conn[2]) do ids[e.chunk] = e end
+    -- every chunk of the first connection came again on the second
+    assert.is_true(#by_conn[1] >= 1, h.read(log))
+    for _, e in ipairs(by_conn[1]) do assert.truthy(ids[e.chunk], "resent " .. e.chunk) end
+    local a, s = by_conn[2][1], by_conn[2][2]
+    assert.are.same({ "app.a", { 1700000000123.5 }, { { x = 1 } } }, { a.tag, a.times, a.records })
+    assert.are.same({ "sluice", { { y = 2 } } }, { s.tag, s.records })
+    assert.is_true(math.abs(s.times[1] - os.time() * 1000) < 60000, "now: " .. s.times[1])
   end)
 
   it("nobody acks: the end of the job reports what was not acknowledged, exit 1", function()

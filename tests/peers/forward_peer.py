@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""tests/peers/forward_client.py -- a Fluent forward client for the specs and the bench.
+"""tests/peers/forward_peer.py -- a Fluent forward client and server for the specs and the
+bench.
 
-Python has no msgpack module here, so this packs the few msgpack types the protocol needs
-by hand (struct), as the Forward Protocol Specification v1 lays entries out.
+Python has no msgpack module here, so this packs and reads the few msgpack types the
+protocol needs by hand (struct), as the Forward Protocol Specification v1 lays entries out.
 
-  forward_client.py plan PORT PLAN.json [CHECK]
+  forward_peer.py plan PORT PLAN.json [CHECK]
       runs the steps of PLAN (a JSON array) over connections to 127.0.0.1:PORT, printing
       one JSON line per thing seen. Steps:
         {"conn": k, "send": ENTRY, "pieces": n}  sends an entry (in n pieces, 30 ms apart)
@@ -19,11 +20,16 @@ by hand (struct), as the Forward Protocol Specification v1 lays entries out.
         {"sleep": ms}
       ENTRY: {"mode": "message"|"forward"|"packed"|"compressed", "tag": s, "events": [[time,
       record], ...], "chunk": id or null, "str": true (packed events as str, not bin),
-      "members": n (compressed: that many gzip members)}; time is seconds, or [s, ns] for
-      an EventTime.
-  forward_client.py bench PORT CHUNKS RECORDS
+      "members": n (compressed: that many gzip members)}; time is seconds, [s, ns] for an
+      EventTime, or {"v2": time} for Fluent Bit's [time, metadata].
+  forward_peer.py bench PORT CHUNKS RECORDS
       sends CHUNKS PackedForward entries of RECORDS events each, acks asked on every one,
       keeping at most 8 unacked; prints {"records": n, "seconds": s, "per_s": r}.
+  forward_peer.py server PORT SILENT
+      a server (Forward-mode entries, as sl.sink.forward sends them): prints one JSON line
+      {"conn": k, "tag": s, "chunk": id, "times": [ms...], "records": [...]} per entry; the
+      first SILENT connections are never acked (a server that hangs), the later ones are.
+      Runs until killed.
 """
 import gzip
 import json
@@ -92,6 +98,8 @@ def pack_array_head(n):
 
 
 def pack_time(t):
+    if isinstance(t, dict):         # Fluent Bit's event format v2: [time, metadata]
+        return b"\x92" + pack_time(t["v2"]) + pack({"source": "v2"})
     if isinstance(t, list):         # EventTime: ext type 0, uint32 seconds, uint32 ns
         return b"\xd7\x00" + struct.pack(">II", t[0], t[1])
     return pack(t)
@@ -165,6 +173,102 @@ class Conn:
                 return None
             self.fill(deadline)
         return None
+
+
+class Reader:
+    """Reads one msgpack object from bytes: the types sl.sink.forward writes."""
+
+    def __init__(self, b):
+        self.b, self.i = b, 0
+
+    def take(self, n):
+        if self.i + n > len(self.b):
+            raise IndexError
+        out = self.b[self.i:self.i + n]
+        self.i += n
+        return out
+
+    def num(self, fmt, n):
+        return struct.unpack(fmt, self.take(n))[0]
+
+    def obj(self):
+        c = self.take(1)[0]
+        if c <= 0x7f:
+            return c
+        if c >= 0xe0:
+            return c - 256
+        if 0x80 <= c <= 0x8f:
+            return self.map(c & 0x0f)
+        if 0x90 <= c <= 0x9f:
+            return [self.obj() for _ in range(c & 0x0f)]
+        if 0xa0 <= c <= 0xbf:
+            return self.take(c & 0x1f).decode()
+        simple = {0xc0: None, 0xc2: False, 0xc3: True}
+        if c in simple:
+            return simple[c]
+        sized = {0xd9: (">B", 1), 0xda: (">H", 2), 0xdb: (">I", 4),
+                 0xc4: (">B", 1), 0xc5: (">H", 2), 0xc6: (">I", 4)}
+        if c in sized:
+            n = self.num(*sized[c])
+            data = self.take(n)
+            return data.decode() if c >= 0xd9 else data
+        fixed = {0xcc: (">B", 1), 0xcd: (">H", 2), 0xce: (">I", 4), 0xcf: (">Q", 8),
+                 0xd0: (">b", 1), 0xd1: (">h", 2), 0xd2: (">i", 4), 0xd3: (">q", 8),
+                 0xca: (">f", 4), 0xcb: (">d", 8)}
+        if c in fixed:
+            return self.num(*fixed[c])
+        if c == 0xd7:                   # fixext 8: an EventTime -> ms
+            self.take(1)
+            sec, ns = struct.unpack(">II", self.take(8))
+            return sec * 1000 + ns / 1e6
+        if c in (0xdc, 0xdd):
+            return [self.obj() for _ in range(self.num(*((">H", 2) if c == 0xdc else (">I", 4))))]
+        if c in (0xde, 0xdf):
+            return self.map(self.num(*((">H", 2) if c == 0xde else (">I", 4))))
+        raise ValueError("type byte 0x%02x" % c)
+
+    def map(self, n):
+        out = {}
+        for _ in range(n):
+            k = self.obj()
+            out[k] = self.obj()
+        return out
+
+
+def serve(port, silent):
+    import threading
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(16)
+    lock = threading.Lock()
+
+    def one(s, k):
+        buf = b""
+        while True:
+            got = s.recv(65536)
+            if not got:
+                return
+            buf += got
+            while buf:
+                r = Reader(buf)
+                try:
+                    e = r.obj()
+                except IndexError:
+                    break
+                buf = buf[r.i:]
+                tag, evs, opt = e
+                with lock:
+                    say({"conn": k, "tag": tag, "chunk": opt.get("chunk"),
+                         "times": [t for t, _ in evs], "records": [x for _, x in evs]})
+                if k > silent and opt.get("chunk"):
+                    s.sendall(pack({"ack": opt["chunk"]}))
+
+    k = 0
+    while True:
+        s, _ = ls.accept()
+        k += 1
+        threading.Thread(target=one, args=(s, k), daemon=True).start()
 
 
 def lines_of(path):
@@ -243,5 +347,7 @@ if __name__ == "__main__":
         run_plan(int(sys.argv[2]), sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     elif sys.argv[1] == "bench":
         run_bench(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "server":
+        serve(int(sys.argv[2]), int(sys.argv[3]))
     else:
         raise SystemExit(__doc__)
