@@ -15,7 +15,7 @@ PORT=${BENCH_PORT:-19700}
 PORT=$((PORT + 10))
 
 # In: the client's records/s; the job's peak RSS.
-/usr/bin/time -f "%e %M" -o "$DIR/time" env PORT=$PORT ./sluice run scripts/bench/forward_in.lua \
+/usr/bin/time -f "%e %M %U %S" -o "$DIR/time" env PORT=$PORT ./sluice run scripts/bench/forward_in.lua \
   >/dev/null 2>"$DIR/stderr" &
 timer=$!
 set -- $(python3 tests/peers/forward_peer.py bench $PORT "$N_FWD_CHUNKS" 1000 |
@@ -23,18 +23,18 @@ set -- $(python3 tests/peers/forward_peer.py bench $PORT "$N_FWD_CHUNKS" 1000 |
 records=$1; seconds=$2
 kill -TERM "$(ps -o pid= --ppid $timer | tr -d ' ' | head -n 1)"; wait $timer || true
 set -- $(cat "$DIR/time")
-awk -v n="$records" -v s="$seconds" -v kb="$2" 'BEGIN {
-  printf "| Fluent forward in: PackedForward chunks of 1000, acked → null | %d | %.2f | %.2f M/s | %.0f MB |\n",
-    n, s, (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
+awk -v n="$records" -v s="$seconds" -v kb="$2" -v u="$3" -v y="$4" 'BEGIN {
+  printf "| Fluent forward in: PackedForward chunks of 1000, acked → null (job CPU %.2f s) | %d | %.2f | %.2f M/s | %.0f MB |\n",
+    u + y, n, s, (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
 
 # Out: generator -> sink.forward -> (another job) forward source -> null.
 env PORT=$((PORT + 1)) ./sluice run scripts/bench/forward_in.lua >/dev/null 2>"$DIR/stderr-in" &
 receiver=$!
-/usr/bin/time -f "%e %M" -o "$DIR/time" env PORT=$((PORT + 1)) N=$N_FWD_OUT \
+/usr/bin/time -f "%e %M %U %S" -o "$DIR/time" env PORT=$((PORT + 1)) N=$N_FWD_OUT \
   ./sluice run scripts/bench/forward_out.lua >/dev/null 2>"$DIR/stderr" ||
   { echo "bench: forward out failed:" >&2; cat "$DIR/stderr" >&2; kill $receiver; exit 1; }
 kill -TERM $receiver; wait $receiver || true
 set -- $(cat "$DIR/time")
-awk -v n="$N_FWD_OUT" -v s="$1" -v kb="$2" 'BEGIN {
-  printf "| Fluent forward out: generator → sink.forward, every chunk acked | %d | %.2f | %.2f M/s | %.0f MB |\n",
-    n, s, (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
+awk -v n="$N_FWD_OUT" -v s="$1" -v kb="$2" -v u="$3" -v y="$4" 'BEGIN {
+  printf "| Fluent forward out: generator → sink.forward, every chunk acked (job CPU %.2f s) | %d | %.2f | %.2f M/s | %.0f MB |\n",
+    u + y, n, s, (s > 0 ? n / s : 0) / 1e6, kb / 1024 }'
