@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <lauxlib.h>
 
 #include "forward.h"
@@ -435,6 +436,7 @@ int sl_forward_conn_new(lua_State *L)
     if (rc == 0)
         uv_tcp_nodelay(&c->tcp, 1);     /* acks are small: Nagle would hold them back */
     if (rc != 0) {
+        close(fd);                      /* the handle did not take it */
         lua_pushvalue(L, -1);
         lua_insert(L, 1);
         lua_settop(L, 1);                               /* ud */
