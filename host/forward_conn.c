@@ -205,9 +205,9 @@ static void decode_all(fconn *c)
                                    on_bad_event, &b, &e, err);
         if (rc == SL_FORWARD_MORE) {
             if (c->in.len - pos > c->max_entry) {
-                snprintf(msg, sizeof msg, "entry at byte %llu: over %zu bytes and not whole "
-                         "(max_entry); the connection is closed",
-                         (unsigned long long)(c->offset + pos), c->max_entry);
+                snprintf(msg, sizeof msg, "entry at byte %llu: not whole after %zu bytes, over "
+                         "%zu (max_entry); the connection is closed",
+                         (unsigned long long)(c->offset + pos), c->in.len - pos, c->max_entry);
                 broken = 1;
             }
             break;
@@ -216,6 +216,18 @@ static void decode_all(fconn *c)
             snprintf(msg, sizeof msg, "entry at byte %llu: %s; the connection is closed, "
                      "since msgpack cannot be framed past it",
                      (unsigned long long)(c->offset + pos), err);
+            broken = 1;
+            break;
+        }
+        if (e.used > c->max_entry) {
+            /* whole at once, but as much over the bound as one still arriving */
+            for (int i = 1; rc == SL_FORWARD_OK && i <= e.events; i++) {
+                lua_pushnil(L);
+                lua_rawseti(L, bi, n + i);
+            }
+            snprintf(msg, sizeof msg, "entry at byte %llu: %zu bytes, over %zu (max_entry); "
+                     "the connection is closed", (unsigned long long)(c->offset + pos),
+                     e.used, c->max_entry);
             broken = 1;
             break;
         }

@@ -226,10 +226,17 @@ describe("forward source", function()
       { conn = 3, ack = "" },
       { conn = 1, send = { mode = "packed", tag = "ok", events = events(13, 20), chunk = "g2" } },
       { conn = 1, ack = "" },
+      -- half an entry, then the client goes
+      { conn = 4, send = { mode = "packed", tag = "ok", events = events(90, 99), chunk = "h" },
+        part = { 1, 2 } },
+      { conn = 4, close = true },
     })
     assert.are.same({ "g1", "x1", true, "e1", "g2" },
       { seen[1].ack, seen[2].ack, seen[3].closed, seen[4].ack, seen[5].ack })
     h.wait_until("21 records", function() return #json_lines(out) == 21 end)
+    h.wait_until("the half entry dead-lettered", function()
+      return (h.read(job.err) or ""):find("the connection ended inside it", 1, true) ~= nil
+    end)
     local stderr = job.stop()
     local want = {}
     for _, i in ipairs { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 21, 13, 14, 15, 16, 17, 18,
@@ -238,7 +245,7 @@ describe("forward source", function()
     end
     assert.are.same(want, summary(out))
     local dl = dead_letters(stderr)
-    assert.are.equal(4, #dl, stderr)
+    assert.are.equal(5, #dl, stderr)
     local reasons = {}
     for _, d in ipairs(dl) do reasons[#reasons + 1] = d.reason end
     table.sort(reasons)
@@ -249,11 +256,35 @@ describe("forward source", function()
     h.contains(all, "not a forward entry", "a map that is no entry")
     h.contains(all, "event 2: record is a string, not a map", "a bad record")
     h.contains(all, "event 3: time is a string, not seconds or an EventTime", "a bad time")
+    h.contains(all, "the connection ended inside it (", "a partial entry")
     for _, d in ipairs(dl) do
       assert.are.equal("number", type(d.offset), "offset of " .. d.reason)
       h.contains(d.reason, "entry at byte " .. string.format("%d", d.offset), "offset in " ..
         d.reason)
     end
+  end)
+
+  it("an entry over max_entry is dead-lettered and closes its connection only", function()
+    local p, dir = h.port(), h.dir()
+    local out = h.path(dir, "out.jsonl")
+    local job = start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.forward { listen = "127.0.0.1:%d", max_entry = 2000 }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], p, out)))
+    local seen = client(p, {
+      { conn = 1, send = { mode = "packed", tag = "big", events = events(1, 200), chunk = "b" } },
+      { conn = 1, closed = true },
+      { conn = 2, send = { mode = "packed", tag = "small", events = events(1, 5), chunk = "s" } },
+      { conn = 2, ack = "" },
+    })
+    assert.are.same({ true, "s" }, { seen[1].closed, seen[2].ack })
+    h.wait_until("5 records", function() return #json_lines(out) == 5 end)
+    local stderr = job.stop()
+    local dl = dead_letters(stderr)
+    assert.are.equal(1, #dl, stderr)
+    h.contains(dl[1].reason, "entry at byte 0: ", "where")
+    h.contains(dl[1].reason, "2000 (max_entry); the connection is closed", "why")
   end)
 end)
 
