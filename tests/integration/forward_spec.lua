@@ -264,6 +264,39 @@ describe("forward source", function()
     end
   end)
 
+  it("--workers 3: the connections spread over the workers, every event counted once", function()
+    local p, dir = h.port(), h.dir()
+    local out = h.path(dir, "out.jsonl")
+    local job = start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.forward { listen = "127.0.0.1:%d" }
+  :map(function(e) return e.record end)
+  :key_by("k"):aggregate { n = sl.count(), s = sl.sum "c" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], p, out)), "--workers 3 --control none")
+    -- four clients, each its own connection: 250 events each over keys k0..k9, c = client
+    local plan = {}
+    for c = 1, 4 do
+      local evs = {}
+      for i = 1, 250 do evs[i] = { 1700000000 + i, { k = "k" .. (i % 10), c = c } } end
+      plan[#plan + 1] = { conn = c, send = { mode = "packed", tag = "w", events = evs,
+        chunk = "w" .. c } }
+    end
+    for c = 1, 4 do plan[#plan + 1] = { conn = c, ack = "" } end
+    local seen = client(p, plan)
+    for c = 1, 4 do assert.are.equal("w" .. c, seen[c].ack) end
+    h.wait_until("every event counted", function() return #json_lines(out) >= 1000 end)
+    job.stop()
+    local last = {}
+    for _, r in ipairs(json_lines(out)) do
+      if not last[r.key] or r.n > last[r.key].n then last[r.key] = r end
+    end
+    for i = 0, 9 do
+      assert.are.same({ 100, 250 }, { last["k" .. i].n, last["k" .. i].s })  -- 4 x 25, c 1..4
+    end
+    assert.are.equal(1000, #json_lines(out))
+  end)
+
   it("an entry over max_entry is dead-lettered and closes its connection only", function()
     local p, dir = h.port(), h.dir()
     local out = h.path(dir, "out.jsonl")
