@@ -322,9 +322,9 @@ int sl_forward_decode(lua_State *L, const char *s, size_t len, int batch, int n,
         snprintf(err, SL_FORWARD_ERRLEN, "msgpack-c cannot unpack the entry");
         return SL_FORWARD_SKIP;
     }
-    const msgpack_object *a = o.via.array.ptr;
-    uint32_t k = o.via.array.size;
-    if (o.type != MSGPACK_OBJECT_ARRAY || k < 2 || k > 4) {
+    uint32_t k = o.type == MSGPACK_OBJECT_ARRAY ? o.via.array.size : 0;
+    const msgpack_object *a = k > 0 ? o.via.array.ptr : NULL;
+    if (k < 2 || k > 4) {
         snprintf(err, SL_FORWARD_ERRLEN, "not a forward entry ([tag, time, record], [tag, "
                  "[[time, record], ...]] or [tag, packed events], each with an option map): "
                  "%s%s", type_name(&o), o.type == MSGPACK_OBJECT_ARRAY ? " of the wrong size"

@@ -125,17 +125,18 @@ static void report_bad_events(lua_State *L, fconn *c, int idx, uint64_t at)
     }
 }
 
-/* Writes the acks waiting, if the connection is still up. */
 static void on_written(uv_write_t *req, int status)
 {
     free(req);
 }
 
+/* Writes the acks waiting, if the connection is still open (after the peer's end of
+ * sending too: a client may half-close and then wait for its acks). */
 static void write_acks(fconn *c)
 {
     if (c->acks.len == 0)
         return;
-    if (!c->closed && !c->eof) {
+    if (!c->closed) {
         uv_write_t *req = malloc(sizeof *req + c->acks.len);
         if (req != NULL) {
             char *copy = (char *)(req + 1);

@@ -132,15 +132,21 @@ describe("forward source", function()
       { conn = 1, send = { mode = "message", tag = "app.log", events = { { { 1700000002,
         1000000 }, { i = 3 } } } } },                  -- no chunk: no ack asked
       { conn = 1, ack = "" }, { conn = 1, ack = "" },
+      -- a client that ends its sending side, then waits for its ack
+      { conn = 2, send = { mode = "message", tag = "app.log", events = { { 1700000003,
+        { i = 4 } } }, chunk = "h1" } },
+      { conn = 2, shutdown = true },
+      { conn = 2, ack = "" },
     })
-    assert.are.same({ "m1", "m2" }, { seen[1].ack, seen[2].ack })
-    h.wait_until("3 records in the file", function() return #json_lines(out) == 3 end)
+    assert.are.same({ "m1", "m2", "h1" }, { seen[1].ack, seen[2].ack, seen[3].ack })
+    h.wait_until("4 records in the file", function() return #json_lines(out) == 4 end)
     job.stop()
     local got = json_lines(out)
     assert.are.same({ tag = "app.log", time = 1700000000000, record = { i = 1, msg = "hi" } },
       got[1])
     assert.are.same({ tag = "app.log", time = 1700000001500, record = { i = 2 } }, got[2])
     assert.are.same({ tag = "app.log", time = 1700000002001, record = { i = 3 } }, got[3])
+    assert.are.same({ tag = "app.log", time = 1700000003000, record = { i = 4 } }, got[4])
     -- the keys in the order the source gives them
     assert.truthy(h.read(out):find('{"tag":"app.log","time":1700000000000,"record":{', 1, true))
   end)

@@ -17,6 +17,7 @@ protocol needs by hand (struct), as the Forward Protocol Specification v1 lays e
         {"conn": k, "closed": true}              waits for the server to close k; prints
                                                  {"closed": k}
         {"conn": k, "close": true}               closes k
+        {"conn": k, "shutdown": true}            ends k's sending side (acks still read)
         {"sleep": ms}
       ENTRY: {"mode": "message"|"forward"|"packed"|"compressed", "tag": s, "events": [[time,
       record], ...], "chunk": id or null, "str": true (packed events as str, not bin),
@@ -317,6 +318,8 @@ def run_plan(port, plan_path, check):
             while not c.eof and time.time() < deadline:
                 c.fill(deadline)
             say({"conn": k, "closed": c.eof})
+        elif step.get("shutdown"):
+            c.s.shutdown(socket.SHUT_WR)
         elif step.get("close"):
             c.s.close()
             del conns[k]
