@@ -109,7 +109,7 @@ static void read_replies(fclient *c)
         if (rc == SL_CODEC_MORE)
             break;
         if (rc != SL_CODEC_OK) {
-            snprintf(msg, sizeof msg, "forward %s: a reply that is not msgpack (%s); "
+            snprintf(msg, sizeof msg, "sink.forward %s: a reply that is not msgpack (%s); "
                      "reconnecting", c->address, err);
             go_down(c, msg);
             return;
@@ -124,7 +124,7 @@ static void read_replies(fclient *c)
                 sl_loop_call(L, 1);                     /* reply ack first */
             } else if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "HELO") == 0) {
                 lua_pop(L, 3);
-                snprintf(msg, sizeof msg, "forward %s asks for the shared_key handshake "
+                snprintf(msg, sizeof msg, "sink.forward %s asks for the shared_key handshake "
                          "(HELO), which sluice does not do; turn it off there", c->address);
                 go_down(c, msg);
                 return;
@@ -155,7 +155,7 @@ static void on_read(uv_stream_t *s, ssize_t got, const uv_buf_t *b)
         c->in.len += (size_t)got;
         read_replies(c);
     } else if (got < 0) {
-        snprintf(msg, sizeof msg, "forward %s: %s; reconnecting", c->address,
+        snprintf(msg, sizeof msg, "sink.forward %s: %s; reconnecting", c->address,
                  got == UV_EOF ? "the server closed the connection" : uv_strerror((int)got));
         go_down(c, msg);
     }
@@ -169,7 +169,7 @@ static void on_connected(uv_connect_t *req, int status)
     if (c->closed || c->state != CONNECTING)
         return;
     if (status != 0) {
-        snprintf(msg, sizeof msg, "forward %s: connect: %s; retrying", c->address,
+        snprintf(msg, sizeof msg, "sink.forward %s: connect: %s; retrying", c->address,
                  uv_strerror(status));
         go_down(c, msg);
         return;
@@ -198,7 +198,7 @@ static void connect_now(fclient *c)
     c->req.data = c;
     rc = uv_tcp_connect(&c->req, &c->tcp, (struct sockaddr *)&c->addr, on_connected);
     if (rc != 0) {
-        snprintf(msg, sizeof msg, "forward %s: connect: %s; retrying", c->address,
+        snprintf(msg, sizeof msg, "sink.forward %s: connect: %s; retrying", c->address,
                  uv_strerror(rc));
         go_down(c, msg);
     }
@@ -211,7 +211,7 @@ static void on_written(uv_write_t *req, int status)
 
     free(req);
     if (status != 0 && status != UV_ECANCELED && !c->closed && c->state == UP) {
-        snprintf(msg, sizeof msg, "forward %s: write: %s; reconnecting", c->address,
+        snprintf(msg, sizeof msg, "sink.forward %s: write: %s; reconnecting", c->address,
                  uv_strerror(status));
         go_down(c, msg);
     }
@@ -241,7 +241,7 @@ static int client_send(lua_State *L)
     }
     uv_write_t *req = malloc(sizeof *req + len);
     if (req == NULL)
-        return luaL_error(L, "forward %s: out of memory", c->address);
+        return luaL_error(L, "sink.forward %s: out of memory", c->address);
     memcpy(req + 1, s, len);
     req->data = c;
     uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned)len);
