@@ -223,7 +223,7 @@ static fclient *check_client(lua_State *L)
 {
     fclient *c = *(fclient **)luaL_checkudata(L, 1, SL_FORWARD_CLIENT_MT);
     if (c == NULL)
-        luaL_error(L, "forward client is closed");
+        luaL_error(L, "sink.forward: the connection is closed");
     return c;
 }
 

@@ -105,8 +105,8 @@ function forward.open_source(spec, ctx)
     end
     conns = {}
     if unread > 0 then
-      report.say("sluice: %s: %d bytes received were not read at the end (not acked: " ..
-        "clients that wait for acks send them again)", spec.label, unread)
+      report.say("sluice: %s: %d bytes received were left at the end, not acknowledged " ..
+        "(clients that wait for acks send them again)", spec.label, unread)
     end
     ctx.ended()
   end
