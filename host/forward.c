@@ -18,27 +18,26 @@
 #include <string.h>
 #include <zlib.h>
 
-/* One zone per thread, cleared on each use, as codec_mpack.c keeps its own. Two: an
- * entry's option and packed bytes stay in `outer` while each packed event is unpacked in
- * `inner`. */
-static _Thread_local msgpack_zone outer, inner;
-static _Thread_local int zones_ready;
-
-static int ready_zones(char *err)
+/* The decoder's zones are cleared on each use, so decoding does not malloc once they have
+ * grown to the largest entry seen. Two: an entry's option and packed bytes stay in `outer`
+ * while each packed event is unpacked in `inner`. */
+int sl_forward_decoder_init(sl_forward_decoder *d)
 {
-    if (zones_ready)
-        return 0;
-    if (!msgpack_zone_init(&outer, MSGPACK_ZONE_CHUNK_SIZE))
-        goto oom;
-    if (!msgpack_zone_init(&inner, MSGPACK_ZONE_CHUNK_SIZE)) {
-        msgpack_zone_destroy(&outer);
-        goto oom;
+    sl_buf_init(&d->scratch);
+    if (!msgpack_zone_init(&d->outer, MSGPACK_ZONE_CHUNK_SIZE))
+        return -1;
+    if (!msgpack_zone_init(&d->inner, MSGPACK_ZONE_CHUNK_SIZE)) {
+        msgpack_zone_destroy(&d->outer);
+        return -1;
     }
-    zones_ready = 1;
     return 0;
-oom:
-    snprintf(err, SL_FORWARD_ERRLEN, "forward: out of memory");
-    return -1;
+}
+
+void sl_forward_decoder_free(sl_forward_decoder *d)
+{
+    msgpack_zone_destroy(&d->outer);
+    msgpack_zone_destroy(&d->inner);
+    sl_buf_free(&d->scratch);
 }
 
 static const char *type_name(const msgpack_object *o)
@@ -255,8 +254,9 @@ static int read_option(const msgpack_object *opt, sl_forward_entry *e, int *gzip
 /* The events of a PackedForward entry: the [time, record] objects of p[0, len), each
  * measured and unpacked on its own. Malformed bytes end the entry (nothing after them can
  * be framed); the events before them are in. Returns events pushed. */
-static int push_packed(lua_State *L, int bi, int n, const msgpack_object *tag, const char *p,
-                       size_t len, sl_forward_bad_cb *on_bad, void *arg, sl_forward_entry *e)
+static int push_packed(lua_State *L, msgpack_zone *inner, int bi, int n,
+                       const msgpack_object *tag, const char *p, size_t len,
+                       sl_forward_bad_cb *on_bad, void *arg, sl_forward_entry *e)
 {
     char err[SL_FORWARD_ERRLEN], why[SL_CODEC_ERRLEN];
     size_t pos = 0;
@@ -275,8 +275,8 @@ static int push_packed(lua_State *L, int bi, int n, const msgpack_object *tag, c
             break;
         }
         msgpack_object pair;
-        msgpack_zone_clear(&inner);
-        if (msgpack_unpack(p + pos, size, &off, &inner, &pair) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_zone_clear(inner);
+        if (msgpack_unpack(p + pos, size, &off, inner, &pair) != MSGPACK_UNPACK_SUCCESS) {
             snprintf(err, SL_FORWARD_ERRLEN, "packed events: cannot unpack at byte %zu", pos);
             e->bad++;
             on_bad(arg, index, err);
@@ -290,12 +290,12 @@ static int push_packed(lua_State *L, int bi, int n, const msgpack_object *tag, c
             on_bad(arg, index, err);
         }
     }
-    msgpack_zone_clear(&inner);
+    msgpack_zone_clear(inner);
     return pushed;
 }
 
-int sl_forward_decode(lua_State *L, const char *s, size_t len, int batch, int n,
-                      sl_buf *scratch, sl_forward_bad_cb *on_bad, void *arg,
+int sl_forward_decode(lua_State *L, sl_forward_decoder *d, const char *s, size_t len,
+                      int batch, int n, sl_forward_bad_cb *on_bad, void *arg,
                       sl_forward_entry *e, char *err)
 {
     char why[SL_CODEC_ERRLEN];
@@ -314,11 +314,9 @@ int sl_forward_decode(lua_State *L, const char *s, size_t len, int batch, int n,
         return SL_FORWARD_BROKEN;
     }
     e->used = size;
-    if (ready_zones(err) != 0)
-        return SL_FORWARD_SKIP;
     msgpack_object o;
-    msgpack_zone_clear(&outer);
-    if (msgpack_unpack(s, size, &off, &outer, &o) != MSGPACK_UNPACK_SUCCESS) {
+    msgpack_zone_clear(&d->outer);
+    if (msgpack_unpack(s, size, &off, &d->outer, &o) != MSGPACK_UNPACK_SUCCESS) {
         snprintf(err, SL_FORWARD_ERRLEN, "msgpack-c cannot unpack the entry");
         return SL_FORWARD_SKIP;
     }
@@ -371,23 +369,23 @@ int sl_forward_decode(lua_State *L, const char *s, size_t len, int batch, int n,
         const char *p = a[1].type == MSGPACK_OBJECT_STR ? a[1].via.str.ptr : a[1].via.bin.ptr;
         size_t plen = a[1].type == MSGPACK_OBJECT_STR ? a[1].via.str.size : a[1].via.bin.size;
         if (gzip) {
-            if (gunzip(p, plen, scratch, err) != 0)
+            if (gunzip(p, plen, &d->scratch, err) != 0)
                 goto skip;
-            p = scratch->data;
-            plen = scratch->len;
+            p = d->scratch.data;
+            plen = d->scratch.len;
         }
-        e->events = push_packed(L, batch, n, &a[0], p, plen, on_bad, arg, e);
+        e->events = push_packed(L, &d->inner, batch, n, &a[0], p, plen, on_bad, arg, e);
     } else if (push_event(L, batch, n, &a[0], &a[1], &a[2], err) == 0) {
         e->events = 1;
     } else {
         e->bad = 1;
         on_bad(arg, 1, err);
     }
-    msgpack_zone_clear(&outer);
+    msgpack_zone_clear(&d->outer);
     lua_settop(L, top);
     return SL_FORWARD_OK;
 skip:
-    msgpack_zone_clear(&outer);
+    msgpack_zone_clear(&d->outer);
     lua_settop(L, top);
     e->events = 0;
     return SL_FORWARD_SKIP;

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <lua.h>
+#include <msgpack.h>
 
 #include "buf.h"
 
@@ -28,6 +29,13 @@
 #define SL_FORWARD_CONN_MT   "sluice.forward_conn"    /* metatable of core.forward_conn */
 #define SL_FORWARD_CLIENT_MT "sluice.forward_client"  /* metatable of core.forward_client */
 
+/* What decoding a connection's entries needs between calls: one per connection. */
+typedef struct sl_forward_decoder {
+    msgpack_zone outer;     /* an entry as msgpack-c unpacked it (its option, its events) */
+    msgpack_zone inner;     /* one packed event at a time */
+    sl_buf scratch;         /* a compressed entry's events, inflated */
+} sl_forward_decoder;
+
 /* What one decoded entry was. */
 typedef struct sl_forward_entry {
     size_t used;                            /* bytes of the entry in the input */
@@ -41,13 +49,17 @@ typedef struct sl_forward_entry {
  * reason: one line). The other events of the entry go on. */
 typedef void sl_forward_bad_cb(void *arg, int index, const char *reason);
 
+/* Sets up d; returns 0, or -1 when out of memory. sl_forward_decoder_free releases what
+ * it holds. */
+int sl_forward_decoder_init(sl_forward_decoder *d);
+void sl_forward_decoder_free(sl_forward_decoder *d);
+
 /* Decodes the first entry of s[0, len) and appends its events, each a table {tag=,
  * time=<ms since the epoch>, record=}, to the Lua array at stack index batch from index
- * n + 1. scratch is the caller's buffer for inflating (reused across calls). Returns
- * OK, MORE, SKIP (reason in err, e->used set) or BROKEN (reason in err). Stack
- * unchanged. */
-int sl_forward_decode(lua_State *L, const char *s, size_t len, int batch, int n,
-                      sl_buf *scratch, sl_forward_bad_cb *on_bad, void *arg,
+ * n + 1. Returns OK, MORE, SKIP (reason in err, e->used set) or BROKEN (reason in err).
+ * Stack unchanged. */
+int sl_forward_decode(lua_State *L, sl_forward_decoder *d, const char *s, size_t len,
+                      int batch, int n, sl_forward_bad_cb *on_bad, void *arg,
                       sl_forward_entry *e, char *err);
 
 /* Appends to out the Forward-mode entry [tag, [[time, record], ...], {"chunk": chunk}]

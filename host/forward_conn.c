@@ -30,7 +30,7 @@ typedef struct fconn {
     char peer[80];
     sl_buf in;                      /* received bytes not decoded yet */
     uint64_t offset;                /* stream offset of in.data[0] */
-    sl_buf scratch;                 /* inflated packed events */
+    sl_forward_decoder dec;         /* its zones and inflating buffer */
     sl_buf acks;                    /* acks to write after the next delivery */
     int batch_size;
     size_t max_entry;               /* bytes an entry may take before it is whole */
@@ -56,7 +56,7 @@ static void maybe_free(fconn *c)
     if (c->open_handles > 0)
         return;
     sl_buf_free(&c->in);
-    sl_buf_free(&c->scratch);
+    sl_forward_decoder_free(&c->dec);
     sl_buf_free(&c->acks);
     free(c);
 }
@@ -202,7 +202,7 @@ static void decode_all(fconn *c)
     while (c->wanted && !c->closed && pos < c->in.len) {
         sl_forward_entry e;
         bad_ctx b = { L, li, c->offset + pos };
-        int rc = sl_forward_decode(L, c->in.data + pos, c->in.len - pos, bi, n, &c->scratch,
+        int rc = sl_forward_decode(L, &c->dec, c->in.data + pos, c->in.len - pos, bi, n,
                                    on_bad_event, &b, &e, err);
         if (rc == SL_FORWARD_MORE) {
             if (c->in.len - pos > c->max_entry) {
@@ -410,8 +410,11 @@ int sl_forward_conn_new(lua_State *L)
         peer = lua_tostring(L, -1);     /* copied below, before the pop */
     }
     fconn *c = calloc(1, sizeof *c);
-    if (c == NULL)
+    if (c == NULL || sl_forward_decoder_init(&c->dec) != 0) {
+        free(c);
+        close(fd);
         return luaL_error(L, "core.forward_conn: out of memory");
+    }
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     lua_settop(L, 1);
     if (sl_vm_opt(L, "core.forward_conn", "batch", LUA_TNUMBER)) {
@@ -426,7 +429,6 @@ int sl_forward_conn_new(lua_State *L)
     c->max_entry = max_entry >= 1 ? (size_t)max_entry : 64u << 20;
     c->on_batch = c->on_bad = c->on_end = c->self_ref = LUA_NOREF;
     sl_buf_init(&c->in);
-    sl_buf_init(&c->scratch);
     sl_buf_init(&c->acks);
     c->on_batch = opt_ref(L, "on_batch");
     c->on_bad = opt_ref(L, "on_bad");

@@ -66,13 +66,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t pieces[] = { 1, 7, 64, (size_t)-1 };
     char err[SL_FORWARD_ERRLEN];
     lua_State *L = fuzz_lua();
-    sl_buf scratch, again, in;
+    static sl_forward_decoder dec;
+    static int dec_ready;
+    sl_buf again, in;
 
     if (size < 1)
         return 0;
     size_t piece = pieces[data[0] & 3], got = 1, pos = 0;
     data++, size--;
-    sl_buf_init(&scratch);
+    if (!dec_ready && sl_forward_decoder_init(&dec) == 0)
+        dec_ready = 1;
+    if (!dec_ready)
+        FAIL("out of memory\n");
     sl_buf_init(&again);
     sl_buf_init(&in);
     lua_newtable(L);
@@ -88,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int top = lua_gettop(L);
             lua_newtable(L);
             lua_replace(L, bi);
-            int rc = sl_forward_decode(L, in.data + pos, in.len - pos, bi, 0, &scratch,
-                                       on_bad, NULL, &e, err);
+            int rc = sl_forward_decode(L, &dec, in.data + pos, in.len - pos, bi, 0, on_bad,
+                                       NULL, &e, err);
             if (lua_gettop(L) != top)
                 FAIL("the stack moved by %d\n", lua_gettop(L) - top);
             if (rc == SL_FORWARD_MORE)
@@ -117,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 lua_newtable(L);
                 lua_replace(L, bi);
                 int before = bad_count;
-                if (sl_forward_decode(L, again.data, again.len, bi, 0, &scratch, on_bad, NULL,
+                if (sl_forward_decode(L, &dec, again.data, again.len, bi, 0, on_bad, NULL,
                                       &e2, err) != SL_FORWARD_OK
                     || e2.used != again.len || e2.events + (bad_count - before) != packed
                     || e2.chunk_len != 1)
@@ -127,7 +132,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     lua_settop(L, 0);
-    sl_buf_free(&scratch);
     sl_buf_free(&again);
     sl_buf_free(&in);
     return 0;
