@@ -24,11 +24,11 @@ local source = {}
 local formats = { lines = true, json = true, csv = true, msgpack = true }
 
 -- Whether every worker of a job (--workers N) reads a source of `spec`, each a share:
--- a TCP (or Fluent forward) listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
+-- a TCP listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
 -- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
 -- Port 0 would give each worker a port of its own: worker 1 alone listens then. A Nexmark
 -- source: each worker makes the events of its classes (nexmark.lua). A Kafka source: each
--- worker reads a share of the partitions (kafka.lua).
+-- worker reads a share of the partitions (kafka.lua). A Fluent forward listener: as TCP.
 function source.spread(spec)
   if spec.type == "nexmark" or spec.type == "kafka" then return true end
   if spec.type == "tcp" or spec.type == "forward" then
