@@ -31,6 +31,8 @@ LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LIBS    += -lhttp_parser
 # GNU readline, for the REPL's line editing (host/lineedit.c); its headers need no flags.
 LIBS    += $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
+# zlib, for the gzip of the Fluent forward protocol's CompressedPackedForward (forward.c).
+LIBS    += -lz
 # LuaJIT's FFI finds the host's exported sl_* functions in the executable itself.
 LDFLAGS  += -Wl,-E
 
@@ -91,15 +93,15 @@ kafka-mock: build/kafka_mock
 # the buffer, the codecs, framing.c and http_request.c (with http-parser), no more.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
-FUZZ_NAMES   := lines json csv mpack reader http
+FUZZ_NAMES   := lines json csv mpack reader http forward
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
-FUZZ_SRC     := host/buf.c host/framing.c $(wildcard host/codec_*.c) host/http_request.c
+FUZZ_SRC     := host/buf.c host/framing.c $(wildcard host/codec_*.c) host/http_request.c host/forward.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRC) $(wildcard host/*.h)
 	@mkdir -p $(@D)
 	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-	  -o $@ $< $(FUZZ_SRC) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
+	  -o $@ $< $(FUZZ_SRC) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm -lz
 
 fuzz: $(FUZZ_BINS)
 	$(Q)for n in $(FUZZ_NAMES); do \

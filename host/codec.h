@@ -93,6 +93,15 @@ int sl_line_encode(lua_State *L, int idx, sl_buf *out, char *err);
  * str and bin both decode to Lua strings; ext is BAD. */
 int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char *err);
 
+/* The parts of sl_mpack_decode, for a decoder of a protocol over msgpack (forward.c):
+ * sl_mpack_measure finds the size of the first object of s[0, len) without building it,
+ * as sl_mpack_decode does before handing bytes to msgpack-c (OK and *size; MORE; BAD with
+ * *size the bytes to skip), accepting ext types when allow_ext; sl_mpack_push pushes the
+ * Lua value of an object msgpack-c unpacked (stack +1 on OK, unchanged on BAD). */
+struct msgpack_object;
+int sl_mpack_measure(const char *s, size_t len, int allow_ext, size_t *size, char *err);
+int sl_mpack_push(lua_State *L, const struct msgpack_object *o, char *err);
+
 /* Frees the calling thread's decoding zone (a worker thread, as it ends). */
 void sl_mpack_thread_end(void);
 /* Appends the msgpack encoding of the value at idx. Integral doubles in the int64 range

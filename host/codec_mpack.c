@@ -38,7 +38,7 @@ static uint32_t be32(const unsigned char *p)
  * than msgpack-c accepts, with a clear reason.
  * Returns OK and *size; MORE; or BAD with *size set to the bytes to skip: 1 for
  * malformed bytes, the whole object when it is well-formed but holds an ext. */
-static int measure(const char *s, size_t len, size_t *size, char *err)
+static int measure(const char *s, size_t len, int allow_ext, size_t *size, char *err)
 {
     const unsigned char *p = (const unsigned char *)s;
     uint64_t outer[DECODE_DEPTH];   /* values still to read in each open container */
@@ -127,7 +127,7 @@ static int measure(const char *s, size_t len, size_t *size, char *err)
         pos += head + (size_t)body;
     }
     *size = pos;
-    if (has_ext)
+    if (has_ext && !allow_ext)
         return fail(err, "msgpack: ext types are not supported");
     return SL_CODEC_OK;
 }
@@ -239,7 +239,7 @@ int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char 
     *used = 0;
     if (!s)
         s = "";
-    int rc = measure(s, len, &size, err);
+    int rc = measure(s, len, 0, &size, err);
     if (rc == SL_CODEC_MORE)
         return SL_CODEC_MORE;
     if (rc != SL_CODEC_OK) {
@@ -265,6 +265,21 @@ int sl_mpack_decode(lua_State *L, const char *s, size_t len, size_t *used, char 
     rc = push_object(L, sl_shapes_get(L), &obj, err);
     msgpack_zone_clear(&zone);
     *used = size;       /* on BAD too: the object is whole, skip all of it */
+    if (rc != SL_CODEC_OK)
+        lua_settop(L, top);
+    return rc;
+}
+
+int sl_mpack_measure(const char *s, size_t len, int allow_ext, size_t *size, char *err)
+{
+    *size = 0;
+    return measure(s ? s : "", len, allow_ext, size, err);
+}
+
+int sl_mpack_push(lua_State *L, const msgpack_object *o, char *err)
+{
+    int top = lua_gettop(L);
+    int rc = push_object(L, sl_shapes_get(L), o, err);
     if (rc != SL_CODEC_OK)
         lua_settop(L, top);
     return rc;

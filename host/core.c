@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "durable.h"
 #include "exchange.h"
+#include "forward.h"
 #include "guard.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -120,6 +121,9 @@ static const luaL_Reg core_functions[] = {
     {"kafka_committed", sl_kafka_committed},
     {"http_client", sl_http_client_new},
     {"http_listen", sl_http_server_new},
+    {"forward_conn", sl_forward_conn_new},
+    {"forward_client", sl_forward_client_new},
+    {"forward_pack", sl_forward_pack_lua},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -160,6 +164,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_kafka_consumer_register(L);
     sl_kafka_producer_register(L);
     sl_http_client_register(L);
+    sl_forward_register(L);
     sl_exchange_register(L);
     sl_http_server_register(L);
     lua_createtable(L, 0, 13);                          /* core */

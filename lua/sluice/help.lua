@@ -52,6 +52,10 @@ E["sl.source.http"] = { 'sl.source.http { listen = "host:port", path = "/", form
   "reply comes once the records are in the job: 200 {\"accepted\":N}, 400 listing the bad\n" ..
   "lines (dead-lettered; the others flow), 413 over max_body, 503 + Retry-After while the\n" ..
   "sinks hold the sources back. See docs/http.md.", "formats" }
+E["sl.source.forward"] = { 'sl.source.forward { listen = "host:port", max_entry }',
+  "Fluent's forward protocol (Fluent Bit, Fluentd): one record {tag, time, record} per\n" ..
+  "event, time in ms; all four modes, gzip included. A chunk is acked once its events are\n" ..
+  "in the job. Malformed msgpack is dead-lettered and closes that connection only." }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }
@@ -74,6 +78,10 @@ E["sl.sink.fn"] = { "sl.sink.fn(f)",
   "Calls f(r) for each record; a record on which f raises is dead-lettered." }
 E["sl.sink.collect"] = { "sl.sink.collect()",
   "Keeps the records; sink:records() returns them after the run.", "stream:collect" }
+E["sl.sink.forward"] = { 'sl.sink.forward { connect = "host:port", tag = "sluice", high, ack_timeout = "30s" }',
+  "Fluent forward to Fluentd or Fluent Bit: a chunk per batch and tag, each kept until\n" ..
+  "acked and sent again after a reconnect (at least once). A {tag, time, record} record is\n" ..
+  "sent as that event; others with tag and their event time (else now)." }
 E["sl.sink.kafka"] = { 'sl.sink.kafka { brokers, topic, key, format = "json", exactly_once, ' ..
   'high = 100000, options }',
   "Each record a message of topic, produced idempotently; key (a field or a function)\n" ..

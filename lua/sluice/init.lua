@@ -33,6 +33,7 @@ local sl = {
     nexmark = source.nexmark,
     kafka = source.kafka,
     http = source.http,
+    forward = source.forward,
   },
   sink = {
     stdout = sink.stdout,
@@ -43,6 +44,7 @@ local sl = {
     tcp = sink.tcp,
     kafka = sink.kafka,
     http = sink.http,
+    forward = sink.forward,
   },
   -- sl.table.file{...}: a table for stream:lookup()
   table = { file = source.table_file },

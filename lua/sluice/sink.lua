@@ -10,6 +10,7 @@ local host = require "sluice.host"
 local flow = require "sluice.flow"
 local kafka = require "sluice.kafka"
 local http_sink = require "sluice.http_sink"
+local forward = require "sluice.forward"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -105,6 +106,9 @@ function sink.kafka(opts) return new_sink(kafka.sink_spec(opts)) end
 -- http{url, method, format, batch, every, headers, ...}: records POSTed in batches, retried
 -- with backoff (http_sink.lua).
 function sink.http(opts) return new_sink(http_sink.sink_spec(opts)) end
+-- forward{connect, tag}: Fluent forward to Fluentd or Fluent Bit, waiting for acks
+-- (forward.lua).
+function sink.forward(opts) return new_sink(forward.sink_spec(opts)) end
 
 -- The records a collect sink received in its last run.
 function Sink:records()
@@ -339,6 +343,7 @@ end
 
 open.kafka = kafka.open_sink
 open.http = http_sink.open_sink
+open.forward = forward.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }
@@ -383,10 +388,10 @@ function sink.open(spec, ctx)
   local s = open[spec.type](spec, ctx)
   local push, plain = s.push, spec.type ~= "null"
   s.records = 0
-  s.push = function(batch, n)
+  s.push = function(batch, n, t)     -- t: the records' event times, if the stream has them
     s.records = s.records + n
     if plain then plain_batch(batch, n) end
-    return push(batch, n)
+    return push(batch, n, t)
   end
   return s
 end

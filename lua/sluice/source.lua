@@ -14,6 +14,7 @@ local flow = require "sluice.flow"
 local nexmark = require "sluice.nexmark"
 local kafka = require "sluice.kafka"
 local http = require "sluice.http"
+local forward = require "sluice.forward"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -28,10 +29,10 @@ local formats = { lines = true, json = true, csv = true, msgpack = true }
 -- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
 -- Port 0 would give each worker a port of its own: worker 1 alone listens then. A Nexmark
 -- source: each worker makes the events of its classes (nexmark.lua). A Kafka source: each
--- worker reads a share of the partitions (kafka.lua).
+-- worker reads a share of the partitions (kafka.lua). A Fluent forward listener: as TCP.
 function source.spread(spec)
   if spec.type == "nexmark" or spec.type == "kafka" then return true end
-  if spec.type == "tcp" or spec.type == "http" then
+  if spec.type == "tcp" or spec.type == "http" or spec.type == "forward" then
     return type(spec.listen) == "string" and spec.listen:match(":0*$") == nil
   end
   return false
@@ -205,6 +206,8 @@ function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
 
 -- http{listen, path, format, max_body}: one record per line of each POST body (http.lua).
 function source.http(opts) return new_source(http.source_spec(opts)) end
+-- forward{listen}: Fluent forward protocol events {tag, time, record} (forward.lua).
+function source.forward(opts) return new_source(forward.source_spec(opts)) end
 
 -- Sources whose batches each come from one partition of their input, said to the stage
 -- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
@@ -415,6 +418,7 @@ function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 open.kafka = kafka.open_source
 open.http = http.open_source
+open.forward = forward.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the

@@ -713,10 +713,10 @@ end
 function stage.new_sink(s, node)
   local meter = stage.meter(node)
   return { done = false, meter = meter, finish = function() end,
-    push = function(_, b, n)
+    push = function(_, b, n, t)
       meter.input = meter.input + n
       if meter.tap then typed.plain_batch(b, n); meter.tap(b, n) end
-      s.push(b, n)
+      s.push(b, n, t)
     end }
 end
 
