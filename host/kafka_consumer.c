@@ -555,6 +555,45 @@ static int consumer_pause(lua_State *L, int pause)
 static int consumer_stop(lua_State *L) { return consumer_pause(L, 1); }
 static int consumer_start(lua_State *L) { return consumer_pause(L, 0); }
 
+/* consumer:watermarks() -> array of {topic=, partition=, high=, position=}: for each
+ * partition assigned here, the high watermark last known (each fetch response brings it;
+ * no request is made, so this never blocks) and the consumer's position (the offset of
+ * the next message it would hand over; nil before the first). A partition whose high
+ * watermark is not known yet is left out. For --metrics' consumer lag. */
+static int consumer_watermarks(lua_State *L)
+{
+    sl_kafka_consumer *c = check_consumer(L, "watermarks");
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    int n = 0;
+
+    lua_newtable(L);                                    /* list */
+    if (rd_kafka_assignment(c->rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned)
+        return 1;
+    rd_kafka_position(c->rk, assigned);
+    for (int i = 0; i < assigned->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+        int64_t low = -1, high = -1;
+
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high)
+                != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+            continue;
+        lua_createtable(L, 0, 4);                       /* list t */
+        lua_pushstring(L, tp->topic);
+        lua_setfield(L, -2, "topic");
+        lua_pushinteger(L, tp->partition);
+        lua_setfield(L, -2, "partition");
+        lua_pushnumber(L, (lua_Number)high);
+        lua_setfield(L, -2, "high");
+        if (tp->offset >= 0) {
+            lua_pushnumber(L, (lua_Number)tp->offset);
+            lua_setfield(L, -2, "position");
+        }
+        lua_rawseti(L, -2, ++n);                        /* list */
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+    return 1;
+}
+
 /* consumer:commit(offsets [, sync]): hands { topic = { [p] = next offset } } to the group.
  * Without sync the offsets are only stored: librdkafka's auto-commit timer sends them
  * every COMMIT_MS, and commits a partition's stored offset when the partition is revoked
@@ -986,6 +1025,7 @@ static const luaL_Reg consumer_methods[] = {
     {"start", consumer_start},
     {"stop", consumer_stop},
     {"commit", consumer_commit},
+    {"watermarks", consumer_watermarks},
     {"close", consumer_close},
     {NULL, NULL}
 };
