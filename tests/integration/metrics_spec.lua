@@ -181,6 +181,26 @@ describe("--metrics", function()
     job.stop()
   end)
 
+  it("reports the bytes a sink holds for a peer it cannot reach", function()
+    local tp, mp, closed = h.port(), h.port(), h.port()
+    local job = start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
+  :sink(sl.sink.tcp { connect = "127.0.0.1:%d", format = "json" })
+]], tp, closed)), "--metrics 127.0.0.1:" .. mp .. " --drain-timeout 100ms")
+    send(tp, { '{"n":1}', '{"n":2}', '{"n":30}' })
+    local sink = op("sink.tcp 127.0.0.1:" .. closed, "#2", "sink")
+    local m = scrape_until(mp, "3 records at the sink", function(p)
+      return p.samples["sluice_operator_records_in_total" .. sink] == 3
+    end)
+    -- {"n":1}\n {"n":2}\n {"n":30}\n
+    assert.are.equal(8 + 8 + 9, m.samples["sluice_sink_queue_bytes" .. sink])
+    assert.are.equal("gauge", m.families.sluice_sink_queue_bytes.type)
+    job.signal("TERM")
+    local code, stderr = job.wait()
+    assert.are.equal(1, code, stderr)     -- what it could not deliver is said, status 1
+  end)
+
   it("escapes label values: backslash, double quote, newline", function()
     local tp, mp = h.port(), h.port()
     local out = h.path(h.dir(), "out.json")
@@ -286,6 +306,18 @@ sl.source.kafka { brokers = %q, topic = "in", group = "g", start = "earliest" }
     end)
     assert.are.equal("gauge", m.families.sluice_kafka_consumer_lag.type)
     assert.are.equal(200, (http(mp, "/readyz")))
+    -- the brokers go away: not ready, and why; back, with messages flowing: ready again
+    k:down()
+    h.wait_until("/readyz to say 503", function() return http(mp, "/readyz") == 503 end)
+    local _, body = http(mp, "/readyz")
+    assert.is_truthy(body:find("^not ready: source.kafka in"), body)
+    k:up()
+    k:produce("in", { '{"n":11}' }, { partition = 0 })
+    h.wait_until("/readyz to say 200 again", function() return http(mp, "/readyz") == 200 end)
+    scrape_until(mp, "11 records read", function(p)
+      return p.samples["sluice_operator_records_out_total" ..
+        op("source.kafka in", "#1", "source")] == 11
+    end)
     job.stop()
   end)
 
