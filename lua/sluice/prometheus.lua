@@ -87,7 +87,7 @@ local FAMILIES = {
   { "sluice_checkpoint_failures_total", "counter", "Checkpoints that failed.",
     "errors", function(r) return r.kind == "checkpoint" end },
   { "sluice_checkpoint_duration_seconds", "gauge",
-    "How long the last durable checkpoint took, from its cut until its file was on disk.",
+    "How long the last durable checkpoint took, from its cut to its file on disk.",
     function(r) return r.duration_ms and r.duration_ms / 1000 end,
     function(r) return r.kind == "checkpoint" end },
   { "sluice_checkpoint_duration_max_seconds", "gauge",

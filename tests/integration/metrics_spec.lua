@@ -250,8 +250,9 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
     local tp, mp = h.port(), h.port()
     local job = start(tcp_job(tp, h.path(h.dir(), "out.json")), "--metrics 127.0.0.1:" .. mp)
     h.wait_until("/readyz to say 200", function() return http(mp, "/readyz") == 200 end)
-    local code, body = http(mp, "/readyz")
+    local _, body = http(mp, "/readyz")
     assert.are.equal("ready\n", body)
+    local code
     code, body = http(mp, "/nothing")
     assert.are.equal(404, code)
     assert.are.equal("not found: /nothing (this is sluice's --metrics: /metrics, /healthz, " ..
@@ -288,8 +289,8 @@ sl.source.kafka { brokers = "127.0.0.1:%d", topic = "in", group = "g" }
     finally(function() k:stop() end)
     local input = {}
     for i = 1, 10 do input[i] = string.format('{"n":%d}', i) end
-    k:produce("in", { table.unpack(input, 1, 4) }, { partition = 0 })
-    k:produce("in", { table.unpack(input, 5, 10) }, { partition = 1 })
+    k:produce("in", { unpack(input, 1, 4) }, { partition = 0 })
+    k:produce("in", { unpack(input, 5, 10) }, { partition = 1 })
     local mp = h.port()
     local out = h.path(h.dir(), "out.json")
     local job = start(h.script(string.format([[

@@ -68,7 +68,7 @@ sluice_checkpoints_total 4
 # HELP sluice_checkpoint_failures_total Checkpoints that failed.
 # TYPE sluice_checkpoint_failures_total counter
 sluice_checkpoint_failures_total 1
-# HELP sluice_checkpoint_duration_seconds How long the last durable checkpoint took, from its cut until its file was on disk.
+# HELP sluice_checkpoint_duration_seconds How long the last durable checkpoint took, from its cut to its file on disk.
 # TYPE sluice_checkpoint_duration_seconds gauge
 sluice_checkpoint_duration_seconds 0.12
 # HELP sluice_checkpoint_duration_max_seconds The longest a durable checkpoint of this run took.
