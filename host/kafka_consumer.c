@@ -54,6 +54,8 @@ typedef struct sl_kafka_consumer {
     int self_ref;               /* keeps the userdata alive until close */
     char *what;                 /* "source.kafka TOPIC", for messages */
     int reported;               /* the kind of error said last, so that it is said once */
+    uint64_t error_ms;          /* uv_hrtime() in ms of the last error, said or not; 0: none
+                                 * since messages last flowed (for --metrics' /readyz) */
     part_end *parts;            /* bounded: the assigned partitions */
     int nparts, capparts;
     rd_kafka_topic_partition_list_t *revoked;   /* given up during the current serve() */
@@ -382,6 +384,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
 
     (void)rk;
+    c->error_ms = uv_hrtime() / 1000000u;
     if (L == NULL)
         return;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT
@@ -488,6 +491,7 @@ static void serve(sl_kafka_consumer *c)
         run_part = m->partition;
         run_last = m->offset;
         c->reported = 0;                                /* messages flow: say errors again */
+        c->error_ms = 0;
         if (decode_value(L, c, m, err) == SL_CODEC_OK) {    /* batch value */
             if (c->meta)
                 wrap_meta(L, m);                        /* batch rec */
@@ -591,6 +595,20 @@ static int consumer_watermarks(lua_State *L)
         lua_rawseti(L, -2, ++n);                        /* list */
     }
     rd_kafka_topic_partition_list_destroy(assigned);
+    return 1;
+}
+
+/* consumer:error_age() -> seconds since librdkafka last reported an error (each one counts,
+ * also those not said again), or nil when none came since messages last flowed. While the
+ * brokers stay unreachable librdkafka repeats its error at least every 30 s. */
+static int consumer_error_age(lua_State *L)
+{
+    sl_kafka_consumer *c = check_consumer(L, "error_age");
+
+    if (c->error_ms == 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)(uv_hrtime() / 1000000u - c->error_ms) / 1000);
     return 1;
 }
 
@@ -1026,6 +1044,7 @@ static const luaL_Reg consumer_methods[] = {
     {"stop", consumer_stop},
     {"commit", consumer_commit},
     {"watermarks", consumer_watermarks},
+    {"error_age", consumer_error_age},
     {"close", consumer_close},
     {NULL, NULL}
 };

@@ -208,6 +208,8 @@ int sl_guard_enter(int id);
  *   consumer:watermarks() -> {{topic=, partition=, high=, position=}, ...}   the cached
  *                               high watermark of each partition assigned here (never
  *                               blocks), for --metrics' consumer lag
+ *   consumer:error_age() -> seconds since librdkafka's last error, or nil (none since
+ *                               messages last flowed), for --metrics' /readyz
  *   consumer:close()            leaves the group; idempotent
  * core.kafka_producer{...} -> producer   (kafka_producer.c) an idempotent producer: what=,
  *                               brokers=, topic=, format="json"|"lines"|"msgpack",

@@ -139,7 +139,6 @@ local function lag_of(handle)
   if ok and type(list) == "table" then return list end
   return nil
 end
-inspect.lag_of = lag_of
 
 -- Adds to row r (of node `id`, this worker's) what the other workers last said of that
 -- node (runtime.lua's meter_counts, sent every second): counts and rates summed, live keys

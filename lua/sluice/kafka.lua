@@ -151,6 +151,10 @@ end
 
 -- ---- the source at run time ------------------------------------------------------------------
 
+-- How long a Kafka source counts as failing (/readyz) after librdkafka's last error:
+-- longer than the 30 s in which it repeats an error that persists.
+local FAILING_S = 35
+
 -- "topic:partition", what a stage keeps a partition's watermark under.
 local function partition_id(topic, p) return topic .. ":" .. p end
 
@@ -248,9 +252,15 @@ function kafka.open_source(spec, ctx)
     close = finish,
     position = copy_positions,
     consumer = consumer,
-    -- --metrics' /readyz: ready once partitions are assigned here and no error stands
+    -- --metrics' /readyz: ready once partitions are assigned here and no error stands: the
+    -- last one said stands until messages flow, or until librdkafka has not repeated an
+    -- error for FAILING_S (brokers back on an idle topic)
     ready = function()
-      if failing then return false, failing end
+      if failing and not done then
+        local age = consumer:error_age()
+        if age and age < FAILING_S then return false, failing end
+        failing = nil
+      end
       if assigned_here == 0 and not done then
         return false, spec.label .. ": no partition assigned yet"
       end
