@@ -144,7 +144,8 @@ describe("--metrics", function()
   it("counts each operator's records in and out, errors and dead letters exactly", function()
     local tp, mp = h.port(), h.port()
     local out = h.path(h.dir(), "out.json")
-    local job = start(tcp_job(tp, out), "--metrics 127.0.0.1:" .. mp)
+    local sock = h.path(h.dir(), "control.sock")
+    local job = start(tcp_job(tp, out), "--metrics 127.0.0.1:" .. mp .. " --control " .. h.q(sock))
     local lines = {}
     for i = 1, 10 do lines[i] = string.format('{"n":%d}', i) end
     lines[11] = "not json"
@@ -178,6 +179,13 @@ describe("--metrics", function()
     local code, _, ctype = http(mp, "/metrics")
     assert.are.equal(200, code)
     assert.are.equal("text/plain; version=0.0.4; charset=utf-8", ctype)
+    -- job:metrics() in sluice attach says the same
+    local tmp = h.tmpdir()
+    local res = h.run("attach " .. h.q(sock), { stdin = h.write(h.path(tmp, "in"),
+      'for _, r in ipairs(job:metrics()) do if r.operator == "parse" then ' ..
+      'print(r.records_in, r.records_out, r.errors, r.dead_letters) end end\n') })
+    h.expect_code(res, 0)
+    h.contains(res.stdout, "11\t10\t1\t1\n", "stdout")
     job.stop()
   end)
 
