@@ -7,6 +7,19 @@ local cluster = require "tests.kafka.cluster"
 local ffi = require "ffi"
 
 pcall(ffi.cdef, "int close(int fd);")
+pcall(ffi.cdef, "long read(int fd, void *buf, unsigned long n);")
+
+-- Everything the peer of fd sends until it closes the connection (at most 10 s).
+local function read_all(fd)
+  local buf, parts = ffi.new("char[4096]"), {}
+  local deadline = os.time() + 10
+  while os.time() <= deadline do
+    local n = tonumber(ffi.C.read(fd, buf, 4096))
+    if n <= 0 then break end
+    parts[#parts + 1] = ffi.string(buf, n)
+  end
+  return table.concat(parts)
+end
 
 -- The jobs started and not yet seen to exit: after_each kills them, so that a failed test
 -- leaves no job behind.
@@ -269,6 +282,34 @@ sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
     assert.are.equal(200, code)
     code = http(mp, "/metrics", "POST")
     assert.are.equal(405, code)
+    job.stop()
+  end)
+
+  it("answers pipelined requests on one connection in order, and a bad one with 400",
+    function()
+    local tp, mp = h.port(), h.port()
+    local job = start(tcp_job(tp, h.path(h.dir(), "out.json")), "--metrics 127.0.0.1:" .. mp)
+    h.wait_until("/readyz to say 200", function() return http(mp, "/readyz") == 200 end)
+    local fd = h.dial(mp)
+    h.send_all(fd, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n" ..
+      "HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n" ..
+      "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    local got = read_all(fd)
+    ffi.C.close(fd)
+    local heads = {}
+    for status in got:gmatch("HTTP/1%.1 (%d+ [^\r]+)\r\n") do heads[#heads + 1] = status end
+    assert.are.same({ "200 OK", "200 OK", "200 OK" }, heads)
+    -- (HEAD: the length of /metrics, and no body: "ok\n" then "ready\n" follow directly)
+    assert.is_truthy(got:find("\r\n\r\nok\nHTTP/1%.1 200 OK\r\nContent%-Type: text/plain; " ..
+      "version=0%.0%.4; charset=utf%-8\r\nContent%-Length: %d+\r\n\r\nHTTP/1%.1 200 OK"), got)
+    assert.is_truthy(got:find("Connection: close\r\n\r\nready\n$"), got)
+    fd = h.dial(mp)
+    h.send_all(fd, "NOT HTTP AT ALL\r\n\r\n")
+    got = read_all(fd)
+    ffi.C.close(fd)
+    assert.are.equal("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+      got)
+    assert.are.equal(200, (http(mp, "/healthz")))
     job.stop()
   end)
 
