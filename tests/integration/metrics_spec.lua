@@ -371,6 +371,38 @@ sl.source.kafka { brokers = %q, topic = "in", group = "g", start = "earliest" }
     job.stop()
   end)
 
+  it("reports the bytes a Kafka sink holds while its brokers are down, and 0 once delivered",
+    function()
+    local k = cluster.start { "out:1" }
+    finally(function() k:stop() end)
+    local tp, mp = h.port(), h.port()
+    local job = start(h.script(string.format([[
+local sl = require "sluice"
+sl.source.tcp { listen = "127.0.0.1:%d", format = "json" }
+  :sink(sl.sink.kafka { brokers = %q, topic = "out" })
+]], tp, k.bootstrap)), "--metrics 127.0.0.1:" .. mp)
+    local sink = op("sink.kafka out", "#2", "sink")
+    scrape_until(mp, "the sink's queue", function(p)
+      return p.samples["sluice_sink_queue_bytes" .. sink] == 0
+    end)
+    k:down()
+    h.wait_until("the sink to say its brokers are down", function()
+      return (h.read(job.err) or ""):find("sink.kafka out", 1, true) ~= nil
+    end)
+    send(tp, { '{"n":1}', '{"n":2}', '{"n":30}' })
+    local m = scrape_until(mp, "3 records at the sink", function(p)
+      return p.samples["sluice_operator_records_in_total" .. sink] == 3
+    end)
+    -- the three values as JSON, no key: {"n":1} {"n":2} {"n":30}
+    assert.are.equal(7 + 7 + 8, m.samples["sluice_sink_queue_bytes" .. sink])
+    k:up()
+    scrape_until(mp, "the queue delivered", function(p)
+      return p.samples["sluice_sink_queue_bytes" .. sink] == 0
+    end)
+    job.stop()
+    assert.are.equal(3, #k:consume("out"))
+  end)
+
   it("--workers 2: the counts cover both workers", function()
     local tp, mp = h.port(), h.port()
     local out = h.path(h.dir(), "out.json")
