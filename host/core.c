@@ -21,6 +21,7 @@
 #include "lineedit.h"
 #include "memory.h"
 #include "loop.h"
+#include "metrics_server.h"
 #include "net.h"
 #include "nexmark_lua.h"
 #include "reader.h"
@@ -111,6 +112,8 @@ static const luaL_Reg core_functions[] = {
     {"memory_limit", sl_memory_limit},
     {"memory", sl_memory_stats},
     {"watch", sl_watch_new},
+    {"metrics_listen", sl_metrics_listen},
+    {"usage", sl_metrics_usage},
     {"reader", sl_reader_new},
     {"listen", sl_listener_new},
     {"udp", sl_udp_new},
@@ -159,6 +162,7 @@ int luaopen_sluice_core(lua_State *L)
     sl_signal_register(L);
     sl_guard_register(L);
     sl_watch_register(L);
+    sl_metrics_server_register(L);
     sl_net_register(L);
     sl_nexmark_register(L);
     sl_kafka_consumer_register(L);

@@ -54,6 +54,8 @@ typedef struct sl_kafka_consumer {
     int self_ref;               /* keeps the userdata alive until close */
     char *what;                 /* "source.kafka TOPIC", for messages */
     int reported;               /* the kind of error said last, so that it is said once */
+    uint64_t error_ms;          /* uv_hrtime() in ms of the last error, said or not; 0: none
+                                 * since messages last flowed (for --metrics' /readyz) */
     part_end *parts;            /* bounded: the assigned partitions */
     int nparts, capparts;
     rd_kafka_topic_partition_list_t *revoked;   /* given up during the current serve() */
@@ -382,6 +384,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
 
     (void)rk;
+    c->error_ms = uv_hrtime() / 1000000u;
     if (L == NULL)
         return;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT
@@ -488,6 +491,7 @@ static void serve(sl_kafka_consumer *c)
         run_part = m->partition;
         run_last = m->offset;
         c->reported = 0;                                /* messages flow: say errors again */
+        c->error_ms = 0;
         if (decode_value(L, c, m, err) == SL_CODEC_OK) {    /* batch value */
             if (c->meta)
                 wrap_meta(L, m);                        /* batch rec */
@@ -554,6 +558,59 @@ static int consumer_pause(lua_State *L, int pause)
 
 static int consumer_stop(lua_State *L) { return consumer_pause(L, 1); }
 static int consumer_start(lua_State *L) { return consumer_pause(L, 0); }
+
+/* consumer:watermarks() -> array of {topic=, partition=, high=, position=}: for each
+ * partition assigned here, the high watermark last known (each fetch response brings it;
+ * no request is made, so this never blocks) and the consumer's position (the offset of
+ * the next message it would hand over; nil before the first). A partition whose high
+ * watermark is not known yet is left out. For --metrics' consumer lag. */
+static int consumer_watermarks(lua_State *L)
+{
+    sl_kafka_consumer *c = check_consumer(L, "watermarks");
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    int n = 0;
+
+    lua_newtable(L);                                    /* list */
+    if (rd_kafka_assignment(c->rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned)
+        return 1;
+    rd_kafka_position(c->rk, assigned);
+    for (int i = 0; i < assigned->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+        int64_t low = -1, high = -1;
+
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high)
+                != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+            continue;
+        lua_createtable(L, 0, 4);                       /* list t */
+        lua_pushstring(L, tp->topic);
+        lua_setfield(L, -2, "topic");
+        lua_pushinteger(L, tp->partition);
+        lua_setfield(L, -2, "partition");
+        lua_pushnumber(L, (lua_Number)high);
+        lua_setfield(L, -2, "high");
+        if (tp->offset >= 0) {
+            lua_pushnumber(L, (lua_Number)tp->offset);
+            lua_setfield(L, -2, "position");
+        }
+        lua_rawseti(L, -2, ++n);                        /* list */
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+    return 1;
+}
+
+/* consumer:error_age() -> seconds since librdkafka last reported an error (each one counts,
+ * also those not said again), or nil when none came since messages last flowed. While the
+ * brokers stay unreachable librdkafka repeats its error at least every 30 s. */
+static int consumer_error_age(lua_State *L)
+{
+    sl_kafka_consumer *c = check_consumer(L, "error_age");
+
+    if (c->error_ms == 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)(uv_hrtime() / 1000000u - c->error_ms) / 1000);
+    return 1;
+}
 
 /* consumer:commit(offsets [, sync]): hands { topic = { [p] = next offset } } to the group.
  * Without sync the offsets are only stored: librdkafka's auto-commit timer sends them
@@ -986,6 +1043,8 @@ static const luaL_Reg consumer_methods[] = {
     {"start", consumer_start},
     {"stop", consumer_stop},
     {"commit", consumer_commit},
+    {"watermarks", consumer_watermarks},
+    {"error_age", consumer_error_age},
     {"close", consumer_close},
     {NULL, NULL}
 };

@@ -33,6 +33,7 @@ typedef struct sl_kafka_producer {
     int on_failed, on_event, on_error, failed_ref, self_ref;    /* registry refs */
     int nfailed;                /* entries in the failed table not yet handed on */
     double delivered, failures;
+    double queued;              /* bytes (values and keys) produced and not yet reported */
     int reported;               /* the kind of error said last, so that it is said once */
     int closed;
 } sl_kafka_producer;
@@ -46,6 +47,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     lua_State *L = p->L;
 
     (void)rk;
+    p->queued -= (double)(m->len + m->key_len);
+    if (p->queued < 0)
+        p->queued = 0;
     if (!m->err) {
         p->delivered++;
         p->reported = 0;
@@ -215,6 +219,8 @@ static int producer_write(lua_State *L)
                 break;
             if (perr)
                 reason = rd_kafka_err2str(perr);
+            else
+                p->queued += (double)(buf.len + klen);
         }
         if (reason != NULL) {
             if (bad_idx == 0) {
@@ -253,6 +259,17 @@ static int producer_outq(lua_State *L)
 {
     lua_pushinteger(L, rd_kafka_outq_len(check_producer(L, "outq")->rk));
     return 1;
+}
+
+/* producer:queued() -> bytes, messages: what was produced and not yet reported delivered
+ * or failed (values and keys; librdkafka's own overhead is not counted). */
+static int producer_queued(lua_State *L)
+{
+    sl_kafka_producer *p = check_producer(L, "queued");
+
+    lua_pushnumber(L, p->queued);
+    lua_pushinteger(L, rd_kafka_outq_len(p->rk));
+    return 2;
 }
 
 /* producer:stats() -> delivered, failed (counts of delivery reports). */
@@ -465,6 +482,7 @@ static const luaL_Reg producer_methods[] = {
     {"write", producer_write},
     {"poll", producer_poll},
     {"outq", producer_outq},
+    {"queued", producer_queued},
     {"stats", producer_stats},
     {"flush", producer_flush},
     {"init_transactions", producer_init_transactions},

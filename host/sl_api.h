@@ -205,6 +205,11 @@ int sl_guard_enter(int id);
  *                               the brokers say a topic does not exist.
  *   consumer:stop(), :start()   pause / resume fetching (flow control)
  *   consumer:commit(offsets [, sync])   offsets for the group (see kafka_consumer.c)
+ *   consumer:watermarks() -> {{topic=, partition=, high=, position=}, ...}   the cached
+ *                               high watermark of each partition assigned here (never
+ *                               blocks), for --metrics' consumer lag
+ *   consumer:error_age() -> seconds since librdkafka's last error, or nil (none since
+ *                               messages last flowed), for --metrics' /readyz
  *   consumer:close()            leaves the group; idempotent
  * core.kafka_producer{...} -> producer   (kafka_producer.c) an idempotent producer: what=,
  *                               brokers=, topic=, format="json"|"lines"|"msgpack",
@@ -214,6 +219,7 @@ int sl_guard_enter(int id);
  *   producer:write(batch, n [, keys]) -> bad, stopped   (bad: {{index=, reason=}...};
  *                               stopped: the first index a full queue refused)
  *   producer:poll(), :outq() -> n, :stats() -> delivered, failed, :flush(ms) -> undelivered
+ *   producer:queued() -> bytes, messages   produced and not yet reported (--metrics)
  *   producer:init_transactions(ms), :begin_transaction(), :send_offsets(consumer, offsets,
  *                               ms), :commit_transaction(ms), :abort_transaction(ms) -> true
  *                               | nil, message, "retry"|"abort"|"fatal"
@@ -311,6 +317,15 @@ int sl_guard_enter(int id);
  * core.ctl_dir(path) -> true | nil, msg   makes path (0700) or checks that it is a
  *                               directory owned by this user that no one else may enter
  * core.ctl_sockets(dir) -> array of the names in dir ending in ".sock"
+ *
+ * --metrics (metrics_server.c; an HTTP server on a thread of its own):
+ * core.metrics_listen(address) -> server | nil, msg   listens on "host:port" and serves
+ *                               GET /metrics (what server:publish(text) last gave),
+ *                               /healthz (503 once the heartbeat a timer on this loop
+ *                               stamps every 100 ms is a second old), /readyz (what
+ *                               server:ready(ok [, why]) last said); server:close() stops
+ *                               the thread and closes everything (idempotent). Unref'd.
+ * core.usage() -> {cpu=, rss=}  CPU seconds (user + system) and resident bytes
  */
 int luaopen_sluice_core(lua_State *L);
 

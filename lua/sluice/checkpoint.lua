@@ -225,6 +225,14 @@ function Checkpointer:write(seq, lengths)
   return bytes
 end
 
+-- A checkpoint is durable, `seconds` after it began (its cut, until its file is on disk):
+-- its duration, the longest so far, and when (for its age) go into the stats.
+local function note_done(stats, seconds)
+  stats.duration_ms = seconds * 1000
+  if stats.duration_ms > stats.max_duration_ms then stats.max_duration_ms = stats.duration_ms end
+  stats.done_at = host.clock()
+end
+
 -- Waits for the checkpoint child: blocking, or polled from the reaper timer.
 function Checkpointer:reap(block)
   if not self.pid then return end
@@ -260,6 +268,7 @@ function Checkpointer:reap(block)
   end
   stats.taken = stats.taken + 1
   stats.last_seq = self.child_seq
+  note_done(stats, host.clock() - self.child_started)
   -- durable: transactional sinks commit, Kafka sources tell their group (a commit that
   -- fails raises here and stops the job: a restart goes back to the checkpoint before)
   self.job:checkpointed(self.child_positions)
@@ -372,6 +381,7 @@ function Checkpointer:take_now()
     job:checkpointed(positions)
     self.stats.taken = self.stats.taken + 1
     self.stats.last_seq = self.seq
+    note_done(self.stats, host.clock() - started)
     if self.log then
       say("sluice: checkpoint %d: at the end of input, written by the job itself in %.0f ms, " ..
         "%d bytes", self.seq, (host.clock() - started) * 1000, #bytes)
@@ -471,7 +481,9 @@ function Checkpointer:run(job)
     local st = self.stats
     return { operator = "(checkpoints)", kind = "checkpoint", records_out = st.taken,
       errors = st.failed, last = st.last_seq, pause_ms = st.stall_ms,
-      max_pause_ms = st.max_stall_ms, writing = self.pid ~= nil }
+      max_pause_ms = st.max_stall_ms, writing = self.pid ~= nil, duration_ms = st.duration_ms,
+      max_duration_ms = st.max_duration_ms,
+      age_s = st.done_at and math.floor((host.clock() - st.done_at) * 10 + 0.5) / 10 }
   end)
   local ok, err = job:run(restored and restored.snap)
   if self.timer then self.timer:close() end
@@ -504,7 +516,8 @@ function checkpoint.open(dir, every_ms, set)
   if not found then return nil, lerr, lstatus or 2 end
   local self = setmetatable({ dir = dir, every = every_ms, seq = found.seq,
     restored = found.snap and found or nil, log = os.getenv("SLUICE_CHECKPOINT_LOG") ~= nil,
-    stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0 } }, Checkpointer)
+    stats = { taken = 0, failed = 0, stall_ms = 0, max_stall_ms = 0,
+      max_duration_ms = 0 } }, Checkpointer)
   return self
 end
 

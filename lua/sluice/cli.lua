@@ -16,6 +16,7 @@ local runtime = require "sluice.runtime"
 local checkpoint = require "sluice.checkpoint"
 local reload = require "sluice.reload"
 local control = require "sluice.control"
+local metrics_server = require "sluice.metrics_server"
 local worker = require "sluice.worker"
 local memory = require "sluice.memory"
 local repl = require "sluice.repl"
@@ -69,6 +70,7 @@ local RUN_OPTIONS = [[
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --workers N          run on N threads, records exchanged by key (default 1)
+  --metrics HOST:PORT  serve GET /metrics (Prometheus text), /healthz and /readyz there
   --memory-limit SIZE  past SIZE (200MB, 2GB; default none), stop with status 1 naming
                        the operator: Lua data at every allocation, the process every 100ms
   --                   the words after it go to the script, even those starting with --
@@ -175,7 +177,7 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
   run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--drain-timeout",
-    "--control", "--on-error", "--batch-size", "--workers", "--memory-limit", "--help" },
+    "--control", "--on-error", "--batch-size", "--workers", "--memory-limit", "--metrics", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -189,7 +191,8 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--drain-timeout"] = true,
-  ["--control"] = true, ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true }
+  ["--control"] = true, ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true,
+  ["--metrics"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -430,8 +433,18 @@ local function run_once(src, opts)
     say("sluice: %s", tostring(reloader))
     return 1
   end
+  -- --metrics HOST:PORT (metrics_server.lua): an address it cannot listen on is a bad argument
+  local stop_metrics
+  if opts.metrics then
+    stop_metrics, err = metrics_server.start(opts.metrics, job)
+    if not stop_metrics then say("sluice: %s", err); reloader:stop(); return 2 end
+  end
   local stop_control, socket = start_control(src.path, opts, job, reloader)
-  if not stop_control then reloader:stop(); return 1 end
+  if not stop_control then
+    reloader:stop()
+    if stop_metrics then stop_metrics() end
+    return 1
+  end
   local signals, seen = on_signals(job, stop_control, socket)
   -- Records are short-lived tables: collecting when the heap has grown to 4 times what
   -- survived the last cycle (Lua's default is 2) costs far less time per record, and a
@@ -461,6 +474,7 @@ local function run_once(src, opts)
   end
   reloader:stop()
   stop_control()
+  if stop_metrics then stop_metrics() end
   if stop_memory then stop_memory() end
   if profile then require("jit.p").stop() end
   for _, handle in ipairs(signals) do handle:close() end

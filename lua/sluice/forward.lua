@@ -172,6 +172,8 @@ function forward.open_sink(spec, ctx)
   local client, timer, settling, stalled
   local prefix = format("%x%04x", os.time(), math.random(0, 0xffff))
   local seq = 0
+  -- the bytes of the chunks not acked yet (sluice_sink_queue_bytes, docs/metrics.md)
+  function handle.queued() return unacked_bytes end
 
   local function send(c)
     if client:send(c.bytes) then c.sent = host.clock() else c.sent = nil end

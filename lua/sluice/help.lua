@@ -257,8 +257,9 @@ E["stream:graph"] = { 'stream:graph(fmt)',
 E["job:graph"] = { "job:graph()", "The running job's operators as a tree, each with its #id." }
 E["job:metrics"] = { "job:metrics()",
   "Per operator, sources and sinks included: records in and out, rates over the last\n" ..
-  "seconds, errors, dead letters, late records, bytes, watermark and its lag. sluice top\n" ..
-  "shows them live." }
+  "seconds, errors, dead letters, late records, bytes, watermark and its lag, a sink's\n" ..
+  "queued bytes, a Kafka source's lag; checkpoints; the process's memory and CPU. sluice\n" ..
+  "top shows them live; run --metrics HOST:PORT serves them to Prometheus." }
 E["job:tap"] = { "job:tap(pattern, n = 10)",
   'The next n records the operators pattern names emit: a name, an #id ("#3"), a kind or\n' ..
   'label ("map", "source.file") or a glob ("win*"); a sink\'s are what it receives.\n' ..

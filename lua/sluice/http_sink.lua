@@ -154,6 +154,8 @@ function http_sink.open_sink(spec, ctx)
   local settling, stalled
   local timing = false            -- every_timer runs for the batch gathered now
   local client, cut, pump
+  -- the bytes of the bodies not delivered yet (sluice_sink_queue_bytes, docs/metrics.md)
+  function handle.queued() return held end
 
   local every_timer = core.timer(function() cut() end)
   local retry_timer = core.timer(function()

@@ -13,6 +13,7 @@ local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
 local typed = require "sluice.typed"
 
+local core = host.core
 local format, type, floor = string.format, type, math.floor
 local huge = math.huge
 
@@ -124,6 +125,21 @@ local function row(m, now, now_ms, extra)
   return r
 end
 
+-- The lag of a source over its partitions (source handle's lag()).
+local function lag_total(list)
+  local n = 0
+  for _, l in ipairs(list) do n = n + l.lag end
+  return n
+end
+
+-- What a source's handle says of its consumer lag, or nil: { {topic, partition, lag} }.
+local function lag_of(handle)
+  if not handle.lag then return nil end
+  local ok, list = pcall(handle.lag)
+  if ok and type(list) == "table" then return list end
+  return nil
+end
+
 -- Adds to row r (of node `id`, this worker's) what the other workers last said of that
 -- node (runtime.lua's meter_counts, sent every second): counts and rates summed, live keys
 -- summed, the watermark the smallest; r.workers says how many workers it covers.
@@ -142,6 +158,12 @@ local function with_workers(r, id, others, now_ms)
       r.dead_letters = (r.dead_letters or 0) + (c.dead or 0)
       if r.late then r.late = r.late + (c.late or 0) end
       if c.keys then r.keys = (r.keys or 0) + c.keys end
+      if c.queued then r.queued_bytes = (r.queued_bytes or 0) + c.queued end
+      if c.lag then
+        r.partition_lag = r.partition_lag or {}
+        for _, l in ipairs(c.lag) do r.partition_lag[#r.partition_lag + 1] = l end
+        r.consumer_lag = (r.consumer_lag or 0) + lag_total(c.lag)
+      end
       if c.wm and c.wm > -huge and c.wm < huge and (wm == nil or c.wm < wm) then wm = c.wm end
     end
   end
@@ -151,11 +173,32 @@ local function with_workers(r, id, others, now_ms)
   r.workers = n
 end
 
+-- The process's row: resident memory, Lua heap, CPU seconds, and the CPU it used over the
+-- last CPU_WINDOW seconds (percent of one core), from samples of it kept on the job, one
+-- a second at most, taken when the metrics are asked for.
+local CPU_WINDOW = 5
+local function process_row(job, now)
+  local u, m = core.usage(), core.memory()
+  local r = { operator = "(process)", kind = "process", rss = u.rss, heap = m.heap,
+    cpu_seconds = u.cpu }
+  local samples = job.cpu_samples or {}
+  job.cpu_samples = samples
+  if #samples == 0 or now - samples[#samples].at >= 1 then
+    samples[#samples + 1] = { at = now, cpu = u.cpu }
+  end
+  while #samples > 1 and now - samples[1].at > CPU_WINDOW do table.remove(samples, 1) end
+  local first = samples[1]
+  if now - first.at >= 0.5 then r.cpu_percent = round(100 * (u.cpu - first.cpu) / (now - first.at)) end
+  return r
+end
+
 -- Per operator, sources and sinks included, in the order of the graph: records in and out
 -- and their rates over the last seconds, errors (a user function raised), dead letters,
 -- late records (windows), live keys (keyed operators: keys that hold state now), bytes
--- read or written where known, the watermark and its lag behind the wall clock; then the
--- rows the job's metrics hooks add (checkpoints).
+-- read or written where known, the watermark and its lag behind the wall clock, a sink's
+-- queued bytes (its handle's queued()), a source's consumer lag (its handle's lag(): the
+-- total, and partition_lag per partition); then the rows the job's metrics hooks add
+-- (checkpoints), and the process's (memory, CPU).
 function inspect.metrics(job)
   assert(job and job.graph, "no job is running")
   local g = job.graph
@@ -170,12 +213,14 @@ function inspect.metrics(job)
   end
   for _, route in ipairs(job.sources) do
     if not route.removed and route.meter then
-      local extra
+      local extra = {}
       local pos = route.handle and route.handle.position
       if pos then
         local ok, p = pcall(pos)
-        if ok and type(p) == "table" and p.offset then extra = { bytes = p.offset } end
+        if ok and type(p) == "table" and p.offset then extra.bytes = p.offset end
       end
+      local lag = route.handle and lag_of(route.handle)
+      if lag then extra.partition_lag, extra.consumer_lag = lag, lag_total(lag) end
       add(route.meter, extra)
     end
   end
@@ -190,6 +235,10 @@ function inspect.metrics(job)
         local ok, size = pcall(handle.commit)
         if ok then extra.bytes = size end
       end
+      if handle.queued then
+        local ok, bytes = pcall(handle.queued)
+        if ok then extra.queued_bytes = bytes end
+      end
     end
     -- a keyed operator: how many keys hold state now
     local recv = g.receiver[m.node]
@@ -199,6 +248,7 @@ function inspect.metrics(job)
   end
   table.sort(list, function(a, b) return order[a] < order[b] end)
   for _, r in ipairs(job:hook_rows("metrics")) do list[#list + 1] = r end
+  list[#list + 1] = process_row(job, now)
   return list
 end
 

@@ -151,6 +151,10 @@ end
 
 -- ---- the source at run time ------------------------------------------------------------------
 
+-- How long a Kafka source counts as failing (/readyz) after librdkafka's last error:
+-- longer than the 30 s in which it repeats an error that persists.
+local FAILING_S = 35
+
 -- "topic:partition", what a stage keeps a partition's watermark under.
 local function partition_id(topic, p) return topic .. ":" .. p end
 
@@ -166,6 +170,7 @@ function kafka.open_source(spec, ctx)
   end
   local consumer, handle, commit_timer
   local done = false
+  local failing                 -- the error said last, until messages flow again
 
   local function copy_positions()
     local copy = {}
@@ -204,6 +209,7 @@ function kafka.open_source(spec, ctx)
       local parts = positions[topic]
       if not parts then parts = {}; positions[topic] = parts end
       parts[p] = last + 1
+      failing = nil
       if ctx.partition then ctx.partition(partition_id(topic, p)) end
       if ctx.push(batch, n) then finish() end
     end,
@@ -235,6 +241,7 @@ function kafka.open_source(spec, ctx)
     end,
     on_error = function(msg, fatal)
       if fatal then error(msg, 0) end
+      failing = msg
       report.say("sluice: %s", msg)
     end,
     on_end = finish,
@@ -245,6 +252,33 @@ function kafka.open_source(spec, ctx)
     close = finish,
     position = copy_positions,
     consumer = consumer,
+    -- --metrics' /readyz: ready once partitions are assigned here and no error stands: the
+    -- last one said stands until messages flow, or until librdkafka has not repeated an
+    -- error for FAILING_S (brokers back on an idle topic)
+    ready = function()
+      if failing and not done then
+        local age = consumer:error_age()
+        if age and age < FAILING_S then return false, failing end
+        failing = nil
+      end
+      if assigned_here == 0 and not done then
+        return false, spec.label .. ": no partition assigned yet"
+      end
+      return true
+    end,
+    -- --metrics' consumer lag: per partition, the high watermark less what was delivered
+    lag = function()
+      if done then return {} end
+      local list = {}
+      for _, w in ipairs(consumer:watermarks()) do
+        local at = positions[w.topic] and positions[w.topic][w.partition] or w.position
+        if at then
+          list[#list + 1] = { topic = w.topic, partition = w.partition,
+            lag = math.max(0, w.high - at) }
+        end
+      end
+      return list
+    end,
     -- where its offsets are committed: a transactional sink sends them there
     offsets_home = { brokers = spec.brokers, group = spec.group, options = spec.options },
     -- a checkpoint holding `position` is durable: the group hears of it (for lag tools);
@@ -427,6 +461,11 @@ function kafka.open_sink(spec, ctx)
     closed = true
     producer:close()
     if not ok then error(err, 0) end
+  end
+  -- --metrics' sink queue: bytes produced and not yet acknowledged, and what waits here
+  function handle.queued()
+    if closed then return 0 end
+    return (producer:queued())
   end
   handle.producer = producer
   return handle

@@ -472,14 +472,16 @@ end
 
 -- The columns top shows first, when the metrics have them, with their headers; any
 -- others follow, sorted, under their own names. `watermark` itself is left out: its lag
--- says more.
+-- says more; so is `partition_lag` (a list: consumer_lag is its total).
 local TOP_COLUMNS = {
   { "id" }, { "name" }, { "operator" }, { "kind" },
   { "records_in", "in" }, { "records_out", "out" }, { "rate_in", "in/s" },
   { "rate_out", "out/s" }, { "errors" }, { "dead_letters", "dead" }, { "late" }, { "keys" },
   { "bytes" }, { "watermark_lag", "wm lag" }, { "lag_ms" }, { "queue_fill" },
 }
-local TOP_HIDDEN = { watermark = true }
+local TOP_HIDDEN = { watermark = true, partition_lag = true }
+-- columns of bytes, shown as B/KiB/MiB
+local BYTE_COLUMNS = { bytes = true, queued_bytes = true, rss = true, heap = true }
 
 -- job:metrics() as rows of text for format.table: an array of per-operator tables as it
 -- is, a table keyed by operator name as rows with a `name` column; numbers as whole
@@ -525,7 +527,7 @@ function repl.metrics_rows(m)
       local v = type(r) == "table" and r[c] or nil
       if type(v) == "number" then
         right[header[c]] = true
-        if c == "bytes" then v = format.bytes(v)
+        if BYTE_COLUMNS[c] then v = format.bytes(v)
         elseif v % 1 ~= 0 then v = string.format("%.1f", v) end
       end
       out[header[c]] = v

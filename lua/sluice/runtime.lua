@@ -1028,6 +1028,13 @@ end
 -- job:metrics() (inspect.lua) for the whole job. Plain numbers, to cross as a message.
 function Job:meter_counts(now)
   local rows = {}
+  local queued = {}     -- a sink's node -> its handle's queued bytes (--metrics)
+  for _, s in ipairs(self.graph.sinks) do
+    if s.handle.queued then
+      local ok, bytes = pcall(s.handle.queued)
+      if ok then queued[s.node] = bytes end
+    end
+  end
   local function add(m)
     if not m then return end
     local rate_in, rate_out = stage.rates(m, now)
@@ -1035,13 +1042,18 @@ function Job:meter_counts(now)
     local op = recv and recv.op
     rows[m.node.id] = { input = m.input, out = m.out, errors = m.errors, dead = m.dead,
       late = m.late, wm = m.wm, rate_in = rate_in, rate_out = rate_out,
-      keys = op and op.live_keys and op.live_keys() or nil }
+      keys = op and op.live_keys and op.live_keys() or nil, queued = queued[m.node] }
   end
   for _, m in ipairs(self.graph.meters) do add(m) end
   for _, route in ipairs(self.sources) do
     if not route.removed and route.meter then
       add(route.meter)
-      rows[route.meter.node.id].source = true
+      local row = rows[route.meter.node.id]
+      row.source = true
+      if route.handle.lag then
+        local ok, lag = pcall(route.handle.lag)
+        if ok then row.lag = lag end
+      end
     end
   end
   return rows

@@ -124,6 +124,9 @@ end
 -- ctx.committed (a file's length to cut back to) and ctx.append resume a file sink;
 -- ctx.user_error(err, record) dead-letters a record on which a sink.fn raised; ctx.files
 -- (a table the job keeps) lets file sinks on one file share its writer.
+-- A sink that queues output may add queued() -> bytes: what it holds that its peer has
+-- not yet taken (the tcp sink's writer queue, Kafka's unacknowledged messages), shown
+-- by job:metrics(), sluice top and --metrics (sluice_sink_queue_bytes); 0 once closed.
 
 local open = {}
 
@@ -304,6 +307,11 @@ function open.tcp(spec, ctx)
   handle.delivered = function()
     local _, _, written = w:pending()
     return written
+  end
+  -- --metrics' sink queue: the bytes waiting for the peer
+  handle.queued = function()
+    if closed then return 0 end
+    return (w:pending())
   end
   handle.settle = function(ms, done)
     w:flush()

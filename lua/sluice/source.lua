@@ -229,7 +229,10 @@ source.partitioned = { kafka = true }
 --                            (source.spread): { me, n, owns(key group) -> bool }; a TCP
 --                            listener shares its port, a Nexmark source makes its share
 -- It returns { close = function() } to stop it early, and position() when it can replay
--- from a position (values, generator, file): what a checkpoint records.
+-- from a position (values, generator, file): what a checkpoint records. Optional, for
+-- --metrics: ready() -> true | false, why (default: ready once open; false while it
+-- cannot read, such as brokers it cannot reach: /readyz says 503 and why), and lag() ->
+-- { {topic=, partition=, lag=} } (records its input holds that it has not read yet).
 
 local open = {}
 

@@ -17,7 +17,8 @@ local LAYERS = {
   runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "join", "lookup", "scan",
     "dedupe", "changes", "batch", "operator", "dead_letters", "guard", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
-    "control", "memory", "repl", "cli", "busted_output", "testing", "worker" },
+    "control", "memory", "repl", "cli", "busted_output", "testing", "worker",
+    "prometheus", "metrics_server" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
