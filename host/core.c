@@ -21,6 +21,7 @@
 #include "net.h"
 #include "nexmark_lua.h"
 #include "reader.h"
+#include "redis.h"
 #include "signals.h"
 #include "vm.h"
 #include "watch.h"
@@ -116,6 +117,8 @@ static const luaL_Reg core_functions[] = {
     {"kafka_consumer", sl_kafka_consumer_new},
     {"kafka_producer", sl_kafka_producer_new},
     {"kafka_committed", sl_kafka_committed},
+    {"redis_source", sl_redis_source_new},
+    {"redis_sink", sl_redis_sink_new},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -155,6 +158,8 @@ int luaopen_sluice_core(lua_State *L)
     sl_nexmark_register(L);
     sl_kafka_consumer_register(L);
     sl_kafka_producer_register(L);
+    sl_redis_source_register(L);
+    sl_redis_sink_register(L);
     sl_exchange_register(L);
     lua_createtable(L, 0, 13);                          /* core */
     luaL_setfuncs(L, core_functions, 0);

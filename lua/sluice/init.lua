@@ -32,6 +32,7 @@ local sl = {
     udp = source.udp,
     nexmark = source.nexmark,
     kafka = source.kafka,
+    redis = source.redis,
   },
   sink = {
     stdout = sink.stdout,
@@ -41,6 +42,7 @@ local sl = {
     collect = sink.collect,
     tcp = sink.tcp,
     kafka = sink.kafka,
+    redis = sink.redis,
   },
   -- sl.table.file{...}: a table for stream:lookup()
   table = { file = source.table_file },

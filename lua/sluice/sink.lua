@@ -9,6 +9,7 @@ local report = require "sluice.report"
 local host = require "sluice.host"
 local flow = require "sluice.flow"
 local kafka = require "sluice.kafka"
+local redis = require "sluice.redis"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -100,6 +101,9 @@ end
 -- kafka{brokers, topic, key, format, exactly_once, high, options}: each record a message,
 -- produced idempotently (kafka.lua).
 function sink.kafka(opts) return new_sink(kafka.sink_spec(opts)) end
+
+-- redis{url, stream, maxlen}: each record an entry of its fields, by pipelined XADD (redis.lua).
+function sink.redis(opts) return new_sink(redis.sink_spec(opts)) end
 
 -- The records a collect sink received in its last run.
 function Sink:records()
@@ -333,6 +337,7 @@ function open.tcp(spec, ctx)
 end
 
 open.kafka = kafka.open_sink
+open.redis = redis.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }

@@ -13,6 +13,7 @@ local host = require "sluice.host"
 local flow = require "sluice.flow"
 local nexmark = require "sluice.nexmark"
 local kafka = require "sluice.kafka"
+local redis = require "sluice.redis"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -201,6 +202,9 @@ function source.nexmark(opts) return nexmark.declare(opts, new_source) end
 
 -- kafka{brokers, topic, group, format, ...}: one record per message (kafka.lua).
 function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
+
+-- redis{url, stream, group, consumer, format, meta, ...}: one record per stream entry (redis.lua).
+function source.redis(opts) return new_source(redis.source_spec(opts)) end
 
 -- Sources whose batches each come from one partition of their input, said to the stage
 -- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
@@ -410,6 +414,7 @@ end
 function open.stdin(spec, ctx) return open_reader(spec, ctx, { fd = 0 }) end
 function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 open.kafka = kafka.open_source
+open.redis = redis.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
@@ -574,6 +579,8 @@ function source.bad_position(spec, position)
         end
       end
     elseif not whole(position) then return "it is not a whole number >= 0" end
+  elseif t == "redis" then
+    return redis.bad_position(position)
   elseif t == "kafka" then
     if type(position) ~= "table" then return "a Kafka position is a table, not a " .. type(position) end
     for topic, parts in pairs(position) do
