@@ -6,6 +6,12 @@
  * said once on stderr, and a timer tries again with backoff (100 ms doubling to 2 s). The
  * first success after a loss is said too, and the owner hears on_up to issue its setup
  * (a source re-creates its group and reads again; a sink resends what was lost).
+ *
+ * The socket is watched by a uv_poll handle of our own rather than hiredis 0.14's libuv
+ * adapter: when the socket errs (a refused connect, a reset), libuv calls the poll
+ * callback with a negative status and stops the handle, and that adapter returns without
+ * telling hiredis, so the context would wait forever. Here an error status runs the read
+ * and write handlers that were wanted, and hiredis finds the socket's error itself.
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
-#include <hiredis/adapters/libuv.h>
 
 #include "loop.h"
 #include "redis.h"
@@ -22,6 +27,80 @@
 #define BACKOFF_MAX_MS    2000
 
 static void connect_now(sl_redis_conn *c);
+
+/* ---- the socket on the loop (hiredis's event hooks) ---------------------------------------- */
+
+typedef struct watch {
+    redisAsyncContext *ac;      /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;                 /* UV_READABLE | UV_WRITABLE wanted */
+} watch;
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    watch *w = h->data;
+    int ev = status < 0 ? w->events : events;
+
+    if (w->ac != NULL && (ev & UV_READABLE))
+        redisAsyncHandleRead(w->ac);
+    if (w->ac != NULL && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(w->ac);
+}
+
+static void watch_set(watch *w, int events)
+{
+    w->events = events;
+    if (events)
+        uv_poll_start(&w->poll, events, on_poll);
+    else
+        uv_poll_stop(&w->poll);
+}
+
+static void add_read(void *p) { watch *w = p; watch_set(w, w->events | UV_READABLE); }
+static void del_read(void *p) { watch *w = p; watch_set(w, w->events & ~UV_READABLE); }
+static void add_write(void *p) { watch *w = p; watch_set(w, w->events | UV_WRITABLE); }
+static void del_write(void *p) { watch *w = p; watch_set(w, w->events & ~UV_WRITABLE); }
+
+static void on_watch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void cleanup(void *p)
+{
+    watch *w = p;
+    w->ac = NULL;
+    uv_close((uv_handle_t *)&w->poll, on_watch_closed);
+}
+
+/* Watches ac's socket on the loop; 0, or -1 (nothing to undo). */
+static int attach(redisAsyncContext *ac)
+{
+    watch *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return -1;
+    if (uv_poll_init(sl_loop_get(), &w->poll, ac->c.fd) != 0) {
+        free(w);
+        return -1;
+    }
+    w->ac = ac;
+    w->poll.data = w;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    ac->ev.data = w;
+    return 0;
+}
+
+/* ---- connecting ------------------------------------------------------------------------------ */
+
+static void on_retry(uv_timer_t *t)
+{
+    connect_now(t->data);
+}
 
 static char *dup_or_die(const char *s)
 {
@@ -47,7 +126,7 @@ static void went_down(sl_redis_conn *c, const char *why)
         fprintf(stderr, "sluice: %s: %s; retrying, records wait\n", c->what, why);
         c->said_down = 1;
     }
-    uv_timer_start(&c->retry, (uv_timer_cb)connect_now, (uint64_t)c->backoff_ms, 0);
+    uv_timer_start(&c->retry, on_retry, (uint64_t)c->backoff_ms, 0);
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
@@ -119,7 +198,7 @@ static void connect_now(sl_redis_conn *c)
         return;
     }
     ac->data = c;
-    if (redisLibuvAttach(ac, sl_loop_get()) != REDIS_OK) {
+    if (attach(ac) != 0) {
         redisAsyncFree(ac);
         went_down(c, "cannot watch the socket on the loop");
         return;
