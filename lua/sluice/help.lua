@@ -46,6 +46,12 @@ E["sl.source.kafka"] = { 'sl.source.kafka { brokers, topic, group = "sluice", fo
   "offsets are in checkpoints, and go to the group after each one. meta=true gives\n" ..
   "{topic, partition, offset, key, timestamp, headers, value}; bounded=true ends at the\n" ..
   "end each partition had when assigned; options: librdkafka properties.", "formats" }
+E["sl.source.redis"] = { 'sl.source.redis { url = "redis://host:port[/db]", stream, group = ' ..
+  '"sluice", consumer = "sluice", format = "fields", field, meta, start = "earliest" }',
+  "One record per entry of a Redis stream, read as consumer of group (XREADGROUP): a table\n" ..
+  "of its fields (strings); format=\"json\": the JSON document in its one field (or field).\n" ..
+  "meta=true adds id. Entries are acknowledged once a checkpoint covers them (at once\n" ..
+  "without --state-dir); a restart reads this consumer's unacknowledged ones again." }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }
@@ -73,6 +79,11 @@ E["sl.sink.kafka"] = { 'sl.sink.kafka { brokers, topic, key, format = "json", ex
   "Each record a message of topic, produced idempotently; key (a field or a function)\n" ..
   "chooses the partition. A message that fails is dead-lettered. exactly_once=true (with\n" ..
   "--state-dir and a Kafka source) writes a transaction per checkpoint." }
+E["sl.sink.redis"] = { 'sl.sink.redis { url = "redis://host:port[/db]", stream, maxlen, ' ..
+  'high = 50000 }',
+  "XADD of each record's fields (a nested table as JSON), pipelined; MAXLEN ~ maxlen trims.\n" ..
+  "A record that is no table of fields is dead-lettered. Above high XADDs in flight, or\n" ..
+  "while the server is down, every source pauses; a checkpoint waits for every reply." }
 E["sl.sink.tcp"] = { 'sl.sink.tcp { connect = "host:port", format, high = 4 MiB }',
   "Sends each record to connect, reconnecting with backoff; records wait meanwhile. Above\n" ..
   "high bytes queued every source pauses until half is written." }
