@@ -4,7 +4,8 @@
  * Once connected it makes the group (XGROUP CREATE ... MKSTREAM, at the start of the
  * stream or at its end; an existing group is kept), then reads this consumer's own
  * pending entries (XREADGROUP ... 0: read before a crash, never acknowledged), then new
- * ones (XREADGROUP ... BLOCK ... >), one read in flight at a time and none while paused.
+ * ones (XREADGROUP ... BLOCK ... >), READS_AHEAD reads in flight (the server answers
+ * them in turn, each with entries no other read got) and none issued while paused.
  * Each entry becomes a table of its fields (field -> value strings, in the entry's
  * order; meta=true adds `id`), or, with json=true, the JSON document in one field. An
  * entry that cannot be a record goes to on_bad with its id and why; it is acknowledged
@@ -25,6 +26,8 @@
 
 #define BATCH_MAX     1024      /* entries per XREADGROUP, by default */
 #define BLOCK_MS       200      /* how long a read waits for new entries */
+#define READS_AHEAD      2      /* reads of new entries in flight: the server reads the
+                                   next batch while this one is turned into records */
 #define ACK_CHUNK     1024      /* ids per XACK command */
 #define RAW_MAX        512      /* bytes of a bad entry's value shown in on_bad */
 #define ID_LEN          48      /* "ms-seq" of two uint64 and a NUL */
@@ -37,7 +40,8 @@ typedef struct sl_redis_source {
     sl_redis_conn conn;         /* first: the connection's callbacks find the source */
     char *stream, *group, *consumer, *field;
     int start_latest, json, meta, batch_max, block_ms, autoack;
-    int paused, reading, closed;
+    int paused, closed;
+    int reading;                /* XREADGROUPs in flight */
     int in_callback;            /* Lua runs from inside a reply: close waits for it */
     int close_pending;          /* close() came in a callback: done by a zero timer */
     int backlog;                /* reading this consumer's pending entries (from `after`) */
@@ -312,9 +316,12 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)privdata;
     sl_redis_conn_replied(&s->conn);
-    s->reading = 0;
+    if (s->reading > 0)
+        s->reading--;
     if (reply == NULL || s->closed || L == NULL)
         return;                 /* lost (read again once back) or closing */
+    if (!s->backlog && reply->type != REDIS_REPLY_ERROR)
+        read_more(s);           /* the server works on the next batch meanwhile */
     if (reply->type == REDIS_REPLY_ERROR) {
         char why[SL_REDIS_WHY];
         /* a server that restarted empty has no group: reconnecting makes it again */
@@ -328,24 +335,27 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
             && st->element[1]->type == REDIS_REPLY_ARRAY)
             got = deliver(L, s, st->element[1]);
     }
-    if (s->close_pending || s->closed)
-        return;
+    /* what was delivered is acknowledged even when the job took it and ended (take) */
     if (s->autoack)
         ack_upto(s, s->delivered);
+    if (s->close_pending || s->closed)
+        return;
     if (s->backlog && got == 0)
         s->backlog = 0;         /* this consumer's pending entries are all read again */
     read_more(s);
 }
 
-/* Issues the next XREADGROUP unless one is in flight, the source is paused or closed,
- * or the server is down. */
+/* Issues XREADGROUPs until READS_AHEAD are in flight (one while reading the pending
+ * entries: each read starts after the last one's entries), unless the source is paused
+ * or closed, or the server is down. */
 static void read_more(sl_redis_source *s)
 {
     char count[24], block[24];
     const char *argv[11];
     int argc = 0;
 
-    if (s->reading || s->paused || s->closed || s->close_pending || !s->conn.up)
+    if (s->reading >= (s->backlog ? 1 : READS_AHEAD) || s->paused || s->closed
+        || s->close_pending || !s->conn.up)
         return;
     snprintf(count, sizeof count, "%d", s->batch_max);
     snprintf(block, sizeof block, "%d", s->block_ms);
@@ -362,8 +372,10 @@ static void read_more(sl_redis_source *s)
     argv[argc++] = "STREAMS";
     argv[argc++] = s->stream;
     argv[argc++] = s->backlog ? s->after : ">";
-    if (sl_redis_conn_command(&s->conn, on_read, NULL, argc, argv, NULL) == 0)
-        s->reading = 1;
+    if (sl_redis_conn_command(&s->conn, on_read, NULL, argc, argv, NULL) == 0) {
+        s->reading++;
+        read_more(s);
+    }
 }
 
 static void on_group(redisAsyncContext *ac, void *r, void *privdata)
@@ -440,7 +452,7 @@ static void release_refs(lua_State *L, sl_redis_source *s)
  * blocked for block_ms before them), then the connection closes. */
 static void finish_close(sl_redis_source *s)
 {
-    sl_redis_conn_wait(&s->conn, s->block_ms + 2000);
+    sl_redis_conn_wait(&s->conn, READS_AHEAD * s->block_ms + 2000);
     if (s->slot != NULL)
         *s->slot = NULL;
     release_refs(sl_loop_lua(), s);
@@ -518,8 +530,15 @@ static int source_close(lua_State *L)
 static int source_gc(lua_State *L)
 {
     sl_redis_source **ud = luaL_checkudata(L, 1, SL_REDIS_SOURCE_MT);
-    if (*ud != NULL && !(*ud)->closed)
+    sl_redis_source *s = *ud;
+
+    if (s == NULL)
+        return 0;
+    if (!s->closed)
         source_close(L);
+    /* a close deferred to the loop must not clear this userdata once it is freed */
+    s->slot = NULL;
+    *ud = NULL;
     return 0;
 }
 
