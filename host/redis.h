@@ -19,6 +19,9 @@
 #define SL_REDIS_SINK_MT   "sluice.redis_sink"     /* metatable of sink userdata */
 #define SL_REDIS_WHY       256                     /* bytes of a reason kept */
 
+/* The arena a connection's replies are built in (redis_reply.c). */
+typedef struct sl_redis_arena sl_redis_arena;
+
 /* A connection to one server that comes back after a loss. Embedded in its owner; the
  * owner is freed from on_closed, once the retry timer's close callback has run. */
 typedef struct sl_redis_conn {
@@ -27,6 +30,7 @@ typedef struct sl_redis_conn {
     int port, db;               /* db: SELECT after connecting when not 0 */
     char *password;             /* AUTH after connecting, or NULL */
     char *what;                 /* "source.redis redis://..." for messages */
+    sl_redis_arena *arena;      /* where hiredis builds this connection's replies */
     uv_timer_t retry;           /* the next attempt while down */
     int backoff_ms;             /* the wait before the next attempt */
     int up;                     /* connected: commands may be issued */
@@ -71,5 +75,13 @@ void sl_redis_conn_fail(sl_redis_conn *c, const char *why);
 
 /* Closes: pending callbacks run with NULL, then on_closed, from the loop. */
 void sl_redis_conn_close(sl_redis_conn *c);
+
+/* ---- reply objects (redis_reply.c) ----------------------------------------------------- */
+
+/* An empty arena; sl_redis_arena_use makes ac's reader build its replies there (each
+ * freed root empties it); sl_redis_arena_free once no reader uses it. */
+sl_redis_arena *sl_redis_arena_new(void);
+void sl_redis_arena_use(sl_redis_arena *a, redisAsyncContext *ac);
+void sl_redis_arena_free(sl_redis_arena *a);
 
 #endif

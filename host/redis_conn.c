@@ -198,6 +198,7 @@ static void connect_now(sl_redis_conn *c)
         return;
     }
     ac->data = c;
+    sl_redis_arena_use(c->arena, ac);
     if (attach(ac) != 0) {
         redisAsyncFree(ac);
         went_down(c, "cannot watch the socket on the loop");
@@ -235,6 +236,7 @@ void sl_redis_conn_open(lua_State *L, int idx, sl_redis_conn *c)
     c->host = dup_or_die(host);
     c->password = password ? dup_or_die(password) : NULL;
     c->what = dup_or_die(what);
+    c->arena = sl_redis_arena_new();
     lua_pop(L, 5);
     c->backoff_ms = BACKOFF_FIRST_MS;
     uv_timer_init(sl_loop_get(), &c->retry);
@@ -304,6 +306,7 @@ static void on_retry_closed(uv_handle_t *h)
     free(c->host);
     free(c->password);
     free(c->what);
+    sl_redis_arena_free(c->arena);
     if (c->on_closed != NULL)
         c->on_closed(c);
 }
