@@ -29,11 +29,13 @@ typedef struct sl_redis_conn {
     char *host;
     int port, db;               /* db: SELECT after connecting when not 0 */
     char *password;             /* AUTH after connecting, or NULL */
+    char *user;                 /* AUTH user password (an ACL user), or NULL */
     char *what;                 /* "source.redis redis://..." for messages */
     sl_redis_arena *arena;      /* where hiredis builds this connection's replies */
     uv_timer_t retry;           /* the next attempt while down */
     int backoff_ms;             /* the wait before the next attempt */
     int up;                     /* connected: commands may be issued */
+    int setup_left;             /* AUTH and SELECT replies still due before up */
     int said_down;              /* the loss was said: say when it is back */
     int closing;
     int pending;                /* commands issued, replies not in yet (this connection) */
@@ -57,7 +59,8 @@ void sl_redis_sink_register(lua_State *L);
 void sl_redis_conn_open(lua_State *L, int idx, sl_redis_conn *c);
 
 /* Issues a command (argv as for redisAsyncCommandArgv) counted in c->pending; fn gets
- * the reply, or NULL when the connection was lost first. Returns 0, or -1 when down. */
+ * the reply, or NULL when the connection was lost first. Returns 0, or -1 when not up
+ * (not connected, or AUTH and SELECT not accepted yet). */
 int sl_redis_conn_command(sl_redis_conn *c, redisCallbackFn *fn, void *privdata, int argc,
                           const char **argv, const size_t *argvlen);
 

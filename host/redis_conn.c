@@ -130,6 +130,19 @@ static void went_down(sl_redis_conn *c, const char *why)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
+/* Connected, and AUTH and SELECT (when asked) accepted: the owner may go on. */
+static void went_up(sl_redis_conn *c)
+{
+    c->up = 1;
+    c->backoff_ms = BACKOFF_FIRST_MS;
+    if (c->said_down) {
+        fprintf(stderr, "sluice: %s: connected again\n", c->what);
+        c->said_down = 0;
+    }
+    if (c->on_up != NULL)
+        c->on_up(c);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     sl_redis_conn *c = ac->data;
@@ -140,16 +153,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         went_down(c, ac->errstr[0] ? ac->errstr : "cannot connect");   /* hiredis frees ac */
         return;
     }
-    if (c->closing)
-        return;
-    c->up = 1;
-    c->backoff_ms = BACKOFF_FIRST_MS;
-    if (c->said_down) {
-        fprintf(stderr, "sluice: %s: connected again\n", c->what);
-        c->said_down = 0;
-    }
-    if (c->on_up != NULL)
-        c->on_up(c);
+    if (!c->closing && c->setup_left == 0)
+        went_up(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -164,6 +169,14 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     went_down(c, why);
 }
 
+/* Issues a setup command, before the connection is up (counted in pending). */
+static void issue(sl_redis_conn *c, redisCallbackFn *fn, void *privdata, int argc,
+                  const char **argv)
+{
+    if (redisAsyncCommandArgv(c->ac, fn, privdata, argc, argv, NULL) == REDIS_OK)
+        c->pending++;
+}
+
 /* The reply of AUTH or SELECT: an error reply ends this connection (said once). */
 static void on_setup(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -172,8 +185,13 @@ static void on_setup(redisAsyncContext *ac, void *r, void *privdata)
     char why[SL_REDIS_WHY];
 
     sl_redis_conn_replied(c);
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || c->closing)
+    if (reply == NULL || c->closing)
         return;
+    if (reply->type != REDIS_REPLY_ERROR) {
+        if (--c->setup_left == 0)
+            went_up(c);
+        return;
+    }
     snprintf(why, sizeof why, "%s: %s", (const char *)privdata, reply->str);
     sl_redis_conn_fail(c, why);
 }
@@ -207,15 +225,17 @@ static void connect_now(sl_redis_conn *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
-    /* queued until the socket is connected; before the owner's commands */
+    c->setup_left = (c->password != NULL) + (c->db != 0);
+    /* queued until the socket is connected; the owner's commands wait for their replies */
     if (c->password != NULL) {
-        const char *argv[] = {"AUTH", c->password};
-        sl_redis_conn_command(c, on_setup, "AUTH", 2, argv, NULL);
+        /* AUTH user password: an ACL user (Redis 6 and later); else the default user */
+        const char *argv[] = {"AUTH", c->user ? c->user : c->password, c->password};
+        issue(c, on_setup, "AUTH", c->user ? 3 : 2, argv);
     }
     if (c->db != 0) {
         const char *argv[] = {"SELECT", db};
         snprintf(db, sizeof db, "%d", c->db);
-        sl_redis_conn_command(c, on_setup, "SELECT", 2, argv, NULL);
+        issue(c, on_setup, "SELECT", 2, argv);
     }
 }
 
@@ -233,6 +253,9 @@ void sl_redis_conn_open(lua_State *L, int idx, sl_redis_conn *c)
     password = luaL_optstring(L, -1, NULL);
     lua_getfield(L, idx, "what");
     what = luaL_optstring(L, -1, "redis");
+    lua_getfield(L, idx, "user");
+    c->user = lua_isstring(L, -1) ? dup_or_die(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
     c->host = dup_or_die(host);
     c->password = password ? dup_or_die(password) : NULL;
     c->what = dup_or_die(what);
@@ -247,7 +270,7 @@ void sl_redis_conn_open(lua_State *L, int idx, sl_redis_conn *c)
 int sl_redis_conn_command(sl_redis_conn *c, redisCallbackFn *fn, void *privdata, int argc,
                           const char **argv, const size_t *argvlen)
 {
-    if (c->ac == NULL || c->closing)
+    if (c->ac == NULL || !c->up || c->closing)
         return -1;
     if (redisAsyncCommandArgv(c->ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
         return -1;
@@ -305,6 +328,7 @@ static void on_retry_closed(uv_handle_t *h)
 
     free(c->host);
     free(c->password);
+    free(c->user);
     free(c->what);
     sl_redis_arena_free(c->arena);
     if (c->on_closed != NULL)

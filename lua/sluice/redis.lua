@@ -29,16 +29,17 @@ local FLUSH_MS = 30000          -- how long a checkpoint waits for the sink's re
 
 -- ---- declarations ------------------------------------------------------------------------
 
--- redis://[:password@]host[:port][/db] -> { host, port, db, password, shown } or nil, why.
--- `shown` is the URL without its password, for messages.
+-- redis://[[user]:password@]host[:port][/db] -> { host, port, db, user, password, shown } or
+-- nil, why. `shown` is the URL without its user and password, for messages.
 function redis.parse_url(url)
   if type(url) ~= "string" then return nil, "url is required (redis://host:port[/db])" end
   local rest = url:match("^redis://(.*)$")
   if not rest then return nil, format("url %q does not start with redis://", url) end
-  local password
+  local user, password
   local auth, after = rest:match("^([^@/]*)@(.*)$")
   if auth then
-    password = auth:match("^[^:]*:(.*)$") or auth
+    user, password = auth:match("^([^:]*):(.*)$")
+    if not user then password = auth end
     rest = after
   end
   local hostport, db = rest:match("^([^/]*)/?(.*)$")
@@ -51,7 +52,7 @@ function redis.parse_url(url)
     return nil, format("url %q: the database after / must be a number", url)
   end
   local shown = "redis://" .. hostport .. (db ~= "" and "/" .. db or "")
-  return { host = h, port = port, db = tonumber(db) or 0,
+  return { host = h, port = port, db = tonumber(db) or 0, user = user ~= "" and user or nil,
     password = password ~= "" and password or nil, shown = shown }
 end
 
@@ -165,7 +166,8 @@ function redis.open_source(spec, ctx)
   end
 
   src = core.redis_source {
-    what = spec.what, host = u.host, port = u.port, db = u.db, password = u.password,
+    what = spec.what, host = u.host, port = u.port, db = u.db, user = u.user,
+    password = u.password,
     stream = spec.stream, group = spec.group, consumer = spec.consumer, start = spec.start,
     json = spec.format == "json", field = spec.field, meta = spec.meta,
     batch = ctx.batch_size, autoack = not ctx.checkpointing,
@@ -295,7 +297,7 @@ function redis.open_sink(spec, ctx)
   end
 
   w = core.redis_sink { what = spec.what, host = u.host, port = u.port, db = u.db,
-    password = u.password, stream = spec.stream, maxlen = spec.maxlen, on_event = on_event }
+    user = u.user, password = u.password, stream = spec.stream, maxlen = spec.maxlen, on_event = on_event }
 
   function handle.push(batch, n)
     if wn > 0 then

@@ -300,6 +300,41 @@ sl.source.values(records):sink(sl.sink.redis { url = "URL", stream = "out" })
     assert.equal(1, count(h.read(err), "sink%.redis [^\n]*; retrying"), h.read(err))
   end)
 
+  it("url: AUTH with the password (and an ACL user) and SELECT of the database", function()
+    r = redis.start { password = "s3cret" }
+    r:cli("ACL", "SETUSER", "app", "on", ">apppass", "~*", "+@all")
+    r:cli("-n", "2", "XADD", "in", "*", "a", "1")
+    local dir = h.dir()
+    local out, err = h.path(dir, "out"), h.path(dir, "err")
+    local script = job(r, string.format([[
+sl.source.redis { url = "redis://app:apppass@127.0.0.1:%d/2", stream = "in", group = "g" }
+  :sink(sl.sink.file { path = %q, format = "json" })
+sl.source.values { { b = 2 } }:sink(sl.sink.redis { url = "redis://:s3cret@127.0.0.1:%d/3",
+  stream = "out" })
+]], r.port, out, r.port))
+    local p = run_bg(script, "", err)
+    h.wait_until("the entry out", function() return #lines_of(out) == 1 end)
+    h.wait_until("the sink's entry", function() return r:cli("-n", "3", "XLEN", "out") == 1 end)
+    p.signal("TERM")
+    assert.equal(0, p.wait(), h.read(err))
+    assert.same({ a = "1" }, lines_of(out)[1])
+    assert.is_nil(h.read(err):find("retrying"), h.read(err))
+    -- a wrong password: said once, with the server's reason, and retried
+    local bad = job(r, string.format([[
+sl.source.redis { url = "redis://:nope@127.0.0.1:%d", stream = "in" }:sink(sl.sink.null())
+]], r.port), "bad.lua")
+    local err2 = h.path(dir, "err2")
+    local q = run_bg(bad, "", err2)
+    h.wait_until("the refusal said", function() return (h.read(err2) or ""):find("AUTH") end)
+    h.sleep_ms(800)
+    q.signal("TERM")
+    q.wait()
+    local text = h.read(err2)
+    assert.equal(1, count(text, "; retrying"), text)
+    assert.truthy(text:find("source.redis redis://127.0.0.1:" .. r.port .. ": AUTH: WRONGPASS",
+      1, true), text)
+  end)
+
   it("checks its options at the user's line", function()
     local script = h.script([[
 local sl = require "sluice"

@@ -4,6 +4,7 @@
 --
 --   local redis = require "tests.peers.redis"
 --   local r = redis.start()            -- r.port, r.url ("redis://127.0.0.1:PORT")
+--   redis.start { password = "p" }     -- a server that wants AUTH (redis-cli gets -a p)
 --   r:xadd("in", { {"n", "1"}, ... })  each entry an array of field, value, ...
 --   r:xrange("out") -> { { id =, fields = { f, v, ... } }, ... }
 --   r:pending("in", "group") -> entries read by the group and not acknowledged
@@ -18,21 +19,26 @@ Redis.__index = Redis
 
 local function launch(self)
   local cmd = string.format("redis-server --port %d --bind 127.0.0.1 --save '' " ..
-    "--appendonly no --dir %s >%s 2>&1 & echo $!", self.port, h.q(self.dir), h.q(self.log))
+    "--appendonly no --dir %s %s >%s 2>&1 & echo $!", self.port, h.q(self.dir),
+    self.password and "--requirepass " .. h.q(self.password) or "", h.q(self.log))
   local p = assert(io.popen(cmd))
   self.pid = tonumber(p:read("*l"))
   p:close()
   h.wait_until("redis-server on port " .. self.port, function()
-    local q = io.popen(string.format("redis-cli -p %d PING 2>/dev/null", self.port))
+    local q = io.popen(string.format("redis-cli %s PING 2>/dev/null", self.args))
     local out = q:read("*a")
     q:close()
     return out:match("PONG") ~= nil
   end)
 end
 
--- Starts a server on a free port and waits until it answers.
-function redis.start()
-  local self = setmetatable({ port = h.port(), dir = h.tmpdir() }, Redis)
+-- Starts a server on a free port and waits until it answers. opts.password: it wants AUTH.
+function redis.start(opts)
+  opts = opts or {}
+  local self = setmetatable({ port = h.port(), dir = h.tmpdir(), password = opts.password },
+    Redis)
+  self.args = "-p " .. self.port .. (self.password and " --no-auth-warning -a " ..
+    h.q(self.password) or "")
   self.log = h.path(self.dir, "redis.log")
   self.url = "redis://127.0.0.1:" .. self.port
   launch(self)
@@ -59,7 +65,7 @@ end
 
 -- Runs one command with redis-cli; returns its reply as JSON decodes it.
 function Redis:cli(...)
-  local p = assert(io.popen(string.format("redis-cli -p %d --json %s 2>&1", self.port,
+  local p = assert(io.popen(string.format("redis-cli %s --json %s 2>&1", self.args,
     quote_all({ ... }))))
   local out = p:read("*a")
   p:close()
@@ -81,7 +87,7 @@ function Redis:xadd(stream, entries)
     lines[i] = table.concat(words, " ")
   end
   h.write(path, table.concat(lines, "\n") .. "\n")
-  local p = assert(io.popen(string.format("redis-cli -p %d <%s 2>&1", self.port, h.q(path))))
+  local p = assert(io.popen(string.format("redis-cli %s <%s 2>&1", self.args, h.q(path))))
   local out = p:read("*a")
   p:close()
   assert(not out:find("ERR"), "redis-cli XADD: " .. out)
