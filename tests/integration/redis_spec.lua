@@ -24,13 +24,17 @@ local function start(script, args, err)
     p.pid = tonumber((h.read(pidfile) or ""):match("%d+"))
     return p.pid ~= nil
   end)
-  function p.signal(sig) os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
+  local rc
+  local function ended()
+    rc = rc or tonumber((h.read(rcfile) or ""):match("%d+"))
+    return rc ~= nil
+  end
+  -- (never a pid that ended: it may be another process's by now)
+  function p.signal(sig)
+    if not ended() then os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
+  end
   function p.wait()
-    local rc
-    h.wait_until("the job's end", function()
-      rc = tonumber((h.read(rcfile) or ""):match("%d+"))
-      return rc ~= nil
-    end)
+    h.wait_until("the job's end", ended)
     return rc
   end
   return p
@@ -298,6 +302,34 @@ sl.source.values(records):sink(sl.sink.redis { url = "URL", stream = "out" })
     assert.equal(50, #out)
     for i, e in ipairs(out) do assert.same({ "i", tostring(i) }, e.fields) end
     assert.equal(1, count(h.read(err), "sink%.redis [^\n]*; retrying"), h.read(err))
+  end)
+
+  it("sink with --state-dir: killed (-9) twice mid-run, every record reaches the stream at " ..
+    "least once", function()
+    r = redis.start()
+    local dir = h.dir()
+    local err, state = h.path(dir, "err"), h.path(dir, "state")
+    local script = job(r, [[
+sl.source.generator { count = 6000, rate = 4000, fn = function(i) return { i = i } end }
+  :sink(sl.sink.redis { url = "URL", stream = "out" })
+]])
+    local args = "--state-dir " .. h.q(state) .. " --checkpoint-every 100ms"
+    for _ = 1, 2 do
+      local p = run_bg(script, args, err)
+      h.wait_until("some records out", function() return r:cli("XLEN", "out") > 500 end)
+      h.sleep_ms(300)
+      p.signal("KILL")
+      p.wait()
+    end
+    assert.is_true(r:cli("XLEN", "out") < 6000, "the runs were not cut short")
+    local p = run_bg(script, args, err)
+    assert.equal(0, p.wait(), h.read(err))
+    local seen, n = {}, 0
+    for _, e in ipairs(r:xrange("out")) do
+      local i = tonumber(e.fields[2])
+      if not seen[i] then seen[i] = true; n = n + 1 end
+    end
+    assert.equal(6000, n)
   end)
 
   it("url: AUTH with the password (and an ACL user) and SELECT of the database", function()
