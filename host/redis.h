@@ -64,6 +64,10 @@ void sl_redis_conn_open(lua_State *L, int idx, sl_redis_conn *c);
 int sl_redis_conn_command(sl_redis_conn *c, redisCallbackFn *fn, void *privdata, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* The same for a command already written in the protocol (cmd[0, len)). */
+int sl_redis_conn_formatted(sl_redis_conn *c, redisCallbackFn *fn, void *privdata,
+                            const char *cmd, size_t len);
+
 /* The callback of every counted command must call this first. */
 void sl_redis_conn_replied(sl_redis_conn *c);
 

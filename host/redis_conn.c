@@ -278,6 +278,17 @@ int sl_redis_conn_command(sl_redis_conn *c, redisCallbackFn *fn, void *privdata,
     return 0;
 }
 
+int sl_redis_conn_formatted(sl_redis_conn *c, redisCallbackFn *fn, void *privdata,
+                            const char *cmd, size_t len)
+{
+    if (c->ac == NULL || !c->up || c->closing)
+        return -1;
+    if (redisAsyncFormattedCommand(c->ac, fn, privdata, cmd, len) != REDIS_OK)
+        return -1;
+    c->pending++;
+    return 0;
+}
+
 void sl_redis_conn_replied(sl_redis_conn *c)
 {
     if (c->pending > 0)

@@ -43,7 +43,11 @@ typedef struct sl_redis_sink {
     int on_event;           /* registry ref */
     int self_ref;
     int closed;
-    sl_buf args;            /* the fields of the record being written */
+    sl_buf prefix;          /* XADD stream [MAXLEN ~ n] *, as protocol */
+    int prefix_args;        /* the words in it */
+    sl_buf args;            /* the fields of the record being written, as protocol */
+    sl_buf value;           /* the text of a value that is not a string */
+    sl_buf cmd;             /* the whole command */
     struct sl_redis_sink **slot;
 } sl_redis_sink;
 
@@ -176,12 +180,35 @@ static int value_text(lua_State *L, int idx, sl_buf *out, char *err)
     return -1;
 }
 
-/* Issues the XADD of the record at ri. Returns 0, or -1 with why in err (nothing sent). */
+/* Appends n in decimal. */
+static void put_count(sl_buf *b, size_t n)
+{
+    char digits[24];
+    int i = sizeof digits;
+
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    sl_buf_append(b, digits + i, sizeof digits - (size_t)i);
+}
+
+/* Appends one bulk string of the protocol: $len CRLF bytes CRLF. */
+static void put_bulk(sl_buf *b, const char *s, size_t n)
+{
+    sl_buf_putc(b, '$');
+    put_count(b, n);
+    sl_buf_append(b, "\r\n", 2);
+    sl_buf_append(b, s, n);
+    sl_buf_append(b, "\r\n", 2);
+}
+
+/* Issues the XADD of the record at ri, written in the protocol here (the command's
+ * fixed words once, in k->prefix): hiredis's formatting from an argv was a tenth of the
+ * sink's time. Returns 0; -1 with why in err (nothing sent); 1 when the server is down. */
 static int write_record(lua_State *L, sl_redis_sink *k, int ri, char *err)
 {
-    size_t offs[2 * ARGS_MAX + 6], lens[2 * ARGS_MAX + 6];
-    const char *argv[2 * ARGS_MAX + 6];
-    int argc = 0, nkeys, top = lua_gettop(L), ki;
+    int nkeys, top = lua_gettop(L), ki, fields = 0;
 
     if (!lua_istable(L, ri)) {
         snprintf(err, SL_CODEC_ERRLEN, "a %s, not a table of fields", luaL_typename(L, ri));
@@ -190,18 +217,9 @@ static int write_record(lua_State *L, sl_redis_sink *k, int ri, char *err)
     sl_buf_reset(&k->args);
     nkeys = sl_codec_keys(L, ri);                       /* keys */
     ki = lua_gettop(L);
-    argv[argc] = "XADD", lens[argc++] = 4;
-    argv[argc] = k->stream, lens[argc++] = strlen(k->stream);
-    if (k->maxlen[0]) {
-        argv[argc] = "MAXLEN", lens[argc++] = 6;
-        argv[argc] = "~", lens[argc++] = 1;
-        argv[argc] = k->maxlen, lens[argc++] = strlen(k->maxlen);
-    }
-    argv[argc] = "*", lens[argc++] = 1;
-    int first = argc, fields = 0;
     for (int i = 1; i <= nkeys; i++) {
-        size_t klen;
-        const char *key;
+        size_t klen, vlen;
+        const char *key, *v;
         lua_rawgeti(L, ki, i);                          /* keys key */
         lua_pushvalue(L, -1);
         lua_rawget(L, ri);                              /* keys key value */
@@ -215,18 +233,21 @@ static int write_record(lua_State *L, sl_redis_sink *k, int ri, char *err)
             return -1;
         }
         key = lua_tolstring(L, -2, &klen);
-        offs[argc] = k->args.len, lens[argc++] = klen;
-        sl_buf_append(&k->args, key, klen);
-        offs[argc] = k->args.len;
-        if (value_text(L, -1, &k->args, err) != 0) {
-            char why[SL_CODEC_ERRLEN];
-            snprintf(why, sizeof why, "field %s: %s", key, err);
-            memcpy(err, why, SL_CODEC_ERRLEN);
-            lua_settop(L, top);
-            return -1;
+        put_bulk(&k->args, key, klen);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            v = lua_tolstring(L, -1, &vlen);
+            put_bulk(&k->args, v, vlen);
+        } else {
+            sl_buf_reset(&k->value);
+            if (value_text(L, -1, &k->value, err) != 0) {
+                char why[SL_CODEC_ERRLEN];
+                snprintf(why, sizeof why, "field %.60s: %.90s", key, err);
+                memcpy(err, why, SL_CODEC_ERRLEN);
+                lua_settop(L, top);
+                return -1;
+            }
+            put_bulk(&k->args, k->value.len > 0 ? k->value.data : "", k->value.len);
         }
-        lens[argc] = k->args.len - offs[argc];
-        argc++;
         fields++;
         lua_pop(L, 2);                                  /* keys */
     }
@@ -235,9 +256,13 @@ static int write_record(lua_State *L, sl_redis_sink *k, int ri, char *err)
         snprintf(err, SL_CODEC_ERRLEN, "a table without fields (string keys)");
         return -1;
     }
-    for (int i = first; i < argc; i++)
-        argv[i] = k->args.len > 0 ? k->args.data + offs[i] : "";
-    if (sl_redis_conn_command(&k->conn, on_xadd, NULL, argc, argv, lens) != 0) {
+    sl_buf_reset(&k->cmd);
+    sl_buf_putc(&k->cmd, '*');
+    put_count(&k->cmd, (size_t)(k->prefix_args + 2 * fields));
+    sl_buf_append(&k->cmd, "\r\n", 2);
+    sl_buf_append(&k->cmd, k->prefix.data, k->prefix.len);
+    sl_buf_append(&k->cmd, k->args.data, k->args.len);
+    if (sl_redis_conn_formatted(&k->conn, on_xadd, NULL, k->cmd.data, k->cmd.len) != 0) {
         snprintf(err, SL_CODEC_ERRLEN, "down");
         return 1;
     }
@@ -325,7 +350,10 @@ static void on_conn_closed(sl_redis_conn *c)
     sl_redis_sink *k = (sl_redis_sink *)c;
     free(k->stream);
     free(k->errors);
+    sl_buf_free(&k->prefix);
     sl_buf_free(&k->args);
+    sl_buf_free(&k->value);
+    sl_buf_free(&k->cmd);
     free(k);
 }
 
@@ -372,7 +400,20 @@ int sl_redis_sink_new(lua_State *L)
     lua_pop(L, 2);
     if (maxlen > 0)
         snprintf(k->maxlen, sizeof k->maxlen, "%.0f", maxlen);
+    sl_buf_init(&k->prefix);
     sl_buf_init(&k->args);
+    sl_buf_init(&k->value);
+    sl_buf_init(&k->cmd);
+    put_bulk(&k->prefix, "XADD", 4);
+    put_bulk(&k->prefix, k->stream, strlen(k->stream));
+    k->prefix_args = 3;
+    if (k->maxlen[0]) {
+        put_bulk(&k->prefix, "MAXLEN", 6);
+        put_bulk(&k->prefix, "~", 1);
+        put_bulk(&k->prefix, k->maxlen, strlen(k->maxlen));
+        k->prefix_args += 3;
+    }
+    put_bulk(&k->prefix, "*", 1);
     lua_getfield(L, 1, "on_event");
     k->on_event = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX)
                                         : (lua_pop(L, 1), LUA_NOREF);
