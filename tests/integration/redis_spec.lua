@@ -40,6 +40,19 @@ local function start(script, args, err)
   return p
 end
 
+-- A peer process (tests/peers/tcp.lua) in the background: { signal(sig) }.
+local function start_peer(cmd, dir)
+  local pidfile = h.path(dir, "peer.pid")
+  os.execute(string.format("(%s >/dev/null 2>&1 & echo $! >%s) &", cmd, h.q(pidfile)))
+  local p = {}
+  h.wait_until("the peer's pid", function()
+    p.pid = tonumber((h.read(pidfile) or ""):match("%d+"))
+    return p.pid ~= nil
+  end)
+  function p.signal(sig) os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
+  return p
+end
+
 local function lines_of(path)
   local list = {}
   for _, l in ipairs(h.lines(h.read(path) or "")) do
@@ -330,6 +343,37 @@ sl.source.generator { count = 6000, rate = 4000, fn = function(i) return { i = i
       if not seen[i] then seen[i] = true; n = n + 1 end
     end
     assert.equal(6000, n)
+  end)
+
+  it("a slow sink pauses the source: no XREADGROUP while the job is held", function()
+    r = redis.start()
+    local big = string.rep("x", 1000)
+    local list = {}
+    for i = 1, 20000 do list[i] = { "n", tostring(i), "pad", big } end
+    r:xadd("in", list)
+    local dir = h.dir()
+    local err, port = h.path(dir, "err"), h.port()
+    -- a peer that takes 2000 bytes a second: the job's TCP sink fills and blocks
+    local peer = start_peer(string.format("luajit tests/peers/tcp.lua read %d 2000 %s", port,
+      h.q(h.path(dir, "peer.out"))), dir)
+    local script = job(r, string.format([[
+sl.source.redis { url = "URL", stream = "in", group = "g" }
+  :sink(sl.sink.tcp { connect = "127.0.0.1:%d", format = "json", high = 65536 })
+]], port))
+    local p = run_bg(script, "", err)
+    local function read_so_far()
+      local g = r:cli("XINFO", "GROUPS", "in")[1]
+      return g and type(g["entries-read"]) == "number" and g["entries-read"] or 0
+    end
+    h.wait_until("the group reading", function() return read_so_far() > 0 end)
+    h.sleep_ms(1500)
+    local held = read_so_far()
+    h.sleep_ms(1000)
+    assert.equal(held, read_so_far())
+    assert.is_true(held < 20000, "read everything: " .. tostring(held))
+    p.signal("KILL")
+    p.wait()
+    peer.signal("KILL")
   end)
 
   it("url: AUTH with the password (and an ACL user) and SELECT of the database", function()
