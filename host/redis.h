@@ -3,8 +3,8 @@
  * sees is in sl_api.h.
  *
  * Each object owns an sl_redis_conn: one hiredis async context attached to the loop
- * (hiredis/adapters/libuv.h), remade with backoff when the server goes away. A lost
- * server is said once on stderr and once more when it is back; callers' commands in
+ * (a uv_poll handle: see redis_conn.c), remade with backoff when the server goes away. A
+ * lost server is said once on stderr and once more when it is back; callers' commands in
  * flight at the loss get their callbacks with a NULL reply (hiredis's rule).
  */
 #ifndef SL_REDIS_H
@@ -75,6 +75,11 @@ void sl_redis_conn_replied(sl_redis_conn *c);
  * passed (a checkpoint or the end waits for its replies). Returns the replies still
  * pending (0: all in). Callbacks run from inside it. */
 int sl_redis_conn_wait(sl_redis_conn *c, int ms);
+
+/* The owner's setup worked (a source's group is there; a sink is connected): a loss said
+ * before is said to be over, and the backoff starts again from its first step. Until
+ * then a connection that comes up and fails again is not said again. */
+void sl_redis_conn_healthy(sl_redis_conn *c);
 
 /* Drops the connection after a failure the owner saw (a reply it cannot use): the loss
  * path follows, with why said once. */

@@ -130,17 +130,21 @@ static void went_down(sl_redis_conn *c, const char *why)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-/* Connected, and AUTH and SELECT (when asked) accepted: the owner may go on. */
+/* Connected, and AUTH and SELECT (when asked) accepted: the owner issues its setup. */
 static void went_up(sl_redis_conn *c)
 {
     c->up = 1;
+    if (c->on_up != NULL)
+        c->on_up(c);
+}
+
+void sl_redis_conn_healthy(sl_redis_conn *c)
+{
     c->backoff_ms = BACKOFF_FIRST_MS;
     if (c->said_down) {
         fprintf(stderr, "sluice: %s: connected again\n", c->what);
         c->said_down = 0;
     }
-    if (c->on_up != NULL)
-        c->on_up(c);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)

@@ -132,6 +132,7 @@ static void on_xadd(redisAsyncContext *ac, void *r, void *privdata)
 
 static void on_up(sl_redis_conn *c)
 {
+    sl_redis_conn_healthy(c);
     event_due((sl_redis_sink *)c);      /* what waits can go now */
 }
 

@@ -393,6 +393,7 @@ static void on_group(redisAsyncContext *ac, void *r, void *privdata)
         sl_redis_conn_fail(&s->conn, why);
         return;
     }
+    sl_redis_conn_healthy(&s->conn);
     read_more(s);
 }
 

@@ -411,6 +411,25 @@ sl.source.redis { url = "redis://:nope@127.0.0.1:%d", stream = "in" }:sink(sl.si
       1, true), text)
   end)
 
+  it("a key that is not a stream: said once with the server's reason, and retried", function()
+    r = redis.start()
+    r:cli("SET", "in", "a string")
+    local dir = h.dir()
+    local err = h.path(dir, "err")
+    local script = job(r, [[
+sl.source.redis { url = "URL", stream = "in" }:sink(sl.sink.null())
+]])
+    local p = run_bg(script, "", err)
+    h.wait_until("the refusal said", function() return (h.read(err) or ""):find("WRONGTYPE") end)
+    h.sleep_ms(1500)            -- attempts at 100, 200, 400, 800 ms meanwhile
+    p.signal("TERM")
+    assert.equal(0, p.wait(), h.read(err))
+    local text = h.read(err)
+    assert.equal(1, count(text, "; retrying"), text)
+    assert.equal(0, count(text, "connected again"), text)
+    assert.truthy(text:find("XGROUP CREATE: WRONGTYPE", 1, true), text)
+  end)
+
   it("checks its options at the user's line", function()
     local script = h.script([[
 local sl = require "sluice"
