@@ -25,6 +25,7 @@
 #include "net.h"
 #include "nexmark_lua.h"
 #include "reader.h"
+#include "redis.h"
 #include "signals.h"
 #include "vm.h"
 #include "watch.h"
@@ -127,6 +128,8 @@ static const luaL_Reg core_functions[] = {
     {"forward_conn", sl_forward_conn_new},
     {"forward_client", sl_forward_client_new},
     {"forward_pack", sl_forward_pack_lua},
+    {"redis_source", sl_redis_source_new},
+    {"redis_sink", sl_redis_sink_new},
     {"json_encode", json_encode},
     {"json_decode", json_decode},
     {"msgpack_encode", msgpack_encode},
@@ -169,6 +172,8 @@ int luaopen_sluice_core(lua_State *L)
     sl_kafka_producer_register(L);
     sl_http_client_register(L);
     sl_forward_register(L);
+    sl_redis_source_register(L);
+    sl_redis_sink_register(L);
     sl_exchange_register(L);
     sl_http_server_register(L);
     lua_createtable(L, 0, 13);                          /* core */

@@ -242,6 +242,26 @@ int sl_guard_enter(int id);
  *   client:wait(ms) -> in flight   drives transfers without the loop (a checkpoint's
  *                               barrier); on_done is called for those that complete
  *   client:stats() -> in flight, bytes held;  client:close() aborts; idempotent *
+ * core.redis_source{...} -> source   (redis_source.c) a consumer of a Redis Streams consumer
+ *                               group on the loop: what=label, host=, port=, db=, password=,
+ *                               stream=, group=, consumer=, start="earliest"|"latest" (where
+ *                               a new group starts), json= (the record is the JSON document
+ *                               in field=, or in the entry's only field), meta= (adds id),
+ *                               batch=n, autoack= (XACK after each batch); callbacks
+ *                               on_batch(batch, n, last_id), on_bad{id=, reason=, raw=}
+ *   source:stop(), :start()     pause / resume reading (flow control)
+ *   source:mark() -> n          entries delivered so far; source:ack(n) XACKs those up to n
+ *   source:close()              waits (bounded) for the XACKs sent; idempotent
+ * core.redis_sink{...} -> sink   (redis_sink.c) pipelined XADD: what=, host=, port=, db=,
+ *                               password=, stream=, maxlen=; on_event(answered, errors,
+ *                               lost_from) after a loop turn with replies (errors: {{seq=,
+ *                               reason=}...}; lost_from: the first XADD lost with the
+ *                               connection) or after connecting
+ *   sink:write(batch, n [, from]) -> bad, stopped   (bad: {{index=, reason=}...}; stopped:
+ *                               the first index not sent, the server being down)
+ *   sink:counts() -> sent, answered, up   sink:wait(ms) -> in flight (serves the socket
+ *                               until every reply is in, then on_event)   sink:close()
+ *
  * core.json_encode(v) -> s       core.json_decode(s) -> v      (raise on bad input, with
  * core.msgpack_encode(v) -> s    core.msgpack_decode(s) -> v    the codec's message; s
  *                                                               must hold exactly one value)

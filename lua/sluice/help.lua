@@ -56,6 +56,12 @@ E["sl.source.forward"] = { 'sl.source.forward { listen = "host:port", max_entry 
   "Fluent's forward protocol (Fluent Bit, Fluentd): one record {tag, time, record} per\n" ..
   "event, time in ms; all four modes, gzip included. A chunk is acked once its events are\n" ..
   "in the job. Malformed msgpack is dead-lettered and closes that connection only." }
+E["sl.source.redis"] = { 'sl.source.redis { url = "redis://host:port[/db]", stream, group = ' ..
+  '"sluice", consumer = "sluice", format = "fields", field, meta, start = "earliest" }',
+  "One record per entry of a Redis stream, read as consumer of group (XREADGROUP): a table\n" ..
+  "of its fields (strings); format=\"json\": the JSON document in its one field (or field).\n" ..
+  "meta=true adds id. Entries are acknowledged once a checkpoint covers them (at once\n" ..
+  "without --state-dir); a restart reads this consumer's unacknowledged ones again." }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }
@@ -93,6 +99,11 @@ E["sl.sink.http"] = { 'sl.sink.http { url, method = "POST", format = "json", bat
   "Connection errors, timeouts, 5xx, 408 and 429 are retried with backoff (the same batch);\n" ..
   "another status dead-letters the batch's records with it and the reply. Above high bytes\n" ..
   "queued every source pauses. At the end of the input it waits for delivery." }
+E["sl.sink.redis"] = { 'sl.sink.redis { url = "redis://host:port[/db]", stream, maxlen, ' ..
+  'high = 50000 }',
+  "XADD of each record's fields (a nested table as JSON), pipelined; MAXLEN ~ maxlen trims.\n" ..
+  "A record that is no table of fields is dead-lettered. Above high XADDs in flight, or\n" ..
+  "while the server is down, every source pauses; a checkpoint waits for every reply." }
 E["sl.sink.tcp"] = { 'sl.sink.tcp { connect = "host:port", format, high = 4 MiB }',
   "Sends each record to connect, reconnecting with backoff; records wait meanwhile. Above\n" ..
   "high bytes queued every source pauses until half is written." }

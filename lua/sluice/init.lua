@@ -34,6 +34,7 @@ local sl = {
     kafka = source.kafka,
     http = source.http,
     forward = source.forward,
+    redis = source.redis,
   },
   sink = {
     stdout = sink.stdout,
@@ -45,6 +46,7 @@ local sl = {
     kafka = sink.kafka,
     http = sink.http,
     forward = sink.forward,
+    redis = sink.redis,
   },
   -- sl.table.file{...}: a table for stream:lookup()
   table = { file = source.table_file },

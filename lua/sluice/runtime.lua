@@ -638,7 +638,7 @@ function Job:open_source(node, route, position, loaded)
     meter.dead = meter.dead + 1
     j.dl.write { source = sp.path or (sp.label or sp.type):gsub("^source%.", ""),
       at = sp.where, line = info.line, topic = info.topic, partition = info.partition,
-      offset = info.offset, reason = info.reason, record = info.raw }
+      offset = info.offset, id = info.id, reason = info.reason, record = info.raw }
   end
   -- A partitioned source (Kafka) says which partition its next batch comes from, and
   -- which partitions it holds; the stages it feeds keep event time per partition.

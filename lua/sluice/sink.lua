@@ -11,6 +11,7 @@ local flow = require "sluice.flow"
 local kafka = require "sluice.kafka"
 local http_sink = require "sluice.http_sink"
 local forward = require "sluice.forward"
+local redis = require "sluice.redis"
 local text = require "sluice.format"
 local plain_batch = require("sluice.typed").plain_batch
 
@@ -109,6 +110,8 @@ function sink.http(opts) return new_sink(http_sink.sink_spec(opts)) end
 -- forward{connect, tag}: Fluent forward to Fluentd or Fluent Bit, waiting for acks
 -- (forward.lua).
 function sink.forward(opts) return new_sink(forward.sink_spec(opts)) end
+-- redis{url, stream, maxlen}: each record an entry of its fields, by pipelined XADD (redis.lua).
+function sink.redis(opts) return new_sink(redis.sink_spec(opts)) end
 
 -- The records a collect sink received in its last run.
 function Sink:records()
@@ -352,6 +355,7 @@ end
 open.kafka = kafka.open_sink
 open.http = http_sink.open_sink
 open.forward = forward.open_sink
+open.redis = redis.open_sink
 
 function open.null()
   return { push = function() end, close = function() end }

@@ -15,6 +15,7 @@ local nexmark = require "sluice.nexmark"
 local kafka = require "sluice.kafka"
 local http = require "sluice.http"
 local forward = require "sluice.forward"
+local redis = require "sluice.redis"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -208,6 +209,8 @@ function source.kafka(opts) return new_source(kafka.source_spec(opts)) end
 function source.http(opts) return new_source(http.source_spec(opts)) end
 -- forward{listen}: Fluent forward protocol events {tag, time, record} (forward.lua).
 function source.forward(opts) return new_source(forward.source_spec(opts)) end
+-- redis{url, stream, group, consumer, format, meta, ...}: one record per stream entry (redis.lua).
+function source.redis(opts) return new_source(redis.source_spec(opts)) end
 
 -- Sources whose batches each come from one partition of their input, said to the stage
 -- they feed (ctx.partition), so that a timestamp there keeps a watermark per partition.
@@ -422,6 +425,7 @@ function open.nexmark(spec, ctx) return nexmark.open(spec, ctx) end
 open.kafka = kafka.open_source
 open.http = http.open_source
 open.forward = forward.open_source
+open.redis = redis.open_source
 
 -- A TCP listener: each accepted connection gets its own reader (framing never mixes two
 -- connections), which owns the socket. A connection's end is not the source's end: the
@@ -586,6 +590,8 @@ function source.bad_position(spec, position)
         end
       end
     elseif not whole(position) then return "it is not a whole number >= 0" end
+  elseif t == "redis" then
+    return redis.bad_position(position)
   elseif t == "kafka" then
     if type(position) ~= "table" then return "a Kafka position is a table, not a " .. type(position) end
     for topic, parts in pairs(position) do

@@ -11,7 +11,7 @@
 --                control socket, the REPL and the command line
 local LAYERS = {
   boundary = { "core", "host", "typed", "report", "duration", "format", "flow", "agg",
-    "nexmark", "kafka", "http", "http_sink", "forward" },
+    "nexmark", "kafka", "http", "http_sink", "forward", "redis" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
   runtime = { "stage", "keyed", "expiry", "window", "rolling", "process", "join", "lookup", "scan",
