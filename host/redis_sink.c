@@ -34,6 +34,7 @@ typedef struct sl_redis_sink {
     char maxlen[24];        /* MAXLEN ~ n, or "" */
     double sent;            /* XADDs issued */
     double answered;        /* their callbacks run, in order: replies and losses */
+    double unanswered_bytes;    /* the protocol bytes of the XADDs issued and not answered */
     double lost_from;       /* the first XADD lost with the connection since the last
                                event, or 0 */
     cmd_error *errors;      /* error replies since the last event */
@@ -110,7 +111,7 @@ static void on_xadd(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     double seq;
 
-    (void)privdata;
+    k->unanswered_bytes -= (double)(uintptr_t)privdata;     /* the command's length */
     sl_redis_conn_replied(&k->conn);
     seq = ++k->answered;
     if (reply == NULL) {
@@ -263,11 +264,13 @@ static int write_record(lua_State *L, sl_redis_sink *k, int ri, char *err)
     sl_buf_append(&k->cmd, "\r\n", 2);
     sl_buf_append(&k->cmd, k->prefix.data, k->prefix.len);
     sl_buf_append(&k->cmd, k->args.data, k->args.len);
-    if (sl_redis_conn_formatted(&k->conn, on_xadd, NULL, k->cmd.data, k->cmd.len) != 0) {
+    if (sl_redis_conn_formatted(&k->conn, on_xadd, (void *)(uintptr_t)k->cmd.len, k->cmd.data,
+                                k->cmd.len) != 0) {
         snprintf(err, SL_CODEC_ERRLEN, "down");
         return 1;
     }
     k->sent++;
+    k->unanswered_bytes += (double)k->cmd.len;
     return 0;
 }
 
@@ -320,14 +323,16 @@ static int sink_write(lua_State *L)
     return 1;
 }
 
-/* sink:counts() -> sent, answered, up: XADDs issued, their callbacks run, connected. */
+/* sink:counts() -> sent, answered, up, bytes: XADDs issued, their callbacks run, connected,
+ * the bytes of those not answered yet. */
 static int sink_counts(lua_State *L)
 {
     sl_redis_sink *k = check_sink(L, "counts");
     lua_pushnumber(L, k->sent);
     lua_pushnumber(L, k->answered);
     lua_pushboolean(L, k->conn.up);
-    return 3;
+    lua_pushnumber(L, k->unanswered_bytes);
+    return 4;
 }
 
 /* sink:wait(ms) -> in flight: serves the connection here until every XADD issued has

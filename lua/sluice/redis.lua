@@ -299,6 +299,12 @@ function redis.open_sink(spec, ctx)
   w = core.redis_sink { what = spec.what, host = u.host, port = u.port, db = u.db,
     user = u.user, password = u.password, stream = spec.stream, maxlen = spec.maxlen, on_event = on_event }
 
+  -- the bytes of the XADDs the server has not answered (sluice_sink_queue_bytes)
+  function handle.queued()
+    local _, _, _, bytes = w:counts()
+    return bytes
+  end
+
   function handle.push(batch, n)
     if wn > 0 then
       for i = 1, n do wn = wn + 1; waiting[wn] = batch[i] end
