@@ -53,10 +53,12 @@ exchange.group_of = group_of
 -- A key reader that never raises: nil where the operator's own would (a nil key, a key
 -- function that fails), so that the record stays on this worker and the operator sends it
 -- to the dead letters as with one worker.
+-- Also returns the key's field, when the key is one (typed records keyed by a field are
+-- split among the workers in C).
 function exchange.key_reader(spec)
   local field, fn = spec.key_field, spec.key_fn
   if not fn then return function() return true end end      -- window_all: one key
-  if field then return function(r) return r[field] end end
+  if field then return function(r) return r[field] end, field end
   return function(r)
     local ok, k = pcall(fn, r)
     if ok then return k end
@@ -96,23 +98,103 @@ local function as_bytes(header, b, k, timed, t, w)
   return packing
 end
 
--- The batch, event times and watermarks of a message as_bytes made, read from `unpacking`
--- past its header m: arrays used again for every message, as a sender's own batches are
--- (what an operator keeps of a batch it copies).
+-- The batch, its length, event times and watermarks of a message as_bytes or a scatter
+-- made, read from `unpacking` past its header m (the rest is the records, then their times
+-- and watermarks, so its length gives their number): arrays used again for every message,
+-- as a sender's own batches are (what an operator keeps of a batch it copies).
 local rx_batch, rx_t, rx_w = {}, {}, {}
 local function from_bytes(m)
   local cross = typed.crossing_named(m.x)
   if not cross then
     error("exchange: records of a typed kind " .. tostring(m.x) .. " this worker does not know", 0)
   end
-  local k = m.n
-  local p = unpacking:ref()
+  local p, len = unpacking:ref()
+  local k = floor(len / (cross.size + (m.timed and 16 or 0)))
   cross.unpack(p, k, m.o, rx_batch)
-  if not m.timed then return rx_batch end
+  if not m.timed then return rx_batch, k end
   local d = ffi.cast(double_ptr, p + k * cross.size)
   local t, w = rx_t, rx_w
   for i = 1, k do t[i], w[i] = d[i - 1], d[k + i - 1] end
-  return rx_batch, t, w
+  return rx_batch, k, t, w
+end
+
+-- A batch of typed records keyed by a number field, split among the workers in one C call
+-- (host/scatter.h): the records of other workers are copied into their messages (the
+-- header, then the records' bytes, times and watermarks: what from_bytes reads), this
+-- worker's keep their views. Returns scatter(b, cnt, t, w, wend) -> true, or false when the
+-- batch is not such (records of no crossing, or of several, or of several origins, a key
+-- field C cannot read): then nothing was sent, and the caller sends it record by record.
+-- rs, ts, ws: the arrays of the records that stay; sent[to]: the watermark worker `to` has.
+local owners_t, bytes_ptrs = ffi.typeof("uint8_t[?]"), ffi.typeof("const uint8_t *[?]")
+local outs_t, ints_t = ffi.typeof("uint8_t *[?]"), ffi.typeof("int32_t[?]")
+local doubles_t = ffi.typeof("double[?]")
+local function scatterer(team, id, key_field, timed, mine, rs, ts, ws, sent)
+  local me, n = team.me, team.n
+  local owner = owners_t(GROUPS)
+  for g = 0, GROUPS - 1 do owner[g] = team.owners[g] - 1 end
+  local outs, counts = outs_t(n), ints_t(n)
+  local cap, addrs, times, marks, stay = 0, nil, nil, nil, nil
+  local bufs, header = {}, { k = "s", p = id }
+  for to = 1, n do bufs[to] = buffer.new() end
+  return function(b, cnt, t, w, wend)
+    local first = b[1]
+    local cross = typed.crossing(first)
+    if not cross then return false end
+    local key_at = typed.key_at(cross, key_field)
+    local origin = key_at and cross.origin(first)
+    if origin == nil then return false end
+    if cnt > cap then
+      cap = cnt
+      addrs, times, marks, stay = bytes_ptrs(cap), doubles_t(cap), doubles_t(cap), ints_t(cap)
+    end
+    local ct, address = cross.ct, cross.address
+    for i = 1, cnt do
+      local r = b[i]
+      if not istype(ct, r) then return false end
+      addrs[i - 1] = address(r)
+    end
+    if timed then
+      for i = 1, cnt do times[i - 1], marks[i - 1] = t[i], w[i] end
+    end
+    -- the watermark this batch brings the stream to
+    local top = timed and (wend or w[cnt]) or nil
+    local size = cross.size
+    local per = size + (timed and 16 or 0)
+    header.x, header.o, header.timed = cross.name, origin, timed or nil
+    for to = 1, n do
+      if to ~= me then
+        local buf = bufs[to]
+        header.e = top and top > sent[to] and top or nil
+        buf:reset()
+        buf:encode(header)
+        outs[to - 1] = buf:reserve(cnt * per)
+      end
+    end
+    if C.sl_scatter_by_key(addrs, cnt, size, key_at, cross.origin_at, timed and times or nil,
+      timed and marks or nil, owner, n, me - 1, outs, counts, stay) ~= 0 then
+      return false
+    end
+    for to = 1, n do
+      local k = counts[to - 1]
+      local e = nil
+      if top and top > sent[to] then e = top; sent[to] = top end
+      if to == me then
+        if mine and (k > 0 or e) then
+          for j = 1, k do
+            local i = stay[j - 1] + 1
+            rs[j] = b[i]
+            if timed then ts[j], ws[j] = t[i], w[i] end
+          end
+          mine:push(rs, k, ts, ws, e)
+        end
+      elseif k > 0 or e then
+        local buf = bufs[to]
+        buf:commit(k * per)
+        team:send_data(to, buf)
+      end
+    end
+    return true
+  end
 end
 
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
@@ -225,8 +307,8 @@ function Team:wake()
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
       elseif kind == "s" then
-        local batch, t, w = from_bytes(m)
-        input:push(batch, m.n, t, w, m.e)
+        local batch, k, t, w = from_bytes(m)
+        input:push(batch, k, t, w, m.e)
       elseif kind == "e" then
         input:finish()
       elseif kind == "i" then
@@ -382,8 +464,9 @@ end
 -- of its key (key(r) -> key, nil: kept here), or every record to worker `only` (a sink's:
 -- 1). `mine` is this worker's input of the point, nil where it has none. `silent`: this
 -- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
--- sender takes nothing and says nothing.
-function Team:sender(id, key, only, mine, timed, silent)
+-- sender takes nothing and says nothing. `key_field`: the field the key is, when it is one
+-- (then a batch of typed records goes through scatter, below).
+function Team:sender(id, key, only, mine, timed, silent, key_field)
   local team, me, n, owners = self, self.me, self.n, self.owners
   local recv = { done = false }
   if silent then
@@ -404,7 +487,11 @@ function Team:sender(id, key, only, mine, timed, silent)
     rs[w], ts[w], ws[w], counts[w], sent[w], filled[w] = {}, {}, {}, 0, -huge, 0
   end
 
+  local scatter = key_field and not only
+    and scatterer(team, id, key_field, timed, mine, rs[me], ts[me], ws[me], sent)
+
   function recv.push(_, b, cnt, t, w, wend)
+    if scatter and cnt > 0 and scatter(b, cnt, t, w, wend) then return end
     local remote = false
     for i = 1, cnt do
       local r = b[i]

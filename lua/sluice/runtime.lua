@@ -191,14 +191,15 @@ function runtime.build(set, dl, open_sink, team)
     -- on several workers: the sending side of the exchange point on the edge to c
     local function sender_of(c, up)
       local node, i = c.node, c.index
-      local key, only = nil, nil
+      local key, only, field = nil, nil, nil
       if node.kind == "sink" then only = 1
-      elseif node.kind == "join" then key = exchange.key_reader(i == 1 and node.left or node.right)
+      elseif node.kind == "join" then
+        key, field = exchange.key_reader(i == 1 and node.left or node.right)
       elseif node.kind == "lookup" then
-        key = exchange.key_reader(i == 1 and node or node.table_key)
-      else key = exchange.key_reader(node) end
+        key, field = exchange.key_reader(i == 1 and node or node.table_key)
+      else key, field = exchange.key_reader(node) end
       return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
-        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up))
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), field)
     end
     local function receivers_of(node, port)
       local list = {}
