@@ -25,6 +25,7 @@ local ffi = require "ffi"
 local istype = ffi.istype
 local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
+local format = string.format
 
 local exchange = {}
 
@@ -197,6 +198,107 @@ local function scatterer(team, id, key_field, timed, mine, rs, ts, ws, sent)
   end
 end
 
+-- ---- records of one shape: columns ---------------------------------------------------
+--
+-- Records that are tables of known fields (a window's aggregate results, agg.lua's make)
+-- cross as columns, one per field: a column of numbers as doubles after the message's
+-- header (as typed records' bytes are), any other as an array in the header; then, with
+-- event time, the records' times and watermarks as doubles. The serializer then writes no
+-- table per record with its keys (about 1000 instructions each way for a window result),
+-- and the receiver makes each record with one table constructor.
+-- What is known per field list, made once: get(rs, k, cols, numeric) fills cols[j][1..k]
+-- with the records' fields and numeric[j] with whether column j holds only numbers (false
+-- when a record is not a table or a field holds one: the caller sends them as they are; a
+-- typed record in a field goes in its table form); make(cols, k, out) sets out[1..k] to new
+-- records, cols[j] being an array or a pointer to doubles, both read from index 1.
+local shapes = {}
+local function shape(fields)
+  local id = table.concat(fields, "\0")
+  local known = shapes[id]
+  if known then return known end
+  local names, list, inits = {}, {}, {}
+  for j, f in ipairs(fields) do
+    names[j], list[j] = format("c%d", j), format("cols[%d]", j)
+    inits[j] = format("[%q] = c%d[i]", f, j)
+  end
+  local locals = format("  local %s = %s\n", table.concat(names, ", "), table.concat(list, ", "))
+  local get = { "local type, plain = ...\nreturn function(rs, k, cols, numeric)\n", locals }
+  for j = 1, #fields do get[#get + 1] = format("  local n%d = true\n", j) end
+  get[#get + 1] = "  for i = 1, k do\n    local r = rs[i]\n" ..
+    "    if type(r) ~= 'table' then return false end\n"
+  for j, f in ipairs(fields) do
+    get[#get + 1] = format("    local v%d = r[%q]\n    local t%d = type(v%d)\n" ..
+      "    if t%d ~= 'number' then\n      n%d = false\n" ..
+      "      if t%d == 'table' then return false end\n" ..
+      "      if t%d == 'cdata' then v%d = plain(v%d) end\n    end\n    c%d[i] = v%d\n",
+      j, f, j, j, j, j, j, j, j, j, j, j)
+  end
+  get[#get + 1] = "  end\n"
+  for j = 1, #fields do get[#get + 1] = format("  numeric[%d] = n%d\n", j, j) end
+  get[#get + 1] = "  return true\nend\n"
+  local make = "return function(cols, k, out)\n" .. locals .. "  for i = 1, k do out[i] = { " ..
+    table.concat(inits, ", ") .. " } end\nend\n"
+  known = { get = assert(load(table.concat(get), "=exchange columns"))(type, typed.plain),
+    make = assert(load(make, "=exchange columns"))(), fields = fields }
+  shapes[id] = known
+  return known
+end
+
+-- The message of records rs[1..k] of shape `columns` in columns (cols, numeric: the
+-- sender's, used again), with times ts and watermarks ws when `timed`; header m gets what
+-- the receiver needs. A string.buffer (valid until the next call), or nil when the records
+-- do not fit the shape.
+local column_packing = buffer.new()
+local function as_columns(m, columns, rs, k, cols, numeric, timed, ts, ws)
+  if not columns.get(rs, k, cols, numeric) then return nil end
+  local arrays, doubles = {}, timed and 2 or 0
+  for j = 1, #cols do
+    if numeric[j] then doubles = doubles + 1; arrays[j] = false
+    else
+      -- the array goes whole: what a longer batch left goes first
+      local c = cols[j]
+      for i = k + 1, cols.filled or 0 do c[i] = nil end
+      arrays[j] = c
+    end
+  end
+  if k > (cols.filled or 0) then cols.filled = k end
+  m.k, m.f, m.c, m.timed, m.tw = "w", columns.fields, arrays, nil, timed or nil
+  column_packing:reset()
+  column_packing:encode(m)
+  local bytes = 8 * k * doubles
+  local d = ffi.cast(double_ptr, column_packing:reserve(bytes))
+  local o = -1
+  for j = 1, #cols do
+    if numeric[j] then
+      local c = cols[j]
+      for i = 1, k do d[o + i] = c[i] end
+      o = o + k
+    end
+  end
+  if timed then
+    for i = 1, k do d[o + i], d[o + k + i] = ts[i], ws[i] end
+  end
+  column_packing:commit(bytes)
+  return column_packing
+end
+
+-- The records of a columns message m (as_columns'), new tables, with their times and
+-- watermarks (arrays used again for every message) when it has event time.
+local rx_ct, rx_cw = {}, {}
+local function from_columns(m)
+  local k = m.n
+  local d = ffi.cast(double_ptr, (unpacking:ref())) - 1
+  local srcs, rows = {}, {}
+  for j, c in ipairs(m.c) do
+    if c then srcs[j] = c else srcs[j] = d; d = d + k end
+  end
+  shape(m.f).make(srcs, k, rows)
+  if not m.tw then return rows end
+  local t, w = rx_ct, rx_cw
+  for i = 1, k do t[i], w[i] = d[i], d[k + i] end
+  return rows, t, w
+end
+
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
 
 local Team = {}
@@ -306,6 +408,9 @@ function Team:wake()
       local input = point.input(from)
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      elseif kind == "w" then
+        local rows, t, w = from_columns(m)
+        input:push(rows, m.n, t, w, m.e)
       elseif kind == "s" then
         local batch, k, t, w = from_bytes(m)
         input:push(batch, k, t, w, m.e)
@@ -465,8 +570,9 @@ end
 -- 1). `mine` is this worker's input of the point, nil where it has none. `silent`: this
 -- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
 -- sender takes nothing and says nothing. `key_field`: the field the key is, when it is one
--- (then a batch of typed records goes through scatter, below).
-function Team:sender(id, key, only, mine, timed, silent, key_field)
+-- (then a batch of typed records goes through scatter, below); `fields`: the fields of every
+-- record when they are known (a window's results: they cross as columns).
+function Team:sender(id, key, only, mine, timed, silent, key_field, fields)
   local team, me, n, owners = self, self.me, self.n, self.owners
   local recv = { done = false }
   if silent then
@@ -487,6 +593,9 @@ function Team:sender(id, key, only, mine, timed, silent, key_field)
     rs[w], ts[w], ws[w], counts[w], sent[w], filled[w] = {}, {}, {}, 0, -huge, 0
   end
 
+  local columns = fields and shape(fields)
+  local cols, numeric = {}, {}
+  if columns then for j = 1, #fields do cols[j] = {} end end
   local scatter = key_field and not only
     and scatterer(team, id, key_field, timed, mine, rs[me], ts[me], ws[me], sent)
 
@@ -520,6 +629,9 @@ function Team:sender(id, key, only, mine, timed, silent, key_field)
           -- rest as plain values
           local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
           local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
+          if not s and columns and remote and k > 0 then
+            s = as_columns(m, columns, rs[to], k, cols, numeric, timed, ts[to], ws[to])
+          end
           if not s then
             -- as plain values: the arrays go whole, so what a longer batch left goes first
             local rr, rt, rw = rs[to], ts[to], ws[to]

@@ -17,6 +17,7 @@ local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
+local agg = require "sluice.agg"
 local keyed = require "sluice.keyed"
 local guard = require "sluice.guard"
 
@@ -198,8 +199,11 @@ function runtime.build(set, dl, open_sink, team)
       elseif node.kind == "lookup" then
         key, field = exchange.key_reader(i == 1 and node or node.table_key)
       else key, field = exchange.key_reader(node) end
+      -- a window's aggregate results (port 1) are agg.lua's records: their fields are known
+      local fields = c.port == 1 and up.kind == "window" and up.computes == "aggregate"
+        and agg.result_fields(up.aggregates) or nil
       return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
-        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), field)
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), field, fields)
     end
     local function receivers_of(node, port)
       local list = {}
