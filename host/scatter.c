@@ -35,8 +35,12 @@ int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, in
             if (o != origin)
                 return -1;
         }
-        memcpy(&key, r + key_at, sizeof key);
-        to = owner[sl_key_group_num(key)];
+        if (key_at >= 0) {
+            memcpy(&key, r + key_at, sizeof key);
+            to = owner[sl_key_group_num(key)];
+        } else {
+            to = owner[0];
+        }
         j = count[to]++;
         if (to == me) {
             mine[j] = i;

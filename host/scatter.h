@@ -9,7 +9,8 @@
 
 /* Splits the n records at rec[0..n-1] (size bytes each, read where they are) among
  * nworkers workers: record i goes to owner[g] (0-based), g the key group of the double at
- * byte key_at of the record (sl_key_group_num: the group Lua gives the same number). The
+ * byte key_at of the record (sl_key_group_num: the group Lua gives the same number), or
+ * owner[0] when key_at is negative (records of one key, a window_all's). The
  * records of worker `me` stay: their indexes (0-based, in order) go to mine[]. Another
  * worker's go to out[to], which has room for n records of size + 16 bytes: its records'
  * bytes, in order, then, when t and w are given (event times and watermarks, n of each),

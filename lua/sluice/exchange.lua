@@ -55,10 +55,10 @@ exchange.group_of = group_of
 -- function that fails), so that the record stays on this worker and the operator sends it
 -- to the dead letters as with one worker.
 -- Also returns the key's field, when the key is one (typed records keyed by a field are
--- split among the workers in C).
+-- split among the workers in C), and the key itself when every record has the same.
 function exchange.key_reader(spec)
   local field, fn = spec.key_field, spec.key_fn
-  if not fn then return function() return true end end      -- window_all: one key
+  if not fn then return function() return true end, nil, true end   -- window_all: one key
   if field then return function(r) return r[field] end, field end
   return function(r)
     local ok, k = pcall(fn, r)
@@ -119,20 +119,21 @@ local function from_bytes(m)
   return rx_batch, k, t, w
 end
 
--- A batch of typed records keyed by a number field, split among the workers in one C call
--- (host/scatter.h): the records of other workers are copied into their messages (the
--- header, then the records' bytes, times and watermarks: what from_bytes reads), this
--- worker's keep their views. Returns scatter(b, cnt, t, w, wend) -> true, or false when the
--- batch is not such (records of no crossing, or of several, or of several origins, a key
--- field C cannot read): then nothing was sent, and the caller sends it record by record.
--- rs, ts, ws: the arrays of the records that stay; sent[to]: the watermark worker `to` has.
+-- A batch of typed records keyed by a number field (or all of one key: `fixed`, the worker
+-- that owns it), split among the workers in one C call (host/scatter.h): the records of
+-- other workers are copied into their messages (the header, then the records' bytes, times
+-- and watermarks: what from_bytes reads), this worker's keep their views. Returns
+-- scatter(b, cnt, t, w, wend) -> true, or false when the batch is not such (records of no
+-- crossing, or of several, or of several origins, a key field C cannot read): then nothing
+-- was sent, and the caller sends it record by record. rs, ts, ws: the arrays of the records
+-- that stay; sent[to]: the watermark worker `to` has.
 local owners_t, bytes_ptrs = ffi.typeof("uint8_t[?]"), ffi.typeof("const uint8_t *[?]")
 local outs_t, ints_t = ffi.typeof("uint8_t *[?]"), ffi.typeof("int32_t[?]")
 local doubles_t = ffi.typeof("double[?]")
-local function scatterer(team, id, key_field, timed, mine, rs, ts, ws, sent)
+local function scatterer(team, id, key_field, fixed, timed, mine, rs, ts, ws, sent)
   local me, n = team.me, team.n
   local owner = owners_t(GROUPS)
-  for g = 0, GROUPS - 1 do owner[g] = team.owners[g] - 1 end
+  for g = 0, GROUPS - 1 do owner[g] = (fixed or team.owners[g]) - 1 end
   local outs, counts = outs_t(n), ints_t(n)
   local cap, addrs, times, marks, stay = 0, nil, nil, nil, nil
   local bufs, header = {}, { k = "s", p = id }
@@ -141,7 +142,7 @@ local function scatterer(team, id, key_field, timed, mine, rs, ts, ws, sent)
     local first = b[1]
     local cross = typed.crossing(first)
     if not cross then return false end
-    local key_at = typed.key_at(cross, key_field)
+    local key_at = fixed and cross.address and -1 or typed.key_at(cross, key_field)
     local origin = key_at and cross.origin(first)
     if origin == nil then return false end
     if cnt > cap then
@@ -571,9 +572,11 @@ end
 -- worker cannot send on the point (Team:point's only_one, on a worker other than 1): its
 -- sender takes nothing and says nothing. `key_field`: the field the key is, when it is one
 -- (then a batch of typed records goes through scatter, below); `fields`: the fields of every
--- record when they are known (a window's results: they cross as columns).
-function Team:sender(id, key, only, mine, timed, silent, key_field, fields)
+-- record when they are known (a window's results: they cross as columns); `one_key`: the key
+-- of every record, when they all have the same (a window_all's: no key to read or hash).
+function Team:sender(id, key, only, mine, timed, silent, key_field, fields, one_key)
   local team, me, n, owners = self, self.me, self.n, self.owners
+  local fixed = one_key ~= nil and owners[group_of(one_key)] or nil
   local recv = { done = false }
   if silent then
     function recv.push(_, _, cnt)
@@ -596,15 +599,15 @@ function Team:sender(id, key, only, mine, timed, silent, key_field, fields)
   local columns = fields and shape(fields)
   local cols, numeric = {}, {}
   if columns then for j = 1, #fields do cols[j] = {} end end
-  local scatter = key_field and not only
-    and scatterer(team, id, key_field, timed, mine, rs[me], ts[me], ws[me], sent)
+  local scatter = (key_field or fixed) and not only
+    and scatterer(team, id, key_field, fixed, timed, mine, rs[me], ts[me], ws[me], sent)
 
   function recv.push(_, b, cnt, t, w, wend)
     if scatter and cnt > 0 and scatter(b, cnt, t, w, wend) then return end
     local remote = false
     for i = 1, cnt do
       local r = b[i]
-      local to = only
+      local to = only or fixed
       if not to then
         local g = group_of(key(r))
         to = g and owners[g] or me

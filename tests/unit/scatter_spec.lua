@@ -107,6 +107,21 @@ describe("sl_scatter_by_key", function()
     assert.are.equal(0, (scatter(keys, 2, 0, true, false)))
   end)
 
+  it("gives every record to owner[0] when there is no key to read (a window_all's)", function()
+    local cnt = #keys
+    local _, addrs = records(keys)
+    local owner = ffi.new("uint8_t[?]", 128, 2)
+    owner[0] = 1
+    local area = ffi.new("uint8_t[?]", cnt * SIZE)
+    local outs = ffi.new("uint8_t *[?]", 3, nil, area, nil)
+    local counts, mine = ffi.new("int32_t[?]", 3), ffi.new("int32_t[?]", cnt)
+    assert.are.equal(0, C.sl_scatter_by_key(addrs, cnt, SIZE, -1, -1, nil, nil, owner, 3, 0,
+      outs, counts, mine))
+    assert.are.same({ 0, cnt, 0 }, { counts[0], counts[1], counts[2] })
+    local d = ffi.cast("double *", area)
+    for i = 1, cnt do assert.are.equal(i, d[(i - 1) * 3 + 1]) end
+  end)
+
   it("takes an empty batch", function()
     local status, got = scatter({}, 3, 1, true)
     assert.are.equal(0, status)
