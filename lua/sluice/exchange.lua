@@ -211,10 +211,14 @@ end
 -- with the records' fields and numeric[j] with whether column j holds only numbers (false
 -- when a record is not a table or a field holds one: the caller sends them as they are; a
 -- typed record in a field goes in its table form); make(cols, k, out) sets out[1..k] to new
--- records, cols[j] being an array or a pointer to doubles, both read from index 1.
-local shapes = {}
+-- records, cols[j] being an array or a pointer to doubles, both read from index 1. Nil for
+-- more than MAX_COLUMNS fields (the functions would have too many locals: they go as tables).
+local shapes, MAX_COLUMNS = {}, 40
 local function shape(fields)
-  local id = table.concat(fields, "\0")
+  if #fields > MAX_COLUMNS then return nil end
+  local parts = {}
+  for j, f in ipairs(fields) do parts[j] = #f .. ":" .. f end
+  local id = table.concat(parts)
   local known = shapes[id]
   if known then return known end
   local names, list, inits = {}, {}, {}

@@ -101,6 +101,11 @@ local pipelines = {
       return r
     end):key_by("k"):window(sl.tumbling "1s")
       :aggregate { n = sl.count(), hi = sl.max "v", first = sl.first "name", last = sl.last "name" } ]],
+  -- more fields than columns are made for: they cross as tables
+  ["tumbling window aggregate of 45 fields"] = [[
+    local aggs = { n = sl.count() }
+    for i = 1, 44 do aggs["s" .. i] = sl.sum "v" end
+    return a:key_by("k"):window(sl.tumbling "1s"):aggregate(aggs) ]],
   ["window_all aggregate"] = [[
     return a:window_all(sl.tumbling "500ms"):aggregate { n = sl.count(), s = sl.sum "v" } ]],
   ["session window"] = [[
