@@ -21,8 +21,14 @@
 
 typedef struct message {
     size_t len;
+    size_t cap;                     /* bytes data has room for */
     char data[];
 } message;
+
+/* Messages a worker has read, kept for the next ones it sends: a block of a few hundred
+ * kilobytes malloc'd by one thread and freed by another is given back to the system and
+ * faulted in again, message after message (a third of the exchange's system time). */
+#define SPARES 8
 
 typedef struct ring {
     _Atomic size_t head;            /* next slot to read (consumer) */
@@ -40,6 +46,7 @@ typedef struct endpoint {
     int next_from;                  /* the ring receive() looks at first */
     int closed;
     message *held;                  /* what receive(true) gave last, freed at the next */
+    message *spares[SPARES];        /* read messages kept for sending (NULL: none) */
 } endpoint;
 
 static struct {
@@ -111,6 +118,59 @@ int sl_exchange_size(void)
 }
 
 /* ---- the endpoint ------------------------------------------------------------------ */
+
+/* A message of len bytes to fill: a spare with room, or a new one (NULL: out of memory). */
+static message *message_for(endpoint *ep, size_t len)
+{
+    message *m;
+    int best = -1;
+
+    for (int i = 0; i < SPARES; i++) {
+        if (ep->spares[i] == NULL)
+            continue;
+        if (ep->spares[i]->cap >= len) {
+            best = i;
+            break;
+        }
+        if (best < 0)
+            best = i;
+    }
+    if (best >= 0) {
+        m = ep->spares[best];
+        ep->spares[best] = NULL;
+        if (m->cap < len) {
+            message *grown = realloc(m, sizeof *m + len);
+
+            if (grown == NULL) {
+                free(m);
+                return NULL;
+            }
+            m = grown;
+            m->cap = len;
+        }
+    } else {
+        m = malloc(sizeof *m + len);
+        if (m == NULL)
+            return NULL;
+        m->cap = len;
+    }
+    m->len = len;
+    return m;
+}
+
+/* Keeps a message read for a later send, or frees it when there are spares enough. */
+static void message_done(endpoint *ep, message *m)
+{
+    if (m == NULL)
+        return;
+    for (int i = 0; i < SPARES; i++) {
+        if (ep->spares[i] == NULL) {
+            ep->spares[i] = m;
+            return;
+        }
+    }
+    free(m);
+}
 
 static endpoint *check_ep(lua_State *L)
 {
@@ -209,10 +269,9 @@ static int ep_send(lua_State *L)
             return 1;
         }
     }
-    m = malloc(sizeof *m + len);
+    m = message_for(ep, len);
     if (m == NULL)
         return luaL_error(L, "exchange: out of memory for a message of %d bytes", (int)len);
-    m->len = len;
     memcpy(m->data, s, len);
     r->slots[tail % SL_RING_SLOTS] = m;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
@@ -229,7 +288,7 @@ static int ep_receive(lua_State *L)
     endpoint *ep = check_ep(L);
     int raw = lua_toboolean(L, 2);
 
-    free(ep->held);
+    message_done(ep, ep->held);
     ep->held = NULL;
 
     for (int k = 0; k < ex.n; k++) {
@@ -258,7 +317,7 @@ static int ep_receive(lua_State *L)
             return 3;
         }
         lua_pushlstring(L, m->data, m->len);
-        free(m);
+        message_done(ep, m);
         return 2;
     }
     lua_pushnil(L);
@@ -319,6 +378,10 @@ static int ep_close(lua_State *L)
     ep->closed = 1;
     free(ep->held);
     ep->held = NULL;
+    for (int i = 0; i < SPARES; i++) {
+        free(ep->spares[i]);
+        ep->spares[i] = NULL;
+    }
     uv_mutex_lock(&ex.locks[ep->me]);
     ex.eps[ep->me] = NULL;
     uv_mutex_unlock(&ex.locks[ep->me]);

@@ -35,7 +35,8 @@ int sl_key_group_num(double x)
 
     if (x == 0)
         x = 0;                      /* -0 and 0 are one key */
-    if (x == floor(x) && fabs(x) < 9.2e18) {
+    /* (whole when it converts to the same integer: floor() would cost a call) */
+    if (fabs(x) < 9.2e18 && (double)(int64_t)x == x) {
         int64_t i = (int64_t)x;
         memcpy(&bits, &i, sizeof bits);
         bits ^= 0x5555555555555555ULL;  /* integers apart from the doubles' bit patterns */

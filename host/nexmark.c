@@ -70,6 +70,8 @@ struct sl_nexmark {
     int split;                          /* sl_nexmark_split was called: */
     uint8_t mine[SL_NEXMARK_CLASSES];   /* the classes of events it makes */
     int64_t floor[SL_NEXMARK_CLASSES];  /* and the first event of each it makes */
+    uint8_t skip[SL_NEXMARK_CLASSES];   /* from a class not its own: events to the next
+                                         * that is (to the next round when none is) */
 };
 
 /* ---- random streams ------------------------------------------------------------------ */
@@ -418,6 +420,9 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev)
             ev->n = n;
             break;
         }
+        /* the other workers' classes come in runs: past this one at once */
+        if (!g->mine[c])
+            g->next = n + g->skip[c];
     }
     ev->date_time = sl_nexmark_time_of(g, ev->n);
     ev->type = sl_nexmark_type_of(ev->n);
@@ -450,6 +455,15 @@ void sl_nexmark_split(sl_nexmark *g, const uint8_t ismine[SL_NEXMARK_CLASSES],
     for (c = 0; c < SL_NEXMARK_CLASSES; c++) {
         g->mine[c] = ismine[c] != 0;
         g->floor[c] = floor ? floor[c] : 0;
+    }
+    for (c = SL_NEXMARK_CLASSES - 1; c >= 0; c--) {
+        int after = c + 1 < SL_NEXMARK_CLASSES ? g->skip[c + 1] : 0;
+
+        /* (a class of its own needs none; the last class's run ends with the round) */
+        if (c + 1 == SL_NEXMARK_CLASSES || g->mine[c + 1])
+            g->skip[c] = 1;
+        else
+            g->skip[c] = (uint8_t)(after + 1);
     }
 }
 

@@ -21,6 +21,7 @@
 
 #include "prims.h"          /* timer heap, window arithmetic, accumulators, sketches */
 #include "nexmark_view.h"   /* a slot of core.nexmark's raw buffer (gen:fill_raw) */
+#include "scatter.h"        /* typed records split among workers by key group */
 
 double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch (time.c) */
 uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */

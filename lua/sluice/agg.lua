@@ -144,6 +144,19 @@ local function value_expr(e, j)
   return "r"
 end
 
+-- The fields of the records make() gives for `entries` (below), each once: what a window's
+-- results hold, so that they can cross between workers as columns (exchange.lua); nil when
+-- a name is not a string.
+function agg.result_fields(entries)
+  local fields, seen = { "key", "window_start", "window_end" }, {}
+  for _, f in ipairs(fields) do seen[f] = true end
+  for _, e in ipairs(entries) do
+    if type(e.name) ~= "string" then return nil end
+    if not seen[e.name] then seen[e.name] = true; fields[#fields + 1] = e.name end
+  end
+  return fields
+end
+
 -- Writes the chunk for `entries` (sorted {name=, agg=} from stream.lua) and loads it.
 -- Returns { fresh() -> slot, update(a, r, t), merge(dst, src), result(a, out),
 -- make(a, key, window_start, window_end) -> a new result record, free(a),

@@ -25,6 +25,7 @@ local ffi = require "ffi"
 local istype = ffi.istype
 local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
+local format = string.format
 
 local exchange = {}
 
@@ -53,10 +54,12 @@ exchange.group_of = group_of
 -- A key reader that never raises: nil where the operator's own would (a nil key, a key
 -- function that fails), so that the record stays on this worker and the operator sends it
 -- to the dead letters as with one worker.
+-- Also returns the key's field, when the key is one (typed records keyed by a field are
+-- split among the workers in C), and the key itself when every record has the same.
 function exchange.key_reader(spec)
   local field, fn = spec.key_field, spec.key_fn
-  if not fn then return function() return true end end      -- window_all: one key
-  if field then return function(r) return r[field] end end
+  if not fn then return function() return true end, nil, true end   -- window_all: one key
+  if field then return function(r) return r[field] end, field end
   return function(r)
     local ok, k = pcall(fn, r)
     if ok then return k end
@@ -96,23 +99,209 @@ local function as_bytes(header, b, k, timed, t, w)
   return packing
 end
 
--- The batch, event times and watermarks of a message as_bytes made, read from `unpacking`
--- past its header m: arrays used again for every message, as a sender's own batches are
--- (what an operator keeps of a batch it copies).
+-- The batch, its length, event times and watermarks of a message as_bytes or a scatter
+-- made, read from `unpacking` past its header m (the rest is the records, then their times
+-- and watermarks, so its length gives their number): arrays used again for every message,
+-- as a sender's own batches are (what an operator keeps of a batch it copies).
 local rx_batch, rx_t, rx_w = {}, {}, {}
 local function from_bytes(m)
   local cross = typed.crossing_named(m.x)
   if not cross then
     error("exchange: records of a typed kind " .. tostring(m.x) .. " this worker does not know", 0)
   end
-  local k = m.n
-  local p = unpacking:ref()
+  local p, len = unpacking:ref()
+  local k = floor(len / (cross.size + (m.timed and 16 or 0)))
   cross.unpack(p, k, m.o, rx_batch)
-  if not m.timed then return rx_batch end
+  if not m.timed then return rx_batch, k end
   local d = ffi.cast(double_ptr, p + k * cross.size)
   local t, w = rx_t, rx_w
   for i = 1, k do t[i], w[i] = d[i - 1], d[k + i - 1] end
-  return rx_batch, t, w
+  return rx_batch, k, t, w
+end
+
+-- A batch of typed records keyed by a number field (or all of one key: `fixed`, the worker
+-- that owns it), split among the workers in one C call (host/scatter.h): the records of
+-- other workers are copied into their messages (the header, then the records' bytes, times
+-- and watermarks: what from_bytes reads), this worker's keep their views. Returns
+-- scatter(b, cnt, t, w, wend) -> true, or false when the batch is not such (records of no
+-- crossing, or of several, or of several origins, a key field C cannot read): then nothing
+-- was sent, and the caller sends it record by record. rs, ts, ws: the arrays of the records
+-- that stay; sent[to]: the watermark worker `to` has.
+local owners_t, bytes_ptrs = ffi.typeof("uint8_t[?]"), ffi.typeof("const uint8_t *[?]")
+local outs_t, ints_t = ffi.typeof("uint8_t *[?]"), ffi.typeof("int32_t[?]")
+local doubles_t = ffi.typeof("double[?]")
+local function scatterer(team, id, key_field, fixed, timed, mine, rs, ts, ws, sent)
+  local me, n = team.me, team.n
+  local owner = owners_t(GROUPS)
+  for g = 0, GROUPS - 1 do owner[g] = (fixed or team.owners[g]) - 1 end
+  local outs, counts = outs_t(n), ints_t(n)
+  local cap, addrs, times, marks, stay = 0, nil, nil, nil, nil
+  local bufs, header = {}, { k = "s", p = id }
+  for to = 1, n do bufs[to] = buffer.new() end
+  return function(b, cnt, t, w, wend)
+    local first = b[1]
+    local cross = typed.crossing(first)
+    if not cross then return false end
+    local key_at = fixed and cross.address and -1 or typed.key_at(cross, key_field)
+    local origin = key_at and cross.origin(first)
+    if origin == nil then return false end
+    if cnt > cap then
+      cap = cnt
+      addrs, times, marks, stay = bytes_ptrs(cap), doubles_t(cap), doubles_t(cap), ints_t(cap)
+    end
+    local ct, address = cross.ct, cross.address
+    for i = 1, cnt do
+      local r = b[i]
+      if not istype(ct, r) then return false end
+      addrs[i - 1] = address(r)
+    end
+    if timed then
+      for i = 1, cnt do times[i - 1], marks[i - 1] = t[i], w[i] end
+    end
+    -- the watermark this batch brings the stream to
+    local top = timed and (wend or w[cnt]) or nil
+    local size = cross.size
+    local per = size + (timed and 16 or 0)
+    header.x, header.o, header.timed = cross.name, origin, timed or nil
+    for to = 1, n do
+      if to ~= me then
+        local buf = bufs[to]
+        header.e = top and top > sent[to] and top or nil
+        buf:reset()
+        buf:encode(header)
+        outs[to - 1] = buf:reserve(cnt * per)
+      end
+    end
+    if C.sl_scatter_by_key(addrs, cnt, size, key_at, cross.origin_at, timed and times or nil,
+      timed and marks or nil, owner, n, me - 1, outs, counts, stay) ~= 0 then
+      return false
+    end
+    for to = 1, n do
+      local k = counts[to - 1]
+      local e = nil
+      if top and top > sent[to] then e = top; sent[to] = top end
+      if to == me then
+        if mine and (k > 0 or e) then
+          for j = 1, k do
+            local i = stay[j - 1] + 1
+            rs[j] = b[i]
+            if timed then ts[j], ws[j] = t[i], w[i] end
+          end
+          mine:push(rs, k, ts, ws, e)
+        end
+      elseif k > 0 or e then
+        local buf = bufs[to]
+        buf:commit(k * per)
+        team:send_data(to, buf)
+      end
+    end
+    return true
+  end
+end
+
+-- ---- records of one shape: columns ---------------------------------------------------
+--
+-- Records that are tables of known fields (a window's aggregate results, agg.lua's make)
+-- cross as columns, one per field: a column of numbers as doubles after the message's
+-- header (as typed records' bytes are), any other as an array in the header; then, with
+-- event time, the records' times and watermarks as doubles. The serializer then writes no
+-- table per record with its keys (about 1000 instructions each way for a window result),
+-- and the receiver makes each record with one table constructor.
+-- What is known per field list, made once: get(rs, k, cols, numeric) fills cols[j][1..k]
+-- with the records' fields and numeric[j] with whether column j holds only numbers (false
+-- when a record is not a table or a field holds one: the caller sends them as they are; a
+-- typed record in a field goes in its table form); make(cols, k, out) sets out[1..k] to new
+-- records, cols[j] being an array or a pointer to doubles, both read from index 1. Nil for
+-- more than MAX_COLUMNS fields (the functions would have too many locals: they go as tables).
+local shapes, MAX_COLUMNS = {}, 40
+local function shape(fields)
+  if #fields > MAX_COLUMNS then return nil end
+  local parts = {}
+  for j, f in ipairs(fields) do parts[j] = #f .. ":" .. f end
+  local id = table.concat(parts)
+  local known = shapes[id]
+  if known then return known end
+  local names, list, inits = {}, {}, {}
+  for j, f in ipairs(fields) do
+    names[j], list[j] = format("c%d", j), format("cols[%d]", j)
+    inits[j] = format("[%q] = c%d[i]", f, j)
+  end
+  local locals = format("  local %s = %s\n", table.concat(names, ", "), table.concat(list, ", "))
+  local get = { "local type, plain = ...\nreturn function(rs, k, cols, numeric)\n", locals }
+  for j = 1, #fields do get[#get + 1] = format("  local n%d = true\n", j) end
+  get[#get + 1] = "  for i = 1, k do\n    local r = rs[i]\n" ..
+    "    if type(r) ~= 'table' then return false end\n"
+  for j, f in ipairs(fields) do
+    get[#get + 1] = format("    local v%d = r[%q]\n    local t%d = type(v%d)\n" ..
+      "    if t%d ~= 'number' then\n      n%d = false\n" ..
+      "      if t%d == 'table' then return false end\n" ..
+      "      if t%d == 'cdata' then v%d = plain(v%d) end\n    end\n    c%d[i] = v%d\n",
+      j, f, j, j, j, j, j, j, j, j, j, j)
+  end
+  get[#get + 1] = "  end\n"
+  for j = 1, #fields do get[#get + 1] = format("  numeric[%d] = n%d\n", j, j) end
+  get[#get + 1] = "  return true\nend\n"
+  local make = "return function(cols, k, out)\n" .. locals .. "  for i = 1, k do out[i] = { " ..
+    table.concat(inits, ", ") .. " } end\nend\n"
+  known = { get = assert(load(table.concat(get), "=exchange columns"))(type, typed.plain),
+    make = assert(load(make, "=exchange columns"))(), fields = fields }
+  shapes[id] = known
+  return known
+end
+
+-- The message of records rs[1..k] of shape `columns` in columns (cols, numeric: the
+-- sender's, used again), with times ts and watermarks ws when `timed`; header m gets what
+-- the receiver needs. A string.buffer (valid until the next call), or nil when the records
+-- do not fit the shape.
+local column_packing = buffer.new()
+local function as_columns(m, columns, rs, k, cols, numeric, timed, ts, ws)
+  if not columns.get(rs, k, cols, numeric) then return nil end
+  local arrays, doubles = {}, timed and 2 or 0
+  for j = 1, #cols do
+    if numeric[j] then doubles = doubles + 1; arrays[j] = false
+    else
+      -- the array goes whole: what a longer batch left goes first
+      local c = cols[j]
+      for i = k + 1, cols.filled or 0 do c[i] = nil end
+      arrays[j] = c
+    end
+  end
+  if k > (cols.filled or 0) then cols.filled = k end
+  m.k, m.f, m.c, m.timed, m.tw = "w", columns.fields, arrays, nil, timed or nil
+  column_packing:reset()
+  column_packing:encode(m)
+  local bytes = 8 * k * doubles
+  local d = ffi.cast(double_ptr, column_packing:reserve(bytes))
+  local o = -1
+  for j = 1, #cols do
+    if numeric[j] then
+      local c = cols[j]
+      for i = 1, k do d[o + i] = c[i] end
+      o = o + k
+    end
+  end
+  if timed then
+    for i = 1, k do d[o + i], d[o + k + i] = ts[i], ws[i] end
+  end
+  column_packing:commit(bytes)
+  return column_packing
+end
+
+-- The records of a columns message m (as_columns'), new tables, with their times and
+-- watermarks (arrays used again for every message) when it has event time.
+local rx_ct, rx_cw = {}, {}
+local function from_columns(m)
+  local k = m.n
+  local d = ffi.cast(double_ptr, (unpacking:ref())) - 1
+  local srcs, rows = {}, {}
+  for j, c in ipairs(m.c) do
+    if c then srcs[j] = c else srcs[j] = d; d = d + k end
+  end
+  shape(m.f).make(srcs, k, rows)
+  if not m.tw then return rows end
+  local t, w = rx_ct, rx_cw
+  for i = 1, k do t[i], w[i] = d[i], d[k + i] end
+  return rows, t, w
 end
 
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
@@ -224,9 +413,12 @@ function Team:wake()
       local input = point.input(from)
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      elseif kind == "w" then
+        local rows, t, w = from_columns(m)
+        input:push(rows, m.n, t, w, m.e)
       elseif kind == "s" then
-        local batch, t, w = from_bytes(m)
-        input:push(batch, m.n, t, w, m.e)
+        local batch, k, t, w = from_bytes(m)
+        input:push(batch, k, t, w, m.e)
       elseif kind == "e" then
         input:finish()
       elseif kind == "i" then
@@ -402,8 +594,13 @@ end
 -- sender takes nothing and says nothing. `everywhere`: the point is on every worker though
 -- only `only` gets records (a take() gathered on worker 1), so watermarks and the end of
 -- input go to every worker. Its `done` is set when the point's worker says it takes no more.
-function Team:sender(id, key, only, mine, timed, silent, everywhere)
+-- `key_field`: the field the key is, when it is one (then a batch of typed records goes
+-- through scatter, below); `fields`: the fields of every record when they are known (a
+-- window's results: they cross as columns); `one_key`: the key of every record, when they all
+-- have the same (a window_all's: no key to read or hash).
+function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, fields, one_key)
   local team, me, n, owners = self, self.me, self.n, self.owners
+  local fixed = one_key ~= nil and owners[group_of(one_key)] or nil
   local recv = { done = false }
   self.senders[id] = recv
   if silent then
@@ -424,11 +621,18 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere)
     rs[w], ts[w], ws[w], counts[w], sent[w], filled[w] = {}, {}, {}, 0, -huge, 0
   end
 
+  local columns = fields and shape(fields)
+  local cols, numeric = {}, {}
+  if columns then for j = 1, #fields do cols[j] = {} end end
+  local scatter = (key_field or fixed) and not only
+    and scatterer(team, id, key_field, fixed, timed, mine, rs[me], ts[me], ws[me], sent)
+
   function recv.push(_, b, cnt, t, w, wend)
+    if scatter and cnt > 0 and scatter(b, cnt, t, w, wend) then return end
     local remote = false
     for i = 1, cnt do
       local r = b[i]
-      local to = only
+      local to = only or fixed
       if not to then
         local g = group_of(key(r))
         to = g and owners[g] or me
@@ -455,6 +659,9 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere)
           -- rest as plain values
           local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
           local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
+          if not s and columns and remote and k > 0 then
+            s = as_columns(m, columns, rs[to], k, cols, numeric, timed, ts[to], ws[to])
+          end
           if not s then
             -- as plain values: the arrays go whole, so what a longer batch left goes first
             local rr, rt, rw = rs[to], ts[to], ws[to]

@@ -93,6 +93,11 @@ typedef struct sl_nexmark_event_view {
 enum { SL_KEY_GROUPS = 128 };
 int sl_key_group_str(const char *s, size_t len);
 int sl_key_group_num(double x);
+
+/* host/scatter.h: typed records split among workers by key group */
+int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, int origin_at,
+                      const double *t, const double *w, const uint8_t *owner, int nworkers,
+                      int me, uint8_t *const *out, int32_t *count, int32_t *mine);
 ]]
 
 local C = ffi.C

@@ -164,7 +164,7 @@ end
 
 -- generator number -> its cache of pooled strings, for as long as the generator lives
 local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
-local double_ptr = ffi.typeof("double *")
+local double_ptr, bytes_ptr = ffi.typeof("double *"), ffi.typeof("uint8_t *")
 local event_ct, bid_ct = ffi.typeof("sl_nexmark_event_view"), ffi.typeof("sl_nexmark_bid_view")
 local auction_ct = ffi.typeof("sl_nexmark_auction_view")
 local person_ct = ffi.typeof("sl_nexmark_person_view")
@@ -251,16 +251,23 @@ local seeds = {}                -- cache number -> the seed of its generator
 local receivers = {}            -- seed -> this worker's receiving buffer (held here)
 local SLOT = 12 * 8             -- bytes of one event
 
--- (apart from receiver, which compiles only without a closure in it)
-local function new_receiver(seed, n)
-  local cap = max(n, 1024)
+-- A receiving buffer for at least n events: the seed's first, or one that outgrows
+-- `old` (at least twice its size, so that batches of varying sizes settle on one soon),
+-- keeping its generator and its cache of strings, whose making is what costs (a pool of
+-- strings, tens of millions of instructions). (Apart from receiver, which compiles only
+-- without a closure in it.)
+local function new_receiver(seed, n, old)
+  local cap = max(n, 4096, old and old.cap * 2 or 0)
   local num = ffi.new("double[?]", cap * 12)
-  local g = core.nexmark { seed = seed, events = 1 }
-  local cache = setmetatable({}, { __index = function(t, k)
-    local s = g:pool_string(k)
-    t[k] = s
-    return s
-  end })
+  local g, cache = old and old.g, old and old.cache
+  if not g then
+    g = core.nexmark { seed = seed, events = 1 }
+    cache = setmetatable({}, { __index = function(t, k)
+      local s = g:pool_string(k)
+      t[k] = s
+      return s
+    end })
+  end
   ncaches = ncaches + 1
   caches[ncaches] = cache
   local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
@@ -273,13 +280,16 @@ end
 local function receiver(seed, n)
   local r = receivers[seed]
   if r and r.cap >= n then return r end
-  return new_receiver(seed, n)
+  return new_receiver(seed, n, r)
 end
 
 local function crossing(kind, back, ptr)
   local cross = { name = "nexmark." .. kind }
   function cross.origin(v) return seeds[(ffi.cast(double_ptr, v) - back)[11]] end
   cross.size = SLOT
+  -- (the number of the cache, at slot 11, decides the seed)
+  cross.view_at, cross.origin_at = back * 8, 11 * 8
+  function cross.address(v) return ffi.cast(bytes_ptr, ffi.cast(double_ptr, v) - back) end
   function cross.pack(v, dst) ffi.copy(dst, ffi.cast(double_ptr, v) - back, SLOT) end
   function cross.unpack(bytes, n, seed, batch)
     local r = receiver(seed, n)

@@ -17,6 +17,7 @@ local stage = require "sluice.stage"
 local operator = require "sluice.operator"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
+local agg = require "sluice.agg"
 local keyed = require "sluice.keyed"
 local guard = require "sluice.guard"
 
@@ -201,14 +202,19 @@ function runtime.build(set, dl, open_sink, team)
     -- on several workers: the sending side of the exchange point on the edge to c
     local function sender_of(c, up)
       local node, i = c.node, c.index
-      local key, only = nil, nil
+      local key, only, field, one_key = nil, nil, nil, nil
       if node.kind == "sink" or gathered(node) then only = 1
-      elseif node.kind == "join" then key = exchange.key_reader(i == 1 and node.left or node.right)
+      elseif node.kind == "join" then
+        key, field, one_key = exchange.key_reader(i == 1 and node.left or node.right)
       elseif node.kind == "lookup" then
-        key = exchange.key_reader(i == 1 and node or node.table_key)
-      else key = exchange.key_reader(node) end
+        key, field, one_key = exchange.key_reader(i == 1 and node or node.table_key)
+      else key, field, one_key = exchange.key_reader(node) end
+      -- a window's aggregate results (port 1) are agg.lua's records: their fields are known
+      local fields = c.port == 1 and up.kind == "window" and up.computes == "aggregate"
+        and agg.result_fields(up.aggregates) or nil
       return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
-        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), gathered(node))
+        plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), gathered(node), field, fields,
+        one_key)
     end
     local function receivers_of(node, port)
       local list = {}

@@ -8,7 +8,7 @@
 -- view types with register(ctype, to_table).
 local ffi = require "ffi"
 
-local type, istype = type, ffi.istype
+local type, istype, pcall = type, ffi.istype, pcall
 
 local typed = {}
 
@@ -26,6 +26,12 @@ local kinds, nkinds = {}, 0     -- { ctype, to_table } of every registered view 
 --                              sets batch[1..n] to views of the n records at bytes (a
 --                              pointer), valid until the next unpack (as a source's views
 --                              are per batch)
+-- and, so that a batch keyed by a field is split among the workers in C (exchange.lua,
+-- host/scatter.h), optional:
+--   cross.address(v) -> p      a uint8_t pointer to the cross.size bytes of v
+--   cross.view_at              the byte of those at which a view of ct starts
+--   cross.origin_at            the byte of a double that is the same in the records of one
+--                              origin number (see key_at)
 local crossings = {}
 function typed.register(ct, to_table, cross)
   nkinds = nkinds + 1
@@ -49,6 +55,33 @@ end
 
 -- The crossing registered under `name`.
 function typed.crossing_named(name) return crossings[name] end
+
+-- The byte, in the bytes of a record of crossing `cross`, of its field `field` when that is
+-- a double a view reads as it is (what C may read as the record's key), else nil (no such
+-- field, a field of another type, a field a metamethod reads): a field written and read
+-- back through a view, and as a double at its offset, gives the same number.
+local double_ptr = ffi.typeof("double *")
+function typed.key_at(cross, field)
+  if not cross.address or type(field) ~= "string" then return nil end
+  local known = cross.key_ats
+  if not known then known = {}; cross.key_ats = known end
+  local at = known[field]
+  if at == nil then
+    at = false
+    local ok, off = pcall(ffi.offsetof, cross.ct, field)
+    if ok and off then
+      local probe = ffi.new(cross.ct)
+      local wrote = pcall(function() probe[field] = 0.5 end)
+      local read_ok, v = pcall(function() return probe[field] end)
+      local bytes = ffi.cast("uint8_t *", probe) + off
+      if wrote and read_ok and v == 0.5 and ffi.cast(double_ptr, bytes)[0] == 0.5 then
+        at = cross.view_at + off
+      end
+    end
+    known[field] = at
+  end
+  return at or nil
+end
 
 -- v itself, or, when v is a registered typed record, its table form.
 local function plain(v)
