@@ -39,23 +39,14 @@ local function want_address(m, opts, field)
   return a
 end
 
-local function want_bytes(m, opts, field, default)
-  local v = opts[field]
-  if v == nil then return default end
-  if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
-    fail(format("%s: %s must be a whole number of bytes >= 1, got %s", m, field, tostring(v)))
-    return default
-  end
-  return v
-end
 
 -- forward{listen="host:port", max_entry}: one record {tag, time, record} per event.
 function forward.source_spec(opts)
   local m = "source.forward()"
   opts = report.want_options(m, opts, false, { "listen", "max_entry" })
   local listen = want_address(m, opts, "listen")
-  return { type = "forward", listen = listen, max_entry = want_bytes(m, opts, "max_entry",
-    MAX_ENTRY), label = "source.forward " .. listen }
+  return { type = "forward", listen = listen, max_entry = report.want_whole(m, opts, "max_entry",
+    MAX_ENTRY, "bytes"), label = "source.forward " .. listen }
 end
 
 -- forward{connect="host:port", tag, high, ack_timeout}: tag is that of records that are
@@ -80,7 +71,7 @@ function forward.sink_spec(opts)
     end
   end
   return { type = "forward", connect = connect, tag = tag,
-    high = want_bytes(m, opts, "high", HIGH), ack_timeout = ack_ms,
+    high = report.want_whole(m, opts, "high", HIGH, "bytes"), ack_timeout = ack_ms,
     label = "sink.forward " .. connect }
 end
 

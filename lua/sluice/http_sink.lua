@@ -46,15 +46,6 @@ local function want_ms(m, opts, field, default)
   return ms
 end
 
-local function want_count(m, opts, field, default, what)
-  local v = opts[field]
-  if v == nil then return default end
-  if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
-    fail(format("%s: %s must be a whole number of %s >= 1, got %s", m, field, what, tostring(v)))
-    return default
-  end
-  return v
-end
 
 -- The request headers as "Name: value" lines: Content-Type from the format unless the
 -- user's headers name one, and no "Expect: 100-continue" round trip.
@@ -115,13 +106,13 @@ function http_sink.sink_spec(opts)
     high = nil
   end
   return { type = "http", url = url, method = method:upper(), format = f,
-    batch = want_count(m, opts, "batch", 500, "records"),
+    batch = report.want_whole(m, opts, "batch", 500, "records"),
     every = want_ms(m, opts, "every", 1000),
     headers = header_lines(m, opts.headers, f),
     cacert = type(opts.cacert) == "string" and opts.cacert or nil,
     insecure = opts.insecure == true,
     timeout = want_ms(m, opts, "timeout", 30000),
-    parallel = want_count(m, opts, "parallel", 1, "requests"),
+    parallel = report.want_whole(m, opts, "parallel", 1, "requests"),
     high = high or 4 * 1024 * 1024,
     label = "sink.http " .. url }
 end

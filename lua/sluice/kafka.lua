@@ -18,7 +18,7 @@ local flow = require "sluice.flow"
 
 local core = host.core
 local type, format, tostring, pairs, ipairs = type, string.format, tostring, pairs, ipairs
-local fail = report.fail
+local fail, want_string = report.fail, report.want_string
 
 local kafka = {}
 
@@ -32,15 +32,6 @@ local FLUSH_MS = 30000          -- how long the end of a job waits for deliverie
 
 -- ---- declarations ------------------------------------------------------------------------
 
-local function want_string(m, opts, field, default)
-  local v = opts[field]
-  if v == nil then return default end
-  if type(v) ~= "string" or v == "" then
-    fail(format("%s: %s must be a non-empty string, got %s", m, field, tostring(v)))
-    return default
-  end
-  return v
-end
 
 -- options={...}: librdkafka properties passed through (security, SASL, timeouts).
 local function want_properties(m, opts)

@@ -19,7 +19,7 @@ local flow = require "sluice.flow"
 
 local core = host.core
 local type, format, tostring, tonumber, ipairs = type, string.format, tostring, tonumber, ipairs
-local fail = report.fail
+local fail, want_string = report.fail, report.want_string
 
 local redis = {}
 
@@ -65,15 +65,6 @@ local function want_url(m, opts)
   return u
 end
 
-local function want_string(m, opts, field, default)
-  local v = opts[field]
-  if v == nil then return default end
-  if type(v) ~= "string" or v == "" then
-    fail(format("%s: %s must be a non-empty string, got %s", m, field, tostring(v)))
-    return default
-  end
-  return v
-end
 
 -- redis{url, stream, group, consumer, format, field, meta, start}: one record per stream
 -- entry. Returns the source's spec.

@@ -143,6 +143,29 @@ function report.want_options(m, opts, optional, names)
   return opts
 end
 
+-- opts[field]: a non-empty string, or `default` when absent (a mistake otherwise).
+function report.want_string(m, opts, field, default)
+  local v = opts[field]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then
+    report.fail(format("%s: %s must be a non-empty string, got %s", m, field, tostring(v)))
+    return default
+  end
+  return v
+end
+
+-- opts[field]: a whole number >= 1 of `what` ("bytes", "records"), or `default` when absent.
+function report.want_whole(m, opts, field, default, what)
+  local v = opts[field]
+  if v == nil then return default end
+  if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
+    report.fail(format("%s: %s must be a whole number of %s >= 1, got %s", m, field, what,
+      tostring(v)))
+    return default
+  end
+  return v
+end
+
 -- Checks opts.format (default "lines") against `known` (a set); `names` lists them.
 function report.want_format(m, opts, known, names)
   local f = opts.format or "lines"
