@@ -99,6 +99,35 @@ static int event_ms(const msgpack_object *t, double *ms, char *err)
 
 /* Appends {tag=, time=, record=} of one event to the batch at bi, at n + 1. Returns 0, or
  * -1 with why in err (stack unchanged either way). */
+/* How deep o's containers nest (a scalar: 0), counting no further than limit + 1. */
+static int depth_of(const msgpack_object *o, int limit)
+{
+    int deepest = 0;
+
+    if (limit < 0)
+        return 1;
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < o->via.array.size && deepest <= limit; i++) {
+            int d = depth_of(&o->via.array.ptr[i], limit - 1);
+            if (d > deepest)
+                deepest = d;
+        }
+        return deepest + 1;
+    }
+    if (o->type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < o->via.map.size && deepest <= limit; i++) {
+            int dk = depth_of(&o->via.map.ptr[i].key, limit - 1);
+            int dv = depth_of(&o->via.map.ptr[i].val, limit - 1);
+            if (dk > deepest)
+                deepest = dk;
+            if (dv > deepest)
+                deepest = dv;
+        }
+        return deepest + 1;
+    }
+    return 0;
+}
+
 static int push_event(lua_State *L, int bi, int n, const msgpack_object *tag,
                       const msgpack_object *time, const msgpack_object *rec, char *err)
 {
@@ -114,6 +143,13 @@ static int push_event(lua_State *L, int bi, int n, const msgpack_object *tag,
         return -1;
     if (rec->type != MSGPACK_OBJECT_MAP) {
         snprintf(err, SL_FORWARD_ERRLEN, "record is %s, not a map", type_name(rec));
+        return -1;
+    }
+    /* PackedForward and Message entries hold records up to 31 deep; what is taken must
+     * also go on in Forward mode, which wraps a record 3 deep */
+    if (depth_of(rec, SL_FORWARD_RECORD_DEPTH) > SL_FORWARD_RECORD_DEPTH) {
+        snprintf(err, SL_FORWARD_ERRLEN, "record nested deeper than %d levels",
+                 SL_FORWARD_RECORD_DEPTH);
         return -1;
     }
     if (!lua_checkstack(L, 8)) {

@@ -20,6 +20,9 @@
 #define SL_FORWARD_CHUNK_MAX   128          /* longest option.chunk taken (Fluent Bit: 24) */
 #define SL_FORWARD_INFLATE_MAX (64u << 20)  /* most bytes a compressed entry inflates to */
 #define SL_FORWARD_ERRLEN      256
+#define SL_FORWARD_RECORD_DEPTH 29          /* deepest record taken: one that can be sent on
+                                               in Forward mode ([tag, [[time, record]], option])
+                                               within msgpack's 32 levels */
 
 #define SL_FORWARD_OK       0   /* an entry decoded; its bytes and chunk in the entry */
 #define SL_FORWARD_MORE     1   /* the entry is not complete yet */
