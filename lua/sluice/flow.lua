@@ -7,7 +7,10 @@
 -- paused (readers stop reading, listeners stop accepting, so TCP peers feel the kernel's
 -- window close) and resumes when the last one unblocks. Pausing every source, not only the
 -- ones upstream of the slow sink, keeps it simple; a job is usually one pipeline.
+local host = require "sluice.host"
+
 local pairs, next = pairs, next
+local max, min = math.max, math.min
 
 local flow = {}
 
@@ -49,6 +52,39 @@ end
 function flow.unblock(sink)
   blocked[sink] = nil
   if next(blocked) == nil then set_paused(false) end
+end
+
+-- The end of a job for a sink that delivers from the loop (its settle(ms, done)): done()
+-- once o.pending() is false, or once o.progress() (a count of what it delivered) has not
+-- moved for o.ms (--drain-timeout); then o.stalled(why) first says why it stopped waiting
+-- (o.quiet, or "the drain gave up" for ms <= 0). Returns the timer watching it, which the
+-- sink's close() closes if the job ends first, or nil when done at once.
+function flow.settle(o)
+  if not o.pending() then return o.done() end
+  local ms = o.ms
+  if ms <= 0 then
+    o.stalled("the drain gave up")
+    return o.done()
+  end
+  local step = max(10, min(200, ms / 10))
+  local last, quiet = o.progress(), 0
+  local timer
+  timer = host.core.timer(function()
+    if o.pending() then
+      local now = o.progress()
+      if now ~= last then
+        last, quiet = now, 0
+        return
+      end
+      quiet = quiet + step
+      if quiet < ms then return end
+      o.stalled(o.quiet)
+    end
+    timer:close()
+    o.done()
+  end)
+  timer:start(step, step)
+  return timer
 end
 
 return flow

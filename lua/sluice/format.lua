@@ -47,6 +47,13 @@ end
 
 -- ---- durations and sizes -------------------------------------------------------------
 
+-- A limit in ms as an option takes it: "10s" when a whole number of seconds, else "250ms"
+-- (what a message names a --drain-timeout or a timeout by).
+function format.limit_ms(ms)
+  if ms >= 1000 and ms % 1000 == 0 then return sformat("%ds", ms / 1000) end
+  return sformat("%dms", ms)
+end
+
 -- A duration in ms as people write it: "350ms", "1.2s", "42s", "2m05s", "3h07m", "12d04h";
 -- negative ones with a "-". nil for nil, NaN or an infinity.
 function format.duration(ms)

@@ -39,7 +39,6 @@ local function want_address(m, opts, field)
   return a
 end
 
-
 -- forward{listen="host:port", max_entry}: one record {tag, time, record} per event.
 function forward.source_spec(opts)
   local m = "source.forward()"
@@ -272,29 +271,11 @@ function forward.open_sink(spec, ctx)
   -- The end of the job: waits in the loop until every chunk is acked, giving up once no
   -- ack has come for ms (--drain-timeout); close() then reports what was not acked.
   function handle.settle(ms, done)
-    if unacked_chunks == 0 then return done() end
-    if ms <= 0 then
-      stalled = "the drain gave up"
-      return done()
-    end
-    local every = math.max(10, math.min(200, ms / 10))
-    local seen, quiet = acked_records, 0
-    settling = core.timer(function()
-      if unacked_chunks > 0 then
-        if acked_records == seen then
-          quiet = quiet + every
-          if quiet < ms then return end
-          stalled = format("no ack came for %dms (--drain-timeout)", ms)
-        else
-          seen, quiet = acked_records, 0
-          return
-        end
-      end
-      settling:close()
-      settling = nil
-      done()
-    end)
-    settling:start(every, every)
+    settling = flow.settle { ms = ms, pending = function() return unacked_chunks > 0 end,
+      progress = function() return acked_records end,
+      quiet = format("no ack came for %dms (--drain-timeout)", ms),
+      stalled = function(why) stalled = why end,
+      done = function() settling = nil; done() end }
   end
 
   function handle.close()

@@ -11,6 +11,7 @@
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local limit_ms = require("sluice.format").limit_ms
 local duration = require "sluice.duration"
 
 local core = host.core
@@ -45,7 +46,6 @@ local function want_ms(m, opts, field, default)
   end
   return ms
 end
-
 
 -- The request headers as "Name: value" lines: Content-Type from the format unless the
 -- user's headers name one, and no "Expect: 100-continue" round trip.
@@ -120,11 +120,6 @@ end
 -- ---- the sink at run time ------------------------------------------------------------------
 
 -- "10s", "250ms": a time for people.
-local function ms_text(ms)
-  if ms >= 1000 and ms % 1000 == 0 then return format("%ds", ms / 1000) end
-  return format("%dms", ms)
-end
-
 local function plural(n, one, many) return n == 1 and one or many end
 
 -- Opens the sink of `spec` (ctx as sink.open's: bad_output(record, reason) dead-letters).
@@ -275,28 +270,11 @@ function http_sink.open_sink(spec, ctx)
   -- empty or nothing was delivered for ms (--drain-timeout); close() reports the rest.
   function handle.settle(ms, done)
     cut()
-    if #queue == 0 then return done() end
-    if ms <= 0 then
-      stalled = "the drain gave up"
-      return done()
-    end
-    local step = math.max(10, math.min(200, ms / 10))
-    local last, quiet = delivered, 0
-    settling = core.timer(function()
-      if #queue > 0 then
-        if delivered ~= last then
-          last, quiet = delivered, 0
-          return
-        end
-        quiet = quiet + step
-        if quiet < ms then return end
-        stalled = format("nothing was delivered for %s (--drain-timeout)", ms_text(ms))
-      end
-      settling:close()
-      settling = nil
-      done()
-    end)
-    settling:start(step, step)
+    settling = flow.settle { ms = ms, pending = function() return #queue > 0 end,
+      progress = function() return delivered end,
+      quiet = format("nothing was delivered for %s (--drain-timeout)", limit_ms(ms)),
+      stalled = function(why) stalled = why end,
+      done = function() settling = nil; done() end }
   end
 
   -- A checkpoint's barrier: every batch taken before it is delivered (or dead-lettered)
@@ -312,7 +290,7 @@ function http_sink.open_sink(spec, ctx)
       local left = deadline - host.clock()
       if left <= 0 then
         error(format("%s: %d %s not delivered within %s", label, #queue,
-          plural(#queue, "batch", "batches"), ms_text(BARRIER_MS)), 0)
+          plural(#queue, "batch", "batches"), limit_ms(BARRIER_MS)), 0)
       end
       pump()
       client:wait(left * 1000)

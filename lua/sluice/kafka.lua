@@ -32,7 +32,6 @@ local FLUSH_MS = 30000          -- how long the end of a job waits for deliverie
 
 -- ---- declarations ------------------------------------------------------------------------
 
-
 -- options={...}: librdkafka properties passed through (security, SASL, timeouts).
 local function want_properties(m, opts)
   local o = opts.options

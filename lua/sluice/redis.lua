@@ -65,7 +65,6 @@ local function want_url(m, opts)
   return u
 end
 
-
 -- redis{url, stream, group, consumer, format, field, meta, start}: one record per stream
 -- entry. Returns the source's spec.
 function redis.source_spec(opts)

@@ -278,11 +278,6 @@ end
 open.file = open.stdout
 
 -- "10s", "250ms": a drain timeout for people.
-local function ms_text(ms)
-  if ms >= 1000 and ms % 1000 == 0 then return format("%ds", ms / 1000) end
-  return format("%dms", ms)
-end
-
 -- The TCP sink also settles at the end (runtime.lua's Job:finish): handle.settle(ms, done)
 -- waits in the loop, the job's other handles served, until its queue is written, giving
 -- up only once the peer has taken nothing for ms; then close() reports the records it
@@ -318,28 +313,11 @@ function open.tcp(spec, ctx)
   end
   handle.settle = function(ms, done)
     w:flush()
-    if w:pending() == 0 then return done() end
-    if ms <= 0 then
-      stalled = "the drain gave up"
-      return done()
-    end
-    local step = math.max(10, math.min(200, ms / 10))
-    local last, quiet = handle.delivered(), 0
-    settling = core.timer(function()
-      local now = handle.delivered()
-      if w:pending() > 0 and now == last then
-        quiet = quiet + step
-        if quiet < ms then return end
-        stalled = format("it took nothing for %s (--drain-timeout)", ms_text(ms))
-      elseif w:pending() > 0 then
-        last, quiet = now, 0
-        return
-      end
-      settling:close()
-      settling = nil
-      done()
-    end)
-    settling:start(step, step)
+    settling = flow.settle { ms = ms, pending = function() return w:pending() > 0 end,
+      progress = handle.delivered,
+      quiet = format("it took nothing for %s (--drain-timeout)", text.limit_ms(ms)),
+      stalled = function(why) stalled = why end,
+      done = function() settling = nil; done() end }
   end
   handle.close = function()
     if closed then return end
