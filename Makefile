@@ -68,7 +68,8 @@ build/asan/%.o: host/%.c
 asan: sluice-asan
 
 # C unit tests of the codecs and framing, and of the primitives, built with the sanitizers.
-CODEC_OBJ := $(patsubst host/%.c,build/asan/%.o,host/buf.c host/framing.c $(wildcard host/codec_*.c))
+CODEC_OBJ := $(patsubst host/%.c,build/asan/%.o,host/buf.c host/framing.c $(wildcard host/codec_*.c) \
+             host/schema.c $(wildcard host/typed_*.c))
 PRIMS_OBJ := $(patsubst host/%.c,build/asan/%.o,host/timeq.c host/window.c host/agg.c host/sketch_hll.c host/sketch_quantile.c)
 
 build/codec_test: tests/c/codec_test.c $(CODEC_OBJ)
