@@ -138,38 +138,39 @@ typedef struct json_number {
 } json_number;
 
 /* The digits at p (not past end) appended to *mant (wrapping, as digit by digit would)
- * and counted in *ndig; returns the first byte that is not a digit. Eight at a time while
- * there are eight (a timestamp in milliseconds is 13), then four: a word is all digits
- * when each byte's high half is 3 and adding 6 does not carry past 9, and its value is
- * multiplications that add neighbours pairwise (1 and 10, then 1 and 100, then 1 and
- * 10^4). */
+ * and counted in *ndig; returns the first byte that is not a digit. Eight bytes at a time
+ * while eight are left: a byte is a digit when its high half is 3 and adding 6 does not
+ * carry past 9, so the lowest byte that is not tells how many digits lead (k); those,
+ * less '0' and shifted up so that zeros lead them, are summed by multiplications that
+ * add neighbours pairwise (1 and 10, then 1 and 100, then 1 and 10^4). */
 static inline const char *json_digits(const char *p, const char *end, uint64_t *mant, int *ndig)
 {
+    static const uint64_t pow10_k[9] = { 1, 10, 100, 1000, 10000, 100000, 1000000,
+                                         10000000, 100000000 };
+    const uint64_t highs = UINT64_C(0xF0F0F0F0F0F0F0F0), threes = UINT64_C(0x3030303030303030);
     uint64_t m = *mant;
     int n = *ndig;
     while (end - p >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        if (((w & UINT64_C(0xF0F0F0F0F0F0F0F0))
-             | (((w + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4))
-            != UINT64_C(0x3333333333333333))
+        uint64_t bad = ((w & highs) ^ threes)
+                       | (((w + UINT64_C(0x0606060606060606)) & highs) ^ threes);
+        int k = bad ? __builtin_ctzll(bad) >> 3 : 8;
+        if (k == 0)
             break;
+        w -= threes;                /* no borrow reaches the k digits, all >= '0' */
+        if (k < 8)
+            w <<= 8 * (8 - k);
         w = ((w & UINT64_C(0x0F0F0F0F0F0F0F0F)) * 2561) >> 8;
         w = ((w & UINT64_C(0x00FF00FF00FF00FF)) * 6553601) >> 16;
         w = ((w & UINT64_C(0x0000FFFF0000FFFF)) * UINT64_C(42949672960001)) >> 32;
-        m = m * 100000000 + (w & 0xFFFFFFFF);
-        n += 8;
-        p += 8;
-    }
-    if (end - p >= 4) {         /* four more, the same way */
-        uint32_t w;
-        memcpy(&w, p, 4);
-        if (((w & 0xF0F0F0F0u) | (((w + 0x06060606u) & 0xF0F0F0F0u) >> 4)) == 0x33333333u) {
-            w = ((w & 0x0F0F0F0Fu) * 2561) >> 8;
-            w = ((w & 0x00FF00FFu) * 6553601) >> 16;
-            m = m * 10000 + (w & 0xFFFF);
-            n += 4;
-            p += 4;
+        m = m * pow10_k[k] + (w & 0xFFFFFFFF);
+        n += k;
+        p += k;
+        if (k < 8) {
+            *mant = m;
+            *ndig = n;
+            return p;
         }
     }
     const char *from = p;
@@ -179,9 +180,8 @@ static inline const char *json_digits(const char *p, const char *end, uint64_t *
             break;
         m = m * 10 + digit;
     }
-    n += (int)(p - from);
     *mant = m;
-    *ndig = n;
+    *ndig = n + (int)(p - from);
     return p;
 }
 
