@@ -2,13 +2,13 @@
  * record's slots in one pass over a line, sl_typed_json_encode writes one back.
  *
  * The decoder knows the schema's field names: each key is looked up (sl_schema_find,
- * after a guess from the record before) and
- * a field's value goes straight into its slot, strings as pointers into the line unless
- * they hold escapes (then unescaped into the arena); every other value is skipped but
- * checked, so a line is BAD here exactly when sl_json_decode would call it malformed, with
- * the same message, or when a field has a value of the wrong type. Numbers, escapes and
- * string escaping are codec_json.c's own rules (codec_shared.h), so both paths give the
- * same values and bytes for the same input. */
+ * after a guess from the record before) and a field's value goes straight into its slot,
+ * strings as pointers into the line unless they hold escapes (then unescaped into the
+ * arena); every other value is skipped but checked, so a line is BAD here whenever
+ * sl_json_decode would call it malformed, with the same message, and also when a field
+ * has a value of the wrong type. Numbers, escapes and string escaping are codec_json.c's
+ * own rules (codec_shared.h), so both paths give the same values and bytes for the same
+ * input. */
 #include "codec.h"
 #include "codec_shared.h"
 #include "typed.h"

@@ -167,6 +167,45 @@ static void test_types(void)
     }
 }
 
+/* Numbers of every length (json_digits takes up to 8 digits a word, then the rest) read
+ * as strtod and strtoll read them, followed by each byte that may end them. */
+static void test_digits(void)
+{
+    unsigned seed = 7;
+    static const char *const after[] = { "}", ",\"x\":1}", " }", "\n}" };
+    for (int len = 1; len <= 24; len++) {
+        for (int t = 0; t < 40; t++) {
+            char digits[32], text[96];
+            for (int i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                digits[i] = (char)('0' + (seed >> 16) % 10);
+            }
+            if (digits[0] == '0')
+                digits[0] = '1' + (char)(t % 9);
+            digits[len] = '\0';
+            int frac = t % 3 == 1 ? len / 2 : 0;      /* a point inside, sometimes */
+            char num[40];
+            if (frac > 0)
+                snprintf(num, sizeof num, "%s%.*s.%s", t % 2 ? "-" : "", len - frac, digits,
+                         digits + len - frac);
+            else
+                snprintf(num, sizeof num, "%s%s", t % 2 ? "-" : "", digits);
+            snprintf(text, sizeof text, "{\"price\":%s,\"id\":%s%s", num, num, after[t % 4]);
+            int rc = decode(every, text);
+            if (frac == 0 && len <= 18)
+                CHECK(rc == SL_CODEC_OK, "%s: %s", text, err);
+            if (rc == SL_CODEC_OK && frac == 0)
+                CHECK(get("id")->v.i64 == strtoll(num, NULL, 10), "%s", text);
+            else if (rc == SL_CODEC_OK)     /* a fraction of zeros: integral */
+                CHECK(get("id")->v.i64 == (int64_t)strtod(num, NULL), "%s", text);
+            snprintf(text, sizeof text, "{\"price\":%s%s", num, after[t % 4]);
+            CHECK(decode(every, text) == SL_CODEC_OK, "%s: %s", text, err);
+            CHECK(get("price")->v.f64 == strtod(num, NULL), "%s: %.17g", text,
+                  get("price")->v.f64);
+        }
+    }
+}
+
 static void test_absent(void)
 {
     CHECK(decode(every, "{}") == SL_CODEC_OK, "%s", err);
@@ -602,7 +641,7 @@ int main(void)
     make_schemas();
     /* Each group counts as one test in the summary; a group fails if any check in it does. */
     static const struct { const char *name; void (*fn)(void); } groups[] = {
-        { "types", test_types }, { "absent", test_absent }, { "skipped", test_skipped },
+        { "types", test_types }, { "digits", test_digits }, { "absent", test_absent }, { "skipped", test_skipped },
         { "escapes", test_escapes }, { "full", test_full }, { "wrong", test_wrong_types },
         { "malformed", test_malformed }, { "duplicates", test_duplicates },
         { "i64", test_i64 }, { "encode", test_round_trips }, { "mutations", test_mutations },
