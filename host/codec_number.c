@@ -131,8 +131,11 @@ static int put_exact_decimal(double x, char *out)
 
     if (!(a >= 1e-3 && a < 1e14))
         return 0;
-    uint64_t mant = (uint64_t)ldexp(frexp(a, &e2), 53);   /* a = mant * 2^(e2 - 53) */
-    s = 53 - e2;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    e2 = (int)(bits >> 52);                     /* normal here: a = mant * 2^(e2 - 1075) */
+    uint64_t mant = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+    s = 1075 - e2;
     if (s <= 0 || s > 63)
         return 0;
     /* p: the largest with 10^p <= a */
@@ -204,10 +207,12 @@ int sl_codec_number(double x, char *out)
         /* Every double this large is an integer; %.0f prints its exact digits. */
         return snprintf(out, 32, "%.0f", x);
     }
-    int n = put_short_decimal(x, out);
+    /* (the exact path first: within its range it gives what the short one does, in one
+     * product rather than a division per digit tried) */
+    int n = put_exact_decimal(x, out);
     if (n > 0)
         return n;
-    n = put_exact_decimal(x, out);
+    n = put_short_decimal(x, out);
     if (n > 0)
         return n;
     /* The general case: 15 digits are enough for most values, 17 for every value. */
