@@ -75,10 +75,15 @@ PRIMS_OBJ := $(patsubst host/%.c,build/asan/%.o,host/timeq.c host/window.c host/
 build/codec_test: tests/c/codec_test.c $(CODEC_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ $(LIBS)
 
+# The typed JSON codec (typed_json.c) against the table one; typed_check.h is shared with
+# its fuzz target.
+build/typed_test: tests/c/typed_test.c tests/c/typed_check.h $(CODEC_OBJ)
+	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $(filter %.c %.o,$^) $(LIBS)
+
 build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ -lm
 
-ctests: build/codec_test build/prims_test
+ctests: build/codec_test build/prims_test build/typed_test
 
 # The Kafka cluster the Kafka specs start, and scripts/kafka-local: librdkafka's mock
 # brokers on loopback (tests/kafka/mock_cluster.c).

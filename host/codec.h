@@ -34,6 +34,7 @@
 #define SL_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <lua.h>
 #include "buf.h"
 
@@ -54,6 +55,10 @@ int sl_codec_keys(lua_State *L, int idx);
 /* Formats a double the way every encoder writes numbers (see above) into out, which
  * must hold 32 bytes; returns the length, or -1 for NaN and infinities. */
 int sl_codec_number(double x, char *out);
+/* Writes the decimal digits of i (a typed record's i64 field, typed.h) into out, which
+ * must hold 21 bytes; returns the length. The same digits as sl_codec_number writes for
+ * an integral double of the same value. */
+int sl_codec_int(int64_t i, char *out);
 
 /* JSON (RFC 8259). Decodes the single value in s[0, len) (surrounding white space
  * allowed, anything else after the value is an error) and pushes it: stack +1 on OK,

@@ -2,7 +2,8 @@
  *
  * Integral values print as plain digits (a hand-written itoa for the common int64 case);
  * other values print with the fewest digits that read back to the same double. Both -0.0
- * and 0.0 print "0", as JavaScript prints them. */
+ * and 0.0 print "0", as JavaScript prints them. sl_codec_int writes an int64 (a typed
+ * record's i64 field) with the same digits. */
 #include "codec.h"
 #include "codec_shared.h"
 
@@ -192,6 +193,10 @@ static int put_exact_decimal(double x, char *out)
         return (int)(o - out);
     }
     return 0;
+
+int sl_codec_int(int64_t i, char *out)
+{
+    return put_int(i, out);
 }
 
 int sl_codec_number(double x, char *out)

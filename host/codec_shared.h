@@ -4,7 +4,9 @@
  * Each piece is here because two codecs need the very same thing: the error convention
  * of codec.h, room at the end of an output buffer, the array-or-map test of a Lua table
  * that every encoder applies, and the exact conversion of decimal digits to a double that
- * every decoder of text applies once its own grammar has read them. All are static inline
+ * every decoder of text applies once its own grammar has read them; and JSON's own text
+ * rules, which the table codec (codec_json.c) and the typed one (typed_json.c) must apply
+ * alike: the number grammar, \u escapes, string escaping. All are static inline
  * (so unprefixed, like any file's own helpers), so that a hot path compiles as it did when
  * each codec held its own copy. */
 #ifndef SL_CODEC_SHARED_H
@@ -121,6 +123,240 @@ static inline int decimal_value(const char *text, size_t n, int neg, uint64_t ma
     if (copy != small)
         free(copy);
     return 0;
+}
+
+/* ---- JSON text (codec_json.c, typed_json.c) ------------------------------------------- */
+
+/* The parts of a JSON number as json_number_scan reads them, for decimal_value. */
+typedef struct json_number {
+    uint64_t mant;      /* all its digits (wrapped when ndig > 19) */
+    int ndig;           /* digits in mant, leading zeros included (a lone 0 is not one) */
+    int exp10;          /* the power of ten that scales mant */
+    int neg;            /* a leading minus */
+    int plain;          /* no fraction and no exponent: an integer as written */
+    const char *stop;   /* one past the number, or where the grammar failed */
+} json_number;
+
+/* Reads the number at p (not past end) with the JSON grammar
+ * -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?. Returns 0, or -1 when the text there is not
+ * a number; either way n->stop says where reading stopped. */
+static inline int json_number_scan(const char *p, const char *end, json_number *n)
+{
+    uint64_t mant = 0;
+    int ndig = 0, exp10 = 0;
+    n->neg = 0;
+    n->plain = 1;
+    if (p < end && *p == '-') {
+        n->neg = 1;
+        p++;
+    }
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && is_digit(*p)) {
+        while (p < end && is_digit(*p)) {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            ndig++;
+            p++;
+        }
+    } else {
+        n->stop = p;
+        return -1;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        n->plain = 0;
+        if (p >= end || !is_digit(*p)) {
+            n->stop = p;
+            return -1;
+        }
+        while (p < end && is_digit(*p)) {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            ndig++;
+            exp10--;
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        n->plain = 0;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p >= end || !is_digit(*p)) {
+            n->stop = p;
+            return -1;
+        }
+        int e = 0;
+        while (p < end && is_digit(*p)) {
+            if (e < 100000)     /* saturate; strtod sees the real digits */
+                e = e * 10 + (*p - '0');
+            p++;
+        }
+        exp10 += eneg ? -e : e;
+    }
+    n->mant = mant;
+    n->ndig = ndig;
+    n->exp10 = exp10;
+    n->stop = p;
+    return 0;
+}
+
+/* The value of the four hex digits at p in *out; -1 when one is not a hex digit. */
+static inline int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Writes the code point cp as UTF-8 at o (room for 4 bytes); returns the bytes written. */
+static inline int put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* For each byte: 0 if it is written as is, else the letter of its short escape, 'u' for
+ * \u00XX, or '8' for the first byte of a UTF-8 sequence to check (any byte >= 0x80). */
+static const char escape_of[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    ['"'] = '"', ['\\'] = '\\', [0x80 ... 0xff] = '8',
+};
+
+/* The length of the well-formed UTF-8 sequence at p (Unicode's table 3-7: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none; then *bad is the
+ * length of the maximal subpart there (at least 1), which becomes one U+FFFD. */
+static inline size_t utf8_sequence(const unsigned char *p, const unsigned char *end,
+                                   size_t *bad)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;      /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i < n && p + i < end; i++) {
+        unsigned b = p[i];
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+            break;
+    }
+    if (i == n)
+        return n;
+    *bad = i;
+    return 0;
+}
+
+static inline void put_escape(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    o[0] = '\\';
+    o[1] = 'u';
+    o[2] = '0';
+    o[3] = '0';
+    o[4] = hex[c >> 4];
+    o[5] = hex[c & 15];
+}
+
+/* Appends s as a quoted JSON string, valid UTF-8: each ill-formed sequence of s becomes
+ * U+FFFD. Short strings (keys, most values) are copied byte by byte as they are checked;
+ * longer ones are scanned for runs to copy with memcpy. The first reserve covers the
+ * string without escapes; each escape or replacement reserves room for itself and the
+ * rest. */
+static inline void put_string(sl_buf *out, const char *s, size_t len)
+{
+    char *o = room(out, len + 2);
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    *o++ = '"';
+    while (p < end) {
+        if (len < 32) {
+            while (p < end && !escape_of[*p])
+                *o++ = (char)*p++;
+        } else {
+            const unsigned char *run = p;
+            while (p < end && !escape_of[*p])
+                p++;
+            memcpy(o, run, (size_t)(p - run));
+            o += p - run;
+        }
+        if (p == end)
+            break;
+        char c = escape_of[*p];
+        if (c == '8') {
+            size_t bad, n = utf8_sequence(p, end, &bad);
+            if (n > 0) {            /* as long as it was: the reserve still holds */
+                memcpy(o, p, n);
+                o += n;
+                p += n;
+                continue;
+            }
+            out->len = (size_t)(o - out->data);
+            o = room(out, 3 + (size_t)(end - p) + 1);
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p += bad;
+            continue;
+        }
+        out->len = (size_t)(o - out->data);
+        o = room(out, 6 + (size_t)(end - p) + 1);
+        if (c == 'u') {
+            put_escape(o, *p);
+            o += 6;
+        } else {
+            o[0] = '\\';
+            o[1] = c;
+            o += 2;
+        }
+        p++;
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
 }
 
 /* ---- key order (codec_keys.c) -------------------------------------------------------- */
