@@ -141,19 +141,43 @@ static inline void read_item(const unsigned char *b, size_t *pos, item *it)
     }
 }
 
-/* Moves *pos past the rest of a value whose header read_item has read (the elements of a
- * container, nested ones included); a count of values still to pass is all it needs. */
-static void skip_rest(const unsigned char *b, size_t *pos, const item *it)
+/* Whether key is one the table path takes (push_key in codec_mpack.c): a string, bin or
+ * number, not NaN. BAD otherwise, with its reason. */
+static inline int check_key(const item *key, char *err)
 {
-    uint64_t left = it->kind == MAP ? 2 * (uint64_t)it->n : it->kind == ARRAY ? it->n : 0;
+    if (key->kind == STR || key->kind == BIN || key->kind == UINT || key->kind == INT)
+        return SL_CODEC_OK;
+    if (key->kind != FLOAT)
+        return fail(err, "msgpack: map keys must be strings or numbers");
+    if (isnan(key->v.f))
+        return fail(err, "msgpack: map key is NaN");
+    return SL_CODEC_OK;
+}
+
+/* Moves *pos past the rest of a value whose header read_item has read: the elements of a
+ * container, nested ones included, checking map keys as the table path does (a skipped
+ * value is BAD where the table path would refuse it). Recursion is bounded by the 32
+ * levels sl_mpack_measure allows. */
+static int skip_rest(const unsigned char *b, size_t *pos, const item *it, char *err)
+{
     item sub;
-    for (; left > 0; left--) {
-        read_item(b, pos, &sub);
-        if (sub.kind == MAP)
-            left += 2 * (uint64_t)sub.n;
-        else if (sub.kind == ARRAY)
-            left += sub.n;
+    if (it->kind == ARRAY) {
+        for (uint32_t i = 0; i < it->n; i++) {
+            read_item(b, pos, &sub);
+            if (skip_rest(b, pos, &sub, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+        }
+    } else if (it->kind == MAP) {
+        for (uint32_t i = 0; i < it->n; i++) {
+            read_item(b, pos, &sub);
+            if (check_key(&sub, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+            read_item(b, pos, &sub);
+            if (skip_rest(b, pos, &sub, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
+        }
     }
+    return SL_CODEC_OK;
 }
 
 /* Writes the dotted name of the field at p ("user.age") into out (cap bytes). */
@@ -257,16 +281,14 @@ static int read_map(const sl_schema *s, const unsigned char *b, size_t *pos, uin
         item key, val;
         const sl_schema_field *f = NULL;
         read_item(b, pos, &key);
-        if (key.kind == STR || key.kind == BIN) {
+        if (key.kind == STR || key.kind == BIN)
             f = sl_schema_find(s, key.str, key.n);
-        } else if (key.kind == FLOAT && isnan(key.v.f)) {
-            return fail(err, "msgpack: map key is NaN");
-        } else if (key.kind != UINT && key.kind != INT && key.kind != FLOAT) {
-            return fail(err, "msgpack: map keys must be strings or numbers");
-        }
+        else if (check_key(&key, err) != SL_CODEC_OK)
+            return SL_CODEC_BAD;
         if (f == NULL) {
             read_item(b, pos, &val);
-            skip_rest(b, pos, &val);
+            if (skip_rest(b, pos, &val, err) != SL_CODEC_OK)
+                return SL_CODEC_BAD;
             continue;
         }
         path at = { up, f };

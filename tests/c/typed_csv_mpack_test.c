@@ -599,6 +599,10 @@ static void test_mpack_decode(void)
     mp_bad(s, S("\x81\x90\x01"), "msgpack: map keys must be strings or numbers");
     mp_bad(s, S("\x81\xc0\x01"), "msgpack: map keys must be strings or numbers");
     mp_bad(s, S("\x81\xcb\x7f\xf8\0\0\0\0\0\0\x01"), "msgpack: map key is NaN");
+    /* ... inside a value no field has too: the table path would refuse the record. */
+    mp_bad(s, S("\x82\xa1x\x91\x81\x90\x01\xa2id\x01"), "msgpack: map keys must be strings or numbers");
+    mp_bad(s, S("\x82\x05\x81\xc3\x01\xa2id\x01"), "msgpack: map keys must be strings or numbers");
+    mp_bad(s, S("\x81\xa1x\x81\xcb\x7f\xf8\0\0\0\0\0\0\x01"), "msgpack: map key is NaN");
     mp_bad(s, S("\x82\xa2id\x01\xa1x\xc1"), "msgpack: invalid type byte 0xc1 at byte 7");
     mp_bad(s, S("\xc1"), "msgpack: invalid type byte 0xc1 at byte 0");
     mp_bad(s, S("\x82\xa2id\x01\xa1x\xd4\x01\x02"), "msgpack: ext types are not supported");
