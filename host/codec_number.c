@@ -193,6 +193,7 @@ static int put_exact_decimal(double x, char *out)
         return (int)(o - out);
     }
     return 0;
+}
 
 int sl_codec_int(int64_t i, char *out)
 {
