@@ -90,7 +90,6 @@ typedef struct sl_nexmark_event_view {
 } sl_nexmark_event_view;
 
 /* host/typed.h: the slots of typed records (schema.lua's views) */
-struct sl_schema;
 typedef struct sl_typed_field {
   union { double f64; int64_t i64; int64_t b; const char *str; const struct sl_schema *schema; } v;
   uint32_t len;
