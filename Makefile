@@ -75,6 +75,9 @@ PRIMS_OBJ := $(patsubst host/%.c,build/asan/%.o,host/timeq.c host/window.c host/
 build/codec_test: tests/c/codec_test.c $(CODEC_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ $(LIBS)
 
+build/typed_csv_mpack_test: tests/c/typed_csv_mpack_test.c $(CODEC_OBJ)
+	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ $(LIBS)
+
 # The typed JSON codec (typed_json.c) against the table one; typed_check.h is shared with
 # its fuzz target.
 build/typed_test: tests/c/typed_test.c tests/c/typed_check.h $(CODEC_OBJ)
@@ -83,7 +86,7 @@ build/typed_test: tests/c/typed_test.c tests/c/typed_check.h $(CODEC_OBJ)
 build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ -lm
 
-ctests: build/codec_test build/prims_test build/typed_test
+ctests: build/codec_test build/prims_test build/typed_test build/typed_csv_mpack_test
 
 # The Kafka cluster the Kafka specs start, and scripts/kafka-local: librdkafka's mock
 # brokers on loopback (tests/kafka/mock_cluster.c).
@@ -99,7 +102,7 @@ kafka-mock: build/kafka_mock
 # the buffer, the codecs, framing.c and http_request.c (with http-parser), no more.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
-FUZZ_NAMES   := lines json csv mpack reader http forward typed_json
+FUZZ_NAMES   := lines json csv mpack reader http forward typed_json typed_csv typed_mpack
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRC     := host/buf.c host/framing.c $(wildcard host/codec_*.c) host/http_request.c host/forward.c \
                 host/schema.c $(wildcard host/typed_*.c)

@@ -5,6 +5,7 @@
  * messages count from 0 at the start of the record. */
 #include "codec.h"
 #include "codec_shared.h"
+#include "csv_cell.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -71,59 +72,6 @@ int sl_csv_frame(const char *s, size_t len, int eof, size_t *rec_len, size_t *us
 }
 
 /* ---- Decoding ---------------------------------------------------------------------- */
-
-/* Whether p[0, n) is a whole decimal number, -?\d+(\.\d+)?([eE][+-]?\d+)?, and if so
- * its value. Text that a number would not give back is kept as text: a leading "+", a
- * leading zero ("02134") and integers of more than 15 digits (ids, phone numbers).
- * Checking the characters first keeps strtod from accepting "inf", "nan", hex or
- * leading spaces. The digits become the correctly rounded double in decimal_value()
- * (codec_shared.h); a value that overflows to infinity is not taken as a number. */
-static int parse_decimal(const char *p, size_t n, double *out)
-{
-    size_t i = 0;
-    int neg = 0, ndig = 0, exp10 = 0, eneg = 0, e = 0;
-    uint64_t mant = 0;
-    if (i < n && p[i] == '-')
-        neg = p[i++] == '-';
-    if (i >= n || !is_digit(p[i]))
-        return 0;
-    /* A leading zero before more digits ("02134") is a code, not a number: keep it. */
-    if (p[i] == '0' && i + 1 < n && is_digit(p[i + 1]))
-        return 0;
-    while (i < n && is_digit(p[i])) {
-        mant = mant * 10 + (uint64_t)(p[i++] - '0');
-        ndig++;
-    }
-    /* A whole number of more than 15 digits may not survive a double: keep its text. */
-    if (i == n && ndig > 15)
-        return 0;
-    if (i < n && p[i] == '.') {
-        i++;
-        if (i >= n || !is_digit(p[i]))
-            return 0;
-        while (i < n && is_digit(p[i])) {
-            mant = mant * 10 + (uint64_t)(p[i++] - '0');
-            ndig++;
-            exp10--;
-        }
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            eneg = p[i++] == '-';
-        if (i >= n || !is_digit(p[i]))
-            return 0;
-        while (i < n && is_digit(p[i])) {
-            if (e < 100000)
-                e = e * 10 + (p[i] - '0');
-            i++;
-        }
-        exp10 += eneg ? -e : e;
-    }
-    if (i != n)
-        return 0;
-    return decimal_value(p, n, neg, mant, ndig, exp10, out) == 0 && !isinf(*out);
-}
 
 /* The slow half of push_quoted, for content with doubled quotes: unescapes through a
  * luaL_Buffer (no malloc). Kept out of line so its buffer is not in every call's frame.
@@ -209,7 +157,7 @@ int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *e
                 if (keys_idx)
                     goto next;          /* absent, not "" */
                 lua_pushlstring(L, "", 0);
-            } else if (parse_decimal(s + pos, n, &v)) {
+            } else if (csv_number(s + pos, n, &v)) {
                 lua_pushnumber(L, v);
             } else {
                 lua_pushlstring(L, s + pos, n);
@@ -245,59 +193,6 @@ int sl_csv_decode(lua_State *L, const char *s, size_t len, int keys_idx, char *e
 
 /* ---- Encoding ---------------------------------------------------------------------- */
 
-/* Appends s as a field, quoted (with quotes doubled) when it holds , " CR or LF. */
-static void put_text(sl_buf *out, const char *s, size_t len)
-{
-    size_t quotes = 0;
-    int special = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '"')
-            quotes++;
-        else if (c == ',' || c == '\n' || c == '\r')
-            special = 1;
-    }
-    double ignored;
-    /* An empty string and a string that reads as a number are quoted, so that they come
-     * back as strings (an unquoted empty field is a missing value). */
-    if (len == 0 || parse_decimal(s, len, &ignored))
-        special = 1;
-    if (!special && !quotes) {
-        memcpy(room(out, len), s, len);
-        out->len += len;
-        return;
-    }
-    char *o = room(out, len + quotes + 2);
-    *o++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"')
-            *o++ = '"';
-        *o++ = s[i];
-    }
-    *o++ = '"';
-    out->len = (size_t)(o - out->data);
-}
-
-/* Quotes out[from, out->len) in place, doubling its quotes. Works from the end so that
- * no byte is overwritten before it is read. */
-static void quote_tail(sl_buf *out, size_t from)
-{
-    size_t quotes = 0;
-    for (size_t i = from; i < out->len; i++)
-        quotes += out->data[i] == '"';
-    room(out, quotes + 2);
-    char *src = out->data + out->len, *dst = src + quotes + 2, *begin = out->data + from;
-    out->len += quotes + 2;
-    *--dst = '"';
-    while (src > begin) {
-        char c = *--src;
-        *--dst = c;
-        if (c == '"')
-            *--dst = '"';
-    }
-    *--dst = '"';
-}
-
 /* Appends the field at the absolute index idx. */
 static int put_field(lua_State *L, int idx, sl_buf *out, char *err)
 {
@@ -321,7 +216,7 @@ static int put_field(lua_State *L, int idx, sl_buf *out, char *err)
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        put_text(out, s, len);
+        csv_put_text(out, s, len);
         return SL_CODEC_OK;
     }
     case LUA_TLIGHTUSERDATA:
@@ -332,7 +227,7 @@ static int put_field(lua_State *L, int idx, sl_buf *out, char *err)
         size_t from = out->len;
         if (sl_json_encode(L, idx, out, err) != SL_CODEC_OK)
             return SL_CODEC_BAD;
-        quote_tail(out, from);
+        csv_quote_tail(out, from);
         return SL_CODEC_OK;
     }
     default:

@@ -113,6 +113,88 @@ static int put_short_decimal(double x, char *out)
     return 0;
 }
 
+/* The digits of a, a non-integral value with 1e-3 <= a < 1e14, exactly as the slow path
+ * below gives them (%.15g, else %.16g, else %.17g: the first that reads back to a), in
+ * integers rather than through printf and strtod, which cost microseconds a number.
+ * a = mant * 2^-s exactly; for N significant digits with k of them after the point,
+ * D = mant * 10^k, and a * 10^k rounded half to even is q = D / 2^s rounded so (as printf
+ * rounds the exact value). Those digits read back to a when q / 10^k is nearer to a than
+ * to its neighbours, half an ulp each side (a quarter below a power of two, where the
+ * lower neighbour is nearer), a tie going to the even mantissa as strtod rounds:
+ * |q * 2^s - D| against 10^k / 2. Everything fits in 128 bits: mant < 2^53, 10^k <=
+ * 10^19, q < 10^17, s <= 63. In this range %g writes fixed notation. Returns the length
+ * written to out (sign included), or 0 to take the slow path. */
+static int put_exact_decimal(double x, char *out)
+{
+    typedef unsigned __int128 u128;
+    double a = fabs(x);
+    int e2, s, p, n;
+
+    if (!(a >= 1e-3 && a < 1e14))
+        return 0;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    e2 = (int)(bits >> 52);                     /* normal here: a = mant * 2^(e2 - 1075) */
+    uint64_t mant = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+    s = 1075 - e2;
+    if (s <= 0 || s > 63)
+        return 0;
+    /* p: the largest with 10^p <= a */
+    if (a >= 1) {
+        p = count_digits((uint64_t)a) - 1;
+    } else {
+        p = -1;
+        while ((u128)mant * pow10_u64[-p] < (u128)1 << s)
+            p--;
+    }
+    for (n = 15; n <= 17; n++) {
+        int k = n - 1 - p, rt;
+        u128 d = (u128)mant * pow10_u64[k], half = (u128)1 << (s - 1);
+        u128 q = d >> s, r = d - (q << s), qs, diff, tenk = pow10_u64[k];
+
+        if (r > half || (r == half && (q & 1)))
+            q++;
+        qs = q << s;
+        diff = qs > d ? qs - d : d - qs;
+        if (mant == UINT64_C(1) << 52 && qs < d)
+            rt = 4 * diff < tenk;
+        else
+            rt = 2 * diff < tenk || (2 * diff == tenk && (mant & 1) == 0);
+        if (!rt && n < 17)
+            continue;
+        if (q >= (u128)pow10_u64[n])
+            return 0;       /* rounded up to another power of ten: let printf say it */
+        uint64_t digits = (uint64_t)q;
+        while (k > 0 && digits % 10 == 0) {
+            digits /= 10;
+            k--;
+        }
+        char *o = out;
+        if (x < 0)
+            *o++ = '-';
+        int nd = count_digits(digits);
+        if (k == 0) {
+            put_digits(digits, o, nd);
+            o += nd;
+        } else if (nd > k) {
+            put_digits(digits, o, nd);
+            memmove(o + nd - k + 1, o + nd - k, (size_t)k);
+            o[nd - k] = '.';
+            o += nd + 1;
+        } else {
+            *o++ = '0';
+            *o++ = '.';
+            memset(o, '0', (size_t)(k - nd));
+            o += k - nd;
+            put_digits(digits, o, nd);
+            o += nd;
+        }
+        *o = '\0';
+        return (int)(o - out);
+    }
+    return 0;
+}
+
 int sl_codec_int(int64_t i, char *out)
 {
     return put_int(i, out);
@@ -131,7 +213,12 @@ int sl_codec_number(double x, char *out)
         /* Every double this large is an integer; %.0f prints its exact digits. */
         return snprintf(out, 32, "%.0f", x);
     }
-    int n = put_short_decimal(x, out);
+    /* (the exact path first: within its range it gives what the short one does, in one
+     * product rather than a division per digit tried) */
+    int n = put_exact_decimal(x, out);
+    if (n > 0)
+        return n;
+    n = put_short_decimal(x, out);
     if (n > 0)
         return n;
     /* The general case: 15 digits are enough for most values, 17 for every value. */

@@ -27,6 +27,7 @@
 #include "reader.h"
 #include "redis.h"
 #include "signals.h"
+#include "typed_lua.h"
 #include "vm.h"
 #include "watch.h"
 #include "workers.h"
@@ -116,6 +117,7 @@ static const luaL_Reg core_functions[] = {
     {"metrics_listen", sl_metrics_listen},
     {"usage", sl_metrics_usage},
     {"reader", sl_reader_new},
+    {"schema", sl_schema_lua_new},
     {"listen", sl_listener_new},
     {"udp", sl_udp_new},
     {"writer", sl_writer_new},
@@ -160,6 +162,7 @@ int luaopen_sluice_core(lua_State *L)
 
     sl_loop_register(L);
     sl_reader_register(L);
+    sl_schema_register(L);
     sl_writer_register(L);
     sl_ctl_register(L);
     sl_signal_register(L);

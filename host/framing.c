@@ -12,7 +12,7 @@
 #include "framing.h"
 
 /* What one step found, besides the public answers: bytes consumed, nothing to say. */
-enum { SKIP = -1 };
+enum { SKIP = -1, FULL = -2 };     /* FULL: a typed record's strings need a new arena */
 
 const char *const sl_framer_formats[] = {"lines", "json", "csv", "msgpack", NULL};
 
@@ -92,6 +92,13 @@ void sl_framer_position(const sl_framer *f, int64_t *off, int64_t *line)
 
 void sl_framer_free(sl_framer *f)
 {
+    free(f->slots);
+    free(f->arena.base);
+    free(f->col_field);
+    f->slots = NULL;
+    f->arena.base = NULL;
+    f->col_field = NULL;
+    f->slots_cap = f->ncols = 0;
     free(f->buf);
     f->buf = NULL;
     f->cap = f->len = f->pos = 0;
@@ -277,6 +284,68 @@ static int skip_mpack(sl_framer *f)
     return 1;
 }
 
+/* ---- typed records ------------------------------------------------------------------ */
+
+static void *alloc_or_die(void *p)
+{
+    if (p == NULL) {
+        fprintf(stderr, "sluice: framing: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void sl_framer_set_schema(sl_framer *f, const sl_schema *s)
+{
+    f->schema = s;
+}
+
+sl_typed_field *sl_framer_slots(sl_framer *f, int max)
+{
+    if (f->slots_cap < max) {
+        free(f->slots);
+        f->slots = alloc_or_die(malloc((size_t)max * (size_t)f->schema->nslots
+                                       * sizeof *f->slots));
+        f->slots_cap = max;
+    }
+    if (f->arena.base == NULL) {    /* a record's rewritten strings are never longer */
+        f->arena.cap = f->max_record + 64;
+        f->arena.base = alloc_or_die(malloc(f->arena.cap));
+    }
+    return f->slots;
+}
+
+/* csv: the field of each column named by the array at idx. Stack unchanged. */
+static void typed_columns(sl_framer *f, lua_State *L, int idx)
+{
+    int c, n = (int)lua_objlen(L, idx);
+
+    free(f->col_field);
+    f->col_field = alloc_or_die(malloc((size_t)(n > 0 ? n : 1) * sizeof *f->col_field));
+    for (c = 0; c < n; c++) {
+        const sl_schema_field *sf = NULL;
+        size_t len;
+        const char *name;
+
+        lua_rawgeti(L, idx, c + 1);                     /* name */
+        name = lua_tolstring(L, -1, &len);
+        if (name != NULL)
+            sf = sl_schema_find(f->schema, name, len);
+        f->col_field[c] = sf != NULL ? (int)(sf - f->schema->fields) : -1;
+        lua_pop(L, 1);                                  /* -- */
+    }
+    f->ncols = n;
+}
+
+/* Decodes the framed record s[0, len) into f->dst: SL_CODEC_OK, BAD or SL_TYPED_FULL. */
+static int typed_decode(sl_framer *f, const char *s, size_t len)
+{
+    if (f->format == SL_FRAMER_CSV)
+        return sl_typed_csv_decode(f->schema, f->col_field, f->ncols, s, len, f->dst,
+                                   &f->arena, f->err);
+    return sl_typed_json_decode(f->schema, s, len, f->dst, &f->arena, f->err);
+}
+
 /* ---- one record of each format ------------------------------------------------------ */
 
 /* lines and json: one record per '\n'. */
@@ -312,8 +381,13 @@ static int next_line(sl_framer *f, lua_State *L, int eof, sl_frame *out)
         ;
     if (i == len)
         return SKIP;                                    /* blank: no record */
-    if (sl_json_decode(L, s, len, f->err) == SL_CODEC_OK)  /* value */
+    if (f->schema != NULL) {
+        int rc = typed_decode(f, s, len);
+        if (rc == SL_CODEC_OK || rc == SL_TYPED_FULL)
+            return rc == SL_CODEC_OK ? SL_FRAME_RECORD : FULL;
+    } else if (sl_json_decode(L, s, len, f->err) == SL_CODEC_OK) {     /* value */
         return SL_FRAME_RECORD;
+    }
     return bad(out, line, off, f->err, s, len);
 }
 
@@ -357,10 +431,19 @@ static int next_csv(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame 
         if (sl_csv_decode(L, s, len, 0, f->err) != SL_CODEC_OK)
             return bad(out, line, off, f->err, s, len);
         f->want_header = 0;
+        if (f->schema != NULL)
+            typed_columns(f, L, lua_gettop(L));
         return SL_FRAME_HEADER;                         /* names */
     }
-    if (sl_csv_decode(L, s, len, f->keyed ? keys_idx : 0, f->err) == SL_CODEC_OK)
+    if (f->schema != NULL) {
+        if (f->col_field == NULL && keys_idx != 0 && lua_istable(L, keys_idx))
+            typed_columns(f, L, keys_idx);
+        rc = typed_decode(f, s, len);
+        if (rc == SL_CODEC_OK || rc == SL_TYPED_FULL)
+            return rc == SL_CODEC_OK ? SL_FRAME_RECORD : FULL;
+    } else if (sl_csv_decode(L, s, len, f->keyed ? keys_idx : 0, f->err) == SL_CODEC_OK) {
         return SL_FRAME_RECORD;                         /* record */
+    }
     return bad(out, line, off, f->err, s, len);
 }
 
@@ -374,7 +457,22 @@ static int next_mpack(sl_framer *f, lua_State *L, int eof, sl_frame *out)
     int64_t line = f->line, off = f->base + (int64_t)f->pos;
     int rc;
 
-    rc = sl_mpack_decode(L, s, avail, &used, f->err);  /* value | -- */
+    if (f->schema != NULL) {
+        size_t size = 0;
+        char why[SL_CODEC_ERRLEN];
+
+        rc = sl_typed_mpack_decode(f->schema, s, avail, &used, f->dst, f->err);
+        /* a well-formed object of the wrong shape is one bad record, not bytes to skip */
+        if (rc == SL_CODEC_BAD && sl_mpack_measure(s, avail, 0, &size, why) == SL_CODEC_OK) {
+            if (f->run_open)
+                return close_run(f, out);       /* the object comes again next */
+            f->pos += size;
+            f->line++;
+            return bad(out, line, off, f->err, s, size);
+        }
+    } else {
+        rc = sl_mpack_decode(L, s, avail, &used, f->err);  /* value | -- */
+    }
     if (rc == SL_CODEC_BAD) {
         if (used == 0 || used > avail)
             used = 1;
@@ -394,7 +492,7 @@ static int next_mpack(sl_framer *f, lua_State *L, int eof, sl_frame *out)
         return SKIP;
     }
     if (f->run_open) {
-        if (rc == SL_CODEC_OK)
+        if (rc == SL_CODEC_OK && f->schema == NULL)
             lua_pop(L, 1);                              /* -- */
         return close_run(f, out);
     }
@@ -411,7 +509,8 @@ static int next_mpack(sl_framer *f, lua_State *L, int eof, sl_frame *out)
     f->pos += used;
     f->line++;
     if (used > f->max_record) {
-        lua_pop(L, 1);                                  /* -- */
+        if (f->schema == NULL)
+            lua_pop(L, 1);                              /* -- */
         return too_long(f, out, line, off, s, used);
     }
     return SL_FRAME_RECORD;                             /* value */
@@ -431,6 +530,9 @@ static int next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out
             return SL_FRAME_WAIT;
         if (f->pos == f->len)
             return f->run_open ? close_run(f, out) : SL_FRAME_WAIT;
+        size_t pos = f->pos;
+        int64_t line = f->line;
+
         f->err[0] = '\0';
         out->off = f->base + (int64_t)f->pos;       /* where a record starts (bad() sets */
         out->line = f->line;                        /* its own: a run starts earlier) */
@@ -440,6 +542,13 @@ static int next(sl_framer *f, lua_State *L, int keys_idx, int eof, sl_frame *out
             rc = next_csv(f, L, keys_idx, eof, out);
         else
             rc = next_line(f, L, eof, out);
+        if (rc == FULL && f->arena.used > 0) {
+            f->pos = pos;           /* framed again, into the next batch's empty arena */
+            f->line = line;
+        } else if (rc == FULL) {            /* not even into an empty one */
+            rc = bad(out, line, out->off, "typed record: its strings need more room than "
+                     "max_record", f->buf + pos, f->pos - pos);
+        }
         if (rc != SKIP)
             return rc;
     }
@@ -454,6 +563,28 @@ int sl_framer_fill(sl_framer *f, lua_State *L, int keys_idx, int eof, int batch_
         batch_idx = lua_gettop(L) + batch_idx + 1;
     if (keys_idx < 0)
         keys_idx = lua_gettop(L) + keys_idx + 1;
+    if (f->schema != NULL) {
+        sl_typed_field *slots = sl_framer_slots(f, max);
+        int nslots = f->schema->nslots;
+
+        if (k == 0)
+            f->arena.used = 0;
+        while (k < max) {
+            f->dst = slots + (size_t)k * (size_t)nslots;
+            rc = next(f, L, keys_idx, eof, out);
+            if (rc == FULL) {               /* (only with records before it: see next) */
+                rc = SL_FRAME_RECORD;       /* deliver these; the record comes next */
+                break;
+            }
+            if (rc != SL_FRAME_RECORD)
+                break;
+            if (k == 0)
+                *first = *out;
+            k++;
+        }
+        *n = k;
+        return rc;
+    }
     while (k < max) {
         rc = next(f, L, keys_idx, eof, out);
         if (rc != SL_FRAME_RECORD)

@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "codec.h"
+#include "typed.h"
 
 /* ---- constants --------------------------------------------------------------------- */
 
@@ -75,6 +76,17 @@ typedef struct sl_framer {
     char run_reason[SL_CODEC_ERRLEN];       /* the decoder's reason at the run's start */
     char run_raw[SL_FRAMER_RAW_MAX];        /* the run's first bytes */
     char err[SL_CODEC_ERRLEN];              /* the reason of the last bad record */
+
+    /* typed records (sl_framer_set_schema): each record is decoded into the slots of
+       record *n of the batch rather than pushed; strings point into buf (the caller
+       delivers a batch before appending more) or into the arena, reset per batch */
+    const sl_schema *schema;
+    sl_typed_field *slots;                  /* slots_cap records of schema->nslots */
+    int slots_cap;
+    sl_typed_arena arena;
+    int *col_field;                         /* csv: each column's field (or -1) ... */
+    int ncols;                              /* ... once the columns are known, else 0 */
+    sl_typed_field *dst;                    /* where next() decodes the record it frames */
 } sl_framer;
 
 /* ---- functions --------------------------------------------------------------------- */
@@ -120,6 +132,14 @@ int sl_framer_fill(sl_framer *f, lua_State *L, int keys_idx, int eof, int batch_
  * offset and line. An overlong record being skipped counts from its start. (A run of bad
  * msgpack bytes is always reported before sl_framer_fill returns.) */
 void sl_framer_position(const sl_framer *f, int64_t *off, int64_t *line);
+
+/* Makes the framer decode typed records of schema s (which must outlive it) into its
+ * slots instead of pushing Lua values: sl_framer_fill then leaves the Lua array alone and
+ * the caller reads record i (0-based) of the batch at sl_framer_slots(f) + i * nslots,
+ * valid until the next sl_framer_fill with *n == 0 or the next append. A csv framer needs
+ * its column names (keyed, with a header or keys_idx). Before the first sl_framer_fill. */
+void sl_framer_set_schema(sl_framer *f, const sl_schema *s);
+sl_typed_field *sl_framer_slots(sl_framer *f, int max);
 
 /* Frees the buffer. The framer may be initialised again. */
 void sl_framer_free(sl_framer *f);

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "kafka.h"
+#include "typed.h"
 #include "loop.h"
 
 enum { FMT_JSON, FMT_LINES, FMT_MSGPACK };
@@ -165,13 +166,45 @@ static int encode(lua_State *L, sl_kafka_producer *p, int idx, sl_buf *out, char
     }
 }
 
+/* Appends the value of the typed record rec (typed.h) to out, as encode() would its
+ * table form. */
+static int encode_typed(sl_kafka_producer *p, const sl_typed_field *rec, sl_buf *out,
+                        char *err)
+{
+    if (p->format == FMT_JSON || p->format == FMT_LINES)
+        return sl_typed_json_encode(rec, out, err);
+    return sl_typed_mpack_encode(rec, out, err);
+}
+
+/* Pushes the key field of the typed record rec, as key_of reads a table's: a string, a
+ * number, or nil. */
+static void push_typed_key(lua_State *L, const sl_kafka_producer *p, const sl_typed_field *rec)
+{
+    const sl_schema_field *f = sl_schema_find(rec[0].v.schema, p->key_field,
+                                              strlen(p->key_field));
+    const sl_typed_field *v = f != NULL ? &rec[f->slot] : NULL;
+
+    if (v == NULL || !v->present)
+        lua_pushnil(L);
+    else if (f->type == SL_TYPED_STRING)
+        lua_pushlstring(L, v->v.str, v->len);
+    else if (f->type == SL_TYPED_I64)
+        lua_pushnumber(L, (lua_Number)v->v.i64);
+    else if (f->type == SL_TYPED_F64)
+        lua_pushnumber(L, v->v.f64);
+    else
+        lua_pushnil(L);
+}
+
 /* The key of the record at idx: keys[i] when a keys table is at ki, else its key field.
  * Strings and numbers serve; anything else (or none) means no key. */
 static const char *key_of(lua_State *L, sl_kafka_producer *p, int idx, int ki, int i,
-                          size_t *len)
+                          const sl_typed_field *typed, size_t *len)
 {
     if (ki != 0)
         lua_rawgeti(L, ki, i);                          /* key */
+    else if (p->key_field != NULL && typed != NULL)
+        push_typed_key(L, p, typed);                    /* key */
     else if (p->key_field != NULL && lua_istable(L, idx))
         lua_getfield(L, idx, p->key_field);             /* key */
     else
@@ -182,7 +215,9 @@ static const char *key_of(lua_State *L, sl_kafka_producer *p, int idx, int ki, i
     return NULL;
 }
 
-/* producer:write(batch, n [, keys]) -> bad, stopped: bad is nil or an array of
+/* producer:write(batch, n [, keys [, views]]) -> bad, stopped: views, as writer.c's
+ * write takes them, says which records are typed (encoded from their slots); bad is nil
+ * or an array of
  * {index=, reason=} for records it could not encode or that librdkafka refused (skipped);
  * stopped is nil, or the index of the first record not produced because the queue is
  * full (that one and the rest are the caller's to write again). */
@@ -193,23 +228,34 @@ static int producer_write(lua_State *L)
     char err[SL_CODEC_ERRLEN];
     sl_buf buf;
 
+    const sl_typed_field *const *views = NULL;
+
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_istable(L, 4))
         ki = 4;
-    lua_settop(L, 4);
+    if (!lua_isnoneornil(L, 5))     /* an FFI array: lua_topointer gives its elements */
+        views = (const sl_typed_field *const *)lua_topointer(L, 5);
+    lua_settop(L, 5);
     sl_buf_init(&buf);
     for (i = 1; i <= n; i++) {
         size_t klen;
         const char *key;
         rd_kafka_resp_err_t perr;
         const char *reason = NULL;
+        const sl_typed_field *typed = views != NULL ? views[i - 1] : NULL;
+        int rc;
+
         lua_rawgeti(L, 2, i);                           /* rec */
         buf.len = 0;
-        if (encode(L, p, lua_gettop(L), &buf, err) != SL_CODEC_OK) {
+        if (typed != NULL)
+            rc = encode_typed(p, typed, &buf, err);
+        else
+            rc = encode(L, p, lua_gettop(L), &buf, err);
+        if (rc != SL_CODEC_OK) {
             reason = err;
             lua_pop(L, 1);                              /* -- */
         } else {
-            key = key_of(L, p, lua_gettop(L), ki, i, &klen);    /* rec key */
+            key = key_of(L, p, lua_gettop(L), ki, i, typed, &klen);     /* rec key */
             perr = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                      RD_KAFKA_V_VALUE(buf.len ? buf.data : "", buf.len),

@@ -20,6 +20,7 @@
 #include "framing.h"
 #include "loop.h"
 #include "reader.h"
+#include "typed_lua.h"
 #include "vm.h"
 
 #define EAGAIN_RETRY_MS 10      /* a non-blocking descriptor had no data: retry then */
@@ -61,6 +62,7 @@ typedef struct sl_reader {
     int on_caught_up;       /* follow: called once, when the file's end is first reached */
     int batch_ref;          /* registry ref of the batch table, reused for every batch */
     int keys_ref;           /* csv header=true: registry ref of the column names */
+    int schema_ref;         /* schema=: registry ref of the schema (typed_lua.c) */
     int self_ref;           /* registry ref of the userdata while started */
 
     sl_framer fr;           /* the bytes read and not framed yet, and the framing state */
@@ -201,7 +203,9 @@ static int deliver(lua_State *L, sl_reader *r, int bi)
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_batch);    /* fn */
     lua_pushvalue(L, bi);                               /* fn batch */
     lua_pushinteger(L, n);                              /* fn batch n */
-    if (sl_loop_call(L, 2) != 0)                        /* -- */
+    if (r->fr.schema != NULL)       /* typed: the records are in the framer's slots */
+        lua_pushlightuserdata(L, r->fr.slots);          /* fn batch n slots */
+    if (sl_loop_call(L, r->fr.schema != NULL ? 3 : 2) != 0)    /* -- */
         pause_reader(L, r);
     return live(r);
 }
@@ -694,6 +698,7 @@ static int reader_close(lua_State *L)
     unref(L, &r->on_caught_up);
     unref(L, &r->batch_ref);
     unref(L, &r->keys_ref);
+    unref(L, &r->schema_ref);
     uv_close((uv_handle_t *)&r->kick, on_handle_closed);
     return 0;
 }
@@ -784,6 +789,12 @@ int sl_reader_new(lua_State *L)
         || line != (lua_Number)(int64_t)line)
         return luaL_error(L, "core.reader: offset must be a whole number >= 0 and line >= 1");
     opt(L, "columns", LUA_TTABLE);
+    if (!lua_isnil(L, (lua_getfield(L, 1, "schema"), -1))) {
+        sl_schema_check(L, -1);
+        if (format == SL_FRAMER_LINES || (format == SL_FRAMER_CSV && !header))
+            return luaL_error(L, "core.reader: schema= needs json, msgpack or csv with a "
+                              "header");
+    }
     batch = opt_int(L, "batch", SL_READER_BATCH, 1 << 20);
     max_record = opt_int(L, "max_record", SL_READER_MAX_RECORD, 1 << 30);
     if (!opt(L, "on_batch", LUA_TFUNCTION))
@@ -838,7 +849,14 @@ int sl_reader_new(lua_State *L)
     r->fr.partial_bad = partial_bad;
     r->fr.keyed = format == SL_FRAMER_CSV && header;
     r->batch_max = (int)batch;
-    r->self_ref = r->keys_ref = LUA_NOREF;
+    r->self_ref = r->keys_ref = r->schema_ref = LUA_NOREF;
+    lua_getfield(L, 1, "schema");                       /* opts ud schema|nil */
+    if (!lua_isnil(L, -1)) {
+        sl_framer_set_schema(&r->fr, sl_schema_check(L, -1));
+        r->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* opts ud */
+    } else {
+        lua_pop(L, 1);                                  /* opts ud */
+    }
     if (r->fr.keyed) {
         lua_getfield(L, 1, "columns");                  /* opts ud cols|nil */
         if (lua_istable(L, -1))

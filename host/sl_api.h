@@ -22,6 +22,7 @@
 #include "prims.h"          /* timer heap, window arithmetic, accumulators, sketches */
 #include "nexmark_view.h"   /* a slot of core.nexmark's raw buffer (gen:fill_raw) */
 #include "scatter.h"        /* typed records split among workers by key group */
+#include "typed.h"          /* the slots of typed records of a schema (sl.schema) */
 
 double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch (time.c) */
 uint64_t sl_time_hrtime_ns(void);     /* monotonic clock, ns */

@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "net.h"
 #include "vm.h"
+#include "typed.h"
 #include "writer.h"
 
 enum { FMT_JSON, FMT_LINES, FMT_CSV, FMT_MSGPACK };
@@ -34,6 +35,9 @@ typedef struct sl_writer {
     int format;             /* FMT_* */
     int header;             /* csv: write a header line */
     int columns_known;      /* csv: columns_ref is settled (from columns= or a record) */
+    const sl_schema *col_schema;    /* csv: the schema whose fields col_field holds */
+    int *col_field;         /* csv: each column's field in col_schema (-1: none) */
+    int ncols;
     int columns_ref;        /* csv: registry ref of the column names; LUA_NOREF for
                                array records */
     int header_done;        /* csv: the header line is in the buffer or written */
@@ -167,6 +171,84 @@ static int encode_csv(lua_State *L, sl_writer *w, int idx, char *err)
     return rc;
 }
 
+/* csv: settles the columns from the first record when it is typed (its schema's fields),
+ * and makes col_field for rec's schema. Stack unchanged. */
+static void csv_prepare_typed(lua_State *L, sl_writer *w, const sl_typed_field *rec)
+{
+    const sl_schema *s = rec[0].v.schema;
+    int c, n;
+
+    if (!w->columns_known) {
+        w->columns_known = 1;
+        lua_createtable(L, s->nfields, 0);              /* cols */
+        for (c = 0; c < s->nfields; c++) {
+            lua_pushlstring(L, s->fields[c].name, s->fields[c].namelen);
+            lua_rawseti(L, -2, c + 1);
+        }
+        w->columns_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* -- */
+    }
+    if (!w->header_done)
+        csv_header(L, w);
+    if (w->col_schema == s)
+        return;
+    free(w->col_field);
+    w->col_field = NULL;
+    w->ncols = 0;
+    w->col_schema = s;
+    if (w->columns_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->columns_ref);  /* cols */
+    n = (int)lua_objlen(L, -1);
+    w->col_field = malloc((size_t)(n > 0 ? n : 1) * sizeof *w->col_field);
+    if (w->col_field == NULL) {
+        fprintf(stderr, "sluice: writer: out of memory\n");
+        abort();
+    }
+    for (c = 0; c < n; c++) {
+        const sl_schema_field *f = NULL;
+        const char *name;
+        size_t len;
+
+        lua_rawgeti(L, -1, c + 1);                      /* cols name */
+        name = lua_tolstring(L, -1, &len);
+        if (name != NULL)
+            f = sl_schema_find(s, name, len);
+        w->col_field[c] = f != NULL ? (int)(f - s->fields) : -1;
+        lua_pop(L, 1);                                  /* cols */
+    }
+    w->ncols = n;
+    lua_pop(L, 1);                                      /* -- */
+}
+
+/* Appends the typed record rec (typed.h) in the writer's format, as encode() does. */
+static int encode_typed(lua_State *L, sl_writer *w, const sl_typed_field *rec, char *err)
+{
+    size_t mark = w->out.len;
+    int rc;
+
+    switch (w->format) {
+    case FMT_JSON:
+    case FMT_LINES:                 /* a record without __tostring is written as JSON */
+        rc = sl_typed_json_encode(rec, &w->out, err);
+        if (rc == SL_CODEC_OK)
+            sl_buf_putc(&w->out, '\n');
+        break;
+    case FMT_CSV:
+        csv_prepare_typed(L, w, rec);
+        mark = w->out.len;
+        rc = sl_typed_csv_encode(rec, w->col_field, w->ncols, &w->out, err);
+        break;
+    default:
+        rc = sl_typed_mpack_encode(rec, &w->out, err);
+        break;
+    }
+    if (rc != SL_CODEC_OK) {
+        w->out.len = mark;
+        return SL_CODEC_BAD;
+    }
+    return SL_CODEC_OK;
+}
+
 /* Appends the record at idx in the writer's format. On failure the buffer is left as it
  * was and err says why. Stack unchanged. */
 static int encode(lua_State *L, sl_writer *w, int idx, char *err)
@@ -237,29 +319,44 @@ static int writer_write(lua_State *L)
     lua_Integer n, i;
     int nbad = 0;
 
+    const sl_typed_field *const *views = NULL;
+
     luaL_checktype(L, 2, LUA_TTABLE);
     n = luaL_optinteger(L, 3, (lua_Integer)lua_objlen(L, 2));
-    lua_settop(L, 3);
-    lua_pushnil(L);                                     /* w batch n bad|nil */
+    /* views (typed.lua's split_batch): an FFI array whose element i - 1 is the slots of
+     * record i when that is a typed record of a schema, else NULL; for a cdata,
+     * lua_topointer gives where its array starts */
+    if (!lua_isnoneornil(L, 4))
+        views = (const sl_typed_field *const *)lua_topointer(L, 4);
+    lua_settop(L, 4);
+    lua_pushnil(L);                                     /* w batch n views bad|nil */
     for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, (int)i);                      /* ... rec */
+        int rc;
+
         err[0] = '\0';
-        if (encode(L, w, 5, err) == SL_CODEC_OK) {
+        if (views != NULL && views[i - 1] != NULL) {
+            rc = encode_typed(L, w, views[i - 1], err);
+            lua_pushnil(L);                             /* ... nil */
+        } else {
+            lua_rawgeti(L, 2, (int)i);                  /* ... rec */
+            rc = encode(L, w, 6, err);
+        }
+        if (rc == SL_CODEC_OK) {
             if (w->conn != NULL)
                 note_end(w);
         } else {
             if (nbad == 0) {
                 lua_createtable(L, 4, 0);               /* ... rec list */
-                lua_replace(L, 4);                      /* ... rec */
+                lua_replace(L, 5);                      /* ... rec */
             }
             lua_createtable(L, 0, 2);                   /* ... rec info */
             lua_pushinteger(L, i);
             lua_setfield(L, -2, "index");
             lua_pushstring(L, err);
             lua_setfield(L, -2, "reason");
-            lua_rawseti(L, 4, ++nbad);                  /* ... rec */
+            lua_rawseti(L, 5, ++nbad);                  /* ... rec */
         }
-        lua_pop(L, 1);                                  /* w batch n bad|nil */
+        lua_pop(L, 1);                                  /* w batch n views bad|nil */
         if (w->out.len > SL_WRITER_FLUSH)
             flush_or_raise(L, w);
     }
@@ -339,6 +436,7 @@ static int close_writer(lua_State *L, sl_writer *w, const char *stalled, const c
         *what = "close";
     }
     luaL_unref(L, LUA_REGISTRYINDEX, w->columns_ref);
+    free(w->col_field);
     sl_buf_free(&w->out);
     return rc;
 }

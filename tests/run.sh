@@ -83,6 +83,7 @@ if [ -z "$paths" ]; then
   run codecs build/codec_test ASAN_OPTIONS=detect_leaks=0
   run primitives build/prims_test
   run typed build/typed_test ASAN_OPTIONS=detect_leaks=0
+  run typed-codecs build/typed_csv_mpack_test ASAN_OPTIONS=detect_leaks=0
   paths="tests/ scripts/examples/"    # the examples' specs (sl.testing) too
 fi
 run plain ./sluice

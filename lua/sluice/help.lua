@@ -22,20 +22,23 @@ help.entries = E
 E["sl.source.values"] = { "sl.source.values(array)",
   "The array's elements 1..#array, in order. Bounded.",
   "sl.source.generator" }
-E["sl.source.file"] = { 'sl.source.file { path, format = "lines", header, follow, max_record }',
+E["sl.source.file"] = { 'sl.source.file { path, format = "lines", header, follow, max_record, ' ..
+  'schema }',
   "One record per line (lines, json, csv) or per object (msgpack) of the file at path.\n" ..
   "csv: header=true makes records tables keyed by the first line's names.\n" ..
   "follow=true tails the file like tail -F (rename and truncation) and never ends;\n" ..
   "without it the source ends at the end of the file. A malformed record is dead-lettered\n" ..
-  "with its line and byte offset, and the job goes on.",
-  "formats, sl.source.stdin, dead_letters" }
-E["sl.source.stdin"] = { 'sl.source.stdin { format = "lines", header, max_record }',
+  "with its line and byte offset, and the job goes on. schema = sl.schema{...}: typed\n" ..
+  "records, decoded in C (json, msgpack, csv with a header; see sl.schema).",
+  "formats, sl.source.stdin, dead_letters, sl.schema" }
+E["sl.source.stdin"] = { 'sl.source.stdin { format = "lines", header, max_record, schema }',
   "As sl.source.file, from standard input; ends at end of input.", "formats" }
 E["sl.source.generator"] = { "sl.source.generator { count, rate, fn }",
   "fn(i) for i = 1..count (fn defaults to the identity); a nil result is skipped.\n" ..
   "count=nil: unbounded. rate: records per second, paced without spinning; nil: as fast\n" ..
   "as possible. A record on which fn raises is dead-lettered." }
-E["sl.source.tcp"] = { 'sl.source.tcp { listen = "host:port", format, header, max_record }',
+E["sl.source.tcp"] = { 'sl.source.tcp { listen = "host:port", format, header, max_record, ' ..
+  'schema }',
   "Records from every connection to listen, framed per connection (lines, json, csv by\n" ..
   "newline; msgpack as a stream of objects). A partial record at a connection's end is\n" ..
   "dead-lettered with the peer's address. Never ends by itself.", "formats" }
@@ -151,6 +154,11 @@ E["sl.duration"] = { "sl.duration(d)", 'Milliseconds for a duration: sl.duration
 E["sl.param"] = { "sl.param(name, default)",
   "The value `--set name=value` gave on the command line, else default; a number or boolean " ..
   "default makes the value one (a bad one is a script error at the caller's line)." }
+E["sl.schema"] = { 'sl.schema{name = "i64"|"f64"|"bool"|"string"|sl.schema{...}, ...}',
+  "Typed records: schema = on a json, msgpack or csv (header = true) source makes C decode " ..
+  "each record into fixed slots; fields read like a table's, absent ones are nil, a value " ..
+  "of the wrong type sends the record to the dead letters naming the field. Records are " ..
+  "read-only; sl.plain(r) gives a table. See docs/typed.md." }
 E["sl.plain"] = { "sl.plain(r)",
   "The table form of a typed record (a view a typed source fills); any other value as is." }
 E["sl.json"] = { "sl.json.encode(v), sl.json.decode(s), sl.json.null",

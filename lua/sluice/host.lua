@@ -89,6 +89,13 @@ typedef struct sl_nexmark_event_view {
   } u;
 } sl_nexmark_event_view;
 
+/* host/typed.h: the slots of typed records (schema.lua's views) */
+typedef struct sl_typed_field {
+  union { double f64; int64_t i64; int64_t b; const char *str; const struct sl_schema *schema; } v;
+  uint32_t len;
+  uint32_t present;
+} sl_typed_field;
+
 /* host/prims.h: key groups */
 enum { SL_KEY_GROUPS = 128 };
 int sl_key_group_str(const char *s, size_t len);

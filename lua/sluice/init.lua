@@ -11,6 +11,7 @@ local stream = require "sluice.stream"
 local source = require "sluice.source"
 local sink = require "sluice.sink"
 local typed = require "sluice.typed"
+local schema = require "sluice.schema"
 local testing = require "sluice.testing"
 require "sluice.explore"        -- streams get collect(), show() and graph()
 
@@ -59,6 +60,10 @@ local sl = {
 -- The table form of a typed record (a view a typed source fills, see typed.lua): what to
 -- keep beyond the call that got it. Any other value is returned as it is.
 sl.plain = typed.plain
+
+-- sl.schema{name = "i64" | "f64" | "bool" | "string" | sl.schema{...}, ...}: typed records
+-- for a JSON, CSV or msgpack source (its schema option; see schema.lua).
+sl.schema = schema.new
 
 -- Sends the job's dead letters (bad input, records a function raised on) to `spec`.
 function sl.dead_letter(spec)

@@ -15,10 +15,12 @@
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, tostring, pairs, ipairs = type, string.format, tostring, pairs, ipairs
 local fail, want_string = report.fail, report.want_string
+local plain = typed.plain
 
 local kafka = {}
 
@@ -331,14 +333,16 @@ function kafka.open_sink(spec, ctx)
     for i = 1, n do keys[i] = key_fn(batch[i]) end
     return keys
   end
-  -- Writes batch[1..n]; what the queue cannot take yet is kept in `pending`.
-  local function write(batch, n)
-    local bad, stopped = producer:write(batch, n, keys_of(batch, n))
+  -- Writes batch[1..n]; what the queue cannot take yet is kept in `pending` (typed
+  -- records in their table form: a view lives only as long as its batch). views: which
+  -- records C encodes from their slots (sink.lua, typed.split_batch).
+  local function write(batch, n, views)
+    local bad, stopped = producer:write(batch, n, keys_of(batch, n), views)
     if bad then
-      for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+      for _, b in ipairs(bad) do ctx.bad_output(plain(batch[b.index]), b.reason) end
     end
     if stopped then
-      for i = stopped, n do pn = pn + 1; pending[pn] = batch[i] end
+      for i = stopped, n do pn = pn + 1; pending[pn] = plain(batch[i]) end
     end
   end
   local function retry_pending()
@@ -388,12 +392,12 @@ function kafka.open_sink(spec, ctx)
     handle.transactional = options["transactional.id"]
   end
 
-  function handle.push(batch, n)
+  function handle.push(batch, n, _, views)
     if pn > 0 or holding then
       -- these wait behind what already waits, in order
-      for i = 1, n do pn = pn + 1; pending[pn] = batch[i] end
+      for i = 1, n do pn = pn + 1; pending[pn] = plain(batch[i]) end
     else
-      write(batch, n)
+      write(batch, n, views)
     end
     producer:poll()
     if pn > 0 or producer:outq() > spec.high then block() end
@@ -458,6 +462,7 @@ function kafka.open_sink(spec, ctx)
     return (producer:queued())
   end
   handle.producer = producer
+  handle.encodes_typed = true
   return handle
 end
 

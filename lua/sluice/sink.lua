@@ -13,10 +13,12 @@ local http_sink = require "sluice.http_sink"
 local forward = require "sluice.forward"
 local redis = require "sluice.redis"
 local text = require "sluice.format"
-local plain_batch = require("sluice.typed").plain_batch
+local typed = require "sluice.typed"
+local ffi = require "ffi"
 
 local core = host.core
 local type, format, pcall = type, string.format, pcall
+local plain_batch, split_batch = typed.plain_batch, typed.split_batch
 local fail, where = report.fail, report.where
 
 local sink = {}
@@ -213,10 +215,11 @@ local function open_writer(spec, ctx)
   end
   local w, closed = out.w, false
   return {
-    push = function(batch, n)
-      local bad = w:write(batch, n)
+    -- views: typed records C encodes from their slots (sink.open, typed.split_batch)
+    push = function(batch, n, _, views)
+      local bad = w:write(batch, n, views)
       if bad then
-        for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+        for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
       end
       check_reader(w, ctx)
       if not out.pending then out.pending = true; out.timer:start(0) end
@@ -232,6 +235,7 @@ local function open_writer(spec, ctx)
     -- a file sink's committed length for a checkpoint: everything so far, written out
     path = spec.type == "file" and spec.path or nil,
     commit = spec.type == "file" and function() return w:size() end or nil,
+    encodes_typed = true,
   }
 end
 
@@ -291,10 +295,10 @@ function open.tcp(spec, ctx)
     on_drain = function()
       if blocked then blocked = false; flow.unblock(handle) end
     end }
-  handle.push = function(batch, n)
-    local bad = w:write(batch, n)
+  handle.push = function(batch, n, _, views)      -- views: as open_writer's
+    local bad = w:write(batch, n, views)
     if bad then
-      for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+      for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
     end
     w:flush()           -- queued at once: a record alone goes out without waiting
     if not blocked and w:pending() > spec.high then
@@ -306,6 +310,7 @@ function open.tcp(spec, ctx)
     local _, _, written = w:pending()
     return written
   end
+  handle.encodes_typed = true
   -- --metrics' sink queue: the bytes waiting for the peer
   handle.queued = function()
     if closed then return 0 end
@@ -374,10 +379,23 @@ end
 
 -- Every sink but null keeps or encodes what it gets, so typed records (typed.lua) reach
 -- it in their table form. s.records counts what the sink received.
+-- A sink that encodes in C (s.encodes_typed) gets records of a schema as they are, and
+-- encodes them from their slots without a table.
+local views_ct = ffi.typeof("const void *[?]")
 function sink.open(spec, ctx)
   local s = open[spec.type](spec, ctx)
   local push, plain = s.push, spec.type ~= "null"
   s.records = 0
+  if s.encodes_typed then
+    local views, cap = nil, 0
+    s.push = function(batch, n, t)
+      s.records = s.records + n
+      if n > cap then cap = n; views = views_ct(n) end
+      if split_batch(batch, n, views) then return push(batch, n, t, views) end
+      return push(batch, n, t)
+    end
+    return s
+  end
   s.push = function(batch, n, t)     -- t: the records' event times, if the stream has them
     s.records = s.records + n
     if plain then plain_batch(batch, n) end

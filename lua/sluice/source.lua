@@ -16,6 +16,8 @@ local kafka = require "sluice.kafka"
 local http = require "sluice.http"
 local forward = require "sluice.forward"
 local redis = require "sluice.redis"
+local schema = require "sluice.schema"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -68,11 +70,11 @@ end
 -- The options each source takes (an unknown one is a mistake at the user's line, with the
 -- nearest of these suggested).
 local options = {
-  file = { "path", "format", "header", "follow", "max_record" },
-  stdin = { "format", "header", "max_record" },
+  file = { "path", "format", "header", "follow", "max_record", "schema" },
+  stdin = { "format", "header", "max_record", "schema" },
   generator = { "count", "rate", "fn" },
-  tcp = { "listen", "format", "header", "max_record" },
-  udp = { "listen", "format", "header", "max_record" },
+  tcp = { "listen", "format", "header", "max_record", "schema" },
+  udp = { "listen", "format", "header", "max_record", "schema" },
 }
 
 local function want_table(m, opts, kind) return report.want_options(m, opts, false, options[kind]) end
@@ -120,6 +122,7 @@ function source.file(opts)
   return new_source { type = "file", path = opts.path, format = want_format("source.file()", opts),
     header = opts.header, follow = opts.follow and true or nil,
     max_record = want_max_record("source.file()", opts),
+    schema = schema.want("source.file()", opts),
     label = "source.file " .. tostring(opts.path) }
 end
 
@@ -152,7 +155,7 @@ function source.stdin(opts)
   opts = want_table("source.stdin()", opts, "stdin")
   return new_source { type = "stdin", format = want_format("source.stdin()", opts),
     header = opts.header, max_record = want_max_record("source.stdin()", opts),
-    label = "source.stdin" }
+    schema = schema.want("source.stdin()", opts), label = "source.stdin" }
 end
 
 function source.generator(opts)
@@ -183,7 +186,7 @@ function source.tcp(opts)
   local listen = want_address("source.tcp()", opts, "listen")
   return new_source { type = "tcp", listen = listen, format = want_format("source.tcp()", opts),
     header = opts.header, max_record = want_max_record("source.tcp()", opts),
-    label = "source.tcp " .. listen }
+    schema = schema.want("source.tcp()", opts), label = "source.tcp " .. listen }
 end
 
 -- udp{listen="host:port", format}: one record per datagram (lines: one per line).
@@ -192,7 +195,7 @@ function source.udp(opts)
   local listen = want_address("source.udp()", opts, "listen")
   return new_source { type = "udp", listen = listen, format = want_format("source.udp()", opts),
     header = opts.header, max_record = want_max_record("source.udp()", opts),
-    label = "source.udp " .. listen }
+    schema = schema.want("source.udp()", opts), label = "source.udp " .. listen }
 end
 
 -- Sources a stage may run inside its own loop (runtime.lua): their spec.fn(i) makes
@@ -337,13 +340,32 @@ function open.generator(spec, ctx)
   return handle
 end
 
--- Reader options shared by every reader-based source.
+-- Reader options shared by every reader-based source. (With a schema, C decodes records
+-- into slots and on_batch(batch, n, slots) gets them there: new_reader puts them into the
+-- batch as views, schema.lua, before the source's on_batch sees it.)
 local function reader_options(spec, ctx, target)
   target.format = spec.format
   target.header = spec.header
   target.batch = ctx.batch_size
   target.max_record = spec.max_record
   return target
+end
+
+-- core.reader(target), with the typed records of spec.schema put into each batch.
+local function new_reader(spec, target)
+  if spec.schema then
+    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
+      spec.typed_running = true
+      typed.opened()
+    end
+    target.schema = spec.schema.ud
+    local fill, on_batch = schema.filler(spec.schema), target.on_batch
+    target.on_batch = function(batch, n, slots)
+      fill(batch, n, slots)
+      return on_batch(batch, n)
+    end
+  end
+  return core.reader(target)
 end
 
 -- A file or stdin. close() is graceful the first time (a shutdown): the records already
@@ -375,7 +397,7 @@ local function open_reader(spec, ctx, target)
     if err then error(err, 0) end
     finish()
   end
-  reader = core.reader(target)
+  reader = new_reader(spec, target)
   handle = {
     pause = function() if not draining then reader:stop() end end,
     resume = function() if not done then reader:start() end end,
@@ -471,7 +493,7 @@ function open.tcp(spec, ctx)
       reader:close()
       maybe_end()
     end
-    reader = core.reader(target)
+    reader = new_reader(spec, target)
     if done then return reader:close() end
     conns[reader] = true
     nconns = nconns + 1
@@ -540,7 +562,7 @@ function open.udp(spec, ctx)
   end
   target.on_bad = ctx.bad
   target.on_end = function() finish() end
-  reader = core.reader(target)
+  reader = new_reader(spec, target)
   sock = core.udp { address = spec.listen, reader = reader }
   handle = {
     pause = function() if not draining then sock:stop() end end,

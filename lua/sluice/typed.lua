@@ -143,6 +143,44 @@ function typed.plain_batch(batch, n)
   end
 end
 
+-- ---- records of schemas (schema.lua), which sinks encode in C as they are ------------
+
+local schema_ptrs, nschemas = {}, 0
+function typed.register_schema(s)
+  nschemas = nschemas + 1
+  schema_ptrs[nschemas] = s.ptr
+end
+
+-- Whether v is a record of a schema.
+local function of_schema(v)
+  for i = 1, nschemas do
+    if istype(schema_ptrs[i], v) then return true end
+  end
+  return false
+end
+typed.of_schema = of_schema
+
+-- For a sink that encodes in C (host/writer.c): sets views[i - 1] to batch[i] when that
+-- is a record of a schema, which C then encodes from its slots, else to nil; replaces
+-- every other typed record by its table form as plain_batch does. views: an FFI array of
+-- at least n pointers. Returns whether any record is a schema's.
+function typed.split_batch(batch, n, views)
+  local any, looks_inside = false, typed.running > 0
+  for i = 1, n do
+    local r = batch[i]
+    local tr = type(r)
+    if tr == "cdata" and of_schema(r) then
+      views[i - 1] = r
+      any = true
+    else
+      views[i - 1] = nil
+      if tr == "cdata" then batch[i] = plain(r)
+      elseif tr == "table" and looks_inside then plain_fields(r, 0) end
+    end
+  end
+  return any
+end
+
 -- Whether a keyed or window operator may be handed typed records as they are: it keeps
 -- only values read from them (aggregates of numbers over fields: count, sum, min, max,
 -- avg, distinct, quantile) or copies what it keeps (reduce, see window.lua and rolling.lua).

@@ -164,7 +164,16 @@ static void test_numbers(void)
     for (int i = 0; i < 300000 && bad < 5; i++) {
         double x;
         uint64_t r = rnd();
-        switch (i % 4) {
+        switch (i % 6) {
+        case 4:     /* products of short decimals, which need 16 or 17 digits */
+            x = (double)(int64_t)(r % 2000000) / 100 * 0.92;
+            break;
+        case 5: {   /* any double of the exact path's range, 1e-3 to 1e14 */
+            uint64_t bits = (r & UINT64_C(0x000fffffffffffff))
+                            | (uint64_t)(1023 - 10 + (int)(rnd() % 57)) << 52;
+            memcpy(&x, &bits, sizeof x);
+            break;
+        }
         case 0:     /* any finite double */
             memcpy(&x, &r, sizeof x);
             if (!isfinite(x))

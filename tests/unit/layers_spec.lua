@@ -10,7 +10,7 @@
 --   5 app        what people use: sl, exploring, reload, inspecting, checkpoints, the
 --                control socket, the REPL and the command line
 local LAYERS = {
-  boundary = { "core", "host", "typed", "report", "duration", "format", "flow", "agg",
+  boundary = { "core", "host", "typed", "schema", "report", "duration", "format", "flow", "agg",
     "nexmark", "kafka", "http", "http_sink", "forward", "redis" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },

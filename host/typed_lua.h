@@ -1,0 +1,22 @@
+/* typed_lua.h -- core.schema (typed_lua.c): schemas of typed records made from Lua, and
+ * how other host modules take one as an option. */
+#ifndef SL_TYPED_LUA_H
+#define SL_TYPED_LUA_H
+
+#include <lua.h>
+#include "typed.h"
+
+#define SL_SCHEMA_MT "sluice.schema"   /* metatable of schema userdata */
+
+/* Creates the schema metatable. Stack unchanged. */
+void sl_schema_register(lua_State *L);
+
+/* core.schema{...} -> schema (see typed_lua.c). */
+int sl_schema_lua_new(lua_State *L);
+
+/* The schema at idx (raises when it is none), or NULL when idx holds nil. The userdata
+ * must be kept referenced for as long as the schema is used. */
+const sl_schema *sl_schema_check(lua_State *L, int idx);
+const sl_schema *sl_schema_opt(lua_State *L, int idx);
+
+#endif

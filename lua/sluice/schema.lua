@@ -1,0 +1,185 @@
+-- schema.lua -- sl.schema{...}: typed records of JSON, CSV and msgpack sources.
+--
+-- A schema names fields and their types (i64, f64, bool, string, or a nested schema).
+-- C decodes a source's records of it straight into fixed slots (host/typed.h: a header
+-- slot, then a slot per field in the order of their names, a nested record's slots
+-- inline), and a record reaches the script as a view: a pointer into those slots whose
+-- fields read like a table's through the __index made here for the schema, which the JIT
+-- compiles to a load and a presence test. A string becomes a Lua string only when a
+-- script reads it. Views are valid while their batch passes through the graph; what keeps
+-- a record keeps its table form (typed.lua), made by the to_table made here.
+local ffi = require "ffi"
+local host = require "sluice.host"
+local report = require "sluice.report"
+local typed = require "sluice.typed"
+
+local core = host.core
+local type, format, pairs, tostring, setmetatable = type, string.format, pairs, tostring,
+  setmetatable
+local fail = report.fail
+
+local schema = {}
+
+local TYPES = { i64 = true, f64 = true, bool = true, string = true }
+local field_ptr = ffi.typeof("sl_typed_field *")
+
+local Schema = {}               -- metatable of schema objects
+Schema.__index = Schema
+
+-- Whether x is a schema made by sl.schema.
+function schema.is(x) return getmetatable(x) == Schema end
+
+-- The Lua source of a view's __index for the fields of s: one test per field, which the
+-- JIT folds away for the constant key a script reads (r.price).
+local function index_source(s)
+  local out = { "local ffi_string, tonumber, cast, nested = ...\n",
+    "return function(v, k)\n" }
+  for _, f in ipairs(s.fields) do
+    local slot, get = f.slot
+    if f.type == "i64" then get = format("tonumber(v.f[%d].v.i64)", slot)
+    elseif f.type == "f64" then get = format("v.f[%d].v.f64", slot)
+    elseif f.type == "bool" then get = format("v.f[%d].v.b ~= 0", slot)
+    elseif f.type == "string" then
+      get = format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
+    else get = format("cast(nested[%q].ptr, v.f + %d)", f.name, slot) end
+    out[#out + 1] = format("  if k == %q then\n    if v.f[%d].present == 0 then return nil end\n"
+      .. "    return %s\n  end\n", f.name, slot, get)
+  end
+  out[#out + 1] = "  return nil\nend\n"
+  return table.concat(out)
+end
+
+-- The Lua source of to_table(v): a new table of the present fields of view v.
+local function table_source(s)
+  local out = { "local ffi_string, tonumber, cast, nested = ...\n", "return function(v)\n",
+    "  local t, f = {}, v.f\n" }
+  for _, f in ipairs(s.fields) do
+    local slot, get = f.slot
+    if f.type == "i64" then get = format("tonumber(f[%d].v.i64)", slot)
+    elseif f.type == "f64" then get = format("f[%d].v.f64", slot)
+    elseif f.type == "bool" then get = format("f[%d].v.b ~= 0", slot)
+    elseif f.type == "string" then get = format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
+    else
+      get = format("nested[%q].to_table(cast(nested[%q].ptr, f + %d))", f.name, f.name, slot)
+    end
+    out[#out + 1] = format("  if f[%d].present ~= 0 then t[%q] = %s end\n", slot, f.name, get)
+  end
+  out[#out + 1] = "  return t\nend\n"
+  return table.concat(out)
+end
+
+local function compile(src, name, s)
+  return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested)
+end
+
+-- Makes the view type of s and registers it with typed.lua.
+local function make_views(s)
+  s.ct = ffi.typeof("struct { sl_typed_field f[$]; }", s.nslots)
+  s.ptr = ffi.typeof("$ *", s.ct)
+  local index = compile(index_source(s), "schema view", s)
+  local to_table = compile(table_source(s), "schema table", s)
+  s.to_table = to_table
+  ffi.metatype(s.ct, {
+    __index = index,
+    __newindex = function(_, k)
+      error(format("a record of sl.schema is read-only (setting field %s): return a new "
+        .. "table, or sl.plain(r) to get one to change", tostring(k)), 2)
+    end,
+    __tostring = function(v) return "typed " .. core.json_encode(to_table(v)) end,
+  })
+  typed.register(s.ptr, to_table)
+  typed.register_schema(s)
+end
+
+-- sl.schema{name = "i64" | "f64" | "bool" | "string" | sl.schema{...}, ...}
+function schema.new(spec)
+  local m = "sl.schema()"
+  if type(spec) ~= "table" then
+    fail(format("%s: expected a table of field = type, got %s", m, type(spec)))
+    spec = {}
+  end
+  local list, nested = {}, {}
+  for name, t in pairs(spec) do
+    if type(name) ~= "string" or name == "" then
+      fail(format("%s: field names must be non-empty strings, got %s", m, tostring(name)))
+    elseif schema.is(t) then
+      list[#list + 1] = { name = name, type = "record", record = t.ud }
+      nested[name] = t
+    elseif TYPES[t] then
+      list[#list + 1] = { name = name, type = t }
+    else
+      fail(format('%s: field %s: type must be "i64", "f64", "bool", "string" or '
+        .. 'sl.schema{...}, got %s', m, name, type(t) == "string" and format("%q", t)
+        or tostring(t)))
+    end
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  local ok, ud = pcall(core.schema, list)
+  if not ok then
+    fail(format("%s: %s", m, tostring(ud)))
+    ud = core.schema({})
+  end
+  local s = setmetatable({ ud = ud, nested = nested, fields = ud:fields(),
+    nslots = ud:nslots() }, Schema)
+  s.types = {}
+  for _, f in ipairs(s.fields) do s.types[f.name] = f.type end
+  make_views(s)
+  return s
+end
+
+-- The field names of s, in its order (a csv sink's columns).
+function Schema:names()
+  local names = {}
+  for i, f in ipairs(self.fields) do names[i] = f.name end
+  return names
+end
+
+Schema.__tostring = function(s)
+  local parts = {}
+  for _, f in ipairs(s.fields) do
+    parts[#parts + 1] = format("%s = %s", f.name,
+      f.type == "record" and tostring(s.nested[f.name]) or format("%q", f.type))
+  end
+  return "sl.schema{" .. table.concat(parts, ", ") .. "}"
+end
+
+-- A function that puts the records C decoded into `slots` (a light userdata: n records of
+-- s, one after another) into batch[1..n] as views. Views of a slot are made once and kept
+-- while the slots stay where they are (a source's buffer moves only when it grows).
+function schema.filler(s)
+  local ptr, nslots, cast = s.ptr, s.nslots, ffi.cast
+  local at, kept, base = nil, {}, nil
+  return function(batch, n, slots)
+    if slots ~= at then
+      at, kept, base = slots, {}, cast(field_ptr, slots)
+    end
+    for i = 1, n do
+      local v = kept[i]
+      if v == nil then
+        v = cast(ptr, base + (i - 1) * nslots)
+        kept[i] = v
+      end
+      batch[i] = v
+    end
+  end
+end
+
+-- The checks a source makes of its schema option (m names the source): a schema, on a
+-- format C decodes into slots. Returns the schema or nil.
+function schema.want(m, opts)
+  local s = opts.schema
+  if s == nil then return nil end
+  if not schema.is(s) then
+    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
+    return nil
+  end
+  local f = opts.format or "lines"
+  if f == "lines" or (f == "csv" and not opts.header) then
+    fail(format("%s: schema needs format json, msgpack, or csv with header = true (got %s%s)",
+      m, f, f == "csv" and " without a header" or ""))
+    return nil
+  end
+  return s
+end
+
+return schema
