@@ -467,16 +467,14 @@ static int decode_field(tdec *d, const sl_schema_field *f, sl_typed_field *v)
         const char *start = d->p;
         json_number n;
         double x = 0;
-        if (f->type != SL_TYPED_F64 && f->type != SL_TYPED_I64)
-            return wrong_type(d, f, "number", 6);
+        /* A number of the wrong type, or not an int64, is named by its text (cut). */
         if (read_number(d, &n, &x, f->type == SL_TYPED_F64) != SL_CODEC_OK)
             return SL_CODEC_BAD;
-        if (f->type == SL_TYPED_F64) {
+        int tlen = (int)(d->p - start);
+        if (f->type == SL_TYPED_F64)
             v->v.f64 = x;
-        } else if (!integral(&n, x, &v->v.i64)) {
-            int tlen = (int)(d->p - start);
+        else if (f->type != SL_TYPED_I64 || !integral(&n, x, &v->v.i64))
             return wrong_type(d, f, start, tlen < 40 ? tlen : 40);
-        }
         v->present = 1;
         return SL_CODEC_OK;
     }

@@ -337,12 +337,15 @@ static void test_wrong_types(void)
     bad(every, "{\"id\":{}}", "field id: want i64, got object");
     bad(every, "{\"price\":\"1.5\"}", "field price: want f64, got string");
     bad(every, "{\"price\":false}", "field price: want f64, got bool");
-    bad(every, "{\"flag\":1}", "field flag: want bool, got number");
+    bad(every, "{\"flag\":1}", "field flag: want bool, got 1");
     bad(every, "{\"flag\":\"true\"}", "field flag: want bool, got string");
-    bad(every, "{\"name\":12}", "field name: want string, got number");
+    bad(every, "{\"flag\":-0.5e-3}", "field flag: want bool, got -0.5e-3");
+    /* A malformed number is malformed before it is of the wrong type. */
+    bad(every, "{\"flag\":1.}", "json: unexpected character '}' at byte 10");
+    bad(every, "{\"name\":12}", "field name: want string, got 12");
     bad(every, "{\"name\":{\"a\":1}}", "field name: want string, got object");
     bad(every, "{\"name\":[]}", "field name: want string, got array");
-    bad(every, "{\"user\":5}", "field user: want record, got number");
+    bad(every, "{\"user\":5}", "field user: want record, got 5");
     bad(every, "{\"user\":\"bob\"}", "field user: want record, got string");
     bad(every, "{\"user\":[]}", "field user: want record, got array");
     bad(every, "{\"user\":{\"age\":\"x\"}}", "field user.age: want i64, got string");
@@ -351,7 +354,7 @@ static void test_wrong_types(void)
         "field user.addr.zip: want i64, got string");
     bad(every, "{\"user\":{\"addr\":[]}}", "field user.addr: want record, got array");
     bad(every, "{\"id\":1,\"user\":{\"addr\":{\"city\":1}},\"name\":2}",
-        "field user.addr.city: want string, got number");
+        "field user.addr.city: want string, got 1");
     /* A long number is cut in the message. */
     bad(every, "{\"id\":1.50000000000000000000000000000000000000000000001}",
         "field id: want i64, got 1.50000000000000000000000000000000000000");
