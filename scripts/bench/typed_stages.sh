@@ -1,9 +1,9 @@
 #!/bin/sh
 # make bench (via run.sh): what one JSON line of json_filter_map.lua costs in each stage,
 # without and with sl.schema: variants of the job (scripts/bench/typed/json_stages.lua) cut
-# short after a stage, each the fastest of TYPED_REPS runs by user+system CPU time, and the
-# differences between them in ns per input line (half the lines pass the filter, so the
-# encode and write figures are for half a line written):
+# short after a stage, each the fastest of TYPED_REPS runs by user+system CPU time (the
+# variants taken in turn), and the differences between them in ns per input line (half
+# the lines pass the filter, so the encode and write figures are for half a line written):
 #   start-up         the whole job on an empty file
 #   read + decode    source -> sink.null, less start-up
 #   Lua              + filter -> map, less the above
@@ -14,23 +14,34 @@ set -e
 cd "$(dirname "$0")/../.."
 . scripts/bench/typed/lib.sh
 typed_inputs json
+typed_baselines
 IN="$TYPED_DIR/bids.json"
 : >"$TYPED_DIR/empty.json"
 
-# stage_times SCHEMA: "startup decode lua encode write" CPU seconds, or "failed: why".
+# stage_times: "startup decode lua encode write" CPU seconds for $SCHEMA, the runs of the
+# five variants taken in turn (all five, then again), or "failed: why".
 stage_times() {
-  res=""
-  for v in "empty encode /dev/null" "bids decode /dev/null" "bids lua /dev/null" \
-           "bids encode /dev/null" "bids encode $TYPED_DIR/stages.out"; do
-    set -- $v
-    in=$IN; [ "$1" = empty ] && in="$TYPED_DIR/empty.json"
-    t=$(cpu_best env SCHEMA="$SCHEMA" STAGE="$2" IN="$in" OUT="$3" ./sluice run \
-      scripts/bench/typed/json_stages.lua)
-    [ "$t" = failed ] && { echo "failed: $(why_failed)"; return 0; }
-    res="$res $t"
+  best="" runs=$TYPED_REPS
+  while [ "$runs" -gt 0 ]; do
+    res=""
+    for v in "empty encode /dev/null" "bids decode /dev/null" "bids lua /dev/null" \
+             "bids encode /dev/null" "bids encode $TYPED_DIR/stages.out"; do
+      set -- $v
+      in=$IN; [ "$1" = empty ] && in="$TYPED_DIR/empty.json"
+      t=$(cpu_once env SCHEMA="$SCHEMA" STAGE="$2" IN="$in" OUT="$3" ./sluice run \
+        scripts/bench/typed/json_stages.lua)
+      [ "$t" = failed ] && { echo "failed: $(why_failed)"; return 0; }
+      res="$res $t"
+    done
+    best=$(awk -v a="$best" -v b="$res" 'BEGIN {
+      n = split(b, y, " "); split(a, x, " ")
+      for (i = 1; i <= n; i++)
+        printf "%s%s", (i > 1 ? " " : ""), (a == "" || y[i] < x[i]) ? y[i] : x[i]
+    }')
+    runs=$((runs - 1))
   done
   rm -f "$TYPED_DIR/stages.out"
-  echo "$res"
+  echo "$best"
 }
 
 SCHEMA=0 plain=$(stage_times)
@@ -45,7 +56,8 @@ echo
 echo "| stage | no schema | schema |"
 echo "|---|---|---|"
 awk -v n="$N_TYPED" -v p="$plain" -v t="$typed" 'BEGIN {
-  split("start-up (whole job, ms)|read + decode|Lua: filter + map|encode|write to a file|whole job", label, "|")
+  split("start-up (whole job, ms)|read + decode|Lua: filter + map|encode|write to a file|" \
+        "whole job", label, "|")
   np = split(p, a, " ")
   typed_ok = t !~ /^failed/
   if (typed_ok) split(t, b, " ")

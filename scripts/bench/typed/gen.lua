@@ -9,4 +9,5 @@ sl.source.generator { count = N, fn = function(i)
   return { auction = 1000 + i % 10007, bidder = 5000 + i % 7919, price = (i * 37 % 20000) / 100,
            channel = channels[i % 4 + 1], ts = 1700000000000 + i * 3 }
 end }
-  :sink(sl.sink.file { path = os.getenv("OUT") or "bids.jsonl", format = os.getenv("FORMAT") or "json" })
+  :sink(sl.sink.file { path = os.getenv("OUT") or "bids.jsonl",
+                       format = os.getenv("FORMAT") or "json" })
