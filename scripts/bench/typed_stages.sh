@@ -51,7 +51,7 @@ SCHEMA=1 typed=$(stage_times)
 echo
 echo "Typed records: what a JSON line of json_filter_map costs, stage by stage ($N_TYPED"
 echo "lines, half kept; ns per input line of user+system CPU time, differences of the"
-echo "fastest of $TYPED_REPS runs of each variant):"
+echo "fastest of $TYPED_REPS runs of each variant, taken in turn):"
 echo
 echo "| stage | no schema | schema |"
 echo "|---|---|---|"
