@@ -373,14 +373,6 @@ static int put_double(double x, char *o)
     return snprintf(o, 32, "%.17g", x);
 }
 
-/* Appends the key-and-number pair "name":x (name given with its quotes and colon). */
-static inline void out_field(const char *name, size_t nlen, double x)
-{
-    char *o = out_room(nlen + 40);
-    memcpy(o, name, nlen);
-    out_len += nlen + (size_t)put_double(x, o + nlen);
-}
-
 /* ---- sums as sluice's sl.sum adds them (Neumaier's compensated sum) -------------------- */
 
 typedef struct sum { double s, c; } sum;

@@ -158,7 +158,7 @@ static void on_record(const unsigned char *p, const unsigned char *end)
     }
     while (pairs-- > 0) {
         const unsigned char *k = p, *v = skip(p, end);
-        size_t klen = 0;
+        size_t klen = 0;            /* keys this short are fixstr; others are not ours */
         if (*k >= 0xa0 && *k <= 0xbf) {
             klen = *k & 0x1f;
             k++;
