@@ -3,7 +3,8 @@
 -- a few thousand of each format) and on hand-made JSON lines that stray from the generator's
 -- (keys in other orders, fields the jobs do not read, escapes, nested values, spaces,
 -- numbers of 17 digits and with exponents, missing fields, a late bid), each baseline's
--- output must be sluice's: the same bytes, or for the keyed window the same lines sorted.
+-- output must be sluice's, without a schema and with one (NAME_schema.lua): the same bytes,
+-- or for the keyed window the same lines sorted.
 -- `make bench` (scripts/bench/typed.sh) checks the same on millions of bids; this keeps the
 -- yardstick honest between benchmark runs.
 
@@ -43,8 +44,9 @@ local function bids(f)
   return path
 end
 
--- The output of job on input in: {c = C's bytes, sluice = sluice's bytes, counts = what C
--- printed on stderr}.
+-- The output of job on input in: {c = C's bytes, sluice = sluice's bytes, schema = the
+-- bytes of the job with sl.schema (NAME_schema.lua), counts = what C printed on stderr,
+-- and the two sluice runs' stderr}.
 local function outputs(job, input)
   local dir = h.tmpdir()
   local out_c, out_s = h.path(dir, "c.out"), h.path(dir, "sluice.out")
@@ -55,8 +57,13 @@ local function outputs(job, input)
   local res = h.run("run " .. h.q("scripts/bench/typed/" .. job .. ".lua"),
     { env = { IN = input, OUT = out_s } })
   h.expect_code(res, 0)
-  return { c = h.read(out_c) or "", sluice = h.read(out_s) or "",
-           counts = (h.read(h.path(dir, "counts")) or ""):gsub("\n$", ""), stderr = res.stderr }
+  local out_t = h.path(dir, "schema.out")
+  local typed = h.run("run " .. h.q("scripts/bench/typed/" .. job .. "_schema.lua"),
+    { env = { IN = input, OUT = out_t } })
+  h.expect_code(typed, 0)
+  return { c = h.read(out_c) or "", sluice = h.read(out_s) or "", schema = h.read(out_t) or "",
+           counts = (h.read(h.path(dir, "counts")) or ""):gsub("\n$", ""), stderr = res.stderr,
+           schema_stderr = typed.stderr }
 end
 
 local function sorted_lines(s)
@@ -110,6 +117,7 @@ describe("typed-records benchmark baselines", function()
     assert.equals(string.format("%d %d 0", N, KEPT), o.counts)
     assert.equals(KEPT, #h.lines(o.c))
     assert.equals(o.sluice, o.c)
+    assert.equals(o.schema, o.c)
   end)
 
   it("json_filter_map.c writes sluice's bytes for JSON it was not written against", function()
@@ -123,12 +131,19 @@ describe("typed-records benchmark baselines", function()
     assert.equals("3004 1368 2", o.counts)              -- lines, kept, bad
     assert.equals(1368, #h.lines(o.sluice))
     assert.equals(o.sluice, o.c)
+    assert.equals(o.schema, o.c)
     h.contains(o.c, '{"eur":138.46,"ts":1700000099999}', "C output")
     h.contains(o.c, '{"auction":7,"eur":115}', "C output")
     -- the two records C counts as bad are sluice's two dead letters
     h.contains(o.stderr, "attempt to compare number with string", "sluice's dead letters")
     h.contains(o.stderr, "attempt to compare number with nil", "sluice's dead letters")
     h.contains(o.stderr, "sluice: 2 records dead-lettered", "sluice's stderr")
+    -- with the schema, the string price is refused by the decoder, naming the field
+    h.contains(o.schema_stderr, '"reason":"field price: want f64, got string"',
+      "the schema job's dead letters")
+    h.contains(o.schema_stderr, "attempt to compare number with nil",
+      "the schema job's dead letters")
+    h.contains(o.schema_stderr, "sluice: 2 records dead-lettered", "the schema job's stderr")
   end)
 
   it("csv_filter.c writes sluice's bytes, header first", function()
@@ -137,6 +152,7 @@ describe("typed-records benchmark baselines", function()
     assert.equals("auction,bidder,channel,price,ts", h.lines(o.c)[1])
     assert.equals(KEPT + 1, #h.lines(o.c))
     assert.equals(o.sluice, o.c)
+    assert.equals(o.schema, o.c)
   end)
 
   it("msgpack_window.c writes sluice's windows, totals to the last bit", function()
@@ -145,6 +161,7 @@ describe("typed-records benchmark baselines", function()
     assert.equals(string.format("%d 61 0 0", N), o.counts)
     assert.equals(61, #h.lines(o.c))
     assert.equals(o.sluice, o.c)
+    assert.equals(o.schema, o.c)
     assert.equals('{"bids":333,"total":20576.07,"window_end":1700000001000,' ..
       '"window_start":1700000000000}', h.lines(o.c)[1])
   end)
@@ -153,6 +170,7 @@ describe("typed-records benchmark baselines", function()
     local o = outputs("json_keyed_window", bids("json"))
     assert.equals(string.format("%d 61 %d 0 0", N, N), o.counts)
     h.same_lines(sorted_lines(o.sluice), sorted_lines(o.c), "keyed window results")
+    h.same_lines(sorted_lines(o.schema), sorted_lines(o.c), "keyed window results, schema")
   end)
 
   it("json_keyed_window.c drops a late bid and sums many per key as sluice does", function()
@@ -168,5 +186,6 @@ describe("typed-records benchmark baselines", function()
     local o = outputs("json_keyed_window", input)
     assert.equals("3003 22 779 1 0", o.counts)      -- lines, windows, results, late, bad
     h.same_lines(sorted_lines(o.sluice), sorted_lines(o.c), "keyed window results")
+    h.same_lines(sorted_lines(o.schema), sorted_lines(o.c), "keyed window results, schema")
   end)
 end)
