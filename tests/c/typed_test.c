@@ -206,6 +206,42 @@ static void test_digits(void)
     }
 }
 
+/* The decoder guesses each key's field from the record before (per schema and place):
+ * a wrong guess must only cost a lookup. Keys in changing orders, two schemas in turn,
+ * and schemas freed and made again (maybe at the same address, with other fields). */
+static void test_guesses(void)
+{
+    static const char *const orders[] = {
+        "{\"id\":1,\"name\":\"a\",\"price\":2.5,\"flag\":true}",
+        "{\"flag\":false,\"price\":3.5,\"name\":\"b\",\"id\":2}",
+        "{\"x\":0,\"id\":3,\"name\":\"c\"}",
+        "{\"name\":\"d\",\"nam\":9,\"id\":4,\"i\":5}",
+    };
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4; i++) {
+            CHECK(decode(every, orders[i]) == SL_CODEC_OK, "%s: %s", orders[i], err);
+            CHECK(get("id")->v.i64 == i + 1 && get("name")->len == 1
+                  && get("name")->v.str[0] == 'a' + i, "%s", orders[i]);
+            CHECK(decode(user_s, "{\"name\":\"u\",\"age\":7}") == SL_CODEC_OK
+                  && rec[field(user_s, rec, "age") - rec].v.i64 == 7, "the other schema");
+        }
+    }
+    for (int round = 0; round < 20; round++) {
+        /* A schema of fields named like every's but of other types, at whatever address
+         * malloc gives (often the last one's). */
+        sl_schema_field f[] = { { round % 2 ? "id" : "name", 0, SL_TYPED_STRING, 0, NULL },
+                                { round % 2 ? "name" : "id", 0, SL_TYPED_I64, 0, NULL } };
+        sl_schema *t = schema(f, 2);
+        const char *text = round % 2 ? "{\"id\":\"s\",\"name\":3}" : "{\"id\":3,\"name\":\"s\"}";
+        CHECK(decode(t, text) == SL_CODEC_OK, "%s: %s", text, err);
+        const sl_typed_field *str = field(t, rec, round % 2 ? "id" : "name");
+        const sl_typed_field *num = field(t, rec, round % 2 ? "name" : "id");
+        CHECK(str->present && str->len == 1 && str->v.str[0] == 's' && num->v.i64 == 3,
+              "round %d", round);
+        sl_schema_free(t);
+    }
+}
+
 static void test_absent(void)
 {
     CHECK(decode(every, "{}") == SL_CODEC_OK, "%s", err);
@@ -644,7 +680,8 @@ int main(void)
     make_schemas();
     /* Each group counts as one test in the summary; a group fails if any check in it does. */
     static const struct { const char *name; void (*fn)(void); } groups[] = {
-        { "types", test_types }, { "digits", test_digits }, { "absent", test_absent }, { "skipped", test_skipped },
+        { "types", test_types }, { "digits", test_digits }, { "guesses", test_guesses },
+        { "absent", test_absent }, { "skipped", test_skipped },
         { "escapes", test_escapes }, { "full", test_full }, { "wrong", test_wrong_types },
         { "malformed", test_malformed }, { "duplicates", test_duplicates },
         { "i64", test_i64 }, { "encode", test_round_trips }, { "mutations", test_mutations },
