@@ -674,6 +674,31 @@ static inline void put_byte(sl_buf *b, char c)
     b->len++;
 }
 
+/* Appends ,"name": (no comma first) for field f, with room for a number after it. Names
+ * are mostly plain ASCII, copied as they are checked; any other goes through put_string,
+ * which escapes it as the table path escapes a key. */
+static inline void put_key(sl_buf *out, const sl_schema_field *f, int first)
+{
+    size_t n = f->namelen;
+    char *o = room(out, n + 4 + 32), *o0 = o;
+    const unsigned char *name = (const unsigned char *)f->name;
+    if (!first)
+        *o++ = ',';
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (escape_of[name[i]] != 0) {
+            out->len += !first;         /* the comma stays; the name starts again */
+            put_string(out, f->name, n);
+            put_byte(out, ':');
+            return;
+        }
+        *o++ = (char)name[i];
+    }
+    *o++ = '"';
+    *o++ = ':';
+    out->len += (size_t)(o - o0);
+}
+
 static int encode_record(const sl_typed_field *rec, sl_buf *out, char *err, int depth)
 {
     const sl_schema *s = rec[0].v.schema;
@@ -688,11 +713,8 @@ static int encode_record(const sl_typed_field *rec, sl_buf *out, char *err, int 
         const sl_typed_field *v = rec + f->slot;
         if (!v->present)
             continue;
-        if (!first)
-            put_byte(out, ',');
+        put_key(out, f, first);
         first = 0;
-        put_string(out, f->name, f->namelen);
-        put_byte(out, ':');
         switch (f->type) {
         case SL_TYPED_I64: {
             char *o = room(out, 24);

@@ -555,6 +555,28 @@ static void test_round_trips(void)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         same_as_table(lines[i]);
 
+    /* Field names that need escaping, or are not ASCII, written as the table path writes
+     * the same keys. */
+    sl_schema_field odd[] = { { "a\"b", 0, SL_TYPED_I64, 0, NULL },
+                              { "tab\t", 0, SL_TYPED_I64, 0, NULL },
+                              { "\xc3\xa9", 0, SL_TYPED_I64, 0, NULL },
+                              { "plain", 0, SL_TYPED_I64, 0, NULL } };
+    sl_schema *os = schema(odd, 4);
+    const char *oddline = "{\"a\\\"b\":1,\"plain\":4,\"tab\\t\":2,\"\\u00e9\":3}";
+    sl_buf ta, tb;
+    sl_buf_init(&ta);
+    sl_buf_init(&tb);
+    CHECK(decode(os, oddline) == SL_CODEC_OK, "%s: %s", oddline, err);
+    CHECK(sl_typed_json_encode(rec, &ta, err) == SL_CODEC_OK, "%s", err);
+    CHECK(sl_json_decode(L, oddline, strlen(oddline), err) == SL_CODEC_OK, "%s", err);
+    CHECK(sl_json_encode(L, -1, &tb, err) == SL_CODEC_OK, "%s", err);
+    lua_pop(L, 1);
+    CHECK(ta.len == tb.len && memcmp(ta.data, tb.data, ta.len) == 0, "typed %.*s, table %.*s",
+          (int)ta.len, ta.data, (int)tb.len, tb.data);
+    sl_buf_free(&ta);
+    sl_buf_free(&tb);
+    sl_schema_free(os);
+
     /* What only typed records hold. */
     sl_buf out;
     sl_buf_init(&out);
