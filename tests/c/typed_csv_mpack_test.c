@@ -607,6 +607,19 @@ static void test_mpack_decode(void)
     mp_bad(s, S("\xc1"), "msgpack: invalid type byte 0xc1 at byte 0");
     mp_bad(s, S("\x82\xa2id\x01\xa1x\xd4\x01\x02"), "msgpack: ext types are not supported");
     mp_bad(s, S("\x82\xa1x\x92\x01\xc7\x02\x05" "ab\xa2id\x01"), "msgpack: ext types are not supported");
+    /* Whatever is wrong, a truncated object is MORE, as for the table path, which
+     * measures the object first; an ext is the reason over a wrong value. */
+    {
+        size_t used = 9;
+        CHECK(tmp(s, S("\x82\xa2id\xa1x\xa1y"), &used) == SL_CODEC_MORE && used == 0,
+              "wrong value, then truncated: %zu", used);
+        CHECK(tmp(s, S("\x82\x90\x01\xa1y\xd4"), &used) == SL_CODEC_MORE && used == 0,
+              "bad key, then truncated");
+        CHECK(tmp(s, S("\x81\xa1x\xd4\x01"), &used) == SL_CODEC_MORE && used == 0,
+              "ext, truncated");
+    }
+    mp_bad(s, S("\x82\xa2id\xa1x\xa1y\xd4\x01\x02"), "msgpack: ext types are not supported");
+    mp_bad(s, S("\xd4\x01\x02"), "msgpack: ext types are not supported");
     /* A malformed byte after a wrong value: the malformed byte is the reason, 1 used. */
     mp_bad(s, S("\x82\xa2id\xa1x\xa1y\xc1"), "msgpack: invalid type byte 0xc1 at byte 8");
     {
