@@ -96,10 +96,11 @@ build/kafka_mock: tests/kafka/mock_cluster.c
 
 kafka-mock: build/kafka_mock
 
-# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders, for the
-# reader's framing and for the HTTP source's request parsing (clang), each run for
-# FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in tests/fuzz/. They link
-# the buffer, the codecs, framing.c and http_request.c (with http-parser), no more.
+# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders, the typed
+# CSV and msgpack codecs, the reader's framing and the HTTP source's request parsing
+# (clang), each run for FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in
+# tests/fuzz/. They link the buffer, the codecs (typed ones and schema.c too), framing.c
+# and http_request.c (with http-parser), no more.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_NAMES   := lines json csv mpack reader http forward typed_json typed_csv typed_mpack
