@@ -216,8 +216,7 @@ static void wrong(dec *d, const char *reason)
  * number, not NaN; otherwise the record is wrong. */
 static inline void check_key(dec *d, const item *key)
 {
-    if (key->kind == FLOAT ? isnan(key->v.f)
-                           : key->kind < UINT || key->kind > BIN || key->kind == FLOAT)
+    if (key->kind == FLOAT ? isnan(key->v.f) : key->kind < UINT || key->kind > BIN)
         wrong(d, key->kind == FLOAT ? "msgpack: map key is NaN"
                                     : "msgpack: map keys must be strings or numbers");
 }
