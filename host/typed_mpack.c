@@ -296,6 +296,8 @@ static inline int read_field(dec *d, sl_typed_field *v, const path *at, int leve
     if (rc != SL_CODEC_OK || (rc = check_level(d, &it, level)) != SL_CODEC_OK)
         return rc;
     if (it.kind == NIL) {
+        if (f->type == SL_TYPED_RECORD)
+            sl_typed_clear(f->record, v);   /* a record given before it goes too */
         v->present = 0;         /* absent; the last of duplicate keys wins */
         return SL_CODEC_OK;
     }

@@ -654,6 +654,14 @@ static void test_mpack_decode(void)
            "field m.user.age: want i64, got string");
     mp_bad(outer, S("\x81\xa1m\x81\xa4user\x05"), "field m.user: want record, got number");
     mp_bad(outer, S("\x81\xa1m\x92\x01\x02"), "field m: want record, got array");
+    /* A nested record given, then nil: gone whole, its fields too. */
+    {
+        size_t used;
+        CHECK(tmp(outer, S("\x82\xa1m\x81\xa1n\x01\xa1m\xc0"), &used) == SL_CODEC_OK, "%s", err);
+        const sl_schema_field *m = sl_schema_find(outer, S("m"));
+        const sl_schema_field *n = sl_schema_find(mid, S("n"));
+        CHECK(rec[m->slot].present == 0 && rec[m->slot + n->slot].present == 0, "nil after a map");
+    }
     /* A nested record absent: its header says so. */
     {
         size_t used;
