@@ -264,17 +264,19 @@ static void path_name(const path *p, char *out, size_t cap)
         len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "." : "", chain[n]->name);
 }
 
-/* Makes the record wrong for a value the field's type cannot take: a number out of an
- * i64's reach is shown, any other value by its kind. */
+/* Makes the record wrong for a value the field's type cannot take: a number is shown
+ * ("got 1", "got 1.5", as typed_json.c shows one), any other value by its kind. */
 static __attribute__((noinline)) void wrong_value(dec *d, const path *at, const item *it)
 {
     char name[SL_CODEC_ERRLEN], got[48];
     if (d->wrong)
         return;
     path_name(at, name, sizeof name);
-    if (at->f->type == SL_TYPED_I64 && it->kind == UINT)
+    if (it->kind == UINT)
         snprintf(got, sizeof got, "%" PRIu64, it->v.u);
-    else if (at->f->type == SL_TYPED_I64 && it->kind == FLOAT)
+    else if (it->kind == INT)
+        snprintf(got, sizeof got, "%" PRId64, it->v.i);
+    else if (it->kind == FLOAT)
         snprintf(got, sizeof got, "%.17g", it->v.f);
     else
         snprintf(got, sizeof got, "%s", kind_names[it->kind]);

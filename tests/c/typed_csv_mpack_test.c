@@ -588,9 +588,11 @@ static void test_mpack_decode(void)
     mp_bad(s, S("\x81\xa2id\xc3"), "field id: want i64, got bool");
     mp_bad(s, S("\x81\xa5price\xa1x"), "field price: want f64, got string");
     mp_bad(s, S("\x81\xa5price\x91\x01"), "field price: want f64, got array");
-    mp_bad(s, S("\x81\xa2ok\x01"), "field ok: want bool, got number");
+    mp_bad(s, S("\x81\xa2ok\x01"), "field ok: want bool, got 1");
+    mp_bad(s, S("\x81\xa2ok\xfd"), "field ok: want bool, got -3");
+    mp_bad(s, S("\x81\xa2ok\xcb\x3f\xf8\0\0\0\0\0\0"), "field ok: want bool, got 1.5");
     mp_bad(s, S("\x81\xa4name\x80"), "field name: want string, got map");
-    mp_bad(s, S("\x81\xa4name\x01"), "field name: want string, got number");
+    mp_bad(s, S("\x81\xa4name\x01"), "field name: want string, got 1");
     mp_bad(s, S("\x92\x01\x02"), "msgpack: a record must be a map, not an array");
     mp_bad(s, S("\x01"), "msgpack: a record must be a map, not a number");
     mp_bad(s, S("\xa1x"), "msgpack: a record must be a map, not a string");
@@ -652,7 +654,7 @@ static void test_mpack_decode(void)
     mp_ok(outer, S("\x82\xa1m\x81\xa1n\x01\xa1m\x81\xa4user\x80"), "{m={user={}}}");
     mp_bad(outer, S("\x81\xa1m\x81\xa4user\x81\xa3" "age\xa2xx"),
            "field m.user.age: want i64, got string");
-    mp_bad(outer, S("\x81\xa1m\x81\xa4user\x05"), "field m.user: want record, got number");
+    mp_bad(outer, S("\x81\xa1m\x81\xa4user\x05"), "field m.user: want record, got 5");
     mp_bad(outer, S("\x81\xa1m\x92\x01\x02"), "field m: want record, got array");
     /* A nested record given, then nil: gone whole, its fields too. */
     {
