@@ -97,7 +97,7 @@ build/kafka_mock: tests/kafka/mock_cluster.c
 kafka-mock: build/kafka_mock
 
 # libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders, the typed
-# CSV and msgpack codecs, the reader's framing and the HTTP source's request parsing
+# JSON, CSV and msgpack codecs, the reader's framing and the HTTP source's request parsing
 # (clang), each run for FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in
 # tests/fuzz/. They link the buffer, the codecs (typed ones and schema.c too), framing.c
 # and http_request.c (with http-parser), no more.
