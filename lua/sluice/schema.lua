@@ -85,6 +85,20 @@ local function make_views(s)
       error(format("a record of sl.schema is read-only (setting field %s): return a new "
         .. "table, or sl.plain(r) to get one to change", tostring(k)), 2)
     end,
+    -- a view has no table to walk; say so, and what gives one, rather than LuaJIT's
+    -- "'struct 384' has no '__pairs' metamethod"
+    __pairs = function()
+      error("pairs() on a record of sl.schema: its fields are not a table; use "
+        .. "pairs(sl.plain(r)) to walk its table form", 2)
+    end,
+    __ipairs = function()
+      error("ipairs() on a record of sl.schema: a record has named fields, not an array "
+        .. "(sl.plain(r) gives its table form)", 2)
+    end,
+    __len = function()
+      error("# on a record of sl.schema: a record has named fields, not an array "
+        .. "(sl.plain(r) gives its table form)", 2)
+    end,
     __tostring = function(v) return "typed " .. core.json_encode(to_table(v)) end,
   })
   typed.register(s.ptr, to_table)
