@@ -1,0 +1,247 @@
+-- Typed records (sl.schema) give the same results as tables. Each job here runs twice on the
+-- same input, once with its source's schema option and once without (the script reads
+-- `--set typed=1`), at batch sizes 1, 7 and 1024, and the two outputs must be the same
+-- records. They are compared decoded, as tables: a typed record is written with its fields
+-- in the schema's order (sorted names), a table with its keys as its input had them, so the
+-- bytes of a JSON line differ by key order alone (checked below). Then what typing changes
+-- on purpose (unknown fields skipped, null absent, int64 beyond 2^53 exact), the records a
+-- job keeps (reduce, process, collect: their table form, never a view), checkpoints with
+-- kill -9, reload, and the mistakes: wrong types dead-lettered with the field named,
+-- sl.schema misuse at the user's line, writing to a record, pairs() on one.
+
+local h = require "tests.helpers"
+local sl = require "sluice"
+
+local deepcompare = require("luassert.util").deepcompare
+
+local decode, encode = sl.json.decode, sl.json.encode
+
+local BATCHES = { 1, 7, 1024 }
+
+-- The schema of the bids of these specs, as Lua source for a script.
+local BID_SCHEMA = [[sl.schema{ auction = "i64", bidder = "i64", price = "f64", ts = "i64",
+  channel = "string", ok = "bool", user = sl.schema{ name = "string", age = "i64" } }]]
+
+-- Writes a script whose body sees `sl`, `S` (the schema when run with --set typed=1, else
+-- nil), `IN` and `DIR` (the directory of its outputs); returns its path.
+local function job(dir, body, schema_src, input)
+  return h.write(h.path(dir, "job.lua"), string.format([[
+local sl = require "sluice"
+local S = %s
+if sl.param("typed", "0") ~= "1" then S = nil end
+local IN, DIR = %q, %q
+%s
+]], schema_src or BID_SCHEMA, input or h.path(dir, "in.jsonl"), dir, body))
+end
+
+-- Runs script to its end with or without its schema at a batch size; returns the run.
+local function run(script, typed, batch, more)
+  local res = h.run(string.format("run %s --set typed=%d --batch-size %d %s", h.q(script),
+    typed and 1 or 0, batch, more or ""))
+  h.expect_code(res, 0)
+  return res
+end
+
+-- The records of JSON lines text, decoded.
+local function records(text)
+  local t = {}
+  for _, l in ipairs(h.lines(text)) do t[#t + 1] = decode(l) end
+  return t
+end
+
+-- Asserts that arrays of records want and got are the same, record by record, naming the
+-- first that differs (both encoded, so with sorted keys when they are tables alike).
+local function same_records(want, got, what)
+  local function line(r) return r == nil and "(none)" or encode(r) end
+  for i = 1, math.max(#want, #got) do
+    if want[i] == nil or got[i] == nil or not deepcompare(want[i], got[i], true) then
+      error(string.format("%s: %d records against %d; record %d differs:\n  want %s\n  got  %s",
+        what, #want, #got, i, line(want[i]), line(got[i])), 2)
+    end
+  end
+end
+
+-- The records of msgpack bytes, read back by a sluice job (msgpack in, JSON out).
+local function mp_records(dir, bytes)
+  local path = h.write(h.path(dir, "back.mp"), bytes)
+  local script = h.write(h.path(dir, "back.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file{ path = %q, format = "msgpack" }:sink(sl.sink.stdout{ format = "json" })
+]], path))
+  local res = h.run("run " .. h.q(script))
+  h.expect_code(res, 0)
+  return records(res.stdout)
+end
+
+-- n bids, deterministic: every type of field, a nested record, fields left out now and
+-- then, strings with escapes and non-ASCII letters, prices with fractions.
+local NAMES = { "ann", "bo \"b\"", "cé", "d\\e", "e\tf", "日本", "" }
+local function bids(n)
+  local t = {}
+  for i = 1, n do
+    local b = { auction = i % 13, bidder = (i * 7) % 31, price = (i * 37 % 1000) / 10,
+      ts = 1000000 + i * 137, ok = i % 3 == 0 }
+    if i % 5 ~= 0 then b.channel = (i % 2 == 0) and "web" or "app\n" .. i end
+    if i % 4 ~= 0 then b.user = { name = NAMES[i % #NAMES + 1], age = 20 + i % 50 } end
+    if i % 11 == 0 then b.user = { age = i } end
+    t[i] = b
+  end
+  return t
+end
+
+-- bids(n) as JSON lines.
+local function bid_lines(n)
+  local t = {}
+  for i, b in ipairs(bids(n)) do t[i] = encode(b) end
+  return table.concat(t, "\n") .. "\n"
+end
+
+-- Runs the job in dir with and without its schema at every batch size; asserts that each
+-- output file named in `outs` holds the same records in all six runs; returns the records
+-- of the table path at batch size 1024 by output name.
+local function same_everywhere(dir, script, outs, more)
+  local base
+  for _, b in ipairs({ 1024, 1, 7 }) do
+    for _, typed in ipairs({ false, true }) do
+      run(script, typed, b, more)
+      local got = {}
+      for _, name in ipairs(outs) do
+        got[name] = records(h.read(h.path(dir, name .. ".jsonl")) or "")
+        os.remove(h.path(dir, name .. ".jsonl"))
+      end
+      if not base then
+        base = got
+        for _, name in ipairs(outs) do
+          assert(#base[name] > 0, name .. ": the table path wrote nothing")
+        end
+      else
+        for _, name in ipairs(outs) do
+          same_records(base[name], got[name], string.format("%s, %s, batch size %d", name,
+            typed and "typed" or "tables", b))
+        end
+      end
+    end
+  end
+  return base
+end
+
+describe("typed records (sl.schema) against tables", function()
+  after_each(function() if not os.getenv("KEEP") then h.cleanup() end end)
+
+  describe("formats", function()
+    it("JSON in, JSON, CSV, msgpack and lines out: the same records, keys in schema order", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), bid_lines(300))
+      local script = job(dir, [[
+local src = sl.source.file{ path = IN, format = "json", schema = S }
+src:sink(sl.sink.file{ path = DIR .. "/out.json", format = "json" })
+src:sink(sl.sink.file{ path = DIR .. "/out.lines", format = "lines" })
+src:sink(sl.sink.file{ path = DIR .. "/out.mp", format = "msgpack" })
+src:sink(sl.sink.file{ path = DIR .. "/out.csv", format = "csv",
+  columns = { "auction", "bidder", "channel", "ok", "price", "ts", "user" } })
+]])
+      local outs = {}
+      for _, typed in ipairs({ false, true }) do
+        for _, b in ipairs(BATCHES) do
+          run(script, typed, b)
+          local o = {}
+          for _, f in ipairs({ "json", "lines", "mp", "csv" }) do
+            o[f] = h.read(h.path(dir, "out." .. f))
+          end
+          outs[#outs + 1] = o
+        end
+      end
+      local want = bids(300)
+      for i, o in ipairs(outs) do
+        local what = string.format("run %d (%s, batch size %d)", i,
+          i > 3 and "typed" or "tables", BATCHES[(i - 1) % 3 + 1])
+        same_records(want, records(o.json), what .. ", json")
+        same_records(want, records(o.lines), what .. ", lines")
+        local mp = mp_records(dir, o.mp)
+        same_records(want, mp, what .. ", msgpack")
+        -- CSV with the columns named: the same bytes, a nested record as quoted JSON
+        assert.are.equal(outs[1].csv, o.csv, what .. ", csv")
+        -- JSON: the same bytes once a table's keys are in schema order; typed ones are
+        if i > 3 then
+          local lines = h.lines(o.json)
+          for j, r in ipairs(want) do
+            local keys = {}
+            for k in lines[j]:gmatch('"([%a_]+)":') do
+              if r[k] ~= nil then keys[#keys + 1] = k end
+            end
+            local sorted = { unpack(keys) }
+            table.sort(sorted)
+            assert.are.same(sorted, keys, "typed JSON keys in schema order: " .. lines[j])
+          end
+        end
+      end
+    end)
+
+    it("JSON edge cases: escapes, unicode, numbers, absent, unknown and null fields, BOM, CRLF, blank and long lines", function()
+      local dir = h.tmpdir()
+      local long = string.rep("x", 4000 - 40)
+      local input = "\239\187\191" .. table.concat({
+        [[{"id":1,"name":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00 \u0000z","price":0.1,"ok":true}]],
+        "",
+        [[{"id":-7,"price":1e21,"ok":false,"junk":[1,{"x":[true,null,"}"]}],"more":"\""}]],
+        "   ",
+        [[{"id":2,"price":-0.0,"name":"","u":{"n":"x","age":30,"skip":{"deep":[1]}}}]],
+        [[{"price":1e-7,"id":9007199254740991}]],
+        [[{"price":123456789012345678,"id":-9007199254740991}]],
+        [[{"price":0.30000000000000004,"id":3,"u":{}}]],
+        [[{"price":5e-324,"id":4,"name":"long ]] .. long .. [["}]],
+        [[{"price":1.7976931348623157e308,"id":1e3,"ok":true}]],
+        [[{"id":5,"name":null,"u":null}]],
+        [[ { "id" : 6 , "price" : 2E+2 } ]],
+      }, "\r\n") .. "\r\n"
+      h.write(h.path(dir, "in.jsonl"), input)
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S, max_record = 4000 }
+  :map(function(r)
+    -- what a function reads must be the same value: -0 stays -0, strings byte for byte
+    -- (a table's null is sl.null, a typed record's nil: hence the type tests)
+    local u = type(r.u) ~= "userdata" and r.u or nil
+    return { r = r, neg_zero = r.price == 0 and 1 / r.price < 0 or nil,
+      name_len = type(r.name) == "string" and #r.name or nil, age = u and u.age,
+      n = u and u.n }
+  end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", name = "string", price = "f64", ok = "bool",
+  u = sl.schema{ n = "string", age = "i64" } }]])
+      local null = sl.json.null
+      local known = { id = true, name = true, price = true, ok = true, u = true }
+      -- a table's record as typing sees it: unknown fields skipped, null absent
+      local function as_typed(r)
+        local t = {}
+        for k, v in pairs(r) do
+          if known[k] and v ~= null then t[k] = v end
+        end
+        if type(t.u) == "table" then t.u = { n = t.u.n, age = t.u.age } end
+        return t
+      end
+      for _, b in ipairs(BATCHES) do
+        run(script, false, b)
+        local plain = records(h.read(h.path(dir, "out.jsonl")))
+        run(script, true, b)
+        local typed = records(h.read(h.path(dir, "out.jsonl")))
+        assert.are.equal(10, #plain)
+        for i, r in ipairs(plain) do r.r = as_typed(r.r); plain[i] = r end
+        same_records(plain, typed, "batch size " .. b)
+        assert.is_true(typed[3].neg_zero)
+        assert.are.equal("a\"b\\c/d\n\t\195\169\240\159\152\128 \0z", typed[1].r.name)
+        assert.are.equal(1e21, typed[2].r.price)
+        assert.are.equal(4000 - 40 + 5, typed[7].name_len)
+        assert.are.equal(1000, typed[8].r.id)
+        assert.are.same({ id = 5 }, typed[9].r)
+        assert.are.same({ id = 6, price = 200 }, typed[10].r)
+      end
+      -- one byte over max_record: dead-lettered on both paths, the rest flows
+      h.write(h.path(dir, "in.jsonl"), '{"id":1}\n{"id":2,"name":"' .. string.rep("y", 4000) .. '"}\n{"id":3}\n')
+      for _, typed in ipairs({ false, true }) do
+        local res = run(script, typed, 7)
+        assert.are.equal(2, #records(h.read(h.path(dir, "out.jsonl"))))
+        h.contains(res.stderr, "1 record dead-lettered", "stderr")
+      end
+    end)
+  end)
+end)
