@@ -243,5 +243,70 @@ sl.source.file{ path = IN, format = "json", schema = S, max_record = 4000 }
         h.contains(res.stderr, "1 record dead-lettered", "stderr")
       end
     end)
+
+    it("CSV in (header = true): by column, unknown columns skipped, a bool column as booleans", function()
+      local dir = h.tmpdir()
+      local rows = { "\239\187\191name,id,extra,price,ok,user" }
+      local want = {}
+      for i, b in ipairs(bids(200)) do
+        local name = b.user and b.user.name
+        local cell = name == nil and "" or '"' .. name:gsub('"', '""') .. '"'
+        rows[#rows + 1] = string.format("%s,%d,x%d,%s,%s,", cell, b.auction * 1000 + i, i,
+          sl.json.encode(b.price), i % 7 == 0 and "" or tostring(b.ok))
+        want[i] = { name = name, id = b.auction * 1000 + i, price = b.price }
+        if i % 7 ~= 0 then want[i].ok = b.ok end
+      end
+      rows[#rows + 1] = '"multi\nline",1,,-0,true,'
+      want[#want + 1] = { name = "multi\nline", id = 1, price = 0, ok = true }
+      h.write(h.path(dir, "in.csv"), table.concat(rows, "\r\n") .. "\r\n")
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "csv", header = true, schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", name = "string", price = "f64", ok = "bool" }]],
+        h.path(dir, "in.csv"))
+      for _, b in ipairs(BATCHES) do
+        run(script, false, b)
+        local plain = records(h.read(h.path(dir, "out.jsonl")))
+        run(script, true, b)
+        local typed = records(h.read(h.path(dir, "out.jsonl")))
+        same_records(want, typed, "typed, batch size " .. b)
+        -- the table path: every column, a bool column as the strings "true" and "false"
+        for i, r in ipairs(plain) do
+          assert.are.equal("x" .. i, i <= 200 and r.extra or "x" .. i)
+          r.extra, r.user = nil, nil
+          if r.ok ~= nil then r.ok = r.ok == "true" end
+        end
+        same_records(want, plain, "tables, batch size " .. b)
+      end
+    end)
+
+    it("msgpack in: the same records by key, nested maps as nested records", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), bid_lines(300))
+      local to_mp = h.write(h.path(dir, "to_mp.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file{ path = %q, format = "json" }
+  :map(function(r) r.skip = { 1, "two", { three = 3 } }; return r end)
+  :sink(sl.sink.file{ path = %q, format = "msgpack" })
+]], h.path(dir, "in.jsonl"), h.path(dir, "in.mp")))
+      h.expect_code(h.run("run " .. h.q(to_mp)), 0)
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "msgpack", schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], nil, h.path(dir, "in.mp"))
+      local want = bids(300)
+      for _, b in ipairs(BATCHES) do
+        run(script, false, b)
+        local plain = records(h.read(h.path(dir, "out.jsonl")))
+        run(script, true, b)
+        local typed = records(h.read(h.path(dir, "out.jsonl")))
+        same_records(want, typed, "typed, batch size " .. b)
+        for _, r in ipairs(plain) do
+          assert.are.same({ 1, "two", { three = 3 } }, r.skip)
+          r.skip = nil
+        end
+        same_records(want, plain, "tables, batch size " .. b)
+      end
+    end)
   end)
 end)
