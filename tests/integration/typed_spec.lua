@@ -434,4 +434,142 @@ left:join(right):window(sl.tumbling "5s")
       for _, r in ipairs(base.join) do is_bid(r.l, "join"); is_bid(r.r, "join") end
     end)
   end)
+
+  describe("checkpoints and reload", function()
+    -- A job in the background: `sluice run script args` from dir; kill(sig), wait() -> its
+    -- exit status (nil after 30 s), stderr().
+    local jobs, started = {}, 0
+    local function start(dir, script, args)
+      started = started + 1
+      local pidfile, rcfile = h.path(dir, "pid" .. started), h.path(dir, "rc" .. started)
+      local errfile = h.path(dir, "err" .. started)
+      os.execute(string.format("(%s run %s %s >/dev/null 2>%s </dev/null & echo $! >%s; " ..
+        "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), args,
+        h.q(errfile), h.q(pidfile), h.q(rcfile)))
+      local j = {}
+      h.wait_until("the job to start", function() return (h.read(pidfile) or ""):match("%d") end)
+      j.pid = h.read(pidfile):match("%d+")
+      function j.kill(sig) os.execute("kill -" .. sig .. " " .. j.pid .. " 2>/dev/null") end
+      function j.ended() return (h.read(rcfile) or ""):match("%d") ~= nil end
+      function j.wait()
+        for _ = 1, 3000 do
+          local rc = (h.read(rcfile) or ""):match("%d+")
+          if rc then return tonumber(rc) end
+          h.sleep_ms(10)
+        end
+        j.kill("KILL")
+        return nil
+      end
+      function j.stderr() return h.read(errfile) or "" end
+      jobs[#jobs + 1] = j
+      return j
+    end
+    after_each(function()
+      for _, j in ipairs(jobs) do if not j.ended() then j.kill("KILL") end end
+      jobs = {}
+    end)
+
+    -- A keyed job: per auction a rolling count, sum and last bidder, and the cheapest bid
+    -- so far (a reduce whose accumulator is a record: state that must be checkpointed as a
+    -- table); follows its input when run with --set follow=1.
+    local KEYED = [[
+local follow = sl.param("follow", "0") == "1"
+local src = sl.source.file{ path = IN, format = "json", schema = S, follow = follow }
+src:key_by("auction"):aggregate{ n = sl.count(), s = sl.sum "price", last = sl.last "bidder" }
+  :name("counts")
+  :sink(sl.sink.file{ path = DIR .. "/counts.jsonl", format = "json" })
+src:key_by("auction")
+  :reduce(function(acc, b) if b.price < acc.price then return b end return acc end)
+  :name("cheapest")
+  :sink(sl.sink.file{ path = DIR .. "/cheapest.jsonl", format = "json" })
+]]
+
+    it("a typed job killed -9 again and again gives what one table-path run gives", function()
+      local dir = h.tmpdir()
+      local all = h.lines(bid_lines(6000))
+      local input = h.path(dir, "in.jsonl")
+      local script = job(dir, KEYED)
+      -- the table path, uninterrupted, over the whole input
+      h.write(input, table.concat(all, "\n") .. "\n")
+      run(script, false, 1024)
+      local want = { counts = h.lines(h.read(h.path(dir, "counts.jsonl"))),
+        cheapest = h.lines(h.read(h.path(dir, "cheapest.jsonl"))) }
+      assert.are.equal(6000, #want.counts)
+      os.remove(h.path(dir, "counts.jsonl"))
+      os.remove(h.path(dir, "cheapest.jsonl"))
+      -- the typed path, followed, killed mid-way while its input grows
+      h.write(input, "")
+      local fed = 0
+      local function feed(n)
+        n = math.min(n, #all - fed)
+        if n <= 0 then return end
+        h.append(input, table.concat(all, "\n", fed + 1, fed + n) .. "\n")
+        fed = fed + n
+      end
+      local seed = os.time()
+      math.randomseed(seed)
+      local args = "--set typed=1 --set follow=1 --state-dir " .. h.q(h.path(dir, "st")) ..
+        " --checkpoint-every 30ms --batch-size " .. BATCHES[seed % 3 + 1]
+      for round = 1, 6 do
+        feed(math.random(300, 700))
+        local j = start(dir, script, args)
+        h.sleep_ms(math.random(50, 300))
+        feed(math.random(100, 500))
+        h.sleep_ms(math.random(0, 150))
+        j.kill("KILL")
+        assert(j.wait() == 137, string.format("round %d (seed %d): not ended by SIGKILL\n%s",
+          round, seed, j.stderr()))
+      end
+      feed(#all)
+      local j = start(dir, script, args)
+      h.wait_lines(h.path(dir, "counts.jsonl"), 6000)
+      h.wait_lines(h.path(dir, "cheapest.jsonl"), 6000)
+      j.kill("TERM")
+      assert.are.equal(0, j.wait(), j.stderr())
+      -- the same records; typed ones with their keys in schema order
+      for _, name in ipairs({ "counts", "cheapest" }) do
+        local got = h.lines(h.read(h.path(dir, name .. ".jsonl")))
+        local w, g = {}, {}
+        for i = 1, #want[name] do w[i] = decode(want[name][i]) end
+        for i = 1, #got do g[i] = decode(got[i]) end
+        same_records(w, g, name .. " (seed " .. seed .. ")")
+      end
+    end)
+
+    it("a typed job reloaded (SIGHUP, --watch) keeps its state, kept records included", function()
+      local dir = h.tmpdir()
+      local all = h.lines(bid_lines(900))
+      local input = h.path(dir, "in.jsonl")
+      local script = job(dir, KEYED)
+      h.write(input, table.concat(all, "\n") .. "\n")
+      run(script, false, 7)
+      local want = {}
+      for _, name in ipairs({ "counts", "cheapest" }) do
+        want[name] = records(h.read(h.path(dir, name .. ".jsonl")))
+        os.remove(h.path(dir, name .. ".jsonl"))
+      end
+      h.write(input, table.concat(all, "\n", 1, 300) .. "\n")
+      local j = start(dir, script, "--set typed=1 --set follow=1 --watch --batch-size 7")
+      h.wait_lines(h.path(dir, "counts.jsonl"), 300)
+      -- a new version: the same operators, a comment more; by --watch
+      h.write(script .. ".tmp", h.read(script) .. "-- version 2\n")
+      assert(os.rename(script .. ".tmp", script))
+      h.wait_until("the reload", function() return j.stderr():find("reloaded", 1, true) end)
+      h.append(input, table.concat(all, "\n", 301, 600) .. "\n")
+      h.wait_lines(h.path(dir, "counts.jsonl"), 600)
+      j.kill("HUP")
+      h.wait_until("the second reload", function()
+        local _, n = j.stderr():gsub("reloaded", "")
+        return n >= 2
+      end)
+      h.append(input, table.concat(all, "\n", 601, 900) .. "\n")
+      h.wait_lines(h.path(dir, "counts.jsonl"), 900)
+      h.wait_lines(h.path(dir, "cheapest.jsonl"), 900)
+      j.kill("TERM")
+      assert.are.equal(0, j.wait(), j.stderr())
+      for _, name in ipairs({ "counts", "cheapest" }) do
+        same_records(want[name], records(h.read(h.path(dir, name .. ".jsonl"))), name)
+      end
+    end)
+  end)
 end)
