@@ -572,4 +572,170 @@ src:key_by("auction")
       end
     end)
   end)
+
+  describe("mistakes", function()
+    -- script lines after `local sl = require "sluice"` (line 1), the line of the mistake,
+    -- and what its message must say
+    local cases = {
+      { 'local S = sl.schema{ id = "int" }', 2,
+        'sl.schema(): field id: type must be "i64", "f64", "bool", "string" or sl.schema{...}, got "int"' },
+      { 'local S = sl.schema{ id = "i64",\n  [1] = "string" }', 2,
+        "sl.schema(): field names must be non-empty strings, got 1" },
+      { 'local S = sl.schema{ [""] = "i64" }', 2,
+        "sl.schema(): field names must be non-empty strings, got " },
+      { 'local S = sl.schema{ id = "i64",\n  u = sl.schema{ age = 5 } }', 3,
+        'sl.schema(): field age: type must be "i64", "f64", "bool", "string" or sl.schema{...}, got 5' },
+      { 'local S = sl.schema "id"', 2,
+        "sl.schema(): expected a table of field = type, got string" },
+      { 'local S = sl.schema{ id = "i64" }\n\nsl.source.file{ path = "x", format = "lines", schema = S }:sink(sl.sink.null())', 4,
+        "source.file(): schema needs format json, msgpack, or csv with header = true (got lines)" },
+      { 'local S = sl.schema{ id = "i64" }\nsl.source.file{ path = "x", schema = S }:sink(sl.sink.null())', 3,
+        "source.file(): schema needs format json, msgpack, or csv with header = true (got lines)" },
+      { 'local S = sl.schema{ id = "i64" }\nsl.source.stdin{ format = "csv", schema = S }:sink(sl.sink.null())', 3,
+        "source.stdin(): schema needs format json, msgpack, or csv with header = true (got csv without a header)" },
+      { 'sl.source.tcp{ listen = "127.0.0.1:1", format = "json",\n  schema = { id = "i64" } }:sink(sl.sink.null())', 2,
+        "source.tcp(): schema must be made by sl.schema{...}, got table" },
+    }
+    for i, c in ipairs(cases) do
+      it(string.format("case %d: %s:%d and exit 2 (%s)", i, "job.lua", c[2], c[3]:sub(1, 40)), function()
+        local path = h.script('local sl = require "sluice"\n' .. c[1] .. "\n", "job.lua")
+        for _, cmd in ipairs({ "check", "run" }) do
+          local res = h.run(cmd .. " " .. h.q(path))
+          h.expect_code(res, 2)
+          local l = h.find_located(res.stderr, path, c[2])
+          assert(l, "no message at " .. path .. ":" .. c[2] .. "\n" .. h.describe(res))
+          h.contains(l, c[3], "the message")
+        end
+      end)
+    end
+
+    -- A typed job whose dead letters go to dead.jsonl; returns its records and dead letters.
+    local function dead_run(dir, body, schema_src, input, batch)
+      local script = job(dir, [[
+sl.dead_letter(sl.sink.file{ path = DIR .. "/dead.jsonl", format = "json" })
+]] .. body, schema_src, input)
+      local res = run(script, true, batch or 7)
+      local out = records(h.read(h.path(dir, "out.jsonl")) or "")
+      local dead = records(h.read(h.path(dir, "dead.jsonl")) or "")
+      return out, dead, res
+    end
+
+    it("a value of the wrong type dead-letters its record naming the field, nested too; the others flow", function()
+      local dir = h.tmpdir()
+      local input = table.concat({
+        '{"id":1,"u":{"age":30}}',
+        '{"id":"2"}',
+        '{"id":3,"u":{"age":"old"}}',
+        '{"id":4,"u":{"age":1.5}}',
+        '{"id":5,"u":7}',
+        '{"id":6.5}',
+        '{"id":1e19}',
+        '{"id":7,"ok":"yes"}',
+        '{"id":8,"name":12}',
+        '{"id":9,"p":"1"}',
+        '[1,2]',
+        '{"id":10,"u":{"w":{"deep":"x"}}}',
+        '{"id":11,"u":{"w":{"deep":1.5}}}',
+        '{"id":12,"ok":true,"name":"n","p":-1.5e-3,"u":{"age":-4,"w":{"deep":2}}}',
+      }, "\n") .. "\n"
+      h.write(h.path(dir, "in.jsonl"), input)
+      local out, dead, res = dead_run(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S }
+  :map(function(r) return { id = r.id, kind = type(r) } end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", ok = "bool", name = "string", p = "f64",
+  u = sl.schema{ age = "i64", w = sl.schema{ deep = "i64" } } }]])
+      assert.are.same({ { id = 1, kind = "cdata" }, { id = 12, kind = "cdata" } }, out)
+      local reasons = {}
+      for i, d in ipairs(dead) do reasons[i] = d.reason end
+      assert.are.same({
+        'field id: want i64, got string',
+        'field u.age: want i64, got string',
+        'field u.age: want i64, got 1.5',
+        'field u: want record, got number',
+        'field id: want i64, got 6.5',
+        'field id: want i64, got 1e19',
+        'field ok: want bool, got string',
+        'field name: want string, got number',
+        'field p: want f64, got string',
+        dead[10] and dead[10].reason,
+        'field u.w.deep: want i64, got string',
+        'field u.w.deep: want i64, got 1.5',
+      }, reasons)
+      h.contains(dead[10].reason, "object", "a top-level array's reason")
+      for _, d in ipairs(dead) do
+        assert.are.equal(h.path(dir, "in.jsonl"), d.source)
+        assert.truthy(d.line and d.offset and d.record)
+      end
+      h.contains(res.stderr, "12 records dead-lettered", "stderr")
+    end)
+
+    it("CSV and msgpack: a wrong value dead-letters its record naming the column", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.csv"), "id,ok,p\nabc,true,1\n2,yes,1\n3,true,x\n4,true,2\n5,true\n")
+      local out, dead = dead_run(dir, [[
+sl.source.file{ path = IN, format = "csv", header = true, schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", ok = "bool", p = "f64" }]], h.path(dir, "in.csv"))
+      assert.are.same({ { id = 4, ok = true, p = 2 } }, out)
+      assert.are.same({ 'field id: want i64, got "abc"', 'field ok: want bool, got "yes"',
+        'field p: want f64, got "x"' },
+        { dead[1].reason, dead[2].reason, dead[3].reason })
+      assert.are.equal(4, #dead)                      -- and the row of two columns
+      assert.are.equal(6, dead[4].line)
+      -- msgpack: made by a table-path job from JSON
+      h.write(h.path(dir, "in.jsonl"), '{"id":1}\n{"id":"x"}\n{"id":2,"u":{"age":true}}\n{"id":3}\n')
+      local to_mp = h.write(h.path(dir, "to_mp.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file{ path = %q, format = "json" }:sink(sl.sink.file{ path = %q, format = "msgpack" })
+]], h.path(dir, "in.jsonl"), h.path(dir, "in.mp")))
+      h.expect_code(h.run("run " .. h.q(to_mp)), 0)
+      os.remove(h.path(dir, "out.jsonl"))
+      os.remove(h.path(dir, "dead.jsonl"))
+      out, dead = dead_run(dir, [[
+sl.source.file{ path = IN, format = "msgpack", schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", u = sl.schema{ age = "i64" } }]], h.path(dir, "in.mp"))
+      assert.are.same({ { id = 1 }, { id = 3 } }, out)
+      assert.are.equal(2, #dead)
+      h.contains(dead[1].reason, "field id: want i64", "msgpack reason")
+      h.contains(dead[2].reason, "field u.age: want i64", "msgpack reason")
+    end)
+
+    it("setting a field raises at the user's line; pairs(), ipairs() and # say to use sl.plain", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), '{"id":1}\n{"id":2}\n{"id":3}\n{"id":4}\n{"id":5}\n{"id":6}\n')
+      local out, dead, res = dead_run(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S }
+  :map(function(r)
+    if r.id == 2 then r.id = 20 end
+    if r.id == 3 then for k in pairs(r) do print(k) end end
+    if r.id == 4 then for k in ipairs(r) do print(k) end end
+    if r.id == 5 then return { n = #r } end
+    if r.id == 6 then local t = sl.plain(r); t.id = 60; t.n = 0; for _ in pairs(t) do t.n = t.n + 1 end; return t end
+    return r
+  end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", name = "string" }]])
+      assert.are.same({ { id = 1 }, { id = 60, n = 2 } }, out)
+      assert.are.equal(4, #dead)
+      local script = h.path(dir, "job.lua")
+      local want = {
+        { 8, "a record of sl.schema is read-only (setting field id): return a new table, "
+          .. "or sl.plain(r) to get one to change", 2 },
+        { 9, "pairs() on a record of sl.schema: its fields are not a table; use "
+          .. "pairs(sl.plain(r)) to walk its table form", 3 },
+        { 10, "ipairs() on a record of sl.schema", 4 },
+        { 11, "# on a record of sl.schema", 5 },
+      }
+      for i, w in ipairs(want) do
+        local d = dead[i]
+        h.contains(d.reason, script .. ":" .. w[1] .. ": " .. w[2], "dead letter " .. i)
+        assert.are.equal("map", d.operator)
+        assert.are.equal(script .. ":7", d.at)
+        assert.are.same({ id = w[3] }, d.record)       -- the record, in its table form
+      end
+      h.contains(res.stderr, "4 records dead-lettered", "stderr")
+    end)
+  end)
 end)
