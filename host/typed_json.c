@@ -633,6 +633,15 @@ static int decode_object(tdec *d, const sl_schema *s, sl_typed_field *rec)
     return SL_CODEC_OK;
 }
 
+/* Whether the bytes at d->p are all of the literal true, false or null their first
+ * letter starts. */
+static int whole_literal(const tdec *d)
+{
+    const char *word = *d->p == 't' ? "true" : *d->p == 'f' ? "false" : "null";
+    size_t n = strlen(word);
+    return (size_t)(d->end - d->p) >= n && memcmp(d->p, word, n) == 0;
+}
+
 int sl_typed_json_decode(const sl_schema *s, const char *p, size_t len, sl_typed_field *rec,
                          sl_typed_arena *a, char *err)
 {
@@ -653,6 +662,10 @@ int sl_typed_json_decode(const sl_schema *s, const char *p, size_t len, sl_typed
         skip_ws(&d);
         if (rc == SL_CODEC_OK && d.p < d.end)
             rc = fail(err, "json: trailing characters at byte %zu", offset(&d, d.p));
+    } else if (d.p < d.end && memchr("tfn", *d.p, 3) != NULL && !whole_literal(&d)) {
+        /* "not json" is no null: say what the table path says of it */
+        const char *word = *d.p == 't' ? "true" : *d.p == 'f' ? "false" : "null";
+        rc = fail(err, "json: bad literal at byte %zu (expected %s)", offset(&d, d.p), word);
     } else if (d.p < d.end && memchr("[\"tfn-0123456789", *d.p, 16) != NULL) {
         char c = *d.p;
         rc = fail(err, "json: not a JSON object: %s at byte %zu",

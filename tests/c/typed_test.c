@@ -441,6 +441,8 @@ static void test_malformed(void)
     bad(every, "-1", "json: not a JSON object: a number at byte 0");
     bad(every, "null", "json: not a JSON object: null at byte 0");
     bad(every, "true", "json: not a JSON object: a bool at byte 0");
+    bad(every, "not json", "json: bad literal at byte 0 (expected null)");
+    bad(every, "tru", "json: bad literal at byte 0 (expected true)");
     bad(every, "x", "json: unexpected character 'x' at byte 0");
 }
 

@@ -637,6 +637,7 @@ sl.dead_letter(sl.sink.file{ path = DIR .. "/dead.jsonl", format = "json" })
         '{"id":10,"u":{"w":{"deep":"x"}}}',
         '{"id":11,"u":{"w":{"deep":1.5}}}',
         '{"id":12,"ok":true,"name":"n","p":-1.5e-3,"u":{"age":-4,"w":{"deep":2}}}',
+        'not json',
       }, "\n") .. "\n"
       h.write(h.path(dir, "in.jsonl"), input)
       local out, dead, res = dead_run(dir, [[
@@ -661,13 +662,14 @@ sl.source.file{ path = IN, format = "json", schema = S }
         dead[10] and dead[10].reason,
         'field u.w.deep: want i64, got string',
         'field u.w.deep: want i64, got 1.5',
+        'json: bad literal at byte 0 (expected null)',   -- as the table path says
       }, reasons)
       h.contains(dead[10].reason, "object", "a top-level array's reason")
       for _, d in ipairs(dead) do
         assert.are.equal(h.path(dir, "in.jsonl"), d.source)
         assert.truthy(d.line and d.offset and d.record)
       end
-      h.contains(res.stderr, "12 records dead-lettered", "stderr")
+      h.contains(res.stderr, "13 records dead-lettered", "stderr")
     end)
 
     it("CSV and msgpack: a wrong value dead-letters its record naming the column", function()
