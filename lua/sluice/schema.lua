@@ -72,10 +72,23 @@ local function compile(src, name, s)
   return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested)
 end
 
+-- A number no other schema of this Lua state has had, for its view type's declarations.
+-- Under `sluice test`, busted replaces ffi.typeof by one that caches types by their first
+-- argument (the declaration string) whatever the "$" arguments, so "$ *" gave every schema
+-- of a spec process the first one's pointer type and sl.testing.run read records through
+-- the wrong schema. A comment numbered so makes each declaration a string of its own; the
+-- count is kept in the registry because busted also reloads this module between spec files.
+local function view_number()
+  local registry = debug.getregistry()
+  registry.sluice_schema_views = (registry.sluice_schema_views or 0) + 1
+  return registry.sluice_schema_views
+end
+
 -- Makes the view type of s and registers it with typed.lua.
 local function make_views(s)
-  s.ct = ffi.typeof("struct { sl_typed_field f[$]; }", s.nslots)
-  s.ptr = ffi.typeof("$ *", s.ct)
+  local n = view_number()
+  s.ct = ffi.typeof(format("struct { sl_typed_field f[$]; } /* view %d */", n), s.nslots)
+  s.ptr = ffi.typeof(format("$ * /* view %d */", n), s.ct)
   local index = compile(index_source(s), "schema view", s)
   local to_table = compile(table_source(s), "schema table", s)
   s.to_table = to_table

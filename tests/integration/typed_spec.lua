@@ -435,6 +435,44 @@ left:join(right):window(sl.tumbling "5s")
     end)
   end)
 
+  describe("records kept outside the graph", function()
+    it("collect sinks and named operators (sl.testing.run) hold tables, the same both ways", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), bid_lines(200))
+      local script = job(dir, [[
+local src = sl.source.file{ path = IN, format = "json", schema = S }:timestamp("ts")
+src:filter(function(b) return b.auction % 2 == 0 end):name("even")
+  :sink(sl.sink.collect())
+src:key_by("auction"):window(sl.tumbling "10s"):apply(function(k, w, rs) return rs end)
+  :name("windowed"):sink(sl.sink.null())
+]])
+      local results = {}
+      for _, typed in ipairs({ "0", "1" }) do
+        for _, b in ipairs(BATCHES) do
+          local out, dead = sl.testing.run(script, { params = { typed = typed }, batch_size = b })
+          assert.are.same({}, dead)
+          local r = {}
+          for name, recs in pairs(out) do
+            for _, rec in ipairs(recs) do
+              assert.are.equal("table", type(rec), name .. ": a view outlived its batch")
+            end
+            r[name] = name == "windowed" and sorted(recs) or recs
+          end
+          results[#results + 1] = r
+        end
+      end
+      local base = results[1]
+      assert.are.equal(107, #base.even)               -- auctions 0, 2, ..., 12 of 0..12
+      assert.are.equal(200, #base.windowed)
+      same_records(sorted(bids(200)), base.windowed, "the windows' records")
+      for i = 2, #results do
+        for name, recs in pairs(base) do
+          same_records(recs, results[i][name], string.format("%s, run %d", name, i))
+        end
+      end
+    end)
+  end)
+
   describe("checkpoints and reload", function()
     -- A job in the background: `sluice run script args` from dir; kill(sig), wait() -> its
     -- exit status (nil after 30 s), stderr().
