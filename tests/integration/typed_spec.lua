@@ -336,6 +336,43 @@ sl.source.file{ path = IN, format = "msgpack", schema = S }
     end)
   end)
 
+  describe("what a schema changes on purpose", function()
+    it("unknown fields and nulls are not written, integers beyond 2^53 keep their digits, CSV bools are booleans", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), table.concat({
+        '{"q":1,"id":9007199254740993,"z":null,"u":{"b":2,"a":1}}',
+        '{"id":-9223372036854775808,"u":null}',
+      }, "\n") .. "\n")
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", z = "string", u = sl.schema{ a = "i64", b = "i64" } }]])
+      run(script, false, 7)
+      assert.are.equal(table.concat({
+        '{"q":1,"id":9007199254740992,"z":null,"u":{"b":2,"a":1}}',
+        '{"id":-9223372036854775808,"u":null}',
+      }, "\n") .. "\n", h.read(h.path(dir, "out.jsonl")))
+      run(script, true, 7)
+      assert.are.equal(table.concat({
+        '{"id":9007199254740993,"u":{"a":1,"b":2}}',
+        '{"id":-9223372036854775808}',
+      }, "\n") .. "\n", h.read(h.path(dir, "out.jsonl")))
+      -- CSV: a bool column is true/false to a typed record, the strings to a table
+      h.write(h.path(dir, "in.csv"), "id,ok\n1,true\n2,false\n3,\n")
+      script = job(dir, [[
+sl.source.file{ path = IN, format = "csv", header = true, schema = S }
+  :map(function(r) return { id = r.id, ok = type(r.ok) } end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", ok = "bool" }]], h.path(dir, "in.csv"))
+      run(script, false, 7)
+      assert.are.same({ { id = 1, ok = "string" }, { id = 2, ok = "string" }, { id = 3, ok = "nil" } },
+        records(h.read(h.path(dir, "out.jsonl"))))
+      run(script, true, 7)
+      assert.are.same({ { id = 1, ok = "boolean" }, { id = 2, ok = "boolean" }, { id = 3, ok = "nil" } },
+        records(h.read(h.path(dir, "out.jsonl"))))
+    end)
+  end)
+
   describe("operators", function()
     -- The job of these specs: one typed (or not) source of bids into every kind of
     -- operator, each to its own file. Functions return records themselves (r), keep them
