@@ -152,7 +152,7 @@ local function same_everywhere(dir, script, outs, ordered, more)
 end
 
 describe("typed records (sl.schema) against tables", function()
-  after_each(function() if not os.getenv("KEEP") then h.cleanup() end end)
+  after_each(function() h.cleanup() end)
 
   describe("formats", function()
     it("JSON in, JSON, CSV, msgpack and lines out: the same records, keys in schema order", function()
@@ -506,6 +506,48 @@ src:key_by("auction"):window(sl.tumbling "10s"):apply(function(k, w, rs) return 
         for name, recs in pairs(base) do
           same_records(recs, results[i][name], string.format("%s, run %d", name, i))
         end
+      end
+    end)
+  end)
+
+  describe("taps", function()
+    it("sluice tap shows a typed job's records as tables", function()
+      local dir = h.tmpdir()
+      local source = h.write(h.path(dir, "all.jsonl"), bid_lines(3000))
+      local input, sock = h.path(dir, "in.jsonl"), h.path(dir, "job.sock")
+      h.write(input, "")
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S, follow = true }
+  :filter(function(b) return b.auction % 2 == 0 end):name("even")
+  :sink(sl.sink.null())
+]])
+      local pidfile = h.path(dir, "pid")
+      os.execute(string.format("(%s run %s --set typed=1 --control %s >/dev/null 2>%s " ..
+        "</dev/null & echo $! >%s) &", h.q(h.bin()), h.q(script), h.q(sock),
+        h.q(h.path(dir, "err")), h.q(pidfile)))
+      h.wait_until("the job's socket", function()
+        local c = require("sluice.host").core.ctl_connect(sock)
+        if c then c:close() end
+        return c ~= nil
+      end)
+      -- the input grows, a line every 2 ms, while the tap runs
+      os.execute(string.format("(i=1; while [ $i -le 3000 ]; do sed -n \"${i}p\" %s >>%s; " ..
+        "i=$((i+1)); sleep 0.002; done) >/dev/null 2>&1 & echo $! >%s", h.q(source), h.q(input),
+        h.q(h.path(dir, "feeder"))))
+      local out = h.path(dir, "tap.out")
+      os.execute(string.format("timeout -k 5 --preserve-status -s INT 2 %s tap %s even " ..
+        "--format json >%s 2>%s", h.q(h.bin()), h.q(sock), h.q(out), h.q(h.path(dir, "tap.err"))))
+      os.execute("kill " .. h.read(h.path(dir, "feeder")):match("%d+") .. " 2>/dev/null")
+      os.execute("kill " .. h.read(pidfile):match("%d+") .. " 2>/dev/null")
+      local input_records = {}
+      for _, b in ipairs(bids(3000)) do input_records[canonical(b)] = true end
+      local tapped = records(h.read(out))
+      assert.truthy(#tapped >= 10, "tapped " .. #tapped .. " records\n" ..
+        (h.read(h.path(dir, "tap.err")) or ""))
+      -- one operator tapped: its records as they are, each a whole input record
+      for _, t in ipairs(tapped) do
+        assert(input_records[canonical(t)], "not an input record: " .. encode(t))
+        assert.are.equal(0, t.auction % 2)
       end
     end)
   end)
