@@ -195,15 +195,16 @@ src:sink(sl.sink.file{ path = DIR .. "/out.csv", format = "csv",
             for k in lines[j]:gmatch('"([%a_]+)":') do
               if r[k] ~= nil then keys[#keys + 1] = k end
             end
-            local sorted = { unpack(keys) }
-            table.sort(sorted)
-            assert.are.same(sorted, keys, "typed JSON keys in schema order: " .. lines[j])
+            local in_order = { unpack(keys) }
+            table.sort(in_order)
+            assert.are.same(in_order, keys, "typed JSON keys in schema order: " .. lines[j])
           end
         end
       end
     end)
 
-    it("JSON edge cases: escapes, unicode, numbers, absent, unknown and null fields, BOM, CRLF, blank and long lines", function()
+    it("JSON edge cases: escapes, unicode, numbers, absent, unknown and null fields, BOM, CRLF, " ..
+        "blank and long lines", function()
       local dir = h.tmpdir()
       local long = string.rep("x", 4000 - 40)
       local input = "\239\187\191" .. table.concat({
@@ -337,7 +338,8 @@ sl.source.file{ path = IN, format = "msgpack", schema = S }
   end)
 
   describe("what a schema changes on purpose", function()
-    it("unknown fields and nulls are not written, integers beyond 2^53 keep their digits, CSV bools are booleans", function()
+    it("unknown fields and nulls are not written, integers beyond 2^53 keep their digits, " ..
+        "CSV bools are booleans", function()
       local dir = h.tmpdir()
       h.write(h.path(dir, "in.jsonl"), table.concat({
         '{"q":1,"id":9007199254740993,"z":null,"u":{"b":2,"a":1}}',
@@ -704,7 +706,8 @@ src:key_by("auction")
         'sl.schema(): field age: type must be "i64", "f64", "bool", "string" or sl.schema{...}, got 5' },
       { 'local S = sl.schema "id"', 2,
         "sl.schema(): expected a table of field = type, got string" },
-      { 'local S = sl.schema{ id = "i64" }\n\nsl.source.file{ path = "x", format = "lines", schema = S }:sink(sl.sink.null())', 4,
+      { 'local S = sl.schema{ id = "i64" }\n\n' ..
+        'sl.source.file{ path = "x", format = "lines", schema = S }:sink(sl.sink.null())', 4,
         "source.file(): schema needs format json, msgpack, or csv with header = true (got lines)" },
       { 'local S = sl.schema{ id = "i64" }\nsl.source.file{ path = "x", schema = S }:sink(sl.sink.null())', 3,
         "source.file(): schema needs format json, msgpack, or csv with header = true (got lines)" },
