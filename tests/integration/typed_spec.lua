@@ -337,6 +337,106 @@ sl.source.file{ path = IN, format = "msgpack", schema = S }
     end)
   end)
 
+  describe("sources", function()
+    -- Sends text to a typed (or not) tcp job in pieces of 1 to 97 bytes, records split
+    -- anywhere, over two connections one after the other (JSON); returns a function that
+    -- waits for n records and returns them.
+    local function over_tcp(dir, fmt, text, typed, schema_src, header)
+      local port = h.port()
+      local script = job(dir, string.format([[
+sl.source.tcp{ listen = "127.0.0.1:%d", format = %q, header = %s, schema = S }
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], port, fmt, tostring(header or false)), schema_src)
+      os.remove(h.path(dir, "out.jsonl"))
+      local pidfile, rcfile = h.path(dir, "pid"), h.path(dir, "rc")
+      os.remove(rcfile)
+      os.execute(string.format("(%s run %s --set typed=%d --batch-size 7 >/dev/null 2>%s " ..
+        "</dev/null & echo $! >%s; wait $!; echo $? >%s) &", h.q(h.bin()), h.q(script),
+        typed and 1 or 0, h.q(h.path(dir, "err")), h.q(pidfile), h.q(rcfile)))
+      h.wait_until("the job to start", function() return (h.read(pidfile) or ""):match("%d") end)
+      local half = math.floor(#text / 2)
+      while half < #text and text:sub(half, half) ~= "\n" do half = half + 1 end
+      -- (one connection for a CSV header and for msgpack, whose bytes have no line ends)
+      local parts = (header or fmt == "msgpack") and { text }
+        or { text:sub(1, half), text:sub(half + 1) }
+      local sizes, k = { 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 97 }, 0
+      for _, part in ipairs(parts) do
+        local fd = h.dial(port)
+        local at = 1
+        while at <= #part do
+          k = k + 1
+          local n = sizes[k % #sizes + 1]
+          h.send_all(fd, part:sub(at, at + n - 1))
+          at = at + n
+          if k % 50 == 0 then h.sleep_ms(1) end
+        end
+        require("ffi").C.close(fd)
+      end
+      return function(n)
+        h.wait_lines(h.path(dir, "out.jsonl"), n)
+        h.sleep_ms(100)
+        os.execute("kill -TERM " .. h.read(pidfile):match("%d+"))
+        h.wait_until("the job's end", function() return (h.read(rcfile) or ""):match("%d") end)
+        assert.are.equal("0", h.read(rcfile):match("%d+"), h.read(h.path(dir, "err")))
+        return records(h.read(h.path(dir, "out.jsonl")))
+      end
+    end
+
+    it("tcp: JSON, CSV and msgpack records split anywhere give the same records", function()
+      local dir = h.tmpdir()
+      local text = bid_lines(400)
+      local want = bids(400)
+      for _, typed in ipairs({ false, true }) do
+        same_records(want, over_tcp(dir, "json", text, typed)(400), "json over tcp")
+      end
+      -- msgpack: the same bids, made by a table-path job
+      h.write(h.path(dir, "in.jsonl"), text)
+      local to_mp = h.write(h.path(dir, "to_mp.lua"), string.format([[
+local sl = require "sluice"
+sl.source.file{ path = %q, format = "json" }:sink(sl.sink.file{ path = %q, format = "msgpack" })
+]], h.path(dir, "in.jsonl"), h.path(dir, "in.mp")))
+      h.expect_code(h.run("run " .. h.q(to_mp)), 0)
+      local mp = h.read(h.path(dir, "in.mp"))
+      for _, typed in ipairs({ false, true }) do
+        local wait = over_tcp(dir, "msgpack", mp, typed)
+        same_records(want, wait(400), "msgpack over tcp")
+      end
+      local rows = { "id,name,price" }
+      local csv_want = {}
+      for i, b in ipairs(want) do
+        rows[#rows + 1] = string.format('%d,"%s",%s', i, (b.channel or ""):gsub('"', '""'),
+          encode(b.price))
+        csv_want[i] = { id = i, name = b.channel or "", price = b.price }
+      end
+      for _, typed in ipairs({ false, true }) do
+        local wait = over_tcp(dir, "csv", table.concat(rows, "\n") .. "\n", typed,
+          [[sl.schema{ id = "i64", name = "string", price = "f64" }]], true)
+        same_records(csv_want, wait(400), "csv over tcp")
+      end
+    end)
+
+    it("stdin: the same records", function()
+      local dir = h.tmpdir()
+      local input = h.write(h.path(dir, "in.jsonl"), bid_lines(500))
+      local script = job(dir, [[
+sl.source.stdin{ format = "json", schema = S }
+  :filter(function(b) return b.ok end)
+  :sink(sl.sink.stdout{ format = "json" })
+]])
+      local base
+      for _, typed in ipairs({ false, true }) do
+        for _, b in ipairs(BATCHES) do
+          local res = h.run(string.format("run %s --set typed=%d --batch-size %d", h.q(script),
+            typed and 1 or 0, b), { stdin = input })
+          h.expect_code(res, 0)
+          local got = records(res.stdout)
+          if base then same_records(base, got, "stdin, batch size " .. b) else base = got end
+        end
+      end
+      assert.are.equal(166, #base)
+    end)
+  end)
+
   describe("what a schema changes on purpose", function()
     it("unknown fields and nulls are not written, integers beyond 2^53 keep their digits, " ..
         "CSV bools are booleans", function()
@@ -454,6 +554,12 @@ left:join(right):window(sl.tumbling "5s")
       h.write(h.path(dir, "auctions.csv"), table.concat(auctions, "\n") .. "\n")
       local script = job(dir, OPERATORS)
       local base = same_everywhere(dir, script, OUTS, ORDERED)
+      -- on two workers, typed: the same records (each key's in its order; sorted here)
+      run(script, true, 7, "--workers 2")
+      for _, name in ipairs(OUTS) do
+        local got = records(h.read(h.path(dir, name .. ".jsonl")) or "")
+        same_records(sorted(base[name]), sorted(got), name .. ", typed on 2 workers")
+      end
       -- the records kept are the records, not views of a reused buffer: each kept bid
       -- is one of the input's
       local input = {}
