@@ -271,6 +271,36 @@ sl.source.file{ path = IN, format = "json", schema = S, max_record = 4000 }
       end
     end)
 
+    it("escaped strings enough to fill the arena many times over: the same records, overlong ones dead", function()
+      local dir = h.tmpdir()
+      local lines = {}
+      for i = 1, 3000 do
+        lines[i] = string.format('{"id":%d,"s":"%s","t":"x\\ty%d"}', i,
+          string.rep('\\u00e9\\n\\"', 50 + i % 400), i)
+      end
+      h.write(h.path(dir, "in.jsonl"), table.concat(lines, "\n") .. "\n")
+      local script = job(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S, max_record = 3000 }
+  :map(function(r) return { id = r.id, n = #r.s, s = r.s, t = r.t } end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64", s = "string", t = "string" }]])
+      local base
+      for _, typed in ipairs({ false, true }) do
+        for _, b in ipairs(BATCHES) do
+          local res = run(script, typed, b)
+          h.contains(res.stderr, "1071 records dead-lettered", "stderr")
+          local got = h.read(h.path(dir, "out.jsonl"))
+          if base then
+            assert(got == base, string.format("%s, batch size %d: other bytes",
+              typed and "typed" or "tables", b))
+          else
+            base = got
+          end
+        end
+      end
+      assert.are.equal(3000 - 1071, #h.lines(base))
+    end)
+
     it("CSV in (header = true): by column, unknown columns skipped, a bool column as booleans", function()
       local dir = h.tmpdir()
       local rows = { "\239\187\191name,id,extra,price,ok,user" }
