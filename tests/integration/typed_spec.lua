@@ -562,6 +562,20 @@ src:key_by("auction"):process{
   end,
   on_timer = function(ctx, t) ctx:emit({ key = ctx.key, t = t, prev = ctx.state.prev }) end,
 }:sink(out("process"))
+src:key_by("auction"):window(sl.tumbling "10s")
+  :aggregate{ users = sl.collect(function(b) return b.user end), bids = sl.collect(function(b) return b end),
+    top = sl.max(function(b) return b.user and b.user.age end) }
+  :sink(out("collect_agg"))
+local cheap, dear = src:partition(function(b) return b.price < 50 end)
+cheap:union(dear:map(function(b) return { dear = b } end), sl.source.values{ { v = 1 }, { v = 2 } })
+  :sink(out("union"))
+src:filter(function(b) return b.bidder == 3 end):take(20):sink(out("take"))
+src:batch(5, "1h"):map(function(rs) return { n = #rs, first = rs[1], last = rs[#rs] } end)
+  :sink(out("batch"))
+local peeked = {}
+src:peek(function(b) peeked[#peeked + 1] = b.price end)
+  :filter(function(b) return b.auction == 1 end)
+  :map(function(b) return { b = b, seen = #peeked } end):sink(out("peek"))
 local left = src:filter(function(b) return b.ok end):key_by("auction")
 local right = src:filter(function(b) return not b.ok end):key_by("auction")
 left:join(right):window(sl.tumbling "5s")
@@ -570,11 +584,11 @@ left:join(right):window(sl.tumbling "5s")
 ]]
     local OUTS = { "map", "filter", "flat_map", "tumbling", "sliding", "session",
       "window_reduce", "apply", "rolling", "rolling_reduce", "key_fn", "dedupe", "changes",
-      "scan", "lookup", "process", "join" }
+      "scan", "lookup", "process", "join", "collect_agg", "union", "take", "batch", "peek" }
     -- the outputs of one record at a time, in input order (a key's records keep theirs)
     local ORDERED = { map = true, filter = true, flat_map = true, rolling = true,
       rolling_reduce = true, key_fn = true, dedupe = true, changes = true, scan = true,
-      lookup = true }
+      lookup = true, take = true, batch = true }
 
     it("every operator gives the same records, batch sizes 1, 7 and 1024, kept records whole", function()
       local dir = h.tmpdir()
@@ -607,6 +621,11 @@ left:join(right):window(sl.tumbling "5s")
       end
       for _, r in ipairs(base.apply) do is_bid(r.first, "apply"); is_bid(r.last, "apply") end
       for _, r in ipairs(base.join) do is_bid(r.l, "join"); is_bid(r.r, "join") end
+      for _, r in ipairs(base.collect_agg) do
+        for _, b in ipairs(r.bids) do is_bid(b, "sl.collect") end
+      end
+      for _, r in ipairs(base.batch) do is_bid(r.first, "batch"); is_bid(r.last, "batch") end
+      assert.are.equal(300, #base.batch)
     end)
   end)
 
