@@ -489,6 +489,19 @@ sl.source.file{ path = IN, format = "json", schema = S }
         '{"id":9007199254740993,"u":{"a":1,"b":2}}',
         '{"id":-9223372036854775808}',
       }, "\n") .. "\n", h.read(h.path(dir, "out.jsonl")))
+      -- an i64 has no negative zero: -0 is 0 to a typed record, -0 (a double) to a table
+      h.write(h.path(dir, "zero.jsonl"), '{"id":-0}\n{"id":-0.0}\n')
+      script = job(dir, [[
+sl.source.file{ path = IN, format = "json", schema = S }
+  :map(function(r) return { id = r.id, negative = 1 / r.id < 0 } end)
+  :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
+]], [[sl.schema{ id = "i64" }]], h.path(dir, "zero.jsonl"))
+      run(script, false, 7)
+      assert.are.same({ { id = 0, negative = true }, { id = 0, negative = true } },
+        records(h.read(h.path(dir, "out.jsonl"))))
+      run(script, true, 7)
+      assert.are.same({ { id = 0, negative = false }, { id = 0, negative = false } },
+        records(h.read(h.path(dir, "out.jsonl"))))
       -- CSV: a bool column is true/false to a typed record, the strings to a table
       h.write(h.path(dir, "in.csv"), "id,ok\n1,true\n2,false\n3,\n")
       script = job(dir, [[
