@@ -8,7 +8,8 @@
 local agg = require "sluice.agg"
 local expiry = require "sluice.expiry"
 local keyed = require "sluice.keyed"
-local plain = require("sluice.typed").plain
+local typed = require "sluice.typed"
+local plain, plain_kept = typed.plain, typed.plain_kept
 
 local type, pairs, ipairs, huge = type, pairs, ipairs, math.huge
 local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
@@ -126,7 +127,7 @@ function rolling.reduce(node, out)
       acc = plain(r)
       nkeys = nkeys + 1
     else
-      acc = plain(f(acc, r))
+      acc = plain_kept(f(acc, r))     -- a new table may hold views: r, r.user
       if acc == nil then nkeys = nkeys - 1 end    -- f(acc, r) == nil: the key starts afresh
     end
     accs[k] = acc

@@ -123,6 +123,16 @@ function typed.plain_deep(v)
   return v
 end
 
+-- What an operator keeps of a value a user function returned (a reduce's accumulator):
+-- plain_deep's, looking inside a table only while a typed source runs (no table can hold
+-- a view otherwise, and walking every accumulator would cost jobs without one).
+function typed.plain_kept(v)
+  local tv = type(v)
+  if tv == "cdata" then return plain(v) end
+  if tv == "table" and typed.running > 0 then plain_fields(v, 0) end
+  return v
+end
+
 -- Replaces every typed record of batch[1..n] by its table form, in place; while a typed
 -- source runs, also the views that records (tables) hold, so that `return {ev = e}`
 -- keeps its event.

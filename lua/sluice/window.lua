@@ -13,7 +13,8 @@
 local agg = require "sluice.agg"
 local host = require "sluice.host"
 local keyed = require "sluice.keyed"
-local plain = require("sluice.typed").plain
+local typed = require "sluice.typed"
+local plain, plain_kept = typed.plain, typed.plain_kept
 
 local ffi = require "ffi"
 local C = host.C
@@ -56,7 +57,10 @@ local function computation(node, out, ctx, storage)
     return {
       fresh = function() return { NONE } end,
       -- a typed record lives only as long as its batch: the accumulator keeps a table
-      add = function(st, r) local acc = st[1]; st[1] = plain(acc == NONE and r or f(acc, r)) end,
+      add = function(st, r)
+        local acc = st[1]
+        if acc == NONE then st[1] = plain(r) else st[1] = plain_kept(f(acc, r)) end
+      end,
       emit_reads_only = true,     -- emit copies a table accumulator
       merge = function(d, s)
         if s[1] == NONE then return end

@@ -716,6 +716,23 @@ sl.source.file{ path = IN, format = "json", schema = S, follow = true }
     end)
   end)
 
+  describe("reduce accumulators that hold records", function()
+    it("a new table holding the record (or a nested one) keeps it whole, rolling and windowed", function()
+      local dir = h.tmpdir()
+      h.write(h.path(dir, "in.jsonl"), bid_lines(3000))
+      local script = job(dir, [[
+local src = sl.source.file{ path = IN, format = "json", schema = S }:timestamp("ts")
+src:key_by("auction")
+  :reduce(function(acc, b) return { last = b, prev = acc.last or acc, u = b.user } end)
+  :sink(sl.sink.file{ path = DIR .. "/rolling.jsonl", format = "json" })
+src:key_by("auction"):window(sl.tumbling "10s")
+  :reduce(function(acc, b) return { last = b, first = acc.first or acc, u = b.user } end)
+  :sink(sl.sink.file{ path = DIR .. "/windowed.jsonl", format = "json" })
+]])
+      same_everywhere(dir, script, { "rolling", "windowed" }, { rolling = true })
+    end)
+  end)
+
   describe("checkpoints and reload", function()
     -- A job in the background: `sluice run script args` from dir; kill(sig), wait() -> its
     -- exit status (nil after 30 s), stderr().
