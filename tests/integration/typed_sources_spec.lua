@@ -1,0 +1,310 @@
+-- sl.schema on the Kafka, HTTP and Redis sources (and the Kafka sink encoding typed
+-- records in C), against real peers: librdkafka's mock brokers with kcat
+-- (tests/kafka/cluster.lua), raw HTTP on sockets, redis-server with redis-cli
+-- (tests/peers/redis.lua). Each job with a schema must give exactly the records the same
+-- job gives without one (compared decoded), and a value of the wrong type is
+-- dead-lettered naming its field while the other records flow.
+local h = require "tests.helpers"
+local cluster = require "tests.kafka.cluster"
+local redis_peer = require "tests.peers.redis"
+local core = require("sluice.host").core
+
+local function decode(s) return core.json_decode(s) end
+local function json_lines(s) return h.json_lines(s, decode) end
+
+-- The schema every job uses, as Lua text, and the records every source gets: every type,
+-- absent and null fields, unknown fields (nested too), escapes, nested records; number 5
+-- has a price of the wrong type. No tab or newline inside a record (kcat sends lines).
+local SCHEMA = [[sl.schema { id = "i64", price = "f64", name = "string", ok = "bool",
+  user = sl.schema { name = "string", age = "i64" } }]]
+local INPUT = {
+  [[{"id":1,"price":2.5,"name":"a\"b\\c\u00e9/\n","ok":true,"user":{"name":"x","age":30},"extra":[1,{"z":null}]}]],
+  [[{"id":2}]],
+  [[{"zz":"unknown","id":3,"price":1e3,"name":"tab\tq","ok":false,"user":null}]],
+  [[{"id":4,"price":-0.125,"name":"","user":{"age":7,"more":{"deep":[true]}}}]],
+  [[{"id":5,"price":"cheap","name":"wrong"}]],
+  [[{"id":6,"price":3,"name":"\ud83d\ude00 smile","ok":true,"user":{}}]],
+  [[{"id":-9007199254740991,"price":1.7976931348623157e308,"name":"big","ok":null}]],
+}
+local WRONG = 5         -- the input record with a wrong type
+local WRONG_REASON = "field price: want f64, got string"
+
+-- The map both jobs of a pair apply: the schema's fields, read as a script reads them.
+-- (A JSON null is absent in a typed record, and sl.null in a table: nn makes it nil.)
+local MAP = [[:map(function(r)
+    local function nn(x) if x == sl.null then return nil end return x end
+    local u = nn(r.user)
+    return { id = r.id, price = r.price, name = r.name, ok = nn(r.ok),
+      user = u and { name = u.name, age = u.age } }
+  end)]]
+
+-- The input records as the schema sees them (unknown fields gone), the wrong one left out.
+local function expected_typed()
+  local keep = { id = true, price = true, name = true, ok = true, user = true }
+  local list = {}
+  for i, line in ipairs(INPUT) do
+    if i ~= WRONG then
+      local r = decode(line)
+      for k in pairs(r) do
+        if not keep[k] then r[k] = nil end
+      end
+      if type(r.user) == "table" then r.user.more = nil end
+      if r.user == core.null then r.user = nil end
+      if r.ok == core.null then r.ok = nil end
+      list[#list + 1] = r
+    end
+  end
+  return list
+end
+
+-- Records ordered by id, for sources whose order is not the input's.
+local function by_id(list)
+  table.sort(list, function(a, b) return a.id < b.id end)
+  return list
+end
+
+-- The dead letters (JSON lines) of a job's stderr.
+local function dead_letters(stderr)
+  local list = {}
+  for _, l in ipairs(h.lines(stderr or "")) do
+    if l:sub(1, 1) == "{" then list[#list + 1] = decode(l) end
+  end
+  return list
+end
+
+local function without(list, i)
+  local out = {}
+  for k, v in ipairs(list) do
+    if k ~= i then out[#out + 1] = v end
+  end
+  return out
+end
+
+describe("typed sources", function()
+  after_each(function() h.cleanup() end)
+
+  describe("kafka", function()
+    local k
+    after_each(function()
+      if k then k:stop(); k = nil end
+    end)
+
+    local function job(body)
+      return h.script('local sl = require "sluice"\nlocal S = ' .. SCHEMA .. "\n"
+        .. body:gsub("BROKERS", k.bootstrap):gsub("MAP", MAP))
+    end
+
+    -- Runs a bounded job reading topic `in` (source options `opts`, Lua text) through
+    -- `middle` to a json file; returns its records and the job's result.
+    local function run(opts, middle, group)
+      local out = h.path(h.tmpdir(), "out.jsonl")
+      local script = job(string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = %q, bounded = true%s }
+  %s
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], group, opts, middle, out))
+      local res = h.run("run " .. h.q(script), { timeout = 60 })
+      h.expect_code(res, 0)
+      return json_lines(h.read(out) or ""), res
+    end
+
+    it("json: the same records as without a schema; a wrong type dead-lettered with its " ..
+      "field, topic, partition and offset", function()
+      k = cluster.start { "in:1" }
+      k:produce("in", INPUT)
+      local plain = run("", "MAP", "g1")
+      local typed, res = run(", schema = S", "MAP", "g2")
+      assert.equal(#INPUT, #plain)
+      assert.same(without(plain, WRONG), typed)
+      local dl = dead_letters(res.stderr)
+      assert.equal(1, #dl, res.stderr)
+      assert.same({ "in", 0, WRONG - 1 }, { dl[1].topic, dl[1].partition, dl[1].offset })
+      h.contains(dl[1].reason, WRONG_REASON)
+      assert.equal(INPUT[WRONG], dl[1].record)
+      h.contains(res.stderr, "1 record dead-lettered")
+      -- straight to the sink: the typed records encoded in C, unknown fields gone
+      local direct = run(", schema = S", "", "g3")
+      assert.same(expected_typed(), direct)
+    end)
+
+    it("msgpack and csv values decode into the same records", function()
+      k = cluster.start { "in:1", "mp:1", "csv:1" }
+      -- msgpack messages made by a job from the JSON ones (no schema), read back typed
+      k:produce("in", without(INPUT, WRONG))
+      local script = job([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "w", bounded = true }
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "mp", format = "msgpack" })
+]])
+      h.expect_code(h.run("run " .. h.q(script)), 0)
+      local out = h.path(h.tmpdir(), "mp.jsonl")
+      script = job(string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "mp", group = "r", bounded = true,
+  format = "msgpack", schema = S }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], out))
+      h.expect_code(h.run("run " .. h.q(script)), 0)
+      assert.same(expected_typed(), json_lines(h.read(out)))
+
+      -- csv with columns: a quoted cell with doubled quotes, an empty (absent) cell, a
+      -- column not in the schema, a wrong bool
+      k:produce("csv", { '7,"say ""hi""",1.5,true,skip', "8,,,false,x", '9,plain,2,yes,x',
+        "10,last,-3e2,,y" })
+      out = h.path(h.tmpdir(), "csv.jsonl")
+      script = job(string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "csv", group = "c", bounded = true,
+  format = "csv", columns = { "id", "name", "price", "ok", "other" }, schema = S }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], out))
+      local res = h.run("run " .. h.q(script))
+      h.expect_code(res, 0)
+      assert.same({
+        { id = 7, name = 'say "hi"', price = 1.5, ok = true },
+        { id = 8, ok = false },
+        { id = 10, name = "last", price = -300 },
+      }, json_lines(h.read(out)))
+      local dl = dead_letters(res.stderr)
+      assert.equal(1, #dl, res.stderr)
+      assert.equal(2, dl[1].offset)
+      h.contains(dl[1].reason, "field ok: want bool")
+    end)
+
+    it("meta=true: the wrapper stays a table, its value is the typed record", function()
+      k = cluster.start { "in:1" }
+      k:produce("in", { INPUT[1], INPUT[WRONG], INPUT[4] }, { keys = { "a", "b", "c" } })
+      local plain = run(", meta = true", "", "m1")
+      local typed, res = run(", meta = true, schema = S", [[:map(function(m)
+    return { topic = m.topic, partition = m.partition, offset = m.offset, key = m.key,
+      timestamp = m.timestamp, id = m.value.id, price = m.value.price, name = m.value.name,
+      user = m.value.user and m.value.user.name }
+  end)]], "m2")
+      assert.equal(3, #plain)
+      assert.equal(2, #typed)
+      for i, j in ipairs({ 1, 3 }) do
+        local p, t = plain[j], typed[i]
+        assert.same({ p.topic, p.partition, p.offset, p.key, p.timestamp, p.value.id,
+          p.value.price, p.value.name, p.value.user and p.value.user.name },
+          { t.topic, t.partition, t.offset, t.key, t.timestamp, t.id, t.price, t.name, t.user })
+      end
+      assert.equal("number", type(typed[1].timestamp))
+      local dl = dead_letters(res.stderr)
+      assert.equal(1, #dl, res.stderr)
+      assert.equal(1, dl[1].offset)
+      h.contains(dl[1].reason, WRONG_REASON)
+      -- the wrapper, as it is, through the sink: the value in its table form
+      local direct = run(", meta = true, schema = S", "", "m3")
+      assert.same(expected_typed()[1], direct[1].value)
+      assert.equal("a", direct[1].key)
+    end)
+
+    it("event-time windows over a typed source: the same windows, a watermark per " ..
+      "partition, nothing late", function()
+      k = cluster.start { "clicks:3" }
+      local expected = {}
+      for p = 0, 2 do
+        local list = {}
+        for i = 1, 150 do
+          local ts = 1700000000000 + i * 500 + p * 7
+          list[i] = string.format('{"ts":%d,"p":%d,"v":%d.5,"junk":"\\u0041"}', ts, p, i)
+          local w = ts - ts % 10000
+          expected[w] = (expected[w] or 0) + 1
+        end
+        k:produce("clicks", list, { partition = p })
+      end
+      local function windows(schema_opt, group)
+        local dir = h.tmpdir()
+        local out, late = h.path(dir, "out.jsonl"), h.path(dir, "late.jsonl")
+        local script = h.script(string.format([[
+local sl = require "sluice"
+local S = sl.schema { ts = "i64", p = "i64", v = "f64" }
+local w = sl.source.kafka { brokers = %q, topic = "clicks", group = %q, bounded = true%s }
+  :timestamp("ts")
+  :window_all(sl.tumbling "10s")
+w:aggregate { n = sl.count(), total = sl.sum("v"), top = sl.max("v") }
+  :sink(sl.sink.file { path = %q, format = "json" })
+w:late():sink(sl.sink.file { path = %q, format = "json" })
+]], k.bootstrap, group, schema_opt, out, late))
+        h.expect_code(h.run("run " .. h.q(script), { timeout = 60 }), 0)
+        assert.equal("", h.read(late) or "")
+        local got, n = {}, {}
+        for _, r in ipairs(json_lines(h.read(out))) do
+          got[r.window_start] = r
+          n[r.window_start] = r.n
+        end
+        assert.same(expected, n)
+        return got
+      end
+      assert.same(windows("", "e1"), windows(", schema = S", "e2"))
+    end)
+
+    it("the sink encodes typed records in C: read back, the same messages as from " ..
+      "tables", function()
+      k = cluster.start { "in:1", "t:2", "p:2" }
+      k:produce("in", INPUT)
+      local function to_topic(topic, schema_opt, group)
+        local script = job(string.format([[
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = %q, bounded = true%s }
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = %q, key = "id" })
+]], group, schema_opt, topic))
+        local res = h.run("run " .. h.q(script), { timeout = 60 })
+        h.expect_code(res, 0)
+        return res
+      end
+      local res = to_topic("t", ", schema = S", "s1")
+      assert.equal(1, #dead_letters(res.stderr))
+      -- the table path gets the records as the schema sees them
+      local script = job(string.format([[
+local want = sl.json.decode(%q)
+sl.source.kafka { brokers = "BROKERS", topic = "in", group = "s2", bounded = true }
+  :filter(function(r) return r.id ~= 5 end)
+  :map(function(r)
+    local t = {}
+    for k in pairs(want) do
+      if r[k] ~= sl.json.null then t[k] = r[k] end
+    end
+    if type(t.user) == "table" then t.user = { name = t.user.name, age = t.user.age } end
+    return t
+  end)
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "p", key = "id" })
+]], '{"id":1,"price":1,"name":1,"ok":1,"user":1}'))
+      h.expect_code(h.run("run " .. h.q(script), { timeout = 60 }), 0)
+      local function messages(topic)
+        local list = {}
+        for _, m in ipairs(k:consume(topic)) do
+          list[#list + 1] = { partition = m.partition, key = m.key, value = decode(m.value) }
+        end
+        table.sort(list, function(a, b) return a.value.id < b.value.id end)
+        return list
+      end
+      local typed, plain = messages("t"), messages("p")
+      assert.equal(#INPUT - 1, #typed)
+      assert.same(plain, typed)
+      -- byte for byte too: the typed encoder writes fields in the schema's order, as the
+      -- table encoder writes a table's keys sorted
+      local raw_t, raw_p = {}, {}
+      for _, m in ipairs(k:consume("t")) do raw_t[#raw_t + 1] = m.value end
+      for _, m in ipairs(k:consume("p")) do raw_p[#raw_p + 1] = m.value end
+      table.sort(raw_t)
+      table.sort(raw_p)
+      assert.same(raw_p, raw_t)
+    end)
+
+    it("checks the schema option at the user's line", function()
+      local script = h.script([[
+local sl = require "sluice"
+local S = sl.schema { a = "i64" }
+sl.source.kafka { brokers = "x:1", topic = "t", format = "lines", schema = S }
+  :sink(sl.sink.null())
+sl.source.kafka { brokers = "x:1", topic = "t", format = "csv", schema = S }
+  :sink(sl.sink.null())
+sl.source.kafka { brokers = "x:1", topic = "t", schema = { a = "i64" } }
+  :sink(sl.sink.null())
+]])
+      local res = h.run("check " .. h.q(script))
+      h.expect_code(res, 2)
+      h.contains(res.stderr, ":3: source.kafka(): schema needs format json, msgpack, or csv " ..
+        "with columns (got lines)")
+      h.contains(res.stderr, ":5: source.kafka(): schema with format csv needs columns")
+      h.contains(res.stderr, ":7: source.kafka(): schema must be made by sl.schema{...}")
+    end)
+  end)
+end)
