@@ -80,6 +80,43 @@ local function without(list, i)
   return out
 end
 
+-- Starts `sluice run script` in the background: { signal(sig), wait() -> code, stderr }.
+local function background(script)
+  local dir = h.tmpdir()
+  local pidfile, rcfile, err = h.path(dir, "pid"), h.path(dir, "rc"), h.path(dir, "err")
+  os.execute(string.format("(%s run %s >/dev/null 2>%s </dev/null & echo $! >%s; " ..
+    "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), h.q(err),
+    h.q(pidfile), h.q(rcfile)))
+  local p = {}
+  h.wait_until("the job's pid", function()
+    p.pid = tonumber((h.read(pidfile) or ""):match("%d+"))
+    return p.pid ~= nil
+  end)
+  local rc
+  local function ended()
+    rc = rc or tonumber((h.read(rcfile) or ""):match("%d+"))
+    return rc ~= nil
+  end
+  function p.signal(sig)
+    if not ended() then os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
+  end
+  function p.wait()
+    h.wait_until("the job's end", ended)
+    local stderr = h.read(err) or ""
+    assert(not stderr:find("ERROR: AddressSanitizer", 1, true), stderr)
+    return rc, stderr
+  end
+  return p
+end
+
+-- Runs a shell command; returns its stdout.
+local function shell(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
 describe("typed sources", function()
   after_each(function() h.cleanup() end)
 
@@ -166,6 +203,23 @@ sl.source.kafka { brokers = "BROKERS", topic = "csv", group = "c", bounded = tru
       assert.equal(1, #dl, res.stderr)
       assert.equal(2, dl[1].offset)
       h.contains(dl[1].reason, "field ok: want bool")
+    end)
+
+    it("escaped strings that fill the batch's arena: the batch ends early, a longer value " ..
+      "grows it, every record exact and in order", function()
+      k = cluster.start { "in:1" }
+      local list, want = {}, {}
+      for i = 1, 300 do
+        -- each string rewritten (escapes): 1000+ bytes, so 64 KiB hold about 60 of them;
+        -- number 150 alone needs 200 KiB
+        local n = i == 150 and 50000 or 250
+        list[i] = string.format('{"id":%d,"name":"%s"}', i, string.rep("\\u00e9ab", n))
+        want[i] = { id = i, name = string.rep("\195\169ab", n) }
+      end
+      k:produce("in", list)
+      local got = run(", schema = S", "", "a1")
+      assert.equal(#want, #got)
+      for i = 1, #want do assert.same(want[i], got[i]) end
     end)
 
     it("meta=true: the wrapper stays a table, its value is the typed record", function()
@@ -305,6 +359,88 @@ sl.source.kafka { brokers = "x:1", topic = "t", schema = { a = "i64" } }
         "with columns (got lines)")
       h.contains(res.stderr, ":5: source.kafka(): schema with format csv needs columns")
       h.contains(res.stderr, ":7: source.kafka(): schema must be made by sl.schema{...}")
+    end)
+  end)
+  describe("http", function()
+    local jobs = {}
+    after_each(function()
+      for i, p in ipairs(jobs) do p.signal("KILL"); jobs[i] = nil end
+    end)
+
+    -- A job with an http source (options `opts`, Lua text) -> `middle` -> a json file.
+    local function start(port, out, opts, middle)
+      local p = background(h.script(string.format([[
+local sl = require "sluice"
+local S = %s
+sl.source.http { listen = "127.0.0.1:%d"%s }
+  %s
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], SCHEMA, port, opts, (middle or ""):gsub("MAP", MAP), out)))
+      jobs[#jobs + 1] = p
+      h.wait_until("the http source to listen", function()
+        return shell(string.format("curl -s -o /dev/null -w '%%{http_code}' " ..
+          "http://127.0.0.1:%d/ 2>/dev/null", port)) == "405"
+      end)
+      return p
+    end
+    -- POSTs the file at path: the reply's status and decoded body.
+    local function post(port, path)
+      local out = shell(string.format("curl -s -w '\n%%{http_code}' --data-binary @%s " ..
+        "http://127.0.0.1:%d/", h.q(path), port))
+      local body, status = out:match("^(.*)\n(%d+)$")
+      return tonumber(status), decode(body)
+    end
+
+    it("json bodies: the same records as without a schema; a wrong type answered 400 " ..
+      "with its line and field, dead-lettered, the others in", function()
+      local dir = h.tmpdir()
+      local body = h.path(dir, "body")
+      h.write(body, table.concat(INPUT, "\n") .. "\n")
+      local function one(opts, middle)
+        local port, out = h.port(), h.path(h.tmpdir(), "out.jsonl")
+        local p = start(port, out, opts, middle)
+        local status, reply = post(port, body)
+        local status2, reply2 = post(port, body)        -- a second request, its own framer
+        p.signal("TERM")
+        local code, stderr = p.wait()
+        assert.equal(0, code, stderr)
+        return json_lines(h.read(out) or ""), stderr, { status, reply, status2, reply2 }
+      end
+      local plain, _, replies = one("", "MAP")
+      assert.same({ 200, { accepted = #INPUT }, 200, { accepted = #INPUT } }, replies)
+      local typed, stderr, treplies = one(", schema = S", "MAP")
+      local want = {}
+      for _, r in ipairs(plain) do
+        if r.id ~= WRONG then want[#want + 1] = r end
+      end
+      assert.equal(2 * (#INPUT - 1), #want)
+      assert.same(want, typed)
+      local reply = { accepted = #INPUT - 1, rejected = 1,
+        errors = { { line = WRONG, error = WRONG_REASON } } }
+      assert.same({ 400, reply, 400, reply }, treplies)
+      local dl = dead_letters(stderr)
+      assert.equal(2, #dl, stderr)
+      assert.equal(WRONG, dl[1].line)
+      h.contains(dl[1].reason, WRONG_REASON)
+      assert.equal(INPUT[WRONG], dl[1].record)
+      -- straight to the sink
+      local direct = one(", schema = S", "")
+      local want_direct = expected_typed()
+      for i = 1, #want_direct do want_direct[#want_direct + 1] = want_direct[i] end
+      assert.same(want_direct, direct)
+    end)
+
+    it("checks the schema option at the user's line", function()
+      local script = h.script([[
+local sl = require "sluice"
+local S = sl.schema { a = "i64" }
+sl.source.http { listen = "127.0.0.1:1", format = "csv", schema = S }:sink(sl.sink.null())
+sl.source.http { listen = "127.0.0.1:1", schema = "a" }:sink(sl.sink.null())
+]])
+      local res = h.run("check " .. h.q(script))
+      h.expect_code(res, 2)
+      h.contains(res.stderr, ":3: source.http(): schema needs format json or msgpack (got csv)")
+      h.contains(res.stderr, ":4: source.http(): schema must be made by sl.schema{...}")
     end)
   end)
 end)
