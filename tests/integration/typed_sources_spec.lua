@@ -443,4 +443,97 @@ sl.source.http { listen = "127.0.0.1:1", schema = "a" }:sink(sl.sink.null())
       h.contains(res.stderr, ":4: source.http(): schema must be made by sl.schema{...}")
     end)
   end)
+  describe("redis", function()
+    local r, jobs
+    before_each(function() jobs = {} end)
+    after_each(function()
+      for _, p in ipairs(jobs) do p.signal("KILL") end
+      if r then r:stop(); r = nil end
+    end)
+
+    -- Runs a job reading stream `in` as group `group` (source options `opts`, Lua text,
+    -- and schema S = `schema`) through `middle` to a json file until it holds `want`
+    -- records; returns them and the job's stderr.
+    local function run(group, opts, middle, want, schema)
+      local out = h.path(h.tmpdir(), "out.jsonl")
+      local p = background(h.script(string.format([[
+local sl = require "sluice"
+local S = %s
+sl.source.redis { url = %q, stream = "in", group = %q, format = "json"%s }
+  %s
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], schema or SCHEMA, r.url, group, opts, (middle or ""):gsub("MAP", MAP), out)))
+      jobs[#jobs + 1] = p
+      h.wait_lines(out, want)
+      p.signal("TERM")
+      local code, stderr = p.wait()
+      assert.equal(0, code, stderr)
+      return json_lines(h.read(out)), stderr
+    end
+    local function entries(docs)
+      local list = {}
+      for i, d in ipairs(docs) do list[i] = { "doc", d } end
+      return list
+    end
+
+    it("format=json: the same records as without a schema; a wrong type dead-lettered " ..
+      "with its entry id and field, the others flow", function()
+      r = redis_peer.start()
+      r:xadd("in", entries(INPUT))
+      local plain = run("g1", "", "MAP", #INPUT)
+      local typed, stderr = run("g2", ", schema = S", "MAP", #INPUT - 1)
+      assert.same(without(plain, WRONG), typed)
+      local dl = dead_letters(stderr)
+      assert.equal(1, #dl, stderr)
+      assert.equal(r:xrange("in")[WRONG].id, dl[1].id)
+      h.contains(dl[1].reason, "field doc: " .. WRONG_REASON)
+      assert.equal(INPUT[WRONG], dl[1].record)
+      local direct = run("g3", ", schema = S", "", #INPUT - 1)
+      assert.same(expected_typed(), direct)
+      assert.equal(0, r:pending("in", "g2"))
+    end)
+
+    it("meta=true puts the entry id into the schema's id field", function()
+      r = redis_peer.start()
+      r:xadd("in", entries({ '{"name":"a\\"b","price":1.5,"x":[1]}', '{"name":"c"}' }))
+      local ids = r:xrange("in")
+      local S2 = [[sl.schema { id = "string", name = "string", price = "f64" }]]
+      local plain = run("m1", ", meta = true", [[:map(function(e)
+    return { id = e.id, name = e.name, price = e.price } end)]], 2, S2)
+      local typed = run("m2", ", meta = true, schema = S", "", 2, S2)
+      assert.same(plain, typed)
+      assert.same({ { id = ids[1].id, name = 'a"b', price = 1.5 },
+        { id = ids[2].id, name = "c" } }, typed)
+    end)
+
+    it("escaped strings that fill the batch's arena: batches end early, a longer document " ..
+      "grows it, every record exact and in order", function()
+      r = redis_peer.start()
+      local docs, want = {}, {}
+      for i = 1, 300 do
+        local n = i == 150 and 50000 or 250
+        docs[i] = string.format('{"id":%d,"name":"%s"}', i, string.rep("\\u00e9ab", n))
+        want[i] = { id = i, name = string.rep("\195\169ab", n) }
+      end
+      r:xadd("in", entries(docs))
+      local got = run("a1", ", schema = S", "", #want)
+      assert.equal(#want, #got)
+      for i = 1, #want do assert.same(want[i], got[i]) end
+    end)
+
+    it("checks the schema option at the user's line", function()
+      local script = h.script([[
+local sl = require "sluice"
+local S = sl.schema { a = "i64" }
+sl.source.redis { url = "redis://x", stream = "s", schema = S }:sink(sl.sink.null())
+sl.source.redis { url = "redis://x", stream = "s", format = "json", meta = true, schema = S }
+  :sink(sl.sink.null())
+]])
+      local res = h.run("check " .. h.q(script))
+      h.expect_code(res, 2)
+      h.contains(res.stderr, ':3: source.redis(): schema needs format = "json"')
+      h.contains(res.stderr, ':4: source.redis(): meta = true with a schema needs a field ' ..
+        'id = "string"')
+    end)
+  end)
 end)
