@@ -57,12 +57,6 @@ local function expected_typed()
   return list
 end
 
--- Records ordered by id, for sources whose order is not the input's.
-local function by_id(list)
-  table.sort(list, function(a, b) return a.id < b.id end)
-  return list
-end
-
 -- The dead letters (JSON lines) of a job's stderr.
 local function dead_letters(stderr)
   local list = {}
