@@ -532,6 +532,7 @@ static void serve(sl_kafka_consumer *c)
     if (msgs == NULL)
         out_of_memory();
     c->serving = 1;
+    c->arena.used = 0;
     rd_kafka_topic_partition_list_destroy(c->revoked);
     c->revoked = rd_kafka_topic_partition_list_new(4);
     got = rd_kafka_consume_batch_queue(c->q, 0, msgs, (size_t)c->batch_max);
