@@ -424,6 +424,28 @@ sl.source.http { listen = "127.0.0.1:%d"%s }
       assert.same(want_direct, direct)
     end)
 
+    it("msgpack bodies: the same typed records; a wrong type is answered with its object's " ..
+      "ordinal", function()
+      local dir = h.tmpdir()
+      local json, body = h.path(dir, "in.jsonl"), h.path(dir, "body.mp")
+      h.write(json, table.concat(INPUT, "\n") .. "\n")
+      h.expect_code(h.run("run " .. h.q(h.script(string.format([[
+local sl = require "sluice"
+sl.source.file { path = %q, format = "json" }
+  :sink(sl.sink.file { path = %q, format = "msgpack" })
+]], json, body)))), 0)
+      local port, out = h.port(), h.path(h.tmpdir(), "out.jsonl")
+      local p = start(port, out, ', format = "msgpack", schema = S', "")
+      local status, reply = post(port, body)
+      p.signal("TERM")
+      local code, stderr = p.wait()
+      assert.equal(0, code, stderr)
+      assert.same({ 400, { accepted = #INPUT - 1, rejected = 1,
+        errors = { { line = WRONG, error = WRONG_REASON } } } }, { status, reply })
+      assert.same(expected_typed(), json_lines(h.read(out)))
+      assert.equal(1, #dead_letters(stderr))
+    end)
+
     it("checks the schema option at the user's line", function()
       local script = h.script([[
 local sl = require "sluice"
