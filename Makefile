@@ -96,18 +96,20 @@ build/kafka_mock: tests/kafka/mock_cluster.c
 
 kafka-mock: build/kafka_mock
 
-# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders, for the
-# reader's framing and for the HTTP source's request parsing (clang), each run for
-# FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in tests/fuzz/. They link
-# the buffer, the codecs, framing.c and http_request.c (with http-parser), no more.
+# libFuzzer targets for the line, CSV, JSON and msgpack framers and decoders, the typed
+# JSON, CSV and msgpack codecs, the reader's framing and the HTTP source's request parsing
+# (clang), each run for FUZZ_SECONDS under AddressSanitizer and UBSan from its corpus in
+# tests/fuzz/. They link the buffer, the codecs (typed ones and schema.c too), framing.c
+# and http_request.c (with http-parser), no more.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
-FUZZ_NAMES   := lines json csv mpack reader http forward typed_csv typed_mpack
+FUZZ_NAMES   := lines json csv mpack reader http forward typed_json typed_csv typed_mpack
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRC     := host/buf.c host/framing.c $(wildcard host/codec_*.c) host/http_request.c host/forward.c \
                 host/schema.c $(wildcard host/typed_*.c)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRC) $(wildcard host/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/c/typed_check.h $(FUZZ_SRC) \
+                   $(wildcard host/*.h)
 	@mkdir -p $(@D)
 	$(call say,FUZZ-CC,$<)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \

@@ -137,6 +137,54 @@ typedef struct json_number {
     const char *stop;   /* one past the number, or where the grammar failed */
 } json_number;
 
+/* The digits at p (not past end) appended to *mant (wrapping, as digit by digit would)
+ * and counted in *ndig; returns the first byte that is not a digit. Eight bytes at a time
+ * while eight are left: a byte is a digit when its high half is 3 and adding 6 does not
+ * carry past 9, so the lowest byte that is not tells how many digits lead (k); those,
+ * less '0' and shifted up so that zeros lead them, are summed by multiplications that
+ * add neighbours pairwise (1 and 10, then 1 and 100, then 1 and 10^4). */
+static inline const char *json_digits(const char *p, const char *end, uint64_t *mant, int *ndig)
+{
+    static const uint64_t pow10_k[9] = { 1, 10, 100, 1000, 10000, 100000, 1000000,
+                                         10000000, 100000000 };
+    const uint64_t highs = UINT64_C(0xF0F0F0F0F0F0F0F0), threes = UINT64_C(0x3030303030303030);
+    uint64_t m = *mant;
+    int n = *ndig;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t bad = ((w & highs) ^ threes)
+                       | (((w + UINT64_C(0x0606060606060606)) & highs) ^ threes);
+        int k = bad ? __builtin_ctzll(bad) >> 3 : 8;
+        if (k == 0)
+            break;
+        w -= threes;                /* no borrow reaches the k digits, all >= '0' */
+        if (k < 8)
+            w <<= 8 * (8 - k);
+        w = ((w & UINT64_C(0x0F0F0F0F0F0F0F0F)) * 2561) >> 8;
+        w = ((w & UINT64_C(0x00FF00FF00FF00FF)) * 6553601) >> 16;
+        w = ((w & UINT64_C(0x0000FFFF0000FFFF)) * UINT64_C(42949672960001)) >> 32;
+        m = m * pow10_k[k] + (w & 0xFFFFFFFF);
+        n += k;
+        p += k;
+        if (k < 8) {
+            *mant = m;
+            *ndig = n;
+            return p;
+        }
+    }
+    const char *from = p;
+    for (; p < end; p++) {
+        unsigned digit = (unsigned)(unsigned char)*p - '0';
+        if (digit > 9)
+            break;
+        m = m * 10 + digit;
+    }
+    *mant = m;
+    *ndig = n + (int)(p - from);
+    return p;
+}
+
 /* Reads the number at p (not past end) with the JSON grammar
  * -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?. Returns 0, or -1 when the text there is not
  * a number; either way n->stop says where reading stopped. */
@@ -153,11 +201,7 @@ static inline int json_number_scan(const char *p, const char *end, json_number *
     if (p < end && *p == '0') {
         p++;
     } else if (p < end && is_digit(*p)) {
-        while (p < end && is_digit(*p)) {
-            mant = mant * 10 + (uint64_t)(*p - '0');
-            ndig++;
-            p++;
-        }
+        p = json_digits(p, end, &mant, &ndig);
     } else {
         n->stop = p;
         return -1;
@@ -169,12 +213,9 @@ static inline int json_number_scan(const char *p, const char *end, json_number *
             n->stop = p;
             return -1;
         }
-        while (p < end && is_digit(*p)) {
-            mant = mant * 10 + (uint64_t)(*p - '0');
-            ndig++;
-            exp10--;
-            p++;
-        }
+        int before = ndig;
+        p = json_digits(p, end, &mant, &ndig);
+        exp10 -= ndig - before;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;

@@ -30,34 +30,32 @@ typedef struct csv_decimal {
  * accepting "inf", "nan", hex or leading spaces. */
 static inline int csv_scan(const char *p, size_t n, csv_decimal *d)
 {
+    /* Locals, stored once at the end: stores through d inside the loops would alias the
+     * bytes read (char may alias anything) and be made on every digit. */
     size_t i = 0;
-    int eneg = 0, e = 0;
-    d->neg = d->ndig = d->exp10 = 0;
-    d->integral = 1;
-    d->mant = 0;
+    int neg = 0, ndig = 0, exp10 = 0, eneg = 0, e = 0;
+    uint64_t mant = 0;
     if (i < n && p[i] == '-')
-        d->neg = p[i++] == '-';
+        neg = p[i++] == '-';
     if (i >= n || !is_digit(p[i]))
         return 0;
     /* A leading zero before more digits ("02134") is a code, not a number: keep it. */
     if (p[i] == '0' && i + 1 < n && is_digit(p[i + 1]))
         return 0;
-    while (i < n && is_digit(p[i])) {
-        d->mant = d->mant * 10 + (uint64_t)(p[i++] - '0');
-        d->ndig++;
-    }
-    if (i == n)
-        return 1;
-    d->integral = 0;
-    if (p[i] == '.') {
+    size_t from = i;
+    while (i < n && is_digit(p[i]))
+        mant = mant * 10 + (uint64_t)(p[i++] - '0');
+    ndig = (int)(i - from);
+    d->integral = i == n;
+    if (i < n && p[i] == '.') {
         i++;
         if (i >= n || !is_digit(p[i]))
             return 0;
-        while (i < n && is_digit(p[i])) {
-            d->mant = d->mant * 10 + (uint64_t)(p[i++] - '0');
-            d->ndig++;
-            d->exp10--;
-        }
+        from = i;
+        while (i < n && is_digit(p[i]))
+            mant = mant * 10 + (uint64_t)(p[i++] - '0');
+        ndig += (int)(i - from);
+        exp10 = -(int)(i - from);
     }
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         i++;
@@ -70,8 +68,12 @@ static inline int csv_scan(const char *p, size_t n, csv_decimal *d)
                 e = e * 10 + (p[i] - '0');
             i++;
         }
-        d->exp10 += eneg ? -e : e;
+        exp10 += eneg ? -e : e;
     }
+    d->neg = neg;
+    d->ndig = ndig;
+    d->exp10 = exp10;
+    d->mant = mant;
     return i == n;
 }
 

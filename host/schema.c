@@ -85,6 +85,7 @@ sl_schema *sl_schema_new(const sl_schema_field *fields, int n, char *err)
         }
     }
     qsort(s->fields, (size_t)n, sizeof *s->fields, by_name);
+    s->depth = 1;
     for (i = 0; i < n; i++) {
         sl_schema_field *f = &s->fields[i];
 
@@ -94,6 +95,13 @@ sl_schema *sl_schema_new(const sl_schema_field *fields, int n, char *err)
         }
         f->slot = slot;
         slot += f->type == SL_TYPED_RECORD ? f->record->nslots : 1;
+        if (f->type == SL_TYPED_RECORD && f->record->depth + 1 > s->depth)
+            s->depth = f->record->depth + 1;
+        if (s->depth > SL_TYPED_MAX_DEPTH) {
+            snprintf(err, SL_CODEC_ERRLEN, "field %s: records nested deeper than %d",
+                     f->name, SL_TYPED_MAX_DEPTH);
+            goto bad;
+        }
         if (slot > SL_TYPED_MAX_SLOTS) {
             snprintf(err, SL_CODEC_ERRLEN, "more than %d fields, nested ones counted",
                      SL_TYPED_MAX_SLOTS - 1);

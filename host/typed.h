@@ -66,6 +66,7 @@ typedef struct sl_schema_field {
 typedef struct sl_schema {
     int nfields;
     int nslots;
+    int depth;                      /* 1, or 1 + the deepest nested schema's */
     sl_schema_field *fields;
     uint8_t *index;                 /* sl_schema_find's table (schema.c's own) */
     uint32_t index_mask;
@@ -86,7 +87,7 @@ typedef struct sl_typed_arena {
 /* A new schema of n fields, copied from fields[0, n) (any order; names are copied; nested
  * schemas are referenced, not copied, and must outlive it); slots are computed here. NULL
  * with a reason in err (SL_CODEC_ERRLEN bytes) for a duplicate or empty name, an unknown
- * type, too many slots. */
+ * type, too many slots, nesting deeper than SL_TYPED_MAX_DEPTH. */
 sl_schema *sl_schema_new(const sl_schema_field *fields, int n, char *err);
 void sl_schema_free(sl_schema *s);
 

@@ -10,7 +10,6 @@
 #include "codec_shared.h"
 #include "csv_cell.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -223,15 +222,10 @@ static inline void put_char(sl_buf *out, char c)
     out->len++;
 }
 
-/* Appends the i64's digits as sl_codec_number writes an integral double: through it
- * where a double holds the value, else with printf (the same digits). */
-static void put_i64(sl_buf *out, int64_t i)
+/* Appends the i64's digits, as sl_codec_number writes an integral double. */
+static inline void put_i64(sl_buf *out, int64_t i)
 {
-    char *o = room(out, 32);
-    if (i >= -(INT64_C(1) << 53) && i <= INT64_C(1) << 53)
-        out->len += (size_t)sl_codec_number((double)i, o);
-    else
-        out->len += (size_t)snprintf(o, 32, "%" PRId64, i);
+    out->len += (size_t)sl_codec_int(i, room(out, 21));
 }
 
 int sl_typed_csv_encode(const sl_typed_field *rec, const int *col_field, int ncols,

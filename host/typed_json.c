@@ -1,19 +1,23 @@
 /* typed_json.c -- JSON to and from typed records (typed.h): sl_typed_json_decode fills a
  * record's slots in one pass over a line, sl_typed_json_encode writes one back.
  *
- * The decoder knows the schema's field names: each key is looked up (sl_schema_find) and
- * a field's value goes straight into its slot, strings as pointers into the line unless
- * they hold escapes (then unescaped into the arena); every other value is skipped but
- * checked, so a line is BAD here exactly when sl_json_decode would call it malformed, with
- * the same message, or when a field has a value of the wrong type. Numbers, escapes and
- * string escaping are codec_json.c's own rules (codec_shared.h), so both paths give the
- * same values and bytes for the same input. */
+ * The decoder knows the schema's field names: each key is looked up (sl_schema_find,
+ * after a guess from the record before) and a field's value goes straight into its slot,
+ * strings as pointers into the line unless they hold escapes (then unescaped into the
+ * arena); every other value is skipped but checked, so a line is BAD here whenever
+ * sl_json_decode would call it malformed, with the same message, and also when a field
+ * has a value of the wrong type. Numbers, escapes and string escaping are codec_json.c's
+ * own rules (codec_shared.h), so both paths give the same values and bytes for the same
+ * input. */
 #include "codec.h"
 #include "codec_shared.h"
 #include "typed.h"
 
 #include <math.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +64,34 @@ static int wrong_type(tdec *d, const sl_schema_field *f, const char *got, int go
                 sl_typed_type_names[f->type], gotlen, got);
 }
 
-static inline void skip_ws(tdec *d)
+static __attribute__((noinline)) const char *ws_run(const char *p, const char *end)
 {
-    const char *p = d->p, *end = d->end;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
-    d->p = p;
+    return p;
+}
+
+/* White space from p on skipped: the first byte after it. Compact JSON has none, which
+ * one comparison tells (every white space byte is below '!'). */
+static inline const char *ws(const char *p, const char *end)
+{
+    if (__builtin_expect(p < end && (unsigned char)*p > ' ', 1))
+        return p;
+    return ws_run(p, end);
+}
+
+/* Whether the byte at *p is c, white space before it stepped over (*p moved past it). */
+static inline int is_at(const char **p, const char *end, char c)
+{
+    if (*p < end && **p == c)
+        return 1;
+    *p = ws(*p, end);
+    return *p < end && **p == c;
+}
+
+static inline void skip_ws(tdec *d)
+{
+    d->p = ws(d->p, d->end);
 }
 
 /* Whether the next byte is c; if so, steps past it. */
@@ -82,11 +108,27 @@ static inline int next_is(tdec *d, char c)
 #define HIGHS UINT64_C(0x8080808080808080)
 
 /* The first byte at or after p that ends a run of plain string bytes: a quote, a
- * backslash or a control character (end when there is none). Eight bytes at a time: a
- * byte of the word is flagged when it equals '"' or '\\' or is below 0x20, and the lowest
- * flag is exact (a borrow only runs upwards from a byte that really matched). */
+ * backslash or a control character (end when there is none). Sixteen bytes at a time
+ * with SSE2 (a byte is below 0x20 when its unsigned max with 0x1f is 0x1f), then eight
+ * in a word: a byte of the word is flagged when it equals '"' or '\\' or is below 0x20,
+ * and the lowest flag is exact (a borrow only runs upwards from a byte that really
+ * matched). */
 static inline const char *string_stop(const char *p, const char *end)
 {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  control = _mm_set1_epi8(0x1f);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                _mm_cmpeq_epi8(x, backslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
@@ -266,14 +308,18 @@ static int literal(tdec *d, const char *word, size_t n)
 }
 
 /* Checks the number at d->p as codec_json.c reads it (a value out of double's range is
- * malformed there too) and steps past it; its value in *v. */
-static int read_number(tdec *d, json_number *n, double *v)
+ * malformed there too) and steps past it. Its double goes to *v when want_double, and
+ * whenever it is needed to tell whether the number is in range: not for digits alone of
+ * at most 19 (below 1e19), which integral() reads without it. */
+static int read_number(tdec *d, json_number *n, double *v, int want_double)
 {
     const char *start = d->p;
     int bad = json_number_scan(start, d->end, n);
     d->p = n->stop;
     if (bad)
         return unexpected(d);
+    if (!want_double && n->plain && n->ndig <= 19)
+        return SL_CODEC_OK;
     if (decimal_value(start, (size_t)(n->stop - start), n->neg, n->mant, n->ndig, n->exp10, v)
         != 0)
         return fail(d->err, "json: out of memory reading a number at byte %zu", offset(d, start));
@@ -344,7 +390,7 @@ static int skip_value(tdec *d)
     case '5': case '6': case '7': case '8': case '9': {
         json_number n;
         double v;
-        return read_number(d, &n, &v);
+        return read_number(d, &n, &v, 0);
     }
     default:
         return unexpected(d);
@@ -352,7 +398,8 @@ static int skip_value(tdec *d)
 }
 
 /* The int64 value of the number just read, when it is integral and in range. Digits
- * alone (most i64 values) are read as an integer, exactly; others by their double. */
+ * alone (most i64 values) are read as an integer, exactly; others by their double v
+ * (which read_number computed for them). */
 static int integral(const json_number *n, double v, int64_t *out)
 {
     if (n->plain && n->ndig <= 19) {
@@ -365,6 +412,30 @@ static int integral(const json_number *n, double v, int64_t *out)
         return 0;
     *out = (int64_t)v;
     return 1;
+}
+
+/* Records of a stream mostly hold the same keys in the same order, so the field found at
+ * key k of an object of schema s is remembered (at (hash of s + k) of a table of this
+ * thread), and the next object's key k is compared with that field's name before it is
+ * looked up: one inline comparison instead of a hash and a memcmp call. A wrong or stale
+ * guess (another schema at the same place, say) only costs the lookup, since it is
+ * checked against the name of the field of s that it names. */
+#define GUESSES 1024
+static _Thread_local uint8_t guess[GUESSES];    /* field index + 1, or 0 */
+
+static inline const sl_schema_field *find_field(const sl_schema *s, unsigned at,
+                                                const char *key, size_t klen)
+{
+    uint8_t *g = &guess[at & (GUESSES - 1)];
+    if (*g != 0 && *g <= s->nfields) {
+        const sl_schema_field *f = &s->fields[*g - 1];
+        if (f->namelen == klen && same_bytes(f->name, key, klen))
+            return f;
+    }
+    const sl_schema_field *f = sl_schema_find(s, key, klen);
+    if (f != NULL)
+        *g = (uint8_t)(f - s->fields + 1);
+    return f;
 }
 
 static int decode_object(tdec *d, const sl_schema *s, sl_typed_field *rec);
@@ -395,17 +466,15 @@ static int decode_field(tdec *d, const sl_schema_field *f, sl_typed_field *v)
     case '5': case '6': case '7': case '8': case '9': {
         const char *start = d->p;
         json_number n;
-        double x;
-        if (f->type != SL_TYPED_F64 && f->type != SL_TYPED_I64)
-            return wrong_type(d, f, "number", 6);
-        if (read_number(d, &n, &x) != SL_CODEC_OK)
+        double x = 0;
+        /* A number of the wrong type, or not an int64, is named by its text (cut). */
+        if (read_number(d, &n, &x, f->type == SL_TYPED_F64) != SL_CODEC_OK)
             return SL_CODEC_BAD;
-        if (f->type == SL_TYPED_F64) {
+        int tlen = (int)(d->p - start);
+        if (f->type == SL_TYPED_F64)
             v->v.f64 = x;
-        } else if (!integral(&n, x, &v->v.i64)) {
-            int tlen = (int)(d->p - start);
+        else if (f->type != SL_TYPED_I64 || !integral(&n, x, &v->v.i64))
             return wrong_type(d, f, start, tlen < 40 ? tlen : 40);
-        }
         v->present = 1;
         return SL_CODEC_OK;
     }
@@ -445,40 +514,121 @@ static int decode_field(tdec *d, const sl_schema_field *f, sl_typed_field *v)
     }
 }
 
-/* The object at d->p into rec, a cleared record of s. */
+/* The value at p of field f, whose slot is v, when it is of the commonest forms: an i64
+ * written as at most 18 digits, any f64, a string without escapes. Returns the byte after
+ * it, or NULL to leave the value to decode_field (every other form, and every error, so
+ * that one place reports them). The forms are those json_number_scan and read_string
+ * read, so the values are theirs. */
+static inline const char *fast_value(const sl_schema_field *f, sl_typed_field *v,
+                                     const char *p, const char *end)
+{
+    switch (f->type) {
+    case SL_TYPED_I64: {
+        const char *q = p;
+        int neg = q < end && *q == '-';
+        q += neg;
+        if (q >= end || *q < '1' || *q > '9')
+            return NULL;
+        uint64_t m = 0;
+        int nd = 0;
+        q = json_digits(q, end, &m, &nd);
+        if (nd > 18 || (q < end && (*q == '.' || *q == 'e' || *q == 'E')))
+            return NULL;
+        v->v.i64 = neg ? -(int64_t)m : (int64_t)m;
+        v->present = 1;
+        return q;
+    }
+    case SL_TYPED_F64: {
+        json_number n;
+        double x;
+        if (p >= end || (*p != '-' && !is_digit(*p)) || json_number_scan(p, end, &n) != 0
+            || decimal_value(p, (size_t)(n.stop - p), n.neg, n.mant, n.ndig, n.exp10, &x) != 0
+            || isinf(x))
+            return NULL;
+        v->v.f64 = x;
+        v->present = 1;
+        return n.stop;
+    }
+    case SL_TYPED_STRING: {
+        if (p >= end || *p != '"')
+            return NULL;
+        const char *q = string_stop(p + 1, end);
+        if (q >= end || *q != '"' || (size_t)(q - p - 1) > UINT32_MAX)
+            return NULL;
+        v->v.str = p + 1;
+        v->len = (uint32_t)(q - p - 1);
+        v->present = 1;
+        return q + 1;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* The object at d->p into rec, a cleared record of s. The loop keeps its place in a
+ * local (p) rather than in d, so that it stays in a register across the stores into rec;
+ * it hands its place to d for the rare paths and takes it back after them. */
 static int decode_object(tdec *d, const sl_schema *s, sl_typed_field *rec)
 {
     char kbuf[256];
+    unsigned at = ptr_hash(s);  /* where key k's guess is: at + k */
+    const char *p, *end = d->end;
     if (enter(d) != SL_CODEC_OK)
         return SL_CODEC_BAD;
-    skip_ws(d);
-    if (!next_is(d, '}')) {
-        for (;;) {
-            const char *key = NULL;
-            size_t klen = 0;
+    p = ws(d->p, end);
+    if (p < end && *p == '}') {
+        d->p = p + 1;
+        d->depth--;
+        return SL_CODEC_OK;
+    }
+    for (;;) {
+        const char *key = NULL, *q;
+        size_t klen = 0;
+        int rc;
+        if (!is_at(&p, end, '"')) {
+            d->p = p;
+            return unexpected(d);
+        }
+        const sl_schema_field *f;
+        q = string_stop(p + 1, end);
+        if (q < end && *q == '"') {
+            key = p + 1;
+            klen = (size_t)(q - key);
+            p = q + 1;
+            f = find_field(s, at++, key, klen);
+        } else {
             char *heap = NULL;
-            skip_ws(d);
-            if (d->p >= d->end || *d->p != '"')
-                return unexpected(d);
-            int rc = read_key(d, kbuf, sizeof kbuf, &heap, &key, &klen);
-            const sl_schema_field *f = rc == SL_CODEC_OK ? sl_schema_find(s, key, klen) : NULL;
+            d->p = p;
+            rc = read_key(d, kbuf, sizeof kbuf, &heap, &key, &klen);
+            f = rc == SL_CODEC_OK ? find_field(s, at++, key, klen) : NULL;
             free(heap);
             if (rc != SL_CODEC_OK)
                 return rc;
-            skip_ws(d);
-            if (!next_is(d, ':'))
-                return unexpected(d);
+            p = d->p;
+        }
+        if (!is_at(&p, end, ':')) {
+            d->p = p;
+            return unexpected(d);
+        }
+        p = ws(p + 1, end);
+        if (f == NULL || (q = fast_value(f, rec + f->slot, p, end)) == NULL) {
+            d->p = p;
             rc = f ? decode_field(d, f, rec + f->slot) : skip_value(d);
             if (rc != SL_CODEC_OK)
                 return rc;
-            skip_ws(d);
-            if (next_is(d, ','))
-                continue;
-            if (next_is(d, '}'))
-                break;
-            return unexpected(d);
+            q = d->p;
         }
+        p = q;
+        if (is_at(&p, end, ',')) {
+            p++;
+            continue;
+        }
+        if (p < end && *p == '}')
+            break;
+        d->p = p;
+        return unexpected(d);
     }
+    d->p = p + 1;
     d->depth--;
     return SL_CODEC_OK;
 }
@@ -488,7 +638,12 @@ int sl_typed_json_decode(const sl_schema *s, const char *p, size_t len, sl_typed
 {
     if (!p)
         p = "";     /* no pointer arithmetic on NULL */
-    tdec d = { .s = p, .p = p, .end = p + len, .err = err, .a = a };
+    tdec d;             /* not zeroed as a whole: path[] is written before it is read */
+    d.s = d.p = p;
+    d.end = p + len;
+    d.err = err;
+    d.a = a;
+    d.depth = d.nest = 0;
     size_t used0 = a ? a->used : 0;
     int rc;
     sl_typed_clear(s, rec);
@@ -519,6 +674,31 @@ static inline void put_byte(sl_buf *b, char c)
     b->len++;
 }
 
+/* Appends ,"name": (no comma first) for field f, with room for a number after it. Names
+ * are mostly plain ASCII, copied as they are checked; any other goes through put_string,
+ * which escapes it as the table path escapes a key. */
+static inline void put_key(sl_buf *out, const sl_schema_field *f, int first)
+{
+    size_t n = f->namelen;
+    char *o = room(out, n + 4 + 32), *o0 = o;
+    const unsigned char *name = (const unsigned char *)f->name;
+    if (!first)
+        *o++ = ',';
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (escape_of[name[i]] != 0) {
+            out->len += !first;         /* the comma stays; the name starts again */
+            put_string(out, f->name, n);
+            put_byte(out, ':');
+            return;
+        }
+        *o++ = (char)name[i];
+    }
+    *o++ = '"';
+    *o++ = ':';
+    out->len += (size_t)(o - o0);
+}
+
 static int encode_record(const sl_typed_field *rec, sl_buf *out, char *err, int depth)
 {
     const sl_schema *s = rec[0].v.schema;
@@ -533,11 +713,8 @@ static int encode_record(const sl_typed_field *rec, sl_buf *out, char *err, int 
         const sl_typed_field *v = rec + f->slot;
         if (!v->present)
             continue;
-        if (!first)
-            put_byte(out, ',');
+        put_key(out, f, first);
         first = 0;
-        put_string(out, f->name, f->namelen);
-        put_byte(out, ':');
         switch (f->type) {
         case SL_TYPED_I64: {
             char *o = room(out, 24);

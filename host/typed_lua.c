@@ -75,7 +75,7 @@ static int schema_new(lua_State *L)
     lua_setfenv(L, -2);                                 /* list env ud */
     *ud = sl_schema_new(fields, n, err);
     if (*ud == NULL)
-        return luaL_error(L, "schema: %s", err);
+        return luaL_error(L, "%s", err);
     return 1;
 }
 

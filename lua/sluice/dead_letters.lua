@@ -6,6 +6,7 @@
 -- why, and the record. With on_error "fail" the first one stops the job instead.
 local host = require "sluice.host"
 local sink = require "sluice.sink"
+local plain_deep = require("sluice.typed").plain_deep
 
 local format, tostring = string.format, tostring
 
@@ -37,6 +38,7 @@ function dead_letters.open(spec, opts)
     function dl.write(entry, traceback)
       if fail then return dead_letters.raise(entry) end
       dl.count = dl.count + 1
+      entry.record = plain_deep(entry.record)
       report(entry, traceback)
     end
     dl.close = function() end
@@ -53,6 +55,7 @@ function dead_letters.open(spec, opts)
   function dl.write(entry)
     if fail then return dead_letters.raise(entry) end
     dl.count = dl.count + 1
+    entry.record = plain_deep(entry.record)     -- a typed record as its table
     if out.push({ entry }, 1) then
       -- the record itself could not be encoded (a function in it, say): keep its text
       entry.record = tostring(entry.record)

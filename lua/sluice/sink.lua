@@ -219,7 +219,7 @@ local function open_writer(spec, ctx)
     push = function(batch, n, _, views)
       local bad = w:write(batch, n, views)
       if bad then
-        for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+        for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
       end
       check_reader(w, ctx)
       if not out.pending then out.pending = true; out.timer:start(0) end
@@ -295,10 +295,10 @@ function open.tcp(spec, ctx)
     on_drain = function()
       if blocked then blocked = false; flow.unblock(handle) end
     end }
-  handle.push = function(batch, n)
-    local bad = w:write(batch, n)
+  handle.push = function(batch, n, _, views)      -- views: as open_writer's
+    local bad = w:write(batch, n, views)
     if bad then
-      for _, b in ipairs(bad) do ctx.bad_output(batch[b.index], b.reason) end
+      for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
     end
     w:flush()           -- queued at once: a record alone goes out without waiting
     if not blocked and w:pending() > spec.high then
@@ -310,6 +310,7 @@ function open.tcp(spec, ctx)
     local _, _, written = w:pending()
     return written
   end
+  handle.encodes_typed = true
   -- --metrics' sink queue: the bytes waiting for the peer
   handle.queued = function()
     if closed then return 0 end

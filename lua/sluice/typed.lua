@@ -198,7 +198,10 @@ function typed.views_safe_in(node)
   if keeps_values[computes] then return true end
   if computes ~= "aggregate" and computes ~= "rolling_aggregate" then return false end
   for _, e in ipairs(node.aggregates or {}) do
-    if e.agg.fn or not keeps_no_record[e.agg.aggregate] then return false end
+    -- (sl.sum "price" carries a reader of its field as fn too: that keeps nothing)
+    if (e.agg.fn and not e.agg.field) or not keeps_no_record[e.agg.aggregate] then
+      return false
+    end
   end
   return true
 end

@@ -588,9 +588,11 @@ static void test_mpack_decode(void)
     mp_bad(s, S("\x81\xa2id\xc3"), "field id: want i64, got bool");
     mp_bad(s, S("\x81\xa5price\xa1x"), "field price: want f64, got string");
     mp_bad(s, S("\x81\xa5price\x91\x01"), "field price: want f64, got array");
-    mp_bad(s, S("\x81\xa2ok\x01"), "field ok: want bool, got number");
+    mp_bad(s, S("\x81\xa2ok\x01"), "field ok: want bool, got 1");
+    mp_bad(s, S("\x81\xa2ok\xfd"), "field ok: want bool, got -3");
+    mp_bad(s, S("\x81\xa2ok\xcb\x3f\xf8\0\0\0\0\0\0"), "field ok: want bool, got 1.5");
     mp_bad(s, S("\x81\xa4name\x80"), "field name: want string, got map");
-    mp_bad(s, S("\x81\xa4name\x01"), "field name: want string, got number");
+    mp_bad(s, S("\x81\xa4name\x01"), "field name: want string, got 1");
     mp_bad(s, S("\x92\x01\x02"), "msgpack: a record must be a map, not an array");
     mp_bad(s, S("\x01"), "msgpack: a record must be a map, not a number");
     mp_bad(s, S("\xa1x"), "msgpack: a record must be a map, not a string");
@@ -607,6 +609,19 @@ static void test_mpack_decode(void)
     mp_bad(s, S("\xc1"), "msgpack: invalid type byte 0xc1 at byte 0");
     mp_bad(s, S("\x82\xa2id\x01\xa1x\xd4\x01\x02"), "msgpack: ext types are not supported");
     mp_bad(s, S("\x82\xa1x\x92\x01\xc7\x02\x05" "ab\xa2id\x01"), "msgpack: ext types are not supported");
+    /* Whatever is wrong, a truncated object is MORE, as for the table path, which
+     * measures the object first; an ext is the reason over a wrong value. */
+    {
+        size_t used = 9;
+        CHECK(tmp(s, S("\x82\xa2id\xa1x\xa1y"), &used) == SL_CODEC_MORE && used == 0,
+              "wrong value, then truncated: %zu", used);
+        CHECK(tmp(s, S("\x82\x90\x01\xa1y\xd4"), &used) == SL_CODEC_MORE && used == 0,
+              "bad key, then truncated");
+        CHECK(tmp(s, S("\x81\xa1x\xd4\x01"), &used) == SL_CODEC_MORE && used == 0,
+              "ext, truncated");
+    }
+    mp_bad(s, S("\x82\xa2id\xa1x\xa1y\xd4\x01\x02"), "msgpack: ext types are not supported");
+    mp_bad(s, S("\xd4\x01\x02"), "msgpack: ext types are not supported");
     /* A malformed byte after a wrong value: the malformed byte is the reason, 1 used. */
     mp_bad(s, S("\x82\xa2id\xa1x\xa1y\xc1"), "msgpack: invalid type byte 0xc1 at byte 8");
     {
@@ -639,8 +654,16 @@ static void test_mpack_decode(void)
     mp_ok(outer, S("\x82\xa1m\x81\xa1n\x01\xa1m\x81\xa4user\x80"), "{m={user={}}}");
     mp_bad(outer, S("\x81\xa1m\x81\xa4user\x81\xa3" "age\xa2xx"),
            "field m.user.age: want i64, got string");
-    mp_bad(outer, S("\x81\xa1m\x81\xa4user\x05"), "field m.user: want record, got number");
+    mp_bad(outer, S("\x81\xa1m\x81\xa4user\x05"), "field m.user: want record, got 5");
     mp_bad(outer, S("\x81\xa1m\x92\x01\x02"), "field m: want record, got array");
+    /* A nested record given, then nil: gone whole, its fields too. */
+    {
+        size_t used;
+        CHECK(tmp(outer, S("\x82\xa1m\x81\xa1n\x01\xa1m\xc0"), &used) == SL_CODEC_OK, "%s", err);
+        const sl_schema_field *m = sl_schema_find(outer, S("m"));
+        const sl_schema_field *n = sl_schema_find(mid, S("n"));
+        CHECK(rec[m->slot].present == 0 && rec[m->slot + n->slot].present == 0, "nil after a map");
+    }
     /* A nested record absent: its header says so. */
     {
         size_t used;

@@ -167,6 +167,81 @@ static void test_types(void)
     }
 }
 
+/* Numbers of every length (json_digits takes up to 8 digits a word, then the rest) read
+ * as strtod and strtoll read them, followed by each byte that may end them. */
+static void test_digits(void)
+{
+    unsigned seed = 7;
+    static const char *const after[] = { "}", ",\"x\":1}", " }", "\n}" };
+    for (int len = 1; len <= 24; len++) {
+        for (int t = 0; t < 40; t++) {
+            char digits[32], text[96];
+            for (int i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                digits[i] = (char)('0' + (seed >> 16) % 10);
+            }
+            if (digits[0] == '0')
+                digits[0] = '1' + (char)(t % 9);
+            digits[len] = '\0';
+            int frac = t % 3 == 1 ? len / 2 : 0;      /* a point inside, sometimes */
+            char num[40];
+            if (frac > 0)
+                snprintf(num, sizeof num, "%s%.*s.%s", t % 2 ? "-" : "", len - frac, digits,
+                         digits + len - frac);
+            else
+                snprintf(num, sizeof num, "%s%s", t % 2 ? "-" : "", digits);
+            snprintf(text, sizeof text, "{\"price\":%s,\"id\":%s%s", num, num, after[t % 4]);
+            int rc = decode(every, text);
+            if (frac == 0 && len <= 18)
+                CHECK(rc == SL_CODEC_OK, "%s: %s", text, err);
+            if (rc == SL_CODEC_OK && frac == 0)
+                CHECK(get("id")->v.i64 == strtoll(num, NULL, 10), "%s", text);
+            else if (rc == SL_CODEC_OK)     /* a fraction of zeros: integral */
+                CHECK(get("id")->v.i64 == (int64_t)strtod(num, NULL), "%s", text);
+            snprintf(text, sizeof text, "{\"price\":%s%s", num, after[t % 4]);
+            CHECK(decode(every, text) == SL_CODEC_OK, "%s: %s", text, err);
+            CHECK(get("price")->v.f64 == strtod(num, NULL), "%s: %.17g", text,
+                  get("price")->v.f64);
+        }
+    }
+}
+
+/* The decoder guesses each key's field from the record before (per schema and place):
+ * a wrong guess must only cost a lookup. Keys in changing orders, two schemas in turn,
+ * and schemas freed and made again (maybe at the same address, with other fields). */
+static void test_guesses(void)
+{
+    static const char *const orders[] = {
+        "{\"id\":1,\"name\":\"a\",\"price\":2.5,\"flag\":true}",
+        "{\"flag\":false,\"price\":3.5,\"name\":\"b\",\"id\":2}",
+        "{\"x\":0,\"id\":3,\"name\":\"c\"}",
+        "{\"name\":\"d\",\"nam\":9,\"id\":4,\"i\":5}",
+    };
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4; i++) {
+            CHECK(decode(every, orders[i]) == SL_CODEC_OK, "%s: %s", orders[i], err);
+            CHECK(get("id")->v.i64 == i + 1 && get("name")->len == 1
+                  && get("name")->v.str[0] == 'a' + i, "%s", orders[i]);
+            CHECK(decode(user_s, "{\"name\":\"u\",\"age\":7}") == SL_CODEC_OK
+                  && rec[field(user_s, rec, "age") - rec].v.i64 == 7, "the other schema");
+        }
+    }
+    for (int round = 0; round < 20; round++) {
+        /* A schema of fields named like every's but of other types, at whatever address
+         * malloc gives (often the last one's). */
+        sl_schema_field f[] = { { round % 2 ? "id" : "name", 0, SL_TYPED_STRING, 0, NULL },
+                                { round % 2 ? "name" : "id", 0, SL_TYPED_I64, 0, NULL } };
+        sl_schema *t = schema(f, 2);
+        const char *text = round % 2 ? "{\"id\":\"s\",\"name\":3}" : "{\"id\":3,\"name\":\"s\"}";
+        CHECK(decode(t, text) == SL_CODEC_OK, "%s: %s", text, err);
+        const sl_typed_field *str = field(t, rec, round % 2 ? "id" : "name");
+        const sl_typed_field *num = field(t, rec, round % 2 ? "name" : "id");
+        CHECK(str->present && str->len == 1 && str->v.str[0] == 's' && num->v.i64 == 3,
+              "round %d", round);
+        sl_schema_free(t);
+    }
+}
+
 static void test_absent(void)
 {
     CHECK(decode(every, "{}") == SL_CODEC_OK, "%s", err);
@@ -298,12 +373,15 @@ static void test_wrong_types(void)
     bad(every, "{\"id\":{}}", "field id: want i64, got object");
     bad(every, "{\"price\":\"1.5\"}", "field price: want f64, got string");
     bad(every, "{\"price\":false}", "field price: want f64, got bool");
-    bad(every, "{\"flag\":1}", "field flag: want bool, got number");
+    bad(every, "{\"flag\":1}", "field flag: want bool, got 1");
     bad(every, "{\"flag\":\"true\"}", "field flag: want bool, got string");
-    bad(every, "{\"name\":12}", "field name: want string, got number");
+    bad(every, "{\"flag\":-0.5e-3}", "field flag: want bool, got -0.5e-3");
+    /* A malformed number is malformed before it is of the wrong type. */
+    bad(every, "{\"flag\":1.}", "json: unexpected character '}' at byte 10");
+    bad(every, "{\"name\":12}", "field name: want string, got 12");
     bad(every, "{\"name\":{\"a\":1}}", "field name: want string, got object");
     bad(every, "{\"name\":[]}", "field name: want string, got array");
-    bad(every, "{\"user\":5}", "field user: want record, got number");
+    bad(every, "{\"user\":5}", "field user: want record, got 5");
     bad(every, "{\"user\":\"bob\"}", "field user: want record, got string");
     bad(every, "{\"user\":[]}", "field user: want record, got array");
     bad(every, "{\"user\":{\"age\":\"x\"}}", "field user.age: want i64, got string");
@@ -312,7 +390,7 @@ static void test_wrong_types(void)
         "field user.addr.zip: want i64, got string");
     bad(every, "{\"user\":{\"addr\":[]}}", "field user.addr: want record, got array");
     bad(every, "{\"id\":1,\"user\":{\"addr\":{\"city\":1}},\"name\":2}",
-        "field user.addr.city: want string, got number");
+        "field user.addr.city: want string, got 1");
     /* A long number is cut in the message. */
     bad(every, "{\"id\":1.50000000000000000000000000000000000000000000001}",
         "field id: want i64, got 1.50000000000000000000000000000000000000");
@@ -477,6 +555,28 @@ static void test_round_trips(void)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         same_as_table(lines[i]);
 
+    /* Field names that need escaping, or are not ASCII, written as the table path writes
+     * the same keys. */
+    sl_schema_field odd[] = { { "a\"b", 0, SL_TYPED_I64, 0, NULL },
+                              { "tab\t", 0, SL_TYPED_I64, 0, NULL },
+                              { "\xc3\xa9", 0, SL_TYPED_I64, 0, NULL },
+                              { "plain", 0, SL_TYPED_I64, 0, NULL } };
+    sl_schema *os = schema(odd, 4);
+    const char *oddline = "{\"a\\\"b\":1,\"plain\":4,\"tab\\t\":2,\"\\u00e9\":3}";
+    sl_buf ta, tb;
+    sl_buf_init(&ta);
+    sl_buf_init(&tb);
+    CHECK(decode(os, oddline) == SL_CODEC_OK, "%s: %s", oddline, err);
+    CHECK(sl_typed_json_encode(rec, &ta, err) == SL_CODEC_OK, "%s", err);
+    CHECK(sl_json_decode(L, oddline, strlen(oddline), err) == SL_CODEC_OK, "%s", err);
+    CHECK(sl_json_encode(L, -1, &tb, err) == SL_CODEC_OK, "%s", err);
+    lua_pop(L, 1);
+    CHECK(ta.len == tb.len && memcmp(ta.data, tb.data, ta.len) == 0, "typed %.*s, table %.*s",
+          (int)ta.len, ta.data, (int)tb.len, tb.data);
+    sl_buf_free(&ta);
+    sl_buf_free(&tb);
+    sl_schema_free(os);
+
     /* What only typed records hold. */
     sl_buf out;
     sl_buf_init(&out);
@@ -602,7 +702,8 @@ int main(void)
     make_schemas();
     /* Each group counts as one test in the summary; a group fails if any check in it does. */
     static const struct { const char *name; void (*fn)(void); } groups[] = {
-        { "types", test_types }, { "absent", test_absent }, { "skipped", test_skipped },
+        { "types", test_types }, { "digits", test_digits }, { "guesses", test_guesses },
+        { "absent", test_absent }, { "skipped", test_skipped },
         { "escapes", test_escapes }, { "full", test_full }, { "wrong", test_wrong_types },
         { "malformed", test_malformed }, { "duplicates", test_duplicates },
         { "i64", test_i64 }, { "encode", test_round_trips }, { "mutations", test_mutations },
