@@ -22,6 +22,7 @@
 #include "http_server.h"
 #include "loop.h"
 #include "net.h"
+#include "typed_lua.h"
 #include "vm.h"
 
 typedef struct conn conn;
@@ -35,6 +36,9 @@ typedef struct server {
     int format;             /* SL_FRAMER_* */
     size_t max_body;        /* longest body, in bytes */
     int batch_max;          /* most records per on_batch */
+    const sl_schema *schema;    /* schema=: records are typed (framing.c decodes them into
+                                   slots, handed to on_batch), else NULL */
+    int schema_ref;             /* keeps the schema's userdata */
 
     int on_batch, on_bad, on_end;   /* registry refs, LUA_NOREF once closed */
     int batch_ref;          /* the batch table, reused for every batch */
@@ -302,8 +306,10 @@ static int report_bad(lua_State *L, conn *c, int64_t line, int64_t off, const ch
 }
 
 /* Calls on_batch(batch, n) with the batch table at bi; entries past n left from a longer
- * batch are cleared first. Returns whether the server is still open. */
-static int deliver(lua_State *L, server *s, int bi, int n)
+ * batch are cleared first. Typed (slots not NULL): on_batch(batch, n, slots), the records
+ * in the framer's slots, valid while the request's framer is. Returns whether the server
+ * is still open. */
+static int deliver(lua_State *L, server *s, int bi, int n, sl_typed_field *slots)
 {
     for (int i = n + 1; i <= s->filled; i++) {
         lua_pushnil(L);
@@ -313,7 +319,9 @@ static int deliver(lua_State *L, server *s, int bi, int n)
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch);     /* fn */
     lua_pushvalue(L, bi);                               /* fn batch */
     lua_pushinteger(L, n);                              /* fn batch n */
-    return sl_loop_call(L, 2) == 0 && !s->closed;       /* -- */
+    if (slots != NULL)
+        lua_pushlightuserdata(L, slots);                /* fn batch n slots */
+    return sl_loop_call(L, slots != NULL ? 3 : 2) == 0 && !s->closed;   /* -- */
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -340,6 +348,12 @@ static int take(conn *c)
     bi = top + 1;
     ki = top + 2;
     sl_framer_init(&fr, s->format, s->max_body);
+    if (s->schema != NULL) {
+        /* no record of this body is longer than it, nor are its rewritten strings: the
+           framer's arena is sized by max_record, so the body's length, not max_body */
+        fr.max_record = r->body_len > 0 ? r->body_len : 1;
+        sl_framer_set_schema(&fr, s->schema);
+    }
     if (r->body_len > 0)
         sl_framer_append(&fr, r->body, r->body_len);
     sl_buf_init(&errs);
@@ -348,7 +362,7 @@ static int take(conn *c)
 
         if (rc == SL_FRAME_RECORD || (rc == SL_FRAME_WAIT && n > 0)) {
             accepted += n;
-            ok = deliver(L, s, bi, n);
+            ok = deliver(L, s, bi, n, s->schema != NULL ? fr.slots : NULL);
             n = 0;
         }
         if (rc == SL_FRAME_WAIT)
@@ -643,6 +657,13 @@ int sl_http_server_new(lua_State *L)
             format = i;
     if (format < 0)
         return luaL_error(L, "core.http_listen: unknown format \"%s\"", fmt);
+    lua_getfield(L, 1, "schema");                       /* ... schema|nil */
+    if (!lua_isnil(L, -1)) {
+        sl_schema_check(L, -1);
+        if (format != SL_FRAMER_JSON && format != SL_FRAMER_MSGPACK)
+            return luaL_error(L, "core.http_listen: schema needs format json or msgpack");
+    }
+    lua_pop(L, 1);
     if (max_body < 0 || max_body > 1024.0 * 1024 * 1024)
         return luaL_error(L, "core.http_listen: max_body out of range");
     if (what == NULL)
@@ -656,7 +677,7 @@ int sl_http_server_new(lua_State *L)
     lua_setmetatable(L, -2);
     if ((s = calloc(1, sizeof *s)) == NULL)
         out_of_memory();
-    s->on_batch = s->on_bad = s->on_end = s->batch_ref = LUA_NOREF;
+    s->on_batch = s->on_bad = s->on_end = s->batch_ref = s->schema_ref = LUA_NOREF;
     s->what = strdup(what);
     s->path = strdup(path);
     if (s->what == NULL || s->path == NULL)
@@ -682,6 +703,13 @@ int sl_http_server_new(lua_State *L)
     s->on_end = ref_function(L, "on_end");
     lua_newtable(L);
     s->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, 1, "schema");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+    } else {
+        s->schema = sl_schema_check(L, -1);
+        s->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     *ud = s;
     return 1;                                           /* ud */
 }
@@ -753,7 +781,8 @@ static int server_close(lua_State *L)
     luaL_unref(L, LUA_REGISTRYINDEX, s->on_bad);
     luaL_unref(L, LUA_REGISTRYINDEX, s->on_end);
     luaL_unref(L, LUA_REGISTRYINDEX, s->batch_ref);
-    s->on_batch = s->on_bad = s->on_end = s->batch_ref = LUA_NOREF;
+    luaL_unref(L, LUA_REGISTRYINDEX, s->schema_ref);
+    s->on_batch = s->on_bad = s->on_end = s->batch_ref = s->schema_ref = LUA_NOREF;
     stop_listening(s);
     while (s->conns != NULL)
         close_now(s->conns);

@@ -18,6 +18,8 @@
 #include "codec.h"
 #include "kafka.h"
 #include "loop.h"
+#include "typed.h"
+#include "typed_lua.h"
 
 enum { FMT_LINES, FMT_JSON, FMT_CSV, FMT_MSGPACK };
 static const char *const formats[] = {"lines", "json", "csv", "msgpack", NULL};
@@ -59,6 +61,17 @@ typedef struct sl_kafka_consumer {
     part_end *parts;            /* bounded: the assigned partitions */
     int nparts, capparts;
     rd_kafka_topic_partition_list_t *revoked;   /* given up during the current serve() */
+
+    /* schema=: each message's value is decoded by C into the slots of record n of the
+       batch (typed.h), which Lua puts into the batch as views (kafka.lua). Strings point
+       into the messages' payloads, which live until serve() returns, after the last
+       on_batch of the messages it took, or into the arena, reset with each batch */
+    const sl_schema *schema;
+    int schema_ref;             /* keeps the schema's userdata, or LUA_NOREF */
+    sl_typed_field *slots;      /* batch_max records of schema->nslots */
+    sl_typed_arena arena;       /* strings the decoders rewrote (JSON escapes, CSV "") */
+    int *col_field;             /* csv: the field of each of the `columns` (or -1) */
+    int ncols;
 } sl_kafka_consumer;
 
 static void out_of_memory(void)
@@ -134,7 +147,10 @@ static void deliver(lua_State *L, sl_kafka_consumer *c, int bi, int n, int *fill
     lua_pushstring(L, topic);                           /* fn batch n topic */
     lua_pushinteger(L, partition);                      /* fn batch n topic p */
     lua_pushnumber(L, (lua_Number)last);                /* fn batch n topic p last */
-    sl_loop_call(L, 5);                                 /* -- */
+    if (c->schema != NULL)      /* typed: the records are in the slots */
+        lua_pushlightuserdata(L, c->slots);             /* fn batch n topic p last slots */
+    sl_loop_call(L, c->schema != NULL ? 6 : 5);         /* -- */
+    c->arena.used = 0;          /* the batch is gone, and with it its views */
 }
 
 /* Calls on_assign(list) or on_revoke(list), list = { {topic=, partition=}, ... }. */
@@ -199,6 +215,57 @@ static int decode_value(lua_State *L, sl_kafka_consumer *c, const rd_kafka_messa
         }
         return rc;
     }
+}
+
+/* Decodes the value of message m into rec, a record of c->schema: SL_CODEC_OK, BAD with
+ * err set (a wrong type names the field), or SL_TYPED_FULL (the arena cannot hold its
+ * rewritten strings; nothing kept). Formats as decode_value reads them. */
+static int decode_typed(sl_kafka_consumer *c, const rd_kafka_message_t *m,
+                        sl_typed_field *rec, char *err)
+{
+    const char *s = m->payload ? m->payload : "";
+    size_t len = m->len, used = 0;
+    int rc;
+
+    switch (c->format) {
+    case FMT_JSON:
+        return sl_typed_json_decode(c->schema, s, len, rec, &c->arena, err);
+    case FMT_CSV:
+        while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+            len--;
+        return sl_typed_csv_decode(c->schema, c->col_field, c->ncols, s, len, rec, &c->arena,
+                                   err);
+    default:                    /* FMT_MSGPACK (lines cannot be typed: kafka.lua) */
+        rc = sl_typed_mpack_decode(c->schema, s, len, &used, rec, err);
+        if (rc == SL_CODEC_MORE) {
+            snprintf(err, SL_CODEC_ERRLEN, "msgpack: incomplete object (%d bytes)", (int)len);
+            return SL_CODEC_BAD;
+        }
+        if (rc == SL_CODEC_OK && used != len) {
+            snprintf(err, SL_CODEC_ERRLEN, "msgpack: %d bytes after the object",
+                     (int)(len - used));
+            return SL_CODEC_BAD;
+        }
+        return rc;
+    }
+}
+
+/* Room in the arena for the rewritten strings of a value of len bytes (never longer than
+ * the value), when the arena holds nothing of a batch out: grows it. */
+static void arena_fit(sl_kafka_consumer *c, size_t len)
+{
+    size_t want = len + 64;
+
+    if (c->arena.cap >= want)
+        return;
+    if (want < 2 * c->arena.cap)
+        want = 2 * c->arena.cap;
+    free(c->arena.base);
+    c->arena.base = malloc(want);
+    if (c->arena.base == NULL)
+        out_of_memory();
+    c->arena.cap = want;
+    c->arena.used = 0;
 }
 
 /* Pushes {topic, partition, offset, key, timestamp, headers, value} around the value on
@@ -454,7 +521,7 @@ static void serve(sl_kafka_consumer *c)
     int bi, n = 0, filled, top;
     const char *run_topic = NULL;
     int32_t run_part = -1;
-    int64_t run_last = -1;
+    int64_t run_last = -1, before = -1;
     char err[SL_CODEC_ERRLEN];
 
     if (L == NULL || c->closed || c->closing || c->paused) {
@@ -465,6 +532,7 @@ static void serve(sl_kafka_consumer *c)
     if (msgs == NULL)
         out_of_memory();
     c->serving = 1;
+    c->arena.used = 0;
     rd_kafka_topic_partition_list_destroy(c->revoked);
     c->revoked = rd_kafka_topic_partition_list_new(4);
     got = rd_kafka_consume_batch_queue(c->q, 0, msgs, (size_t)c->batch_max);
@@ -489,10 +557,36 @@ static void serve(sl_kafka_consumer *c)
         }
         run_topic = topic;      /* lives while the message holds its topic handle */
         run_part = m->partition;
+        before = run_last;
         run_last = m->offset;
         c->reported = 0;                                /* messages flow: say errors again */
         c->error_ms = 0;
-        if (decode_value(L, c, m, err) == SL_CODEC_OK) {    /* batch value */
+        if (c->schema != NULL) {
+            int rc = decode_typed(c, m, c->slots + (size_t)n * (size_t)c->schema->nslots,
+                                  err);
+            if (rc == SL_TYPED_FULL) {
+                /* the records before it go first, then it is decoded again into an
+                   empty arena that fits it */
+                if (n > 0)
+                    deliver(L, c, bi, n, &filled, run_topic, run_part, before);
+                n = 0;
+                if (c->closing || c->closed)
+                    break;
+                c->arena.used = 0;
+                arena_fit(c, m->len);
+                rc = decode_typed(c, m, c->slots, err);
+            }
+            if (rc == SL_CODEC_OK) {
+                if (c->meta) {          /* the value (a view) is Lua's to put in */
+                    lua_pushnil(L);                     /* batch nil */
+                    wrap_meta(L, m);                    /* batch rec */
+                    lua_rawseti(L, bi, n + 1);          /* batch */
+                }
+                n++;
+            } else {
+                report_bad(L, c, m, err);
+            }
+        } else if (decode_value(L, c, m, err) == SL_CODEC_OK) {    /* batch value */
             if (c->meta)
                 wrap_meta(L, m);                        /* batch rec */
             lua_rawseti(L, bi, ++n);                    /* batch */
@@ -672,6 +766,9 @@ static void on_closed(uv_handle_t *h)
     }
     c = h->data;
     free(c->what);
+    free(c->slots);
+    free(c->arena.base);
+    free(c->col_field);
     rd_kafka_topic_partition_list_destroy(c->revoked);
     for (int i = 0; i < c->nparts; i++)
         free(c->parts[i].topic);
@@ -683,7 +780,8 @@ static void on_closed(uv_handle_t *h)
 static void close_consumer(lua_State *L, sl_kafka_consumer *c)
 {
     int refs[] = {c->on_batch, c->on_bad, c->on_assign, c->on_revoke, c->on_error,
-                  c->on_end, c->offsets_ref, c->columns_ref, c->batch_ref, c->self_ref};
+                  c->on_end, c->offsets_ref, c->columns_ref, c->batch_ref, c->self_ref,
+                  c->schema_ref};
 
     if (c->closed)
         return;
@@ -774,6 +872,37 @@ static int opt_bool(lua_State *L, const char *name)
     return b;
 }
 
+/* Makes c decode typed records of schema sc (opts at index 1; csv: its columns, each the
+ * field of its name or none). */
+static void set_schema(lua_State *L, sl_kafka_consumer *c, const sl_schema *sc)
+{
+    c->schema = sc;
+    c->slots = malloc((size_t)c->batch_max * (size_t)sc->nslots * sizeof *c->slots);
+    c->arena.cap = 64 * 1024;
+    c->arena.base = malloc(c->arena.cap);
+    if (c->slots == NULL || c->arena.base == NULL)
+        out_of_memory();
+    if (c->format != FMT_CSV)
+        return;
+    lua_getfield(L, 1, "columns");                      /* cols */
+    c->ncols = (int)lua_objlen(L, -1);
+    c->col_field = malloc((size_t)(c->ncols > 0 ? c->ncols : 1) * sizeof *c->col_field);
+    if (c->col_field == NULL)
+        out_of_memory();
+    for (int i = 0; i < c->ncols; i++) {
+        const sl_schema_field *f = NULL;
+        size_t len;
+        const char *name;
+        lua_rawgeti(L, -1, i + 1);                      /* cols name */
+        name = lua_tolstring(L, -1, &len);
+        if (name != NULL)
+            f = sl_schema_find(sc, name, len);
+        c->col_field[i] = f != NULL ? (int)(f - sc->fields) : -1;
+        lua_pop(L, 1);                                  /* cols */
+    }
+    lua_pop(L, 1);                                      /* -- */
+}
+
 /* The share of worker `me` of `n` (sluice run --workers N): of every partition of the
  * topics (opts.topics at index 1), in the order of the topics and then of their partitions,
  * the i-th is worker i % n + 1's. Assigned as a group's rebalance would (resume offsets,
@@ -855,6 +984,15 @@ int sl_kafka_consumer_new(lua_State *L)
     lua_getfield(L, 1, "on_batch");
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "%s: on_batch must be a function", what);
+    lua_getfield(L, 1, "schema");
+    if (!lua_isnil(L, -1)) {
+        sl_schema_check(L, -1);
+        if (format == FMT_LINES)
+            return luaL_error(L, "%s: schema needs format json, csv or msgpack", what);
+        lua_getfield(L, 1, "columns");
+        if (format == FMT_CSV && !lua_istable(L, -1))
+            return luaL_error(L, "%s: schema with format csv needs columns", what);
+    }
     lua_getfield(L, 1, "share_me");
     share_me = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 1;
     lua_getfield(L, 1, "share_n");
@@ -912,6 +1050,14 @@ int sl_kafka_consumer_new(lua_State *L)
     c->columns_ref = opt_ref(L, "columns", LUA_TTABLE, 0);
     lua_createtable(L, c->batch_max, 0);
     c->batch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->schema_ref = LUA_NOREF;
+    lua_getfield(L, 1, "schema");                       /* opts schema|nil */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);                                  /* opts */
+    } else {
+        set_schema(L, c, sl_schema_check(L, -1));
+        c->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* opts */
+    }
 
     ud = lua_newuserdata(L, sizeof *ud);                /* opts ud */
     *ud = c;

@@ -23,6 +23,8 @@
 #include "codec_shared.h"
 #include "loop.h"
 #include "redis.h"
+#include "typed.h"
+#include "typed_lua.h"
 
 #define BATCH_MAX     1024      /* entries per XREADGROUP, by default */
 #define BLOCK_MS       200      /* how long a read waits for new entries */
@@ -54,6 +56,17 @@ typedef struct sl_redis_source {
     uv_timer_t later;           /* the deferred close */
     int on_batch, on_bad, batch_ref, self_ref;      /* registry refs */
     struct sl_redis_source **slot;
+
+    /* schema= (json only): each entry's document is decoded by C into the slots of record
+       n of the batch (typed.h), which Lua puts into the batch as views (redis.lua).
+       Strings point into the reply, which lives while on_read runs (every on_batch of
+       its entries), or into the arena, reset with each batch */
+    const sl_schema *schema;
+    int schema_ref;             /* keeps the schema's userdata, or LUA_NOREF */
+    sl_typed_field *slots;      /* batch_max records of schema->nslots */
+    sl_typed_field *dst;        /* where push_record decodes the next record */
+    sl_typed_arena arena;       /* strings the JSON decoder rewrote (escapes) */
+    int id_slot;                /* meta: the slot of the schema's string field id */
 } sl_redis_source;
 
 static void read_more(sl_redis_source *s);
@@ -198,8 +211,46 @@ static void push_fields(lua_State *L, sl_redis_source *s, const redisReply *fiel
     sl_shape_set(L, sh, node, t);
 }
 
+/* Typed: decodes the document doc (of the field `name` of entry id) into s->dst, and with
+ * meta sets its id field. Returns SL_CODEC_OK (nothing pushed), SL_CODEC_BAD after
+ * reporting why, or SL_TYPED_FULL when the arena holds strings of records of this batch
+ * and has no room for this one's (nothing kept: the caller delivers the batch, then
+ * decodes it again). An empty arena too small for it is grown first. */
+static int push_typed(lua_State *L, sl_redis_source *s, const char *id,
+                      const redisReply *doc, const char *name)
+{
+    char err[SL_CODEC_ERRLEN], why[SL_CODEC_ERRLEN + 64];
+    int rc = sl_typed_json_decode(s->schema, doc->str, doc->len, s->dst, &s->arena, err);
+
+    if (rc == SL_TYPED_FULL && s->arena.used == 0) {
+        /* no string points into it: room for this document's rewritten strings, which
+           are never longer than it */
+        size_t want = doc->len + 64 > 2 * s->arena.cap ? doc->len + 64 : 2 * s->arena.cap;
+        free(s->arena.base);
+        s->arena.base = malloc(want);
+        if (s->arena.base == NULL)
+            out_of_memory();
+        s->arena.cap = want;
+        rc = sl_typed_json_decode(s->schema, doc->str, doc->len, s->dst, &s->arena, err);
+    }
+    if (rc == SL_TYPED_FULL)
+        return rc;
+    if (rc != SL_CODEC_OK) {
+        snprintf(why, sizeof why, "field %s: %s", name, err);
+        report_bad(L, s, id, why, doc->str, doc->len, NULL);
+        return SL_CODEC_BAD;
+    }
+    if (s->meta) {
+        s->dst[s->id_slot].v.str = id;      /* lives in the reply too */
+        s->dst[s->id_slot].len = (uint32_t)strlen(id);
+        s->dst[s->id_slot].present = 1;
+    }
+    return SL_CODEC_OK;
+}
+
 /* Pushes the record of one entry (id, fields) and returns SL_CODEC_OK, or returns
- * SL_CODEC_BAD after reporting why (stack unchanged). */
+ * SL_CODEC_BAD after reporting why (stack unchanged). Typed (s->schema): decodes it into
+ * s->dst instead, pushing nothing, and may return SL_TYPED_FULL (push_typed). */
 static int push_record(lua_State *L, sl_redis_source *s, const char *id,
                        const redisReply *fields)
 {
@@ -246,6 +297,8 @@ static int push_record(lua_State *L, sl_redis_source *s, const char *id,
         doc = fields->element[1];
         name = fields->element[0]->str;
     }
+    if (s->schema != NULL)
+        return push_typed(L, s, id, doc, name);
     if (sl_json_decode(L, doc->str, doc->len, err) != SL_CODEC_OK) {
         snprintf(why, sizeof why, "field %s: %s", name, err);
         report_bad(L, s, id, why, doc->str, doc->len, NULL);
@@ -264,42 +317,73 @@ static int push_record(lua_State *L, sl_redis_source *s, const char *id,
     return SL_CODEC_OK;
 }
 
+/* Calls on_batch(batch, n, last id [, slots]) with the batch table at bi (typed: the
+ * records are in the slots), clearing what a longer batch left past n first. */
+static void call_batch(lua_State *L, sl_redis_source *s, int bi, int n, int *filled,
+                       const char *last)
+{
+    for (int i = n + 1; i <= *filled; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, bi, i);
+    }
+    *filled = n;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch);     /* fn */
+    lua_pushvalue(L, bi);                               /* fn batch */
+    lua_pushinteger(L, n);                              /* fn batch n */
+    lua_pushstring(L, last);                            /* fn batch n last */
+    if (s->schema != NULL)
+        lua_pushlightuserdata(L, s->slots);             /* fn batch n last slots */
+    sl_loop_call(L, s->schema != NULL ? 4 : 3);         /* -- */
+    s->arena.used = 0;          /* the batch is gone, and with it its views */
+}
+
 /* Turns the entries of one read into records and hands them to on_batch(batch, n, last
- * id); returns how many entries the reply held. */
+ * id); returns how many entries the reply held. Typed records whose rewritten strings
+ * fill the arena end a batch early. */
 static size_t deliver(lua_State *L, sl_redis_source *s, const redisReply *entries)
 {
-    int top = lua_gettop(L), bi, filled, n = 0;
+    int top = lua_gettop(L), bi, filled, n = 0, rc;
     const char *last = NULL;
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->batch_ref);    /* batch */
     bi = lua_gettop(L);
     filled = (int)lua_objlen(L, bi);
     s->in_callback = 1;
+    s->arena.used = 0;
     for (size_t i = 0; i < entries->elements && !s->closed; i++) {
         const redisReply *e = entries->element[i];
+        const redisReply *fields;
         const char *id;
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 1
             || e->element[0]->type != REDIS_REPLY_STRING)
             continue;
         id = e->element[0]->str;
+        fields = e->elements > 1 ? e->element[1] : NULL;
+        if (s->schema != NULL)
+            s->dst = s->slots + (size_t)n * (size_t)s->schema->nslots;
+        rc = push_record(L, s, id, fields);
+        if (rc == SL_TYPED_FULL) {
+            /* the records before it go first (n > 0: an empty arena is grown to fit) */
+            if (n > 0)
+                call_batch(L, s, bi, n, &filled, last);
+            n = 0;
+            s->arena.used = 0;
+            if (s->closed)
+                break;
+            s->dst = s->slots;
+            rc = push_record(L, s, id, fields);
+        }
         last = id;
-        remember(s, id);
-        if (push_record(L, s, id, e->elements > 1 ? e->element[1] : NULL) == SL_CODEC_OK)
+        remember(s, id);        /* after an early batch: its mark does not cover this one */
+        if (rc == SL_CODEC_OK && s->schema != NULL)
+            n++;
+        else if (rc == SL_CODEC_OK)
             lua_rawseti(L, bi, ++n);                    /* batch */
     }
     if (last != NULL && s->backlog)
         snprintf(s->after, sizeof s->after, "%s", last);
-    if (n > 0 && !s->closed) {
-        for (int i = n + 1; i <= filled; i++) {
-            lua_pushnil(L);
-            lua_rawseti(L, bi, i);
-        }
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch); /* batch fn */
-        lua_pushvalue(L, bi);                           /* batch fn batch */
-        lua_pushinteger(L, n);                          /* batch fn batch n */
-        lua_pushstring(L, last);                        /* batch fn batch n last */
-        sl_loop_call(L, 3);                             /* batch */
-    }
+    if (n > 0 && !s->closed)
+        call_batch(L, s, bi, n, &filled, last);
     s->in_callback = 0;
     lua_settop(L, top);                                 /* -- */
     return entries->elements;
@@ -430,6 +514,8 @@ static void on_conn_closed(sl_redis_conn *c)
     free(s->consumer);
     free(s->field);
     free(s->ids);
+    free(s->slots);
+    free(s->arena.base);
     free(s);
 }
 
@@ -441,7 +527,7 @@ static void on_later_closed(uv_handle_t *h)
 
 static void release_refs(lua_State *L, sl_redis_source *s)
 {
-    int *refs[] = {&s->on_batch, &s->on_bad, &s->batch_ref, &s->self_ref};
+    int *refs[] = {&s->on_batch, &s->on_bad, &s->batch_ref, &s->self_ref, &s->schema_ref};
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
         if (L != NULL)
             luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
@@ -618,6 +704,32 @@ int sl_redis_source_new(lua_State *L)
     if (s->batch_max < 1)
         s->batch_max = BATCH_MAX;
     s->block_ms = opt_int(L, 1, "block_ms", BLOCK_MS);
+    s->schema_ref = LUA_NOREF;
+    lua_getfield(L, 1, "schema");                       /* schema|nil */
+    if (!lua_isnil(L, -1)) {
+        const sl_schema_field *idf;
+        s->schema = sl_schema_check(L, -1);
+        idf = sl_schema_find(s->schema, "id", 2);
+        if (!s->json || (s->meta && (idf == NULL || idf->type != SL_TYPED_STRING))) {
+            free(s->stream);
+            free(s->group);
+            free(s->consumer);
+            free(s->field);
+            free(s);
+            return luaL_error(L, "core.redis_source: schema needs json, and with meta a "
+                              "string field id");
+        }
+        s->id_slot = idf != NULL ? idf->slot : 0;
+        s->slots = malloc((size_t)s->batch_max * (size_t)s->schema->nslots
+                          * sizeof *s->slots);
+        s->arena.cap = 64 * 1024;
+        s->arena.base = malloc(s->arena.cap);
+        if (s->slots == NULL || s->arena.base == NULL)
+            out_of_memory();
+        s->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* -- */
+    } else {
+        lua_pop(L, 1);                                  /* -- */
+    }
     s->on_batch = opt_ref(L, 1, "on_batch");
     s->on_bad = opt_ref(L, 1, "on_bad");
     lua_createtable(L, s->batch_max, 0);

@@ -43,28 +43,34 @@ E["sl.source.tcp"] = { 'sl.source.tcp { listen = "host:port", format, header, ma
   "newline; msgpack as a stream of objects). A partial record at a connection's end is\n" ..
   "dead-lettered with the peer's address. Never ends by itself.", "formats" }
 E["sl.source.kafka"] = { 'sl.source.kafka { brokers, topic, group = "sluice", format = "json", ' ..
-  'start = "earliest", meta, bounded, key, columns, options }',
+  'start = "earliest", meta, bounded, key, columns, schema, options }',
   "One record per message of topic (a name or an array), as a member of consumer group\n" ..
   "group (cooperative-sticky). A timestamp after it keeps a watermark per partition. Its\n" ..
   "offsets are in checkpoints, and go to the group after each one. meta=true gives\n" ..
   "{topic, partition, offset, key, timestamp, headers, value}; bounded=true ends at the\n" ..
-  "end each partition had when assigned; options: librdkafka properties.", "formats" }
+  "end each partition had when assigned; options: librdkafka properties. schema =\n" ..
+  "sl.schema{...}: typed values decoded in C (json, msgpack, csv with columns; with\n" ..
+  "meta=true the value is typed, the wrapper a table).", "formats, sl.schema" }
 E["sl.source.http"] = { 'sl.source.http { listen = "host:port", path = "/", format = "json", ' ..
-  'max_body = 16 MiB }',
+  'max_body = 16 MiB, schema }',
   "One record per line of each body POSTed to path (HTTP/1.1, keep-alive, chunked). The\n" ..
   "reply comes once the records are in the job: 200 {\"accepted\":N}, 400 listing the bad\n" ..
   "lines (dead-lettered; the others flow), 413 over max_body, 503 + Retry-After while the\n" ..
-  "sinks hold the sources back. See docs/http.md.", "formats" }
+  "sinks hold the sources back. schema = sl.schema{...}: typed records decoded in C\n" ..
+  "(json, msgpack). See docs/http.md.", "formats, sl.schema" }
 E["sl.source.forward"] = { 'sl.source.forward { listen = "host:port", max_entry }',
   "Fluent's forward protocol (Fluent Bit, Fluentd): one record {tag, time, record} per\n" ..
   "event, time in ms; all four modes, gzip included. A chunk is acked once its events are\n" ..
   "in the job. Malformed msgpack is dead-lettered and closes that connection only." }
 E["sl.source.redis"] = { 'sl.source.redis { url = "redis://host:port[/db]", stream, group = ' ..
-  '"sluice", consumer = "sluice", format = "fields", field, meta, start = "earliest" }',
+  '"sluice", consumer = "sluice", format = "fields", field, meta, start = "earliest", ' ..
+  'schema }',
   "One record per entry of a Redis stream, read as consumer of group (XREADGROUP): a table\n" ..
   "of its fields (strings); format=\"json\": the JSON document in its one field (or field).\n" ..
   "meta=true adds id. Entries are acknowledged once a checkpoint covers them (at once\n" ..
-  "without --state-dir); a restart reads this consumer's unacknowledged ones again." }
+  "without --state-dir); a restart reads this consumer's unacknowledged ones again.\n" ..
+  "schema = sl.schema{...} (format json only): typed records decoded in C; with meta=true\n" ..
+  "the schema has id = \"string\", which gets the entry id.", "sl.schema" }
 E["sl.source.udp"] = { 'sl.source.udp { listen = "host:port", format }',
   "One record per datagram (lines: one per line), up to 64 KiB a datagram. Cannot push\n" ..
   "back: while the job is paused the kernel drops what overflows." }

@@ -9,6 +9,8 @@
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local schema = require "sluice.schema"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, tostring = type, string.format, tostring
@@ -23,11 +25,28 @@ local MAX_BODY_LIMIT = 1024 * 1024 * 1024
 
 -- ---- declarations ------------------------------------------------------------------------
 
--- http{listen="host:port", path="/", format="json", max_body=16 MiB}: one record per line
--- (msgpack: per object) of each POST body. Returns the source's spec.
+-- A schema (sl.schema): each body's records are typed, decoded by C into slots (json or
+-- msgpack: a body has no csv header to name the columns). Returns it or nil.
+local function want_schema(m, opts, f)
+  local s = opts.schema
+  if s == nil then return nil end
+  if not schema.is(s) then
+    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
+    return nil
+  end
+  if f ~= "json" and f ~= "msgpack" then
+    fail(format("%s: schema needs format json or msgpack (got %s)", m, f))
+    return nil
+  end
+  return s
+end
+
+-- http{listen="host:port", path="/", format="json", max_body=16 MiB, schema}: one record
+-- per line (msgpack: per object) of each POST body. Returns the source's spec.
 function http.source_spec(opts)
   local m = "source.http()"
-  opts = report.want_options(m, opts, false, { "listen", "path", "format", "max_body" })
+  opts = report.want_options(m, opts, false, { "listen", "path", "format", "max_body",
+    "schema" })
   local listen = opts.listen
   if type(listen) ~= "string" or not listen:match(".:%d+$") then
     fail(format('%s: listen is required (a string "host:port"), got %s', m, tostring(listen)))
@@ -52,7 +71,7 @@ function http.source_spec(opts)
     max_body = MAX_BODY
   end
   return { type = "http", listen = listen, url_path = path, format = f, max_body = max_body,
-    label = "source.http " .. listen .. path }
+    schema = want_schema(m, opts, f), label = "source.http " .. listen .. path }
 end
 
 -- ---- the source at run time --------------------------------------------------------------
@@ -70,11 +89,22 @@ function http.open_source(spec, ctx)
     server:close()
     ctx.ended()
   end
+  -- with a schema, C decodes each body's records into slots, put into the batch as views
+  -- (schema.filler), valid until the request is answered, which is after the push
+  local fill
+  if spec.schema then
+    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
+      spec.typed_running = true
+      typed.opened()
+    end
+    fill = schema.filler(spec.schema)
+  end
   server = core.http_listen {
     what = "http " .. spec.listen, address = spec.listen, path = spec.url_path,
     format = spec.format, max_body = spec.max_body, batch = ctx.batch_size,
-    shared = ctx.shared ~= nil,
-    on_batch = function(batch, n)
+    shared = ctx.shared ~= nil, schema = spec.schema and spec.schema.ud,
+    on_batch = function(batch, n, slots)
+      if slots then fill(batch, n, slots) end
       if ctx.push(batch, n) then finish() end
     end,
     on_bad = ctx.bad,

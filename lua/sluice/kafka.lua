@@ -16,6 +16,7 @@ local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
 local typed = require "sluice.typed"
+local schema = require "sluice.schema"
 
 local core = host.core
 local type, format, tostring, pairs, ipairs = type, string.format, tostring, pairs, ipairs
@@ -61,12 +62,34 @@ local function want_brokers(m, opts)
   return b
 end
 
+-- A source's schema option (sl.schema): the message values are typed records, which C
+-- decodes into slots (json, msgpack, or csv with columns naming the fields). Returns the
+-- schema or nil.
+local function want_schema(m, opts, f)
+  local s = opts.schema
+  if s == nil then return nil end
+  if not schema.is(s) then
+    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
+    return nil
+  end
+  if f == "lines" then
+    fail(format("%s: schema needs format json, msgpack, or csv with columns (got lines)", m))
+    return nil
+  end
+  if f == "csv" and type(opts.columns) ~= "table" then
+    fail(format("%s: schema with format csv needs columns = {...} (the field of each " ..
+      "column)", m))
+    return nil
+  end
+  return s
+end
+
 -- kafka{brokers, topic (a name or an array), group, format, start, meta, bounded, key,
--- columns, options}: one record per message. Returns the source's spec.
+-- columns, schema, options}: one record per message. Returns the source's spec.
 function kafka.source_spec(opts)
   local m = "source.kafka()"
   opts = report.want_options(m, opts, false, { "brokers", "topic", "group", "format", "start",
-    "meta", "bounded", "key", "columns", "options" })
+    "meta", "bounded", "key", "columns", "schema", "options" })
   local topics = opts.topic
   if type(topics) == "string" then topics = { topics } end
   if type(topics) ~= "table" or #topics == 0 then
@@ -94,7 +117,7 @@ function kafka.source_spec(opts)
     group = want_string(m, opts, "group", "sluice"), format = f, start = start,
     meta = opts.meta == true, bounded = opts.bounded == true,
     key = want_string(m, opts, "key", nil), columns = opts.columns,
-    options = want_properties(m, opts),
+    schema = want_schema(m, opts, f), options = want_properties(m, opts),
     label = "source.kafka " .. table.concat(topics, ",") }
 end
 
@@ -189,6 +212,18 @@ function kafka.open_source(spec, ctx)
     consumer:close()
   end
 
+  -- with a schema, C decodes each value into slots (the 6th argument of on_batch) and
+  -- the batch gets views of them (schema.filler): the records themselves, or with
+  -- meta=true the value of each wrapper table C made
+  local fill, values
+  if spec.schema then
+    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
+      spec.typed_running = true
+      typed.opened()
+    end
+    fill, values = schema.filler(spec.schema), {}
+  end
+
   -- on several workers each reads a share of the partitions, fixed for the run (C)
   local share = ctx.shared
   local assigned_here = 0
@@ -196,8 +231,17 @@ function kafka.open_source(spec, ctx)
     what = spec.label, brokers = spec.brokers, topics = spec.topics, group = spec.group,
     format = spec.format, start = spec.start, meta = spec.meta, bounded = spec.bounded,
     columns = spec.columns, options = spec.options, batch = ctx.batch_size,
+    schema = spec.schema and spec.schema.ud,
     offsets = ctx.position, share_me = share and share.me, share_n = share and share.n,
-    on_batch = function(batch, n, topic, p, last)
+    on_batch = function(batch, n, topic, p, last, slots)
+      if slots then
+        if spec.meta then
+          fill(values, n, slots)
+          for i = 1, n do batch[i].value = values[i] end
+        else
+          fill(batch, n, slots)
+        end
+      end
       local parts = positions[topic]
       if not parts then parts = {}; positions[topic] = parts end
       parts[p] = last + 1

@@ -16,6 +16,8 @@
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local schema = require "sluice.schema"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, tostring, tonumber, ipairs = type, string.format, tostring, tonumber, ipairs
@@ -65,12 +67,36 @@ local function want_url(m, opts)
   return u
 end
 
--- redis{url, stream, group, consumer, format, field, meta, start}: one record per stream
--- entry. Returns the source's spec.
+-- A schema (sl.schema): each entry's JSON document is a typed record C decodes into
+-- slots. Not with format "fields" (its values are strings: a schema would only rename
+-- the parse of them, which a map does). With meta=true the schema says id = "string",
+-- the field that gets the entry's id. Returns the schema or nil.
+local function want_schema(m, opts, f)
+  local s = opts.schema
+  if s == nil then return nil end
+  if not schema.is(s) then
+    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
+    return nil
+  end
+  if f ~= "json" then
+    fail(format('%s: schema needs format = "json" (the values of format "fields" are ' ..
+      "strings: read them without a schema and convert in a map)", m))
+    return nil
+  end
+  if opts.meta == true and s.types.id ~= "string" then
+    fail(format('%s: meta = true with a schema needs a field id = "string" in it (the ' ..
+      "entry's id goes there)", m))
+    return nil
+  end
+  return s
+end
+
+-- redis{url, stream, group, consumer, format, field, meta, start, schema}: one record per
+-- stream entry. Returns the source's spec.
 function redis.source_spec(opts)
   local m = "source.redis()"
   opts = report.want_options(m, opts, false, { "url", "stream", "group", "consumer", "format",
-    "field", "meta", "start" })
+    "field", "meta", "start", "schema" })
   local stream = want_string(m, opts, "stream", nil)
   if not stream then
     fail(format("%s: stream is required (the key of the stream)", m))
@@ -96,6 +122,7 @@ function redis.source_spec(opts)
     group = want_string(m, opts, "group", "sluice"),
     consumer = want_string(m, opts, "consumer", "sluice"),
     format = f, field = field, meta = opts.meta == true, start = start,
+    schema = want_schema(m, opts, f),
     label = "source.redis " .. stream, what = "source.redis " .. u.shown }
 end
 
@@ -155,13 +182,25 @@ function redis.open_source(spec, ctx)
     src:close()
   end
 
+  -- with a schema, C decodes each document into slots, put into the batch as views
+  -- (schema.filler)
+  local fill
+  if spec.schema then
+    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
+      spec.typed_running = true
+      typed.opened()
+    end
+    fill = schema.filler(spec.schema)
+  end
   src = core.redis_source {
     what = spec.what, host = u.host, port = u.port, db = u.db, user = u.user,
     password = u.password,
     stream = spec.stream, group = spec.group, consumer = spec.consumer, start = spec.start,
     json = spec.format == "json", field = spec.field, meta = spec.meta,
     batch = ctx.batch_size, autoack = not ctx.checkpointing,
-    on_batch = function(batch, n)
+    schema = spec.schema and spec.schema.ud,
+    on_batch = function(batch, n, _, slots)
+      if slots then fill(batch, n, slots) end
       if ctx.push(batch, n) then finish() end
     end,
     on_bad = function(info)

@@ -39,6 +39,7 @@ row() {
 }
 
 row "Kafka → filter → map → null (sluice)" env BROKERS="$B" IN=bids ./sluice run scripts/bench/kafka_filter_map.lua
+row "same, schema= (typed records)" env BROKERS="$B" IN=bids ./sluice run scripts/bench/kafka_filter_map_typed.lua
 row "same, librdkafka loop in C" "$DIR/kafka_baseline" "$B" bids
 row "Kafka → filter → map → Kafka (sluice)" env BROKERS="$B" IN=bids OUT=out-sluice ./sluice run scripts/bench/kafka_filter_map.lua
 row "same, librdkafka loop in C" "$DIR/kafka_baseline" "$B" bids out-c

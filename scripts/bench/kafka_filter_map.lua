@@ -4,7 +4,7 @@ local sl = require "sluice"
 local out = os.getenv("OUT")
 
 local s = sl.source.kafka { brokers = os.getenv("BROKERS"), topic = os.getenv("IN") or "bids",
-  group = "bench-" .. (out or "null"), bounded = true }
+  group = (os.getenv("GROUP") or "bench-") .. (out or "null"), bounded = true }
   :filter(function(b) return b.price > 100 end)
   :map(function(b) return { auction = b.auction, eur = b.price * 0.92, ts = b.ts } end)
 if out then
