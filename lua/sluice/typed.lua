@@ -101,7 +101,12 @@ function typed.opened() typed.running = typed.running + 1 end
 function typed.closed() typed.running = typed.running - 1 end
 
 -- Replaces, in place, every view among t's values (and its tables' values, 8 deep) by
--- its table form.
+-- its table form. Never compiled: LuaJIT 2.1 (Debian's 2022 snapshot, GC64) compiles a
+-- pairs() loop into a call of lj_vm_next whose 64-bit result the register allocator may
+-- move with a 32-bit xchg, and the trace then loads through a pointer cut to 32 bits
+-- (typed jobs on two workers segfaulted now and then; jit.dump showed the trace). A record
+-- is walked only while a typed source runs, and its few fields cost tens of nanoseconds
+-- in the interpreter.
 local function plain_fields(t, depth)
   for k, v in pairs(t) do
     local tv = type(v)
@@ -113,6 +118,7 @@ local function plain_fields(t, depth)
     end
   end
 end
+jit.off(plain_fields)
 
 -- v with every typed record in it in its table form: a view becomes a new table; a table
 -- has the views among its values replaced in place.
