@@ -45,6 +45,9 @@ local function index_source(s)
     out[#out + 1] = format("  if k == %q then\n    if v.f[%d].present == 0 then return nil end\n"
       .. "    return %s\n  end\n", f.name, slot, get)
   end
+  for _, c in ipairs(s.computed or {}) do
+    out[#out + 1] = format("  if k == %q then return %s end\n", c.name, c.expr)
+  end
   out[#out + 1] = "  return nil\nend\n"
   return table.concat(out)
 end
@@ -63,6 +66,9 @@ local function table_source(s)
       get = format("nested[%q].to_table(cast(nested[%q].ptr, f + %d))", f.name, f.name, slot)
     end
     out[#out + 1] = format("  if f[%d].present ~= 0 then t[%q] = %s end\n", slot, f.name, get)
+  end
+  for _, c in ipairs(s.computed or {}) do
+    out[#out + 1] = format("  t[%q] = %s\n", c.name, c.expr)
   end
   out[#out + 1] = "  return t\nend\n"
   return table.concat(out)
@@ -88,11 +94,36 @@ local function make_views(s)
     __tostring = function(v) return "typed " .. core.json_encode(to_table(v)) end,
   })
   typed.register(s.ptr, to_table)
-  typed.register_schema(s)
+  -- (C encoders know nothing of computed fields: such records reach sinks as tables)
+  if not s.computed then typed.register_schema(s) end
+end
+
+-- The computed fields of s from `computed` (name -> a Lua expression of the view v, in
+-- which $field stands for the slot of that field): sorted by name, for the generated code.
+local function computed_fields(s, computed)
+  local list = {}
+  for name, expr in pairs(computed) do
+    local e = expr:gsub("%$([%w_]+)", function(field)
+      for _, f in ipairs(s.fields) do
+        if f.name == field then return tostring(f.slot) end
+      end
+      error(format("schema: computed field %s names no field %s", name, field), 3)
+    end)
+    assert(s.types[name] == nil, "schema: computed field " .. name .. " is a field too")
+    list[#list + 1] = { name = name, expr = e }
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
 end
 
 -- sl.schema{name = "i64" | "f64" | "bool" | "string" | sl.schema{...}, ...}
-function schema.new(spec)
+function schema.new(spec) return schema.with_computed(spec, nil) end
+
+-- For the host's own sources, not reachable from sl.schema: a schema whose views also
+-- have computed fields, computed = { name = "<Lua expression of the view v>" } ($field in
+-- it: that field's slot), read by __index and written by the table form; a view of it
+-- reaches a sink as its table form. nexmark.lua's Event has `type` so.
+function schema.with_computed(spec, computed)
   local m = "sl.schema()"
   if type(spec) ~= "table" then
     fail(format("%s: expected a table of field = type, got %s", m, type(spec)))
@@ -123,6 +154,7 @@ function schema.new(spec)
     nslots = ud:nslots() }, Schema)
   s.types = {}
   for _, f in ipairs(s.fields) do s.types[f.name] = f.type end
+  if computed then s.computed = computed_fields(s, computed) end
   make_views(s)
   return s
 end

@@ -236,19 +236,73 @@ describe("nexmark.filler", function()
 end)
 
 describe("gen:fill_raw", function()
-  it("fills at most max (default 1024, at most 4096) slots, never their cache_", function()
-    local ffi = require "ffi"
+  local ffi = require "ffi"
+  local E, Bid = nexmark.Event, nexmark.Bid
+  local function slot(s, name)
+    for _, f in ipairs(s.fields) do if f.name == name then return f.slot end end
+  end
+
+  it("fills at most max (default 1024, at most 4096) records of the Event schema", function()
     local g = core.nexmark { events = 5000, seed = 3 }
-    local slots = ffi.cast("sl_nexmark_event_view *", (g:raw()))
-    slots[0].u.bid_.cache_ = 42
-    slots[4095].u.person_.cache_ = 7
+    assert.has_error(function() g:fill_raw() end, "nexmark: gen:fill_raw before gen:layout")
+    g:layout(E.ud, 9)
+    assert.has_error(function() g:layout(E.ud, 9) end,
+      "nexmark: gen:layout: the generator has its layout already")
+    local slots = ffi.cast("sl_typed_field *", (g:raw()))
     assert.equal(4096, g:fill_raw(5000))
-    assert.equal(42, slots[0].u.auction_.cache_)    -- one double, whatever the member
-    assert.equal(7, slots[4095].u.bid_.cache_)
-    assert.equal(3, slots[4095].type_)             -- event 4095: a bid
-    assert.equal(g:time_of(4095), slots[4095].u.bid_.date_time)
+    local e = ffi.cast(E.ptr, slots + 4095 * E.nslots)
+    assert.equal("bid", e.type)                     -- event 4095: a bid
+    assert.is_nil(e.auction); assert.is_nil(e.person)
+    assert.equal(g:time_of(4095), e.bid.date_time)
+    -- what a crossing needs: the origin in every number's len, and in a string's present
+    -- its number in the pool
+    local b = e.bid
+    assert.equal(9, b.f[slot(Bid, "price")].len)
+    assert.equal(9, e.f[slot(E, "person") + slot(nexmark.Person, "date_time")].len)
+    assert.equal(b.url, g:pool_string(b.f[slot(Bid, "url")].present))
     assert.equal(904, g:fill_raw())
     assert.equal(0, g:fill_raw())
+  end)
+
+  it("takes only the Event schema, and says what another lacks", function()
+    local g = core.nexmark { events = 10 }
+    local ok, err = pcall(g.layout, g, nexmark.Bid.ud, 1)
+    assert.is_false(ok)
+    assert.matches("nexmark: the event schema has no record field auction", err)
+    local Other = sl.schema { bid = sl.schema { auction = "i64" }, auction = nexmark.Auction,
+      person = nexmark.Person }
+    ok, err = pcall(g.layout, g, Other.ud, 1)
+    assert.is_false(ok)
+    assert.matches("nexmark: the event schema has no f64 field bid.auction", err)
+    assert.has_error(function() g:layout(E.ud, 0) end,
+      "nexmark: gen:layout: origin must be from 1 to 2^32 - 1")
+  end)
+
+  it("sl_nexmark_adopt points another generator's records into its own pool", function()
+    local g = core.nexmark { events = 100, seed = 4 }
+    g:layout(E.ud, 1)
+    local n = g:fill_raw(100)
+    local bytes = n * E.nslots * ffi.sizeof("sl_typed_field")
+    local copy = ffi.new("sl_typed_field[?]", n * E.nslots)
+    ffi.copy(copy, (g:raw()), bytes)
+    local want = {}
+    for i = 0, n - 1 do want[i] = sl.plain(ffi.cast(E.ptr, copy + i * E.nslots)) end
+    local mine = core.nexmark { seed = 4, events = 1 }
+    assert.equal(0, host.C.sl_nexmark_adopt(mine:pointer(), E.ud:pointer(), copy, n, 7))
+    g = nil                                     -- luacheck: ignore 311
+    collectgarbage(); collectgarbage()          -- the first generator's strings are gone
+    for i = 0, n - 1 do
+      local e = ffi.cast(E.ptr, copy + i * E.nslots)
+      assert.same(want[i], sl.plain(e))
+      local t = e.type
+      assert.equal(7, e[t].f[slot(nexmark[t:sub(1, 1):upper() .. t:sub(2)], "date_time")].len)
+    end
+    -- a string number no pool has: -1
+    local b = ffi.cast(Bid.ptr, copy + 99 * E.nslots + slot(E, "bid"))
+    assert.equal("bid", ffi.cast(E.ptr, copy + 99 * E.nslots).type)
+    b.f[slot(Bid, "url")].present = 99999
+    assert.equal(-1, host.C.sl_nexmark_adopt(mine:pointer(), E.ud:pointer(), copy + 99 * E.nslots,
+      1, 7))
   end)
 end)
 

@@ -1,0 +1,198 @@
+/* nexmark_typed.c -- Nexmark's events written as records of the Event schema, and records
+ * another worker wrote made this worker's (nexmark_typed.h).
+ *
+ * The layout is looked up in the schema once, by name, so that the schema nexmark.lua
+ * declares is the one truth of it: C holds a slot number per field, and writing an event
+ * is a store per field. */
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "nexmark_typed.h"
+
+/* Each field: the record it is in (a field of the event, or -1: the event itself), its
+ * name there, its type. */
+static const struct {
+    int in;
+    const char *name;
+    int type;
+} fields[SL_NX_FIELDS] = {
+    [SL_NX_AUCTION] = {-1, "auction", SL_TYPED_RECORD},
+    [SL_NX_BID] = {-1, "bid", SL_TYPED_RECORD},
+    [SL_NX_PERSON] = {-1, "person", SL_TYPED_RECORD},
+    [SL_NX_B_AUCTION] = {SL_NX_BID, "auction", SL_TYPED_F64},
+    [SL_NX_B_BIDDER] = {SL_NX_BID, "bidder", SL_TYPED_F64},
+    [SL_NX_B_PRICE] = {SL_NX_BID, "price", SL_TYPED_F64},
+    [SL_NX_B_DATE_TIME] = {SL_NX_BID, "date_time", SL_TYPED_F64},
+    [SL_NX_B_CHANNEL] = {SL_NX_BID, "channel", SL_TYPED_STRING},
+    [SL_NX_B_URL] = {SL_NX_BID, "url", SL_TYPED_STRING},
+    [SL_NX_B_EXTRA] = {SL_NX_BID, "extra", SL_TYPED_STRING},
+    [SL_NX_A_ID] = {SL_NX_AUCTION, "id", SL_TYPED_F64},
+    [SL_NX_A_INITIAL_BID] = {SL_NX_AUCTION, "initial_bid", SL_TYPED_F64},
+    [SL_NX_A_RESERVE] = {SL_NX_AUCTION, "reserve", SL_TYPED_F64},
+    [SL_NX_A_DATE_TIME] = {SL_NX_AUCTION, "date_time", SL_TYPED_F64},
+    [SL_NX_A_EXPIRES] = {SL_NX_AUCTION, "expires", SL_TYPED_F64},
+    [SL_NX_A_SELLER] = {SL_NX_AUCTION, "seller", SL_TYPED_F64},
+    [SL_NX_A_CATEGORY] = {SL_NX_AUCTION, "category", SL_TYPED_F64},
+    [SL_NX_A_ITEM_NAME] = {SL_NX_AUCTION, "item_name", SL_TYPED_STRING},
+    [SL_NX_A_DESCRIPTION] = {SL_NX_AUCTION, "description", SL_TYPED_STRING},
+    [SL_NX_A_EXTRA] = {SL_NX_AUCTION, "extra", SL_TYPED_STRING},
+    [SL_NX_P_ID] = {SL_NX_PERSON, "id", SL_TYPED_F64},
+    [SL_NX_P_DATE_TIME] = {SL_NX_PERSON, "date_time", SL_TYPED_F64},
+    [SL_NX_P_NAME] = {SL_NX_PERSON, "name", SL_TYPED_STRING},
+    [SL_NX_P_EMAIL] = {SL_NX_PERSON, "email_address", SL_TYPED_STRING},
+    [SL_NX_P_CARD] = {SL_NX_PERSON, "credit_card", SL_TYPED_STRING},
+    [SL_NX_P_CITY] = {SL_NX_PERSON, "city", SL_TYPED_STRING},
+    [SL_NX_P_STATE] = {SL_NX_PERSON, "state", SL_TYPED_STRING},
+    [SL_NX_P_EXTRA] = {SL_NX_PERSON, "extra", SL_TYPED_STRING},
+};
+
+int sl_nexmark_layout_init(sl_nexmark_layout *lo, const sl_schema *event, char *err)
+{
+    const sl_schema *within[SL_NX_FIELDS];
+    int counts[SL_NX_FIELDS] = {0}, top = 0;
+
+    lo->event = event;
+    for (int i = 0; i < SL_NX_FIELDS; i++) {
+        int in = fields[i].in;
+        const sl_schema *s = in < 0 ? event : within[in];
+        const sl_schema_field *f = sl_schema_find(s, fields[i].name, strlen(fields[i].name));
+
+        if (f == NULL || f->type != fields[i].type) {
+            snprintf(err, SL_CODEC_ERRLEN, "nexmark: the event schema has no %s field %s%s%s",
+                     sl_typed_type_names[fields[i].type], in < 0 ? "" : fields[in].name,
+                     in < 0 ? "" : ".", fields[i].name);
+            return -1;
+        }
+        within[i] = f->record;
+        lo->at[i] = (in < 0 ? 0 : lo->at[in]) + f->slot;
+        if (in < 0)
+            top++;
+        else
+            counts[in]++;
+    }
+    /* and no other field, which no event would set */
+    if (event->nfields != top || within[SL_NX_BID]->nfields != counts[SL_NX_BID]
+        || within[SL_NX_AUCTION]->nfields != counts[SL_NX_AUCTION]
+        || within[SL_NX_PERSON]->nfields != counts[SL_NX_PERSON]) {
+        snprintf(err, SL_CODEC_ERRLEN, "nexmark: the event schema has fields no event has");
+        return -1;
+    }
+    return 0;
+}
+
+void sl_nexmark_typed_prepare(const sl_nexmark_layout *lo, sl_typed_field *recs, int n,
+                              uint32_t origin)
+{
+    int size = lo->event->nslots;
+
+    for (int r = 0; r < n; r++) {
+        sl_typed_field *rec = recs + (size_t)r * (size_t)size;
+
+        sl_typed_clear(lo->event, rec);
+        for (int i = 0; i < SL_NX_FIELDS; i++) {
+            if (fields[i].type == SL_TYPED_F64) {
+                rec[lo->at[i]].present = 1;
+                rec[lo->at[i]].len = origin;
+            } else if (fields[i].type == SL_TYPED_STRING) {
+                rec[lo->at[i]].v.str = NULL;
+            }
+        }
+    }
+}
+
+/* Writes ev into rec, a prepared record: the nested records' presence, and the fields of
+ * the present one. */
+static inline void write_event(const int *at, const sl_nexmark_event *ev, sl_typed_field *rec)
+{
+#define NUM(f, x) (rec[at[f]].v.f64 = (double)(x))
+#define STR(f, x) (rec[at[f]].v.str = (x).s, rec[at[f]].len = (x).len, \
+                   rec[at[f]].present = (x).pool)
+    rec[at[SL_NX_AUCTION]].present = ev->type == SL_NEXMARK_AUCTION;
+    rec[at[SL_NX_BID]].present = ev->type == SL_NEXMARK_BID;
+    rec[at[SL_NX_PERSON]].present = ev->type == SL_NEXMARK_PERSON;
+    if (ev->type == SL_NEXMARK_BID) {
+        const sl_nexmark_bid *b = &ev->u.bid;
+        NUM(SL_NX_B_AUCTION, b->auction);
+        NUM(SL_NX_B_BIDDER, b->bidder);
+        NUM(SL_NX_B_PRICE, b->price);
+        NUM(SL_NX_B_DATE_TIME, ev->date_time);
+        STR(SL_NX_B_CHANNEL, b->channel);
+        STR(SL_NX_B_URL, b->url);
+        STR(SL_NX_B_EXTRA, b->extra);
+    } else if (ev->type == SL_NEXMARK_AUCTION) {
+        const sl_nexmark_auction *a = &ev->u.auction;
+        NUM(SL_NX_A_ID, a->id);
+        NUM(SL_NX_A_INITIAL_BID, a->initial_bid);
+        NUM(SL_NX_A_RESERVE, a->reserve);
+        NUM(SL_NX_A_DATE_TIME, ev->date_time);
+        NUM(SL_NX_A_EXPIRES, a->expires);
+        NUM(SL_NX_A_SELLER, a->seller);
+        NUM(SL_NX_A_CATEGORY, a->category);
+        STR(SL_NX_A_ITEM_NAME, a->item_name);
+        STR(SL_NX_A_DESCRIPTION, a->description);
+        STR(SL_NX_A_EXTRA, a->extra);
+    } else {
+        const sl_nexmark_person *p = &ev->u.person;
+        NUM(SL_NX_P_ID, p->id);
+        NUM(SL_NX_P_DATE_TIME, ev->date_time);
+        STR(SL_NX_P_NAME, p->name);
+        STR(SL_NX_P_EMAIL, p->email_address);
+        STR(SL_NX_P_CARD, p->credit_card);
+        STR(SL_NX_P_CITY, p->city);
+        STR(SL_NX_P_STATE, p->state);
+        STR(SL_NX_P_EXTRA, p->extra);
+    }
+#undef NUM
+#undef STR
+}
+
+int sl_nexmark_typed_fill(const sl_nexmark_layout *lo, sl_nexmark *g, sl_nexmark_event *ev,
+                          sl_typed_field *recs, int max)
+{
+    size_t size = (size_t)lo->event->nslots;
+    int n = 0;
+
+    while (n < max && sl_nexmark_next(g, ev)) {
+        write_event(lo->at, ev, recs + (size_t)n * size);
+        n++;
+    }
+    return n;
+}
+
+/* adopt's work on one record of s at rec: live says whether it is present (an absent
+ * nested record's strings are not read, and may be stale). */
+static int adopt_record(const sl_nexmark *g, const sl_schema *s, sl_typed_field *rec,
+                        uint32_t origin, int live, int depth)
+{
+    rec[0].v.schema = s;
+    if (depth > SL_TYPED_MAX_DEPTH)
+        return -1;
+    for (int i = 0; i < s->nfields; i++) {
+        const sl_schema_field *f = &s->fields[i];
+        sl_typed_field *v = rec + f->slot;
+
+        if (f->type == SL_TYPED_RECORD) {
+            if (adopt_record(g, f->record, v, origin, live && v->present, depth + 1) != 0)
+                return -1;
+        } else if (f->type == SL_TYPED_F64) {
+            v->len = origin;
+        } else if (f->type == SL_TYPED_STRING && live && v->present) {
+            const sl_nexmark_str *p = sl_nexmark_pool_string(g, (int)v->present);
+
+            if (p == NULL || p->len != v->len)
+                return -1;
+            v->v.str = p->s;
+        }
+    }
+    return 0;
+}
+
+int sl_nexmark_adopt(const struct sl_nexmark *g, const struct sl_schema *s,
+                     sl_typed_field *recs, int n, uint32_t origin)
+{
+    for (int r = 0; r < n; r++)
+        if (adopt_record(g, s, recs + (size_t)r * (size_t)s->nslots, origin, 1, 0) != 0)
+            return -1;
+    return 0;
+}
