@@ -334,8 +334,12 @@ end
 for _, k in ipairs(kinds) do typed.set_crossing(k.ptr, crossing(k)) end
 
 -- The buffer of g as slots, its cache of strings, and its kept event views (by record,
--- from 0), made here: `views` holds them weakly, so the caller keeps `kept` while g runs.
+-- from 0), made here the first time (a reload binds a generator again): `views` holds them
+-- weakly, so the caller keeps `kept` while g runs.
+local laid_out = setmetatable({}, { __mode = "k" })     -- generator -> { base, str, kept }
 local function buffers(g)
+  local known = laid_out[g]
+  if known then return known[1], known[2], known[3] end
   local id, kept = new_origin(nil, generator_seed[g])
   g:layout(Event.ud, id)
   local raw, str = g:raw()
@@ -343,6 +347,7 @@ local function buffers(g)
   kept.base = base
   local events, ptr = kept.event, Event.ptr
   for i = 0, 4095 do events[i] = cast(ptr, base + i * SLOTS) end
+  laid_out[g] = { base, str, kept }
   return base, str, kept
 end
 
@@ -353,6 +358,7 @@ function nexmark.filler(g, typed_records)
   local base, str, kept = buffers(g)
   local events = kept.event
   return function(batch, most)
+    local _ = kept                      -- held while the source runs (see buffers)
     local n = g:fill_raw(most, not typed_records)
     if typed_records then
       for i = 0, n - 1 do batch[i + 1] = events[i] end
@@ -370,7 +376,8 @@ end
 -- points record at g's buffer and returns fill(most) -> n, which fills the buffer only;
 -- the source calls it when it opens.
 function nexmark.maker(typed_records)
-  local base, str, events
+  -- kept: held while the source runs (see buffers), never read
+  local base, str, events, kept     -- luacheck: ignore 231
   local record
   if typed_records then
     record = function(i) return events[i - 1] end
@@ -378,7 +385,6 @@ function nexmark.maker(typed_records)
     record = function(i) return make(base, str, (i - 1) * SLOTS) end
   end
   local function bind(g)
-    local kept
     base, str, kept = buffers(g)
     events = kept.event
     local strings = not typed_records
