@@ -269,11 +269,19 @@ describe("gen:fill_raw", function()
     local ok, err = pcall(g.layout, g, nexmark.Bid.ud, 1)
     assert.is_false(ok)
     assert.matches("nexmark: the event schema has no record field auction", err)
-    local Other = sl.schema { bid = sl.schema { auction = "i64" }, auction = nexmark.Auction,
+    local bid = { auction = "i64", bidder = "f64", price = "f64", date_time = "f64",
+      channel = "string", url = "string", extra = "string" }
+    local Other = sl.schema { bid = sl.schema(bid), auction = nexmark.Auction,
       person = nexmark.Person }
     ok, err = pcall(g.layout, g, Other.ud, 1)
     assert.is_false(ok)
     assert.matches("nexmark: the event schema has no f64 field bid.auction", err)
+    bid.auction, bid.extra = "f64", nil
+    Other = sl.schema { bid = sl.schema(bid), auction = nexmark.Auction, person = nexmark.Person }
+    ok, err = pcall(g.layout, g, Other.ud, 1)
+    assert.is_false(ok)
+    assert.matches("nexmark: field person of the event schema is at slot 19, " ..
+      "nexmark_typed.c writes it at 20", err, 1, true)
     assert.has_error(function() g:layout(E.ud, 0) end,
       "nexmark: gen:layout: origin must be from 1 to 2^32 - 1")
   end)
