@@ -131,12 +131,31 @@ end
 -- them (schema.lua's: `e.type`, `e.bid.price`, `e.bid.channel` read as on tables, nothing
 -- allocated for an event a query only reads); else the tables made below from them. Every
 -- number is an f64, so reads give the doubles the table records hold.
-local Bid = schema.new { auction = "f64", bidder = "f64", price = "f64", date_time = "f64",
-  channel = "string", url = "string", extra = "string" }
-local Auction = schema.new { id = "f64", item_name = "string", description = "string",
+--
+-- A string is read from the cache of Lua strings of the generator whose pool it points
+-- into, by its number there (which the field keeps in `present`, nexmark_typed.h), rather
+-- than made from its bytes as sl.schema's records do: making a string per read (interning
+-- it, then collecting it) cost q21 a quarter more instructions. `caches`: origin (the len
+-- of a record's numbers) -> that cache.
+local caches = setmetatable({}, { __mode = "v" })
+
+-- A schema of flat fields whose strings read from `caches`.
+local function cached_strings(spec)
+  local names = {}
+  for name in pairs(spec) do names[#names + 1] = name end
+  table.sort(names)
+  local dt                      -- date_time's slot: its header's 0, then the sorted fields
+  for i, name in ipairs(names) do if name == "date_time" then dt = i end end
+  return schema.with_computed(spec, nil,
+    { read = "own[v.f[" .. dt .. "].len][v.f[%d].present]", own = caches })
+end
+
+local Bid = cached_strings { auction = "f64", bidder = "f64", price = "f64",
+  date_time = "f64", channel = "string", url = "string", extra = "string" }
+local Auction = cached_strings { id = "f64", item_name = "string", description = "string",
   initial_bid = "f64", reserve = "f64", date_time = "f64", expires = "f64", seller = "f64",
   category = "f64", extra = "string" }
-local Person = schema.new { id = "f64", name = "string", email_address = "string",
+local Person = cached_strings { id = "f64", name = "string", email_address = "string",
   credit_card = "string", city = "string", state = "string", date_time = "f64",
   extra = "string" }
 -- e.type: which record is present, computed where it is read (schema.with_computed): in a
@@ -242,16 +261,18 @@ end
 
 local cast, istype = ffi.cast, ffi.istype
 
--- The kept view of r, a view of kind k. (Counted in slots: LuaJIT compiles a pointer
--- difference only for power-of-two sizes.)
-local function kept_view(r, k)
-  local kept = views[r.f[k.dt].len]
+-- The kept view of r, a view of the kind named `name` (pointer type ptr) whose record
+-- starts at slot `at` of an event and has its date_time at slot dt. (Called with constants,
+-- which the JIT folds: a key it knows is a cheaper lookup. Counted in slots: LuaJIT
+-- compiles a pointer difference only for power-of-two sizes.)
+local function kept_view(r, dt, at, name, ptr)
+  local kept = views[r.f[dt].len]
   local off = cast(field_ptr, r) - kept.base
-  local made = kept[k.name]
-  local slot = (off - k.at) / SLOTS
+  local made = kept[name]
+  local slot = (off - at) / SLOTS
   local v = made[slot]
   if v == nil then
-    v = cast(k.ptr, kept.base + off)
+    v = cast(ptr, kept.base + off)
     made[slot] = v
   end
   return v
@@ -260,14 +281,20 @@ end
 -- The value to store for record r: a view's kept one (see `views`), else r itself.
 -- Inside a stage loop the reference r then needs no allocation. (No loop over the kinds:
 -- a loop here would end the trace of the stage's loop that calls it.)
-local K_EVENT, K_BID, K_AUCTION, K_PERSON = kinds[1], kinds[2], kinds[3], kinds[4]
 local EVENT_PTR, BID_PTR, AUCTION_PTR, PERSON_PTR = Event.ptr, Bid.ptr, Auction.ptr, Person.ptr
+local EVENT_DT, BID_DT, AUCTION_DT, PERSON_DT = kinds[1].dt, kinds[2].dt, kinds[3].dt,
+  kinds[4].dt
+local BID_AT, AUCTION_AT, PERSON_AT = AT.bid, AT.auction, AT.person
 local function keep(r)
   if type(r) ~= "cdata" then return r end
-  if istype(EVENT_PTR, r) then return kept_view(r, K_EVENT) end
-  if istype(BID_PTR, r) then return kept_view(r, K_BID) end
-  if istype(AUCTION_PTR, r) then return kept_view(r, K_AUCTION) end
-  if istype(PERSON_PTR, r) then return kept_view(r, K_PERSON) end
+  if istype(EVENT_PTR, r) then return kept_view(r, EVENT_DT, 0, "event", EVENT_PTR) end
+  if istype(BID_PTR, r) then return kept_view(r, BID_DT, BID_AT, "bid", BID_PTR) end
+  if istype(AUCTION_PTR, r) then
+    return kept_view(r, AUCTION_DT, AUCTION_AT, "auction", AUCTION_PTR)
+  end
+  if istype(PERSON_PTR, r) then
+    return kept_view(r, PERSON_DT, PERSON_AT, "person", PERSON_PTR)
+  end
   return r
 end
 nexmark.keep = keep
@@ -291,9 +318,19 @@ local SLOT = ffi.sizeof("sl_typed_field")
 local function new_receiver(seed, n, old)
   local cap = max(n, 4096 * SLOTS, old and old.cap * 2 or 0)
   local base = ffi.new("sl_typed_field[?]", cap)
-  local g = old and old.g or core.nexmark { seed = seed, events = 1 }
+  local g, cache = old and old.g, old and old.cache
+  if not g then
+    g = core.nexmark { seed = seed, events = 1 }
+    cache = setmetatable({}, { __index = function(t, k)
+      local s = g:pool_string(k)
+      t[k] = s
+      return s
+    end })
+  end
   local id, kept = new_origin(base, seed)
-  local r = { base = base, cap = cap, id = id, kept = kept, g = g, gp = g:pointer() }
+  caches[id], kept.str = cache, cache
+  local r = { base = base, cap = cap, id = id, kept = kept, g = g, gp = g:pointer(),
+    cache = cache }
   receivers[seed] = r
   return r
 end
@@ -344,7 +381,7 @@ local function buffers(g)
   g:layout(Event.ud, id)
   local raw, str = g:raw()
   local base = cast(field_ptr, raw)
-  kept.base = base
+  kept.base, kept.str, caches[id] = base, str, str
   local events, ptr = kept.event, Event.ptr
   for i = 0, 4095 do events[i] = cast(ptr, base + i * SLOTS) end
   laid_out[g] = { base, str, kept }
@@ -359,7 +396,7 @@ function nexmark.filler(g, typed_records)
   local events = kept.event
   return function(batch, most)
     local _ = kept                      -- held while the source runs (see buffers)
-    local n = g:fill_raw(most, not typed_records)
+    local n = g:fill_raw(most, true)
     if typed_records then
       for i = 0, n - 1 do batch[i + 1] = events[i] end
     else
@@ -387,8 +424,7 @@ function nexmark.maker(typed_records)
   local function bind(g)
     base, str, kept = buffers(g)
     events = kept.event
-    local strings = not typed_records
-    return function(most) return g:fill_raw(most, strings) end
+    return function(most) return g:fill_raw(most, true) end
   end
   return record, bind
 end

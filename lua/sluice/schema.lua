@@ -32,7 +32,7 @@ function schema.is(x) return getmetatable(x) == Schema end
 -- The Lua source of a view's __index for the fields of s: one test per field, which the
 -- JIT folds away for the constant key a script reads (r.price).
 local function index_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested = ...\n",
+  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n",
     "return function(v, k)\n" }
   for _, f in ipairs(s.fields) do
     local slot, get = f.slot
@@ -40,7 +40,8 @@ local function index_source(s)
     elseif f.type == "f64" then get = format("v.f[%d].v.f64", slot)
     elseif f.type == "bool" then get = format("v.f[%d].v.b ~= 0", slot)
     elseif f.type == "string" then
-      get = format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
+      get = s.strings and format(s.strings.read, slot)
+        or format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
     else get = format("cast(nested[%q].ptr, v.f + %d)", f.name, slot) end
     out[#out + 1] = format("  if k == %q then\n    if v.f[%d].present == 0 then return nil end\n"
       .. "    return %s\n  end\n", f.name, slot, get)
@@ -54,14 +55,16 @@ end
 
 -- The Lua source of to_table(v): a new table of the present fields of view v.
 local function table_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested = ...\n", "return function(v)\n",
+  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n", "return function(v)\n",
     "  local t, f = {}, v.f\n" }
   for _, f in ipairs(s.fields) do
     local slot, get = f.slot
     if f.type == "i64" then get = format("tonumber(f[%d].v.i64)", slot)
     elseif f.type == "f64" then get = format("f[%d].v.f64", slot)
     elseif f.type == "bool" then get = format("f[%d].v.b ~= 0", slot)
-    elseif f.type == "string" then get = format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
+    elseif f.type == "string" then
+      get = s.strings and format(s.strings.read, slot)
+        or format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
     else
       get = format("nested[%q].to_table(cast(nested[%q].ptr, f + %d))", f.name, f.name, slot)
     end
@@ -75,7 +78,8 @@ local function table_source(s)
 end
 
 local function compile(src, name, s)
-  return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested)
+  return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested,
+    s.strings and s.strings.own)
 end
 
 -- Makes the view type of s and registers it with typed.lua.
@@ -122,8 +126,11 @@ function schema.new(spec) return schema.with_computed(spec, nil) end
 -- For the host's own sources, not reachable from sl.schema: a schema whose views also
 -- have computed fields, computed = { name = "<Lua expression of the view v>" } ($field in
 -- it: that field's slot), read by __index and written by the table form; a view of it
--- reaches a sink as its table form. nexmark.lua's Event has `type` so.
-function schema.with_computed(spec, computed)
+-- reaches a sink as its table form. nexmark.lua's Event has `type` so. And `strings`,
+-- optional: { read = "<Lua expression of v; %d: a string field's slot>", own = a value the
+-- expression names `own` } reads the schema's string fields, in place of making each
+-- from its bytes (nexmark.lua's records read them from a cache of Lua strings).
+function schema.with_computed(spec, computed, strings)
   local m = "sl.schema()"
   if type(spec) ~= "table" then
     fail(format("%s: expected a table of field = type, got %s", m, type(spec)))
@@ -155,6 +162,7 @@ function schema.with_computed(spec, computed)
   s.types = {}
   for _, f in ipairs(s.fields) do s.types[f.name] = f.type end
   if computed then s.computed = computed_fields(s, computed) end
+  s.strings = strings
   make_views(s)
   return s
 end
