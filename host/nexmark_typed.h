@@ -8,12 +8,12 @@
  * so that a Nexmark view is a view of schema.lua like any other. nexmark_lua.c has the
  * events of gen:fill_raw written into such records; nexmark.lua reads them in place.
  *
- * Two things a Nexmark record holds that typed.h leaves open, both for its crossing
- * between workers (nexmark.lua):
+ * Two things a Nexmark record holds that typed.h leaves open (nexmark.lua uses them):
  * - a string field's `present` is the string's number in the generator's pool
- *   (sl_nexmark_str.pool, >= 1, so still "present"): its v.str points into the generator
- *   that made it, and a worker that receives the record points it into its own generator
- *   of the same seed, whose pool has the same bytes at the same number (sl_nexmark_adopt);
+ *   (sl_nexmark_str.pool, >= 1, so still "present"): Lua reads the string from the
+ *   generator's cache of Lua strings by it; and its v.str points into the generator that
+ *   made it, so a worker that receives the record points it into its own generator of the
+ *   same seed, whose pool has the same bytes at the same number (sl_nexmark_adopt);
  * - an f64 field's `len` (unused by typed.h for numbers) is the record's origin: a number
  *   the caller gives, the same in every record of one buffer, which says which generator
  *   the strings are from (nexmark.lua maps it to the seed).
