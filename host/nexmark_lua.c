@@ -28,6 +28,7 @@ typedef struct lnexmark {
     sl_typed_field *raw;        /* fill_raw's buffer: RAW_MAX records of lo.event, or NULL
                                    before gen:layout */
     uint8_t cached[SL_NEXMARK_POOL_SIZE];   /* which pooled strings the cache holds */
+    int32_t fresh[SL_NEXMARK_POOL_SIZE];    /* fill_raw's: the strings it puts in the cache */
 } lnexmark;
 
 /* The field names, in the order of the keys array of the environment. */
@@ -254,28 +255,6 @@ static int gen_layout(lua_State *L)
     return 0;
 }
 
-/* The strings of the event records recs[0, n) in the cache (at stack index si). */
-static void cache_strings(lua_State *L, lnexmark *x, int si, const sl_typed_field *recs, int n)
-{
-    const int *at = x->lo.at;
-    size_t size = (size_t)x->lo.event->nslots;
-
-    for (int i = 0; i < n; i++) {
-        const sl_typed_field *rec = recs + (size_t)i * size;
-        int from = SL_NX_P_NAME, to = SL_NX_P_EXTRA;
-
-        if (rec[at[SL_NX_BID]].present)
-            from = SL_NX_B_CHANNEL, to = SL_NX_B_EXTRA;
-        else if (rec[at[SL_NX_AUCTION]].present)
-            from = SL_NX_A_ITEM_NAME, to = SL_NX_A_EXTRA;
-        for (int f = from; f <= to; f++) {
-            const sl_typed_field *v = &rec[at[f]];
-            sl_nexmark_str str = {v->v.str, v->len, v->present};
-            cached(L, x, si, &str);
-        }
-    }
-}
-
 /* gen:fill_raw([max=1024 [, strings]]) -> n: the next n events (n <= 4096) in the raw
  * buffer (gen:raw()), for a caller that reads them in place or makes the records itself:
  * event i (from 0) in record i, as nexmark_typed.h writes them. strings: also puts every
@@ -284,19 +263,24 @@ static void cache_strings(lua_State *L, lnexmark *x, int si, const sl_typed_fiel
 static int gen_fill_raw(lua_State *L)
 {
     lnexmark *x = check_gen(L);
-    int max = (int)luaL_optinteger(L, 2, 1024), strings = lua_toboolean(L, 3), n;
+    int max = (int)luaL_optinteger(L, 2, 1024), strings = lua_toboolean(L, 3), n, nfresh = 0;
 
     if (x->raw == NULL)
         return luaL_error(L, "nexmark: gen:fill_raw before gen:layout");
     if (max > RAW_MAX)
         max = RAW_MAX;
-    n = sl_nexmark_typed_fill(&x->lo, x->g, &x->ev, x->raw, max);
-    if (strings) {
+    n = sl_nexmark_typed_fill(&x->lo, x->g, &x->ev, x->raw, max, strings ? x->cached : NULL,
+                              x->fresh, &nfresh);
+    if (nfresh > 0) {
         lua_settop(L, R_MAX);
         lua_getfenv(L, R_SELF);                         /* self max env */
         lua_rawgeti(L, -1, E_STRINGS);                  /* self max env strings */
         lua_replace(L, R_STRINGS);                      /* self max strings */
-        cache_strings(L, x, R_STRINGS, x->raw, n);
+        for (int i = 0; i < nfresh; i++) {
+            const sl_nexmark_str *str = sl_nexmark_pool_string(x->g, x->fresh[i]);
+            lua_pushlstring(L, str->s, str->len);
+            lua_rawseti(L, R_STRINGS, (int)str->pool);
+        }
     }
     lua_pushinteger(L, n);
     return 1;

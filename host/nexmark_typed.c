@@ -134,10 +134,17 @@ void sl_nexmark_typed_prepare(const sl_nexmark_layout *lo, sl_typed_field *recs,
 
 /* Writes ev into rec, a prepared record: the nested records' presence, and the fields of
  * the present one. */
-static inline void write_event(const sl_nexmark_event *ev, sl_typed_field *rec)
+static inline void write_event(const sl_nexmark_event *ev, sl_typed_field *rec,
+                               uint8_t *seen, int32_t *fresh, int *nfresh)
 {
 #define NUM(at, x) (rec[at].v.f64 = (double)(x))
-#define STR(at, x) (rec[at].v.str = (x).s, rec[at].len = (x).len, rec[at].present = (x).pool)
+#define STR(at, x) do { \
+        rec[at].v.str = (x).s, rec[at].len = (x).len, rec[at].present = (x).pool; \
+        if (seen != NULL && !seen[(x).pool]) { \
+            seen[(x).pool] = 1; \
+            fresh[(*nfresh)++] = (int32_t)(x).pool; \
+        } \
+    } while (0)
     rec[AT_AUCTION].present = ev->type == SL_NEXMARK_AUCTION;
     rec[AT_BID].present = ev->type == SL_NEXMARK_BID;
     rec[AT_PERSON].present = ev->type == SL_NEXMARK_PERSON;
@@ -178,13 +185,14 @@ static inline void write_event(const sl_nexmark_event *ev, sl_typed_field *rec)
 }
 
 int sl_nexmark_typed_fill(const sl_nexmark_layout *lo, sl_nexmark *g, sl_nexmark_event *ev,
-                          sl_typed_field *recs, int max)
+                          sl_typed_field *recs, int max, uint8_t *seen, int32_t *fresh,
+                          int *nfresh)
 {
     int n = 0;
 
     (void)lo;                   /* its slots are the constants above (layout_init checked) */
     while (n < max && sl_nexmark_next(g, ev)) {
-        write_event(ev, recs + (size_t)n * EVENT_SLOTS);
+        write_event(ev, recs + (size_t)n * EVENT_SLOTS, seen, fresh, nfresh);
         n++;
     }
     return n;

@@ -55,9 +55,13 @@ void sl_nexmark_typed_prepare(const sl_nexmark_layout *lo, sl_typed_field *recs,
 
 /* Writes the next events of g, at most max, into recs[0, max) (records prepared by
  * sl_nexmark_typed_prepare), event i into recs + i * lo->event->nslots; ev is scratch.
- * Returns how many: 0 when a bounded generator is done. */
+ * seen (SL_NEXMARK_POOL_SIZE flags, or NULL): the pool numbers of the strings met before;
+ * each string not seen yet is flagged and its number appended to fresh[*nfresh] (room for
+ * SL_NEXMARK_POOL_SIZE numbers: each is fresh once). Returns how many events: 0 when a
+ * bounded generator is done. */
 int sl_nexmark_typed_fill(const sl_nexmark_layout *lo, sl_nexmark *g, sl_nexmark_event *ev,
-                          sl_typed_field *recs, int max);
+                          sl_typed_field *recs, int max, uint8_t *seen, int32_t *fresh,
+                          int *nfresh);
 
 /* ---- FFI door (lua/sluice/host.lua declares it; nexmark.lua calls it per batch) -------- */
 
