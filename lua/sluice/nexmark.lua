@@ -382,8 +382,12 @@ local function buffers(g)
   local raw, str = g:raw()
   local base = cast(field_ptr, raw)
   kept.base, kept.str, caches[id] = base, str, str
-  local events, ptr = kept.event, Event.ptr
-  for i = 0, 4095 do events[i] = cast(ptr, base + i * SLOTS) end
+  -- every kept view made now, so that a stage's loop never meets one still to make (the
+  -- JIT would compile that branch if it met it first, and take a side exit ever after)
+  for _, k in ipairs(kinds) do
+    local made, ptr, at = kept[k.name], k.ptr, k.at
+    for i = 0, 4095 do made[i] = cast(ptr, base + i * SLOTS + at) end
+  end
   laid_out[g] = { base, str, kept }
   return base, str, kept
 end
