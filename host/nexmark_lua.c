@@ -1,29 +1,34 @@
 /* nexmark_lua.c -- core.nexmark{...}: the Lua object over the generator of nexmark.c.
  *
- * The userdata holds the generator, one event to fill, and the raw buffer of fill_raw.
- * Its environment table holds the field names as Lua strings (pushing a cached name and
- * lua_rawset skips hashing it for every field of every record) and the cache of pooled
- * strings, an array by pool number that fill and fill_raw complete as they meet them.
+ * The userdata holds the generator, one event to fill, and the raw buffer of fill_raw:
+ * records of the Event schema nexmark.lua declares (nexmark_typed.h), set up by
+ * gen:layout. Its environment table holds the field names as Lua strings (pushing a cached
+ * name and lua_rawset skips hashing it for every field of every record), the cache of
+ * pooled strings, an array by pool number that fill and fill_raw complete as they meet
+ * them, and the schema of the raw buffer's records (so that it outlives them).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
+#include "codec.h"
 #include "nexmark.h"
 #include "nexmark_lua.h"
-#include "nexmark_view.h"
+#include "nexmark_typed.h"
+#include "typed_lua.h"
 #include "vm.h"
 
 #define NEXMARK_MT "sluice.nexmark"
-
-/* Lua reads a slot as 12 doubles (nexmark.lua's offsets, and its typed views' pointers). */
-_Static_assert(sizeof(sl_nexmark_event_view) == 12 * sizeof(double),
-               "a slot of the raw buffer is 12 doubles");
+#define RAW_MAX 4096            /* records in the raw buffer: most events per fill_raw */
 
 typedef struct lnexmark {
     sl_nexmark *g;
     sl_nexmark_event ev;
-    sl_nexmark_event_view raw[SL_NEXMARK_RAW_MAX];      /* fill_raw's buffer */
+    sl_nexmark_layout lo;
+    sl_typed_field *raw;        /* fill_raw's buffer: RAW_MAX records of lo.event, or NULL
+                                   before gen:layout */
     uint8_t cached[SL_NEXMARK_POOL_SIZE];   /* which pooled strings the cache holds */
+    int32_t fresh[SL_NEXMARK_POOL_SIZE];    /* fill_raw's: the strings it puts in the cache */
 } lnexmark;
 
 /* The field names, in the order of the keys array of the environment. */
@@ -40,7 +45,7 @@ static const char *const key_names[K_COUNT] = {"type", "person", "auction", "bid
 /* Stack slots while filling: fill's, and fill_raw's. */
 enum { S_SELF = 1, S_BATCH, S_MAX, S_KEYS, S_STRINGS };
 enum { R_SELF = 1, R_MAX, R_STRINGS };
-enum { E_KEYS = 1, E_STRINGS };
+enum { E_KEYS = 1, E_STRINGS, E_SCHEMA };
 
 static lnexmark *check_gen(lua_State *L)
 {
@@ -83,6 +88,7 @@ int sl_nexmark_lua_new(lua_State *L)
     cfg.hot_bidder_ratio = (int)opt_num(L, 1, "hot_bidder_ratio", cfg.hot_bidder_ratio);
     x = lua_newuserdata(L, sizeof *x);                  /* t x */
     x->g = NULL;
+    x->raw = NULL;
     memset(x->cached, 0, sizeof x->cached);
     luaL_getmetatable(L, NEXMARK_MT);
     lua_setmetatable(L, -2);
@@ -108,6 +114,8 @@ static int gen_gc(lua_State *L)
     lnexmark *x = luaL_checkudata(L, 1, NEXMARK_MT);
     sl_nexmark_free(x->g);
     x->g = NULL;
+    free(x->raw);
+    x->raw = NULL;
     return 0;
 }
 
@@ -221,77 +229,85 @@ static int gen_fill(lua_State *L)
     return 1;
 }
 
-/* gen:fill_raw([max=1024]) -> n: the next n events (n <= 4096) in the raw buffer
- * (gen:raw()), for a caller that makes the records itself: event i (from 0) in slot i, as
- * nexmark_view.h lays it out, strings as their numbers in the cache of pooled strings. A
- * slot's cache_ is left to the caller. */
+/* gen:layout(schema, origin): the records of fill_raw's buffer are of schema, the
+ * Event schema of nexmark_typed.h (raises naming what it lacks), each number's len is
+ * origin (a whole number from 1 to 2^32 - 1 that the caller picks). Once per generator. */
+static int gen_layout(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    const sl_schema *s = sl_schema_check(L, 2);
+    lua_Number origin = luaL_checknumber(L, 3);
+    char err[SL_CODEC_ERRLEN];
+
+    if (x->raw != NULL)
+        return luaL_error(L, "nexmark: gen:layout: the generator has its layout already");
+    if (!(origin >= 1 && origin <= 4294967295.0))
+        return luaL_error(L, "nexmark: gen:layout: origin must be from 1 to 2^32 - 1");
+    if (sl_nexmark_layout_init(&x->lo, s, err) != 0)
+        return luaL_error(L, "%s", err);
+    x->raw = malloc((size_t)RAW_MAX * (size_t)s->nslots * sizeof *x->raw);
+    if (x->raw == NULL)
+        return luaL_error(L, "nexmark: gen:layout: out of memory");
+    sl_nexmark_typed_prepare(&x->lo, x->raw, RAW_MAX, (uint32_t)origin);
+    lua_getfenv(L, 1);                                  /* self schema origin env */
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, E_SCHEMA);
+    return 0;
+}
+
+/* gen:fill_raw([max=1024 [, strings]]) -> n: the next n events (n <= 4096) in the raw
+ * buffer (gen:raw()), for a caller that reads them in place or makes the records itself:
+ * event i (from 0) in record i, as nexmark_typed.h writes them. strings: also puts every
+ * string of them in the cache of pooled strings (by its number, a string field's present).
+ */
 static int gen_fill_raw(lua_State *L)
 {
     lnexmark *x = check_gen(L);
-    int max = (int)luaL_optinteger(L, 2, 1024), n = 0;
+    int max = (int)luaL_optinteger(L, 2, 1024), strings = lua_toboolean(L, 3), n, nfresh = 0;
 
-    lua_settop(L, R_MAX);
-    lua_getfenv(L, R_SELF);                             /* self max env */
-    lua_rawgeti(L, -1, E_STRINGS);                      /* self max env strings */
-    lua_replace(L, R_STRINGS);                          /* self max strings */
-    if (max > SL_NEXMARK_RAW_MAX)
-        max = SL_NEXMARK_RAW_MAX;
-    while (n < max && sl_nexmark_next(x->g, &x->ev)) {
-        const sl_nexmark_event *ev = &x->ev;
-        sl_nexmark_event_view *o = &x->raw[n++];
-        o->type_ = ev->type;
-        if (ev->type == SL_NEXMARK_BID) {
-            const sl_nexmark_bid *b = &ev->u.bid;
-            sl_nexmark_bid_view *v = &o->u.bid_;
-            v->date_time = (double)ev->date_time;
-            v->auction = (double)b->auction;
-            v->bidder = (double)b->bidder;
-            v->price = (double)b->price;
-            v->channel_ = cached(L, x, R_STRINGS, &b->channel);
-            v->url_ = cached(L, x, R_STRINGS, &b->url);
-            v->extra_ = cached(L, x, R_STRINGS, &b->extra);
-        } else if (ev->type == SL_NEXMARK_AUCTION) {
-            const sl_nexmark_auction *a = &ev->u.auction;
-            sl_nexmark_auction_view *v = &o->u.auction_;
-            v->date_time = (double)ev->date_time;
-            v->id = (double)a->id;
-            v->item_name_ = cached(L, x, R_STRINGS, &a->item_name);
-            v->description_ = cached(L, x, R_STRINGS, &a->description);
-            v->initial_bid = (double)a->initial_bid;
-            v->reserve = (double)a->reserve;
-            v->expires = (double)a->expires;
-            v->seller = (double)a->seller;
-            v->category = (double)a->category;
-            v->extra_ = cached(L, x, R_STRINGS, &a->extra);
-        } else {
-            const sl_nexmark_person *p = &ev->u.person;
-            sl_nexmark_person_view *v = &o->u.person_;
-            v->date_time = (double)ev->date_time;
-            v->id = (double)p->id;
-            v->name_ = cached(L, x, R_STRINGS, &p->name);
-            v->email_address_ = cached(L, x, R_STRINGS, &p->email_address);
-            v->credit_card_ = cached(L, x, R_STRINGS, &p->credit_card);
-            v->city_ = cached(L, x, R_STRINGS, &p->city);
-            v->state_ = cached(L, x, R_STRINGS, &p->state);
-            v->extra_ = cached(L, x, R_STRINGS, &p->extra);
+    if (x->raw == NULL)
+        return luaL_error(L, "nexmark: gen:fill_raw before gen:layout");
+    if (max > RAW_MAX)
+        max = RAW_MAX;
+    n = sl_nexmark_typed_fill(&x->lo, x->g, &x->ev, x->raw, max, strings ? x->cached : NULL,
+                              x->fresh, &nfresh);
+    if (nfresh > 0) {
+        lua_settop(L, R_MAX);
+        lua_getfenv(L, R_SELF);                         /* self max env */
+        lua_rawgeti(L, -1, E_STRINGS);                  /* self max env strings */
+        lua_replace(L, R_STRINGS);                      /* self max strings */
+        for (int i = 0; i < nfresh; i++) {
+            const sl_nexmark_str *str = sl_nexmark_pool_string(x->g, x->fresh[i]);
+            lua_pushlstring(L, str->s, str->len);
+            lua_rawseti(L, R_STRINGS, (int)str->pool);
         }
     }
     lua_pushinteger(L, n);
     return 1;
 }
 
-/* gen:raw() -> buffer, strings: the raw buffer of fill_raw (a light userdata: 4096 slots
- * of nexmark_view.h, owned by gen and valid while it lives; read it with ffi.cast) and the
- * cache of pooled strings (an array). */
+/* gen:raw() -> buffer, strings: the raw buffer of fill_raw (a light userdata: 4096
+ * records of the layout's schema, owned by gen and valid while it lives; read it with
+ * ffi.cast) and the cache of pooled strings (an array). */
 static int gen_raw(lua_State *L)
 {
     lnexmark *x = check_gen(L);
 
+    if (x->raw == NULL)
+        return luaL_error(L, "nexmark: gen:raw before gen:layout");
     lua_pushlightuserdata(L, x->raw);
     lua_getfenv(L, 1);                                  /* gen raw env */
     lua_rawgeti(L, -1, E_STRINGS);                      /* gen raw env strings */
     lua_remove(L, -2);
     return 2;
+}
+
+/* gen:pointer() -> the sl_nexmark, as a light userdata (for sl_nexmark_adopt), valid while
+ * gen lives */
+static int gen_pointer(lua_State *L)
+{
+    lua_pushlightuserdata(L, check_gen(L)->g);
+    return 1;
 }
 
 /* gen:position() -> the number of the next event (0 at the start) */
@@ -371,6 +387,8 @@ static const luaL_Reg gen_methods[] = {
     {"fill", gen_fill},
     {"fill_raw", gen_fill_raw},
     {"raw", gen_raw},
+    {"layout", gen_layout},
+    {"pointer", gen_pointer},
     {"position", gen_position},
     {"seek", gen_seek},
     {"time_of", gen_time_of},

@@ -15,7 +15,8 @@ int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, in
                       const double *t, const double *w, const uint8_t *owner, int nworkers,
                       int me, uint8_t *const *out, int32_t *count, int32_t *mine)
 {
-    double origin = 0, key;
+    uint64_t origin = 0;
+    double key;
     size_t records = (size_t)n * (size_t)size;
 
     for (int to = 0; to < nworkers; to++)
@@ -29,7 +30,7 @@ int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, in
         int to, j;
 
         if (origin_at >= 0) {
-            double o;
+            uint64_t o;         /* compared as bytes: any 8 bytes can say the origin */
 
             memcpy(&o, r + origin_at, sizeof o);
             if (o != origin)

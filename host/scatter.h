@@ -15,7 +15,7 @@
  * worker's go to out[to], which has room for n records of size + 16 bytes: its records'
  * bytes, in order, then, when t and w are given (event times and watermarks, n of each),
  * their times, then their watermarks, as doubles. count[to] is set to how many each got.
- * Records are of one origin when the double at byte origin_at is the same in all (a
+ * Records are of one origin when the 8 bytes at byte origin_at are the same in all (a
  * negative origin_at: no check). Returns 0, or -1 when they are not: then nothing written
  * is usable. */
 int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, int origin_at,

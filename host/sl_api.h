@@ -20,7 +20,7 @@
 /* ---- FFI door ---------------------------------------------------------------------- */
 
 #include "prims.h"          /* timer heap, window arithmetic, accumulators, sketches */
-#include "nexmark_view.h"   /* a slot of core.nexmark's raw buffer (gen:fill_raw) */
+#include "nexmark_typed.h"  /* Nexmark's events as typed records (gen:fill_raw) */
 #include "scatter.h"        /* typed records split among workers by key group */
 #include "typed.h"          /* the slots of typed records of a schema (sl.schema) */
 
@@ -277,13 +277,17 @@ int sl_guard_enter(int id);
  *   gen:fill(batch [, max=1024]) -> n   batch[1..n] = the next n events as new records
  *                               {type="bid", bid={auction=, ...}} (batch[n+1] = nil);
  *                               0 when a bounded generator is done
- *   gen:fill_raw([max=1024]) -> n   the next n (<= 4096) events as numbers in the raw
- *                               buffer, 12 per event, strings as their index in the string
- *                               cache (layout in nexmark_view.h); lua/sluice/nexmark.lua
- *                               makes the records from it in a JIT-compiled loop
- *   gen:raw() -> buffer, strings   the raw buffer (light userdata: sl_nexmark_event_view
- *                               slots, owned by gen; read with ffi.cast) and the cache (an
- *                               array of strings)
+ *   gen:layout(schema, origin)  the raw buffer's records are of schema, nexmark.lua's
+ *                               Event (nexmark_typed.h), their numbers' len origin; once
+ *   gen:fill_raw([max=1024 [, strings]]) -> n   the next n (<= 4096) events as records
+ *                               of the layout's schema in the raw buffer (strings: also
+ *                               in the string cache); lua/sluice/nexmark.lua reads them in
+ *                               place, or makes the table records from them in a
+ *                               JIT-compiled loop
+ *   gen:raw() -> buffer, strings   the raw buffer (light userdata: sl_typed_field slots,
+ *                               owned by gen; read with ffi.cast) and the cache (an array
+ *                               of strings, by pool number)
+ *   gen:pointer() -> the generator (light userdata) for sl_nexmark_adopt
  *   gen:position() -> next event number; gen:seek(n); gen:time_of(n) -> its event time
  *
  * core.pid, core.uid            this process's id and effective user id

@@ -68,33 +68,16 @@ size_t sl_quantile_size(const sl_quantile *sk);
 size_t sl_quantile_save(const sl_quantile *sk, char *out);
 sl_quantile *sl_quantile_load(const char *buf, size_t len);
 
-/* host/nexmark_view.h: a slot of core.nexmark's raw buffer, as nexmark.lua's typed views */
-typedef struct sl_nexmark_bid_view {
-  double date_time, auction, bidder, price, channel_, url_, extra_, unused_[3], cache_;
-} sl_nexmark_bid_view;
-typedef struct sl_nexmark_auction_view {
-  double date_time, id, item_name_, description_, initial_bid, reserve, expires, seller,
-    category, extra_, cache_;
-} sl_nexmark_auction_view;
-typedef struct sl_nexmark_person_view {
-  double date_time, id, name_, email_address_, credit_card_, city_, state_, extra_,
-    unused_[2], cache_;
-} sl_nexmark_person_view;
-typedef struct sl_nexmark_event_view {
-  double type_;
-  union {
-    sl_nexmark_bid_view bid_;
-    sl_nexmark_auction_view auction_;
-    sl_nexmark_person_view person_;
-  } u;
-} sl_nexmark_event_view;
-
 /* host/typed.h: the slots of typed records (schema.lua's views) */
 typedef struct sl_typed_field {
   union { double f64; int64_t i64; int64_t b; const char *str; const struct sl_schema *schema; } v;
   uint32_t len;
   uint32_t present;
 } sl_typed_field;
+
+/* host/nexmark_typed.h: Nexmark's records from another worker made this worker's */
+int sl_nexmark_adopt(const struct sl_nexmark *g, const struct sl_schema *s,
+                     sl_typed_field *recs, int n, uint32_t origin);
 
 /* host/prims.h: key groups */
 enum { SL_KEY_GROUPS = 128 };

@@ -4,12 +4,14 @@
 -- from a libuv idle handle, a batch per loop turn, each batch filled in C by the host's
 -- generator (core.nexmark: host/nexmark_lua.c over host/nexmark.c). Records are
 -- {type="bid", bid={...}} (and "person", "auction"), or with typed=true views of the same
--- fields (typed.lua); event n has event time first_time + n * 1000 / rate ms. Fed to one stage, the source runs
--- inside that stage's loop (runtime.lua), which makes each record where it reads it.
+-- fields (records of the schemas below: schema.lua, typed.lua); event n has event time
+-- first_time + n * 1000 / rate ms. Fed to one stage, the source runs inside that stage's
+-- loop (runtime.lua), which makes each record where it reads it.
 local ffi = require "ffi"
 local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
+local schema = require "sluice.schema"
 local typed = require "sluice.typed"
 
 local core = host.core
@@ -121,144 +123,201 @@ function nexmark.merge_positions(list)
   return { classes = classes }
 end
 
--- The records of the events C wrote to gen's raw buffer (gen:fill_raw, layout in
--- host/nexmark_view.h): the bid, auction or person of the event at raw[o..o+11], where num
--- is the buffer as doubles and str the cache of pooled strings. Constant shapes, so each
--- table is one template copy.
-local function bid_table(num, str, o)
-  return { auction = num[o + 2], bidder = num[o + 3], price = num[o + 4],
-    channel = str[num[o + 5]], url = str[num[o + 6]], date_time = num[o + 1],
-    extra = str[num[o + 7]] }
-end
-local function auction_table(num, str, o)
-  return { id = num[o + 2], item_name = str[num[o + 3]], description = str[num[o + 4]],
-    initial_bid = num[o + 5], reserve = num[o + 6], date_time = num[o + 1],
-    expires = num[o + 7], seller = num[o + 8], category = num[o + 9],
-    extra = str[num[o + 10]] }
-end
-local function person_table(num, str, o)
-  return { id = num[o + 2], name = str[num[o + 3]], email_address = str[num[o + 4]],
-    credit_card = str[num[o + 5]], city = str[num[o + 6]], state = str[num[o + 7]],
-    date_time = num[o + 1], extra = str[num[o + 8]] }
+-- ---- the records: of the schemas below ------------------------------------------------
+--
+-- Every event is a record of Event (sl.schema's machinery, schema.lua): C writes them
+-- into the generator's raw buffer (gen:fill_raw, host/nexmark_typed.h), one record per
+-- event, its bid, auction or person present. With typed=true the source hands on views of
+-- them (schema.lua's: `e.type`, `e.bid.price`, `e.bid.channel` read as on tables, nothing
+-- allocated for an event a query only reads); else the tables made below from them. Every
+-- number is an f64, so reads give the doubles the table records hold.
+--
+-- A string is read from the cache of Lua strings of the generator whose pool it points
+-- into, by its number there (which the field keeps in `present`, nexmark_typed.h), rather
+-- than made from its bytes as sl.schema's records do: making a string per read (interning
+-- it, then collecting it) cost q21 a quarter more instructions. `caches`: origin (the len
+-- of a record's numbers) -> that cache.
+local caches = setmetatable({}, { __mode = "v" })
+
+-- A schema of flat fields whose strings read from `caches`.
+local function cached_strings(spec)
+  local names = {}
+  for name in pairs(spec) do names[#names + 1] = name end
+  table.sort(names)
+  local dt                      -- date_time's slot: its header's 0, then the sorted fields
+  for i, name in ipairs(names) do if name == "date_time" then dt = i end end
+  return schema.with_computed(spec, nil,
+    { read = "own[v.f[" .. dt .. "].len][v.f[%d].present]", own = caches })
 end
 
--- The record {type=..., <type>={...}} of the event at raw[o]. Inside a fused stage loop
+local Bid = cached_strings { auction = "f64", bidder = "f64", price = "f64",
+  date_time = "f64", channel = "string", url = "string", extra = "string" }
+local Auction = cached_strings { id = "f64", item_name = "string", description = "string",
+  initial_bid = "f64", reserve = "f64", date_time = "f64", expires = "f64", seller = "f64",
+  category = "f64", extra = "string" }
+local Person = cached_strings { id = "f64", name = "string", email_address = "string",
+  credit_card = "string", city = "string", state = "string", date_time = "f64",
+  extra = "string" }
+-- e.type: which record is present, computed where it is read (schema.with_computed): in a
+-- compiled loop `e.type == "bid"` is one test of the bid's presence, which `e.bid` shares.
+local Event = schema.with_computed({ bid = Bid, auction = Auction, person = Person }, {
+  type = "v.f[$bid].present ~= 0 and 'bid' or v.f[$auction].present ~= 0 and 'auction'"
+    .. " or v.f[$person].present ~= 0 and 'person' or nil" })
+nexmark.Event, nexmark.Bid, nexmark.Auction, nexmark.Person = Event, Bid, Auction, Person
+
+local function slot_of(s, name)
+  for _, f in ipairs(s.fields) do
+    if f.name == name then return f.slot end
+  end
+  error("nexmark: no field " .. name)
+end
+
+local SLOTS = Event.nslots                      -- slots of one event
+local AT = { event = 0, bid = slot_of(Event, "bid"), auction = slot_of(Event, "auction"),
+  person = slot_of(Event, "person") }           -- where each kind's record starts
+
+-- The table records, made from the raw buffer (f: its slots; str: the cache of pooled
+-- strings, by the number a string field holds in `present`; o: the event's first slot).
+-- Constant shapes, so each table is one template copy; and a string is a load from the
+-- cache, not a string made from its bytes.
+local B, A, P = {}, {}, {}                      -- field -> its slot in an event
+for _, f in ipairs(Bid.fields) do B[f.name] = AT.bid + f.slot end
+for _, f in ipairs(Auction.fields) do A[f.name] = AT.auction + f.slot end
+for _, f in ipairs(Person.fields) do P[f.name] = AT.person + f.slot end
+local B_AUCTION, B_BIDDER, B_PRICE, B_CHANNEL, B_URL, B_DATE_TIME, B_EXTRA = B.auction,
+  B.bidder, B.price, B.channel, B.url, B.date_time, B.extra
+local A_ID, A_ITEM_NAME, A_DESCRIPTION, A_INITIAL_BID, A_RESERVE, A_DATE_TIME, A_EXPIRES,
+  A_SELLER, A_CATEGORY, A_EXTRA = A.id, A.item_name, A.description, A.initial_bid, A.reserve,
+  A.date_time, A.expires, A.seller, A.category, A.extra
+local P_ID, P_NAME, P_EMAIL, P_CARD, P_CITY, P_STATE, P_DATE_TIME, P_EXTRA = P.id, P.name,
+  P.email_address, P.credit_card, P.city, P.state, P.date_time, P.extra
+local EB, EA = AT.bid, AT.auction
+
+local function bid_table(f, str, o)
+  return { auction = f[o + B_AUCTION].v.f64, bidder = f[o + B_BIDDER].v.f64,
+    price = f[o + B_PRICE].v.f64, channel = str[f[o + B_CHANNEL].present],
+    url = str[f[o + B_URL].present], date_time = f[o + B_DATE_TIME].v.f64,
+    extra = str[f[o + B_EXTRA].present] }
+end
+local function auction_table(f, str, o)
+  return { id = f[o + A_ID].v.f64, item_name = str[f[o + A_ITEM_NAME].present],
+    description = str[f[o + A_DESCRIPTION].present], initial_bid = f[o + A_INITIAL_BID].v.f64,
+    reserve = f[o + A_RESERVE].v.f64, date_time = f[o + A_DATE_TIME].v.f64,
+    expires = f[o + A_EXPIRES].v.f64, seller = f[o + A_SELLER].v.f64,
+    category = f[o + A_CATEGORY].v.f64, extra = str[f[o + A_EXTRA].present] }
+end
+local function person_table(f, str, o)
+  return { id = f[o + P_ID].v.f64, name = str[f[o + P_NAME].present],
+    email_address = str[f[o + P_EMAIL].present], credit_card = str[f[o + P_CARD].present],
+    city = str[f[o + P_CITY].present], state = str[f[o + P_STATE].present],
+    date_time = f[o + P_DATE_TIME].v.f64, extra = str[f[o + P_EXTRA].present] }
+end
+
+-- The record {type=..., <type>={...}} of the event at slot o. Inside a fused stage loop
 -- (see nexmark.maker) LuaJIT sinks the outer table when the query only reads it.
-local function make(num, str, o)
-  local t = num[o]
-  if t == 3 then return { type = "bid", bid = bid_table(num, str, o) } end
-  if t == 2 then return { type = "auction", auction = auction_table(num, str, o) } end
-  return { type = "person", person = person_table(num, str, o) }
+local function make(f, str, o)
+  if f[o + EB].present ~= 0 then return { type = "bid", bid = bid_table(f, str, o) } end
+  if f[o + EA].present ~= 0 then
+    return { type = "auction", auction = auction_table(f, str, o) }
+  end
+  return { type = "person", person = person_table(f, str, o) }
 end
 
 -- ---- typed records ------------------------------------------------------------------
 --
--- With typed=true a record is a view of its 12 numbers in the raw buffer (typed.lua):
--- `e.type`, `e.bid.price`, `e.bid.channel` read as they do on tables, but nothing is
--- allocated for an event a query only reads. The view structs are the layout itself
--- (host/nexmark_view.h, declared in host.lua's cdef): the event view is the whole slot; a
--- bid, auction or person view starts at its date_time (raw[o + 1]). A string field holds
--- its number in the string cache, and slot 11 (cache_), which no event uses, the number of
--- the generator whose cache it is (`caches`); its name with a trailing _ is the number,
--- without it the string.
-
--- generator number -> its cache of pooled strings, for as long as the generator lives
-local caches, ncaches = setmetatable({}, { __mode = "v" }), 0
-local double_ptr, bytes_ptr = ffi.typeof("double *"), ffi.typeof("uint8_t *")
-local event_ct, bid_ct = ffi.typeof("sl_nexmark_event_view"), ffi.typeof("sl_nexmark_bid_view")
-local auction_ct = ffi.typeof("sl_nexmark_auction_view")
-local person_ct = ffi.typeof("sl_nexmark_person_view")
-local event_ptr = ffi.typeof("sl_nexmark_event_view *")
-local bid_ptr = ffi.typeof("sl_nexmark_bid_view *")
-local auction_ptr = ffi.typeof("sl_nexmark_auction_view *")
-local person_ptr = ffi.typeof("sl_nexmark_person_view *")
-
 -- A view is a cdata reference, which costs nothing where a loop only reads it (LuaJIT
 -- sinks it) but an allocation and its collection where it is stored: a record handed on
 -- in a batch (q0's events, the bids q5 and q7 hand to their windows). So what is stored
--- is a pointer made once per slot of the generator's buffer and kept, since the buffer
--- never moves and each batch refills it (keep, below). generator number -> { num = the
--- buffer as doubles, event = {}, bid = {}, auction = {}, person = {} }, kept views by slot.
+-- is a view made once per record of a buffer and kept, since a buffer never moves and
+-- each batch refills it (keep, below). A buffer is found by its origin, the number C
+-- writes in the len of every number field of its records (nexmark_typed.h): `views`
+-- holds, by origin, { base = the buffer's slots, event = {}, bid = {}, auction = {},
+-- person = {} }, the kept views by record.
+local field_ptr, bytes_ptr = ffi.typeof("sl_typed_field *"), ffi.typeof("uint8_t *")
 local views = setmetatable({}, { __mode = "v" })
+local seeds = {}                -- origin -> the seed of its generator (whose strings)
+local norigins = 0
 
--- The kept `kind` view (pointer type ct) of the event of `view`, a view `back` numbers
--- into its slot, made the first time it is asked for.
-local function kept_view(view, back, kind, ct)
-  local num = ffi.cast(double_ptr, view) - back
-  local gv = views[num[11]]
-  -- (counted in doubles: LuaJIT compiles a pointer difference only for power-of-two sizes)
-  local slot = (num - gv.num) / 12
-  local made = gv[kind]
+-- The kinds of view, each a record of its schema that starts at slot `at` of an event;
+-- `dt`: its date_time slot, whose len is the origin.
+local kinds = {}
+for _, k in ipairs { { "event", Event }, { "bid", Bid }, { "auction", Auction },
+  { "person", Person } } do
+  local name, s = k[1], k[2]
+  local at = AT[name]
+  kinds[#kinds + 1] = { name = name, s = s, ptr = s.ptr, at = at,
+    dt = name == "event" and EB + slot_of(Bid, "date_time") or slot_of(s, "date_time") }
+end
+
+-- A new origin for buffer base (slots) of a generator of `seed`: its number, and the
+-- table of its kept views.
+local function new_origin(base, seed)
+  norigins = norigins + 1
+  local kept = { base = base, event = {}, bid = {}, auction = {}, person = {} }
+  views[norigins] = kept
+  seeds[norigins] = seed
+  return norigins, kept
+end
+
+local cast, istype = ffi.cast, ffi.istype
+
+-- The kept view of r, a view of the kind named `name` (pointer type ptr) whose record
+-- starts at slot `at` of an event and has its date_time at slot dt. (Called with constants,
+-- which the JIT folds: a key it knows is a cheaper lookup. Counted in slots: LuaJIT
+-- compiles a pointer difference only for power-of-two sizes.)
+local function kept_view(r, dt, at, name, ptr)
+  local kept = views[r.f[dt].len]
+  local off = cast(field_ptr, r) - kept.base
+  local made = kept[name]
+  local slot = (off - at) / SLOTS
   local v = made[slot]
   if v == nil then
-    v = ffi.cast(ct, num + back)
+    v = cast(ptr, kept.base + off)
     made[slot] = v
   end
   return v
 end
 
-ffi.metatype("sl_nexmark_bid_view", { __index = function(b, k)
-  if k == "channel" then return caches[b.cache_][b.channel_] end
-  if k == "url" then return caches[b.cache_][b.url_] end
-  if k == "extra" then return caches[b.cache_][b.extra_] end
-  return nil
-end })
-ffi.metatype("sl_nexmark_auction_view", { __index = function(a, k)
-  if k == "item_name" then return caches[a.cache_][a.item_name_] end
-  if k == "description" then return caches[a.cache_][a.description_] end
-  if k == "extra" then return caches[a.cache_][a.extra_] end
-  return nil
-end })
-ffi.metatype("sl_nexmark_person_view", { __index = function(p, k)
-  local cache = caches[p.cache_]
-  if k == "name" then return cache[p.name_] end
-  if k == "email_address" then return cache[p.email_address_] end
-  if k == "credit_card" then return cache[p.credit_card_] end
-  if k == "city" then return cache[p.city_] end
-  if k == "state" then return cache[p.state_] end
-  if k == "extra" then return cache[p.extra_] end
-  return nil
-end })
--- e.type compares the kind with constants rather than reading a table of names: in a
--- compiled loop `e.type == "bid"` is then one guard on type_, which `e.bid` shares.
-ffi.metatype("sl_nexmark_event_view", { __index = function(e, k)
-  local t = e.type_
-  if k == "type" then
-    if t == 3 then return "bid" end
-    if t == 2 then return "auction" end
-    if t == 1 then return "person" end
-    return nil
+-- The value to store for record r: a view's kept one (see `views`), else r itself.
+-- Inside a stage loop the reference r then needs no allocation. (No loop over the kinds:
+-- a loop here would end the trace of the stage's loop that calls it.)
+local EVENT_PTR, BID_PTR, AUCTION_PTR, PERSON_PTR = Event.ptr, Bid.ptr, Auction.ptr, Person.ptr
+local EVENT_DT, BID_DT, AUCTION_DT, PERSON_DT = kinds[1].dt, kinds[2].dt, kinds[3].dt,
+  kinds[4].dt
+local BID_AT, AUCTION_AT, PERSON_AT = AT.bid, AT.auction, AT.person
+local function keep(r)
+  if type(r) ~= "cdata" then return r end
+  if istype(EVENT_PTR, r) then return kept_view(r, EVENT_DT, 0, "event", EVENT_PTR) end
+  if istype(BID_PTR, r) then return kept_view(r, BID_DT, BID_AT, "bid", BID_PTR) end
+  if istype(AUCTION_PTR, r) then
+    return kept_view(r, AUCTION_DT, AUCTION_AT, "auction", AUCTION_PTR)
   end
-  if k == "bid" then if t == 3 then return e.u.bid_ end return nil end
-  if k == "auction" then if t == 2 then return e.u.auction_ end return nil end
-  if k == "person" then if t == 1 then return e.u.person_ end return nil end
-  return nil
-end })
-
--- The table forms: a view's numbers, read as the raw buffer they are.
-local function table_of(view, back, to_table)
-  local num = ffi.cast(double_ptr, view) - back
-  return to_table(num, caches[num[11]], 0)
+  if istype(PERSON_PTR, r) then
+    return kept_view(r, PERSON_DT, PERSON_AT, "person", PERSON_PTR)
+  end
+  return r
 end
+nexmark.keep = keep
 
--- ---- views crossing between workers (typed.register's cross) ----------------------------
+-- ---- views crossing between workers (typed.set_crossing) --------------------------------
 --
--- A view crosses as its event's 12 numbers; their origin is the seed of its generator,
--- which alone decides the pooled strings the numbers refer to. The receiving worker copies
--- them into a buffer of its own per seed, whose string cache a generator of that seed
--- fills from its pool as views ask, and hands on the kept views of its slots.
-local seeds = {}                -- cache number -> the seed of its generator
+-- A view crosses as its record's slots (an event's, or only its bid's, ...), its origin
+-- the seed of its generator, which alone decides the pooled strings its string fields
+-- point to. Those pointers are into the sending worker's generator, which may be gone
+-- before the receiving worker is done with the record; so the receiver copies the slots
+-- into a buffer of its own per seed and points them into its own generator of that seed
+-- (sl_nexmark_adopt, by the number of each string in the pool, which the string field
+-- keeps in its `present`), then hands on the kept views of its records.
 local receivers = {}            -- seed -> this worker's receiving buffer (held here)
-local SLOT = 12 * 8             -- bytes of one event
+local SLOT = ffi.sizeof("sl_typed_field")
 
--- A receiving buffer for at least n events: the seed's first, or one that outgrows
--- `old` (at least twice its size, so that batches of varying sizes settle on one soon),
--- keeping its generator and its cache of strings, whose making is what costs (a pool of
--- strings, tens of millions of instructions). (Apart from receiver, which compiles only
--- without a closure in it.)
+-- A receiving buffer for at least n slots: the seed's first, or one that outgrows `old`
+-- (at least twice its size, so that batches of varying sizes settle on one soon), keeping
+-- its generator, whose making is what costs (a pool of strings, tens of millions of
+-- instructions). (Apart from receiver, which compiles only without a closure in it.)
 local function new_receiver(seed, n, old)
-  local cap = max(n, 4096, old and old.cap * 2 or 0)
-  local num = ffi.new("double[?]", cap * 12)
+  local cap = max(n, 4096 * SLOTS, old and old.cap * 2 or 0)
+  local base = ffi.new("sl_typed_field[?]", cap)
   local g, cache = old and old.g, old and old.cache
   if not g then
     g = core.nexmark { seed = seed, events = 1 }
@@ -268,11 +327,10 @@ local function new_receiver(seed, n, old)
       return s
     end })
   end
-  ncaches = ncaches + 1
-  caches[ncaches] = cache
-  local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
-  views[ncaches] = kept
-  local r = { num = num, id = ncaches, cap = cap, cache = cache, kept = kept, g = g }
+  local id, kept = new_origin(base, seed)
+  caches[id], kept.str = cache, cache
+  local r = { base = base, cap = cap, id = id, kept = kept, g = g, gp = g:pointer(),
+    cache = cache }
   receivers[seed] = r
   return r
 end
@@ -283,23 +341,25 @@ local function receiver(seed, n)
   return new_receiver(seed, n, r)
 end
 
-local function crossing(kind, back, ptr)
-  local cross = { name = "nexmark." .. kind }
-  function cross.origin(v) return seeds[(ffi.cast(double_ptr, v) - back)[11]] end
-  cross.size = SLOT
-  -- (the number of the cache, at slot 11, decides the seed)
-  cross.view_at, cross.origin_at = back * 8, 11 * 8
-  function cross.address(v) return ffi.cast(bytes_ptr, ffi.cast(double_ptr, v) - back) end
-  function cross.pack(v, dst) ffi.copy(dst, ffi.cast(double_ptr, v) - back, SLOT) end
+local function crossing(k)
+  local size, nslots, sp, dt = k.s.nslots * SLOT, k.s.nslots, k.s.ud:pointer(), k.dt
+  local cross = { name = "nexmark." .. k.name, schema = k.s, size = size, view_at = 0,
+    origin_at = dt * SLOT + 8 }         -- the date_time slot's len (and present)
+  function cross.origin(v) return seeds[v.f[dt].len] end
+  function cross.address(v) return cast(bytes_ptr, v) end
+  function cross.pack(v, dst) ffi.copy(dst, v, size) end
   function cross.unpack(bytes, n, seed, batch)
-    local r = receiver(seed, n)
-    local num, id, made = r.num, r.id, r.kept[kind]
-    ffi.copy(num, bytes, n * SLOT)      -- bytes: a pointer or a string
+    local r = receiver(seed, n * nslots)
+    local base, made, ptr = r.base, r.kept[k.name], k.ptr
+    ffi.copy(base, bytes, n * size)     -- bytes: a pointer or a string
+    if host.C.sl_nexmark_adopt(r.gp, sp, base, n, r.id) ~= 0 then
+      error("nexmark: records of " .. cross.name .. " from another worker do not match "
+        .. "this worker's generator of seed " .. tostring(seed), 0)
+    end
     for i = 0, n - 1 do
-      num[i * 12 + 11] = id
       local v = made[i]
       if v == nil then
-        v = ffi.cast(ptr, num + i * 12 + back)
+        v = cast(ptr, base + i * nslots)
         made[i] = v
       end
       batch[i + 1] = v
@@ -308,62 +368,43 @@ local function crossing(kind, back, ptr)
   end
   return cross
 end
+for _, k in ipairs(kinds) do typed.set_crossing(k.ptr, crossing(k)) end
 
-typed.register(event_ct, function(e) return table_of(e, 0, make) end,
-  crossing("event", 0, event_ptr))
-typed.register(bid_ct, function(b) return table_of(b, 1, bid_table) end,
-  crossing("bid", 1, bid_ptr))
-typed.register(auction_ct, function(a) return table_of(a, 1, auction_table) end,
-  crossing("auction", 1, auction_ptr))
-typed.register(person_ct, function(p) return table_of(p, 1, person_table) end,
-  crossing("person", 1, person_ptr))
-
--- The value to store for record r: a view's kept pointer (see `views`), else r itself.
--- Inside a stage loop the reference r then needs no allocation.
-local istype = ffi.istype
-local function keep(r)
-  if type(r) ~= "cdata" then return r end
-  if istype(event_ct, r) then return kept_view(r, 0, "event", event_ptr) end
-  if istype(bid_ct, r) then return kept_view(r, 1, "bid", bid_ptr) end
-  if istype(auction_ct, r) then return kept_view(r, 1, "auction", auction_ptr) end
-  if istype(person_ct, r) then return kept_view(r, 1, "person", person_ptr) end
-  return r
-end
-nexmark.keep = keep
-
--- The buffer of g as doubles and as event views, its cache of strings, which typed views
--- find by the number this gives it (written in slot 11 by stamp), and its kept views:
--- `caches` and `views` hold the last two weakly, so the caller keeps them while g runs.
+-- The buffer of g as slots, its cache of strings, and its kept event views (by record,
+-- from 0), made here the first time (a reload binds a generator again): `views` holds them
+-- weakly, so the caller keeps `kept` while g runs.
+local laid_out = setmetatable({}, { __mode = "k" })     -- generator -> { base, str, kept }
 local function buffers(g)
+  local known = laid_out[g]
+  if known then return known[1], known[2], known[3] end
+  local id, kept = new_origin(nil, generator_seed[g])
+  g:layout(Event.ud, id)
   local raw, str = g:raw()
-  ncaches = ncaches + 1
-  caches[ncaches] = str
-  seeds[ncaches] = generator_seed[g]
-  local num = ffi.cast(double_ptr, raw)
-  local kept = { num = num, event = {}, bid = {}, auction = {}, person = {} }
-  views[ncaches] = kept
-  return num, ffi.cast(event_ptr, raw), str, ncaches, kept
-end
-
--- Writes the cache number into slot 11 of events 0..n-1: the typed views find their
--- strings there.
-local function stamp(num, n, id)
-  for i = 0, n - 1 do num[i * 12 + 11] = id end
+  local base = cast(field_ptr, raw)
+  kept.base, kept.str, caches[id] = base, str, str
+  -- every kept view made now, so that a stage's loop never meets one still to make (the
+  -- JIT would compile that branch if it met it first, and take a side exit ever after)
+  for _, k in ipairs(kinds) do
+    local made, ptr, at = kept[k.name], k.ptr, k.at
+    for i = 0, 4095 do made[i] = cast(ptr, base + i * SLOTS + at) end
+  end
+  laid_out[g] = { base, str, kept }
+  return base, str, kept
 end
 
 -- fill(batch, most) -> n: batch[1..n] = the next n (at most `most`) events as records
 -- (batch[n+1] = nil),
 -- 0 at the end: for a source whose records leave it in batches. typed: views.
 function nexmark.filler(g, typed_records)
-  local num, events, str, id, kept = buffers(g)
+  local base, str, kept = buffers(g)
+  local events = kept.event
   return function(batch, most)
     local _ = kept                      -- held while the source runs (see buffers)
-    local n = g:fill_raw(most)
+    local n = g:fill_raw(most, true)
     if typed_records then
-      stamp(num, n, id)
-      for i = 0, n - 1 do batch[i + 1] = keep(events[i]) end
+      for i = 0, n - 1 do batch[i + 1] = events[i] end
     else
-      for i = 0, n - 1 do batch[i + 1] = make(num, str, i * 12) end
+      for i = 0, n - 1 do batch[i + 1] = make(base, str, i * SLOTS) end
     end
     batch[n + 1] = nil
     return n
@@ -377,20 +418,17 @@ end
 -- the source calls it when it opens.
 function nexmark.maker(typed_records)
   -- kept: held while the source runs (see buffers), never read
-  local num, events, str, id, kept    -- luacheck: ignore 231
+  local base, str, events, kept     -- luacheck: ignore 231
   local record
   if typed_records then
     record = function(i) return events[i - 1] end
   else
-    record = function(i) return make(num, str, (i - 1) * 12) end
+    record = function(i) return make(base, str, (i - 1) * SLOTS) end
   end
   local function bind(g)
-    num, events, str, id, kept = buffers(g)
-    return function(most)
-      local n = g:fill_raw(most)
-      if typed_records then stamp(num, n, id) end
-      return n
-    end
+    base, str, kept = buffers(g)
+    events = kept.event
+    return function(most) return g:fill_raw(most, true) end
   end
   return record, bind
 end

@@ -32,18 +32,29 @@ function schema.is(x) return getmetatable(x) == Schema end
 -- The Lua source of a view's __index for the fields of s: one test per field, which the
 -- JIT folds away for the constant key a script reads (r.price).
 local function index_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested = ...\n",
-    "return function(v, k)\n" }
+  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n" }
+  -- a nested record's view type as an upvalue, a constant to the JIT (a lookup in nested
+  -- would cost two guarded loads per read)
+  for _, f in ipairs(s.fields) do
+    if f.type == "record" then
+      out[#out + 1] = format("local ptr_%d = nested[%q].ptr\n", f.slot, f.name)
+    end
+  end
+  out[#out + 1] = "return function(v, k)\n"
   for _, f in ipairs(s.fields) do
     local slot, get = f.slot
     if f.type == "i64" then get = format("tonumber(v.f[%d].v.i64)", slot)
     elseif f.type == "f64" then get = format("v.f[%d].v.f64", slot)
     elseif f.type == "bool" then get = format("v.f[%d].v.b ~= 0", slot)
     elseif f.type == "string" then
-      get = format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
-    else get = format("cast(nested[%q].ptr, v.f + %d)", f.name, slot) end
+      get = s.strings and format(s.strings.read, slot)
+        or format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
+    else get = format("cast(ptr_%d, v.f + %d)", slot, slot) end
     out[#out + 1] = format("  if k == %q then\n    if v.f[%d].present == 0 then return nil end\n"
       .. "    return %s\n  end\n", f.name, slot, get)
+  end
+  for _, c in ipairs(s.computed or {}) do
+    out[#out + 1] = format("  if k == %q then return %s end\n", c.name, c.expr)
   end
   out[#out + 1] = "  return nil\nend\n"
   return table.concat(out)
@@ -51,25 +62,31 @@ end
 
 -- The Lua source of to_table(v): a new table of the present fields of view v.
 local function table_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested = ...\n", "return function(v)\n",
+  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n", "return function(v)\n",
     "  local t, f = {}, v.f\n" }
   for _, f in ipairs(s.fields) do
     local slot, get = f.slot
     if f.type == "i64" then get = format("tonumber(f[%d].v.i64)", slot)
     elseif f.type == "f64" then get = format("f[%d].v.f64", slot)
     elseif f.type == "bool" then get = format("f[%d].v.b ~= 0", slot)
-    elseif f.type == "string" then get = format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
+    elseif f.type == "string" then
+      get = s.strings and format(s.strings.read, slot)
+        or format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
     else
       get = format("nested[%q].to_table(cast(nested[%q].ptr, f + %d))", f.name, f.name, slot)
     end
     out[#out + 1] = format("  if f[%d].present ~= 0 then t[%q] = %s end\n", slot, f.name, get)
+  end
+  for _, c in ipairs(s.computed or {}) do
+    out[#out + 1] = format("  t[%q] = %s\n", c.name, c.expr)
   end
   out[#out + 1] = "  return t\nend\n"
   return table.concat(out)
 end
 
 local function compile(src, name, s)
-  return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested)
+  return assert(load(src, "=" .. name))(ffi.string, tonumber, ffi.cast, s.nested,
+    s.strings and s.strings.own)
 end
 
 -- A number no other schema of this Lua state has had, for its view type's declarations.
@@ -115,11 +132,39 @@ local function make_views(s)
     __tostring = function(v) return "typed " .. core.json_encode(to_table(v)) end,
   })
   typed.register(s.ptr, to_table)
-  typed.register_schema(s)
+  -- (C encoders know nothing of computed fields: such records reach sinks as tables)
+  if not s.computed then typed.register_schema(s) end
+end
+
+-- The computed fields of s from `computed` (name -> a Lua expression of the view v, in
+-- which $field stands for the slot of that field): sorted by name, for the generated code.
+local function computed_fields(s, computed)
+  local list = {}
+  for name, expr in pairs(computed) do
+    local e = expr:gsub("%$([%w_]+)", function(field)
+      for _, f in ipairs(s.fields) do
+        if f.name == field then return tostring(f.slot) end
+      end
+      error(format("schema: computed field %s names no field %s", name, field), 3)
+    end)
+    assert(s.types[name] == nil, "schema: computed field " .. name .. " is a field too")
+    list[#list + 1] = { name = name, expr = e }
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
 end
 
 -- sl.schema{name = "i64" | "f64" | "bool" | "string" | sl.schema{...}, ...}
-function schema.new(spec)
+function schema.new(spec) return schema.with_computed(spec, nil) end
+
+-- For the host's own sources, not reachable from sl.schema: a schema whose views also
+-- have computed fields, computed = { name = "<Lua expression of the view v>" } ($field in
+-- it: that field's slot), read by __index and written by the table form; a view of it
+-- reaches a sink as its table form. nexmark.lua's Event has `type` so. And `strings`,
+-- optional: { read = "<Lua expression of v; %d: a string field's slot>", own = a value the
+-- expression names `own` } reads the schema's string fields, in place of making each
+-- from its bytes (nexmark.lua's records read them from a cache of Lua strings).
+function schema.with_computed(spec, computed, strings)
   local m = "sl.schema()"
   if type(spec) ~= "table" then
     fail(format("%s: expected a table of field = type, got %s", m, type(spec)))
@@ -150,6 +195,8 @@ function schema.new(spec)
     nslots = ud:nslots() }, Schema)
   s.types = {}
   for _, f in ipairs(s.fields) do s.types[f.name] = f.type end
+  if computed then s.computed = computed_fields(s, computed) end
+  s.strings = strings
   make_views(s)
   return s
 end

@@ -30,8 +30,10 @@ local kinds, nkinds = {}, 0     -- { ctype, to_table } of every registered view 
 -- host/scatter.h), optional:
 --   cross.address(v) -> p      a uint8_t pointer to the cross.size bytes of v
 --   cross.view_at              the byte of those at which a view of ct starts
---   cross.origin_at            the byte of a double that is the same in the records of one
+--   cross.origin_at            the byte of 8 bytes that are the same in the records of one
 --                              origin number (see key_at)
+--   cross.schema               views of a schema's records (schema.lua): key_at finds its
+--                              f64 fields at their slots
 local crossings = {}
 function typed.register(ct, to_table, cross)
   nkinds = nkinds + 1
@@ -40,6 +42,20 @@ function typed.register(ct, to_table, cross)
     cross.ct = ct
     crossings[cross.name] = cross
   end
+end
+
+-- Gives the view type ct, registered already (schema.lua registers its schemas' views),
+-- the crossing `cross` (see register): nexmark.lua's records of schemas cross so.
+function typed.set_crossing(ct, cross)
+  for i = 1, nkinds do
+    local k = kinds[i]
+    if k[1] == ct then
+      k[3], cross.ct = cross, ct
+      crossings[cross.name] = cross
+      return
+    end
+  end
+  error("typed.set_crossing: a view type not registered", 2)
 end
 
 -- The crossing of view v (see register), or nil: v is no view, or one that crosses as a
@@ -66,7 +82,14 @@ function typed.key_at(cross, field)
   local known = cross.key_ats
   if not known then known = {}; cross.key_ats = known end
   local at = known[field]
-  if at == nil then
+  if at == nil and cross.schema then
+    at = false                  -- an f64 slot holds its double at the slot's byte 0
+    local slot_size = ffi.sizeof("sl_typed_field")     -- (host.lua's cdef)
+    for _, f in ipairs(cross.schema.fields) do
+      if f.name == field and f.type == "f64" then at = cross.view_at + f.slot * slot_size end
+    end
+    known[field] = at
+  elseif at == nil then
     at = false
     local ok, off = pcall(ffi.offsetof, cross.ct, field)
     if ok and off then
