@@ -611,6 +611,12 @@ left:join(right):window(sl.tumbling "5s")
       h.write(h.path(dir, "auctions.csv"), table.concat(auctions, "\n") .. "\n")
       local script = job(dir, OPERATORS)
       local base = same_everywhere(dir, script, OUTS, ORDERED)
+      -- on two workers, typed: the same records (each key's in its order; sorted here)
+      run(script, true, 7, "--workers 2")
+      for _, name in ipairs(OUTS) do
+        local got = records(h.read(h.path(dir, name .. ".jsonl")) or "")
+        same_records(sorted(base[name]), sorted(got), name .. ", typed on 2 workers")
+      end
       -- the records kept are the records, not views of a reused buffer: each kept bid
       -- is one of the input's
       local input = {}
