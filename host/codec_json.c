@@ -47,12 +47,7 @@ static size_t offset(const dec *d, const char *p)
 
 static int unexpected(dec *d)
 {
-    if (d->p >= d->end)
-        return fail(d->err, "json: unexpected end of input at byte %zu", offset(d, d->p));
-    unsigned char c = (unsigned char)*d->p;
-    if (c >= 0x20 && c < 0x7f)
-        return fail(d->err, "json: unexpected character '%c' at byte %zu", c, offset(d, d->p));
-    return fail(d->err, "json: unexpected byte 0x%02x at byte %zu", c, offset(d, d->p));
+    return json_unexpected(d->err, d->s, d->p, d->end);
 }
 
 static inline void skip_ws(dec *d)

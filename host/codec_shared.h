@@ -127,6 +127,20 @@ static inline int decimal_value(const char *text, size_t n, int neg, uint64_t ma
 
 /* ---- JSON text (codec_json.c, typed_json.c) ------------------------------------------- */
 
+/* The message for a byte the grammar does not allow at p, in the text s[0, end): the end
+ * of input, a printable character, or another byte, with its offset. */
+static inline int json_unexpected(char *err, const char *s, const char *p, const char *end)
+{
+    size_t at = (size_t)(p - s);
+
+    if (p >= end)
+        return fail(err, "json: unexpected end of input at byte %zu", at);
+    unsigned char c = (unsigned char)*p;
+    if (c >= 0x20 && c < 0x7f)
+        return fail(err, "json: unexpected character '%c' at byte %zu", c, at);
+    return fail(err, "json: unexpected byte 0x%02x at byte %zu", c, at);
+}
+
 /* The parts of a JSON number as json_number_scan reads them, for decimal_value. */
 typedef struct json_number {
     uint64_t mant;      /* all its digits (wrapped when ndig > 19) */

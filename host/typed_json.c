@@ -43,12 +43,7 @@ static size_t offset(const tdec *d, const char *p)
 /* codec_json.c's message for a byte the grammar does not allow at d->p. */
 static int unexpected(tdec *d)
 {
-    if (d->p >= d->end)
-        return fail(d->err, "json: unexpected end of input at byte %zu", offset(d, d->p));
-    unsigned char c = (unsigned char)*d->p;
-    if (c >= 0x20 && c < 0x7f)
-        return fail(d->err, "json: unexpected character '%c' at byte %zu", c, offset(d, d->p));
-    return fail(d->err, "json: unexpected byte 0x%02x at byte %zu", c, offset(d, d->p));
+    return json_unexpected(d->err, d->s, d->p, d->end);
 }
 
 /* A value of the wrong type for field f: "field user.age: want i64, got string", the

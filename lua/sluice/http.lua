@@ -10,7 +10,6 @@ local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
 local schema = require "sluice.schema"
-local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, tostring = type, string.format, tostring
@@ -26,19 +25,13 @@ local MAX_BODY_LIMIT = 1024 * 1024 * 1024
 -- ---- declarations ------------------------------------------------------------------------
 
 -- A schema (sl.schema): each body's records are typed, decoded by C into slots (json or
--- msgpack: a body has no csv header to name the columns). Returns it or nil.
-local function want_schema(m, opts, f)
-  local s = opts.schema
-  if s == nil then return nil end
-  if not schema.is(s) then
-    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
-    return nil
-  end
+-- msgpack: a body has no csv header to name the columns): the rule schema.want applies.
+local function schema_fits(_, opts)
+  local f = opts.format or "json"
   if f ~= "json" and f ~= "msgpack" then
-    fail(format("%s: schema needs format json or msgpack (got %s)", m, f))
-    return nil
+    return format("schema needs format json or msgpack (got %s)", f)
   end
-  return s
+  return nil
 end
 
 -- http{listen="host:port", path="/", format="json", max_body=16 MiB, schema}: one record
@@ -71,7 +64,7 @@ function http.source_spec(opts)
     max_body = MAX_BODY
   end
   return { type = "http", listen = listen, url_path = path, format = f, max_body = max_body,
-    schema = want_schema(m, opts, f), label = "source.http " .. listen .. path }
+    schema = schema.want(m, opts, schema_fits), label = "source.http " .. listen .. path }
 end
 
 -- ---- the source at run time --------------------------------------------------------------
@@ -92,13 +85,7 @@ function http.open_source(spec, ctx)
   -- with a schema, C decodes each body's records into slots, put into the batch as views
   -- (schema.filler), valid until the request is answered, which is after the push
   local fill
-  if spec.schema then
-    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
-      spec.typed_running = true
-      typed.opened()
-    end
-    fill = schema.filler(spec.schema)
-  end
+  if spec.schema then fill = schema.source_filler(spec) end
   server = core.http_listen {
     what = "http " .. spec.listen, address = spec.listen, path = spec.url_path,
     format = spec.format, max_body = spec.max_body, batch = ctx.batch_size,

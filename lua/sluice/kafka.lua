@@ -63,25 +63,17 @@ local function want_brokers(m, opts)
 end
 
 -- A source's schema option (sl.schema): the message values are typed records, which C
--- decodes into slots (json, msgpack, or csv with columns naming the fields). Returns the
--- schema or nil.
-local function want_schema(m, opts, f)
-  local s = opts.schema
-  if s == nil then return nil end
-  if not schema.is(s) then
-    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
-    return nil
-  end
+-- decodes into slots (json, msgpack, or csv with columns naming the fields): the rule
+-- schema.want applies, why a schema does not fit, or nil.
+local function schema_fits(_, opts)
+  local f = opts.format or "json"
   if f == "lines" then
-    fail(format("%s: schema needs format json, msgpack, or csv with columns (got lines)", m))
-    return nil
+    return "schema needs format json, msgpack, or csv with columns (got lines)"
   end
   if f == "csv" and type(opts.columns) ~= "table" then
-    fail(format("%s: schema with format csv needs columns = {...} (the field of each " ..
-      "column)", m))
-    return nil
+    return "schema with format csv needs columns = {...} (the field of each column)"
   end
-  return s
+  return nil
 end
 
 -- kafka{brokers, topic (a name or an array), group, format, start, meta, bounded, key,
@@ -117,7 +109,7 @@ function kafka.source_spec(opts)
     group = want_string(m, opts, "group", "sluice"), format = f, start = start,
     meta = opts.meta == true, bounded = opts.bounded == true,
     key = want_string(m, opts, "key", nil), columns = opts.columns,
-    schema = want_schema(m, opts, f), options = want_properties(m, opts),
+    schema = schema.want(m, opts, schema_fits), options = want_properties(m, opts),
     label = "source.kafka " .. table.concat(topics, ",") }
 end
 
@@ -216,13 +208,7 @@ function kafka.open_source(spec, ctx)
   -- the batch gets views of them (schema.filler): the records themselves, or with
   -- meta=true the value of each wrapper table C made
   local fill, values
-  if spec.schema then
-    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
-      spec.typed_running = true
-      typed.opened()
-    end
-    fill, values = schema.filler(spec.schema), {}
-  end
+  if spec.schema then fill, values = schema.source_filler(spec), {} end
 
   -- on several workers each reads a share of the partitions, fixed for the run (C)
   local share = ctx.shared

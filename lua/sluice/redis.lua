@@ -17,7 +17,6 @@ local host = require "sluice.host"
 local report = require "sluice.report"
 local flow = require "sluice.flow"
 local schema = require "sluice.schema"
-local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, tostring, tonumber, ipairs = type, string.format, tostring, tonumber, ipairs
@@ -70,25 +69,17 @@ end
 -- A schema (sl.schema): each entry's JSON document is a typed record C decodes into
 -- slots. Not with format "fields" (its values are strings: a schema would only rename
 -- the parse of them, which a map does). With meta=true the schema says id = "string",
--- the field that gets the entry's id. Returns the schema or nil.
-local function want_schema(m, opts, f)
-  local s = opts.schema
-  if s == nil then return nil end
-  if not schema.is(s) then
-    fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
-    return nil
-  end
-  if f ~= "json" then
-    fail(format('%s: schema needs format = "json" (the values of format "fields" are ' ..
-      "strings: read them without a schema and convert in a map)", m))
-    return nil
+-- the field that gets the entry's id: the rule schema.want applies.
+local function schema_fits(s, opts)
+  if (opts.format or "fields") ~= "json" then
+    return 'schema needs format = "json" (the values of format "fields" are strings: ' ..
+      "read them without a schema and convert in a map)"
   end
   if opts.meta == true and s.types.id ~= "string" then
-    fail(format('%s: meta = true with a schema needs a field id = "string" in it (the ' ..
-      "entry's id goes there)", m))
-    return nil
+    return 'meta = true with a schema needs a field id = "string" in it (the entry\'s id ' ..
+      "goes there)"
   end
-  return s
+  return nil
 end
 
 -- redis{url, stream, group, consumer, format, field, meta, start, schema}: one record per
@@ -122,7 +113,7 @@ function redis.source_spec(opts)
     group = want_string(m, opts, "group", "sluice"),
     consumer = want_string(m, opts, "consumer", "sluice"),
     format = f, field = field, meta = opts.meta == true, start = start,
-    schema = want_schema(m, opts, f),
+    schema = schema.want(m, opts, schema_fits),
     label = "source.redis " .. stream, what = "source.redis " .. u.shown }
 end
 
@@ -185,13 +176,7 @@ function redis.open_source(spec, ctx)
   -- with a schema, C decodes each document into slots, put into the batch as views
   -- (schema.filler)
   local fill
-  if spec.schema then
-    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
-      spec.typed_running = true
-      typed.opened()
-    end
-    fill = schema.filler(spec.schema)
-  end
+  if spec.schema then fill = schema.source_filler(spec) end
   src = core.redis_source {
     what = spec.what, host = u.host, port = u.port, db = u.db, user = u.user,
     password = u.password,

@@ -238,22 +238,33 @@ function schema.filler(s)
   end
 end
 
--- The checks a source makes of its schema option (m names the source): a schema, on a
--- format C decodes into slots. Returns the schema or nil.
-function schema.want(m, opts)
+-- A source's schema option (m names the source): nil, or a schema that the source's rule
+-- `fits(s, opts)` takes (it returns why not, said after "m: ", or nil). Returns the schema
+-- or nil.
+function schema.want(m, opts, fits)
   local s = opts.schema
   if s == nil then return nil end
   if not schema.is(s) then
     fail(format("%s: schema must be made by sl.schema{...}, got %s", m, type(s)))
     return nil
   end
-  local f = opts.format or "lines"
-  if f == "lines" or (f == "csv" and not opts.header) then
-    fail(format("%s: schema needs format json, msgpack, or csv with header = true (got %s%s)",
-      m, f, f == "csv" and " without a header" or ""))
+  local why = fits(s, opts)
+  if why then
+    fail(format("%s: %s", m, why))
     return nil
   end
   return s
+end
+
+-- The filler (above) of the source of `spec`, whose records are of spec.schema. The first
+-- time, it counts the source among the typed ones running (typed.opened): a table may now
+-- hold a view a function put there.
+function schema.source_filler(spec)
+  if not spec.typed_running then
+    spec.typed_running = true
+    typed.opened()
+  end
+  return schema.filler(spec.schema)
 end
 
 return schema

@@ -17,7 +17,6 @@ local http = require "sluice.http"
 local forward = require "sluice.forward"
 local redis = require "sluice.redis"
 local schema = require "sluice.schema"
-local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -83,6 +82,17 @@ local function want_format(m, opts)
   return report.want_format(m, opts, formats, "lines, json, csv, msgpack")
 end
 
+-- The schema rule of the sources read by core.reader: C decodes json and msgpack records,
+-- and csv ones by the names of a header, into slots.
+local function reader_schema(_, opts)
+  local f = opts.format or "lines"
+  if f == "lines" or (f == "csv" and not opts.header) then
+    return format("schema needs format json, msgpack, or csv with header = true (got %s%s)",
+      f, f == "csv" and " without a header" or "")
+  end
+  return nil
+end
+
 -- max_record: the longest record in bytes (default 1 MiB); longer ones are dead-lettered.
 local function want_max_record(m, opts)
   local n = opts.max_record
@@ -122,7 +132,7 @@ function source.file(opts)
   return new_source { type = "file", path = opts.path, format = want_format("source.file()", opts),
     header = opts.header, follow = opts.follow and true or nil,
     max_record = want_max_record("source.file()", opts),
-    schema = schema.want("source.file()", opts),
+    schema = schema.want("source.file()", opts, reader_schema),
     label = "source.file " .. tostring(opts.path) }
 end
 
@@ -155,7 +165,7 @@ function source.stdin(opts)
   opts = want_table("source.stdin()", opts, "stdin")
   return new_source { type = "stdin", format = want_format("source.stdin()", opts),
     header = opts.header, max_record = want_max_record("source.stdin()", opts),
-    schema = schema.want("source.stdin()", opts), label = "source.stdin" }
+    schema = schema.want("source.stdin()", opts, reader_schema), label = "source.stdin" }
 end
 
 function source.generator(opts)
@@ -186,7 +196,7 @@ function source.tcp(opts)
   local listen = want_address("source.tcp()", opts, "listen")
   return new_source { type = "tcp", listen = listen, format = want_format("source.tcp()", opts),
     header = opts.header, max_record = want_max_record("source.tcp()", opts),
-    schema = schema.want("source.tcp()", opts), label = "source.tcp " .. listen }
+    schema = schema.want("source.tcp()", opts, reader_schema), label = "source.tcp " .. listen }
 end
 
 -- udp{listen="host:port", format}: one record per datagram (lines: one per line).
@@ -195,7 +205,7 @@ function source.udp(opts)
   local listen = want_address("source.udp()", opts, "listen")
   return new_source { type = "udp", listen = listen, format = want_format("source.udp()", opts),
     header = opts.header, max_record = want_max_record("source.udp()", opts),
-    schema = schema.want("source.udp()", opts), label = "source.udp " .. listen }
+    schema = schema.want("source.udp()", opts, reader_schema), label = "source.udp " .. listen }
 end
 
 -- Sources a stage may run inside its own loop (runtime.lua): their spec.fn(i) makes
@@ -354,12 +364,8 @@ end
 -- core.reader(target), with the typed records of spec.schema put into each batch.
 local function new_reader(spec, target)
   if spec.schema then
-    if not spec.typed_running then      -- views may now sit in tables (typed.lua)
-      spec.typed_running = true
-      typed.opened()
-    end
     target.schema = spec.schema.ud
-    local fill, on_batch = schema.filler(spec.schema), target.on_batch
+    local fill, on_batch = schema.source_filler(spec), target.on_batch
     target.on_batch = function(batch, n, slots)
       fill(batch, n, slots)
       return on_batch(batch, n)
