@@ -276,6 +276,40 @@ static inline int hex4(const char *p, unsigned *out)
     return 0;
 }
 
+/* The code point of the \u escape whose four hex digits start at *p (after the "\u"),
+ * and of the escaped low surrogate after it when it is a high one: returns 0 and moves *p
+ * past them; -1 when they are no such escape (*p unmoved: json_u_escape_error says what is
+ * wrong there). */
+static inline int json_u_escape(const char **p, const char *end, unsigned *cp)
+{
+    const char *q = *p;
+    unsigned lo;
+
+    if (end - q < 4 || hex4(q, cp) < 0)
+        return -1;
+    q += 4;
+    if (*cp >= 0xdc00 && *cp <= 0xdfff)
+        return -1;
+    if (*cp >= 0xd800 && *cp <= 0xdbff) {
+        /* A high surrogate must be followed by an escaped low one. */
+        if (end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) < 0
+            || lo < 0xdc00 || lo > 0xdfff)
+            return -1;
+        q += 6;
+        *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    *p = q;
+    return 0;
+}
+
+/* What is wrong with the \u escape at p that json_u_escape refused. */
+static inline const char *json_u_escape_error(const char *p, const char *end)
+{
+    unsigned cp;
+
+    return end - p < 4 || hex4(p, &cp) < 0 ? "bad \\u escape" : "lone surrogate in \\u escape";
+}
+
 /* Writes the code point cp as UTF-8 at o (room for 4 bytes); returns the bytes written. */
 static inline int put_utf8(char *o, unsigned cp)
 {

@@ -189,22 +189,10 @@ static __attribute__((noinline)) int read_escaped(tdec *d, const char *start, ch
         case 'r': u[0] = '\r'; break;
         case 't': u[0] = '\t'; break;
         case 'u': {
-            unsigned cp, lo;
-            if (end - p < 4 || hex4(p, &cp) < 0)
-                return fail(d->err, "json: bad \\u escape at byte %zu", offset(d, esc));
-            p += 4;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                return fail(d->err, "json: lone surrogate in \\u escape at byte %zu",
+            unsigned cp;
+            if (json_u_escape(&p, end, &cp) != 0)
+                return fail(d->err, "json: %s at byte %zu", json_u_escape_error(p, end),
                             offset(d, esc));
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                /* A high surrogate must be followed by an escaped low one. */
-                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0
-                    || lo < 0xdc00 || lo > 0xdfff)
-                    return fail(d->err, "json: lone surrogate in \\u escape at byte %zu",
-                                offset(d, esc));
-                p += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
             n = put_utf8(u, cp);
             break;
         }
