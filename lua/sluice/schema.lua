@@ -256,14 +256,8 @@ function schema.want(m, opts, fits)
   return s
 end
 
--- The filler (above) of the source of `spec`, whose records are of spec.schema. The first
--- time, it counts the source among the typed ones running (typed.opened): a table may now
--- hold a view a function put there.
+-- The filler (above) of the source of `spec`, whose records are of spec.schema.
 function schema.source_filler(spec)
-  if not spec.typed_running then
-    spec.typed_running = true
-    typed.opened()
-  end
   return schema.filler(spec.schema)
 end
 

@@ -17,6 +17,7 @@ local http = require "sluice.http"
 local forward = require "sluice.forward"
 local redis = require "sluice.redis"
 local schema = require "sluice.schema"
+local typed = require "sluice.typed"
 
 local core = host.core
 local type, format, floor, min = type, string.format, math.floor, math.min
@@ -586,7 +587,16 @@ function open.udp(spec, ctx)
   return handle
 end
 
+-- A source with a schema counts among the typed sources running (typed.opened) from its
+-- opening to its end: meanwhile a table may hold a view a function put there.
 function source.open(spec, ctx)
+  if not spec.schema then return open[spec.type](spec, ctx) end
+  typed.opened()
+  local ended, counted = ctx.ended, true
+  ctx.ended = function(...)
+    if counted then counted = false; typed.closed() end
+    return ended(...)
+  end
   return open[spec.type](spec, ctx)
 end
 
