@@ -125,26 +125,34 @@ describe("typed sources", function()
         .. body:gsub("BROKERS", k.bootstrap):gsub("MAP", MAP))
     end
 
-    -- Runs a bounded job reading topic `in` (source options `opts`, Lua text) through
-    -- `middle` to a json file; returns its records and the job's result.
-    local function run(opts, middle, group)
+    -- Starts a bounded job reading topic `in` (source options `opts`, Lua text) through
+    -- `middle` to a json file, in the background; returns a function that waits for it
+    -- and returns its records and { stderr = }. (Jobs of different groups run at once: each
+    -- waits about 3 s for the mock cluster to form its group.)
+    local function start(opts, middle, group)
       local out = h.path(h.tmpdir(), "out.jsonl")
       local script = job(string.format([[
 sl.source.kafka { brokers = "BROKERS", topic = "in", group = %q, bounded = true%s }
   %s
   :sink(sl.sink.file { path = %q, format = "json" })
 ]], group, opts, middle, out))
-      local res = h.run("run " .. h.q(script), { timeout = 60 })
-      h.expect_code(res, 0)
-      return json_lines(h.read(out) or ""), res
+      local p = background(script)
+      return function()
+        local code, stderr = p.wait()
+        assert.equal(0, code, stderr)
+        return json_lines(h.read(out) or ""), { stderr = stderr }
+      end
     end
+    local function run(opts, middle, group) return start(opts, middle, group)() end
 
     it("json: the same records as without a schema; a wrong type dead-lettered with its " ..
       "field, topic, partition and offset", function()
       k = cluster.start { "in:1" }
       k:produce("in", INPUT)
-      local plain = run("", "MAP", "g1")
-      local typed, res = run(", schema = S", "MAP", "g2")
+      local plain_job, typed_job = start("", "MAP", "g1"), start(", schema = S", "MAP", "g2")
+      local direct_job = start(", schema = S", "", "g3")
+      local plain = plain_job()
+      local typed, res = typed_job()
       assert.equal(#INPUT, #plain)
       assert.same(without(plain, WRONG), typed)
       local dl = dead_letters(res.stderr)
@@ -154,8 +162,7 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = %q, bounded = true%
       assert.equal(INPUT[WRONG], dl[1].record)
       h.contains(res.stderr, "1 record dead-lettered")
       -- straight to the sink: the typed records encoded in C, unknown fields gone
-      local direct = run(", schema = S", "", "g3")
-      assert.same(expected_typed(), direct)
+      assert.same(expected_typed(), (direct_job()))
     end)
 
     it("msgpack and csv values decode into the same records", function()
@@ -219,12 +226,15 @@ sl.source.kafka { brokers = "BROKERS", topic = "csv", group = "c", bounded = tru
     it("meta=true: the wrapper stays a table, its value is the typed record", function()
       k = cluster.start { "in:1" }
       k:produce("in", { INPUT[1], INPUT[WRONG], INPUT[4] }, { keys = { "a", "b", "c" } })
-      local plain = run(", meta = true", "", "m1")
-      local typed, res = run(", meta = true, schema = S", [[:map(function(m)
+      local plain_job = start(", meta = true", "", "m1")
+      local typed_job = start(", meta = true, schema = S", [[:map(function(m)
     return { topic = m.topic, partition = m.partition, offset = m.offset, key = m.key,
       timestamp = m.timestamp, id = m.value.id, price = m.value.price, name = m.value.name,
       user = m.value.user and m.value.user.name }
   end)]], "m2")
+      local direct_job = start(", meta = true, schema = S", "", "m3")
+      local plain = plain_job()
+      local typed, res = typed_job()
       assert.equal(3, #plain)
       assert.equal(2, #typed)
       for i, j in ipairs({ 1, 3 }) do
@@ -239,7 +249,7 @@ sl.source.kafka { brokers = "BROKERS", topic = "csv", group = "c", bounded = tru
       assert.equal(1, dl[1].offset)
       h.contains(dl[1].reason, WRONG_REASON)
       -- the wrapper, as it is, through the sink: the value in its table form
-      local direct = run(", meta = true, schema = S", "", "m3")
+      local direct = direct_job()
       assert.same(expected_typed()[1], direct[1].value)
       assert.equal("a", direct[1].key)
     end)
@@ -271,17 +281,22 @@ w:aggregate { n = sl.count(), total = sl.sum("v"), top = sl.max("v") }
   :sink(sl.sink.file { path = %q, format = "json" })
 w:late():sink(sl.sink.file { path = %q, format = "json" })
 ]], k.bootstrap, group, schema_opt, out, late))
-        h.expect_code(h.run("run " .. h.q(script), { timeout = 60 }), 0)
-        assert.equal("", h.read(late) or "")
-        local got, n = {}, {}
-        for _, r in ipairs(json_lines(h.read(out))) do
-          got[r.window_start] = r
-          n[r.window_start] = r.n
+        local p = background(script)
+        return function()
+          local code, stderr = p.wait()
+          assert.equal(0, code, stderr)
+          assert.equal("", h.read(late) or "")
+          local got, n = {}, {}
+          for _, r in ipairs(json_lines(h.read(out))) do
+            got[r.window_start] = r
+            n[r.window_start] = r.n
+          end
+          assert.same(expected, n)
+          return got
         end
-        assert.same(expected, n)
-        return got
       end
-      assert.same(windows("", "e1"), windows(", schema = S", "e2"))
+      local plain, typed = windows("", "e1"), windows(", schema = S", "e2")   -- at once
+      assert.same(plain(), typed())
     end)
 
     it("the sink encodes typed records in C: read back, the same messages as from " ..
