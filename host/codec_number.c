@@ -70,6 +70,37 @@ static int put_int(int64_t i, char *out)
     return (int)(o - out) + nd;
 }
 
+/* Writes the number whose decimal digits are those of `digits` with a point k places from
+ * the right (k = 0: none), negative when neg, and a NUL; returns the length. */
+static int put_fixed(int neg, uint64_t digits, int k, char *out)
+{
+    int nd = count_digits(digits);
+    char *o = out;
+
+    if (neg)
+        *o++ = '-';
+    if (k == 0) {
+        put_digits(digits, o, nd);
+        o += nd;
+    } else if (nd > k) {
+        /* ddd.ddd: write the digits, then open the gap for the point. */
+        put_digits(digits, o, nd);
+        memmove(o + nd - k + 1, o + nd - k, (size_t)k);
+        o[nd - k] = '.';
+        o += nd + 1;
+    } else {
+        /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        memset(o, '0', (size_t)(k - nd));
+        o += k - nd;
+        put_digits(digits, o, nd);
+        o += nd;
+    }
+    *o = '\0';
+    return (int)(o - out);
+}
+
 /* The fast path for values with a short decimal form such as 123.5 or 0.25: finds the
  * least k for which m = x * 10^k is an integer below 10^15 and m / 10^k gives back x.
  * m and 10^k are exact doubles and IEEE division rounds correctly, so the digits of m
@@ -88,27 +119,7 @@ static int put_short_decimal(double x, char *out)
         int64_t i = (int64_t)(m + 0.5);
         if ((double)i / pow10_exact[k] != a)
             continue;
-        int nd = count_digits((uint64_t)i);
-        char *o = out;
-        if (x < 0)
-            *o++ = '-';
-        if (nd > k) {
-            /* ddd.ddd: write the digits, then open the gap for the point. */
-            put_digits((uint64_t)i, o, nd);
-            memmove(o + nd - k + 1, o + nd - k, (size_t)k);
-            o[nd - k] = '.';
-            o += nd + 1;
-        } else {
-            /* 0.000ddd */
-            *o++ = '0';
-            *o++ = '.';
-            memset(o, '0', (size_t)(k - nd));
-            o += k - nd;
-            put_digits((uint64_t)i, o, nd);
-            o += nd;
-        }
-        *o = '\0';
-        return (int)(o - out);
+        return put_fixed(x < 0, (uint64_t)i, k, out);
     }
     return 0;
 }
@@ -169,28 +180,7 @@ static int put_exact_decimal(double x, char *out)
             digits /= 10;
             k--;
         }
-        char *o = out;
-        if (x < 0)
-            *o++ = '-';
-        int nd = count_digits(digits);
-        if (k == 0) {
-            put_digits(digits, o, nd);
-            o += nd;
-        } else if (nd > k) {
-            put_digits(digits, o, nd);
-            memmove(o + nd - k + 1, o + nd - k, (size_t)k);
-            o[nd - k] = '.';
-            o += nd + 1;
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            memset(o, '0', (size_t)(k - nd));
-            o += k - nd;
-            put_digits(digits, o, nd);
-            o += nd;
-        }
-        *o = '\0';
-        return (int)(o - out);
+        return put_fixed(x < 0, digits, k, out);
     }
     return 0;
 }
