@@ -29,29 +29,41 @@ Schema.__index = Schema
 -- Whether x is a schema made by sl.schema.
 function schema.is(x) return getmetatable(x) == Schema end
 
+-- The generated functions' first lines: their upvalues, and a nested record's view type
+-- and table maker as locals, constants to the JIT (a lookup in nested would cost two
+-- guarded loads per read).
+local function prelude(s)
+  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n" }
+  for _, f in ipairs(s.fields) do
+    if f.type == "record" then
+      out[#out + 1] = format("local ptr_%d, table_%d = nested[%q].ptr, nested[%q].to_table\n",
+        f.slot, f.slot, f.name, f.name)
+    end
+  end
+  return table.concat(out)
+end
+
+-- The Lua expression of field f's value, its slots being the array `arr` (a view's v.f);
+-- a nested record's is its view.
+local function read_expr(s, f, arr)
+  local slot = f.slot
+  if f.type == "i64" then return format("tonumber(%s[%d].v.i64)", arr, slot) end
+  if f.type == "f64" then return format("%s[%d].v.f64", arr, slot) end
+  if f.type == "bool" then return format("%s[%d].v.b ~= 0", arr, slot) end
+  if f.type == "string" then
+    return s.strings and format(s.strings.read, slot)
+      or format("ffi_string(%s[%d].v.str, %s[%d].len)", arr, slot, arr, slot)
+  end
+  return format("cast(ptr_%d, %s + %d)", slot, arr, slot)
+end
+
 -- The Lua source of a view's __index for the fields of s: one test per field, which the
 -- JIT folds away for the constant key a script reads (r.price).
 local function index_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n" }
-  -- a nested record's view type as an upvalue, a constant to the JIT (a lookup in nested
-  -- would cost two guarded loads per read)
+  local out = { prelude(s), "return function(v, k)\n" }
   for _, f in ipairs(s.fields) do
-    if f.type == "record" then
-      out[#out + 1] = format("local ptr_%d = nested[%q].ptr\n", f.slot, f.name)
-    end
-  end
-  out[#out + 1] = "return function(v, k)\n"
-  for _, f in ipairs(s.fields) do
-    local slot, get = f.slot
-    if f.type == "i64" then get = format("tonumber(v.f[%d].v.i64)", slot)
-    elseif f.type == "f64" then get = format("v.f[%d].v.f64", slot)
-    elseif f.type == "bool" then get = format("v.f[%d].v.b ~= 0", slot)
-    elseif f.type == "string" then
-      get = s.strings and format(s.strings.read, slot)
-        or format("ffi_string(v.f[%d].v.str, v.f[%d].len)", slot, slot)
-    else get = format("cast(ptr_%d, v.f + %d)", slot, slot) end
     out[#out + 1] = format("  if k == %q then\n    if v.f[%d].present == 0 then return nil end\n"
-      .. "    return %s\n  end\n", f.name, slot, get)
+      .. "    return %s\n  end\n", f.name, f.slot, read_expr(s, f, "v.f"))
   end
   for _, c in ipairs(s.computed or {}) do
     out[#out + 1] = format("  if k == %q then return %s end\n", c.name, c.expr)
@@ -60,22 +72,14 @@ local function index_source(s)
   return table.concat(out)
 end
 
--- The Lua source of to_table(v): a new table of the present fields of view v.
+-- The Lua source of to_table(v): a new table of the present fields of view v (a nested
+-- record's as its table).
 local function table_source(s)
-  local out = { "local ffi_string, tonumber, cast, nested, own = ...\n", "return function(v)\n",
-    "  local t, f = {}, v.f\n" }
+  local out = { prelude(s), "return function(v)\n", "  local t, f = {}, v.f\n" }
   for _, f in ipairs(s.fields) do
-    local slot, get = f.slot
-    if f.type == "i64" then get = format("tonumber(f[%d].v.i64)", slot)
-    elseif f.type == "f64" then get = format("f[%d].v.f64", slot)
-    elseif f.type == "bool" then get = format("f[%d].v.b ~= 0", slot)
-    elseif f.type == "string" then
-      get = s.strings and format(s.strings.read, slot)
-        or format("ffi_string(f[%d].v.str, f[%d].len)", slot, slot)
-    else
-      get = format("nested[%q].to_table(cast(nested[%q].ptr, f + %d))", f.name, f.name, slot)
-    end
-    out[#out + 1] = format("  if f[%d].present ~= 0 then t[%q] = %s end\n", slot, f.name, get)
+    local get = read_expr(s, f, "f")
+    if f.type == "record" then get = format("table_%d(%s)", f.slot, get) end
+    out[#out + 1] = format("  if f[%d].present ~= 0 then t[%q] = %s end\n", f.slot, f.name, get)
   end
   for _, c in ipairs(s.computed or {}) do
     out[#out + 1] = format("  t[%q] = %s\n", c.name, c.expr)
