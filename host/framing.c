@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "framing.h"
+#include "typed_lua.h"
 
 /* What one step found, besides the public answers: bytes consumed, nothing to say. */
 enum { SKIP = -1, FULL = -2 };     /* FULL: a typed record's strings need a new arena */
@@ -318,23 +319,8 @@ sl_typed_field *sl_framer_slots(sl_framer *f, int max)
 /* csv: the field of each column named by the array at idx. Stack unchanged. */
 static void typed_columns(sl_framer *f, lua_State *L, int idx)
 {
-    int c, n = (int)lua_objlen(L, idx);
-
     free(f->col_field);
-    f->col_field = alloc_or_die(malloc((size_t)(n > 0 ? n : 1) * sizeof *f->col_field));
-    for (c = 0; c < n; c++) {
-        const sl_schema_field *sf = NULL;
-        size_t len;
-        const char *name;
-
-        lua_rawgeti(L, idx, c + 1);                     /* name */
-        name = lua_tolstring(L, -1, &len);
-        if (name != NULL)
-            sf = sl_schema_find(f->schema, name, len);
-        f->col_field[c] = sf != NULL ? (int)(sf - f->schema->fields) : -1;
-        lua_pop(L, 1);                                  /* -- */
-    }
-    f->ncols = n;
+    f->col_field = sl_schema_columns(L, idx, f->schema, &f->ncols);
 }
 
 /* Decodes the framed record s[0, len) into f->dst: SL_CODEC_OK, BAD or SL_TYPED_FULL. */

@@ -885,21 +885,7 @@ static void set_schema(lua_State *L, sl_kafka_consumer *c, const sl_schema *sc)
     if (c->format != FMT_CSV)
         return;
     lua_getfield(L, 1, "columns");                      /* cols */
-    c->ncols = (int)lua_objlen(L, -1);
-    c->col_field = malloc((size_t)(c->ncols > 0 ? c->ncols : 1) * sizeof *c->col_field);
-    if (c->col_field == NULL)
-        out_of_memory();
-    for (int i = 0; i < c->ncols; i++) {
-        const sl_schema_field *f = NULL;
-        size_t len;
-        const char *name;
-        lua_rawgeti(L, -1, i + 1);                      /* cols name */
-        name = lua_tolstring(L, -1, &len);
-        if (name != NULL)
-            f = sl_schema_find(sc, name, len);
-        c->col_field[i] = f != NULL ? (int)(f - sc->fields) : -1;
-        lua_pop(L, 1);                                  /* cols */
-    }
+    c->col_field = sl_schema_columns(L, lua_gettop(L), sc, &c->ncols);
     lua_pop(L, 1);                                      /* -- */
 }
 

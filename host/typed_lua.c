@@ -4,6 +4,8 @@
  * The userdata owns its sl_schema and keeps the userdata of its nested schemas (in its
  * environment table), which its fields point to. Sources take it as their `schema` option
  * (reader.c, framing.c), and hand Lua batches of records in its layout. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
@@ -123,6 +125,31 @@ static int schema_gc(lua_State *L)
     sl_schema_free(*p);
     *p = NULL;
     return 0;
+}
+
+int *sl_schema_columns(lua_State *L, int idx, const sl_schema *s, int *n)
+{
+    int c, count = (int)lua_objlen(L, idx);
+    int *field = malloc((size_t)(count > 0 ? count : 1) * sizeof *field);
+
+    if (field == NULL) {
+        fprintf(stderr, "sluice: schema columns: out of memory\n");
+        abort();
+    }
+    for (c = 0; c < count; c++) {
+        const sl_schema_field *f = NULL;
+        const char *name;
+        size_t len;
+
+        lua_rawgeti(L, idx, c + 1);                     /* name */
+        name = lua_tolstring(L, -1, &len);
+        if (name != NULL)
+            f = sl_schema_find(s, name, len);
+        field[c] = f != NULL ? (int)(f - s->fields) : -1;
+        lua_pop(L, 1);                                  /* -- */
+    }
+    *n = count;
+    return field;
 }
 
 void sl_schema_register(lua_State *L)

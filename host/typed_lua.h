@@ -14,6 +14,12 @@ void sl_schema_register(lua_State *L);
 /* core.schema{...} -> schema (see typed_lua.c). */
 int sl_schema_lua_new(lua_State *L);
 
+/* The field of s each name of the array at idx names: a new array of lua_objlen(idx)
+ * indexes into s->fields (-1: no such field, or neither a string nor a number), its length in *n; the
+ * caller frees it. The columns of a csv record of s. Out of memory aborts. Stack
+ * unchanged. */
+int *sl_schema_columns(lua_State *L, int idx, const sl_schema *s, int *n);
+
 /* The schema at idx (raises when it is none), or NULL when idx holds nil. The userdata
  * must be kept referenced for as long as the schema is used. */
 const sl_schema *sl_schema_check(lua_State *L, int idx);

@@ -22,7 +22,7 @@
 #include "loop.h"
 #include "net.h"
 #include "vm.h"
-#include "typed.h"
+#include "typed_lua.h"
 #include "writer.h"
 
 enum { FMT_JSON, FMT_LINES, FMT_CSV, FMT_MSGPACK };
@@ -176,7 +176,7 @@ static int encode_csv(lua_State *L, sl_writer *w, int idx, char *err)
 static void csv_prepare_typed(lua_State *L, sl_writer *w, const sl_typed_field *rec)
 {
     const sl_schema *s = rec[0].v.schema;
-    int c, n;
+    int c;
 
     if (!w->columns_known) {
         w->columns_known = 1;
@@ -198,25 +198,7 @@ static void csv_prepare_typed(lua_State *L, sl_writer *w, const sl_typed_field *
     if (w->columns_ref == LUA_NOREF)
         return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->columns_ref);  /* cols */
-    n = (int)lua_objlen(L, -1);
-    w->col_field = malloc((size_t)(n > 0 ? n : 1) * sizeof *w->col_field);
-    if (w->col_field == NULL) {
-        fprintf(stderr, "sluice: writer: out of memory\n");
-        abort();
-    }
-    for (c = 0; c < n; c++) {
-        const sl_schema_field *f = NULL;
-        const char *name;
-        size_t len;
-
-        lua_rawgeti(L, -1, c + 1);                      /* cols name */
-        name = lua_tolstring(L, -1, &len);
-        if (name != NULL)
-            f = sl_schema_find(s, name, len);
-        w->col_field[c] = f != NULL ? (int)(f - s->fields) : -1;
-        lua_pop(L, 1);                                  /* cols */
-    }
-    w->ncols = n;
+    w->col_field = sl_schema_columns(L, lua_gettop(L), s, &w->ncols);
     lua_pop(L, 1);                                      /* -- */
 }
 
