@@ -85,7 +85,7 @@ function http.open_source(spec, ctx)
   -- with a schema, C decodes each body's records into slots, put into the batch as views
   -- (schema.filler), valid until the request is answered, which is after the push
   local fill
-  if spec.schema then fill = schema.source_filler(spec) end
+  if spec.schema then fill = schema.filler(spec.schema) end
   server = core.http_listen {
     what = "http " .. spec.listen, address = spec.listen, path = spec.url_path,
     format = spec.format, max_body = spec.max_body, batch = ctx.batch_size,

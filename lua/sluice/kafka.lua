@@ -208,7 +208,7 @@ function kafka.open_source(spec, ctx)
   -- the batch gets views of them (schema.filler): the records themselves, or with
   -- meta=true the value of each wrapper table C made
   local fill, values
-  if spec.schema then fill, values = schema.source_filler(spec), {} end
+  if spec.schema then fill, values = schema.filler(spec.schema), {} end
 
   -- on several workers each reads a share of the partitions, fixed for the run (C)
   local share = ctx.shared

@@ -176,7 +176,7 @@ function redis.open_source(spec, ctx)
   -- with a schema, C decodes each document into slots, put into the batch as views
   -- (schema.filler)
   local fill
-  if spec.schema then fill = schema.source_filler(spec) end
+  if spec.schema then fill = schema.filler(spec.schema) end
   src = core.redis_source {
     what = spec.what, host = u.host, port = u.port, db = u.db, user = u.user,
     password = u.password,

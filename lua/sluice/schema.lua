@@ -260,9 +260,4 @@ function schema.want(m, opts, fits)
   return s
 end
 
--- The filler (above) of the source of `spec`, whose records are of spec.schema.
-function schema.source_filler(spec)
-  return schema.filler(spec.schema)
-end
-
 return schema

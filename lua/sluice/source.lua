@@ -366,7 +366,7 @@ end
 local function new_reader(spec, target)
   if spec.schema then
     target.schema = spec.schema.ud
-    local fill, on_batch = schema.source_filler(spec), target.on_batch
+    local fill, on_batch = schema.filler(spec.schema), target.on_batch
     target.on_batch = function(batch, n, slots)
       fill(batch, n, slots)
       return on_batch(batch, n)
