@@ -72,15 +72,15 @@ CODEC_OBJ := $(patsubst host/%.c,build/asan/%.o,host/buf.c host/framing.c $(wild
              host/schema.c $(wildcard host/typed_*.c))
 PRIMS_OBJ := $(patsubst host/%.c,build/asan/%.o,host/timeq.c host/window.c host/agg.c host/sketch_hll.c host/sketch_quantile.c)
 
-build/codec_test: tests/c/codec_test.c $(CODEC_OBJ)
-	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ $(LIBS)
+build/codec_test: tests/c/codec_test.c tests/c/check.h $(CODEC_OBJ)
+	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $(filter %.c %.o,$^) $(LIBS)
 
-build/typed_csv_mpack_test: tests/c/typed_csv_mpack_test.c $(CODEC_OBJ)
-	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $^ $(LIBS)
+build/typed_csv_mpack_test: tests/c/typed_csv_mpack_test.c tests/c/check.h $(CODEC_OBJ)
+	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 # The typed JSON codec (typed_json.c) against the table one; typed_check.h is shared with
 # its fuzz target.
-build/typed_test: tests/c/typed_test.c tests/c/typed_check.h $(CODEC_OBJ)
+build/typed_test: tests/c/typed_test.c tests/c/typed_check.h tests/c/check.h $(CODEC_OBJ)
 	$(call say,CC-ASAN,$<)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ihost -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 build/prims_test: tests/c/prims_test.c $(PRIMS_OBJ)

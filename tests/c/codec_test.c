@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "framing.h"
+#include "check.h"
 
 #include <float.h>
 #include <lauxlib.h>
@@ -20,37 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                   \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
-    } while (0)
-
 static lua_State *L;
 static char err[SL_CODEC_ERRLEN];
-
-/* An exact-size heap copy, so reading s[len] is an ASan error. */
-static char *dup_exact(const char *s, size_t len)
-{
-    char *p = malloc(len ? len : 1);
-    memcpy(p, s, len);
-    return p;
-}
-
-/* Runs a Lua chunk that returns one value and leaves it on the stack. */
-static void eval(const char *code)
-{
-    if (luaL_loadstring(L, code) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
-        fprintf(stderr, "lua: %s\n", lua_tostring(L, -1));
-        exit(2);
-    }
-}
 
 /* Structural equality of two Lua values (tables compared key by key). */
 static int deep_eq(int a, int b, int depth)
@@ -296,7 +268,7 @@ static void json_number(const char *in, double want)
  * want NULL, want_err the error expected (both NULL: any successful encoding). */
 static void json_enc(const char *code, const char *want, const char *want_err)
 {
-    eval(code);
+    eval(L, code);
     sl_buf b;
     sl_buf_init(&b);
     sl_buf_append(&b, "prefix", 6);
@@ -530,13 +502,13 @@ static void test_json(void)
     json_enc("local t = 1; for i = 1, 128 do t = {t} end; return t", NULL, NULL);
 
     /* Objects with mixed keys encode with every key. */
-    eval("return {1, 2, x = 'y', [10] = 3}");
+    eval(L, "return {1, 2, x = 'y', [10] = 3}");
     {
         sl_buf b;
         sl_buf_init(&b);
         CHECK(sl_json_encode(L, -1, &b, err) == SL_CODEC_OK, "mixed: %s", err);
         CHECK(jdec(b.data, b.len) == SL_CODEC_OK, "mixed re-decode: %s", err);
-        eval("return {['1'] = 1, ['2'] = 2, x = 'y', ['10'] = 3}");
+        eval(L, "return {['1'] = 1, ['2'] = 2, x = 'y', ['10'] = 3}");
         CHECK(deep_eq(-1, -2, 0), "mixed keys: %.*s", (int)b.len, b.data);
         lua_pop(L, 3);
         sl_buf_free(&b);
@@ -571,12 +543,12 @@ static int cdec(const char *s, int keys_idx)
 static void csv_dec(const char *s, int keyed, const char *want_code)
 {
     if (keyed)
-        eval("return keys");
+        eval(L, "return keys");
     int rc = cdec(s, keyed ? lua_gettop(L) : 0);
     if (rc != SL_CODEC_OK) {
         CHECK(0, "csv decode %s: %s", s, err);
     } else {
-        eval(want_code);
+        eval(L, want_code);
         CHECK(deep_eq(-1, -2, 0), "csv decode %s vs %s", s, want_code);
         lua_pop(L, 2);
     }
@@ -587,7 +559,7 @@ static void csv_dec(const char *s, int keyed, const char *want_code)
 static void csv_bad(const char *s, int keyed, const char *want_err)
 {
     if (keyed)
-        eval("return keys");
+        eval(L, "return keys");
     int rc = cdec(s, keyed ? -1 : 0);
     CHECK(rc == SL_CODEC_BAD, "csv accepted %s", s);
     if (rc == SL_CODEC_OK)
@@ -601,8 +573,8 @@ static void csv_bad(const char *s, int keyed, const char *want_err)
 static void csv_enc(const char *code, int keyed, const char *want, const char *want_err)
 {
     if (keyed)
-        eval("return keys");
-    eval(code);
+        eval(L, "return keys");
+    eval(L, code);
     sl_buf b;
     sl_buf_init(&b);
     int top = lua_gettop(L);
@@ -649,7 +621,7 @@ static void test_csv(void)
     csv_dec("1e400,9007199254740993", 0, "return {'1e400', '9007199254740993'}");
     csv_dec("\"\"\"\"", 0, "return {'\"'}");
 
-    eval("return {'id', 'name', 'price'}");
+    eval(L, "return {'id', 'name', 'price'}");
     lua_setglobal(L, "keys");
     csv_dec("1,bob,2.5", 1, "return {id = 1, name = 'bob', price = 2.5}");
     csv_dec("1,,2.5", 1, "return {id = 1, price = 2.5}");
@@ -674,7 +646,7 @@ static void test_csv(void)
     csv_enc("return {}", 0, "\n", NULL);
 
     /* Encode then frame and decode gives the record back. */
-    eval("return {'plain', 'with,comma', 'with \"quotes\"', 'multi\\nline\\r\\n', 42, -0.25}");
+    eval(L, "return {'plain', 'with,comma', 'with \"quotes\"', 'multi\\nline\\r\\n', 42, -0.25}");
     {
         sl_buf b;
         sl_buf_init(&b);
@@ -708,7 +680,7 @@ static int mdec(const char *s, size_t len, size_t *used)
  * prefix is MORE, then decodes and compares with the value itself (or with `back`). */
 static void mpack_rt(const char *code, const char *want, size_t want_len, const char *back)
 {
-    eval(code);
+    eval(L, code);
     sl_buf b;
     sl_buf_init(&b);
     int rc = sl_mpack_encode(L, -1, &b, err);
@@ -727,7 +699,7 @@ static void mpack_rt(const char *code, const char *want, size_t want_len, const 
     if (mdec(b.data, b.len, &used) == SL_CODEC_OK) {
         CHECK(used == b.len - 1, "used %zu of %zu", used, b.len - 1);
         if (back)
-            eval(back);
+            eval(L, back);
         CHECK(deep_eq(-1, -2, 0), "msgpack round trip of %s", code);
         lua_pop(L, back ? 2 : 1);
     } else {
@@ -798,23 +770,22 @@ static void test_mpack(void)
         mpack_bad(deep, 34, 1, "msgpack: nested deeper than 32 levels at byte 32");
     }
 
-    eval("return {f = print}");
+    eval(L, "return {f = print}");
     sl_buf b;
     sl_buf_init(&b);
     CHECK(sl_mpack_encode(L, -1, &b, err) == SL_CODEC_BAD && b.len == 0
           && strcmp(err, "msgpack: cannot encode a function") == 0, "encode function");
     lua_pop(L, 1);
-    eval("local t = {}; t.t = t; return t");
+    eval(L, "local t = {}; t.t = t; return t");
     CHECK(sl_mpack_encode(L, -1, &b, err) == SL_CODEC_BAD && b.len == 0
           && strcmp(err, "msgpack: nested too deep (a cycle?)") == 0, "encode cycle");
     lua_pop(L, 1);
-    eval("return {1, 0/0}");
+    eval(L, "return {1, 0/0}");
     CHECK(sl_mpack_encode(L, -1, &b, err) == SL_CODEC_BAD && b.len == 0,
           "encode NaN");
     lua_pop(L, 1);
     sl_buf_free(&b);
 }
-
 
 /* ---- key order (codec_keys.c) ------------------------------------------------------ */
 
@@ -837,7 +808,7 @@ static void json_same(const char *text)
 /* Encodes the Lua value of `code` (which may use the global t) as JSON: want exactly. */
 static void json_is(const char *code, const char *want)
 {
-    eval(code);
+    eval(L, code);
     sl_buf b;
     sl_buf_init(&b);
     int rc = sl_json_encode(L, -1, &b, err);
@@ -851,11 +822,11 @@ static void json_is(const char *code, const char *want)
  * returns. */
 static void json_like(const char *code, const char *want_code)
 {
-    eval(code);
+    eval(L, code);
     sl_buf b;
     sl_buf_init(&b);
     int rc = sl_json_encode(L, -1, &b, err);
-    eval(want_code);
+    eval(L, want_code);
     size_t wlen;
     const char *want = lua_tolstring(L, -1, &wlen);
     CHECK(rc == SL_CODEC_OK && b.len == wlen && memcmp(b.data, want, wlen) == 0,
@@ -894,7 +865,7 @@ static void test_order(void)
             "{\"a\":2,\"a\\u0000\":4,\"ab\":1,\"abc\":3}");
     /* shared shapes; a user's metatable is not a shape */
     json_global("{\"p\":1,\"q\":2}");
-    eval("local a = t; return a");
+    eval(L, "local a = t; return a");
     CHECK(jdec("{\"p\":3,\"q\":4}", 13) == SL_CODEC_OK, "decode");
     CHECK(lua_getmetatable(L, -1) && lua_getmetatable(L, -3) && lua_rawequal(L, -1, -2),
           "one shape for two records of the same keys");
@@ -920,7 +891,7 @@ static void test_order(void)
     }
 
     /* csv: the header's order, every column of it for a writer */
-    eval("return {'zeta', 'alpha', 'mid'}");
+    eval(L, "return {'zeta', 'alpha', 'mid'}");
     CHECK(cdec("1,,x", -1) == SL_CODEC_OK, "csv decode: %s", err);
     {
         sl_buf b;
@@ -934,7 +905,7 @@ static void test_order(void)
         json_is("return cols", "[\"zeta\",\"alpha\",\"mid\"]");
         lua_pop(L, 2);
     }
-    eval("return {b = 1, a = 2, [1] = 3}");
+    eval(L, "return {b = 1, a = 2, [1] = 3}");
     CHECK(sl_codec_keys(L, -1) == 2, "columns of a table built in Lua");
     lua_setglobal(L, "cols");
     json_is("return cols", "[\"a\",\"b\"]");
@@ -961,7 +932,7 @@ static void test_order(void)
                   "p[i] = string.format('\"%05d\":%d', i, i) end "
                   "return '{' .. table.concat(p, ',') .. '}'");
         sl_buf_free(&text);
-        eval("local t, k = {}, {} for i = 1, 9000 do t['k' .. i] = i; k[i] = 'k' .. i end "
+        eval(L, "local t, k = {}, {} for i = 1, 9000 do t['k' .. i] = i; k[i] = 'k' .. i end "
              "table.sort(k) local p = {} for i, n in ipairs(k) do p[i] = '\"' .. n .. '\":' "
              ".. t[n] end want = '{' .. table.concat(p, ',') .. '}' return t");
         sl_buf b;
@@ -977,7 +948,7 @@ static void test_order(void)
 
     /* State: a table of more than SL_SHAPE_MAX_KEYS keys is written as it comes (a
      * checkpoint's maps may be huge), and reads back the same. */
-    eval("local t = {} for i = 1, 3000 do t['s' .. i] = {b = i, a = -i} end return t");
+    eval(L, "local t = {} for i = 1, 3000 do t['s' .. i] = {b = i, a = -i} end return t");
     {
         sl_buf b;
         sl_buf_init(&b);
@@ -1032,10 +1003,10 @@ static void fuzz(void)
     static const char alphabet[] = "{}[]\",:\\u0123456789eE.-+ \ntrufalsn\xc1\x91\xdd\x81\xa1";
     sl_buf enc;
     sl_buf_init(&enc);
-    eval("return {auction = 1, tags = {'a', 'b', {c = 1.5}}, n = false, s = 'x\\n'}");
+    eval(L, "return {auction = 1, tags = {'a', 'b', {c = 1.5}}, n = false, s = 'x\\n'}");
     sl_mpack_encode(L, -1, &enc, err);
     lua_pop(L, 1);
-    eval("return {'a', 'b', 'c'}");
+    eval(L, "return {'a', 'b', 'c'}");
     int keys = lua_gettop(L);
     for (int i = 0; i < 200000; i++) {
         char buf[96];
@@ -1329,22 +1300,14 @@ int main(void)
     luaL_openlibs(L);
     lua_pushlightuserdata(L, SL_NULL);
     lua_setglobal(L, "null");
-    /* Each group counts as one test in the summary; a group fails if any check in it does. */
-    static const struct { const char *name; void (*fn)(void); } groups[] = {
+    static const check_group groups[] = {
         { "numbers", test_numbers }, { "buf", test_buf }, { "json", test_json },
         { "csv", test_csv }, { "msgpack", test_mpack }, { "framing", test_framing },
         { "order", test_order }, { "fuzz", fuzz },
     };
     int passed = 0, failed = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int before = failures;
-        groups[g].fn();
-        int ok = failures == before;
-        printf("codec %-8s %s\n", groups[g].name, ok ? "ok" : "FAILED");
-        ok ? passed++ : failed++;
-    }
+    run_groups("codec", 8, groups, sizeof groups / sizeof groups[0], &passed, &failed);
     CHECK(lua_gettop(L) == 0, "stack left at %d", lua_gettop(L));
     lua_close(L);
-    printf("(%d checks)\n%d passed, %d failed\n", checks, passed, failed);
-    return failures ? 1 : 0;
+    return check_summary(passed, failed);
 }

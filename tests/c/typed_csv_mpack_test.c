@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "typed.h"
+#include "check.h"
 
 #include <inttypes.h>
 #include <lauxlib.h>
@@ -20,39 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                   \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
-    } while (0)
-
 #define S(lit) lit, sizeof(lit) - 1
 
 static lua_State *L;
 static char err[SL_CODEC_ERRLEN];
 static sl_typed_field rec[SL_TYPED_MAX_SLOTS];
-
-static char *dup_exact(const char *s, size_t len)
-{
-    char *p = malloc(len ? len : 1);
-    memcpy(p, s, len);
-    return p;
-}
-
-/* Runs a Lua chunk that returns one value and leaves it on the stack. */
-static void eval(const char *code)
-{
-    if (luaL_loadstring(L, code) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
-        fprintf(stderr, "lua: %s\n", lua_tostring(L, -1));
-        exit(2);
-    }
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
@@ -197,7 +170,7 @@ static void csv_same(const sl_schema *s, const char *cols, const char *in)
     sl_buf_init(&got);
     lua_pushstring(L, cols);
     lua_setglobal(L, "cols");
-    eval("local t = {} for c in cols:gmatch('[^,]+') do t[#t + 1] = c end return t");
+    eval(L, "local t = {} for c in cols:gmatch('[^,]+') do t[#t + 1] = c end return t");
     int top = lua_gettop(L);
     if (sl_csv_decode(L, copy, len, top, err) == SL_CODEC_OK) {
         CHECK(sl_csv_encode(L, -1, top, &want, err) == SL_CODEC_OK, "table encode %s", err);
@@ -466,7 +439,7 @@ static void test_csv_round_trip(void)
 /* The msgpack bytes of a Lua expression, as sl_mpack_encode packs it. */
 static void packed(const char *code, sl_buf *out)
 {
-    eval(code);
+    eval(L, code);
     CHECK(sl_mpack_encode(L, -1, out, err) == SL_CODEC_OK, "pack %s: %s", code, err);
     lua_pop(L, 1);
 }
@@ -795,22 +768,14 @@ int main(void)
     luaL_openlibs(L);
     lua_pushlightuserdata(L, SL_NULL);
     lua_setglobal(L, "null");
-    /* Each group counts as one test in the summary; a group fails if any check in it does. */
-    static const struct { const char *name; void (*fn)(void); } groups[] = {
+    static const check_group groups[] = {
         { "csv decode", test_csv_decode }, { "csv encode", test_csv_encode },
         { "csv round trip", test_csv_round_trip }, { "mpack decode", test_mpack_decode },
         { "mpack round trip", test_mpack_round_trip },
     };
     int passed = 0, failed = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int before = failures;
-        groups[g].fn();
-        int ok = failures == before;
-        printf("typed %-16s %s\n", groups[g].name, ok ? "ok" : "FAILED");
-        ok ? passed++ : failed++;
-    }
+    run_groups("typed", 16, groups, sizeof groups / sizeof groups[0], &passed, &failed);
     CHECK(lua_gettop(L) == 0, "stack left at %d", lua_gettop(L));
     lua_close(L);
-    printf("(%d checks)\n%d passed, %d failed\n", checks, passed, failed);
-    return failures ? 1 : 0;
+    return check_summary(passed, failed);
 }

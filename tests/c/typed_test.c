@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "typed.h"
 #include "typed_check.h"
+#include "check.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -16,18 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                                   \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            failures++;                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
-    } while (0)
 
 static lua_State *L;
 static char err[SL_CODEC_ERRLEN];
@@ -702,8 +691,7 @@ int main(void)
     L = luaL_newstate();
     luaL_openlibs(L);
     make_schemas();
-    /* Each group counts as one test in the summary; a group fails if any check in it does. */
-    static const struct { const char *name; void (*fn)(void); } groups[] = {
+    static const check_group groups[] = {
         { "types", test_types }, { "digits", test_digits }, { "guesses", test_guesses },
         { "absent", test_absent }, { "skipped", test_skipped },
         { "escapes", test_escapes }, { "full", test_full }, { "wrong", test_wrong_types },
@@ -711,19 +699,12 @@ int main(void)
         { "i64", test_i64 }, { "encode", test_round_trips }, { "mutations", test_mutations },
     };
     int passed = 0, failed = 0;
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        int before = failures;
-        groups[g].fn();
-        int ok = failures == before;
-        printf("typed json %-10s %s\n", groups[g].name, ok ? "ok" : "FAILED");
-        ok ? passed++ : failed++;
-    }
+    run_groups("typed json", 10, groups, sizeof groups / sizeof groups[0], &passed, &failed);
     CHECK(lua_gettop(L) == 0, "stack left at %d", lua_gettop(L));
     free(line);
     sl_schema_free(every);
     sl_schema_free(user_s);
     sl_schema_free(addr_s);
     lua_close(L);
-    printf("(%d checks)\n%d passed, %d failed\n", checks, passed, failed);
-    return failures ? 1 : 0;
+    return check_summary(passed, failed);
 }
