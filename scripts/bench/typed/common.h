@@ -467,3 +467,34 @@ static int scan_object(const char *p, const char *end, key_fn on_key, void *ctx)
         return p < end && *p == '}';
     }
 }
+
+/* The fields of a bid that the JSON baselines read, as scan_object's on_key fills them:
+ * auction, price and ts as numbers; seen has bit 1 for auction, 2 for price, 4 for ts. */
+typedef struct bid {
+    double auction, price, ts;
+    int seen;
+} bid;
+
+static const char *on_bid_key(const char *k, size_t klen, const char *v, const char *end,
+                              void *ctx)
+{
+    bid *b = ctx;
+    double *slot;
+    int bit;
+    if (klen == 5 && memcmp(k, "price", 5) == 0) {
+        slot = &b->price;
+        bit = 2;
+    } else if (klen == 7 && memcmp(k, "auction", 7) == 0) {
+        slot = &b->auction;
+        bit = 1;
+    } else if (klen == 2 && memcmp(k, "ts", 2) == 0) {
+        slot = &b->ts;
+        bit = 4;
+    } else {
+        return NULL;
+    }
+    const char *after = read_number(v, end, slot);
+    if (after != NULL)
+        b->seen |= bit;
+    return after;
+}

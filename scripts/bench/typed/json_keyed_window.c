@@ -114,39 +114,11 @@ static void close_window(void)
     windows++;
 }
 
-typedef struct bid {
-    double auction, price, ts;
-    int seen;
-} bid;
-
-static const char *on_key(const char *k, size_t klen, const char *v, const char *end, void *ctx)
-{
-    bid *b = ctx;
-    double *slot;
-    int bit;
-    if (klen == 5 && memcmp(k, "price", 5) == 0) {
-        slot = &b->price;
-        bit = 2;
-    } else if (klen == 7 && memcmp(k, "auction", 7) == 0) {
-        slot = &b->auction;
-        bit = 1;
-    } else if (klen == 2 && memcmp(k, "ts", 2) == 0) {
-        slot = &b->ts;
-        bit = 4;
-    } else {
-        return NULL;
-    }
-    const char *after = read_number(v, end, slot);
-    if (after != NULL)
-        b->seen |= bit;
-    return after;
-}
-
 static void on_line(const char *s, size_t len)
 {
     bid b = { 0, 0, 0, 0 };
     lines++;
-    if (!scan_object(s, s + len, on_key, &b) || b.seen != 7) {
+    if (!scan_object(s, s + len, on_bid_key, &b) || b.seen != 7) {
         bad++;
         return;
     }
