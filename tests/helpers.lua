@@ -165,6 +165,43 @@ function h.run(args, opts)
   return res
 end
 
+-- Starts `$SLUICE_BIN run script args` in the background (args a shell string; stdin from
+-- /dev/null, stdout dropped) and returns, once it has a pid:
+--   pid
+--   signal(sig)     sends sig ("TERM", "KILL", ...) unless the job has ended (its pid may be
+--                   another process's by then)
+--   ended()         whether it has exited
+--   wait([ms])      its exit code once it has exited, or nil after ms (default 60000)
+--   stderr()        what it wrote there so far
+function h.background(script, args)
+  local dir = h.tmpdir()
+  local pidfile, rcfile, errfile = h.path(dir, "pid"), h.path(dir, "rc"), h.path(dir, "err")
+  os.execute(string.format("(%s run %s %s >/dev/null 2>%s </dev/null & echo $! >%s; " ..
+    "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), args or "",
+    h.q(errfile), h.q(pidfile), h.q(rcfile)))
+  local p, rc = {}, nil
+  h.wait_until("the job's pid", function()
+    p.pid = tonumber((h.read(pidfile) or ""):match("%d+"))
+    return p.pid ~= nil
+  end)
+  function p.ended()
+    rc = rc or tonumber((h.read(rcfile) or ""):match("%d+"))
+    return rc ~= nil
+  end
+  function p.signal(sig)
+    if not p.ended() then os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
+  end
+  function p.wait(ms)
+    for _ = 1, math.ceil((ms or 60000) / 10) do
+      if p.ended() then return rc end
+      h.sleep_ms(10)
+    end
+    return nil
+  end
+  function p.stderr() return h.read(errfile) or "" end
+  return p
+end
+
 -- A one-line description of a run, for assertion messages.
 function h.describe(res)
   return string.format("[%s] exit %s\n--- stdout:\n%s\n--- stderr:\n%s", res.cmd or "?",

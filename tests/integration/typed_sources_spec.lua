@@ -76,27 +76,12 @@ end
 
 -- Starts `sluice run script` in the background: { signal(sig), wait() -> code, stderr }.
 local function background(script)
-  local dir = h.tmpdir()
-  local pidfile, rcfile, err = h.path(dir, "pid"), h.path(dir, "rc"), h.path(dir, "err")
-  os.execute(string.format("(%s run %s >/dev/null 2>%s </dev/null & echo $! >%s; " ..
-    "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), h.q(err),
-    h.q(pidfile), h.q(rcfile)))
-  local p = {}
-  h.wait_until("the job's pid", function()
-    p.pid = tonumber((h.read(pidfile) or ""):match("%d+"))
-    return p.pid ~= nil
-  end)
-  local rc
-  local function ended()
-    rc = rc or tonumber((h.read(rcfile) or ""):match("%d+"))
-    return rc ~= nil
-  end
-  function p.signal(sig)
-    if not ended() then os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid)) end
-  end
+  local job = h.background(script)
+  local p = { signal = job.signal }
   function p.wait()
-    h.wait_until("the job's end", ended)
-    local stderr = h.read(err) or ""
+    local rc = job.wait()
+    assert(rc ~= nil, "timed out waiting for the job's end")
+    local stderr = job.stderr()
     assert(not stderr:find("ERROR: AddressSanitizer", 1, true), stderr)
     return rc, stderr
   end

@@ -378,12 +378,8 @@ sl.source.tcp{ listen = "127.0.0.1:%d", format = %q, header = %s, schema = S }
   :sink(sl.sink.file{ path = DIR .. "/out.jsonl", format = "json" })
 ]], port, fmt, tostring(header or false)), schema_src)
       os.remove(h.path(dir, "out.jsonl"))
-      local pidfile, rcfile = h.path(dir, "pid"), h.path(dir, "rc")
-      os.remove(rcfile)
-      os.execute(string.format("(%s run %s --set typed=%d --batch-size 7 >/dev/null 2>%s " ..
-        "</dev/null & echo $! >%s; wait $!; echo $? >%s) &", h.q(h.bin()), h.q(script),
-        typed and 1 or 0, h.q(h.path(dir, "err")), h.q(pidfile), h.q(rcfile)))
-      h.wait_until("the job to start", function() return (h.read(pidfile) or ""):match("%d") end)
+      local running = h.background(script,
+        string.format("--set typed=%d --batch-size 7", typed and 1 or 0))
       local half = math.floor(#text / 2)
       while half < #text and text:sub(half, half) ~= "\n" do half = half + 1 end
       -- (one connection for a CSV header and for msgpack, whose bytes have no line ends)
@@ -405,9 +401,8 @@ sl.source.tcp{ listen = "127.0.0.1:%d", format = %q, header = %s, schema = S }
       return function(n)
         h.wait_lines(h.path(dir, "out.jsonl"), n)
         h.sleep_ms(100)
-        os.execute("kill -TERM " .. h.read(pidfile):match("%d+"))
-        h.wait_until("the job's end", function() return (h.read(rcfile) or ""):match("%d") end)
-        assert.are.equal("0", h.read(rcfile):match("%d+"), h.read(h.path(dir, "err")))
+        running.signal("TERM")
+        assert.are.equal(0, running.wait(), running.stderr())
         return records(h.read(h.path(dir, "out.jsonl")))
       end
     end
@@ -740,31 +735,19 @@ src:key_by("auction"):window(sl.tumbling "10s")
   end)
 
   describe("checkpoints and reload", function()
-    -- A job in the background: `sluice run script args` from dir; kill(sig), wait() -> its
-    -- exit status (nil after 30 s), stderr().
-    local jobs, started = {}, 0
-    local function start(dir, script, args)
-      started = started + 1
-      local pidfile, rcfile = h.path(dir, "pid" .. started), h.path(dir, "rc" .. started)
-      local errfile = h.path(dir, "err" .. started)
-      os.execute(string.format("(%s run %s %s >/dev/null 2>%s </dev/null & echo $! >%s; " ..
-        "wait $!; echo $? >%s) 2>/dev/null &", h.q(h.bin()), h.q(script), args,
-        h.q(errfile), h.q(pidfile), h.q(rcfile)))
-      local j = {}
-      h.wait_until("the job to start", function() return (h.read(pidfile) or ""):match("%d") end)
-      j.pid = h.read(pidfile):match("%d+")
-      function j.kill(sig) os.execute("kill -" .. sig .. " " .. j.pid .. " 2>/dev/null") end
-      function j.ended() return (h.read(rcfile) or ""):match("%d") ~= nil end
+    -- A job in the background (h.background): `sluice run script args`; kill(sig), wait()
+    -- -> its exit status (nil after 30 s, the job killed), stderr(). The first argument,
+    -- the job's directory, is not needed: the script names its files.
+    local jobs = {}
+    local function start(_, script, args)
+      local j = h.background(script, args)
+      j.kill = j.signal
+      local wait = j.wait
       function j.wait()
-        for _ = 1, 3000 do
-          local rc = (h.read(rcfile) or ""):match("%d+")
-          if rc then return tonumber(rc) end
-          h.sleep_ms(10)
-        end
-        j.kill("KILL")
-        return nil
+        local rc = wait(30000)
+        if rc == nil then j.kill("KILL") end
+        return rc
       end
-      function j.stderr() return h.read(errfile) or "" end
       jobs[#jobs + 1] = j
       return j
     end
