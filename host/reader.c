@@ -749,6 +749,7 @@ int sl_reader_new(lua_State *L)
     const char *path = NULL, *fmt, *name = NULL;
     lua_Integer batch, max_record;
     lua_Number offset = 0, line = 1;
+    const sl_schema *schema;
     int fd = -1, format, header = 0, own_fd = 0, feed = 0, partial_bad = 0, follow = 0;
     sl_reader **ud, *r;
 
@@ -789,12 +790,10 @@ int sl_reader_new(lua_State *L)
         || line != (lua_Number)(int64_t)line)
         return luaL_error(L, "core.reader: offset must be a whole number >= 0 and line >= 1");
     opt(L, "columns", LUA_TTABLE);
-    if (!lua_isnil(L, (lua_getfield(L, 1, "schema"), -1))) {
-        sl_schema_check(L, -1);
-        if (format == SL_FRAMER_LINES || (format == SL_FRAMER_CSV && !header))
-            return luaL_error(L, "core.reader: schema= needs json, msgpack or csv with a "
-                              "header");
-    }
+    lua_getfield(L, 1, "schema");
+    schema = sl_schema_opt(L, -1);      /* kept alive by schema_ref below */
+    if (schema != NULL && (format == SL_FRAMER_LINES || (format == SL_FRAMER_CSV && !header)))
+        return luaL_error(L, "core.reader: schema= needs json, msgpack or csv with a header");
     batch = opt_int(L, "batch", SL_READER_BATCH, 1 << 20);
     max_record = opt_int(L, "max_record", SL_READER_MAX_RECORD, 1 << 30);
     if (!opt(L, "on_batch", LUA_TFUNCTION))
@@ -850,12 +849,10 @@ int sl_reader_new(lua_State *L)
     r->fr.keyed = format == SL_FRAMER_CSV && header;
     r->batch_max = (int)batch;
     r->self_ref = r->keys_ref = r->schema_ref = LUA_NOREF;
-    lua_getfield(L, 1, "schema");                       /* opts ud schema|nil */
-    if (!lua_isnil(L, -1)) {
-        sl_framer_set_schema(&r->fr, sl_schema_check(L, -1));
+    if (schema != NULL) {
+        sl_framer_set_schema(&r->fr, schema);
+        lua_getfield(L, 1, "schema");                   /* opts ud schema */
         r->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* opts ud */
-    } else {
-        lua_pop(L, 1);                                  /* opts ud */
     }
     if (r->fr.keyed) {
         lua_getfield(L, 1, "columns");                  /* opts ud cols|nil */
