@@ -32,11 +32,11 @@ local key_state = {}
 --                 time or sequence across keys, join rebuilds that order. Without it,
 --                 entries go in key order (keyed.key_less), each key's in its piece's order.
 --   optional      the snapshot leaves the field out when it is empty: join does too.
--- and a shape's `sets`: header fields that are arrays of numbers in no order (a window's
--- pending starts, from pairs), which split gives sorted, for the same reason as canon.
 --   ordered       the order of the keys is the operator's own and carries no number (a
 --                 batch's: the order the batches opened). Not per key: it goes to the
 --                 header as header.order, an array of the keys, and join follows it.
+-- A shape's `sets` names header fields that are arrays of numbers in no order (a window's
+-- pending starts, from pairs): split gives them sorted, for the same reason as canon.
 
 local function by_first(a, b) return a[1] < b[1] end
 
