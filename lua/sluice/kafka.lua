@@ -232,7 +232,7 @@ function kafka.open_source(spec, ctx)
       if not parts then parts = {}; positions[topic] = parts end
       parts[p] = last + 1
       failing = nil
-      if ctx.partition then ctx.partition(partition_id(topic, p)) end
+      if ctx.partition then ctx.partition(partition_id(topic, p), p) end
       if ctx.push(batch, n) then finish() end
     end,
     on_bad = function(info)
@@ -244,7 +244,7 @@ function kafka.open_source(spec, ctx)
       if ctx.assigned then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
-        ctx.assigned(ids)
+        ctx.assigned(ids, list)
       end
     end,
     on_revoke = function(list)
@@ -258,7 +258,7 @@ function kafka.open_source(spec, ctx)
       if ctx.revoked then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
-        ctx.revoked(ids)
+        ctx.revoked(ids, list)
       end
     end,
     on_error = function(msg, fatal)

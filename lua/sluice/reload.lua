@@ -274,7 +274,7 @@ function reload.swap(j, set)
     opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
       fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
     return h
-  end, team)
+  end, team, j.make_of)
   local routes, kept_routes, opened
   local elsewhere = {}
   if g then

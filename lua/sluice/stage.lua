@@ -11,6 +11,7 @@
 local plan = require "sluice.plan"
 local host = require "sluice.host"
 local typed = require "sluice.typed"
+local tasks = require "sluice.tasks"
 
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
   debug.getinfo
@@ -149,15 +150,23 @@ local function partition_clock(parts, idle_ms)
     end
     return any and low or nil
   end
+  -- each partition's own watermark goes to tasks.lua too: under --group a keyed operator
+  -- fires each partition's windows by that partition's time
+  local task
   function pc.partition(id)
     current = id
     assigned[id] = true
     seen[id] = idle_ms and host.clock() or true
-    pc.parts.max(largest[id] or -huge)
+    local v = largest[id] or -huge
+    pc.parts.max(v)
+    task = tonumber(id:match(":(%d+)$"))
+    if task then tasks.clock(task, id, v - pc.parts.ooo, "before") end
   end
   function pc.after_batch()
     if current == nil then return end
-    largest[current] = pc.parts.max()
+    local v = pc.parts.max()
+    largest[current] = v
+    if task then tasks.clock(task, current, v - pc.parts.ooo, "after") end
     local low = smallest()
     if low then pc.parts.raise(low) end
   end

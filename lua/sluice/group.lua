@@ -1,0 +1,370 @@
+-- group.lua -- one job across processes and machines on Kafka (sluice run --group NAME).
+--
+-- Every process started with --group NAME is a member of consumer group NAME: its Kafka
+-- sources join the group, whose protocol (cooperative-sticky) splits the input
+-- partitions among the members. Each keyed operator keeps its state per input partition
+-- (keyed_tasks.lua) and writes it, at each commit, to the compacted changelog topic
+-- NAME-<operator>-changelog (changelog.lua). The member a partition is assigned to
+-- restores the partition's state from there before it processes a record of it; a
+-- member whose partition is revoked commits first (its changes and its offsets: the
+-- next owner starts exactly where it stopped) and drops the partition's state.
+--
+-- A commit, every --checkpoint-every (default 10 s) and at a revoke and at the end:
+--   1. each task's changed keys go to its changelog partition;
+--   2. with an exactly_once Kafka sink, they are in its transaction, and the sources'
+--      offsets join it (send_offsets_to_transaction), and it commits: outputs, state and
+--      offsets at once (Kafka's exactly-once v2);
+--   3. else every Kafka sink and the changelog writes are delivered, then the offsets are
+--      stored for the group (at least once: after a crash the records since the last
+--      commit are read again, and counted again in state written after them).
+-- This module is the app layer's: the runtime knows of it only through job hooks and the
+-- operator maker it is given (runtime.new's `group`).
+local host = require "sluice.host"
+local graph = require "sluice.graph"
+local runtime = require "sluice.runtime"
+local operator = require "sluice.operator"
+local keyed_tasks = require "sluice.keyed_tasks"
+local changelog = require "sluice.changelog"
+local tasks = require "sluice.tasks"
+local report = require "sluice.report"
+
+local core = host.core
+local format, ipairs, pairs = string.format, ipairs, pairs
+local say = report.say
+
+local group = {}
+
+local TIMEOUT_MS = 30000        -- metadata, topic creation, restores: how long they may take
+local FLUSH_MS = 30000          -- a commit's deliveries
+
+-- A topic name's part for an operator id: Kafka allows [a-zA-Z0-9._-], up to 249 in all.
+local function topic_part(id)
+  local s = id:gsub("[^%w._-]+", "-"):gsub("^-+", ""):gsub("-+$", "")
+  if s == "" then s = "op" end
+  return s
+end
+
+-- The Kafka sources a node reads through stateless operators, and whether a keyed
+-- operator lies between (then its records are not partitioned by the source's key).
+local function feeders(node)
+  local found, through_keyed = {}, false
+  local seen = {}
+  local function walk(n)
+    for _, input in ipairs(n.inputs) do
+      local up = input.node
+      if not seen[up] then
+        seen[up] = true
+        if up.kind == "source" then
+          found[#found + 1] = up
+        elseif operator.kinds[up.kind] then
+          through_keyed = true
+        else
+          walk(up)
+        end
+      end
+    end
+  end
+  walk(node)
+  return found, through_keyed
+end
+
+-- Whether the keyed node's key is the message key of source `src` (the field the
+-- source's `key` option names, or `key` of meta=true records): its records are then
+-- partitioned by it, and each key's records come from one partition.
+local function keyed_by_message_key(node, src)
+  local field = node.key_field
+  if not field then return false end
+  if src.spec.meta then return field == "key" end
+  return src.spec.key ~= nil and field == src.spec.key
+end
+
+-- Checks that the job of `set` can run as a member of group `name` and prepares it: its
+-- Kafka sources join the group; each keyed operator gets its changelog topic (made if
+-- missing). opts: brokers (--brokers), every_ms (commit interval). Returns the group's
+-- controller; or nil, why, exit status (2: the script cannot run so; 1: Kafka said no).
+function group.open(name, set, opts)
+  if not name:match("^[%w._-]+$") then
+    return nil, format("--group: %q is not a usable name (letters, digits, '.', '_', '-': " ..
+      "it names the group and the topics sluice makes)", name), 2
+  end
+  local nodes = graph.ordered(set)
+  runtime.assign_ids(nodes)
+  local brokers, options = opts.brokers, nil
+  local kafka_sources = {}
+  for _, node in ipairs(nodes) do
+    if node.kind == "source" then
+      local spec = node.spec
+      if spec.type ~= "kafka" then
+        return nil, format("%s: --group: %s is not a Kafka source; a job scaled out on Kafka " ..
+          "reads only Kafka topics (every member would read all of it)", tostring(node.where),
+          spec.label or spec.type), 2
+      end
+      spec.group = name
+      brokers = brokers or spec.brokers
+      options = options or spec.options
+      kafka_sources[#kafka_sources + 1] = node
+    end
+  end
+  -- an exactly_once sink's transactional.id is this member's own (the default,
+  -- sluice-TOPIC, would make the members fence each other): with exactly-once v2 the
+  -- group's generation fences a zombie, so the id need not outlive the process
+  local transactional = false
+  for _, node in ipairs(nodes) do
+    local spec = node.kind == "sink" and node.spec
+    if spec and spec.type == "kafka" and spec.exactly_once then
+      transactional = true
+      local o = {}
+      for key, v in pairs(spec.options or {}) do o[key] = v end
+      o["transactional.id"] = o["transactional.id"] or format("%s-%s-%s-%d", name, spec.topic,
+        os.getenv("HOSTNAME") or "host", core.pid)
+      spec.options = o
+    end
+  end
+  if #kafka_sources == 0 then
+    return nil, "--group: the script has no Kafka source", 2
+  end
+  local self = setmetatable({ name = name, brokers = brokers, options = options,
+    transactional = transactional,
+    every = opts.every_ms or 10000, keyed = {}, by_id = {}, producer = nil,
+    stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0, restored_bytes = 0,
+      messages = 0, bytes = 0 } }, { __index = group })
+
+  for _, node in ipairs(nodes) do
+    if operator.kinds[node.kind] then
+      local srcs, through_keyed = feeders(node)
+      local at = tostring(node.where)
+      if #node.inputs ~= 1 then
+        return nil, format("%s: --group: %s joins two streams; a join needs both sides' " ..
+          "partitions on one member, which --group does not arrange yet", at, node.kind), 2
+      end
+      if through_keyed or #srcs ~= 1 or not keyed_by_message_key(node, srcs[1]) then
+        return nil, format("%s: --group: %s is keyed by %s, not by the Kafka message key of " ..
+          "its source (its `key` option, or `key` of meta=true records): its records would " ..
+          "have to be repartitioned through a topic, which --group does not do yet", at,
+          node.kind, node.key_field and format("%q", node.key_field) or "a function"), 2
+      end
+      local src = srcs[1]
+      if #src.spec.topics ~= 1 then
+        return nil, format("%s: --group: %s reads several topics; a keyed operator under " ..
+          "--group reads one (its state is kept per partition of it)", at, src.spec.label), 2
+      end
+      local topic = src.spec.topics[1]
+      local n, err = core.kafka_topic_partitions { brokers = brokers, options = options,
+        topic = topic, timeout = TIMEOUT_MS }
+      if not n then
+        if err == "missing" then return nil, format("%s: topic %s does not exist", src.spec.label, topic), 1 end
+        return nil, format("--group %s: partitions of topic %s: %s", name, topic, tostring(err)), 1
+      end
+      local log_topic = format("%s-%s-changelog", name, topic_part(node.state_id))
+      local ok, cerr = core.kafka_create_topic { brokers = brokers, options = options,
+        topic = log_topic, partitions = n, config = { ["cleanup.policy"] = "compact" },
+        timeout = TIMEOUT_MS }
+      if not ok then return nil, format("--group %s: %s", name, tostring(cerr)), 1 end
+      local k = { node = node, id = node.state_id, input = topic, partitions = n,
+        topic = log_topic }
+      self.keyed[#self.keyed + 1] = k
+      self.by_id[node.state_id] = k
+    end
+  end
+  return self
+end
+
+-- The maker of keyed operators runtime.new uses under --group: each keeps its state per
+-- task; this controller learns of each as it is built (a reload builds them again).
+function group:maker(kind)
+  return keyed_tasks.maker(operator.kinds[kind], function(node, op)
+    local k = self.by_id[node.state_id]
+    if not k then return end
+    k.op = op
+    k.log = changelog.new { topic = k.topic, node = node, op = op, brokers = self.brokers,
+      options = self.options, read_committed = self.transactional, timeout = TIMEOUT_MS }
+  end)
+end
+
+-- The producer the changelog writes go through: an exactly_once sink's (so they are in
+-- its transaction), else one of the group's own.
+function group:changelog_producer()
+  for _, s in ipairs(self.job:sinks()) do
+    if s.transactional then return s.producer, true end
+  end
+  if not self.producer then
+    self.producer = core.kafka_producer { what = format("--group %s changelog", self.name),
+      brokers = self.brokers, options = self.options,
+      on_failed = function(list)
+        for _, f in ipairs(list) do
+          self.lost = (self.lost or 0) + 1
+          say("sluice: --group %s: a changelog write to %s failed: %s", self.name,
+            tostring(f.topic), tostring(f.reason))
+        end
+      end,
+      on_event = function() end,
+      on_error = function(msg, fatal)
+        if fatal then error(msg, 0) end
+        say("sluice: %s", msg)
+      end }
+  end
+  return self.producer, false
+end
+
+-- Queues `list` (changelog messages) on `producer`, waiting for room while its queue is
+-- full.
+local function produce_all(producer, list)
+  local from = 1
+  local deadline = host.clock() + FLUSH_MS / 1000
+  while from <= #list do
+    local rest = list
+    if from > 1 then
+      rest = {}
+      for i = from, #list do rest[#rest + 1] = list[i] end
+    end
+    local stopped = producer:produce(rest)
+    if not stopped then return end
+    from = from + stopped - 1
+    if host.clock() > deadline then
+      error(format("%d changelog messages could not be queued within %d s", #list - from + 1,
+        FLUSH_MS / 1000), 0)
+    end
+    producer:flush(100)
+  end
+end
+
+-- The commit: the tasks' changed state, outputs and offsets (see the top). `why` names
+-- the occasion in errors. Raises when it could not commit.
+function group:commit(why)
+  local job = self.job
+  local list = {}
+  for _, k in ipairs(self.keyed) do
+    if k.op then
+      for _, p in ipairs(k.op.task_list()) do k.log.changes(p, list) end
+    end
+  end
+  local producer, transactional = self:changelog_producer()
+  produce_all(producer, list)
+  local positions = job:positions()
+  if transactional then
+    job:barrier(positions)          -- delivers it all, offsets into the transaction
+    job:checkpointed(positions)     -- commits it
+  else
+    local left = producer:flush(FLUSH_MS)
+    for _, s in ipairs(job:sinks()) do
+      if s.producer and s.producer ~= producer then left = left + s.producer:flush(FLUSH_MS) end
+    end
+    if left > 0 then
+      error(format("%d messages not delivered within %d s %s", left, FLUSH_MS / 1000, why), 0)
+    end
+    if (self.lost or 0) > 0 then
+      error(format("%d changelog writes failed %s", self.lost, why), 0)
+    end
+    job:checkpointed(positions)     -- the offsets, to the group
+  end
+  local st = self.stats
+  st.commits = st.commits + 1
+  st.messages = st.messages + #list
+end
+
+-- "in:0,in:3": the partitions of `list`, for what a member says.
+local function names(list)
+  local t = {}
+  for i, tp in ipairs(list) do t[i] = tp.topic .. ":" .. tp.partition end
+  return table.concat(t, ",")
+end
+
+-- Partitions `list` ({topic, partition}...) were assigned here: the keyed operators that
+-- read them restore their tasks from the changelog before a record of them comes. Says
+-- so on stderr (as Kafka Streams logs its task assignments).
+function group:assigned(list)
+  local started = host.clock()
+  local keys, bytes = 0, 0
+  for _, k in ipairs(self.keyed) do
+    local parts = {}
+    for _, tp in ipairs(list) do
+      if tp.topic == k.input then parts[#parts + 1] = tp.partition end
+    end
+    if #parts > 0 and k.log then
+      local before_keys, before_bytes = k.log.stats.restored_keys, k.log.stats.restored_bytes
+      k.log.restore(parts)
+      keys = keys + k.log.stats.restored_keys - before_keys
+      bytes = bytes + k.log.stats.restored_bytes - before_bytes
+    end
+  end
+  local ms = (host.clock() - started) * 1000
+  local st = self.stats
+  st.restores, st.restore_ms = st.restores + 1, st.restore_ms + ms
+  st.restored_bytes = st.restored_bytes + bytes
+  if #self.keyed > 0 then
+    say("sluice: --group %s: assigned %s (restored %d keys, %d bytes of changelog, in %.0f ms)",
+      self.name, names(list), keys, bytes, ms)
+  else
+    say("sluice: --group %s: assigned %s", self.name, names(list))
+  end
+end
+
+-- Partitions `list` are being revoked: what they hold is committed (the next owner
+-- starts from it), then their state goes.
+function group:revoked(list)
+  local ok, err = pcall(self.commit, self, "before giving partitions up")
+  if not ok then say("sluice: --group %s: commit before a rebalance: %s", self.name, err) end
+  -- the offsets at once, not by the consumer's timer: the next owner reads them
+  local positions = self.job:positions()
+  for _, route in ipairs(self.job.sources) do
+    local src = route.handle
+    if src.consumer and positions[src.id] and not self.transactional then
+      local mine = {}
+      for _, tp in ipairs(list) do
+        local at = positions[src.id][tp.topic] and positions[src.id][tp.topic][tp.partition]
+        if at then
+          mine[tp.topic] = mine[tp.topic] or {}
+          mine[tp.topic][tp.partition] = at
+        end
+      end
+      if next(mine) then src.consumer:commit(mine, true) end
+    end
+  end
+  for _, k in ipairs(self.keyed) do
+    for _, tp in ipairs(list) do
+      if tp.topic == k.input and k.op then
+        k.op.drop(tp.partition)
+        k.log.forget(tp.partition)
+      end
+    end
+  end
+  for _, tp in ipairs(list) do tasks.forget(tp.partition) end
+  say("sluice: --group %s: revoked %s (committed)", self.name, names(list))
+end
+
+-- Runs `job` (runtime.new with this controller as its `group`) as a member of the group:
+-- commits every `every` ms, at each revoke and at the end. Returns true, or nil and why.
+function group:run(job)
+  self.job = job
+  local function commit(why)
+    local ok, err = pcall(self.commit, self, why)
+    if not ok then
+      self.stats.failed = self.stats.failed + 1
+      say("sluice: --group %s: commit %s: %s", self.name, why, tostring(err))
+    end
+  end
+  job:on("started", function()
+    self.timer = core.timer(function() commit("on schedule") end)
+    self.timer:start(self.every, self.every)
+  end)
+  job:on("assigned", function(list) self:assigned(list) end)
+  job:on("revoked", function(list) self:revoked(list) end)
+  job:on("input_ended", function(last)
+    if last and not self.final then
+      self.final = true
+      if self.timer then self.timer:stop() end
+      commit("at the end of input")
+    end
+  end)
+  job:on("metrics", function()
+    local st = self.stats
+    return { operator = "(group " .. self.name .. ")", kind = "group", records_out = st.commits,
+      errors = st.failed, restores = st.restores, restore_ms = st.restore_ms }
+  end)
+  local ok, err = job:run()
+  if self.timer then self.timer:close() end
+  if self.producer then self.producer:close() end
+  return ok, err
+end
+
+return group
