@@ -1,0 +1,417 @@
+-- key_state.split and key_state.join (lua/sluice/key_state.lua) on every keyed operator kind
+-- and variant. Each operator is driven record by record as the shell drives it (each
+-- record's watermark first) until several keys hold state (open windows, timers, pending
+-- joins, waiting lookups, expiring keys), then snapshotted as a checkpoint carries it, and
+--   (a) join of all the pieces, restored into a new operator, goes on as the original
+--       does: the same outputs, key by key in order, and the same state after the cut and
+--       at the end (compared split: a piece has one order, a snapshot's comes from pairs);
+--   (b) join of the pieces of half the keys goes on as restore(snap, keep) of those keys;
+--   (c) each piece and the header come back from msgpack (the checkpoint's encoding)
+--       unchanged, and every join above is of decoded ones.
+-- Outputs are compared in order, all of them; a tumbling or sliding window's key by key:
+-- it sends a window's keys in the order of its pane's table (pairs), which a restore
+-- does not keep either (restore(snap, keep) and restore(snap) differ there already).
+local sl = require "sluice"
+local graph = require "sluice.graph"
+local operator = require "sluice.operator"
+local key_state = require "sluice.key_state"
+local host = require "sluice.host"
+
+local OOO = 3000
+local N, CUT = 500, 260
+local huge = math.huge
+
+
+local KEYS = {}
+for i = 1, 12 do KEYS[i] = "k" .. i end
+
+-- n records: times rising by up to 900 ms, each shifted back by up to OOO (never late: a
+-- record's watermark is the largest time so far - OOO), values 1..9. side2: the share of
+-- records on side 2 (a join's right input, a lookup's table), nil: one input.
+local function gen(seed, side2)
+  math.randomseed(seed)
+  local events, t, max = {}, 1000000, -huge
+  for i = 1, N do
+    t = t + math.random(0, 900)
+    local ts = t - math.random(0, OOO)
+    if ts > max then max = ts end
+    local k = KEYS[math.random(1, #KEYS)]
+    local side = side2 and (math.random() < side2 and 2 or 1) or nil
+    events[i] = { r = { k = k, ts = ts, v = math.random(1, 9), i = i }, t = ts, side = side,
+      key = k, wm = max - OOO }
+  end
+  return events
+end
+
+-- A value as text, tables with their fields sorted, for comparing outputs.
+local function show(v)
+  if type(v) ~= "table" then return tostring(v) end
+  local names = {}
+  for name in pairs(v) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for i, name in ipairs(names) do parts[i] = tostring(name) .. "=" .. show(v[name]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- What msgpack gives back of v, as a checkpoint encodes it (infinities allowed): new
+-- tables, so that no two operators share state.
+local function roundtrip(v) return sl.msgpack.decode(host.core.durable.encode(v)) end
+
+-- A new operator of node; what it sends goes to box.got, as texts: in order, or when
+-- c.by_key, each key's in order under the key.
+local function new_op(c, node, box)
+  local function out(port, r, t)
+    local list = box.got
+    if c.by_key then
+      local k = c.key(r)
+      list = box.got[k]
+      if not list then list = {}; box.got[k] = list end
+    end
+    list[#list + 1] = port .. "@" .. tostring(t) .. show(r)
+  end
+  return operator.kinds[node.kind](node, out, { dead_letter = function(reason) error(reason) end })
+end
+
+-- Feeds events from..to to op, each one's watermark first; records only of the keys keep
+-- takes (nil: all; c.all: the operator's one key, true).
+local function drive(c, op, events, from, to, keep)
+  for i = from, to do
+    local e = events[i]
+    if e.wm > op.wm then
+      if e.wm >= op.next_due then op.advance(e.wm) else op.wm = e.wm end
+    end
+    if keep == nil or keep(c.all or e.key) then
+      local r = {}
+      for name, x in pairs(e.r) do r[name] = x end
+      op.step(r, e.t, e.side)
+    end
+  end
+end
+
+local function close(op) if op.close then op.close() end end
+
+-- op's state as split gives it, decoded: comparable whatever order its snapshot has.
+local function state_of(node, op)
+  local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
+  return { header = header, pieces = pieces }
+end
+
+-- Pieces decoded one by one (a piece is one changelog message), those keep takes.
+local function decoded(pieces, keep)
+  local out = {}
+  for k, piece in pairs(pieces) do
+    if keep == nil or keep(k) then out[k] = roundtrip(piece) end
+  end
+  return out
+end
+
+local function count(t)
+  local n = 0
+  for _, x in pairs(t) do n = n + (type(x) == "table" and #x or 1) end
+  return n
+end
+
+local function nkeys(pieces)
+  local n = 0
+  for _ in pairs(pieces) do n = n + 1 end
+  return n
+end
+
+local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
+local function untimed() return sl.source.values({}) end
+local function by(s) return s:key_by("k") end
+local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
+local function rk(r) return r.k end
+local function rkey(r) return r.key end
+local function whole() return true end
+local function ids(_, w, list)
+  local l = {}
+  for i, r in ipairs(list) do l[i] = r.i end
+  table.sort(l)
+  return { ws = w.window_start, ids = table.concat(l, ",") }
+end
+local function sum_v(a, r) return { k = a.k, v = a.v + r.v } end
+local function keyed_ids(k, w, list)
+  local res = ids(k, w, list)
+  res.key = k
+  return res
+end
+local function process_spec(with_ttl)
+  return function()
+    local p = by(src()):process {
+      init = function(ctx) ctx.state.n, ctx.state.s = 0, 0 end,
+      on_record = function(ctx, r)
+        local st = ctx.state
+        st.n, st.s = st.n + 1, st.s + r.v
+        ctx:emit { k = ctx.key, n = st.n, s = st.s }
+        if r.v % 3 == 0 then ctx:timer(r.ts + 2000) end
+        if r.v == 7 then ctx:timer(r.ts + 9000) end
+        if r.v == 8 then ctx:clear() end          -- timers of a key without state
+      end,
+      on_timer = function(ctx, t) ctx:emit { k = ctx.key, timer = t, n = ctx.state.n } end,
+      on_expire = function(ctx) ctx:emit { k = ctx.key, expired = ctx.state.n } end,
+    }
+    if with_ttl then p = p:ttl("5s") end
+    return p.node
+  end
+end
+
+-- { name, node builder, the key of an output record, share of records on side 2 }
+local cases = {
+  { "tumbling window aggregate", function()
+    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
+      f = sl.first "v" }.node end, rkey },
+  { "tumbling window reduce", function()
+    return by(src()):window(sl.tumbling "4s"):reduce(sum_v).node end, rk },
+  { "sliding window aggregate", function()
+    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
+      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  { "sliding window reduce, allowed lateness", function()
+    return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
+      :reduce(function(a, r) return { k = a.k, v = a.v + r.v, i = a.i .. "," .. r.i } end).node
+    end, rk },
+  { "sliding window apply", function()
+    return by(src()):window(sl.sliding("4s", "2s")):apply(keyed_ids).node end, rkey },
+  { "session window aggregate", function()
+    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
+    end, rkey },
+  { "session window apply", function()
+    return by(src()):window(sl.session "1500ms"):apply(keyed_ids).node end, rkey },
+  { "count window aggregate", function()
+    return by(src()):window(sl.count_window(4)):aggregate { n = sl.count(), s = sl.sum "v" }
+      .node end, rkey },
+  { "count window apply", function()
+    return by(src()):window(sl.count_window(5)):apply(keyed_ids).node end, rkey },
+  { "window_all aggregate", function()
+    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
+    end, whole, nil, true },
+  { "window_all count window", function()
+    return src():window_all(sl.count_window(10)):aggregate { n = sl.count() }.node
+    end, whole, nil, true },
+  { "rolling aggregate", function()
+    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
+    end, rkey },
+  { "rolling aggregate, ttl", function()
+    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
+  { "rolling reduce", function() return by(src()):reduce(sum_v).node end, rk },
+  { "rolling reduce, ttl", function() return by(src()):reduce(sum_v):ttl("4s").node end, rk },
+  { "process, timers", process_spec(false), rk },
+  { "process, timers and ttl", process_spec(true), rk },
+  { "tumbling window join", function()
+    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
+  { "sliding window left join", function()
+    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
+    end, rk, 0.5 },
+  { "window cogroup", function()
+    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
+      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
+    end).node end, rk, 0.5 },
+  { "session window join", function()
+    return by(src()):join(by(src())):window(sl.session "2s"):apply(pair).node end, rk, 0.5 },
+  { "session window left join", function()
+    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
+    end, rk, 0.5 },
+  { "interval join", function()
+    return by(src()):join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+  { "interval left join", function()
+    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+  { "ttl join", function()
+    return by(src()):join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
+  { "ttl left join", function()
+    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
+  { "temporal lookup, deletions", function()
+    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
+      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
+    end, rk, 0.3 },
+  { "lookup without event time", function()
+    return by(untimed()):lookup(by(untimed()):as_table(),
+      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
+    end, rk, 0.3 },
+  { "scan", function()
+    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
+      { n = 0, s = 0 }).node end, rk },
+  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
+  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end, whole, nil, true },
+  { "changes", function()
+    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  { "batch", function() return by(src()):batch(4).node end, function(b) return b[1].k end },
+  { "batch, not keyed", function() return src():batch(9).node end, whole, nil, true },
+}
+
+describe("key_state", function()
+  after_each(function() graph.begin() end)
+
+  for n, case in ipairs(cases) do
+    local name, build, side2, all = case[1], case[2], case[4], case[5]
+    local node0 = build()
+    graph.begin()
+    local c = { key = case[3], all = all, by_key = node0.kind == "window"
+      and node0.assigner.assigner ~= "session" and node0.assigner.assigner ~= "count" }
+
+    -- An operator of node driven to the cut; its snapshot as a checkpoint carries it.
+    local function at_cut(node, events, box)
+      local op = new_op(c, node, box)
+      drive(c, op, events, 1, CUT - 1)
+      return op, roundtrip(op.snapshot())
+    end
+
+    it(name .. ": joined from all its pieces, goes on as the original", function()
+      local events = gen(300 + n, side2)
+      local node = build()
+      local orig_box = { got = {} }
+      local orig, snap = at_cut(node, events, orig_box)
+      local header, pieces = key_state.split(node, snap)
+      assert.is_true(nkeys(pieces) >= (all and 1 or 3), "keys with state at the cut")
+
+      -- (c) every piece and the header survive msgpack
+      assert.same(header, roundtrip(header))
+      for k, piece in pairs(pieces) do assert.same(piece, roundtrip(piece), tostring(k)) end
+
+      -- the joined snapshot splits again into the same header and pieces
+      local joined = key_state.join(node, roundtrip(header), decoded(pieces))
+      local h2, p2 = key_state.split(node, roundtrip(joined))
+      assert.same(header, h2)
+      assert.same(pieces, p2)
+
+      -- (a) restored from the join, it holds what the original holds, and goes on as it
+      local box = { got = {} }
+      local op = new_op(c, node, box)
+      op.restore(key_state.join(node, roundtrip(header), decoded(pieces)))
+      assert.same(state_of(node, orig), state_of(node, op))
+      if orig.live_keys then assert.equal(orig.live_keys(), op.live_keys()) end
+      assert.equal(orig.wm, op.wm)
+      orig_box.got = {}
+      drive(c, orig, events, CUT, N)
+      drive(c, op, events, CUT, N)
+      orig.advance(huge)
+      op.advance(huge)
+      assert.is_true(count(orig_box.got) > 10, "outputs after the cut")
+      assert.same(orig_box.got, box.got)
+      assert.same(state_of(node, orig), state_of(node, op))
+      close(orig)
+      close(op)
+    end)
+
+    it(name .. ": joined from half its keys, goes on as restore with keep", function()
+      local events = gen(400 + n, side2)
+      local node = build()
+      local first, snap = at_cut(node, events, { got = {} })
+      close(first)
+      local header, pieces = key_state.split(node, snap)
+      -- every other key with state, in key order (window_all's one key: kept)
+      local keep = whole
+      if not all then
+        local ks, kept = {}, {}
+        for k in pairs(pieces) do ks[#ks + 1] = k end
+        table.sort(ks)
+        for i = 1, #ks, 2 do kept[ks[i]] = true end
+        keep = function(k) return kept[k] == true end
+      end
+      local half = decoded(pieces, keep)
+      if not all then
+        assert.is_true(nkeys(half) > 0 and nkeys(half) < nkeys(pieces), "keys in both halves")
+      end
+      local want_box, got_box = { got = {} }, { got = {} }
+      local want = new_op(c, node, want_box)
+      want.restore(roundtrip(snap), keep)
+      local op = new_op(c, node, got_box)
+      op.restore(key_state.join(node, roundtrip(header), half))
+      assert.same(state_of(node, want), state_of(node, op))
+      if want.live_keys then assert.equal(want.live_keys(), op.live_keys()) end
+      drive(c, want, events, CUT, N, keep)
+      drive(c, op, events, CUT, N, keep)
+      want.advance(huge)
+      op.advance(huge)
+      assert.is_true(count(want_box.got) > 5, "outputs after the cut")
+      assert.same(want_box.got, got_box.got)
+      assert.same(state_of(node, want), state_of(node, op))
+      close(want)
+      close(op)
+    end)
+  end
+
+  it("a key in no piece has no state after join; an empty join is an empty operator", function()
+    local node = by(src()):aggregate { n = sl.count() }.node
+    local op = new_op({ key = rkey }, node, { got = {} })
+    op.step({ k = "a", ts = 1 }, 1)
+    op.step({ k = "b", ts = 2 }, 2)
+    local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
+    close(op)
+    assert.same({ "a", "b" }, (function()
+      local ks = {}
+      for k in pairs(pieces) do ks[#ks + 1] = k end
+      table.sort(ks)
+      return ks
+    end)())
+    local none = new_op({ key = rkey }, node, { got = {} })
+    none.restore(key_state.join(node, header, {}))
+    assert.equal(0, none.live_keys())
+    close(none)
+  end)
+
+  -- A commit writes again only the keys whose state changed: a piece of the same state
+  -- is the same bytes, whatever order the operator's tables give its snapshot.
+  for _, c in ipairs({
+    { "sliding window", function()
+      return by(src()):window(sl.sliding("6s", "2s")):aggregate { n = sl.count() }.node end },
+    { "process timers", process_spec(false) },
+    { "dedupe", function() return by(src()):dedupe("v", "30s").node end },
+  }) do
+    it("an unchanged key's piece is the same bytes in the next snapshot: " .. c[1], function()
+      local events = gen(77, nil)
+      local node = c[2]()
+      local op = new_op({ key = rk }, node, { got = {} })
+      drive({}, op, events, 1, 40)
+      local function encoded()
+        local _, pieces = key_state.split(node, roundtrip(op.snapshot()))
+        local bytes = {}
+        for k, piece in pairs(pieces) do bytes[k] = host.core.durable.encode(piece) end
+        return bytes
+      end
+      local before = encoded()
+      local e = events[41]
+      op.step({ k = e.key, ts = e.wm + 1, v = 99, i = 0 }, e.wm + 1)  -- a new value; no watermark
+      local after = encoded()
+      local same = 0
+      for k, b in pairs(before) do
+        if k ~= e.key then
+          assert.equal(b, after[k], k)
+          same = same + 1
+        end
+      end
+      assert.is_true(same >= 3)
+      assert.are_not.equal(before[e.key], after[e.key])
+    end)
+  end
+
+  it("process timers of one time fire by key in the joined snapshot", function()
+    local node = by(src()):process {
+      on_record = function(ctx, r) ctx:timer(r.ts + 100) end,
+      on_timer = function(ctx, t) ctx:emit { k = ctx.key, t = t } end,
+    }.node
+    local op = new_op({ key = rk }, node, { got = {} })
+    for _, k in ipairs({ "c", "a", "b" }) do op.step({ k = k, ts = 5 }, 5) end
+    local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
+    close(op)
+    local snap = key_state.join(node, header, pieces)
+    assert.same({ { "a", 105 }, { "b", 105 }, { "c", 105 } }, snap.timers)
+  end)
+
+  it("batches go back in the order they opened", function()
+    local node = by(src()):batch(5).node
+    local op = new_op({ key = function(b) return b[1].k end }, node, { got = {} })
+    for _, k in ipairs({ "c", "a", "b", "c" }) do op.step({ k = k, ts = 5 }, 5) end
+    local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
+    close(op)
+    assert.same({ "c", "a", "b" }, header.order)
+    local snap = key_state.join(node, header, { a = pieces.a, c = pieces.c })
+    assert.same({ "c", "a" }, { snap.open[1][1], snap.open[2][1] })
+    assert.is_nil(snap.order)
+  end)
+
+  it("says which node kind it has no shape for", function()
+    assert.has_error(function() key_state.split({ kind = "map" }, {}) end,
+      "key_state: no per-key shape for a node of kind map")
+  end)
+end)
