@@ -27,6 +27,8 @@ local keyed_tasks = require "sluice.keyed_tasks"
 local changelog = require "sluice.changelog"
 local tasks = require "sluice.tasks"
 local report = require "sluice.report"
+local plan = require "sluice.plan"
+local repartition = require "sluice.repartition"
 
 local core = host.core
 local format, ipairs, pairs = string.format, ipairs, pairs
@@ -44,10 +46,10 @@ local function topic_part(id)
   return s
 end
 
--- The Kafka sources a node reads through stateless operators, and whether a keyed
--- operator lies between (then its records are not partitioned by the source's key).
-local function feeders(node)
-  local found, through_keyed = {}, false
+-- The part of the graph a node belongs to up to the sources (Kafka Streams' "sub-
+-- topology"): the sources upstream of it, and the keyed operators between them and it.
+local function upstream_of(node)
+  local sources, keyed = {}, {}
   local seen = {}
   local function walk(n)
     for _, input in ipairs(n.inputs) do
@@ -55,33 +57,134 @@ local function feeders(node)
       if not seen[up] then
         seen[up] = true
         if up.kind == "source" then
-          found[#found + 1] = up
-        elseif operator.kinds[up.kind] then
-          through_keyed = true
+          sources[#sources + 1] = up
         else
+          if operator.kinds[up.kind] then keyed[#keyed + 1] = up end
           walk(up)
         end
       end
     end
   end
   walk(node)
-  return found, through_keyed
+  return sources, keyed
 end
 
--- Whether the keyed node's key is the message key of source `src` (the field the
+-- The key_by a keyed node takes its key from: the nearest one upstream through
+-- stateless operators, or nil (a window_all, a scan of a stream not keyed).
+local function key_by_of(node)
+  local n = node
+  while n.inputs[1] do
+    local up = n.inputs[1].node
+    if up.kind == "key_by" then return up end
+    if up.kind == "source" or operator.kinds[up.kind] or #n.inputs ~= 1 then return nil end
+    n = up
+  end
+  return nil
+end
+
+-- Whether key_by node `kb` keys by the message key of source `src` (the field the
 -- source's `key` option names, or `key` of meta=true records): its records are then
--- partitioned by it, and each key's records come from one partition.
-local function keyed_by_message_key(node, src)
-  local field = node.key_field
+-- partitioned by it already, and each key's records come from one partition. A
+-- repartition topic's records are partitioned by the key its writer was given.
+local function keyed_by_message_key(kb, src)
+  if src.spec.repartitioned then return src.spec.repartitioned == kb end
+  local field = kb.key_field
   if not field then return false end
   if src.spec.meta then return field == "key" end
   return src.spec.key ~= nil and field == src.spec.key
 end
 
+-- A node made here (not by the script), at `at`'s place in the script.
+local function made(kind, inputs, fields, at)
+  local node = fields
+  node.kind, node.inputs, node.consumers, node.where = kind, inputs, {}, at.where
+  for index, input in ipairs(inputs) do
+    local list = input.node.consumers
+    list[#list + 1] = { node = node, port = input.port, index = index }
+  end
+  return node
+end
+
+-- Numbers the nodes of `set` again in an order where each comes after its inputs (the
+-- order graph.ordered and the runtime go by), nodes made here included.
+local function renumber(set)
+  local list = graph.ordered(set)
+  local done, order = {}, {}
+  local function visit(n)
+    if done[n] then return end
+    done[n] = true
+    for _, input in ipairs(n.inputs) do if set[input.node] then visit(input.node) end end
+    order[#order + 1] = n
+  end
+  for _, n in ipairs(list) do visit(n) end
+  for i, n in ipairs(order) do n.id = i end
+end
+
+-- How many partitions topic has: the number, or nil, why, exit status.
+function group:partitions(topic, label)
+  local n, err = core.kafka_topic_partitions { brokers = self.brokers, options = self.options,
+    topic = topic, timeout = TIMEOUT_MS }
+  if n then return n end
+  if err == "missing" then return nil, format("%s: topic %s does not exist", label, topic), 1 end
+  return nil, format("--group %s: partitions of topic %s: %s", self.name, topic, tostring(err)), 1
+end
+
+-- Makes topic (n partitions, config) unless it is there: true, or nil, why, exit status.
+function group:ensure_topic(topic, n, config)
+  local ok, err = core.kafka_create_topic { brokers = self.brokers, options = self.options,
+    topic = topic, partitions = n, config = config, timeout = TIMEOUT_MS }
+  if ok then return true end
+  return nil, format("--group %s: %s", self.name, tostring(err)), 1
+end
+
+-- Puts topic `topic` between key_by node `kb` and what feeds it: a writer (a sink) in
+-- its place, and a reader (a Kafka source of the group) feeding it, with event time
+-- from the messages when the stream has it. `input` is the topic of the part of the
+-- graph the key_by is in (its partitions say the watermarks), `upstream` the ids of the
+-- keyed operators between that input and the key_by.
+function group:insert_repartition(set, kb, topic, n, input, writers, upstream, timed)
+  local up = kb.inputs[1]
+  for i, c in ipairs(up.node.consumers) do
+    if c.node == kb then table.remove(up.node.consumers, i); break end
+  end
+  local label = "repartition " .. topic
+  local writer = made("sink", { { node = up.node, port = up.port } }, { label = label,
+    spec = { type = "internal", label = "sink." .. label, where = kb.where,
+      open = function(_, ctx)
+        local ops = {}
+        for i, id in ipairs(upstream) do ops[i] = self.by_id[id] and self.by_id[id].op end
+        return repartition.writer({ topic = topic, partitions = n, writers = writers,
+          input = input, key_field = kb.key_field, key_fn = kb.key_fn, upstream = ops,
+          label = "sink." .. label, timed = timed,
+          produce = function(list) self:produce(list) end,
+          held = function() return self.held[input] or {} end }, ctx)
+      end } }, kb)
+  local hooks = repartition.reader(writers)
+  self.readers[topic] = hooks
+  local reader = made("source", {}, { label = "source.kafka " .. topic,
+    spec = { type = "kafka", brokers = self.brokers, topics = { topic }, group = self.name,
+      format = "msgpack", start = "earliest", meta = false, bounded = false,
+      options = self.options, label = "source.kafka " .. topic, where = kb.where,
+      filter = hooks.filter, clock = hooks.clock, repartitioned = kb } }, kb)
+  local last = reader
+  if timed then
+    last = made("timestamp", { { node = reader, port = 1 } }, { fn = repartition.time_of,
+      ooo = 0, label = "timestamp (" .. topic .. ")" }, kb)
+    set[last] = true
+  end
+  local unwrap = made("map", { { node = last, port = 1 } }, { fn = repartition.record_of,
+    label = "map (" .. topic .. ")" }, kb)
+  kb.inputs = { { node = unwrap, port = 1 } }
+  unwrap.consumers = { { node = kb, port = 1, index = 1 } }
+  set[writer], set[reader], set[unwrap] = true, true, true
+end
+
 -- Checks that the job of `set` can run as a member of group `name` and prepares it: its
--- Kafka sources join the group; each keyed operator gets its changelog topic (made if
--- missing). opts: brokers (--brokers), every_ms (commit interval). Returns the group's
--- controller; or nil, why, exit status (2: the script cannot run so; 1: Kafka said no).
+-- Kafka sources join the group; a key_by on a key other than the message key gets a
+-- repartition topic; each keyed operator gets its changelog topic (both made if
+-- missing, as many partitions as their input). opts: brokers (--brokers), every_ms
+-- (commit interval). Returns the group's controller; or nil, why, exit status (2: the
+-- script cannot run so; 1: Kafka said no).
 function group.open(name, set, opts)
   if not name:match("^[%w._-]+$") then
     return nil, format("--group: %q is not a usable name (letters, digits, '.', '_', '-': " ..
@@ -97,13 +200,16 @@ function group.open(name, set, opts)
       if spec.type ~= "kafka" then
         return nil, format("%s: --group: %s is not a Kafka source; a job scaled out on Kafka " ..
           "reads only Kafka topics (every member would read all of it)", tostring(node.where),
-          spec.label or spec.type), 2
+          spec.label or ("source." .. spec.type)), 2
       end
       spec.group = name
       brokers = brokers or spec.brokers
       options = options or spec.options
       kafka_sources[#kafka_sources + 1] = node
     end
+  end
+  if #kafka_sources == 0 then
+    return nil, "--group: the script has no Kafka source", 2
   end
   -- an exactly_once sink's transactional.id is this member's own (the default,
   -- sluice-TOPIC, would make the members fence each other): with exactly-once v2 the
@@ -120,47 +226,65 @@ function group.open(name, set, opts)
       spec.options = o
     end
   end
-  if #kafka_sources == 0 then
-    return nil, "--group: the script has no Kafka source", 2
-  end
   local self = setmetatable({ name = name, brokers = brokers, options = options,
-    transactional = transactional,
-    every = opts.every_ms or 10000, keyed = {}, by_id = {}, producer = nil,
+    transactional = transactional, every = opts.every_ms or 10000, keyed = {}, by_id = {},
+    readers = {}, held = {}, producer = nil,
     stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0, restored_bytes = 0,
       messages = 0, bytes = 0 } }, { __index = group })
 
+  -- the key_bys that need a repartition topic, in the order of the graph (one before
+  -- another downstream of it, whose input is then the first one's topic)
+  local done = {}
   for _, node in ipairs(nodes) do
     if operator.kinds[node.kind] then
-      local srcs, through_keyed = feeders(node)
       local at = tostring(node.where)
       if #node.inputs ~= 1 then
         return nil, format("%s: --group: %s joins two streams; a join needs both sides' " ..
           "partitions on one member, which --group does not arrange yet", at, node.kind), 2
       end
-      if through_keyed or #srcs ~= 1 or not keyed_by_message_key(node, srcs[1]) then
-        return nil, format("%s: --group: %s is keyed by %s, not by the Kafka message key of " ..
-          "its source (its `key` option, or `key` of meta=true records): its records would " ..
-          "have to be repartitioned through a topic, which --group does not do yet", at,
-          node.kind, node.key_field and format("%q", node.key_field) or "a function"), 2
+      local kb = key_by_of(node)
+      if not kb then
+        return nil, format("%s: --group: %s is not keyed (key_by): it would see each " ..
+          "member's partitions apart, not the whole stream", at, node.kind), 2
       end
-      local src = srcs[1]
-      if #src.spec.topics ~= 1 then
-        return nil, format("%s: --group: %s reads several topics; a keyed operator under " ..
-          "--group reads one (its state is kept per partition of it)", at, src.spec.label), 2
+      if not done[kb] then
+        done[kb] = true
+        local srcs, keyed = upstream_of(kb)
+        if #srcs ~= 1 or #srcs[1].spec.topics ~= 1 then
+          return nil, format("%s: --group: the key_by here reads %s; under --group a keyed " ..
+            "operator reads one topic (its state is kept per partition of it)",
+            tostring(kb.where), #srcs == 1 and "several topics" or "several sources"), 2
+        end
+        local src = srcs[1]
+        local input = src.spec.topics[1]
+        if #keyed > 0 or not keyed_by_message_key(kb, src) then
+          local writers, err, status = self:partitions(input, src.spec.label)
+          if not writers then return nil, err, status end
+          local topic = format("%s-%s-repartition", name, topic_part(node.name or kb.state_id))
+          local ok, cerr, cstatus = self:ensure_topic(topic, writers, nil)
+          if not ok then return nil, cerr, cstatus end
+          local ids = {}
+          for i, k in ipairs(keyed) do ids[i] = k.state_id end
+          self:insert_repartition(set, kb, topic, writers, input, writers, ids,
+            plan.timed(kb.inputs[1].node))
+        end
       end
-      local topic = src.spec.topics[1]
-      local n, err = core.kafka_topic_partitions { brokers = brokers, options = options,
-        topic = topic, timeout = TIMEOUT_MS }
-      if not n then
-        if err == "missing" then return nil, format("%s: topic %s does not exist", src.spec.label, topic), 1 end
-        return nil, format("--group %s: partitions of topic %s: %s", name, topic, tostring(err)), 1
-      end
+    end
+  end
+  renumber(set)
+  nodes = graph.ordered(set)
+  runtime.assign_ids(nodes)
+
+  for _, node in ipairs(nodes) do
+    if operator.kinds[node.kind] then
+      local srcs = upstream_of(node)
+      local input = srcs[1].spec.topics[1]
+      local n, err, status = self:partitions(input, srcs[1].spec.label)
+      if not n then return nil, err, status end
       local log_topic = format("%s-%s-changelog", name, topic_part(node.state_id))
-      local ok, cerr = core.kafka_create_topic { brokers = brokers, options = options,
-        topic = log_topic, partitions = n, config = { ["cleanup.policy"] = "compact" },
-        timeout = TIMEOUT_MS }
-      if not ok then return nil, format("--group %s: %s", name, tostring(cerr)), 1 end
-      local k = { node = node, id = node.state_id, input = topic, partitions = n,
+      local ok, cerr, cstatus = self:ensure_topic(log_topic, n, { ["cleanup.policy"] = "compact" })
+      if not ok then return nil, cerr, cstatus end
+      local k = { node = node, id = node.state_id, input = input, partitions = n,
         topic = log_topic }
       self.keyed[#self.keyed + 1] = k
       self.by_id[node.state_id] = k
@@ -176,6 +300,7 @@ function group:maker(kind)
     local k = self.by_id[node.state_id]
     if not k then return end
     k.op = op
+    op.topic = k.input
     k.log = changelog.new { topic = k.topic, node = node, op = op, brokers = self.brokers,
       options = self.options, read_committed = self.transactional, timeout = TIMEOUT_MS }
   end)
@@ -228,6 +353,12 @@ local function produce_all(producer, list)
   end
 end
 
+-- Queues messages (a repartition writer's) on the producer the changelog goes through,
+-- so that with exactly-once they are in the same transaction.
+function group:produce(list)
+  produce_all((self:changelog_producer()), list)
+end
+
 -- The commit: the tasks' changed state, outputs and offsets (see the top). `why` names
 -- the occasion in errors. Raises when it could not commit.
 function group:commit(why)
@@ -274,6 +405,10 @@ end
 -- so on stderr (as Kafka Streams logs its task assignments).
 function group:assigned(list)
   local started = host.clock()
+  for _, tp in ipairs(list) do
+    self.held[tp.topic] = self.held[tp.topic] or {}
+    self.held[tp.topic][tp.partition] = true
+  end
   local keys, bytes = 0, 0
   for _, k in ipairs(self.keyed) do
     local parts = {}
@@ -328,7 +463,12 @@ function group:revoked(list)
       end
     end
   end
-  for _, tp in ipairs(list) do tasks.forget(tp.partition) end
+  for _, tp in ipairs(list) do
+    tasks.forget(tp.topic, tp.partition)
+    if self.held[tp.topic] then self.held[tp.topic][tp.partition] = nil end
+    local reader = self.readers[tp.topic]
+    if reader then reader.forget(tp.topic .. ":" .. tp.partition) end
+  end
   say("sluice: --group %s: revoked %s (committed)", self.name, names(list))
 end
 

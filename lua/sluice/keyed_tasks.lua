@@ -32,7 +32,8 @@ end
 
 function keyed_tasks.new(node, out, ctx, make_one)
   local parts = {}              -- task -> operator of node's kind
-  local op = { wm = -huge, next_due = huge, node = node }
+  -- op.topic: the topic whose partitions the tasks are (group.lua sets it)
+  local op = { wm = -huge, next_due = huge, node = node, topic = nil }
 
   local function part(p)
     local one = parts[p]
@@ -56,7 +57,7 @@ function keyed_tasks.new(node, out, ctx, make_one)
       error("keyed operator under --group: a record that came from no Kafka partition", 0)
     end
     local one = parts[p] or part(p)
-    local w = tasks.before(p)
+    local w = tasks.before(tasks.topic, p)
     if w then move(one, w) end
     one.step(r, t, side)
     if one.next_due < op.next_due then op.next_due = one.next_due end
@@ -68,8 +69,8 @@ function keyed_tasks.new(node, out, ctx, make_one)
     local low = huge
     for p, one in pairs(parts) do
       local w = wm
-      if wm ~= huge then
-        local own = tasks.after(p)
+      if wm ~= huge and op.topic then
+        local own = tasks.after(op.topic, p)
         if own and own < w then w = own end
       end
       move(one, w)

@@ -330,7 +330,8 @@ function runtime.build(set, dl, open_sink, team, make_of)
             and source.partitioned[up.spec.type] or nil
           local r = stage.new_stage(st, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
             { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
-              idle_ms = idle_ms, partitioned = partitioned })
+              idle_ms = idle_ms, partitioned = partitioned,
+              clock = partitioned and up.spec.clock })
           receiver[node] = r
           for n, p in pairs(r.points) do g.points[n] = p end
           g.points[last] = r.meter
@@ -669,7 +670,7 @@ function Job:open_source(node, route, position, loaded)
   end
   -- (under --group the keyed operators keep state per partition: tasks.lua says which)
   function ctx.partition(id, p)
-    if j.group then tasks.begin(p) end
+    if j.group then tasks.begin(id:match("^(.*):%d+$"), p) end
     tell("partition", id)
   end
   function ctx.assigned(ids, list)

@@ -11,63 +11,56 @@
 -- source (stage.lua's partition clock) says, before each batch, the watermark its
 -- partition had before that batch, and after it, the one it has now: a task's windows
 -- fire by its own partition's time, so a partition that moves to a member whose other
--- partitions are ahead does not find its records late there. Partitions of several
--- topics with the same number (co-partitioned inputs of a join) make one task, whose
--- watermark is the smallest of theirs.
+-- partitions are ahead does not find its records late there.
 --
 -- One table per Lua state: each worker thread has its own.
-local huge = math.huge
-local pairs = pairs
-
 local tasks = {
   current = nil,        -- the partition number of the batch being pushed, or nil
+  topic = nil,          -- and its topic
 }
 
-local before, after = {}, {}    -- task -> { [partition id] = watermark }
+local before, after = {}, {}    -- topic -> partition -> watermark
 
-local function smallest(of)
-  if of == nil then return nil end
-  local low = huge
-  for _, w in pairs(of) do if w < low then low = w end end
-  return low
-end
+-- A batch of partition `p` of `topic` comes next.
+function tasks.begin(topic, p) tasks.topic, tasks.current = topic, p end
 
--- A batch of partition `p` (the partition id "topic:p" for the per-topic clocks) comes
--- next.
-function tasks.begin(p) tasks.current = p end
-
--- The stage assigning event time after a Kafka source: partition `id` (task `p`) had
+-- The stage assigning event time after a Kafka source: partition p of topic had
 -- watermark `w` before the batch that comes next (`when` "before"), or has it after that
--- batch ("after").
-function tasks.clock(p, id, w, when)
-  local of = when == "before" and before or after
-  local t = of[p]
-  if not t then t = {}; of[p] = t end
-  t[id] = w
+-- batch ("after": the next batch of it starts there).
+function tasks.clock(topic, p, w, when)
+  local b = before[topic]
+  if not b then b = {}; before[topic] = b end
+  b[p] = w
   if when == "after" then
-    -- the next batch of this partition starts where this one ended
-    local b = before[p]
-    if not b then b = {}; before[p] = b end
-    b[id] = w
+    local a = after[topic]
+    if not a then a = {}; after[topic] = a end
+    a[p] = w
   end
 end
 
--- The watermark of task p before the batch being pushed (records of that batch are late
--- below it), or nil when no stage keeps event time for it.
-function tasks.before(p) return smallest(before[p]) end
+-- The watermark of partition p of topic before the batch being pushed (its records are
+-- late below it), or nil when no stage keeps event time for it.
+function tasks.before(topic, p)
+  local b = before[topic]
+  return b and b[p]
+end
 
--- The watermark of task p as of the last batch it had, or nil.
-function tasks.after(p) return smallest(after[p]) end
+-- The watermark of partition p of topic as of the last batch it had, or nil.
+function tasks.after(topic, p)
+  local a = after[topic]
+  return a and a[p]
+end
 
--- Task p moved away (its partition was revoked): its clocks go; a member that gets it
--- back starts them again from its records.
-function tasks.forget(p)
-  before[p], after[p] = nil, nil
+-- Partition p of topic moved away (revoked): its clocks go; a member that gets it back
+-- starts them again from its records.
+function tasks.forget(topic, p)
+  if before[topic] then before[topic][p] = nil end
+  if after[topic] then after[topic][p] = nil end
 end
 
 -- For tests: no task, no clocks.
 function tasks.reset()
-  tasks.current = nil
+  tasks.current, tasks.topic = nil, nil
   before, after = {}, {}
 end
 

@@ -19,7 +19,7 @@ local LAYERS = {
     "operator", "dead_letters", "guard", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
     "control", "memory", "repl", "cli", "busted_output", "testing", "worker",
-    "prometheus", "metrics_server", "group" },
+    "prometheus", "metrics_server", "repartition", "group" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
