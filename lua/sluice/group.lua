@@ -88,7 +88,7 @@ end
 -- repartition topic's records are partitioned by the key its writer was given.
 local function keyed_by_message_key(kb, src)
   if src.spec.repartitioned then return src.spec.repartitioned == kb end
-  local field = kb.key_field
+  local field = kb.field             -- (a key_by node's own: field or fn)
   if not field then return false end
   if src.spec.meta then return field == "key" end
   return src.spec.key ~= nil and field == src.spec.key
@@ -154,7 +154,7 @@ function group:insert_repartition(set, kb, topic, n, input, writers, upstream, t
         local ops = {}
         for i, id in ipairs(upstream) do ops[i] = self.by_id[id] and self.by_id[id].op end
         return repartition.writer({ topic = topic, partitions = n, writers = writers,
-          input = input, key_field = kb.key_field, key_fn = kb.key_fn, upstream = ops,
+          input = input, key_field = kb.field, key_fn = kb.fn, upstream = ops,
           label = "sink." .. label, timed = timed,
           produce = function(list) self:produce(list) end,
           held = function() return self.held[input] or {} end }, ctx)
@@ -404,6 +404,7 @@ end
 -- read them restore their tasks from the changelog before a record of them comes. Says
 -- so on stderr (as Kafka Streams logs its task assignments).
 function group:assigned(list)
+  if #list == 0 then return end
   local started = host.clock()
   for _, tp in ipairs(list) do
     self.held[tp.topic] = self.held[tp.topic] or {}
@@ -437,6 +438,7 @@ end
 -- Partitions `list` are being revoked: what they hold is committed (the next owner
 -- starts from it), then their state goes.
 function group:revoked(list)
+  if #list == 0 then return end
   local ok, err = pcall(self.commit, self, "before giving partitions up")
   if not ok then say("sluice: --group %s: commit before a rebalance: %s", self.name, err) end
   -- the offsets at once, not by the consumer's timer: the next owner reads them

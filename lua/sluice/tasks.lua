@@ -26,16 +26,13 @@ function tasks.begin(topic, p) tasks.topic, tasks.current = topic, p end
 
 -- The stage assigning event time after a Kafka source: partition p of topic had
 -- watermark `w` before the batch that comes next (`when` "before"), or has it after that
--- batch ("after": the next batch of it starts there).
+-- batch ("after"). The keyed operators step a batch's records after the stage has run
+-- it, so they go by "before".
 function tasks.clock(topic, p, w, when)
-  local b = before[topic]
-  if not b then b = {}; before[topic] = b end
-  b[p] = w
-  if when == "after" then
-    local a = after[topic]
-    if not a then a = {}; after[topic] = a end
-    a[p] = w
-  end
+  local of = when == "before" and before or after
+  local t = of[topic]
+  if not t then t = {}; of[topic] = t end
+  t[p] = w
 end
 
 -- The watermark of partition p of topic before the batch being pushed (its records are

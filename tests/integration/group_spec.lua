@@ -12,6 +12,17 @@ local USERS = 24
 -- default 45 s would make a spec wait that long), and heartbeats tell the others soon.
 local MEMBER_OPTIONS = 'options = { ["session.timeout.ms"] = 3000, ["heartbeat.interval.ms"] = 300 }'
 
+-- Waits until pred() holds, asking every 200 ms for at most `seconds` (kcat takes a
+-- while each time: h.wait_until counts its tries, not the time).
+local function wait_for(what, pred, seconds)
+  local deadline = os.time() + seconds
+  while os.time() <= deadline do
+    if pred() then return end
+    h.sleep_ms(200)
+  end
+  error("timed out after " .. seconds .. " s waiting for " .. what, 2)
+end
+
 local function script(k, body, name)
   body = body:gsub("BROKERS", k.bootstrap):gsub("MEMBER_OPTIONS", MEMBER_OPTIONS)
   return h.script('local sl = require "sluice"\n' .. body, name)
@@ -46,7 +57,7 @@ end
 -- Waits until the members together hold every one of `n` partitions of `topic`, each
 -- on one member, and each member holds some.
 local function wait_split(members, topic, n)
-  h.wait_until("the members to split " .. n .. " partitions", function()
+  wait_for("the members to split " .. n .. " partitions", function()
     local owner = {}
     for m, member in ipairs(members) do
       local any = false
@@ -77,7 +88,7 @@ end
 -- each once and in order, n being how many records the user had.
 local function expect_counts(k, topic, total, committed)
   local by
-  h.wait_until(total .. " rolling counts in " .. topic, function()
+  wait_for(total .. " rolling counts in " .. topic, function()
     by = counts(k, topic, committed)
     local n = 0
     for _, list in pairs(by) do n = n + #list end
@@ -188,7 +199,7 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTION
     local nwant = 0
     for _ in pairs(want) do nwant = nwant + 1 end
     local got
-    h.wait_until("the closed windows", function()
+    wait_for("the closed windows", function()
       got = {}
       for _, m in ipairs(k:consume("wins")) do
         local r = core.json_decode(m.value)
