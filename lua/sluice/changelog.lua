@@ -5,7 +5,8 @@
 -- (group.lua) each task here writes to its partition the keys whose state changed since
 -- the last commit: one message per key (key: the state's key, msgpack; value: that key's
 -- state, key_state.lua's piece, msgpack), a tombstone for a key whose state is gone, and
--- one message under the key HEADER for what is not per key (the watermark, counters). So
+-- one message under the key HEADER for what is not per key (the watermark, counters) and
+-- the input offset the state goes up to. So
 -- what is written is bounded by the keys that changed, not by the records (Kafka
 -- Streams' cache of dirty keys), and compaction keeps the topic at one message per key.
 --
@@ -39,9 +40,15 @@ function changelog.new(opts)
 
   -- The messages that bring task p's partition of the changelog to the task's state now,
   -- appended to `list`; its last encodings are kept for the next commit.
-  function cl.changes(p, list)
+  local offsets = {}             -- task -> the input offset its state goes up to
+
+  -- `offset`: where partition p of the input is read up to (the next offset), which the
+  -- header keeps with the state: a member restoring it reads on from there, so state and
+  -- input agree whatever the group's committed offsets say (at least once, they may lag).
+  function cl.changes(p, list, offset)
     local one = op.task_if(p)
     if not one then return list end
+    if offset then offsets[p] = offset end
     local header, pieces = key_state.split(node, one.snapshot())
     local was, now = written[p] or {}, {}
     local st = cl.stats
@@ -58,7 +65,7 @@ function changelog.new(opts)
     for ek in pairs(was) do
       if now[ek] == nil and ek ~= HEADER then put(ek, nil) end    -- gone: a tombstone
     end
-    local eh = encode(header)
+    local eh = encode({ header = header, offset = offsets[p] or false })
     now[HEADER] = eh
     if was[HEADER] ~= eh then put(HEADER, eh) end
     written[p] = now
@@ -66,11 +73,12 @@ function changelog.new(opts)
   end
 
   -- Task p was revoked (its changes written before): nothing of it is kept here.
-  function cl.forget(p) written[p] = nil end
+  function cl.forget(p) written[p], offsets[p] = nil, nil end
 
   -- Restores the tasks of `parts` (partition numbers) from the changelog: each task's
   -- operator is made again from what its partition holds (an empty partition: a fresh
-  -- one). Returns true, or raises with why.
+  -- one). Returns { [p] = the input offset the state goes up to } for the tasks whose
+  -- changelog says, or raises with why.
   function cl.restore(parts)
     local got, err = core.kafka_read_partitions { brokers = opts.brokers, options = opts.options,
       topic = topic, partitions = parts, read_committed = opts.read_committed,
@@ -80,6 +88,7 @@ function changelog.new(opts)
         table.concat(parts, ","), topic, tostring(err)), 0)
     end
     local st = cl.stats
+    local at = {}
     for _, p in ipairs(parts) do
       local last = {}
       for _, m in ipairs(got[p] or {}) do
@@ -93,7 +102,9 @@ function changelog.new(opts)
         if ev then
           now[ek] = ev
           if ek == HEADER then
-            header = decode(ev)
+            local h = decode(ev)
+            header = h.header
+            if h.offset then offsets[p], at[p] = h.offset, h.offset end
           else
             pieces[decode(ek)] = decode(ev)
             st.restored_keys = st.restored_keys + 1
@@ -108,7 +119,7 @@ function changelog.new(opts)
       end
       written[p] = now
     end
-    return true
+    return at
   end
 
   return cl

@@ -98,6 +98,7 @@ end
 local function made(kind, inputs, fields, at)
   local node = fields
   node.kind, node.inputs, node.consumers, node.where = kind, inputs, {}, at.where
+  node.id = at.id - 0.5         -- (until renumber: after what feeds `at`, before `at`)
   for index, input in ipairs(inputs) do
     local list = input.node.consumers
     list[#list + 1] = { node = node, port = input.port, index = index }
@@ -363,15 +364,24 @@ end
 -- the occasion in errors. Raises when it could not commit.
 function group:commit(why)
   local job = self.job
+  local positions = job:positions()
+  local read_to = {}            -- topic -> p -> next offset, over every source
+  for _, at in pairs(positions) do
+    if type(at) == "table" then
+      for topic, parts in pairs(at) do
+        if type(parts) == "table" then read_to[topic] = parts end
+      end
+    end
+  end
   local list = {}
   for _, k in ipairs(self.keyed) do
     if k.op then
-      for _, p in ipairs(k.op.task_list()) do k.log.changes(p, list) end
+      local parts = read_to[k.input] or {}
+      for _, p in ipairs(k.op.task_list()) do k.log.changes(p, list, parts[p]) end
     end
   end
   local producer, transactional = self:changelog_producer()
   produce_all(producer, list)
-  local positions = job:positions()
   if transactional then
     job:barrier(positions)          -- delivers it all, offsets into the transaction
     job:checkpointed(positions)     -- commits it
@@ -400,17 +410,15 @@ local function names(list)
   return table.concat(t, ",")
 end
 
--- Partitions `list` ({topic, partition}...) were assigned here: the keyed operators that
--- read them restore their tasks from the changelog before a record of them comes. Says
--- so on stderr (as Kafka Streams logs its task assignments).
-function group:assigned(list)
-  if #list == 0 then return end
+-- Partitions `list` ({topic, partition}...) are being assigned here: the keyed
+-- operators that read them restore their tasks from the changelog, before a record of
+-- them comes. Returns where each partition starts, { topic = { [p] = offset } }: where
+-- the restored state goes up to (the group's committed offset may lag behind it).
+function group:assigning(list)
+  if #list == 0 then return nil end
   local started = host.clock()
-  for _, tp in ipairs(list) do
-    self.held[tp.topic] = self.held[tp.topic] or {}
-    self.held[tp.topic][tp.partition] = true
-  end
   local keys, bytes = 0, 0
+  local starts = {}
   for _, k in ipairs(self.keyed) do
     local parts = {}
     for _, tp in ipairs(list) do
@@ -418,21 +426,36 @@ function group:assigned(list)
     end
     if #parts > 0 and k.log then
       local before_keys, before_bytes = k.log.stats.restored_keys, k.log.stats.restored_bytes
-      k.log.restore(parts)
+      local at = k.log.restore(parts)
       keys = keys + k.log.stats.restored_keys - before_keys
       bytes = bytes + k.log.stats.restored_bytes - before_bytes
+      starts[k.input] = starts[k.input] or {}
+      for p, o in pairs(at) do
+        -- two operators on one input: the earlier offset (no record skipped)
+        local was = starts[k.input][p]
+        if not was or o < was then starts[k.input][p] = o end
+      end
     end
   end
   local ms = (host.clock() - started) * 1000
   local st = self.stats
   st.restores, st.restore_ms = st.restores + 1, st.restore_ms + ms
   st.restored_bytes = st.restored_bytes + bytes
-  if #self.keyed > 0 then
-    say("sluice: --group %s: assigned %s (restored %d keys, %d bytes of changelog, in %.0f ms)",
-      self.name, names(list), keys, bytes, ms)
-  else
-    say("sluice: --group %s: assigned %s", self.name, names(list))
+  self.restored_text = #self.keyed > 0 and format(" (restored %d keys, %d bytes of changelog, " ..
+    "in %.0f ms)", keys, bytes, ms) or ""
+  return starts
+end
+
+-- Partitions `list` were assigned here (after `assigning`): this member says so (as
+-- Kafka Streams logs its task assignments).
+function group:assigned(list)
+  if #list == 0 then return end
+  for _, tp in ipairs(list) do
+    self.held[tp.topic] = self.held[tp.topic] or {}
+    self.held[tp.topic][tp.partition] = true
   end
+  say("sluice: --group %s: assigned %s%s", self.name, names(list), self.restored_text or "")
+  self.restored_text = nil
 end
 
 -- Partitions `list` are being revoked: what they hold is committed (the next owner
@@ -454,7 +477,13 @@ function group:revoked(list)
           mine[tp.topic][tp.partition] = at
         end
       end
-      if next(mine) then src.consumer:commit(mine, true) end
+      if next(mine) then
+        local ok, err = src.consumer:commit(mine, true)
+        if not ok then
+          say("sluice: --group %s: committing the offsets of %s before giving them up: %s",
+            self.name, names(list), tostring(err))
+        end
+      end
     end
   end
   for _, k in ipairs(self.keyed) do

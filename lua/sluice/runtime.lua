@@ -673,6 +673,11 @@ function Job:open_source(node, route, position, loaded)
     if j.group then tasks.begin(id:match("^(.*):%d+$"), p) end
     tell("partition", id)
   end
+  -- (--group: the partitions' state is restored, and where it leaves off is where they
+  -- start: { topic = { [p] = offset } })
+  if j.group then
+    function ctx.assigning(list) return j.group:assigning(list) end
+  end
   function ctx.assigned(ids, list)
     tell("assigned", ids)
     if list then fire(j, "assigned", list) end

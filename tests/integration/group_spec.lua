@@ -122,6 +122,9 @@ describe("--group", function()
     return m
   end
   after_each(function()
+    if os.getenv("GROUP_SPEC_LOG") then
+      for i, m in ipairs(members) do io.stderr:write("== member " .. i .. "\n" .. m.stderr()) end
+    end
     for _, m in ipairs(members) do m.signal("KILL") end
     for _, m in ipairs(members) do m.wait(5000) end
     members = {}
@@ -154,19 +157,50 @@ describe("--group", function()
     expect_counts(k, "out", 1200)
   end)
 
-  it("with exactly_once, a member killed with -9 loses nothing and duplicates nothing " ..
-    "in read_committed output; its partitions move to the others", function()
+  it("a member killed with -9 loses nothing: its partitions move, their state as of its " ..
+    "last commit, read on from there; what it sent since comes again, the same", function()
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
+    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
+    local a, b = member(s), member(s)
+    wait_split({ a, b }, "in", 6)
+    produce(k, "in", 1, 600)
+    expect_counts(k, "out", 600)
+    produce(k, "in", 601, 600)
+    b.signal("KILL")
+    wait_split({ a }, "in", 6)
+    -- every user's counts 1..n are there (some twice: at least once), and n is its number
+    -- of records: the state restored is the commit's and the input goes on from it
+    local want = {}
+    for i = 1, 1200 do local u = "u" .. (i % USERS); want[u] = (want[u] or 0) + 1 end
+    local by
+    wait_for("every count", function()
+      by = counts(k, "out")
+      for u, n in pairs(want) do
+        local has = {}
+        for _, c in ipairs(by[u] or {}) do has[c] = true end
+        for c = 1, n do if not has[c] then return false end end
+      end
+      return true
+    end, 60)
+    for u, n in pairs(want) do
+      for _, c in ipairs(by[u]) do
+        assert.truthy(c >= 1 and c <= n, u .. ": count " .. c .. " of " .. n .. " records")
+      end
+    end
+  end)
+
+  it("with exactly_once sinks, state, outputs and offsets commit together: a member " ..
+    "joining moves partitions and every count is there once", function()
     k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
     local s = script(k, (ROLLING:gsub("EXACTLY", ", exactly_once = true")))
     local a, b = member(s), member(s)
     wait_split({ a, b }, "in", 6)
     produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600, true)
+    expect_counts(k, "out", 600)
+    local c = member(s)
+    wait_split({ a, b, c }, "in", 6)
     produce(k, "in", 601, 600)
-    h.sleep_ms(100)
-    b.signal("KILL")
-    wait_split({ a }, "in", 6)
-    expect_counts(k, "out", 1200, true)
+    expect_counts(k, "out", 1200)
   end)
 
   it("event-time windows per key are exact across a rebalance", function()
@@ -214,6 +248,64 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTION
     for key, n in pairs(want) do assert.equal(n, got[key], "window " .. key) end
   end)
 
+  it("repartitions a key_by off the message key through NAME-<operator>-repartition: " ..
+    "rolling counts and event-time windows exact, with a member joining", function()
+    k = cluster.start { "in:6", "out:6", "wins:6", "g-per_user-repartition:6",
+      "g-per_user-changelog:6", "g-w-repartition:6", "g-w-changelog:6" }
+    -- the messages are keyed by something else: the user's records are in every partition
+    local s = script(k, [[
+local src = sl.source.kafka { brokers = "BROKERS", topic = "in", MEMBER_OPTIONS }
+src:key_by("user")
+  :aggregate { n = sl.count() }
+  :name("per_user")
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "out", key = "key" })
+src:timestamp("ts")
+  :key_by("user")
+  :window(sl.tumbling "10s")
+  :aggregate { n = sl.count() }
+  :name("w")
+  :sink(sl.sink.kafka { brokers = "BROKERS", topic = "wins", key = "key" })
+]])
+    local function produce_spread(first, n)
+      local values, keys = {}, {}
+      for i = first, first + n - 1 do
+        values[#values + 1] = string.format('{"user":"u%d","i":%d,"ts":%d}', i % USERS, i,
+          1700000000000 + i * 100)
+        keys[#keys + 1] = "m" .. i
+      end
+      k:produce("in", values, { keys = keys })
+    end
+    local a, b = member(s), member(s)
+    wait_split({ a, b }, "in", 6)
+    produce_spread(1, 1500)
+    expect_counts(k, "out", 1500)
+    local c = member(s)
+    wait_split({ a, b, c }, "in", 6)
+    wait_split({ a, b, c }, "g-per_user-repartition", 6)
+    produce_spread(1501, 1500)
+    expect_counts(k, "out", 3000)
+    local want, closed_before = {}, 1700000000000 + 3000 * 100 - 10000
+    for i = 1, 3000 do
+      local ts = 1700000000000 + i * 100
+      local w = ts - ts % 10000
+      if w + 10000 <= closed_before then
+        local key = "u" .. (i % USERS) .. "@" .. w
+        want[key] = (want[key] or 0) + 1
+      end
+    end
+    local got
+    wait_for("the closed windows", function()
+      got = {}
+      for _, m in ipairs(k:consume("wins")) do
+        local r = core.json_decode(m.value)
+        got[r.key .. "@" .. r.window_start] = r.n
+      end
+      for key in pairs(want) do if not got[key] then return false end end
+      return true
+    end, 60)
+    for key, n in pairs(want) do assert.equal(n, got[key], "window " .. key) end
+  end)
+
   it("refuses what it cannot scale out, at the script's line", function()
     k = cluster.start { "in:6" }
     local s = script(k, [[
@@ -225,13 +317,14 @@ sl.source.values { { user = "a" } }
     h.contains(res.stderr, s .. ":2: --group: source.values is not a Kafka source")
     s = script(k, [[
 sl.source.kafka { brokers = "BROKERS", topic = "in" }
-  :key_by("user")
+  :timestamp("ts")
+  :window_all(sl.tumbling "1s")
   :aggregate { n = sl.count() }
   :sink(sl.sink.stdout())
 ]])
     res = h.run("run " .. h.q(s) .. " --group g")
     h.expect_code(res, 2)
-    h.contains(res.stderr, "not by the Kafka message key")
+    h.contains(res.stderr, s .. ":4: --group: window is not keyed (key_by)")
     res = h.run("run " .. h.q(s) .. " --group g --state-dir /tmp/x")
     h.expect_code(res, 2)
     h.contains(res.stderr, "give --group or --state-dir, not both")
