@@ -362,9 +362,12 @@ static int read_all(lua_State *L, rd_kafka_t *rk, const char *topic, part_read *
     uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)ms;
     int left = nparts, rc = -1, cur = -1, arr = 0;
 
+    /* Offset 0, not RD_KAFKA_OFFSET_BEGINNING: the logical offset is looked up on a timer
+     * that waits 500 ms when the partition's leader is not known yet, as it never is in a
+     * fresh client. A log that starts later (compacted, or deleted by retention) is out
+     * of range at 0, and auto.offset.reset=earliest moves the read to its start. */
     for (int i = 0; i < nparts; i++)
-        rd_kafka_topic_partition_list_add(list, topic, parts[i].partition)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(list, topic, parts[i].partition)->offset = 0;
     err = rd_kafka_assign(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
