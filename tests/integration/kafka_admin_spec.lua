@@ -246,6 +246,30 @@ describe("kafka admin", function()
       p:close()
     end)
 
+    it("stops at the first message the full queue refuses and says which; produced " ..
+      "again from there, every message arrives once, in order", function()
+      k = cluster.start { "log:1" }
+      local p = producer(k, { ["queue.buffering.max.messages"] = 10 })
+      local list = {}
+      for i = 1, 25 do list[i] = { topic = "log", partition = 0, value = "m" .. i } end
+      assert.equal(11, p:produce(list))
+      assert.equal(0, p:flush(10000))
+      local rest = {}
+      for i = 11, 25 do rest[#rest + 1] = list[i] end
+      assert.equal(11, p:produce(rest))        -- message 21: the queue is full again
+      assert.equal(0, p:flush(10000))
+      assert.is_nil(p:produce { list[21], list[22], list[23], list[24], list[25] })
+      assert.equal(0, p:flush(10000))
+      local got = assert(core.kafka_read_partition { brokers = k.bootstrap, topic = "log",
+        partition = 0, timeout = 10000 })
+      local values = {}
+      for i, e in ipairs(got) do values[i] = e.value end
+      local want = {}
+      for i = 1, 25 do want[i] = "m" .. i end
+      assert.same(want, values)
+      p:close()
+    end)
+
     it("a producer without a topic refuses write() with a clear error", function()
       k = cluster.start { "log:1" }
       local p = producer(k)
