@@ -52,19 +52,21 @@ void sl_kafka_producer_register(lua_State *L);
  *   "compact", and the brokers' replication factor; or there already). Else nil, why:
  *   "topic T has 4 partitions; sluice needs 6 (as many as its input)", or "could not
  *   create topic T (6 partitions, cleanup.policy=compact): <why>; create it yourself"
- *   (librdkafka's mock never answers CreateTopics: that waits the whole timeout).
+ *   (librdkafka's mock has no CreateTopics: "Failed while waiting for controller: Local:
+ *   Timed out" after the whole timeout).
  *
  * core.kafka_read_partition{brokers=, options=, topic=, partition=, read_committed=,
  *   timeout=}
  *   -> every message of that partition from its beginning to its end, in offset order:
  *   { { key = s|nil, value = s|nil (nil: a tombstone), offset = n, timestamp = ms|nil },
- *   ... }; or nil, why (the end not reached within the timeout, saying the offset it got
- *   to; an unknown partition). The end is the high watermark when the reader gets there,
- *   or with read_committed=true the last stable offset: messages of aborted or still open
- *   transactions are not read (on a real broker; librdkafka 2.0.2's mock keeps no
- *   transaction state and reads them all). A consumer assigned the partition, never a
- *   group member, fetching up to 100 MB at a time (a changelog restores at MB/s rates;
- *   docs/performance.md).
+ *   ... }; or nil, why: no such topic, no such partition (both from the metadata of all
+ *   topics, which creates nothing), no metadata within the timeout, or the end not
+ *   reached within it (saying the offset each partition got to). The end is the high
+ *   watermark when the reader gets there, or with read_committed=true the last stable
+ *   offset: messages of aborted or still open transactions are not read (on a real
+ *   broker; librdkafka 2.0.2's mock keeps no transaction state and reads them all). A
+ *   consumer assigned the partitions (never a group member), fetching up to 100 MB at a
+ *   time: about 0.1 s to start, then ~100 MB/s on the mock (docs/performance.md).
  * core.kafka_read_partitions{..., partitions = {p1, p2, ...}}
  *   -> { [p1] = array, [p2] = array, ... }: several partitions of one topic read in one
  *   pass by one consumer; or nil, why.

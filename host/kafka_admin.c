@@ -203,9 +203,9 @@ static int create(rd_kafka_t *rk, const char *topic, int partitions,
     rd_kafka_AdminOptions_set_operation_timeout(ao, ms, errstr, sizeof errstr);
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
-    /* the request's own timeout answers first; this bound is for a broker that never
-     * answers at all (librdkafka's mock does not know CreateTopics) */
-    ev = rd_kafka_queue_poll(q, ms + 1000);
+    /* the request's own timeout (the same ms) answers then, with librdkafka's reason;
+     * this bound holds if nothing does */
+    ev = rd_kafka_queue_poll(q, ms);
     if (ev == NULL)
         snprintf(why, len, "no answer from the brokers within %d ms", ms);
     else if (rd_kafka_event_error(ev))
@@ -362,9 +362,12 @@ static int read_all(lua_State *L, rd_kafka_t *rk, const char *topic, part_read *
     uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)ms;
     int left = nparts, rc = -1, cur = -1, arr = 0;
 
+    /* Offset 0, not RD_KAFKA_OFFSET_BEGINNING: the logical offset is looked up on a timer
+     * that waits 500 ms when the partition's leader is not known yet, as it never is in a
+     * fresh client. A log that starts later (compacted, or deleted by retention) is out
+     * of range at 0, and auto.offset.reset=earliest moves the read to its start. */
     for (int i = 0; i < nparts; i++)
-        rd_kafka_topic_partition_list_add(list, topic, parts[i].partition)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(list, topic, parts[i].partition)->offset = 0;
     err = rd_kafka_assign(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
@@ -457,7 +460,8 @@ static int read_partitions(lua_State *L, const char *fn, const int32_t *nums, in
     part_read *parts;
     rd_kafka_t *rk;
     size_t k = 0;
-    int ms, rc;
+    int ms, rc, total;
+    uint64_t start;
 
     topic = topic_of(L, fn);
     ms = timeout_of(L);
@@ -469,6 +473,26 @@ static int read_partitions(lua_State *L, const char *fn, const int32_t *nums, in
     extra[k] = NULL;
     lua_pop(L, 1);
     rk = client_new(L, RD_KAFKA_CONSUMER, fn, extra);
+    /* The topic and its partitions first, from the metadata of all topics: an assigned
+     * partition that does not exist would only make the read wait out its timeout, and
+     * asking for the topic by name would create it on a broker that creates topics. */
+    start = uv_hrtime() / 1000000;
+    total = count_partitions(rk, topic, ms, why, sizeof why);
+    for (int i = 0; i < nparts && total > 0; i++)
+        if (nums[i] >= total) {
+            snprintf(why, sizeof why, "it has %d partition%s: no partition %d", total,
+                     total == 1 ? "" : "s", (int)nums[i]);
+            total = -1;
+        }
+    if (total <= 0) {
+        rd_kafka_destroy(rk);
+        lua_pushnil(L);
+        if (total == 0)
+            lua_pushfstring(L, "reading topic %s: there is no such topic", topic);
+        else
+            lua_pushfstring(L, "reading topic %s: %s", topic, why);
+        return 2;
+    }
     parts = lua_newuserdata(L, (size_t)nparts * sizeof *parts);    /* parts */
     memset(parts, 0, (size_t)nparts * sizeof *parts);
     for (int i = 0; i < nparts; i++) {
@@ -476,7 +500,9 @@ static int read_partitions(lua_State *L, const char *fn, const int32_t *nums, in
         lua_newtable(L);
         parts[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    rc = read_all(L, rk, topic, parts, nparts, ms, why, sizeof why);
+    /* what is left of the timeout (at least 1 ms) */
+    ms -= (int)(uv_hrtime() / 1000000 - start);
+    rc = read_all(L, rk, topic, parts, nparts, ms > 0 ? ms : 1, why, sizeof why);
     rd_kafka_destroy(rk);
     if (rc == 0 && many)
         lua_createtable(L, 0, nparts);                  /* parts t */
