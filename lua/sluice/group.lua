@@ -229,9 +229,15 @@ function group.open(name, set, opts)
   end
   local self = setmetatable({ name = name, brokers = brokers, options = options,
     transactional = transactional, every = opts.every_ms or 10000, keyed = {}, by_id = {},
-    readers = {}, held = {}, producer = nil,
+    readers = {}, held = {}, marked = {}, producer = nil,
+    offsets_topic = name .. "-offsets",
     stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0, restored_bytes = 0,
       messages = 0, bytes = 0 } }, { __index = group })
+
+  -- where the members read the input partitions up to: one partition, compacted
+  local made_it, oerr, ostatus = self:ensure_topic(self.offsets_topic, 1,
+    { ["cleanup.policy"] = "compact" })
+  if not made_it then return nil, oerr, ostatus end
 
   -- the key_bys that need a repartition topic, in the order of the graph (one before
   -- another downstream of it, whose input is then the first one's topic)
@@ -380,12 +386,31 @@ function group:commit(why)
       for _, p in ipairs(k.op.task_list()) do k.log.changes(p, list, parts[p]) end
     end
   end
+  -- where each input partition held here is read up to, to NAME-offsets
+  local marks, marked = {}, {}
+  for topic, held in pairs(self.held) do
+    local parts = read_to[topic] or {}
+    for p in pairs(held) do
+      local o, key = parts[p], topic .. ":" .. p
+      if o and self.marked[key] ~= o then
+        marks[#marks + 1] = { topic = self.offsets_topic, partition = 0, key = key,
+          value = tostring(o) }
+        marked[key] = o
+      end
+    end
+  end
   local producer, transactional = self:changelog_producer()
   produce_all(producer, list)
   if transactional then
+    produce_all(producer, marks)
     job:barrier(positions)          -- delivers it all, offsets into the transaction
     job:checkpointed(positions)     -- commits it
   else
+    -- the state first, then where the input is read up to: a restore never finds an
+    -- offset past the state it has
+    if #marks > 0 and producer:flush(FLUSH_MS) == 0 and (self.lost or 0) == 0 then
+      produce_all(producer, marks)
+    end
     local left = producer:flush(FLUSH_MS)
     for _, s in ipairs(job:sinks()) do
       if s.producer and s.producer ~= producer then left = left + s.producer:flush(FLUSH_MS) end
@@ -396,8 +421,9 @@ function group:commit(why)
     if (self.lost or 0) > 0 then
       error(format("%d changelog writes failed %s", self.lost, why), 0)
     end
-    job:checkpointed(positions)     -- the offsets, to the group
+    job:checkpointed(positions)     -- the offsets, to the group (for lag tools)
   end
+  for key, o in pairs(marked) do self.marked[key] = o end
   local st = self.stats
   st.commits = st.commits + 1
   st.messages = st.messages + #list
@@ -437,6 +463,23 @@ function group:assigning(list)
       end
     end
   end
+  -- NAME-offsets says where the last member that held them read them up to (the group's
+  -- committed offsets can lag: a commit is refused while the group rebalances)
+  local got, err = core.kafka_read_partition { brokers = self.brokers, options = self.options,
+    topic = self.offsets_topic, partition = 0, read_committed = self.transactional,
+    timeout = TIMEOUT_MS }
+  if not got then
+    error(format("--group %s: reading %s: %s", self.name, self.offsets_topic, tostring(err)), 0)
+  end
+  local last = {}
+  for _, m in ipairs(got) do if m.key then last[m.key] = m.value end end
+  for _, tp in ipairs(list) do
+    local o = tonumber(last[tp.topic .. ":" .. tp.partition])
+    if o then
+      starts[tp.topic] = starts[tp.topic] or {}
+      starts[tp.topic][tp.partition] = o
+    end
+  end
   local ms = (host.clock() - started) * 1000
   local st = self.stats
   st.restores, st.restore_ms = st.restores + 1, st.restore_ms + ms
@@ -464,7 +507,7 @@ function group:revoked(list)
   if #list == 0 then return end
   local ok, err = pcall(self.commit, self, "before giving partitions up")
   if not ok then say("sluice: --group %s: commit before a rebalance: %s", self.name, err) end
-  -- the offsets at once, not by the consumer's timer: the next owner reads them
+  -- the offsets at once, not by the consumer's timer
   local positions = self.job:positions()
   for _, route in ipairs(self.job.sources) do
     local src = route.handle
@@ -477,13 +520,9 @@ function group:revoked(list)
           mine[tp.topic][tp.partition] = at
         end
       end
-      if next(mine) then
-        local ok, err = src.consumer:commit(mine, true)
-        if not ok then
-          say("sluice: --group %s: committing the offsets of %s before giving them up: %s",
-            self.name, names(list), tostring(err))
-        end
-      end
+      -- (for lag tools: the next owner goes by NAME-offsets, as a commit while the group
+      -- rebalances may be refused)
+      if next(mine) then src.consumer:commit(mine, true) end
     end
   end
   for _, k in ipairs(self.keyed) do
@@ -496,6 +535,7 @@ function group:revoked(list)
   end
   for _, tp in ipairs(list) do
     tasks.forget(tp.topic, tp.partition)
+    self.marked[tp.topic .. ":" .. tp.partition] = nil
     if self.held[tp.topic] then self.held[tp.topic][tp.partition] = nil end
     local reader = self.readers[tp.topic]
     if reader then reader.forget(tp.topic .. ":" .. tp.partition) end

@@ -134,7 +134,7 @@ describe("--group", function()
 
   it("two members split six partitions; their rolling counts per key are a single " ..
     "process's: 1..n, each once", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
     local s = script(k, (ROLLING:gsub("EXACTLY", "")))
     local a, b = member(s), member(s)
     wait_split({ a, b }, "in", 6)
@@ -144,7 +144,7 @@ describe("--group", function()
 
   it("a third member joins: the partitions it takes carry their state over from the " ..
     "changelog, and the counts go on", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
     local s = script(k, (ROLLING:gsub("EXACTLY", "")))
     local a, b = member(s), member(s)
     wait_split({ a, b }, "in", 6)
@@ -159,7 +159,7 @@ describe("--group", function()
 
   it("a member killed with -9 loses nothing: its partitions move, their state as of its " ..
     "last commit, read on from there; what it sent since comes again, the same", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
     local s = script(k, (ROLLING:gsub("EXACTLY", "")))
     local a, b = member(s), member(s)
     wait_split({ a, b }, "in", 6)
@@ -191,7 +191,7 @@ describe("--group", function()
 
   it("with exactly_once sinks, state, outputs and offsets commit together: a member " ..
     "joining moves partitions and every count is there once", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6" }
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
     local s = script(k, (ROLLING:gsub("EXACTLY", ", exactly_once = true")))
     local a, b = member(s), member(s)
     wait_split({ a, b }, "in", 6)
@@ -204,7 +204,7 @@ describe("--group", function()
   end)
 
   it("event-time windows per key are exact across a rebalance", function()
-    k = cluster.start { "in:6", "wins:6", "g-w-changelog:6" }
+    k = cluster.start { "in:6", "wins:6", "g-w-changelog:6", "g-offsets:1" }
     local s = script(k, [[
 sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTIONS }
   :timestamp("ts")
@@ -251,7 +251,7 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTION
   it("repartitions a key_by off the message key through NAME-<operator>-repartition: " ..
     "rolling counts and event-time windows exact, with a member joining", function()
     k = cluster.start { "in:6", "out:6", "wins:6", "g-per_user-repartition:6",
-      "g-per_user-changelog:6", "g-w-repartition:6", "g-w-changelog:6" }
+      "g-per_user-changelog:6", "g-w-repartition:6", "g-w-changelog:6", "g-offsets:1" }
     -- the messages are keyed by something else: the user's records are in every partition
     local s = script(k, [[
 local src = sl.source.kafka { brokers = "BROKERS", topic = "in", MEMBER_OPTIONS }
