@@ -234,6 +234,20 @@ function group.open(name, set, opts)
     stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0, restored_bytes = 0,
       messages = 0, bytes = 0 } }, { __index = group })
 
+  -- what --group cannot scale out, before anything is asked of Kafka
+  for _, node in ipairs(nodes) do
+    if operator.kinds[node.kind] then
+      local at = tostring(node.where)
+      if #node.inputs ~= 1 then
+        return nil, format("%s: --group: %s joins two streams; a join needs both sides' " ..
+          "partitions on one member, which --group does not arrange yet", at, node.kind), 2
+      end
+      if not key_by_of(node) then
+        return nil, format("%s: --group: %s is not keyed (key_by): it would see each " ..
+          "member's partitions apart, not the whole stream", at, node.kind), 2
+      end
+    end
+  end
   -- where the members read the input partitions up to: one partition, compacted
   local made_it, oerr, ostatus = self:ensure_topic(self.offsets_topic, 1,
     { ["cleanup.policy"] = "compact" })
@@ -244,16 +258,7 @@ function group.open(name, set, opts)
   local done = {}
   for _, node in ipairs(nodes) do
     if operator.kinds[node.kind] then
-      local at = tostring(node.where)
-      if #node.inputs ~= 1 then
-        return nil, format("%s: --group: %s joins two streams; a join needs both sides' " ..
-          "partitions on one member, which --group does not arrange yet", at, node.kind), 2
-      end
       local kb = key_by_of(node)
-      if not kb then
-        return nil, format("%s: --group: %s is not keyed (key_by): it would see each " ..
-          "member's partitions apart, not the whole stream", at, node.kind), 2
-      end
       if not done[kb] then
         done[kb] = true
         local srcs, keyed = upstream_of(kb)
