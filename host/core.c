@@ -157,6 +157,8 @@ static const luaL_Reg core_functions[] = {
     {"exchange", sl_exchange_open},
     {"workers_start", sl_workers_start},
     {"workers_join", sl_workers_join},
+    {"workers_stop", sl_workers_stop},
+    {"workers_stopping", sl_workers_stopping},
     {NULL, NULL}
 };
 

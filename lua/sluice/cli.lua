@@ -427,7 +427,7 @@ local function run_once(src, opts)
   local member                                                     -- --group (group.lua)
   if opts.group then
     member, err, status = group.open(opts.group, set, { brokers = opts.brokers,
-      every_ms = opts.checkpoint_ms })
+      every_ms = opts.checkpoint_ms, worker = 1, workers = opts.workers })
     if not member then
       say("sluice: %s", tostring(err))
       return status
@@ -444,8 +444,14 @@ local function run_once(src, opts)
   if ckpt and (opts.workers or 1) > 1 and ckpt:finished_already(set) then return 0 end
   -- --workers N: the same script on N threads (worker.lua), this one worker 1; each
   -- takes its keys' state from the checkpoint it resumes from
-  local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts,
-    ckpt and ckpt.restored and ckpt.restored.snap) or nil
+  local team, members = nil, false
+  if (opts.workers or 1) > 1 and member then
+    -- --group: each worker a member of the group on its own (worker.lua)
+    worker.start_members(opts.workers, src, opts)
+    members = true
+  elseif (opts.workers or 1) > 1 then
+    team = worker.start(opts.workers, src, opts, ckpt and ckpt.restored and ckpt.restored.snap)
+  end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
     batch_size = opts.batch_size, on_error = opts.on_error, drain_timeout = opts.drain_ms,
     checkpointing = opts["state-dir"] ~= nil, team = team, group = member })
@@ -488,6 +494,12 @@ local function run_once(src, opts)
     return job:run()
   end, os.getenv("SLUICE_DEBUG") and debug.traceback or function(e) return e end)
   if not ran then ok, err = nil, ok end
+  if members then
+    core.workers_stop()
+    local failure, records_in, dead = worker.join()
+    if failure and ok then ok, err = nil, failure end
+    job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
+  end
   if team then
     if not ran then team.ep:abort(tostring(err)) end
     team:close()

@@ -212,6 +212,17 @@ function group.open(name, set, opts)
   if #kafka_sources == 0 then
     return nil, "--group: the script has no Kafka source", 2
   end
+  -- on several workers each is a member with sinks of its own: a file or a socket would
+  -- be written by all of them at once
+  if (opts.workers or 1) > 1 then
+    for _, node in ipairs(nodes) do
+      if node.kind == "sink" and node.spec.type ~= "kafka" and node.spec.type ~= "null" then
+        return nil, format("%s: --group with --workers: %s is written by every worker (each " ..
+          "is a member of the group with sinks of its own); use Kafka sinks, or one worker",
+          tostring(node.where), node.spec.label or ("sink." .. node.spec.type)), 2
+      end
+    end
+  end
   -- an exactly_once sink's transactional.id is this member's own (the default,
   -- sluice-TOPIC, would make the members fence each other): with exactly-once v2 the
   -- group's generation fences a zombie, so the id need not outlive the process
@@ -222,8 +233,8 @@ function group.open(name, set, opts)
       transactional = true
       local o = {}
       for key, v in pairs(spec.options or {}) do o[key] = v end
-      o["transactional.id"] = o["transactional.id"] or format("%s-%s-%s-%d", name, spec.topic,
-        os.getenv("HOSTNAME") or "host", core.pid)
+      o["transactional.id"] = o["transactional.id"] or format("%s-%s-%s-%d-%d", name,
+        spec.topic, os.getenv("HOSTNAME") or "host", core.pid, opts.worker or 1)
       spec.options = o
     end
   end

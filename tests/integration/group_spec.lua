@@ -142,6 +142,21 @@ describe("--group", function()
     expect_counts(k, "out", 600)
   end)
 
+  it("with --workers 2 each worker is a member: two processes of two workers split six " ..
+    "partitions, the counts exact", function()
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
+    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
+    local a, b = member(s, "--workers 2"), member(s, "--workers 2")
+    wait_split({ a, b }, "in", 6)
+    produce(k, "in", 1, 600)
+    expect_counts(k, "out", 600)
+    a.signal("TERM")
+    assert.equal(0, a.wait(30000), a.stderr())
+    wait_split({ b }, "in", 6)
+    produce(k, "in", 601, 600)
+    expect_counts(k, "out", 1200)
+  end)
+
   it("a third member joins: the partitions it takes carry their state over from the " ..
     "changelog, and the counts go on", function()
     k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
