@@ -11,9 +11,9 @@
 -- Streams' cache of dirty keys), and compaction keeps the topic at one message per key.
 --
 -- Which keys changed: the task's snapshot is split by key and each key's encoding is
--- compared with the one written last (kept here), so a key a window fired, or a timer
--- changed, is written as surely as one a record changed. That costs a walk of the state
--- per commit (as a checkpoint's snapshot does), and memory for the last encodings.
+-- compared with the one written last (a hash of it kept here), so a key a window fired,
+-- or a timer changed, is written as surely as one a record changed. That costs a walk of
+-- the state per commit (as a checkpoint's snapshot does), and 8 bytes a key.
 --
 -- A member that is assigned a partition reads the changelog partition from its start to
 -- its end (read_committed with exactly-once: aborted writes are not state), keeps the
@@ -22,7 +22,7 @@ local host = require "sluice.host"
 local key_state = require "sluice.key_state"
 
 local core = host.core
-local encode, decode = core.durable.encode, core.msgpack_decode
+local encode, decode, hash = core.durable.encode, core.msgpack_decode, core.durable.hash
 local format, pairs, ipairs = string.format, pairs, ipairs
 
 local changelog = {}
@@ -34,7 +34,11 @@ local HEADER = "\192"
 -- options (librdkafka properties), read_committed, timeout (ms, restores).
 function changelog.new(opts)
   local topic, node, op = opts.topic, opts.node, opts.op
-  local written = {}            -- task -> { [encoded key] = encoded piece, [HEADER] = ... }
+  -- task -> { [encoded key] = hash of its encoded piece, [HEADER] = ... }: a 52-bit hash
+  -- rather than the encoding (a rolling count of 1 M keys kept 5 times its state so); a
+  -- change the hash misses (2^-52 a compare) leaves that key's last write standing until
+  -- it changes again
+  local written = {}
   local cl = { topic = topic, op = op, stats = { messages = 0, bytes = 0, restored_bytes = 0,
     restored_keys = 0 } }
 
@@ -59,15 +63,17 @@ function changelog.new(opts)
     end
     for k, piece in pairs(pieces) do
       local ek, ev = encode(k), encode(piece)
-      now[ek] = ev
-      if was[ek] ~= ev then put(ek, ev) end
+      local hv = hash(ev)
+      now[ek] = hv
+      if was[ek] ~= hv then put(ek, ev) end
     end
     for ek in pairs(was) do
       if now[ek] == nil and ek ~= HEADER then put(ek, nil) end    -- gone: a tombstone
     end
     local eh = encode({ header = header, offset = offsets[p] or false })
-    now[HEADER] = eh
-    if was[HEADER] ~= eh then put(HEADER, eh) end
+    local hh = hash(eh)
+    now[HEADER] = hh
+    if was[HEADER] ~= hh then put(HEADER, eh) end
     written[p] = now
     return list
   end
@@ -97,10 +103,11 @@ function changelog.new(opts)
           st.restored_bytes = st.restored_bytes + #m.key + (m.value and #m.value or 0)
         end
       end
+      got[p] = nil                -- (its messages can go before the next partition's)
       local now, pieces, header = {}, {}, nil
       for ek, ev in pairs(last) do
         if ev then
-          now[ek] = ev
+          now[ek] = hash(ev)
           if ek == HEADER then
             local h = decode(ev)
             header = h.header
