@@ -16,7 +16,8 @@
 # 2. Restore. A member reads N_RESTORE_KEYS keys (one record each: 100000, then 1000000)
 #    from a 16-partition topic into the rolling count and ends (bounded source: its last
 #    commit writes every key to NAME-per_user-changelog); a second member then takes all
-#    16 partitions over and says "restored K keys, B bytes of changelog, in T ms".
+#    16 partitions over and says "restored K keys, B bytes of changelog, in T ms". The
+#    same job without --group reads the same keys, for its peak RSS beside theirs.
 # Prints two Markdown tables.
 set -e
 cd "$(dirname "$0")/../.."
@@ -136,8 +137,8 @@ run "--group, key_by off the message key (repartition), 1 member" out-r1 1 0 --g
 run "--group, same, 2 members" out-r2 2 0 --group r2 --checkpoint-every 1s
 
 echo
-echo "| restore of a moved partition's state | keys | changelog MB | restore ms | MB/s | ms per MB | peak RSS: restoring member (the member that wrote it) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| restore of a moved partition's state | keys | changelog MB | restore ms | MB/s | ms per MB | peak RSS: restoring member | the member that wrote it | the job without --group |"
+echo "|---|---|---|---|---|---|---|---|---|"
 i=0
 for k in $RESTORE_KEYS; do
   i=$((i + 1))
@@ -148,6 +149,12 @@ for k in $RESTORE_KEYS; do
     ./sluice run scripts/bench/group_count.lua --group "s$i" --checkpoint-every 60s \
     >/dev/null 2>"$DIR/group/s$i-writer.err" || {
     echo "bench group: the restore's writer failed:" >&2; cat "$DIR/group/s$i-writer.err" >&2
+    exit 1; }
+  # the same job without --group, holding the same keys (its memory, for comparison)
+  /usr/bin/time -f "%M" -o "$DIR/group/s$i-plain.time" env BROKERS="$B" IN="keys$i" BOUNDED=1 \
+    GROUP="plain$i" ./sluice run scripts/bench/group_count.lua >/dev/null \
+    2>"$DIR/group/s$i-plain.err" || {
+    echo "bench group: the job without --group failed:" >&2; cat "$DIR/group/s$i-plain.err" >&2
     exit 1; }
   # the member taking the partitions over
   env BROKERS="$B" IN="keys$i" ./sluice run scripts/bench/group_count.lua --group "s$i" \
@@ -166,9 +173,10 @@ for k in $RESTORE_KEYS; do
   kill -TERM $pids; wait $pids || true
   pids=""
   sed -n 's/.*(restored \([0-9]*\) keys, \([0-9]*\) bytes of changelog, in \([0-9]*\) ms).*/\1 \2 \3/p' \
-    "$DIR/group/s$i-reader.err" | head -1 | awk -v kb="$rss" -v wkb="$(tail -1 "$DIR/group/s$i-writer.time")" -v parts=$RESTORE_PARTS -v want="$k" '{
+    "$DIR/group/s$i-reader.err" | head -1 | awk -v kb="$rss" -v wkb="$(tail -1 "$DIR/group/s$i-writer.time")" \
+    -v pkb="$(tail -1 "$DIR/group/s$i-plain.time")" -v parts=$RESTORE_PARTS -v want="$k" '{
     if ($1 != want) { print "bench group: restored " $1 " keys of " want > "/dev/stderr"; exit 1 }
     mb = $2 / 1e6
-    printf "| %d partitions | %d | %.1f | %d | %.1f | %.0f | %.0f MB (writer %.0f MB) |\n", parts,
-      $1, mb, $3, mb / ($3 / 1000), $3 / mb, kb / 1024, wkb / 1024 }'
+    printf "| %d partitions | %d | %.1f | %d | %.1f | %.0f | %.0f MB | %.0f MB | %.0f MB |\n", parts,
+      $1, mb, $3, mb / ($3 / 1000), $3 / mb, kb / 1024, wkb / 1024, pkb / 1024 }'
 done
