@@ -125,6 +125,10 @@ static const luaL_Reg core_functions[] = {
     {"kafka_consumer", sl_kafka_consumer_new},
     {"kafka_producer", sl_kafka_producer_new},
     {"kafka_committed", sl_kafka_committed},
+    {"kafka_topic_partitions", sl_kafka_topic_partitions},
+    {"kafka_create_topic", sl_kafka_create_topic},
+    {"kafka_read_partition", sl_kafka_read_partition},
+    {"kafka_read_partitions", sl_kafka_read_partitions},
     {"http_client", sl_http_client_new},
     {"http_listen", sl_http_server_new},
     {"forward_conn", sl_forward_conn_new},
@@ -153,6 +157,8 @@ static const luaL_Reg core_functions[] = {
     {"exchange", sl_exchange_open},
     {"workers_start", sl_workers_start},
     {"workers_join", sl_workers_join},
+    {"workers_stop", sl_workers_stop},
+    {"workers_stopping", sl_workers_stopping},
     {NULL, NULL}
 };
 

@@ -35,6 +35,47 @@ int sl_kafka_committed(lua_State *L);
 void sl_kafka_consumer_register(lua_State *L);
 void sl_kafka_producer_register(lua_State *L);
 
+/* ---- what --group asks of the cluster (kafka_admin.c) -----------------------------------
+ * Each blocks the calling thread on a client of its own, configured from brokers= and
+ * options= as the consumer and producer are, for at most timeout= ms (30000 if none).
+ * Internal: the Lua runtime of --group calls them, users do not (not in docs/reference.md).
+ *
+ * core.kafka_topic_partitions{brokers=, options=, topic=, timeout=}
+ *   -> n: the partitions of topic; or nil, "missing" when the cluster has no such topic;
+ *   or nil, why (no metadata within the timeout, ...). Asks for the metadata of all
+ *   topics, so that asking never creates the topic (a broker with
+ *   auto.create.topics.enable, and librdkafka's mock, create one asked about by name).
+ *
+ * core.kafka_create_topic{brokers=, options=, topic=, partitions=, config=, timeout=}
+ *   -> true when topic exists with exactly `partitions` partitions afterwards (created
+ *   now by CreateTopics with the topic configs of `config`, e.g. ["cleanup.policy"] =
+ *   "compact", and the brokers' replication factor; or there already). Else nil, why:
+ *   "topic T has 4 partitions; sluice needs 6 (as many as its input)", or "could not
+ *   create topic T (6 partitions, cleanup.policy=compact): <why>; create it yourself"
+ *   (librdkafka's mock has no CreateTopics: "Failed while waiting for controller: Local:
+ *   Timed out" after the whole timeout).
+ *
+ * core.kafka_read_partition{brokers=, options=, topic=, partition=, read_committed=,
+ *   timeout=}
+ *   -> every message of that partition from its beginning to its end, in offset order:
+ *   { { key = s|nil, value = s|nil (nil: a tombstone), offset = n, timestamp = ms|nil },
+ *   ... }; or nil, why: no such topic, no such partition (both from the metadata of all
+ *   topics, which creates nothing), no metadata within the timeout, or the end not
+ *   reached within it (saying the offset each partition got to). The end is the high
+ *   watermark when the reader gets there, or with read_committed=true the last stable
+ *   offset: messages of aborted or still open transactions are not read (on a real
+ *   broker; librdkafka 2.0.2's mock keeps no transaction state and reads them all). A
+ *   consumer assigned the partitions (never a group member), fetching up to 100 MB at a
+ *   time: about 0.1 s to start, then ~100 MB/s on the mock (docs/performance.md).
+ * core.kafka_read_partitions{..., partitions = {p1, p2, ...}}
+ *   -> { [p1] = array, [p2] = array, ... }: several partitions of one topic read in one
+ *   pass by one consumer; or nil, why.
+ */
+int sl_kafka_topic_partitions(lua_State *L);
+int sl_kafka_create_topic(lua_State *L);
+int sl_kafka_read_partition(lua_State *L);
+int sl_kafka_read_partitions(lua_State *L);
+
 /* The librdkafka handle of the consumer userdata at idx (raises if it is closed): the
  * producer sends a consumer's offsets in its transactions. */
 rd_kafka_t *sl_kafka_consumer_handle(lua_State *L, int idx);

@@ -6,7 +6,8 @@
  * one on_batch call (so a partition's records stay in order and the caller knows their
  * partition), undecodable ones to on_bad, rebalances to on_assign/on_revoke (partitions
  * are assigned cooperatively and start where the `offsets` table says, else at the
- * group's committed offset, else at `start`), and errors to on_error, each condition once
+ * group's committed offset, else at `start`; on_assigning(list), called before that, may
+ * fill the table), and errors to on_error, each condition once
  * until messages flow again. With bounded=true, on_end is called once every assigned
  * partition has reached the end it had when it was assigned.
  */
@@ -50,6 +51,7 @@ typedef struct sl_kafka_consumer {
     int close_pending;          /* close() came while serving: done when serve returns */
     struct sl_kafka_consumer **slot;    /* the userdata's pointer, emptied at close */
     int on_batch, on_bad, on_assign, on_revoke, on_error, on_end;   /* registry refs */
+    int on_assigning;           /* called before an assignment takes its start offsets */
     int offsets_ref;            /* resume offsets { topic = { [p] = offset } }, or NOREF */
     int columns_ref;            /* csv column names, or LUA_NOREF (arrays of fields) */
     int batch_ref;              /* the batch table, reused */
@@ -398,8 +400,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (L != NULL && !c->closing)
+        /* on_assigning may put where these partitions start into the offsets table (a
+         * --group member: where the state it restored leaves off) */
+        if (L != NULL && !c->closing) {
+            call_parts(L, c->on_assigning, parts);
             set_starts(L, c, parts);
+        }
         if (c->bounded)
             note_ends(c, parts);
         if (cooperative)
@@ -780,7 +786,7 @@ static void on_closed(uv_handle_t *h)
 static void close_consumer(lua_State *L, sl_kafka_consumer *c)
 {
     int refs[] = {c->on_batch, c->on_bad, c->on_assign, c->on_revoke, c->on_error,
-                  c->on_end, c->offsets_ref, c->columns_ref, c->batch_ref, c->self_ref,
+                  c->on_end, c->on_assigning, c->offsets_ref, c->columns_ref, c->batch_ref, c->self_ref,
                   c->schema_ref};
 
     if (c->closed)
@@ -1029,6 +1035,7 @@ int sl_kafka_consumer_new(lua_State *L)
     c->on_batch = opt_ref(L, "on_batch", LUA_TFUNCTION, 1);
     c->on_bad = opt_ref(L, "on_bad", LUA_TFUNCTION, 0);
     c->on_assign = opt_ref(L, "on_assign", LUA_TFUNCTION, 0);
+    c->on_assigning = opt_ref(L, "on_assigning", LUA_TFUNCTION, 0);
     c->on_revoke = opt_ref(L, "on_revoke", LUA_TFUNCTION, 0);
     c->on_error = opt_ref(L, "on_error", LUA_TFUNCTION, 0);
     c->on_end = opt_ref(L, "on_end", LUA_TFUNCTION, 0);

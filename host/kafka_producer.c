@@ -7,6 +7,10 @@
  * drains. Delivery reports come back through the loop (kafka.h): a message that failed
  * is handed to on_failed with its value and why, never dropped silently; on_event() is
  * called after each round of reports so the caller can resume.
+ *
+ * produce() is the raw path --group's runtime takes for changelogs and repartition
+ * topics: messages already made of bytes, each to its own topic and partition, with keys,
+ * headers and timestamps; a producer made without a topic serves only that.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,7 @@ static const char *const formats[] = {"json", "lines", "msgpack", NULL};
 
 typedef struct sl_kafka_producer {
     rd_kafka_t *rk;
-    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_t *rkt;      /* the topic of write(), or NULL: produce() only */
     rd_kafka_queue_t *q;        /* the main queue: delivery reports and errors */
     sl_kafka_wakeup wake;
     lua_State *L;               /* the state reports are built on while a call serves them */
@@ -60,9 +64,13 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (L == NULL)
         return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->failed_ref);  /* failed */
-    lua_createtable(L, 0, 3);                           /* failed f */
+    lua_createtable(L, 0, 5);                           /* failed f */
     lua_pushstring(L, rd_kafka_err2str(m->err));
     lua_setfield(L, -2, "reason");
+    lua_pushstring(L, rd_kafka_topic_name(m->rkt));
+    lua_setfield(L, -2, "topic");
+    lua_pushinteger(L, m->partition);
+    lua_setfield(L, -2, "partition");
     lua_pushlstring(L, m->payload ? m->payload : "", m->payload ? m->len : 0);
     lua_setfield(L, -2, "value");
     if (m->key != NULL) {
@@ -230,6 +238,9 @@ static int producer_write(lua_State *L)
 
     const sl_typed_field *const *views = NULL;
 
+    if (p->rkt == NULL)
+        return luaL_error(L, "%s: producer:write(): this producer was made without a topic "
+                          "(for produce() only)", p->what);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_istable(L, 4))
         ki = 4;
@@ -291,6 +302,133 @@ static int producer_write(lua_State *L)
     else
         lua_pushnil(L);
     return 2;
+}
+
+/* Adds a failure that librdkafka reported at once (not in a delivery report) to the
+ * failed table, as dr_msg_cb does: on_failed has it with the next reports. */
+static void failed_now(lua_State *L, sl_kafka_producer *p, rd_kafka_resp_err_t err,
+                       const char *topic, int32_t partition, const char *key, size_t klen,
+                       const char *value, size_t vlen)
+{
+    p->failures++;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->failed_ref);  /* failed */
+    lua_createtable(L, 0, 5);                           /* failed f */
+    lua_pushstring(L, rd_kafka_err2str(err));
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, topic);
+    lua_setfield(L, -2, "topic");
+    lua_pushinteger(L, partition);
+    lua_setfield(L, -2, "partition");
+    lua_pushlstring(L, value != NULL ? value : "", vlen);
+    lua_setfield(L, -2, "value");
+    if (key != NULL) {
+        lua_pushlstring(L, key, klen);
+        lua_setfield(L, -2, "key");
+    }
+    lua_rawseti(L, -2, ++p->nfailed);                   /* failed */
+    lua_pop(L, 1);                                      /* -- */
+}
+
+/* The headers table at idx ({ name = value, ... }) as librdkafka headers, or NULL when
+ * there is none. Raises on a value that is not a string (nothing allocated then). */
+static rd_kafka_headers_t *headers_of(lua_State *L, int idx, int i)
+{
+    rd_kafka_headers_t *hdrs;
+
+    if (lua_isnil(L, idx))
+        return NULL;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "kafka producer:produce(): message %d: headers must be a table", i);
+    lua_pushnil(L);                                     /* nil */
+    while (lua_next(L, idx) != 0) {                     /* k v */
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "kafka producer:produce(): message %d: headers must map names to "
+                       "strings", i);
+        lua_pop(L, 1);                                  /* k */
+    }
+    hdrs = rd_kafka_headers_new(8);
+    lua_pushnil(L);                                     /* nil */
+    while (lua_next(L, idx) != 0) {                     /* k v */
+        size_t nlen, vlen;
+        const char *name = lua_tolstring(L, -2, &nlen);
+        const char *value = lua_tolstring(L, -1, &vlen);
+        rd_kafka_header_add(hdrs, name, (ssize_t)nlen, value, (ssize_t)vlen);
+        lua_pop(L, 1);                                  /* k */
+    }
+    return hdrs;
+}
+
+/* producer:produce(list) -> nil when every message of list was queued, else the index of
+ * the first the full queue refused (it and the rest are the caller's to produce again
+ * after poll() or flush()). Each message is { topic = s, partition = n|nil (nil: the
+ * partitioner), key = s|nil, value = s|nil (nil: a tombstone), timestamp = ms|nil,
+ * headers = { name = s }|nil }, raw bytes. A message librdkafka refuses at once (an
+ * unknown partition, too large) goes to on_failed with the delivery failures, with its
+ * topic and partition. A transactional producer's messages join the open transaction. */
+static int producer_produce(lua_State *L)
+{
+    sl_kafka_producer *p = check_producer(L, "produce");
+    int n, i;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    n = (int)lua_objlen(L, 2);
+    for (i = 1; i <= n; i++) {
+        size_t klen = 0, vlen = 0;
+        const char *topic, *key, *value;
+        int32_t partition = RD_KAFKA_PARTITION_UA;
+        int64_t ts = 0;
+        rd_kafka_headers_t *hdrs;
+        rd_kafka_resp_err_t err;
+
+        lua_rawgeti(L, 2, i);                           /* m */
+        if (!lua_istable(L, 3))
+            return luaL_error(L, "%s: producer:produce(): message %d is a %s, not a table",
+                              p->what, i, luaL_typename(L, 3));
+        lua_getfield(L, 3, "topic");                    /* m topic */
+        lua_getfield(L, 3, "partition");                /* m topic part */
+        lua_getfield(L, 3, "key");                      /* m topic part key */
+        lua_getfield(L, 3, "value");                    /* m topic part key value */
+        lua_getfield(L, 3, "timestamp");                /* m topic part key value ts */
+        lua_getfield(L, 3, "headers");                  /* m topic part key value ts hdrs */
+        if (lua_type(L, 4) != LUA_TSTRING)
+            return luaL_error(L, "%s: producer:produce(): message %d has no topic", p->what, i);
+        topic = lua_tostring(L, 4);
+        if (!lua_isnil(L, 5)) {
+            if (lua_type(L, 5) != LUA_TNUMBER || lua_tointeger(L, 5) < 0)
+                return luaL_error(L, "%s: producer:produce(): message %d: partition must be "
+                                  "a number >= 0 or nil", p->what, i);
+            partition = (int32_t)lua_tointeger(L, 5);
+        }
+        key = lua_type(L, 6) == LUA_TSTRING ? lua_tolstring(L, 6, &klen) : NULL;
+        value = lua_type(L, 7) == LUA_TSTRING ? lua_tolstring(L, 7, &vlen) : NULL;
+        if ((!lua_isnil(L, 6) && key == NULL) || (!lua_isnil(L, 7) && value == NULL))
+            return luaL_error(L, "%s: producer:produce(): message %d: key and value must be "
+                              "strings or nil", p->what, i);
+        if (lua_type(L, 8) == LUA_TNUMBER)
+            ts = (int64_t)lua_tonumber(L, 8);
+        hdrs = headers_of(L, 9, i);
+        err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *)value, vlen),
+                                RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_TIMESTAMP(ts),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err && hdrs != NULL)
+            rd_kafka_headers_destroy(hdrs);     /* librdkafka owns them only on success */
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        if (err)
+            failed_now(L, p, err, topic, partition, key, klen, value, vlen);
+        else
+            p->queued += (double)(vlen + klen);
+        lua_settop(L, 2);                               /* -- */
+    }
+    lua_settop(L, 2);
+    if (i <= n)
+        lua_pushinteger(L, i);
+    else
+        lua_pushnil(L);
+    return 1;
 }
 
 /* producer:poll() serves delivery reports now. */
@@ -434,7 +572,8 @@ static int producer_close(lua_State *L)
     refs[3] = p->failed_ref; refs[4] = p->self_ref;
     sl_kafka_wakeup_stop(&p->wake, p->q, on_closed);
     rd_kafka_queue_destroy(p->q);
-    rd_kafka_topic_destroy(p->rkt);
+    if (p->rkt != NULL)
+        rd_kafka_topic_destroy(p->rkt);
     rd_kafka_destroy(p->rk);
     for (int i = 0; i < 5; i++)
         if (refs[i] != LUA_NOREF)
@@ -475,9 +614,7 @@ int sl_kafka_producer_new(lua_State *L)
     if (formats[format] == NULL)
         return luaL_error(L, "%s: unknown format '%s' (json, lines or msgpack)", what, fmt);
     lua_getfield(L, 1, "topic");
-    topic = lua_tostring(L, -1);
-    if (topic == NULL)
-        return luaL_error(L, "%s: topic is required", what);
+    topic = lua_tostring(L, -1);     /* NULL: a producer for produce() only */
     lua_getfield(L, 1, "key_field");
     key_field = lua_tostring(L, -1);
 
@@ -505,7 +642,7 @@ int sl_kafka_producer_new(lua_State *L)
         free(p);
         return luaL_error(L, "%s: %s", what, errstr);
     }
-    p->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    p->rkt = topic != NULL ? rd_kafka_topic_new(p->rk, topic, NULL) : NULL;
     p->q = rd_kafka_queue_get_main(p->rk);
     p->on_failed = opt_ref(L, "on_failed");
     p->on_event = opt_ref(L, "on_event");
@@ -526,6 +663,7 @@ int sl_kafka_producer_new(lua_State *L)
 
 static const luaL_Reg producer_methods[] = {
     {"write", producer_write},
+    {"produce", producer_produce},
     {"poll", producer_poll},
     {"outq", producer_outq},
     {"queued", producer_queued},

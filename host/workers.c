@@ -4,6 +4,7 @@
  * through the exchange (exchange.c). A worker that fails reports its message here, and
  * core.workers_join hands it to worker 1.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -30,6 +31,10 @@ static struct {
     int n;                          /* workers, 0 when none run */
     worker *w;                      /* w[0] is unused: worker 1 is the main thread */
 } team;
+
+/* Workers that exchange nothing (--group: each a member of the Kafka group on its own)
+ * learn that worker 1 is stopping from this flag, which they poll. */
+static _Atomic int stop_requested;
 
 static char *copy(const char *s, size_t len)
 {
@@ -111,6 +116,7 @@ int sl_workers_start(lua_State *L)
         return luaL_error(L, "core.workers_start: out of memory");
     }
     team.n = n;
+    stop_requested = 0;
     for (int i = 1; i < n; i++) {
         worker *w = &team.w[i];
         w->me = i + 1;
@@ -158,5 +164,18 @@ int sl_workers_join(lua_State *L)
     team.w = NULL;
     team.n = 0;
     sl_exchange_destroy();
+    return 1;
+}
+
+int sl_workers_stop(lua_State *L)
+{
+    (void)L;
+    stop_requested = 1;
+    return 0;
+}
+
+int sl_workers_stopping(lua_State *L)
+{
+    lua_pushboolean(L, stop_requested != 0);
     return 1;
 }

@@ -18,4 +18,9 @@ int sl_workers_start(lua_State *L);
  * ... } for workers 2..N, once each has ended; then the exchange is freed. */
 int sl_workers_join(lua_State *L);
 
+/* core.workers_stop(): worker 1 asks the workers to stop (those that exchange nothing poll
+ * core.workers_stopping() -> boolean). */
+int sl_workers_stop(lua_State *L);
+int sl_workers_stopping(lua_State *L);
+
 #endif

@@ -28,6 +28,13 @@ report=""
 # environment, showing its output as it comes, and adds its summary line to the totals.
 # With BIN a C test program (build/*_test) it runs that program alone.
 run() {
+  start "$@"
+  tally "$1"
+}
+
+# start LABEL BIN [ENV=VALUE...] -- runs it as run does, its output going to its log (and
+# to this output as it comes unless QUIET=1), without adding it up: tally LABEL does.
+start() {
   label=$1 bin=$2
   shift 2
   log="$logdir/$label.log"
@@ -52,8 +59,14 @@ run() {
         echo "$label: processes left running by its tests, now killed:"
         ps -o pid=,args= -s "$sid"
         pkill -KILL -s "$sid"
-      fi; } | tee "$log"
+      fi; } | if [ "${QUIET:-0}" = 1 ]; then cat >"$log"; else tee "$log"; fi
   fi
+}
+
+# tally LABEL -- adds the summary line of LABEL's log to the totals.
+tally() {
+  label=$1
+  log="$logdir/$label.log"
   rc=$(cat "$logdir/$label.rc" 2>/dev/null || echo 1)
   # The summary: the last line that is `N passed, M failed[, K skipped]`, maybe after a word
   # and a colon.
@@ -86,8 +99,24 @@ if [ -z "$paths" ]; then
   run typed-codecs build/typed_csv_mpack_test ASAN_OPTIONS=detect_leaks=0
   paths="tests/ scripts/examples/"    # the examples' specs (sl.testing) too
 fi
-run plain ./sluice
-run asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0
+# The two runs at once: most of their time is spent waiting on brokers, peers and timers,
+# so together they take little more than the longer one (SLUICE_TEST_SERIAL=1: one after
+# the other). Each one's output is shown whole once both are done.
+if [ "${SLUICE_TEST_SERIAL:-0}" = 1 ]; then
+  run plain ./sluice
+  run asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0
+else
+  QUIET=1 start plain ./sluice &
+  plain_pid=$!
+  QUIET=1 start asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0 &
+  asan_pid=$!
+  wait "$plain_pid" "$asan_pid"
+  for label in plain asan; do
+    echo "== $label (its output)"
+    cat "$logdir/$label.log"
+    tally "$label"
+  done
+fi
 
 printf '%s\n' "$report" | sed '/^$/d'
 total="$passed passed, $failed failed"

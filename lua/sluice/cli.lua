@@ -19,6 +19,7 @@ local control = require "sluice.control"
 local metrics_server = require "sluice.metrics_server"
 local worker = require "sluice.worker"
 local memory = require "sluice.memory"
+local group = require "sluice.group"
 local repl = require "sluice.repl"
 local busted_output = require "sluice.busted_output"
 local sl = require "sluice"
@@ -62,7 +63,8 @@ local RUN_OPTIONS = [[
                        a bounded job that has finished runs again on the next change
   --state-dir DIR      checkpoint into DIR and resume from its newest checkpoint: after a
                        crash no record is lost and none is written twice to a file sink
-  --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir)
+  --checkpoint-every D how often to checkpoint (default 10s; needs --state-dir or
+                       --group: how often a member commits)
   --drain-timeout D    at a signal or the end of input, give up delivering what is left
                        once nothing has moved for D (default 10s); what is lost is said
   --control PATH       the control socket for attach and top (default: a socket in
@@ -70,6 +72,10 @@ local RUN_OPTIONS = [[
   --on-error=fail      stop with status 1 at the first bad record (default: dead-letter it)
   --batch-size N       records per batch (default 1024; also SLUICE_BATCH_SIZE)
   --workers N          run on N threads, records exchanged by key (default 1)
+  --group NAME         run as a member of consumer group NAME, sharing the Kafka input's
+                       partitions with the other members (on this machine or others);
+                       keyed state goes to changelog topics NAME-<operator>-changelog
+  --brokers LIST       the brokers of --group's topics (default: the Kafka sources')
   --metrics HOST:PORT  serve GET /metrics (Prometheus text), /healthz and /readyz there
   --memory-limit SIZE  past SIZE (200MB, 2GB; default none), stop with status 1 naming
                        the operator: Lua data at every allocation, the process every 100ms
@@ -177,7 +183,8 @@ The commands, or the options of one (the same as `sluice COMMAND --help`).
 -- The options each command takes, for the completion script, the man page and their spec.
 cli.options = {
   run = { "--set", "--watch", "--state-dir", "--checkpoint-every", "--drain-timeout",
-    "--control", "--on-error", "--batch-size", "--workers", "--memory-limit", "--metrics", "--help" },
+    "--control", "--on-error", "--batch-size", "--workers", "--group", "--brokers",
+    "--memory-limit", "--metrics", "--help" },
   ["-e"] = { "--set", "--on-error", "--batch-size", "--help" },
   check = { "--set", "--help" },
   graph = { "--format", "--set", "--help" },
@@ -192,7 +199,7 @@ cli.commands = { "run", "check", "graph", "repl", "attach", "top", "tap", "ps", 
 local value_options = { ["--batch-size"] = true, ["--format"] = true, ["--on-error"] = true,
   ["--state-dir"] = true, ["--checkpoint-every"] = true, ["--drain-timeout"] = true,
   ["--control"] = true, ["--set"] = true, ["--workers"] = true, ["--memory-limit"] = true,
-  ["--metrics"] = true }
+  ["--metrics"] = true, ["--group"] = true, ["--brokers"] = true }
 local flag_options = { ["--watch"] = true, ["--help"] = true }
 
 -- Splits args into positional words and an options table. `--set NAME=VALUE` gathers in
@@ -251,9 +258,16 @@ local function parse(args, first)
     opts.memory_limit = bytes
   end
   -- checkpoints
+  if opts.group and opts["state-dir"] then
+    return nil, "--group keeps a job's state in Kafka (changelog topics), not in a state " ..
+      "dir: give --group or --state-dir, not both"
+  end
+  if opts.brokers and not opts.group then
+    return nil, "--brokers goes with --group (the brokers of its topics)"
+  end
   if opts["checkpoint-every"] then
-    if not opts["state-dir"] then
-      return nil, "--checkpoint-every needs --state-dir (where the checkpoints go)"
+    if not opts["state-dir"] and not opts.group then
+      return nil, "--checkpoint-every needs --state-dir (where the checkpoints go) or --group"
     end
     local ms, err = duration.parse(tonumber(opts["checkpoint-every"])
       or opts["checkpoint-every"])
@@ -410,6 +424,15 @@ local function run_once(src, opts)
   local declared, set, required = compile_or_report(src, reload.compile)
   if not declared then return 2 end
   local ckpt, err, status
+  local member                                                     -- --group (group.lua)
+  if opts.group then
+    member, err, status = group.open(opts.group, set, { brokers = opts.brokers,
+      every_ms = opts.checkpoint_ms, worker = 1, workers = opts.workers })
+    if not member then
+      say("sluice: %s", tostring(err))
+      return status
+    end
+  end
   if opts["state-dir"] then                                        -- checkpoints
     ckpt, err, status = checkpoint.open(opts["state-dir"], opts.checkpoint_ms or 10000, set)
     if not ckpt then
@@ -421,11 +444,17 @@ local function run_once(src, opts)
   if ckpt and (opts.workers or 1) > 1 and ckpt:finished_already(set) then return 0 end
   -- --workers N: the same script on N threads (worker.lua), this one worker 1; each
   -- takes its keys' state from the checkpoint it resumes from
-  local team = (opts.workers or 1) > 1 and worker.start(opts.workers, src, opts,
-    ckpt and ckpt.restored and ckpt.restored.snap) or nil
+  local team, members = nil, false
+  if (opts.workers or 1) > 1 and member then
+    -- --group: each worker a member of the group on its own (worker.lua)
+    worker.start_members(opts.workers, src, opts)
+    members = true
+  elseif (opts.workers or 1) > 1 then
+    team = worker.start(opts.workers, src, opts, ckpt and ckpt.restored and ckpt.restored.snap)
+  end
   local job = runtime.new(set, { dead_letter = declared.dead_letter,
     batch_size = opts.batch_size, on_error = opts.on_error, drain_timeout = opts.drain_ms,
-    checkpointing = opts["state-dir"] ~= nil, team = team })
+    checkpointing = opts["state-dir"] ~= nil, team = team, group = member })
   -- --watch and SIGHUP reload the script while it runs (reload.lua)
   local started, reloader = pcall(reload.start, job, src.path, required,
     { watch = opts.watch, compile = src.compile })
@@ -461,9 +490,16 @@ local function run_once(src, opts)
   local ran, ok
   ran, ok, err = xpcall(function()
     if ckpt then return ckpt:run(job) end
+    if member then return member:run(job) end
     return job:run()
   end, os.getenv("SLUICE_DEBUG") and debug.traceback or function(e) return e end)
   if not ran then ok, err = nil, ok end
+  if members then
+    core.workers_stop()
+    local failure, records_in, dead = worker.join()
+    if failure and ok then ok, err = nil, failure end
+    job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
+  end
   if team then
     if not ran then team.ep:abort(tostring(err)) end
     team:close()

@@ -210,6 +210,9 @@ function kafka.open_source(spec, ctx)
   local fill, values
   if spec.schema then fill, values = schema.filler(spec.schema), {} end
 
+  -- where assigned partitions start: a checkpoint's positions, or (--group) where the
+  -- state restored for them leaves off (ctx.assigning); else the group's offsets
+  local start_at = type(ctx.position) == "table" and ctx.position or {}
   -- on several workers each reads a share of the partitions, fixed for the run (C)
   local share = ctx.shared
   local assigned_here = 0
@@ -218,7 +221,7 @@ function kafka.open_source(spec, ctx)
     format = spec.format, start = spec.start, meta = spec.meta, bounded = spec.bounded,
     columns = spec.columns, options = spec.options, batch = ctx.batch_size,
     schema = spec.schema and spec.schema.ud,
-    offsets = ctx.position, share_me = share and share.me, share_n = share and share.n,
+    offsets = start_at, share_me = share and share.me, share_n = share and share.n,
     on_batch = function(batch, n, topic, p, last, slots)
       if slots then
         if spec.meta then
@@ -232,19 +235,27 @@ function kafka.open_source(spec, ctx)
       if not parts then parts = {}; positions[topic] = parts end
       parts[p] = last + 1
       failing = nil
-      if ctx.partition then ctx.partition(partition_id(topic, p)) end
+      -- a --group repartition topic's reader takes its control messages out (repartition.lua)
+      if spec.filter then n = spec.filter(batch, n, topic, p) end
+      if ctx.partition then ctx.partition(partition_id(topic, p), p) end
       if ctx.push(batch, n) then finish() end
     end,
     on_bad = function(info)
       ctx.bad { topic = info.topic, partition = info.partition, offset = info.offset,
         reason = info.reason, raw = info.raw }
     end,
+    on_assigning = ctx.assigning and function(list)
+      for topic, parts in pairs(ctx.assigning(list) or {}) do
+        start_at[topic] = start_at[topic] or {}
+        for p, o in pairs(parts) do start_at[topic][p] = o end
+      end
+    end,
     on_assign = function(list)
       assigned_here = assigned_here + #list
       if ctx.assigned then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
-        ctx.assigned(ids)
+        ctx.assigned(ids, list)
       end
     end,
     on_revoke = function(list)
@@ -258,7 +269,15 @@ function kafka.open_source(spec, ctx)
       if ctx.revoked then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
-        ctx.revoked(ids)
+        ctx.revoked(ids, list)
+      end
+      -- --group: the member that has the partition now reads on from its last commit;
+      -- were it assigned here again, where it starts is asked again then
+      if ctx.assigning then
+        for _, tp in ipairs(list) do
+          if start_at[tp.topic] then start_at[tp.topic][tp.partition] = nil end
+          if positions[tp.topic] then positions[tp.topic][tp.partition] = nil end
+        end
       end
     end,
     on_error = function(msg, fatal)

@@ -94,7 +94,7 @@ end
 --   state(new)       the stage's own state (take counts, timestamp watermarks), replaced
 --                    by `new` when given: for snapshots;
 --   watermark()      the watermark of the stage's last timestamp op, or nil;
---   partitions       with opts.partitioned and a timestamp op: { max(v), raise(v) } for
+--   partitions       with opts.partitioned and a timestamp op: { max(v), raise(v), ooo } for
 --                    stage.lua, which keeps each partition's largest event time: max(v)
 --                    sets the largest time seen in the partition whose batch comes next
 --                    (max() reads it after the batch); raise(v) moves the watermark to
@@ -228,8 +228,8 @@ function plan.codegen(ops, opts)
   raw(format("local function watermark() return %s end", last_ts and ("wm" .. last_ts) or "nil"))
   if part_ts then
     local k = part_ts
-    raw(format("local partitions = { max = function(v) if v ~= nil then pm%d = v end " ..
-      "return pm%d end,", k, k))
+    raw(format("local partitions = { ooo = ooo%d, max = function(v) if v ~= nil then pm%d = v end " ..
+      "return pm%d end,", k, k, k))
     raw(format("  raise = function(v) if v - ooo%d > wm%d then wm%d = v - ooo%d end end }",
       k, k, k, k))
   else

@@ -253,6 +253,11 @@ end
 function reload.swap(j, set)
   if not (j and j.running) then return nil, "no job is running" end
   if j.stopping or j.sinks_closed then return nil, "the job is shutting down" end
+  if j.group then
+    -- (its graph has repartition topics put in, and its state moves with partitions)
+    return nil, "a job run with --group is not reloaded: stop its members one by one and " ..
+      "start them with the new script; each partition's state waits in the changelog topics"
+  end
   local old, team = j.graph, j.team
   -- on several workers each swaps at the same cut (Reloader:reload): the new graph's
   -- exchange points replace the old ones, none of which has anything in flight
@@ -274,7 +279,7 @@ function reload.swap(j, set)
     opened_sinks[#opened_sinks + 1] = { key = key, handle = h,
       fresh = fresh_sinks[node.spec.type] and o ~= nil and fresh_sinks[o.node.spec.type] }
     return h
-  end, team)
+  end, team, j.make_of)
   local routes, kept_routes, opened
   local elsewhere = {}
   if g then

@@ -15,6 +15,7 @@ local source = require "sluice.source"
 local sink = require "sluice.sink"
 local stage = require "sluice.stage"
 local operator = require "sluice.operator"
+local tasks = require "sluice.tasks"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
 local agg = require "sluice.agg"
@@ -148,8 +149,11 @@ end
 -- or nil and a message (then what it built is released, except the sinks open_sink gave).
 -- `team`: this worker's exchange team (exchange.lua) when the job runs on several workers:
 -- then every edge into a keyed operator, join, lookup or sink is an exchange point, and
--- only worker 1 opens the sinks.
-function runtime.build(set, dl, open_sink, team)
+-- only worker 1 opens the sinks. `make_of(kind)`, optional: the constructor of the keyed
+-- operators of a kind (--group's keep their state per task: group.lua); default
+-- operator.kinds.
+function runtime.build(set, dl, open_sink, team, make_of)
+  make_of = make_of or function(kind) return operator.kinds[kind] end
   local spread_memo = {}
   local spread
   -- A take() whose records can come from every worker runs on worker 1 alone, so that it
@@ -273,7 +277,7 @@ function runtime.build(set, dl, open_sink, team)
           kind = runtime.state_kind(node) }
       elseif operator.kinds[node.kind] and #node.inputs == 2 then
         -- a join: its state is the operator's and its inputs' watermarks
-        local r, inputs = stage.new_join(node, operator.kinds[node.kind],
+        local r, inputs = stage.new_join(node, make_of(node.kind),
           { receivers_of(node, 1), receivers_of(node, 2) }, dl,
           { timed_in = timed_in, timed_out = timed_out, untimed_in = untimed_in })
         receiver[node], unions[node] = r, r.input
@@ -297,7 +301,7 @@ function runtime.build(set, dl, open_sink, team)
           handover = op.handover and function() return { op = op.handover(), inputs = inputs() } end,
           adopt = op.adopt and function(live) op.adopt(live.op); inputs(live.inputs) end }
       elseif operator.kinds[node.kind] then
-        local r = stage.new_operator(node, operator.kinds[node.kind], { receivers_of(node, 1), receivers_of(node, 2) },
+        local r = stage.new_operator(node, make_of(node.kind), { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
         receiver[node] = r
         g.points[node] = r.meter
@@ -326,7 +330,8 @@ function runtime.build(set, dl, open_sink, team)
             and source.partitioned[up.spec.type] or nil
           local r = stage.new_stage(st, { receivers_of(last, 1), receivers_of(last, 2) }, dl,
             { gen = gen, timed_in = timed_in, timed_out = plan.timed(last, timed_memo), ts = ts,
-              idle_ms = idle_ms, partitioned = partitioned })
+              idle_ms = idle_ms, partitioned = partitioned,
+              clock = partitioned and up.spec.clock })
           receiver[node] = r
           for n, p in pairs(r.points) do g.points[n] = p end
           g.points[last] = r.meter
@@ -547,11 +552,16 @@ function runtime.new(set, opts)
     set = set,
     team = opts.team,
     dead_letter = opts.dead_letter,
-    checkpointing = opts.checkpointing == true,
+    -- --group (group.lua): its keyed operators keep state per task, and it commits as
+    -- checkpoints do (Kafka sources leave their offsets to it; exactly_once sinks work)
+    group = opts.group,
+    make_of = opts.group and function(kind) return opts.group:maker(kind) end,
+    checkpointing = opts.checkpointing == true or opts.group ~= nil,
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report"),
       drain_timeout = pick("drain_timeout") },
-    hooks = { restored = {}, started = {}, input_ended = {}, metrics = {} },
+    hooks = { restored = {}, started = {}, input_ended = {}, metrics = {}, assigned = {},
+      revoked = {} },
     sources = {}, live = 0, dead_letters = 0, records_in = 0, records_out_retired = 0,
     lost = {},          -- what a drain that gave up could not deliver, one text each
   }, Job)
@@ -566,6 +576,10 @@ end
 --                          (last: it is the last source still running, or the job is
 --                          shutting down)
 --   metrics() -> row       one more row for inspect.metrics (job:metrics(), sluice top)
+--   assigned(list)         a Kafka source was assigned partitions, list = { {topic=,
+--                          partition=}, ... }: before any record of them is pushed
+--   revoked(list)          a Kafka source is giving partitions up, after their last
+--                          records were pushed
 function Job:on(event, fn)
   local list = self.hooks[event]
   if not list then error("job:on(): no event " .. tostring(event), 2) end
@@ -654,9 +668,24 @@ function Job:open_source(node, route, position, loaded)
       if f then f(arg) end
     end
   end
-  function ctx.partition(id) tell("partition", id) end
-  function ctx.assigned(ids) tell("assigned", ids) end
-  function ctx.revoked(ids) tell("revoked", ids) end
+  -- (under --group the keyed operators keep state per partition: tasks.lua says which)
+  function ctx.partition(id, p)
+    if j.group then tasks.begin(id:match("^(.*):%d+$"), p) end
+    tell("partition", id)
+  end
+  -- (--group: the partitions' state is restored, and where it leaves off is where they
+  -- start: { topic = { [p] = offset } })
+  if j.group then
+    function ctx.assigning(list) return j.group:assigning(list) end
+  end
+  function ctx.assigned(ids, list)
+    tell("assigned", ids)
+    if list then fire(j, "assigned", list) end
+  end
+  function ctx.revoked(ids, list)
+    if list then fire(j, "revoked", list) end
+    tell("revoked", ids)
+  end
   function ctx.user_error(e, i)
     meter.errors, meter.dead = meter.errors + 1, meter.dead + 1
     j.dl.write { source = route.spec.type, at = route.spec.where, reason = tostring(e), record = i }
@@ -751,7 +780,7 @@ function Job:run(restore)
   local g, err = runtime.build(j.set, dl, function(node)
     return runtime.open_sink(node, dl, node.spec.path and committed[node.spec.path],
       j.checkpointing, j.files)
-  end, team)
+  end, team, j.make_of)
   local ok = g ~= nil
   j.graph = g
   if ok then

@@ -358,6 +358,10 @@ end
 
 -- The user's function runs protected per batch: a record on which it raises is
 -- dead-lettered and the loop resumes with the next record.
+-- A sink the runtime adds itself (--group's repartition writers, repartition.lua): its
+-- spec brings its opener.
+function open.internal(spec, ctx) return spec.open(spec, ctx) end
+
 function open.fn(spec, ctx)
   local f, cur = spec.fn, 0
   local function loop(batch, s, n)

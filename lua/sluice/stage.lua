@@ -11,6 +11,7 @@
 local plan = require "sluice.plan"
 local host = require "sluice.host"
 local typed = require "sluice.typed"
+local tasks = require "sluice.tasks"
 
 local format, type, tostring, xpcall, getinfo = string.format, type, tostring, xpcall,
   debug.getinfo
@@ -133,7 +134,9 @@ end
 -- for a tap): partition(id) before a batch of partition id, after_batch() once
 -- it has run, assigned(ids) and revoked(ids) as the group changes, reevaluate() from the
 -- idle timer (true when the watermark may have moved), state(new) for snapshots.
-local function partition_clock(parts, idle_ms)
+-- `clock(id)`, optional: the watermark of partition id, from the source, in place of the
+-- largest time seen.
+local function partition_clock(parts, idle_ms, clock)
   local largest, seen, assigned = {}, {}, {}   -- id -> time; id -> clock; id -> true
   local current
   local pc = { parts = parts }
@@ -149,15 +152,26 @@ local function partition_clock(parts, idle_ms)
     end
     return any and low or nil
   end
+  -- each partition's own watermark goes to tasks.lua too: under --group a keyed operator
+  -- fires each partition's windows by that partition's time
+  local topic, task
   function pc.partition(id)
     current = id
     assigned[id] = true
     seen[id] = idle_ms and host.clock() or true
-    pc.parts.max(largest[id] or -huge)
+    local v = largest[id] or -huge
+    pc.parts.max(v)
+    topic, task = id:match("^(.*):(%d+)$")
+    task = tonumber(task)
+    if task then tasks.clock(topic, task, v - pc.parts.ooo, "before") end
   end
   function pc.after_batch()
     if current == nil then return end
-    largest[current] = pc.parts.max()
+    -- a source that knows its partitions' watermarks (a --group repartition topic, whose
+    -- writers say theirs) gives them; else they are the largest time seen, as in Flink
+    local v = clock and clock(current) or pc.parts.max()
+    largest[current] = v
+    if task then tasks.clock(topic, task, v - pc.parts.ooo, "after") end
     local low = smallest()
     if low then pc.parts.raise(low) end
   end
@@ -222,7 +236,7 @@ function stage.new_stage(st, ports, dl, opts)
     bad_value)
   -- snapshots and restores go to whichever instance of the loop runs (retap, below); a
   -- stage fed by a partitioned source keeps its partitions' event times beside
-  local pc = parts and partition_clock(parts, opts.idle_ms)
+  local pc = parts and partition_clock(parts, opts.idle_ms, opts.clock)
   if pc then
     recv.partition, recv.assigned, recv.revoked = pc.partition, pc.assigned, pc.revoked
     recv.state = function(new)

@@ -10,6 +10,7 @@ local compile = require "sluice.compile"
 local runtime = require "sluice.runtime"
 local exchange = require "sluice.exchange"
 local reload = require "sluice.reload"
+local group = require "sluice.group"
 -- (loaded for its part in taps: the other workers answer worker 1's tap requests)
 local _ = require "sluice.inspect"
 
@@ -26,6 +27,39 @@ function worker.start(n, src, opts, restore)
     batch_size = opts.batch_size, on_error = opts.on_error,
     checkpointing = opts["state-dir"] ~= nil, restore = restore })
   return exchange.team(1, n, function() end)
+end
+
+-- --workers N with --group NAME: workers 2..n, each a member of the group on its own (no
+-- exchange: the group splits the partitions among all members, workers included).
+-- opts as cli.lua's (group, brokers, checkpoint_ms).
+function worker.start_members(n, src, opts)
+  core.workers_start(n, core.durable.encode { path = src.path, compile = src.compile,
+    batch_size = opts.batch_size, on_error = opts.on_error, group = opts.group,
+    brokers = opts.brokers, every_ms = opts.checkpoint_ms })
+end
+
+-- A worker thread's member of the group: compiles the script and runs it as group.lua
+-- does on worker 1, until the job ends or worker 1 stops (polled every 100 ms).
+local function member_main(me, s)
+  collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
+  local declared, set = compile.script(s.path, s.compile)
+  if not declared then error(tostring(set[1]), 0) end
+  local member, err = group.open(s.group, set, { brokers = s.brokers, every_ms = s.every_ms,
+    worker = me })
+  if not member then error(err, 0) end
+  local job = runtime.new(set, { dead_letter = declared.dead_letter,
+    batch_size = s.batch_size, on_error = s.on_error, group = member })
+  local poll
+  job:on("started", function()
+    poll = core.timer(function()
+      if core.workers_stopping() then poll:stop(); job:shutdown(true) end
+    end)
+    poll:start(100, 100)
+  end)
+  local ok, jerr = member:run(job)
+  if poll then poll:close() end
+  if ok then return 0, job.records_in, job.dead_letters end
+  error(jerr, 0)
 end
 
 -- Waits for workers 2..n to end. Returns the first failure of one of them (or nil), and
@@ -45,6 +79,7 @@ end
 -- the message to worker 1).
 function worker.main(me, n, setup)
   local s = core.msgpack_decode(setup)
+  if s.group then return member_main(me, s) end
   -- the collector paced as on worker 1 (cli.lua says why)
   collectgarbage("setpause", tonumber(os.getenv("SLUICE_GC_PAUSE")) or 400)
   local team = exchange.team(me, n, function() end)

@@ -14,12 +14,12 @@ local LAYERS = {
     "nexmark", "kafka", "http", "http_sink", "forward", "redis" },
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
-  runtime = { "stage", "keyed", "key_state", "expiry", "window", "rolling", "process", "join",
-    "lookup", "scan", "dedupe", "changes", "batch", "operator", "dead_letters", "guard", "exchange",
-    "runtime" },
+  runtime = { "tasks", "stage", "keyed", "key_state", "keyed_tasks", "changelog", "expiry",
+    "window", "rolling", "process", "join", "lookup", "scan", "dedupe", "changes", "batch",
+    "operator", "dead_letters", "guard", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
     "control", "memory", "repl", "cli", "busted_output", "testing", "worker",
-    "prometheus", "metrics_server" },
+    "prometheus", "metrics_server", "repartition", "group" },
 }
 local ORDER = { "boundary", "dsl", "compile", "runtime", "app" }
 
