@@ -235,6 +235,10 @@ function group.open(name, set, opts)
       for key, v in pairs(spec.options or {}) do o[key] = v end
       o["transactional.id"] = o["transactional.id"] or format("%s-%s-%s-%d-%d", name,
         spec.topic, os.getenv("HOSTNAME") or "host", core.pid, opts.worker or 1)
+      -- a killed member's open transaction holds read_committed readers (of the output,
+      -- the repartition topics, a restore) at its start until the brokers abort it: 10 s,
+      -- as Kafka Streams sets it, not librdkafka's 60
+      o["transaction.timeout.ms"] = o["transaction.timeout.ms"] or 10000
       spec.options = o
     end
   end
