@@ -329,8 +329,14 @@ struct sl_helpers_sin { uint16_t family; uint16_t port; uint8_t addr[4]; uint8_t
 -- A free loopback port: below the kernel's ephemeral range (32768 and up, where the
 -- outgoing connections of every job and peer take theirs), spread by process id so that
 -- parallel runs start apart, and skipping any port something holds (a bind to it fails).
--- The port is free when returned; a test binds it soon after.
-local next_port = 12000 + (tonumber(io.open("/proc/self/stat"):read("*n")) % 10000) * 2
+-- The port is free when returned; a test binds it soon after. SLUICE_TEST_PORTS=LOW-HIGH
+-- gives a run a range of its own (tests/run.sh runs the plain and the ASan runs at once,
+-- each in its half: a port both picked in the same moment would be bound twice, and with
+-- SO_REUSEPORT silently shared).
+local port_low, port_high = (os.getenv("SLUICE_TEST_PORTS") or ""):match("^(%d+)%-(%d+)$")
+port_low, port_high = tonumber(port_low) or 12000, tonumber(port_high) or 32000
+local next_port = port_low +
+  (tonumber(io.open("/proc/self/stat"):read("*n")) * 2) % (port_high - port_low)
 local function bindable(port)
   local a = ffi.new("struct sl_helpers_sin")
   a.family = 2                                        -- AF_INET
@@ -344,10 +350,10 @@ end
 function h.port()
   for _ = 1, 1000 do
     next_port = next_port + 1
-    if next_port > 32000 then next_port = 12000 end
+    if next_port > port_high then next_port = port_low end
     if bindable(next_port) then return next_port end
   end
-  error("no free loopback port from 12000 to 32000")
+  error(string.format("no free loopback port from %d to %d", port_low, port_high))
 end
 
 -- Connects to 127.0.0.1:port, retrying for up to 10 s while a job starts; returns the

@@ -106,9 +106,10 @@ if [ "${SLUICE_TEST_SERIAL:-0}" = 1 ]; then
   run plain ./sluice
   run asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0
 else
-  QUIET=1 start plain ./sluice &
+  # (each in a range of loopback ports of its own: tests/helpers.lua's h.port)
+  QUIET=1 start plain ./sluice SLUICE_TEST_PORTS=12000-21999 &
   plain_pid=$!
-  QUIET=1 start asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0 &
+  QUIET=1 start asan ./sluice-asan ASAN_OPTIONS=detect_leaks=0 SLUICE_TEST_PORTS=22000-31999 &
   asan_pid=$!
   wait "$plain_pid" "$asan_pid"
   for label in plain asan; do

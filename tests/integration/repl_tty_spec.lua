@@ -136,7 +136,18 @@ describe("sluice repl in a terminal", function()
     t.keys("f = function(x)", "Enter")
     t.wait(">>")
     t.keys("return x + 1 end", "Enter")
+    -- each line is typed once the prompt it answers shows: sent at once, a loaded machine
+    -- can have Ctrl-C drop the line typed after it too
+    local function prompts(n)
+      for _ = 1, 200 do
+        if select(2, t.screen():gsub("sl>", "")) >= n then return end
+        os.execute("sleep 0.05")
+      end
+      error("the terminal never showed prompt " .. n .. "; it shows:\n" .. t.screen(), 2)
+    end
+    prompts(2)
     t.keys("half a line", "C-c")
+    prompts(3)
     t.keys("f(1)", "Enter")
     local screen = t.wait("2\nsl>")
     h.not_contains(screen, "half a line\n", "screen")
