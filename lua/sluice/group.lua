@@ -97,12 +97,9 @@ end
 -- A node made here (not by the script), at `at`'s place in the script.
 local function made(kind, inputs, fields, at)
   local node = fields
-  node.kind, node.inputs, node.consumers, node.where = kind, inputs, {}, at.where
+  node.kind, node.inputs, node.consumers, node.where = kind, {}, {}, at.where
   node.id = at.id - 0.5         -- (until renumber: after what feeds `at`, before `at`)
-  for index, input in ipairs(inputs) do
-    local list = input.node.consumers
-    list[#list + 1] = { node = node, port = input.port, index = index }
-  end
+  for _, input in ipairs(inputs) do graph.connect(node, input) end
   return node
 end
 
