@@ -100,4 +100,82 @@ end
 
 function ops.close(op) if op.close then op.close() end end
 
+-- Keyed operators of the kinds both key_state_spec and restore_keep_spec run, by name:
+-- { name, node builder (event time with out of orderness ooo), the key of an output
+-- record, share of records on side 2 (nil: one input), true when the operator has one
+-- key }, the case entries of those specs.
+function ops.keyed_cases(ooo)
+  local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = ooo }) end
+  local function by(s) return s:key_by("k") end
+  local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
+  local function rk(r) return r.k end
+  local function rkey(r) return r.key end
+  local function whole() return true end
+  local function looked_up(r, row) return { k = r.k, i = r.i, row = row and row.i } end
+  local list = {
+    { "tumbling window aggregate", function()
+      return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
+        f = sl.first "v" }.node end, rkey },
+    { "sliding window aggregate", function()
+      return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
+        hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+    { "sliding window apply", function()
+      return by(src()):window(sl.sliding("4s", "2s")):apply(function(k, w, list)
+        local ids = {}
+        for i, r in ipairs(list) do ids[i] = r.i end
+        table.sort(ids)
+        return { key = k, ws = w.window_start, ids = table.concat(ids, ",") }
+      end).node end, rkey },
+    { "session window aggregate", function()
+      return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
+      end, rkey },
+    { "window_all aggregate", function()
+      return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }
+        .node end, whole, nil, true },
+    { "rolling aggregate", function()
+      return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
+      end, rkey },
+    { "rolling aggregate, ttl", function()
+      return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
+    { "rolling reduce, ttl", function()
+      return by(src()):reduce(function(a, r) return { k = a.k, v = a.v + r.v } end):ttl("4s")
+        .node end, rk },
+    { "tumbling window join", function()
+      return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
+    { "sliding window left join", function()
+      return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
+      end, rk, 0.5 },
+    { "window cogroup", function()
+      return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
+        return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
+      end).node end, rk, 0.5 },
+    { "session window left join", function()
+      return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
+      end, rk, 0.5 },
+    { "interval left join", function()
+      return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+    { "ttl left join", function()
+      return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
+    { "temporal lookup, deletions", function()
+      return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
+        looked_up).node end, rk, 0.3 },
+    { "lookup without event time", function()
+      return by(sl.source.values({})):lookup(by(sl.source.values({})):as_table(), looked_up).node
+      end, rk, 0.3 },
+    { "scan", function()
+      return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
+        { n = 0, s = 0 }).node end, rk },
+    { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
+    { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end, whole, nil, true },
+    { "changes", function()
+      return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  }
+  local cases = {}
+  for _, case in ipairs(list) do cases[case[1]] = case end
+  -- a misspelt name would end a spec's list there (ipairs stops at nil)
+  return setmetatable(cases, { __index = function(_, name)
+    error("tests.operators: no keyed case named " .. tostring(name), 2)
+  end })
+end
+
 return ops

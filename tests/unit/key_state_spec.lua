@@ -61,7 +61,6 @@ local function nkeys(pieces)
 end
 
 local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
-local function untimed() return sl.source.values({}) end
 local function by(s) return s:key_by("k") end
 local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
 local function rk(r) return r.k end
@@ -99,25 +98,20 @@ local function process_spec(with_ttl)
   end
 end
 
--- { name, node builder, the key of an output record, share of records on side 2 }
+-- { name, node builder, the key of an output record, share of records on side 2, one key };
+-- those both specs run come from tests/operators.lua.
+local shared = ops.keyed_cases(OOO)
 local cases = {
-  { "tumbling window aggregate", function()
-    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
-      f = sl.first "v" }.node end, rkey },
+  shared["tumbling window aggregate"],
   { "tumbling window reduce", function()
     return by(src()):window(sl.tumbling "4s"):reduce(sum_v).node end, rk },
-  { "sliding window aggregate", function()
-    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
-      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  shared["sliding window aggregate"],
   { "sliding window reduce, allowed lateness", function()
     return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
       :reduce(function(a, r) return { k = a.k, v = a.v + r.v, i = a.i .. "," .. r.i } end).node
     end, rk },
-  { "sliding window apply", function()
-    return by(src()):window(sl.sliding("4s", "2s")):apply(keyed_ids).node end, rkey },
-  { "session window aggregate", function()
-    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, rkey },
+  shared["sliding window apply"],
+  shared["session window aggregate"],
   { "session window apply", function()
     return by(src()):window(sl.session "1500ms"):apply(keyed_ids).node end, rkey },
   { "count window aggregate", function()
@@ -125,58 +119,34 @@ local cases = {
       .node end, rkey },
   { "count window apply", function()
     return by(src()):window(sl.count_window(5)):apply(keyed_ids).node end, rkey },
-  { "window_all aggregate", function()
-    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, whole, nil, true },
+  shared["window_all aggregate"],
   { "window_all count window", function()
     return src():window_all(sl.count_window(10)):aggregate { n = sl.count() }.node
     end, whole, nil, true },
-  { "rolling aggregate", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
-    end, rkey },
-  { "rolling aggregate, ttl", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
+  shared["rolling aggregate"],
+  shared["rolling aggregate, ttl"],
   { "rolling reduce", function() return by(src()):reduce(sum_v).node end, rk },
-  { "rolling reduce, ttl", function() return by(src()):reduce(sum_v):ttl("4s").node end, rk },
+  shared["rolling reduce, ttl"],
   { "process, timers", process_spec(false), rk },
   { "process, timers and ttl", process_spec(true), rk },
-  { "tumbling window join", function()
-    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
-  { "sliding window left join", function()
-    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
-    end, rk, 0.5 },
-  { "window cogroup", function()
-    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
-      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
-    end).node end, rk, 0.5 },
+  shared["tumbling window join"],
+  shared["sliding window left join"],
+  shared["window cogroup"],
   { "session window join", function()
     return by(src()):join(by(src())):window(sl.session "2s"):apply(pair).node end, rk, 0.5 },
-  { "session window left join", function()
-    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
-    end, rk, 0.5 },
+  shared["session window left join"],
   { "interval join", function()
     return by(src()):join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
-  { "interval left join", function()
-    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+  shared["interval left join"],
   { "ttl join", function()
     return by(src()):join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "ttl left join", function()
-    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "temporal lookup, deletions", function()
-    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "lookup without event time", function()
-    return by(untimed()):lookup(by(untimed()):as_table(),
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "scan", function()
-    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
-      { n = 0, s = 0 }).node end, rk },
-  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
-  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end, whole, nil, true },
-  { "changes", function()
-    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  shared["ttl left join"],
+  shared["temporal lookup, deletions"],
+  shared["lookup without event time"],
+  shared["scan"],
+  shared["dedupe"],
+  shared["dedupe, not keyed"],
+  shared["changes"],
   { "batch", function() return by(src()):batch(4).node end, function(b) return b[1].k end },
   { "batch, not keyed", function() return src():batch(9).node end, whole, nil, true },
 }

@@ -64,46 +64,28 @@ end
 
 local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
 local function by(s) return s:key_by("k") end
-local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
 local function rk(r) return r.k end
 local function rkey(r) return r.key end
 
--- { name, node builder, the key of an output record, share of records on side 2 }
+-- { name, node builder, the key of an output record, share of records on side 2, one key };
+-- those both specs run come from tests/operators.lua.
+local shared = ops.keyed_cases(OOO)
 local cases = {
-  { "tumbling window aggregate", function()
-    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
-      f = sl.first "v" }.node end, rkey },
-  { "sliding window aggregate", function()
-    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
-      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  shared["tumbling window aggregate"],
+  shared["sliding window aggregate"],
   { "sliding window reduce, allowed lateness", function()
     return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
       :reduce(function(a, r) return { v = a.v + r.v, i = a.i .. "," .. r.i } end).node
     end, rkey },
-  { "sliding window apply", function()
-    return by(src()):window(sl.sliding("4s", "2s")):apply(function(k, w, list)
-      local ids = {}
-      for i, r in ipairs(list) do ids[i] = r.i end
-      table.sort(ids)
-      return { key = k, ws = w.window_start, ids = table.concat(ids, ",") }
-    end).node end, rkey },
-  { "session window aggregate", function()
-    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, rkey },
+  shared["sliding window apply"],
+  shared["session window aggregate"],
   { "count window aggregate", function()
     return by(src()):window(sl.count_window(3)):aggregate { n = sl.count(), s = sl.sum "v" }
       .node end, rkey },
-  { "window_all aggregate", function()
-    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, function() return true end },
-  { "rolling aggregate", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
-    end, rkey },
-  { "rolling aggregate, ttl", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
-  { "rolling reduce, ttl", function()
-    return by(src()):reduce(function(a, r) return { k = a.k, v = a.v + r.v } end):ttl("4s")
-      .node end, rk },
+  shared["window_all aggregate"],
+  shared["rolling aggregate"],
+  shared["rolling aggregate, ttl"],
+  shared["rolling reduce, ttl"],
   { "process, timers and ttl", function()
     return by(src()):process {
       init = function(ctx) ctx.state.n, ctx.state.s = 0, 0 end,
@@ -116,38 +98,18 @@ local cases = {
       on_timer = function(ctx, t) ctx:emit { k = ctx.key, timer = t, n = ctx.state.n } end,
       on_expire = function(ctx) ctx:emit { k = ctx.key, expired = ctx.state.n } end,
     }:ttl("5s").node end, rk },
-  { "tumbling window join", function()
-    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
-  { "sliding window left join", function()
-    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
-    end, rk, 0.5 },
-  { "window cogroup", function()
-    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
-      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
-    end).node end, rk, 0.5 },
-  { "session window left join", function()
-    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
-    end, rk, 0.5 },
-  { "interval left join", function()
-    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
-  { "ttl left join", function()
-    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "temporal lookup", function()
-    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "lookup without event time", function()
-    return by(sl.source.values({})):lookup(by(sl.source.values({})):as_table(),
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "scan", function()
-    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
-      { n = 0, s = 0 }).node end, rk },
-  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
-  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end,
-    function() return true end },
-  { "changes", function()
-    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  shared["tumbling window join"],
+  shared["sliding window left join"],
+  shared["window cogroup"],
+  shared["session window left join"],
+  shared["interval left join"],
+  shared["ttl left join"],
+  shared["temporal lookup, deletions"],
+  shared["lookup without event time"],
+  shared["scan"],
+  shared["dedupe"],
+  shared["dedupe, not keyed"],
+  shared["changes"],
   { "batch", function() return by(src()):batch(3).node end, function(b) return b[1].k end },
 }
 
@@ -160,8 +122,7 @@ describe("restore with keep", function()
 
   for n, c in ipairs(cases) do
     local name, build, side2 = c[1], c[2], c[4]
-    c = { key = c[3], all = (name == "window_all aggregate" or name == "dedupe, not keyed")
-      or nil }
+    c = { key = c[3], all = c[5] }
 
     -- One operator over all of the events: what the others must give together.
     local function whole(node, events)
