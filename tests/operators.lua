@@ -100,17 +100,28 @@ end
 
 function ops.close(op) if op.close then op.close() end end
 
+-- What the cases of keyed operators are made of: src() an event-time source (out of
+-- orderness ooo) of records { k, ts, v, i }, by(s) s keyed by k, pair(l, r) a join's
+-- output, rk / rkey / whole the key of an output record (its k, its key, the one key).
+function ops.case_parts(ooo)
+  return {
+    src = function() return sl.source.values({}):timestamp("ts", { out_of_orderness = ooo }) end,
+    by = function(s) return s:key_by("k") end,
+    pair = function(l, r) return { k = l.k, l = l.i, r = r and r.i } end,
+    rk = function(r) return r.k end,
+    rkey = function(r) return r.key end,
+    whole = function() return true end,
+  }
+end
+
 -- Keyed operators of the kinds both key_state_spec and restore_keep_spec run, by name:
 -- { name, node builder (event time with out of orderness ooo), the key of an output
 -- record, share of records on side 2 (nil: one input), true when the operator has one
 -- key }, the case entries of those specs.
 function ops.keyed_cases(ooo)
-  local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = ooo }) end
-  local function by(s) return s:key_by("k") end
-  local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
-  local function rk(r) return r.k end
-  local function rkey(r) return r.key end
-  local function whole() return true end
+  local parts = ops.case_parts(ooo)
+  local src, by, pair, rk, rkey, whole = parts.src, parts.by, parts.pair, parts.rk, parts.rkey,
+    parts.whole
   local function looked_up(r, row) return { k = r.k, i = r.i, row = row and row.i } end
   local list = {
     { "tumbling window aggregate", function()

@@ -60,12 +60,9 @@ local function nkeys(pieces)
   return n
 end
 
-local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
-local function by(s) return s:key_by("k") end
-local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
-local function rk(r) return r.k end
-local function rkey(r) return r.key end
-local function whole() return true end
+local made_of = ops.case_parts(OOO)
+local src, by, pair, rk, rkey, whole = made_of.src, made_of.by, made_of.pair, made_of.rk,
+  made_of.rkey, made_of.whole
 local function ids(_, w, list)
   local l = {}
   for i, r in ipairs(list) do l[i] = r.i end

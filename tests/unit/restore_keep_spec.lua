@@ -62,10 +62,8 @@ local function count(got)
   return n
 end
 
-local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
-local function by(s) return s:key_by("k") end
-local function rk(r) return r.k end
-local function rkey(r) return r.key end
+local made_of = ops.case_parts(OOO)
+local src, by, rk, rkey = made_of.src, made_of.by, made_of.rk, made_of.rkey
 
 -- { name, node builder, the key of an output record, share of records on side 2, one key };
 -- those both specs run come from tests/operators.lua.
