@@ -105,6 +105,39 @@ local function expect_counts(k, topic, total, committed)
   return by
 end
 
+-- Per "user@window start", the count of the records 1..n (produced as above) in each
+-- 10 s window closed once the last is read (the windows before its own minus one).
+local function closed_windows(n)
+  local want, closed_before = {}, 1700000000000 + n * 100 - 10000
+  for i = 1, n do
+    local ts = 1700000000000 + i * 100
+    local w = ts - ts % 10000
+    if w + 10000 <= closed_before then
+      local key = "u" .. (i % USERS) .. "@" .. w
+      want[key] = (want[key] or 0) + 1
+    end
+  end
+  return want
+end
+
+-- Waits until topic `wins` ({key, window_start, n} JSON) has every window of want, then
+-- asserts their counts; when `once`, also that no window is there twice.
+local function expect_windows(k, want, once)
+  local got
+  wait_for("the closed windows", function()
+    got = {}
+    for _, m in ipairs(k:consume("wins")) do
+      local r = core.json_decode(m.value)
+      local key = r.key .. "@" .. r.window_start
+      if once then assert.is_nil(got[key], "window " .. key .. " twice") end
+      got[key] = r.n
+    end
+    for key in pairs(want) do if not got[key] then return false end end
+    return true
+  end, 60)
+  for key, n in pairs(want) do assert.equal(n, got[key], "window " .. key) end
+end
+
 local ROLLING = [[
 sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTIONS }
   :key_by("user")
@@ -121,6 +154,35 @@ describe("--group", function()
     members[#members + 1] = m
     return m
   end
+
+  -- A cluster for the ROLLING job and its script, `sink_options` in its sink.
+  local function start_rolling(sink_options)
+    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
+    return script(k, (ROLLING:gsub("EXACTLY", sink_options or "")))
+  end
+
+  -- Two members of s (with `extra` arguments), once they have split the input.
+  local function two_members(s, extra)
+    local a, b = member(s, extra), member(s, extra)
+    wait_split({ a, b }, "in", 6)
+    return a, b
+  end
+
+  -- A member of s joining `others`, once the partitions have moved.
+  local function joins(s, others)
+    local c = member(s)
+    local all = { unpack(others) }
+    all[#all + 1] = c
+    wait_split(all, "in", 6)
+    return c
+  end
+
+  -- Records first..first+n-1 into `in`; then exact rolling counts of all the records so far.
+  local function produce_and_count(first, n)
+    produce(k, "in", first, n)
+    expect_counts(k, "out", first + n - 1)
+  end
+
   after_each(function()
     if os.getenv("GROUP_SPEC_LOG") then
       for i, m in ipairs(members) do io.stderr:write("== member " .. i .. "\n" .. m.stderr()) end
@@ -134,52 +196,34 @@ describe("--group", function()
 
   it("two members split six partitions; their rolling counts per key are a single " ..
     "process's: 1..n, each once", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
-    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
-    produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600)
+    two_members(start_rolling())
+    produce_and_count(1, 600)
   end)
 
   it("with --workers 2 each worker is a member: two processes of two workers split six " ..
     "partitions, the counts exact", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
-    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
-    local a, b = member(s, "--workers 2"), member(s, "--workers 2")
-    wait_split({ a, b }, "in", 6)
-    produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600)
+    local a, b = two_members(start_rolling(), "--workers 2")
+    produce_and_count(1, 600)
     a.signal("TERM")
     assert.equal(0, a.wait(30000), a.stderr())
     wait_split({ b }, "in", 6)
-    produce(k, "in", 601, 600)
-    expect_counts(k, "out", 1200)
+    produce_and_count(601, 600)
   end)
 
   it("a third member joins: the partitions it takes carry their state over from the " ..
     "changelog, and the counts go on", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
-    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
-    produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600)
-    local c = member(s)
-    wait_split({ a, b, c }, "in", 6)
+    local s = start_rolling()
+    local a, b = two_members(s)
+    produce_and_count(1, 600)
+    local c = joins(s, { a, b })
     h.contains(c.stderr(), "restored", "the new member's stderr")
-    produce(k, "in", 601, 600)
-    expect_counts(k, "out", 1200)
+    produce_and_count(601, 600)
   end)
 
   it("a member killed with -9 loses nothing: its partitions move, their state as of its " ..
     "last commit, read on from there; what it sent since comes again, the same", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
-    local s = script(k, (ROLLING:gsub("EXACTLY", "")))
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
-    produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600)
+    local a, b = two_members(start_rolling())
+    produce_and_count(1, 600)
     produce(k, "in", 601, 600)
     b.signal("KILL")
     wait_split({ a }, "in", 6)
@@ -206,16 +250,11 @@ describe("--group", function()
 
   it("with exactly_once sinks, state, outputs and offsets commit together: a member " ..
     "joining moves partitions and every count is there once", function()
-    k = cluster.start { "in:6", "out:6", "g-per_user-changelog:6", "g-offsets:1" }
-    local s = script(k, (ROLLING:gsub("EXACTLY", ", exactly_once = true")))
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
-    produce(k, "in", 1, 600)
-    expect_counts(k, "out", 600)
-    local c = member(s)
-    wait_split({ a, b, c }, "in", 6)
-    produce(k, "in", 601, 600)
-    expect_counts(k, "out", 1200)
+    local s = start_rolling(", exactly_once = true")
+    local a, b = two_members(s)
+    produce_and_count(1, 600)
+    joins(s, { a, b })
+    produce_and_count(601, 600)
   end)
 
   it("event-time windows per key are exact across a rebalance", function()
@@ -229,38 +268,11 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", key = "user", MEMBER_OPTION
   :name("w")
   :sink(sl.sink.kafka { brokers = "BROKERS", topic = "wins", key = "key" })
 ]])
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
+    local a, b = two_members(s)
     produce(k, "in", 1, 1500)
-    local c = member(s)
-    wait_split({ a, b, c }, "in", 6)
+    joins(s, { a, b })
     produce(k, "in", 1501, 1500)
-    -- the windows up to the last record's minus one window are closed by then
-    local want, closed_before = {}, 1700000000000 + 3000 * 100 - 10000
-    for i = 1, 3000 do
-      local ts = 1700000000000 + i * 100
-      local w = ts - ts % 10000
-      if w + 10000 <= closed_before then
-        local key = "u" .. (i % USERS) .. "@" .. w
-        want[key] = (want[key] or 0) + 1
-      end
-    end
-    local nwant = 0
-    for _ in pairs(want) do nwant = nwant + 1 end
-    local got
-    wait_for("the closed windows", function()
-      got = {}
-      for _, m in ipairs(k:consume("wins")) do
-        local r = core.json_decode(m.value)
-        local key = r.key .. "@" .. r.window_start
-        assert.is_nil(got[key], "window " .. key .. " twice")
-        got[key] = r.n
-      end
-      local n = 0
-      for key in pairs(want) do if got[key] then n = n + 1 end end
-      return n >= nwant
-    end, 60)
-    for key, n in pairs(want) do assert.equal(n, got[key], "window " .. key) end
+    expect_windows(k, closed_windows(3000), true)
   end)
 
   it("repartitions a key_by off the message key through NAME-<operator>-repartition: " ..
@@ -290,35 +302,14 @@ src:timestamp("ts")
       end
       k:produce("in", values, { keys = keys })
     end
-    local a, b = member(s), member(s)
-    wait_split({ a, b }, "in", 6)
+    local a, b = two_members(s)
     produce_spread(1, 1500)
     expect_counts(k, "out", 1500)
-    local c = member(s)
-    wait_split({ a, b, c }, "in", 6)
+    local c = joins(s, { a, b })
     wait_split({ a, b, c }, "g-per_user-repartition", 6)
     produce_spread(1501, 1500)
     expect_counts(k, "out", 3000)
-    local want, closed_before = {}, 1700000000000 + 3000 * 100 - 10000
-    for i = 1, 3000 do
-      local ts = 1700000000000 + i * 100
-      local w = ts - ts % 10000
-      if w + 10000 <= closed_before then
-        local key = "u" .. (i % USERS) .. "@" .. w
-        want[key] = (want[key] or 0) + 1
-      end
-    end
-    local got
-    wait_for("the closed windows", function()
-      got = {}
-      for _, m in ipairs(k:consume("wins")) do
-        local r = core.json_decode(m.value)
-        got[r.key .. "@" .. r.window_start] = r.n
-      end
-      for key in pairs(want) do if not got[key] then return false end end
-      return true
-    end, 60)
-    for key, n in pairs(want) do assert.equal(n, got[key], "window " .. key) end
+    expect_windows(k, closed_windows(3000), false)
   end)
 
   it("refuses what it cannot scale out, at the script's line", function()

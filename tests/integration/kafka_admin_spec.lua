@@ -32,17 +32,17 @@ local function without_offsets(list)
   return out
 end
 
-local function offsets(list)
-  local out = {}
-  for i, e in ipairs(list) do out[i] = e.offset end
-  return out
-end
-
 describe("kafka admin", function()
   local k
   after_each(function()
     if k then k:stop(); k = nil end
   end)
+
+  -- A cluster of `topics` (in k) and a producer to it, as producer() makes one.
+  local function producer_to(topics, options)
+    k = cluster.start(topics)
+    return producer(k, options)
+  end
 
   describe("kafka_topic_partitions", function()
     it("counts an existing topic's partitions; a missing one is 'missing' and asking " ..
@@ -103,8 +103,7 @@ describe("kafka admin", function()
   describe("produce and read_partition", function()
     it("reads back exactly what produce() wrote to explicit partitions: keys, values, " ..
       "tombstones, timestamps; headers travel", function()
-      k = cluster.start { "log:3" }
-      local p, failed = producer(k)
+      local p, failed = producer_to({ "log:3" })
       local list = {
         { topic = "log", partition = 0, key = "a", value = "1", timestamp = T0 + 1 },
         { topic = "log", partition = 2, key = "b", value = "\0binary\255", timestamp = T0 + 2,
@@ -123,7 +122,7 @@ describe("kafka admin", function()
         { key = "a", value = nil, timestamp = T0 + 3 },
         { key = nil, value = "no key", timestamp = T0 + 4 },
       }, without_offsets(p0))
-      assert.same({ 0, 1, 2 }, offsets(p0))
+      assert.same({ 0, 1, 2 }, cluster.each(p0, "offset"))
       opts.partition = 1
       assert.same({}, assert(core.kafka_read_partition(opts)))
       opts.partition = nil
@@ -135,7 +134,7 @@ describe("kafka admin", function()
         { key = "b", value = "\0binary\255", timestamp = T0 + 2 },
         { key = "c", value = "", timestamp = T0 + 5 },
       }, without_offsets(all[2]))
-      assert.same({ 0, 1 }, offsets(all[2]))
+      assert.same({ 0, 1 }, cluster.each(all[2], "offset"))
       -- the headers, as an independent client sees them
       local seen = {}
       local f = assert(io.popen(string.format("kcat -C -b %s -t log -p 2 -o beginning -e -q " ..
@@ -150,8 +149,7 @@ describe("kafka admin", function()
 
     it("without partition the partitioner chooses: one key, one partition; every " ..
       "message read back once", function()
-      k = cluster.start { "keyed:4" }
-      local p = producer(k)
+      local p = producer_to({ "keyed:4" })
       local list = {}
       for i = 1, 400 do
         list[i] = { topic = "keyed", key = "k" .. (i % 13), value = tostring(i) }
@@ -175,8 +173,7 @@ describe("kafka admin", function()
 
     it("reads a big partition whole, in offset order, from where its log starts (the " ..
       "mock deleted the oldest)", function()
-      k = cluster.start { "big:1" }
-      local p = producer(k)
+      local p = producer_to({ "big:1" })
       -- the mock keeps 5 MB of a partition: the first message sets of these 7.5 MB go
       local N, list, pad = 60000, {}, string.rep("x", 100)
       for i = 1, N do
@@ -227,8 +224,7 @@ describe("kafka admin", function()
 
     it("a message librdkafka refuses at once goes to on_failed with its topic and " ..
       "partition; the others are delivered", function()
-      k = cluster.start { "log:2" }
-      local p, failed = producer(k)
+      local p, failed = producer_to({ "log:2" })
       produce_all(p, { { topic = "log", partition = 0, value = "warm up" } })
       produce_all(p, {
         { topic = "log", partition = 1, value = "ok" },
@@ -248,8 +244,7 @@ describe("kafka admin", function()
 
     it("stops at the first message the full queue refuses and says which; produced " ..
       "again from there, every message arrives once, in order", function()
-      k = cluster.start { "log:1" }
-      local p = producer(k, { ["queue.buffering.max.messages"] = 10 })
+      local p = producer_to({ "log:1" }, { ["queue.buffering.max.messages"] = 10 })
       local list = {}
       for i = 1, 25 do list[i] = { topic = "log", partition = 0, value = "m" .. i } end
       assert.equal(11, p:produce(list))
@@ -271,8 +266,7 @@ describe("kafka admin", function()
     end)
 
     it("a producer without a topic refuses write() with a clear error", function()
-      k = cluster.start { "log:1" }
-      local p = producer(k)
+      local p = producer_to({ "log:1" })
       local ok, err = pcall(p.write, p, { { a = 1 } }, 1)
       assert.is_false(ok)
       assert.matches("test producer: producer:write(): this producer was made without a " ..
@@ -284,8 +278,7 @@ describe("kafka admin", function()
   describe("transactions", function()
     it("produce() joins the open transaction: committed ones are read, read_committed " ..
       "reads to the end", function()
-      k = cluster.start { "cl:2" }
-      local p = producer(k, { ["transactional.id"] = "tx-a" })
+      local p = producer_to({ "cl:2" }, { ["transactional.id"] = "tx-a" })
       assert(p:init_transactions(10000))
       assert(p:begin_transaction())
       assert.is_nil(p:produce {
@@ -314,8 +307,7 @@ describe("kafka admin", function()
     -- "aborted" (what a real broker does).
     it("on the mock, read_committed reads aborted and open transactions too (no " ..
       "transaction state there)", function()
-      k = cluster.start { "cl:1" }
-      local p = producer(k, { ["transactional.id"] = "tx-b" })
+      local p = producer_to({ "cl:1" }, { ["transactional.id"] = "tx-b" })
       assert(p:init_transactions(10000))
       for _, step in ipairs { "committed", "aborted", "open" } do
         assert(p:begin_transaction())
@@ -330,7 +322,7 @@ describe("kafka admin", function()
           partition = 0, read_committed = committed, timeout = 10000 })
         assert.same({ "committed", "aborted", "open" },
           { got[1].value, got[2].value, got[3] and got[3].value })
-        assert.same({ 0, 1, 2 }, offsets(got))     -- and no offsets taken by markers
+        assert.same({ 0, 1, 2 }, cluster.each(got, "offset"))     -- and no offsets taken by markers
       end
       p:close()
     end)

@@ -17,12 +17,6 @@ local function job(k, body, name)
   return h.script('local sl = require "sluice"\n' .. body, name)
 end
 
-local function values(list)
-  local out = {}
-  for i, m in ipairs(list) do out[i] = m.value end
-  return out
-end
-
 describe("kafka", function()
   local k
   after_each(function()
@@ -163,7 +157,7 @@ sl.source.kafka { brokers = "BROKERS", topic = "in", group = "g", bounded = true
     assert.equal(0, code, h.read(err))
     local said = select(2, (h.read(err) or ""):gsub("brokers unreachable", ""))
     assert.is_true(said >= 1 and said <= 2, h.read(err))
-    assert.same({ '{"a":1}', '{"a":2}' }, values(k:consume("out")))
+    assert.same({ '{"a":1}', '{"a":2}' }, cluster.each(k:consume("out"), "value"))
   end)
   -- Starts `sluice run script args` in the background; returns its pid.
   local function start(script, args, err)

@@ -7,6 +7,7 @@
 --   k.bootstrap                                   -- "127.0.0.1:PORT"
 --   k:produce("in", { "line", ... }, { key = "k" })   k:consume("out") -> { messages }
 --   k:down() / k:up()   every broker down or back;  k:stop()
+--   cluster.each(list, "value")                  -- one field of each message, in order
 local h = require "tests.helpers"
 
 local cluster = {}
@@ -90,6 +91,13 @@ function Cluster:consume(topic, opts)
   end
   p:close()
   return list
+end
+
+-- The `field` of each message of list (what consume or a read gives), in order.
+function cluster.each(list, field)
+  local out = {}
+  for i, m in ipairs(list) do out[i] = m[field] end
+  return out
 end
 
 return cluster

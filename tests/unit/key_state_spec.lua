@@ -13,9 +13,9 @@
 -- does not keep either (restore(snap, keep) and restore(snap) differ there already).
 local sl = require "sluice"
 local graph = require "sluice.graph"
-local operator = require "sluice.operator"
 local key_state = require "sluice.key_state"
 local host = require "sluice.host"
+local ops = require "tests.operators"
 
 local OOO = 3000
 local N, CUT = 500, 260
@@ -25,71 +25,13 @@ local huge = math.huge
 local KEYS = {}
 for i = 1, 12 do KEYS[i] = "k" .. i end
 
--- n records: times rising by up to 900 ms, each shifted back by up to OOO (never late: a
--- record's watermark is the largest time so far - OOO), values 1..9. side2: the share of
--- records on side 2 (a join's right input, a lookup's table), nil: one input.
+-- n records of the 12 keys (ops.events).
 local function gen(seed, side2)
-  math.randomseed(seed)
-  local events, t, max = {}, 1000000, -huge
-  for i = 1, N do
-    t = t + math.random(0, 900)
-    local ts = t - math.random(0, OOO)
-    if ts > max then max = ts end
-    local k = KEYS[math.random(1, #KEYS)]
-    local side = side2 and (math.random() < side2 and 2 or 1) or nil
-    events[i] = { r = { k = k, ts = ts, v = math.random(1, 9), i = i }, t = ts, side = side,
-      key = k, wm = max - OOO }
-  end
-  return events
+  return ops.events(seed, N, OOO, function() return KEYS[math.random(1, #KEYS)] end, side2)
 end
 
--- A value as text, tables with their fields sorted, for comparing outputs.
-local function show(v)
-  if type(v) ~= "table" then return tostring(v) end
-  local names = {}
-  for name in pairs(v) do names[#names + 1] = name end
-  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
-  local parts = {}
-  for i, name in ipairs(names) do parts[i] = tostring(name) .. "=" .. show(v[name]) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- What msgpack gives back of v, as a checkpoint encodes it (infinities allowed): new
--- tables, so that no two operators share state.
-local function roundtrip(v) return sl.msgpack.decode(host.core.durable.encode(v)) end
-
--- A new operator of node; what it sends goes to box.got, as texts: in order, or when
--- c.by_key, each key's in order under the key.
-local function new_op(c, node, box)
-  local function out(port, r, t)
-    local list = box.got
-    if c.by_key then
-      local k = c.key(r)
-      list = box.got[k]
-      if not list then list = {}; box.got[k] = list end
-    end
-    list[#list + 1] = port .. "@" .. tostring(t) .. show(r)
-  end
-  return operator.kinds[node.kind](node, out, { dead_letter = function(reason) error(reason) end })
-end
-
--- Feeds events from..to to op, each one's watermark first; records only of the keys keep
--- takes (nil: all; c.all: the operator's one key, true).
-local function drive(c, op, events, from, to, keep)
-  for i = from, to do
-    local e = events[i]
-    if e.wm > op.wm then
-      if e.wm >= op.next_due then op.advance(e.wm) else op.wm = e.wm end
-    end
-    if keep == nil or keep(c.all or e.key) then
-      local r = {}
-      for name, x in pairs(e.r) do r[name] = x end
-      op.step(r, e.t, e.side)
-    end
-  end
-end
-
-local function close(op) if op.close then op.close() end end
+local roundtrip = ops.through_msgpack
+local new_op, drive, close = ops.new_op, ops.drive, ops.close
 
 -- op's state as split gives it, decoded: comparable whatever order its snapshot has.
 local function state_of(node, op)
@@ -118,13 +60,9 @@ local function nkeys(pieces)
   return n
 end
 
-local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
-local function untimed() return sl.source.values({}) end
-local function by(s) return s:key_by("k") end
-local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
-local function rk(r) return r.k end
-local function rkey(r) return r.key end
-local function whole() return true end
+local made_of = ops.case_parts(OOO)
+local src, by, pair, rk, rkey, whole = made_of.src, made_of.by, made_of.pair, made_of.rk,
+  made_of.rkey, made_of.whole
 local function ids(_, w, list)
   local l = {}
   for i, r in ipairs(list) do l[i] = r.i end
@@ -157,25 +95,20 @@ local function process_spec(with_ttl)
   end
 end
 
--- { name, node builder, the key of an output record, share of records on side 2 }
+-- { name, node builder, the key of an output record, share of records on side 2, one key };
+-- those both specs run come from tests/operators.lua.
+local shared = ops.keyed_cases(OOO)
 local cases = {
-  { "tumbling window aggregate", function()
-    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
-      f = sl.first "v" }.node end, rkey },
+  shared["tumbling window aggregate"],
   { "tumbling window reduce", function()
     return by(src()):window(sl.tumbling "4s"):reduce(sum_v).node end, rk },
-  { "sliding window aggregate", function()
-    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
-      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  shared["sliding window aggregate"],
   { "sliding window reduce, allowed lateness", function()
     return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
       :reduce(function(a, r) return { k = a.k, v = a.v + r.v, i = a.i .. "," .. r.i } end).node
     end, rk },
-  { "sliding window apply", function()
-    return by(src()):window(sl.sliding("4s", "2s")):apply(keyed_ids).node end, rkey },
-  { "session window aggregate", function()
-    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, rkey },
+  shared["sliding window apply"],
+  shared["session window aggregate"],
   { "session window apply", function()
     return by(src()):window(sl.session "1500ms"):apply(keyed_ids).node end, rkey },
   { "count window aggregate", function()
@@ -183,58 +116,34 @@ local cases = {
       .node end, rkey },
   { "count window apply", function()
     return by(src()):window(sl.count_window(5)):apply(keyed_ids).node end, rkey },
-  { "window_all aggregate", function()
-    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, whole, nil, true },
+  shared["window_all aggregate"],
   { "window_all count window", function()
     return src():window_all(sl.count_window(10)):aggregate { n = sl.count() }.node
     end, whole, nil, true },
-  { "rolling aggregate", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
-    end, rkey },
-  { "rolling aggregate, ttl", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
+  shared["rolling aggregate"],
+  shared["rolling aggregate, ttl"],
   { "rolling reduce", function() return by(src()):reduce(sum_v).node end, rk },
-  { "rolling reduce, ttl", function() return by(src()):reduce(sum_v):ttl("4s").node end, rk },
+  shared["rolling reduce, ttl"],
   { "process, timers", process_spec(false), rk },
   { "process, timers and ttl", process_spec(true), rk },
-  { "tumbling window join", function()
-    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
-  { "sliding window left join", function()
-    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
-    end, rk, 0.5 },
-  { "window cogroup", function()
-    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
-      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
-    end).node end, rk, 0.5 },
+  shared["tumbling window join"],
+  shared["sliding window left join"],
+  shared["window cogroup"],
   { "session window join", function()
     return by(src()):join(by(src())):window(sl.session "2s"):apply(pair).node end, rk, 0.5 },
-  { "session window left join", function()
-    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
-    end, rk, 0.5 },
+  shared["session window left join"],
   { "interval join", function()
     return by(src()):join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
-  { "interval left join", function()
-    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
+  shared["interval left join"],
   { "ttl join", function()
     return by(src()):join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "ttl left join", function()
-    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "temporal lookup, deletions", function()
-    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "lookup without event time", function()
-    return by(untimed()):lookup(by(untimed()):as_table(),
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "scan", function()
-    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
-      { n = 0, s = 0 }).node end, rk },
-  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
-  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end, whole, nil, true },
-  { "changes", function()
-    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  shared["ttl left join"],
+  shared["temporal lookup, deletions"],
+  shared["lookup without event time"],
+  shared["scan"],
+  shared["dedupe"],
+  shared["dedupe, not keyed"],
+  shared["changes"],
   { "batch", function() return by(src()):batch(4).node end, function(b) return b[1].k end },
   { "batch, not keyed", function() return src():batch(9).node end, whole, nil, true },
 }
@@ -246,21 +155,38 @@ describe("key_state", function()
     local name, build, side2, all = case[1], case[2], case[4], case[5]
     local node0 = build()
     graph.begin()
-    local c = { key = case[3], all = all, by_key = node0.kind == "window"
-      and node0.assigner.assigner ~= "session" and node0.assigner.assigner ~= "count" }
+    -- outputs by key: a tumbling or sliding window's (see the top)
+    local by_key = node0.kind == "window"
+      and node0.assigner.assigner ~= "session" and node0.assigner.assigner ~= "count"
+    local c = { key = by_key and case[3] or nil, all = all }
 
     -- An operator of node driven to the cut; its snapshot as a checkpoint carries it.
-    local function at_cut(node, events, box)
-      local op = new_op(c, node, box)
+    local function at_cut(node, events, got)
+      local op = new_op(c, node, got)
       drive(c, op, events, 1, CUT - 1)
       return op, roundtrip(op.snapshot())
+    end
+
+    -- Drives want and op on from the cut to the end (the records keep takes: nil, all),
+    -- then past every timer: op sends what want sends (more than `least` outputs) and ends
+    -- with the same state.
+    local function go_on_alike(node, events, keep, least, want, want_got, op, got)
+      drive(c, want, events, CUT, N, keep)
+      drive(c, op, events, CUT, N, keep)
+      want.advance(huge)
+      op.advance(huge)
+      assert.is_true(count(want_got) > least, "outputs after the cut")
+      assert.same(want_got, got)
+      assert.same(state_of(node, want), state_of(node, op))
+      close(want)
+      close(op)
     end
 
     it(name .. ": joined from all its pieces, goes on as the original", function()
       local events = gen(300 + n, side2)
       local node = build()
-      local orig_box = { got = {} }
-      local orig, snap = at_cut(node, events, orig_box)
+      local orig_got = {}
+      local orig, snap = at_cut(node, events, orig_got)
       local header, pieces = key_state.split(node, snap)
       assert.is_true(nkeys(pieces) >= (all and 1 or 3), "keys with state at the cut")
 
@@ -275,28 +201,20 @@ describe("key_state", function()
       assert.same(pieces, p2)
 
       -- (a) restored from the join, it holds what the original holds, and goes on as it
-      local box = { got = {} }
-      local op = new_op(c, node, box)
+      local got = {}
+      local op = new_op(c, node, got)
       op.restore(key_state.join(node, roundtrip(header), decoded(pieces)))
       assert.same(state_of(node, orig), state_of(node, op))
       if orig.live_keys then assert.equal(orig.live_keys(), op.live_keys()) end
       assert.equal(orig.wm, op.wm)
-      orig_box.got = {}
-      drive(c, orig, events, CUT, N)
-      drive(c, op, events, CUT, N)
-      orig.advance(huge)
-      op.advance(huge)
-      assert.is_true(count(orig_box.got) > 10, "outputs after the cut")
-      assert.same(orig_box.got, box.got)
-      assert.same(state_of(node, orig), state_of(node, op))
-      close(orig)
-      close(op)
+      for k in pairs(orig_got) do orig_got[k] = nil end     -- only what comes after the cut
+      go_on_alike(node, events, nil, 10, orig, orig_got, op, got)
     end)
 
     it(name .. ": joined from half its keys, goes on as restore with keep", function()
       local events = gen(400 + n, side2)
       local node = build()
-      local first, snap = at_cut(node, events, { got = {} })
+      local first, snap = at_cut(node, events, {})
       close(first)
       local header, pieces = key_state.split(node, snap)
       -- every other key with state, in key order (window_all's one key: kept)
@@ -312,28 +230,20 @@ describe("key_state", function()
       if not all then
         assert.is_true(nkeys(half) > 0 and nkeys(half) < nkeys(pieces), "keys in both halves")
       end
-      local want_box, got_box = { got = {} }, { got = {} }
-      local want = new_op(c, node, want_box)
+      local want_got, got = {}, {}
+      local want = new_op(c, node, want_got)
       want.restore(roundtrip(snap), keep)
-      local op = new_op(c, node, got_box)
+      local op = new_op(c, node, got)
       op.restore(key_state.join(node, roundtrip(header), half))
       assert.same(state_of(node, want), state_of(node, op))
       if want.live_keys then assert.equal(want.live_keys(), op.live_keys()) end
-      drive(c, want, events, CUT, N, keep)
-      drive(c, op, events, CUT, N, keep)
-      want.advance(huge)
-      op.advance(huge)
-      assert.is_true(count(want_box.got) > 5, "outputs after the cut")
-      assert.same(want_box.got, got_box.got)
-      assert.same(state_of(node, want), state_of(node, op))
-      close(want)
-      close(op)
+      go_on_alike(node, events, keep, 5, want, want_got, op, got)
     end)
   end
 
   it("a key in no piece has no state after join; an empty join is an empty operator", function()
     local node = by(src()):aggregate { n = sl.count() }.node
-    local op = new_op({ key = rkey }, node, { got = {} })
+    local op = new_op({}, node, {})
     op.step({ k = "a", ts = 1 }, 1)
     op.step({ k = "b", ts = 2 }, 2)
     local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
@@ -344,7 +254,7 @@ describe("key_state", function()
       table.sort(ks)
       return ks
     end)())
-    local none = new_op({ key = rkey }, node, { got = {} })
+    local none = new_op({}, node, {})
     none.restore(key_state.join(node, header, {}))
     assert.equal(0, none.live_keys())
     close(none)
@@ -361,7 +271,7 @@ describe("key_state", function()
     it("an unchanged key's piece is the same bytes in the next snapshot: " .. c[1], function()
       local events = gen(77, nil)
       local node = c[2]()
-      local op = new_op({ key = rk }, node, { got = {} })
+      local op = new_op({}, node, {})
       drive({}, op, events, 1, 40)
       local function encoded()
         local _, pieces = key_state.split(node, roundtrip(op.snapshot()))
@@ -390,7 +300,7 @@ describe("key_state", function()
       on_record = function(ctx, r) ctx:timer(r.ts + 100) end,
       on_timer = function(ctx, t) ctx:emit { k = ctx.key, t = t } end,
     }.node
-    local op = new_op({ key = rk }, node, { got = {} })
+    local op = new_op({}, node, {})
     for _, k in ipairs({ "c", "a", "b" }) do op.step({ k = k, ts = 5 }, 5) end
     local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
     close(op)
@@ -400,7 +310,7 @@ describe("key_state", function()
 
   it("batches go back in the order they opened", function()
     local node = by(src()):batch(5).node
-    local op = new_op({ key = function(b) return b[1].k end }, node, { got = {} })
+    local op = new_op({}, node, {})
     for _, k in ipairs({ "c", "a", "b", "c" }) do op.step({ k = k, ts = 5 }, 5) end
     local header, pieces = key_state.split(node, roundtrip(op.snapshot()))
     close(op)

@@ -11,10 +11,9 @@
 --          into one operator (keep nil), in either order, which is fed the rest.
 local sl = require "sluice"
 local graph = require "sluice.graph"
-local operator = require "sluice.operator"
 local keyed = require "sluice.keyed"
 local exchange = require "sluice.exchange"
-local host = require "sluice.host"
+local ops = require "tests.operators"
 
 local OOO = 3000
 local N, CUT, LAG = 600, 300, 12     -- records; the first after the cut; records held back
@@ -31,70 +30,18 @@ for i = 1, 16 do
   if high(k) then HIGH[#HIGH + 1] = k end
 end
 
--- n records: times rising by up to 900 ms, each shifted back by up to OOO (so never late:
--- the watermark a record carries is the largest time so far - OOO, its own included),
--- values 1..9. Records LAG..CUT-1 have keys of the high half only (the low half's
--- operator has none in the stretch where its watermark is held back). sides: a share of
--- the records on side 2 (a join's right input, a lookup's table), nil: one input.
+-- n records (ops.events); records LAG..CUT-1 have keys of the high half only (the low
+-- half's operator has none in the stretch where its watermark is held back).
 local function gen(seed, side2)
-  math.randomseed(seed)
-  local events, t, max = {}, 1000000, -huge
-  for i = 1, N do
-    t = t + math.random(0, 900)
-    local ts = t - math.random(0, OOO)
-    if ts > max then max = ts end
-    local k = (i >= CUT - LAG and i < CUT) and HIGH[math.random(1, #HIGH)]
+  return ops.events(seed, N, OOO, function(i)
+    return (i >= CUT - LAG and i < CUT) and HIGH[math.random(1, #HIGH)]
       or KEYS[math.random(1, #KEYS)]
-    local side = side2 and (math.random() < side2 and 2 or 1) or nil
-    events[i] = { r = { k = k, ts = ts, v = math.random(1, 9), i = i }, t = ts, side = side,
-      key = k, wm = max - OOO }
-  end
-  return events
+  end, side2)
 end
 
--- A value as text, tables with their fields sorted, for comparing outputs.
-local function show(v)
-  if type(v) ~= "table" then return tostring(v) end
-  local names = {}
-  for name in pairs(v) do names[#names + 1] = name end
-  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
-  local parts = {}
-  for i, name in ipairs(names) do parts[i] = tostring(name) .. "=" .. show(v[name]) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- A new operator of node; what it sends goes to got[key] (each key's texts in order).
-local function new_op(c, node, got)
-  local function out(port, r, t)
-    local k = c.key(r)
-    local list = got[k]
-    if not list then list = {}; got[k] = list end
-    list[#list + 1] = port .. "@" .. tostring(t) .. show(r)
-  end
-  return operator.kinds[node.kind](node, out, { dead_letter = function(reason) error(reason) end })
-end
-
--- Feeds events from..to to op: each event's watermark first, unless held (`hold_from`:
--- from that event on, no watermark), then the record if keep (nil: any) takes its key
--- (c.all: the operator's one key, true).
-local function drive(c, op, events, from, to, keep, hold_from)
-  for i = from, to do
-    local e = events[i]
-    if not (hold_from and i >= hold_from) and e.wm > op.wm then
-      if e.wm >= op.next_due then op.advance(e.wm) else op.wm = e.wm end
-    end
-    if keep == nil or keep(c.all or e.key) then
-      local r = {}
-      for name, x in pairs(e.r) do r[name] = x end      -- no run sees another's tables
-      op.step(r, e.t, e.side)
-    end
-  end
-end
-
--- A snapshot as a checkpoint carries it (msgpack, infinities allowed).
-local function as_on_disk(snap) return sl.msgpack.decode(host.core.durable.encode(snap)) end
-
-local function close(op) if op.close then op.close() end end
+-- A snapshot as a checkpoint carries it.
+local as_on_disk = ops.through_msgpack
+local new_op, drive, close = ops.new_op, ops.drive, ops.close
 
 -- got lists appended: key by key, a's texts then b's.
 local function joined(...)
@@ -115,48 +62,28 @@ local function count(got)
   return n
 end
 
-local function src() return sl.source.values({}):timestamp("ts", { out_of_orderness = OOO }) end
-local function by(s) return s:key_by("k") end
-local function pair(l, r) return { k = l.k, l = l.i, r = r and r.i } end
-local function rk(r) return r.k end
-local function rkey(r) return r.key end
+local made_of = ops.case_parts(OOO)
+local src, by, rk, rkey = made_of.src, made_of.by, made_of.rk, made_of.rkey
 
--- { name, node builder, the key of an output record, share of records on side 2 }
+-- { name, node builder, the key of an output record, share of records on side 2, one key };
+-- those both specs run come from tests/operators.lua.
+local shared = ops.keyed_cases(OOO)
 local cases = {
-  { "tumbling window aggregate", function()
-    return by(src()):window(sl.tumbling "5s"):aggregate { n = sl.count(), s = sl.sum "v",
-      f = sl.first "v" }.node end, rkey },
-  { "sliding window aggregate", function()
-    return by(src()):window(sl.sliding("6s", "2s")):aggregate { lo = sl.min "v",
-      hi = sl.max "v", l = sl.last "v" }.node end, rkey },
+  shared["tumbling window aggregate"],
+  shared["sliding window aggregate"],
   { "sliding window reduce, allowed lateness", function()
     return by(src()):window(sl.sliding("5s", "1s")):allowed_lateness("1s")
       :reduce(function(a, r) return { v = a.v + r.v, i = a.i .. "," .. r.i } end).node
     end, rkey },
-  { "sliding window apply", function()
-    return by(src()):window(sl.sliding("4s", "2s")):apply(function(k, w, list)
-      local ids = {}
-      for i, r in ipairs(list) do ids[i] = r.i end
-      table.sort(ids)
-      return { key = k, ws = w.window_start, ids = table.concat(ids, ",") }
-    end).node end, rkey },
-  { "session window aggregate", function()
-    return by(src()):window(sl.session "2s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, rkey },
+  shared["sliding window apply"],
+  shared["session window aggregate"],
   { "count window aggregate", function()
     return by(src()):window(sl.count_window(3)):aggregate { n = sl.count(), s = sl.sum "v" }
       .node end, rkey },
-  { "window_all aggregate", function()
-    return src():window_all(sl.tumbling "4s"):aggregate { n = sl.count(), s = sl.sum "v" }.node
-    end, function() return true end },
-  { "rolling aggregate", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v", l = sl.last "v" }.node
-    end, rkey },
-  { "rolling aggregate, ttl", function()
-    return by(src()):aggregate { n = sl.count(), s = sl.sum "v" }:ttl("4s").node end, rkey },
-  { "rolling reduce, ttl", function()
-    return by(src()):reduce(function(a, r) return { k = a.k, v = a.v + r.v } end):ttl("4s")
-      .node end, rk },
+  shared["window_all aggregate"],
+  shared["rolling aggregate"],
+  shared["rolling aggregate, ttl"],
+  shared["rolling reduce, ttl"],
   { "process, timers and ttl", function()
     return by(src()):process {
       init = function(ctx) ctx.state.n, ctx.state.s = 0, 0 end,
@@ -169,38 +96,18 @@ local cases = {
       on_timer = function(ctx, t) ctx:emit { k = ctx.key, timer = t, n = ctx.state.n } end,
       on_expire = function(ctx) ctx:emit { k = ctx.key, expired = ctx.state.n } end,
     }:ttl("5s").node end, rk },
-  { "tumbling window join", function()
-    return by(src()):join(by(src())):window(sl.tumbling "5s"):apply(pair).node end, rk, 0.5 },
-  { "sliding window left join", function()
-    return by(src()):left_join(by(src())):window(sl.sliding("6s", "2s")):apply(pair).node
-    end, rk, 0.5 },
-  { "window cogroup", function()
-    return by(src()):join(by(src())):window(sl.tumbling "4s"):cogroup(function(k, w, ls, rs)
-      return { k = k, ws = w.window_start, nl = #ls, nr = #rs }
-    end).node end, rk, 0.5 },
-  { "session window left join", function()
-    return by(src()):left_join(by(src())):window(sl.session "2s"):apply(pair).node
-    end, rk, 0.5 },
-  { "interval left join", function()
-    return by(src()):left_join(by(src())):between("-2s", "1s"):apply(pair).node end, rk, 0.5 },
-  { "ttl left join", function()
-    return by(src()):left_join(by(src())):ttl("1500ms"):apply(pair).node end, rk, 0.5 },
-  { "temporal lookup", function()
-    return by(src()):lookup(by(src()):as_table { deleted = function(row) return row.v == 9 end },
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "lookup without event time", function()
-    return by(sl.source.values({})):lookup(by(sl.source.values({})):as_table(),
-      function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    end, rk, 0.3 },
-  { "scan", function()
-    return by(src()):scan(function(acc, r) return { k = r.k, n = acc.n + 1, s = acc.s + r.v } end,
-      { n = 0, s = 0 }).node end, rk },
-  { "dedupe", function() return by(src()):dedupe("v", "3s").node end, rk },
-  { "dedupe, not keyed", function() return src():dedupe("v", "2s").node end,
-    function() return true end },
-  { "changes", function()
-    return by(src()):changes(function(r) return r.v % 3 end).node end, rk },
+  shared["tumbling window join"],
+  shared["sliding window left join"],
+  shared["window cogroup"],
+  shared["session window left join"],
+  shared["interval left join"],
+  shared["ttl left join"],
+  shared["temporal lookup, deletions"],
+  shared["lookup without event time"],
+  shared["scan"],
+  shared["dedupe"],
+  shared["dedupe, not keyed"],
+  shared["changes"],
   { "batch", function() return by(src()):batch(3).node end, function(b) return b[1].k end },
 }
 
@@ -213,8 +120,7 @@ describe("restore with keep", function()
 
   for n, c in ipairs(cases) do
     local name, build, side2 = c[1], c[2], c[4]
-    c = { key = c[3], all = (name == "window_all aggregate" or name == "dedupe, not keyed")
-      or nil }
+    c = { key = c[3], all = c[5] }
 
     -- One operator over all of the events: what the others must give together.
     local function whole(node, events)
@@ -297,13 +203,13 @@ describe("restore with keep", function()
     local c = { key = rk }
     local node = by(src()):lookup(by(src()):as_table(),
       function(r, row) return { k = r.k, i = r.i, row = row and row.i } end).node
-    local got, ops, snaps = {}, {}, {}
+    local got, parts, snaps = {}, {}, {}
     for i = 1, 2 do
-      ops[i] = new_op(c, node, got)
-      ops[i].step({ k = "k" .. i, ts = 2000, i = 10 * i }, 2000, 1)   -- number 1 in each
-      ops[i].step({ k = "k" .. i, ts = 3000, i = 10 * i + 1 }, 3000, 1)
-      snaps[i] = as_on_disk(ops[i].snapshot())
-      close(ops[i])
+      parts[i] = new_op(c, node, got)
+      parts[i].step({ k = "k" .. i, ts = 2000, i = 10 * i }, 2000, 1)   -- number 1 in each
+      parts[i].step({ k = "k" .. i, ts = 3000, i = 10 * i + 1 }, 3000, 1)
+      snaps[i] = as_on_disk(parts[i].snapshot())
+      close(parts[i])
     end
     local m = new_op(c, node, got)
     keyed.restore_all(m, snaps)
@@ -321,13 +227,13 @@ describe("restore with keep", function()
       for i, l in ipairs(ls) do ids[i] = l.i end
       return { k = k, ids = table.concat(ids, ",") }
     end).node
-    local got, ops, snaps = {}, {}, {}
+    local got, parts, snaps = {}, {}, {}
     for i = 1, 2 do
-      ops[i] = new_op(c, node, got)
-      for j = 1, 4 - 2 * i do ops[i].step({ k = "k" .. i, ts = 1000, i = j }, 1000, 1) end
-      ops[i].step({ k = "k" .. i, ts = 1000, i = 9 }, 1000, 2)
-      snaps[i] = as_on_disk(ops[i].snapshot())
-      close(ops[i])
+      parts[i] = new_op(c, node, got)
+      for j = 1, 4 - 2 * i do parts[i].step({ k = "k" .. i, ts = 1000, i = j }, 1000, 1) end
+      parts[i].step({ k = "k" .. i, ts = 1000, i = 9 }, 1000, 2)
+      snaps[i] = as_on_disk(parts[i].snapshot())
+      close(parts[i])
     end
     local m = new_op(c, node, got)
     keyed.restore_all(m, { snaps[1], snaps[2] })        -- the one of fewer rows last
@@ -340,12 +246,12 @@ describe("restore with keep", function()
   it("rolling aggregate without event time: first and last across a merge", function()
     local c = { key = rkey }
     local node = by(sl.source.values({})):aggregate { f = sl.first "v", l = sl.last "v" }.node
-    local got, ops, snaps = {}, {}, {}
+    local got, parts, snaps = {}, {}, {}
     for i = 1, 2 do
-      ops[i] = new_op(c, node, got)
-      for j = 1, 4 - 2 * i do ops[i].step({ k = "k" .. i, v = j }) end
-      snaps[i] = as_on_disk(ops[i].snapshot())
-      close(ops[i])
+      parts[i] = new_op(c, node, got)
+      for j = 1, 4 - 2 * i do parts[i].step({ k = "k" .. i, v = j }) end
+      snaps[i] = as_on_disk(parts[i].snapshot())
+      close(parts[i])
     end
     local m = new_op(c, node, got)
     keyed.restore_all(m, { snaps[1], snaps[2] })        -- the one of fewer records last
@@ -358,21 +264,21 @@ describe("restore with keep", function()
     local got = {}
     local c = { key = rkey }
     local node = by(src()):aggregate { n = sl.count() }.node
-    local ops = {}
+    local parts = {}
     for i = 1, 3 do
-      ops[i] = new_op(c, node, got)
-      ops[i].step({ k = "k" .. i }, 1)
-      ops[i].step({ k = "k" .. (i + 3) }, 2)
+      parts[i] = new_op(c, node, got)
+      parts[i].step({ k = "k" .. i }, 1)
+      parts[i].step({ k = "k" .. (i + 3) }, 2)
     end
     local snaps = {}
-    for i = 1, 3 do snaps[i] = ops[i].snapshot() end
+    for i = 1, 3 do snaps[i] = parts[i].snapshot() end
     local m = new_op(c, node, got)
     keyed.restore_all(m, snaps, function(k) return k ~= "k2" and k ~= "k6" end)
     assert.equal(4, m.live_keys())
     local keys = m.keys()
     table.sort(keys)
     assert.same({ "k1", "k3", "k4", "k5" }, keys)
-    for i = 1, 3 do close(ops[i]) end
+    for i = 1, 3 do close(parts[i]) end
     close(m)
   end)
 end)
