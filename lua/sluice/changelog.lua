@@ -39,13 +39,11 @@ function changelog.new(opts)
   -- change the hash misses (2^-52 a compare) leaves that key's last write standing until
   -- it changes again
   local written = {}
-  local cl = { topic = topic, op = op, stats = { messages = 0, bytes = 0, restored_bytes = 0,
-    restored_keys = 0 } }
+  local offsets = {}             -- task -> the input offset its state goes up to
+  local cl = {}
 
   -- The messages that bring task p's partition of the changelog to the task's state now,
-  -- appended to `list`; its last encodings are kept for the next commit.
-  local offsets = {}             -- task -> the input offset its state goes up to
-
+  -- appended to `list`; the hashes of what they write are kept for the next commit.
   -- `offset`: where partition p of the input is read up to (the next offset), which the
   -- header keeps with the state: a member restoring it reads on from there, so state and
   -- input agree whatever the group's committed offsets say (at least once, they may lag).
@@ -55,11 +53,8 @@ function changelog.new(opts)
     if offset then offsets[p] = offset end
     local header, pieces = key_state.split(node, one.snapshot())
     local was, now = written[p] or {}, {}
-    local st = cl.stats
     local function put(k, v)
       list[#list + 1] = { topic = topic, partition = p, key = k, value = v }
-      st.messages = st.messages + 1
-      st.bytes = st.bytes + #k + (v and #v or 0)
     end
     for k, piece in pairs(pieces) do
       local ek, ev = encode(k), encode(piece)
@@ -84,7 +79,7 @@ function changelog.new(opts)
   -- Restores the tasks of `parts` (partition numbers) from the changelog: each task's
   -- operator is made again from what its partition holds (an empty partition: a fresh
   -- one). Returns { [p] = the input offset the state goes up to } for the tasks whose
-  -- changelog says, or raises with why.
+  -- changelog says, then how many keys and bytes of changelog it read; or raises with why.
   function cl.restore(parts)
     local got, err = core.kafka_read_partitions { brokers = opts.brokers, options = opts.options,
       topic = topic, partitions = parts, read_committed = opts.read_committed,
@@ -93,14 +88,13 @@ function changelog.new(opts)
       error(format("restoring %s (partitions %s) from changelog topic %s: %s", node.state_id,
         table.concat(parts, ","), topic, tostring(err)), 0)
     end
-    local st = cl.stats
-    local at = {}
+    local at, keys, bytes = {}, 0, 0
     for _, p in ipairs(parts) do
       local last = {}
       for _, m in ipairs(got[p] or {}) do
         if m.key then
           last[m.key] = m.value or false
-          st.restored_bytes = st.restored_bytes + #m.key + (m.value and #m.value or 0)
+          bytes = bytes + #m.key + (m.value and #m.value or 0)
         end
       end
       got[p] = nil                -- (its messages can go before the next partition's)
@@ -114,7 +108,7 @@ function changelog.new(opts)
             if h.offset then offsets[p], at[p] = h.offset, h.offset end
           else
             pieces[decode(ek)] = decode(ev)
-            st.restored_keys = st.restored_keys + 1
+            keys = keys + 1
           end
         end
       end
@@ -126,12 +120,10 @@ function changelog.new(opts)
       end
       written[p] = now
     end
-    return at
+    return at, keys, bytes
   end
 
   return cl
 end
-
-changelog.HEADER = HEADER
 
 return changelog

@@ -118,10 +118,13 @@ local function renumber(set)
   for i, n in ipairs(order) do n.id = i end
 end
 
--- How many partitions topic has: the number, or nil, why, exit status.
+-- How many partitions topic has: the number, or nil, why, exit status. Asked of the
+-- brokers once a topic (a metadata request each time).
 function group:partitions(topic, label)
+  if self.counts[topic] then return self.counts[topic] end
   local n, err = core.kafka_topic_partitions { brokers = self.brokers, options = self.options,
     topic = topic, timeout = TIMEOUT_MS }
+  self.counts[topic] = n
   if n then return n end
   if err == "missing" then return nil, format("%s: topic %s does not exist", label, topic), 1 end
   return nil, format("--group %s: partitions of topic %s: %s", self.name, topic, tostring(err)), 1
@@ -131,16 +134,16 @@ end
 function group:ensure_topic(topic, n, config)
   local ok, err = core.kafka_create_topic { brokers = self.brokers, options = self.options,
     topic = topic, partitions = n, config = config, timeout = TIMEOUT_MS }
-  if ok then return true end
+  if ok then self.counts[topic] = n; return true end
   return nil, format("--group %s: %s", self.name, tostring(err)), 1
 end
 
 -- Puts topic `topic` between key_by node `kb` and what feeds it: a writer (a sink) in
 -- its place, and a reader (a Kafka source of the group) feeding it, with event time
 -- from the messages when the stream has it. `input` is the topic of the part of the
--- graph the key_by is in (its partitions say the watermarks), `upstream` the ids of the
--- keyed operators between that input and the key_by.
-function group:insert_repartition(set, kb, topic, n, input, writers, upstream, timed)
+-- graph the key_by is in (its n partitions say the watermarks; the topic has as many),
+-- `upstream` the ids of the keyed operators between that input and the key_by.
+function group:insert_repartition(set, kb, topic, n, input, upstream, timed)
   local up = kb.inputs[1]
   for i, c in ipairs(up.node.consumers) do
     if c.node == kb then table.remove(up.node.consumers, i); break end
@@ -151,13 +154,13 @@ function group:insert_repartition(set, kb, topic, n, input, writers, upstream, t
       open = function(_, ctx)
         local ops = {}
         for i, id in ipairs(upstream) do ops[i] = self.by_id[id] and self.by_id[id].op end
-        return repartition.writer({ topic = topic, partitions = n, writers = writers,
-          input = input, key_field = kb.field, key_fn = kb.fn, upstream = ops,
-          label = "sink." .. label, timed = timed,
+        return repartition.writer({ topic = topic, partitions = n, input = input,
+          key_field = kb.field, key_fn = kb.fn, upstream = ops, label = "sink." .. label,
+          timed = timed,
           produce = function(list) self:produce(list) end,
           held = function() return self.held[input] or {} end }, ctx)
       end } }, kb)
-  local hooks = repartition.reader(writers)
+  local hooks = repartition.reader(n)
   self.readers[topic] = hooks
   local reader = made("source", {}, { label = "source.kafka " .. topic,
     spec = { type = "kafka", brokers = self.brokers, topics = { topic }, group = self.name,
@@ -241,10 +244,9 @@ function group.open(name, set, opts)
   end
   local self = setmetatable({ name = name, brokers = brokers, options = options,
     transactional = transactional, every = opts.every_ms or 10000, keyed = {}, by_id = {},
-    readers = {}, held = {}, marked = {}, producer = nil,
+    readers = {}, held = {}, marked = {}, counts = {}, producer = nil,
     offsets_topic = name .. "-offsets",
-    stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0, restored_bytes = 0,
-      messages = 0, bytes = 0 } }, { __index = group })
+    stats = { commits = 0, failed = 0, restores = 0, restore_ms = 0 } }, { __index = group })
 
   -- what --group cannot scale out, before anything is asked of Kafka
   for _, node in ipairs(nodes) do
@@ -289,7 +291,7 @@ function group.open(name, set, opts)
           if not ok then return nil, cerr, cstatus end
           local ids = {}
           for i, k in ipairs(keyed) do ids[i] = k.state_id end
-          self:insert_repartition(set, kb, topic, writers, input, writers, ids,
+          self:insert_repartition(set, kb, topic, writers, input, ids,
             plan.timed(kb.inputs[1].node))
         end
       end
@@ -441,9 +443,16 @@ function group:commit(why)
     job:checkpointed(positions)     -- the offsets, to the group (for lag tools)
   end
   for key, o in pairs(marked) do self.marked[key] = o end
-  local st = self.stats
-  st.commits = st.commits + 1
-  st.messages = st.messages + #list
+  self.stats.commits = self.stats.commits + 1
+end
+
+-- A commit that says why it failed, and counts it, rather than raising.
+function group:try_commit(why)
+  local ok, err = pcall(self.commit, self, why)
+  if not ok then
+    self.stats.failed = self.stats.failed + 1
+    say("sluice: --group %s: commit %s: %s", self.name, why, tostring(err))
+  end
 end
 
 -- "in:0,in:3": the partitions of `list`, for what a member says.
@@ -456,7 +465,8 @@ end
 -- Partitions `list` ({topic, partition}...) are being assigned here: the keyed
 -- operators that read them restore their tasks from the changelog, before a record of
 -- them comes. Returns where each partition starts, { topic = { [p] = offset } }: where
--- the restored state goes up to (the group's committed offset may lag behind it).
+-- the restored state goes up to (the group's committed offset may lag behind it). Says
+-- so on stderr (as Kafka Streams logs its task assignments).
 function group:assigning(list)
   if #list == 0 then return nil end
   local started = host.clock()
@@ -468,10 +478,8 @@ function group:assigning(list)
       if tp.topic == k.input then parts[#parts + 1] = tp.partition end
     end
     if #parts > 0 and k.log then
-      local before_keys, before_bytes = k.log.stats.restored_keys, k.log.stats.restored_bytes
-      local at = k.log.restore(parts)
-      keys = keys + k.log.stats.restored_keys - before_keys
-      bytes = bytes + k.log.stats.restored_bytes - before_bytes
+      local at, nkeys, nbytes = k.log.restore(parts)
+      keys, bytes = keys + nkeys, bytes + nbytes
       starts[k.input] = starts[k.input] or {}
       for p, o in pairs(at) do
         -- two operators on one input: the earlier offset (no record skipped)
@@ -480,8 +488,10 @@ function group:assigning(list)
       end
     end
   end
-  -- NAME-offsets says where the last member that held them read them up to (the group's
-  -- committed offsets can lag: a commit is refused while the group rebalances)
+  -- the others start where NAME-offsets says the last member that held them read them up
+  -- to (the group's committed offsets can lag: a commit is refused while the group
+  -- rebalances); a changelog's offset goes with its state, written in the same message,
+  -- and NAME-offsets is written after it: where both say, the changelog's is the one
   local got, err = core.kafka_read_partition { brokers = self.brokers, options = self.options,
     topic = self.offsets_topic, partition = 0, read_committed = self.transactional,
     timeout = TIMEOUT_MS }
@@ -492,38 +502,24 @@ function group:assigning(list)
   for _, m in ipairs(got) do if m.key then last[m.key] = m.value end end
   for _, tp in ipairs(list) do
     local o = tonumber(last[tp.topic .. ":" .. tp.partition])
-    if o then
-      starts[tp.topic] = starts[tp.topic] or {}
-      starts[tp.topic][tp.partition] = o
-    end
+    starts[tp.topic] = starts[tp.topic] or {}
+    if o and not starts[tp.topic][tp.partition] then starts[tp.topic][tp.partition] = o end
+    self.held[tp.topic] = self.held[tp.topic] or {}
+    self.held[tp.topic][tp.partition] = true
   end
   local ms = (host.clock() - started) * 1000
   local st = self.stats
   st.restores, st.restore_ms = st.restores + 1, st.restore_ms + ms
-  st.restored_bytes = st.restored_bytes + bytes
-  self.restored_text = #self.keyed > 0 and format(" (restored %d keys, %d bytes of changelog, " ..
-    "in %.0f ms)", keys, bytes, ms) or ""
+  say("sluice: --group %s: assigned %s%s", self.name, names(list), #self.keyed > 0 and
+    format(" (restored %d keys, %d bytes of changelog, in %.0f ms)", keys, bytes, ms) or "")
   return starts
-end
-
--- Partitions `list` were assigned here (after `assigning`): this member says so (as
--- Kafka Streams logs its task assignments).
-function group:assigned(list)
-  if #list == 0 then return end
-  for _, tp in ipairs(list) do
-    self.held[tp.topic] = self.held[tp.topic] or {}
-    self.held[tp.topic][tp.partition] = true
-  end
-  say("sluice: --group %s: assigned %s%s", self.name, names(list), self.restored_text or "")
-  self.restored_text = nil
 end
 
 -- Partitions `list` are being revoked: what they hold is committed (the next owner
 -- starts from it), then their state goes.
 function group:revoked(list)
   if #list == 0 then return end
-  local ok, err = pcall(self.commit, self, "before giving partitions up")
-  if not ok then say("sluice: --group %s: commit before a rebalance: %s", self.name, err) end
+  self:try_commit("before giving partitions up")
   -- the offsets at once, not by the consumer's timer
   local positions = self.job:positions()
   for _, route in ipairs(self.job.sources) do
@@ -564,24 +560,16 @@ end
 -- commits every `every` ms, at each revoke and at the end. Returns true, or nil and why.
 function group:run(job)
   self.job = job
-  local function commit(why)
-    local ok, err = pcall(self.commit, self, why)
-    if not ok then
-      self.stats.failed = self.stats.failed + 1
-      say("sluice: --group %s: commit %s: %s", self.name, why, tostring(err))
-    end
-  end
   job:on("started", function()
-    self.timer = core.timer(function() commit("on schedule") end)
+    self.timer = core.timer(function() self:try_commit("on schedule") end)
     self.timer:start(self.every, self.every)
   end)
-  job:on("assigned", function(list) self:assigned(list) end)
   job:on("revoked", function(list) self:revoked(list) end)
   job:on("input_ended", function(last)
     if last and not self.final then
       self.final = true
       if self.timer then self.timer:stop() end
-      commit("at the end of input")
+      self:try_commit("at the end of input")
     end
   end)
   job:on("metrics", function()

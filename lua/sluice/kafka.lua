@@ -237,7 +237,7 @@ function kafka.open_source(spec, ctx)
       failing = nil
       -- a --group repartition topic's reader takes its control messages out (repartition.lua)
       if spec.filter then n = spec.filter(batch, n, topic, p) end
-      if ctx.partition then ctx.partition(partition_id(topic, p), p) end
+      if ctx.partition then ctx.partition(partition_id(topic, p), topic, p) end
       if ctx.push(batch, n) then finish() end
     end,
     on_bad = function(info)
@@ -255,7 +255,7 @@ function kafka.open_source(spec, ctx)
       if ctx.assigned then
         local ids = {}
         for i, tp in ipairs(list) do ids[i] = partition_id(tp.topic, tp.partition) end
-        ctx.assigned(ids, list)
+        ctx.assigned(ids)
       end
     end,
     on_revoke = function(list)

@@ -57,7 +57,7 @@ function keyed_tasks.new(node, out, ctx, make_one)
       error("keyed operator under --group: a record that came from no Kafka partition", 0)
     end
     local one = parts[p] or part(p)
-    local w = tasks.before(tasks.topic, p)
+    local w = op.topic and tasks.before(op.topic, p)
     if w then move(one, w) end
     one.step(r, t, side)
     if one.next_due < op.next_due then op.next_due = one.next_due end

@@ -21,10 +21,11 @@ local host = require "sluice.host"
 local exchange = require "sluice.exchange"
 local tasks = require "sluice.tasks"
 local typed = require "sluice.typed"
+local keyed = require "sluice.keyed"
 local report = require "sluice.report"
 
 local core = host.core
-local encode, decode = core.durable.encode, core.msgpack_decode
+local encode = core.durable.encode
 local format, ipairs, pairs, type, huge = string.format, ipairs, pairs, type, math.huge
 
 local repartition = {}
@@ -40,25 +41,15 @@ function repartition.partition_of(k, n)
   return g % n
 end
 
--- The writer's sink handle. spec: topic, partitions (of the topic), writers (partitions of
--- the input), input (its topic), key_field or key_fn, upstream (array of keyed_tasks
--- operators between the input and the key_by), producer() (the group's), held() (the
+-- The writer's sink handle. spec: topic, partitions (of the topic, as many as the
+-- input's), input (its topic), key_field or key_fn, upstream (array of keyed_tasks
+-- operators between the input and the key_by), produce(list) (the group's), held() (the
 -- input partitions this member holds: { [p] = true }), timed.
 function repartition.writer(spec, ctx)
   local n, topic = spec.partitions, spec.topic
-  local key_field, key_fn = spec.key_field, spec.key_fn
+  local key_of = keyed.key_of { key_field = spec.key_field, key_fn = spec.key_fn }
   local said, said_at = {}, {}        -- p -> watermark said; p -> when (clock)
   local handle = { label = spec.label }
-
-  local function key_of(r)
-    local k
-    if key_fn then k = key_fn(r) else k = r[key_field] end
-    if k == nil then
-      error(key_fn and "key_by: the key function returned nil"
-        or format("key_by: the record has no %q (nil key)", key_field), 0)
-    end
-    return k
-  end
 
   function handle.push(batch, count, t)
     local list = {}
@@ -92,7 +83,6 @@ function repartition.writer(spec, ctx)
   end
 
   local function say_watermarks()
-    if not spec.timed then return end
     local now = host.clock()
     local list = {}
     for p in pairs(spec.held()) do
@@ -105,12 +95,12 @@ function repartition.writer(spec, ctx)
     end
     if #list > 0 then spec.produce(list) end
   end
-  local timer = core.timer(function()
+  -- (a stream without event time has no watermarks to say)
+  local timer = spec.timed and core.timer(function()
     local ok, err = pcall(say_watermarks)
     if not ok then report.say("sluice: %s: watermarks: %s", spec.label, tostring(err)) end
   end)
-  timer:start(WM_EVERY_MS, WM_EVERY_MS)
-  handle.say_watermarks = say_watermarks
+  if timer then timer:start(WM_EVERY_MS, WM_EVERY_MS) end
 
   function handle.close()
     if timer then timer:close(); timer = nil end
@@ -161,7 +151,5 @@ end
 -- The record and event time of a message the reader kept: { record, time | false }.
 function repartition.record_of(e) return e[1] end
 function repartition.time_of(e) return e[2] or nil end
-
-repartition.decode = decode
 
 return repartition

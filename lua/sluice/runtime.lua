@@ -560,8 +560,7 @@ function runtime.new(set, opts)
     options = { batch_size = pick("batch_size"), on_error = pick("on_error"),
       after_batch = pick("after_batch"), dead_letter_report = pick("dead_letter_report"),
       drain_timeout = pick("drain_timeout") },
-    hooks = { restored = {}, started = {}, input_ended = {}, metrics = {}, assigned = {},
-      revoked = {} },
+    hooks = { restored = {}, started = {}, input_ended = {}, metrics = {}, revoked = {} },
     sources = {}, live = 0, dead_letters = 0, records_in = 0, records_out_retired = 0,
     lost = {},          -- what a drain that gave up could not deliver, one text each
   }, Job)
@@ -576,10 +575,8 @@ end
 --                          (last: it is the last source still running, or the job is
 --                          shutting down)
 --   metrics() -> row       one more row for inspect.metrics (job:metrics(), sluice top)
---   assigned(list)         a Kafka source was assigned partitions, list = { {topic=,
---                          partition=}, ... }: before any record of them is pushed
---   revoked(list)          a Kafka source is giving partitions up, after their last
---                          records were pushed
+--   revoked(list)          a Kafka source is giving partitions up, list = { {topic=,
+--                          partition=}, ... }, after their last records were pushed
 function Job:on(event, fn)
   local list = self.hooks[event]
   if not list then error("job:on(): no event " .. tostring(event), 2) end
@@ -662,26 +659,23 @@ function Job:open_source(node, route, position, loaded)
   end
   -- A partitioned source (Kafka) says which partition its next batch comes from, and
   -- which partitions it holds; the stages it feeds keep event time per partition.
-  local function tell(what, arg)
+  local function tell(what, ...)
     for _, r in ipairs(route.targets) do
       local f = r[what]
-      if f then f(arg) end
+      if f then f(...) end
     end
   end
   -- (under --group the keyed operators keep state per partition: tasks.lua says which)
-  function ctx.partition(id, p)
-    if j.group then tasks.begin(id:match("^(.*):%d+$"), p) end
-    tell("partition", id)
+  function ctx.partition(id, topic, p)
+    if j.group then tasks.begin(p) end
+    tell("partition", id, topic, p)
   end
   -- (--group: the partitions' state is restored, and where it leaves off is where they
   -- start: { topic = { [p] = offset } })
   if j.group then
     function ctx.assigning(list) return j.group:assigning(list) end
   end
-  function ctx.assigned(ids, list)
-    tell("assigned", ids)
-    if list then fire(j, "assigned", list) end
-  end
+  function ctx.assigned(ids) tell("assigned", ids) end
   function ctx.revoked(ids, list)
     if list then fire(j, "revoked", list) end
     tell("revoked", ids)

@@ -131,7 +131,8 @@ end
 -- out-of-orderness), leaving out those silent for idle_ms when the timestamp has `idle`:
 -- so partitions that are each in order, read in any interleaving, make no record late.
 -- Returns the tracker (pc.parts: the chunk's hooks, replaced when the loop is made again
--- for a tap): partition(id) before a batch of partition id, after_batch() once
+-- for a tap): partition(id, topic, p) before a batch of partition id (partition p of
+-- topic), after_batch() once
 -- it has run, assigned(ids) and revoked(ids) as the group changes, reevaluate() from the
 -- idle timer (true when the watermark may have moved), state(new) for snapshots.
 -- `clock(id)`, optional: the watermark of partition id, from the source, in place of the
@@ -155,15 +156,13 @@ local function partition_clock(parts, idle_ms, clock)
   -- each partition's own watermark goes to tasks.lua too: under --group a keyed operator
   -- fires each partition's windows by that partition's time
   local topic, task
-  function pc.partition(id)
-    current = id
+  function pc.partition(id, in_topic, p)
+    current, topic, task = id, in_topic, p
     assigned[id] = true
     seen[id] = idle_ms and host.clock() or true
     local v = largest[id] or -huge
     pc.parts.max(v)
-    topic, task = id:match("^(.*):(%d+)$")
-    task = tonumber(task)
-    if task then tasks.clock(topic, task, v - pc.parts.ooo, "before") end
+    tasks.clock(topic, task, v - pc.parts.ooo, "before")
   end
   function pc.after_batch()
     if current == nil then return end
@@ -171,7 +170,7 @@ local function partition_clock(parts, idle_ms, clock)
     -- writers say theirs) gives them; else they are the largest time seen, as in Flink
     local v = clock and clock(current) or pc.parts.max()
     largest[current] = v
-    if task then tasks.clock(topic, task, v - pc.parts.ooo, "after") end
+    tasks.clock(topic, task, v - pc.parts.ooo, "after")
     local low = smallest()
     if low then pc.parts.raise(low) end
   end

@@ -16,13 +16,12 @@
 -- One table per Lua state: each worker thread has its own.
 local tasks = {
   current = nil,        -- the partition number of the batch being pushed, or nil
-  topic = nil,          -- and its topic
 }
 
 local before, after = {}, {}    -- topic -> partition -> watermark
 
--- A batch of partition `p` of `topic` comes next.
-function tasks.begin(topic, p) tasks.topic, tasks.current = topic, p end
+-- A batch of partition `p` comes next (of the topic the keyed operators it reaches read).
+function tasks.begin(p) tasks.current = p end
 
 -- The stage assigning event time after a Kafka source: partition p of topic had
 -- watermark `w` before the batch that comes next (`when` "before"), or has it after that
@@ -57,7 +56,7 @@ end
 
 -- For tests: no task, no clocks.
 function tasks.reset()
-  tasks.current, tasks.topic = nil, nil
+  tasks.current = nil
   before, after = {}, {}
 end
 

@@ -26,7 +26,7 @@ describe("keyed_tasks", function()
   -- A batch of partition p whose records have times `ts` (s), the partition's watermark
   -- before it being `before` (s), and `after` once it has run.
   local function batch(p, before, ts, after)
-    tasks.begin("in", p)
+    tasks.begin(p)
     tasks.clock("in", p, before * S, "before")
     for _, t in ipairs(ts) do op.step({ k = "a", ts = t * S }, t * S) end
     tasks.clock("in", p, after * S, "after")
