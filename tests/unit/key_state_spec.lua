@@ -14,6 +14,7 @@
 local sl = require "sluice"
 local graph = require "sluice.graph"
 local key_state = require "sluice.key_state"
+local keyed = require "sluice.keyed"
 local host = require "sluice.host"
 local ops = require "tests.operators"
 
@@ -54,11 +55,7 @@ local function count(t)
   return n
 end
 
-local function nkeys(pieces)
-  local n = 0
-  for _ in pairs(pieces) do n = n + 1 end
-  return n
-end
+local function nkeys(pieces) return #keyed.keys_of(pieces) end
 
 local made_of = ops.case_parts(OOO)
 local src, by, pair, rk, rkey, whole = made_of.src, made_of.by, made_of.pair, made_of.rk,
