@@ -9,6 +9,7 @@
 -- its watermark on to every worker, with records or without, and its end of input: so an
 -- operator sees each worker's records of a key in that worker's order, and a watermark no
 -- worker has passed. Keys hash into 128 key groups (host/keygroup.c), in N even runs.
+local agg = require "sluice.agg"
 local host = require "sluice.host"
 local stage = require "sluice.stage"
 local typed = require "sluice.typed"
@@ -25,6 +26,7 @@ local ffi = require "ffi"
 local istype = ffi.istype
 local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
+local setmetatable, PARTIAL = setmetatable, agg.PARTIAL
 local format = string.format
 
 local exchange = {}
@@ -304,6 +306,30 @@ local function from_columns(m)
   return rows, t, w
 end
 
+-- ---- partial aggregates -------------------------------------------------------------
+--
+-- What a worker's combiner (combiner.lua) folded for the keys another worker owns crosses
+-- as columns of numbers (the serializer writes an array of numbers in a tight loop, where a
+-- table per partial costs it hundreds of instructions): c = { n, key, pane, count, w, v,
+-- width }, the saved accumulators' values one after the other in v. The receiver makes each
+-- partial again as agg.lua's (agg.PARTIAL: key, pane, count, values...), its time the pane's
+-- start, with the watermark the sender had.
+
+-- The partials of columns m as agg.PARTIAL records (also for combiner_spec).
+local function from_partials(m)
+  local n, width = m.n, m.width
+  local key, pane, count, v = m.key, m.pane, m.count, m.v
+  local rows = {}
+  for i = 1, n do
+    local r = { key[i], pane[i], count[i] }
+    local o = (i - 1) * width
+    for j = 1, width do r[3 + j] = v[o + j] end
+    rows[i] = setmetatable(r, PARTIAL)
+  end
+  return rows
+end
+exchange.from_partials = from_partials
+
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
 
 local Team = {}
@@ -315,7 +341,7 @@ Team.__index = Team
 function exchange.team(me, n, on_control)
   local team = setmetatable({ me = me, n = n, points = {}, senders = {}, open = 0, pending = {},
     owners = {}, blocked = false, on_control = on_control, on_progress = nil,
-    sent = {}, received = {} }, Team)
+    sent = {}, received = {}, combiners = {} }, Team)
   for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
   for w = 1, n do
     team.pending[w] = { first = 1, last = 0 }
@@ -352,6 +378,12 @@ end
 function Team:send_data(to, s)
   self.sent[to] = self.sent[to] + 1
   return self:send(to, s)
+end
+
+-- Sends the partial aggregates c (the columns above) to worker `to`, on exchange point `id`.
+function Team:send_partials(to, id, c)
+  c.k, c.p = "p", id
+  self:send_data(to, encode(c))
 end
 
 function Team:broadcast(m)
@@ -413,6 +445,8 @@ function Team:wake()
       local input = point.input(from)
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      elseif kind == "p" then
+        input:push(from_partials(m), m.n, m.pane, m.w)
       elseif kind == "w" then
         local rows, t, w = from_columns(m)
         input:push(rows, m.n, t, w, m.e)
@@ -469,7 +503,14 @@ function Team:cut(snapshot, done, act)
   return true
 end
 
+-- What the combiners (combiner.lua) of this worker hold goes out before its counts: a cut
+-- then holds no partial aggregate outside the windows' state.
+local function flush_combiners(team)
+  for _, flush in ipairs(team.combiners) do flush() end
+end
+
 function Team:wave()
+  flush_combiners(self)
   local c = self.cutting
   c.wave = c.wave + 1
   c.replies, c.nreplies = {}, 0
@@ -509,6 +550,7 @@ function Team:cut_message(from, m)
   local c = m.c
   if c == "cut" then
     flow.block(CUT)
+    flush_combiners(self)
     self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = tally(self) })
   elseif c == "snap" then
     -- a snapshot as checkpoints store it (host.null and infinite watermarks included); or,

@@ -18,6 +18,7 @@ local operator = require "sluice.operator"
 local tasks = require "sluice.tasks"
 local dead_letters = require "sluice.dead_letters"
 local exchange = require "sluice.exchange"
+local combiner = require "sluice.combiner"
 local agg = require "sluice.agg"
 local keyed = require "sluice.keyed"
 local guard = require "sluice.guard"
@@ -213,12 +214,25 @@ function runtime.build(set, dl, open_sink, team, make_of)
       elseif node.kind == "lookup" then
         key, field, one_key = exchange.key_reader(i == 1 and node or node.table_key)
       else key, field, one_key = exchange.key_reader(node) end
+      if node.combined then
+        -- what comes is partial aggregates (agg.PARTIAL: the key first) and records
+        local of_record, PARTIAL = key, agg.PARTIAL
+        key = function(r)
+          if getmetatable(r) == PARTIAL then return r[1] end
+          return of_record(r)
+        end
+      end
       -- a window's aggregate results (port 1) are agg.lua's records: their fields are known
       local fields = c.port == 1 and up.kind == "window" and up.computes == "aggregate"
         and agg.result_fields(up.aggregates) or nil
-      return team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
+      local s = team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
         plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), gathered(node), field, fields,
         one_key)
+      if not node.combined then return s end
+      -- the window's aggregates begin here, on this worker's own records (combiner.lua)
+      local comb = combiner.new(node, s, team, point_id(node, i))
+      closers[#closers + 1] = comb.close
+      return comb
     end
     local function receivers_of(node, port)
       local list = {}
@@ -301,6 +315,16 @@ function runtime.build(set, dl, open_sink, team, make_of)
           handover = op.handover and function() return { op = op.handover(), inputs = inputs() } end,
           adopt = op.adopt and function(live) op.adopt(live.op); inputs(live.inputs) end }
       elseif operator.kinds[node.kind] then
+        -- on several workers, a window that only aggregates is begun by its senders
+        -- (combiner.lua; SLUICE_COMBINE=0 turns that off, to compare)
+        node.combined = nil
+        if team and timed_in and os.getenv("SLUICE_COMBINE") ~= "0" then
+          local late_read = false
+          for _, c in ipairs(plan.consumers_in(node, set)) do
+            if c.port == 2 then late_read = true end
+          end
+          node.combined = combiner.fits(node, late_read) or nil
+        end
         local r = stage.new_operator(node, make_of(node.kind), { receivers_of(node, 1), receivers_of(node, 2) },
           dl, { timed_in = timed_in, timed_out = timed_out })
         receiver[node] = r

@@ -672,6 +672,12 @@ function stage.new_operator(node, make, ports, dl, opts)
       s = cur + 1
     end
     if wend and wend > op.wm then op.advance(wend) end
+    -- partial aggregates in (combiner.lua) count as the records they folded
+    if op.represented and (op.represented ~= 0 or op.represented_late ~= 0) then
+      meter.input = meter.input + op.represented
+      meter.late = meter.late + op.represented_late
+      op.represented, op.represented_late = 0, 0
+    end
     flush(op.wm)
     -- every consumer is done (a take() downstream reached its count): so is this operator
     if all_done(every) then recv.done = true end

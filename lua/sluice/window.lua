@@ -19,7 +19,8 @@ local plain, plain_kept = typed.plain, typed.plain_kept
 local ffi = require "ffi"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
-local type, pairs, next, huge = type, pairs, next, math.huge
+local type, pairs, next, huge, getmetatable = type, pairs, next, math.huge, getmetatable
+local PARTIAL = agg.PARTIAL
 local format = string.format
 local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
 
@@ -44,7 +45,7 @@ local function computation(node, out, ctx, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
       emit_reads_only = true,
-      load = a.load, close = a.close, handover = a.handover,
+      load = a.load, close = a.close, handover = a.handover, load_partial = a.load_partial,
       emit = function(acc, key, ws, we, t)
         -- a key read from a typed record may be a view: results are plain (typed.plain_out)
         out_fn(a.make(acc, is_keyed and plain(key) or nil, ws, we), t)
@@ -421,6 +422,39 @@ local function pane_window(node, out, ctx)
     return list
   end
   function op.live_keys() return nkeys end
+
+  -- With --workers, the senders of a window that combiner.lua fits fold their records into
+  -- partial aggregates: a partial is merged into its pane as a record is added to it (its
+  -- time is the pane's start: it is late, or in no window, as the pane's records would be).
+  -- op.represented: records the partials stood for beyond one each, for the stage's meter.
+  if node.combined then
+    local step_record = op.step
+    local load = comp.load_partial
+    op.represented, op.represented_late = 0, 0
+    function op.step(r, t)
+      if getmetatable(r) ~= PARTIAL then return step_record(r, t) end
+      local p = r[2]
+      local pane = panes[p]
+      if pane == nil then
+        local last = start_ms(p, slide)
+        local gap = first_ms(p, size, slide) > last
+        if gap and t + lateness > op.wm then return end
+        if gap or last + size + lateness <= op.wm then
+          op.represented_late = op.represented_late + r[3] - 1
+          return out(2, r, t)
+        end
+        pane = {}
+        panes[p] = pane
+        register(p)
+      end
+      op.represented = op.represented + r[3] - 1
+      local k = r[1]
+      local slot = load(r)
+      local st = pane[k]
+      if st == nil then pane[k] = slot; nkeys = nkeys + 1
+      else merge(st, slot); free(slot) end
+    end
+  end
 
   function op.close()
     C.sl_timeq_free(due); due = nil

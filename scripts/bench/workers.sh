@@ -45,12 +45,17 @@ echo
 echo "| workload | records | wall s | CPU s | rate | peak RSS |"
 echo "|---|---|---|---|---|---|"
 # Nexmark events (the source spread over the workers; typed records cross as their bytes)
+# (each keyed window job also on 2 workers with SLUICE_COMBINE=0: every record crosses to
+# its key's owner instead of a partial aggregate per key and pane, combiner.lua)
 for window in tumbling sliding; do
   for w in 1 2; do
     wall "Nexmark bids → key_by auction → $window window → count, max" "$N_NEXMARK" "$w" \
       env EVENTS="$N_NEXMARK" WINDOW=$window ./sluice run scripts/bench/workers_bids.lua \
       --batch-size 4096
   done
+  speedup
+  wall "the same, combining off" "$N_NEXMARK" 2 env SLUICE_COMBINE=0 EVENTS="$N_NEXMARK" \
+    WINDOW=$window ./sluice run scripts/bench/workers_bids.lua --batch-size 4096
   speedup
 done
 for q in q5 q7; do
@@ -60,11 +65,17 @@ for q in q5 q7; do
   done
   speedup
 done
-# a generator (read by worker 1 alone; its records cross as tables)
+wall "Nexmark q5, combining off" "$N_NEXMARK" 2 env SLUICE_COMBINE=0 EVENTS="$N_NEXMARK" \
+  ./sluice run scripts/nexmark/q5.lua --batch-size 4096
+speedup
+# a generator (read by worker 1 alone; with combining off its records cross as tables)
 for w in 1 2; do
   wall "generator → timestamp → key_by → tumbling(10s) → count, sum" "$N" "$w" \
     env N="$N" ./sluice run scripts/bench/tumbling.lua
 done
+speedup
+wall "the same, combining off" "$N" 2 env SLUICE_COMBINE=0 N="$N" ./sluice run \
+  scripts/bench/tumbling.lua
 speedup
 
 # TCP, 4 connections of JSON lines spread over the workers -> filter -> rolling aggregate
@@ -95,10 +106,12 @@ cpu() {
     || { cat "$DIR/stderr" >&2; exit 1; }
   awk '{ print $1 + $2 }' "$DIR/cpu"
 }
+# (combining off: these windows' records would not cross, their partials would)
 for w in 1 2; do
-  cpu env N="$N" ./sluice run scripts/bench/workers_exchange.lua --workers $w >"$DIR/cpu-$w"
-  cpu env EVENTS="$N_NEXMARK" ./sluice run scripts/bench/workers_exchange_typed.lua \
-    --workers $w --batch-size 4096 >"$DIR/cpu-typed-$w"
+  cpu env SLUICE_COMBINE=0 N="$N" ./sluice run scripts/bench/workers_exchange.lua --workers $w \
+    >"$DIR/cpu-$w"
+  cpu env SLUICE_COMBINE=0 EVENTS="$N_NEXMARK" ./sluice run \
+    scripts/bench/workers_exchange_typed.lua --workers $w --batch-size 4096 >"$DIR/cpu-typed-$w"
 done
 awk -v n="$N" -v a="$(cat "$DIR/cpu-1")" -v b="$(cat "$DIR/cpu-2")" 'BEGIN {
   printf "| a record crossing between workers as a table (serialize, ring, read back): %.0f ns of CPU | %d | | | | |\n",

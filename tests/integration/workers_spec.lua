@@ -86,6 +86,20 @@ local two_sources = { ["interval left join"] = true, ["window join cogroup"] = t
 local pipelines = {
   ["tumbling window aggregate"] = [[
     return a:key_by("k"):window(sl.tumbling "1s"):aggregate { n = sl.count(), s = sl.sum "v" } ]],
+  -- windows that only aggregate are begun on every worker (combiner.lua): partials cross
+  ["sliding window aggregate, begun where the records are"] = [[
+    return a:key_by("k"):window(sl.sliding("2s", "500ms"))
+      :aggregate { n = sl.count(), s = sl.sum "v", m = sl.avg "v", lo = sl.min "v", hi = sl.max "v" } ]],
+  ["tumbling window aggregate with allowed lateness, begun where the records are"] = [[
+    return a:key_by("k"):window(sl.tumbling "700ms"):allowed_lateness("300ms")
+      :aggregate { n = sl.count(), hi = sl.max "v" } ]],
+  -- strings cannot be folded: they go as they are, in their key's order (a max of a string
+  -- and a number raises and the record is dead-lettered, on any number of workers alike)
+  ["tumbling window max of strings and numbers"] = [[
+    return a:map(function(r)
+      if r.v % 7 == 0 then r.v = "s" .. r.v end
+      return r
+    end):key_by("k"):window(sl.tumbling "1s"):aggregate { n = sl.count(), hi = sl.max "v" } ]],
   ["sliding window apply"] = [[
     return a:key_by("k"):window(sl.sliding("2s", "500ms")):apply(function(k, w, rs)
       local ids = {}
@@ -243,6 +257,8 @@ s:key_by("k"):process {
   on_record = function(ctx, r) ctx.state.n = ctx.state.n + 1; ctx:timer(r.ts - r.ts % 5000 + 5000) end,
   on_timer = function(ctx, t) ctx:emit { k = ctx.key, t = t, n = ctx.state.n } end,
 }:sink(sl.sink.file { path = out .. ".timers", format = "json" })
+s:key_by("k"):window(sl.tumbling "300ms"):aggregate { n = sl.count(), s = sl.sum "v", hi = sl.max "v" }
+  :sink(sl.sink.file { path = out .. ".windows", format = "json" })
 ]])
     local ref, out, state = h.path(dir, "ref"), h.path(dir, "out"), h.path(dir, "state")
     h.expect_code(h.run(string.format("run %s --set out=%s", h.q(path), h.q(ref))), 0)
@@ -250,7 +266,7 @@ s:key_by("k"):process {
     local res = h.run(string.format("run %s --set out=%s --workers 2 --state-dir %s", h.q(path),
       h.q(out), h.q(state)))
     h.expect_code(res, 0)
-    for _, what in ipairs({ "sessions", "timers" }) do
+    for _, what in ipairs({ "sessions", "timers", "windows" }) do
       local want = h.lines(h.read(ref .. "." .. what))
       local got = h.lines(h.read(out .. "." .. what))
       table.sort(want)

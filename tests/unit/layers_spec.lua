@@ -15,7 +15,7 @@ local LAYERS = {
   dsl = { "graph", "stream", "source", "sink" },
   compile = { "compile", "plan" },
   runtime = { "tasks", "stage", "keyed", "key_state", "keyed_tasks", "changelog", "expiry",
-    "window", "rolling", "process", "join", "lookup", "scan", "dedupe", "changes", "batch",
+    "combiner", "window", "rolling", "process", "join", "lookup", "scan", "dedupe", "changes", "batch",
     "operator", "dead_letters", "guard", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
     "control", "memory", "repl", "cli", "busted_output", "testing", "worker",
