@@ -16,6 +16,7 @@ local typed = require "sluice.typed"
 local flow = require "sluice.flow"
 
 local buffer = require "string.buffer"
+local new_table = require "table.new"
 
 local core, C = host.core, host.C
 -- Messages are LuaJIT's serialization (string.buffer): it carries any plain value, the
@@ -321,7 +322,9 @@ local function from_partials(m)
   local key, pane, count, v = m.key, m.pane, m.count, m.v
   local rows = {}
   for i = 1, n do
-    local r = { key[i], pane[i], count[i] }
+    -- (made at its size: appending the values would grow the table again and again)
+    local r = new_table(3 + width, 0)
+    r[1], r[2], r[3] = key[i], pane[i], count[i]
     local o = (i - 1) * width
     for j = 1, width do r[3 + j] = v[o + j] end
     rows[i] = setmetatable(r, PARTIAL)
