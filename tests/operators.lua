@@ -53,6 +53,25 @@ function ops.events(seed, n, ooo, key_of, side2)
   return events
 end
 
+-- n records { k, v, ts, i } for the window specs: times rising by up to 900 ms; "ordered"
+-- as they rise, "disordered" each shifted back by up to ooo, "stragglers" also 5 % of them
+-- by ooo to 40 s (late); keys k1..k`keys` (5 unless given), values -50..100.
+function ops.window_records(mode, n, seed, keys, ooo)
+  math.randomseed(seed)
+  local out, t = {}, 1000000
+  for i = 1, n do
+    t = t + math.random(0, 900)
+    local ts = t
+    if mode == "disordered" then ts = t - math.random(0, ooo)
+    elseif mode == "stragglers" then
+      ts = t - math.random(0, ooo)
+      if math.random() < 0.05 then ts = t - math.random(ooo, 40000) end
+    end
+    out[i] = { k = "k" .. math.random(1, keys or 5), v = math.random(-50, 100), ts = ts, i = i }
+  end
+  return out
+end
+
 -- A value as text, tables with their fields sorted, for comparing outputs.
 function ops.show(v)
   if type(v) ~= "table" then return tostring(v) end

@@ -9,21 +9,11 @@ local agg = require "sluice.agg"
 local combiner = require "sluice.combiner"
 local exchange = require "sluice.exchange"
 local window = require "sluice.window"
+local ops = require "tests.operators"
 
 local OOO = 3000
 
-local function gen(mode, n, seed, keys)
-  math.randomseed(seed)
-  local out, t = {}, 1000000
-  for i = 1, n do
-    t = t + math.random(0, 900)
-    local ts = t
-    if mode ~= "ordered" then ts = t - math.random(0, OOO) end
-    if mode == "stragglers" and math.random() < 0.05 then ts = t - math.random(OOO, 40000) end
-    out[i] = { k = "k" .. math.random(1, keys), v = math.random(-50, 100), ts = ts, i = i }
-  end
-  return out
-end
+local function gen(mode, n, seed, keys) return ops.window_records(mode, n, seed, keys, OOO) end
 
 -- The window node of `assigner` over records keyed by k, aggregating v.
 local function window_node(assigner, lateness)
@@ -109,12 +99,12 @@ local function both(records, node_of, batch, workers)
     for _, r in ipairs(want[w]) do wanted[#wanted + 1] = r end
   end
 
-  local feeds, got, ops = {}, {}, {}
+  local feeds, got, window_ops = {}, {}, {}
   for w = 1, workers do
     local node = node_of()
     node.combined = true
     local results
-    feeds[w], results, ops[w] = driven(node)
+    feeds[w], results, window_ops[w] = driven(node)
     got[w] = results
   end
   local team = { me = 1, n = workers, owners = owner, combiners = {} }
@@ -149,7 +139,7 @@ local function both(records, node_of, batch, workers)
   for w = 1, workers do
     feeds[w].finish()
     for _, r in ipairs(got[w]) do all[#all + 1] = r end
-    represented = represented + ops[w].represented
+    represented = represented + window_ops[w].represented
   end
   return canon(wanted), canon(all), represented, crossed
 end

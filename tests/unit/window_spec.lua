@@ -6,26 +6,13 @@ local sl = require "sluice"
 local runtime = require "sluice.runtime"
 local graph = require "sluice.graph"
 local window = require "sluice.window"
+local ops = require "tests.operators"
 
 local OOO = 3000
 
 -- keys: how many keys the records draw from (5 unless given); with many keys and few
 -- records a key has state in few panes, leaves, and comes back.
-local function gen(mode, n, seed, keys)
-  math.randomseed(seed)
-  local out, t = {}, 1000000
-  for i = 1, n do
-    t = t + math.random(0, 900)
-    local ts = t
-    if mode == "disordered" then ts = t - math.random(0, OOO)
-    elseif mode == "stragglers" then
-      ts = t - math.random(0, OOO)
-      if math.random() < 0.05 then ts = t - math.random(OOO, 40000) end
-    end
-    out[i] = { k = "k" .. math.random(1, keys or 5), v = math.random(-50, 100), ts = ts, i = i }
-  end
-  return out
-end
+local function gen(mode, n, seed, keys) return ops.window_records(mode, n, seed, keys, OOO) end
 
 -- The watermark each record sees (its own raise included): max time so far - OOO.
 local function watermarks(records)
