@@ -27,10 +27,11 @@ local c_kind = { count = C.SL_AGG_COUNT, sum = C.SL_AGG_SUM, avg = C.SL_AGG_AVG,
 -- Kinds whose entries Lua takes over when a value is not a number.
 local takes_any = { min = true, max = true, first = true, last = true }
 
--- The metatable of a partial aggregate: what one worker folded of its own records for one
--- key and pane of a window before they cross to the key's owner (combiner.lua makes them,
--- window.lua merges them): { key, pane start, records folded, the accumulator's saved
--- values... } (aggregates kept in C only: a saved value is a number, NaN for an empty min).
+-- The metatable of a partial aggregate: what one worker folded of its records for one key
+-- and pane of a window, as the key's owner gets it (combiner.lua folds, exchange.lua makes
+-- them on arrival, window.lua merges them): { key, pane start, records folded, the
+-- accumulator's saved values... } (aggregates C keeps whole: a saved value is a number,
+-- NaN for an empty min).
 agg.PARTIAL = { __name = "partial aggregate" }
 
 -- Every live pool, for agg.c_bytes(); weak, so a pool's finalizer still frees it.
@@ -210,7 +211,6 @@ function agg.compile(entries, storage)
   local buf = ffi.new("double[?]", n > 0 and n or 1)
   local helpers = side_helpers(pool, side, vt, taken)
   helpers.check = saved_check(entries, host.null)
-  helpers.PARTIAL = agg.PARTIAL
   -- a sketch's bytes that its loader refuses (NULL) are an error, never a NULL kept
   function helpers.sketch(sk, name)
     if sk == nil then error(format("saved aggregate %s: its sketch does not load", name), 0) end
@@ -399,13 +399,9 @@ function agg.compile(entries, storage)
   end
   L("  return a")
   L("end")
-  -- partial/load_partial: an accumulator as a partial aggregate (agg.PARTIAL) and back,
-  -- for aggregates C keeps whole (combiner.lua folds nothing else)
-  L("local setmetatable, PARTIAL = setmetatable, h.PARTIAL")
-  L("local function partial(a, key, pane, records)")
-  L("  C.sl_agg_save(pool, a, buf)")
-  L("  return setmetatable({ key, pane, records, %s }, PARTIAL)", concat(vals, ", "))
-  L("end")
+  -- save_into/load_partial: an accumulator's saved values into arr[at...], and a new one
+  -- from a partial aggregate (agg.PARTIAL), for aggregates C keeps whole (combiner.lua
+  -- folds nothing else)
   L("local function save_into(a, arr, at)")
   L("  C.sl_agg_save(pool, a, buf)")
   for i = 1, n do L("  arr[at + %d] = buf[%d]", i - 1, i - 1) end
@@ -417,8 +413,7 @@ function agg.compile(entries, storage)
   L("  return a")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
-    "free = free, save = save, load = load, partial = partial, load_partial = load_partial, " ..
-    "save_into = save_into }")
+    "free = free, save = save, load = load, load_partial = load_partial, save_into = save_into }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)

@@ -2,23 +2,26 @@
 --
 -- With --workers, the records of a keyed window cross to the worker that owns their key
 -- (exchange.lua). When the window only aggregates, and its aggregates merge exactly (count,
--- sum, avg, min, max of fields), each worker first folds its own records into one
--- accumulator per key and pane, as Flink's local-global aggregation and MapReduce's
--- combiners do, and sends those partial aggregates instead: what crosses is one partial per
--- key, pane and worker, not one message slot per record. The owner's window merges a partial
--- into its pane as it adds a record (window.lua), so its results are the same.
+-- sum, avg, min, max of fields), each worker first folds its records of the keys other
+-- workers own into one accumulator per key and pane, as Flink's local-global aggregation
+-- and MapReduce's combiners do, and sends those partial aggregates instead: what crosses is
+-- one partial per key, pane and worker, not each record. The owner's window merges a
+-- partial into its pane as it adds a record (window.lua), so its results are the same.
+-- Records of the keys this worker owns go to its window as they are (folding them here
+-- would do the window's work twice).
 --
 -- When a partial goes: just before this worker passes on a watermark at which the first
 -- window reading its pane fires, with the watermark it had passed before, so the owner has
 -- it in its pane when that window fires (and judges it late or not as it would its records);
--- at a checkpoint's cut (Team:cut, so that a cut holds nothing here); at the end of input.
--- A record that arrives for a pane already sent starts a new partial, sent at the end of its
--- batch: the owner merges it as it would the record.
+-- at a checkpoint's cut (exchange.lua flushes every combiner before it counts); at the end
+-- of input. A record that arrives for a pane already sent starts a new partial, sent at the
+-- end of its batch: the owner merges it as it would the record.
 -- A record the combiner cannot fold goes to the owner as it is, right after the partial of
--- what this worker had folded for its key and pane (so the window sees this worker's
--- records of a key in their order): a nil key, an event time out of range, or a value that
--- is not a number where the aggregate needs one (a string for max: the window compares it,
--- or raises and dead-letters it, as with one worker).
+-- what this worker had folded for its key and pane, and so do the key's next records in the
+-- pane (so the window sees this worker's records of a key in their order): an event time
+-- out of range, or a value that is not a number where the aggregate needs one (a string
+-- for max: the window compares it, or raises and dead-letters it, as with one worker).
+-- A record without a key stays here, where the window dead-letters it.
 local agg = require "sluice.agg"
 local host = require "sluice.host"
 local exchange = require "sluice.exchange"
@@ -30,7 +33,7 @@ local format, concat = string.format, table.concat
 
 local combiner = {}
 
--- (kept in C whole: a partial is numbers, agg.lua's partial)
+-- (kept in C whole: a partial's values are numbers, agg.lua's save_into)
 local combinable = { count = true, sum = true, avg = true, min = true, max = true }
 -- aggregates that fold a value only when it is a number (or absent)
 local numeric = { sum = true, avg = true, min = true, max = true }
@@ -77,13 +80,12 @@ local CHUNK = 4096
 
 -- The combiner of window `node` in front of `sender`, the sending side of exchange point
 -- `id` of `team` (exchange.lua's Team:sender): a receiver of the window's timed input.
--- Partials of keys this worker owns go to the sender as records (agg.PARTIAL tables);
--- those of other workers' keys go to them as columns (Team:send_partials), before what the
--- sender passes on next. flush_all() sends every partial it holds (a cut); close() frees
--- its accumulators.
+-- Partials go to their keys' owners as columns (Team:send_partials), before what the
+-- sender passes on next; records go on to the sender. flush_all() sends every partial it
+-- holds (a cut); close() frees its accumulators.
 function combiner.new(node, sender, team, id)
   local comp = agg.compile(node.aggregates)
-  local fresh, update, free, as_partial = comp.fresh, comp.update, comp.free, comp.partial
+  local fresh, update, free = comp.fresh, comp.update, comp.free
   local save_into, width = comp.save_into, comp.width
   local me, owners, group_of = team.me, team.owners, exchange.group_of
   local a = node.assigner
@@ -131,24 +133,17 @@ function combiner.new(node, sender, team, id)
     for to = 1, team.n do raw_for[to] = false end
   end
 
+  -- the partial of key k (another worker's) in pane p, with watermark wm, to its owner
   local function partial(pane, p, k, wm)
     local st = pane.states[k]
-    local group = group_of(k)
-    local to = group and owners[group] or me
-    if to == me then
-      m = m + 1
-      out[m] = as_partial(st, k, p, folded[st])
-      ot[m], ow[m] = p, wm
-      if m >= CHUNK then pass(nil) end
-    else
-      if raw_for[to] then pass(nil) end
-      local c = cols[to]
-      local j = c.n + 1
-      c.n = j
-      c.key[j], c.pane[j], c.count[j], c.w[j] = k, p, folded[st], wm
-      save_into(st, c.v, (j - 1) * width + 1)
-      if j >= CHUNK then ship(to) end
-    end
+    local to = owners[group_of(k)]
+    if raw_for[to] then pass(nil) end
+    local c = cols[to]
+    local j = c.n + 1
+    c.n = j
+    c.key[j], c.pane[j], c.count[j], c.w[j] = k, p, folded[st], wm
+    save_into(st, c.v, (j - 1) * width + 1)
+    if j >= CHUNK then ship(to) end
     free(st)
   end
 
@@ -192,36 +187,43 @@ function combiner.new(node, sender, team, id)
       if wi >= next_due then send_due(wi, before) end
       if wi > before then before = wi end
       local r, ti = b[i], t[i]
-      local pane
-      if ti >= hot_start and ti < hot_start + g then pane = hot_pane
-      else
-        local p = start_ms(ti, g)
-        if p == p then pane = pane_of(p) end
-      end
       local k = r[field]
-      local st = pane and k ~= nil and pane.states[k]
-      if st ~= false and pane and k ~= nil and foldable(r) then
-        local states = pane.states
-        if st == nil then
-          st = fresh()
-          states[k] = st
-          folded[st] = 1
-        else
-          folded[st] = folded[st] + 1
-        end
-        update(st, r, ti)
-      else
-        -- as it is, after what this worker folded of its key and pane; and so are the
-        -- key's next records in the pane (the window may now hold a value they do not
-        -- compare with: each raises alone, as with one worker, and none is counted)
-        if pane and k ~= nil then
-          if st then partial(pane, hot_start, k, before) end
-          pane.states[k] = false
-        end
-        local group = k ~= nil and group_of(k)
-        raw_for[group and owners[group] or me] = true
+      local group = k ~= nil and group_of(k)
+      local to = group and owners[group] or me
+      if to == me then
+        -- a key this worker owns: its window takes the record as it is (folding it here
+        -- first would only do the window's work twice)
         m = m + 1
         out[m], ot[m], ow[m] = r, ti, wi
+      else
+        local pane
+        if ti >= hot_start and ti < hot_start + g then pane = hot_pane
+        else
+          local p = start_ms(ti, g)
+          if p == p then pane = pane_of(p) end
+        end
+        local st = pane and pane.states[k]
+        if st ~= false and pane and foldable(r) then
+          if st == nil then
+            st = fresh()
+            pane.states[k] = st
+            folded[st] = 1
+          else
+            folded[st] = folded[st] + 1
+          end
+          update(st, r, ti)
+        else
+          -- as it is, after what this worker folded of its key and pane; and so are the
+          -- key's next records in the pane (the window may now hold a value they do not
+          -- compare with: each raises alone, as with one worker, and none is counted)
+          if pane then
+            if st then partial(pane, hot_start, k, before) end
+            pane.states[k] = false
+          end
+          raw_for[to] = true
+          m = m + 1
+          out[m], ot[m], ow[m] = r, ti, wi
+        end
       end
     end
     local top = wend or (cnt > 0 and w[cnt]) or nil

@@ -214,14 +214,6 @@ function runtime.build(set, dl, open_sink, team, make_of)
       elseif node.kind == "lookup" then
         key, field, one_key = exchange.key_reader(i == 1 and node or node.table_key)
       else key, field, one_key = exchange.key_reader(node) end
-      if node.combined then
-        -- what comes is partial aggregates (agg.PARTIAL: the key first) and records
-        local of_record, PARTIAL = key, agg.PARTIAL
-        key = function(r)
-          if getmetatable(r) == PARTIAL then return r[1] end
-          return of_record(r)
-        end
-      end
       -- a window's aggregate results (port 1) are agg.lua's records: their fields are known
       local fields = c.port == 1 and up.kind == "window" and up.computes == "aggregate"
         and agg.result_fields(up.aggregates) or nil

@@ -432,7 +432,8 @@ local function pane_window(node, out, ctx)
     local load = comp.load_partial
     op.represented, op.represented_late = 0, 0
     function op.step(r, t)
-      if getmetatable(r) ~= PARTIAL then return step_record(r, t) end
+      -- (type() first: LuaJIT does not compile getmetatable of a cdata, a typed record)
+      if type(r) ~= "table" or getmetatable(r) ~= PARTIAL then return step_record(r, t) end
       local p = r[2]
       local pane = panes[p]
       if pane == nil then

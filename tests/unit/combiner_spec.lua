@@ -77,10 +77,10 @@ local function both(records, node_of, batch, workers)
   -- far behind the watermark may find its pane gone on one worker and not on another)
   local owner = {}
   for g = 0, exchange.GROUPS - 1 do owner[g] = exchange.owner_of_group(g, workers) end
-  local plains, want = {}, {}
+  local plains, want, dead_want, dead_got = {}, {}, {}, {}
   for w = 1, workers do
-    local results
-    plains[w], results = driven(node_of())
+    local results, _
+    plains[w], results, _, dead_want[w] = driven(node_of())
     want[w] = results
   end
   batches(records, batch, function(b, n, t, w)
@@ -104,7 +104,7 @@ local function both(records, node_of, batch, workers)
     local node = node_of()
     node.combined = true
     local results
-    feeds[w], results, window_ops[w] = driven(node)
+    feeds[w], results, window_ops[w], dead_got[w] = driven(node)
     got[w] = results
   end
   local team = { me = 1, n = workers, owners = owner, combiners = {} }
@@ -141,7 +141,9 @@ local function both(records, node_of, batch, workers)
     for _, r in ipairs(got[w]) do all[#all + 1] = r end
     represented = represented + window_ops[w].represented
   end
-  return canon(wanted), canon(all), represented, crossed
+  local dead = { 0, 0 }
+  for w = 1, workers do dead[1], dead[2] = dead[1] + #dead_want[w], dead[2] + #dead_got[w] end
+  return canon(wanted), canon(all), represented, crossed, dead
 end
 
 describe("combiner", function()
@@ -169,51 +171,83 @@ describe("combiner", function()
     end
   end
 
-  it("folds a key's records into one partial per pane, and counts the records it stands for", function()
+  -- keys owned by worker `w` of 2, named from `prefix`
+  local function keys_of(w, prefix, n)
+    local list, i = {}, 0
+    while #list < n do
+      i = i + 1
+      local k = prefix .. i
+      if exchange.owner_of_group(exchange.group_of(k), 2) == w then list[#list + 1] = k end
+    end
+    return list
+  end
+
+  -- worker 1 of 2, whose sends are logged: { "partials", to, key=records... } and
+  -- { "push", records... }
+  local function logged(node)
+    local log = {}
+    local sender = { finish = function() end }
+    function sender.push(_, b, n)
+      if n == 0 then return end
+      local e = { "push" }
+      for i = 1, n do e[#e + 1] = b[i] end
+      log[#log + 1] = e
+    end
+    local team = { me = 1, n = 2, owners = {}, combiners = {} }
+    for g = 0, exchange.GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, 2) end
+    function team.send_partials(_, to, _, c)
+      local e = { "partials", to }
+      for i = 1, c.n do e[#e + 1] = c.key[i] .. "=" .. c.count[i] end
+      log[#log + 1] = e
+    end
+    return combiner.new(node, sender, team, "w/1"), log
+  end
+
+  it("folds the records of another worker's keys into one partial per pane, passes its own, " ..
+    "and counts the records a partial stands for", function()
     local records = gen("ordered", 2000, 3, 4)
-    local _, _, represented = both(records, function() return window_node(sl.tumbling "10s") end,
-      1024, 1)
-    -- every record is in a partial: one each, plus what op.represented counts beyond one
-    local partials = 0
     local node = window_node(sl.tumbling "10s")
-    local sent = { push = function(_, b, n)
-      for i = 1, n do assert.equal(agg.PARTIAL, getmetatable(b[i])); partials = partials + 1 end
-    end, finish = function() end }
-    local team = { me = 1, n = 1, owners = {}, combiners = {} }
-    for g = 0, exchange.GROUPS - 1 do team.owners[g] = 1 end
-    local c = combiner.new(node, sent, team, "w/1")
+    local c, log = logged(node)
     batches(records, 1024, function(b, n, t, w) c:push(b, n, t, w) end)
     c.finish()
     c.close()
-    assert.is_true(partials < #records / 4)
-    assert.equal(#records, partials + represented)
+    local passed, partials, folded = 0, 0, 0
+    for _, e in ipairs(log) do
+      if e[1] == "push" then passed = passed + #e - 1
+      else
+        for i = 3, #e do partials = partials + 1; folded = folded + tonumber(e[i]:match("=(%d+)")) end
+      end
+    end
+    local own = 0
+    for _, r in ipairs(records) do
+      if exchange.owner_of_group(exchange.group_of(r.k), 2) == 1 then own = own + 1 end
+    end
+    assert.equal(own, passed)
+    assert.equal(#records - own, folded)
+    assert.is_true(partials > 0 and partials < folded / 4)
+    -- and the windows count what the partials stood for
+    local _, _, represented, crossed = both(records, function() return window_node(sl.tumbling "10s") end,
+      1024, 2)
+    assert.equal(crossed, partials)
+    assert.equal(folded, crossed + represented)
   end)
 
   it("sends a record it cannot fold as it is, after the partial of what its key had", function()
-    local node = window_node(sl.tumbling "10s")
-    local out = {}
-    local sent = { push = function(_, b, n) for i = 1, n do out[#out + 1] = b[i] end end,
-      finish = function() end }
-    local team = { me = 1, n = 1, owners = {}, combiners = {} }
-    for g = 0, exchange.GROUPS - 1 do team.owners[g] = 1 end
-    local c = combiner.new(node, sent, team, "w/1")
-    local b = { { k = "a", v = 1 }, { k = "a", v = 2 }, { k = "a", v = "three" },
-      { k = "b", v = 4 }, { k = "a", v = 5 }, { v = 6 } }
-    c:push(b, #b, { 10, 11, 12, 13, 14, 15 }, { 0, 0, 0, 0, 0, 0 })
+    local a, b = unpack(keys_of(2, "a", 2))
+    local mine = keys_of(1, "m", 1)[1]
+    local c, log = logged(window_node(sl.tumbling "10s"))
+    local recs = { { k = a, v = 1 }, { k = a, v = 2 }, { k = a, v = "three" }, { k = b, v = 4 },
+      { k = a, v = 5 }, { v = 6 }, { k = mine, v = 7 } }
+    c:push(recs, #recs, { 10, 11, 12, 13, 14, 15, 16 }, { 0, 0, 0, 0, 0, 0, 0 })
     -- the partial of a's first two records, then "three" and a's next record in the pane
-    -- (the window may now hold a string), and the keyless record (the window dead-letters
-    -- it), as they are
-    assert.equal(4, #out)
-    assert.equal(agg.PARTIAL, getmetatable(out[1]))
-    assert.same({ "a", 0, 2 }, { out[1][1], out[1][2], out[1][3] })
-    assert.equal(b[3], out[2])
-    assert.equal(b[5], out[3])
-    assert.equal(b[6], out[4])
+    -- (the window may now hold a string), the keyless record (the window here dead-letters
+    -- it) and the record of this worker's key, as they are
+    assert.same({ { "partials", 2, a .. "=2" }, { "push", recs[3], recs[5], recs[6], recs[7] } }, log)
     -- b's partial when the pane is due, or here at a cut
     c.flush_all()
     c.close()
-    assert.equal(5, #out)
-    assert.same({ "b", 0, 1 }, { out[5][1], out[5][2], out[5][3] })
+    assert.same({ "partials", 2, b .. "=1" }, log[3])
+    assert.equal(3, #log)
   end)
 
   it("gives the window's results and dead letters when strings and numbers mix in a key", function()
@@ -229,30 +263,12 @@ describe("combiner", function()
       return sl.source.values({}):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")
         :aggregate { n = sl.count(), hi = sl.max "v" }.node
     end
-    local function run(combined)
-      local node = node_of()
-      node.combined = combined
-      local feed, results, _, dead = driven(node)
-      local into = feed
-      if combined then
-        local team = { me = 1, n = 1, owners = {}, combiners = {} }
-        for g = 0, exchange.GROUPS - 1 do team.owners[g] = 1 end
-        into = combiner.new(node_of(), feed, team, "w/1")
-      end
-      batches(records, 7, function(b, n, tt, w) into:push(b, n, tt, w) end)
-      into.finish()
-      return canon(results), #dead
-    end
-    local want, want_dead = run(nil)
-    local got, got_dead = run(true)
-    assert.is_true(want_dead > 100)
-    assert.same(want, got)
-    assert.equal(want_dead, got_dead)
-    -- and on 2 and 3 workers, where a key's records and partials take one path
     for _, workers in ipairs({ 2, 3 }) do
       for _, batch in ipairs({ 7, 1024 }) do
-        local w, g = both(records, node_of, batch, workers)
-        assert.same(w, g)
+        local want, got, _, _, dead = both(records, node_of, batch, workers)
+        assert.same(want, got)
+        assert.is_true(dead[1] > 100)
+        assert.equal(dead[1], dead[2])
       end
     end
   end)
