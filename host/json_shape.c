@@ -25,21 +25,24 @@ void sl_json_shape_free(lua_State *L, sl_json_shape *sh)
 
 /* Walks the table at t against the shape: with no metatable (a shape metatable orders
  * keys its own way), lua_next must give the remembered strings in order and then end.
- * On success the n values are pushed in lua_next's order (stack +n); on failure the
- * stack is left dirty above its top at the call (the caller restores it). */
+ * A key is known by its string object (lua_topointer gives LuaJIT's GCstr, the same for
+ * equal strings while one is alive, and NULL for a number or boolean key). On success the
+ * n values are on the stack, the i-th at top + 2 * i + 1 (a copy of its key above each,
+ * which lua_next went on from); on failure the stack is left dirty above top (the caller
+ * restores it). */
 static int walk(lua_State *L, const sl_json_shape *sh, int t)
 {
     if (lua_getmetatable(L, t))                         /* mt */
         return 0;
     lua_pushnil(L);                                     /* nil */
     for (int i = 0; i < sh->n; i++) {
-        if (!lua_next(L, t))                            /* v1..vi-1 [k v] */
+        if (!lua_next(L, t))                            /* (v k)... [k v] */
             return 0;
-        if (lua_type(L, -2) != LUA_TSTRING || lua_tostring(L, -2) != sh->key[i])
+        if (lua_topointer(L, -2) != sh->key[i])
             return 0;
-        lua_insert(L, -2);                              /* v1..vi k */
+        lua_pushvalue(L, -2);                           /* (v k)... k v k */
     }
-    return lua_next(L, t) == 0;                         /* v1..vn */
+    return lua_next(L, t) == 0;                         /* (v k)... */
 }
 
 /* Appends the value at vi: numbers and strings here, anything else as sl_json_encode
@@ -79,6 +82,7 @@ static int key_before(const char *a, size_t alen, const char *b, size_t blen)
 static int learn(lua_State *L, sl_json_shape *sh, int t)
 {
     const char *key[SL_JSON_SHAPE_KEYS];
+    const void *id[SL_JSON_SHAPE_KEYS];
     size_t len[SL_JSON_SHAPE_KEYS];
     int n = 0, top = lua_gettop(L);
 
@@ -93,6 +97,11 @@ static int learn(lua_State *L, sl_json_shape *sh, int t)
             return 0;
         }
         key[n] = lua_tolstring(L, -2, &len[n]);
+        id[n] = lua_topointer(L, -2);
+        if (id[n] == NULL) {            /* (LuaJIT gives every string's; see walk) */
+            lua_settop(L, top);
+            return 0;
+        }
         n++;
         lua_pop(L, 1);                                  /* k */
     }                                                   /* -- */
@@ -130,7 +139,7 @@ static int learn(lua_State *L, sl_json_shape *sh, int t)
         sl_buf_putc(&sh->prefix, ':');
     }
     sh->at[n] = (uint32_t)sh->prefix.len;
-    memcpy(sh->key, key, (size_t)n * sizeof *key);
+    memcpy(sh->key, id, (size_t)n * sizeof *id);
     memcpy(sh->order, order, (size_t)n);
     sh->n = n;
     sh->hits = 0;
@@ -171,7 +180,7 @@ int sl_json_shape_encode(lua_State *L, sl_json_shape *sh, int idx, sl_buf *out, 
             size_t plen = sh->at[j + 1] - sh->at[j];
             memcpy(room(out, plen), p + sh->at[j], plen);
             out->len += plen;
-            rc = put_value(L, top + 1 + sh->order[j], out, err);
+            rc = put_value(L, top + 2 + 2 * sh->order[j], out, err);
         }
         lua_settop(L, top);
         if (rc != SL_CODEC_OK) {

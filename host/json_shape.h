@@ -21,8 +21,9 @@
 
 typedef struct sl_json_shape {
     int n;                                  /* keys remembered; 0: none */
-    const char *key[SL_JSON_SHAPE_KEYS];    /* their strings in lua_next's order; kept
-                                               alive by keys_ref, so an address is one key */
+    const void *key[SL_JSON_SHAPE_KEYS];    /* their string objects (lua_topointer) in
+                                               lua_next's order; kept alive by keys_ref, so
+                                               an address is one key */
     uint8_t order[SL_JSON_SHAPE_KEYS];      /* order[j]: the key written j-th */
     uint32_t at[SL_JSON_SHAPE_KEYS + 1];    /* prefix.data[at[j], at[j + 1]): the bytes
                                                before the j-th value ({"k": or ,"k":) */
@@ -37,8 +38,8 @@ typedef struct sl_json_shape {
 void sl_json_shape_init(sl_json_shape *sh);
 
 /* Appends the JSON text of the value at idx, as sl_json_encode does (same bytes, same
- * errors, nothing appended on BAD). Stack unchanged; needs SL_JSON_SHAPE_KEYS + 4 free
- * stack slots. */
+ * errors, nothing appended on BAD). Stack unchanged; needs 2 * SL_JSON_SHAPE_KEYS + 4
+ * free stack slots. */
 int sl_json_shape_encode(lua_State *L, sl_json_shape *sh, int idx, sl_buf *out, char *err);
 
 /* Frees what the shape holds (its registry ref and bytes). */

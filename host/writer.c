@@ -343,7 +343,7 @@ static int writer_write(lua_State *L)
     if (!lua_isnoneornil(L, 4))
         views = (const sl_typed_field *const *)lua_topointer(L, 4);
     lua_settop(L, 6);
-    if (!lua_checkstack(L, SL_JSON_SHAPE_KEYS + 8))
+    if (!lua_checkstack(L, 2 * SL_JSON_SHAPE_KEYS + 8))
         return luaL_error(L, "writer:write(): out of Lua stack");
     lua_pushnil(L);                                     /* w batch n views first stop bad|nil */
     for (i = first < 1 ? 1 : first; i <= n; i++) {
