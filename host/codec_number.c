@@ -108,16 +108,20 @@ static int put_fixed(int neg, uint64_t digits, int k, char *out)
         put_digits(digits, o, nd);
         o += nd;
     } else if (nd > k) {
-        /* ddd.ddd: the whole part, the point, then the k digits of the fraction (with
-         * their leading zeros) */
-        uint64_t scale = pow10_u64[k], whole = digits / scale, frac = digits % scale;
-        int nw = nd - k;
-        put_digits(whole, o, nw);
-        o[nw] = '.';
-        o += nw + 1;
-        memset(o, '0', (size_t)k);
-        put_digits(frac, o + k - count_digits(frac), count_digits(frac));
-        o += k;
+        /* ddd.ddd: the digits written once, then copied around the point in copies of
+         * a fixed size (a few moves each, where a division by 10^k or a memmove of k
+         * bytes would cost more than the digits themselves); nd <= 20, so the copies stay
+         * inside digs and whole, and what goes to out is at most 22 bytes of its 32 */
+        char digs[56], whole[48];
+        int nw = nd - k, at = (int)(o - out);
+        put_digits(digits, digs, nd);
+        memcpy(whole, out, 2);                      /* the sign, if any */
+        memcpy(whole + at, digs, 24);
+        whole[at + nw] = '.';
+        memcpy(whole + at + nw + 1, digs + nw, 24);
+        whole[at + nd + 1] = '\0';
+        memcpy(out, whole, 32);
+        return at + nd + 1;
     } else {
         /* 0.000ddd */
         *o++ = '0';
@@ -131,28 +135,28 @@ static int put_fixed(int neg, uint64_t digits, int k, char *out)
     return (int)(o - out);
 }
 
-/* Strips the trailing zeros of *digits while k > 0 (digits != 0), by eight, four, two,
- * then one: most short decimals carry ten or so from the 15 digits computed. */
+/* One step of strip_zeros: divides d by 10^w (STEP, a constant) when it is a multiple and
+ * k allows, with conditional moves rather than a branch. */
+#define STRIP_STEP(d, kk, w, STEP)                                  \
+    do {                                                            \
+        uint64_t q_ = (d) / (STEP);                                 \
+        int take_ = (q_ * (STEP) == (d)) & ((kk) >= (w));           \
+        (d) = take_ ? q_ : (d);                                     \
+        (kk) -= take_ ? (w) : 0;                                    \
+    } while (0)
+
+/* Strips the trailing zeros of *digits while k > 0 (digits != 0, k <= 19): by eight
+ * (twice), four, two, then one, without a branch on how many there are, which is anyone's
+ * guess from one number to the next. */
 static inline void strip_zeros(uint64_t *digits, int *k)
 {
     uint64_t d = *digits;
     int kk = *k;
-    while (kk >= 8 && d % 100000000 == 0) {
-        d /= 100000000;
-        kk -= 8;
-    }
-    if (kk >= 4 && d % 10000 == 0) {
-        d /= 10000;
-        kk -= 4;
-    }
-    if (kk >= 2 && d % 100 == 0) {
-        d /= 100;
-        kk -= 2;
-    }
-    if (kk >= 1 && d % 10 == 0) {
-        d /= 10;
-        kk -= 1;
-    }
+    STRIP_STEP(d, kk, 8, UINT64_C(100000000));
+    STRIP_STEP(d, kk, 8, UINT64_C(100000000));
+    STRIP_STEP(d, kk, 4, UINT64_C(10000));
+    STRIP_STEP(d, kk, 2, UINT64_C(100));
+    STRIP_STEP(d, kk, 1, UINT64_C(10));
     *digits = d;
     *k = kk;
 }
@@ -178,6 +182,26 @@ static int put_short_decimal(double x, char *out)
         return put_fixed(x < 0, (uint64_t)i, k, out);
     }
     return 0;
+}
+
+/* The commonest values written, short decimals such as 92.2484 (a price times a rate),
+ * with one division: m = x * 10^k rounded, for the k that gives m eight digits; when
+ * m / 10^k gives back x, the digits of m (trailing zeros stripped) with a point k places
+ * from the right are those put_exact_decimal finds, as at most one decimal of 15
+ * significant digits lies within half an ulp of x (their spacing, relative, is at least
+ * 1e-15; an ulp at most 2^-52), and m padded to 15 digits is one. Limited to
+ * 1 <= |x| < 1e7, where k is 1 to 7. Returns the length, or 0 to take another path. */
+static int put_short8(double x, char *out)
+{
+    double a = fabs(x);
+    if (!(a >= 1 && a < 1e7))
+        return 0;
+    int k = 8 - count_digits((uint64_t)a);
+    uint64_t m = (uint64_t)(a * pow10_exact[k] + 0.5);
+    if ((double)m / pow10_exact[k] != a)
+        return 0;
+    strip_zeros(&m, &k);
+    return put_fixed(x < 0, m, k, out);
 }
 
 /* The digits of a, a non-integral value with 1e-3 <= a < 1e14, exactly as the slow path
@@ -259,7 +283,10 @@ int sl_codec_number(double x, char *out)
     }
     /* (the exact path first: within its range it gives what the short one does, in one
      * product rather than a division per digit tried) */
-    int n = put_exact_decimal(x, out);
+    int n = put_short8(x, out);
+    if (n > 0)
+        return n;
+    n = put_exact_decimal(x, out);
     if (n > 0)
         return n;
     n = put_short_decimal(x, out);

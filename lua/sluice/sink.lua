@@ -169,17 +169,21 @@ end
 -- or holds, a typed record (typed.lua): only from there does typed.split_batch look at
 -- the batch (records of a schema as views C encodes from their slots, other typed records
 -- in their table form) before C goes on. So a batch that holds no typed record, a map's
--- new tables say, is walked by no Lua loop.
+-- new tables say, is walked by no Lua loop. In the lines format a table's __tostring may
+-- read the records it holds, so there split_batch sees the whole batch first, as always.
 local views_ct = ffi.typeof("const void *[?]")
-local function batch_writer(w, ctx)
-  local views, cap = nil, 0
+local function batch_writer(w, ctx, format)
+  local views, cap, finds = nil, 0, format ~= "lines"
   local function dead_letters(batch, bad)
     for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
   end
   return function(batch, n)
-    local bad, stopped = w:write(batch, n, nil, 1, true)
-    if bad then dead_letters(batch, bad) end
-    if not stopped then return end
+    local bad, stopped = nil, 1
+    if finds then
+      bad, stopped = w:write(batch, n, nil, 1, true)
+      if bad then dead_letters(batch, bad) end
+      if not stopped then return end
+    end
     if n > cap then cap = n; views = views_ct(n) end
     local any = split_batch(batch, n, views, stopped)
     bad = w:write(batch, n, any and views or nil, stopped)
@@ -237,7 +241,7 @@ local function open_writer(spec, ctx)
     end
   end
   local w, closed = out.w, false
-  local write = batch_writer(w, ctx)
+  local write = batch_writer(w, ctx, spec.format)
   return {
     push = function(batch, n)
       write(batch, n)
@@ -315,7 +319,7 @@ function open.tcp(spec, ctx)
     on_drain = function()
       if blocked then blocked = false; flow.unblock(handle) end
     end }
-  local write = batch_writer(w, ctx)
+  local write = batch_writer(w, ctx, spec.format)
   handle.push = function(batch, n)
     write(batch, n)
     w:flush()           -- queued at once: a record alone goes out without waiting
