@@ -172,21 +172,22 @@ end
 -- new tables say, is walked by no Lua loop. In the lines format a table's __tostring may
 -- read the records it holds, so there split_batch sees the whole batch first, as always.
 local views_ct = ffi.typeof("const void *[?]")
-local function batch_writer(w, ctx, format)
-  local views, cap, finds = nil, 0, format ~= "lines"
+local function batch_writer(w, ctx, out_format)
+  local views, cap, finds = nil, 0, out_format ~= "lines"
   local function dead_letters(batch, bad)
     for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
   end
   return function(batch, n)
-    local bad, stopped = nil, 1
+    local stopped = 1
     if finds then
+      local bad
       bad, stopped = w:write(batch, n, nil, 1, true)
       if bad then dead_letters(batch, bad) end
       if not stopped then return end
     end
     if n > cap then cap = n; views = views_ct(n) end
     local any = split_batch(batch, n, views, stopped)
-    bad = w:write(batch, n, any and views or nil, stopped)
+    local bad = w:write(batch, n, any and views or nil, stopped)
     if bad then dead_letters(batch, bad) end
   end
 end
