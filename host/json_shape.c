@@ -8,6 +8,10 @@
 #include <lauxlib.h>
 #include <string.h>
 
+/* The bytes before a value ({"key": or ,"key":) are copied PREFIX_COPY at a time when they
+ * are no more, which the prefix buffer and the output's room allow for. */
+#define PREFIX_COPY 16
+
 void sl_json_shape_init(sl_json_shape *sh)
 {
     memset(sh, 0, sizeof *sh);
@@ -139,6 +143,7 @@ static int learn(lua_State *L, sl_json_shape *sh, int t)
         sl_buf_putc(&sh->prefix, ':');
     }
     sh->at[n] = (uint32_t)sh->prefix.len;
+    sl_buf_reserve(&sh->prefix, PREFIX_COPY);          /* the last one is copied so too */
     memcpy(sh->key, id, (size_t)n * sizeof *id);
     memcpy(sh->order, order, (size_t)n);
     sh->n = n;
@@ -178,7 +183,10 @@ int sl_json_shape_encode(lua_State *L, sl_json_shape *sh, int idx, sl_buf *out, 
         rc = SL_CODEC_OK;
         for (int j = 0; j < sh->n && rc == SL_CODEC_OK; j++) {
             size_t plen = sh->at[j + 1] - sh->at[j];
-            memcpy(room(out, plen), p + sh->at[j], plen);
+            if (plen <= PREFIX_COPY)        /* a copy of a fixed size: a few moves */
+                memcpy(room(out, PREFIX_COPY), p + sh->at[j], PREFIX_COPY);
+            else
+                memcpy(room(out, plen), p + sh->at[j], plen);
             out->len += plen;
             rc = put_value(L, top + 2 + 2 * sh->order[j], out, err);
         }
