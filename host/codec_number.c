@@ -38,12 +38,13 @@ static inline int count_digits(uint64_t u)
     return d + (u >= pow10_u64[d]);
 }
 
-/* Writes the nd decimal digits of u to o[0, nd), two at a time from the right. */
-static inline void put_digits(uint64_t u, char *o, int nd)
+/* Writes the nd decimal digits of u (nd <= 8) to o[0, nd), two at a time from the right,
+ * in 32-bit arithmetic. */
+static inline void put_digits8(uint32_t u, char *o, int nd)
 {
     char *p = o + nd;
     while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
+        uint32_t r = u % 100;
         u /= 100;
         p -= 2;
         memcpy(p, digit_pairs + 2 * r, 2);
@@ -54,6 +55,30 @@ static inline void put_digits(uint64_t u, char *o, int nd)
     } else {
         *--p = (char)('0' + u);
     }
+}
+
+/* Writes exactly 8 digits of u < 10^8 (leading zeros included) to o[0, 8): two blocks of
+ * four that do not wait on each other. */
+static inline void put_block8(uint32_t u, char *o)
+{
+    uint32_t hi = u / 10000, lo = u % 10000;
+    memcpy(o, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(o + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(o + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(o + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* Writes the nd decimal digits of u to o[0, nd): blocks of eight from the right, so that
+ * a long number (a millisecond timestamp) costs one 64-bit division per eight digits
+ * rather than one per two. */
+static inline void put_digits(uint64_t u, char *o, int nd)
+{
+    while (nd > 8) {
+        nd -= 8;
+        put_block8((uint32_t)(u % 100000000), o + nd);
+        u /= 100000000;
+    }
+    put_digits8((uint32_t)u, o, nd);
 }
 
 static int put_int(int64_t i, char *out)
@@ -83,11 +108,20 @@ static int put_fixed(int neg, uint64_t digits, int k, char *out)
         put_digits(digits, o, nd);
         o += nd;
     } else if (nd > k) {
-        /* ddd.ddd: write the digits, then open the gap for the point. */
-        put_digits(digits, o, nd);
-        memmove(o + nd - k + 1, o + nd - k, (size_t)k);
-        o[nd - k] = '.';
-        o += nd + 1;
+        /* ddd.ddd: the digits written once, then copied around the point in copies of
+         * a fixed size (a few moves each, where a division by 10^k or a memmove of k
+         * bytes would cost more than the digits themselves); nd <= 20, so the copies stay
+         * inside digs and whole, and what goes to out is at most 22 bytes of its 32 */
+        char digs[56], whole[48];
+        int nw = nd - k, at = (int)(o - out);
+        put_digits(digits, digs, nd);
+        memcpy(whole, out, 2);                      /* the sign, if any */
+        memcpy(whole + at, digs, 24);
+        whole[at + nw] = '.';
+        memcpy(whole + at + nw + 1, digs + nw, 24);
+        whole[at + nd + 1] = '\0';
+        memcpy(out, whole, 32);
+        return at + nd + 1;
     } else {
         /* 0.000ddd */
         *o++ = '0';
@@ -99,6 +133,32 @@ static int put_fixed(int neg, uint64_t digits, int k, char *out)
     }
     *o = '\0';
     return (int)(o - out);
+}
+
+/* One step of strip_zeros: divides d by 10^w (STEP, a constant) when it is a multiple and
+ * k allows, with conditional moves rather than a branch. */
+#define STRIP_STEP(d, kk, w, STEP)                                  \
+    do {                                                            \
+        uint64_t q_ = (d) / (STEP);                                 \
+        int take_ = (q_ * (STEP) == (d)) & ((kk) >= (w));           \
+        (d) = take_ ? q_ : (d);                                     \
+        (kk) -= take_ ? (w) : 0;                                    \
+    } while (0)
+
+/* Strips the trailing zeros of *digits while k > 0 (digits != 0, k <= 19): by eight
+ * (twice), four, two, then one, without a branch on how many there are, which is anyone's
+ * guess from one number to the next. */
+static inline void strip_zeros(uint64_t *digits, int *k)
+{
+    uint64_t d = *digits;
+    int kk = *k;
+    STRIP_STEP(d, kk, 8, UINT64_C(100000000));
+    STRIP_STEP(d, kk, 8, UINT64_C(100000000));
+    STRIP_STEP(d, kk, 4, UINT64_C(10000));
+    STRIP_STEP(d, kk, 2, UINT64_C(100));
+    STRIP_STEP(d, kk, 1, UINT64_C(10));
+    *digits = d;
+    *k = kk;
 }
 
 /* The fast path for values with a short decimal form such as 123.5 or 0.25: finds the
@@ -122,6 +182,26 @@ static int put_short_decimal(double x, char *out)
         return put_fixed(x < 0, (uint64_t)i, k, out);
     }
     return 0;
+}
+
+/* The commonest values written, short decimals such as 92.2484 (a price times a rate),
+ * with one division: m = x * 10^k rounded, for the k that gives m eight digits; when
+ * m / 10^k gives back x, the digits of m (trailing zeros stripped) with a point k places
+ * from the right are those put_exact_decimal finds, as at most one decimal of 15
+ * significant digits lies within half an ulp of x (their spacing, relative, is at least
+ * 1e-15; an ulp at most 2^-52), and m padded to 15 digits is one. Limited to
+ * 1 <= |x| < 1e7, where k is 1 to 7. Returns the length, or 0 to take another path. */
+static int put_short8(double x, char *out)
+{
+    double a = fabs(x);
+    if (!(a >= 1 && a < 1e7))
+        return 0;
+    int k = 8 - count_digits((uint64_t)a);
+    uint64_t m = (uint64_t)(a * pow10_exact[k] + 0.5);
+    if ((double)m / pow10_exact[k] != a)
+        return 0;
+    strip_zeros(&m, &k);
+    return put_fixed(x < 0, m, k, out);
 }
 
 /* The digits of a, a non-integral value with 1e-3 <= a < 1e14, exactly as the slow path
@@ -176,10 +256,8 @@ static int put_exact_decimal(double x, char *out)
         if (q >= (u128)pow10_u64[n])
             return 0;       /* rounded up to another power of ten: let printf say it */
         uint64_t digits = (uint64_t)q;
-        while (k > 0 && digits % 10 == 0) {
-            digits /= 10;
-            k--;
-        }
+        if (digits != 0)
+            strip_zeros(&digits, &k);
         return put_fixed(x < 0, digits, k, out);
     }
     return 0;
@@ -205,7 +283,10 @@ int sl_codec_number(double x, char *out)
     }
     /* (the exact path first: within its range it gives what the short one does, in one
      * product rather than a division per digit tried) */
-    int n = put_exact_decimal(x, out);
+    int n = put_short8(x, out);
+    if (n > 0)
+        return n;
+    n = put_exact_decimal(x, out);
     if (n > 0)
         return n;
     n = put_short_decimal(x, out);

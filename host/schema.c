@@ -166,6 +166,11 @@ void sl_typed_clear(const sl_schema *s, sl_typed_field *rec)
     rec[0].v.schema = s;
     rec[0].len = (uint32_t)s->nslots;
     rec[0].present = 1;
+    if (s->depth == 1) {            /* flat: slots 1 .. nslots - 1 are its fields */
+        for (i = 1; i < s->nslots; i++)
+            rec[i].present = 0;
+        return;
+    }
     for (i = 0; i < s->nfields; i++) {
         const sl_schema_field *f = &s->fields[i];
 

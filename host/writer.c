@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "net.h"
 #include "vm.h"
+#include "json_shape.h"
 #include "typed_lua.h"
 #include "writer.h"
 
@@ -42,6 +43,7 @@ typedef struct sl_writer {
                                array records */
     int header_done;        /* csv: the header line is in the buffer or written */
     sl_buf out;             /* encoded bytes not written yet */
+    sl_json_shape shape;    /* json: the keys of the plain tables written (json_shape.h) */
     sl_conn *conn;          /* connect=: the connection that takes flushed bytes */
     uint32_t *ends;         /* connect=: where each record in out ends (conn.c counts */
     size_t nends, cap;      /* records not delivered by them) */
@@ -243,7 +245,7 @@ static int encode(lua_State *L, sl_writer *w, int idx, char *err)
     mark = w->out.len;
     switch (w->format) {
     case FMT_JSON:
-        rc = sl_json_encode(L, idx, &w->out, err);
+        rc = sl_json_shape_encode(L, &w->shape, idx, &w->out, err);
         if (rc == SL_CODEC_OK)
             sl_buf_putc(&w->out, '\n');
         break;
@@ -293,26 +295,58 @@ static sl_writer *check_writer(lua_State *L, const char *method)
     return w;
 }
 
-/* writer:write(batch, n) -> nil | {{index=i, reason=msg}, ...} */
+/* LuaJIT's type number of cdata (lj_obj.h), which lua_type returns for them. */
+#define SL_LUA_TCDATA 10
+
+/* Whether the value at idx is a cdata, or a table holding one among its values (8 tables
+ * deep, as typed.lua's plain_fields looks). Stack unchanged. */
+static int holds_cdata(lua_State *L, int idx, int depth)
+{
+    int t = lua_type(L, idx), found = 0;
+
+    if (t == SL_LUA_TCDATA)
+        return 1;
+    if (t != LUA_TTABLE || depth > 8 || !lua_checkstack(L, 3))
+        return 0;
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_pushnil(L);                                     /* nil */
+    while (!found && lua_next(L, idx)) {                /* k v */
+        found = holds_cdata(L, -1, depth + 1);
+        lua_pop(L, 1);                                  /* k */
+    }
+    if (found)
+        lua_pop(L, 1);                                  /* -- */
+    return found;
+}
+
+/* writer:write(batch, n [, views [, first [, stop_at_cdata]]]) -> bad|nil, stopped|nil
+ * Encodes batch[first..n] (first: 1 by default). bad: {{index=i, reason=msg}, ...}, the
+ * records that could not be encoded. With stop_at_cdata, a record that could not be
+ * encoded and is, or holds, a cdata (a typed record, typed.lua) stops the call instead:
+ * stopped is its index, and the records from there on are left to a call with views. */
 static int writer_write(lua_State *L)
 {
     sl_writer *w = check_writer(L, "write");
     char err[SL_CODEC_ERRLEN];
-    lua_Integer n, i;
-    int nbad = 0;
+    lua_Integer n, i, first;
+    int nbad = 0, stop_at_cdata;
 
     const sl_typed_field *const *views = NULL;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     n = luaL_optinteger(L, 3, (lua_Integer)lua_objlen(L, 2));
+    first = luaL_optinteger(L, 5, 1);
+    stop_at_cdata = lua_toboolean(L, 6);
     /* views (typed.lua's split_batch): an FFI array whose element i - 1 is the slots of
      * record i when that is a typed record of a schema, else NULL; for a cdata,
      * lua_topointer gives where its array starts */
     if (!lua_isnoneornil(L, 4))
         views = (const sl_typed_field *const *)lua_topointer(L, 4);
-    lua_settop(L, 4);
-    lua_pushnil(L);                                     /* w batch n views bad|nil */
-    for (i = 1; i <= n; i++) {
+    lua_settop(L, 6);
+    if (!lua_checkstack(L, 2 * SL_JSON_SHAPE_KEYS + 8))
+        return luaL_error(L, "writer:write(): out of Lua stack");
+    lua_pushnil(L);                                     /* w batch n views first stop bad|nil */
+    for (i = first < 1 ? 1 : first; i <= n; i++) {
         int rc;
 
         err[0] = '\0';
@@ -321,24 +355,28 @@ static int writer_write(lua_State *L)
             lua_pushnil(L);                             /* ... nil */
         } else {
             lua_rawgeti(L, 2, (int)i);                  /* ... rec */
-            rc = encode(L, w, 6, err);
+            rc = encode(L, w, 8, err);
         }
         if (rc == SL_CODEC_OK) {
             if (w->conn != NULL)
                 note_end(w);
+        } else if (stop_at_cdata && holds_cdata(L, 8, 0)) {
+            lua_pop(L, 1);                              /* w batch n views first stop bad */
+            lua_pushinteger(L, i);                      /* ... bad stopped */
+            return 2;
         } else {
             if (nbad == 0) {
                 lua_createtable(L, 4, 0);               /* ... rec list */
-                lua_replace(L, 5);                      /* ... rec */
+                lua_replace(L, 7);                      /* ... rec */
             }
             lua_createtable(L, 0, 2);                   /* ... rec info */
             lua_pushinteger(L, i);
             lua_setfield(L, -2, "index");
             lua_pushstring(L, err);
             lua_setfield(L, -2, "reason");
-            lua_rawseti(L, 5, ++nbad);                  /* ... rec */
+            lua_rawseti(L, 7, ++nbad);                  /* ... rec */
         }
-        lua_pop(L, 1);                                  /* w batch n views bad|nil */
+        lua_pop(L, 1);                                  /* w batch n views first stop bad */
         if (w->out.len > SL_WRITER_FLUSH)
             flush_or_raise(L, w);
     }
@@ -419,6 +457,7 @@ static int close_writer(lua_State *L, sl_writer *w, const char *stalled, const c
     }
     luaL_unref(L, LUA_REGISTRYINDEX, w->columns_ref);
     free(w->col_field);
+    sl_json_shape_free(L, &w->shape);
     sl_buf_free(&w->out);
     return rc;
 }
@@ -597,6 +636,7 @@ int sl_writer_new(lua_State *L)
     w->pipe_may_close = pipe_may_close;
     w->columns_ref = LUA_NOREF;
     sl_buf_init(&w->out);
+    sl_json_shape_init(&w->shape);
     if (format == FMT_CSV && columns) {
         lua_getfield(L, 1, "columns");                  /* opts ud cols */
         w->columns_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* opts ud */

@@ -164,6 +164,34 @@ local function check_reader(w, ctx)
   if ctx.output_closed and w:reader_gone() then ctx.output_closed() end
 end
 
+-- A function that writes batches with writer w and hands the records it could not encode
+-- to ctx.bad_output. C encodes each record as it is and stops at the first one that is,
+-- or holds, a typed record (typed.lua): only from there does typed.split_batch look at
+-- the batch (records of a schema as views C encodes from their slots, other typed records
+-- in their table form) before C goes on. So a batch that holds no typed record, a map's
+-- new tables say, is walked by no Lua loop. In the lines format a table's __tostring may
+-- read the records it holds, so there split_batch sees the whole batch first, as always.
+local views_ct = ffi.typeof("const void *[?]")
+local function batch_writer(w, ctx, out_format)
+  local views, cap, finds = nil, 0, out_format ~= "lines"
+  local function dead_letters(batch, bad)
+    for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
+  end
+  return function(batch, n)
+    local stopped = 1
+    if finds then
+      local bad
+      bad, stopped = w:write(batch, n, nil, 1, true)
+      if bad then dead_letters(batch, bad) end
+      if not stopped then return end
+    end
+    if n > cap then cap = n; views = views_ct(n) end
+    local any = split_batch(batch, n, views, stopped)
+    local bad = w:write(batch, n, any and views or nil, stopped)
+    if bad then dead_letters(batch, bad) end
+  end
+end
+
 -- A writer and what writes it out: what a turn of the event loop produced is written at
 -- the start of the next turn (a 0 ms timer), so a record that arrives alone reaches its
 -- file or stdout at once, and at high rates one write carries all the batches that one
@@ -214,13 +242,10 @@ local function open_writer(spec, ctx)
     end
   end
   local w, closed = out.w, false
+  local write = batch_writer(w, ctx, spec.format)
   return {
-    -- views: typed records C encodes from their slots (sink.open, typed.split_batch)
-    push = function(batch, n, _, views)
-      local bad = w:write(batch, n, views)
-      if bad then
-        for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
-      end
+    push = function(batch, n)
+      write(batch, n)
       check_reader(w, ctx)
       if not out.pending then out.pending = true; out.timer:start(0) end
     end,
@@ -235,7 +260,7 @@ local function open_writer(spec, ctx)
     -- a file sink's committed length for a checkpoint: everything so far, written out
     path = spec.type == "file" and spec.path or nil,
     commit = spec.type == "file" and function() return w:size() end or nil,
-    encodes_typed = true,
+    finds_typed = true,
   }
 end
 
@@ -295,11 +320,9 @@ function open.tcp(spec, ctx)
     on_drain = function()
       if blocked then blocked = false; flow.unblock(handle) end
     end }
-  handle.push = function(batch, n, _, views)      -- views: as open_writer's
-    local bad = w:write(batch, n, views)
-    if bad then
-      for _, b in ipairs(bad) do ctx.bad_output(typed.plain(batch[b.index]), b.reason) end
-    end
+  local write = batch_writer(w, ctx, spec.format)
+  handle.push = function(batch, n)
+    write(batch, n)
     w:flush()           -- queued at once: a record alone goes out without waiting
     if not blocked and w:pending() > spec.high then
       blocked = true
@@ -310,7 +333,7 @@ function open.tcp(spec, ctx)
     local _, _, written = w:pending()
     return written
   end
-  handle.encodes_typed = true
+  handle.finds_typed = true
   -- --metrics' sink queue: the bytes waiting for the peer
   handle.queued = function()
     if closed then return 0 end
@@ -384,12 +407,19 @@ end
 -- Every sink but null keeps or encodes what it gets, so typed records (typed.lua) reach
 -- it in their table form. s.records counts what the sink received.
 -- A sink that encodes in C (s.encodes_typed) gets records of a schema as they are, and
--- encodes them from their slots without a table.
-local views_ct = ffi.typeof("const void *[?]")
+-- encodes them from their slots without a table; one that finds them itself
+-- (s.finds_typed: batch_writer) gets every record as it is.
 function sink.open(spec, ctx)
   local s = open[spec.type](spec, ctx)
   local push, plain = s.push, spec.type ~= "null"
   s.records = 0
+  if s.finds_typed then
+    s.push = function(batch, n, t)
+      s.records = s.records + n
+      return push(batch, n, t)
+    end
+    return s
+  end
   if s.encodes_typed then
     local views, cap = nil, 0
     s.push = function(batch, n, t)

@@ -202,10 +202,11 @@ typed.of_schema = of_schema
 -- For a sink that encodes in C (host/writer.c): sets views[i - 1] to batch[i] when that
 -- is a record of a schema, which C then encodes from its slots, else to nil; replaces
 -- every other typed record by its table form as plain_batch does. views: an FFI array of
--- at least n pointers. Returns whether any record is a schema's.
-function typed.split_batch(batch, n, views)
+-- at least n pointers. Only batch[first..n] (first: 1 by default) are looked at. Returns
+-- whether any record is a schema's.
+function typed.split_batch(batch, n, views, first)
   local any, looks_inside = false, typed.running > 0
-  for i = 1, n do
+  for i = first or 1, n do
     local r = batch[i]
     local tr = type(r)
     if tr == "cdata" and of_schema(r) then
