@@ -118,6 +118,7 @@ static const luaL_Reg core_functions[] = {
     {"usage", sl_metrics_usage},
     {"reader", sl_reader_new},
     {"schema", sl_schema_lua_new},
+    {"holds_cdata", sl_holds_cdata_lua},
     {"listen", sl_listener_new},
     {"udp", sl_udp_new},
     {"writer", sl_writer_new},

@@ -174,3 +174,33 @@ int sl_schema_lua_new(lua_State *L)
 {
     return schema_new(L);
 }
+
+/* LuaJIT's type number of cdata (lj_obj.h), which lua_type returns for them. */
+#define SL_LUA_TCDATA 10
+
+int sl_holds_cdata(lua_State *L, int idx, int depth)
+{
+    int t = lua_type(L, idx), found = 0;
+
+    if (t == SL_LUA_TCDATA)
+        return 1;
+    if (t != LUA_TTABLE || depth > 8 || !lua_checkstack(L, 3))
+        return 0;
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_pushnil(L);                                     /* nil */
+    while (!found && lua_next(L, idx)) {                /* k v */
+        found = sl_holds_cdata(L, -1, depth + 1);
+        lua_pop(L, 1);                                  /* k */
+    }
+    if (found)
+        lua_pop(L, 1);                                  /* -- */
+    return found;
+}
+
+/* core.holds_cdata(v) -> whether v is a cdata or a table holding one (typed.lua asks
+ * before walking a table in Lua: that walk is never compiled, this one is C). */
+int sl_holds_cdata_lua(lua_State *L)
+{
+    lua_pushboolean(L, sl_holds_cdata(L, 1, 0));
+    return 1;
+}

@@ -25,4 +25,11 @@ int *sl_schema_columns(lua_State *L, int idx, const sl_schema *s, int *n);
 const sl_schema *sl_schema_check(lua_State *L, int idx);
 const sl_schema *sl_schema_opt(lua_State *L, int idx);
 
+/* Whether the value at idx is a cdata (a typed record), or a table holding one among its
+ * values, 8 tables deep (as typed.lua's plain_fields looks); depth: 0. Stack unchanged. */
+int sl_holds_cdata(lua_State *L, int idx, int depth);
+
+/* core.holds_cdata(v) -> boolean (see typed_lua.c). */
+int sl_holds_cdata_lua(lua_State *L);
+
 #endif

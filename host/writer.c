@@ -295,30 +295,6 @@ static sl_writer *check_writer(lua_State *L, const char *method)
     return w;
 }
 
-/* LuaJIT's type number of cdata (lj_obj.h), which lua_type returns for them. */
-#define SL_LUA_TCDATA 10
-
-/* Whether the value at idx is a cdata, or a table holding one among its values (8 tables
- * deep, as typed.lua's plain_fields looks). Stack unchanged. */
-static int holds_cdata(lua_State *L, int idx, int depth)
-{
-    int t = lua_type(L, idx), found = 0;
-
-    if (t == SL_LUA_TCDATA)
-        return 1;
-    if (t != LUA_TTABLE || depth > 8 || !lua_checkstack(L, 3))
-        return 0;
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    lua_pushnil(L);                                     /* nil */
-    while (!found && lua_next(L, idx)) {                /* k v */
-        found = holds_cdata(L, -1, depth + 1);
-        lua_pop(L, 1);                                  /* k */
-    }
-    if (found)
-        lua_pop(L, 1);                                  /* -- */
-    return found;
-}
-
 /* writer:write(batch, n [, views [, first [, stop_at_cdata]]]) -> bad|nil, stopped|nil
  * Encodes batch[first..n] (first: 1 by default). bad: {{index=i, reason=msg}, ...}, the
  * records that could not be encoded. With stop_at_cdata, a record that could not be
@@ -360,7 +336,7 @@ static int writer_write(lua_State *L)
         if (rc == SL_CODEC_OK) {
             if (w->conn != NULL)
                 note_end(w);
-        } else if (stop_at_cdata && holds_cdata(L, 8, 0)) {
+        } else if (stop_at_cdata && sl_holds_cdata(L, 8, 0)) {
             lua_pop(L, 1);                              /* w batch n views first stop bad */
             lua_pushinteger(L, i);                      /* ... bad stopped */
             return 2;

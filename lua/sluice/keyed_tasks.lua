@@ -85,6 +85,11 @@ function keyed_tasks.new(node, out, ctx, make_one)
     for _, one in pairs(parts) do if one.early then one.early() end end
   end
 
+  -- the batch's end: each task's operator makes plain what it kept (window.lua, rolling.lua)
+  function op.settle()
+    for _, one in pairs(parts) do if one.settle then one.settle() end end
+  end
+
   -- ---- the tasks, for group.lua ----------------------------------------------------------
 
   -- The operator of task p, made if need be (a partition assigned here).

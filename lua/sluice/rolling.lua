@@ -119,6 +119,18 @@ function rolling.reduce(node, out)
   local ex = node.ttl and expiry.new(op, node.ttl, node.ttl_clock, function(k)
     if accs[k] ~= nil then accs[k] = nil; nkeys = nkeys - 1 end
   end, function(room) accs = expiry.copy(accs, room) end)
+  -- keys whose accumulator f returned as a table in this batch: it may hold views (r,
+  -- r.user), looked for once at the batch's end (op.settle) rather than after every record
+  local unsettled, n_unsettled, is_unsettled = {}, 0, {}
+  function op.settle()
+    for i = 1, n_unsettled do
+      local k = unsettled[i]
+      unsettled[i], is_unsettled[k] = nil, nil
+      local acc = accs[k]
+      if acc ~= nil then accs[k] = plain_kept(acc) end
+    end
+    n_unsettled = 0
+  end
   function op.step(r, t)
     local k = key(r)
     local u = ex and ex.now(t)
@@ -127,8 +139,15 @@ function rolling.reduce(node, out)
       acc = plain(r)
       nkeys = nkeys + 1
     else
-      acc = plain_kept(f(acc, r))     -- a new table may hold views: r, r.user
-      if acc == nil then nkeys = nkeys - 1 end    -- f(acc, r) == nil: the key starts afresh
+      acc = f(acc, r)
+      if type(acc) ~= "table" then
+        acc = plain(acc)
+        if acc == nil then nkeys = nkeys - 1 end    -- f(acc, r) == nil: the key starts afresh
+      elseif not is_unsettled[k] and typed.running > 0 then
+        is_unsettled[k] = true
+        n_unsettled = n_unsettled + 1
+        unsettled[n_unsettled] = k
+      end
     end
     accs[k] = acc
     -- noted once the update is through (f may raise): the key has state from here on

@@ -671,6 +671,8 @@ function stage.new_operator(node, make, ports, dl, opts)
       ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur], e.traceback)
       s = cur + 1
     end
+    -- the batch's typed records die with it: what the operator kept of them is made plain
+    if op.settle then op.settle() end
     if wend and wend > op.wm then op.advance(wend) end
     -- partial aggregates in (combiner.lua) count as the records they folded
     if op.represented and (op.represented ~= 0 or op.represented_late ~= 0) then

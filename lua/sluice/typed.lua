@@ -7,6 +7,7 @@
 -- dead letters, taps) keeps its table form, made here by plain(). Sources register their
 -- view types with register(ctype, to_table).
 local ffi = require "ffi"
+local holds_cdata = require("sluice.host").core.holds_cdata
 
 local type, istype, pcall = type, ffi.istype, pcall
 
@@ -128,8 +129,9 @@ function typed.closed() typed.running = typed.running - 1 end
 -- pairs() loop into a call of lj_vm_next whose 64-bit result the register allocator may
 -- move with a 32-bit xchg, and the trace then loads through a pointer cut to 32 bits
 -- (typed jobs on two workers segfaulted now and then; jit.dump showed the trace). A record
--- is walked only while a typed source runs, and its few fields cost tens of nanoseconds
--- in the interpreter.
+-- is walked only while a typed source runs, and only when C has found a view in it
+-- (core.holds_cdata): the walk in the interpreter cost Nexmark q7, whose reduce hands back
+-- a plain table for every bid, two thirds of its time.
 local function plain_fields(t, depth)
   for k, v in pairs(t) do
     local tv = type(v)
@@ -148,7 +150,7 @@ jit.off(plain_fields)
 function typed.plain_deep(v)
   local tv = type(v)
   if tv == "cdata" then return plain(v) end
-  if tv == "table" and nkinds > 0 then plain_fields(v, 0) end
+  if tv == "table" and nkinds > 0 and holds_cdata(v) then plain_fields(v, 0) end
   return v
 end
 
@@ -158,7 +160,7 @@ end
 function typed.plain_kept(v)
   local tv = type(v)
   if tv == "cdata" then return plain(v) end
-  if tv == "table" and typed.running > 0 then plain_fields(v, 0) end
+  if tv == "table" and typed.running > 0 and holds_cdata(v) then plain_fields(v, 0) end
   return v
 end
 
@@ -172,7 +174,7 @@ function typed.plain_batch(batch, n)
       local r = batch[i]
       local tr = type(r)
       if tr == "cdata" then batch[i] = plain(r)
-      elseif tr == "table" then plain_fields(r, 0) end
+      elseif tr == "table" and holds_cdata(r) then plain_fields(r, 0) end
     end
     return
   end

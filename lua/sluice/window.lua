@@ -55,12 +55,35 @@ local function computation(node, out, ctx, storage)
   elseif node.computes == "reduce" then
     local f = node.fn
     local NONE = {}
+    -- a typed record lives only as long as its batch: the accumulator keeps a table. One f
+    -- returns becomes plain at once; a table it returns (which may hold a view: {last = b})
+    -- is looked into once at the batch's end (settle), not after every record (q7's reduce
+    -- hands back its accumulator for every bid)
+    local unsettled, n_unsettled = {}, 0
     return {
       fresh = function() return { NONE } end,
-      -- a typed record lives only as long as its batch: the accumulator keeps a table
       add = function(st, r)
         local acc = st[1]
-        if acc == NONE then st[1] = plain(r) else st[1] = plain_kept(f(acc, r)) end
+        if acc == NONE then st[1] = plain(r)
+        else
+          acc = f(acc, r)
+          if type(acc) ~= "table" then acc = plain(acc)
+          elseif not st.unsettled and typed.running > 0 then
+            st.unsettled = true
+            n_unsettled = n_unsettled + 1
+            unsettled[n_unsettled] = st
+          end
+          st[1] = acc
+        end
+      end,
+      settle = function()
+        for i = 1, n_unsettled do
+          local st = unsettled[i]
+          unsettled[i] = nil
+          st.unsettled = nil
+          st[1] = plain_kept(st[1])
+        end
+        n_unsettled = 0
       end,
       emit_reads_only = true,     -- emit copies a table accumulator
       merge = function(d, s)
@@ -144,6 +167,8 @@ local function pane_window(node, out, ctx)
   local pending = {}           -- window start -> true while registered in `due`
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
   local op = { wm = -huge, next_due = huge }
+  -- at the end of each batch (stage.lua): what a reduce kept made plain (computation)
+  function op.settle() if comp.settle then comp.settle() end end
   -- When snapshots of several operators merge (restore), op.wm is the smallest of their
   -- watermarks. A key from an operator whose watermark was above it had its windows due
   -- by that watermark fired there already, but the panes later windows read still hold
@@ -484,6 +509,8 @@ local function session_window(node, out, ctx)
   local due = C.sl_timeq_new()
   local pt, pid = ffi.new("double[1]"), ffi.new("int64_t[1]")
   local op = { wm = -huge, next_due = huge }
+  -- at the end of each batch (stage.lua): what a reduce kept made plain (computation)
+  function op.settle() if comp.settle then comp.settle() end end
 
   local function schedule(sess, at)
     C.sl_timeq_push(due, at, sess[4])
@@ -675,6 +702,8 @@ local function count_window(node, out, ctx)
   local open = {}              -- key -> { count, state, first t, last t, opening seq }
   local nkeys = 0              -- keys in open (op.live_keys)
   local op = { wm = -huge, next_due = huge }
+  -- at the end of each batch (stage.lua): what a reduce kept made plain (computation)
+  function op.settle() if comp.settle then comp.settle() end end
   local seq = 0
 
   local function fire(k, w)
