@@ -232,6 +232,34 @@ describe("combiner", function()
     assert.equal(folded, crossed + represented)
   end)
 
+  it("passes records on once more than 1 in 4 records it folds begin an accumulator, with " ..
+    "the window's results all the same", function()
+    -- 80000 records of a million keys: a key seldom comes back within a pane
+    local records = gen("disordered", 80000, 11, 1000000)
+    local c, log = logged(window_node(sl.tumbling "10s"))
+    batches(records, 1024, function(b, n, t, w) c:push(b, n, t, w) end)
+    assert.is_true(c.passing())
+    c.finish()
+    c.close()
+    local partials, passed = 0, 0
+    for _, e in ipairs(log) do
+      if e[1] == "push" then passed = passed + #e - 1 else partials = partials + #e - 2 end
+    end
+    -- (two rounds of 16384 folded records, about half of them other workers')
+    assert.is_true(partials >= 32768 and partials < 36000)
+    assert.is_true(passed > 40000)
+    -- where keys come back, it goes on folding: 8 keys, about 27 records each in a pane
+    local c2 = logged(window_node(sl.tumbling "100s"))
+    batches(gen("disordered", 80000, 11, 8), 1024, function(b, n, t, w) c2:push(b, n, t, w) end)
+    assert.is_false(c2.passing())
+    c2.close()
+    for _, batch in ipairs({ 7, 1024 }) do
+      local want, got = both(records, function() return window_node(sl.tumbling "10s") end,
+        batch, 2)
+      assert.same(want, got)
+    end
+  end)
+
   it("sends a record it cannot fold as it is, after the partial of what its key had", function()
     local a, b = unpack(keys_of(2, "a", 2))
     local mine = keys_of(1, "m", 1)[1]
