@@ -358,9 +358,9 @@ static rd_kafka_headers_t *headers_of(lua_State *L, int idx, int i)
     return hdrs;
 }
 
-/* producer:produce(list) -> nil when every message of list was queued, else the index of
- * the first the full queue refused (it and the rest are the caller's to produce again
- * after poll() or flush()). Each message is { topic = s, partition = n|nil (nil: the
+/* producer:produce(list [, first]) -> nil when every message of list from index first (1
+ * by default) on was queued, else the index of the first the full queue refused (it and
+ * the rest are the caller's to produce again, from that index, after poll() or flush()). Each message is { topic = s, partition = n|nil (nil: the
  * partitioner), key = s|nil, value = s|nil (nil: a tombstone), timestamp = ms|nil,
  * headers = { name = s }|nil }, raw bytes. A message librdkafka refuses at once (an
  * unknown partition, too large) goes to on_failed with the delivery failures, with its
@@ -368,12 +368,15 @@ static rd_kafka_headers_t *headers_of(lua_State *L, int idx, int i)
 static int producer_produce(lua_State *L)
 {
     sl_kafka_producer *p = check_producer(L, "produce");
-    int n, i;
+    int n, i, first;
 
     luaL_checktype(L, 2, LUA_TTABLE);
+    first = (int)luaL_optinteger(L, 3, 1);
+    if (first < 1)
+        return luaL_error(L, "%s: producer:produce(): first must be 1 or more", p->what);
     lua_settop(L, 2);
     n = (int)lua_objlen(L, 2);
-    for (i = 1; i <= n; i++) {
+    for (i = first; i <= n; i++) {
         size_t klen = 0, vlen = 0;
         const char *topic, *key, *value;
         int32_t partition = RD_KAFKA_PARTITION_UA;

@@ -363,14 +363,9 @@ local function produce_all(producer, list)
   local from = 1
   local deadline = host.clock() + FLUSH_MS / 1000
   while from <= #list do
-    local rest = list
-    if from > 1 then
-      rest = {}
-      for i = from, #list do rest[#rest + 1] = list[i] end
-    end
-    local stopped = producer:produce(rest)
+    local stopped = producer:produce(list, from)
     if not stopped then return end
-    from = from + stopped - 1
+    from = stopped
     if host.clock() > deadline then
       error(format("%d changelog messages could not be queued within %d s", #list - from + 1,
         FLUSH_MS / 1000), 0)

@@ -27,14 +27,9 @@ while i <= n do
   end
   local at = 1
   while true do
-    local rest = list
-    if at > 1 then
-      rest = {}
-      for k = at, #list do rest[#rest + 1] = list[k] end
-    end
-    local stopped = producer:produce(rest)
+    local stopped = producer:produce(list, at)
     if not stopped then break end
-    at = at + stopped - 1
+    at = stopped
     producer:flush(1000)
   end
   i = i + CHUNK

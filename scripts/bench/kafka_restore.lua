@@ -22,11 +22,9 @@ for p = 0, parts - 1 do
   end
   local at = 1
   while at <= n do
-    local rest = {}
-    for i = at, n do rest[#rest + 1] = list[i] end
-    local stopped = producer:produce(rest)
+    local stopped = producer:produce(list, at)
     if not stopped then break end
-    at = at + stopped - 1
+    at = stopped
     producer:flush(1000)
   end
 end
