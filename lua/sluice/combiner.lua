@@ -25,6 +25,7 @@
 local agg = require "sluice.agg"
 local host = require "sluice.host"
 local exchange = require "sluice.exchange"
+local window = require "sluice.window"
 
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
@@ -56,11 +57,6 @@ function combiner.fits(node, late_read)
   return true
 end
 
-local function gcd(a, b)
-  while b ~= 0 do a, b = b, a % b end
-  return a
-end
-
 -- function(r) -> whether every value r's aggregates read is a number or absent
 local function foldable_check(entries)
   local src = { "local type, null = ...\nreturn function(r)\n" }
@@ -88,10 +84,7 @@ function combiner.new(node, sender, team, id)
   local fresh, update, free = comp.fresh, comp.update, comp.free
   local save_into, width = comp.save_into, comp.width
   local me, owners, group_of = team.me, team.owners, exchange.group_of
-  local a = node.assigner
-  local size = a.size
-  local slide = a.assigner == "sliding" and a.slide or size
-  local g = gcd(size, slide)
+  local size, slide, g = window.panes_of(node.assigner)
   local lateness = node.lateness or 0
   local field = node.key_field
   local foldable = foldable_check(node.aggregates)

@@ -31,6 +31,14 @@ local function gcd(a, b)
   return a
 end
 
+-- A tumbling or sliding assigner's size, slide and pane (gcd of the two), in ms: the panes
+-- its records are kept in (here, and where combiner.lua begins its aggregates).
+function window.panes_of(assigner)
+  local size = assigner.size
+  local slide = assigner.assigner == "sliding" and assigner.slide or size
+  return size, slide, gcd(size, slide)
+end
+
 
 -- What a window computes: aggregate (accumulators), reduce (f over records) or apply
 -- (the records, handed to f at the end). Each has fresh/add/merge/emit on pane state,
@@ -150,10 +158,7 @@ end
 -- ---- tumbling and sliding windows -----------------------------------------------------
 
 local function pane_window(node, out, ctx)
-  local a = node.assigner
-  local size = a.size
-  local slide = a.assigner == "sliding" and a.slide or size
-  local g = gcd(size, slide)
+  local size, slide, g = window.panes_of(node.assigner)
   local lateness = node.lateness or 0
   local key = key_of(node)
   local comp = computation(node, out, ctx)
@@ -273,6 +278,26 @@ local function pane_window(node, out, ctx)
     end
   end
 
+  -- Pane p, made for a record of time t that falls in it when there is none yet; nil when
+  -- it has none, and then true when the record is late (to late()).
+  local function pane_for(p, t)
+    local pane = panes[p]
+    if pane then return pane end
+    -- between two windows (slide > size) no window reads pane p, and no pane is made
+    -- that no firing would free. As in Flink, the record goes to late() when its time
+    -- is behind the watermark by the allowed lateness or more, else counts nowhere.
+    local last = start_ms(p, slide)
+    if first_ms(p, size, slide) > last then return nil, t + lateness <= op.wm end
+    -- late when the last window reading pane p has closed: to late(), or dropped (a
+    -- pane that still exists is read by a window that has not fired, so its records
+    -- are not)
+    if last + size + lateness <= op.wm then return nil, true end
+    pane = {}
+    panes[p] = pane
+    register(p)
+    return pane
+  end
+
   function op.step(r, t)
     local pane
     if t >= hot_start and t < hot_start + g then
@@ -280,23 +305,11 @@ local function pane_window(node, out, ctx)
     else
       local p = start_ms(t, g)
       if p ~= p then error(format("window: event time %s is out of range", tostring(t)), 0) end
-      pane = panes[p]
-      if pane == nil then
-        -- between two windows (slide > size) no window reads pane p, and no pane is made
-        -- that no firing would free. As in Flink, the record goes to late() when its time
-        -- is behind the watermark by the allowed lateness or more, else counts nowhere.
-        local last = start_ms(p, slide)
-        if first_ms(p, size, slide) > last then
-          if t + lateness <= op.wm then return out(2, r, t) end
-          return
-        end
-        -- late when the last window reading pane p has closed: to late(), or dropped (a
-        -- pane that still exists is read by a window that has not fired, so its records
-        -- are not)
-        if last + size + lateness <= op.wm then return out(2, r, t) end
-        pane = {}
-        panes[p] = pane
-        register(p)
+      local late
+      pane, late = pane_for(p, t)
+      if not pane then
+        if late then return out(2, r, t) end
+        return
       end
       hot_start, hot_pane = p, pane
     end
@@ -459,19 +472,13 @@ local function pane_window(node, out, ctx)
     function op.step(r, t)
       -- (type() first: LuaJIT does not compile getmetatable of a cdata, a typed record)
       if type(r) ~= "table" or getmetatable(r) ~= PARTIAL then return step_record(r, t) end
-      local p = r[2]
-      local pane = panes[p]
-      if pane == nil then
-        local last = start_ms(p, slide)
-        local gap = first_ms(p, size, slide) > last
-        if gap and t + lateness > op.wm then return end
-        if gap or last + size + lateness <= op.wm then
+      local pane, late = pane_for(r[2], t)
+      if not pane then
+        if late then
           op.represented_late = op.represented_late + r[3] - 1
           return out(2, r, t)
         end
-        pane = {}
-        panes[p] = pane
-        register(p)
+        return
       end
       op.represented = op.represented + r[3] - 1
       local k = r[1]
