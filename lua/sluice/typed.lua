@@ -130,8 +130,7 @@ function typed.closed() typed.running = typed.running - 1 end
 -- move with a 32-bit xchg, and the trace then loads through a pointer cut to 32 bits
 -- (typed jobs on two workers segfaulted now and then; jit.dump showed the trace). A record
 -- is walked only while a typed source runs, and only when C has found a view in it
--- (core.holds_cdata): the walk in the interpreter cost Nexmark q7, whose reduce hands back
--- a plain table for every bid, two thirds of its time.
+-- (plain_inside).
 local function plain_fields(t, depth)
   for k, v in pairs(t) do
     local tv = type(v)
@@ -145,12 +144,19 @@ local function plain_fields(t, depth)
 end
 jit.off(plain_fields)
 
+-- plain_fields of table t when it holds a view: C looks first (core.holds_cdata), since the
+-- walk in the interpreter cost Nexmark q7, whose reduce hands back a plain table for every
+-- bid, two thirds of its time.
+local function plain_inside(t)
+  if holds_cdata(t) then plain_fields(t, 0) end
+end
+
 -- v with every typed record in it in its table form: a view becomes a new table; a table
 -- has the views among its values replaced in place.
 function typed.plain_deep(v)
   local tv = type(v)
   if tv == "cdata" then return plain(v) end
-  if tv == "table" and nkinds > 0 and holds_cdata(v) then plain_fields(v, 0) end
+  if tv == "table" and nkinds > 0 then plain_inside(v) end
   return v
 end
 
@@ -160,7 +166,7 @@ end
 function typed.plain_kept(v)
   local tv = type(v)
   if tv == "cdata" then return plain(v) end
-  if tv == "table" and typed.running > 0 and holds_cdata(v) then plain_fields(v, 0) end
+  if tv == "table" and typed.running > 0 then plain_inside(v) end
   return v
 end
 
@@ -174,7 +180,7 @@ function typed.plain_batch(batch, n)
       local r = batch[i]
       local tr = type(r)
       if tr == "cdata" then batch[i] = plain(r)
-      elseif tr == "table" and holds_cdata(r) then plain_fields(r, 0) end
+      elseif tr == "table" then plain_inside(r) end
     end
     return
   end
@@ -217,7 +223,7 @@ function typed.split_batch(batch, n, views, first)
     else
       views[i - 1] = nil
       if tr == "cdata" then batch[i] = plain(r)
-      elseif tr == "table" and looks_inside then plain_fields(r, 0) end
+      elseif tr == "table" and looks_inside then plain_inside(r) end
     end
   end
   return any
