@@ -23,7 +23,7 @@ typedef struct worker {
     size_t setup_len;
     char *libdir;                   /* a copy */
     int status;                     /* what main() returned (1 when it raised) */
-    double records_in, dead;        /* and the counts it returned after the status */
+    double records_in, dead, out;   /* and the counts it returned after the status */
     char *err;                      /* malloc'd message when it raised, else NULL */
 } worker;
 
@@ -48,7 +48,7 @@ static char *copy(const char *s, size_t len)
 }
 
 /* Runs under sl_vm_pcall: require("sluice.worker").main(me, n, setup) -> status,
- * records_in, dead_letters. */
+ * records_in, dead_letters, records_out (what the sinks it has of its own took). */
 static int call_main(lua_State *L)
 {
     worker *w = lua_touserdata(L, 1);
@@ -60,8 +60,8 @@ static int call_main(lua_State *L)
     lua_pushinteger(L, w->me);
     lua_pushinteger(L, w->n);
     lua_pushlstring(L, w->setup, w->setup_len);
-    lua_call(L, 3, 3);                                  /* w module status in dead */
-    return 3;
+    lua_call(L, 3, 4);                                  /* w module status in dead out */
+    return 4;
 }
 
 static void thread_main(void *arg)
@@ -80,14 +80,15 @@ static void thread_main(void *arg)
     if (L != NULL) {
         lua_pushcfunction(L, call_main);
         lua_pushlightuserdata(L, w);
-        if (sl_vm_pcall(L, 1, 3) != 0) {
+        if (sl_vm_pcall(L, 1, 4) != 0) {
             size_t len;
             const char *msg = lua_tolstring(L, -1, &len);
             w->err = copy(msg != NULL ? msg : "(no message)", msg != NULL ? len : 12);
         } else {
-            w->status = lua_type(L, -3) == LUA_TNUMBER ? (int)lua_tointeger(L, -3) : 0;
-            w->records_in = lua_tonumber(L, -2);
-            w->dead = lua_tonumber(L, -1);
+            w->status = lua_type(L, -4) == LUA_TNUMBER ? (int)lua_tointeger(L, -4) : 0;
+            w->records_in = lua_tonumber(L, -3);
+            w->dead = lua_tonumber(L, -2);
+            w->out = lua_tonumber(L, -1);
         }
         sl_vm_close(L);
     } else {
@@ -142,7 +143,7 @@ int sl_workers_join(lua_State *L)
         worker *w = &team.w[i];
         if (w->me > 0)
             uv_thread_join(&w->tid);
-        lua_createtable(L, 0, 3);                       /* list entry */
+        lua_createtable(L, 0, 5);                       /* list entry */
         lua_pushinteger(L, w->me > 0 ? w->me : -w->me);
         lua_setfield(L, -2, "me");
         lua_pushinteger(L, w->status);
@@ -151,6 +152,8 @@ int sl_workers_join(lua_State *L)
         lua_setfield(L, -2, "records_in");
         lua_pushnumber(L, w->dead);
         lua_setfield(L, -2, "dead_letters");
+        lua_pushnumber(L, w->out);
+        lua_setfield(L, -2, "records_out");
         if (w->err != NULL) {
             lua_pushstring(L, w->err);
             lua_setfield(L, -2, "error");

@@ -496,17 +496,19 @@ local function run_once(src, opts)
   if not ran then ok, err = nil, ok end
   if members then
     core.workers_stop()
-    local failure, records_in, dead = worker.join()
+    local failure, records_in, dead, out = worker.join()
     if failure and ok then ok, err = nil, failure end
     job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
+    job.workers_out = out
   end
   if team then
     if not ran then team.ep:abort(tostring(err)) end
     team:close()
-    local failure, records_in, dead = worker.join()
+    local failure, records_in, dead, out = worker.join()
     if failure and ok then ok, err = nil, failure end
-    -- what the job read and dead-lettered, every worker's
+    -- what the job read, dead-lettered and wrote to sinks each worker has, every worker's
     job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
+    job.workers_out = out
   end
   reloader:stop()
   stop_control()

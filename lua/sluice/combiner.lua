@@ -77,9 +77,11 @@ local CHUNK = 4096
 -- The combiner of window `node` in front of `sender`, the sending side of exchange point
 -- `id` of `team` (exchange.lua's Team:sender): a receiver of the window's timed input.
 -- Partials go to their keys' owners as columns (Team:send_partials), before what the
--- sender passes on next; records go on to the sender. flush_all() sends every partial it
+-- sender passes on next; records go on to the sender, but those of this worker's own keys
+-- straight to `mine`, this worker's input of the point, when it is given (the sender would
+-- only hash their keys again to find them its own). flush_all() sends every partial it
 -- holds (a cut); close() frees its accumulators.
-function combiner.new(node, sender, team, id)
+function combiner.new(node, sender, team, id, mine)
   local comp = agg.compile(node.aggregates)
   local fresh, update, free = comp.fresh, comp.update, comp.free
   local save_into, width = comp.save_into, comp.width
@@ -118,8 +120,16 @@ function combiner.new(node, sender, team, id)
   -- raw_for[to]: `out` holds a record for worker `to` (a partial for it must not overtake
   -- that record, nor the watermark it carries)
   local raw_for = {}
+  -- the records of this worker's own keys in the batch, for `mine` (arrays used again)
+  local own, owt, oww, mo = {}, {}, {}, 0
   local function pass(wend)
     ship_all()
+    if mo > 0 then
+      -- (before the sender's watermark for this worker, which follows them)
+      mine:push(own, mo, owt, oww, nil)
+      for i = 1, mo do own[i] = nil end
+      mo = 0
+    end
     sender:push(out, m, ot, ow, wend)
     for i = 1, m do out[i] = nil end
     m = 0
@@ -183,6 +193,11 @@ function combiner.new(node, sender, team, id)
   setmetatable(recv, { __index = sender })     -- recv.done: the sender's
 
   function recv.push(_, b, cnt, t, w, wend)
+    if passing then
+      -- folding has not paid: the batch goes on as it is (the sender splits it in C)
+      passed = wend or (cnt > 0 and w[cnt]) or passed
+      return sender:push(b, cnt, t, w, wend)
+    end
     local before = passed
     for i = 1, cnt do
       local wi = w[i]
@@ -192,10 +207,12 @@ function combiner.new(node, sender, team, id)
       local k = r[field]
       local group = k ~= nil and group_of(k)
       local to = group and owners[group] or me
-      if to == me or passing then
-        -- a key this worker owns: its window takes the record as it is (folding it here
-        -- first would only do the window's work twice); every record, once folding has
-        -- not paid
+      -- a key this worker owns: its window takes the record as it is (folding it here
+      -- first would only do the window's work twice)
+      if to == me and mine then
+        mo = mo + 1
+        own[mo], owt[mo], oww[mo] = r, ti, wi
+      elseif to == me then
         m = m + 1
         out[m], ot[m], ow[m] = r, ti, wi
       else

@@ -153,6 +153,14 @@ end
 -- only worker 1 opens the sinks. `make_of(kind)`, optional: the constructor of the keyed
 -- operators of a kind (--group's keep their state per task: group.lua); default
 -- operator.kinds.
+-- Whether each worker has a sink node of its own (on several workers) instead of sending
+-- its records to worker 1's: a null sink, which keeps and writes nothing, so that nothing
+-- needs to come together in one place (as a discarding sink runs at the job's parallelism
+-- in Flink). A file, stdout, a socket or a collect() stays one sink, one writer.
+function runtime.sink_everywhere(node)
+  return node.spec.type == "null"
+end
+
 function runtime.build(set, dl, open_sink, team, make_of)
   make_of = make_of or function(kind) return operator.kinds[kind] end
   local spread_memo = {}
@@ -165,8 +173,8 @@ function runtime.build(set, dl, open_sink, team, make_of)
     return team ~= nil and node.kind == "take" and spread(node.inputs[1].node)
   end
   local function exchanged(node)
-    return team ~= nil and (node.kind == "sink" or operator.kinds[node.kind] ~= nil
-      or gathered(node))
+    return team ~= nil and ((node.kind == "sink" and not runtime.sink_everywhere(node))
+      or operator.kinds[node.kind] ~= nil or gathered(node))
   end
   -- Whether records can come out of `node` on every worker (a keyed operator's results;
   -- what follows a source every worker reads), or only on worker 1, which reads the other
@@ -222,7 +230,7 @@ function runtime.build(set, dl, open_sink, team, make_of)
         one_key)
       if not node.combined then return s end
       -- the window's aggregates begin here, on this worker's own records (combiner.lua)
-      local comb = combiner.new(node, s, team, point_id(node, i))
+      local comb = combiner.new(node, s, team, point_id(node, i), mine[node] and mine[node][i])
       closers[#closers + 1] = comb.close
       return comb
     end
@@ -255,8 +263,10 @@ function runtime.build(set, dl, open_sink, team, make_of)
       end
       local timed_out = plan.timed(node, timed_memo)
       if node.kind == "sink" then
-        -- on several workers, worker 1 alone writes the sinks: the others send it theirs
-        if not team or team.me == 1 then
+        -- on several workers, worker 1 alone writes the sinks (the others send it theirs),
+        -- but for one that every worker has (runtime.sink_everywhere)
+        local everywhere = team and runtime.sink_everywhere(node)
+        if not team or team.me == 1 or everywhere then
           local key = tostring(node.label or node.spec.type)
           if sink_keys[key] then
             local k = 2
@@ -268,7 +278,7 @@ function runtime.build(set, dl, open_sink, team, make_of)
           g.sinks[#g.sinks + 1] = { node = node, key = key, handle = s }
           receiver[node] = stage.new_sink(s, node)
           g.points[node] = receiver[node].meter
-          if team then
+          if team and not everywhere then
             local r = receiver[node]
             points_of(node, function(_, b, n) r:push(b, n) end, function() end,
               function() return false end)
@@ -941,6 +951,8 @@ function Job:on_control(from, m)
     -- worker `from`'s meters, a second old at most (job:metrics() adds them)
     self.worker_metrics = self.worker_metrics or {}
     self.worker_metrics[from] = m.rows
+    self.worker_out = self.worker_out or {}
+    self.worker_out[from] = m.out
   elseif control_handlers[m.c] then
     control_handlers[m.c](self, from, m)
   end
@@ -1065,7 +1077,8 @@ function Job:sample()
   for _, route in ipairs(self.sources) do stage.sample(route.meter, now) end
   local team = self.team
   if team and team.me ~= 1 then
-    team:send(1, exchange.encode { k = "c", c = "metrics", rows = self:meter_counts(now) })
+    team:send(1, exchange.encode { k = "c", c = "metrics", rows = self:meter_counts(now),
+      out = self:records_out() })
   end
 end
 
@@ -1117,10 +1130,14 @@ function Job:records_read()
 end
 
 -- How many records the job's sinks have received (each sink counts what it got), those a
--- reload closed included.
+-- reload closed included. On several workers, worker 1's sinks and what the others' own
+-- sinks took (runtime.sink_everywhere): once they have ended, what they said then
+-- (workers_out, cli.lua); before, what they last said (every second).
 function Job:records_out()
   local n = self.records_out_retired
   for _, s in ipairs(self.graph and self.graph.sinks or {}) do n = n + (s.handle.records or 0) end
+  if self.workers_out then return n + self.workers_out end
+  for _, out in pairs(self.worker_out or {}) do n = n + out end
   return n
 end
 

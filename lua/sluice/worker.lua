@@ -58,24 +58,25 @@ local function member_main(me, s)
   end)
   local ok, jerr = member:run(job)
   if poll then poll:close() end
-  if ok then return 0, job.records_in, job.dead_letters end
+  if ok then return 0, job.records_in, job.dead_letters, job:records_out() end
   error(jerr, 0)
 end
 
 -- Waits for workers 2..n to end. Returns the first failure of one of them (or nil), and
--- what they read and dead-lettered, in all.
+-- what they read, dead-lettered and wrote to sinks of their own (a null sink), in all.
 function worker.join()
-  local failure, records_in, dead = nil, 0, 0
+  local failure, records_in, dead, out = nil, 0, 0, 0
   for _, w in ipairs(core.workers_join()) do
     if w.error and not failure then failure = format("worker %d: %s", w.me, w.error) end
     records_in, dead = records_in + (w.records_in or 0), dead + (w.dead_letters or 0)
+    out = out + (w.records_out or 0)
   end
-  return failure, records_in, dead
+  return failure, records_in, dead, out
 end
 
 -- A worker thread's job: worker `me` of `n`, setup as worker.start encoded it. Returns 0
 -- when its part ended, 1 when another worker's failure stopped it, then how many records
--- its sources read and it dead-lettered; raises with its own failure (host/workers.c hands
+-- its sources read, it dead-lettered and its own sinks took; raises with its own failure (host/workers.c hands
 -- the message to worker 1).
 function worker.main(me, n, setup)
   local s = core.msgpack_decode(setup)
@@ -100,8 +101,8 @@ function worker.main(me, n, setup)
   end
   local ok, err = job:run(s.restore)
   team:close()
-  if ok then return 0, job.records_in, job.dead_letters end
-  if job.failed then return 1, job.records_in, job.dead_letters end
+  if ok then return 0, job.records_in, job.dead_letters, job:records_out() end
+  if job.failed then return 1, job.records_in, job.dead_letters, job:records_out() end
   error(err, 0)
 end
 

@@ -378,7 +378,8 @@ sl.source.nexmark { events = 400000, rate = 10000, typed = true }
     h.same_lines(want, got)
   end)
 
-  it("job:metrics() on a running job counts every worker's records", function()
+  it("job:metrics() on a running job counts every worker's records; a null sink is on each " ..
+    "worker, its count every worker's", function()
     local dir = h.tmpdir()
     local sock = h.path(dir, "ctl.sock")
     -- 4000 Nexmark events, each worker making half, at 4000/s; the TCP source (no client)
@@ -399,6 +400,8 @@ for _, r in ipairs(job:metrics()) do
   if r.kind == "source" and r.operator:find("nexmark") or r.operator == "counts" then
     print(string.format("%s %s %s %s", r.operator == "counts" and "counts" or "source",
       tostring(r.records_out), tostring(r.records_in), tostring(r.workers)))
+  elseif r.kind == "sink" then
+    print(string.format("sink - %s %s", tostring(r.records_in), tostring(r.workers)))
   end
 end
 ]])
@@ -412,13 +415,18 @@ end
           workers = tonumber(workers) } end
       end
       return seen.source and seen.source.out == 4000 and seen.counts
-        and seen.counts.input == 3680
+        and seen.counts.input == 3680 and seen.sink and seen.sink.input == 3680
     end)
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
     gone(pid)
     assert(ok, tostring(err) .. "; last seen: " .. sl.json.encode(seen))
     assert.equal(2, seen.source.workers)
     assert.equal(2, seen.counts.workers)
+    -- each worker's null sink took its own keys' results (none went to worker 1's)
+    assert.equal(2, seen.sink.workers)
+    -- and the count the drain says is every worker's sinks'
+    local said = h.read(h.path(dir, "err"))
+    assert.matches("drained: 4000 records in, 3680 out", said, 1, true)
   end)
 
   it("job:tap() and job:state() on a running job see every worker's records and keys", function()
