@@ -316,19 +316,33 @@ end
 -- partial again as agg.lua's (agg.PARTIAL: key, pane, count, values...), its time the pane's
 -- start, with the watermark the sender had.
 
--- The partials of columns m as agg.PARTIAL records (also for combiner_spec).
+-- The partials of columns m as agg.PARTIAL records (also for combiner_spec): tables used
+-- again for every message, as a typed batch's views are (the window that takes them loads
+-- each into an accumulator of its own as it comes; none is kept), so that the partials of a
+-- pane with hundreds of thousands of keys, all sent when it is due, make no garbage.
+local rx_partials = {}          -- width -> { rows = the array handed on, made = the tables }
 local function from_partials(m)
   local n, width = m.n, m.width
   local key, pane, count, v = m.key, m.pane, m.count, m.v
-  local rows = {}
+  local mine = rx_partials[width]
+  if not mine then
+    mine = { rows = {}, made = {} }
+    rx_partials[width] = mine
+  end
+  local rows, made = mine.rows, mine.made
   for i = 1, n do
-    -- (made at its size: appending the values would grow the table again and again)
-    local r = new_table(3 + width, 0)
+    local r = made[i]
+    if not r then
+      -- (made at its size: appending the values would grow the table again and again)
+      r = setmetatable(new_table(3 + width, 0), PARTIAL)
+      made[i] = r
+    end
     r[1], r[2], r[3] = key[i], pane[i], count[i]
     local o = (i - 1) * width
     for j = 1, width do r[3 + j] = v[o + j] end
-    rows[i] = setmetatable(r, PARTIAL)
+    rows[i] = r
   end
+  for i = n + 1, #rows do rows[i] = nil end
   return rows
 end
 exchange.from_partials = from_partials
