@@ -499,7 +499,7 @@ local function run_once(src, opts)
     local failure, records_in, dead, out = worker.join()
     if failure and ok then ok, err = nil, failure end
     job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
-    job.workers_out = out
+    job.worker_out = { out }
   end
   if team then
     if not ran then team.ep:abort(tostring(err)) end
@@ -508,7 +508,7 @@ local function run_once(src, opts)
     if failure and ok then ok, err = nil, failure end
     -- what the job read, dead-lettered and wrote to sinks each worker has, every worker's
     job.records_in, job.dead_letters = job.records_in + records_in, job.dead_letters + dead
-    job.workers_out = out
+    job.worker_out = { out }
   end
   reloader:stop()
   stop_control()

@@ -132,6 +132,14 @@ end
 
 -- ---- building a graph -------------------------------------------------------------------
 
+-- Whether each worker has a sink node of its own (on several workers) instead of sending
+-- its records to worker 1's: a null sink, which keeps and writes nothing, so that nothing
+-- needs to come together in one place (as a discarding sink runs at the job's parallelism
+-- in Flink). A file, stdout, a socket or a collect() stays one sink, one writer.
+function runtime.sink_everywhere(node)
+  return node.spec.type == "null"
+end
+
 -- Builds the receivers of every node of `set` (stage.lua), wired downstream first, so that
 -- each is wired to what it feeds; the graph is inert until sources push into it. `dl` is
 -- the dead letter output; open_sink(node, key) gives the running sink of a sink node (a
@@ -150,17 +158,9 @@ end
 -- or nil and a message (then what it built is released, except the sinks open_sink gave).
 -- `team`: this worker's exchange team (exchange.lua) when the job runs on several workers:
 -- then every edge into a keyed operator, join, lookup or sink is an exchange point, and
--- only worker 1 opens the sinks. `make_of(kind)`, optional: the constructor of the keyed
--- operators of a kind (--group's keep their state per task: group.lua); default
--- operator.kinds.
--- Whether each worker has a sink node of its own (on several workers) instead of sending
--- its records to worker 1's: a null sink, which keeps and writes nothing, so that nothing
--- needs to come together in one place (as a discarding sink runs at the job's parallelism
--- in Flink). A file, stdout, a socket or a collect() stays one sink, one writer.
-function runtime.sink_everywhere(node)
-  return node.spec.type == "null"
-end
-
+-- only worker 1 opens the sinks (but those runtime.sink_everywhere says every worker has).
+-- `make_of(kind)`, optional: the constructor of the keyed operators of a kind (--group's
+-- keep their state per task: group.lua); default operator.kinds.
 function runtime.build(set, dl, open_sink, team, make_of)
   make_of = make_of or function(kind) return operator.kinds[kind] end
   local spread_memo = {}
@@ -1131,12 +1131,11 @@ end
 
 -- How many records the job's sinks have received (each sink counts what it got), those a
 -- reload closed included. On several workers, worker 1's sinks and what the others' own
--- sinks took (runtime.sink_everywhere): once they have ended, what they said then
--- (workers_out, cli.lua); before, what they last said (every second).
+-- sinks took (runtime.sink_everywhere): worker_out, what each last said (every second),
+-- and once they have ended the total they returned (cli.lua).
 function Job:records_out()
   local n = self.records_out_retired
   for _, s in ipairs(self.graph and self.graph.sinks or {}) do n = n + (s.handle.records or 0) end
-  if self.workers_out then return n + self.workers_out end
   for _, out in pairs(self.worker_out or {}) do n = n + out end
   return n
 end

@@ -76,8 +76,8 @@ end
 
 -- A worker thread's job: worker `me` of `n`, setup as worker.start encoded it. Returns 0
 -- when its part ended, 1 when another worker's failure stopped it, then how many records
--- its sources read, it dead-lettered and its own sinks took; raises with its own failure (host/workers.c hands
--- the message to worker 1).
+-- its sources read, it dead-lettered and its own sinks took; raises with its own failure
+-- (host/workers.c hands the message to worker 1).
 function worker.main(me, n, setup)
   local s = core.msgpack_decode(setup)
   if s.group then return member_main(me, s) end

@@ -131,7 +131,8 @@ local function both(records, node_of, batch, workers)
     local top = wend or (n > 0 and w[n]) or nil
     for x = 1, workers do feeds[x]:push(parts[x][1], #parts[x][1], parts[x][2], parts[x][3], top) end
   end
-  local c = combiner.new(node_of(), sender, team, "w/1")
+  -- (worker 1's own records straight to its window, as runtime.lua wires it)
+  local c = combiner.new(node_of(), sender, team, "w/1", feeds[1])
   batches(records, batch, function(b, n, t, w) c:push(b, n, t, w) end)
   c.finish()
   c.close()
