@@ -120,17 +120,19 @@ function combiner.new(node, sender, team, id, mine)
   -- raw_for[to]: `out` holds a record for worker `to` (a partial for it must not overtake
   -- that record, nor the watermark it carries)
   local raw_for = {}
-  -- the records of this worker's own keys in the batch, for `mine` (arrays used again)
+  -- the records of this worker's own keys in the batch, for `mine` (arrays used again):
+  -- given to it once the sender has sent the others theirs, and before the sender's
+  -- watermark for this worker, which follows them
   local own, owt, oww, mo = {}, {}, {}, 0
+  local function own_to_mine()
+    if mo == 0 then return end
+    mine:push(own, mo, owt, oww, nil)
+    for i = 1, mo do own[i] = nil end
+    mo = 0
+  end
   local function pass(wend)
     ship_all()
-    if mo > 0 then
-      -- (before the sender's watermark for this worker, which follows them)
-      mine:push(own, mo, owt, oww, nil)
-      for i = 1, mo do own[i] = nil end
-      mo = 0
-    end
-    sender:push(out, m, ot, ow, wend)
+    sender:push(out, m, ot, ow, wend, own_to_mine)
     for i = 1, m do out[i] = nil end
     m = 0
     for to = 1, team.n do raw_for[to] = false end

@@ -126,10 +126,11 @@ end
 -- that owns it), split among the workers in one C call (host/scatter.h): the records of
 -- other workers are copied into their messages (the header, then the records' bytes, times
 -- and watermarks: what from_bytes reads), this worker's keep their views. Returns
--- scatter(b, cnt, t, w, wend) -> true, or false when the batch is not such (records of no
--- crossing, or of several, or of several origins, a key field C cannot read): then nothing
--- was sent, and the caller sends it record by record. rs, ts, ws: the arrays of the records
--- that stay; sent[to]: the watermark worker `to` has.
+-- scatter(b, cnt, t, w, wend, before_mine) -> true, or false when the batch is not such
+-- (records of no crossing, or of several, or of several origins, a key field C cannot read):
+-- then nothing was sent, and the caller sends it record by record. The others get theirs
+-- first, as Team:sender's push says. rs, ts, ws: the arrays of the records that stay;
+-- sent[to]: the watermark worker `to` has.
 local owners_t, bytes_ptrs = ffi.typeof("uint8_t[?]"), ffi.typeof("const uint8_t *[?]")
 local outs_t, ints_t = ffi.typeof("uint8_t *[?]"), ffi.typeof("int32_t[?]")
 local doubles_t = ffi.typeof("double[?]")
@@ -141,7 +142,7 @@ local function scatterer(team, id, key_field, fixed, timed, mine, rs, ts, ws, se
   local cap, addrs, times, marks, stay = 0, nil, nil, nil, nil
   local bufs, header = {}, { k = "s", p = id }
   for to = 1, n do bufs[to] = buffer.new() end
-  return function(b, cnt, t, w, wend)
+  return function(b, cnt, t, w, wend, before_mine)
     local first = b[1]
     local cross = typed.crossing(first)
     if not cross then return false end
@@ -181,22 +182,27 @@ local function scatterer(team, id, key_field, fixed, timed, mine, rs, ts, ws, se
     end
     for to = 1, n do
       local k = counts[to - 1]
-      local e = nil
-      if top and top > sent[to] then e = top; sent[to] = top end
-      if to == me then
-        if mine and (k > 0 or e) then
-          for j = 1, k do
-            local i = stay[j - 1] + 1
-            rs[j] = b[i]
-            if timed then ts[j], ws[j] = t[i], w[i] end
-          end
-          mine:push(rs, k, ts, ws, e)
+      if to ~= me then
+        local e = nil
+        if top and top > sent[to] then e = top; sent[to] = top end
+        if k > 0 or e then
+          local buf = bufs[to]
+          buf:commit(k * per)
+          team:send_data(to, buf)
         end
-      elseif k > 0 or e then
-        local buf = bufs[to]
-        buf:commit(k * per)
-        team:send_data(to, buf)
       end
+    end
+    if before_mine then before_mine() end
+    local k = counts[me - 1]
+    local e = nil
+    if top and top > sent[me] then e = top; sent[me] = top end
+    if mine and (k > 0 or e) then
+      for j = 1, k do
+        local i = stay[j - 1] + 1
+        rs[j] = b[i]
+        if timed then ts[j], ws[j] = t[i], w[i] end
+      end
+      mine:push(rs, k, ts, ws, e)
     end
     return true
   end
@@ -352,24 +358,32 @@ exchange.from_partials = from_partials
 local Team = {}
 Team.__index = Team
 
+-- Messages that may wait here for one worker, its ring full, before the sources pause: a
+-- worker busy with a burst of its own (a window firing every key) then does not stop the
+-- others at once, which go on sending while it works through its ring.
+local SLACK = 32
+
 -- The team of worker `me` of `n`: its endpoint, the receiving sides of its exchange points,
 -- and what waits for room in a full ring. on_control(from, message) takes the control
 -- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
-function exchange.team(me, n, on_control)
+-- `ep`: an endpoint to use instead of this worker's of host/exchange.c (for specs).
+function exchange.team(me, n, on_control, ep)
   local team = setmetatable({ me = me, n = n, points = {}, senders = {}, open = 0, pending = {},
-    owners = {}, blocked = false, on_control = on_control, on_progress = nil,
+    owners = {}, blocked = false, waiting = false, on_control = on_control, on_progress = nil,
     sent = {}, received = {}, combiners = {} }, Team)
   for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
   for w = 1, n do
     team.pending[w] = { first = 1, last = 0 }
     team.sent[w], team.received[w] = 0, 0     -- data messages to and from each worker
   end
-  team.ep = core.exchange(me, function() team:wake() end)
+  team.ep = ep or core.exchange(me, function() team:wake() end)
   return team
 end
+exchange.SLACK = SLACK
 
 -- Sends message s to worker `to`, after what waits for it already: a full ring keeps it
--- queued here, and the sources pause (flow.lua) until the rings have room again.
+-- queued here; past SLACK queued for one worker the sources pause (flow.lua) until the
+-- rings have taken enough.
 -- s is a string, or a string.buffer (sent from where it is, a string only if it must wait).
 function Team:send(to, s)
   local q = self.pending[to]
@@ -384,7 +398,8 @@ function Team:send(to, s)
   if not sent then
     q.last = q.last + 1
     q[q.last] = type(s) == "string" and s or s:tostring()
-    if not self.blocked then
+    self.waiting = true
+    if not self.blocked and q.last - q.first + 1 > SLACK then
       self.blocked = true
       flow.block(self)
     end
@@ -412,7 +427,7 @@ end
 
 -- Sends what waits, in order, as far as the rings take it; true when nothing waits.
 function Team:flush()
-  local waiting = false
+  local waiting, over = false, false
   for to = 1, self.n do
     local q = self.pending[to]
     while q.first <= q.last do
@@ -420,8 +435,10 @@ function Team:flush()
       q[q.first] = nil
       q.first = q.first + 1
     end
+    if q.last - q.first + 1 > SLACK then over = true end
   end
-  if not waiting and self.blocked then
+  self.waiting = waiting
+  if not over and self.blocked then
     self.blocked = false
     flow.unblock(self)
   end
@@ -431,7 +448,7 @@ end
 -- Whether every exchange point has ended and nothing waits to be sent: the job's part on
 -- this worker is through.
 function Team:through()
-  return self.open == 0 and not self.blocked
+  return self.open == 0 and not self.waiting
 end
 
 -- The wake-up of this worker's loop: what waits is sent, then every message that came is
@@ -663,11 +680,12 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   local recv = { done = false }
   self.senders[id] = recv
   if silent then
-    function recv.push(_, _, cnt)
+    function recv.push(_, _, cnt, _, _, _, before_mine)
       if cnt > 0 then
         error(string.format("exchange: worker %d has records for point %s, which only " ..
           "worker 1 feeds", me, id), 0)
       end
+      if before_mine then before_mine() end
     end
     function recv.finish() end
     function recv.idle() end
@@ -686,8 +704,45 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   local scatter = (key_field or fixed) and not only
     and scatterer(team, id, key_field, fixed, timed, mine, rs[me], ts[me], ws[me], sent)
 
-  function recv.push(_, b, cnt, t, w, wend)
-    if scatter and cnt > 0 and scatter(b, cnt, t, w, wend) then return end
+  -- Hands worker `to` its part of the batch, the watermark `top` brings (nil: none) and the
+  -- batch's records of other workers (`remote`: some records go elsewhere).
+  local function deliver(to, top, remote)
+    local k = counts[to]
+    local e = nil
+    if top and top > sent[to] then e = top; sent[to] = top end
+    if k > 0 or e then
+      if to == me then
+        if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
+      else
+        -- typed views go as their bytes where they can (views die with the batch), the
+        -- rest as plain values
+        local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
+        local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
+        if not s and columns and remote and k > 0 then
+          s = as_columns(m, columns, rs[to], k, cols, numeric, timed, ts[to], ws[to])
+        end
+        if not s then
+          -- as plain values: the arrays go whole, so what a longer batch left goes first
+          local rr, rt, rw = rs[to], ts[to], ws[to]
+          for i = k + 1, filled[to] do rr[i], rt[i], rw[i] = nil, nil, nil end
+          m.k, m.timed = "b", nil
+          if remote then typed.plain_batch(rr, k) end
+          m.r, m.t, m.w = rr, timed and rt or nil, timed and rw or nil
+          s = encode(m)
+        end
+        if k > filled[to] then filled[to] = k end
+        team:send_data(to, s)
+      end
+    end
+    counts[to] = 0
+  end
+
+  -- push(b, cnt, t, w, wend, before_mine): before_mine(), when given, runs after the other
+  -- workers have their parts and before this worker's own input gets its own.
+  -- The others go first: what this worker's input sets off (a window firing every key it
+  -- holds) then runs while the others go on with what they were sent, not before they have it.
+  function recv.push(_, b, cnt, t, w, wend, before_mine)
+    if scatter and cnt > 0 and scatter(b, cnt, t, w, wend, before_mine) then return end
     local remote = false
     for i = 1, cnt do
       local r = b[i]
@@ -707,35 +762,10 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     local first, last = only or 1, only or n
     if everywhere then first, last = 1, n end
     for to = first, last do
-      local k = counts[to]
-      local e = nil
-      if top and top > sent[to] then e = top; sent[to] = top end
-      if k > 0 or e then
-        if to == me then
-          if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
-        else
-          -- typed views go as their bytes where they can (views die with the batch), the
-          -- rest as plain values
-          local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
-          local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
-          if not s and columns and remote and k > 0 then
-            s = as_columns(m, columns, rs[to], k, cols, numeric, timed, ts[to], ws[to])
-          end
-          if not s then
-            -- as plain values: the arrays go whole, so what a longer batch left goes first
-            local rr, rt, rw = rs[to], ts[to], ws[to]
-            for i = k + 1, filled[to] do rr[i], rt[i], rw[i] = nil, nil, nil end
-            m.k, m.timed = "b", nil
-            if remote then typed.plain_batch(rr, k) end
-            m.r, m.t, m.w = rr, timed and rt or nil, timed and rw or nil
-            s = encode(m)
-          end
-          if k > filled[to] then filled[to] = k end
-          team:send_data(to, s)
-        end
-      end
-      counts[to] = 0
+      if to ~= me then deliver(to, top, remote) end
     end
+    if before_mine then before_mine() end
+    if me >= first and me <= last then deliver(me, top, remote) end
   end
 
   -- the end of input and idleness go to every worker that has the point

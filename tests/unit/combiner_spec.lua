@@ -115,9 +115,9 @@ local function both(records, node_of, batch, workers)
     feeds[to]:push(exchange.from_partials(c), c.n, c.pane, c.w)
   end
   -- the sender: each record to its key's worker (a partial's key is its first value), the
-  -- watermark to every worker
+  -- watermark to every worker; worker 1's own last, after before_mine (exchange.lua's)
   local sender = { finish = function() end }
-  function sender.push(_, b, n, t, w, wend)
+  function sender.push(_, b, n, t, w, wend, before_mine)
     local parts = {}
     for x = 1, workers do parts[x] = { {}, {}, {} } end
     for i = 1, n do
@@ -129,7 +129,9 @@ local function both(records, node_of, batch, workers)
       part[1][j], part[2][j], part[3][j] = r, t[i], w[i]
     end
     local top = wend or (n > 0 and w[n]) or nil
-    for x = 1, workers do feeds[x]:push(parts[x][1], #parts[x][1], parts[x][2], parts[x][3], top) end
+    for x = 2, workers do feeds[x]:push(parts[x][1], #parts[x][1], parts[x][2], parts[x][3], top) end
+    if before_mine then before_mine() end
+    feeds[1]:push(parts[1][1], #parts[1][1], parts[1][2], parts[1][3], top)
   end
   -- (worker 1's own records straight to its window, as runtime.lua wires it)
   local c = combiner.new(node_of(), sender, team, "w/1", feeds[1])

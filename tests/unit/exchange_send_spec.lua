@@ -1,0 +1,127 @@
+-- exchange.lua's sending side: a sender hands the other workers their parts of a batch
+-- before its own worker's input gets its part; a message that finds its ring full waits, in
+-- order; once more than exchange.SLACK wait for one worker the sources pause (flow.lua), and
+-- they go on when the rings have taken enough of it. The endpoint here is a model of
+-- host/exchange.c's: rings of a few slots that the test empties as a consumer would.
+local exchange = require "sluice.exchange"
+local flow = require "sluice.flow"
+
+local SLOTS = 4
+
+-- An endpoint of rings of SLOTS messages to each worker; take(to) empties worker to's ring
+-- and returns what it held, in order.
+local function endpoint()
+  local rings = {}
+  local ep = {}
+  function ep.send(_, to, s)
+    local ring = rings[to] or {}
+    rings[to] = ring
+    if #ring >= SLOTS then return false end
+    ring[#ring + 1] = s
+    return true
+  end
+  function ep.take(to)
+    local ring = rings[to] or {}
+    rings[to] = {}
+    return ring
+  end
+  return ep
+end
+
+-- n keys that worker w of 2 owns
+local function keys_of(w, n)
+  local list, i = {}, 0
+  while #list < n do
+    i = i + 1
+    if exchange.owner_of_group(exchange.group_of(i), 2) == w then list[#list + 1] = i end
+  end
+  return list
+end
+
+describe("exchange sender", function()
+  it("sends the other workers their parts of a batch, and its watermark, before its own " ..
+    "input takes its part (which may fire a window)", function()
+    local ep = endpoint()
+    local team = exchange.team(1, 2, function() end, ep)
+    local seen = {}
+    local mine = {}
+    function mine.push(_, b, n, _, _, e)
+      -- what worker 2's ring holds when this worker's input gets its records
+      seen[#seen + 1] = { n = n, e = e, ring = #ep.take(2) }
+      for i = 1, n do seen[#seen].k = (seen[#seen].k or 0) + b[i].k end
+    end
+    local sender = team:sender("p", function(r) return r.k end, nil, mine, true)
+    local b, t, w = {}, {}, {}
+    local ones, twos = keys_of(1, 3), keys_of(2, 2)
+    local sum = 0
+    for i, k in ipairs({ ones[1], twos[1], ones[2], twos[2], ones[3] }) do
+      b[i], t[i], w[i] = { k = k }, 1000 + i, 900 + i
+    end
+    for _, k in ipairs(ones) do sum = sum + k end
+    local before = 0
+    sender:push(b, 5, t, w, nil, function() before = before + 1 end)
+    assert.equal(1, before)
+    assert.same({ { n = 3, e = 905, ring = 1, k = sum } }, seen)
+    -- a batch with nothing for worker 2 still tells it the watermark first
+    sender:push({ { k = ones[1] } }, 1, { 2000 }, { 1900 }, nil)
+    assert.equal(1, seen[2].ring)
+    assert.equal(1900, seen[2].e)
+  end)
+
+  it("keeps messages for a full ring in order, pauses the sources past its slack, and " ..
+    "resumes them once the ring takes what waits", function()
+    local ep = endpoint()
+    local team = exchange.team(1, 3, function() end, ep)
+    local got = {}
+    local function take(to)
+      for _, s in ipairs(ep.take(to)) do got[#got + 1] = s end
+    end
+    local sent = 0
+    local function send(to, k)
+      for _ = 1, k do
+        sent = sent + 1
+        team:send(to, "m" .. sent)
+      end
+    end
+
+    send(2, SLOTS)                          -- the ring holds them
+    assert.is_false(team.waiting)
+    assert.is_true(team:through())
+    send(2, exchange.SLACK)                 -- they wait, the sources go on
+    assert.is_true(team.waiting)
+    assert.is_false(team:through())
+    assert.is_false(flow.paused())
+    send(3, 1)                              -- another worker's ring has room
+    send(2, 1)                              -- one past the slack: the sources pause
+    assert.is_true(flow.paused())
+
+    take(2)
+    assert.is_false(team:flush())           -- the ring took SLOTS; the rest still wait
+    assert.is_false(flow.paused())          -- but no more than the slack
+    assert.is_true(team.waiting)
+    while not team:flush() do take(2) end
+    take(2)
+    assert.is_false(team.waiting)
+    assert.is_true(team:through())
+    -- worker 2 got its messages in the order they were sent
+    local want = {}
+    for i = 1, sent do if i ~= SLOTS + exchange.SLACK + 1 then want[#want + 1] = "m" .. i end end
+    assert.same(want, got)
+    assert.same({ "m" .. (SLOTS + exchange.SLACK + 1) }, ep.take(3))
+  end)
+
+  it("pauses the sources until every worker's queue is back within the slack", function()
+    local ep = endpoint()
+    local team = exchange.team(2, 3, function() end, ep)
+    for i = 1, SLOTS + exchange.SLACK + 1 do team:send(1, "a" .. i); team:send(3, "b" .. i) end
+    assert.is_true(flow.paused())
+    ep.take(1)
+    team:flush()
+    assert.is_true(flow.paused())           -- worker 3's queue is still over
+    ep.take(3)
+    team:flush()
+    assert.is_false(flow.paused())
+    repeat ep.take(1); ep.take(3) until team:flush()
+    assert.is_true(team:through())
+  end)
+end)
