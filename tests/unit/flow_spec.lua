@@ -36,4 +36,33 @@ describe("flow", function()
     assert.is_false(late.paused)
     flow.leave(late)
   end)
+
+  it("resumes every source once when one leaves as it is resumed, and counts a sink " ..
+    "blocked twice once", function()
+    local resumed = {}
+    local function counting(name, on_resume)
+      local s = fake()
+      s.resume = function()
+        s.paused = false
+        resumed[name] = (resumed[name] or 0) + 1
+        if on_resume then on_resume(s) end
+      end
+      return flow.join(s)
+    end
+    local a = counting("a")
+    local b = counting("b", function(self) flow.leave(self) end)
+    local c = counting("c")
+    local sink = {}
+    flow.block(sink)
+    flow.block(sink)
+    flow.unblock(sink)
+    assert.same({ a = 1, b = 1, c = 1 }, resumed)
+    flow.block(sink)
+    assert.is_true(a.paused and c.paused)
+    assert.is_false(b.paused)               -- it left
+    flow.unblock(sink)
+    assert.same({ a = 2, b = 1, c = 2 }, resumed)
+    flow.leave(a)
+    flow.leave(c)
+  end)
 end)
