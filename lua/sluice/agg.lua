@@ -399,12 +399,15 @@ function agg.compile(entries, storage)
   end
   L("  return a")
   L("end")
-  -- save_into/load_partial: an accumulator's saved values into arr[at...], and a new one
-  -- from a partial aggregate (agg.PARTIAL), for aggregates C keeps whole (combiner.lua
-  -- folds nothing else)
+  -- save_into/save_raw/load_partial: an accumulator's saved values into arr[at...] or the
+  -- doubles at pointer `at`, and a new one from a partial aggregate (agg.PARTIAL), for
+  -- aggregates C keeps whole (combiner.lua folds nothing else)
   L("local function save_into(a, arr, at)")
   L("  C.sl_agg_save(pool, a, buf)")
   for i = 1, n do L("  arr[at + %d] = buf[%d]", i - 1, i - 1) end
+  L("end")
+  L("local function save_raw(a, at)")
+  L("  C.sl_agg_save(pool, a, at)")
   L("end")
   L("local function load_partial(r)")
   L("  local a = alloc()")
@@ -413,7 +416,8 @@ function agg.compile(entries, storage)
   L("  return a")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
-    "free = free, save = save, load = load, load_partial = load_partial, save_into = save_into }")
+    "free = free, save = save, load = load, load_partial = load_partial, save_into = save_into, " ..
+    "save_raw = save_raw }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)

@@ -76,15 +76,15 @@ local CHUNK = 4096
 
 -- The combiner of window `node` in front of `sender`, the sending side of exchange point
 -- `id` of `team` (exchange.lua's Team:sender): a receiver of the window's timed input.
--- Partials go to their keys' owners as columns (Team:send_partials), before what the
--- sender passes on next; records go on to the sender, but those of this worker's own keys
--- straight to `mine`, this worker's input of the point, when it is given (the sender would
--- only hash their keys again to find them its own). flush_all() sends every partial it
--- holds (a cut); close() frees its accumulators.
+-- Partials go to their keys' owners as messages of doubles (exchange.partials), before
+-- what the sender passes on next; records go on to the sender, but those of this worker's
+-- own keys straight to `mine`, this worker's input of the point, when it is given (the
+-- sender would only hash their keys again to find them its own). flush_all() sends every
+-- partial it holds (a cut); close() frees its accumulators.
 function combiner.new(node, sender, team, id, mine)
   local comp = agg.compile(node.aggregates)
   local fresh, update, free = comp.fresh, comp.update, comp.free
-  local save_into, width = comp.save_into, comp.width
+  local save_raw, width = comp.save_raw, comp.width
   local me, owners, group_of = team.me, team.owners, exchange.group_of
   local size, slide, g = window.panes_of(node.assigner)
   local lateness = node.lateness or 0
@@ -101,19 +101,15 @@ function combiner.new(node, sender, team, id, mine)
   -- what goes to the sender: partials and records that could not be folded, in order, with
   -- their times and watermarks (arrays used again for every batch)
   local out, ot, ow, m = {}, {}, {}, 0
-  -- the partials for each other worker, as columns (exchange.lua's send_partials)
-  local cols = {}
-  local function fresh_columns(to)
-    cols[to] = { n = 0, key = {}, pane = {}, count = {}, w = {}, v = {}, width = width }
-  end
-  for to = 1, team.n do fresh_columns(to) end
+  -- the partials for each other worker (exchange.partials)
+  local held = {}
+  for to = 1, team.n do held[to] = exchange.partials(id, width, CHUNK) end
   local function ship(to)
-    team:send_partials(to, id, cols[to])
-    fresh_columns(to)
+    team:send_partials(to, held[to].message())
   end
   local function ship_all()
     for to = 1, team.n do
-      if cols[to].n > 0 then ship(to) end
+      if held[to].n > 0 then ship(to) end
     end
   end
 
@@ -152,12 +148,9 @@ function combiner.new(node, sender, team, id, mine)
     local st = pane.states[k]
     local to = owners[group_of(k)]
     if raw_for[to] then pass(nil) end
-    local c = cols[to]
-    local j = c.n + 1
-    c.n = j
-    c.key[j], c.pane[j], c.count[j], c.w[j] = k, p, folded[st], wm
-    save_into(st, c.v, (j - 1) * width + 1)
-    if j >= CHUNK then ship(to) end
+    local h = held[to]
+    save_raw(st, h.add(k, p, folded[st], wm))
+    if h.n >= CHUNK then ship(to) end
     free(st)
   end
 

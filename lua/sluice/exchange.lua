@@ -316,26 +316,71 @@ end
 -- ---- partial aggregates -------------------------------------------------------------
 --
 -- What a worker's combiner (combiner.lua) folded for the keys another worker owns crosses
--- as columns of numbers (the serializer writes an array of numbers in a tight loop, where a
--- table per partial costs it hundreds of instructions): c = { n, key, pane, count, w, v,
--- width }, the saved accumulators' values one after the other in v. The receiver makes each
--- partial again as agg.lua's (agg.PARTIAL: key, pane, count, values...), its time the pane's
--- start, with the watermark the sender had.
+-- as doubles after the message's header, width + 4 a partial: its key, its pane, the count
+-- of records it stands for, the watermark its sender had, then its accumulator's saved
+-- values (agg.lua's save_raw writes them in place); when a key is not a number, the keys go
+-- in the header instead. Neither side makes a table per partial, nor an array to serialize:
+-- a pane's partials, hundreds of thousands when it is due, go as a copy of their bytes. The
+-- receiver makes each partial again as agg.lua's (agg.PARTIAL: key, pane, count, values...),
+-- its time the pane's start.
 
--- The partials of columns m as agg.PARTIAL records (also for combiner_spec): tables used
--- again for every message, as a typed batch's views are (the window that takes them loads
--- each into an accumulator of its own as it comes; none is kept), so that the partials of a
--- pane with hundreds of thousands of keys, all sent when it is due, make no garbage.
+-- The partials for one worker on exchange point `id`, gathered until message(): add(k, p,
+-- count, w) takes one and returns where its `width` values go (a pointer into the doubles
+-- gathered); .n is how many are held, at most `cap`; message() returns them as a message (a
+-- string.buffer, valid until its next call) and starts again.
+function exchange.partials(id, width, cap)
+  local rec = width + 4
+  local d = doubles_t(cap * rec)
+  local keys, filled, numbers = {}, 0, true
+  local header = { k = "p", p = id, width = width }
+  local buf = buffer.new()
+  local held = { n = 0 }
+  function held.add(k, p, count, w)
+    local n = held.n
+    local o = n * rec
+    if type(k) == "number" then d[o] = k else d[o] = 0; numbers = false end
+    keys[n + 1] = k
+    d[o + 1], d[o + 2], d[o + 3] = p, count, w
+    held.n = n + 1
+    return d + o + 4
+  end
+  function held.message()
+    local n = held.n
+    header.keys = nil
+    if not numbers then
+      -- (the array goes whole: what a longer message left goes first)
+      for i = n + 1, filled do keys[i] = nil end
+      header.keys = keys
+    end
+    if n > filled then filled = n end
+    buf:reset()
+    buf:encode(header)
+    buf:putcdata(d, n * rec * 8)
+    held.n, numbers = 0, true
+    return buf
+  end
+  return held
+end
+
+-- The partials of message m (its header; `unpacking` holds the rest) as agg.PARTIAL records,
+-- with their times (their panes) and watermarks: tables used again for every message, as a
+-- typed batch's views are (the window that takes them loads each into an accumulator of its
+-- own as it comes; none is kept), so that the partials of a pane make no garbage.
 local rx_partials = {}          -- width -> { rows = the array handed on, made = the tables }
+local rx_pt, rx_pw = {}, {}
 local function from_partials(m)
-  local n, width = m.n, m.width
-  local key, pane, count, v = m.key, m.pane, m.count, m.v
+  local width = m.width
+  local rec = width + 4
+  local p, len = unpacking:ref()
+  local n = floor(len / (8 * rec))
+  local d = ffi.cast(double_ptr, p)
+  local keys = m.keys
   local mine = rx_partials[width]
   if not mine then
     mine = { rows = {}, made = {} }
     rx_partials[width] = mine
   end
-  local rows, made = mine.rows, mine.made
+  local rows, made, t, w = mine.rows, mine.made, rx_pt, rx_pw
   for i = 1, n do
     local r = made[i]
     if not r then
@@ -343,15 +388,23 @@ local function from_partials(m)
       r = setmetatable(new_table(3 + width, 0), PARTIAL)
       made[i] = r
     end
-    r[1], r[2], r[3] = key[i], pane[i], count[i]
-    local o = (i - 1) * width
-    for j = 1, width do r[3 + j] = v[o + j] end
-    rows[i] = r
+    local o = (i - 1) * rec
+    local k = d[o]
+    if keys then k = keys[i] end            -- (a key may be false)
+    r[1], r[2], r[3] = k, d[o + 1], d[o + 2]
+    for j = 1, width do r[3 + j] = d[o + 3 + j] end
+    rows[i], t[i], w[i] = r, d[o + 1], d[o + 3]
   end
   for i = n + 1, #rows do rows[i] = nil end
-  return rows
+  return rows, n, t, w
 end
-exchange.from_partials = from_partials
+
+-- The partials of message s (a string or string.buffer that exchange.partials made), as the
+-- worker they are for reads them (for combiner_spec): rows, their number, times, watermarks.
+function exchange.read_partials(s)
+  if type(s) == "string" then unpacking:set(s) else unpacking:set(s:ref()) end
+  return from_partials(unpacking:decode())
+end
 
 -- ---- the team: this worker's endpoint and exchange points ---------------------------
 
@@ -412,10 +465,9 @@ function Team:send_data(to, s)
   return self:send(to, s)
 end
 
--- Sends the partial aggregates c (the columns above) to worker `to`, on exchange point `id`.
-function Team:send_partials(to, id, c)
-  c.k, c.p = "p", id
-  self:send_data(to, encode(c))
+-- Sends worker `to` a message of partial aggregates (exchange.partials').
+function Team:send_partials(to, message)
+  self:send_data(to, message)
 end
 
 function Team:broadcast(m)
@@ -480,7 +532,7 @@ function Team:wake()
       if kind == "b" then
         input:push(m.r or {}, m.n, m.t, m.w, m.e)
       elseif kind == "p" then
-        input:push(from_partials(m), m.n, m.pane, m.w)
+        input:push(from_partials(m))
       elseif kind == "w" then
         local rows, t, w = from_columns(m)
         input:push(rows, m.n, t, w, m.e)

@@ -2,8 +2,9 @@
 -- window (window.lua's partial records), give what the window gives from the records
 -- themselves. The window fed the records directly is the model (window_spec holds it to
 -- its reference); both are driven as stage.lua drives an operator, by the watermark of each
--- record. Partials of keys another worker owns go as columns (exchange.from_partials makes
--- them again) and reach the same window here.
+-- record. Partials of keys another worker owns go as messages of doubles (exchange.lua's
+-- read_partials makes them again, as the worker they are for does) and reach the same
+-- window here.
 local sl = require "sluice"
 local agg = require "sluice.agg"
 local combiner = require "sluice.combiner"
@@ -109,10 +110,11 @@ local function both(records, node_of, batch, workers)
   end
   local team = { me = 1, n = workers, owners = owner, combiners = {} }
   local crossed = 0
-  function team.send_partials(_, to, _, c)
+  function team.send_partials(_, to, message)
     assert.is_true(to ~= 1)
-    crossed = crossed + c.n
-    feeds[to]:push(exchange.from_partials(c), c.n, c.pane, c.w)
+    local rows, n, t, w = exchange.read_partials(message)
+    crossed = crossed + n
+    feeds[to]:push(rows, n, t, w)
   end
   -- the sender: each record to its key's worker (a partial's key is its first value), the
   -- watermark to every worker; worker 1's own last, after before_mine (exchange.lua's)
@@ -174,6 +176,26 @@ describe("combiner", function()
     end
   end
 
+  it("gives the window's results when keys are numbers, and numbers, strings and false " ..
+    "cross in one message", function()
+    for _, mixed in ipairs({ false, true }) do
+      local records = gen("disordered", 800, 5, 6)
+      for _, r in ipairs(records) do
+        local n = tonumber(r.k:sub(2))
+        -- (whole and fractional: a key crosses as the double it is)
+        if not mixed or n % 2 == 0 then r.k = n % 3 == 0 and n or n + 0.25
+        elseif n == 5 then r.k = false end
+      end
+      for _, batch in ipairs({ 7, 1024 }) do
+        local want, got, _, crossed = both(records,
+          function() return window_node(sl.sliding("10s", "2s")) end, batch, 3)
+        assert.is_true(#want > 20)
+        assert.same(want, got)
+        assert.is_true(crossed > 0)
+      end
+    end
+  end)
+
   -- keys owned by worker `w` of 2, named from `prefix`
   local function keys_of(w, prefix, n)
     local list, i = {}, 0
@@ -198,9 +220,10 @@ describe("combiner", function()
     end
     local team = { me = 1, n = 2, owners = {}, combiners = {} }
     for g = 0, exchange.GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, 2) end
-    function team.send_partials(_, to, _, c)
+    function team.send_partials(_, to, message)
       local e = { "partials", to }
-      for i = 1, c.n do e[#e + 1] = c.key[i] .. "=" .. c.count[i] end
+      local rows, n = exchange.read_partials(message)
+      for i = 1, n do e[#e + 1] = rows[i][1] .. "=" .. rows[i][3] end
       log[#log + 1] = e
     end
     return combiner.new(node, sender, team, "w/1"), log
