@@ -467,7 +467,6 @@ local function pane_window(node, out, ctx)
   -- op.represented: records the partials stood for beyond one each, for the stage's meter.
   if node.combined then
     local step_record = op.step
-    local load = comp.load_partial
     op.represented, op.represented_late = 0, 0
     function op.step(r, t)
       -- (type() first: LuaJIT does not compile getmetatable of a cdata, a typed record)
@@ -482,7 +481,9 @@ local function pane_window(node, out, ctx)
       end
       op.represented = op.represented + r[3] - 1
       local k = r[1]
-      local slot = load(r)
+      -- (comp's, read now: a reload's adopt gives the operator the old one's computation,
+      -- over the old pool, and closes the one it was built with)
+      local slot = comp.load_partial(r)
       local st = pane[k]
       if st == nil then pane[k] = slot; nkeys = nkeys + 1
       else merge(st, slot); free(slot) end

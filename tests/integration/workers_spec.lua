@@ -541,6 +541,38 @@ sl.source.nexmark { rate = 4000, pace = true, typed = true }
     assert.same({ true, true, true }, after)
   end)
 
+  -- A window combined on 2 workers (combiner.lua) keeps its state through a reload: the
+  -- new operator adopts the old one's panes and accumulator pool, and the partials that
+  -- come after must be loaded into that pool, not the one it was built with (freed then:
+  -- the worker crashed in sl_agg_pool_alloc).
+  it("a reload (SIGHUP) of a combined window on 2 workers: the results of a run without one",
+    function()
+      local dir = h.tmpdir()
+      local path = h.script([[
+local sl = require "sluice"
+sl.source.generator { count = 100000, rate = 50000, fn = function(i)
+  return { k = "k" .. (i % 37), ts = 1700000000000 + i * 10 } end }
+  :timestamp("ts")
+  :key_by("k"):window(sl.tumbling "300ms"):aggregate { n = sl.count() }:name("counts")
+  :sink(sl.sink.file { path = sl.param("out", "out"), format = "json" })
+]], "reloaded.lua")
+      local ref, out = h.path(dir, "ref.jsonl"), h.path(dir, "out.jsonl")
+      h.expect_code(h.run(string.format("run %s --set out=%s --control none", h.q(path),
+        h.q(ref))), 0)
+      local err = h.path(dir, "err")
+      local pid = start(string.format("run %s --set out=%s --control none --workers 2",
+        h.q(path), h.q(out)), err)
+      h.wait_until("some results", function() return #h.lines(h.read(out) or "") > 1000 end)
+      os.execute("kill -HUP " .. pid)
+      gone(pid)
+      h.contains(h.read(err), "reloaded reloaded.lua", "the reload")
+      local want, got = h.lines(h.read(ref)), h.lines(h.read(out))
+      table.sort(want)
+      table.sort(got)
+      assert.is_true(#want > 10000)
+      h.same_lines(want, got, "2 workers, reloaded")
+    end)
+
   it("ends when no keyed operator follows a source worker 1 reads (the others have nothing " ..
     "to do)", function()
     local dir = h.tmpdir()
