@@ -736,9 +736,14 @@ function Job:open_source(node, route, position, loaded)
 end
 
 -- Finishes the job once its sources have ended and, on several workers, every exchange
--- point of this worker has ended and nothing waits to be sent.
+-- point of this worker has ended and nothing waits to be sent; a worker other than 1 also
+-- waits for worker 1 to finish (its "release"): until then worker 1 may still take a cut (a
+-- checkpoint, a reload), which needs every worker's answer, however early its part ended
+-- (a worker with nothing keyed downstream of worker 1's sources has none from the start).
 function Job:maybe_finish()
-  if self.live == 0 and not self.finishing and (not self.team or self.team:through()) then
+  local team = self.team
+  if self.live == 0 and not self.finishing
+    and (not team or (team:through() and (team.me == 1 or self.released))) then
     self:finish()
   end
 end
@@ -749,6 +754,7 @@ end
 function Job:finish()
   if self.finishing then return end
   self.finishing = true
+  if self.team and self.team.me == 1 then self.team:broadcast { k = "c", c = "release" } end
   local j, waiting = self, 1
   local function settled()
     waiting = waiting - 1
@@ -942,6 +948,9 @@ end
 function Job:on_control(from, m)
   if m.c == "shutdown" then
     self:shutdown(true)
+  elseif m.c == "release" then
+    self.released = true
+    self:maybe_finish()
   elseif m.c == "abort" then
     self.failed = string.format("worker %d: %s", from, tostring(m.why))
     self:abort()

@@ -590,6 +590,22 @@ sl.source.generator { count = 1000 }
     end
   end)
 
+  -- The other workers' parts of such a job end at once, but worker 1 still takes cuts: a
+  -- checkpoint (or a reload) needs every worker's answer, so they wait for worker 1's end.
+  it("checkpoints a job whose other workers have nothing to do, to its end", function()
+    local dir = h.tmpdir()
+    local out = h.path(dir, "out.jsonl")
+    local path = h.script(string.format([[
+local sl = require "sluice"
+sl.source.generator { count = 20000, rate = 40000, fn = function(i) return { i = i } end }
+  :sink(sl.sink.file { path = %q, format = "json" })
+]], out), "unkeyed_checkpointed.lua")
+    local res = h.run(string.format("run %s --workers 2 --state-dir %s --checkpoint-every 50ms",
+      h.q(path), h.q(h.path(dir, "state"))), { timeout = 30 })
+    h.expect_code(res, 0)
+    assert.equal(20000, #h.lines(h.read(out)))
+  end)
+
   it("take(n) takes n in all, not n on each worker, and ends an unbounded job", function()
     local dir = h.tmpdir()
     -- after a keyed operator (records from every worker), and after a source every worker
