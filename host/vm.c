@@ -3,6 +3,7 @@
  * The state owns the libdir string (a registry field) that core.libdir reports.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
@@ -10,12 +11,52 @@
 #include "sl_api.h"
 #include "vm.h"
 
+/* next(t, k) through lua_next: a C function the JIT calls, where it would compile the
+ * builtin next (and a pairs() loop) into its own code. The LuaJIT Debian 12 ships (2.1, the
+ * git of 2022-03-20) can compile that code wrong: a register swap after lj_vm_next moves 32
+ * bits of a pointer (LuaJIT issue 829, fixed upstream on 2022-04-05), and the trace reads
+ * through the truncated pointer: jobs on several workers crashed so, now and then. */
+static int traverse_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* pairs(t): traverse_next over a table. A cdata goes to the builtin pairs (its __pairs
+ * may say what to use instead) by a tail call, so that an error __pairs raises at level 2
+ * names the script's line. */
+static const char pairs_source[] =
+    "local builtin, traverse, type, error = ...\n"
+    "return function(t, ...)\n"
+    "  local kind = type(t)\n"
+    "  if kind == 'table' then return traverse, t, nil end\n"
+    "  if kind == 'cdata' then return builtin(t, ...) end\n"
+    "  error(\"bad argument #1 to 'pairs' (table expected, got \" .. kind .. \")\", 2)\n"
+    "end\n";
+
 /* Runs under lua_cpcall so that a failure while setting up is an error, not a panic. */
 static int setup(lua_State *L)
 {
     const char *libdir = lua_touserdata(L, 1);
 
     luaL_openlibs(L);
+    /* SLUICE_JIT_PAIRS=1 keeps the builtins (a LuaJIT with the fix, or to compare) */
+    if (getenv("SLUICE_JIT_PAIRS") == NULL) {
+        if (luaL_loadbuffer(L, pairs_source, sizeof pairs_source - 1, "=pairs") != 0)
+            return lua_error(L);                        /* chunk */
+        lua_getglobal(L, "pairs");                      /* chunk builtin */
+        lua_pushcfunction(L, traverse_next);            /* chunk builtin next */
+        lua_pushvalue(L, -1);
+        lua_setglobal(L, "next");
+        lua_getglobal(L, "type");
+        lua_getglobal(L, "error");                      /* chunk builtin next type error */
+        lua_call(L, 4, 1);                              /* pairs */
+        lua_setglobal(L, "pairs");                      /* -- */
+    }
     lua_pushstring(L, libdir);
     lua_setfield(L, LUA_REGISTRYINDEX, SL_VM_LIBDIR_KEY);
 
