@@ -399,13 +399,9 @@ function agg.compile(entries, storage)
   end
   L("  return a")
   L("end")
-  -- save_into/save_raw/load_partial: an accumulator's saved values into arr[at...] or the
-  -- doubles at pointer `at`, and a new one from a partial aggregate (agg.PARTIAL), for
-  -- aggregates C keeps whole (combiner.lua folds nothing else)
-  L("local function save_into(a, arr, at)")
-  L("  C.sl_agg_save(pool, a, buf)")
-  for i = 1, n do L("  arr[at + %d] = buf[%d]", i - 1, i - 1) end
-  L("end")
+  -- save_raw/load_partial: an accumulator's saved values into the doubles at pointer `at`,
+  -- and a new one from a partial aggregate (agg.PARTIAL), for aggregates C keeps whole
+  -- (combiner.lua folds nothing else)
   L("local function save_raw(a, at)")
   L("  C.sl_agg_save(pool, a, at)")
   L("end")
@@ -416,8 +412,7 @@ function agg.compile(entries, storage)
   L("  return a")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
-    "free = free, save = save, load = load, load_partial = load_partial, save_into = save_into, " ..
-    "save_raw = save_raw }")
+    "free = free, save = save, load = load, load_partial = load_partial, save_raw = save_raw }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)

@@ -34,7 +34,7 @@ local format, concat = string.format, table.concat
 
 local combiner = {}
 
--- (kept in C whole: a partial's values are numbers, agg.lua's save_into)
+-- (kept in C whole: a partial's values are numbers, agg.lua's save_raw)
 local combinable = { count = true, sum = true, avg = true, min = true, max = true }
 -- aggregates that fold a value only when it is a number (or absent)
 local numeric = { sum = true, avg = true, min = true, max = true }

@@ -9,30 +9,20 @@
 -- ones upstream of the slow sink, keeps it simple; a job is usually one pipeline.
 local host = require "sluice.host"
 
+local pairs, next = pairs, next
 local max, min = math.max, math.min
 
 local flow = {}
 
--- No pairs() or next() here: flow.block and flow.unblock run inside the exchange's and the
--- sinks' compiled traces, and the LuaJIT of Debian 12 (2.1 of 2022-03-20) can compile a
--- table traversal there into code that loses a pointer's upper half (LuaJIT issue 829,
--- fixed upstream 2022-04-05): it crashed 2- and 3-worker jobs at --batch-size 1. The
--- sources are an array (with where: handle -> its index), the blocked sinks a set and a
--- count.
-local sources, nsources, where = {}, 0, {}  -- source handles; each has pause() and resume()
-local blocked, nblocked = {}, 0     -- sink -> true while it is over its high mark
+local sources = {}      -- source handle -> true; a handle has pause() and resume()
+local blocked = {}      -- sink -> true while it is over its high mark
 local paused = false
 
 local function set_paused(p)
   if p == paused then return end
   paused = p
-  -- (from the last: a source that leaves as it is paused or resumed moves the last one,
-  -- already done, into its place)
-  for i = nsources, 1, -1 do
-    local s = sources[i]
-    if s then
-      if p then s.pause() else s.resume() end
-    end
+  for s in pairs(sources) do
+    if p then s.pause() else s.resume() end
   end
 end
 
@@ -42,40 +32,26 @@ function flow.paused() return paused end
 
 -- Registers a source handle { pause = fn, resume = fn }; pauses it at once if needed.
 function flow.join(src)
-  if not where[src] then
-    nsources = nsources + 1
-    sources[nsources], where[src] = src, nsources
-  end
+  sources[src] = true
   if paused then src.pause() end
   return src
 end
 
 -- Unregisters a source (it ended or closed).
 function flow.leave(src)
-  local i = where[src]
-  if not i then return end
-  local last = sources[nsources]
-  sources[i], where[last] = last, i
-  sources[nsources], where[src] = nil, nil
-  nsources = nsources - 1
+  sources[src] = nil
 end
 
 -- A sink is over its high mark: pause every source.
 function flow.block(sink)
-  if not blocked[sink] then
-    blocked[sink] = true
-    nblocked = nblocked + 1
-  end
+  blocked[sink] = true
   set_paused(true)
 end
 
 -- A sink is below its low mark (or closed): resume when no sink is blocked any more.
 function flow.unblock(sink)
-  if blocked[sink] then
-    blocked[sink] = nil
-    nblocked = nblocked - 1
-  end
-  if nblocked == 0 then set_paused(false) end
+  blocked[sink] = nil
+  if next(blocked) == nil then set_paused(false) end
 end
 
 -- The end of a job for a sink that delivers from the loop (its settle(ms, done)): done()

@@ -278,7 +278,7 @@ s:key_by("k"):window(sl.tumbling "300ms"):aggregate { n = sl.count(), s = sl.sum
 
   -- A batch of one record: a message per record, so the rings fill and empty all the time
   -- and flow.lua pauses and resumes the sources thousands of times. With Debian 12's LuaJIT
-  -- a compiled pairs() there crashed about one run in five (flow.lua says why); runs
+  -- a compiled pairs() there crashed about one run in five (host/vm.c says why); runs
   -- repeated so that such a crash shows.
   it("Nexmark q9 in batches of one record: 3 workers give one worker's results, run after run",
     function()
