@@ -8,7 +8,8 @@
 -- one partial per key, pane and worker, not each record. The owner's window merges a
 -- partial into its pane as it adds a record (window.lua), so its results are the same.
 -- Records of the keys this worker owns go to its window as they are (folding them here
--- would do the window's work twice).
+-- would do the window's work twice), except typed records C folds (below): those are
+-- folded too, and the window takes one partial per key and pane.
 --
 -- When a partial goes: just before this worker passes on a watermark at which the first
 -- window reading its pane fires, with the watermark it had passed before, so the owner has
@@ -22,12 +23,15 @@
 -- out of range, or a value that is not a number where the aggregate needs one (a string
 -- for max: the window compares it, or raises and dead-letters it, as with one worker).
 -- A record without a key stays here, where the window dead-letters it.
+local ffi = require "ffi"
 local agg = require "sluice.agg"
 local host = require "sluice.host"
 local exchange = require "sluice.exchange"
+local typed = require "sluice.typed"
 local window = require "sluice.window"
 
 local C = host.C
+local istype = ffi.istype
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, huge = type, pairs, math.huge
 local format, concat = string.format, table.concat
@@ -74,6 +78,45 @@ end
 -- not go as one message, all held at once).
 local CHUNK = 4096
 
+-- ---- typed records folded in C ------------------------------------------------------
+--
+-- A batch of typed records whose key and aggregated fields are doubles C can read where
+-- they lie (typed.key_at) is folded in one C call (host/combine.h) into a C map per pane,
+-- beside the pane's Lua table (which other records use): a pane sends both. Each record in
+-- Lua then costs only the collection of its address. The records of this worker's own keys
+-- are folded too, and their partials go to `mine` as rows (exchange.partial_rows): when
+-- the window's step in Lua took them one by one, the owner of a hot key (Nexmark's hot
+-- auctions) was left behind the workers that fold its records in C.
+local c_kinds = { count = C.SL_AGG_COUNT, sum = C.SL_AGG_SUM, avg = C.SL_AGG_AVG,
+  min = C.SL_AGG_MIN, max = C.SL_AGG_MAX }
+local bytes_ptrs, doubles_t = ffi.typeof("const uint8_t *[?]"), ffi.typeof("double[?]")
+local ints_t, int32s_t = ffi.typeof("int[?]"), ffi.typeof("int32_t[?]")
+local batch_t, owners_t = ffi.typeof("sl_combine_batch"), ffi.typeof("uint8_t[?]")
+local dsts_t, int64_box = ffi.typeof("double *[?]"), ffi.typeof("int64_t[1]")
+-- (a map the collector frees: its pool may be gone first)
+local function free_unclosed(m) C.sl_combine_pane_free(m, nil) end
+
+-- What the C fold of views of crossing `cross` needs (see above), or false when it cannot
+-- read them: the key or an aggregated field is not a double at a fixed byte.
+local function c_fold_of(cross, field, aggregates)
+  if not cross or not cross.address then return false end
+  local key_at = typed.key_at(cross, field)
+  if not key_at then return false end
+  local n = #aggregates
+  local kind, value_at = ints_t(n), ints_t(n)
+  for j, e in ipairs(aggregates) do
+    local k = e.agg.aggregate
+    kind[j - 1], value_at[j - 1] = c_kinds[k], 0
+    if k ~= "count" then
+      local at = e.agg.field and typed.key_at(cross, e.agg.field)
+      if not at then return false end
+      value_at[j - 1] = at
+    end
+  end
+  return { ct = cross.ct, address = cross.address, key_at = key_at, n = n, kind = kind,
+    value_at = value_at, cap = 0 }
+end
+
 -- The combiner of window `node` in front of `sender`, the sending side of exchange point
 -- `id` of `team` (exchange.lua's Team:sender): a receiver of the window's timed input.
 -- Partials go to their keys' owners as messages of doubles (exchange.partials), before
@@ -90,6 +133,17 @@ function combiner.new(node, sender, team, id, mine)
   local lateness = node.lateness or 0
   local field = node.key_field
   local foldable = foldable_check(node.aggregates)
+  local pool = comp.pool
+  -- the C fold (see c_fold_of) by crossing, false where it cannot; its batch and owners
+  local c_folds = {}
+  local cb = batch_t()
+  local owner = owners_t(exchange.GROUPS)
+  for grp = 0, exchange.GROUPS - 1 do owner[grp] = owners[grp] - 1 end
+  cb.owner, cb.me, cb.pool = owner, me - 1, pool
+  -- (SLUICE_COMBINE_OWN=0: the records of its own keys go to the window as they are, to
+  -- compare)
+  cb.fold_own = os.getenv("SLUICE_COMBINE_OWN") ~= "0" and 1 or 0
+  local dsts, used, take_at = dsts_t(team.n), int32s_t(team.n), int64_box()
 
   -- pane start -> { states = { key -> slot }, due = the time the first window reading the
   -- pane fires }; folded[slot]: the records a slot holds (one table for every pane: a
@@ -104,8 +158,15 @@ function combiner.new(node, sender, team, id, mine)
   -- the partials for each other worker (exchange.partials)
   local held = {}
   for to = 1, team.n do held[to] = exchange.partials(id, width, CHUNK) end
+  -- this worker's own partials (C folds its own records too, see fold_own below), as rows
+  -- for `mine`
+  local own_rows = {}
   local function ship(to)
-    team:send_partials(to, held[to].message())
+    local h = held[to]
+    if to ~= me then return team:send_partials(to, h.message()) end
+    local n = h.n
+    h.clear()
+    mine:push(exchange.partial_rows(h.d, n, width, nil, own_rows))
   end
   local function ship_all()
     for to = 1, team.n do
@@ -154,10 +215,32 @@ function combiner.new(node, sender, team, id, mine)
     free(st)
   end
 
+  -- the partials of pane p that C folded (see c_fold_of), as partial() sends the others
+  local function send_c(p, pane, wm)
+    local cm = pane.cmap
+    pane.cmap = nil
+    if C.sl_combine_pane_len(cm) > 0 then
+      for to = 1, team.n do
+        if raw_for[to] then pass(nil); break end
+      end
+      for to = 1, team.n do dsts[to - 1], used[to - 1] = held[to].d, held[to].n end
+      take_at[0] = 0
+      repeat
+        local full = C.sl_combine_take(cm, take_at, p, wm, pool, width, owner, dsts, used, CHUNK)
+        for to = 1, team.n do
+          if used[to - 1] ~= held[to].n then held[to].took(used[to - 1]) end
+        end
+        if full >= 0 then ship(full + 1); used[full] = 0 end
+      until full < 0
+    end
+    C.sl_combine_pane_free(ffi.gc(cm, nil), pool)
+  end
+
   local function send_pane(p, pane, wm)
     for k, st in pairs(pane.states) do
       if st then partial(pane, p, k, wm) end
     end
+    if pane.cmap then send_c(p, pane, wm) end
     panes[p] = nil
     if pane == hot_pane then hot_start, hot_pane = huge, nil end
   end
@@ -184,6 +267,83 @@ function combiner.new(node, sender, team, id, mine)
     return pane
   end
 
+  -- the C map of pane `pane` (made on its first record folded in C)
+  local function cmap_of(pane)
+    local cm = pane.cmap
+    if cm == nil then
+      cm = C.sl_combine_pane_new()
+      if cm == nil then error("combiner: out of memory for a pane's accumulators", 0) end
+      -- (freed by send_c, or by the collector when the combiner goes unclosed)
+      cm = ffi.gc(cm, free_unclosed)
+      pane.cmap = cm
+    end
+    return cm
+  end
+
+  -- this worker's own records the C fold set aside, to `own` (for mine), in order
+  local function own_from_c(b, t, w)
+    local k = cb.nmine
+    if k == 0 then return end
+    local idx = cb.mine
+    for j = 0, k - 1 do
+      local i = idx[j] + 1
+      mo = mo + 1
+      own[mo], owt[mo], oww[mo] = b[i], t[i], w[i]
+    end
+    cb.nmine = 0
+  end
+
+  -- Folds batch b in C (see c_fold_of) and returns the largest watermark of its records (and
+  -- `before`); false, having done nothing, when a record is not a view of f's crossing.
+  local function fold_c(f, b, cnt, t, w, before)
+    if cnt > f.cap then
+      f.cap = cnt
+      f.addrs, f.times, f.marks, f.mine = bytes_ptrs(cnt), doubles_t(cnt), doubles_t(cnt),
+        int32s_t(cnt)
+    end
+    local ct, address, addrs, times, marks = f.ct, f.address, f.addrs, f.times, f.marks
+    for i = 1, cnt do
+      local r = b[i]
+      if not istype(ct, r) then return false end
+      addrs[i - 1], times[i - 1], marks[i - 1] = address(r), t[i], w[i]
+    end
+    cb.rec, cb.t, cb.w, cb.key_at = addrs, times, marks, f.key_at
+    cb.nagg, cb.kind, cb.value_at, cb.mine = f.n, f.kind, f.value_at, f.mine
+    cb.nmine, cb.begun, cb.folds, cb.top = 0, 0, 0, before
+    local i = 0
+    while i < cnt do
+      local pane = hot_pane
+      i = C.sl_combine_fold(cb, i, cnt, pane and cmap_of(pane), hot_start, g, next_due)
+      if i < 0 then error("combiner: out of memory for accumulators", 0) end
+      if i >= cnt then break end
+      -- record i + 1 stopped the fold: a due pane, a pane not hot, a NaN time or key
+      local wi, ti = w[i + 1], t[i + 1]
+      before = cb.top
+      own_from_c(b, t, w)
+      if wi >= next_due then
+        send_due(wi, before)
+      else
+        local r = b[i + 1]
+        local k = r[field]
+        local p = start_ms(ti, g)
+        if k == k and p == p then
+          pane_of(p)
+        else
+          -- as it is, to the key's owner (the owner's window judges it as with one worker)
+          local grp = k ~= nil and group_of(k)
+          raw_for[grp and owners[grp] or me] = true
+          m = m + 1
+          out[m], ot[m], ow[m] = r, ti, wi
+          if wi > before then cb.top = wi end
+          i = i + 1
+        end
+      end
+    end
+    own_from_c(b, t, w)
+    begun, folds = begun + tonumber(cb.begun), folds + tonumber(cb.folds)
+    return cb.top
+  end
+
   local recv = {}
   setmetatable(recv, { __index = sender })     -- recv.done: the sender's
 
@@ -194,7 +354,17 @@ function combiner.new(node, sender, team, id, mine)
       return sender:push(b, cnt, t, w, wend)
     end
     local before = passed
-    for i = 1, cnt do
+    local first = cnt > 0 and mine and b[1]
+    local f = first and type(first) == "cdata" and c_folds[typed.crossing(first) or false]
+    if first and type(first) == "cdata" and f == nil then
+      local cross = typed.crossing(first)
+      f = c_fold_of(cross, field, node.aggregates)
+      if cross then c_folds[cross] = f end
+    end
+    local top_c = f and fold_c(f, b, cnt, t, w, before)
+    local in_lua = cnt            -- the records left to the loop below
+    if top_c then before, in_lua = top_c, 0 end
+    for i = 1, in_lua do
       local wi = w[i]
       if wi >= next_due then send_due(wi, before) end
       if wi > before then before = wi end
@@ -282,6 +452,8 @@ function combiner.new(node, sender, team, id, mine)
       for _, st in pairs(pane.states) do
         if st then free(st) end
       end
+      if pane.cmap then C.sl_combine_pane_free(ffi.gc(pane.cmap, nil), pool) end
+      pane.cmap = nil
     end
     panes = {}
     comp.close()

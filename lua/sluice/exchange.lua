@@ -334,7 +334,15 @@ function exchange.partials(id, width, cap)
   local keys, filled, numbers = {}, 0, true
   local header = { k = "p", p = id, width = width }
   local buf = buffer.new()
-  local held = { n = 0 }
+  -- held.d: where the partials are written, cap of them (combine.h writes there too, and
+  -- then tells took(n))
+  local held = { n = 0, d = d, cap = cap }
+  function held.took(n)
+    for i = held.n + 1, n do keys[i] = d[(i - 1) * rec] end
+    held.n = n
+  end
+  -- forgets what it holds (a worker's own partials, read where they are)
+  function held.clear() held.n, numbers = 0, true end
   function held.add(k, p, count, w)
     local n = held.n
     local o = n * rec
@@ -368,19 +376,15 @@ end
 -- own as it comes; none is kept), so that the partials of a pane make no garbage.
 local rx_partials = {}          -- width -> { rows = the array handed on, made = the tables }
 local rx_pt, rx_pw = {}, {}
-local function from_partials(m)
-  local width = m.width
+
+-- The n partials of `width` values at doubles d (keys: their keys when not the doubles)
+-- as rows, with their times and watermarks, in the tables of `into` (a table kept for
+-- them; partial_rows makes the tables of its first call).
+local function partial_rows(d, n, width, keys, into)
   local rec = width + 4
-  local p, len = unpacking:ref()
-  local n = floor(len / (8 * rec))
-  local d = ffi.cast(double_ptr, p)
-  local keys = m.keys
-  local mine = rx_partials[width]
-  if not mine then
-    mine = { rows = {}, made = {} }
-    rx_partials[width] = mine
-  end
-  local rows, made, t, w = mine.rows, mine.made, rx_pt, rx_pw
+  into.rows, into.made, into.t, into.w = into.rows or {}, into.made or {}, into.t or {},
+    into.w or {}
+  local rows, made, t, w = into.rows, into.made, into.t, into.w
   for i = 1, n do
     local r = made[i]
     if not r then
@@ -397,6 +401,19 @@ local function from_partials(m)
   end
   for i = n + 1, #rows do rows[i] = nil end
   return rows, n, t, w
+end
+exchange.partial_rows = partial_rows
+
+local function from_partials(m)
+  local width = m.width
+  local p, len = unpacking:ref()
+  local n = floor(len / (8 * (width + 4)))
+  local mine = rx_partials[width]
+  if not mine then
+    mine = { t = rx_pt, w = rx_pw }
+    rx_partials[width] = mine
+  end
+  return partial_rows(ffi.cast(double_ptr, p), n, width, m.keys, mine)
 end
 
 -- The partials of message s (a string or string.buffer that exchange.partials made), as the

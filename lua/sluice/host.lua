@@ -88,6 +88,33 @@ int sl_key_group_num(double x);
 int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, int origin_at,
                       const double *t, const double *w, const uint8_t *owner, int nworkers,
                       int me, uint8_t *const *out, int32_t *count, int32_t *mine);
+
+/* host/combine.h: a combiner's accumulators of a pane by number key */
+typedef struct sl_combine_pane sl_combine_pane;
+sl_combine_pane *sl_combine_pane_new(void);
+void sl_combine_pane_free(sl_combine_pane *m, sl_agg_pool *pool);
+int64_t sl_combine_pane_len(const sl_combine_pane *m);
+typedef struct sl_combine_batch {
+    const uint8_t *const *rec;
+    const double *t, *w;
+    int key_at;
+    const uint8_t *owner;
+    int me;
+    int fold_own;
+    sl_agg_pool *pool;
+    int nagg;
+    const int *kind;
+    const int *value_at;
+    int32_t *mine;
+    int32_t nmine;
+    int64_t begun, folds;
+    double top;
+} sl_combine_batch;
+int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
+                    double start, double len, double next_due);
+int sl_combine_take(sl_combine_pane *m, int64_t *at, double start, double wm,
+                    sl_agg_pool *pool, int width, const uint8_t *owner, double *const *dst,
+                    int32_t *used, int32_t cap);
 ]]
 
 local C = ffi.C
