@@ -83,6 +83,18 @@ void sl_combine_pane_free(sl_combine_pane *m, sl_agg_pool *pool)
     free(m);
 }
 
+void sl_combine_pane_clear(sl_combine_pane *m, sl_agg_pool *pool)
+{
+    if (m->len > 0)
+        for (int64_t i = 0; i < m->cap; i++)
+            if (m->e[i].slot >= 0) {
+                sl_agg_pool_release(pool, m->e[i].slot);
+                m->e[i].slot = -1;
+            }
+    m->len = 0;
+    m->mixed = 0;
+}
+
 int64_t sl_combine_pane_len(const sl_combine_pane *m)
 {
     return m->len;

@@ -16,6 +16,9 @@ typedef struct sl_combine_pane sl_combine_pane;
 sl_combine_pane *sl_combine_pane_new(void);        /* NULL on OOM */
 /* Frees the map; the slots it still holds go back to `pool` (NULL: the pool is gone). */
 void sl_combine_pane_free(sl_combine_pane *m, sl_agg_pool *pool);
+/* Empties the map for another pane, keeping its table (a fresh one is faulted in page by
+ * page as it grows); the slots it still holds go back to `pool`. */
+void sl_combine_pane_clear(sl_combine_pane *m, sl_agg_pool *pool);
 int64_t sl_combine_pane_len(const sl_combine_pane *m);
 
 /* What a fold reads and what it tells (one per combiner, filled in Lua). */

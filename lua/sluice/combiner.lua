@@ -144,6 +144,8 @@ function combiner.new(node, sender, team, id, mine)
   -- compare)
   cb.fold_own = os.getenv("SLUICE_COMBINE_OWN") ~= "0" and 1 or 0
   local dsts, used, take_at = dsts_t(team.n), int32s_t(team.n), int64_box()
+  -- maps of panes sent, emptied, for the next panes
+  local spare_maps, SPARE_MAPS = {}, 4
 
   -- pane start -> { states = { key -> slot }, due = the time the first window reading the
   -- pane fires }; folded[slot]: the records a slot holds (one table for every pane: a
@@ -233,7 +235,13 @@ function combiner.new(node, sender, team, id, mine)
         if full >= 0 then ship(full + 1); used[full] = 0 end
       until full < 0
     end
-    C.sl_combine_pane_free(ffi.gc(cm, nil), pool)
+    -- kept for a later pane (sliding windows make one every slide)
+    if #spare_maps < SPARE_MAPS then
+      C.sl_combine_pane_clear(cm, pool)
+      spare_maps[#spare_maps + 1] = cm
+    else
+      C.sl_combine_pane_free(ffi.gc(cm, nil), pool)
+    end
   end
 
   local function send_pane(p, pane, wm)
@@ -270,7 +278,11 @@ function combiner.new(node, sender, team, id, mine)
   -- the C map of pane `pane` (made on its first record folded in C)
   local function cmap_of(pane)
     local cm = pane.cmap
-    if cm == nil then
+    if cm == nil and #spare_maps > 0 then
+      cm = spare_maps[#spare_maps]
+      spare_maps[#spare_maps] = nil
+      pane.cmap = cm
+    elseif cm == nil then
       cm = C.sl_combine_pane_new()
       if cm == nil then error("combiner: out of memory for a pane's accumulators", 0) end
       -- (freed by send_c, or by the collector when the combiner goes unclosed)
@@ -454,6 +466,10 @@ function combiner.new(node, sender, team, id, mine)
       end
       if pane.cmap then C.sl_combine_pane_free(ffi.gc(pane.cmap, nil), pool) end
       pane.cmap = nil
+    end
+    for i, cm in ipairs(spare_maps) do
+      C.sl_combine_pane_free(ffi.gc(cm, nil), pool)
+      spare_maps[i] = nil
     end
     panes = {}
     comp.close()

@@ -93,6 +93,7 @@ int sl_scatter_by_key(const uint8_t *const *rec, int n, int size, int key_at, in
 typedef struct sl_combine_pane sl_combine_pane;
 sl_combine_pane *sl_combine_pane_new(void);
 void sl_combine_pane_free(sl_combine_pane *m, sl_agg_pool *pool);
+void sl_combine_pane_clear(sl_combine_pane *m, sl_agg_pool *pool);
 int64_t sl_combine_pane_len(const sl_combine_pane *m);
 typedef struct sl_combine_batch {
     const uint8_t *const *rec;
