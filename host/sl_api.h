@@ -22,6 +22,7 @@
 #include "prims.h"          /* timer heap, window arithmetic, accumulators, sketches */
 #include "nexmark_typed.h"  /* Nexmark's events as typed records (gen:fill_raw) */
 #include "scatter.h"        /* typed records split among workers by key group */
+#include "combine.h"        /* a combiner's accumulators by number key, a batch folded */
 #include "typed.h"          /* the slots of typed records of a schema (sl.schema) */
 
 double sl_time_now_ms(void);          /* wall clock, ms since the Unix epoch (time.c) */
