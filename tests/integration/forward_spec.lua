@@ -411,7 +411,8 @@ sl.source.values { { tag = "app.a", time = 1700000000123.5, record = { x = 1 } }
 
   it("nobody acks: the end of the job reports what was not acknowledged, exit 1", function()
     local p = h.port()
-    local res = h.run("run --drain-timeout 300ms " .. h.q(h.script(string.format([[
+    -- (one batch: the 3 records go as one chunk whatever SLUICE_BATCH_SIZE says)
+    local res = h.run("run --drain-timeout 300ms --batch-size 1024 " .. h.q(h.script(string.format([[
 local sl = require "sluice"
 sl.source.values { { a = 1 }, { a = 2 }, { a = 3 } }
   :sink(sl.sink.forward { connect = "127.0.0.1:%d" })
