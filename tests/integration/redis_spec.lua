@@ -53,9 +53,11 @@ local function start_peer(cmd, dir)
   return p
 end
 
+-- The records of the complete lines of file `path` (read while a job writes it: its last
+-- line may be half written)
 local function lines_of(path)
   local list = {}
-  for _, l in ipairs(h.lines(h.read(path) or "")) do
+  for l in (h.read(path) or ""):gmatch("([^\n]*)\n") do
     if l ~= "" then list[#list + 1] = decode(l) end
   end
   return list
