@@ -84,9 +84,13 @@ local function client(p, plan, check)
   return seen
 end
 
+-- The records of the complete lines of file `path` (read while a job writes it: its last
+-- line may be half written)
 local function json_lines(path)
   local t = {}
-  for _, l in ipairs(h.lines(h.read(path) or "")) do t[#t + 1] = sl.json.decode(l) end
+  for l in (h.read(path) or ""):gmatch("([^\n]*)\n") do
+    if l ~= "" then t[#t + 1] = sl.json.decode(l) end
+  end
   return t
 end
 
