@@ -764,6 +764,16 @@ function Job:finish()
       if not ok then j.lost[#j.lost + 1] = tostring(err) end
     end
     j.sinks_closed = true
+    -- Worker 1's release may still wait for a ring another worker has not emptied yet: the
+    -- loop goes on until the ring takes it (stopped, it would never go, and the others
+    -- would wait for it for ever)
+    local team = j.team
+    if team and team.me == 1 and not team:flush() then
+      team.on_progress = function()
+        if team:flush() or team.ep:aborted() then core.stop() end
+      end
+      return
+    end
     core.stop()
   end
   local wait_ms = j.gave_up and 0 or j.options.drain_timeout

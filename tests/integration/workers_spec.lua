@@ -590,6 +590,31 @@ sl.source.generator { count = 1000 }
     end
   end)
 
+  -- Worker 1 ends last, and tells the others so ("release"): when that message finds the
+  -- ring to a worker full (every record crosses to worker 2 here, which is behind, and the
+  -- null sink on each worker gives worker 1 nothing to wait for), worker 1's loop goes on
+  -- until the ring takes it; it used to stop, and worker 2 waited for ever.
+  it("ends when every record crosses to worker 2 and its ring is full at worker 1's end",
+    function()
+    local path = h.script([[
+local sl = require "sluice"
+-- (key group of "k4": worker 2 of 2)
+sl.source.generator { count = 1000000, fn = function(i) return { k = "k4", ts = i } end }
+  :timestamp("ts")
+  :key_by("k")
+  :window(sl.tumbling "1d")
+  :reduce(function(a, r) return { k = r.k, n = (a.n or 1) + 1 } end)
+  :map(function(r) io.stderr:write("n=", r.n, "\n"); return r end)
+  :sink(sl.sink.null())
+]], "all_to_2.lua")
+    assert.equal(2, exchange.owner_of_group(exchange.group_of("k4"), 2))
+    for _ = 1, 3 do
+      local res = h.run(string.format("run %s --workers 2", h.q(path)), { timeout = 120 })
+      h.expect_code(res, 0)
+      h.contains(res.stderr, "n=1000000\n", "every record in the one result")
+    end
+  end)
+
   -- The other workers' parts of such a job end at once, but worker 1 still takes cuts: a
   -- checkpoint (or a reload) needs every worker's answer, so they wait for worker 1's end.
   it("checkpoints a job whose other workers have nothing to do, to its end", function()
