@@ -366,12 +366,11 @@ function combiner.new(node, sender, team, id, mine)
       return sender:push(b, cnt, t, w, wend)
     end
     local before = passed
-    local first = cnt > 0 and mine and b[1]
-    local f = first and type(first) == "cdata" and c_folds[typed.crossing(first) or false]
-    if first and type(first) == "cdata" and f == nil then
-      local cross = typed.crossing(first)
+    local cross = cnt > 0 and mine and typed.crossing(b[1])
+    local f = cross and c_folds[cross]
+    if cross and f == nil then
       f = c_fold_of(cross, field, node.aggregates)
-      if cross then c_folds[cross] = f end
+      c_folds[cross] = f
     end
     local top_c = f and fold_c(f, b, cnt, t, w, before)
     local in_lua = cnt            -- the records left to the loop below
