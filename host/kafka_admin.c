@@ -18,6 +18,7 @@
 #define DEFAULT_MS  30000       /* timeout when the options table names none */
 #define READ_BATCH   4096       /* messages taken from the queue per call */
 #define CONFIG_MAX     32       /* topic config entries create_topic accepts */
+#define ANSWER_GRACE_MS 2000   /* how long past its own timeout a CreateTopics answer may come */
 
 /* ---- clients ------------------------------------------------------------------------- */
 
@@ -204,10 +205,11 @@ static int create(rd_kafka_t *rk, const char *topic, int partitions,
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
     /* the request's own timeout (the same ms) answers then, with librdkafka's reason;
-     * this bound holds if nothing does */
-    ev = rd_kafka_queue_poll(q, ms);
+     * this later bound holds if nothing does (its timer fires late on a loaded machine,
+     * so waiting exactly ms would race it) */
+    ev = rd_kafka_queue_poll(q, ms + ANSWER_GRACE_MS);
     if (ev == NULL)
-        snprintf(why, len, "no answer from the brokers within %d ms", ms);
+        snprintf(why, len, "no answer from the brokers within %d ms", ms + ANSWER_GRACE_MS);
     else if (rd_kafka_event_error(ev))
         snprintf(why, len, "%s", rd_kafka_event_error_string(ev));
     else {
