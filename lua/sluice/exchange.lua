@@ -14,6 +14,7 @@ local host = require "sluice.host"
 local stage = require "sluice.stage"
 local typed = require "sluice.typed"
 local flow = require "sluice.flow"
+local ordered = require "sluice.ordered"
 
 local buffer = require "string.buffer"
 local new_table = require "table.new"
@@ -433,6 +434,9 @@ Team.__index = Team
 -- others at once, which go on sending while it works through its ring.
 local SLACK = 32
 
+-- Records an ordered point's sender gathers for one worker before it sends them.
+local GATHER = 1024
+
 -- The team of worker `me` of `n`: its endpoint, the receiving sides of its exchange points,
 -- and what waits for room in a full ring. on_control(from, message) takes the control
 -- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
@@ -546,16 +550,26 @@ function Team:wake()
       if not point then error("exchange: a message for point " .. tostring(m.p) .. ", which " ..
         "this worker does not have (do the workers run the same script?)", 0) end
       local input = point.input(from)
-      if kind == "b" then
-        input:push(m.r or {}, m.n, m.t, m.w, m.e)
+      local om = point.ordered
+      if kind == "f" then
+        -- how far a sender has got (ordered.lua): on a numbered point, worker 1's count
+        if om then om.progress(from, m.f) else self:reached(m.f) end
+      elseif kind == "b" or kind == "w" or kind == "s" then
+        local rows, k, t, w
+        if kind == "b" then rows, k, t, w = m.r or {}, m.n, m.t, m.w
+        elseif kind == "w" then rows, t, w = from_columns(m); k = m.n
+        else rows, k, t, w = from_bytes(m) end
+        -- (an ordered point's sender sends no typed views: the merge keeps its records)
+        if om then om.push(from, rows, k, t, w, nil, m.q, nil, m.x)
+        elseif point.numbered then
+          self:push_numbered(input, rows, k, t, w, m.e, m.q, m.f, point.runs)
+        else input:push(rows, k, t, w, m.e) end
+      elseif om and kind == "e" then
+        om.finish(from)
+      elseif om and kind == "i" then
+        om.idle(from)
       elseif kind == "p" then
         input:push(from_partials(m))
-      elseif kind == "w" then
-        local rows, t, w = from_columns(m)
-        input:push(rows, m.n, t, w, m.e)
-      elseif kind == "s" then
-        local batch, k, t, w = from_bytes(m)
-        input:push(batch, k, t, w, m.e)
       elseif kind == "e" then
         input:finish()
       elseif kind == "i" then
@@ -563,7 +577,96 @@ function Team:wake()
       end
     end
   end
+  self:advance()
   if self.on_progress then self.on_progress() end
+end
+
+-- ---- labels: one worker's order after a second key_by (ordered.lua) -------------------
+--
+-- team.labels, in a job that has ordered points: `counter` (worker 1: the last number it
+-- gave), `frontier` (what this worker has taken of worker 1's numbered records: all up to
+-- there), `label` (the label of what the operators are taking now), `senders` (the
+-- ordered points' sending sides, upstream first: { id, told, above = the ordered points
+-- whose records they send on }).
+
+-- Starts (or, on a reload, starts again) the labels of a job whose graph has ordered
+-- points; without them (on = false) the team has none. Counts already given go on.
+function Team:number_records(on)
+  if not on then self.labels = nil; return end
+  local lab = self.labels or { counter = 0, frontier = 0, label = 0 }
+  lab.senders = {}
+  self.labels = lab
+end
+
+-- This worker has taken worker 1's numbered records up to f.
+function Team:reached(f)
+  local lab = self.labels
+  if lab and f > lab.frontier then lab.frontier = f end
+end
+
+-- A numbered point's records rows[1..k] (times t, watermarks w; labels q) go on one at a
+-- time, each with its label, or (`runs`) in runs of consecutive labels, each run labelled
+-- with its first: no other worker has a record numbered inside a run, so what the run sets
+-- off sorts among theirs at the next ordered point as its records would one at a time (not
+-- at one after that: the run's records, split among the workers there, would tie). Then
+-- the watermark wend labelled f; then the worker has all of worker 1's records up to f.
+local run_r, run_t, run_w, none = {}, {}, {}, {}
+function Team:push_numbered(input, rows, k, t, w, wend, q, f, runs)
+  local lab = self.labels
+  local i = 1
+  while i <= k do
+    local j, l = 1, q[i]
+    lab.label = l
+    run_r[1] = rows[i]
+    if t then run_t[1], run_w[1] = t[i], w[i] end
+    i = i + 1
+    while runs and i <= k and q[i] == l + j do
+      j = j + 1
+      run_r[j] = rows[i]
+      if t then run_t[j], run_w[j] = t[i], w[i] end
+      i = i + 1
+    end
+    input:push(run_r, j, t and run_t, w and run_w, nil)
+  end
+  if wend then
+    lab.label = f
+    input:push(none, 0, none, none, wend)
+  end
+  self:reached(f)
+end
+
+-- Tells every worker how far this one has got on each ordered point it sends on: all its
+-- records labelled up to there are sent. That is its frontier of worker 1's records, or
+-- less where what it sends comes through ordered points of its own (their merges' frontier).
+-- A sender that has ended tells nothing more (its end has told all).
+function Team:advance()
+  local lab = self.labels
+  if not lab then return end
+  for _, s in ipairs(lab.senders) do
+    if not s.ended then s.flush() end
+    local f = s.ended and -huge or lab.frontier
+    for _, id in ipairs(s.above) do
+      local g = self.points[id].ordered.frontier()
+      if g < f then f = g end
+    end
+    if f > s.told then
+      s.told = f
+      local msg = encode { k = "f", p = s.id, f = f }
+      for to = 1, self.n do
+        if to ~= self.me then self:send_data(to, msg) end
+      end
+      local point = self.points[s.id]
+      if point then point.ordered.progress(self.me, f) end
+    end
+  end
+end
+
+-- At a checkpoint's cut nothing should wait in an ordered merge (every worker has told the
+-- others it is past all it sent); whatever does goes on, so that no snapshot misses it.
+function Team:drain_ordered()
+  for _, point in pairs(self.points) do
+    if point.ordered then point.ordered.drain() end
+  end
 end
 
 function Team:close()
@@ -614,6 +717,7 @@ end
 
 function Team:wave()
   flush_combiners(self)
+  self:advance()
   local c = self.cutting
   c.wave = c.wave + 1
   c.replies, c.nreplies = {}, 0
@@ -654,10 +758,12 @@ function Team:cut_message(from, m)
   if c == "cut" then
     flow.block(CUT)
     flush_combiners(self)
+    self:advance()
     self:send(from, encode { k = "c", c = "counts", wave = m.wave, counts = tally(self) })
   elseif c == "snap" then
     -- a snapshot as checkpoints store it (host.null and infinite watermarks included); or,
     -- for a cut made to act (a reload), what the act gave
+    self:drain_ordered()
     local part = m.act and self.act_here(m.act) or self.snapshot_here()
     self:send(from, encode { k = "c", c = "part", state = core.durable.encode(part) })
   elseif c == "resume" then
@@ -687,6 +793,7 @@ function Team:cut_message(from, m)
     cut.parts[from] = core.msgpack_decode(m.state)
     cut.nparts = cut.nparts + 1
     if cut.nparts == self.n - 1 then
+      self:drain_ordered()
       cut.parts[self.me] = cut.snapshot()
       self.cutting = nil
       cut.done(cut.parts)
@@ -701,9 +808,15 @@ end
 -- n workers' senders whose batches go to send(b, n, t, w, wend) and whose end, once every
 -- worker's sender has ended, to finish(). `only_one`: worker 1 alone can send on it (every
 -- source upstream is read by worker 1), so the others hold no watermark back: its stream is
--- worker 1's as it is, each record with the watermark it has there. Returns this worker's own
--- input of it (what its sender hands the records it keeps) and the merge's state function.
-function Team:point(id, timed, send, finish, done, only_one)
+-- worker 1's as it is, each record with the watermark it has there. `order` (ordered.lua):
+-- "numbered", worker 1 numbers the records it sends on the point, and they go on one at a
+-- time with their labels; "ordered", the senders' records go on in the order of their
+-- labels. `labelled`: what the point feeds reaches an ordered point, which needs each
+-- record's label (else an ordered point hands its records on in batches). `runs`: a
+-- numbered point may hand on records of consecutive labels in one batch (no ordered point
+-- it feeds feeds another: Team:push_numbered). Returns this worker's own input of it (what
+-- its sender hands the records it keeps) and the merge's state function.
+function Team:point(id, timed, send, finish, done, only_one, order, labelled, runs)
   local team = self
   local told = false
   local input, state = stage.merge(self.n, timed, nil,
@@ -724,12 +837,24 @@ function Team:point(id, timed, send, finish, done, only_one)
       end
       return d
     end)
-  self.points[id] = { input = input, state = state }
+  local point = { input = input, state = state, numbered = order == "numbered" or nil,
+    runs = runs }
+  self.points[id] = point
   self.open = self.open + 1
   if only_one then
     for w = 2, self.n do input(w):finish() end
   end
-  return input(self.me), state
+  if order ~= "ordered" then return input(self.me), state end
+  local lab = self.labels
+  local om = ordered.new(self.n, input, function(l) lab.label = l end, not labelled)
+  point.ordered = om
+  -- this worker's own records wait their turn as the others' do, labelled as they come
+  local me = self.me
+  local own = setmetatable({}, { __index = input(me) })
+  function own.push(_, b, cnt, t, w, wend) om.push(me, b, cnt, t, w, wend, nil, lab.label) end
+  function own.finish() om.finish(me) end
+  function own.idle() om.idle(me) end
+  return own, state
 end
 
 -- The sending side of exchange point `id`: a receiver that sends each record to the owner
@@ -742,8 +867,10 @@ end
 -- `key_field`: the field the key is, when it is one (then a batch of typed records goes
 -- through scatter, below); `fields`: the fields of every record when they are known (a
 -- window's results: they cross as columns); `one_key`: the key of every record, when they all
--- have the same (a window_all's: no key to read or hash).
-function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, fields, one_key)
+-- have the same (a window_all's: no key to read or hash). `order`: as Team:point's; on an
+-- ordered point, `above` lists the ordered points upstream whose records it sends on.
+function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, fields, one_key,
+                     order, above)
   local team, me, n, owners = self, self.me, self.n, self.owners
   local fixed = one_key ~= nil and owners[group_of(one_key)] or nil
   local recv = { done = false }
@@ -766,11 +893,45 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   for w = 1, n do
     rs[w], ts[w], ws[w], counts[w], sent[w], filled[w] = {}, {}, {}, 0, -huge, 0
   end
+  -- labels (ordered.lua): on a numbered point, worker 1 gives each record the next number
+  -- (qs[w]: those of worker w's records); on an ordered point, every record of a batch has
+  -- the label of what the operators are taking now
+  local lab = order and team.labels
+  local numbering, ordering = order == "numbered", order == "ordered"
+  local qs = {}
+  for w = 1, n do qs[w] = {} end
+  local told = ordering and { id = id, told = 0, above = above or {}, ended = false }
+  if told then table.insert(lab.senders, 1, told) end
 
+  -- An ordered point's records for each other worker, gathered (with their labels) across
+  -- pushes: the operators upstream take records one at a time, and a message per record
+  -- would cost a wake-up each. A watermark passed on is an item there too (x: where they
+  -- are; one right after another takes its place). What is gathered goes at GATHER items,
+  -- and before the worker tells its progress (Team:advance), its end or its idleness.
+  local gathered, gathered_n = {}, {}
+  if ordering then
+    for w = 1, n do gathered[w], gathered_n[w] = { r = {}, t = {}, w = {}, q = {}, x = {} }, 0 end
+  end
+  local function send_gathered(to)
+    local k, g = gathered_n[to], gathered[to]
+    if k == 0 then return end
+    for i = k + 1, #g.q do g.r[i], g.t[i], g.w[i], g.q[i] = nil, nil, nil, nil end
+    team:send_data(to, encode { k = "b", p = id, n = k, r = g.r, t = timed and g.t or nil,
+      w = timed and g.w or nil, q = g.q, x = #g.x > 0 and g.x or nil })
+    gathered_n[to] = 0
+    for i = #g.x, 1, -1 do g.x[i] = nil end
+  end
+  if told then
+    function told.flush()
+      for to = 1, n do if to ~= me then send_gathered(to) end end
+    end
+  end
+
+  -- (an ordered point's receiver keeps records past their batch: no typed views then)
   local columns = fields and shape(fields)
   local cols, numeric = {}, {}
   if columns then for j = 1, #fields do cols[j] = {} end end
-  local scatter = (key_field or fixed) and not only
+  local scatter = (key_field or fixed) and not only and not order
     and scatterer(team, id, key_field, fixed, timed, mine, rs[me], ts[me], ws[me], sent)
 
   -- Hands worker `to` its part of the batch, the watermark `top` brings (nil: none) and the
@@ -779,13 +940,24 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     local k = counts[to]
     local e = nil
     if top and top > sent[to] then e = top; sent[to] = top end
-    if k > 0 or e then
+    if numbering and to == me then
+      if mine then team:push_numbered(mine, rs[me], k, timed and ts[me], timed and ws[me], e,
+        qs[me], lab.counter, team.points[id].runs) end
+    elseif numbering and k == 0 and not e then
+      -- nothing for it: only how far worker 1 has numbered
+      team:send_data(to, encode { k = "f", p = id, f = lab.counter })
+    elseif k > 0 or e then
       if to == me then
         if mine then mine:push(rs[to], k, ts[to], ws[to], e) end
       else
         -- typed views go as their bytes where they can (views die with the batch), the
         -- rest as plain values
         local m = { k = "s", p = id, n = k, timed = timed or nil, e = e }
+        if numbering then
+          local q = qs[to]
+          for i = k + 1, #q do q[i] = nil end
+          m.q, m.f = q, lab.counter
+        end
         local s = remote and k > 0 and as_bytes(m, rs[to], k, timed, ts[to], ws[to])
         if not s and columns and remote and k > 0 then
           s = as_columns(m, columns, rs[to], k, cols, numeric, timed, ts[to], ws[to])
@@ -806,11 +978,60 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     counts[to] = 0
   end
 
+  -- An ordered point's push: this worker's records go to its merge at once (labelled
+  -- there), the others' are gathered, all labelled with what the operators are taking now.
+  local function push_ordered(b, cnt, t, w, wend, before_mine)
+    local label, own = lab.label, rs[me]
+    local k = 0
+    for i = 1, cnt do
+      local r = typed.plain_deep(b[i])
+      local to = fixed
+      if not to then
+        local g = group_of(key(r))
+        to = g and owners[g] or me
+      end
+      if to == me then
+        k = k + 1
+        own[k] = r
+        if timed then ts[me][k], ws[me][k] = t[i], w[i] end
+      else
+        local j = gathered_n[to] + 1
+        gathered_n[to] = j
+        local into = gathered[to]
+        into.r[j], into.q[j] = r, label
+        if timed then into.t[j], into.w[j] = t[i], w[i] end
+      end
+    end
+    local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
+    for to = 1, n do
+      if to ~= me then
+        if top and top > sent[to] then
+          sent[to] = top
+          local into, j = gathered[to], gathered_n[to]
+          local x = into.x
+          if j == 0 or x[#x] ~= j then
+            j = j + 1
+            gathered_n[to] = j
+            x[#x + 1] = j
+            into.r[j], into.t[j] = true, 0
+          end
+          into.w[j], into.q[j] = top, label
+        end
+        if gathered_n[to] >= GATHER then send_gathered(to) end
+      end
+    end
+    if before_mine then before_mine() end
+    local e = nil
+    if top and top > sent[me] then e = top; sent[me] = top end
+    if mine and (k > 0 or e) then mine:push(own, k, ts[me], ws[me], e) end
+  end
+
   -- push(b, cnt, t, w, wend, before_mine): before_mine(), when given, runs after the other
   -- workers have their parts and before this worker's own input gets its own.
   -- The others go first: what this worker's input sets off (a window firing every key it
   -- holds) then runs while the others go on with what they were sent, not before they have it.
   function recv.push(_, b, cnt, t, w, wend, before_mine)
+    if ordering then return push_ordered(b, cnt, t, w, wend, before_mine) end
     if scatter and cnt > 0 and scatter(b, cnt, t, w, wend, before_mine) then return end
     local remote = false
     for i = 1, cnt do
@@ -824,10 +1045,13 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
       counts[to] = j
       rs[to][j] = r
       if timed then ts[to][j], ws[to][j] = t[i], w[i] end
+      if numbering then lab.counter = lab.counter + 1; qs[to][j] = lab.counter end
       if to ~= me then remote = true end
     end
     -- the watermark this batch brings the stream to
     local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
+    -- (a watermark worker 1 passes on has a number of its own, after the records')
+    if numbering and top then lab.counter = lab.counter + 1 end
     local first, last = only or 1, only or n
     if everywhere then first, last = 1, n end
     for to = first, last do
@@ -835,6 +1059,10 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     end
     if before_mine then before_mine() end
     if me >= first and me <= last then deliver(me, top, remote) end
+    if numbering then
+      team:reached(lab.counter)
+      team:advance()
+    end
   end
 
   -- the end of input and idleness go to every worker that has the point
@@ -847,10 +1075,13 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     end
   end
   function recv.finish()
+    -- (after its end a sender tells no progress: nothing more of it is to be ordered)
+    if told then told.flush(); told.ended = true end
     tell("e")
     if mine then mine:finish() end
   end
   function recv.idle()
+    if told then told.flush() end
     tell("i")
     if mine then mine:idle() end
   end

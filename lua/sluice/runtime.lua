@@ -194,6 +194,71 @@ function runtime.build(set, dl, open_sink, team, make_of)
     end
     return spread_memo[node]
   end
+  -- Whether every source upstream of `node` is read by worker 1 alone: then one worker's
+  -- order of its records is known (worker 1 numbers them), and kept after a second key_by.
+  local single_memo = {}
+  local function single_origin(node)
+    if single_memo[node] == nil then
+      local s = true
+      if node.kind == "source" then s = not source.spread(node.spec)
+      else
+        for _, input in ipairs(node.inputs) do
+          if not single_origin(input.node) then s = false end
+        end
+      end
+      single_memo[node] = s
+    end
+    return single_memo[node]
+  end
+  -- How the exchange point on input i of `node` keeps one worker's order (exchange.lua's
+  -- Team:point): "ordered" where its records come from every worker but all began on
+  -- worker 1 (after a keyed operator: a second key_by); "numbered" where worker 1 alone
+  -- sends, into an operator that feeds an ordered point; else nil. SLUICE_ORDER=0 turns
+  -- it off.
+  local ordering = false
+  local order_of
+  -- whether what `node` puts out reaches an ordered point before any other exchange
+  local feeds_memo = {}
+  local function feeds_ordered(node)
+    if feeds_memo[node] == nil then
+      local f = false
+      for _, c in ipairs(plan.consumers_in(node, set)) do
+        if exchanged(c.node) then
+          if order_of(c.node, c.index) == "ordered" then f = true end
+        elseif feeds_ordered(c.node) then f = true end
+      end
+      feeds_memo[node] = f
+    end
+    return feeds_memo[node]
+  end
+  -- whether an ordered point that `node` feeds feeds another: then the labels of what its
+  -- merge hands on are read again, and each record must keep its own (no runs)
+  local function feeds_twice(node)
+    for _, c in ipairs(plan.consumers_in(node, set)) do
+      if exchanged(c.node) then
+        if order_of(c.node, c.index) == "ordered" and feeds_ordered(c.node) then return true end
+      elseif feeds_twice(c.node) then return true end
+    end
+    return false
+  end
+  order_of = function(node, i)
+    if node.kind == "sink" or gathered(node) then return nil end
+    local up = node.inputs[i].node
+    if not spread(up) then return ordering and feeds_ordered(node) and "numbered" or nil end
+    if single_origin(up) then return "ordered" end
+    return nil
+  end
+  if team and team.n > 1 and os.getenv("SLUICE_ORDER") ~= "0" then
+    for _, node in ipairs(graph.ordered(set)) do
+      if exchanged(node) then
+        for i in ipairs(node.inputs) do
+          if order_of(node, i) == "ordered" then ordering = true end
+        end
+      end
+    end
+  end
+  if team then team:number_records(ordering) end
+  if not ordering then order_of = function() return nil end end
   local stages = plan.assign_stages(set, gathered)
   local nodes = graph.ordered(set)
   runtime.assign_ids(nodes)
@@ -212,6 +277,20 @@ function runtime.build(set, dl, open_sink, team, make_of)
       if merged then return merged(c.index) end
       return receiver[c.node]
     end
+    -- the ordered points nearest upstream of `node`: what it sends on came through them
+    local function ordered_above(node, list, seen)
+      list, seen = list or {}, seen or {}
+      if seen[node] then return list end
+      seen[node] = true
+      if exchanged(node) then
+        for i in ipairs(node.inputs) do
+          if order_of(node, i) == "ordered" then list[#list + 1] = point_id(node, i) end
+        end
+      else
+        for _, input in ipairs(node.inputs) do ordered_above(input.node, list, seen) end
+      end
+      return list
+    end
     -- on several workers: the sending side of the exchange point on the edge to c
     local function sender_of(c, up)
       local node, i = c.node, c.index
@@ -225,9 +304,10 @@ function runtime.build(set, dl, open_sink, team, make_of)
       -- a window's aggregate results (port 1) are agg.lua's records: their fields are known
       local fields = c.port == 1 and up.kind == "window" and up.computes == "aggregate"
         and agg.result_fields(up.aggregates) or nil
+      local order = order_of(node, i)
       local s = team:sender(point_id(node, i), key, only, mine[node] and mine[node][i],
         plan.timed(up, timed_memo), team.me ~= 1 and not spread(up), gathered(node), field, fields,
-        one_key)
+        one_key, order, order == "ordered" and ordered_above(up) or nil)
       if not node.combined then return s end
       -- the window's aggregates begin here, on this worker's own records (combiner.lua)
       local comb = combiner.new(node, s, team, point_id(node, i), mine[node] and mine[node][i])
@@ -249,7 +329,7 @@ function runtime.build(set, dl, open_sink, team, make_of)
       for i, input in ipairs(node.inputs) do
         mine[node][i] = team:point(point_id(node, i), plan.timed(input.node, timed_memo),
           function(...) return send(i, ...) end, function() finish(i) end, done,
-          not spread(input.node))
+          not spread(input.node), order_of(node, i), feeds_ordered(node), not feeds_twice(node))
       end
     end
     for i = #nodes, 1, -1 do
@@ -320,7 +400,8 @@ function runtime.build(set, dl, open_sink, team, make_of)
         -- on several workers, a window that only aggregates is begun by its senders
         -- (combiner.lua; SLUICE_COMBINE=0 turns that off, to compare)
         node.combined = nil
-        if team and timed_in and os.getenv("SLUICE_COMBINE") ~= "0" then
+        -- (not where one worker's order is kept: a partial has no label)
+        if team and timed_in and os.getenv("SLUICE_COMBINE") ~= "0" and not order_of(node, 1) then
           local late_read = false
           for _, c in ipairs(plan.consumers_in(node, set)) do
             if c.port == 2 then late_read = true end

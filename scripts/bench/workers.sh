@@ -80,6 +80,16 @@ wall "the same, combining off" "$N" 2 env SLUICE_COMBINE=0 N="$N" ./sluice run \
   scripts/bench/tumbling.lua
 speedup
 
+# a second key_by (a generator read by worker 1): each key's order kept, or not
+for w in 1 2; do
+  wall "generator → key_by → reduce → key_by another field → reduce, order kept" "$N" "$w" \
+    env N="$N" ./sluice run scripts/bench/workers_rekey.lua
+done
+speedup
+wall "the same, order not kept (SLUICE_ORDER=0)" "$N" 2 env SLUICE_ORDER=0 N="$N" \
+  ./sluice run scripts/bench/workers_rekey.lua
+speedup
+
 # TCP, 4 connections of JSON lines spread over the workers -> filter -> rolling aggregate
 for w in 1 2; do
   # the job itself in the background (not under /usr/bin/time, which would take the

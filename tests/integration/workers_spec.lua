@@ -147,6 +147,19 @@ local pipelines = {
   ["temporal lookup"] = [[
     return a:key_by("k"):lookup(b:key_by("k"):as_table(), function(r, row)
       return { key = r.k, i = r.i, row = row and row.i } end) ]],
+  -- a second key_by: a new key's records come from every worker, put back in one
+  -- worker's order (ordered.lua); each reduce's running values show that order
+  ["a second and a third key_by, rolling reduces"] = [[
+    local function count(field)
+      return function(acc, r)
+        return { k = r.k, g = r.g or r.v % 5, h = r.h or r.i % 3, i = r.i,
+          [field] = (acc[field] or 1) + 1, seen = (acc.seen or "") .. "," .. r.i }
+      end
+    end
+    return a:key_by("k"):reduce(count "n1")
+      :key_by("g"):reduce(count "n2")
+      :key_by("h"):reduce(count "n3")
+      :map(function(r) r.key = r.h; r.seen = #r.seen; return r end) ]],
 }
 
 describe("--workers", function()
@@ -274,6 +287,46 @@ s:key_by("k"):window(sl.tumbling "300ms"):aggregate { n = sl.count(), s = sl.sum
       assert.is_true(#want > 1000)
       h.same_lines(want, got, what)
     end
+  end)
+
+  it("checkpoints a job keyed twice: killed with 2 and 3 workers, finished with 2, the file " ..
+    "holds one run's records once, each second key's in one worker's order", function()
+    local dir = h.tmpdir()
+    local path = h.script([[
+local sl = require "sluice"
+local function count(field)
+  return function(acc, r)
+    return { k = r.k, g = r.g or r.v % 5, i = r.i, [field] = (acc[field] or 1) + 1 }
+  end
+end
+sl.source.generator { count = 150000, rate = 100000, fn = function(i)
+  return { k = "k" .. (i % 37), v = i % 7, i = i, ts = 1700000000000 + i * 10 - (i % 13) * 50 } end }
+  :timestamp("ts", { out_of_orderness = "1s" })
+  :key_by("k"):reduce(count "n1")
+  :key_by("g"):reduce(count "n2")
+  :sink(sl.sink.file { path = sl.param("out", "out"), format = "json" })
+]])
+    local ref, out, state = h.path(dir, "ref"), h.path(dir, "out"), h.path(dir, "state")
+    h.expect_code(h.run(string.format("run %s --set out=%s", h.q(path), h.q(ref))), 0)
+    for _, workers in ipairs({ 2, 3 }) do killed_run(path, out, state, workers, "100ms", 700) end
+    h.expect_code(h.run(string.format("run %s --set out=%s --workers 2 --state-dir %s",
+      h.q(path), h.q(out), h.q(state))), 0)
+    local function by_g(lines)
+      local by = {}
+      for _, line in ipairs(lines) do
+        local g = sl.json.decode(line).g
+        by[g] = by[g] or {}
+        table.insert(by[g], line)
+      end
+      return by
+    end
+    local want, got = h.lines(h.read(ref)), h.lines(h.read(out))
+    assert.is_true(#want > 140000)
+    local got_by = by_g(got)
+    for g, lines in pairs(by_g(want)) do
+      h.same_lines(lines, got_by[g] or {}, "key " .. g .. " in order")
+    end
+    assert.equal(#want, #got)
   end)
 
   -- A batch of one record: a message per record, so the rings fill and empty all the time

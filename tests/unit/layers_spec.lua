@@ -16,7 +16,7 @@ local LAYERS = {
   compile = { "compile", "plan" },
   runtime = { "tasks", "stage", "keyed", "key_state", "keyed_tasks", "changelog", "expiry",
     "combiner", "window", "rolling", "process", "join", "lookup", "scan", "dedupe", "changes", "batch",
-    "operator", "dead_letters", "guard", "exchange", "runtime" },
+    "operator", "dead_letters", "guard", "ordered", "exchange", "runtime" },
   app = { "init", "explore", "inspect", "help", "reload", "snapshot_check", "checkpoint",
     "control", "memory", "repl", "cli", "busted_output", "testing", "worker",
     "prometheus", "metrics_server", "repartition", "group" },
