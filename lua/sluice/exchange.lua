@@ -562,7 +562,7 @@ function Team:wake()
         -- (an ordered point's sender sends no typed views: the merge keeps its records)
         if om then om.push(from, rows, k, t, w, nil, m.q, nil, m.x)
         elseif point.numbered then
-          self:push_numbered(input, rows, k, t, w, m.e, m.q, m.f, point.runs)
+          self:push_numbered(input, rows, k, t, w, m.e, m.q, m.f, point.runs, point.direct)
         else input:push(rows, k, t, w, m.e) end
       elseif om and kind == "e" then
         om.finish(from)
@@ -608,12 +608,20 @@ end
 -- time, each with its label, or (`runs`) in runs of consecutive labels, each run labelled
 -- with its first: no other worker has a record numbered inside a run, so what the run sets
 -- off sorts among theirs at the next ordered point as its records would one at a time (not
--- at one after that: the run's records, split among the workers there, would tie). Then
--- the watermark wend labelled f; then the worker has all of worker 1's records up to f.
+-- at one after that: the run's records, split among the workers there, would tie); or
+-- (`direct`) whole, to an operator that labels each record itself. Then the watermark
+-- wend labelled f; then the worker has all of worker 1's records up to f.
 local run_r, run_t, run_w, none = {}, {}, {}, {}
-function Team:push_numbered(input, rows, k, t, w, wend, q, f, runs)
+function Team:push_numbered(input, rows, k, t, w, wend, q, f, runs, direct)
   local lab = self.labels
   local i = 1
+  if direct and k > 0 then
+    -- an operator that takes the labels with the batch (stage.new_operator's opts.labels)
+    lab.input_labels, lab.input_of = q, rows
+    input:push(rows, k, t, w, nil)
+    lab.input_labels, lab.input_of = nil, nil
+    i = k + 1
+  end
   while i <= k do
     local j, l = 1, q[i]
     lab.label = l
@@ -814,9 +822,10 @@ end
 -- labels. `labelled`: what the point feeds reaches an ordered point, which needs each
 -- record's label (else an ordered point hands its records on in batches). `runs`: a
 -- numbered point may hand on records of consecutive labels in one batch (no ordered point
--- it feeds feeds another: Team:push_numbered). Returns this worker's own input of it (what
+-- it feeds feeds another: Team:push_numbered); `direct`: it feeds an operator that takes
+-- each record's label with the batch. Returns this worker's own input of it (what
 -- its sender hands the records it keeps) and the merge's state function.
-function Team:point(id, timed, send, finish, done, only_one, order, labelled, runs)
+function Team:point(id, timed, send, finish, done, only_one, order, labelled, runs, direct)
   local team = self
   local told = false
   local input, state = stage.merge(self.n, timed, nil,
@@ -838,7 +847,7 @@ function Team:point(id, timed, send, finish, done, only_one, order, labelled, ru
       return d
     end)
   local point = { input = input, state = state, numbered = order == "numbered" or nil,
-    runs = runs }
+    runs = runs, direct = direct }
   self.points[id] = point
   self.open = self.open + 1
   if only_one then
@@ -846,12 +855,14 @@ function Team:point(id, timed, send, finish, done, only_one, order, labelled, ru
   end
   if order ~= "ordered" then return input(self.me), state end
   local lab = self.labels
-  local om = ordered.new(self.n, input, function(l) lab.label = l end, not labelled)
+  local om = ordered.new(self.n, input, lab, not labelled)
   point.ordered = om
   -- this worker's own records wait their turn as the others' do, labelled as they come
   local me = self.me
   local own = setmetatable({}, { __index = input(me) })
-  function own.push(_, b, cnt, t, w, wend) om.push(me, b, cnt, t, w, wend, nil, lab.label) end
+  function own.push(_, b, cnt, t, w, wend, labels)
+    om.push(me, b, cnt, t, w, wend, labels, lab.label)
+  end
   function own.finish() om.finish(me) end
   function own.idle() om.idle(me) end
   return own, state
@@ -908,7 +919,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   -- would cost a wake-up each. A watermark passed on is an item there too (x: where they
   -- are; one right after another takes its place). What is gathered goes at GATHER items,
   -- and before the worker tells its progress (Team:advance), its end or its idleness.
-  local gathered, gathered_n = {}, {}
+  local gathered, gathered_n, own_q = {}, {}, {}
   if ordering then
     for w = 1, n do gathered[w], gathered_n[w] = { r = {}, t = {}, w = {}, q = {}, x = {} }, 0 end
   end
@@ -942,7 +953,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     if top and top > sent[to] then e = top; sent[to] = top end
     if numbering and to == me then
       if mine then team:push_numbered(mine, rs[me], k, timed and ts[me], timed and ws[me], e,
-        qs[me], lab.counter, team.points[id].runs) end
+        qs[me], lab.counter, team.points[id].runs, team.points[id].direct) end
     elseif numbering and k == 0 and not e then
       -- nothing for it: only how far worker 1 has numbered
       team:send_data(to, encode { k = "f", p = id, f = lab.counter })
@@ -982,9 +993,12 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   -- there), the others' are gathered, all labelled with what the operators are taking now.
   local function push_ordered(b, cnt, t, w, wend, before_mine)
     local label, own = lab.label, rs[me]
+    -- each record's own label, where the operator before gave them (stage.new_operator)
+    local labels = lab.batch_of == b and lab.batch_labels or nil
     local k = 0
     for i = 1, cnt do
-      local r = typed.plain_deep(b[i])
+      local r = typed.plain_kept(b[i])
+      local l = labels and labels[i] or label
       local to = fixed
       if not to then
         local g = group_of(key(r))
@@ -992,13 +1006,13 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
       end
       if to == me then
         k = k + 1
-        own[k] = r
+        own[k], own_q[k] = r, l
         if timed then ts[me][k], ws[me][k] = t[i], w[i] end
       else
         local j = gathered_n[to] + 1
         gathered_n[to] = j
         local into = gathered[to]
-        into.r[j], into.q[j] = r, label
+        into.r[j], into.q[j] = r, l
         if timed then into.t[j], into.w[j] = t[i], w[i] end
       end
     end
@@ -1023,7 +1037,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     if before_mine then before_mine() end
     local e = nil
     if top and top > sent[me] then e = top; sent[me] = top end
-    if mine and (k > 0 or e) then mine:push(own, k, ts[me], ws[me], e) end
+    if mine and (k > 0 or e) then mine:push(own, k, ts[me], ws[me], e, labels and own_q) end
   end
 
   -- push(b, cnt, t, w, wend, before_mine): before_mine(), when given, runs after the other

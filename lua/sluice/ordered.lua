@@ -16,18 +16,18 @@ local huge = math.huge
 local ordered = {}
 
 -- A merge of n senders into the inputs of a stage.merge: input_of(i) is sender i's input
--- there; set_label(L) is called before each record or watermark goes on, with its label.
+-- there; `box`.label is set before each record or watermark goes on, to its label (and
+-- back to what it was once they have: the merge may hand on within an operator's batch).
 -- `batched`: nothing downstream needs each record's label (no ordered point follows), so
--- records of one sender that go on one after another go in one batch (set_label then gets
+-- records of one sender that go on one after another go in one batch (box.label then is
 -- the last one's).
-function ordered.new(n, input_of, set_label, batched)
+function ordered.new(n, input_of, box, batched)
   local queues, told = {}, {}
   for i = 1, n do
     -- kind[j]: "r" a record (rec, t, w), "e" a watermark (w), "x" the end of input
     queues[i] = { first = 1, last = 0, label = {}, kind = {}, rec = {}, t = {}, w = {} }
     told[i] = 0
   end
-  local one, one_t, one_w, none = {}, {}, {}, {}
   local merge = { held = 0 }    -- records and watermarks waiting here
 
   local function put(q, label, kind, r, t, w)
@@ -37,77 +37,112 @@ function ordered.new(n, input_of, set_label, batched)
     if kind ~= "x" then merge.held = merge.held + 1 end
   end
 
-  -- (batched: the records going on, all sender batch_from's)
-  local batch_from, bn, bb, bt, bw = nil, 0, {}, {}, {}
-  local function flush_batch()
-    if bn == 0 then return end
-    local k = bn
-    bn = 0
-    input_of(batch_from):push(bb, k, bt, bw, nil)
-  end
+  -- What goes on, picked first (a loop that calls nothing, so that LuaJIT compiles it)
+  -- and handed on after: out_from[j] the sender, out_kind, out_rec, out_t, out_w,
+  -- out_label; j = 1..nout.
+  local out_from, out_kind, out_rec, out_t, out_w, out_label = {}, {}, {}, {}, {}, {}
+  local nout = 0
 
-  local function hand_on(i)
+  -- Takes the first `upto` items of sender i's queue whose labels are at most `limit`
+  -- (all of them for limit = huge), stopping at its end ("x", taken last).
+  local function take(i, limit)
     local q = queues[i]
-    local j = q.first
-    local kind = q.kind[j]
-    set_label(q.label[j])
-    local r, t, w = q.rec[j], q.t[j], q.w[j]
-    q.label[j], q.kind[j], q.rec[j], q.t[j], q.w[j] = nil, nil, nil, nil, nil
-    q.first = j + 1
+    local first, last = q.first, q.last
+    local label, kind, rec, qt, qw = q.label, q.kind, q.rec, q.t, q.w
+    local j = first
+    while j <= last do
+      local kd = kind[j]
+      if kd ~= "x" and label[j] > limit then break end
+      nout = nout + 1
+      out_from[nout], out_kind[nout], out_rec[nout] = i, kd, rec[j]
+      out_t[nout], out_w[nout], out_label[nout] = qt[j], qw[j], label[j]
+      label[j], kind[j], rec[j], qt[j], qw[j] = nil, nil, nil, nil, nil
+      j = j + 1
+      if kd == "x" then told[i] = huge; break end
+      merge.held = merge.held - 1
+    end
     -- (an emptied queue starts again at 1: its indices stay in the arrays' array parts)
-    if q.first > q.last then q.first, q.last = 1, 0 end
-    if kind ~= "x" then merge.held = merge.held - 1 end
-    if batched and kind == "r" then
-      if batch_from ~= i then flush_batch(); batch_from = i end
-      bn = bn + 1
-      bb[bn], bt[bn], bw[bn] = r, t, w
-      return
-    end
-    flush_batch()
-    local input = input_of(i)
-    if kind == "r" then
-      one[1], one_t[1], one_w[1] = r, t, w
-      input:push(one, 1, one_t, one_w, nil)
-    elseif kind == "e" then
-      input:push(none, 0, none, none, w)
-    else
-      told[i] = huge
-      input:finish()
-    end
+    if j > last then q.first, q.last = 1, 0 else q.first = j end
   end
 
-  -- Hands on what may go: the smallest label waiting, while every sender with nothing
-  -- waiting is past it (or, sending after it on a tie, at least past the label before).
+  -- Picks what may go: the sender with the smallest label waiting (ties: the lower), and
+  -- of its queue what is labelled no later than every other sender allows: one with
+  -- records waiting, less than its first label (or up to it, if it sends after on a tie);
+  -- one with nothing waiting, up to where it said it is (or one past, if it sends after).
   -- An end goes as soon as its sender's records before it have gone: it orders nothing.
-  local releasing = false
-  local function release()
-    if releasing then return end
-    releasing = true
+  local function pick(drain)
     while true do
       local best, label = nil, nil
       for i = 1, n do
         local q = queues[i]
         if q.first <= q.last then
-          if q.kind[q.first] == "x" then
-            hand_on(i)
+          if q.kind[q.first] == "x" then take(i, -huge)
           else
             local l = q.label[q.first]
             if not best or l < label then best, label = i, l end
           end
         end
       end
-      if not best then break end
+      if not best then return end
+      local limit = huge
       for k = 1, n do
-        local q = queues[k]
-        if k ~= best and q.first > q.last and told[k] < (k < best and label or label - 1) then
-          best = nil
-          break
+        if k ~= best then
+          local q = queues[k]
+          local lk
+          if q.first <= q.last then lk = q.label[q.first] - (k < best and 1 or 0)
+          elseif drain then lk = huge
+          else lk = told[k] + (k > best and 1 or 0) end
+          if lk < limit then limit = lk end
         end
       end
-      if not best then break end
-      hand_on(best)
+      if label > limit then return end
+      take(best, limit)
     end
-    flush_batch()
+  end
+
+  -- Hands on what pick took, in order: in batched mode a run of one sender's records as
+  -- one batch.
+  local none = {}
+  local bb, bt, bw = {}, {}, {}
+  local function hand_on()
+    local j = 1
+    while j <= nout do
+      local i, kind = out_from[j], out_kind[j]
+      local input = input_of(i)
+      box.label = out_label[j]
+      if kind == "r" then
+        local k = 1
+        bb[1], bt[1], bw[1] = out_rec[j], out_t[j], out_w[j]
+        j = j + 1
+        if batched then
+          while j <= nout and out_from[j] == i and out_kind[j] == "r" do
+            k = k + 1
+            bb[k], bt[k], bw[k] = out_rec[j], out_t[j], out_w[j]
+            box.label = out_label[j]
+            j = j + 1
+          end
+        end
+        input:push(bb, k, bt, bw, nil)
+      elseif kind == "e" then
+        input:push(none, 0, none, none, out_w[j])
+        j = j + 1
+      else
+        input:finish()
+        j = j + 1
+      end
+    end
+    for k = 1, nout do out_rec[k] = nil end
+    nout = 0
+  end
+
+  local releasing = false
+  local function release(drain)
+    if releasing then return end
+    releasing = true
+    local outer = box.label
+    pick(drain)
+    hand_on()
+    box.label = outer
     releasing = false
   end
 
@@ -155,23 +190,8 @@ function ordered.new(n, input_of, set_label, batched)
   end
 
   -- Hands on everything held, in label order as far as it is known (at a checkpoint's cut,
-  -- where nothing should be held: a record is never kept back from a snapshot). Ends stay
-  -- until their senders' records have gone, as always.
-  function merge.drain()
-    while merge.held > 0 do
-      local best, label = nil, nil
-      for i = 1, n do
-        local q = queues[i]
-        if q.first <= q.last and q.kind[q.first] ~= "x" then
-          local l = q.label[q.first]
-          if not best or l < label then best, label = i, l end
-        end
-      end
-      if not best then break end
-      hand_on(best)
-    end
-    release()
-  end
+  -- where nothing should be held: a record is never kept back from a snapshot).
+  function merge.drain() release(true) end
 
   return merge
 end

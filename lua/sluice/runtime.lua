@@ -241,6 +241,13 @@ function runtime.build(set, dl, open_sink, team, make_of)
     end
     return false
   end
+  -- whether everything `node` puts out goes straight into exchange points
+  local function feeds_points_only(node)
+    for _, c in ipairs(plan.consumers_in(node, set)) do
+      if not exchanged(c.node) then return false end
+    end
+    return true
+  end
   order_of = function(node, i)
     if node.kind == "sink" or gathered(node) then return nil end
     local up = node.inputs[i].node
@@ -324,12 +331,13 @@ function runtime.build(set, dl, open_sink, team, make_of)
       return list
     end
     -- the receiving sides of an exchanged node's points: input i's batches go to send(i, ...)
-    local function points_of(node, send, finish, done)
+    local function points_of(node, send, finish, done, direct)
       mine[node] = {}
       for i, input in ipairs(node.inputs) do
         mine[node][i] = team:point(point_id(node, i), plan.timed(input.node, timed_memo),
           function(...) return send(i, ...) end, function() finish(i) end, done,
-          not spread(input.node), order_of(node, i), feeds_ordered(node), not feeds_twice(node))
+          not spread(input.node), order_of(node, i), feeds_ordered(node), not feeds_twice(node),
+          direct)
       end
     end
     for i = #nodes, 1, -1 do
@@ -408,14 +416,17 @@ function runtime.build(set, dl, open_sink, team, make_of)
           end
           node.combined = combiner.fits(node, late_read) or nil
         end
+        -- (a numbered input whose operator feeds exchange points only: the operator takes
+        -- its batches whole and labels each record, exchange.lua's push_numbered)
+        local direct = order_of(node, 1) == "numbered" and feeds_points_only(node)
         local r = stage.new_operator(node, make_of(node.kind), { receivers_of(node, 1), receivers_of(node, 2) },
-          dl, { timed_in = timed_in, timed_out = timed_out })
+          dl, { timed_in = timed_in, timed_out = timed_out, labels = direct and team.labels or nil })
         receiver[node] = r
         g.points[node] = r.meter
         closers[#closers + 1] = r.close
         if team then
           points_of(node, function(_, b, n, t, w, wend) r:push(b, n, t, w, wend) end,
-            function() r:finish() end, function() return r.done end)
+            function() r:finish() end, function() return r.done end, direct)
         end
         local op = r.op
         stateful[node.state_id] = { snapshot = op.snapshot, restore = op.restore,

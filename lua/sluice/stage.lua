@@ -576,6 +576,13 @@ function stage.new_operator(node, make, ports, dl, opts)
   local out = { {}, {} }
   local ot = { {}, {} }
   local ow = { {}, {} }
+  -- opts.labels (--workers, exchange.lua's team.labels): the operator takes a numbered
+  -- point's batches whole, each record with its label (lab.input_labels, for the batch
+  -- lab.input_of), and what it puts out carries the label of the record it was taking
+  -- (lab.batch_labels for the batch lab.batch_of), read by the ordered points it feeds
+  -- directly
+  local lab = opts.labels
+  local oq = { {}, {} }
   local m = { 0, 0 }
   local op
   local late_dropped = 0
@@ -590,6 +597,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     out[port][k] = r
     ot[port][k] = t
     ow[port][k] = op.wm
+    if lab then oq[port][k] = lab.label end
     -- a window that fires many keys at once sends its results on a batch at a time, so
     -- they are not all held here (and downstream, which can fire as they come) at once
     if k >= PUT_BATCH then flush(nil) end
@@ -631,19 +639,42 @@ function stage.new_operator(node, make, ports, dl, opts)
       end
     end
   end
+  -- the same, each record's label set first (opts.labels)
+  local run_labelled = function(b, s, n, t, w, side)
+    local q = lab.input_labels
+    for i = s, n do
+      cur = i
+      lab.label = q[i]
+      if timed_in then
+        local wi = w[i]
+        if wi > op.wm then
+          if wi >= op.next_due then op.advance(wi) else op.wm = wi end
+        end
+        step(b[i], t[i], side)
+      else
+        step(b[i], nil, side)
+      end
+    end
+  end
 
   local sent = -huge
   function flush(wend)
     local pass = nil
     if opts.timed_out and wend and wend > sent then sent = wend; pass = wend end
+    -- (a flush downstream, within this one, sets its own labels: these come back after)
+    local outer_labels, outer_of
+    if lab then outer_labels, outer_of = lab.batch_labels, lab.batch_of end
     if m[1] > 0 or pass then
       local k = m[1]; m[1] = 0
+      if lab then lab.batch_labels, lab.batch_of = oq[1], out[1] end
       if opts.timed_out then emit1(out[1], k, ot[1], ow[1], pass) else emit1(out[1], k) end
     end
     if m[2] > 0 or pass then
       local k = m[2]; m[2] = 0
+      if lab then lab.batch_labels, lab.batch_of = oq[2], out[2] end
       if opts.timed_out then emit2(out[2], k, ot[2], ow[2], pass) else emit2(out[2], k) end
     end
+    if lab then lab.batch_labels, lab.batch_of = outer_labels, outer_of end
   end
 
   -- typed records (typed.lua) live as long as their batch: an operator that may keep
@@ -664,8 +695,9 @@ function stage.new_operator(node, make, ports, dl, opts)
     meter.input = meter.input + n
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1
+    local runs = lab and lab.input_of == b and run_labelled or run
     while s <= n do
-      local ok, e = xpcall(run, handler, b, s, n, t, w, side)
+      local ok, e = xpcall(runs, handler, b, s, n, t, w, side)
       if ok then break end
       local err = e.err
       ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur], e.traceback)

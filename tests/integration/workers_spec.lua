@@ -160,6 +160,15 @@ local pipelines = {
       :key_by("g"):reduce(count "n2")
       :key_by("h"):reduce(count "n3")
       :map(function(r) r.key = r.h; r.seen = #r.seen; return r end) ]],
+  -- a stage between the keyed operators: the first takes its records in runs (exchange.lua)
+  ["a second key_by after a filter and a map"] = [[
+    return a:key_by("k"):reduce(function(acc, r) return { k = r.k, v = r.v, i = r.i,
+        n = (acc.n or 1) + 1 } end)
+      :filter(function(r) return r.i % 4 ~= 0 end)
+      :map(function(r) return { g = r.v % 7, i = r.i, n = r.n } end)
+      :key_by("g"):reduce(function(acc, r) return { g = r.g, i = r.i,
+        seen = (acc.seen or 0) * 31 % 1000003 + r.i } end)
+      :map(function(r) r.key = r.g; return r end) ]],
 }
 
 describe("--workers", function()

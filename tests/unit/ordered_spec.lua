@@ -18,7 +18,9 @@ local function recorder(n)
       idle = function() out[#out + 1] = { i, "idle" } end,
     }
   end
-  local m = ordered.new(n, function(i) return inputs[i] end, function(l) current = l end)
+  local box = setmetatable({}, { __newindex = function(_, _, l) current = l end,
+    __index = function() return current end })
+  local m = ordered.new(n, function(i) return inputs[i] end, box)
   return m, out
 end
 
