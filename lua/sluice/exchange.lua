@@ -828,7 +828,7 @@ end
 function Team:point(id, timed, send, finish, done, only_one, order, labelled, runs, direct)
   local team = self
   local told = false
-  local input, state = stage.merge(self.n, timed, nil,
+  local input, state, push_mixed = stage.merge(self.n, timed, nil,
     function(_, b, n, t, w, wend) return send(b, n, t, w, wend) end,
     function()
       team.open = team.open - 1
@@ -855,7 +855,7 @@ function Team:point(id, timed, send, finish, done, only_one, order, labelled, ru
   end
   if order ~= "ordered" then return input(self.me), state end
   local lab = self.labels
-  local om = ordered.new(self.n, input, lab, not labelled)
+  local om = ordered.new(self.n, input, lab, not labelled, push_mixed)
   point.ordered = om
   -- this worker's own records wait their turn as the others' do, labelled as they come
   local me = self.me

@@ -19,9 +19,9 @@ local ordered = {}
 -- there; `box`.label is set before each record or watermark goes on, to its label (and
 -- back to what it was once they have: the merge may hand on within an operator's batch).
 -- `batched`: nothing downstream needs each record's label (no ordered point follows), so
--- records of one sender that go on one after another go in one batch (box.label then is
--- the last one's).
-function ordered.new(n, input_of, box, batched)
+-- the records that go on together go in one batch, through push_mixed(b, k, t, w, from)
+-- (stage.merge's: from[j], record j's sender); box.label then is the last one's.
+function ordered.new(n, input_of, box, batched, push_mixed)
   local queues, told = {}, {}
   for i = 1, n do
     -- kind[j]: "r" a record (rec, t, w), "e" a watermark (w), "x" the end of input
@@ -103,26 +103,26 @@ function ordered.new(n, input_of, box, batched)
   -- Hands on what pick took, in order: in batched mode a run of one sender's records as
   -- one batch.
   local none = {}
-  local bb, bt, bw = {}, {}, {}
+  local bb, bt, bw, bf = {}, {}, {}, {}
   local function hand_on()
     local j = 1
     while j <= nout do
       local i, kind = out_from[j], out_kind[j]
       local input = input_of(i)
       box.label = out_label[j]
-      if kind == "r" then
-        local k = 1
+      if kind == "r" and batched then
+        local k = 0
+        while j <= nout and out_kind[j] == "r" do
+          k = k + 1
+          bb[k], bt[k], bw[k], bf[k] = out_rec[j], out_t[j], out_w[j], out_from[j]
+          box.label = out_label[j]
+          j = j + 1
+        end
+        push_mixed(bb, k, bt, bw, bf)
+      elseif kind == "r" then
         bb[1], bt[1], bw[1] = out_rec[j], out_t[j], out_w[j]
         j = j + 1
-        if batched then
-          while j <= nout and out_from[j] == i and out_kind[j] == "r" do
-            k = k + 1
-            bb[k], bt[k], bw[k] = out_rec[j], out_t[j], out_w[j]
-            box.label = out_label[j]
-            j = j + 1
-          end
-        end
-        input:push(bb, k, bt, bw, nil)
+        input:push(bb, 1, bt, bw, nil)
       elseif kind == "e" then
         input:push(none, 0, none, none, out_w[j])
         j = j + 1

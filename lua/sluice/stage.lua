@@ -444,8 +444,9 @@ end
 -- done() says whether what it feeds takes no more. `timed`: whether the merged stream has
 -- event time; `untimed_in`, when it has, the inputs that have none (a lookup's table
 -- without event time): they hold no watermark back, and their records come with no time.
--- Returns a function giving the receiver for input i, and the merge's state function
--- (state() reads it, state(s) replaces it). `meter` counts what comes in.
+-- Returns a function giving the receiver for input i, the merge's state function
+-- (state() reads it, state(s) replaces it), and push_mixed(b, n, t, w, from): a batch of
+-- records of several inputs (input from[k]), in that order. `meter` counts what comes in.
 local NO_TIMES = setmetatable({}, { __newindex = function() error("NO_TIMES is read-only") end })
 local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
   untimed_in = untimed_in or {}
@@ -533,6 +534,28 @@ local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
     end
     inputs[i] = input
   end
+  -- A batch whose records came through several inputs (from[k]: record k's), in this order
+  -- (ordered.lua puts the workers' streams back into one): as input.push, record by record.
+  local from_ow = {}
+  local function push_mixed(b, n, t, w, from)
+    if shared.done then return end
+    if meter then meter.input = meter.input + n end
+    if not timed then return send(nil, b, n) end
+    local before = out_wm
+    local last = before
+    for k = 1, n do
+      local i, wk = from[k], w[k]
+      if wk ~= wms[i] or idle[i] then
+        idle[i], wms[i] = false, wk
+        last = combined()
+      end
+      from_ow[k] = last
+    end
+    local now = combined()
+    send(nil, b, n, t, from_ow, now > before and now or nil)
+    if done() then end_all() end
+  end
+
   -- The merge's own state, for snapshots and reload: its inputs' watermarks and ends.
   local function state(new)
     if new then
@@ -548,7 +571,7 @@ local function merge(ninputs, timed, meter, send, finish, done, untimed_in)
     for i = 1, ninputs do e[i] = ended[i] == true end
     return { wms = { unpack(wms, 1, ninputs) }, ended = e, out_wm = out_wm }
   end
-  return function(i) return inputs[i] end, state
+  return function(i) return inputs[i] end, state, push_mixed
 end
 stage.merge = merge
 

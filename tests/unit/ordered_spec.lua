@@ -5,7 +5,7 @@ local ordered = require "sluice.ordered"
 
 -- A merge of n senders whose inputs write what they get into `out`: { sender, record,
 -- label } for a record, { sender, "wm", w, label } for a watermark, { sender, "end" }.
-local function recorder(n)
+local function recorder(n, batched)
   local out, current = {}, nil
   local inputs = {}
   for i = 1, n do
@@ -20,7 +20,11 @@ local function recorder(n)
   end
   local box = setmetatable({}, { __newindex = function(_, _, l) current = l end,
     __index = function() return current end })
-  local m = ordered.new(n, function(i) return inputs[i] end, box)
+  -- batched: records go on in batches of several senders' (stage.merge's push_mixed)
+  local function push_mixed(b, cnt, _, _, from)
+    for k = 1, cnt do out[#out + 1] = { from[k], b[k], current } end
+  end
+  local m = ordered.new(n, function(i) return inputs[i] end, box, batched, push_mixed)
   return m, out
 end
 
@@ -80,15 +84,21 @@ end
 
 describe("ordered merge", function()
   for _, n in ipairs({ 2, 3, 5 }) do
-    it(n .. " senders: every record in label order, ties by sender, whatever the arrival", function()
-      for seed = 1, 20 do
+    it(n .. " senders: every record in label order, ties by sender, whatever the arrival " ..
+      "(one at a time, and in batches)", function()
+      for seed = 1, 40 do
         local msgs, want = model(n, 300, seed)
-        local m, out = recorder(n)
+        local m, out = recorder(n, seed % 2 == 0)
         deliver(m, msgs, seed * 7)
         local got, ends = {}, 0
         for _, o in ipairs(out) do
           if o[2] == "end" then ends = ends + 1
           else got[#got + 1] = { i = o[1], id = o[2], l = o[3] } end
+        end
+        if seed % 2 == 0 then
+          -- (in a batch, the label is the batch's last: compare the records' order)
+          for _, x in ipairs(want) do x.l = nil end
+          for _, x in ipairs(got) do x.l = nil end
         end
         assert.same(want, got, "seed " .. seed)
         assert.equal(n, ends)
