@@ -642,16 +642,20 @@ function stage.new_operator(node, make, ports, dl, opts)
   -- window or timer fires) makes the common case one comparison.
   -- `side` is the input a batch came from, for an operator of two (joins); nil otherwise.
   local step = op.step
+  -- record i of a batch with event time: the watermark first (LuaJIT inlines this call)
+  local function timed_step(b, i, t, w, side)
+    local wi = w[i]
+    if wi > op.wm then
+      if wi >= op.next_due then op.advance(wi) else op.wm = wi end
+    end
+    step(b[i], t[i], side)
+  end
   local run
   if timed_in then
     run = function(b, s, n, t, w, side)
       for i = s, n do
         cur = i
-        local wi = w[i]
-        if wi > op.wm then
-          if wi >= op.next_due then op.advance(wi) else op.wm = wi end
-        end
-        step(b[i], t[i], side)
+        timed_step(b, i, t, w, side)
       end
     end
   else
@@ -668,15 +672,7 @@ function stage.new_operator(node, make, ports, dl, opts)
     for i = s, n do
       cur = i
       lab.label = q[i]
-      if timed_in then
-        local wi = w[i]
-        if wi > op.wm then
-          if wi >= op.next_due then op.advance(wi) else op.wm = wi end
-        end
-        step(b[i], t[i], side)
-      else
-        step(b[i], nil, side)
-      end
+      if timed_in then timed_step(b, i, t, w, side) else step(b[i], nil, side) end
     end
   end
 
