@@ -9,8 +9,8 @@
 -- receiving side holds them here, one queue per sending worker, and hands them on in the
 -- order of their labels (ties: the lower worker first, as outputs of one watermark fire).
 -- A worker's labels never go down, and each tells the others how far it has got (progress:
--- it has sent everything labelled up to f); a record goes on once every worker has told
--- it is past its label, or has sent something labelled later.
+-- it has sent everything labelled up to f); a record goes on once every other worker has
+-- either something labelled later waiting here or told it is past its label.
 local huge = math.huge
 
 local ordered = {}
@@ -37,109 +37,101 @@ function ordered.new(n, input_of, box, batched, push_mixed)
     if kind ~= "x" then merge.held = merge.held + 1 end
   end
 
-  -- What goes on, picked first (loops that call nothing, so that LuaJIT compiles them)
-  -- and handed on after: out.from[j] the sender, .kind, .rec, .t, .w, .label; j = 1..nout.
-  -- (spare: the arrays a merge of two runs writes into, then swapped with out)
-  local function columns() return { from = {}, kind = {}, rec = {}, t = {}, w = {}, label = {} } end
-  local out, spare = columns(), columns()
-  local nout, spare_used = 0, 0
+  -- What goes on, picked first (a loop that calls nothing, so that LuaJIT compiles it)
+  -- and handed on after: out_from[j] the sender, out_kind, out_rec, out_t, out_w,
+  -- out_label; j = 1..nout.
+  local out_from, out_kind, out_rec, out_t, out_w, out_label = {}, {}, {}, {}, {}, {}
+  local nout = 0
 
-  -- Picks what may go: every record and watermark labelled up to T, the label every
-  -- sender is known to be past (it said so, or it has sent something labelled after),
-  -- merged by label (ties: the lower sender first; each sender's in its order); then the
-  -- ends whose senders' records have all gone. `drain`: everything held, T unbounded.
-  local function pick(drain)
-    local T = huge
-    if not drain then
-      for k = 1, n do
-        local q = queues[k]
-        local b = told[k]
-        if q.first <= q.last then
-          if q.kind[q.last] == "x" then b = huge
-          elseif q.label[q.last] - 1 > b then b = q.label[q.last] - 1 end
-        end
-        if b < T then T = b end
-      end
+  -- Takes the first `upto` items of sender i's queue whose labels are at most `limit`
+  -- (all of them for limit = huge), stopping at its end ("x", taken last).
+  local function take(i, limit)
+    local q = queues[i]
+    local first, last = q.first, q.last
+    local label, kind, rec, qt, qw = q.label, q.kind, q.rec, q.t, q.w
+    local j = first
+    while j <= last do
+      local kd = kind[j]
+      if kd ~= "x" and label[j] > limit then break end
+      nout = nout + 1
+      out_from[nout], out_kind[nout], out_rec[nout] = i, kd, rec[j]
+      out_t[nout], out_w[nout], out_label[nout] = qt[j], qw[j], label[j]
+      label[j], kind[j], rec[j], qt[j], qw[j] = nil, nil, nil, nil, nil
+      j = j + 1
+      if kd == "x" then told[i] = huge; break end
+      merge.held = merge.held - 1
     end
-    nout = 0
-    for i = 1, n do
-      local q = queues[i]
-      local first, last = q.first, q.last
-      local label, kind, rec, qt, qw = q.label, q.kind, q.rec, q.t, q.w
-      local e = first
-      while e <= last and kind[e] ~= "x" and label[e] <= T do e = e + 1 end
-      if e > first then
-        -- out (the senders before i, merged) and i's run, merged into spare
-        local o, sp = out, spare
-        local of, ok, orr, ot, ow, ol = o.from, o.kind, o.rec, o.t, o.w, o.label
-        local sf, sk, sr, st, sw, sl = sp.from, sp.kind, sp.rec, sp.t, sp.w, sp.label
-        local a, b, k = 1, first, 0
-        while a <= nout or b < e do
-          k = k + 1
-          if b >= e or (a <= nout and ol[a] <= label[b]) then
-            sf[k], sk[k], sr[k], st[k], sw[k], sl[k] = of[a], ok[a], orr[a], ot[a], ow[a], ol[a]
-            a = a + 1
+    -- (an emptied queue starts again at 1: its indices stay in the arrays' array parts)
+    if j > last then q.first, q.last = 1, 0 else q.first = j end
+  end
+
+  -- Picks what may go: the sender with the smallest label waiting (ties: the lower), and
+  -- of its queue what is labelled no later than every other sender allows: one with
+  -- records waiting, less than its first label (or up to it, if it sends after on a tie);
+  -- one with nothing waiting, up to where it said it is (or one past, if it sends after).
+  -- An end goes as soon as its sender's records before it have gone: it orders nothing.
+  local function pick(drain)
+    while true do
+      local best, label = nil, nil
+      for i = 1, n do
+        local q = queues[i]
+        if q.first <= q.last then
+          if q.kind[q.first] == "x" then take(i, -huge)
           else
-            sf[k], sk[k], sr[k], st[k], sw[k], sl[k] = i, kind[b], rec[b], qt[b], qw[b], label[b]
-            label[b], kind[b], rec[b], qt[b], qw[b] = nil, nil, nil, nil, nil
-            b = b + 1
+            local l = q.label[q.first]
+            if not best or l < label then best, label = i, l end
           end
         end
-        merge.held = merge.held - (e - first)
-        out, spare = sp, o
-        if k > spare_used then spare_used = k end
-        nout = k
-        -- (an emptied queue starts again at 1: its indices stay in the arrays' array parts)
-        if e > last then q.first, q.last = 1, 0 else q.first = e end
       end
-    end
-    for i = 1, n do
-      local q = queues[i]
-      if q.first <= q.last and q.kind[q.first] == "x" then
-        q.kind[q.first] = nil
-        q.first, q.last = 1, 0
-        told[i] = huge
-        nout = nout + 1
-        out.from[nout], out.kind[nout], out.rec[nout], out.label[nout] = i, "x", nil, huge
+      if not best then return end
+      local limit = huge
+      for k = 1, n do
+        if k ~= best then
+          local q = queues[k]
+          local lk
+          if q.first <= q.last then lk = q.label[q.first] - (k < best and 1 or 0)
+          elseif drain then lk = huge
+          else lk = told[k] + (k > best and 1 or 0) end
+          if lk < limit then limit = lk end
+        end
       end
+      if label > limit then return end
+      take(best, limit)
     end
   end
 
-  -- Hands on what pick took, in order (batched: the records between two watermarks or
-  -- ends as one batch).
+  -- Hands on what pick took, in order: in batched mode a run of one sender's records as
+  -- one batch.
   local none = {}
   local bb, bt, bw, bf = {}, {}, {}, {}
   local function hand_on()
-    local from, kinds, recs, ts, ws, labs = out.from, out.kind, out.rec, out.t, out.w, out.label
     local j = 1
     while j <= nout do
-      local i, kind = from[j], kinds[j]
-      box.label = labs[j]
+      local i, kind = out_from[j], out_kind[j]
+      local input = input_of(i)
+      box.label = out_label[j]
       if kind == "r" and batched then
         local k = 0
-        while j <= nout and kinds[j] == "r" do
+        while j <= nout and out_kind[j] == "r" do
           k = k + 1
-          bb[k], bt[k], bw[k], bf[k] = recs[j], ts[j], ws[j], from[j]
-          box.label = labs[j]
+          bb[k], bt[k], bw[k], bf[k] = out_rec[j], out_t[j], out_w[j], out_from[j]
+          box.label = out_label[j]
           j = j + 1
         end
         push_mixed(bb, k, bt, bw, bf)
       elseif kind == "r" then
-        bb[1], bt[1], bw[1] = recs[j], ts[j], ws[j]
+        bb[1], bt[1], bw[1] = out_rec[j], out_t[j], out_w[j]
         j = j + 1
-        input_of(i):push(bb, 1, bt, bw, nil)
+        input:push(bb, 1, bt, bw, nil)
       elseif kind == "e" then
-        input_of(i):push(none, 0, none, none, ws[j])
+        input:push(none, 0, none, none, out_w[j])
         j = j + 1
       else
-        input_of(i):finish()
+        input:finish()
         j = j + 1
       end
     end
-    -- (no record is kept alive here once it has gone on)
-    for k = 1, nout do recs[k] = nil end
-    for k = 1, spare_used do spare.rec[k] = nil end
-    spare_used = 0
+    for k = 1, nout do out_rec[k] = nil end
     nout = 0
   end
 
@@ -160,29 +152,15 @@ function ordered.new(n, input_of, box, batched, push_mixed)
   -- watermarks passed on (w[k]). b's arrays may be used again: the records are copied out.
   function merge.push(i, b, cnt, t, w, wend, labels, label, marks)
     local q = queues[i]
-    local ql, qk, qr, qt, qw = q.label, q.kind, q.rec, q.t, q.w
-    local j = q.last
-    -- (one loop per case, with nothing to decide per record: these run for every record)
-    if labels and t then
-      for k = 1, cnt do
-        ql[j + k], qk[j + k], qr[j + k], qt[j + k], qw[j + k] = labels[k], "r", b[k], t[k], w[k]
-      end
-    elseif labels then
-      for k = 1, cnt do ql[j + k], qk[j + k], qr[j + k] = labels[k], "r", b[k] end
-    elseif t then
-      for k = 1, cnt do
-        ql[j + k], qk[j + k], qr[j + k], qt[j + k], qw[j + k] = label, "r", b[k], t[k], w[k]
-      end
-    else
-      for k = 1, cnt do ql[j + k], qk[j + k], qr[j + k] = label, "r", b[k] end
-    end
-    q.last = j + cnt
-    merge.held = merge.held + cnt
-    -- the watermarks passed on among them
-    if marks then
-      for m = 1, #marks do
-        local k = j + marks[m]
-        qk[k], qr[k], qt[k] = "e", nil, nil
+    local mark, m = marks and marks[1], 1
+    for k = 1, cnt do
+      local l = labels and labels[k] or label
+      if k == mark then
+        put(q, l, "e", nil, nil, w[k])
+        m = m + 1
+        mark = marks[m]
+      else
+        put(q, l, "r", b[k], t and t[k], w and w[k])
       end
     end
     if wend then put(q, label, "e", nil, nil, wend) end
