@@ -915,10 +915,11 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   if told then table.insert(lab.senders, 1, told) end
 
   -- An ordered point's records for each other worker, gathered (with their labels) across
-  -- pushes: the operators upstream take records one at a time, and a message per record
-  -- would cost a wake-up each. A watermark passed on is an item there too (x: where they
-  -- are; one right after another takes its place). What is gathered goes at GATHER items,
-  -- and before the worker tells its progress (Team:advance), its end or its idleness.
+  -- pushes: the operators upstream may take their records one at a time (or in runs:
+  -- Team:push_numbered), and a message per push would cost a wake-up each. A watermark
+  -- passed on is an item there too (x: where they are; one right after another takes its
+  -- place). What is gathered goes at GATHER items, and before the worker tells its progress
+  -- (Team:advance), its end or its idleness.
   local gathered, gathered_n, own_q = {}, {}, {}
   if ordering then
     for w = 1, n do gathered[w], gathered_n[w] = { r = {}, t = {}, w = {}, q = {}, x = {} }, 0 end

@@ -43,8 +43,8 @@ function ordered.new(n, input_of, box, batched, push_mixed)
   local out_from, out_kind, out_rec, out_t, out_w, out_label = {}, {}, {}, {}, {}, {}
   local nout = 0
 
-  -- Takes the first `upto` items of sender i's queue whose labels are at most `limit`
-  -- (all of them for limit = huge), stopping at its end ("x", taken last).
+  -- Takes the items at the head of sender i's queue whose labels are at most `limit` (all
+  -- of them for limit = huge), stopping at its end ("x", taken last).
   local function take(i, limit)
     local q = queues[i]
     local first, last = q.first, q.last
@@ -100,8 +100,8 @@ function ordered.new(n, input_of, box, batched, push_mixed)
     end
   end
 
-  -- Hands on what pick took, in order: in batched mode a run of one sender's records as
-  -- one batch.
+  -- Hands on what pick took, in order: in batched mode the records between two watermarks
+  -- or ends as one batch, whatever their senders (push_mixed).
   local none = {}
   local bb, bt, bw, bf = {}, {}, {}, {}
   local function hand_on()
