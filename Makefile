@@ -33,6 +33,8 @@ LIBS    += -lhttp_parser
 LIBS    += $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
 # zlib, for the gzip of the Fluent forward protocol's CompressedPackedForward (forward.c).
 LIBS    += -lz
+# mimalloc, the Lua states' heap (host/vm.c says why); Debian's ships no pkg-config file.
+LIBS    += -lmimalloc
 # LuaJIT's FFI finds the host's exported sl_* functions in the executable itself.
 LDFLAGS  += -Wl,-E
 

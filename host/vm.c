@@ -4,7 +4,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <lauxlib.h>
+#include <mimalloc.h>
 #include <lualib.h>
 
 #include "memory.h"
@@ -74,9 +76,44 @@ static int setup(lua_State *L)
     return 0;
 }
 
+/* The state's heap is mimalloc's, not LuaJIT's own allocator. LuaJIT's hands the system
+ * back each 128 KB segment a collection empties and maps it again as the heap regrows: in a
+ * job on 2 workers, 1669 munmaps in a run where one worker makes 22, each of them stopping
+ * the other core to flush its TLB and each new page zeroed on its first touch, 13-16 % of
+ * the samples in the kernel. mimalloc keeps a thread's freed pages for its next blocks (and
+ * a block may be freed by another thread). Linked in, it is the process's malloc too (the
+ * rings' messages, librdkafka's buffers), which alone changes nothing measurable.
+ * docs/performance.md has the figures; SLUICE_HEAP=luajit keeps LuaJIT's own, to compare. */
+static void *heap_alloc(void *ud, void *block, size_t old_size, size_t new_size)
+{
+    (void)ud;
+    (void)old_size;
+    if (new_size == 0) {
+        mi_free(block);
+        return NULL;
+    }
+    return mi_realloc(block, new_size);
+}
+
+/* An error outside any protected call (luaL_newstate sets the like). */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+
+    fprintf(stderr, "sluice: unprotected error in the Lua state: %s\n",
+            msg != NULL ? msg : "(not a string)");
+    return 0;
+}
+
 lua_State *sl_vm_open(const char *libdir)
 {
-    lua_State *L = luaL_newstate();
+    const char *heap = getenv("SLUICE_HEAP");
+    lua_State *L;
+
+    if (heap != NULL && strcmp(heap, "luajit") == 0)
+        L = luaL_newstate();
+    else if ((L = lua_newstate(heap_alloc, NULL)) != NULL)
+        lua_atpanic(L, panic);
 
     if (L == NULL) {
         fprintf(stderr, "sluice: cannot create the Lua state: out of memory\n");
