@@ -990,6 +990,12 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     counts[to] = 0
   end
 
+  -- the worker owning record r's key (this one when it has no key)
+  local function owner_of(r)
+    local g = group_of(key(r))
+    return g and owners[g] or me
+  end
+
   -- An ordered point's push: this worker's records go to its merge at once (labelled
   -- there), the others' are gathered, all labelled with what the operators are taking now.
   local function push_ordered(b, cnt, t, w, wend, before_mine)
@@ -1000,11 +1006,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     for i = 1, cnt do
       local r = typed.plain_kept(b[i])
       local l = labels and labels[i] or label
-      local to = fixed
-      if not to then
-        local g = group_of(key(r))
-        to = g and owners[g] or me
-      end
+      local to = fixed or owner_of(r)
       if to == me then
         k = k + 1
         own[k], own_q[k] = r, l
@@ -1051,11 +1053,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     local remote = false
     for i = 1, cnt do
       local r = b[i]
-      local to = only or fixed
-      if not to then
-        local g = group_of(key(r))
-        to = g and owners[g] or me
-      end
+      local to = only or fixed or owner_of(r)
       local j = counts[to] + 1
       counts[to] = j
       rs[to][j] = r
