@@ -15,32 +15,58 @@ N_NEXMARK=${N_NEXMARK_WORKERS:-10000000}
 PORT=${BENCH_PORT:-19750}
 cc -O2 -o "$DIR/netload" scripts/bench/netload.c -lpthread
 
-# wall LABEL RECORDS WORKERS CMD...: runs CMD (a sluice run) with --workers WORKERS, the
-# fastest of 3 runs (this 2-core VM is noisy: a run now and then takes half again as long).
-wall() {
-  label=$1; records=$2; workers=$3; shift 3
-  best=""
-  for _ in 1 2 3; do
-    /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "$@" --workers "$workers" >/dev/null \
-      2>"$DIR/stderr" || { echo "bench: $label failed:" >&2; cat "$DIR/stderr" >&2; exit 1; }
-    if [ -z "$best" ] || awk -v a="$(cut -d' ' -f1 "$DIR/time")" -v b="$(cut -d' ' -f1 "$best")" \
-      'BEGIN { exit !(a < b) }'; then
-      cp "$DIR/time" "$DIR/time-best"; best="$DIR/time-best"
+# runs LABEL RECORDS CMD... -- VARIANT...: runs CMD (a sluice run) as each VARIANT in
+# turn, $rounds times over. A VARIANT is a worker count, then settings for the
+# environment if any ("2 SLUICE_COMBINE=0"). Taking turns, every variant meets the same
+# moments of this noisy 2-core VM (a run now and then takes half again as long), so the
+# ratio of the means holds where single runs or the fastest of a few do not. Prints a row
+# of means for each variant, then the speed-up of each 2-worker one over the first.
+# (No argument of CMD may hold a space.)
+runs() {
+  label=$1; records=$2; shift 2
+  cmd=""
+  while [ "$1" != "--" ]; do cmd="$cmd $1"; shift; done
+  shift
+  i=0
+  for v in "$@"; do i=$((i + 1)); : >"$DIR/times-$i"; done
+  for _ in $(seq "$rounds"); do
+    i=0
+    for v in "$@"; do
+      i=$((i + 1)); w=${v%% *}; settings=${v#"$w"}
+      # shellcheck disable=SC2086  # words on purpose
+      /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" env $settings $cmd --workers "$w" \
+        >/dev/null 2>"$DIR/stderr" || { echo "bench: $label ($v) failed:" >&2
+          cat "$DIR/stderr" >&2; exit 1; }
+      cat "$DIR/time" >>"$DIR/times-$i"
+    done
+  done
+  i=0
+  for v in "$@"; do
+    i=$((i + 1)); w=${v%% *}; settings=${v#"$w"}
+    name=$label
+    [ -n "$settings" ] && name="the same,$settings"
+    awk -v l="$name" -v w="$w" -v n="$records" -v i="$i" -v dir="$DIR" '
+      { e += $1; c += $2 + $3; if ($4 > kb) kb = $4 }
+      END {
+        e /= NR; c /= NR
+        print e >(dir "/wall-" i)
+        printf "| %s, %d worker%s | %d | %.2f | %.2f | %.2f M/s | %.0f MB |\n",
+          l, w, (w > 1 ? "s" : ""), n, e, c, n / e / 1e6, kb / 1024 }' "$DIR/times-$i"
+  done
+  i=0
+  for v in "$@"; do
+    i=$((i + 1))
+    if [ $i -gt 1 ] && [ "${v%% *}" = 2 ]; then
+      awk -v a="$(cat "$DIR/wall-1")" -v b="$(cat "$DIR/wall-$i")" -v v="$v" 'BEGIN {
+        printf "| speed-up with 2 workers%s: %.2fx | | | | | |\n",
+          (v == "2" ? "" : " (" substr(v, 3) ")"), a / b }'
     fi
   done
-  set -- $(cat "$best")
-  echo "$1" >"$DIR/wall-$workers"
-  awk -v l="$label" -v w="$workers" -v n="$records" -v e="$1" -v u="$2" -v s="$3" -v kb="$4" 'BEGIN {
-    printf "| %s, %d worker%s | %d | %.2f | %.2f | %.2f M/s | %.0f MB |\n",
-      l, w, (w > 1 ? "s" : ""), n, e, u + s, n / e / 1e6, kb / 1024 }'
-}
-
-speedup() {
-  echo "| speed-up with 2 workers: $(awk -v a="$(cat "$DIR/wall-1")" -v b="$(cat "$DIR/wall-2")" 'BEGIN { printf "%.2fx", a / b }') | | | | | |"
 }
 
 echo
-echo "Workers (--workers N; rate from wall time, the fastest of 3 runs, on an idle machine):"
+rounds=${ROUNDS:-5}
+echo "Workers (--workers N; means of $rounds rounds, the variants of a job in turn; rate from wall time; on an idle machine):"
 echo
 echo "| workload | records | wall s | CPU s | rate | peak RSS |"
 echo "|---|---|---|---|---|---|"
@@ -48,47 +74,23 @@ echo "|---|---|---|---|---|---|"
 # (each keyed window job also on 2 workers with SLUICE_COMBINE=0: every record crosses to
 # its key's owner instead of a partial aggregate per key and pane, combiner.lua)
 for window in tumbling sliding; do
-  for w in 1 2; do
-    wall "Nexmark bids → key_by auction → $window window → count, max" "$N_NEXMARK" "$w" \
-      env EVENTS="$N_NEXMARK" WINDOW=$window ./sluice run scripts/bench/workers_bids.lua \
-      --batch-size 4096
-  done
-  speedup
-  wall "the same, combining off" "$N_NEXMARK" 2 env SLUICE_COMBINE=0 EVENTS="$N_NEXMARK" \
-    WINDOW=$window ./sluice run scripts/bench/workers_bids.lua --batch-size 4096
-  speedup
+  runs "Nexmark bids → key_by auction → $window window → count, max" "$N_NEXMARK" \
+    env EVENTS="$N_NEXMARK" WINDOW=$window ./sluice run scripts/bench/workers_bids.lua \
+    --batch-size 4096 -- 1 2 "2 SLUICE_COMBINE=0"
 done
-for q in q5 q7; do
-  for w in 1 2; do
-    wall "Nexmark $q" "$N_NEXMARK" "$w" env EVENTS="$N_NEXMARK" ./sluice run \
-      "scripts/nexmark/$q.lua" --batch-size 4096
-  done
-  speedup
-  if [ $q = q5 ]; then
-    wall "the same, combining off" "$N_NEXMARK" 2 env SLUICE_COMBINE=0 EVENTS="$N_NEXMARK" \
-      ./sluice run scripts/nexmark/q5.lua --batch-size 4096
-    speedup
-  fi
-done
+runs "Nexmark q5" "$N_NEXMARK" env EVENTS="$N_NEXMARK" ./sluice run scripts/nexmark/q5.lua \
+  --batch-size 4096 -- 1 2 "2 SLUICE_COMBINE=0"
+runs "Nexmark q7" "$N_NEXMARK" env EVENTS="$N_NEXMARK" ./sluice run scripts/nexmark/q7.lua \
+  --batch-size 4096 -- 1 2
 # a generator (read by worker 1 alone; with combining off its records cross as tables)
-for w in 1 2; do
-  wall "generator → timestamp → key_by → tumbling(10s) → count, sum" "$N" "$w" \
-    env N="$N" ./sluice run scripts/bench/tumbling.lua
-done
-speedup
-wall "the same, combining off" "$N" 2 env SLUICE_COMBINE=0 N="$N" ./sluice run \
-  scripts/bench/tumbling.lua
-speedup
+runs "generator → timestamp → key_by → tumbling(10s) → count, sum" "$N" env N="$N" \
+  ./sluice run scripts/bench/tumbling.lua -- 1 2 "2 SLUICE_COMBINE=0"
 
 # a second key_by (a generator read by worker 1): each key's order kept, or not
-for w in 1 2; do
-  wall "generator → key_by → reduce → key_by another field → reduce, order kept" "$N" "$w" \
-    env N="$N" ./sluice run scripts/bench/workers_rekey.lua
-done
-speedup
-wall "the same, order not kept (SLUICE_ORDER=0)" "$N" 2 env SLUICE_ORDER=0 N="$N" \
-  ./sluice run scripts/bench/workers_rekey.lua
-speedup
+# (SLUICE_ORDER=0); its runs are long, so fewer rounds
+rounds=${ROUNDS_REKEY:-3}
+runs "generator → key_by → reduce → key_by another field → reduce, order kept" \
+  "$N" env N="$N" ./sluice run scripts/bench/workers_rekey.lua -- 1 2 "2 SLUICE_ORDER=0"
 
 # TCP, 4 connections of JSON lines spread over the workers -> filter -> rolling aggregate
 for w in 1 2; do
