@@ -562,7 +562,7 @@ function Team:wake()
         -- (an ordered point's sender sends no typed views: the merge keeps its records)
         if om then om.push(from, rows, k, t, w, nil, m.q, nil, m.x)
         elseif point.numbered then
-          self:push_numbered(input, rows, k, t, w, m.e, m.q, m.f, point.runs, point.direct)
+          self:push_numbered(point, input, rows, k, t, w, m.e, m.q, m.f)
         else input:push(rows, k, t, w, m.e) end
       elseif om and kind == "e" then
         om.finish(from)
@@ -604,18 +604,19 @@ function Team:reached(f)
   if lab and f > lab.frontier then lab.frontier = f end
 end
 
--- A numbered point's records rows[1..k] (times t, watermarks w; labels q) go on one at a
--- time, each with its label, or (`runs`) in runs of consecutive labels, each run labelled
--- with its first: no other worker has a record numbered inside a run, so what the run sets
--- off sorts among theirs at the next ordered point as its records would one at a time (not
--- at one after that: the run's records, split among the workers there, would tie); or
--- (`direct`) whole, to an operator that labels each record itself. Then the watermark
--- wend labelled f; then the worker has all of worker 1's records up to f.
+-- Numbered point `point`'s records rows[1..k] (times t, watermarks w; labels q) go to
+-- `input` one at a time, each with its label, or (point.runs) in runs of consecutive
+-- labels, each run labelled with its first: no other worker has a record numbered inside a
+-- run, so what the run sets off sorts among theirs at the next ordered point as its records
+-- would one at a time (not at one after that: the run's records, split among the workers
+-- there, would tie); or (point.direct) whole, to an operator that labels each record
+-- itself. Then the watermark wend labelled f; then the worker has all of worker 1's
+-- records up to f.
 local run_r, run_t, run_w, none = {}, {}, {}, {}
-function Team:push_numbered(input, rows, k, t, w, wend, q, f, runs, direct)
-  local lab = self.labels
+function Team:push_numbered(point, input, rows, k, t, w, wend, q, f)
+  local lab, runs = self.labels, point.runs
   local i = 1
-  if direct and k > 0 then
+  if point.direct and k > 0 then
     -- an operator that takes the labels with the batch (stage.new_operator's opts.labels)
     lab.input_labels, lab.input_of = q, rows
     input:push(rows, k, t, w, nil)
@@ -953,8 +954,8 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
     local e = nil
     if top and top > sent[to] then e = top; sent[to] = top end
     if numbering and to == me then
-      if mine then team:push_numbered(mine, rs[me], k, timed and ts[me], timed and ws[me], e,
-        qs[me], lab.counter, team.points[id].runs, team.points[id].direct) end
+      if mine then team:push_numbered(team.points[id], mine, rs[me], k, timed and ts[me],
+        timed and ws[me], e, qs[me], lab.counter) end
     elseif numbering and k == 0 and not e then
       -- nothing for it: only how far worker 1 has numbered
       team:send_data(to, encode { k = "f", p = id, f = lab.counter })

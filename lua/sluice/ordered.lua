@@ -107,8 +107,7 @@ function ordered.new(n, input_of, box, batched, push_mixed)
   local function hand_on()
     local j = 1
     while j <= nout do
-      local i, kind = out_from[j], out_kind[j]
-      local input = input_of(i)
+      local kind = out_kind[j]
       box.label = out_label[j]
       if kind == "r" and batched then
         local k = 0
@@ -119,15 +118,16 @@ function ordered.new(n, input_of, box, batched, push_mixed)
           j = j + 1
         end
         push_mixed(bb, k, bt, bw, bf)
-      elseif kind == "r" then
-        bb[1], bt[1], bw[1] = out_rec[j], out_t[j], out_w[j]
-        j = j + 1
-        input:push(bb, 1, bt, bw, nil)
-      elseif kind == "e" then
-        input:push(none, 0, none, none, out_w[j])
-        j = j + 1
       else
-        input:finish()
+        local input = input_of(out_from[j])
+        if kind == "r" then
+          bb[1], bt[1], bw[1] = out_rec[j], out_t[j], out_w[j]
+          input:push(bb, 1, bt, bw, nil)
+        elseif kind == "e" then
+          input:push(none, 0, none, none, out_w[j])
+        else
+          input:finish()
+        end
         j = j + 1
       end
     end

@@ -714,9 +714,9 @@ function stage.new_operator(node, make, ports, dl, opts)
     meter.input = meter.input + n
     if keeps_records then typed.plain_batch(b, n) end
     local s = 1
-    local runs = lab and lab.input_of == b and run_labelled or run
+    local run_batch = lab and lab.input_of == b and run_labelled or run
     while s <= n do
-      local ok, e = xpcall(runs, handler, b, s, n, t, w, side)
+      local ok, e = xpcall(run_batch, handler, b, s, n, t, w, side)
       if ok then break end
       local err = e.err
       ctx.dead_letter(type(err) == "string" and err or tostring(err), b[cur], e.traceback)
