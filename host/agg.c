@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "prims.h"
 
@@ -65,7 +66,9 @@ static int saved_of(int kind)
 /* The record of a live slot. */
 static double *record(const sl_agg_pool *p, int32_t slot)
 {
-    return p->chunks[slot / SL_AGG_CHUNK] + (size_t)(slot % SL_AGG_CHUNK) * p->width;
+    uint32_t n = (uint32_t)slot;       /* (unsigned: a shift and a mask, not a division) */
+
+    return p->chunks[n / SL_AGG_CHUNK] + (size_t)(n % SL_AGG_CHUNK) * (size_t)p->width;
 }
 
 /* The fields of entry j of a slot. */
@@ -264,6 +267,42 @@ int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
         f[0] = x;
     f[1] += 1;
     return 0;
+}
+
+/* One record into every entry of a slot, as the adds above would take it one entry at a
+ * time; what a combiner's fold does per record, so the record is found once. */
+void sl_agg_add_bytes(sl_agg_pool *p, int32_t slot, const uint8_t *rec, const int *value_at)
+{
+    double *r = record(p, slot);
+
+    for (int j = 0; j < p->nentries; j++) {
+        double *f = r + p->entries[j].off, x;
+
+        if (p->entries[j].kind == SL_AGG_COUNT) {
+            f[0] += 1;
+            continue;
+        }
+        memcpy(&x, rec + value_at[j], sizeof x);
+        switch (p->entries[j].kind) {
+        case SL_AGG_SUM: sum_add(f, x); break;
+        case SL_AGG_AVG: sum_add(f, x); f[2] += 1; break;
+        case SL_AGG_MIN:
+            if (f[1] < 0 || isnan(x))
+                break;
+            if (f[1] == 0 || x < f[0])
+                f[0] = x;
+            f[1] += 1;
+            break;
+        case SL_AGG_MAX:
+            if (f[1] < 0 || isnan(x))
+                break;
+            if (f[1] == 0 || x > f[0])
+                f[0] = x;
+            f[1] += 1;
+            break;
+        default: break;
+        }
+    }
 }
 
 /* By event time, not arrival: first keeps the earliest time and, on a tie, the value seen

@@ -187,8 +187,8 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
             break;
         if (key == 0)
             key = 0;                /* -0 and 0 are one key, as in a Lua table */
-        int to = b->owner[sl_key_group_num(key)];
-        if (to == b->me && !b->fold_own) {
+        /* (whose key it is matters here only when this worker's own go to its window) */
+        if (!b->fold_own && b->owner[sl_key_group_num(key)] == b->me) {
             b->mine[b->nmine++] = i;
         } else {
             if (!(t >= start && t < end))
@@ -200,22 +200,7 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
             }
             e->folded += 1;
             b->folds++;
-            for (int j = 0; j < b->nagg; j++) {
-                double x;
-
-                if (b->kind[j] == SL_AGG_COUNT) {
-                    sl_agg_count_add(b->pool, e->slot, j);
-                    continue;
-                }
-                memcpy(&x, r + b->value_at[j], sizeof x);
-                switch (b->kind[j]) {
-                case SL_AGG_SUM: sl_agg_sum_add(b->pool, e->slot, j, x); break;
-                case SL_AGG_AVG: sl_agg_avg_add(b->pool, e->slot, j, x); break;
-                case SL_AGG_MIN: (void)sl_agg_min_add(b->pool, e->slot, j, x); break;
-                case SL_AGG_MAX: (void)sl_agg_max_add(b->pool, e->slot, j, x); break;
-                default: break;
-                }
-            }
+            sl_agg_add_bytes(b->pool, e->slot, r, b->value_at);
         }
         if (w > top)
             top = w;

@@ -30,9 +30,8 @@ typedef struct sl_combine_batch {
     int me;                     /* this worker (0-based) */
     int fold_own;               /* fold this worker's own records too (else to mine) */
     sl_agg_pool *pool;
-    int nagg;                   /* aggregates: kinds (SL_AGG_COUNT...) and the byte of */
-    const int *kind;            /* the double each reads (count: none) */
-    const int *value_at;
+    const int *value_at;        /* by aggregate of the pool: the byte of the double it
+                                 * reads (count: none, see sl_agg_add_bytes) */
     int32_t *mine;              /* out: indexes of this worker's own records (0-based) */
     int32_t nmine;
     int64_t begun, folds;       /* out: accumulators begun, records folded (added to) */

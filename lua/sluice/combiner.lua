@@ -87,8 +87,6 @@ local CHUNK = 4096
 -- are folded too, and their partials go to `mine` as rows (exchange.partial_rows): when
 -- the window's step in Lua took them one by one, the owner of a hot key (Nexmark's hot
 -- auctions) was left behind the workers that fold its records in C.
-local c_kinds = { count = C.SL_AGG_COUNT, sum = C.SL_AGG_SUM, avg = C.SL_AGG_AVG,
-  min = C.SL_AGG_MIN, max = C.SL_AGG_MAX }
 local bytes_ptrs, doubles_t = ffi.typeof("const uint8_t *[?]"), ffi.typeof("double[?]")
 local ints_t, int32s_t = ffi.typeof("int[?]"), ffi.typeof("int32_t[?]")
 local batch_t, owners_t = ffi.typeof("sl_combine_batch"), ffi.typeof("uint8_t[?]")
@@ -102,19 +100,17 @@ local function c_fold_of(cross, field, aggregates)
   if not cross or not cross.address then return false end
   local key_at = typed.key_at(cross, field)
   if not key_at then return false end
-  local n = #aggregates
-  local kind, value_at = ints_t(n), ints_t(n)
+  local value_at = ints_t(#aggregates)
   for j, e in ipairs(aggregates) do
-    local k = e.agg.aggregate
-    kind[j - 1], value_at[j - 1] = c_kinds[k], 0
-    if k ~= "count" then
+    value_at[j - 1] = 0
+    if e.agg.aggregate ~= "count" then
       local at = e.agg.field and typed.key_at(cross, e.agg.field)
       if not at then return false end
       value_at[j - 1] = at
     end
   end
-  return { ct = cross.ct, address = cross.address, key_at = key_at, n = n, kind = kind,
-    value_at = value_at, cap = 0 }
+  return { ct = cross.ct, address = cross.address, key_at = key_at, value_at = value_at,
+    cap = 0 }
 end
 
 -- The combiner of window `node` in front of `sender`, the sending side of exchange point
@@ -320,7 +316,7 @@ function combiner.new(node, sender, team, id, mine)
       addrs[i - 1], times[i - 1], marks[i - 1] = address(r), t[i], w[i]
     end
     cb.rec, cb.t, cb.w, cb.key_at = addrs, times, marks, f.key_at
-    cb.nagg, cb.kind, cb.value_at, cb.mine = f.n, f.kind, f.value_at, f.mine
+    cb.value_at, cb.mine = f.value_at, f.mine
     cb.nmine, cb.begun, cb.folds, cb.top = 0, 0, 0, before
     local i = 0
     while i < cnt do

@@ -103,8 +103,6 @@ typedef struct sl_combine_batch {
     int me;
     int fold_own;
     sl_agg_pool *pool;
-    int nagg;
-    const int *kind;
     const int *value_at;
     int32_t *mine;
     int32_t nmine;

@@ -32,7 +32,6 @@ local function combiner(n, me, fold_own)
   local b = ffi.new("sl_combine_batch")
   local keep = { kinds = kinds, owner = owners(n) }
   b.owner, b.me, b.fold_own, b.pool = keep.owner, me, fold_own and 1 or 0, pool
-  b.nagg, b.kind = #KINDS, kinds
   keep.value_at = ffi.new("int[?]", #KINDS, { 0, 8, 8, 8, 8 })
   b.value_at = keep.value_at
   return { b = b, pool = pool, width = width, keep = keep, n = n, me = me }
