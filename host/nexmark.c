@@ -72,6 +72,8 @@ struct sl_nexmark {
     int64_t floor[SL_NEXMARK_CLASSES];  /* and the first event of each it makes */
     uint8_t skip[SL_NEXMARK_CLASSES];   /* from a class not its own: events to the next
                                          * that is (to the next round when none is) */
+    sl_claims *claims;                  /* sl_nexmark_share'd: its events come from these, */
+    int64_t stop;                       /* and it makes its claim's up to this one */
 };
 
 /* ---- random streams ------------------------------------------------------------------ */
@@ -384,6 +386,7 @@ void sl_nexmark_free(sl_nexmark *g)
 {
     if (g == NULL)
         return;
+    sl_claims_close(g->claims);
     free(g->arena);
     free(g);
 }
@@ -408,6 +411,14 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev)
 {
     rng r;
 
+    while (g->claims != NULL) {
+        if (g->next < g->stop) {
+            ev->n = g->next++;
+            goto make;
+        }
+        if (!sl_claims_take(g->claims, &g->next, &g->stop))
+            return 0;
+    }
     for (;;) {
         int64_t n;
         int c;
@@ -424,6 +435,7 @@ int sl_nexmark_next(sl_nexmark *g, sl_nexmark_event *ev)
         if (!g->mine[c])
             g->next = n + g->skip[c];
     }
+make:
     ev->date_time = sl_nexmark_time_of(g, ev->n);
     ev->type = sl_nexmark_type_of(ev->n);
     rng_seed(&r, g->cfg.seed, ev->n);
@@ -465,6 +477,30 @@ void sl_nexmark_split(sl_nexmark *g, const uint8_t ismine[SL_NEXMARK_CLASSES],
         else
             g->skip[c] = (uint8_t)(after + 1);
     }
+}
+
+void sl_nexmark_share(sl_nexmark *g, sl_claims *claims)
+{
+    sl_claims_close(g->claims);
+    g->claims = claims;
+    g->next = g->stop = 0;
+}
+
+void sl_nexmark_resume_claim(sl_nexmark *g, int64_t from, int64_t to)
+{
+    g->next = from;
+    g->stop = to;
+}
+
+int64_t sl_nexmark_claimed(const sl_nexmark *g, int64_t *stop)
+{
+    *stop = g->stop;
+    return g->next;
+}
+
+sl_claims *sl_nexmark_claims(const sl_nexmark *g)
+{
+    return g->claims;
 }
 
 int64_t sl_nexmark_next_of(const sl_nexmark *g, int c)

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "claims.h"
+
 /* ---- constants --------------------------------------------------------------------- */
 
 #define SL_NEXMARK_PERSON_PROPORTION  1
@@ -112,6 +114,19 @@ void sl_nexmark_seek(sl_nexmark *g, int64_t n);
 #define SL_NEXMARK_CLASSES 128
 void sl_nexmark_split(sl_nexmark *g, const uint8_t ismine[SL_NEXMARK_CLASSES],
                       const int64_t floor[SL_NEXMARK_CLASSES]);
+
+/* Shares the events out among generators (the workers of one job) as each asks for more
+ * (claims.h): from now on this one makes the events of the ranges it claims, in the order
+ * it claims them; together, the generators sharing `claims` make the claims' events once.
+ * The generator owns its open of claims (sl_nexmark_free closes it). */
+void sl_nexmark_share(sl_nexmark *g, sl_claims *claims);
+/* A sharing generator's claim: returns the next event it makes, *stop the end of its claim
+ * (the same when it has made all of it). */
+int64_t sl_nexmark_claimed(const sl_nexmark *g, int64_t *stop);
+sl_claims *sl_nexmark_claims(const sl_nexmark *g);    /* NULL when it does not share */
+/* Makes [from, to) first, the rest of a claim of another sharing generator (which this one
+ * replaces), then claims as before. */
+void sl_nexmark_resume_claim(sl_nexmark *g, int64_t from, int64_t to);
 
 /* The first event of class c this generator has not made yet: what a checkpoint stores of
  * a split generator, per class it makes. */

@@ -354,6 +354,99 @@ static int gen_split(lua_State *L)
     return 0;
 }
 
+/* gen:share(name, left, tail, chunk, end) -> made: makes the events of the ranges it
+ * claims (sl_nexmark_share) from the claims named `name` (nil: its own), which the first
+ * to open that name makes (made: true) of: the ranges of `left` (an array of numbers, from
+ * and to of each), then every event from `tail` on, in claims of `chunk`, up to `end` (nil:
+ * no end). */
+static int gen_share(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    const char *name = luaL_optstring(L, 2, NULL);
+    sl_claims_work work;
+    int64_t *left;
+    int n;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    n = (int)lua_objlen(L, 3);
+    luaL_argcheck(L, n % 2 == 0, 3, "ranges as pairs of numbers");
+    left = malloc((size_t)(n > 0 ? n : 1) * sizeof *left);
+    if (left == NULL)
+        return luaL_error(L, "nexmark: share: out of memory");
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 3, i + 1);
+        left[i] = (int64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    work.left = left;
+    work.nleft = n / 2;
+    work.tail = (int64_t)luaL_checknumber(L, 4);
+    work.chunk = (int64_t)luaL_checknumber(L, 5);
+    work.end = lua_isnoneornil(L, 6) ? -1 : (int64_t)luaL_checknumber(L, 6);
+    int made;
+    sl_claims *c = sl_claims_open(name, &work, &made);
+    free(left);
+    if (c == NULL)
+        return luaL_error(L, "nexmark: share: out of memory, or ranges not in order");
+    sl_nexmark_share(x->g, c);
+    lua_pushboolean(L, made);
+    return 1;
+}
+
+/* gen:claimed([from, to]) -> next, stop: a sharing generator's claim (the next event it
+ * makes, the end of its claim); with from and to, its claim is [from, to) first (the rest
+ * of another generator's, which this one goes on from). */
+static int gen_claimed(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    int64_t stop, next;
+
+    if (sl_nexmark_claims(x->g) == NULL)
+        return luaL_error(L, "nexmark: claimed: the generator does not share");
+    if (!lua_isnoneornil(L, 2))
+        sl_nexmark_resume_claim(x->g, (int64_t)luaL_checknumber(L, 2),
+                                (int64_t)luaL_checknumber(L, 3));
+    next = sl_nexmark_claimed(x->g, &stop);
+    lua_pushnumber(L, (lua_Number)next);
+    lua_pushnumber(L, (lua_Number)stop);
+    return 2;
+}
+
+/* gen:unclaimed() -> ranges, tail: what a sharing generator has still to make, and what
+ * no generator has claimed: its claim's rest first, then the claims' ranges left over
+ * (an array of numbers, from and to of each), and `tail`, where every event after them
+ * is (sl_claims_unclaimed: exact while no generator sharing them runs). */
+static int gen_unclaimed(lua_State *L)
+{
+    lnexmark *x = check_gen(L);
+    sl_claims *c = sl_nexmark_claims(x->g);
+    int64_t stop, next, tail, *left;
+    int n, k = 0;
+
+    if (c == NULL)
+        return luaL_error(L, "nexmark: unclaimed: the generator does not share");
+    next = sl_nexmark_claimed(x->g, &stop);
+    n = sl_claims_unclaimed(c, NULL, 0, &tail);
+    left = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *left);
+    if (left == NULL)
+        return luaL_error(L, "nexmark: unclaimed: out of memory");
+    n = sl_claims_unclaimed(c, left, n, &tail);
+    lua_createtable(L, 2 * n + 2, 0);
+    if (next < stop) {
+        lua_pushnumber(L, (lua_Number)next);
+        lua_rawseti(L, -2, ++k);
+        lua_pushnumber(L, (lua_Number)stop);
+        lua_rawseti(L, -2, ++k);
+    }
+    for (int i = 0; i < 2 * n; i++) {
+        lua_pushnumber(L, (lua_Number)left[i]);
+        lua_rawseti(L, -2, ++k);
+    }
+    free(left);
+    lua_pushnumber(L, (lua_Number)tail);
+    return 2;
+}
+
 /* gen:next_of(c) -> the first event of class c not made yet */
 static int gen_next_of(lua_State *L)
 {
@@ -394,6 +487,9 @@ static const luaL_Reg gen_methods[] = {
     {"time_of", gen_time_of},
     {"split", gen_split},
     {"next_of", gen_next_of},
+    {"share", gen_share},
+    {"claimed", gen_claimed},
+    {"unclaimed", gen_unclaimed},
     {"pool_string", gen_pool_string},
     {NULL, NULL}
 };

@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include <uv.h>
 
+#include "claims.h"
 #include "codec.h"
 #include "exchange.h"
 #include "loop.h"
@@ -118,6 +119,7 @@ int sl_workers_start(lua_State *L)
     }
     team.n = n;
     stop_requested = 0;
+    sl_claims_forget();                 /* (a source's claims are this team's) */
     for (int i = 1; i < n; i++) {
         worker *w = &team.w[i];
         w->me = i + 1;
@@ -167,6 +169,7 @@ int sl_workers_join(lua_State *L)
     team.w = NULL;
     team.n = 0;
     sl_exchange_destroy();
+    sl_claims_forget();
     return 1;
 }
 

@@ -196,11 +196,13 @@ function combiner.new(node, sender, team, id, mine)
   -- Whether folding pays: a partial costs about what the records it stands for would cost
   -- crossing as they are when they are 2 to 4 (keys that seldom repeat in a pane: Nexmark's
   -- auctions). It is judged over every PROBE records folded: when more than 1 in FOLDS of
-  -- them began an accumulator (a key new in its pane), twice in a row (a pane's first
-  -- records are all new), the combiner sends what it holds and passes every record on from
-  -- then on (the owner's window takes both).
-  local PROBE, FOLDS = 16384, 4
-  local begun, folds, was_poor, passing = 0, 0, false, false
+  -- them began an accumulator (a key new in its pane), POOR times in a row, the combiner
+  -- sends what it holds and passes every record on from then on (the owner's window takes
+  -- both). A pane's first records are all new, and so are a worker's first of a source
+  -- whose events the workers share (nexmark.lua): one such probe and the next, which a new
+  -- pane often straddles with it, say nothing of the keys.
+  local PROBE, FOLDS, POOR = 16384, 4, 3
+  local begun, folds, poor_run, passing = 0, 0, 0, false
 
   -- the partial of key k (another worker's) in pane p, with watermark wm, to its owner
   local function partial(pane, p, k, wm)
@@ -425,13 +427,13 @@ function combiner.new(node, sender, team, id, mine)
     local upto = top and top > before and top or before
     if upto >= next_due then send_due(upto, before) end
     if folds >= PROBE then
-      local poor = begun * FOLDS > folds
-      if poor and was_poor then
+      poor_run = begun * FOLDS > folds and poor_run + 1 or 0
+      if poor_run >= POOR then
         passing = true
         for p, pane in pairs(panes) do send_pane(p, pane, before) end
         next_due = huge
       end
-      was_poor, begun, folds = poor, 0, 0
+      begun, folds = 0, 0
     end
     passed = upto
     pass(top)

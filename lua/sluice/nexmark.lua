@@ -71,40 +71,65 @@ function nexmark.declare(opts, new_source)
   return new_source(spec)
 end
 
--- On several workers (--workers N) each makes a share of the events: event n is of class
--- n % 128, and each worker makes the classes it owns (as it owns key groups), so together
--- they make every event once, and each its events in order. A share's position is
--- { classes = { [c + 1] = the first event of class c not made yet } } for its classes;
--- merge_positions puts the workers' together, and any number of workers resumes from that.
+-- On several workers (--workers N) the workers share the events out as they go: each
+-- claims the next range of events when it has made the last one's (host/claims.h), so a
+-- worker held up (by a busier share of the keys, or a slower core) makes fewer and the
+-- others more, as Flink's split enumerator hands splits to the readers that ask; each
+-- makes its events in order. A claim is CLAIM_TIME of event time (CHUNK_MIN to CHUNK_MAX
+-- events): how far apart in event time the workers can be, which the windows hold back for.
+-- The position of shared events is { ranges = { from, to, ... }, tail = n }: the events not
+-- made yet are those of the ranges and every one from tail on. A cut pauses every source
+-- (exchange.lua) before the workers' positions are taken, so no claim is made between one
+-- and the next; merge_positions puts them together, and any number of workers resumes from
+-- that. A worker's own position also has own = { from, to }, the rest of its claim, which a
+-- reload that opens its source again goes on from. (A checkpoint of an earlier sluice, when
+-- each worker made the events of the classes n % 128 it owned, holds { classes = { [c + 1] =
+-- the first event of class c not made } }: it resumes so, on the classes of the workers it
+-- has then.)
 local CLASSES = 128
+local CLAIM_TIME, CHUNK_MIN, CHUNK_MAX = 0.01, 64, 4096
 
 local generator_seed = setmetatable({}, { __mode = "k" })   -- generator -> its seed
 
--- A new generator for spec, at `position` (nil: event 0; a number: that event; a table:
--- the classes' first events). `share`: this worker's, { owns = function(c) } (nil: all).
+local function chunk_of(spec)
+  return math.max(CHUNK_MIN, math.min(CHUNK_MAX, math.floor((spec.rate or 1e6) * CLAIM_TIME)))
+end
+
+-- A new generator for spec, at `position` (nil: event 0; a number: that event; a table: a
+-- shared position, or the classes' first events). `share`: this worker's of the events,
+-- { name = what the workers' generators share, owns = function(c) (its key groups, for a
+-- position of classes) } (nil: the events are all its own).
 function nexmark.generator(spec, position, share)
   local g = core.nexmark { events = spec.events ~= 0 and spec.events or nil, rate = spec.rate,
     seed = spec.seed, first_time = spec.first_time, people = spec.people,
     auctions = spec.auctions }
   generator_seed[g] = spec.seed
   local floors = type(position) == "table" and position.classes or nil
-  if type(position) == "number" then g:seek(position) end
-  if share or floors then
+  if floors then
     local mine, from, byclass = {}, math.huge, {}
     for c = 0, CLASSES - 1 do
       mine[c] = share == nil or share.owns(c)
-      if floors then
-        byclass[c] = floors[c + 1] or 0
-        if mine[c] and byclass[c] < from then from = byclass[c] end
-      end
+      byclass[c] = floors[c + 1] or 0
+      if mine[c] and byclass[c] < from then from = byclass[c] end
     end
-    if floors and from < math.huge then g:seek(from - from % CLASSES) end
-    g:split(mine, floors and byclass or nil)
+    if from < math.huge then g:seek(from - from % CLASSES) end
+    g:split(mine, byclass)
+  elseif share or type(position) == "table" then
+    local left, tail = {}, type(position) == "number" and position or 0
+    if type(position) == "table" then left, tail = position.ranges, position.tail end
+    local made = g:share(share and share.name, left, tail, chunk_of(spec),
+      spec.events ~= 0 and spec.events or nil)
+    -- a worker's source opened again (a reload that changed it) goes on with the rest of
+    -- its claim, which no other worker will claim; the others' claims are as they were
+    local own = type(position) == "table" and position.own
+    if not made and own then g:claimed(own[1], own[2]) end
+  elseif type(position) == "number" then
+    g:seek(position)
   end
   return g
 end
 
--- Where a split generator is: its classes' first events not made yet.
+-- Where a generator split by classes is: its classes' first events not made yet.
 local function split_position(g, share)
   local classes = {}
   for c = 0, CLASSES - 1 do
@@ -115,12 +140,39 @@ end
 
 -- The position of a source spread over workers from the positions of its shares.
 function nexmark.merge_positions(list)
-  local classes = {}
+  local classes, pairs_of, tail
   for _, p in pairs(list) do
     if type(p) ~= "table" then return p end
-    for c, n in pairs(p.classes) do classes[c] = n end
+    if p.classes then
+      classes = classes or {}
+      for c, n in pairs(p.classes) do classes[c] = n end
+    else
+      pairs_of = pairs_of or {}
+      for i = 1, #p.ranges, 2 do pairs_of[#pairs_of + 1] = { p.ranges[i], p.ranges[i + 1] } end
+      -- (the same in each: taken at one cut)
+      if tail == nil or p.tail < tail then tail = p.tail end
+    end
   end
-  return { classes = classes }
+  if classes then return { classes = classes } end
+  table.sort(pairs_of, function(a, b) return a[1] < b[1] end)
+  local ranges = {}
+  for _, r in ipairs(pairs_of) do
+    local from, to = r[1], math.min(r[2], tail)
+    local n = #ranges
+    if from < to then
+      if n > 0 and from <= ranges[n] then
+        if to > ranges[n] then ranges[n] = to end
+      else
+        ranges[n + 1], ranges[n + 2] = from, to
+      end
+    end
+  end
+  -- (a range that ends at the tail is the tail's start)
+  while #ranges > 0 and ranges[#ranges] == tail do
+    tail = ranges[#ranges - 1]
+    ranges[#ranges], ranges[#ranges - 1] = nil, nil
+  end
+  return { ranges = ranges, tail = tail }
 end
 
 -- ---- the records: of the schemas below ------------------------------------------------
@@ -440,12 +492,15 @@ function nexmark.open(spec, ctx)
   local share = ctx.shared
   local g = nexmark.generator(spec, ctx.position, share)
   local split = share ~= nil or type(ctx.position) == "table"
-  -- a share makes about this part of the events the generator passes over
+  local by_classes = type(ctx.position) == "table" and ctx.position.classes ~= nil
+  -- a share makes about this part of the events (paced: of the rate)
   local part = 1
-  if share then
+  if share and by_classes then
     local own = 0
     for c = 0, CLASSES - 1 do if share.owns(c) then own = own + 1 end end
     part = own / CLASSES
+  elseif share then
+    part = 1 / share.n
   end
   -- Fused into the stage it feeds (ctx.run_range), the stage makes the records itself
   -- (spec.fn): fill only the raw buffer. A reload may give the source another stage, or
@@ -469,6 +524,7 @@ function nexmark.open(spec, ctx)
   local handle, timer, src
   local started = spec.pace and host.clock()
   local first = g:position()
+  local made = 0                -- events made by this run
 
   local function stop()
     if not running then return end
@@ -490,10 +546,12 @@ function nexmark.open(spec, ctx)
       end
     end
     if started then
-      -- how many events are due by now, counted from where this run started
-      local due = first + floor((host.clock() - started) * rate) + 1 - g:position()
+      -- how many events are due by now, counted from where this run started: of shared
+      -- events, this worker's part of them (claims go anywhere)
+      local done = (split and not by_classes) and made / part or g:position() - first
+      local due = floor((host.clock() - started) * rate) + 1 - done
       if due <= 0 then
-        local wait_ms = max(1, ((g:position() - first) / rate - (host.clock() - started)) * 1000)
+        local wait_ms = max(1, (done / rate - (host.clock() - started)) * 1000)
         timer = timer or core.timer(function()
           if running and not flow.paused() then handle:start() end
         end)
@@ -506,6 +564,7 @@ function nexmark.open(spec, ctx)
     end
     local n = fill(batch, want)
     if n == 0 then return stop() end
+    made = made + (n < 0 and -n or n)
     if n < 0 or not ctx.run_range and ctx.push(batch, n) then return stop() end
   end
 
@@ -515,9 +574,19 @@ function nexmark.open(spec, ctx)
     close = stop, idle = handle,
     pause = function() if running then handle:stop() end end,
     resume = function() if running then handle:start() end end,
-    -- the next event number; split: each class's
+    -- the next event number; shared: what no worker has made (see nexmark.generator);
+    -- split by classes: each class's
     position = function()
-      if split then return split_position(g, share) end
+      if by_classes then return split_position(g, share) end
+      if split then
+        local ranges, tail = g:unclaimed()
+        local p = nexmark.merge_positions { { ranges = ranges, tail = tail } }
+        local next_event, claim_end = g:claimed()
+        -- (its claim's rest, which ranges holds too, for the source opened again on this
+        -- worker: see nexmark.generator)
+        if next_event < claim_end then p.own = { next_event, claim_end } end
+        return p
+      end
       return g:position()
     end,
   }

@@ -595,10 +595,12 @@ end
 -- worker's own part with as many workers as the cut had; with another number, where worker
 -- w now is not worker w then, the lowest of every part's (lowest), so that no record a
 -- worker has not read yet is behind a watermark it restores; but worker 1's part for a
--- stage that holds a take() (first_part: its count is worker 1's). Returns, as restore_into
--- does, the ids it had no operator for and those whose state is of another kind now
--- (dropped).
-function runtime.restore_parts(stateful, parts, keep, me, n)
+-- stage that holds a take() (first_part: its count is worker 1's). `shuffled`: as with
+-- another number, whatever the number (a source whose events the workers share out as they
+-- ask, nexmark.lua: what worker w reads next may be what another had not read). Returns, as
+-- restore_into does, the ids it had no operator for and those whose state is of another
+-- kind now (dropped).
+function runtime.restore_parts(stateful, parts, keep, me, n, shuffled)
   local unknown, other, seen = {}, {}, {}
   local function usable(part, id)
     local st = part.operators and part.operators[id]
@@ -623,10 +625,10 @@ function runtime.restore_parts(stateful, parts, keep, me, n)
       local list = {}
       for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
       if #list > 0 then s.restore_keys(list, keep) end
-    elseif #parts ~= (n or #parts) and s.first_part then
+    elseif (shuffled or #parts ~= (n or #parts)) and s.first_part then
       local first = parts[1] and usable(parts[1], id)
       if first ~= nil then s.restore(first) end
-    elseif #parts ~= (n or #parts) then
+    elseif shuffled or #parts ~= (n or #parts) then
       local list = {}
       for _, part in ipairs(parts) do list[#list + 1] = usable(part, id) end
       if #list > 0 then s.restore(lowest(list)) end
@@ -744,9 +746,10 @@ function Job:open_source(node, route, position, loaded)
     checkpointing = j.checkpointing, transactional = j:transactional(),
     shared = nil }
   if j.team and source.spread(spec) then
-    -- this worker's share of a source every worker reads: the key groups it owns
+    -- this worker's share of a source every worker reads: the key groups it owns; `name`:
+    -- what the workers' shares of this source have in common (nexmark.lua's claims)
     local me, n = j.team.me, j.team.n
-    ctx.shared = { me = me, n = n,
+    ctx.shared = { me = me, n = n, name = "source " .. tostring(node.state_id),
       owns = function(g) return exchange.owner_of_group(g, n) == me end }
   end
   if loaded then
@@ -923,8 +926,13 @@ function Job:run(restore)
           if grp == nil then return me == 1 end
           return exchange.owner_of_group(grp, n) == me
         end
+        -- (Nexmark's events: any worker may make what another had left)
+        local shuffled = false
+        for _, node in ipairs(g.nodes) do
+          if node.kind == "source" and node.spec.type == "nexmark" then shuffled = true end
+        end
         fire(j, "restored", runtime.restore_parts(g.stateful, restore.parts or { restore }, keep,
-          me, n))
+          me, n, shuffled and n > 1))
       elseif restore then
         fire(j, "restored", runtime.restore_into(g.stateful, restore))
       end

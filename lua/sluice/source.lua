@@ -31,7 +31,7 @@ local formats = { lines = true, json = true, csv = true, msgpack = true }
 -- a TCP listener on a given port (each worker listens there, SO_REUSEPORT, and the kernel
 -- spreads the connections). Worker 1 reads the others alone (runtime.lua, exchange.lua).
 -- Port 0 would give each worker a port of its own: worker 1 alone listens then. A Nexmark
--- source: each worker makes the events of its classes (nexmark.lua). A Kafka source: each
+-- source: the workers share its events out as they go (nexmark.lua). A Kafka source: each
 -- worker reads a share of the partitions (kafka.lua). A Fluent forward listener: as TCP.
 function source.spread(spec)
   if spec.type == "nexmark" or spec.type == "kafka" then return true end
@@ -42,7 +42,7 @@ function source.spread(spec)
 end
 
 -- The position of a source every worker reads from its shares' positions (list[w]: worker
--- w's, nil where it has none): a Nexmark source's classes put together; else worker 1's.
+-- w's, nil where it has none): a Nexmark source's shares put together; else worker 1's.
 function source.merge_positions(spec, list)
   if spec.type == "nexmark" then return nexmark.merge_positions(list) end
   if spec.type == "kafka" then
@@ -619,8 +619,27 @@ function source.bad_position(spec, position)
   elseif t == "values" or t == "generator" then
     if not whole(position) or position < 1 then return "it is not a whole number >= 1" end
   elseif t == "nexmark" then
-    if type(position) == "table" then
-      -- a source spread over workers: the first event of each class not made yet
+    if type(position) == "table" and position.classes == nil then
+      -- shared by workers: the events of its ranges and from its tail on (nexmark.lua)
+      local ranges, last = position.ranges, 0
+      if type(ranges) ~= "table" or not whole(position.tail) then
+        return "it has no ranges and tail"
+      end
+      for i = 1, #ranges, 2 do
+        local from, to = ranges[i], ranges[i + 1]
+        if not whole(from) or not whole(to) or from < last or to <= from then
+          return "its ranges are not pairs of whole numbers >= 0 in increasing order"
+        end
+        last = to
+      end
+      if position.tail < last then return "its tail is before its last range" end
+      local own = position.own
+      if own ~= nil and (type(own) ~= "table" or not whole(own[1]) or not whole(own[2])
+        or own[2] <= own[1]) then
+        return "its own claim is not a pair of whole numbers >= 0, in increasing order"
+      end
+    elseif type(position) == "table" then
+      -- a source spread over workers by classes: the first event of each not made yet
       if type(position.classes) ~= "table" then return "it has no classes" end
       for c, n in pairs(position.classes) do
         if not whole(c) or c < 1 or c > 128 or not whole(n) then
@@ -663,6 +682,9 @@ function source.more(spec, position)
     return type(position) ~= "number" or not spec.count or position <= spec.count
   elseif t == "nexmark" then
     if not spec.events then return true end
+    if type(position) == "table" and type(position.ranges) == "table" then
+      return #position.ranges > 0 or (position.tail or 0) < spec.events
+    end
     if type(position) == "table" and type(position.classes) == "table" then
       for c = 1, 128 do
         local n = position.classes[c]

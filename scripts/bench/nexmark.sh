@@ -20,7 +20,7 @@ REPS=${NEXMARK_REPS:-3}
 # the baselines of the queries, and of q1 and q5 for the scaling curves
 for q in $(echo $QUERIES q1 q5 | tr ' ' '\n' | sort -u); do
   cc -O2 -std=c11 -D_GNU_SOURCE -DSL_NEXMARK_NO_LUA -Ihost -Iscripts/bench/nexmark \
-    -o "$DIR/$q" "scripts/bench/nexmark/$q.c" host/nexmark.c -lm
+    -o "$DIR/$q" "scripts/bench/nexmark/$q.c" host/nexmark.c host/claims.c -lm
 done
 
 # check Q: sluice's results and the baseline's, as sorted canonical lines, must be equal.

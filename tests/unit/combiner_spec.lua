@@ -258,10 +258,10 @@ describe("combiner", function()
     assert.equal(folded, crossed + represented)
   end)
 
-  it("passes records on once more than 1 in 4 records it folds begin an accumulator, with " ..
-    "the window's results all the same", function()
-    -- 80000 records of a million keys: a key seldom comes back within a pane
-    local records = gen("disordered", 80000, 11, 1000000)
+  it("passes records on once more than 1 in 4 records it folds begin an accumulator, 3 " ..
+    "rounds in a row, with the window's results all the same", function()
+    -- 120000 records of a million keys: a key seldom comes back within a pane
+    local records = gen("disordered", 120000, 11, 1000000)
     local c, log = logged(window_node(sl.tumbling "10s"))
     batches(records, 1024, function(b, n, t, w) c:push(b, n, t, w) end)
     assert.is_true(c.passing())
@@ -271,14 +271,22 @@ describe("combiner", function()
     for _, e in ipairs(log) do
       if e[1] == "push" then passed = passed + #e - 1 else partials = partials + #e - 2 end
     end
-    -- (two rounds of 16384 folded records, about half of them other workers')
-    assert.is_true(partials >= 32768 and partials < 36000)
-    assert.is_true(passed > 40000)
+    -- (three rounds of 16384 folded records, about half of them other workers')
+    assert.is_true(partials >= 49152 and partials < 53000, "partials " .. partials)
+    assert.is_true(passed > 60000, "passed " .. passed)
     -- where keys come back, it goes on folding: 8 keys, about 27 records each in a pane
     local c2 = logged(window_node(sl.tumbling "100s"))
     batches(gen("disordered", 80000, 11, 8), 1024, function(b, n, t, w) c2:push(b, n, t, w) end)
     assert.is_false(c2.passing())
     c2.close()
+    -- two rounds of new keys first (a worker's first records of a shared source, then a new
+    -- pane's), then keys that come back: it goes on folding
+    local c3 = logged(window_node(sl.tumbling "100s"))
+    local burst = gen("disordered", 70000, 12, 1000000)
+    batches(burst, 1024, function(b, n, t, w) c3:push(b, n, t, w) end)
+    batches(gen("disordered", 80000, 13, 8), 1024, function(b, n, t, w) c3:push(b, n, t, w) end)
+    assert.is_false(c3.passing())
+    c3.close()
     for _, batch in ipairs({ 7, 1024 }) do
       local want, got = both(records, function() return window_node(sl.tumbling "10s") end,
         batch, 2)

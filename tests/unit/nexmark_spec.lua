@@ -151,72 +151,206 @@ describe("nexmark shares (--workers N)", function()
   -- every event of a generator, from gen:fill, by number
   local function by_number(g)
     local got, batch = {}, {}
-    local before = g:position()
     while true do
       local n = g:fill(batch, 97)
       if n == 0 then break end
       for i = 1, n do got[#got + 1] = batch[i] end
     end
-    return got, before
+    return got
   end
-  local function share(me, n)
-    return { owns = function(c) return math.floor(c * n / 128) + 1 == me end }
+  -- worker me's share of n of a source; each test's claims are its own (in a job they are
+  -- the team's: host/workers.c forgets them for the next)
+  local shares = 0
+  local function new_name()
+    shares = shares + 1
+    return "nexmark_spec " .. shares
   end
-
-  it("the shares of 1, 2, 3 and 5 workers make every event once, each share in order", function()
-    local all = events({ events = 2000, seed = 4 }, 2000)
-    local spec = { events = 2000, seed = 4, rate = 10000 }
-    for _, n in ipairs({ 1, 2, 3, 5 }) do
-      local seen = {}
-      for me = 1, n do
-        local g = nexmark.generator(spec, nil, share(me, n))
-        local last = -1
-        for _, e in ipairs((by_number(g))) do
-          local t = e[e.type].date_time
-          assert.is_true(t >= last)
-          last = t
-          local key = sl.json.encode(e)
-          assert.is_nil(seen[key])
-          seen[key] = true
+  local function share(me, n, name)
+    return { me = me, n = n, name = name,
+      owns = function(c) return math.floor(c * n / 128) + 1 == me end }
+  end
+  -- Fills the generators in turns, generator i `sizes[i]` events a turn, until all are
+  -- done or `budget[i]` are made (nil: no limit); returns each one's events in order.
+  local function in_turns(gens, sizes, budget)
+    local made, batch, live = {}, {}, #gens
+    for i = 1, #gens do made[i] = {} end
+    local done = {}
+    while live > 0 do
+      for i, g in ipairs(gens) do
+        if not done[i] then
+          local want = sizes[i]
+          if budget and budget[i] then want = math.min(want, budget[i] - #made[i]) end
+          local k = want > 0 and g:fill(batch, want) or 0
+          for j = 1, k do made[i][#made[i] + 1] = batch[j] end
+          if k == 0 then done[i] = true; live = live - 1 end
         end
       end
-      for _, e in ipairs(all) do assert.is_true(seen[sl.json.encode(e)], n .. " workers") end
+    end
+    return made
+  end
+  local function time_of(e) return e[e.type].date_time end
+
+  it("the shares of 1, 2, 3 and 5 workers make every event once, each in order, the faster more",
+    function()
+    local all = events({ events = 20000, seed = 4 }, 20000)
+    local index = {}
+    for i, e in ipairs(all) do index[sl.json.encode(e)] = i end
+    local spec = { events = 20000, seed = 4, rate = 10000 }
+    for _, n in ipairs({ 1, 2, 3, 5 }) do
+      local name, gens, sizes = new_name(), {}, {}
+      for me = 1, n do
+        gens[me] = nexmark.generator(spec, nil, share(me, n, name))
+        sizes[me] = 50 * me             -- worker me makes me times as many a turn
+      end
+      local seen = {}
+      for me, list in ipairs(in_turns(gens, sizes)) do
+        local last = -1
+        for _, e in ipairs(list) do
+          local i = index[sl.json.encode(e)]
+          assert.is_not_nil(i, n .. " workers: an event of none")
+          assert.is_nil(seen[i], n .. " workers: event " .. tostring(i) .. " twice")
+          seen[i] = me
+          assert.is_true(time_of(e) >= last, n .. " workers: worker " .. me .. " out of order")
+          last = time_of(e)
+        end
+      end
+      for i = 1, #all do assert.is_not_nil(seen[i], n .. " workers: event " .. i) end
+      if n > 1 then
+        local counts = {}
+        for i = 1, #all do counts[seen[i]] = (counts[seen[i]] or 0) + 1 end
+        assert.is_true(counts[n] > 1.5 * counts[1], n .. " workers: the fastest made "
+          .. counts[n] .. ", the slowest " .. counts[1])
+      end
     end
   end)
 
+  it("a share opened after the others have made every event makes none again", function()
+    local spec = { events = 3000, seed = 2, rate = 10000 }
+    local name = new_name()
+    local first = nexmark.generator(spec, nil, share(1, 2, name))
+    assert.equal(3000, #by_number(first))
+    first = nil                                         -- luacheck: ignore 311
+    collectgarbage()
+    assert.equal(0, #by_number(nexmark.generator(spec, nil, share(2, 2, name))))
+  end)
+
+  -- The events of `all` not in made (lists of events), each once, by 1 to n generators
+  -- resumed from position; fails naming an event made twice or never.
+  local function resumes_rest(spec, all, made, position, counts, make_share)
+    local index = {}
+    for i, e in ipairs(all) do index[sl.json.encode(e)] = i end
+    for _, n in ipairs(counts) do
+      local seen = {}
+      for _, list in ipairs(made) do
+        for _, e in ipairs(list) do seen[index[sl.json.encode(e)]] = true end
+      end
+      local gens, sizes = {}, {}
+      local name = new_name()
+      for me = 1, n do
+        gens[me] = nexmark.generator(spec, position, n > 1 and make_share(me, n, name) or nil)
+        sizes[me] = 61 + 17 * me
+      end
+      for _, list in ipairs(in_turns(gens, sizes)) do
+        local last = -1
+        for _, e in ipairs(list) do
+          local i = index[sl.json.encode(e)]
+          assert.is_nil(seen[i], n .. " workers: event " .. tostring(i) .. " twice")
+          seen[i] = true
+          assert.is_true(time_of(e) >= last)
+          last = time_of(e)
+        end
+      end
+      for i = 1, #all do assert.is_true(seen[i], n .. " workers: event " .. i .. " never") end
+    end
+  end
+
   it("resumes from the shares' positions with any number of workers: the rest once", function()
+    local spec = { events = 30000, seed = 8, rate = 10000 }
+    local all = events({ events = 30000, seed = 8 }, 30000)
+    -- 2 workers make 7000 and 3000 events in turns; their positions, taken then...
+    local name = new_name()
+    local gens = { nexmark.generator(spec, nil, share(1, 2, name)),
+      nexmark.generator(spec, nil, share(2, 2, name)) }
+    local made = in_turns(gens, { 700, 300 }, { 7000, 3000 })
+    assert.equal(7000, #made[1])
+    assert.equal(3000, #made[2])
+    local positions = {}
+    for me, g in ipairs(gens) do
+      local ranges, tail = g:unclaimed()
+      positions[me] = { ranges = ranges, tail = tail }
+    end
+    local position = nexmark.merge_positions(positions)
+    assert.is_nil(source.bad_position({ type = "nexmark" }, position))
+    assert.is_true(source.more({ type = "nexmark", events = 30000 }, position))
+    -- ...resumed by 3 workers, then by 1: the events not made yet, each once
+    resumes_rest(spec, all, made, position, { 3, 1, 2 }, share)
+    -- and a position after the last event: nothing more
+    local ended = nexmark.merge_positions { { ranges = {}, tail = 30000 } }
+    assert.is_false(source.more({ type = "nexmark", events = 30000 }, ended))
+  end)
+
+  it("a worker's source opened again goes on from the rest of its claim: every event once",
+    function()
+    local spec = { events = 20000, seed = 3, rate = 10000 }
+    local all = events({ events = 20000, seed = 3 }, 20000)
+    local name = new_name()
+    local gens = { nexmark.generator(spec, nil, share(1, 2, name)),
+      nexmark.generator(spec, nil, share(2, 2, name)) }
+    local made = in_turns(gens, { 150, 40 }, { 3000, 1010 })
+    -- worker 2's source opened again (a reload), from its position then
+    local ranges, tail = gens[2]:unclaimed()
+    local next_event, stop = gens[2]:claimed()
+    assert.is_true(next_event < stop)
+    local position = { ranges = ranges, tail = tail, own = { next_event, stop } }
+    assert.is_nil(source.bad_position({ type = "nexmark" }, position))
+    gens[2] = nexmark.generator(spec, position, share(2, 2, name))
+    local rest = in_turns(gens, { 150, 40 })
+    local index, seen = {}, {}
+    for i, e in ipairs(all) do index[sl.json.encode(e)] = i end
+    for _, lists in ipairs { made, rest } do
+      for _, list in ipairs(lists) do
+        for _, e in ipairs(list) do
+          local i = index[sl.json.encode(e)]
+          assert.is_nil(seen[i], "event " .. tostring(i) .. " twice")
+          seen[i] = true
+        end
+      end
+    end
+    for i = 1, #all do assert.is_true(seen[i], "event " .. i .. " never") end
+  end)
+
+  it("merges the workers' positions into ranges in order, the last one ending at the tail cut off",
+    function()
+    assert.same({ ranges = { 10, 30, 40, 50 }, tail = 60 }, nexmark.merge_positions {
+      { ranges = { 40, 50, 60, 70 }, tail = 70 }, { ranges = { 10, 20, 20, 30 }, tail = 70 } })
+    assert.same({ ranges = {}, tail = 5 }, nexmark.merge_positions {
+      { ranges = { 5, 9 }, tail = 9 }, { ranges = {}, tail = 9 } })
+    for _, bad in ipairs { { ranges = { 5, 3 }, tail = 9 }, { ranges = { 1, 4, 2, 6 }, tail = 9 },
+      { ranges = { 1, 4 }, tail = 2 }, { ranges = { 1 }, tail = 2 }, { tail = 3 } } do
+      assert.is_string(source.bad_position({ type = "nexmark" }, bad))
+    end
+  end)
+
+  it("resumes a checkpoint of classes (an earlier sluice's) with any number of workers", function()
     local spec = { events = 3000, seed = 8, rate = 10000 }
     local all = events({ events = 3000, seed = 8 }, 3000)
-    local src = {}
-    for i, e in ipairs(all) do src[sl.json.encode(e)] = i end
-    -- 2 workers make their first 700 and 300 events; the positions of their shares...
+    -- generators split by classes, as sluice made them before sharing claims
+    local by_classes = function(me, n) return share(me, n, nil) end
     local made, positions = {}, {}
     for me, count in ipairs({ 700, 300 }) do
-      local g = nexmark.generator(spec, nil, share(me, 2))
+      local g = nexmark.generator(spec, { classes = {} }, by_classes(me, 2))
       local batch = {}
       assert.equal(count, g:fill(batch, count))
-      for i = 1, count do made[sl.json.encode(batch[i])] = true end
+      made[me] = {}
+      for i = 1, count do made[me][i] = batch[i] end
       local classes = {}
-      for c = 0, 127 do if share(me, 2).owns(c) then classes[c + 1] = g:next_of(c) end end
+      for c = 0, 127 do if by_classes(me, 2).owns(c) then classes[c + 1] = g:next_of(c) end end
       positions[me] = { classes = classes }
     end
     local position = nexmark.merge_positions(positions)
-    assert.is_false(source.more({ type = "nexmark", events = 3000 }, position) == false)
-    -- ...resumed by 3 workers, then by 1: the events not made yet, each once
-    for _, n in ipairs({ 3, 1 }) do
-      local seen = {}
-      for k in pairs(made) do seen[k] = true end
-      for me = 1, n do
-        local g = nexmark.generator(spec, position, n > 1 and share(me, n) or nil)
-        for _, e in ipairs((by_number(g))) do
-          local key = sl.json.encode(e)
-          assert.is_nil(seen[key], n .. " workers: event " .. tostring(src[key]) .. " twice")
-          seen[key] = true
-        end
-      end
-      for key, i in pairs(src) do assert.is_true(seen[key], n .. " workers: event " .. i) end
-    end
     assert.is_nil(source.bad_position({ type = "nexmark" }, position))
+    assert.is_true(source.more({ type = "nexmark", events = 3000 }, position))
+    resumes_rest(spec, all, made, position, { 3, 1 }, by_classes)
   end)
 end)
 

@@ -45,4 +45,13 @@ describe("runtime.restore_parts", function()
       end
     end
   end)
+
+  it("shuffled (the workers share a source's events out): as with another number", function()
+    for me = 1, 2 do
+      local stateful = { stage = entry("stage"), take = entry("stage", true) }
+      runtime.restore_parts(stateful, cut, nil, me, 2, true)
+      assert.same({ wm = 700 }, stateful.stage.got)
+      assert.same({ count = 5, wm = 900 }, stateful.take.got)
+    end
+  end)
 end)
