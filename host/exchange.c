@@ -3,8 +3,13 @@
  * Ring (from, to) is written only by worker `from`'s thread and read only by worker `to`'s:
  * head is advanced by the consumer, tail by the producer, each published with a release
  * store and read with an acquire load, so a slot's pointer is seen before the index that
- * covers it. A producer that finds the ring full sets `wanted`; the consumer, having made
- * room, wakes it. Wake-ups go through each worker's uv_async, which libuv coalesces; a
+ * covers it. What a producer sends while the ring is full goes on the ring's overflow, a
+ * list under a lock that the consumer reads once the ring is empty: the consumer then goes
+ * on reading while its producer is busy (a window firing, a combiner sending a pane's
+ * partials), where waiting for the producer to refill the ring left one worker idle while
+ * the other worked, turn about. The producer counts what waits there (backlog) and pauses
+ * its sources past Lua's slack, so memory stays bounded as before. A producer whose message
+ * went to the overflow sets `wanted`; the consumer, taking a message, wakes it. Wake-ups go through each worker's uv_async, which libuv coalesces; a
  * lock per worker keeps a wake-up from reaching a handle its thread is closing (wake-ups
  * come once per message, not per record).
  */
@@ -20,6 +25,7 @@
 #include "vm.h"
 
 typedef struct message {
+    struct message *next;           /* in a ring's overflow */
     size_t len;
     size_t cap;                     /* bytes data has room for */
     char data[];
@@ -34,9 +40,12 @@ typedef struct ring {
     _Atomic size_t head;            /* next slot to read (consumer) */
     char pad1[64 - sizeof(size_t)];
     _Atomic size_t tail;            /* next slot to write (producer) */
-    _Atomic int wanted;             /* the producer found it full and waits for room */
+    _Atomic int wanted;             /* the producer wants to know when a message is taken */
     char pad2[64 - sizeof(size_t) - sizeof(int)];
     message *slots[SL_RING_SLOTS];
+    _Atomic size_t backlog;         /* messages on the overflow (only the producer adds) */
+    uv_mutex_t lock;                /* the overflow's */
+    message *first, *last;          /* the overflow, oldest first */
 } ring;
 
 typedef struct endpoint {
@@ -78,10 +87,21 @@ int sl_exchange_create(int n)
     ex.rings = calloc((size_t)n * (size_t)n, sizeof *ex.rings);
     if (ex.rings == NULL)
         return -1;
+    for (int i = 0; i < n * n; i++) {
+        if (uv_mutex_init(&ex.rings[i].lock) != 0) {
+            while (i-- > 0)
+                uv_mutex_destroy(&ex.rings[i].lock);
+            free(ex.rings);
+            ex.rings = NULL;
+            return -1;
+        }
+    }
     for (int i = 0; i < n; i++) {
         if (uv_mutex_init(&ex.locks[i]) != 0) {
             while (i-- > 0)
                 uv_mutex_destroy(&ex.locks[i]);
+            for (int j = 0; j < n * n; j++)
+                uv_mutex_destroy(&ex.rings[j].lock);
             free(ex.rings);
             ex.rings = NULL;
             return -1;
@@ -101,6 +121,12 @@ void sl_exchange_destroy(void)
         size_t head = atomic_load(&r->head), tail = atomic_load(&r->tail);
         for (; head != tail; head++)
             free(r->slots[head % SL_RING_SLOTS]);
+        while (r->first != NULL) {
+            message *m = r->first;
+            r->first = m->next;
+            free(m);
+        }
+        uv_mutex_destroy(&r->lock);
     }
     for (int i = 0; i < ex.n; i++)
         uv_mutex_destroy(&ex.locks[i]);
@@ -236,14 +262,14 @@ int sl_exchange_open(lua_State *L)
     return 1;
 }
 
-/* ep:send(to, s) or ep:send(to, address, len) -> true | false (full). The message is s, or
- * the len bytes at address (a number: a string.buffer's, read with ffi, which spares the
- * string a large message would be). */
+/* ep:send(to, s) or ep:send(to, address, len) -> true, backlog: the message is s, or the
+ * len bytes at address (a number: a string.buffer's, read with ffi, which spares the string
+ * a large message would be); backlog, the messages for `to` on its ring's overflow. */
 static int ep_send(lua_State *L)
 {
     endpoint *ep = check_ep(L);
     int to = (int)luaL_checkinteger(L, 2) - 1;
-    size_t len;
+    size_t len, backlog;
     const char *s;
     ring *r;
     size_t head, tail;
@@ -257,26 +283,53 @@ static int ep_send(lua_State *L)
     }
     if (to < 0 || to >= ex.n || to == ep->me)
         return luaL_error(L, "exchange: cannot send to worker %d", to + 1);
-    r = ring_of(ep->me, to);
-    tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    head = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (tail - head >= SL_RING_SLOTS) {
-        atomic_store_explicit(&r->wanted, 1, memory_order_seq_cst);
-        /* the consumer may have made room between the load and the flag */
-        head = atomic_load_explicit(&r->head, memory_order_seq_cst);
-        if (tail - head >= SL_RING_SLOTS) {
-            lua_pushboolean(L, 0);
-            return 1;
-        }
-    }
     m = message_for(ep, len);
     if (m == NULL)
         return luaL_error(L, "exchange: out of memory for a message of %d bytes", (int)len);
     memcpy(m->data, s, len);
-    r->slots[tail % SL_RING_SLOTS] = m;
-    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    r = ring_of(ep->me, to);
+    tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    head = atomic_load_explicit(&r->head, memory_order_acquire);
+    /* (only this thread adds to the overflow: none there now means none older than m) */
+    backlog = atomic_load_explicit(&r->backlog, memory_order_acquire);
+    if (backlog == 0 && tail - head < SL_RING_SLOTS) {
+        r->slots[tail % SL_RING_SLOTS] = m;
+        atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    } else {
+        m->next = NULL;
+        uv_mutex_lock(&r->lock);
+        if (r->last != NULL)
+            r->last->next = m;
+        else
+            r->first = m;
+        r->last = m;
+        backlog = atomic_fetch_add(&r->backlog, 1) + 1;
+        uv_mutex_unlock(&r->lock);
+        atomic_store_explicit(&r->wanted, 1, memory_order_seq_cst);
+    }
     wake(to);
     lua_pushboolean(L, 1);
+    lua_pushinteger(L, (lua_Integer)backlog);
+    return 2;
+}
+
+/* ep:backlog(to) -> the messages for `to` on its ring's overflow; while there are any,
+ * this worker is woken when `to` takes one. */
+static int ep_backlog(lua_State *L)
+{
+    endpoint *ep = check_ep(L);
+    int to = (int)luaL_checkinteger(L, 2) - 1;
+    ring *r;
+    size_t backlog;
+
+    if (to < 0 || to >= ex.n || to == ep->me)
+        return luaL_error(L, "exchange: no ring to worker %d", to + 1);
+    r = ring_of(ep->me, to);
+    atomic_store_explicit(&r->wanted, 1, memory_order_seq_cst);
+    backlog = atomic_load_explicit(&r->backlog, memory_order_seq_cst);
+    if (backlog == 0)
+        atomic_store_explicit(&r->wanted, 0, memory_order_relaxed);
+    lua_pushinteger(L, (lua_Integer)backlog);
     return 1;
 }
 
@@ -302,10 +355,26 @@ static int ep_receive(lua_State *L)
         r = ring_of(from, ep->me);
         head = atomic_load_explicit(&r->head, memory_order_relaxed);
         tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head == tail)
-            continue;
-        m = r->slots[head % SL_RING_SLOTS];
-        atomic_store_explicit(&r->head, head + 1, memory_order_seq_cst);
+        if (head != tail) {
+            m = r->slots[head % SL_RING_SLOTS];
+            atomic_store_explicit(&r->head, head + 1, memory_order_seq_cst);
+        } else {
+            /* the ring empty, its overflow next (the producer fills the ring again only
+             * once the overflow is empty: what is on it is older than what comes after) */
+            if (atomic_load_explicit(&r->backlog, memory_order_acquire) == 0)
+                continue;
+            uv_mutex_lock(&r->lock);
+            m = r->first;
+            if (m != NULL) {
+                r->first = m->next;
+                if (r->first == NULL)
+                    r->last = NULL;
+                atomic_fetch_sub(&r->backlog, 1);
+            }
+            uv_mutex_unlock(&r->lock);
+            if (m == NULL)
+                continue;
+        }
         if (atomic_exchange_explicit(&r->wanted, 0, memory_order_seq_cst))
             wake(from);
         ep->next_from = (from + 1) % ex.n;
@@ -393,6 +462,7 @@ static int ep_close(lua_State *L)
 
 static const luaL_Reg ep_methods[] = {
     {"send", ep_send},
+    {"backlog", ep_backlog},
     {"receive", ep_receive},
     {"abort", ep_abort},
     {"aborted", ep_aborted},

@@ -4,9 +4,11 @@
  *
  * A message is a byte string (a batch of records encoded by Lua, a watermark, an end of
  * input, a control word); the ring holds pointers to malloc'd copies, in order. A ring has
- * room for SL_RING_SLOTS messages: a producer that finds it full keeps its message and is
- * woken when the consumer has made room, so memory stays bounded and back-pressure reaches
- * the sources. Push and pop take no lock: one atomic load and one atomic store each.
+ * room for SL_RING_SLOTS messages; what is sent while it is full goes on its overflow, a
+ * list under a lock that the consumer reads next, so a consumer never waits for a busy
+ * producer. The producer is told how many wait there (its backlog) and pauses its sources
+ * past a slack (exchange.lua), so memory stays bounded and back-pressure reaches the
+ * sources. Push and pop on the ring take no lock: one atomic load and one atomic store each.
  */
 #ifndef SL_EXCHANGE_H
 #define SL_EXCHANGE_H
@@ -31,7 +33,9 @@ int sl_exchange_size(void);
 /* core.exchange(me, on_wake) -> endpoint of worker me (1-based) on this thread's loop;
  * on_wake() is called on the loop whenever a message may have come in or a full ring may
  * have room again. Methods:
- *   ep:send(to, s) -> true, or false when the ring to `to` is full (on_wake comes later)
+ *   ep:send(to, s) -> true, backlog   backlog: the messages for `to` on its overflow
+ *   ep:backlog(to) -> n             those now; while n > 0, on_wake comes when `to` takes
+ *                                   one
  *   ep:receive() -> from, s | nil   the next message, rings taken in turn, each in order
  *   ep:abort(why)                   the job fails on every worker: each is woken
  *   ep:aborted() -> worker, why | nil   whether (and which) a worker aborted

@@ -455,18 +455,26 @@ function exchange.team(me, n, on_control, ep)
 end
 exchange.SLACK = SLACK
 
--- Sends message s to worker `to`, after what waits for it already: a full ring keeps it
--- queued here; past SLACK queued for one worker the sources pause (flow.lua) until the
--- rings have taken enough.
+-- Sends message s to worker `to`, after what waits for it already. A full ring keeps it
+-- on its overflow (host/exchange.c), which `to` reads without this worker's help; past
+-- SLACK there for one worker the sources pause (flow.lua) until `to` has taken enough. (An
+-- endpoint that refuses a message when its ring is full, a spec's, has it queued here.)
 -- s is a string, or a string.buffer (sent from where it is, a string only if it must wait).
 function Team:send(to, s)
   local q = self.pending[to]
-  local sent
+  local sent, backlog
   if q.last < q.first then
-    if type(s) == "string" then sent = self.ep:send(to, s)
+    if type(s) == "string" then sent, backlog = self.ep:send(to, s)
     else
       local p, len = s:ref()
-      sent = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
+      sent, backlog = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
+    end
+  end
+  if sent and backlog and backlog > 0 then
+    self.waiting = true
+    if not self.blocked and backlog > SLACK then
+      self.blocked = true
+      flow.block(self)
     end
   end
   if not sent then
@@ -498,9 +506,11 @@ function Team:broadcast(m)
   end
 end
 
--- Sends what waits, in order, as far as the rings take it; true when nothing waits.
+-- Sends what waits, in order, as far as the rings take it; true when nothing waits, here
+-- or on a ring's overflow.
 function Team:flush()
   local waiting, over = false, false
+  local backlog = self.ep.backlog
   for to = 1, self.n do
     local q = self.pending[to]
     while q.first <= q.last do
@@ -509,6 +519,11 @@ function Team:flush()
       q.first = q.first + 1
     end
     if q.last - q.first + 1 > SLACK then over = true end
+    if backlog and to ~= self.me then
+      local b = backlog(self.ep, to)
+      if b > 0 then waiting = true end
+      if b > SLACK then over = true end
+    end
   end
   self.waiting = waiting
   if not over and self.blocked then

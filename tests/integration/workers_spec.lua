@@ -736,6 +736,39 @@ sl.source.nexmark { rate = 50000 }
     end
   end)
 
+  it("a worker that cannot keep up pauses the others' sources: what they read stays bounded",
+    function()
+    local dir = h.tmpdir()
+    -- every record to one key, whose owner's reduce is slow: the other worker's messages
+    -- to it wait on its ring's overflow, past a slack of them its source pauses
+    local path = h.script([[
+local sl = require "sluice"
+sl.source.nexmark { rate = 1000000 }
+  :map(function(e) return { k = 1, n = e.type } end)
+  :key_by("k")
+  :reduce(function(_, r)
+    local x = 0
+    for i = 1, 20000 do x = x + i % 7 end
+    return { k = r.k, n = x }
+  end)
+  :sink(sl.sink.null())
+]])
+    local err = h.path(dir, "err")
+    local pid = start(string.format("run %s --workers 2", h.q(path)), err)
+    os.execute("sleep 2")
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    local read
+    h.wait_until("the job says what it has read", function()
+      read = tonumber((h.read(err) or ""):match("(%d+) records read"))
+      return read ~= nil
+    end)
+    os.execute("kill -9 " .. pid .. " 2>/dev/null")
+    gone(pid)
+    -- (the reduce takes some 10-100 k records a second; unchecked, the other worker's
+    -- source reads about a million a second)
+    assert.is_true(read < 600000, read .. " records read in 2 s")
+  end)
+
   it("rejects a worker count out of range", function()
     local res = h.run("run x.lua --workers 0")
     h.expect_code(res, 2)
