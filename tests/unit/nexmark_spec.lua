@@ -264,14 +264,20 @@ describe("nexmark shares (--workers N)", function()
     end
   end
 
+  -- Two workers' generators of spec sharing its events, filled in turns (sizes, budget as
+  -- in_turns): the generators and what each made.
+  local function two_shares(spec, sizes, budget)
+    local name = new_name()
+    local gens = { nexmark.generator(spec, nil, share(1, 2, name)),
+      nexmark.generator(spec, nil, share(2, 2, name)) }
+    return gens, in_turns(gens, sizes, budget), name
+  end
+
   it("resumes from the shares' positions with any number of workers: the rest once", function()
     local spec = { events = 30000, seed = 8, rate = 10000 }
     local all = events({ events = 30000, seed = 8 }, 30000)
     -- 2 workers make 7000 and 3000 events in turns; their positions, taken then...
-    local name = new_name()
-    local gens = { nexmark.generator(spec, nil, share(1, 2, name)),
-      nexmark.generator(spec, nil, share(2, 2, name)) }
-    local made = in_turns(gens, { 700, 300 }, { 7000, 3000 })
+    local gens, made = two_shares(spec, { 700, 300 }, { 7000, 3000 })
     assert.equal(7000, #made[1])
     assert.equal(3000, #made[2])
     local positions = {}
@@ -293,10 +299,7 @@ describe("nexmark shares (--workers N)", function()
     function()
     local spec = { events = 20000, seed = 3, rate = 10000 }
     local all = events({ events = 20000, seed = 3 }, 20000)
-    local name = new_name()
-    local gens = { nexmark.generator(spec, nil, share(1, 2, name)),
-      nexmark.generator(spec, nil, share(2, 2, name)) }
-    local made = in_turns(gens, { 150, 40 }, { 3000, 1010 })
+    local gens, made, name = two_shares(spec, { 150, 40 }, { 3000, 1010 })
     -- worker 2's source opened again (a reload), from its position then
     local ranges, tail = gens[2]:unclaimed()
     local next_event, stop = gens[2]:claimed()
