@@ -9,7 +9,8 @@
  * partials), where waiting for the producer to refill the ring left one worker idle while
  * the other worked, turn about. The producer counts what waits there (backlog) and pauses
  * its sources past Lua's slack, so memory stays bounded as before. A producer whose message
- * went to the overflow sets `wanted`; the consumer, taking a message, wakes it. Wake-ups go through each worker's uv_async, which libuv coalesces; a
+ * went to the overflow sets `wanted`; the consumer, taking a message, wakes it. Wake-ups
+ * go through each worker's uv_async, which libuv coalesces; a
  * lock per worker keeps a wake-up from reaching a handle its thread is closing (wake-ups
  * come once per message, not per record).
  */
@@ -347,21 +348,24 @@ static int ep_receive(lua_State *L)
     for (int k = 0; k < ex.n; k++) {
         int from = (ep->next_from + k) % ex.n;
         ring *r;
-        size_t head, tail;
+        size_t head, tail, backlog;
         message *m;
 
         if (from == ep->me)
             continue;
         r = ring_of(from, ep->me);
+        /* the overflow's count first: while it is not 0 the producer puts nothing on the
+         * ring (only this thread takes it down), so a ring found empty after it stays empty
+         * and the overflow holds the oldest message; read after the ring, the ring could
+         * have filled, and spilled, in between */
+        backlog = atomic_load_explicit(&r->backlog, memory_order_seq_cst);
         head = atomic_load_explicit(&r->head, memory_order_relaxed);
-        tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
         if (head != tail) {
             m = r->slots[head % SL_RING_SLOTS];
             atomic_store_explicit(&r->head, head + 1, memory_order_seq_cst);
         } else {
-            /* the ring empty, its overflow next (the producer fills the ring again only
-             * once the overflow is empty: what is on it is older than what comes after) */
-            if (atomic_load_explicit(&r->backlog, memory_order_acquire) == 0)
+            if (backlog == 0)
                 continue;
             uv_mutex_lock(&r->lock);
             m = r->first;

@@ -364,15 +364,18 @@ static int gen_share(lua_State *L)
     lnexmark *x = check_gen(L);
     const char *name = luaL_optstring(L, 2, NULL);
     sl_claims_work work;
+    sl_claims *c;
     int64_t *left;
-    int n;
+    int n, made;
 
     luaL_checktype(L, 3, LUA_TTABLE);
     n = (int)lua_objlen(L, 3);
     luaL_argcheck(L, n % 2 == 0, 3, "ranges as pairs of numbers");
-    left = malloc((size_t)(n > 0 ? n : 1) * sizeof *left);
-    if (left == NULL)
-        return luaL_error(L, "nexmark: share: out of memory");
+    work.tail = (int64_t)luaL_checknumber(L, 4);
+    work.chunk = (int64_t)luaL_checknumber(L, 5);
+    work.end = lua_isnoneornil(L, 6) ? -1 : (int64_t)luaL_checknumber(L, 6);
+    /* (a userdata: the collector frees it whatever raises) */
+    left = lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *left);
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, 3, i + 1);
         left[i] = (int64_t)lua_tonumber(L, -1);
@@ -380,12 +383,7 @@ static int gen_share(lua_State *L)
     }
     work.left = left;
     work.nleft = n / 2;
-    work.tail = (int64_t)luaL_checknumber(L, 4);
-    work.chunk = (int64_t)luaL_checknumber(L, 5);
-    work.end = lua_isnoneornil(L, 6) ? -1 : (int64_t)luaL_checknumber(L, 6);
-    int made;
-    sl_claims *c = sl_claims_open(name, &work, &made);
-    free(left);
+    c = sl_claims_open(name, &work, &made);
     if (c == NULL)
         return luaL_error(L, "nexmark: share: out of memory, or ranges not in order");
     sl_nexmark_share(x->g, c);
@@ -421,16 +419,17 @@ static int gen_unclaimed(lua_State *L)
     lnexmark *x = check_gen(L);
     sl_claims *c = sl_nexmark_claims(x->g);
     int64_t stop, next, tail, *left;
-    int n, k = 0;
+    int n, got, k = 0;
 
     if (c == NULL)
         return luaL_error(L, "nexmark: unclaimed: the generator does not share");
     next = sl_nexmark_claimed(x->g, &stop);
     n = sl_claims_unclaimed(c, NULL, 0, &tail);
-    left = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *left);
-    if (left == NULL)
-        return luaL_error(L, "nexmark: unclaimed: out of memory");
-    n = sl_claims_unclaimed(c, left, n, &tail);
+    left = lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * 2 * sizeof *left);
+    /* (fewer now if a generator claimed since: never more) */
+    got = sl_claims_unclaimed(c, left, n, &tail);
+    if (got < n)
+        n = got;
     lua_createtable(L, 2 * n + 2, 0);
     if (next < stop) {
         lua_pushnumber(L, (lua_Number)next);
@@ -442,7 +441,6 @@ static int gen_unclaimed(lua_State *L)
         lua_pushnumber(L, (lua_Number)left[i]);
         lua_rawseti(L, -2, ++k);
     }
-    free(left);
     lua_pushnumber(L, (lua_Number)tail);
     return 2;
 }
