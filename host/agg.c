@@ -231,20 +231,23 @@ void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x)
     sum_add(fields(p, slot, j), x);
 }
 
-void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x)
+/* avg's fields f = {sum, c, n} take x */
+static void avg_add(double *f, double x)
 {
-    double *f = fields(p, slot, j);
-
     sum_add(f, x);
     f[2] += 1;
 }
 
-/* NaN has no order: comparing with it is false, so letting it in would make the result
- * depend on arrival order. Like SQL's NULL, it is skipped. */
-int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x)
+void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x)
 {
-    double *f = fields(p, slot, j);
+    avg_add(fields(p, slot, j), x);
+}
 
+/* min's and max's fields f = {v, n} take x: 1 when Lua holds the entry (n < 0), else 0.
+ * NaN has no order: comparing with it is false, so letting it in would make the result
+ * depend on arrival order. Like SQL's NULL, it is skipped. */
+static int min_add(double *f, double x)
+{
     if (f[1] < 0)
         return 1;
     if (isnan(x))
@@ -255,10 +258,8 @@ int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x)
     return 0;
 }
 
-int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
+static int max_add(double *f, double x)
 {
-    double *f = fields(p, slot, j);
-
     if (f[1] < 0)
         return 1;
     if (isnan(x))
@@ -267,6 +268,16 @@ int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
         f[0] = x;
     f[1] += 1;
     return 0;
+}
+
+int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x)
+{
+    return min_add(fields(p, slot, j), x);
+}
+
+int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
+{
+    return max_add(fields(p, slot, j), x);
 }
 
 /* One record into every entry of a slot, as the adds above would take it one entry at a
@@ -285,21 +296,9 @@ void sl_agg_add_bytes(sl_agg_pool *p, int32_t slot, const uint8_t *rec, const in
         memcpy(&x, rec + value_at[j], sizeof x);
         switch (p->entries[j].kind) {
         case SL_AGG_SUM: sum_add(f, x); break;
-        case SL_AGG_AVG: sum_add(f, x); f[2] += 1; break;
-        case SL_AGG_MIN:
-            if (f[1] < 0 || isnan(x))
-                break;
-            if (f[1] == 0 || x < f[0])
-                f[0] = x;
-            f[1] += 1;
-            break;
-        case SL_AGG_MAX:
-            if (f[1] < 0 || isnan(x))
-                break;
-            if (f[1] == 0 || x > f[0])
-                f[0] = x;
-            f[1] += 1;
-            break;
+        case SL_AGG_AVG: avg_add(f, x); break;
+        case SL_AGG_MIN: (void)min_add(f, x); break;
+        case SL_AGG_MAX: (void)max_add(f, x); break;
         default: break;
         }
     }
