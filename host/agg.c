@@ -513,6 +513,43 @@ void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in)
     }
 }
 
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+                        int64_t stride, int64_t n)
+{
+    /* (the slot this far ahead is asked for: over 300 k slots in random order, 8 ahead hid
+     * little of each miss, 32 most of it, 150 ns a merge down to 45) */
+    enum { AHEAD = 32 };
+    int32_t tmp = -1;
+
+    for (int64_t i = 0; i < n; i++) {
+        if (i + AHEAD < n && slots[i + AHEAD] != SL_AGG_SKIP)
+            sl_agg_prefetch(p, slots[i + AHEAD] < 0 ? -1 - slots[i + AHEAD]
+                                                     : slots[i + AHEAD]);
+        int32_t s = slots[i];
+        const double *in = saved + i * stride;
+
+        if (s == SL_AGG_SKIP)
+            continue;
+        if (s < 0) {
+            sl_agg_load(p, -1 - s, in);
+            continue;
+        }
+        /* (one slot to load each into, taken once: merge's arithmetic is written once) */
+        if (tmp < 0 && (tmp = sl_agg_pool_alloc(p)) < 0)
+            return SL_PRIM_ENOMEM;
+        sl_agg_load(p, tmp, in);
+        sl_agg_merge(p, s, tmp);
+    }
+    if (tmp >= 0)
+        sl_agg_pool_release(p, tmp);
+    return SL_PRIM_OK;
+}
+
+void sl_agg_prefetch(const sl_agg_pool *p, int32_t slot)
+{
+    __builtin_prefetch(record(p, slot), 1);
+}
+
 int sl_agg_pool_saved_width(const sl_agg_pool *p)
 {
     int w = 0;

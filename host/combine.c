@@ -23,7 +23,9 @@ struct sl_combine_pane {
 };
 
 /* MAX_PROBE: a probe longer than this makes the map mix its keys' bits (hash) */
-enum { FIRST_CAP = 1024, MAX_PROBE = 64, AHEAD = 8 };
+/* AHEAD: the fold asks for the entry of the record this far ahead; SLOTS_AHEAD: a take
+ * asks for the slot this far ahead (see sl_agg_absorb_saved) */
+enum { FIRST_CAP = 1024, MAX_PROBE = 64, AHEAD = 8, SLOTS_AHEAD = 32 };
 
 /* Where key's probe starts. A whole key starts at its own value: keys that come close
  * together in time are often close in value (Nexmark's auctions, ids from a sequence), and
@@ -217,6 +219,9 @@ int sl_combine_take(sl_combine_pane *m, int64_t *at, double start, double wm,
 
     for (int64_t i = *at; i < m->cap; i++) {
         entry *e = &m->e[i];
+        /* (the slots of neighbouring keys are not neighbours: each is a cache miss) */
+        if (i + SLOTS_AHEAD < m->cap && m->e[i + SLOTS_AHEAD].slot >= 0)
+            sl_agg_prefetch(pool, m->e[i + SLOTS_AHEAD].slot);
         if (e->slot < 0)
             continue;
         int to = owner[sl_key_group_num(e->key)];

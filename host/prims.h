@@ -98,6 +98,9 @@ void sl_agg_pool_release(sl_agg_pool *p, int32_t slot);
 size_t sl_agg_pool_live(const sl_agg_pool *p);    /* slots allocated and not released */
 size_t sl_agg_pool_bytes(const sl_agg_pool *p);   /* memory the pool holds */
 int sl_agg_pool_saved_width(const sl_agg_pool *p);    /* doubles sl_agg_save writes */
+/* Asks for a slot's record in the cache: a loop over slots that lie apart in memory (a
+ * pane's, in the order of its keys) calls it some entries ahead of the one it works on. */
+void sl_agg_prefetch(const sl_agg_pool *p, int32_t slot);
 
 void sl_agg_count_add(sl_agg_pool *p, int32_t slot, int j);
 void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x);
@@ -124,6 +127,15 @@ void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
  * fill. load reads the same layout into a fresh slot. */
 void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
 void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
+/* Saved states into slots, n of them: slots[i] takes the values at saved + i * stride
+ * (that layout): merged in when slots[i] is a slot (as sl_agg_merge of a slot loaded with
+ * them would), loaded into slot -1 - slots[i] when it is negative (a fresh one), skipped
+ * when SL_AGG_SKIP. The slots are fetched ahead of their turn: a window takes a pane's
+ * partials so, hundreds of thousands at once, each slot elsewhere in memory. Returns 0, or
+ * ENOMEM (nothing from the first merge on is taken). */
+#define SL_AGG_SKIP INT32_MIN
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+                        int64_t stride, int64_t n);
 
 /* ---- Distinct counter (sketch_hll.c) --------------------------------------------------
  * The add functions return 0, or ENOMEM (the value is then not counted). hash must be a

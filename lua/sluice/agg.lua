@@ -27,12 +27,15 @@ local c_kind = { count = C.SL_AGG_COUNT, sum = C.SL_AGG_SUM, avg = C.SL_AGG_AVG,
 -- Kinds whose entries Lua takes over when a value is not a number.
 local takes_any = { min = true, max = true, first = true, last = true }
 
--- The metatable of a partial aggregate: what one worker folded of its records for one key
--- and pane of a window, as the key's owner gets it (combiner.lua folds, exchange.lua makes
--- them on arrival, window.lua merges them): { key, pane start, records folded, the
--- accumulator's saved values... } (aggregates C keeps whole: a saved value is a number,
--- NaN for an empty min).
-agg.PARTIAL = { __name = "partial aggregate" }
+-- The metatable of a run of partial aggregates: what workers folded of their records for
+-- keys of one pane of a window, all with one watermark, as the keys' owner gets them
+-- (combiner.lua folds, exchange.lua hands them on, window.lua merges them). One record
+-- stands for the run: { d = the doubles, first = , last = its entries (0-based), rec =
+-- doubles an entry, keys = the keys when not the doubles (1-based), or nil }; entry i is
+-- at d + i * rec: key, pane start, records folded, watermark, the accumulator's saved
+-- values (aggregates C keeps whole: a saved value is a number, NaN for an empty min). Its
+-- doubles are the message's, valid while the record is being taken (nothing keeps it).
+agg.PARTIALS = { __name = "partial aggregates" }
 
 -- Every live pool, for agg.c_bytes(); weak, so a pool's finalizer still frees it.
 local pools = setmetatable({}, { __mode = "k" })
@@ -399,20 +402,32 @@ function agg.compile(entries, storage)
   end
   L("  return a")
   L("end")
-  -- save_raw/load_partial: an accumulator's saved values into the doubles at pointer `at`,
-  -- and a new one from a partial aggregate (agg.PARTIAL), for aggregates C keeps whole
-  -- (combiner.lua folds nothing else)
+  -- save_raw/merge_saved: an accumulator's saved values into the doubles at pointer `at`;
+  -- the saved values at `at` (a partial aggregate's, agg.PARTIALS) merged into accumulator
+  -- d; for aggregates C keeps whole (combiner.lua folds nothing else; window.lua has C
+  -- take most partials, sl_agg_absorb_saved)
   L("local function save_raw(a, at)")
   L("  C.sl_agg_save(pool, a, at)")
   L("end")
-  L("local function load_partial(r)")
+  -- whether Lua holds a value of accumulator a (a min of strings): merging into it takes
+  -- merge(), not C alone
+  L("local function lua_holds(a)")
+  L(has_side and "  return side[a] ~= nil" or "  return false")
+  L("end")
+  -- (Lua's merge of a min it holds compares, and a string with a number raises: it goes
+  -- first, so that then nothing is merged, as an add of a record that raises counts none)
+  L("local function merge_saved(d, at)")
   L("  local a = alloc()")
-  for i = 1, n do L("  buf[%d] = r[%d]", i - 1, i + 3) end
-  L("  C.sl_agg_load(pool, a, buf)")
-  L("  return a")
+  L("  C.sl_agg_load(pool, a, at)")
+  L("  local ok, err = true, nil")
+  if has_side then L("  if side[d] ~= nil then ok, err = pcall(h.merge, d, a) end") end
+  L("  if ok then C.sl_agg_merge(pool, d, a) end")
+  L("  free(a)")
+  L("  if not ok then error(err, 0) end")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
-    "free = free, save = save, load = load, load_partial = load_partial, save_raw = save_raw }")
+    "free = free, save = save, load = load, " ..
+    "merge_saved = merge_saved, lua_holds = lua_holds, save_raw = save_raw }")
   local code = concat(src, "\n")
   local chunk = assert(load(code, "=sluice aggregate"))
   local compiled = chunk(fns, C, ffi, host.null, pool, held, side, vt, buf, helpers)

@@ -84,9 +84,9 @@ local CHUNK = 4096
 -- they lie (typed.key_at) is folded in one C call (host/combine.h) into a C map per pane,
 -- beside the pane's Lua table (which other records use): a pane sends both. Each record in
 -- Lua then costs only the collection of its address. The records of this worker's own keys
--- are folded too, and their partials go to `mine` as rows (exchange.partial_rows): when
--- the window's step in Lua took them one by one, the owner of a hot key (Nexmark's hot
--- auctions) was left behind the workers that fold its records in C.
+-- are folded too, and their partials go to `mine` where they lie (exchange.partial_runs):
+-- when the window's step in Lua took them one by one, the owner of a hot key (Nexmark's
+-- hot auctions) was left behind the workers that fold its records in C.
 local bytes_ptrs, doubles_t = ffi.typeof("const uint8_t *[?]"), ffi.typeof("double[?]")
 local ints_t, int32s_t = ffi.typeof("int[?]"), ffi.typeof("int32_t[?]")
 local batch_t, owners_t = ffi.typeof("sl_combine_batch"), ffi.typeof("uint8_t[?]")
@@ -158,13 +158,13 @@ function combiner.new(node, sender, team, id, mine)
   for to = 1, team.n do held[to] = exchange.partials(id, width, CHUNK) end
   -- this worker's own partials (C folds its own records too, see fold_own below), as rows
   -- for `mine`
-  local own_rows = {}
+  local own_runs = {}
   local function ship(to)
     local h = held[to]
     if to ~= me then return team:send_partials(to, h.message()) end
     local n = h.n
     h.clear()
-    mine:push(exchange.partial_rows(h.d, n, width, nil, own_rows))
+    mine:push(exchange.partial_runs(h.d, n, width, nil, own_runs))
   end
   local function ship_all()
     for to = 1, team.n do

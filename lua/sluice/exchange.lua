@@ -17,7 +17,6 @@ local flow = require "sluice.flow"
 local ordered = require "sluice.ordered"
 
 local buffer = require "string.buffer"
-local new_table = require "table.new"
 
 local core, C = host.core, host.C
 -- Messages are LuaJIT's serialization (string.buffer): it carries any plain value, the
@@ -28,7 +27,7 @@ local ffi = require "ffi"
 local istype = ffi.istype
 local uintptr_t, bytes_ptr = ffi.typeof("uintptr_t"), ffi.typeof("const uint8_t *")
 local type, pcall, tonumber, floor, huge = type, pcall, tonumber, math.floor, math.huge
-local setmetatable, PARTIAL = setmetatable, agg.PARTIAL
+local setmetatable, PARTIALS = setmetatable, agg.PARTIALS
 local format = string.format
 
 local exchange = {}
@@ -322,8 +321,8 @@ end
 -- values (agg.lua's save_raw writes them in place); when a key is not a number, the keys go
 -- in the header instead. Neither side makes a table per partial, nor an array to serialize:
 -- a pane's partials, hundreds of thousands when it is due, go as a copy of their bytes. The
--- receiver makes each partial again as agg.lua's (agg.PARTIAL: key, pane, count, values...),
--- its time the pane's start.
+-- receiver hands them on where they lie, a record (agg.PARTIALS) for each run of them with
+-- one pane and watermark, its time the pane's start.
 
 -- The partials for one worker on exchange point `id`, gathered until message(): add(k, p,
 -- count, w) takes one and returns where its `width` values go (a pointer into the doubles
@@ -371,54 +370,55 @@ function exchange.partials(id, width, cap)
   return held
 end
 
--- The partials of message m (its header; `unpacking` holds the rest) as agg.PARTIAL records,
--- with their times (their panes) and watermarks: tables used again for every message, as a
--- typed batch's views are (the window that takes them loads each into an accumulator of its
--- own as it comes; none is kept), so that the partials of a pane make no garbage.
-local rx_partials = {}          -- width -> { rows = the array handed on, made = the tables }
-local rx_pt, rx_pw = {}, {}
+-- The partials of message m (its header; `unpacking` holds the rest) as agg.PARTIALS
+-- records, a record a run of partials with one pane and watermark, with their times (their
+-- panes) and watermarks: tables used again for every message (the window that takes them
+-- merges each partial into an accumulator of its own as it comes; none is kept), so that
+-- the partials of a pane make no garbage, and the window takes a pane's partials in a loop
+-- of its own, not each as a record.
+local rx_runs = { t = {}, w = {} }
 
 -- The n partials of `width` values at doubles d (keys: their keys when not the doubles)
--- as rows, with their times and watermarks, in the tables of `into` (a table kept for
--- them; partial_rows makes the tables of its first call).
-local function partial_rows(d, n, width, keys, into)
+-- as agg.PARTIALS records, with their times and watermarks, in the tables of `into` (a
+-- table kept for them; partial_runs makes the tables of its first call).
+local function partial_runs(d, n, width, keys, into)
   local rec = width + 4
   into.rows, into.made, into.t, into.w = into.rows or {}, into.made or {}, into.t or {},
     into.w or {}
   local rows, made, t, w = into.rows, into.made, into.t, into.w
-  for i = 1, n do
-    local r = made[i]
-    if not r then
-      -- (made at its size: appending the values would grow the table again and again)
-      r = setmetatable(new_table(3 + width, 0), PARTIAL)
-      made[i] = r
+  local k, i = 0, 0
+  while i < n do
+    local o = i * rec
+    local p, wm = d[o + 1], d[o + 3]
+    local last = i
+    while last + 1 < n and d[(last + 1) * rec + 1] == p and d[(last + 1) * rec + 3] == wm do
+      last = last + 1
     end
-    local o = (i - 1) * rec
-    local k = d[o]
-    if keys then k = keys[i] end            -- (a key may be false)
-    r[1], r[2], r[3] = k, d[o + 1], d[o + 2]
-    for j = 1, width do r[3 + j] = d[o + 3 + j] end
-    rows[i], t[i], w[i] = r, d[o + 1], d[o + 3]
+    k = k + 1
+    local r = made[k]
+    if not r then
+      r = setmetatable({}, PARTIALS)
+      made[k] = r
+    end
+    r.d, r.first, r.last, r.rec, r.keys = d, i, last, rec, keys
+    rows[k], t[k], w[k] = r, p, wm
+    i = last + 1
   end
-  for i = n + 1, #rows do rows[i] = nil end
-  return rows, n, t, w
+  for j = k + 1, #rows do rows[j] = nil end
+  return rows, k, t, w
 end
-exchange.partial_rows = partial_rows
+exchange.partial_runs = partial_runs
 
 local function from_partials(m)
   local width = m.width
   local p, len = unpacking:ref()
   local n = floor(len / (8 * (width + 4)))
-  local mine = rx_partials[width]
-  if not mine then
-    mine = { t = rx_pt, w = rx_pw }
-    rx_partials[width] = mine
-  end
-  return partial_rows(ffi.cast(double_ptr, p), n, width, m.keys, mine)
+  return partial_runs(ffi.cast(double_ptr, p), n, width, m.keys, rx_runs)
 end
 
 -- The partials of message s (a string or string.buffer that exchange.partials made), as the
--- worker they are for reads them (for combiner_spec): rows, their number, times, watermarks.
+-- worker they are for reads them (for combiner_spec): agg.PARTIALS records, their number,
+-- times, watermarks.
 function exchange.read_partials(s)
   if type(s) == "string" then unpacking:set(s) else unpacking:set(s:ref()) end
   return from_partials(unpacking:decode())

@@ -35,6 +35,7 @@ void sl_agg_pool_release(sl_agg_pool *p, int32_t slot);
 size_t sl_agg_pool_live(const sl_agg_pool *p);
 size_t sl_agg_pool_bytes(const sl_agg_pool *p);
 int sl_agg_pool_saved_width(const sl_agg_pool *p);
+void sl_agg_prefetch(const sl_agg_pool *p, int32_t slot);
 void sl_agg_count_add(sl_agg_pool *p, int32_t slot, int j);
 void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x);
 void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x);
@@ -47,6 +48,8 @@ int sl_agg_result(const sl_agg_pool *p, int32_t slot, int j, double *out);
 void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
 void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
 void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+                        int64_t stride, int64_t n);
 typedef struct sl_hll sl_hll;
 sl_hll *sl_hll_new(void);
 void sl_hll_free(sl_hll *h);

@@ -20,7 +20,12 @@ local ffi = require "ffi"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
 local type, pairs, next, huge, getmetatable = type, pairs, next, math.huge, getmetatable
-local PARTIAL = agg.PARTIAL
+local PARTIALS = agg.PARTIALS
+local int32s_t = ffi.typeof("int32_t[?]")
+-- A firing pane's state this many keys ahead is asked for (comp.prefetch): each key's turn
+-- makes a result table, hundreds of ns, time enough for a miss
+local AHEAD = 8
+local SKIP = -2147483648      -- prims.h's SL_AGG_SKIP
 local format = string.format
 local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
 
@@ -53,7 +58,9 @@ local function computation(node, out, ctx, storage)
     return {
       fresh = a.fresh, add = a.update, merge = a.merge, free = a.free, save = a.save,
       emit_reads_only = true,
-      load = a.load, close = a.close, handover = a.handover, load_partial = a.load_partial,
+      load = a.load, close = a.close, handover = a.handover, pool = a.pool,
+      prefetch = function(acc) C.sl_agg_prefetch(a.pool, acc) end,
+      merge_saved = a.merge_saved, lua_holds = a.lua_holds,
       emit = function(acc, key, ws, we, t)
         -- a key read from a typed record may be a view: results are plain (typed.plain_out)
         out_fn(a.make(acc, is_keyed and plain(key) or nil, ws, we), t)
@@ -209,12 +216,12 @@ local function pane_window(node, out, ctx)
 
   -- Frees pane p and its states (a window firing for good may have merged into them
   -- and emitted them first).
-  local function drop_pane(p)
+  local function drop_pane(p, freed)
     local pane = panes[p]
     if pane then
       local m = 0
       for _, st in pairs(pane) do
-        if free then free(st) end
+        if free and not freed then free(st) end
         m = m + 1
       end
       nkeys = nkeys - m
@@ -244,10 +251,28 @@ local function pane_window(node, out, ctx)
       if pane then n = n + 1; window_panes[n] = pane end
     end
     local first_goes = final and panes[s] ~= nil
+    -- (comp's, read now: see op.step of partials below)
+    local prefetch = comp.prefetch
     for i = 1, n do
       local pane = window_panes[i]
       local own = first_goes and i == 1
+      -- the state of the key AHEAD further on is asked for (a pool's states lie in no
+      -- order: each is a miss), found by a second traversal that leads this one
+      local lead = nil
+      if prefetch then
+        for _ = 1, AHEAD do
+          local st
+          lead, st = next(pane, lead)
+          if lead == nil then break end
+          prefetch(st)
+        end
+      end
       for k, st in pairs(pane) do
+        if lead ~= nil then
+          local ahead
+          lead, ahead = next(pane, lead)
+          if lead ~= nil then prefetch(ahead) end
+        end
         local seen = fired_by ~= nil and (fired_by[k] or -huge) >= at    -- fired there
         if not seen then
           for j = 1, i - 1 do
@@ -267,13 +292,15 @@ local function pane_window(node, out, ctx)
           emit(m, k, s, e, t)
           if m ~= st and free then free(m) end
         end
+        -- pane s goes below: its states are freed now, while they are in the cache
+        if own and prefetch then free(st) end
       end
     end
     for i = 1, n do window_panes[i] = nil end
     if final then
       -- the panes no later window reads: s, and more when slide is a multiple of g > 1
       for p = s, s + slide - g, g do
-        if start_ms(p, slide) == s then drop_pane(p) end
+        if start_ms(p, slide) == s then drop_pane(p, p == s and first_goes and prefetch) end
       end
     end
   end
@@ -464,29 +491,61 @@ local function pane_window(node, out, ctx)
   -- With --workers, the senders of a window that combiner.lua fits fold their records into
   -- partial aggregates: a partial is merged into its pane as a record is added to it (its
   -- time is the pane's start: it is late, or in no window, as the pane's records would be).
+  -- They come as records of runs of partials of one pane and watermark (agg.PARTIALS).
   -- op.represented: records the partials stood for beyond one each, for the stage's meter.
   if node.combined then
     local step_record = op.step
+    local slots, slots_cap = nil, 0
     op.represented, op.represented_late = 0, 0
     function op.step(r, t)
       -- (type() first: LuaJIT does not compile getmetatable of a cdata, a typed record)
-      if type(r) ~= "table" or getmetatable(r) ~= PARTIAL then return step_record(r, t) end
-      local pane, late = pane_for(r[2], t)
+      if type(r) ~= "table" or getmetatable(r) ~= PARTIALS then return step_record(r, t) end
+      local d, rec, keys = r.d, r.rec, r.keys
+      local folded = 0
+      for i = r.first, r.last do folded = folded + d[i * rec + 2] end
+      local pane, late = pane_for(d[r.first * rec + 1], t)
       if not pane then
         if late then
-          op.represented_late = op.represented_late + r[3] - 1
+          op.represented_late = op.represented_late + folded - 1
           return out(2, r, t)
         end
         return
       end
-      op.represented = op.represented + r[3] - 1
-      local k = r[1]
+      op.represented = op.represented + folded - 1
+      -- each partial's slot (for C to take them all, below): a fresh one, -1 - slot; one
+      -- whose value Lua holds (a min of strings) merged here, SKIP
+      local n = r.last - r.first + 1
+      if n > slots_cap then slots_cap = n; slots = int32s_t(n) end
       -- (comp's, read now: a reload's adopt gives the operator the old one's computation,
       -- over the old pool, and closes the one it was built with)
-      local slot = comp.load_partial(r)
-      local st = pane[k]
-      if st == nil then pane[k] = slot; nkeys = nkeys + 1
-      else merge(st, slot); free(slot) end
+      local fresh_slot, lua_holds = comp.fresh, comp.lua_holds
+      for i = r.first, r.last do
+        local o = i * rec
+        local k = d[o]
+        if keys then k = keys[i + 1] end        -- (a key may be false)
+        local st = pane[k]
+        local j = i - r.first
+        if st == nil then
+          st = fresh_slot()
+          pane[k] = st
+          nkeys = nkeys + 1
+          slots[j] = -1 - st
+        elseif lua_holds(st) then
+          -- (comparing a string Lua holds with a number raises: the partial goes to the
+          -- dead letters alone, as a record would)
+          local ok, err = pcall(comp.merge_saved, st, d + o + 4)
+          if not ok then
+            ctx.dead_letter(tostring(err), { key = k, pane_start = d[o + 1],
+              partial_of_records = d[o + 2] })
+          end
+          slots[j] = SKIP
+        else
+          slots[j] = st
+        end
+      end
+      if C.sl_agg_absorb_saved(comp.pool, slots, d + r.first * rec + 4, rec, n) ~= 0 then
+        error("window: out of memory for a partial aggregate", 0)
+      end
     end
   end
 

@@ -413,6 +413,49 @@ static void test_agg(void)
         sl_agg_pool_release(p, b);
     }
 
+    /* Absorbing saved states: loaded into fresh slots, merged into others, skipped. */
+    {
+        enum { K = 40 };                      /* more than absorb's look-ahead */
+        double saved[K * 32], want[32], got[32];
+        int32_t slots[K], into[K], model[K];
+        int w = sl_agg_pool_saved_width(p), same = 1;
+
+        for (int i = 0; i < K; i++) {
+            int32_t from = sl_agg_pool_alloc(p);
+            sl_agg_count_add(p, from, E_COUNT);
+            sl_agg_sum_add(p, from, E_SUM, i);
+            sl_agg_max_add(p, from, E_MAX, i % 7);
+            sl_agg_save(p, from, saved + i * (w + 1));   /* (a stride wider than the layout) */
+            sl_agg_pool_release(p, from);
+            into[i] = sl_agg_pool_alloc(p);
+            model[i] = sl_agg_pool_alloc(p);
+            if (i % 3 != 0) {                         /* a state to merge into */
+                sl_agg_sum_add(p, into[i], E_SUM, 100);
+                sl_agg_min_add(p, into[i], E_MIN, -i);
+                sl_agg_merge(p, model[i], into[i]);
+            }
+            slots[i] = i % 3 == 0 ? -1 - into[i] : i % 5 == 1 ? SL_AGG_SKIP : into[i];
+        }
+        check(sl_agg_absorb_saved(p, slots, saved, w + 1, K) == SL_PRIM_OK,
+              "agg: absorb_saved takes %d saved states", K);
+        for (int i = 0; i < K; i++) {
+            if (slots[i] != SL_AGG_SKIP) {            /* the model: load, then merge */
+                int32_t t = sl_agg_pool_alloc(p);
+                sl_agg_load(p, t, saved + i * (w + 1));
+                sl_agg_merge(p, model[i], t);
+                sl_agg_pool_release(p, t);
+            }
+            sl_agg_save(p, model[i], want);
+            sl_agg_save(p, into[i], got);
+            for (int j = 0; j < w; j++)
+                if (!(want[j] == got[j] || (isnan(want[j]) && isnan(got[j]))))
+                    same = 0;
+            sl_agg_pool_release(p, into[i]);
+            sl_agg_pool_release(p, model[i]);
+        }
+        check(same, "agg: a fresh slot takes the state, a slot merges it, SL_AGG_SKIP leaves it");
+    }
+
     /* Handing an entry to Lua: add reports it, merge and result leave it alone. */
     {
         int32_t b = sl_agg_pool_alloc(p), c = sl_agg_pool_alloc(p);
