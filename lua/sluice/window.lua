@@ -25,6 +25,9 @@ local int32s_t = ffi.typeof("int32_t[?]")
 -- A firing pane's state this many keys ahead is asked for (comp.prefetch): each key's turn
 -- makes a result table, hundreds of ns, time enough for a miss
 local AHEAD = 8
+-- ... when the window's panes hold this many states or more (Nexmark q5's, 5 k a pane,
+-- only lost by it)
+local PREFETCH_KEYS = 65536
 local SKIP = -2147483648      -- prims.h's SL_AGG_SKIP
 local format = string.format
 local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.merged_wm
@@ -251,8 +254,9 @@ local function pane_window(node, out, ctx)
       if pane then n = n + 1; window_panes[n] = pane end
     end
     local first_goes = final and panes[s] ~= nil
-    -- (comp's, read now: see op.step of partials below)
-    local prefetch = comp.prefetch
+    -- (comp's, read now: see op.step of partials below; where the states would fit in a
+    -- cache, asking costs more than it saves)
+    local prefetch = nkeys >= PREFETCH_KEYS and comp.prefetch or nil
     for i = 1, n do
       local pane = window_panes[i]
       local own = first_goes and i == 1
