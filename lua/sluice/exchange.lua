@@ -429,7 +429,7 @@ end
 local Team = {}
 Team.__index = Team
 
--- Messages that may wait here for one worker, its ring full, before the sources pause: a
+-- Messages that may wait on a ring's overflow for one worker before the sources pause: a
 -- worker busy with a burst of its own (a window firing every key) then does not stop the
 -- others at once, which go on sending while it works through its ring.
 local SLACK = 32
@@ -437,17 +437,16 @@ local SLACK = 32
 -- Records an ordered point's sender gathers for one worker before it sends them.
 local GATHER = 1024
 
--- The team of worker `me` of `n`: its endpoint, the receiving sides of its exchange points,
--- and what waits for room in a full ring. on_control(from, message) takes the control
+-- The team of worker `me` of `n`: its endpoint and the receiving sides of its exchange
+-- points. on_control(from, message) takes the control
 -- messages of the job (shutdown, abort); on_progress() is called after each wake-up.
 -- `ep`: an endpoint to use instead of this worker's of host/exchange.c (for specs).
 function exchange.team(me, n, on_control, ep)
-  local team = setmetatable({ me = me, n = n, points = {}, senders = {}, open = 0, pending = {},
+  local team = setmetatable({ me = me, n = n, points = {}, senders = {}, open = 0,
     owners = {}, blocked = false, waiting = false, on_control = on_control, on_progress = nil,
     sent = {}, received = {}, combiners = {} }, Team)
   for g = 0, GROUPS - 1 do team.owners[g] = exchange.owner_of_group(g, n) end
   for w = 1, n do
-    team.pending[w] = { first = 1, last = 0 }
     team.sent[w], team.received[w] = 0, 0     -- data messages to and from each worker
   end
   team.ep = ep or core.exchange(me, function() team:wake() end)
@@ -455,33 +454,20 @@ function exchange.team(me, n, on_control, ep)
 end
 exchange.SLACK = SLACK
 
--- Sends message s to worker `to`, after what waits for it already. A full ring keeps it
--- on its overflow (host/exchange.c), which `to` reads without this worker's help; past
--- SLACK there for one worker the sources pause (flow.lua) until `to` has taken enough. (An
--- endpoint that refuses a message when its ring is full, a spec's, has it queued here.)
--- s is a string, or a string.buffer (sent from where it is, a string only if it must wait).
+-- Sends message s to worker `to`. A full ring keeps it on its overflow (host/exchange.c),
+-- in order, which `to` reads without this worker's help; past SLACK there for one worker
+-- the sources pause (flow.lua) until `to` has taken enough (flush). s is a string, or a
+-- string.buffer (copied from where it is).
 function Team:send(to, s)
-  local q = self.pending[to]
-  local sent, backlog
-  if q.last < q.first then
-    if type(s) == "string" then sent, backlog = self.ep:send(to, s)
-    else
-      local p, len = s:ref()
-      sent, backlog = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
-    end
+  local _, backlog
+  if type(s) == "string" then _, backlog = self.ep:send(to, s)
+  else
+    local p, len = s:ref()
+    _, backlog = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
   end
-  if sent and backlog and backlog > 0 then
+  if backlog > 0 then
     self.waiting = true
     if not self.blocked and backlog > SLACK then
-      self.blocked = true
-      flow.block(self)
-    end
-  end
-  if not sent then
-    q.last = q.last + 1
-    q[q.last] = type(s) == "string" and s or s:tostring()
-    self.waiting = true
-    if not self.blocked and q.last - q.first + 1 > SLACK then
       self.blocked = true
       flow.block(self)
     end
@@ -506,21 +492,13 @@ function Team:broadcast(m)
   end
 end
 
--- Sends what waits, in order, as far as the rings take it; true when nothing waits, here
--- or on a ring's overflow.
+-- Whether nothing waits on a ring's overflow for another worker; the sources go on once
+-- every worker's overflow is back within the slack.
 function Team:flush()
   local waiting, over = false, false
-  local backlog = self.ep.backlog
   for to = 1, self.n do
-    local q = self.pending[to]
-    while q.first <= q.last do
-      if not self.ep:send(to, q[q.first]) then waiting = true; break end
-      q[q.first] = nil
-      q.first = q.first + 1
-    end
-    if q.last - q.first + 1 > SLACK then over = true end
-    if backlog and to ~= self.me then
-      local b = backlog(self.ep, to)
+    if to ~= self.me then
+      local b = self.ep:backlog(to)
       if b > 0 then waiting = true end
       if b > SLACK then over = true end
     end
@@ -539,8 +517,8 @@ function Team:through()
   return self.open == 0 and not self.waiting
 end
 
--- The wake-up of this worker's loop: what waits is sent, then every message that came is
--- handed to its point (records, end of input) or to on_control.
+-- The wake-up of this worker's loop: the overflows it sent to are looked at (flush), then
+-- every message that came is handed to its point (records, end of input) or to on_control.
 function Team:wake()
   if self.closed then return end
   local who, why = self.ep:aborted()

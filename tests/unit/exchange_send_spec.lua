@@ -1,29 +1,34 @@
 -- exchange.lua's sending side: a sender hands the other workers their parts of a batch
--- before its own worker's input gets its part; a message that finds its ring full waits, in
--- order; once more than exchange.SLACK wait for one worker the sources pause (flow.lua), and
--- they go on when the rings have taken enough of it. The endpoint here is a model of
--- host/exchange.c's: rings of a few slots that the test empties as a consumer would.
+-- before its own worker's input gets its part; a message that finds its ring full waits on
+-- the ring's overflow, in order; once more than exchange.SLACK wait for one worker the
+-- sources pause (flow.lua), and they go on when it has taken enough of them. The endpoint
+-- here is a model of host/exchange.c's: rings of a few slots, each with an overflow once
+-- it is full, that the test empties as a consumer would.
 local exchange = require "sluice.exchange"
 local flow = require "sluice.flow"
 
 local SLOTS = 4
 
--- An endpoint of rings of SLOTS messages to each worker; take(to) empties worker to's ring
--- and returns what it held, in order.
+-- An endpoint of rings of SLOTS messages to each worker, and their overflows: send returns
+-- true and the overflow's length (a message goes there once one does, so that none
+-- overtakes another); take(to) empties worker to's ring and then its overflow, as its
+-- consumer reads them, and returns what they held, in order.
 local function endpoint()
-  local rings = {}
+  local rings, over = {}, {}
   local ep = {}
   function ep.send(_, to, s)
-    local ring = rings[to] or {}
-    rings[to] = ring
-    if #ring >= SLOTS then return false end
-    ring[#ring + 1] = s
-    return true
+    local ring, o = rings[to] or {}, over[to] or {}
+    rings[to], over[to] = ring, o
+    if #o == 0 and #ring < SLOTS then ring[#ring + 1] = s
+    else o[#o + 1] = s end
+    return true, #o
   end
+  function ep.backlog(_, to) return over[to] and #over[to] or 0 end
   function ep.take(to)
-    local ring = rings[to] or {}
-    rings[to] = {}
-    return ring
+    local got = rings[to] or {}
+    for _, s in ipairs(over[to] or {}) do got[#got + 1] = s end
+    rings[to], over[to] = {}, {}
+    return got
   end
   return ep
 end
@@ -69,7 +74,7 @@ describe("exchange sender", function()
   end)
 
   it("keeps messages for a full ring in order, pauses the sources past its slack, and " ..
-    "resumes them once the ring takes what waits", function()
+    "resumes them once the worker has read what waits", function()
     local ep = endpoint()
     local team = exchange.team(1, 3, function() end, ep)
     local got = {}
@@ -95,12 +100,11 @@ describe("exchange sender", function()
     send(2, 1)                              -- one past the slack: the sources pause
     assert.is_true(flow.paused())
 
-    take(2)
-    assert.is_false(team:flush())           -- the ring took SLOTS; the rest still wait
-    assert.is_false(flow.paused())          -- but no more than the slack
-    assert.is_true(team.waiting)
-    while not team:flush() do take(2) end
-    take(2)
+    assert.is_false(team:flush())           -- nothing taken yet: the sources stay paused
+    assert.is_true(flow.paused())
+    take(2)                                 -- worker 2 reads its ring, then the overflow
+    assert.is_true(team:flush())
+    assert.is_false(flow.paused())
     assert.is_false(team.waiting)
     assert.is_true(team:through())
     -- worker 2 got its messages in the order they were sent
