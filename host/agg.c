@@ -475,7 +475,18 @@ void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out)
 
 /* A loaded min/max/first/last counts as one value seen: the count is not saved, and only
  * emptiness is ever read from it. */
-void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in)
+/* The next saved value at *in, which need not lie on a double's boundary (a partial
+ * aggregate read where it lies in a message, after its header). */
+static double next_saved(const unsigned char **in)
+{
+    double x;
+
+    memcpy(&x, *in, sizeof x);
+    *in += sizeof x;
+    return x;
+}
+
+static void load_bytes(sl_agg_pool *p, int32_t slot, const unsigned char *in)
 {
     double *r = record(p, slot);
 
@@ -484,36 +495,41 @@ void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in)
 
         switch (p->entries[j].kind) {
         case SL_AGG_COUNT:
-            f[0] = *in++;
+            f[0] = next_saved(&in);
             break;
         case SL_AGG_SUM:
-            f[0] = *in++;
-            f[1] = *in++;
+            f[0] = next_saved(&in);
+            f[1] = next_saved(&in);
             break;
         case SL_AGG_AVG:
-            f[0] = *in++;
-            f[1] = *in++;
-            f[2] = *in++;
+            f[0] = next_saved(&in);
+            f[1] = next_saved(&in);
+            f[2] = next_saved(&in);
             break;
         case SL_AGG_MIN:
         case SL_AGG_MAX:
-            f[0] = *in++;
+            f[0] = next_saved(&in);
             f[1] = isnan(f[0]) ? 0 : 1;
             break;
         case SL_AGG_FIRST:
         case SL_AGG_LAST:
-            f[0] = *in++;
-            f[1] = *in++;
+            f[0] = next_saved(&in);
+            f[1] = next_saved(&in);
             f[2] = isnan(f[1]) ? 0 : 1;
             break;
         default:
-            in++;
+            in += sizeof(double);
             break;
         }
     }
 }
 
-int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in)
+{
+    load_bytes(p, slot, (const unsigned char *)in);
+}
+
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const void *saved,
                         int64_t stride, int64_t n)
 {
     /* (the slot this far ahead is asked for: over 300 k slots in random order, 8 ahead hid
@@ -526,18 +542,18 @@ int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *save
             sl_agg_prefetch(p, slots[i + AHEAD] < 0 ? -1 - slots[i + AHEAD]
                                                      : slots[i + AHEAD]);
         int32_t s = slots[i];
-        const double *in = saved + i * stride;
+        const unsigned char *in = (const unsigned char *)saved + i * stride * sizeof(double);
 
         if (s == SL_AGG_SKIP)
             continue;
         if (s < 0) {
-            sl_agg_load(p, -1 - s, in);
+            load_bytes(p, -1 - s, in);
             continue;
         }
         /* (one slot to load each into, taken once: merge's arithmetic is written once) */
         if (tmp < 0 && (tmp = sl_agg_pool_alloc(p)) < 0)
             return SL_PRIM_ENOMEM;
-        sl_agg_load(p, tmp, in);
+        load_bytes(p, tmp, in);
         sl_agg_merge(p, s, tmp);
     }
     if (tmp >= 0)

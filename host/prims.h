@@ -128,13 +128,13 @@ void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
 void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
 void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
 /* Saved states into slots, n of them: slots[i] takes the values at saved + i * stride
- * (that layout): merged in when slots[i] is a slot (as sl_agg_merge of a slot loaded with
+ * doubles (that layout; they need not lie on a double's boundary: a message's): merged in when slots[i] is a slot (as sl_agg_merge of a slot loaded with
  * them would), loaded into slot -1 - slots[i] when it is negative (a fresh one), skipped
  * when SL_AGG_SKIP. The slots are fetched ahead of their turn: a window takes a pane's
  * partials so, hundreds of thousands at once, each slot elsewhere in memory. Returns 0, or
  * ENOMEM (nothing from the first merge on is taken). */
 #define SL_AGG_SKIP INT32_MIN
-int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const void *saved,
                         int64_t stride, int64_t n);
 
 /* ---- Distinct counter (sketch_hll.c) --------------------------------------------------

@@ -48,7 +48,7 @@ int sl_agg_result(const sl_agg_pool *p, int32_t slot, int j, double *out);
 void sl_agg_hand_to_lua(sl_agg_pool *p, int32_t slot, int j);
 void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out);
 void sl_agg_load(sl_agg_pool *p, int32_t slot, const double *in);
-int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const double *saved,
+int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const void *saved,
                         int64_t stride, int64_t n);
 typedef struct sl_hll sl_hll;
 sl_hll *sl_hll_new(void);

@@ -417,6 +417,7 @@ static void test_agg(void)
     {
         enum { K = 40 };                      /* more than absorb's look-ahead */
         double saved[K * 32], want[32], got[32];
+        unsigned char unaligned[sizeof saved + 8];
         int32_t slots[K], into[K], model[K];
         int w = sl_agg_pool_saved_width(p), same = 1;
 
@@ -436,8 +437,10 @@ static void test_agg(void)
             }
             slots[i] = i % 3 == 0 ? -1 - into[i] : i % 5 == 1 ? SL_AGG_SKIP : into[i];
         }
-        check(sl_agg_absorb_saved(p, slots, saved, w + 1, K) == SL_PRIM_OK,
-              "agg: absorb_saved takes %d saved states", K);
+        /* (read where they lie in a message: after its header, on no double's boundary) */
+        memcpy(unaligned + 3, saved, sizeof saved);
+        check(sl_agg_absorb_saved(p, slots, unaligned + 3, w + 1, K) == SL_PRIM_OK,
+              "agg: absorb_saved takes %d saved states, unaligned", K);
         for (int i = 0; i < K; i++) {
             if (slots[i] != SL_AGG_SKIP) {            /* the model: load, then merge */
                 int32_t t = sl_agg_pool_alloc(p);
