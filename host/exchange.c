@@ -263,7 +263,7 @@ int sl_exchange_open(lua_State *L)
     return 1;
 }
 
-/* ep:send(to, s) or ep:send(to, address, len) -> true, backlog: the message is s, or the
+/* ep:send(to, s) or ep:send(to, address, len) -> backlog: the message is s, or the
  * len bytes at address (a number: a string.buffer's, read with ffi, which spares the string
  * a large message would be); backlog, the messages for `to` on its ring's overflow. */
 static int ep_send(lua_State *L)
@@ -309,9 +309,8 @@ static int ep_send(lua_State *L)
         atomic_store_explicit(&r->wanted, 1, memory_order_seq_cst);
     }
     wake(to);
-    lua_pushboolean(L, 1);
     lua_pushinteger(L, (lua_Integer)backlog);
-    return 2;
+    return 1;
 }
 
 /* ep:backlog(to) -> the messages for `to` on its ring's overflow; while there are any,

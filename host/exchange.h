@@ -33,7 +33,8 @@ int sl_exchange_size(void);
 /* core.exchange(me, on_wake) -> endpoint of worker me (1-based) on this thread's loop;
  * on_wake() is called on the loop whenever a message may have come in or a full ring may
  * have room again. Methods:
- *   ep:send(to, s) -> true, backlog   backlog: the messages for `to` on its overflow
+ *   ep:send(to, s) -> backlog       the messages for `to` on its overflow (with this one
+ *                                   if it went there)
  *   ep:backlog(to) -> n             those now; while n > 0, on_wake comes when `to` takes
  *                                   one
  *   ep:receive() -> from, s | nil   the next message, rings taken in turn, each in order

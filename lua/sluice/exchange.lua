@@ -456,14 +456,14 @@ exchange.SLACK = SLACK
 
 -- Sends message s to worker `to`. A full ring keeps it on its overflow (host/exchange.c),
 -- in order, which `to` reads without this worker's help; past SLACK there for one worker
--- the sources pause (flow.lua) until `to` has taken enough (flush). s is a string, or a
--- string.buffer (copied from where it is).
+-- the sources pause (flow.lua) until `to` has taken enough (overflow_taken). s is a string,
+-- or a string.buffer (copied from where it is).
 function Team:send(to, s)
-  local _, backlog
-  if type(s) == "string" then _, backlog = self.ep:send(to, s)
+  local backlog
+  if type(s) == "string" then backlog = self.ep:send(to, s)
   else
     local p, len = s:ref()
-    _, backlog = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
+    backlog = self.ep:send(to, tonumber(ffi.cast(uintptr_t, p)), len)
   end
   if backlog > 0 then
     self.waiting = true
@@ -494,7 +494,7 @@ end
 
 -- Whether nothing waits on a ring's overflow for another worker; the sources go on once
 -- every worker's overflow is back within the slack.
-function Team:flush()
+function Team:overflow_taken()
   local waiting, over = false, false
   for to = 1, self.n do
     if to ~= self.me then
@@ -517,7 +517,7 @@ function Team:through()
   return self.open == 0 and not self.waiting
 end
 
--- The wake-up of this worker's loop: the overflows it sent to are looked at (flush), then
+-- The wake-up of this worker's loop: the overflows it sent to are looked at, then
 -- every message that came is handed to its point (records, end of input) or to on_control.
 function Team:wake()
   if self.closed then return end
@@ -526,7 +526,7 @@ function Team:wake()
     self.on_control(who, { k = "c", c = "abort", why = why })
     return
   end
-  self:flush()
+  self:overflow_taken()
   while true do
     -- (the message's bytes stay in the ring's memory until the next receive)
     local from, at, len = self.ep:receive(true)

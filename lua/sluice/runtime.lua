@@ -859,13 +859,13 @@ function Job:finish()
       if not ok then j.lost[#j.lost + 1] = tostring(err) end
     end
     j.sinks_closed = true
-    -- Worker 1's release may still wait for a ring another worker has not emptied yet: the
-    -- loop goes on until the ring takes it (stopped, it would never go, and the others
-    -- would wait for it for ever)
+    -- Worker 1's release may still wait on the overflow of a ring another worker has not
+    -- emptied yet: the loop goes on until that worker has taken it (stopped, the loop
+    -- would no longer see it go, and the others would wait for it for ever)
     local team = j.team
-    if team and team.me == 1 and not team:flush() then
+    if team and team.me == 1 and not team:overflow_taken() then
       team.on_progress = function()
-        if team:flush() or team.ep:aborted() then core.stop() end
+        if team:overflow_taken() or team.ep:aborted() then core.stop() end
       end
       return
     end

@@ -10,7 +10,7 @@ local flow = require "sluice.flow"
 local SLOTS = 4
 
 -- An endpoint of rings of SLOTS messages to each worker, and their overflows: send returns
--- true and the overflow's length (a message goes there once one does, so that none
+-- the overflow's length (a message goes there once one does, so that none
 -- overtakes another); take(to) empties worker to's ring and then its overflow, as its
 -- consumer reads them, and returns what they held, in order.
 local function endpoint()
@@ -21,7 +21,7 @@ local function endpoint()
     rings[to], over[to] = ring, o
     if #o == 0 and #ring < SLOTS then ring[#ring + 1] = s
     else o[#o + 1] = s end
-    return true, #o
+    return #o
   end
   function ep.backlog(_, to) return over[to] and #over[to] or 0 end
   function ep.take(to)
@@ -100,10 +100,10 @@ describe("exchange sender", function()
     send(2, 1)                              -- one past the slack: the sources pause
     assert.is_true(flow.paused())
 
-    assert.is_false(team:flush())           -- nothing taken yet: the sources stay paused
+    assert.is_false(team:overflow_taken())  -- nothing taken yet: the sources stay paused
     assert.is_true(flow.paused())
     take(2)                                 -- worker 2 reads its ring, then the overflow
-    assert.is_true(team:flush())
+    assert.is_true(team:overflow_taken())
     assert.is_false(flow.paused())
     assert.is_false(team.waiting)
     assert.is_true(team:through())
@@ -120,12 +120,12 @@ describe("exchange sender", function()
     for i = 1, SLOTS + exchange.SLACK + 1 do team:send(1, "a" .. i); team:send(3, "b" .. i) end
     assert.is_true(flow.paused())
     ep.take(1)
-    team:flush()
+    team:overflow_taken()
     assert.is_true(flow.paused())           -- worker 3's queue is still over
     ep.take(3)
-    team:flush()
+    team:overflow_taken()
     assert.is_false(flow.paused())
-    repeat ep.take(1); ep.take(3) until team:flush()
+    repeat ep.take(1); ep.take(3) until team:overflow_taken()
     assert.is_true(team:through())
   end)
 end)
