@@ -926,10 +926,10 @@ function Job:run(restore)
           if grp == nil then return me == 1 end
           return exchange.owner_of_group(grp, n) == me
         end
-        -- (Nexmark's events: any worker may make what another had left)
+        -- (any worker may read what another had left)
         local shuffled = false
         for _, node in ipairs(g.nodes) do
-          if node.kind == "source" and node.spec.type == "nexmark" then shuffled = true end
+          if node.kind == "source" and source.shared_out(node.spec) then shuffled = true end
         end
         fire(j, "restored", runtime.restore_parts(g.stateful, restore.parts or { restore }, keep,
           me, n, shuffled and n > 1))

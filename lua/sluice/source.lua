@@ -41,6 +41,13 @@ function source.spread(spec)
   return false
 end
 
+-- Whether the workers share a spread source's records out as each asks for more (a Nexmark
+-- source), so that what one worker reads next may be what another had left: a checkpoint's
+-- parts then restore as with another number of workers (runtime.restore_parts).
+function source.shared_out(spec)
+  return spec.type == "nexmark"
+end
+
 -- The position of a source every worker reads from its shares' positions (list[w]: worker
 -- w's, nil where it has none): a Nexmark source's shares put together; else worker 1's.
 function source.merge_positions(spec, list)
