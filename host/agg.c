@@ -473,8 +473,6 @@ void sl_agg_save(const sl_agg_pool *p, int32_t slot, double *out)
     }
 }
 
-/* A loaded min/max/first/last counts as one value seen: the count is not saved, and only
- * emptiness is ever read from it. */
 /* The next saved value at *in, which need not lie on a double's boundary (a partial
  * aggregate read where it lies in a message, after its header). */
 static double next_saved(const unsigned char **in)
@@ -486,6 +484,8 @@ static double next_saved(const unsigned char **in)
     return x;
 }
 
+/* A loaded min/max/first/last counts as one value seen: the count is not saved, and only
+ * emptiness is ever read from it. */
 static void load_bytes(sl_agg_pool *p, int32_t slot, const unsigned char *in)
 {
     double *r = record(p, slot);

@@ -218,7 +218,7 @@ local function pane_window(node, out, ctx)
   end
 
   -- Frees pane p and its states (a window firing for good may have merged into them
-  -- and emitted them first).
+  -- and emitted them first; `freed`: and freed them as it went).
   local function drop_pane(p, freed)
     local pane = panes[p]
     if pane then
@@ -304,7 +304,9 @@ local function pane_window(node, out, ctx)
     if final then
       -- the panes no later window reads: s, and more when slide is a multiple of g > 1
       for p = s, s + slide - g, g do
-        if start_ms(p, slide) == s then drop_pane(p, p == s and first_goes and prefetch) end
+        if start_ms(p, slide) == s then
+          drop_pane(p, p == s and first_goes and prefetch ~= nil)
+        end
       end
     end
   end
