@@ -23,9 +23,13 @@ struct sl_combine_pane {
 };
 
 /* MAX_PROBE: a probe longer than this makes the map mix its keys' bits (hash) */
-/* AHEAD: the fold asks for the entry of the record this far ahead; SLOTS_AHEAD: a take
- * asks for the slot this far ahead (see sl_agg_absorb_saved) */
-enum { FIRST_CAP = 1024, MAX_PROBE = 64, AHEAD = 8, SLOTS_AHEAD = 32 };
+/* A fold asks ahead of its turn for what each record will touch: the record's bytes
+ * REC_AHEAD records ahead (a batch of Nexmark events is 2 MB: they have left the cache), the
+ * entry of its key AHEAD ahead, and the key's slot SLOT_AHEAD ahead (found by a probe of
+ * its own then, the entry being in the cache). SLOTS_AHEAD: a take asks for the slot this
+ * far ahead (see sl_agg_absorb_saved). */
+enum { FIRST_CAP = 1024, MAX_PROBE = 64, REC_AHEAD = 16, AHEAD = 8, SLOT_AHEAD = 4,
+       SLOTS_AHEAD = 32 };
 
 /* Where key's probe starts. A whole key starts at its own value: keys that come close
  * together in time are often close in value (Nexmark's auctions, ids from a sequence), and
@@ -125,6 +129,22 @@ static int rehash(sl_combine_pane *m, int64_t cap)
     return 0;
 }
 
+/* The entry of key in m, NULL when there is none. */
+static const entry *entry_find(const sl_combine_pane *m, double key)
+{
+    int64_t mask = m->cap - 1;
+    int64_t j = (int64_t)(hash(key, m->mixed) & (uint64_t)mask);
+
+    for (;;) {
+        const entry *e = &m->e[j];
+        if (e->slot < 0)
+            return NULL;
+        if (e->key == key)
+            return e;
+        j = (j + 1) & mask;
+    }
+}
+
 /* The entry of key in m, made (with a fresh slot) when there is none; NULL when out of
  * memory. */
 static entry *entry_of(sl_combine_pane *m, double key, sl_combine_batch *b)
@@ -175,11 +195,21 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
         const uint8_t *r = b->rec[i];
         double t = b->t[i], w = b->w[i], key;
 
-        if (pane != NULL && i + AHEAD < n) {
+        if (pane != NULL) {
             double ahead;
+            const entry *e;
 
-            memcpy(&ahead, b->rec[i + AHEAD] + b->key_at, sizeof ahead);
-            __builtin_prefetch(&pane->e[hash(ahead, pane->mixed) & (uint64_t)(pane->cap - 1)]);
+            if (i + REC_AHEAD < n)
+                __builtin_prefetch(b->rec[i + REC_AHEAD] + b->key_at);
+            if (i + AHEAD < n) {
+                memcpy(&ahead, b->rec[i + AHEAD] + b->key_at, sizeof ahead);
+                __builtin_prefetch(&pane->e[hash(ahead, pane->mixed) & (uint64_t)(pane->cap - 1)]);
+            }
+            if (i + SLOT_AHEAD < n) {
+                memcpy(&ahead, b->rec[i + SLOT_AHEAD] + b->key_at, sizeof ahead);
+                if ((e = entry_find(pane, ahead)) != NULL)
+                    sl_agg_prefetch(b->pool, e->slot);
+            }
         }
 
         if (w >= next_due)

@@ -398,10 +398,13 @@ sl.source.nexmark { events = 60000, rate = 20000, typed = true }
   :aggregate { n = sl.count(), top = sl.max "price", low = sl.min "price" }
   :sink(sl.sink.file { path = sl.param("out"), format = "json" })
 ]], field))
-      local function results(workers)
-        local out = h.path(dir, field .. "-" .. workers .. ".jsonl")
+      -- (full_keys: SLUICE_COMBINE_KEYS, the accumulators a worker holds in a pane before
+      -- it sends them: with 50, the panes of 300-500 keys go in parts, each key's more than
+      -- once)
+      local function results(workers, full_keys)
+        local out = h.path(dir, field .. "-" .. workers .. (full_keys or "") .. ".jsonl")
         h.expect_code(h.run(string.format("run %s --workers %d --set out=%s", h.q(path),
-          workers, h.q(out))), 0)
+          workers, h.q(out)), { env = { SLUICE_COMBINE_KEYS = full_keys } }), 0)
         local lines = h.lines(h.read(out))
         table.sort(lines)
         return lines
@@ -410,6 +413,7 @@ sl.source.nexmark { events = 60000, rate = 20000, typed = true }
       assert.is_true(#one > 100)
       h.same_lines(one, results(2), field .. ", 2 workers")
       h.same_lines(one, results(3), field .. ", 3 workers")
+      h.same_lines(one, results(2, "50"), field .. ", 2 workers sending panes in parts")
     end
   end)
 

@@ -177,6 +177,47 @@ describe("combiner", function()
     end
   end
 
+  it("sends a pane's partials before it is due once it holds FULL_KEYS accumulators, and " ..
+    "the windows' results and dead letters stay the same", function()
+    local full = combiner.FULL_KEYS
+    local numbers = gen("stragglers", 1500, 21, 40)
+    -- strings and numbers in one key's max: a key that meets a string goes as it is from
+    -- then on in its pane, after the partial of what was folded before it
+    math.randomseed(7)
+    local mixed, t = {}, 1000000
+    for i = 1, 1500 do
+      t = t + math.random(0, 40)
+      local v = math.random(0, 99)
+      if v % 11 == 0 then v = "s" .. v end
+      mixed[i] = { k = "k" .. math.random(1, 40), v = v, ts = t - math.random(0, 1000) }
+    end
+    local early_cases = {
+      { "tumbling", numbers, function() return window_node(sl.tumbling "10s") end },
+      -- (panes that take a batch or more to fill: a pane is sent whole when it is due)
+      { "sliding", numbers, function() return window_node(sl.sliding("60s", "20s")) end },
+      { "strings", mixed, function()
+        return sl.source.values({}):timestamp("ts"):key_by("k"):window(sl.tumbling "30s")
+          :aggregate { n = sl.count(), hi = sl.max "v" }.node
+      end },
+    }
+    for _, c in ipairs(early_cases) do
+      for _, batch in ipairs({ 7, 1024 }) do
+        local want, got, _, whole, dead = both(c[2], c[3], batch, 3)
+        combiner.FULL_KEYS = 2
+        local ok, want2, got2, _, early, dead2 = pcall(both, c[2], c[3], batch, 3)
+        combiner.FULL_KEYS = full
+        assert(ok, want2)
+        assert.is_true(#want > 20)
+        assert.same(want, got)
+        assert.same(want, want2)
+        assert.same(want, got2)
+        assert.same(dead, dead2)
+        -- (keys still in play are sent again: more partials cross)
+        assert.is_true(early > whole, c[1] .. ": " .. early .. " partials, " .. whole .. " held whole")
+      end
+    end
+  end)
+
   it("gives the window's results when keys are numbers, and numbers, strings and false " ..
     "cross in one message", function()
     for _, mixed in ipairs({ false, true }) do
