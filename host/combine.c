@@ -20,16 +20,20 @@ struct sl_combine_pane {
     entry *e;
     int64_t cap, len;           /* cap: a power of two */
     int mixed;                  /* every key's bits mixed (see hash) */
+    int64_t gen;                /* how many times the table was made again (rehash) */
 };
 
 /* MAX_PROBE: a probe longer than this makes the map mix its keys' bits (hash) */
 /* A fold asks ahead of its turn for what each record will touch: the record's bytes
  * REC_AHEAD records ahead (a batch of Nexmark events is 2 MB: they have left the cache), the
- * entry of its key AHEAD ahead, and the key's slot SLOT_AHEAD ahead (found by a probe of
- * its own then, the entry being in the cache). SLOTS_AHEAD: a take asks for the slot this
- * far ahead (see sl_agg_absorb_saved). */
+ * entry where its key's probe starts AHEAD ahead, and its key's slot SLOT_AHEAD ahead, the
+ * probe done then (its entries in the cache by now). Both are kept for the record's turn
+ * in a ring of RING (a power of two, more than AHEAD): a record costs one hash and one
+ * probe. Only in a map of PREFETCH_LEN keys or more: q5's of 2000 keys stay in the cache,
+ * and there asking ahead took 61 more instructions a record. SLOTS_AHEAD: a take asks for the
+ * slot this far ahead (see sl_agg_absorb_saved). */
 enum { FIRST_CAP = 1024, MAX_PROBE = 64, REC_AHEAD = 16, AHEAD = 8, SLOT_AHEAD = 4,
-       SLOTS_AHEAD = 32 };
+       RING = 16, PREFETCH_LEN = 16384, SLOTS_AHEAD = 32 };
 
 /* Where key's probe starts. A whole key starts at its own value: keys that come close
  * together in time are often close in value (Nexmark's auctions, ids from a sequence), and
@@ -69,6 +73,7 @@ sl_combine_pane *sl_combine_pane_new(void)
     m->cap = FIRST_CAP;
     m->len = 0;
     m->mixed = 0;
+    m->gen = 0;
     m->e = table_new(m->cap);
     if (m->e == NULL) {
         free(m);
@@ -126,31 +131,36 @@ static int rehash(sl_combine_pane *m, int64_t cap)
     free(m->e);
     m->e = e;
     m->cap = cap;
+    m->gen++;
     return 0;
 }
 
-/* The entry of key in m, NULL when there is none. */
-static const entry *entry_find(const sl_combine_pane *m, double key)
+/* Where key's probe starts in m as it is. */
+static int64_t home_of(const sl_combine_pane *m, double key)
+{
+    return (int64_t)(hash(key, m->mixed) & (uint64_t)(m->cap - 1));
+}
+
+/* The index of key's entry in m, its probe started at `home`; -1 when there is none. */
+static int64_t find_from(const sl_combine_pane *m, double key, int64_t home)
 {
     int64_t mask = m->cap - 1;
-    int64_t j = (int64_t)(hash(key, m->mixed) & (uint64_t)mask);
 
-    for (;;) {
+    for (int64_t j = home;; j = (j + 1) & mask) {
         const entry *e = &m->e[j];
         if (e->slot < 0)
-            return NULL;
+            return -1;
         if (e->key == key)
-            return e;
-        j = (j + 1) & mask;
+            return j;
     }
 }
 
-/* The entry of key in m, made (with a fresh slot) when there is none; NULL when out of
- * memory. */
-static entry *entry_of(sl_combine_pane *m, double key, sl_combine_batch *b)
+/* The entry of key in m, made (with a fresh slot) when there is none, its probe started at
+ * `home` (home_of); NULL when out of memory. */
+static entry *entry_of(sl_combine_pane *m, double key, int64_t home, sl_combine_batch *b)
 {
     int64_t mask = m->cap - 1;
-    int64_t j = (int64_t)(hash(key, m->mixed) & (uint64_t)mask);
+    int64_t j = home;
     int probe = 0;
 
     for (;;) {
@@ -171,7 +181,7 @@ static entry *entry_of(sl_combine_pane *m, double key, sl_combine_batch *b)
             m->mixed = mixed;
             return NULL;
         }
-        return entry_of(m, key, b);
+        return entry_of(m, key, home_of(m, key), b);
     }
     int32_t slot = sl_agg_pool_alloc(b->pool);
     if (slot < 0)
@@ -185,55 +195,81 @@ static entry *entry_of(sl_combine_pane *m, double key, sl_combine_batch *b)
     return e;
 }
 
+/* The key of a record, -0 made 0 (one key, as in a Lua table). */
+static double key_of(const uint8_t *rec, int key_at)
+{
+    double key;
+
+    memcpy(&key, rec + key_at, sizeof key);
+    return key == 0 ? 0 : key;
+}
+
 int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
                     double start, double len, double next_due)
 {
     double end = start + len, top = b->top;
+    /* by record i at [i % RING]: where its key's probe starts, and the map's gen then (-1:
+     * not known); the index of its key's entry when found ahead (-1: none found) */
+    int64_t home[RING], found[RING];
+    int64_t home_gen[RING];
     int i;
 
+    /* (in a map that fits in the cache, asking ahead only costs) */
+    int ahead = pane != NULL && pane->len >= PREFETCH_LEN;
+
+    for (int q = 0; q < RING; q++)
+        home[q] = found[q] = home_gen[q] = -1;
     for (i = from; i < n; i++) {
         const uint8_t *r = b->rec[i];
         double t = b->t[i], w = b->w[i], key;
+        int at = i & (RING - 1);
 
-        if (pane != NULL) {
-            double ahead;
-            const entry *e;
-
+        if (ahead) {
             if (i + REC_AHEAD < n)
                 __builtin_prefetch(b->rec[i + REC_AHEAD] + b->key_at);
             if (i + AHEAD < n) {
-                memcpy(&ahead, b->rec[i + AHEAD] + b->key_at, sizeof ahead);
-                __builtin_prefetch(&pane->e[hash(ahead, pane->mixed) & (uint64_t)(pane->cap - 1)]);
+                int q = (i + AHEAD) & (RING - 1);
+                home[q] = home_of(pane, key_of(b->rec[i + AHEAD], b->key_at));
+                home_gen[q] = pane->gen;
+                __builtin_prefetch(&pane->e[home[q]]);
             }
             if (i + SLOT_AHEAD < n) {
-                memcpy(&ahead, b->rec[i + SLOT_AHEAD] + b->key_at, sizeof ahead);
-                if ((e = entry_find(pane, ahead)) != NULL)
-                    sl_agg_prefetch(b->pool, e->slot);
+                int q = (i + SLOT_AHEAD) & (RING - 1);
+                if (home_gen[q] == pane->gen) {
+                    found[q] = find_from(pane, key_of(b->rec[i + SLOT_AHEAD], b->key_at), home[q]);
+                    if (found[q] >= 0)
+                        sl_agg_prefetch(b->pool, pane->e[found[q]].slot);
+                }
             }
         }
 
         if (w >= next_due)
             break;
-        memcpy(&key, r + b->key_at, sizeof key);
+        key = key_of(r, b->key_at);
         if (isnan(key))
             break;
-        if (key == 0)
-            key = 0;                /* -0 and 0 are one key, as in a Lua table */
         /* (whose key it is matters here only when this worker's own go to its window) */
         if (!b->fold_own && b->owner[sl_key_group_num(key)] == b->me) {
             b->mine[b->nmine++] = i;
         } else {
             if (!(t >= start && t < end))
                 break;
-            entry *e = entry_of(pane, key, b);
-            if (e == NULL) {
-                b->top = top;
-                return -1;
+            /* found ahead: the entry is still key's unless the map was made again since
+             * (an entry only moves then), which its key tells */
+            entry *e = found[at] >= 0 ? &pane->e[found[at]] : NULL;
+            if (e == NULL || e->slot < 0 || e->key != key) {
+                e = entry_of(pane, key,
+                             home_gen[at] == pane->gen ? home[at] : home_of(pane, key), b);
+                if (e == NULL) {
+                    b->top = top;
+                    return -1;
+                }
             }
             e->folded += 1;
             b->folds++;
             sl_agg_add_bytes(b->pool, e->slot, r, b->value_at);
         }
+        home_gen[at] = found[at] = -1;
         if (w > top)
             top = w;
     }

@@ -123,20 +123,31 @@ describe("combine.c (the C fold of a typed batch)", function()
     assert.are.equal(w, c.width)
   end)
 
+  -- (big: panes of 30 k keys, where the fold asks for entries and slots ahead of their
+  -- turn, and the map is made again under it)
   for _, case in ipairs({ { n = 2, me = 0, own = false }, { n = 2, me = 1, own = true },
-                          { n = 3, me = 2, own = false }, { n = 3, me = 0, own = true } }) do
-    it(string.format("folds as the model does: %d workers, worker %d, own records %s", case.n,
-      case.me + 1, case.own and "folded" or "aside"), function()
+                          { n = 3, me = 2, own = false }, { n = 3, me = 0, own = true },
+                          { n = 2, me = 0, own = true, big = true } }) do
+    it(string.format("folds as the model does: %d workers, worker %d, own records %s%s",
+      case.n, case.me + 1, case.own and "folded" or "aside",
+      case.big and ", panes of 30 k keys" or ""), function()
       local c = combiner(case.n, case.me, case.own)
       local rng = 7
       local function rand(m) rng = (rng * 1103515245 + 12345) % 2147483648; return rng % m end
+      if case.big then
+        -- (the products above lose bits in a double: over 160 k draws they come round)
+        math.randomseed(7)
+        rand = function(m) return math.random(0, m - 1) end
+      end
       -- keys: whole (close together), fractions, 0 and -0, and keys 2^20 apart (which
       -- pile up where a whole key's probe starts at its value: the map mixes them)
       local recs = {}
-      for i = 1, 6000 do
+      local whole, whole_of = 3000, 5
+      if case.big then whole, whole_of = 1000000, 8 end
+      for i = 1, case.big and 160000 or 6000 do
         local r = rand(10)
         local k
-        if r < 5 then k = 1000 + rand(3000)
+        if r < whole_of then k = 1000 + rand(whole)
         elseif r < 7 then k = rand(50) / 8
         elseif r == 7 then k = rand(2) == 0 and 0 or -0.0
         else k = rand(400) * 1048576 end
@@ -145,7 +156,7 @@ describe("combine.c (the C fold of a typed batch)", function()
       -- times: panes of 100 from 0; watermarks rise; a NaN key and a NaN time on the way
       local wm = 0
       for i, r in ipairs(recs) do
-        r[3] = math.floor(i / 1500) * 100 + rand(100)
+        r[3] = math.floor(i / (#recs / 4)) * 100 + rand(100)
         if i % 1000 == 0 then wm = wm + 10 end
         r[4] = wm
       end
@@ -185,9 +196,10 @@ describe("combine.c (the C fold of a typed batch)", function()
       for j, i in ipairs(state.mine) do assert.are.equal(i, keep[5][j - 1]) end
       if case.own then assert.are.equal(0, #state.mine) end
       -- every pane's partials, each to its key's owner, as the model has them
-      local panes = 0
+      local panes, most = 0, 0
       for p, m in pairs(maps) do
         local len = tonumber(C.sl_combine_pane_len(m))
+        most = math.max(most, len)
         local got, total = take_all(c, m, p, 77, 64)
         assert.are.equal(len, total)
         assert.are.equal(0, tonumber(C.sl_combine_pane_len(m)))
@@ -204,6 +216,7 @@ describe("combine.c (the C fold of a typed batch)", function()
         panes = panes + 1
       end
       assert.is_true(panes >= 3)
+      if case.big then assert.is_true(most > 24576, "keys in a pane " .. most) end
       -- every slot went back to the pool
       assert.are.equal(0, tonumber(C.sl_agg_pool_live(c.pool)))
     end)
