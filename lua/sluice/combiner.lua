@@ -14,8 +14,9 @@
 -- When a partial goes: just before this worker passes on a watermark at which the first
 -- window reading its pane fires, with the watermark it had passed before, so the owner has
 -- it in its pane when that window fires (and judges it late or not as it would its records);
--- at a checkpoint's cut (exchange.lua flushes every combiner before it counts); at the end
--- of input. A record that arrives for a pane already sent starts a new partial, sent at the
+-- when its pane holds FULL_KEYS accumulators (the pane stays open: see FULL_KEYS); at a
+-- checkpoint's cut (exchange.lua flushes every combiner before it counts); at the end of
+-- input. A record that arrives for a pane already sent starts a new partial, sent at the
 -- end of its batch: the owner merges it as it would the record.
 -- A record the combiner cannot fold goes to the owner as it is, right after the partial of
 -- what this worker had folded for its key and pane, and so do the key's next records in the
