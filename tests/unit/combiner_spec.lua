@@ -61,6 +61,20 @@ local function batches(records, batch, each)
   end
 end
 
+-- n records of keys k1..k40, times rising by up to 40 ms and shifted back by up to 1 s, whose
+-- v (0..99) is a string where it is a multiple of `strings`
+local function mixed_records(seed, n, strings)
+  math.randomseed(seed)
+  local records, t = {}, 1000000
+  for i = 1, n do
+    t = t + math.random(0, 40)
+    local v = math.random(0, 99)
+    if v % strings == 0 then v = "s" .. v end
+    records[i] = { k = "k" .. math.random(1, 40), v = v, ts = t - math.random(0, 1000) }
+  end
+  return records
+end
+
 local function canon(list)
   local lines = {}
   for _, r in ipairs(list) do lines[#lines + 1] = sl.json.encode(r) end
@@ -183,14 +197,7 @@ describe("combiner", function()
     local numbers = gen("stragglers", 1500, 21, 40)
     -- strings and numbers in one key's max: a key that meets a string goes as it is from
     -- then on in its pane, after the partial of what was folded before it
-    math.randomseed(7)
-    local mixed, t = {}, 1000000
-    for i = 1, 1500 do
-      t = t + math.random(0, 40)
-      local v = math.random(0, 99)
-      if v % 11 == 0 then v = "s" .. v end
-      mixed[i] = { k = "k" .. math.random(1, 40), v = v, ts = t - math.random(0, 1000) }
-    end
+    local mixed = mixed_records(7, 1500, 11)
     local early_cases = {
       { "tumbling", numbers, function() return window_node(sl.tumbling "10s") end },
       -- (panes that take a batch or more to fill: a pane is sent whole when it is due)
@@ -390,14 +397,7 @@ describe("combiner", function()
   end)
 
   it("gives the window's results and dead letters when strings and numbers mix in a key", function()
-    math.randomseed(5)
-    local records, t = {}, 1000000
-    for i = 1, 3000 do
-      t = t + math.random(0, 40)
-      local v = math.random(0, 99)
-      if v % 7 == 0 then v = "s" .. v end
-      records[i] = { k = "k" .. math.random(1, 40), v = v, ts = t - math.random(0, 1000) }
-    end
+    local records = mixed_records(5, 3000, 7)
     local function node_of()
       return sl.source.values({}):timestamp("ts"):key_by("k"):window(sl.tumbling "1s")
         :aggregate { n = sl.count(), hi = sl.max "v" }.node
