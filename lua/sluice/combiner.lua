@@ -255,10 +255,21 @@ function combiner.new(node, sender, team, id, mine)
     end
   end
 
-  local function send_pane(p, pane, wm)
-    for k, st in pairs(pane.states) do
-      if st then partial(pane, p, k, wm) end
+  -- the partials of pane p's accumulators in Lua, with watermark wm; the keys whose records
+  -- go as they are (false) stay so
+  local function send_states(p, pane, wm)
+    local states = pane.states
+    for k, st in pairs(states) do
+      if st then
+        partial(pane, p, k, wm)
+        states[k] = nil
+      end
     end
+    pane.n = 0
+  end
+
+  local function send_pane(p, pane, wm)
+    send_states(p, pane, wm)
     if pane.cmap then send_c(p, pane, wm) end
     panes[p] = nil
     if pane == hot_pane then hot_start, hot_pane = huge, nil end
@@ -266,18 +277,12 @@ function combiner.new(node, sender, team, id, mine)
 
   -- Sends the partials of pane p, with watermark wm, where it holds FULL_KEYS
   -- accumulators in Lua or in C (see FULL_KEYS), and says whether it did. The pane stays
-  -- open; the keys whose records go as they are (false) stay so.
+  -- open.
   local function send_full(p, pane, wm)
     local sent = false
     if pane.n >= FULL_KEYS then
-      local states = pane.states
-      for k, st in pairs(states) do
-        if st then
-          partial(pane, p, k, wm)
-          states[k] = nil
-        end
-      end
-      pane.n, sent = 0, true
+      send_states(p, pane, wm)
+      sent = true
     end
     if pane.cmap and C.sl_combine_pane_len(pane.cmap) >= FULL_KEYS then
       send_c(p, pane, wm)
