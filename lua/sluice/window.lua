@@ -19,7 +19,7 @@ local plain, plain_kept = typed.plain, typed.plain_kept
 local ffi = require "ffi"
 local C = host.C
 local start_ms, first_ms = C.sl_window_tumbling_start_ms, C.sl_window_sliding_first_ms
-local type, pairs, next, huge, getmetatable = type, pairs, next, math.huge, getmetatable
+local type, pairs, huge, getmetatable = type, pairs, math.huge, getmetatable
 local PARTIALS = agg.PARTIALS
 local int32s_t = ffi.typeof("int32_t[?]")
 -- A firing pane's state this many keys ahead is asked for (comp.prefetch): each key's turn
@@ -175,6 +175,12 @@ local function pane_window(node, out, ctx)
   local fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
   local reads_only = comp.emit_reads_only
   local panes = {}            -- pane start -> { key -> state }
+  -- pane -> its keys in the order they came, [1..n]: fire and drop_pane go through them,
+  -- not pairs(pane), whose next is lua_next (vm.c says why not the builtin one), which the
+  -- JIT cannot compile: each key then cost a C call that looks up the key before, and the
+  -- trace stitched around the call grew side traces (145 for Nexmark q5's window, where
+  -- the list leaves 100). About 8 bytes a key and pane; results go out in this order.
+  local order_of = {}
   -- op.live_keys: states in panes, a key counted once per pane it has state in (a table
   -- of keys across panes would cost as much memory as the state: README's bytes per key)
   local nkeys = 0
@@ -222,13 +228,12 @@ local function pane_window(node, out, ctx)
   local function drop_pane(p, freed)
     local pane = panes[p]
     if pane then
-      local m = 0
-      for _, st in pairs(pane) do
-        if free and not freed then free(st) end
-        m = m + 1
+      local keys = order_of[pane]
+      if free and not freed then
+        for i = 1, keys.n do free(pane[keys[i]]) end
       end
-      nkeys = nkeys - m
-      panes[p] = nil
+      nkeys = nkeys - keys.n
+      panes[p], order_of[pane] = nil, nil
     end
   end
 
@@ -259,23 +264,22 @@ local function pane_window(node, out, ctx)
     local prefetch = nkeys >= PREFETCH_KEYS and comp.prefetch or nil
     for i = 1, n do
       local pane = window_panes[i]
+      local keys = order_of[pane]
       local own = first_goes and i == 1
       -- the state of the key AHEAD further on is asked for (a pool's states lie in no
-      -- order: each is a miss), found by a second traversal that leads this one
-      local lead = nil
+      -- order: each is a miss)
       if prefetch then
-        for _ = 1, AHEAD do
-          local st
-          lead, st = next(pane, lead)
-          if lead == nil then break end
-          prefetch(st)
+        for j = 1, AHEAD do
+          if keys[j] == nil then break end
+          prefetch(pane[keys[j]])
         end
       end
-      for k, st in pairs(pane) do
-        if lead ~= nil then
-          local ahead
-          lead, ahead = next(pane, lead)
-          if lead ~= nil then prefetch(ahead) end
+      for x = 1, keys.n do
+        local k = keys[x]
+        local st = pane[k]
+        if prefetch then
+          local ahead = keys[x + AHEAD]
+          if ahead ~= nil then prefetch(pane[ahead]) end
         end
         local seen = fired_by ~= nil and (fired_by[k] or -huge) >= at    -- fired there
         if not seen then
@@ -326,7 +330,7 @@ local function pane_window(node, out, ctx)
     -- are not)
     if last + size + lateness <= op.wm then return nil, true end
     pane = {}
-    panes[p] = pane
+    panes[p], order_of[pane] = pane, { n = 0 }
     register(p)
     return pane
   end
@@ -348,7 +352,12 @@ local function pane_window(node, out, ctx)
     end
     local k = key(r)
     local st = pane[k]
-    if st == nil then st = fresh(); pane[k] = st; nkeys = nkeys + 1 end
+    if st == nil then
+      st = fresh(); pane[k] = st; nkeys = nkeys + 1
+      local keys = order_of[pane]
+      local n = keys.n + 1
+      keys[n], keys.n = k, n
+    end
     add(st, r, t)
   end
 
@@ -383,8 +392,10 @@ local function pane_window(node, out, ctx)
     if restored then settle() end
     local ps = {}
     for p, pane in pairs(panes) do
-      local entries = {}
-      for k, st in pairs(pane) do entries[#entries + 1] = { k, comp.save(st) } end
+      -- (in the order the keys came: a job restored fires them in that order, as the one
+      -- that went on would have)
+      local keys, entries = order_of[pane], {}
+      for i = 1, keys.n do entries[i] = { keys[i], comp.save(pane[keys[i]]) } end
       ps[#ps + 1] = { p, entries }
     end
     local starts = {}
@@ -407,18 +418,23 @@ local function pane_window(node, out, ctx)
     for _, e in ipairs(snap.fired or {}) do fired[e[1]] = e[2] end
     for _, pe in ipairs(snap.panes) do
       local pane = panes[pe[1]] or {}
+      local keys = order_of[pane] or { n = 0 }
       for _, kv in ipairs(pe[2]) do
         local k = kv[1]
         if keep == nil or keep(k) then
           local old = pane[k]
-          if old == nil then nkeys = nkeys + 1 elseif free then free(old) end
+          if old == nil then
+            nkeys = nkeys + 1
+            keys.n = keys.n + 1
+            keys[keys.n] = k
+          elseif free then free(old) end
           pane[k] = comp.load(kv[2])
           local w = fired[k] or snap.wm
           restored[k] = w
           if w > top_wm then top_wm = w end
         end
       end
-      if next(pane) ~= nil then panes[pe[1]] = pane end
+      if keys.n > 0 then panes[pe[1]], order_of[pane] = pane, keys end
     end
     for _, s in ipairs(snap.pending) do
       if not pending[s] then
@@ -433,9 +449,10 @@ local function pane_window(node, out, ctx)
   -- without a copy; this one is left empty, so closing it frees nothing handed over.
   function op.handover()
     if restored then settle() end
-    local live = { wm = op.wm, panes = panes, pending = pending, keys = nkeys,
-      fired_by = fired_by, top_wm = top_wm, storage = comp.handover and comp.handover() }
-    panes, pending, nkeys, fired_by = {}, {}, 0, nil
+    local live = { wm = op.wm, panes = panes, order_of = order_of, pending = pending,
+      keys = nkeys, fired_by = fired_by, top_wm = top_wm,
+      storage = comp.handover and comp.handover() }
+    panes, order_of, pending, nkeys, fired_by = {}, {}, {}, 0, nil
     hot_start, hot_pane = huge, nil
     return live
   end
@@ -443,12 +460,16 @@ local function pane_window(node, out, ctx)
   function op.adopt(live)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
-    op.wm, panes = live.wm, live.panes
+    op.wm, panes, order_of = live.wm, live.panes, live.order_of
     fired_by, top_wm = live.fired_by, live.top_wm or -huge
     nkeys = live.keys
-    if not nkeys then
-      nkeys = 0
-      for _, pane in pairs(panes) do for _ in pairs(pane) do nkeys = nkeys + 1 end end
+    if not order_of then
+      nkeys, order_of = 0, {}
+      for _, pane in pairs(panes) do
+        local keys = { n = 0 }
+        for k in pairs(pane) do keys.n = keys.n + 1; keys[keys.n] = k end
+        order_of[pane], nkeys = keys, nkeys + keys.n
+      end
     end
     hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
@@ -525,6 +546,7 @@ local function pane_window(node, out, ctx)
       -- (comp's, read now: a reload's adopt gives the operator the old one's computation,
       -- over the old pool, and closes the one it was built with)
       local fresh_slot, lua_holds = comp.fresh, comp.lua_holds
+      local pane_keys = order_of[pane]
       for i = r.first, r.last do
         local o = i * rec
         local k = d[o]
@@ -535,6 +557,8 @@ local function pane_window(node, out, ctx)
           st = fresh_slot()
           pane[k] = st
           nkeys = nkeys + 1
+          local nk = pane_keys.n + 1
+          pane_keys[nk], pane_keys.n = k, nk
           slots[j] = -1 - st
         elseif lua_holds(st) then
           -- (comparing a string Lua holds with a number raises: the partial goes to the

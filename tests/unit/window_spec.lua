@@ -341,6 +341,23 @@ describe("window results", function()
     assert.same({ { key = 1, n = 2 }, { key = 1, n = 2 }, { key = 2, n = 1 }, { key = 1, n = 1 } }, out)
   end)
 
+
+  it("of a window go out in the order their keys first came into it", function()
+    -- (keys a hash would order otherwise: strings, and numbers far apart)
+    local keys = { "pear", 7e12, "fig", -3, "apple", 2^40, "kiwi", 0.5 }
+    local records = {}
+    for i, k in ipairs(keys) do records[#records + 1] = { k = k, ts = 100 + i } end
+    for i = #keys, 1, -1 do records[#records + 1] = { k = keys[i], ts = 200 + i } end
+    for _, assigner in ipairs { sl.tumbling "10s", sl.sliding("10s", "5s") } do
+      local out = sl.source.values(records):timestamp("ts"):key_by("k")
+        :window(assigner):aggregate { n = sl.count() }:collect()
+      local seen = {}
+      for _, r in ipairs(out) do
+        if r.window_start == 0 then seen[#seen + 1] = r.key; assert.equal(2, r.n) end
+      end
+      assert.same(keys, seen)
+    end
+  end)
   it("window_all has one window set and no key", function()
     local out = sl.source.values { { ts = 1 }, { ts = 2 }, { ts = 10001 } }
       :timestamp("ts"):window_all(sl.tumbling "10s"):aggregate { n = sl.count() }:collect()
