@@ -482,7 +482,9 @@ local function run_once(src, opts)
   -- --memory-limit (memory.lua; it makes the collector start earlier)
   local stop_memory = opts.memory_limit and memory.watch(opts.memory_limit)
   -- SLUICE_PROFILE=<jit.p mode, e.g. "fl"> profiles the run with LuaJIT's profiler
+  -- (with --workers, worker 1's part unless SLUICE_PROFILE_WORKER names another: worker.lua)
   local profile = os.getenv("SLUICE_PROFILE")
+  if (tonumber(os.getenv("SLUICE_PROFILE_WORKER")) or 1) ~= 1 then profile = nil end
   if profile then require("jit.p").start(profile, os.getenv("SLUICE_PROFILE_OUT")) end
   -- SLUICE_JIT_LOG=<file> writes LuaJIT's trace log (jit.v): which loops compiled, and why not
   if os.getenv("SLUICE_JIT_LOG") then require("jit.v").start(os.getenv("SLUICE_JIT_LOG")) end

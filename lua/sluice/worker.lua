@@ -99,7 +99,16 @@ function worker.main(me, n, setup)
     if act.act == "reload" then return reload.swap_here(job, act) end
     return { ok = false, err = "unknown act " .. tostring(act.act) }
   end
+  -- SLUICE_PROFILE and SLUICE_JIT_LOG as on worker 1 (cli.lua), their files named with
+  -- .<me> after; LuaJIT's profiler takes one state of a process at a time: the worker
+  -- SLUICE_PROFILE_WORKER names
+  local profile, out = os.getenv("SLUICE_PROFILE"), os.getenv("SLUICE_PROFILE_OUT")
+  if tonumber(os.getenv("SLUICE_PROFILE_WORKER")) ~= me then profile = nil end
+  if profile then require("jit.p").start(profile, out and out .. "." .. me) end
+  local jit_log = os.getenv("SLUICE_JIT_LOG")
+  if jit_log then require("jit.v").start(jit_log .. "." .. me) end
   local ok, err = job:run(s.restore)
+  if profile then require("jit.p").stop() end
   team:close()
   if ok then return 0, job.records_in, job.dead_letters, job:records_out() end
   if job.failed then return 1, job.records_in, job.dead_letters, job:records_out() end
