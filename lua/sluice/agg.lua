@@ -322,6 +322,11 @@ function agg.compile(entries, storage)
   L("local function make(a, key, ws, we)")
   L("  return { key = key, window_start = ws, window_end = we, %s }", concat(fields, ", "))
   L("end")
+  -- make_into: the same in a result table make made before (every field set again)
+  L("local function make_into(r, a, key, ws, we)")
+  L("  r.key, r.window_start, r.window_end = key, ws, we")
+  L("  result(a, r)")
+  L("end")
 
   -- free: the slot back to the pool, and what Lua held for it
   L("local function free(a)")
@@ -426,6 +431,7 @@ function agg.compile(entries, storage)
   L("  if not ok then error(err, 0) end")
   L("end")
   L("return { fresh = fresh, update = update, merge = merge, result = result, make = make, " ..
+    "make_into = make_into, " ..
     "free = free, save = save, load = load, " ..
     "merge_saved = merge_saved, lua_holds = lua_holds, save_raw = save_raw }")
   local code = concat(src, "\n")

@@ -878,7 +878,9 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
                      order, above)
   local team, me, n, owners = self, self.me, self.n, self.owners
   local fixed = one_key ~= nil and owners[group_of(one_key)] or nil
-  local recv = { done = false }
+  -- sent_away: whether the last batch pushed went to other workers whole, as copies (no
+  -- record of it is held here after: stage.emitter may give them back to their maker)
+  local recv = { done = false, sent_away = false }
   self.senders[id] = recv
   if silent then
     function recv.push(_, _, cnt, _, _, _, before_mine)
@@ -1042,9 +1044,10 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
   -- The others go first: what this worker's input sets off (a window firing every key it
   -- holds) then runs while the others go on with what they were sent, not before they have it.
   function recv.push(_, b, cnt, t, w, wend, before_mine)
+    recv.sent_away = false
     if ordering then return push_ordered(b, cnt, t, w, wend, before_mine) end
     if scatter and cnt > 0 and scatter(b, cnt, t, w, wend, before_mine) then return end
-    local remote = false
+    local remote, kept = false, false
     for i = 1, cnt do
       local r = b[i]
       local to = only or fixed or owner_of(r)
@@ -1053,7 +1056,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
       rs[to][j] = r
       if timed then ts[to][j], ws[to][j] = t[i], w[i] end
       if numbering then lab.counter = lab.counter + 1; qs[to][j] = lab.counter end
-      if to ~= me then remote = true end
+      if to ~= me then remote = true else kept = true end
     end
     -- the watermark this batch brings the stream to
     local top = timed and (wend or (cnt > 0 and w[cnt]) or nil) or nil
@@ -1070,6 +1073,7 @@ function Team:sender(id, key, only, mine, timed, silent, everywhere, key_field, 
       team:reached(lab.counter)
       team:advance()
     end
+    recv.sent_away = not kept and not numbering
   end
 
   -- the end of input and idleness go to every worker that has the point

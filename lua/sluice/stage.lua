@@ -23,7 +23,11 @@ local stage = {}
 -- One function that hands a batch to every receiver in the list.
 -- With `meter`, it also counts what passes (meter.out, meter.wm) and shows each batch to
 -- meter.tap when someone taps this output (job:tap): one table read per batch otherwise.
-function stage.emitter(receivers, meter)
+-- With `release`: when the one receiver is an exchange point that sent the whole batch to
+-- other workers as copies (its sent_away, exchange.lua) and no tap saw it, nothing holds
+-- the batch's records any more, and release(b, k) gives them back to the operator that
+-- made them (a window's result tables, made again in place: window.lua).
+function stage.emitter(receivers, meter, release)
   local n = #receivers
   local function deliver(b, k, t, w, wend)
     for i = 1, n do receivers[i]:push(b, k, t, w, wend) end
@@ -33,6 +37,19 @@ function stage.emitter(receivers, meter)
     deliver = function(b, k, t, w, wend) return r:push(b, k, t, w, wend) end
   end
   if not meter then return deliver end
+  if release and n == 1 then
+    local r = receivers[1]
+    return function(b, k, t, w, wend)
+      meter.out = meter.out + k
+      if wend then meter.wm = wend end
+      if meter.tap then
+        typed.plain_batch(b, k); meter.tap(b, k)
+        return r:push(b, k, t, w, wend)
+      end
+      r:push(b, k, t, w, wend)
+      if k > 0 and r.sent_away then release(b, k) end
+    end
+  end
   return function(b, k, t, w, wend)
     meter.out = meter.out + k
     if wend then meter.wm = wend end
@@ -595,7 +612,10 @@ function stage.new_operator(node, make, ports, dl, opts)
   local every = {}
   for p = 1, 2 do for _, r in ipairs(receivers[p]) do every[#every + 1] = r end end
   local meter = stage.meter(node)
-  local emit1, emit2 = stage.emitter(receivers[1], meter), stage.emitter(receivers[2])
+  local op
+  -- (an ordered point's labels refer to the batch: its records are not given back)
+  local release = not opts.labels and function(b, k) if op.release then op.release(b, k) end end
+  local emit1, emit2 = stage.emitter(receivers[1], meter, release), stage.emitter(receivers[2])
   local out = { {}, {} }
   local ot = { {}, {} }
   local ow = { {}, {} }
@@ -607,7 +627,6 @@ function stage.new_operator(node, make, ports, dl, opts)
   local lab = opts.labels
   local oq = { {}, {} }
   local m = { 0, 0 }
-  local op
   local late_dropped = 0
   local flush                   -- sends on what put gathered (below)
   local function put(port, r, t)

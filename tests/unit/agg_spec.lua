@@ -41,6 +41,20 @@ describe("aggregate accumulators in C", function()
     a.close()
   end)
 
+  it("makes a result again in a table make made (make_into): every field anew, absent " ..
+    "ones too", function()
+    local a = compile(all)
+    local full, empty = a.fresh(), a.fresh()
+    for i = 1, 3 do a.update(full, { v = i }, i) end
+    local r = a.make(full, "k", 0, 10)
+    a.make_into(r, empty, nil, 10, 20)
+    assert.same({ window_start = 10, window_end = 20, n = 0, s = 0 }, r)
+    a.make_into(r, full, "j", 20, 30)
+    assert.same({ key = "j", window_start = 20, window_end = 30, n = 3, s = 6, lo = 1, hi = 3,
+      mean = 2, fst = 1, lst = 3 }, r)
+    a.close()
+  end)
+
   it("sums with compensation: 1e16 + 1000 ones - 1e16 is 1000", function()
     local a = compile { s = sl.sum "v" }
     local acc = a.fresh()

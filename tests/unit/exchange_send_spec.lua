@@ -73,6 +73,42 @@ describe("exchange sender", function()
     assert.equal(1900, seen[2].e)
   end)
 
+  it("says when a batch went to other workers whole, as copies (sent_away), and gives " ..
+    "its records back to their maker through the emitter then, unless a tap saw them", function()
+    local stage = require "sluice.stage"
+    local ep = endpoint()
+    local team = exchange.team(1, 2, function() end, ep)
+    local kept = {}
+    local mine = { push = function(_, b, n) for i = 1, n do kept[#kept + 1] = b[i] end end }
+    local sender = team:sender("p", function(r) return r.k end, nil, mine, false)
+    local meter = stage.meter({ id = 1 })
+    local given = {}
+    local emit = stage.emitter({ sender }, meter, function(b, k)
+      for i = 1, k do given[#given + 1] = b[i] end
+    end)
+    local ones, twos = keys_of(1, 2), keys_of(2, 2)
+    local away = { { k = twos[1] }, { k = twos[2] } }
+    emit(away, 2)
+    assert.is_true(sender.sent_away)
+    assert.same({ away[1], away[2] }, given)
+    assert.same({}, kept)
+    -- what went away arrived as a copy
+    assert.equal(1, #ep.take(2))
+    -- one record stays here: nothing is given back
+    given = {}
+    emit({ { k = twos[1] }, { k = ones[1] } }, 2)
+    assert.is_false(sender.sent_away)
+    assert.same({}, given)
+    assert.equal(1, #kept)
+    -- a tap saw the batch (and may keep its records): nothing is given back
+    local tapped = 0
+    meter.tap = function(_, k) tapped = tapped + k end
+    emit({ { k = twos[2] } }, 1)
+    assert.equal(1, tapped)
+    assert.same({}, given)
+    assert.equal(5, meter.out)
+  end)
+
   it("keeps messages for a full ring in order, pauses the sources past its slack, and " ..
     "resumes them once the worker has read what waits", function()
     local ep = endpoint()
