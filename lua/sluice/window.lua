@@ -197,8 +197,9 @@ local function pane_window(node, out, ctx)
   -- pane -> its keys in the order they came, [1..n]: fire and drop_pane go through them,
   -- not pairs(pane), whose next is lua_next (vm.c says why not the builtin one), which the
   -- JIT cannot compile: each key then cost a C call that looks up the key before, and the
-  -- trace stitched around the call grew side traces (145 for Nexmark q5's window, where
-  -- the list leaves 100). About 8 bytes a key and pane; results go out in this order.
+  -- trace stitched around the call grew side traces (179 in Nexmark q5's window on one
+  -- worker, where the list leaves 101). About 8 bytes a key and pane; results go out in
+  -- this order.
   local order_of = {}
   -- op.live_keys: states in panes, a key counted once per pane it has state in (a table
   -- of keys across panes would cost as much memory as the state: README's bytes per key)
