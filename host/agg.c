@@ -282,19 +282,21 @@ int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
 
 /* One record into every entry of a slot, as the adds above would take it one entry at a
  * time; what a combiner's fold does per record, so the record is found once. */
-void sl_agg_add_bytes(sl_agg_pool *p, int32_t slot, const uint8_t *rec, const int *value_at)
+void sl_agg_add_bytes(const sl_agg_pool *p, double *r, const uint8_t *rec, const int *value_at)
 {
-    double *r = record(p, slot);
+    const entry *es = p->entries;
+    int n = p->nentries;
 
-    for (int j = 0; j < p->nentries; j++) {
-        double *f = r + p->entries[j].off, x;
+    for (int j = 0; j < n; j++) {
+        double *f = r + es[j].off, x;
+        int kind = es[j].kind;
 
-        if (p->entries[j].kind == SL_AGG_COUNT) {
+        if (kind == SL_AGG_COUNT) {
             f[0] += 1;
             continue;
         }
         memcpy(&x, rec + value_at[j], sizeof x);
-        switch (p->entries[j].kind) {
+        switch (kind) {
         case SL_AGG_SUM: sum_add(f, x); break;
         case SL_AGG_AVG: avg_add(f, x); break;
         case SL_AGG_MIN: (void)min_add(f, x); break;
@@ -559,6 +561,11 @@ int sl_agg_absorb_saved(sl_agg_pool *p, const int32_t *slots, const void *saved,
     if (tmp >= 0)
         sl_agg_pool_release(p, tmp);
     return SL_PRIM_OK;
+}
+
+double *sl_agg_record(const sl_agg_pool *p, int32_t slot)
+{
+    return record(p, slot);
 }
 
 void sl_agg_prefetch(const sl_agg_pool *p, int32_t slot)

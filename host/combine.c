@@ -13,6 +13,7 @@
 typedef struct entry {
     double key;
     double folded;              /* records folded into the slot */
+    double *fields;             /* the slot's (sl_agg_record): a record costs no lookup */
     int32_t slot;               /* -1: empty */
 } entry;
 
@@ -189,6 +190,7 @@ static entry *entry_of(sl_combine_pane *m, double key, int64_t home, sl_combine_
     entry *e = &m->e[j];
     e->key = key;
     e->folded = 0;
+    e->fields = sl_agg_record(b->pool, slot);
     e->slot = slot;
     m->len++;
     b->begun++;
@@ -238,7 +240,7 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
                 if (home_gen[q] == pane->gen) {
                     found[q] = find_from(pane, key_of(b->rec[i + SLOT_AHEAD], b->key_at), home[q]);
                     if (found[q] >= 0)
-                        sl_agg_prefetch(b->pool, pane->e[found[q]].slot);
+                        __builtin_prefetch(pane->e[found[q]].fields, 1);
                 }
             }
         }
@@ -267,7 +269,7 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
             }
             e->folded += 1;
             b->folds++;
-            sl_agg_add_bytes(b->pool, e->slot, r, b->value_at);
+            sl_agg_add_bytes(b->pool, e->fields, r, b->value_at);
         }
         home_gen[at] = found[at] = -1;
         if (w > top)
@@ -287,7 +289,7 @@ int sl_combine_take(sl_combine_pane *m, int64_t *at, double start, double wm,
         entry *e = &m->e[i];
         /* (the slots of neighbouring keys are not neighbours: each is a cache miss) */
         if (i + SLOTS_AHEAD < m->cap && m->e[i + SLOTS_AHEAD].slot >= 0)
-            sl_agg_prefetch(pool, m->e[i + SLOTS_AHEAD].slot);
+            __builtin_prefetch(m->e[i + SLOTS_AHEAD].fields, 1);
         if (e->slot < 0)
             continue;
         int to = owner[sl_key_group_num(e->key)];

@@ -107,9 +107,13 @@ void sl_agg_sum_add(sl_agg_pool *p, int32_t slot, int j, double x);
 void sl_agg_avg_add(sl_agg_pool *p, int32_t slot, int j, double x);
 int sl_agg_min_add(sl_agg_pool *p, int32_t slot, int j, double x);    /* 0, or 1: Lua's */
 int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x);
-/* A record's bytes into every entry of a slot (count, sum, avg, min, max only): entry j
- * reads the double at rec + value_at[j] (count reads none), as its add above would. */
-void sl_agg_add_bytes(sl_agg_pool *p, int32_t slot, const uint8_t *rec, const int *value_at);
+/* Where a slot's fields lie. They stay there while the slot is held (a pool's chunks never
+ * move), so whoever holds the slot may keep the pointer (combine.c's map does). */
+double *sl_agg_record(const sl_agg_pool *p, int32_t slot);
+/* A record's bytes into every entry of the slot whose fields are at r (sl_agg_record;
+ * count, sum, avg, min, max only): entry j reads the double at rec + value_at[j] (count
+ * reads none), as its add above would. */
+void sl_agg_add_bytes(const sl_agg_pool *p, double *r, const uint8_t *rec, const int *value_at);
 /* By event time t: first keeps the earliest (ties: the first seen), last the latest
  * (ties: the last seen). t must not be NaN. */
 int sl_agg_first_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
