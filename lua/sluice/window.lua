@@ -35,6 +35,12 @@ local key_of, shallow_copy, merged_wm = keyed.key_of, keyed.shallow_copy, keyed.
 
 local window = {}
 
+-- Adds key k to the end of a pane's list of its keys (pane_window's order_of).
+local function list_key(keys, k)
+  local n = keys.n + 1
+  keys[n], keys.n = k, n
+end
+
 local function gcd(a, b)
   while b ~= 0 do a, b = b, a % b end
   return a
@@ -376,9 +382,7 @@ local function pane_window(node, out, ctx)
     local st = pane[k]
     if st == nil then
       st = fresh(); pane[k] = st; nkeys = nkeys + 1
-      local keys = order_of[pane]
-      local n = keys.n + 1
-      keys[n], keys.n = k, n
+      list_key(order_of[pane], k)
     end
     add(st, r, t)
   end
@@ -445,10 +449,7 @@ local function pane_window(node, out, ctx)
         local k = kv[1]
         if keep == nil or keep(k) then
           local old = pane[k]
-          if old == nil then
-            nkeys = nkeys + 1
-            keys.n = keys.n + 1
-            keys[keys.n] = k
+          if old == nil then nkeys = nkeys + 1; list_key(keys, k)
           elseif free then free(old) end
           pane[k] = comp.load(kv[2])
           local w = fired[k] or snap.wm
@@ -482,17 +483,9 @@ local function pane_window(node, out, ctx)
   function op.adopt(live)
     comp = adopting(comp, node, out, ctx, live.storage)
     fresh, add, merge, emit, free = comp.fresh, comp.add, comp.merge, comp.emit, comp.free
-    op.wm, panes, order_of = live.wm, live.panes, live.order_of
+    -- (live is a handover of this same kind: reload matches kinds, runtime.state_kind)
+    op.wm, panes, order_of, nkeys = live.wm, live.panes, live.order_of, live.keys
     fired_by, top_wm = live.fired_by, live.top_wm or -huge
-    nkeys = live.keys
-    if not order_of then
-      nkeys, order_of = 0, {}
-      for _, pane in pairs(panes) do
-        local keys = { n = 0 }
-        for k in pairs(pane) do keys.n = keys.n + 1; keys[keys.n] = k end
-        order_of[pane], nkeys = keys, nkeys + keys.n
-      end
-    end
     hot_start, hot_pane = huge, nil
     for s in pairs(live.pending) do
       pending[s] = true
@@ -579,8 +572,7 @@ local function pane_window(node, out, ctx)
           st = fresh_slot()
           pane[k] = st
           nkeys = nkeys + 1
-          local nk = pane_keys.n + 1
-          pane_keys[nk], pane_keys.n = k, nk
+          list_key(pane_keys, k)
           slots[j] = -1 - st
         elseif lua_holds(st) then
           -- (comparing a string Lua holds with a number raises: the partial goes to the
