@@ -37,24 +37,16 @@ function stage.emitter(receivers, meter, release)
     deliver = function(b, k, t, w, wend) return r:push(b, k, t, w, wend) end
   end
   if not meter then return deliver end
-  if release and n == 1 then
-    local r = receivers[1]
-    return function(b, k, t, w, wend)
-      meter.out = meter.out + k
-      if wend then meter.wm = wend end
-      if meter.tap then
-        typed.plain_batch(b, k); meter.tap(b, k)
-        return r:push(b, k, t, w, wend)
-      end
-      r:push(b, k, t, w, wend)
-      if k > 0 and r.sent_away then release(b, k) end
-    end
-  end
+  local one = release and n == 1 and receivers[1] or nil
   return function(b, k, t, w, wend)
     meter.out = meter.out + k
     if wend then meter.wm = wend end
-    if meter.tap then typed.plain_batch(b, k); meter.tap(b, k) end
-    return deliver(b, k, t, w, wend)
+    -- (a tap that has seen its count unsets meter.tap: whether one saw this batch is kept)
+    local tap = meter.tap
+    if tap then typed.plain_batch(b, k); tap(b, k) end
+    if not one or tap then return deliver(b, k, t, w, wend) end
+    deliver(b, k, t, w, wend)
+    if k > 0 and one.sent_away then release(b, k) end
   end
 end
 
