@@ -25,16 +25,17 @@ struct sl_combine_pane {
 };
 
 /* MAX_PROBE: a probe longer than this makes the map mix its keys' bits (hash) */
-/* A fold asks ahead of its turn for what each record will touch: the record's bytes
- * REC_AHEAD records ahead (a batch of Nexmark events is 2 MB: they have left the cache), the
- * entry where its key's probe starts AHEAD ahead, and its key's slot SLOT_AHEAD ahead, the
- * probe done then (its entries in the cache by now). Both are kept for the record's turn
- * in a ring of RING (a power of two, more than AHEAD): a record costs one hash and one
- * probe. Only in a map of PREFETCH_LEN keys or more: q5's of 2000 keys stay in the cache,
- * and there asking ahead took 61 more instructions a record. SLOTS_AHEAD: a take asks for the
- * slot this far ahead (see sl_agg_absorb_saved). */
-enum { FIRST_CAP = 1024, MAX_PROBE = 64, REC_AHEAD = 16, AHEAD = 8, SLOT_AHEAD = 4,
-       RING = 16, PREFETCH_LEN = 16384, SLOTS_AHEAD = 32 };
+/* A fold goes through a batch CHUNK records at a time, in three passes: the first reads
+ * each record's key and time and decides whether it folds, asking for the entry where its
+ * key's probe starts; the second probes, asking for each found entry's slot; the third
+ * adds. Each record is then read, hashed and probed once, and what a pass touches has
+ * been asked for a chunk before (a batch of Nexmark events is 2 MB: its records have left
+ * the cache; REC_AHEAD: the first pass asks this many records ahead for a record's bytes).
+ * Only in a map of PREFETCH_LEN keys or more: q5's of 2000 keys stay in the cache, and
+ * there asking ahead only costs. SLOTS_AHEAD: a take asks for the slot this far ahead (see
+ * sl_agg_absorb_saved). */
+enum { FIRST_CAP = 1024, MAX_PROBE = 64, CHUNK = 32, REC_AHEAD = 16, PREFETCH_LEN = 16384,
+       SLOTS_AHEAD = 32 };
 
 /* Where key's probe starts. A whole key starts at its own value: keys that come close
  * together in time are often close in value (Nexmark's auctions, ids from a sequence), and
@@ -210,70 +211,85 @@ int sl_combine_fold(sl_combine_batch *b, int from, int n, sl_combine_pane *pane,
                     double start, double len, double next_due)
 {
     double end = start + len, top = b->top;
-    /* by record i at [i % RING]: where its key's probe starts, and the map's gen then (-1:
-     * not known); the index of its key's entry when found ahead (-1: none found) */
-    int64_t home[RING], found[RING];
-    int64_t home_gen[RING];
-    int i;
+    /* the records of a chunk that fold: their bytes and keys, where each key's probe
+     * starts, then its entry's index (-1: none yet), then its entry's fields */
+    const uint8_t *recs[CHUNK];
+    double keys[CHUNK];
+    int64_t at[CHUNK];
+    double *fields[CHUNK];
+    int i = from;
 
-    /* (in a map that fits in the cache, asking ahead only costs) */
-    int ahead = pane != NULL && pane->len >= PREFETCH_LEN;
+    while (i < n) {
+        int last = n - i > CHUNK ? i + CHUNK : n, stop = -1, k = 0;
+        /* (in a map that fits in the cache, asking ahead only costs) */
+        int ahead = pane != NULL && pane->len >= PREFETCH_LEN;
 
-    for (int q = 0; q < RING; q++)
-        home[q] = found[q] = home_gen[q] = -1;
-    for (i = from; i < n; i++) {
-        const uint8_t *r = b->rec[i];
-        double t = b->t[i], w = b->w[i], key;
-        int at = i & (RING - 1);
+        for (; i < last; i++) {
+            const uint8_t *r = b->rec[i];
+            double t = b->t[i], w = b->w[i], key;
 
-        if (ahead) {
-            if (i + REC_AHEAD < n)
+            if (ahead && i + REC_AHEAD < n)
                 __builtin_prefetch(b->rec[i + REC_AHEAD] + b->key_at);
-            if (i + AHEAD < n) {
-                int q = (i + AHEAD) & (RING - 1);
-                home[q] = home_of(pane, key_of(b->rec[i + AHEAD], b->key_at));
-                home_gen[q] = pane->gen;
-                __builtin_prefetch(&pane->e[home[q]]);
-            }
-            if (i + SLOT_AHEAD < n) {
-                int q = (i + SLOT_AHEAD) & (RING - 1);
-                if (home_gen[q] == pane->gen) {
-                    found[q] = find_from(pane, key_of(b->rec[i + SLOT_AHEAD], b->key_at), home[q]);
-                    if (found[q] >= 0)
-                        __builtin_prefetch(pane->e[found[q]].fields, 1);
-                }
-            }
-        }
-
-        if (w >= next_due)
-            break;
-        key = key_of(r, b->key_at);
-        if (isnan(key))
-            break;
-        /* (whose key it is matters here only when this worker's own go to its window) */
-        if (!b->fold_own && b->owner[sl_key_group_num(key)] == b->me) {
-            b->mine[b->nmine++] = i;
-        } else {
-            if (!(t >= start && t < end))
+            if (w >= next_due)
                 break;
-            /* found ahead: the entry is still key's unless the map was made again since
-             * (an entry only moves then), which its key tells */
-            entry *e = found[at] >= 0 ? &pane->e[found[at]] : NULL;
-            if (e == NULL || e->slot < 0 || e->key != key) {
-                e = entry_of(pane, key,
-                             home_gen[at] == pane->gen ? home[at] : home_of(pane, key), b);
+            key = key_of(r, b->key_at);
+            if (isnan(key))
+                break;
+            /* (whose key it is matters here only when this worker's own go to its window) */
+            if (!b->fold_own && b->owner[sl_key_group_num(key)] == b->me) {
+                b->mine[b->nmine++] = i;
+            } else {
+                if (pane == NULL || !(t >= start && t < end))
+                    break;
+                recs[k] = r;
+                keys[k] = key;
+                if (ahead) {
+                    at[k] = home_of(pane, key);
+                    __builtin_prefetch(&pane->e[at[k]]);
+                }
+                k++;
+            }
+            if (w > top)
+                top = w;
+        }
+        if (i < last)
+            stop = i;
+        if (k == 0) {
+            if (stop >= 0)
+                break;
+            continue;
+        }
+        int64_t gen = pane->gen;
+        entry *es = pane->e;
+        int moved = 0;
+        if (ahead)
+            for (int j = 0; j < k; j++) {
+                at[j] = find_from(pane, keys[j], at[j]);
+                if (at[j] >= 0)
+                    __builtin_prefetch(pane->e[at[j]].fields, 1);
+            }
+        for (int j = 0; j < k; j++) {
+            /* an entry found above is still its key's unless the map was made again since
+             * (entries move only then; a key new in this chunk was not found) */
+            entry *e;
+            if (ahead && at[j] >= 0 && !moved) {
+                e = &es[at[j]];
+            } else {
+                e = entry_of(pane, keys[j], home_of(pane, keys[j]), b);
                 if (e == NULL) {
+                    sl_agg_add_bytes(b->pool, fields, recs, j, b->value_at);
                     b->top = top;
                     return -1;
                 }
+                moved |= pane->gen != gen;
             }
             e->folded += 1;
-            b->folds++;
-            sl_agg_add_bytes(b->pool, e->fields, r, b->value_at);
+            fields[j] = e->fields;
         }
-        home_gen[at] = found[at] = -1;
-        if (w > top)
-            top = w;
+        sl_agg_add_bytes(b->pool, fields, recs, k, b->value_at);
+        b->folds += k;
+        if (stop >= 0)
+            break;
     }
     b->top = top;
     return i;

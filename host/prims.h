@@ -110,10 +110,12 @@ int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x);
 /* Where a slot's fields lie. They stay there while the slot is held (a pool's chunks never
  * move), so whoever holds the slot may keep the pointer (combine.c's map does). */
 double *sl_agg_record(const sl_agg_pool *p, int32_t slot);
-/* A record's bytes into every entry of the slot whose fields are at r (sl_agg_record;
- * count, sum, avg, min, max only): entry j reads the double at rec + value_at[j] (count
- * reads none), as its add above would. */
-void sl_agg_add_bytes(const sl_agg_pool *p, double *r, const uint8_t *rec, const int *value_at);
+/* n records' bytes, record i into every entry of the slot whose fields are at r[i]
+ * (sl_agg_record; count, sum, avg, min, max only): entry j reads the double at
+ * rec[i] + value_at[j] (count reads none), as its add above would, records in order (two
+ * of them may be one slot's). */
+void sl_agg_add_bytes(const sl_agg_pool *p, double *const *r, const uint8_t *const *rec,
+                      int n, const int *value_at);
 /* By event time t: first keeps the earliest (ties: the first seen), last the latest
  * (ties: the last seen). t must not be NaN. */
 int sl_agg_first_add(sl_agg_pool *p, int32_t slot, int j, double x, double t);
