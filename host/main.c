@@ -11,6 +11,7 @@
 
 #include "loop.h"
 #include "vm.h"
+#include "workers.h"
 
 #ifndef SL_LUADIR
 #define SL_LUADIR "/usr/local/share/sluice/lua"
@@ -55,6 +56,25 @@ static void find_libdir(char *out, size_t size)
     snprintf(out, size, "%s", SL_LUADIR);
 }
 
+/* The workers `sluice run ... --workers N` asks for, 1 when it asks for none: their
+ * threads start before worker 1 reads its script (sl_workers_prestart). Only a guess made
+ * early: cli.lua reads and checks the options, and threads it does not use end unused. */
+static int workers_asked(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "run") != 0)
+        return 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--workers") == 0 && i + 1 < argc)
+            return atoi(argv[i + 1]);
+        if (strncmp(a, "--workers=", 10) == 0)
+            return atoi(a + 10);
+    }
+    return 1;
+}
+
 /* Runs under sl_vm_pcall: require("sluice.cli").main(args), args at index 1. */
 static int run_cli(lua_State *L)
 {
@@ -75,6 +95,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);       /* writers report EPIPE as an error instead */
     find_libdir(libdir, sizeof libdir);
+    sl_workers_prestart(workers_asked(argc, argv), libdir);
     L = sl_vm_open(libdir);
     if (L == NULL)
         return 1;
@@ -100,6 +121,7 @@ int main(int argc, char **argv)
     }
     lua_pop(L, 1);                                      /* -- */
 
+    sl_workers_prestart_cancel();       /* (threads the job did not use) */
     sl_vm_close(L);
     if (sl_loop_close() != 0) {
         /* A read is still blocked in libuv's thread pool (a terminal or a pipe that has

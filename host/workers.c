@@ -20,6 +20,9 @@
 typedef struct worker {
     uv_thread_t tid;
     int me, n;
+    int prestarted;                 /* started with the process (early, below) */
+    int go;                         /* if so: 0 waiting, 1 setup given, -1 not needed,
+                                     * -2 no setup (out of memory) */
     char *setup;                    /* the setup string, a copy */
     size_t setup_len;
     char *libdir;                   /* a copy */
@@ -32,6 +35,17 @@ static struct {
     int n;                          /* workers, 0 when none run */
     worker *w;                      /* w[0] is unused: worker 1 is the main thread */
 } team;
+
+/* Threads started with the process (sl_workers_prestart): each has loaded the modules a
+ * worker runs and waits, under lock, until core.workers_start gives it its setup (go = 1)
+ * or the job turns out not to need it (go = -1). */
+static struct {
+    int n;                          /* the team they would make, 0 when none wait */
+    worker *w;                      /* as team.w */
+    int made;                       /* lock and changed made (once a process) */
+    uv_mutex_t lock;
+    uv_cond_t changed;
+} early;
 
 /* Workers that exchange nothing (--group: each a member of the Kafka group on its own)
  * learn that worker 1 is stopping from this flag, which they poll. */
@@ -48,53 +62,108 @@ static char *copy(const char *s, size_t len)
     return c;
 }
 
-/* Runs under sl_vm_pcall: require("sluice.worker").main(me, n, setup) -> status,
- * records_in, dead_letters, records_out (what the sinks it has of its own took). */
-static int call_main(lua_State *L)
+/* Runs under sl_vm_pcall: require("sluice.worker") -> the module, and require("sluice"),
+ * which a script requires, loaded too. */
+static int load_worker(lua_State *L)
 {
-    worker *w = lua_touserdata(L, 1);
-
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "sluice");
+    lua_call(L, 1, 0);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "sluice.worker");
-    lua_call(L, 1, 1);                                  /* w module */
-    lua_getfield(L, -1, "main");                        /* w module main */
+    lua_call(L, 1, 1);                                  /* module */
+    return 1;
+}
+
+/* Runs under sl_vm_pcall: module.main(me, n, setup) -> status, records_in, dead_letters,
+ * records_out (what the sinks it has of its own took); the module and w at 1 and 2. */
+static int call_main(lua_State *L)
+{
+    worker *w = lua_touserdata(L, 2);
+
+    lua_getfield(L, 1, "main");                         /* module w main */
     lua_pushinteger(L, w->me);
     lua_pushinteger(L, w->n);
     lua_pushlstring(L, w->setup, w->setup_len);
-    lua_call(L, 3, 4);                                  /* w module status in dead out */
+    lua_call(L, 3, 4);                                  /* module w status in dead out */
     return 4;
 }
 
+/* What prestarted worker w is to do once worker 1 knows (its go); 1 when it was not
+ * prestarted. */
+static int wait_for_setup(worker *w)
+{
+    int go;
+
+    if (!w->prestarted)
+        return 1;
+    uv_mutex_lock(&early.lock);
+    while (w->go == 0)
+        uv_cond_wait(&early.changed, &early.lock);
+    go = w->go;
+    uv_mutex_unlock(&early.lock);
+    return go;
+}
+
+/* The message of the error on top of L, copied into w->err. */
+static void take_error(worker *w, lua_State *L)
+{
+    size_t len;
+    const char *msg = lua_tolstring(L, -1, &len);
+
+    w->err = copy(msg != NULL ? msg : "(no message)", msg != NULL ? len : 12);
+}
+
+/* Runs worker.main (the module on top of L) for w, keeping what it returned in w. */
+static void run_main(worker *w, lua_State *L)
+{
+    lua_pushcfunction(L, call_main);
+    lua_insert(L, -2);                                  /* call_main module */
+    lua_pushlightuserdata(L, w);
+    if (sl_vm_pcall(L, 2, 4) != 0) {
+        take_error(w, L);
+        return;
+    }
+    w->status = lua_type(L, -4) == LUA_TNUMBER ? (int)lua_tointeger(L, -4) : 0;
+    w->records_in = lua_tonumber(L, -3);
+    w->dead = lua_tonumber(L, -2);
+    w->out = lua_tonumber(L, -1);
+}
+
+/* A worker's thread: its loop and Lua state, its modules loaded; then, when it was
+ * prestarted, it waits for worker 1 to give it its setup (or to end it unused); then
+ * worker.main. */
 static void thread_main(void *arg)
 {
     worker *w = arg;
     uv_loop_t loop;
-    lua_State *L;
+    lua_State *L = NULL;
+    int go;
 
     w->status = 1;
     if (uv_loop_init(&loop) != 0) {
         w->err = copy("cannot make the worker's loop", 29);
+        (void)wait_for_setup(w);
         return;
     }
     sl_loop_use(&loop);
     L = sl_vm_open(w->libdir);
-    if (L != NULL) {
-        lua_pushcfunction(L, call_main);
-        lua_pushlightuserdata(L, w);
-        if (sl_vm_pcall(L, 1, 4) != 0) {
-            size_t len;
-            const char *msg = lua_tolstring(L, -1, &len);
-            w->err = copy(msg != NULL ? msg : "(no message)", msg != NULL ? len : 12);
-        } else {
-            w->status = lua_type(L, -4) == LUA_TNUMBER ? (int)lua_tointeger(L, -4) : 0;
-            w->records_in = lua_tonumber(L, -3);
-            w->dead = lua_tonumber(L, -2);
-            w->out = lua_tonumber(L, -1);
-        }
-        sl_vm_close(L);
-    } else {
+    if (L == NULL) {
         w->err = copy("cannot create the worker's Lua state", 36);
+    } else {
+        lua_pushcfunction(L, load_worker);
+        if (sl_vm_pcall(L, 0, 1) != 0)                  /* module | msg */
+            take_error(w, L);
     }
+    go = wait_for_setup(w);
+    if (go == -2 && w->err == NULL)
+        w->err = copy("out of memory for the worker's setup", 36);
+    if (go < 0)
+        w->status = w->err != NULL;                     /* (ended unused) */
+    else if (w->err == NULL)
+        run_main(w, L);
+    if (L != NULL)
+        sl_vm_close(L);
     sl_loop_close();
     sl_mpack_thread_end();
 }
@@ -112,6 +181,27 @@ int sl_workers_start(lua_State *L)
         return luaL_error(L, "core.workers_start: %d workers (2 to %d)", n, SL_WORKERS_MAX);
     if (sl_exchange_create(n) != 0)
         return luaL_error(L, "core.workers_start: out of memory for %d workers' rings", n);
+    if (early.n == n) {
+        /* the threads started with the process are this team: their setup, and they go */
+        team.w = early.w;
+        team.n = n;
+        early.n = 0;
+        early.w = NULL;
+        stop_requested = 0;
+        sl_claims_forget();             /* (a source's claims are this team's) */
+        uv_mutex_lock(&early.lock);
+        for (int i = 1; i < n; i++) {
+            worker *w = &team.w[i];
+            w->setup = copy(setup, len);
+            w->setup_len = len;
+            w->go = w->setup != NULL ? 1 : -2;
+        }
+        uv_cond_broadcast(&early.changed);
+        uv_mutex_unlock(&early.lock);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    sl_workers_prestart_cancel();       /* (threads for another count of workers) */
     team.w = calloc((size_t)n, sizeof *team.w);
     if (team.w == NULL) {
         sl_exchange_destroy();
@@ -124,6 +214,7 @@ int sl_workers_start(lua_State *L)
         worker *w = &team.w[i];
         w->me = i + 1;
         w->n = n;
+        w->go = 1;
         w->setup = copy(setup, len);
         w->setup_len = len;
         w->libdir = copy(libdir != NULL ? libdir : "", libdir != NULL ? strlen(libdir) : 0);
@@ -136,6 +227,66 @@ int sl_workers_start(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* Starts workers 2..n's threads now (workers.h): started by core.workers_start, after
+ * worker 1 had loaded its modules and compiled the script, they began 25 ms after it and
+ * worker 1 waited on its rings. Nothing when n is out of range, and none when one cannot
+ * start (core.workers_start starts them then). */
+void sl_workers_prestart(int n, const char *libdir)
+{
+    if (early.n != 0 || n < 2 || n > SL_WORKERS_MAX)
+        return;
+    if (!early.made) {
+        if (uv_mutex_init(&early.lock) != 0)
+            return;
+        if (uv_cond_init(&early.changed) != 0) {
+            uv_mutex_destroy(&early.lock);
+            return;
+        }
+        early.made = 1;
+    }
+    early.w = calloc((size_t)n, sizeof *early.w);
+    if (early.w == NULL)
+        return;
+    early.n = n;
+    for (int i = 1; i < n; i++) {
+        worker *w = &early.w[i];
+        w->me = i + 1;
+        w->n = n;
+        w->prestarted = 1;
+        w->libdir = copy(libdir, strlen(libdir));
+        if (w->libdir == NULL || uv_thread_create(&w->tid, thread_main, w) != 0) {
+            free(w->libdir);
+            w->libdir = NULL;
+            w->me = -w->me;
+            sl_workers_prestart_cancel();
+            return;
+        }
+    }
+}
+
+void sl_workers_prestart_cancel(void)
+{
+    worker *ws = early.w;
+    int n = early.n;
+
+    if (ws == NULL)
+        return;
+    uv_mutex_lock(&early.lock);
+    for (int i = 1; i < n; i++)
+        ws[i].go = -1;
+    uv_cond_broadcast(&early.changed);
+    uv_mutex_unlock(&early.lock);
+    for (int i = 1; i < n; i++) {
+        if (ws[i].me > 0)
+            uv_thread_join(&ws[i].tid);
+        free(ws[i].libdir);
+        free(ws[i].err);
+    }
+    free(ws);
+    early.w = NULL;
+    early.n = 0;
 }
 
 int sl_workers_join(lua_State *L)

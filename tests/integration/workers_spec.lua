@@ -194,6 +194,34 @@ describe("--workers", function()
     end)
   end
 
+  -- (main.c starts workers 2..N with the process, as the command line asks, before the
+  -- script is read; cli.lua's reading of the options decides what runs)
+  it("runs as the options say however they are written; threads started for another count end unused",
+    function()
+      local dir = h.tmpdir()
+      input(dir, "a.jsonl", 5, 40)
+      input(dir, "b.jsonl", 6, 40)
+      local path = script(dir, [[
+        return a:key_by("k"):window(sl.tumbling("1s")):aggregate { n = sl.count() } ]])
+      local _, one = run(path, dir, 1)
+      assert.is_true(#one > 100)
+      for _, args in ipairs({ "--workers=3", "--workers 2 --workers 3", "--workers 3 --workers 1",
+                              "--workers 2 --workers=2" }) do
+        local res = h.run(string.format("run %s %s --set out=o.jsonl", h.q(path), args))
+        h.expect_code(res, 0)
+        local all = h.lines(h.read(h.path(dir, "o.jsonl")))
+        table.sort(all)
+        h.same_lines(one, all, args)
+      end
+      -- a script that does not compile: its mistake at its line, and the process ends
+      local bad = h.script("local sl = require 'sluice'\nsl.source.values {1}:map(nil)\n")
+      local res = h.run(string.format("run %s --workers 4", h.q(bad)), { timeout = 20 })
+      h.expect_code(res, 2)
+      h.contains(res.stderr, ":2")
+      res = h.run("run --workers 2", { timeout = 20 })
+      h.expect_code(res, 2)
+    end)
+
   it("sends each worker's dead letters and user errors as one worker does", function()
     local dir = h.tmpdir()
     input(dir, "a.jsonl", 1, 10)
