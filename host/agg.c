@@ -280,8 +280,8 @@ int sl_agg_max_add(sl_agg_pool *p, int32_t slot, int j, double x)
     return max_add(fields(p, slot, j), x);
 }
 
-/* One record into every entry of a slot, as the adds above would take it one entry at a
- * time; what a combiner's fold does per record, so the record is found once. */
+/* Records into every entry of their slots, as the adds above would take them one entry at
+ * a time: what a combiner's fold does with a chunk of records, each found once. */
 void sl_agg_add_bytes(const sl_agg_pool *p, double *const *r, const uint8_t *const *rec,
                       int n, const int *value_at)
 {
