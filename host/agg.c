@@ -25,7 +25,8 @@ typedef struct entry {
 struct sl_agg_pool {
     double **chunks;             /* chunks[i] holds slots i*SL_AGG_CHUNK ...; owned */
     int32_t nchunks, chunks_cap; /* chunks in use, and room in the chunks array */
-    int32_t used;                /* slots below this were handed out at least once */
+    int32_t used;                /* slots below this were handed out at least once since
+                                  * the pool was last empty */
     int32_t free_head;           /* first free slot, or -1 */
     size_t live;                 /* slots handed out and not yet released */
     int width;                   /* doubles per record (at least 1, for the free list) */
@@ -187,6 +188,12 @@ int32_t sl_agg_pool_alloc(sl_agg_pool *p)
     if (p->free_head >= 0) {
         slot = p->free_head;
         p->free_head = (int32_t)record(p, slot)[0];
+        /* The next alloc reads the next free record's link: released in whatever order
+         * their keys left (a combiner's pane taken in its map's order), free records lie
+         * scattered, and that read was a cache miss nearly every time (90 % of this
+         * function's time, 5 % of a 2-worker job's with a pane of many keys). */
+        if (p->free_head >= 0)
+            __builtin_prefetch(record(p, p->free_head), 1);
     } else {
         if (p->used == p->nchunks * SL_AGG_CHUNK && grow(p) != SL_PRIM_OK)
             return SL_PRIM_ENOMEM;
@@ -199,12 +206,19 @@ int32_t sl_agg_pool_alloc(sl_agg_pool *p)
     return slot;
 }
 
-/* The free list's link is the record's first double (a slot fits exactly). */
+/* The free list's link is the record's first double (a slot fits exactly). When the last
+ * live slot goes, the pool starts again from its first slot: the next slots are handed out
+ * in order, side by side, instead of down a free list in the order they were released (a
+ * combiner's pane, taken whole, empties its pool every 65536 keys). */
 void sl_agg_pool_release(sl_agg_pool *p, int32_t slot)
 {
+    if (--p->live == 0) {
+        p->free_head = -1;
+        p->used = 0;
+        return;
+    }
     record(p, slot)[0] = (double)p->free_head;
     p->free_head = slot;
-    p->live--;
 }
 
 size_t sl_agg_pool_live(const sl_agg_pool *p)

@@ -181,6 +181,29 @@ describe("aggregate accumulators in C", function()
     a.close()
   end)
 
+  it("hands out slots down the free list, and from the first again once the pool is empty",
+    function()
+      local a = compile { n = sl.count(), hi = sl.max "v" }
+      local s = {}
+      for i = 1, 5 do s[i] = a.fresh() end
+      assert.same({ 0, 1, 2, 3, 4 }, s)
+      a.free(s[3]); a.free(s[1]); a.free(s[5])
+      -- (the last freed first, as Lua frees and takes them back)
+      assert.same({ 4, 0, 2 }, { a.fresh(), a.fresh(), a.fresh() })
+      for _, x in ipairs(s) do a.update(x, { v = x }, 1) end
+      for _, i in ipairs({ 2, 5, 1, 4, 3 }) do a.free(s[i]) end
+      assert.equal(0, live(a))
+      -- empty: from slot 0 on, side by side, each fresh whatever it held before
+      local again = {}
+      for i = 1, 6 do again[i] = a.fresh() end
+      assert.same({ 0, 1, 2, 3, 4, 5 }, again)
+      for _, x in ipairs(again) do assert.same({ n = 0 }, result(a, x)) end
+      a.update(again[2], { v = 7 }, 1)
+      assert.same({ n = 1, hi = 7 }, result(a, again[2]))
+      assert.equal(6, live(a))
+      a.close()
+    end)
+
   it("saves plain values in the old layout and loads them back", function()
     local a = compile { n = sl.count(), s = sl.sum "v" }
     local acc = a.fresh()
