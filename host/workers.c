@@ -168,53 +168,27 @@ static void thread_main(void *arg)
     sl_mpack_thread_end();
 }
 
-int sl_workers_start(lua_State *L)
+/* Gives the team's prestarted threads their setup, and they go. */
+static void give_setup(const char *setup, size_t len)
 {
-    int n = (int)luaL_checkinteger(L, 1);
-    size_t len;
-    const char *setup = luaL_checklstring(L, 2, &len);
-    const char *libdir = sl_vm_libdir(L);
+    uv_mutex_lock(&early.lock);
+    for (int i = 1; i < team.n; i++) {
+        worker *w = &team.w[i];
+        w->setup = copy(setup, len);
+        w->setup_len = len;
+        w->go = w->setup != NULL ? 1 : -2;
+    }
+    uv_cond_broadcast(&early.changed);
+    uv_mutex_unlock(&early.lock);
+}
 
-    if (team.n != 0)
-        return luaL_error(L, "core.workers_start: workers run already");
-    if (n < 2 || n > SL_WORKERS_MAX)
-        return luaL_error(L, "core.workers_start: %d workers (2 to %d)", n, SL_WORKERS_MAX);
-    if (sl_exchange_create(n) != 0)
-        return luaL_error(L, "core.workers_start: out of memory for %d workers' rings", n);
-    if (early.n == n) {
-        /* the threads started with the process are this team: their setup, and they go */
-        team.w = early.w;
-        team.n = n;
-        early.n = 0;
-        early.w = NULL;
-        stop_requested = 0;
-        sl_claims_forget();             /* (a source's claims are this team's) */
-        uv_mutex_lock(&early.lock);
-        for (int i = 1; i < n; i++) {
-            worker *w = &team.w[i];
-            w->setup = copy(setup, len);
-            w->setup_len = len;
-            w->go = w->setup != NULL ? 1 : -2;
-        }
-        uv_cond_broadcast(&early.changed);
-        uv_mutex_unlock(&early.lock);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    sl_workers_prestart_cancel();       /* (threads for another count of workers) */
-    team.w = calloc((size_t)n, sizeof *team.w);
-    if (team.w == NULL) {
-        sl_exchange_destroy();
-        return luaL_error(L, "core.workers_start: out of memory");
-    }
-    team.n = n;
-    stop_requested = 0;
-    sl_claims_forget();                 /* (a source's claims are this team's) */
-    for (int i = 1; i < n; i++) {
+/* Starts the team's threads, each with its setup. */
+static void start_threads(const char *setup, size_t len, const char *libdir)
+{
+    for (int i = 1; i < team.n; i++) {
         worker *w = &team.w[i];
         w->me = i + 1;
-        w->n = n;
-        w->go = 1;
+        w->n = team.n;
         w->setup = copy(setup, len);
         w->setup_len = len;
         w->libdir = copy(libdir != NULL ? libdir : "", libdir != NULL ? strlen(libdir) : 0);
@@ -225,6 +199,40 @@ int sl_workers_start(lua_State *L)
             w->me = -w->me;             /* not started: join skips it */
         }
     }
+}
+
+int sl_workers_start(lua_State *L)
+{
+    int n = (int)luaL_checkinteger(L, 1);
+    size_t len;
+    const char *setup = luaL_checklstring(L, 2, &len);
+    int prestarted = early.n == n;
+
+    if (team.n != 0)
+        return luaL_error(L, "core.workers_start: workers run already");
+    if (n < 2 || n > SL_WORKERS_MAX)
+        return luaL_error(L, "core.workers_start: %d workers (2 to %d)", n, SL_WORKERS_MAX);
+    if (sl_exchange_create(n) != 0)
+        return luaL_error(L, "core.workers_start: out of memory for %d workers' rings", n);
+    if (prestarted) {
+        team.w = early.w;               /* the threads started with the process */
+        early.w = NULL;
+        early.n = 0;
+    } else {
+        sl_workers_prestart_cancel();   /* (threads for another count of workers) */
+        team.w = calloc((size_t)n, sizeof *team.w);
+        if (team.w == NULL) {
+            sl_exchange_destroy();
+            return luaL_error(L, "core.workers_start: out of memory");
+        }
+    }
+    team.n = n;
+    stop_requested = 0;
+    sl_claims_forget();                 /* (a source's claims are this team's) */
+    if (prestarted)
+        give_setup(setup, len);
+    else
+        start_threads(setup, len, sl_vm_libdir(L));
     lua_pushboolean(L, 1);
     return 1;
 }
